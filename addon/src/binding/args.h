@@ -1,0 +1,24 @@
+// Argument conversion for the exports: copies JS values into plain C++ values, or throws
+// core::Error(kInvalidArgument) with one message shape:
+// "Expected <what> for <name> but received <type, or the value when only the value is wrong>".
+#ifndef BASTION_BINDING_ARGS_H_
+#define BASTION_BINDING_ARGS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <napi.h>
+
+namespace bastion::binding {
+
+// A copy of the bytes of a Buffer or Uint8Array argument.
+std::string CopyBytes(const Napi::CallbackInfo& info, size_t index, const char* name);
+
+// An integer argument in [min, max].
+int32_t ReadInteger(const Napi::CallbackInfo& info, size_t index, const char* name, int32_t min,
+                    int32_t max);
+
+}  // namespace bastion::binding
+
+#endif  // BASTION_BINDING_ARGS_H_

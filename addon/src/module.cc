@@ -1,0 +1,30 @@
+// Registers the addon's exports; each runs under binding::Guard. Per-environment instance data
+// (Napi::Addon) keeps the addon usable from worker_threads and freed with each environment.
+#include <napi.h>
+
+#include "binding/exports.h"
+#include "binding/guard.h"
+
+namespace bastion::binding {
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env /*env*/, Napi::Object exports) {
+    DefineAddon(exports, {
+                             InstanceMethod<&Addon::Export<Version>>("version", napi_enumerable),
+                             InstanceMethod<&Addon::Export<SetThreads>>("setThreads", napi_enumerable),
+                             InstanceMethod<&Addon::Export<InspectModel>>("inspectModel", napi_enumerable),
+                         });
+  }
+
+ private:
+  template <Handler handler>
+  Napi::Value Export(const Napi::CallbackInfo& info) {
+    return Guard(info, handler);
+  }
+};
+
+}  // namespace bastion::binding
+
+using bastion::binding::Addon;
+NODE_API_ADDON(Addon)

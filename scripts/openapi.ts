@@ -1,0 +1,48 @@
+// Writes openapi.yaml from the route schemas (the code is the source; the file is the committed
+// contract), then regenerates src/generated/openapi.d.ts for the typed client. `npm run openapi`.
+// test/http/openapi.test.ts fails when either committed file differs from what this produces.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import openapiTS, { astToString } from 'openapi-typescript';
+import { stringify } from 'yaml';
+import { buildApp } from '../src/app.js';
+import { openStore } from '../src/store/db.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const OPENAPI_FILE = path.join(repoRoot, 'openapi.yaml');
+export const CLIENT_TYPES_FILE = path.join(repoRoot, 'src', 'generated', 'openapi.d.ts');
+
+const HEADER = '# Generated from the route schemas by `npm run openapi`. Do not edit by hand.\n';
+
+/** The OpenAPI document the code describes (built from an in-memory app; nothing listens). */
+export async function buildOpenapiDocument(): Promise<Record<string, unknown>> {
+  const store = openStore(':memory:');
+  const app = await buildApp({
+    store,
+    pool: { size: 0, run: () => Promise.reject(new Error('no pool')), isAlive: () => false, close: async () => undefined },
+    isAddonLoaded: () => false,
+  });
+  await app.ready();
+  const document = app.swagger() as unknown as Record<string, unknown>;
+  await app.close();
+  store.close();
+  return JSON.parse(JSON.stringify(document)) as Record<string, unknown>;
+}
+
+export function renderOpenapiYaml(document: Record<string, unknown>): string {
+  return HEADER + stringify(document, { lineWidth: 0 });
+}
+
+export async function renderClientTypes(yamlText: string): Promise<string> {
+  const ast = await openapiTS(yamlText);
+  return `// Generated from openapi.yaml by \`npm run openapi\`. Do not edit by hand.\n${astToString(ast)}`;
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('scripts/openapi.ts')) {
+  const yamlText = renderOpenapiYaml(await buildOpenapiDocument());
+  fs.writeFileSync(OPENAPI_FILE, yamlText);
+  fs.mkdirSync(path.dirname(CLIENT_TYPES_FILE), { recursive: true });
+  fs.writeFileSync(CLIENT_TYPES_FILE, await renderClientTypes(yamlText));
+  console.log(`wrote ${path.relative(repoRoot, OPENAPI_FILE)} and ${path.relative(repoRoot, CLIENT_TYPES_FILE)}`);
+}

@@ -1,0 +1,90 @@
+// The `bastion` command: `serve` starts the server; the other commands are clients of its HTTP API.
+// Every command that prints data takes --json and then prints exactly one JSON value.
+import { Command, Option } from 'commander';
+import { loadConfig } from '../config.js';
+import { ApiError, createApiClient, resolveClientSettings, unwrap, type ClientOptionValues } from './client.js';
+import { addServeOptions, serveFlagsFrom } from './serve-options.js';
+
+interface Output {
+  json?: boolean;
+}
+
+function print(options: Output, value: unknown, human: () => string): void {
+  process.stdout.write(options.json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+function table(rows: Record<string, string>[], columns: string[]): string {
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => r[c] ?? '')))].join('\n');
+}
+
+function addClientOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--url <url>', 'server URL [BASTION_URL] (default https://127.0.0.1:8443)'))
+    .addOption(new Option('--token <token>', 'bearer token [BASTION_TOKEN] (default: <data dir>/admin-token)'))
+    .addOption(new Option('--ca <file>', 'PEM certificate to trust [BASTION_CA] (default: <data dir>/tls/server-cert.pem)'))
+    .addOption(new Option('--data-dir <dir>', 'local data folder to find the admin token and certificate [BASTION_DATA_DIR]'))
+    .addOption(new Option('--insecure', 'do not verify the server certificate (development only)'))
+    .addOption(new Option('--json', 'print JSON'));
+}
+
+function client(options: ClientOptionValues) {
+  return createApiClient(resolveClientSettings(options));
+}
+
+export function buildProgram(): Command {
+  const program = new Command('bastion')
+    .description('Bastion: confidential DP training server')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(text) });
+
+  addServeOptions(program.command('serve').description('start the server (HTTPS on 127.0.0.1:8443 by default)')).action(
+    async (options: Record<string, unknown>) => {
+      const { runServer } = await import('../main.js');
+      await runServer(loadConfig(process.env, serveFlagsFrom(options)));
+    },
+  );
+
+  const principals = program.command('principals').description('manage principals and their tokens (admin)');
+  addClientOptions(
+    principals
+      .command('create')
+      .description('create a principal and print its token (shown once)')
+      .requiredOption('--name <name>', 'display name')
+      .addOption(new Option('--role <role>', 'role').choices(['member', 'admin']).default('member')),
+  ).action(async (options: ClientOptionValues & Output & { name: string; role: 'member' | 'admin' }) => {
+    const created = unwrap(await client(options).POST('/v1/principals', { body: { name: options.name, role: options.role } }));
+    print(options, created, () => `created ${created.role} ${created.name} (${created.id})\ntoken (shown once): ${created.token}`);
+  });
+  addClientOptions(principals.command('list').description('list active principals')).action(async (options: ClientOptionValues & Output) => {
+    const list = unwrap(await client(options).GET('/v1/principals'));
+    print(options, list, () => table(list.items.map((p) => ({ id: p.id, name: p.name, role: p.role, created: p.createdAt })), ['id', 'name', 'role', 'created']));
+  });
+  addClientOptions(principals.command('revoke').description('revoke a principal; its tokens stop working at once').argument('<id>', 'principal id')).action(
+    async (id: string, options: ClientOptionValues & Output) => {
+      unwrap(await client(options).DELETE('/v1/principals/{id}', { params: { path: { id } } }));
+      print(options, { id, revoked: true }, () => `revoked ${id}`);
+    },
+  );
+  addClientOptions(program.command('whoami').description('show the principal of the token in use')).action(async (options: ClientOptionValues & Output) => {
+    const me = unwrap(await client(options).GET('/v1/whoami'));
+    print(options, me, () => `${me.name} (${me.role}) ${me.id}`);
+  });
+  return program;
+}
+
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof ApiError) {
+      process.stderr.write(`bastion: ${err.message}\n`);
+      for (const e of err.problem?.errors ?? []) process.stderr.write(`  ${e.pointer ?? e.parameter ?? ''} ${e.detail}\n`);
+    } else {
+      const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : '';
+      process.stderr.write(`bastion: ${err instanceof Error ? err.message : String(err)}${cause}\n`);
+    }
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,31 @@
+// The server's command-line flags, derived from the option table in config.ts so that every
+// BASTION_* variable has its matching flag and the two cannot drift apart.
+import { Command, Option } from 'commander';
+import { configOptions, type Config } from '../config.js';
+
+export type ServeFlags = Partial<Record<keyof Config, string | boolean>>;
+
+export function addServeOptions(command: Command): Command {
+  for (const option of configOptions) {
+    const flags = 'valueName' in option ? `${option.flag} <${option.valueName}>` : option.flag;
+    command.addOption(new Option(flags, `${option.description} [${option.env}]`));
+  }
+  return command;
+}
+
+/** Commander's parsed options → flag values keyed by config key. */
+export function serveFlagsFrom(options: Record<string, unknown>): ServeFlags {
+  const flags: ServeFlags = {};
+  for (const option of configOptions) {
+    const value = options[option.key];
+    if (typeof value === 'string' || typeof value === 'boolean') flags[option.key] = value;
+  }
+  return flags;
+}
+
+/** Parses server flags from argv (without node and script), for `npm start -- --port 9443`. */
+export function parseServeArgs(argv: string[]): ServeFlags {
+  const command = addServeOptions(new Command('bastion-server').description('Start the Bastion server')).allowExcessArguments(false);
+  command.parse(argv, { from: 'user' });
+  return serveFlagsFrom(command.opts());
+}

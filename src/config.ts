@@ -1,0 +1,144 @@
+// Every server setting, typed, read from the environment and from matching command-line flags
+// (a flag wins over its variable), with defaults that run on a laptop. Invalid values fail at start
+// with a message naming the variable or flag; nothing else in the process reads process.env.
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Config {
+  /** Folder for the database, sealed blobs, TLS material and the first admin token. Absolute. */
+  dataDir: string;
+  host: string;
+  /** TCP port; 0 picks a free one. */
+  port: number;
+  /** Piscina worker threads that run libtorch work. */
+  poolSize: number;
+  /** libtorch intra-op threads per pool worker (poolSize × torchThreads should not exceed the cores). */
+  torchThreads: number;
+  /** User-supplied TLS certificate and key (PEM paths); both or neither. */
+  tlsCertPath: string | null;
+  tlsKeyPath: string | null;
+  /** Serve plain HTTP. Only for development behind a trusted proxy; never the default. */
+  insecureHttp: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** How long graceful shutdown waits for in-flight requests and jobs before exiting anyway. */
+  shutdownTimeoutMs: number;
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface OptionSpec<K extends keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  /** Placeholder for the flag's value in help; absent for boolean switches. */
+  valueName?: string;
+  description: string;
+  parse: Parser<Config[K]>;
+}
+
+/** Where things live in the data folder: the one place that names these files. */
+export function dataLayout(dataDir: string) {
+  return {
+    database: path.join(dataDir, 'bastion.db'),
+    adminToken: path.join(dataDir, 'admin-token'),
+    tlsDir: path.join(dataDir, 'tls'),
+    tlsCert: path.join(dataDir, 'tls', 'server-cert.pem'),
+    tlsKey: path.join(dataDir, 'tls', 'server-key.pem'),
+  };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const cores = Math.max(1, os.availableParallelism());
+
+function integer(min: number, max: number): Parser<number> {
+  return (raw, name) => {
+    const value = Number(raw);
+    if (!/^\s*-?\d+\s*$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigError(`Expected integer between ${min} and ${max} for ${name} but received '${raw}'`);
+    }
+    return value;
+  };
+}
+
+const boolean: Parser<boolean> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new ConfigError(`Expected true or false for ${name} but received '${raw}'`);
+};
+
+const text: Parser<string> = (raw, name) => {
+  if (raw.trim() === '') throw new ConfigError(`Expected a non-empty value for ${name}`);
+  return raw.trim();
+};
+
+const filePath: Parser<string> = (raw, name) => path.resolve(text(raw, name));
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const logLevel: Parser<Config['logLevel']> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if ((logLevels as readonly string[]).includes(v)) return v as Config['logLevel'];
+  throw new ConfigError(`Expected one of ${logLevels.join(', ')} for ${name} but received '${raw}'`);
+};
+
+/** The option table: one row per setting, shared by the environment reader and the CLI. */
+export const configOptions = [
+  { key: 'dataDir', env: 'BASTION_DATA_DIR', flag: '--data-dir', valueName: 'dir', description: 'data folder (default ./var)', parse: filePath },
+  { key: 'host', env: 'BASTION_HOST', flag: '--host', valueName: 'address', description: 'address to listen on (default 127.0.0.1)', parse: text },
+  { key: 'port', env: 'BASTION_PORT', flag: '--port', valueName: 'port', description: 'port to listen on, 0 for any (default 8443)', parse: integer(0, 65535) },
+  { key: 'poolSize', env: 'BASTION_POOL_SIZE', flag: '--pool-size', valueName: 'n', description: 'worker threads for libtorch work (default: cores)', parse: integer(1, 256) },
+  { key: 'torchThreads', env: 'BASTION_TORCH_THREADS', flag: '--torch-threads', valueName: 'n', description: 'libtorch intra-op threads per worker (default: cores / pool size)', parse: integer(1, 1024) },
+  { key: 'tlsCertPath', env: 'BASTION_TLS_CERT', flag: '--tls-cert', valueName: 'file', description: 'PEM certificate (default: a self-signed one in the data folder)', parse: filePath },
+  { key: 'tlsKeyPath', env: 'BASTION_TLS_KEY', flag: '--tls-key', valueName: 'file', description: 'PEM private key for --tls-cert', parse: filePath },
+  { key: 'insecureHttp', env: 'BASTION_INSECURE_HTTP', flag: '--insecure-http', description: 'serve plain HTTP instead of HTTPS (development only)', parse: boolean },
+  { key: 'logLevel', env: 'BASTION_LOG_LEVEL', flag: '--log-level', valueName: 'level', description: 'log level (default info)', parse: logLevel },
+  { key: 'shutdownTimeoutMs', env: 'BASTION_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', valueName: 'ms', description: 'grace period for shutdown (default 10000)', parse: integer(0, 600_000) },
+] as const satisfies readonly OptionSpec<keyof Config>[];
+
+export function defaultConfig(cwd = process.cwd()): Config {
+  return {
+    dataDir: path.resolve(cwd, 'var'),
+    host: '127.0.0.1',
+    port: 8443,
+    poolSize: cores,
+    torchThreads: 1,
+    tlsCertPath: null,
+    tlsKeyPath: null,
+    insecureHttp: false,
+    logLevel: 'info',
+    shutdownTimeoutMs: 10_000,
+  };
+}
+
+/**
+ * Builds the configuration from environment variables, then flag values (already split by the CLI,
+ * keyed by config key, as raw strings or `true` for switches). Throws ConfigError naming the source.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  flags: Partial<Record<keyof Config, string | boolean>> = {},
+): Config {
+  const config: Record<string, unknown> = { ...defaultConfig() };
+  const given = new Set<keyof Config>();
+  for (const option of configOptions) {
+    const fromEnv = env[option.env];
+    if (fromEnv !== undefined && fromEnv !== '') {
+      config[option.key] = option.parse(fromEnv, option.env);
+      given.add(option.key);
+    }
+    const fromFlag = flags[option.key];
+    if (fromFlag !== undefined) {
+      config[option.key] = option.parse(fromFlag === true ? 'true' : String(fromFlag), option.flag);
+      given.add(option.key);
+    }
+  }
+  const result = config as unknown as Config;
+  if (!given.has('torchThreads')) result.torchThreads = Math.max(1, Math.floor(cores / result.poolSize));
+  if ((result.tlsCertPath === null) !== (result.tlsKeyPath === null)) {
+    throw new ConfigError('BASTION_TLS_CERT and BASTION_TLS_KEY (--tls-cert, --tls-key) must be given together');
+  }
+  return result;
+}

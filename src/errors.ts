@@ -1,0 +1,81 @@
+// The closed set of error codes services may raise, and BastionError, which carries one of them.
+// Services throw BastionError and know nothing of HTTP; src/http/plugins/problem.ts maps each code to
+// a problem+json response through the exhaustive table below (a code without a row does not compile).
+
+export const ErrorCode = {
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  BAD_REQUEST: 'BAD_REQUEST',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+  LAST_ADMIN: 'LAST_ADMIN',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  UNPROCESSABLE_MODEL: 'UNPROCESSABLE_MODEL',
+  SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface ErrorSpec {
+  /** HTTP status the code maps to. */
+  readonly status: number;
+  /** Problem type slug, kebab-case; the problem `type` is `PROBLEM_TYPE_BASE + slug`. */
+  readonly slug: string;
+  /** Short, stable, human-readable summary (RFC 9457 `title`). */
+  readonly title: string;
+}
+
+export const errorSpecs: Readonly<Record<ErrorCode, ErrorSpec>> = {
+  VALIDATION_FAILED: { status: 400, slug: 'validation-failed', title: 'The request is not valid' },
+  BAD_REQUEST: { status: 400, slug: 'bad-request', title: 'The request could not be read' },
+  UNAUTHORIZED: { status: 401, slug: 'unauthorized', title: 'A valid bearer token is required' },
+  FORBIDDEN: { status: 403, slug: 'forbidden', title: 'The principal may not do this' },
+  NOT_FOUND: { status: 404, slug: 'not-found', title: 'No such resource' },
+  METHOD_NOT_ALLOWED: { status: 405, slug: 'method-not-allowed', title: 'Method not allowed on this resource' },
+  LAST_ADMIN: { status: 409, slug: 'last-admin', title: 'The last admin principal cannot be removed' },
+  PAYLOAD_TOO_LARGE: { status: 413, slug: 'payload-too-large', title: 'The request body is too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, slug: 'unsupported-media-type', title: 'Unsupported content type' },
+  UNPROCESSABLE_MODEL: { status: 422, slug: 'unprocessable-model', title: 'The model cannot be used' },
+  SERVICE_UNAVAILABLE: { status: 503, slug: 'service-unavailable', title: 'The service is not ready' },
+  INTERNAL: { status: 500, slug: 'internal', title: 'Internal server error' },
+};
+
+/** Problem types are absolute URIs (RFC 9457 §3.1.1) in Bastion's own URN namespace. */
+export const PROBLEM_TYPE_BASE = 'urn:bastion:problem:';
+
+/** One field-level problem, as in the `errors` list of a validation problem. */
+export interface FieldError {
+  /** JSON pointer into the body (RFC 6901), e.g. "/role". */
+  pointer?: string;
+  /** Name of a path or query parameter. */
+  parameter?: string;
+  /** Name of a header. */
+  header?: string;
+  detail: string;
+}
+
+export interface BastionErrorDetails {
+  errors?: FieldError[];
+  /** Seconds a client should wait before retrying (503). */
+  retryAfterSeconds?: number;
+  /** Extension members added to the problem document, e.g. `{ operators: [...] }`. */
+  extensions?: Record<string, unknown>;
+}
+
+export class BastionError extends Error {
+  override readonly name = 'BastionError';
+  readonly code: ErrorCode;
+  readonly details: BastionErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: BastionErrorDetails = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isBastionError(value: unknown): value is BastionError {
+  return value instanceof BastionError;
+}

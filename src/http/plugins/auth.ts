@@ -1,0 +1,49 @@
+// Bearer-token authentication for every /v1 route except those marked `config: { public: true }`
+// (attestation), and the role check for admin-only operations. The token itself is never logged.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { BastionError } from '../../errors.js';
+import { authenticate, type Principal } from '../../governance/principals.js';
+import type { Store } from '../../store/db.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated principal; null only on public routes. */
+    principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    /** Route needs no token. */
+    public?: boolean;
+  }
+}
+
+const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
+
+export default fp(
+  async function authPlugin(app: FastifyInstance, options: { store: Store }) {
+    app.decorateRequest('principal', null);
+    app.addHook('onRequest', async (request) => {
+      const url = request.routeOptions.url;
+      if (url === undefined || !url.startsWith('/v1/') || request.routeOptions.config.public === true) return;
+      const header = request.headers.authorization;
+      if (header === undefined) throw new BastionError('UNAUTHORIZED', 'This operation needs an Authorization: Bearer <token> header');
+      const match = BEARER.exec(header);
+      const principal = match ? authenticate(options.store, match[1]!) : null;
+      if (!principal) throw new BastionError('UNAUTHORIZED', 'The bearer token is malformed, unknown or revoked');
+      request.principal = principal;
+    });
+  },
+  { name: 'bastion-auth' },
+);
+
+/** The authenticated principal of a /v1 request (the auth hook guarantees one). */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new BastionError('UNAUTHORIZED', 'This operation needs a bearer token');
+  return request.principal;
+}
+
+export function requireAdmin(request: FastifyRequest): Principal {
+  const principal = principalOf(request);
+  if (principal.role !== 'admin') throw new BastionError('FORBIDDEN', 'Only admin principals may do this');
+  return principal;
+}

@@ -1,0 +1,90 @@
+// The one error handler: turns every error — BastionError from services, Fastify validation and
+// content-type errors, multipart limits, unknown routes, anything unexpected — into an RFC 9457
+// problem+json response. Unexpected errors are logged in full under the request id and answered with
+// a 500 that carries only that id: no stack, message or internals leave the server.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { BastionError, errorSpecs, PROBLEM_TYPE_BASE, type ErrorCode, type FieldError } from '../../errors.js';
+import { PROBLEM_MEDIA_TYPE } from '../schemas/common.js';
+
+export interface ProblemDocument {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  requestId?: string;
+  errors?: FieldError[];
+  [extension: string]: unknown;
+}
+
+export function problemFor(code: ErrorCode, detail?: string, extra: Record<string, unknown> = {}): ProblemDocument {
+  const spec = errorSpecs[code];
+  return {
+    type: PROBLEM_TYPE_BASE + spec.slug,
+    title: spec.title,
+    status: spec.status,
+    ...(detail !== undefined ? { detail } : {}),
+    ...extra,
+  };
+}
+
+export function sendProblem(reply: FastifyReply, problem: ProblemDocument): FastifyReply {
+  if (problem.status === 401 && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer realm="bastion"');
+  return reply.code(problem.status).type(PROBLEM_MEDIA_TYPE).send(problem);
+}
+
+type ValidationContext = 'body' | 'params' | 'querystring' | 'headers';
+
+/** Fastify/Ajv validation errors → field errors naming the pointer, parameter or header. */
+function fieldErrors(error: FastifyError): FieldError[] {
+  const context = (error.validationContext ?? 'body') as ValidationContext;
+  return (error.validation ?? []).map((v) => {
+    const params = v.params as Record<string, unknown>;
+    let location = v.instancePath;
+    if (typeof params.missingProperty === 'string') location = `${location}/${params.missingProperty}`;
+    if (typeof params.additionalProperty === 'string') location = `${location}/${params.additionalProperty}`;
+    const detail = v.message ?? 'is invalid';
+    if (context === 'body') return { pointer: location === '' ? '' : location, detail };
+    const name = location.replace(/^\//, '').split('/')[0] ?? '';
+    return context === 'headers' ? { header: name, detail } : { parameter: name, detail };
+  });
+}
+
+/** Fastify's own error codes (content-type parsing, body size, multipart limits) → our codes. */
+function codeForFastifyError(error: FastifyError): ErrorCode | null {
+  const status = error.statusCode ?? 500;
+  if (status === 413) return 'PAYLOAD_TOO_LARGE';
+  if (status === 415) return 'UNSUPPORTED_MEDIA_TYPE';
+  if (status === 405) return 'METHOD_NOT_ALLOWED';
+  if (status === 404) return 'NOT_FOUND';
+  if (status >= 400 && status < 500) return 'BAD_REQUEST';
+  return null;
+}
+
+export default fp(
+  async function problemPlugin(app: FastifyInstance) {
+    app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      if (error instanceof BastionError) {
+        const { errors, retryAfterSeconds, extensions } = error.details;
+        if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
+        const status = errorSpecs[error.code].status;
+        if (status >= 500) request.log.error({ err: error, code: error.code }, 'request failed');
+        return sendProblem(reply, problemFor(error.code, error.message, { ...extensions, ...(errors ? { errors } : {}), ...(status >= 500 ? { requestId: request.id } : {}) }));
+      }
+      if (error.validation) {
+        const errors = fieldErrors(error);
+        const where = error.validationContext ?? 'body';
+        return sendProblem(reply, problemFor('VALIDATION_FAILED', `The request ${where} is not valid: ${errors.map((e) => `${e.pointer ?? e.parameter ?? e.header ?? ''} ${e.detail}`.trim()).join('; ')}`, { errors }));
+      }
+      const code = typeof error.code === 'string' && error.code.startsWith('FST_') ? codeForFastifyError(error) : null;
+      if (code) return sendProblem(reply, problemFor(code, error.message));
+      request.log.error({ err: error }, 'unexpected error');
+      return sendProblem(reply, problemFor('INTERNAL', 'An unexpected error occurred; quote the requestId when reporting it', { requestId: request.id }));
+    });
+
+    app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
+      sendProblem(reply, problemFor('NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`)),
+    );
+  },
+  { name: 'bastion-problem' },
+);

@@ -1,0 +1,96 @@
+// /v1/principals and /v1/whoami: who may use the server. Admin-only except whoami.
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { createPrincipal, getPrincipal, listPrincipals, revokePrincipal } from '../../governance/principals.js';
+import type { Store } from '../../store/db.js';
+import { principalOf, requireAdmin } from '../plugins/auth.js';
+import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
+import { CreatedPrincipalSchema, CreatePrincipalBody, PrincipalListSchema } from '../schemas/principals.js';
+
+export default async function principalRoutes(root: FastifyInstance, options: { store: Store }) {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  const { store } = options;
+
+  app.post(
+    '/v1/principals',
+    {
+      schema: {
+        operationId: 'createPrincipal',
+        tags: ['principals'],
+        summary: 'Create a principal and its bearer token (admin)',
+        body: CreatePrincipalBody,
+        response: { 201: CreatedPrincipalSchema, ...problemResponses(...authedProblems, 403, 415) },
+      },
+    },
+    async (request, reply) => {
+      requireAdmin(request);
+      const created = createPrincipal(store, { name: request.body.name, role: request.body.role ?? 'member' });
+      return reply.code(201).header('location', `/v1/principals/${created.id}`).send(created);
+    },
+  );
+
+  app.get(
+    '/v1/principals',
+    {
+      schema: {
+        operationId: 'listPrincipals',
+        tags: ['principals'],
+        summary: 'List active principals, oldest first (admin)',
+        response: { 200: PrincipalListSchema, ...problemResponses(...authedProblems, 403) },
+      },
+    },
+    async (request) => {
+      requireAdmin(request);
+      return { items: listPrincipals(store) };
+    },
+  );
+
+  app.get(
+    '/v1/principals/:id',
+    {
+      schema: {
+        operationId: 'getPrincipal',
+        tags: ['principals'],
+        summary: 'One active principal (admin)',
+        params: IdParams,
+        response: { 200: Type.Ref('Principal'), ...problemResponses(...authedProblems, 403, 404) },
+      },
+    },
+    async (request) => {
+      requireAdmin(request);
+      return getPrincipal(store, request.params.id);
+    },
+  );
+
+  app.delete(
+    '/v1/principals/:id',
+    {
+      schema: {
+        operationId: 'deletePrincipal',
+        tags: ['principals'],
+        summary: 'Revoke a principal; its tokens stop working at once (admin)',
+        params: IdParams,
+        response: { 204: Type.Null({ description: 'Revoked' }), ...problemResponses(...authedProblems, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      requireAdmin(request);
+      revokePrincipal(store, request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/whoami',
+    {
+      schema: {
+        operationId: 'getWhoami',
+        tags: ['principals'],
+        summary: 'The principal the bearer token belongs to',
+        response: { 200: Type.Ref('Principal'), ...problemResponses(...authedProblems) },
+      },
+    },
+    async (request) => principalOf(request),
+  );
+}

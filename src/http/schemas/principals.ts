@@ -1,0 +1,41 @@
+// Wire shapes of principals.
+import { Type } from 'typebox';
+
+export const RoleSchema = Type.Enum(['admin', 'member'], {
+  type: 'string',
+  description: 'admin: manages principals; member: uploads, trains and downloads as policies allow',
+});
+
+export const PrincipalSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    role: RoleSchema,
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'Principal', title: 'Principal', additionalProperties: false },
+);
+
+export const CreatePrincipalBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200, description: 'Display name, e.g. "hospital-a" or "ci-pipeline"' }),
+    role: Type.Optional(RoleSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const CreatedPrincipalSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    role: RoleSchema,
+    createdAt: Type.String({ format: 'date-time' }),
+    token: Type.String({ description: 'Bearer token. Shown only in this response; store it now.' }),
+  },
+  { additionalProperties: false },
+);
+
+export const PrincipalListSchema = Type.Object(
+  { items: Type.Array(Type.Ref('Principal')) },
+  { additionalProperties: false },
+);

@@ -1,0 +1,97 @@
+// Process entry: read the configuration, open the store, start the worker pool and the HTTPS server,
+// and shut all of it down cleanly on SIGTERM/SIGINT (stop accepting, let in-flight requests finish,
+// close the pool, then the store). `npm start` runs this file; `bastion serve` calls runServer().
+import closeWithGrace from 'close-with-grace';
+import fs from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import { loadConfig, type Config } from './config.js';
+import { loadTlsMaterial } from './enclave/tls.js';
+import { bootstrapAdmin } from './governance/principals.js';
+import { createLogger } from './logger.js';
+import { openStore, type Store } from './store/db.js';
+import { createPool, type WorkerPool } from './training/pool.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  /** Base URL the server listens on, e.g. https://127.0.0.1:8443. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  let store: Store | undefined;
+  let pool: WorkerPool | undefined;
+  try {
+    store = openStore(config.dataDir);
+    const adminTokenFile = bootstrapAdmin(store, config.dataDir);
+    if (adminTokenFile) logger.info({ file: adminTokenFile }, 'first start: created the admin principal; its token is in this file (0600)');
+
+    pool = createPool({ size: config.poolSize, torchThreads: config.torchThreads });
+    const torch = await pool.run('version', {});
+    logger.info({ torch: torch.torch, blas: torch.blas, cxx11Abi: torch.cxx11Abi, poolSize: config.poolSize, torchThreads: config.torchThreads }, 'libtorch addon loaded in the worker pool');
+    if (torch.blas === null) logger.warn('libtorch is not using OpenBLAS; DP training will be 2-4x slower (install libopenblas0-pthread)');
+
+    let https: { cert: string; key: string } | undefined;
+    if (config.insecureHttp) {
+      logger.warn('serving plain HTTP (BASTION_INSECURE_HTTP): tokens and data cross the network in clear');
+    } else {
+      const tls = await loadTlsMaterial({ dataDir: config.dataDir, certPath: config.tlsCertPath, keyPath: config.tlsKeyPath, hosts: [config.host] });
+      logger.info({ certificate: tls.certPath, fingerprint256: tls.fingerprint256, generated: tls.generated }, 'TLS certificate');
+      https = { cert: tls.cert, key: tls.key };
+    }
+
+    const app = await buildApp({ store, pool, isAddonLoaded: () => true, logger, ...(https ? { https } : {}) });
+    await app.listen({ host: config.host, port: config.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    const url = `${https ? 'https' : 'http'}://${host}:${port}`;
+    logger.info({ url, dataDir: config.dataDir }, 'Bastion is listening');
+
+    const openPool = pool;
+    const openStoreHandle = store;
+    let closing: Promise<void> | undefined;
+    return {
+      app,
+      url,
+      close: () =>
+        (closing ??= (async () => {
+          await app.close();
+          await openPool.close();
+          openStoreHandle.close();
+        })()),
+    };
+  } catch (err) {
+    await pool?.close().catch(() => undefined);
+    store?.close();
+    throw err;
+  }
+}
+
+/** Starts the server and closes it gracefully on SIGTERM/SIGINT or a fatal error. */
+export async function runServer(config: Config): Promise<RunningServer> {
+  const logger = createLogger(config.logLevel);
+  const server = await startServer(config, logger);
+  closeWithGrace({ delay: config.shutdownTimeoutMs, logger }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'shutting down after a fatal error');
+    else logger.info({ signal }, 'shutting down');
+    await server.close();
+    logger.info('stopped');
+  });
+  return server;
+}
+
+const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href;
+if (isEntry) {
+  const { parseServeArgs } = await import('./cli/serve-options.js');
+  try {
+    await runServer(loadConfig(process.env, parseServeArgs(process.argv.slice(2))));
+  } catch (err) {
+    console.error(`bastion: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
+}

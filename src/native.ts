@@ -1,0 +1,224 @@
+// The one typed door into the libtorch addon (build/Release/bastion.node). It loads the addon on
+// first use, so importing this module is cheap, and re-throws every native failure as a
+// NativeError with a stable code and the caller's JS stack. Heavy functions (inspectModel and what
+// follows) belong in pool workers, never on the event loop.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import bindings from 'bindings';
+
+/** Stable codes of native failures; `code` of every NativeError. */
+export const NativeErrorCode = {
+  /** An argument has the wrong type or range (a bug in the caller). */
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  /** The bytes are not a TorchScript archive libtorch can load (garbage, truncated, not TorchScript). */
+  MODEL_LOAD_FAILED: 'MODEL_LOAD_FAILED',
+  /** libtorch raised an error outside loading. */
+  TORCH_ERROR: 'TORCH_ERROR',
+  /** An allocation failed. */
+  OUT_OF_MEMORY: 'OUT_OF_MEMORY',
+  /** Any other C++ exception. */
+  NATIVE_ERROR: 'NATIVE_ERROR',
+  /** The addon itself could not be loaded (not built, libtorch missing, ABI mismatch). */
+  ADDON_LOAD_FAILED: 'ADDON_LOAD_FAILED',
+} as const;
+export type NativeErrorCode = (typeof NativeErrorCode)[keyof typeof NativeErrorCode];
+
+const codes: ReadonlySet<string> = new Set(Object.values(NativeErrorCode));
+
+/** A failure inside the addon; `cause` is the original error thrown by the addon. */
+export class NativeError extends Error {
+  override readonly name = 'NativeError';
+  readonly code: NativeErrorCode;
+
+  constructor(code: NativeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** libtorch as this process sees it. */
+export interface NativeVersion {
+  /** TORCH_VERSION of the headers the addon was built with, e.g. "1.13.0". */
+  torch: string;
+  /** Whether the addon (and so libtorch) uses the C++11 std::string ABI. */
+  cxx11Abi: boolean;
+  /** at::get_num_threads() on the calling thread. */
+  intraOpThreads: number;
+  /** at::get_num_interop_threads(), process-wide. */
+  interopThreads: number;
+  /** openblas_get_config() when OpenBLAS is the loaded BLAS, else null. */
+  blas: string | null;
+  /** ATen's parallel backend: "OpenMP", "native" or "TBB". */
+  parallelBackend: string;
+}
+
+/** torch's dtype names without the "torch." prefix; other values come from c10::toString. */
+export type TensorDtype =
+  | 'float32'
+  | 'float64'
+  | 'float16'
+  | 'bfloat16'
+  | 'complex32'
+  | 'complex64'
+  | 'complex128'
+  | 'uint8'
+  | 'int8'
+  | 'int16'
+  | 'int32'
+  | 'int64'
+  | 'bool'
+  | 'qint8'
+  | 'quint8'
+  | 'qint32'
+  | 'quint4x2'
+  | 'quint2x4'
+  | (string & {});
+
+export interface BufferInfo {
+  /** Qualified name, e.g. "net.0.running_mean". */
+  name: string;
+  shape: number[];
+  dtype: TensorDtype;
+}
+
+export interface ParameterInfo extends BufferInfo {
+  requiresGrad: boolean;
+}
+
+export interface OperatorCount {
+  /** Node kind, e.g. "aten::conv2d" or "prim::Constant". */
+  kind: string;
+  count: number;
+}
+
+export interface ForwardInfo {
+  /** Every node kind of the inlined forward graph, nodes in prim::If/prim::Loop blocks included, sorted by kind. */
+  operators: OperatorCount[];
+  /** Graph inputs, self excluded. */
+  inputs: number;
+}
+
+export interface ModelInspection {
+  /** Names of the module's own methods, sorted. */
+  methods: string[];
+  /** named_parameters(recurse=true), i.e. PyTorch's parameters() order. */
+  parameters: ParameterInfo[];
+  /** named_buffers(recurse=true). */
+  buffers: BufferInfo[];
+  /** null when the module has no forward (e.g. a dataset module holding only tensors). */
+  forward: ForwardInfo | null;
+  training: boolean;
+}
+
+interface Addon {
+  version(): NativeVersion;
+  setThreads(intraOpThreads: number): void;
+  inspectModel(bytes: Uint8Array): ModelInspection;
+}
+
+// This file is src/native.ts (tsx) or dist/native.js (tsc): the repository root is one level up.
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const addonFile = path.join(repoRoot, 'build', 'Release', 'bastion.node');
+
+// The exported function a call came through: stacks of re-thrown errors start at its caller.
+type Caller = (...args: never[]) => unknown;
+
+let addon: Addon | undefined;
+let loadFailure: NativeError | undefined;
+
+/**
+ * Loads the addon now (it is otherwise loaded on first use). Throws NativeError ADDON_LOAD_FAILED
+ * with the likely cause and fixes; the failure is remembered, as a process cannot retry dlopen usefully.
+ */
+export function loadNative(): void {
+  getAddon(loadNative);
+}
+
+function getAddon(caller: Caller): Addon {
+  if (addon) return addon;
+  if (!loadFailure) {
+    // OpenBLAS reads this when the addon's libraries load; its own threads on top of ATen's
+    // oversubscribe the cores. Only the main thread's assignment reaches the real environment,
+    // so the addon also calls openblas_set_num_threads(1) in setThreads().
+    process.env.OPENBLAS_NUM_THREADS ??= '1';
+    try {
+      addon = bindings({ bindings: 'bastion.node', module_root: repoRoot }) as Addon;
+      return addon;
+    } catch (error) {
+      loadFailure = new NativeError(NativeErrorCode.ADDON_LOAD_FAILED, explainLoadFailure(error), { cause: error });
+    }
+  }
+  const error = new NativeError(loadFailure.code, loadFailure.message, { cause: loadFailure.cause });
+  Error.captureStackTrace(error, caller);
+  throw error;
+}
+
+function explainLoadFailure(error: unknown): string {
+  const firstLine = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+  const built = existsSync(addonFile);
+  const reason = built ? firstLine.replace(/[:.\s]+$/, '') : `${addonFile} does not exist`;
+  const hints: string[] = [];
+  if (!built) {
+    hints.push('build it with `npm run build:addon`');
+    hints.push('on a fresh machine run scripts/setup.sh first (it installs libtorch and builds the addon)');
+  } else if (/undefined symbol/.test(reason)) {
+    hints.push(
+      'the addon was built against another libtorch or C++ ABI than the one loaded: rebuild with ' +
+        '`npm run build:addon`, and check `node scripts/libtorch.mjs info` (LIBTORCH_DIR, LIBTORCH_CXX11_ABI)',
+    );
+  } else if (/cannot open shared object file/.test(reason)) {
+    hints.push(
+      'libtorch is not installed where the addon was built to find it: run scripts/setup.sh, or set ' +
+        'LIBTORCH_DIR to the libtorch used for the build and rebuild with `npm run build:addon`',
+    );
+  } else if (/NODE_MODULE_VERSION|compiled against a different Node\.js version/.test(reason)) {
+    hints.push('the addon was built for another Node.js version: rebuild with `npm run build:addon`');
+  } else {
+    hints.push('rebuild with `npm run build:addon`; on a fresh machine run scripts/setup.sh');
+    hints.push('check LIBTORCH_DIR and the C++11 ABI with `node scripts/libtorch.mjs info`');
+  }
+  return `Cannot load the libtorch addon: ${reason}. Possible solutions: ${hints.join('; ')}.`;
+}
+
+// Runs one addon call; a native error becomes a NativeError whose stack starts at `caller`.
+function call<T>(caller: Caller, run: (native: Addon) => T): T {
+  const native = getAddon(caller);
+  try {
+    return run(native);
+  } catch (cause) {
+    const code = (cause as { code?: unknown } | null)?.code;
+    const error = new NativeError(
+      typeof code === 'string' && codes.has(code) ? (code as NativeErrorCode) : NativeErrorCode.NATIVE_ERROR,
+      cause instanceof Error ? cause.message : String(cause),
+      { cause },
+    );
+    Error.captureStackTrace(error, caller);
+    throw error;
+  }
+}
+
+/** libtorch version, ABI, thread counts and BLAS. Cheap; fine on the main thread. */
+export function version(): NativeVersion {
+  return call(version, (native) => native.version());
+}
+
+/**
+ * Sets ATen's intra-op threads for the calling thread (an integer in 1..1024) and OpenBLAS's
+ * threads to 1. Call once at the start of each pool worker, with the same value in every worker.
+ * Never changes the inter-op pool.
+ */
+export function setThreads(intraOpThreads: number): void {
+  call(setThreads, (native) => native.setThreads(intraOpThreads));
+}
+
+/**
+ * Loads a TorchScript archive from memory on the CPU and describes it without running it. The
+ * bytes are copied; the caller may reuse them after the call. Throws NativeError
+ * MODEL_LOAD_FAILED for bytes that are not a loadable TorchScript archive.
+ * libtorch's loader is not safe on hostile files: check archives in TypeScript first and call
+ * this in a disposable process.
+ */
+export function inspectModel(bytes: Uint8Array): ModelInspection {
+  return call(inspectModel, (native) => native.inspectModel(bytes));
+}

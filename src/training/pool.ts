@@ -1,0 +1,66 @@
+// The Piscina pool that runs libtorch work off the event loop. Sized once (default: one worker per
+// core), each worker with a fixed number of libtorch threads. Task failures come back as BastionErrors
+// whose codes say whether the input was unusable (422) or the server failed (500).
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { BastionError } from '../errors.js';
+import type { TaskEnvelope, TaskFailure, TaskKind, TaskMap, TaskRequest, WorkerInit } from './tasks.js';
+
+export interface PoolOptions {
+  /** Worker threads, ≥ 1. */
+  size: number;
+  /** libtorch intra-op threads per worker, ≥ 1. */
+  torchThreads: number;
+}
+
+export interface WorkerPool {
+  readonly size: number;
+  run<K extends TaskKind>(kind: K, input: TaskMap[K]['input']): Promise<TaskMap[K]['output']>;
+  /** True while the pool accepts work and has live workers. */
+  isAlive(): boolean;
+  close(): Promise<void>;
+}
+
+// Under tsx (tests, development) this file is src/training/pool.ts and the worker is worker.ts; after
+// `tsc` both are .js in dist/.
+const workerFile = fileURLToPath(new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+
+export function createPool(options: PoolOptions): WorkerPool {
+  const workerData: WorkerInit = { torchThreads: options.torchThreads };
+  const piscina = new Piscina({
+    filename: workerFile,
+    minThreads: options.size,
+    maxThreads: options.size,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    workerData,
+  });
+  let closed = false;
+  return {
+    size: options.size,
+    async run(kind, input) {
+      if (closed) throw new BastionError('SERVICE_UNAVAILABLE', 'The worker pool is shutting down', { retryAfterSeconds: 5 });
+      const request: TaskRequest = { kind, input };
+      const envelope = (await piscina.run(request)) as TaskEnvelope;
+      if (envelope.ok) return envelope.value as TaskMap[typeof kind]['output'];
+      throw taskError(envelope.error);
+    },
+    isAlive: () => !closed && piscina.threads.length > 0,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await piscina.close();
+    },
+  };
+}
+
+/** Native failures on uploaded content are the client's (422); everything else is the server's (500). */
+function taskError(failure: TaskFailure): BastionError {
+  switch (failure.code) {
+    case 'MODEL_LOAD_FAILED':
+      return new BastionError('UNPROCESSABLE_MODEL', `The file is not a loadable TorchScript archive: ${failure.message}`);
+    case 'OUT_OF_MEMORY':
+      return new BastionError('SERVICE_UNAVAILABLE', 'The server ran out of memory for this task', { retryAfterSeconds: 30 });
+    default:
+      return new BastionError('INTERNAL', `Worker task failed (${failure.code}): ${failure.message}`);
+  }
+}

@@ -1,0 +1,27 @@
+// A pool worker: loads the addon once, fixes its thread counts once (libtorch intra-op threads from
+// the pool's settings, OpenBLAS's own threads at 1), then runs heavy tasks one at a time. This is the
+// only place, besides disposable child processes, that calls heavy addon functions.
+import { workerData } from 'node:worker_threads';
+import { inspectModel, NativeError, setThreads, version } from '../native.js';
+import type { TaskEnvelope, TaskKind, TaskMap, TaskRequest, WorkerInit } from './tasks.js';
+
+const init = workerData as WorkerInit;
+setThreads(init.torchThreads);
+
+type Handlers = { [K in TaskKind]: (input: TaskMap[K]['input']) => TaskMap[K]['output'] };
+
+const handlers: Handlers = {
+  version: () => version(),
+  inspectModel: ({ bytes }) => inspectModel(bytes),
+};
+
+export default function runTask(request: TaskRequest): TaskEnvelope {
+  const handler = handlers[request.kind] as ((input: unknown) => unknown) | undefined;
+  if (!handler) return { ok: false, error: { code: 'WORKER_ERROR', message: `Unknown task ${String(request.kind)}` } };
+  try {
+    return { ok: true, value: handler(request.input) } as TaskEnvelope;
+  } catch (err) {
+    if (err instanceof NativeError) return { ok: false, error: { code: err.code, message: err.message } };
+    return { ok: false, error: { code: 'WORKER_ERROR', message: err instanceof Error ? err.message : String(err) } };
+  }
+}

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { dataLayout } from '../../src/config.js';
+import { migrate, openStore, StoreError } from '../../src/store/db.js';
+import { migrations } from '../../src/store/migrations.js';
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-store-'));
+}
+
+test('opens the data folder database in WAL mode with foreign keys on, at the newest schema', () => {
+  const dir = tempDir();
+  const store = openStore(dir);
+  assert.equal(store.db.pragma('journal_mode', { simple: true }), 'wal');
+  assert.equal(store.db.pragma('foreign_keys', { simple: true }), 1);
+  assert.equal(store.db.pragma('user_version', { simple: true }), Math.max(...migrations.map((m) => m.version)));
+  assert.ok(store.isOpen());
+  store.close();
+  assert.equal(store.isOpen(), false);
+  assert.ok(fs.existsSync(dataLayout(dir).database));
+});
+
+test('migrations are applied once: reopening applies nothing', () => {
+  const dir = tempDir();
+  openStore(dir).close();
+  const db = new Database(dataLayout(dir).database);
+  assert.deepEqual(migrate(db, migrations), []);
+  db.close();
+});
+
+test('migration versions are unique and increasing', () => {
+  const versions = migrations.map((m) => m.version);
+  assert.deepEqual(versions, [...versions].sort((a, b) => a - b));
+  assert.equal(new Set(versions).size, versions.length);
+  assert.equal(versions[0], 1);
+});
+
+test('a failing migration leaves the database at its previous version', () => {
+  const db = new Database(':memory:');
+  const broken = [...migrations, { version: 99, name: 'broken', sql: 'CREATE TABLE ok (x INTEGER); SELECT * FROM no_such_table;' }];
+  assert.throws(() => migrate(db, broken));
+  assert.equal(db.pragma('user_version', { simple: true }), 0);
+  assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name IN ('ok', 'principals')").get() as { n: number }).n, 0);
+  db.close();
+});
+
+test('refuses to open a database newer than this server', () => {
+  const dir = tempDir();
+  const db = new Database(dataLayout(dir).database);
+  db.pragma('user_version = 999');
+  db.close();
+  assert.throws(() => openStore(dir), (err: unknown) => err instanceof StoreError && /999/.test(err.message));
+});
+
+test('foreign keys are enforced: a token cannot point at a missing principal', () => {
+  const store = openStore(':memory:');
+  assert.throws(
+    () => store.db.prepare("INSERT INTO tokens (id, principal_id, secret_hash, created_at) VALUES ('t', 'nobody', x'00', 'now')").run(),
+    /FOREIGN KEY/,
+  );
+  store.close();
+});
