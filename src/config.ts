@@ -22,6 +22,12 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How long graceful shutdown waits for in-flight requests and jobs before exiting anyway. */
   shutdownTimeoutMs: number;
+  /** Largest accepted upload (the file part of a model or dataset upload), in bytes. */
+  maxUploadBytes: number;
+  /** Wall-clock limit of the disposable process that first loads an uploaded TorchScript archive. */
+  sandboxTimeoutMs: number;
+  /** Memory limit (RLIMIT_DATA) of that process, in bytes. */
+  sandboxMemoryBytes: number;
 }
 
 type Parser<T> = (raw: string, name: string) => T;
@@ -44,6 +50,12 @@ export function dataLayout(dataDir: string) {
     tlsDir: path.join(dataDir, 'tls'),
     tlsCert: path.join(dataDir, 'tls', 'server-cert.pem'),
     tlsKey: path.join(dataDir, 'tls', 'server-key.pem'),
+    /** The development root key (32 random bytes, 0600); inside an enclave the sealing key replaces it. */
+    devRootKey: path.join(dataDir, 'dev-root.key'),
+    /** Sealed blobs of committed artifacts, one folder per kind. */
+    blobsDir: path.join(dataDir, 'blobs'),
+    /** Blobs being written (uploads in progress); emptied at every start. */
+    stagingDir: path.join(dataDir, 'blobs', 'staging'),
   };
 }
 
@@ -96,6 +108,9 @@ export const configOptions = [
   { key: 'insecureHttp', env: 'BASTION_INSECURE_HTTP', flag: '--insecure-http', description: 'serve plain HTTP instead of HTTPS (development only)', parse: boolean },
   { key: 'logLevel', env: 'BASTION_LOG_LEVEL', flag: '--log-level', valueName: 'level', description: 'log level (default info)', parse: logLevel },
   { key: 'shutdownTimeoutMs', env: 'BASTION_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', valueName: 'ms', description: 'grace period for shutdown (default 10000)', parse: integer(0, 600_000) },
+  { key: 'maxUploadBytes', env: 'BASTION_MAX_UPLOAD_BYTES', flag: '--max-upload-bytes', valueName: 'bytes', description: 'largest accepted upload (default 4 GiB)', parse: integer(1, Number.MAX_SAFE_INTEGER) },
+  { key: 'sandboxTimeoutMs', env: 'BASTION_SANDBOX_TIMEOUT_MS', flag: '--sandbox-timeout-ms', valueName: 'ms', description: 'time limit of the first load of an uploaded archive (default 60000)', parse: integer(1000, 3_600_000) },
+  { key: 'sandboxMemoryBytes', env: 'BASTION_SANDBOX_MEMORY_BYTES', flag: '--sandbox-memory-bytes', valueName: 'bytes', description: 'memory limit of that load (default 8 GiB)', parse: integer(256 * 1024 ** 2, Number.MAX_SAFE_INTEGER) },
 ] as const satisfies readonly OptionSpec<keyof Config>[];
 
 export function defaultConfig(cwd = process.cwd()): Config {
@@ -110,6 +125,9 @@ export function defaultConfig(cwd = process.cwd()): Config {
     insecureHttp: false,
     logLevel: 'info',
     shutdownTimeoutMs: 10_000,
+    maxUploadBytes: 4 * 1024 ** 3,
+    sandboxTimeoutMs: 60_000,
+    sandboxMemoryBytes: 8 * 1024 ** 3,
   };
 }
 

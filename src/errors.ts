@@ -13,6 +13,9 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   UNPROCESSABLE_MODEL: 'UNPROCESSABLE_MODEL',
+  UNPROCESSABLE_DATASET: 'UNPROCESSABLE_DATASET',
+  ARTIFACT_IN_USE: 'ARTIFACT_IN_USE',
+  SEALED_BLOB_CORRUPT: 'SEALED_BLOB_CORRUPT',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   INTERNAL: 'INTERNAL',
 } as const;
@@ -38,6 +41,11 @@ export const errorSpecs: Readonly<Record<ErrorCode, ErrorSpec>> = {
   PAYLOAD_TOO_LARGE: { status: 413, slug: 'payload-too-large', title: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, slug: 'unsupported-media-type', title: 'Unsupported content type' },
   UNPROCESSABLE_MODEL: { status: 422, slug: 'unprocessable-model', title: 'The model cannot be used' },
+  UNPROCESSABLE_DATASET: { status: 422, slug: 'unprocessable-dataset', title: 'The dataset cannot be used' },
+  ARTIFACT_IN_USE: { status: 409, slug: 'artifact-in-use', title: 'The artifact is used by a training' },
+  // A sealed blob that fails authentication was tampered with or damaged at rest: the server's fault,
+  // never the client's, and never answered with the bytes.
+  SEALED_BLOB_CORRUPT: { status: 500, slug: 'sealed-blob-corrupt', title: 'Stored data failed its integrity check' },
   SERVICE_UNAVAILABLE: { status: 503, slug: 'service-unavailable', title: 'The service is not ready' },
   INTERNAL: { status: 500, slug: 'internal', title: 'Internal server error' },
 };

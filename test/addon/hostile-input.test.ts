@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { crc32 } from 'node:zlib';
 import { NativeError, NativeErrorCode, inspectModel, type ModelInspection } from '../../src/native.js';
 import { testdataPath } from '../helpers/testdata.js';
+import { readStoredZip, storedZip } from '../helpers/zip.js';
 
 const knownCodes = new Set<string>(Object.values(NativeErrorCode));
 const mnistFile = testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.script.pt');
@@ -50,68 +50,6 @@ function assertLoadFails(bytes: Uint8Array, message?: RegExp): NativeError {
   assert.match(outcome.error.message, /^Cannot load the TorchScript archive: /);
   if (message) assert.match(outcome.error.message, message);
   return outcome.error;
-}
-
-// A zip archive of stored (uncompressed) entries: local headers, central directory, end record.
-function storedZip(entries: { name: string; data: Uint8Array | string }[]): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const entry of entries) {
-    const name = Buffer.from(entry.name, 'utf8');
-    const data = Buffer.from(entry.data);
-    const crc = crc32(data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(0x21, 12); // 1980-01-01
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0x21, 14);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, name, data);
-    centrals.push(central, name);
-    offset += local.length + name.length + data.length;
-  }
-  const directory = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(directory.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, directory, end]);
-}
-
-// The entries of a zip archive of stored entries, read through its central directory.
-function readStoredZip(archive: Buffer): { name: string; data: Buffer }[] {
-  const end = archive.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  assert.ok(end >= 0, 'no end of central directory');
-  const count = archive.readUInt16LE(end + 10);
-  let at = archive.readUInt32LE(end + 16);
-  const entries: { name: string; data: Buffer }[] = [];
-  for (let i = 0; i < count; i += 1) {
-    assert.equal(archive.readUInt32LE(at), 0x02014b50);
-    assert.equal(archive.readUInt16LE(at + 10), 0, 'stored entries only');
-    const size = archive.readUInt32LE(at + 20);
-    const nameLength = archive.readUInt16LE(at + 28);
-    const local = archive.readUInt32LE(at + 42);
-    const name = archive.subarray(at + 46, at + 46 + nameLength).toString('utf8');
-    const dataStart = local + 30 + archive.readUInt16LE(local + 26) + archive.readUInt16LE(local + 28);
-    entries.push({ name, data: archive.subarray(dataStart, dataStart + size) });
-    at += 46 + nameLength + archive.readUInt16LE(at + 30) + archive.readUInt16LE(at + 32);
-  }
-  return entries;
 }
 
 // mnist_cnn.script.pt rebuilt with one entry (named by its suffix) replaced.

@@ -1,0 +1,76 @@
+// The canonical form every dataset is converted to, whatever format it was uploaded in: a safetensors
+// file (https://github.com/huggingface/safetensors, little-endian) whose tensors are the feature
+// tensors `inputs.0` … `inputs.<k-1>` and `labels`, all with the sample count as first dimension, and
+// whose `__metadata__` is `{"format": "bastion.dataset.v1"}`. Training reads only this form, so the
+// upload formats (TorchScript, safetensors, CSV) are parsed in one place each and never again.
+
+export const CANONICAL_FORMAT = 'bastion.dataset.v1';
+
+/** safetensors dtype names the server accepts in datasets. */
+export const datasetDtypes = ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL'] as const;
+export type DatasetDtype = (typeof datasetDtypes)[number];
+
+/** Bytes per element of each accepted dtype. */
+export const dtypeSizeBytes: Readonly<Record<DatasetDtype, number>> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+
+export interface TensorSummary {
+  /** Canonical name: `inputs.<i>` or `labels`. */
+  name: string;
+  dtype: DatasetDtype;
+  /** Full shape; shape[0] is the sample count. */
+  shape: number[];
+}
+
+/** What the dataset check found; stored with the dataset and returned by the API. */
+export interface DatasetSummary {
+  /** Number of samples (first dimension shared by every tensor), ≥ 1. */
+  sampleCount: number;
+  /** Feature tensors, in canonical order. */
+  inputs: TensorSummary[];
+  labels: TensorSummary;
+  /**
+   * Distinct label values, ascending, when labels are integers (or bool) and there are at most
+   * MAX_LABEL_CLASSES of them; null for float labels (regression) or more classes.
+   */
+  labelClasses: number[] | null;
+}
+
+export const MAX_LABEL_CLASSES = 10_000;
+
+/** The canonical name of the i-th feature tensor. */
+export function inputName(index: number): string {
+  return `inputs.${index}`;
+}
+
+/** The canonical name of the label tensor. */
+export const LABELS_NAME = 'labels';
+
+/**
+ * Where a converter writes the canonical safetensors bytes, in order (in production a sealed-blob
+ * writer). Converters await each write before producing the next chunk and never modify a chunk after
+ * handing it over; a chunk may be a view into the source's own chunk. When a converter rejects, what
+ * the sink received is a partial file that the caller must discard.
+ */
+export interface ByteSink {
+  write(chunk: Uint8Array): Promise<void>;
+}
+
+/**
+ * A short JSON-quoted form of `text` for error messages: at most `maxChars` characters (default 20)
+ * followed by `…` when cut. Dataset rows are private, so messages quote at most this much of any value.
+ */
+export function quoteToken(text: string, maxChars = 20): string {
+  const chars = Array.from(text);
+  return JSON.stringify(chars.length > maxChars ? `${chars.slice(0, maxChars).join('')}…` : text);
+}
