@@ -65,8 +65,10 @@ test('a token for one principal never authenticates as another, and garbage auth
   const store = openStore(':memory:');
   const a = createPrincipal(store, { name: 'a', role: 'member' });
   const b = createPrincipal(store, { name: 'b', role: 'member' });
-  const [, aId, aSecret] = a.token.split('_');
-  const [, bId] = b.token.split('_');
+  // The secret is base64url and may itself contain '_': split at the first two only.
+  const parts = (token: string) => /^bst_([0-9a-f]{32})_(.+)$/.exec(token)!.slice(1);
+  const [aId, aSecret] = parts(a.token);
+  const [bId] = parts(b.token);
   assert.equal(authenticate(store, `bst_${bId}_${aSecret}`), null);
   assert.equal(authenticate(store, `bst_${aId}_${aSecret}`)?.id, a.id);
   assert.equal(authenticate(store, 'garbage'), null);
