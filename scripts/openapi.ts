@@ -21,6 +21,12 @@ export async function buildOpenapiDocument(): Promise<Record<string, unknown>> {
   const app = await buildApp({
     store,
     pool: { size: 0, run: () => Promise.reject(new Error('no pool')), isAlive: () => false, close: async () => undefined },
+    // Nothing is uploaded while the document is built: the blob store is never touched.
+    artifacts: {
+      blobs: { blobsDir: '/nonexistent', stagingDir: '/nonexistent', sealingKey: { keyId: '0000000000000000', key: Buffer.alloc(32) } },
+      sandbox: { timeoutMs: 1000, memoryBytes: 1024 ** 3 },
+    },
+    maxUploadBytes: 1,
     isAddonLoaded: () => false,
   });
   await app.ready();

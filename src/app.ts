@@ -7,8 +7,13 @@ import authPlugin from './http/plugins/auth.js';
 import openapiPlugin from './http/plugins/openapi.js';
 import problemPlugin from './http/plugins/problem.js';
 import healthRoutes, { type ReadinessChecks } from './http/routes/health.js';
+import multipartPlugin from './http/plugins/multipart.js';
+import datasetRoutes from './http/routes/datasets.js';
+import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
+import { DatasetSchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
+import type { ArtifactDeps } from './artifacts/service.js';
 import { ProblemSchema } from './http/schemas/common.js';
 import type { Store } from './store/db.js';
 import type { WorkerPool } from './training/pool.js';
@@ -16,6 +21,10 @@ import type { WorkerPool } from './training/pool.js';
 export interface AppDeps {
   store: Store;
   pool: WorkerPool;
+  /** Sealed blob store and limits of the artifact services. */
+  artifacts: Omit<ArtifactDeps, 'store' | 'pool'>;
+  /** Largest accepted upload in bytes (413 above). */
+  maxUploadBytes: number;
   /** True once the addon has loaded in the pool workers (checked at start). */
   isAddonLoaded: () => boolean;
   logger?: Logger | false;
@@ -36,6 +45,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   app.addSchema(ProblemSchema);
   app.addSchema(PrincipalSchema);
+  app.addSchema(ModelSchema);
+  app.addSchema(DatasetSchema);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -46,6 +57,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const readiness = (): ReadinessChecks => ({ addon: deps.isAddonLoaded(), store: deps.store.isOpen(), pool: deps.pool.isAlive() });
   await app.register(healthRoutes, { readiness });
+  await app.register(multipartPlugin, { maxFileBytes: deps.maxUploadBytes });
   await app.register(principalRoutes, { store: deps.store });
+  const artifacts: ArtifactDeps = { ...deps.artifacts, store: deps.store, pool: deps.pool };
+  await app.register(modelRoutes, { artifacts });
+  await app.register(datasetRoutes, { artifacts });
   return app;
 }

@@ -110,7 +110,7 @@ export const configOptions = [
   { key: 'shutdownTimeoutMs', env: 'BASTION_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', valueName: 'ms', description: 'grace period for shutdown (default 10000)', parse: integer(0, 600_000) },
   { key: 'maxUploadBytes', env: 'BASTION_MAX_UPLOAD_BYTES', flag: '--max-upload-bytes', valueName: 'bytes', description: 'largest accepted upload (default 4 GiB)', parse: integer(1, Number.MAX_SAFE_INTEGER) },
   { key: 'sandboxTimeoutMs', env: 'BASTION_SANDBOX_TIMEOUT_MS', flag: '--sandbox-timeout-ms', valueName: 'ms', description: 'time limit of the first load of an uploaded archive (default 60000)', parse: integer(1000, 3_600_000) },
-  { key: 'sandboxMemoryBytes', env: 'BASTION_SANDBOX_MEMORY_BYTES', flag: '--sandbox-memory-bytes', valueName: 'bytes', description: 'memory limit of that load (default 8 GiB)', parse: integer(256 * 1024 ** 2, Number.MAX_SAFE_INTEGER) },
+  { key: 'sandboxMemoryBytes', env: 'BASTION_SANDBOX_MEMORY_BYTES', flag: '--sandbox-memory-bytes', valueName: 'bytes', description: 'memory limit of that load (default 4 GiB)', parse: integer(256 * 1024 ** 2, Number.MAX_SAFE_INTEGER) },
 ] as const satisfies readonly OptionSpec<keyof Config>[];
 
 export function defaultConfig(cwd = process.cwd()): Config {
@@ -127,7 +127,7 @@ export function defaultConfig(cwd = process.cwd()): Config {
     shutdownTimeoutMs: 10_000,
     maxUploadBytes: 4 * 1024 ** 3,
     sandboxTimeoutMs: 60_000,
-    sandboxMemoryBytes: 8 * 1024 ** 3,
+    sandboxMemoryBytes: 4 * 1024 ** 3,
   };
 }
 

@@ -8,7 +8,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
+import { openBlobStore, sweepBlobs } from './artifacts/blob-store.js';
+import { openDevKeyProvider } from './enclave/keys.js';
 import { loadTlsMaterial } from './enclave/tls.js';
+import { allArtifactIds } from './store/artifacts.js';
 import { bootstrapAdmin } from './governance/principals.js';
 import { createLogger } from './logger.js';
 import { openStore, type Store } from './store/db.js';
@@ -30,6 +33,13 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     const adminTokenFile = bootstrapAdmin(store, config.dataDir);
     if (adminTokenFile) logger.info({ file: adminTokenFile }, 'first start: created the admin principal; its token is in this file (0600)');
 
+    const keys = openDevKeyProvider(config.dataDir);
+    logger.info({ keys: keys.description, keyId: keys.keyId }, 'data at rest is sealed with keys derived from this root key');
+    const blobs = openBlobStore(config.dataDir, keys);
+    // Before any upload can start: what a crash left (staged uploads, blobs whose row never committed).
+    const swept = sweepBlobs(blobs, allArtifactIds(store));
+    if (swept > 0) logger.info({ files: swept }, 'removed sealed files of uploads that never completed');
+
     pool = createPool({ size: config.poolSize, torchThreads: config.torchThreads });
     const torch = await pool.run('version', {});
     logger.info({ torch: torch.torch, blas: torch.blas, cxx11Abi: torch.cxx11Abi, poolSize: config.poolSize, torchThreads: config.torchThreads }, 'libtorch addon loaded in the worker pool');
@@ -44,7 +54,15 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       https = { cert: tls.cert, key: tls.key };
     }
 
-    const app = await buildApp({ store, pool, isAddonLoaded: () => true, logger, ...(https ? { https } : {}) });
+    const app = await buildApp({
+      store,
+      pool,
+      artifacts: { blobs, sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes } },
+      maxUploadBytes: config.maxUploadBytes,
+      isAddonLoaded: () => true,
+      logger,
+      ...(https ? { https } : {}),
+    });
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;

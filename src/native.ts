@@ -1,7 +1,8 @@
 // The one typed door into the libtorch addon (build/Release/bastion.node). It loads the addon on
 // first use, so importing this module is cheap, and re-throws every native failure as a
-// NativeError with a stable code and the caller's JS stack. Heavy functions (inspectModel and what
-// follows) belong in pool workers, never on the event loop.
+// NativeError with a stable code and the caller's JS stack. Heavy functions (inspectModel,
+// extractTensors and what follows) belong in pool workers or the disposable sandbox child, never
+// on the event loop.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,17 +87,52 @@ export interface ParameterInfo extends BufferInfo {
   requiresGrad: boolean;
 }
 
-export interface OperatorCount {
+/** One node kind of the inlined forward graph. */
+export interface OperatorUse {
   /** Node kind, e.g. "aten::conv2d" or "prim::Constant". */
   kind: string;
+  /** Nodes of this kind, nodes in prim::If/prim::Loop blocks included; ≥ 1. */
   count: number;
+  /** Of those, the nodes on the graph's top-level block, which run on every call; 0..count. */
+  unconditional: number;
+  /**
+   * Up to 3 distinct places in the archive's serialized source, in graph order, as "file:line",
+   * e.g. "code/__torch__/torch/nn/modules/linear.py:12"; empty when libtorch knows none.
+   */
+  locations: string[];
+}
+
+/** A node of the forward graph that writes to the module's own state. */
+export interface StateMutation {
+  /** "prim::SetAttr", or an operator whose schema writes an argument, e.g. "aten::add_". */
+  kind: string;
+  /**
+   * Qualified name of the parameter, buffer or attribute written, e.g. "bn.running_mean" (the
+   * state the written value may alias; "self" for the module object itself).
+   */
+  attribute: string;
+  /** "file:line" as in OperatorUse.locations, or "" when unknown. */
+  location: string;
 }
 
 export interface ForwardInfo {
-  /** Every node kind of the inlined forward graph, nodes in prim::If/prim::Loop blocks included, sorted by kind. */
-  operators: OperatorCount[];
+  /** Every node kind of the inlined forward graph, sorted by kind, each once. */
+  operators: OperatorUse[];
   /** Graph inputs, self excluded. */
   inputs: number;
+  /**
+   * Writes to module state, in graph order. In-place operators on fresh values (activations,
+   * zeros_like, local lists) are not listed.
+   */
+  mutations: StateMutation[];
+  /** Tensor-valued prim::Constant nodes (torch.jit.freeze turns weights into these). */
+  tensorConstants: { count: number; elements: number };
+  /**
+   * Whether a batch_norm-family node's `training` input is not the constant false (scripted
+   * BatchNorm reads self.training, so it is true for them), or an instance_norm with running
+   * statistics may use batch statistics: such nodes mix samples and write the batch into buffers.
+   */
+  batchNormTraining: boolean;
 }
 
 export interface ModelInspection {
@@ -106,15 +142,26 @@ export interface ModelInspection {
   parameters: ParameterInfo[];
   /** named_buffers(recurse=true). */
   buffers: BufferInfo[];
-  /** null when the module has no forward (e.g. a dataset module holding only tensors). */
+  /** Analysis of the inlined forward (the only method a trainer calls); null when the module has none. */
   forward: ForwardInfo | null;
   training: boolean;
+}
+
+/** One parameter or buffer copied out of an archive by extractTensors. */
+export interface ExtractedTensor {
+  /** Qualified name, e.g. "samples_0". */
+  name: string;
+  dtype: TensorDtype;
+  shape: number[];
+  /** The elements, contiguous, row-major, little-endian; numel(shape) × element size bytes. */
+  data: Buffer;
 }
 
 interface Addon {
   version(): NativeVersion;
   setThreads(intraOpThreads: number): void;
   inspectModel(bytes: Uint8Array): ModelInspection;
+  extractTensors(bytes: Uint8Array, maxBytes: number): ExtractedTensor[];
 }
 
 // This file is src/native.ts (tsx) or dist/native.js (tsc): the repository root is one level up.
@@ -221,4 +268,16 @@ export function setThreads(intraOpThreads: number): void {
  */
 export function inspectModel(bytes: Uint8Array): ModelInspection {
   return call(inspectModel, (native) => native.inspectModel(bytes));
+}
+
+/**
+ * Loads a TorchScript archive like inspectModel and copies out every parameter, then every buffer
+ * (recursively, PyTorch's order), e.g. the tensors of a BastionAI-style dataset module. maxBytes
+ * (an integer in 0..Number.MAX_SAFE_INTEGER) caps the tensors' total size and is checked before anything
+ * is copied. Throws NativeError MODEL_LOAD_FAILED when the archive does not load, a tensor is not a
+ * dense CPU tensor (sparse, quantized, MKL-DNN) or addresses more than its storage, or the total
+ * exceeds maxBytes; INVALID_ARGUMENT for a bad maxBytes. Same safety caveat as inspectModel.
+ */
+export function extractTensors(bytes: Uint8Array, maxBytes: number): ExtractedTensor[] {
+  return call(extractTensors, (native) => native.extractTensors(bytes, maxBytes));
 }

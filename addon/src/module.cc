@@ -14,6 +14,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Export<Version>>("version", napi_enumerable),
                              InstanceMethod<&Addon::Export<SetThreads>>("setThreads", napi_enumerable),
                              InstanceMethod<&Addon::Export<InspectModel>>("inspectModel", napi_enumerable),
+                             InstanceMethod<&Addon::Export<ExtractTensors>>("extractTensors", napi_enumerable),
                          });
   }
 

@@ -53,8 +53,8 @@ export interface StagedBlob {
   readonly identity: BlobIdentity;
   /** Its file under staging/ (until commit). */
   readonly file: string;
-  /** SHA-256 of the plaintext, hex. */
-  readonly sha256: string;
+  /** SHA-256 of the plaintext, hex; null for internal blobs staged without one (stageBlobFrom's hash: false). */
+  readonly sha256: string | null;
   /** Plaintext size in bytes. */
   readonly sizeBytes: number;
   /** Moves the blob to its final place, durably. Returns the final path. */
@@ -79,14 +79,17 @@ export async function stageBlobFrom<T>(
   blobs: BlobStore,
   identity: BlobIdentity,
   produce: (sink: BlobSink) => Promise<T>,
+  options: { hash?: boolean } = {},
 ): Promise<{ staged: StagedBlob; result: T }> {
   const writer = await createSealedBlobWriter(stagingPath(blobs, identity), identity, blobs.sealingKey);
-  const hash = createHash('sha256');
+  // The hash identifies uploads to their owners; blobs derived on the server (canonical datasets)
+  // are authenticated by their GCM tags and need none.
+  const hash = options.hash === false ? null : createHash('sha256');
   let result: T;
   try {
     result = await produce({
       write: async (chunk) => {
-        hash.update(chunk);
+        hash?.update(chunk);
         await writer.write(chunk);
       },
     });
@@ -95,19 +98,22 @@ export async function stageBlobFrom<T>(
     await writer.abort();
     throw err;
   }
-  return { staged: stagedBlob(blobs, identity, { sha256: hash.digest('hex'), sizeBytes: writer.sizeBytes }), result };
+  return { staged: stagedBlob(blobs, identity, { sha256: hash?.digest('hex') ?? null, sizeBytes: writer.sizeBytes }), result };
 }
 
-/** Streams `source` into a new staged blob (see stageBlobFrom). */
-export async function stageBlob(blobs: BlobStore, identity: BlobIdentity, source: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
+/** A staged upload: always hashed. */
+export type StagedUpload = StagedBlob & { readonly sha256: string };
+
+/** Streams `source` into a new staged blob, hashed (see stageBlobFrom). */
+export async function stageBlob(blobs: BlobStore, identity: BlobIdentity, source: AsyncIterable<Uint8Array>): Promise<StagedUpload> {
   const { staged } = await stageBlobFrom(blobs, identity, async (sink) => {
     for await (const chunk of source) await sink.write(chunk);
   });
-  return staged;
+  return staged as StagedUpload;
 }
 
 /** The handle of a blob already sealed under staging/ (by this thread or a pool worker). */
-export function stagedBlob(blobs: BlobStore, identity: BlobIdentity, facts: { sha256: string; sizeBytes: number }): StagedBlob {
+export function stagedBlob(blobs: BlobStore, identity: BlobIdentity, facts: { sha256: string | null; sizeBytes: number }): StagedBlob {
   const file = stagingPath(blobs, identity);
   let state: 'staged' | 'committed' | 'discarded' = 'staged';
   return {

@@ -43,6 +43,11 @@ export const DEFAULT_SEGMENT_BYTES = 64 * 1024;
 const MAX_SEGMENT_BYTES = 16 * 1024 * 1024;
 /** Ciphertext is written to disk in batches of about this size (one writev per batch). */
 const WRITE_BATCH_BYTES = 1024 * 1024;
+/**
+ * A data sync is started in the background after every this many bytes, so the disk writes back
+ * while the blob streams in and the fsync that makes it durable at the end has little left to do.
+ */
+const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
 
 interface Header {
   bytes: Buffer;
@@ -134,6 +139,9 @@ export async function createSealedBlobWriter(
   let index = 0;
   let sizeBytes = 0;
   let sealedBytes = 0;
+  let unsyncedBytes = 0;
+  let syncing: Promise<void> | null = null;
+  let syncFailure: unknown = null;
   let state: 'open' | 'finished' | 'aborted' = 'open';
 
   const seal = (plaintext: Buffer, last: boolean) => {
@@ -160,6 +168,15 @@ export async function createSealedBlobWriter(
       written += bytesWritten;
     }
     sealedBytes += total;
+    unsyncedBytes += total;
+    if (unsyncedBytes >= SYNC_EVERY_BYTES) {
+      unsyncedBytes = 0;
+      await syncing; // at most one background sync at a time
+      if (syncFailure) throw syncFailure;
+      syncing = handle.datasync().catch((err: unknown) => {
+        syncFailure = err;
+      });
+    }
   };
   const takeSegment = (): Buffer => {
     const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
@@ -191,6 +208,8 @@ export async function createSealedBlobWriter(
       try {
         seal(pendingBytes > 0 ? takeSegment() : Buffer.alloc(0), true);
         await flush();
+        await syncing;
+        if (syncFailure) throw syncFailure;
         await handle.sync();
       } finally {
         await handle.close();
@@ -200,7 +219,10 @@ export async function createSealedBlobWriter(
     async abort() {
       const wasOpen = state === 'open';
       state = 'aborted';
-      if (wasOpen) await handle.close().catch(() => undefined);
+      if (wasOpen) {
+        await syncing;
+        await handle.close().catch(() => undefined);
+      }
       await fs.promises.rm(file, { force: true });
     },
   };

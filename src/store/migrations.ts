@@ -30,4 +30,38 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX tokens_principal ON tokens (principal_id);
     `,
   },
+  {
+    version: 2,
+    name: 'models and datasets',
+    sql: `
+      CREATE TABLE models (
+        id           TEXT PRIMARY KEY,           -- UUID v7
+        owner_id     TEXT NOT NULL REFERENCES principals (id),
+        name         TEXT NOT NULL,
+        description  TEXT NOT NULL,
+        sha256       TEXT NOT NULL,              -- of the uploaded file, hex
+        size_bytes   INTEGER NOT NULL,
+        details      TEXT NOT NULL,              -- JSON: what the model check found
+        created_at   TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX models_owner ON models (owner_id, id);
+
+      CREATE TABLE datasets (
+        id                 TEXT PRIMARY KEY,     -- UUID v7
+        owner_id           TEXT NOT NULL REFERENCES principals (id),
+        name               TEXT NOT NULL,
+        description        TEXT NOT NULL,
+        format             TEXT NOT NULL CHECK (format IN ('torchscript', 'safetensors', 'csv')),
+        sha256             TEXT NOT NULL,        -- of the uploaded file, hex
+        size_bytes         INTEGER NOT NULL,
+        privacy_limit      REAL NOT NULL CHECK (privacy_limit > 0),   -- epsilon the owner allows in all
+        delta              REAL NOT NULL CHECK (delta > 0 AND delta < 1),
+        allow_non_private  INTEGER NOT NULL CHECK (allow_non_private IN (0, 1)),
+        sample_count       INTEGER NOT NULL CHECK (sample_count > 0),
+        details            TEXT NOT NULL,        -- JSON: the canonical tensors' summary
+        created_at         TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX datasets_owner ON datasets (owner_id, id);
+    `,
+  },
 ];

@@ -55,6 +55,7 @@ export function createPool(options: PoolOptions): WorkerPool {
 
 /** Native failures on uploaded content are the client's (422); everything else is the server's (500). */
 function taskError(failure: TaskFailure): BastionError {
+  if (failure.bastion) return new BastionError(failure.bastion.code, failure.message, failure.bastion.details);
   switch (failure.code) {
     case 'MODEL_LOAD_FAILED':
       return new BastionError('UNPROCESSABLE_MODEL', `The file is not a loadable TorchScript archive: ${failure.message}`);

@@ -1,11 +1,15 @@
 // The messages between the event loop and the pool workers: which heavy task to run, with what input,
 // and the envelope a worker answers with. Errors travel as plain data (structured clone drops an
 // Error's own properties, such as the native `code`), and become BastionErrors on the event loop side.
+import type { ConvertInput, ConvertOutput } from '../artifacts/convert.js';
+import type { BastionErrorDetails, ErrorCode } from '../errors.js';
 import type { ModelInspection, NativeVersion } from '../native.js';
 
 export interface TaskMap {
   version: { input: Record<string, never>; output: NativeVersion };
   inspectModel: { input: { bytes: Uint8Array }; output: ModelInspection };
+  /** Checks a dataset and writes its canonical form as a staged blob (artifacts/convert.ts). */
+  convertDataset: { input: ConvertInput; output: ConvertOutput };
 }
 export type TaskKind = keyof TaskMap;
 
@@ -15,9 +19,11 @@ export interface TaskRequest<K extends TaskKind = TaskKind> {
 }
 
 export interface TaskFailure {
-  /** The native error code (NativeErrorCode) or 'WORKER_ERROR' for anything else. */
+  /** The native error code (NativeErrorCode), 'BASTION_ERROR' for a service's BastionError, or 'WORKER_ERROR'. */
   code: string;
   message: string;
+  /** For BASTION_ERROR: the error's own code and details, re-thrown as such on the event loop side. */
+  bastion?: { code: ErrorCode; details: BastionErrorDetails };
 }
 
 export type TaskEnvelope<K extends TaskKind = TaskKind> =

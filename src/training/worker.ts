@@ -2,26 +2,32 @@
 // the pool's settings, OpenBLAS's own threads at 1), then runs heavy tasks one at a time. This is the
 // only place, besides disposable child processes, that calls heavy addon functions.
 import { workerData } from 'node:worker_threads';
+import { convertDataset } from '../artifacts/convert.js';
+import { BastionError } from '../errors.js';
 import { inspectModel, NativeError, setThreads, version } from '../native.js';
 import type { TaskEnvelope, TaskKind, TaskMap, TaskRequest, WorkerInit } from './tasks.js';
 
 const init = workerData as WorkerInit;
 setThreads(init.torchThreads);
 
-type Handlers = { [K in TaskKind]: (input: TaskMap[K]['input']) => TaskMap[K]['output'] };
+type Handlers = { [K in TaskKind]: (input: TaskMap[K]['input']) => TaskMap[K]['output'] | Promise<TaskMap[K]['output']> };
 
 const handlers: Handlers = {
   version: () => version(),
   inspectModel: ({ bytes }) => inspectModel(bytes),
+  convertDataset: (input) => convertDataset(input),
 };
 
-export default function runTask(request: TaskRequest): TaskEnvelope {
+export default async function runTask(request: TaskRequest): Promise<TaskEnvelope> {
   const handler = handlers[request.kind] as ((input: unknown) => unknown) | undefined;
   if (!handler) return { ok: false, error: { code: 'WORKER_ERROR', message: `Unknown task ${String(request.kind)}` } };
   try {
-    return { ok: true, value: handler(request.input) } as TaskEnvelope;
+    return { ok: true, value: await handler(request.input) } as TaskEnvelope;
   } catch (err) {
     if (err instanceof NativeError) return { ok: false, error: { code: err.code, message: err.message } };
+    if (err instanceof BastionError) {
+      return { ok: false, error: { code: 'BASTION_ERROR', message: err.message, bastion: { code: err.code, details: err.details } } };
+    }
     return { ok: false, error: { code: 'WORKER_ERROR', message: err instanceof Error ? err.message : String(err) } };
   }
 }

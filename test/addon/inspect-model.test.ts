@@ -1,11 +1,18 @@
 // inspectModel against every TorchScript file in ../shared/testdata/torchscript, with real PyTorch
-// (the system's /usr/bin/python3, torch 1.13) as the reference for names, shapes and dtypes.
+// (the system's /usr/bin/python3, torch 1.13) as the reference for names, shapes and dtypes; the
+// graph analysis (where operators run, writes to module state, tensor constants, BatchNorm mode)
+// against the hostile fixtures and small models built here with PyTorch; extractTensors against the
+// dataset manifests.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { inspectModel, type ModelInspection } from '../../src/native.js';
+import { NativeError, extractTensors, inspectModel, type ModelInspection } from '../../src/native.js';
+import { hostileModels } from '../helpers/torch-fixtures.js';
+import { readStoredZip, storedZip } from '../helpers/zip.js';
 import {
   modelName,
   numel,
@@ -203,4 +210,428 @@ test('inspectModel gives the same answer for a Buffer, a Uint8Array and a view a
   assert.deepEqual(inspectModel(plain), expected);
   plain.fill(0); // the addon kept no reference to the bytes
   assert.deepEqual(inspectModel(bytes), expected);
+});
+
+// --- Graph analysis -----------------------------------------------------------------------------
+
+function forwardOf(inspection: ModelInspection): NonNullable<ModelInspection['forward']> {
+  assert.ok(inspection.forward, 'forward is null');
+  return inspection.forward;
+}
+
+function use(inspection: ModelInspection, kind: string) {
+  const found = forwardOf(inspection).operators.find((op) => op.kind === kind);
+  assert.ok(found, `${kind} is not in the forward graph`);
+  return found;
+}
+
+for (const file of allFiles.filter((f) => !f.endsWith('dataset_bastion.script.pt'))) {
+  const name = relative(file);
+  test(`inspectModel reports where each operator of ${name} runs, and no state writes, BatchNorm or frozen weights`, () => {
+    const forward = forwardOf(inspect(file));
+    for (const op of forward.operators) {
+      assert.ok(Number.isInteger(op.unconditional) && op.unconditional >= 0 && op.unconditional <= op.count, `${op.kind}: ${op.unconditional} of ${op.count}`);
+      assert.ok(op.locations.length <= 3, `${op.kind} has ${op.locations.length} locations`);
+      assert.equal(new Set(op.locations).size, op.locations.length, `${op.kind} repeats a location`);
+      for (const location of op.locations) assert.match(location, /^code\/__torch__[\w./-]*\.py:\d+$/);
+    }
+    assert.deepEqual(forward.mutations, []);
+    assert.equal(forward.batchNormTraining, false);
+    assert.ok(forward.tensorConstants.elements <= 2, `${forward.tensorConstants.elements} constant elements`);
+  });
+}
+
+for (const producer of torchscriptProducers) {
+  test(`inspectModel locates the convolutions of ${producer}/mnist_cnn.script.pt in the archive's conv.py, on the top-level block`, () => {
+    const conv = use(inspect(testdataPath('torchscript', producer, 'mnist_cnn.script.pt')), 'aten::conv2d');
+    assert.equal(conv.unconditional, 2);
+    assert.ok(conv.locations.length >= 1);
+    const convPy = /^code\/__torch__\/torch\/nn\/modules\/conv(\/___torch_mangle_\d+)?\.py:\d+$/;
+    assert.ok(conv.locations.every((l) => convPy.test(l)), conv.locations.join(', '));
+  });
+
+  test(`inspectModel finds the fused kernels and raises of ${producer}/transformer.script.pt only inside branches`, () => {
+    const inspection = inspect(testdataPath('torchscript', producer, 'transformer.script.pt'));
+    for (const kind of ['aten::_transformer_encoder_layer_fwd', 'aten::_native_multi_head_attention', 'prim::RaiseException', 'aten::warn']) {
+      const op = use(inspection, kind);
+      assert.ok(op.count > 0);
+      assert.equal(op.unconditional, 0, `${kind} outside a branch`);
+    }
+  });
+
+  test(`inspectModel finds the fused kernel of ${producer}/transformer.trace_nograd.pt on the top-level block`, () => {
+    const op = use(inspect(testdataPath('torchscript', producer, 'transformer.trace_nograd.pt')), 'aten::_transformer_encoder_layer_fwd');
+    assert.deepEqual([op.count, op.unconditional], [1, 1]);
+  });
+}
+
+test('inspectModel counts the scalar tensor constants a trace bakes into torch-1.13/transformer.trace.pt', () => {
+  assert.deepEqual(forwardOf(inspect(testdataPath('torchscript', 'torch-1.13', 'transformer.trace.pt'))).tensorConstants, { count: 2, elements: 2 });
+});
+
+test('inspectModel reports the buffer writes of the buffer_mutation fixture by name, the in-place add and the SetAttr', async () => {
+  const { bytes } = await hostileModels();
+  const forward = forwardOf(inspectModel(bytes('buffer_mutation.pt')));
+  assert.deepEqual(
+    forward.mutations.map((m) => [m.kind, m.attribute]),
+    [
+      ['aten::add_', 'counter'],
+      ['prim::SetAttr', 'counter'],
+      ['aten::add_', 'running'],
+    ],
+  );
+  assert.match(forward.mutations[0]!.location, /^code\/__torch__\.py:\d+$/);
+});
+
+test('inspectModel reports the attribute assignment of the setattr fixture', async (t) => {
+  const models = await hostileModels();
+  let bytes: Buffer;
+  try {
+    bytes = models.bytes('setattr.pt');
+  } catch {
+    t.skip('setattr.pt was not generated by this PyTorch');
+    return;
+  }
+  assert.deepEqual(
+    forwardOf(inspectModel(bytes)).mutations.map((m) => [m.kind, m.attribute]),
+    [['prim::SetAttr', 'calls']],
+  );
+});
+
+test('inspectModel reports BatchNorm in training mode, and its num_batches_tracked write, for the batchnorm fixture', async () => {
+  const { bytes } = await hostileModels();
+  const forward = forwardOf(inspectModel(bytes('batchnorm.pt')));
+  assert.equal(forward.batchNormTraining, true);
+  assert.deepEqual(forward.mutations.map((m) => [m.kind, m.attribute]), [['aten::add_', 'bn.num_batches_tracked']]);
+});
+
+test('inspectModel reports the weights of the frozen fixture as tensor constants and no parameters', async () => {
+  const { bytes } = await hostileModels();
+  const inspection = inspectModel(bytes('frozen.pt'));
+  assert.deepEqual(inspection.parameters, []);
+  // Linear(4, 3) and Linear(3, 2): 12 + 3 + 6 + 2 elements.
+  assert.deepEqual(forwardOf(inspection).tensorConstants, { count: 4, elements: 23 });
+});
+
+test('inspectModel reports no mutation and no BatchNorm for the good_mlp fixture', async () => {
+  const { bytes } = await hostileModels();
+  const forward = forwardOf(inspectModel(bytes('good_mlp.pt')));
+  assert.deepEqual(forward.mutations, []);
+  assert.equal(forward.batchNormTraining, false);
+  assert.deepEqual(forward.tensorConstants, { count: 0, elements: 0 });
+});
+
+// Small models for the corners of the analysis, built once with the system's PyTorch (from a file:
+// torch.jit.script reads the classes' source).
+const ANALYSIS_CASES = `
+import os, sys, torch, torch.nn as nn
+from torch import Tensor
+out = sys.argv[1]
+def save(name, m): torch.jit.save(m, os.path.join(out, name))
+
+class InplaceActivation(nn.Module):
+    def __init__(self):
+        super().__init__(); self.conv = nn.Conv2d(1, 2, 3); self.act = nn.ReLU(inplace=True)
+    def forward(self, x: Tensor) -> Tensor:
+        x.add_(1)
+        return self.act(self.conv(x)).relu_()
+save('inplace_activation.pt', torch.jit.script(InplaceActivation()))
+
+class ViewWrite(nn.Module):
+    def __init__(self):
+        super().__init__(); self.fc = nn.Linear(2, 2); self.register_buffer('buf', torch.zeros(2, 2))
+    def forward(self, x: Tensor) -> Tensor:
+        self.buf.view(-1).add_(x.sum())
+        return self.fc(x)
+save('view_write.pt', torch.jit.script(ViewWrite()))
+
+class ListWrite(nn.Module):
+    def __init__(self):
+        super().__init__(); self.fc = nn.Linear(2, 2); self.register_buffer('buf', torch.zeros(2))
+    def forward(self, x: Tensor) -> Tensor:
+        held = [x, self.buf]
+        held[1].copy_(x[0])
+        return self.fc(x)
+save('list_write.pt', torch.jit.script(ListWrite()))
+
+class ParameterWrite(nn.Module):
+    def __init__(self):
+        super().__init__(); self.fc = nn.Linear(2, 2)
+    def forward(self, x: Tensor) -> Tensor:
+        self.fc.weight.detach().mul_(0.5)
+        return self.fc(x)
+save('parameter_write.pt', torch.jit.script(ParameterWrite()))
+
+class LoopCarriedWrite(nn.Module):
+    def __init__(self):
+        super().__init__(); self.fc = nn.Linear(2, 2); self.register_buffer('buf', torch.zeros(2))
+    def forward(self, x: Tensor) -> Tensor:
+        t = x
+        for i in range(2):
+            if i == 1:
+                t.add_(1.0)
+            t = self.buf
+        return self.fc(x)
+save('loop_carried_write.pt', torch.jit.script(LoopCarriedWrite()))
+
+bn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 2))
+example = torch.randn(3, 1, 4, 4)
+bn.eval(); save('batchnorm_eval.trace.pt', torch.jit.trace(bn, example))
+bn.train(); save('batchnorm_train.trace.pt', torch.jit.trace(bn, example))
+save('instancenorm.pt', torch.jit.script(nn.Sequential(nn.Conv2d(1, 2, 3), nn.InstanceNorm2d(2))))
+save('instancenorm_running.pt', torch.jit.script(nn.Sequential(nn.Conv2d(1, 2, 3), nn.InstanceNorm2d(2, track_running_stats=True))))
+
+class TensorConstant(nn.Module):
+    def __init__(self):
+        super().__init__(); self.fc = nn.Linear(2000, 2); self.offset = torch.ones(2000)
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x + self.offset)
+save('tensor_constant.trace.pt', torch.jit.trace(TensorConstant(), torch.randn(1, 2000)))
+
+@torch.jit.interface
+class Layer(nn.Module):
+    def forward(self, input: Tensor) -> Tensor:
+        pass
+class InterfaceCall(nn.Module):
+    sub: Layer
+    def __init__(self):
+        super().__init__(); self.sub = nn.Linear(2, 2)
+    def forward(self, x: Tensor) -> Tensor:
+        return self.sub.forward(x)
+save('interface_call.pt', torch.jit.script(InterfaceCall()))
+`;
+
+let analysisDir: string | undefined;
+function analysisCase(name: string): ModelInspection {
+  if (!analysisDir) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-analysis-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const script = path.join(dir, 'analysis_cases.py');
+    writeFileSync(script, ANALYSIS_CASES);
+    const run = spawnSync('/usr/bin/python3', [script, dir], { encoding: 'utf8' });
+    assert.equal(run.status, 0, `building the analysis cases failed: ${run.stderr}`);
+    analysisDir = dir;
+  }
+  return inspectModel(readFileSync(path.join(analysisDir, name)));
+}
+
+function mutationsOf(name: string): string[][] {
+  return forwardOf(analysisCase(name)).mutations.map((m) => [m.kind, m.attribute]);
+}
+
+test('inspectModel does not report in-place operators on the input and on activations (relu_, ReLU(inplace=True)) as state writes', () => {
+  assert.deepEqual(mutationsOf('inplace_activation.pt'), []);
+});
+
+test('inspectModel reports a write through a view of a buffer as a write to the buffer', () => {
+  assert.deepEqual(mutationsOf('view_write.pt'), [['aten::add_', 'buf']]);
+});
+
+test('inspectModel reports a write to a buffer taken back out of a list', () => {
+  assert.deepEqual(mutationsOf('list_write.pt'), [['aten::copy_', 'buf']]);
+});
+
+test('inspectModel reports a write through a detached parameter as a write to the parameter', () => {
+  assert.deepEqual(mutationsOf('parameter_write.pt'), [['aten::mul_', 'fc.weight']]);
+});
+
+test('inspectModel reports a write to a buffer carried into a later loop iteration', () => {
+  assert.deepEqual(mutationsOf('loop_carried_write.pt'), [['aten::add_', 'buf']]);
+});
+
+test('inspectModel tells a BatchNorm traced in eval mode (training constant false) from one traced in training mode', () => {
+  assert.equal(forwardOf(analysisCase('batchnorm_eval.trace.pt')).batchNormTraining, false);
+  assert.deepEqual(mutationsOf('batchnorm_eval.trace.pt'), []);
+  assert.equal(forwardOf(analysisCase('batchnorm_train.trace.pt')).batchNormTraining, true);
+});
+
+test('inspectModel reports InstanceNorm as using batch statistics only when it tracks running statistics', () => {
+  assert.equal(forwardOf(analysisCase('instancenorm.pt')).batchNormTraining, false);
+  assert.equal(forwardOf(analysisCase('instancenorm_running.pt')).batchNormTraining, true);
+});
+
+test('inspectModel counts a tensor attribute a trace baked into the graph as a tensor constant', () => {
+  assert.deepEqual(forwardOf(analysisCase('tensor_constant.trace.pt')).tensorConstants, { count: 1, elements: 2000 });
+});
+
+test('inspectModel leaves a call through a module interface as prim::CallMethod after inlining', () => {
+  const call = use(analysisCase('interface_call.pt'), 'prim::CallMethod');
+  assert.equal(call.unconditional, 1);
+});
+
+// --- Tensors whose metadata lies about their storage ---------------------------------------------
+
+/** mnist_cnn.script.pt with one record replaced (the archive stays a valid, stored zip). */
+function mnistWith(change: (name: string, data: Buffer) => Buffer): Buffer {
+  const entries = readStoredZip(readFileSync(testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.script.pt')));
+  return storedZip(entries.map(({ name, data }) => ({ name, data: change(name, data) })));
+}
+
+test('inspectModel refuses a tensor whose storage record is shorter than its pickle claims (heap over-read)', () => {
+  const bytes = mnistWith((name, data) => (name.endsWith('/data/0') ? data.subarray(0, 8) : data));
+  assert.throws(
+    () => inspectModel(bytes),
+    (error: unknown) =>
+      error instanceof NativeError &&
+      error.code === 'MODEL_LOAD_FAILED' &&
+      /Tensor 'net\.0\.weight' has a storage of 4096 bytes but the archive holds only \d+ bytes/.test(error.message),
+  );
+});
+
+test('inspectModel refuses a tensor whose sizes address more than its storage holds', () => {
+  // net.0.weight is [16, 1, 8, 8] (BININT1 16, 1, 8, 8 in data.pkl); claim 64 filters.
+  const sizes = Buffer.from([0x4b, 16, 0x4b, 1, 0x4b, 8, 0x4b, 8]);
+  const bytes = mnistWith((name, data) => {
+    if (!name.endsWith('/data.pkl')) return data;
+    const at = data.indexOf(sizes);
+    assert.ok(at >= 0, 'the size tuple of net.0.weight is in data.pkl');
+    const edited = Buffer.from(data);
+    edited[at + 1] = 64;
+    return edited;
+  });
+  assert.throws(
+    () => inspectModel(bytes),
+    (error: unknown) => error instanceof NativeError && error.code === 'MODEL_LOAD_FAILED' && /Tensor 'net\.0\.weight' addresses more bytes than its storage holds/.test(error.message),
+  );
+});
+
+// --- extractTensors ---------------------------------------------------------------------------
+
+interface ManifestTensor {
+  dtype: string;
+  shape: number[];
+  sha256: string;
+}
+
+for (const producer of torchscriptProducers) {
+  test(`extractTensors returns the tensors of ${producer}/dataset_bastion.script.pt with the manifest's names, dtypes, shapes and bytes`, () => {
+    const manifest = JSON.parse(readFileSync(testdataPath('torchscript', producer, 'manifest.json'), 'utf8')) as {
+      files: { file: string; tensors?: Record<string, ManifestTensor> }[];
+    };
+    const expected = manifest.files.find((f) => f.file === 'dataset_bastion.script.pt')?.tensors;
+    assert.ok(expected, 'the manifest describes the dataset tensors');
+    const tensors = extractTensors(readFileSync(testdataPath('torchscript', producer, 'dataset_bastion.script.pt')), 1024 ** 3);
+    assert.deepEqual(
+      tensors.map((t) => ({ name: t.name, dtype: `torch.${t.dtype}`, shape: t.shape, sha256: createHash('sha256').update(t.data).digest('hex') })),
+      Object.entries(expected).map(([name, entry]) => ({ name, ...entry })),
+    );
+    assert.ok(tensors.every((t) => Buffer.isBuffer(t.data)));
+  });
+}
+
+test('extractTensors returns parameters, then buffers, with the bytes PyTorch holds', async () => {
+  const { file, bytes } = await hostileModels();
+  const reference = spawnSync(
+    '/usr/bin/python3',
+    [
+      '-c',
+      `import sys, json, hashlib, torch
+m = torch.jit.load(sys.argv[1])
+named = list(m.named_parameters()) + list(m.named_buffers())
+print(json.dumps([[n, hashlib.sha256(t.detach().contiguous().numpy().tobytes()).hexdigest()] for n, t in named]))`,
+      file('batchnorm.pt'),
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(reference.status, 0, reference.stderr);
+  const tensors = extractTensors(bytes('batchnorm.pt'), 1024 ** 2);
+  assert.deepEqual(
+    tensors.map((t) => [t.name, createHash('sha256').update(t.data).digest('hex')]),
+    JSON.parse(reference.stdout),
+  );
+  assert.equal(tensors.find((t) => t.name === 'bn.num_batches_tracked')?.dtype, 'int64');
+});
+
+test('extractTensors accepts tensors of exactly maxBytes and refuses one byte less before copying anything', () => {
+  const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'dataset_bastion.script.pt'));
+  const total = 100 * 28 * 28 * 4 + 100 * 8 + 4;
+  assert.equal(extractTensors(bytes, total).reduce((sum, t) => sum + t.data.length, 0), total);
+  assert.throws(
+    () => extractTensors(bytes, total - 1),
+    (error: unknown) => error instanceof NativeError && error.code === 'MODEL_LOAD_FAILED' && error.message === `The archive's tensors hold more than the limit of ${total - 1} bytes`,
+  );
+});
+
+test('extractTensors refuses a maxBytes that is not an integer between 0 and 2^53 - 1', () => {
+  const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'dataset_bastion.script.pt'));
+  for (const [value, received] of [
+    [-1, '-1'],
+    [1.5, '1.5'],
+    [Number.NaN, 'NaN'],
+    ['10', 'string'],
+    [undefined, 'undefined'],
+  ] as const) {
+    assert.throws(
+      () => extractTensors(bytes, value as number),
+      (error: unknown) =>
+        error instanceof NativeError &&
+        error.code === 'INVALID_ARGUMENT' &&
+        error.message === `Expected integer between 0 and 9007199254740991 for maxBytes but received ${received}`,
+      String(value),
+    );
+  }
+});
+
+test('extractTensors refuses bytes that are not a TorchScript archive with MODEL_LOAD_FAILED', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-extract-'));
+  try {
+    const garbage = path.join(dir, 'garbage.pt');
+    writeFileSync(garbage, Buffer.from('not a zip archive at all'));
+    assert.throws(
+      () => extractTensors(readFileSync(garbage), 1024),
+      (error: unknown) => error instanceof NativeError && error.code === 'MODEL_LOAD_FAILED' && /^Cannot load the TorchScript archive: /.test(error.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// mulberry32: a small deterministic PRNG, so every run feeds the same bytes.
+function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const elementBytes: Record<string, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+
+// Only damage the addon's own checks are for: records shorter than their storage, and sizes that
+// address more than it. Flipping arbitrary pickle opcodes can crash libtorch's unpickler itself (a
+// stack underflow, found here); the TypeScript pre-check refuses those, and the sandbox contains them.
+test('extractTensors on 60 damaged copies of the dataset (records cut, sizes changed) returns consistent tensors or a NativeError', () => {
+  const original = readStoredZip(readFileSync(testdataPath('torchscript', 'torch-1.13', 'dataset_bastion.script.pt')));
+  const sizes = Buffer.from([0x4b, 100, 0x4b, 1, 0x4b, 28, 0x4b, 28]); // samples_0: BININT1 100, 1, 28, 28
+  const random = prng(1913);
+  const outcomes = { ok: 0, refused: 0 };
+  for (let i = 0; i < 60; i += 1) {
+    const entries = original.map(({ name, data }) => ({ name, data: Buffer.from(data) }));
+    if (i % 2 === 0) {
+      const records = entries.filter((e) => /\/data\/\d+$/.test(e.name));
+      const record = records[Math.floor(random() * records.length)]!;
+      record.data = record.data.subarray(0, Math.floor(random() * record.data.length));
+    } else {
+      const pickle = entries.find((e) => e.name.endsWith('/data.pkl'))!;
+      const at = pickle.data.indexOf(sizes);
+      assert.ok(at >= 0, 'the size tuple of samples_0 is in data.pkl');
+      pickle.data[at + 1 + 2 * Math.floor(random() * 4)] = Math.floor(random() * 256);
+    }
+    try {
+      for (const tensor of extractTensors(storedZip(entries), 16 * 1024 ** 2)) {
+        const numel = tensor.shape.reduce((a, b) => a * b, 1);
+        assert.equal(tensor.data.length, numel * (elementBytes[tensor.dtype] ?? Number.NaN), `${tensor.name} ${tensor.dtype} ${tensor.shape.join('x')}`);
+      }
+      outcomes.ok += 1;
+    } catch (error) {
+      assert.ok(error instanceof NativeError, `not a NativeError: ${String(error)}`);
+      assert.equal(error.code, 'MODEL_LOAD_FAILED', error.message);
+      assert.match(error.message, /^Cannot load the TorchScript archive: Tensor '\w+' (has a storage of|addresses more bytes)/);
+      outcomes.refused += 1;
+    }
+  }
+  assert.ok(outcomes.refused > 0 && outcomes.ok > 0, JSON.stringify(outcomes));
 });

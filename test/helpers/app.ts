@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
+import { openBlobStore, type BlobStore } from '../../src/artifacts/blob-store.js';
+import { openDevKeyProvider } from '../../src/enclave/keys.js';
 import { bootstrapAdmin } from '../../src/governance/principals.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { WorkerPool } from '../../src/training/pool.js';
@@ -12,6 +14,7 @@ export interface TestApp {
   app: FastifyInstance;
   store: Store;
   dataDir: string;
+  blobs: BlobStore;
   adminToken: string;
   auth(token?: string): { authorization: string };
   close(): Promise<void>;
@@ -25,17 +28,36 @@ export const idlePool: WorkerPool = {
   close: async () => undefined,
 };
 
-export async function buildTestApp(overrides: { pool?: WorkerPool; isAddonLoaded?: () => boolean } = {}): Promise<TestApp> {
+/** Artifact dependencies for apps whose tests upload nothing (no folder behind them). */
+export const unusedArtifacts = {
+  artifacts: {
+    blobs: { blobsDir: '/nonexistent/blobs', stagingDir: '/nonexistent/blobs/staging', sealingKey: { keyId: '0000000000000000', key: Buffer.alloc(32) } },
+    sandbox: { timeoutMs: 1000, memoryBytes: 1024 ** 3 },
+  },
+  maxUploadBytes: 1024,
+};
+
+export async function buildTestApp(
+  overrides: { pool?: WorkerPool; isAddonLoaded?: () => boolean; maxUploadBytes?: number; sandbox?: { timeoutMs: number; memoryBytes: number } } = {},
+): Promise<TestApp> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-http-'));
   const store = openStore(dataDir);
   const file = bootstrapAdmin(store, dataDir)!;
   const adminToken = fs.readFileSync(file, 'utf8').trim();
-  const app = await buildApp({ store, pool: overrides.pool ?? idlePool, isAddonLoaded: overrides.isAddonLoaded ?? (() => true) });
+  const blobs = openBlobStore(dataDir, openDevKeyProvider(dataDir));
+  const app = await buildApp({
+    store,
+    pool: overrides.pool ?? idlePool,
+    artifacts: { blobs, sandbox: overrides.sandbox ?? { timeoutMs: 60_000, memoryBytes: 8 * 1024 ** 3 } },
+    maxUploadBytes: overrides.maxUploadBytes ?? 4 * 1024 ** 3,
+    isAddonLoaded: overrides.isAddonLoaded ?? (() => true),
+  });
   await app.ready();
   return {
     app,
     store,
     dataDir,
+    blobs,
     adminToken,
     auth: (token = adminToken) => ({ authorization: `Bearer ${token}` }),
     close: async () => {

@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { buildApp } from '../../src/app.js';
 import { openStore } from '../../src/store/db.js';
 import { buildOpenapiDocument, CLIENT_TYPES_FILE, OPENAPI_FILE, renderClientTypes, renderOpenapiYaml } from '../../scripts/openapi.js';
-import { idlePool } from '../helpers/app.js';
+import { idlePool, unusedArtifacts } from '../helpers/app.js';
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
@@ -16,7 +16,7 @@ const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
  */
 async function servedRoutes(): Promise<Set<string>> {
   const store = openStore(':memory:');
-  const app = await buildApp({ store, pool: idlePool, isAddonLoaded: () => true });
+  const app = await buildApp({ store, pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true });
   await app.ready();
   const tree = app.printRoutes({ commonPrefix: false });
   await app.close();

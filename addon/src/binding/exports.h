@@ -15,6 +15,10 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info);
 // inspectModel(bytes: Buffer | Uint8Array) -> { methods, parameters, buffers, forward, training }
 Napi::Value InspectModel(const Napi::CallbackInfo& info);
 
+// extractTensors(bytes: Buffer | Uint8Array, maxBytes: integer 0..2^53-1)
+//   -> [{ name, dtype, shape, data: Buffer }]
+Napi::Value ExtractTensors(const Napi::CallbackInfo& info);
+
 }  // namespace bastion::binding
 
 #endif  // BASTION_BINDING_EXPORTS_H_

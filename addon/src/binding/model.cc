@@ -1,9 +1,14 @@
-// inspectModel(): copies the archive out of V8, inspects it in core, returns plain JS objects.
+// inspectModel() and extractTensors(): copy the archive out of V8, call core, return plain JS
+// objects (and Buffers that own their bytes).
+#include <cmath>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "binding/args.h"
 #include "binding/exports.h"
+#include "core/error.h"
 #include "core/model.h"
 
 namespace bastion::binding {
@@ -15,18 +20,20 @@ Napi::Array Strings(Napi::Env env, const std::vector<std::string>& values) {
   return array;
 }
 
+Napi::Array Shape(Napi::Env env, const std::vector<int64_t>& shape) {
+  Napi::Array array = Napi::Array::New(env, shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) array.Set(d, static_cast<double>(shape[d]));
+  return array;
+}
+
 Napi::Array Tensors(Napi::Env env, const std::vector<core::TensorInfo>& tensors,
                     bool with_requires_grad) {
   Napi::Array array = Napi::Array::New(env, tensors.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     const core::TensorInfo& tensor = tensors[i];
-    Napi::Array shape = Napi::Array::New(env, tensor.shape.size());
-    for (size_t d = 0; d < tensor.shape.size(); ++d) {
-      shape.Set(d, static_cast<double>(tensor.shape[d]));
-    }
     Napi::Object object = Napi::Object::New(env);
     object.Set("name", tensor.name);
-    object.Set("shape", shape);
+    object.Set("shape", Shape(env, tensor.shape));
     object.Set("dtype", tensor.dtype);
     if (with_requires_grad) object.Set("requiresGrad", tensor.requires_grad);
     array.Set(i, object);
@@ -34,19 +41,82 @@ Napi::Array Tensors(Napi::Env env, const std::vector<core::TensorInfo>& tensors,
   return array;
 }
 
+Napi::Array Operators(Napi::Env env, const std::vector<core::OperatorUse>& operators) {
+  Napi::Array array = Napi::Array::New(env, operators.size());
+  for (size_t i = 0; i < operators.size(); ++i) {
+    const core::OperatorUse& use = operators[i];
+    Napi::Object op = Napi::Object::New(env);
+    op.Set("kind", use.kind);
+    op.Set("count", static_cast<double>(use.count));
+    op.Set("unconditional", static_cast<double>(use.unconditional));
+    op.Set("locations", Strings(env, use.locations));
+    array.Set(i, op);
+  }
+  return array;
+}
+
+Napi::Array Mutations(Napi::Env env, const std::vector<core::StateMutation>& mutations) {
+  Napi::Array array = Napi::Array::New(env, mutations.size());
+  for (size_t i = 0; i < mutations.size(); ++i) {
+    Napi::Object mutation = Napi::Object::New(env);
+    mutation.Set("kind", mutations[i].kind);
+    mutation.Set("attribute", mutations[i].attribute);
+    mutation.Set("location", mutations[i].location);
+    array.Set(i, mutation);
+  }
+  return array;
+}
+
 Napi::Value Forward(Napi::Env env, const std::optional<core::ForwardInfo>& forward) {
   if (!forward) return env.Null();
-  Napi::Array operators = Napi::Array::New(env, forward->operators.size());
-  for (size_t i = 0; i < forward->operators.size(); ++i) {
-    Napi::Object op = Napi::Object::New(env);
-    op.Set("kind", forward->operators[i].kind);
-    op.Set("count", static_cast<double>(forward->operators[i].count));
-    operators.Set(i, op);
-  }
+  Napi::Object constants = Napi::Object::New(env);
+  constants.Set("count", static_cast<double>(forward->tensor_constants));
+  constants.Set("elements", static_cast<double>(forward->tensor_constant_elements));
   Napi::Object result = Napi::Object::New(env);
-  result.Set("operators", operators);
+  result.Set("operators", Operators(env, forward->operators));
   result.Set("inputs", static_cast<double>(forward->inputs));
+  result.Set("mutations", Mutations(env, forward->mutations));
+  result.Set("tensorConstants", constants);
+  result.Set("batchNormTraining", forward->batch_norm_training);
   return result;
+}
+
+// A Buffer that owns the bytes (no second copy): the string is freed with the Buffer.
+Napi::Buffer<char> OwningBuffer(Napi::Env env, std::string&& bytes) {
+  if (bytes.empty()) return Napi::Buffer<char>::New(env, 0);
+  auto owned = std::make_unique<std::string>(std::move(bytes));
+  char* data = owned->data();
+  const size_t size = owned->size();
+  Napi::Buffer<char> buffer = Napi::Buffer<char>::NewOrCopy(
+      env, data, size, [](Napi::Env /*env*/, char* /*data*/, std::string* hint) { delete hint; },
+      owned.get());
+  owned.release();  // the finalizer owns it now (NewOrCopy calls it at once when it copied)
+  return buffer;
+}
+
+// A byte count argument: an integer in [0, 2^53 - 1] (JS numbers are exact up to there). Local to
+// this file because no other export takes sizes beyond int32; same message shape as binding/args.
+int64_t ReadByteCount(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  constexpr double kMax = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
+  const std::string expected = "integer between 0 and 9007199254740991";
+  const Napi::Value value = index < info.Length() ? info[index] : info.Env().Undefined();
+  if (!value.IsNumber()) {
+    const char* type = value.IsUndefined() ? "undefined"
+                       : value.IsNull()    ? "null"
+                       : value.IsString()  ? "string"
+                       : value.IsBoolean() ? "boolean"
+                       : value.IsBigInt()  ? "bigint"
+                                           : "object";
+    throw core::Error(core::ErrorCode::kInvalidArgument,
+                      "Expected " + expected + " for " + name + " but received " + type);
+  }
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 0 && number <= kMax) || std::trunc(number) != number) {
+    throw core::Error(core::ErrorCode::kInvalidArgument, "Expected " + expected + " for " + name +
+                                                             " but received " +
+                                                             value.ToString().Utf8Value());
+  }
+  return static_cast<int64_t>(number);
 }
 
 }  // namespace
@@ -60,6 +130,24 @@ Napi::Value InspectModel(const Napi::CallbackInfo& info) {
   result.Set("buffers", Tensors(env, model.buffers, /*with_requires_grad=*/false));
   result.Set("forward", Forward(env, model.forward));
   result.Set("training", model.training);
+  return result;
+}
+
+Napi::Value ExtractTensors(const Napi::CallbackInfo& info) {
+  std::string bytes = CopyBytes(info, 0, "bytes");
+  const int64_t max_bytes = ReadByteCount(info, 1, "maxBytes");
+  std::vector<core::TensorData> tensors = core::ExtractTensors(std::move(bytes), max_bytes);
+  const Napi::Env env = info.Env();
+  Napi::Array result = Napi::Array::New(env, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    core::TensorData& tensor = tensors[i];
+    Napi::Object object = Napi::Object::New(env);
+    object.Set("name", tensor.name);
+    object.Set("dtype", tensor.dtype);
+    object.Set("shape", Shape(env, tensor.shape));
+    object.Set("data", OwningBuffer(env, std::move(tensor.bytes)));
+    result.Set(i, object);
+  }
   return result;
 }
 

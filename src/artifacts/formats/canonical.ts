@@ -1,8 +1,11 @@
-// The canonical form every dataset is converted to, whatever format it was uploaded in: a safetensors
-// file (https://github.com/huggingface/safetensors, little-endian) whose tensors are the feature
-// tensors `inputs.0` … `inputs.<k-1>` and `labels`, all with the sample count as first dimension, and
-// whose `__metadata__` is `{"format": "bastion.dataset.v1"}`. Training reads only this form, so the
-// upload formats (TorchScript, safetensors, CSV) are parsed in one place each and never again.
+// The canonical form every dataset is converted to, whatever format it was uploaded in: the named
+// tensors `inputs.0` … `inputs.<k-1>` and `labels`, all with the sample count as first dimension,
+// little-endian, each a contiguous byte range of one sealed blob, located by a DatasetLayout. For CSV
+// and TorchScript uploads that blob is a converted safetensors file
+// (https://github.com/huggingface/safetensors) whose `__metadata__` is `{"format": "bastion.dataset.v1"}`;
+// a safetensors upload already holds the bytes in this form, so its layout points into the upload
+// itself and nothing is written twice. Training reads only this form, so the upload formats are parsed
+// in one place each and never again.
 
 export const CANONICAL_FORMAT = 'bastion.dataset.v1';
 
@@ -47,6 +50,22 @@ export interface DatasetSummary {
 }
 
 export const MAX_LABEL_CLASSES = 10_000;
+
+/** Where one canonical tensor's bytes are: a range of a blob's plaintext. */
+export interface TensorLocation extends TensorSummary {
+  /** Byte offset of the first element in the blob's plaintext. */
+  offsetBytes: number;
+  /** numel × dtype size. */
+  sizeBytes: number;
+}
+
+/** Where a dataset's canonical tensors are. */
+export interface DatasetLayout {
+  /** The blob that holds them: the upload itself (safetensors) or its conversion. */
+  blob: 'dataset' | 'dataset-tensors';
+  /** Feature tensors in canonical order, then labels. */
+  tensors: TensorLocation[];
+}
 
 /** The canonical name of the i-th feature tensor. */
 export function inputName(index: number): string {

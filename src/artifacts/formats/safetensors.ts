@@ -18,6 +18,7 @@ import {
   type ByteSink,
   type DatasetDtype,
   type DatasetSummary,
+  type TensorLocation,
   type TensorSummary,
 } from './canonical.js';
 
@@ -482,6 +483,8 @@ export interface SafetensorsExtras {
 export interface SafetensorsConversion {
   summary: DatasetSummary;
   extras: SafetensorsExtras;
+  /** Where each canonical tensor's bytes are in the source file (features in order, then labels). */
+  sourceTensors: TensorLocation[];
 }
 
 /** The single number a privacy_limit tensor holds. */
@@ -534,7 +537,8 @@ async function fill(iterator: AsyncIterator<Uint8Array>, buffered: Uint8Array[],
 
 /**
  * Converts an uploaded safetensors dataset of `options.sizeBytes` bytes, read once from `source`, to the
- * canonical form written to `sink`: feature tensors renamed `inputs.<i>`, `labels` kept, `privacy_limit`
+ * canonical form written to `sink` (or only checked, when `sink` is null: `sourceTensors` then says
+ * where the canonical tensors are in the source): feature tensors renamed `inputs.<i>`, `labels` kept, `privacy_limit`
  * skipped (its value reported in `extras`), source `__metadata__` replaced by the canonical format
  * marker. The output keeps the source's data order, so each source chunk is checked and written as it
  * arrives; memory held is the header (≤ MAX_HEADER_BYTES) and at most 7 bytes of a split element.
@@ -543,7 +547,7 @@ async function fill(iterator: AsyncIterator<Uint8Array>, buffered: Uint8Array[],
  */
 export async function convertSafetensors(
   source: AsyncIterable<Uint8Array>,
-  sink: ByteSink,
+  sink: ByteSink | null,
   options: { sizeBytes: number },
 ): Promise<SafetensorsConversion> {
   const { sizeBytes } = options;
@@ -557,7 +561,7 @@ export async function convertSafetensors(
   }
 }
 
-async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink, sizeBytes: number): Promise<SafetensorsConversion> {
+async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink | null, sizeBytes: number): Promise<SafetensorsConversion> {
   const buffered: Uint8Array[] = [];
   if (!(await fill(iterator, buffered, Math.min(8, sizeBytes)))) {
     refuse(`the file ends after ${Buffer.concat(buffered).length} bytes, before its safetensors header length`);
@@ -628,7 +632,7 @@ async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink, 
     const name = canonicalNames.get(t.name)!;
     return { name, dtype: t.dtype, shape: t.shape, dataOffsets: outputOffsets.get(name)! };
   });
-  await sink.write(encodeHeader(entries, { format: CANONICAL_FORMAT }));
+  await sink?.write(encodeHeader(entries, { format: CANONICAL_FORMAT }));
 
   // Stream the data section, cutting each chunk at tensor boundaries.
   let cursor = 0; // data-section offset of the next byte
@@ -643,7 +647,7 @@ async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink, 
       const piece = chunk.subarray(pos, pos + take);
       segment.checker?.feed(piece);
       segment.captured?.push(Uint8Array.from(piece));
-      if (segment.outputName !== null) await sink.write(piece);
+      if (segment.outputName !== null && sink) await sink.write(piece);
       pos += take;
       cursor += take;
     }
@@ -675,5 +679,10 @@ async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink, 
     labels: summaryOf(labels),
     labelClasses: labelClasses === null || labelClasses.isOverflowing ? null : [...labelClasses.classes].sort((a, b) => a - b),
   };
-  return { summary, extras };
+  const sourceTensors: TensorLocation[] = canonicalOrder.map((t) => ({
+    ...summaryOf(t),
+    offsetBytes: dataStart + t.dataOffsets[0],
+    sizeBytes: t.dataOffsets[1] - t.dataOffsets[0],
+  }));
+  return { summary, extras, sourceTensors };
 }

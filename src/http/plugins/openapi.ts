@@ -32,8 +32,16 @@ export default fp(
         tags: [
           { name: 'health', description: 'Probes' },
           { name: 'principals', description: 'Principals and tokens' },
+          { name: 'models', description: 'TorchScript models: upload, check, download' },
+          { name: 'datasets', description: 'Datasets and their privacy limits: upload, check, download' },
           { name: 'meta', description: 'The API description itself' },
         ],
+      },
+      // Multipart routes read their body with receiveUpload(), not a Fastify body schema; document it.
+      transform: ({ schema, url, route }) => {
+        const body = route.config?.multipartBody;
+        if (!body) return { schema, url };
+        return { schema: { ...schema, consumes: ['multipart/form-data'], body } as typeof schema, url };
       },
       refResolver: {
         buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),

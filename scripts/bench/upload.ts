@@ -1,0 +1,121 @@
+// Benchmark: loopback upload of a large safetensors dataset with curl over HTTPS to the compiled server
+// (what `npm start` runs), end to end: multipart parsing, SHA-256, sealing, the dataset check and the
+// canonical conversion, until the 201 arrives. Samples the server's resident memory (VmRSS) while it
+// runs. Prints a table, or with --json one object {"megabytesPerSec", "rssGrowthBytes", ...}.
+//
+//   npm run bench:upload [-- --size-mib 1024] [--runs 3] [--json]
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parseArgs } from 'node:util';
+import { encodeSafetensorsHeader } from '../../src/artifacts/formats/safetensors.js';
+
+const run = promisify(execFile);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const { values } = parseArgs({
+  options: { 'size-mib': { type: 'string', default: '1024' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false } },
+});
+const sizeMiB = Number(values['size-mib']);
+const runs = Number(values.runs);
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-bench-upload-'));
+const file = path.join(work, 'dataset.safetensors');
+
+// A safetensors dataset of about sizeMiB: inputs F32 [n, 256], labels I64 [n].
+function writeDataset(): number {
+  const features = 256;
+  const rowBytes = features * 4 + 8;
+  const n = Math.floor((sizeMiB * 1024 * 1024) / rowBytes);
+  const header = encodeSafetensorsHeader([
+    { name: 'inputs', dtype: 'F32', shape: [n, features] },
+    { name: 'labels', dtype: 'I64', shape: [n] },
+  ]);
+  const fd = fs.openSync(file, 'w');
+  fs.writeSync(fd, header);
+  const rowsPerChunk = 4096;
+  const chunk = new Float32Array(rowsPerChunk * features);
+  for (let i = 0; i < chunk.length; i += 1) chunk[i] = ((i * 7919) % 1000) / 1000;
+  for (let done = 0; done < n; done += rowsPerChunk) {
+    const rows = Math.min(rowsPerChunk, n - done);
+    fs.writeSync(fd, new Uint8Array(chunk.buffer, 0, rows * features * 4));
+  }
+  const labels = new BigInt64Array(rowsPerChunk);
+  for (let i = 0; i < labels.length; i += 1) labels[i] = BigInt(i % 10);
+  for (let done = 0; done < n; done += rowsPerChunk) {
+    const rows = Math.min(rowsPerChunk, n - done);
+    fs.writeSync(fd, new Uint8Array(labels.buffer, 0, rows * 8));
+  }
+  fs.closeSync(fd);
+  return fs.statSync(file).size;
+}
+
+function rssBytes(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+async function main() {
+  const sizeBytes = writeDataset();
+  const dataDir = path.join(work, 'var');
+  const server = spawn(process.execPath, [path.join(root, 'dist', 'main.js'), '--port', '0', '--data-dir', dataDir, '--pool-size', '1'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    readline.createInterface({ input: server.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; url?: string };
+        if (entry.msg === 'Bastion is listening' && entry.url) resolve(entry.url);
+      } catch {
+        /* not a log line */
+      }
+    });
+    server.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  const ca = path.join(dataDir, 'tls', 'server-cert.pem');
+  const results: { seconds: number; megabytesPerSec: number; rssGrowthBytes: number }[] = [];
+  try {
+    for (let i = 0; i < runs; i += 1) {
+      const baseline = rssBytes(server.pid!);
+      let peak = baseline;
+      const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(server.pid!))), 20);
+      const started = performance.now();
+      const { stdout } = await run('curl', [
+        '-sS', '--cacert', ca, '-H', `Authorization: Bearer ${token}`,
+        '-F', `file=@${file};type=application/octet-stream`, '-F', `name=bench-${i}`, '-F', 'privacyLimit=8',
+        '-o', '/dev/null', '-w', '%{http_code}', `${url}/v1/datasets`,
+      ], { maxBuffer: 1 << 20 });
+      const seconds = (performance.now() - started) / 1000;
+      clearInterval(sampler);
+      peak = Math.max(peak, rssBytes(server.pid!));
+      if (stdout.trim() !== '201') throw new Error(`upload answered ${stdout}`);
+      results.push({ seconds, megabytesPerSec: sizeBytes / 1e6 / seconds, rssGrowthBytes: peak - baseline });
+    }
+  } finally {
+    server.kill('SIGTERM');
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const median = <T,>(xs: T[], f: (x: T) => number) => xs.map(f).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const summary = {
+    sizeBytes,
+    runs,
+    seconds: median(results, (r) => r.seconds),
+    megabytesPerSec: median(results, (r) => r.megabytesPerSec),
+    rssGrowthBytes: Math.max(...results.map((r) => r.rssGrowthBytes)),
+  };
+  if (values.json) {
+    console.log(JSON.stringify(summary));
+    return;
+  }
+  console.log(`upload of a ${(sizeBytes / 2 ** 20).toFixed(0)} MiB safetensors dataset, curl over HTTPS on loopback, ${runs} runs (${os.cpus().length} cores)`);
+  console.log('| run | seconds | MB/s | server RSS growth (MB) |');
+  console.log('|---|---|---|---|');
+  results.forEach((r, i) => console.log(`| ${i + 1} | ${r.seconds.toFixed(2)} | ${r.megabytesPerSec.toFixed(0)} | ${(r.rssGrowthBytes / 1e6).toFixed(1)} |`));
+  console.log(`| median / max | ${summary.seconds.toFixed(2)} | ${summary.megabytesPerSec.toFixed(0)} | ${(summary.rssGrowthBytes / 1e6).toFixed(1)} |`);
+}
+
+await main();

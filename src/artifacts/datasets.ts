@@ -1,0 +1,235 @@
+// Datasets: uploaded by data owners in one of three formats and checked, once, into the canonical
+// named-tensor form (formats/canonical.ts) that training reads: a safetensors upload is its own
+// canonical form (a layout points into it), CSV and TorchScript uploads are converted into a second
+// sealed blob. The upload itself is always kept (sealed), so the owner can download exactly what they sent. A TorchScript dataset passes the same gates as a
+// model (TypeScript archive check, then a disposable child process is the first to load it); CSV and
+// safetensors are parsed by our own code in a pool worker. The owner's privacy limit ε and δ are
+// fixed at upload: the ledger (privacy/) charges against them.
+import { BastionError, type FieldError } from '../errors.js';
+import type { Principal } from '../governance/principals.js';
+import { deleteDatasetRow, findDatasetRow, insertDataset, listDatasetRows, type DatasetRow } from '../store/artifacts.js';
+import { openBlob, readBlob, removeBlob, stagedBlob, type StagedBlob, type StagedUpload } from './blob-store.js';
+import type { DatasetLayout, DatasetSummary } from './formats/canonical.js';
+import { detectDatasetFormat } from './formats/detect.js';
+import { checkTorchscriptArchive } from './formats/torchscript-archive.js';
+import type { ExtractedTensor } from '../native.js';
+import { runSandboxed } from './sandbox.js';
+import type { SealedBlobReader } from './sealed-blob.js';
+import { commitArtifact, notFound, requireOwner, type ArtifactDeps } from './service.js';
+
+export const datasetFormats = ['torchscript', 'safetensors', 'csv'] as const;
+export type DatasetFormat = (typeof datasetFormats)[number];
+
+export interface DatasetFields {
+  name: string;
+  description: string;
+  /** Detected from the file's first bytes when absent. */
+  format?: DatasetFormat;
+  /** ε the owner allows over all trainings; a TorchScript file's own `privacy_limit` when absent. */
+  privacyLimit?: number;
+  /** δ; default min(1e-5, 1 / (10 · samples)). Must be below 1 / samples. */
+  delta?: number;
+  /** CSV only: the label column (default `label`, `labels`, `target` or `y`, else the last). */
+  labelColumn?: string;
+  /** Whether trainings without DP may use the dataset (default false). */
+  allowNonPrivate: boolean;
+}
+
+export interface Dataset extends DatasetSummary {
+  id: string;
+  ownerId: string;
+  name: string;
+  description: string;
+  format: DatasetFormat;
+  sha256: string;
+  sizeBytes: number;
+  privacyLimit: number;
+  delta: number;
+  allowNonPrivate: boolean;
+  createdAt: string;
+}
+
+/** Largest TorchScript dataset loaded whole into memory (libtorch has no streaming loader). */
+export const MAX_TORCHSCRIPT_DATASET_BYTES = 2 * 1024 ** 3;
+
+/** The `details` column: what the check found, and where training finds the canonical tensors. */
+interface DatasetDetails {
+  summary: DatasetSummary;
+  layout: DatasetLayout;
+}
+
+/** Where a dataset's canonical tensors are (for training). Throws NOT_FOUND for an unknown id. */
+export function datasetLayout(deps: Pick<ArtifactDeps, 'store'>, id: string): DatasetLayout {
+  const row = findDatasetRow(deps.store, id);
+  if (!row) throw notFound('dataset', id);
+  return (JSON.parse(row.details) as DatasetDetails).layout;
+}
+
+function toDataset(row: DatasetRow): Dataset {
+  const { summary } = JSON.parse(row.details) as DatasetDetails;
+  return {
+    id: row.id,
+    ownerId: row.ownerId,
+    name: row.name,
+    description: row.description,
+    format: row.format,
+    sha256: row.sha256,
+    sizeBytes: row.sizeBytes,
+    privacyLimit: row.privacyLimit,
+    delta: row.delta,
+    allowNonPrivate: row.allowNonPrivate,
+    createdAt: row.createdAt,
+    ...summary,
+  };
+}
+
+async function detectFormat(deps: ArtifactDeps, staged: StagedUpload): Promise<DatasetFormat> {
+  const reader = await openBlob(deps.blobs, staged.identity, staged.file);
+  let prefix: Buffer = Buffer.alloc(0);
+  for await (const chunk of reader.chunks()) {
+    prefix = chunk;
+    break;
+  }
+  const format = detectDatasetFormat(prefix);
+  if (!format) {
+    throw new BastionError(
+      'UNPROCESSABLE_DATASET',
+      'Cannot tell the dataset format from its first bytes; it is not a TorchScript archive, safetensors or CSV with a header row (give the format field to say which it is)',
+    );
+  }
+  return format;
+}
+
+/** BastionAI TorchScript datasets hold their tensors as parameters; they become a safetensors source. */
+function tensorsFromTorchscript(tensors: ExtractedTensor[]) {
+  const dtypes: Record<string, string> = {
+    float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  };
+  return tensors.map((t) => {
+    const dtype = dtypes[t.dtype];
+    if (!dtype) throw new BastionError('UNPROCESSABLE_DATASET', `Tensor ${t.name} has dtype ${t.dtype}, which datasets cannot use`);
+    return { name: t.name, dtype, shape: t.shape, data: t.data };
+  });
+}
+
+function resolvePrivacy(fields: DatasetFields, summary: DatasetSummary, fileLimit: number | null): { privacyLimit: number; delta: number } {
+  const errors: FieldError[] = [];
+  const privacyLimit = fields.privacyLimit ?? fileLimit;
+  if (privacyLimit === null || privacyLimit === undefined) {
+    errors.push({ pointer: '/privacyLimit', detail: 'is required: the total ε the owner allows trainings to spend on this dataset' });
+  }
+  const n = summary.sampleCount;
+  const delta = fields.delta ?? Math.min(1e-5, 1 / (10 * n));
+  if (delta >= 1 / n) errors.push({ pointer: '/delta', detail: `must be below 1 / samples = ${1 / n} (δ ≥ 1/n allows releasing a whole sample)` });
+  if (errors.length > 0) throw new BastionError('VALIDATION_FAILED', errors.map((e) => `${e.pointer} ${e.detail}`).join('; '), { errors });
+  if (!(privacyLimit! > 0 && Number.isFinite(privacyLimit))) {
+    throw new BastionError('UNPROCESSABLE_DATASET', `The file's privacy_limit ${privacyLimit} is not a positive number; give privacyLimit`);
+  }
+  return { privacyLimit: privacyLimit!, delta };
+}
+
+/**
+ * Checks a staged upload, converts it to the canonical form in a pool worker and commits both as a
+ * dataset owned by `owner`. Throws UNPROCESSABLE_DATASET (422) naming the problem; nothing is kept.
+ */
+export async function createDataset(deps: ArtifactDeps, owner: Principal, fields: DatasetFields, staged: StagedUpload): Promise<Dataset> {
+  const canonicalIdentity = { artifactId: staged.identity.artifactId, kind: 'dataset-tensors' as const };
+  let canonical: StagedBlob | undefined;
+  try {
+    if (staged.sizeBytes === 0) throw new BastionError('UNPROCESSABLE_DATASET', 'The uploaded file is empty');
+    const format = fields.format ?? (await detectFormat(deps, staged));
+    if (format !== 'csv' && fields.labelColumn !== undefined) {
+      throw new BastionError('VALIDATION_FAILED', '/labelColumn applies to CSV datasets only', { errors: [{ pointer: '/labelColumn', detail: 'applies to CSV datasets only' }] });
+    }
+    let fileLimit: number | null = null;
+    let converted;
+    if (format === 'torchscript') {
+      if (staged.sizeBytes > MAX_TORCHSCRIPT_DATASET_BYTES) {
+        throw new BastionError('UNPROCESSABLE_DATASET', `TorchScript datasets are loaded whole; this one exceeds ${MAX_TORCHSCRIPT_DATASET_BYTES} bytes: upload it as safetensors`);
+      }
+      const bytes = await readBlob(deps.blobs, staged.identity, staged.file);
+      await checkTorchscriptArchive(bytes, { kind: 'dataset' });
+      const tensors = (await runSandboxed({ mode: 'extract', maxBytes: MAX_TORCHSCRIPT_DATASET_BYTES }, bytes, {
+        ...deps.sandbox,
+        errorCode: 'UNPROCESSABLE_DATASET',
+      })) as ExtractedTensor[];
+      converted = await deps.pool.run('convertDataset', {
+        blobs: deps.blobs,
+        target: canonicalIdentity,
+        source: { kind: 'tensors', tensors: tensorsFromTorchscript(tensors) },
+      });
+    } else {
+      converted = await deps.pool.run('convertDataset', {
+        blobs: deps.blobs,
+        target: canonicalIdentity,
+        source: { kind: format, identity: staged.identity, file: staged.file, sizeBytes: staged.sizeBytes, ...(fields.labelColumn !== undefined ? { labelColumn: fields.labelColumn } : {}) },
+      });
+    }
+    if (converted.converted) canonical = stagedBlob(deps.blobs, canonicalIdentity, converted.converted);
+    fileLimit = converted.privacyLimit;
+    const { privacyLimit, delta } = resolvePrivacy(fields, converted.summary, fileLimit);
+    const row: DatasetRow = {
+      id: staged.identity.artifactId,
+      ownerId: owner.id,
+      name: fields.name,
+      description: fields.description,
+      format,
+      sha256: staged.sha256,
+      sizeBytes: staged.sizeBytes,
+      privacyLimit,
+      delta,
+      allowNonPrivate: fields.allowNonPrivate,
+      sampleCount: converted.summary.sampleCount,
+      details: JSON.stringify({ summary: converted.summary, layout: converted.layout } satisfies DatasetDetails),
+      createdAt: new Date().toISOString(),
+    };
+    await commitArtifact(
+      deps,
+      canonical ? [staged, canonical] : [staged],
+      () => insertDataset(deps.store, row),
+      () => removeDatasetBlobs(deps, row.id),
+    );
+    return toDataset(row);
+  } catch (err) {
+    await staged.discard();
+    await canonical?.discard();
+    throw err;
+  }
+}
+
+async function removeDatasetBlobs(deps: ArtifactDeps, id: string): Promise<void> {
+  await removeBlob(deps.blobs, { artifactId: id, kind: 'dataset' });
+  await removeBlob(deps.blobs, { artifactId: id, kind: 'dataset-tensors' });
+}
+
+/** Every dataset's metadata (the catalogue), oldest first. */
+export function listDatasets(deps: Pick<ArtifactDeps, 'store'>): Dataset[] {
+  return listDatasetRows(deps.store).map(toDataset);
+}
+
+export function getDataset(deps: Pick<ArtifactDeps, 'store'>, id: string): Dataset {
+  const row = findDatasetRow(deps.store, id);
+  if (!row) throw notFound('dataset', id);
+  return toDataset(row);
+}
+
+/** The uploaded file, decrypted as it streams, for the dataset's owner only. */
+export async function openDatasetContent(deps: ArtifactDeps, principal: Principal, id: string): Promise<{ dataset: Dataset; content: SealedBlobReader }> {
+  const dataset = toDataset(requireOwner(findDatasetRow(deps.store, id), principal, 'dataset', id));
+  const content = await openBlob(deps.blobs, { artifactId: id, kind: 'dataset' });
+  return { dataset, content };
+}
+
+/**
+ * Deletes the owner's dataset: row first, then both blobs (the sweep at start removes blobs a crash
+ * left behind). Others may see the dataset but not delete it: 403.
+ */
+export async function deleteDataset(deps: ArtifactDeps, principal: Principal, id: string): Promise<void> {
+  deps.store.transaction(() => {
+    const row = findDatasetRow(deps.store, id);
+    if (!row) throw notFound('dataset', id);
+    if (row.ownerId !== principal.id) throw new BastionError('FORBIDDEN', 'Only the owner of a dataset may delete it');
+    deleteDatasetRow(deps.store, id);
+  });
+  await removeDatasetBlobs(deps, id);
+}

@@ -1,0 +1,57 @@
+// What every artifact service shares: its dependencies, how an upload is staged, and who may see an
+// artifact. Visibility rule: a model is visible only to its owner (it is a data scientist's work);
+// a dataset's metadata is visible to every principal (it is the catalogue trainings are planned
+// against) while its content is its owner's alone. What a principal may not see answers 404, so
+// nobody learns that it exists.
+import { v7 as uuidv7 } from 'uuid';
+import { BastionError } from '../errors.js';
+import type { Principal } from '../governance/principals.js';
+import type { Store } from '../store/db.js';
+import type { WorkerPool } from '../training/pool.js';
+import { stageBlob, type BlobStore, type StagedBlob, type StagedUpload } from './blob-store.js';
+import type { BlobKind } from './sealed-blob.js';
+
+export interface SandboxLimits {
+  /** Wall-clock limit of one disposable load of an uploaded archive. */
+  timeoutMs: number;
+  /** Data-segment limit (RLIMIT_DATA) of that process. */
+  memoryBytes: number;
+}
+
+export interface ArtifactDeps {
+  store: Store;
+  blobs: BlobStore;
+  pool: WorkerPool;
+  sandbox: SandboxLimits;
+}
+
+/** Streams an upload into a staged blob of a new artifact id. */
+export function stageUpload(deps: Pick<ArtifactDeps, 'blobs'>, kind: BlobKind, source: AsyncIterable<Uint8Array>): Promise<StagedUpload> {
+  return stageBlob(deps.blobs, { artifactId: uuidv7(), kind }, source);
+}
+
+export function notFound(kind: 'model' | 'dataset', id: string): BastionError {
+  return new BastionError('NOT_FOUND', `No ${kind} with id ${id}`);
+}
+
+/** Owners only: others get the same 404 as for an id that does not exist. */
+export function requireOwner<T extends { ownerId: string }>(row: T | undefined, principal: Principal, kind: 'model' | 'dataset', id: string): T {
+  if (!row || row.ownerId !== principal.id) throw notFound(kind, id);
+  return row;
+}
+
+/**
+ * Commits staged blobs, then runs `insert` (the row) in one transaction. If the row cannot be
+ * committed, the blobs are removed again: no blob outlives a failed upload, and no row exists
+ * without its blobs.
+ */
+export async function commitArtifact(deps: ArtifactDeps, staged: StagedBlob[], insert: () => void, remove: () => Promise<void>): Promise<void> {
+  try {
+    for (const blob of staged) await blob.commit();
+    deps.store.transaction(insert);
+  } catch (err) {
+    await Promise.all(staged.map((blob) => blob.discard()));
+    await remove().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,107 @@
+// Wire shapes of models and datasets, and the multipart form fields of their uploads.
+import { Type, type Static, type TSchema } from 'typebox';
+
+const TensorInfoSchema = Type.Object(
+  {
+    name: Type.String(),
+    shape: Type.Array(Type.Integer({ minimum: 0 })),
+    dtype: Type.String({ description: 'torch dtype name, e.g. float32, int64' }),
+    requiresGrad: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const ModelSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    ownerId: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    description: Type.String(),
+    format: Type.Literal('torchscript'),
+    sha256: Type.String({ description: 'SHA-256 of the uploaded file, hex' }),
+    sizeBytes: Type.Integer({ minimum: 0 }),
+    createdAt: Type.String({ format: 'date-time' }),
+    check: Type.Object(
+      {
+        methods: Type.Array(Type.String()),
+        parameters: Type.Array(TensorInfoSchema),
+        buffers: Type.Array(TensorInfoSchema),
+        parameterCount: Type.Integer({ minimum: 0 }),
+        operators: Type.Array(Type.String(), { description: 'Operator kinds of the inlined forward graph' }),
+      },
+      { additionalProperties: false, description: 'What the model check found' },
+    ),
+  },
+  { $id: 'Model', title: 'Model', additionalProperties: false },
+);
+
+const CanonicalTensorSchema = Type.Object(
+  {
+    name: Type.String({ description: 'inputs.<i> or labels' }),
+    dtype: Type.String({ description: 'safetensors dtype, e.g. F32, I64' }),
+    shape: Type.Array(Type.Integer({ minimum: 0 }), { description: 'shape[0] is the sample count' }),
+  },
+  { additionalProperties: false },
+);
+
+export const datasetFormatSchema = Type.Enum(['torchscript', 'safetensors', 'csv'], { type: 'string' });
+
+export const DatasetSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    ownerId: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    description: Type.String(),
+    format: datasetFormatSchema,
+    sha256: Type.String({ description: 'SHA-256 of the uploaded file, hex' }),
+    sizeBytes: Type.Integer({ minimum: 0 }),
+    privacyLimit: Type.Number({ description: 'Total ε the owner allows all trainings to spend' }),
+    delta: Type.Number({ description: 'δ of every guarantee given on this dataset' }),
+    allowNonPrivate: Type.Boolean({ description: 'Whether trainings without DP may use it' }),
+    sampleCount: Type.Integer({ minimum: 1 }),
+    inputs: Type.Array(CanonicalTensorSchema),
+    labels: CanonicalTensorSchema,
+    labelClasses: Type.Union([Type.Array(Type.Number()), Type.Null()], { description: 'Distinct integer labels; null for float labels' }),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'Dataset', title: 'Dataset', additionalProperties: false },
+);
+
+export const ModelListSchema = Type.Object({ items: Type.Array(Type.Ref('Model')) }, { additionalProperties: false });
+export const DatasetListSchema = Type.Object({ items: Type.Array(Type.Ref('Dataset')) }, { additionalProperties: false });
+
+const fileField = Type.String({ format: 'binary', description: 'The file; any part name is accepted, exactly one file part' });
+const nameField = Type.String({ minLength: 1, maxLength: 200 });
+const descriptionField = Type.String({ maxLength: 4000 });
+
+/** Form fields of POST /v1/models (the file part aside). */
+export const ModelFieldsSchema = Type.Object(
+  { name: nameField, description: Type.Optional(descriptionField) },
+  { additionalProperties: false },
+);
+export type ModelFieldsInput = Static<typeof ModelFieldsSchema>;
+
+/** Form fields of POST /v1/datasets (the file part aside). Numbers and booleans arrive as text. */
+export const DatasetFieldsSchema = Type.Object(
+  {
+    name: nameField,
+    description: Type.Optional(descriptionField),
+    format: Type.Optional(datasetFormatSchema),
+    privacyLimit: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'ε; required unless a TorchScript file carries privacy_limit' })),
+    delta: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'δ; default min(1e-5, 1/(10·samples)); must be below 1/samples' })),
+    labelColumn: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'CSV: the label column (default label, labels, target or y, else the last)' })),
+    allowNonPrivate: Type.Optional(Type.Boolean({ description: 'Allow trainings without DP (default false)' })),
+  },
+  { additionalProperties: false },
+);
+export type DatasetFieldsInput = Static<typeof DatasetFieldsSchema>;
+
+/** The multipart body as OpenAPI documents it: the fields plus one file part. */
+export function multipartBody(fields: typeof ModelFieldsSchema | typeof DatasetFieldsSchema): TSchema {
+  return Type.Object({ file: fileField, ...fields.properties });
+}
+
+export const binaryContent = {
+  description: 'The file as uploaded, decrypted as it streams',
+  content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+} as unknown as TSchema;

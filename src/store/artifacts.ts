@@ -1,0 +1,94 @@
+// Rows of the models and datasets tables. Data access only: who may see or change an artifact, and
+// how its blob is checked and sealed, live in src/artifacts/. `details` columns hold JSON written by
+// the services; this module stores and returns it as text.
+import type { Store } from './db.js';
+
+export interface ModelRow {
+  id: string;
+  ownerId: string;
+  name: string;
+  description: string;
+  sha256: string;
+  sizeBytes: number;
+  details: string;
+  createdAt: string;
+}
+
+export interface DatasetRow {
+  id: string;
+  ownerId: string;
+  name: string;
+  description: string;
+  format: 'torchscript' | 'safetensors' | 'csv';
+  sha256: string;
+  sizeBytes: number;
+  privacyLimit: number;
+  delta: number;
+  allowNonPrivate: boolean;
+  sampleCount: number;
+  details: string;
+  createdAt: string;
+}
+
+const modelColumns =
+  'id, owner_id AS ownerId, name, description, sha256, size_bytes AS sizeBytes, details, created_at AS createdAt';
+const datasetColumns =
+  'id, owner_id AS ownerId, name, description, format, sha256, size_bytes AS sizeBytes, privacy_limit AS privacyLimit, ' +
+  'delta, allow_non_private AS allowNonPrivate, sample_count AS sampleCount, details, created_at AS createdAt';
+
+export function insertModel(store: Store, row: ModelRow): void {
+  store.db
+    .prepare(
+      `INSERT INTO models (id, owner_id, name, description, sha256, size_bytes, details, created_at)
+       VALUES (@id, @ownerId, @name, @description, @sha256, @sizeBytes, @details, @createdAt)`,
+    )
+    .run(row);
+}
+
+export function insertDataset(store: Store, row: DatasetRow): void {
+  store.db
+    .prepare(
+      `INSERT INTO datasets (id, owner_id, name, description, format, sha256, size_bytes, privacy_limit, delta,
+                             allow_non_private, sample_count, details, created_at)
+       VALUES (@id, @ownerId, @name, @description, @format, @sha256, @sizeBytes, @privacyLimit, @delta,
+               @allowNonPrivate, @sampleCount, @details, @createdAt)`,
+    )
+    .run({ ...row, allowNonPrivate: row.allowNonPrivate ? 1 : 0 });
+}
+
+/** Models of one owner, oldest first (UUID v7 ids sort by creation). */
+export function listModelRows(store: Store, ownerId: string): ModelRow[] {
+  return store.db.prepare(`SELECT ${modelColumns} FROM models WHERE owner_id = ? ORDER BY id`).all(ownerId) as ModelRow[];
+}
+
+export function findModelRow(store: Store, id: string): ModelRow | undefined {
+  return store.db.prepare(`SELECT ${modelColumns} FROM models WHERE id = ?`).get(id) as ModelRow | undefined;
+}
+
+function toDataset(raw: (Omit<DatasetRow, 'allowNonPrivate'> & { allowNonPrivate: number }) | undefined): DatasetRow | undefined {
+  return raw ? { ...raw, allowNonPrivate: raw.allowNonPrivate === 1 } : undefined;
+}
+
+/** Every dataset, oldest first. */
+export function listDatasetRows(store: Store): DatasetRow[] {
+  const rows = store.db.prepare(`SELECT ${datasetColumns} FROM datasets ORDER BY id`).all() as Parameters<typeof toDataset>[0][];
+  return rows.map((r) => toDataset(r)!);
+}
+
+export function findDatasetRow(store: Store, id: string): DatasetRow | undefined {
+  return toDataset(store.db.prepare(`SELECT ${datasetColumns} FROM datasets WHERE id = ?`).get(id) as Parameters<typeof toDataset>[0]);
+}
+
+export function deleteModelRow(store: Store, id: string): boolean {
+  return store.db.prepare('DELETE FROM models WHERE id = ?').run(id).changes > 0;
+}
+
+export function deleteDatasetRow(store: Store, id: string): boolean {
+  return store.db.prepare('DELETE FROM datasets WHERE id = ?').run(id).changes > 0;
+}
+
+/** Ids of every model and dataset, for sweeping blobs whose row never committed. */
+export function allArtifactIds(store: Store): Set<string> {
+  const rows = store.db.prepare('SELECT id FROM models UNION ALL SELECT id FROM datasets').all() as { id: string }[];
+  return new Set(rows.map((r) => r.id));
+}

@@ -1,0 +1,168 @@
+// POST/GET/DELETE /v1/datasets through app.inject with a real worker pool and sandbox: each format is
+// converted to the canonical form, privacy settings are checked, and visibility follows ownership.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { openBlob } from '../../src/artifacts/blob-store.js';
+import { readSafetensors, encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
+import { createPrincipal } from '../../src/governance/principals.js';
+import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { multipartForm, type FormFile } from '../helpers/multipart.js';
+import { testdataPath } from '../helpers/testdata.js';
+
+let t: TestApp;
+let pool: WorkerPool;
+let owner: string;
+let other: string;
+
+before(async () => {
+  pool = createPool({ size: 1, torchThreads: 1 });
+  t = await buildTestApp({ pool, maxUploadBytes: 64 * 1024 * 1024 });
+  owner = createPrincipal(t.store, { name: 'hospital-a', role: 'member' }).token;
+  other = createPrincipal(t.store, { name: 'data-scientist', role: 'member' }).token;
+});
+after(async () => {
+  await t.close();
+  await pool.close();
+});
+
+async function upload(fields: Record<string, string>, files: FormFile[], token = owner) {
+  const form = await multipartForm(fields, files);
+  return t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(token) } });
+}
+
+const csv = (rows: number) => ['age,blood_pressure,label', ...Array.from({ length: rows }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}`)].join('\n') + '\n';
+
+async function canonicalOf(id: string) {
+  const reader = await openBlob(t.blobs, { artifactId: id, kind: 'dataset-tensors' });
+  const parts: Buffer[] = [];
+  for await (const chunk of reader.chunks()) parts.push(chunk);
+  return readSafetensors(Buffer.concat(parts));
+}
+
+async function assertRefused(response: Awaited<ReturnType<typeof upload>>, status: number, slug: string, detail?: RegExp) {
+  assert.equal(response.statusCode, status, response.body);
+  const problem = response.json();
+  assert.equal(problem.type, `urn:bastion:problem:${slug}`);
+  if (detail) assert.match(problem.detail, detail);
+  assert.deepEqual(fs.readdirSync(t.blobs.stagingDir), []);
+  return problem;
+}
+
+describe('uploading datasets', () => {
+  test('a CSV is detected, converted to inputs.0 [n, features] and integer labels, and its classes recorded', async () => {
+    const body = csv(40);
+    const res = await upload({ name: 'patients', privacyLimit: '4', delta: '1e-5' }, [{ content: body, filename: 'patients.csv' }]);
+    assert.equal(res.statusCode, 201, res.body);
+    const dataset = res.json();
+    assert.equal(dataset.format, 'csv');
+    assert.equal(dataset.sampleCount, 40);
+    assert.equal(dataset.privacyLimit, 4);
+    assert.equal(dataset.delta, 1e-5);
+    assert.equal(dataset.allowNonPrivate, false);
+    assert.deepEqual(dataset.inputs, [{ name: 'inputs.0', dtype: 'F32', shape: [40, 2] }]);
+    assert.deepEqual(dataset.labels, { name: 'labels', dtype: 'I64', shape: [40] });
+    assert.deepEqual(dataset.labelClasses, [0, 1, 2]);
+    assert.equal(dataset.sha256, createHash('sha256').update(body).digest('hex'));
+    const canonical = await canonicalOf(dataset.id);
+    assert.deepEqual(canonical.tensors.map((x) => x.name), ['inputs.0', 'labels']);
+    assert.deepEqual(Array.from(new Float32Array(new Uint8Array(canonical.tensors[0]!.data).buffer).slice(0, 4)), [20, 110, 21, 111]);
+  });
+
+  test('a safetensors file with BastionAI names becomes canonical; allowNonPrivate and the default δ are kept', async () => {
+    const n = 50;
+    const file = encodeSafetensors([
+      { name: 'samples_0', dtype: 'F32', shape: [n, 3], data: new Uint8Array(new Float32Array(n * 3).fill(0.5).buffer) },
+      { name: 'labels', dtype: 'I64', shape: [n], data: new Uint8Array(new BigInt64Array(n).fill(1n).buffer) },
+    ]);
+    const res = await upload({ name: 'bank', privacyLimit: '2', allowNonPrivate: 'true' }, [{ content: file }]);
+    assert.equal(res.statusCode, 201, res.body);
+    const dataset = res.json();
+    assert.equal(dataset.format, 'safetensors');
+    assert.equal(dataset.allowNonPrivate, true);
+    assert.equal(dataset.delta, 1e-5);
+    assert.deepEqual(dataset.inputs, [{ name: 'inputs.0', dtype: 'F32', shape: [n, 3] }]);
+  });
+
+  test('a BastionAI TorchScript dataset is loaded in the sandbox; its privacy_limit becomes the limit', async () => {
+    const bytes = fs.readFileSync(testdataPath('torchscript', 'torch-2.6', 'dataset_bastion.script.pt'));
+    const res = await upload({ name: 'mnist-subset' }, [{ content: bytes }]);
+    assert.equal(res.statusCode, 201, res.body);
+    const dataset = res.json();
+    assert.equal(dataset.format, 'torchscript');
+    assert.equal(dataset.sampleCount, 100);
+    assert.equal(dataset.privacyLimit, 6);
+    assert.deepEqual(dataset.inputs, [{ name: 'inputs.0', dtype: 'F32', shape: [100, 1, 28, 28] }]);
+    assert.deepEqual(dataset.labels, { name: 'labels', dtype: 'I64', shape: [100] });
+  });
+
+  test('every principal sees the catalogue, but only the owner downloads or deletes', async () => {
+    const body = csv(20);
+    const created = (await upload({ name: 'shared-catalogue', privacyLimit: '1' }, [{ content: body }])).json();
+    const seen = await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(other) });
+    assert.equal(seen.statusCode, 200);
+    assert.deepEqual(seen.json(), created);
+    assert.ok((await t.app.inject({ url: '/v1/datasets', headers: t.auth(other) })).json().items.some((d: { id: string }) => d.id === created.id));
+    assert.equal((await t.app.inject({ url: `/v1/datasets/${created.id}/content`, headers: t.auth(other) })).statusCode, 404);
+    assert.equal((await t.app.inject({ method: 'DELETE', url: `/v1/datasets/${created.id}`, headers: t.auth(other) })).statusCode, 403);
+    const content = await t.app.inject({ url: `/v1/datasets/${created.id}/content`, headers: t.auth(owner) });
+    assert.equal(content.statusCode, 200);
+    assert.equal(content.body, body);
+    const deleted = await t.app.inject({ method: 'DELETE', url: `/v1/datasets/${created.id}`, headers: t.auth(owner) });
+    assert.equal(deleted.statusCode, 204);
+    for (const kind of ['dataset', 'dataset-tensors']) assert.equal(fs.existsSync(path.join(t.blobs.blobsDir, kind, `${created.id}.sealed`)), false);
+    assert.equal((await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(owner) })).statusCode, 404);
+  });
+});
+
+describe('refused datasets leave nothing behind', () => {
+  const rows = () => (t.store.db.prepare('SELECT count(*) AS n FROM datasets').get() as { n: number }).n;
+
+  test('a CSV with a ragged row gets 422 naming the line', async () => {
+    const before = rows();
+    await assertRefused(await upload({ name: 'x', privacyLimit: '1' }, [{ content: 'a,b,label\n1,2,0\n3,0\n' }]), 422, 'unprocessable-dataset', /line 3/);
+    assert.equal(rows(), before);
+  });
+
+  test('text in a numeric column gets 422 naming the column', async () => {
+    await assertRefused(await upload({ name: 'x', privacyLimit: '1' }, [{ content: 'a,b,label\n1,2,0\n3,four,1\n' }]), 422, 'unprocessable-dataset', /\bb\b/);
+  });
+
+  test('a safetensors header that lies about offsets gets 422', async () => {
+    const good = encodeSafetensors([
+      { name: 'inputs', dtype: 'F32', shape: [4, 2], data: new Uint8Array(32) },
+      { name: 'labels', dtype: 'I64', shape: [4], data: new Uint8Array(32) },
+    ]);
+    const headerLength = Number(good.readBigUInt64LE(0));
+    const header = good.subarray(8, 8 + headerLength).toString('utf8').replace('[0,32]', '[0,64]');
+    const lying = Buffer.concat([good.subarray(0, 8), Buffer.from(header), good.subarray(8 + headerLength)]);
+    await assertRefused(await upload({ name: 'x', privacyLimit: '1', format: 'safetensors' }, [{ content: lying }]), 422, 'unprocessable-dataset');
+  });
+
+  test('an empty file gets 422', async () => {
+    await assertRefused(await upload({ name: 'x', privacyLimit: '1' }, [{ content: '' }]), 422, 'unprocessable-dataset', /empty/);
+  });
+
+  test('a CSV without privacyLimit is a 400 naming /privacyLimit', async () => {
+    const problem = await assertRefused(await upload({ name: 'x' }, [{ content: csv(10) }]), 400, 'validation-failed');
+    assert.deepEqual(problem.errors.map((e: { pointer: string }) => e.pointer), ['/privacyLimit']);
+  });
+
+  test('δ at or above 1/n is refused: it would allow releasing whole samples', async () => {
+    const problem = await assertRefused(await upload({ name: 'x', privacyLimit: '1', delta: '0.2' }, [{ content: csv(10) }]), 400, 'validation-failed');
+    assert.deepEqual(problem.errors.map((e: { pointer: string }) => e.pointer), ['/delta']);
+  });
+
+  test('form fields are checked: ε must be positive, format one of three, labelColumn only for CSV', async () => {
+    const bad = await assertRefused(await upload({ name: 'x', privacyLimit: '-1', format: 'parquet' }, [{ content: csv(10) }]), 400, 'validation-failed');
+    assert.deepEqual(bad.errors.map((e: { pointer: string }) => e.pointer).sort(), ['/format', '/privacyLimit']);
+    const safetensors = encodeSafetensors([
+      { name: 'inputs', dtype: 'F32', shape: [2, 1], data: new Uint8Array(8) },
+      { name: 'labels', dtype: 'I64', shape: [2], data: new Uint8Array(16) },
+    ]);
+    await assertRefused(await upload({ name: 'x', privacyLimit: '1', labelColumn: 'y' }, [{ content: safetensors }]), 400, 'validation-failed', /labelColumn/);
+  });
+});

@@ -1,0 +1,177 @@
+// POST/GET/DELETE /v1/models through app.inject with a real worker pool and the real sandbox: what is
+// accepted, what is refused and why, who sees what, and that nothing is left behind by a failure.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createPrincipal } from '../../src/governance/principals.js';
+import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { multipartForm, type FormFile } from '../helpers/multipart.js';
+import { hostileModels } from '../helpers/torch-fixtures.js';
+import { testdataPath } from '../helpers/testdata.js';
+
+let t: TestApp;
+let pool: WorkerPool;
+let member: string;
+
+before(async () => {
+  pool = createPool({ size: 1, torchThreads: 1 });
+  t = await buildTestApp({ pool, maxUploadBytes: 8 * 1024 * 1024 });
+  member = createPrincipal(t.store, { name: 'data-scientist', role: 'member' }).token;
+});
+after(async () => {
+  await t.close();
+  await pool.close();
+});
+
+const mnist = () => fs.readFileSync(testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.script.pt'));
+
+async function upload(fields: Record<string, string>, files: FormFile[], token = member) {
+  const form = await multipartForm(fields, files);
+  return t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(token) } });
+}
+
+function stagingFiles(): string[] {
+  return fs.readdirSync(t.blobs.stagingDir);
+}
+function modelRows(): number {
+  return (t.store.db.prepare('SELECT count(*) AS n FROM models').get() as { n: number }).n;
+}
+
+/** The upload is refused with this status and problem type, and leaves neither staged file nor row. */
+async function assertRefused(response: Awaited<ReturnType<typeof upload>>, status: number, slug: string, detail?: RegExp) {
+  assert.equal(response.statusCode, status, response.body);
+  assert.match(response.headers['content-type'] as string, /^application\/problem\+json/);
+  const problem = response.json();
+  assert.equal(problem.type, `urn:bastion:problem:${slug}`);
+  if (detail) assert.match(problem.detail, detail);
+  assert.deepEqual(stagingFiles(), []);
+  return problem;
+}
+
+describe('uploading a model', () => {
+  test('a TorchScript model is checked, sealed and described: id, sha256, size, parameters, operators', async () => {
+    const bytes = mnist();
+    const res = await upload({ name: 'mnist', description: 'a small CNN' }, [{ content: bytes, field: 'anything' }]);
+    assert.equal(res.statusCode, 201, res.body);
+    const model = res.json();
+    assert.match(model.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/);
+    assert.equal(res.headers.location, `/v1/models/${model.id}`);
+    assert.equal(model.sha256, createHash('sha256').update(bytes).digest('hex'));
+    assert.equal(model.sizeBytes, bytes.length);
+    assert.equal(model.name, 'mnist');
+    assert.equal(model.description, 'a small CNN');
+    assert.equal(model.check.parameterCount, 26010);
+    assert.deepEqual(model.check.parameters.map((p: { name: string }) => p.name), ['net.0.weight', 'net.0.bias', 'net.3.weight', 'net.3.bias', 'net.7.weight', 'net.7.bias', 'net.9.weight', 'net.9.bias']);
+    assert.ok(model.check.operators.includes('aten::conv2d'));
+    // Sealed at rest: the file under blobs/ is not the upload.
+    const sealed = fs.readFileSync(path.join(t.blobs.blobsDir, 'model', `${model.id}.sealed`));
+    assert.equal(sealed.indexOf(bytes.subarray(0, 64)), -1);
+    assert.deepEqual(stagingFiles(), []);
+  });
+
+  test('the owner lists, reads and downloads the model byte-identical; the download carries its sha256', async () => {
+    const bytes = fs.readFileSync(testdataPath('torchscript', 'torch-2.6', 'transformer.script.pt'));
+    const created = (await upload({ name: 'transformer-2.6' }, [{ content: bytes }])).json();
+    const list = await t.app.inject({ url: '/v1/models', headers: t.auth(member) });
+    assert.equal(list.statusCode, 200);
+    assert.ok(list.json().items.some((m: { id: string }) => m.id === created.id));
+    const one = await t.app.inject({ url: `/v1/models/${created.id}`, headers: t.auth(member) });
+    assert.deepEqual(one.json(), created);
+    const content = await t.app.inject({ url: `/v1/models/${created.id}/content`, headers: t.auth(member) });
+    assert.equal(content.statusCode, 200);
+    assert.equal(content.headers['content-type'], 'application/octet-stream');
+    assert.equal(content.headers['x-content-sha256'], created.sha256);
+    assert.deepEqual(content.rawPayload, bytes);
+  });
+
+  test('another principal gets 404 for the model, its content and its deletion, and does not see it listed', async () => {
+    const created = (await upload({ name: 'private' }, [{ content: mnist() }])).json();
+    const other = createPrincipal(t.store, { name: 'hospital-b', role: 'member' }).token;
+    for (const [method, url] of [['GET', `/v1/models/${created.id}`], ['GET', `/v1/models/${created.id}/content`], ['DELETE', `/v1/models/${created.id}`]] as const) {
+      const res = await t.app.inject({ method, url, headers: t.auth(other) });
+      assert.equal(res.statusCode, 404, `${method} ${url}`);
+    }
+    const list = await t.app.inject({ url: '/v1/models', headers: t.auth(other) });
+    assert.deepEqual(list.json().items, []);
+    // The admin is no exception: it manages principals, not other parties' models.
+    const admin = await t.app.inject({ url: `/v1/models/${created.id}/content`, headers: t.auth() });
+    assert.equal(admin.statusCode, 404);
+  });
+
+  test('the owner deletes a model: row and sealed file are gone', async () => {
+    const created = (await upload({ name: 'to-delete' }, [{ content: mnist() }])).json();
+    const file = path.join(t.blobs.blobsDir, 'model', `${created.id}.sealed`);
+    assert.ok(fs.existsSync(file));
+    const res = await t.app.inject({ method: 'DELETE', url: `/v1/models/${created.id}`, headers: t.auth(member) });
+    assert.equal(res.statusCode, 204);
+    assert.equal(fs.existsSync(file), false);
+    assert.equal((await t.app.inject({ url: `/v1/models/${created.id}`, headers: t.auth(member) })).statusCode, 404);
+    assert.equal((await t.app.inject({ method: 'DELETE', url: `/v1/models/${created.id}`, headers: t.auth(member) })).statusCode, 404);
+  });
+});
+
+describe('refused models leave nothing behind', () => {
+  test('garbage bytes get 422 unprocessable-model', async () => {
+    const before = modelRows();
+    await assertRefused(await upload({ name: 'x' }, [{ content: Buffer.from('this is not a zip archive at all') }]), 422, 'unprocessable-model');
+    assert.equal(modelRows(), before);
+  });
+
+  test('an empty file gets 422', async () => {
+    await assertRefused(await upload({ name: 'x' }, [{ content: Buffer.alloc(0) }]), 422, 'unprocessable-model');
+  });
+
+  test('a truncated TorchScript file gets 422', async () => {
+    const bytes = mnist();
+    await assertRefused(await upload({ name: 'x' }, [{ content: bytes.subarray(0, Math.floor(bytes.length / 2)) }]), 422, 'unprocessable-model');
+  });
+
+  test('a trace made under no_grad is refused naming its inference-only operator', async () => {
+    const bytes = fs.readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.trace_nograd.pt'));
+    await assertRefused(await upload({ name: 'x' }, [{ content: bytes }]), 422, 'unprocessable-model', /aten::_transformer_encoder_layer_fwd/);
+  });
+
+  test('a forward that prints or saves files is refused naming the operator', async () => {
+    const fixtures = await hostileModels();
+    await assertRefused(await upload({ name: 'x' }, [{ content: fixtures.bytes('forward_print.pt') }]), 422, 'unprocessable-model', /prim::Print/);
+    await assertRefused(await upload({ name: 'x' }, [{ content: fixtures.bytes('forward_save.pt') }]), 422, 'unprocessable-model', /aten::save/);
+  });
+
+  test('a __setstate__ that writes a file is refused before anything loads it: the file never appears', async () => {
+    const fixtures = await hostileModels();
+    await assertRefused(await upload({ name: 'x' }, [{ content: fixtures.bytes('setstate_writes_file.pt') }]), 422, 'unprocessable-model', /__setstate__/);
+    assert.equal(fs.existsSync(fixtures.marker), false);
+  });
+
+  test('a missing file part is a 400 naming /file', async () => {
+    const problem = await assertRefused(await upload({ name: 'x' }, []), 400, 'validation-failed');
+    assert.deepEqual(problem.errors.map((e: { pointer: string }) => e.pointer), ['/file']);
+  });
+
+  test('two file parts are a 400', async () => {
+    await assertRefused(await upload({ name: 'x' }, [{ content: mnist() }, { content: mnist(), field: 'second' }]), 400, 'validation-failed', /second file part/);
+  });
+
+  test('a missing name and an unknown field are both named', async () => {
+    const problem = await assertRefused(await upload({ nmae: 'typo' }, [{ content: mnist() }]), 400, 'validation-failed');
+    assert.deepEqual(problem.errors.map((e: { pointer: string }) => e.pointer).sort(), ['/name', '/nmae']);
+  });
+
+  test('an upload above the size limit gets 413', async () => {
+    await assertRefused(await upload({ name: 'x' }, [{ content: Buffer.alloc(9 * 1024 * 1024, 1) }]), 413, 'payload-too-large');
+  });
+
+  test('a JSON body instead of a form gets 415', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/models', payload: { name: 'x' }, headers: t.auth(member) });
+    await assertRefused(res, 415, 'unsupported-media-type');
+  });
+
+  test('no token, no upload: 401', async () => {
+    const form = await multipartForm({ name: 'x' }, [{ content: mnist() }]);
+    const res = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: form.headers });
+    await assertRefused(res, 401, 'unauthorized');
+  });
+});
