@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPrincipal } from '../../src/governance/principals.js';
@@ -173,5 +174,62 @@ describe('refused models leave nothing behind', () => {
     const form = await multipartForm({ name: 'x' }, [{ content: mnist() }]);
     const res = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: form.headers });
     await assertRefused(res, 401, 'unauthorized');
+  });
+});
+
+describe('the reference TorchScript files', () => {
+  test('are accepted or refused as testdata/torchscript/README.md says, in both PyTorch versions', async () => {
+    for (const producer of ['torch-1.13', 'torch-2.6']) {
+      const dir = testdataPath('torchscript', producer);
+      for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.pt')).sort()) {
+        const res = await upload({ name }, [{ content: fs.readFileSync(path.join(dir, name)) }]);
+        if (name === 'transformer.trace_nograd.pt') {
+          assert.equal(res.statusCode, 422, `${producer}/${name}`);
+          assert.match(res.json().detail, /aten::_transformer_encoder_layer_fwd/);
+        } else if (name === 'dataset_bastion.script.pt') {
+          // A dataset, not a model: it has no forward to train.
+          assert.equal(res.statusCode, 422, `${producer}/${name}`);
+          assert.match(res.json().detail, /no forward/);
+        } else {
+          assert.equal(res.statusCode, 201, `${producer}/${name}: ${res.body}`);
+        }
+      }
+    }
+  });
+});
+
+describe('a damaged sealed file', () => {
+  test('with a damaged header answers 500 sealed-blob-corrupt and no bytes', async () => {
+    const created = (await upload({ name: 'to-damage' }, [{ content: mnist() }])).json();
+    const file = path.join(t.blobs.blobsDir, 'model', `${created.id}.sealed`);
+    const sealed = fs.readFileSync(file);
+    sealed[60]! ^= 0xff; // inside the kind field of the header
+    fs.writeFileSync(file, sealed);
+    const res = await t.app.inject({ url: `/v1/models/${created.id}/content`, headers: t.auth(member) });
+    assert.equal(res.statusCode, 500);
+    assert.equal(res.json().type, 'urn:bastion:problem:sealed-blob-corrupt');
+  });
+
+  test('with a damaged segment never returns wrong bytes: the download stops before the bad segment', async () => {
+    const bytes = fs.readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.script.pt'));
+    const created = (await upload({ name: 'to-damage-later' }, [{ content: bytes }])).json();
+    const file = path.join(t.blobs.blobsDir, 'model', `${created.id}.sealed`);
+    const sealed = fs.readFileSync(file);
+    sealed[sealed.length - 100]! ^= 0x01; // in the last segment
+    fs.writeFileSync(file, sealed);
+    // Over a real connection: the server aborts the response at the bad segment.
+    const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const { received, completed } = await new Promise<{ received: Buffer; completed: boolean }>((resolve) => {
+      const parts: Buffer[] = [];
+      http.get(`${address}/v1/models/${created.id}/content`, { headers: t.auth(member) }, (response) => {
+        assert.equal(response.statusCode, 200);
+        response.on('data', (chunk: Buffer) => parts.push(chunk));
+        response.on('end', () => resolve({ received: Buffer.concat(parts), completed: response.complete }));
+        response.on('error', () => resolve({ received: Buffer.concat(parts), completed: false }));
+      });
+    });
+    assert.equal(completed, false, 'the response is not complete');
+    assert.ok(received.length < bytes.length, 'the download is cut short');
+    assert.deepEqual(received, bytes.subarray(0, received.length), 'what arrived is a genuine prefix');
   });
 });
