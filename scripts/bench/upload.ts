@@ -87,12 +87,16 @@ async function main() {
       const { stdout } = await run('curl', [
         '-sS', '--cacert', ca, '-H', `Authorization: Bearer ${token}`,
         '-F', `file=@${file};type=application/octet-stream`, '-F', `name=bench-${i}`, '-F', 'privacyLimit=8',
-        '-o', '/dev/null', '-w', '%{http_code}', `${url}/v1/datasets`,
+        '-w', '\n%{http_code}', `${url}/v1/datasets`,
       ], { maxBuffer: 1 << 20 });
       const seconds = (performance.now() - started) / 1000;
       clearInterval(sampler);
       peak = Math.max(peak, rssBytes(server.pid!));
-      if (stdout.trim() !== '201') throw new Error(`upload answered ${stdout}`);
+      const [body, status] = stdout.split('\n');
+      if (status !== '201') throw new Error(`upload answered ${status}: ${body}`);
+      // Each run starts from the same state: the previous dataset is deleted.
+      const { id } = JSON.parse(body!) as { id: string };
+      await run('curl', ['-sS', '--cacert', ca, '-H', `Authorization: Bearer ${token}`, '-X', 'DELETE', `${url}/v1/datasets/${id}`]);
       results.push({ seconds, megabytesPerSec: sizeBytes / 1e6 / seconds, rssGrowthBytes: peak - baseline });
     }
   } finally {

@@ -90,3 +90,4 @@ async function locateTensors(blobs: BlobStore, identity: BlobIdentity, file: str
     return { ...t, offsetBytes: header.dataStartBytes + info.dataOffsets[0], sizeBytes: info.dataOffsets[1] - info.dataOffsets[0] };
   });
 }
+

@@ -14,8 +14,10 @@ import { detectDatasetFormat } from './formats/detect.js';
 import { checkTorchscriptArchive } from './formats/torchscript-archive.js';
 import type { ExtractedTensor } from '../native.js';
 import { runSandboxed } from './sandbox.js';
+import { createStreamCheck } from './stream-check.js';
+import type { ConvertOutput } from './convert.js';
 import type { SealedBlobReader } from './sealed-blob.js';
-import { commitArtifact, notFound, requireOwner, type ArtifactDeps } from './service.js';
+import { commitArtifact, notFound, requireOwner, stageUpload, type ArtifactDeps } from './service.js';
 
 export const datasetFormats = ['torchscript', 'safetensors', 'csv'] as const;
 export type DatasetFormat = (typeof datasetFormats)[number];
@@ -47,6 +49,30 @@ export interface Dataset extends DatasetSummary {
   delta: number;
   allowNonPrivate: boolean;
   createdAt: string;
+}
+
+/** A staged dataset upload; a safetensors file was already checked while it streamed in. */
+export interface StagedDatasetUpload extends StagedUpload {
+  /** The check of the upload as safetensors, run while it streamed; resolves null if it is not safetensors. */
+  readonly streamCheck: Promise<ConvertOutput | null>;
+}
+
+/**
+ * Streams a dataset upload into a staged blob. `declaredFormat` is the form's `format` field when it
+ * came before the file part; unless it names another format, a safetensors upload is checked as it
+ * arrives (stream-check.ts).
+ */
+export async function stageDatasetUpload(
+  deps: Pick<ArtifactDeps, 'blobs'>,
+  source: AsyncIterable<Uint8Array>,
+  declaredFormat?: string,
+): Promise<StagedDatasetUpload> {
+  if (declaredFormat !== undefined && declaredFormat !== 'safetensors') {
+    return Object.assign(await stageUpload(deps, 'dataset', source), { streamCheck: Promise.resolve(null) });
+  }
+  const check = createStreamCheck();
+  const staged = await stageUpload(deps, 'dataset', check.tap(source));
+  return Object.assign(staged, { streamCheck: check.result() });
 }
 
 /** Largest TorchScript dataset loaded whole into memory (libtorch has no streaming loader). */
@@ -132,7 +158,7 @@ function resolvePrivacy(fields: DatasetFields, summary: DatasetSummary, fileLimi
  * Checks a staged upload, converts it to the canonical form in a pool worker and commits both as a
  * dataset owned by `owner`. Throws UNPROCESSABLE_DATASET (422) naming the problem; nothing is kept.
  */
-export async function createDataset(deps: ArtifactDeps, owner: Principal, fields: DatasetFields, staged: StagedUpload): Promise<Dataset> {
+export async function createDataset(deps: ArtifactDeps, owner: Principal, fields: DatasetFields, staged: StagedUpload | StagedDatasetUpload): Promise<Dataset> {
   const canonicalIdentity = { artifactId: staged.identity.artifactId, kind: 'dataset-tensors' as const };
   let canonical: StagedBlob | undefined;
   try {
@@ -158,6 +184,8 @@ export async function createDataset(deps: ArtifactDeps, owner: Principal, fields
         target: canonicalIdentity,
         source: { kind: 'tensors', tensors: tensorsFromTorchscript(tensors) },
       });
+    } else if (format === 'safetensors' && 'streamCheck' in staged && (converted = await staged.streamCheck) !== null) {
+      // Checked while it was uploaded: nothing to read again.
     } else {
       converted = await deps.pool.run('convertDataset', {
         blobs: deps.blobs,

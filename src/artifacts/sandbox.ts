@@ -12,6 +12,8 @@
 // tokens), its stdout and stderr are discarded (a model's prim::Print writes there), and it is
 // killed with SIGKILL after timeoutMs.
 import { spawn } from 'node:child_process';
+import os from 'node:os';
+import pLimit from 'p-limit';
 import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +51,12 @@ export const DEFAULT_SANDBOX_TIMEOUT_MS = 60_000;
 
 export const PRLIMIT_PATH = '/usr/bin/prlimit';
 
+/**
+ * At most one child per core at a time: each may use memoryBytes, and uploads beyond that wait their
+ * turn rather than multiplying the server's memory use.
+ */
+const children = pLimit(Math.max(1, os.availableParallelism()));
+
 /** JSON of the child's result frame: larger than any inspection, which lists each node kind once. */
 const MAX_RESULT_JSON_BYTES = 64 * 1024 ** 2;
 const HEADER_BYTES = 4;
@@ -75,7 +83,7 @@ export async function runSandboxed(
 ): Promise<ModelInspection | ExtractedTensor[]> {
   const errorCode = options.errorCode ?? 'UNPROCESSABLE_MODEL';
   checkOptions(request, options);
-  const outcome = await runChild(request, bytes, options);
+  const outcome = await children(() => runChild(request, bytes, options));
   const failure = (reason: string): BastionError => new BastionError(errorCode, reason);
 
   if (outcome.timedOut) {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openBlob } from '../../src/artifacts/blob-store.js';
+import { datasetLayout } from '../../src/artifacts/datasets.js';
 import { readSafetensors, encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { createPrincipal } from '../../src/governance/principals.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
@@ -85,6 +86,15 @@ describe('uploading datasets', () => {
     assert.equal(dataset.allowNonPrivate, true);
     assert.equal(dataset.delta, 1e-5);
     assert.deepEqual(dataset.inputs, [{ name: 'inputs.0', dtype: 'F32', shape: [n, 3] }]);
+    // Its bytes already are the canonical tensors: no second copy, the layout points into the upload.
+    assert.equal(fs.existsSync(path.join(t.blobs.blobsDir, 'dataset-tensors', `${dataset.id}.sealed`)), false);
+    const layout = datasetLayout({ store: t.store }, dataset.id);
+    assert.equal(layout.blob, 'dataset');
+    const headerEnd = 8 + Number(file.readBigUInt64LE(0));
+    assert.deepEqual(
+      layout.tensors.map((x) => [x.name, x.offsetBytes, x.sizeBytes]),
+      [['inputs.0', headerEnd, n * 3 * 4], ['labels', headerEnd + n * 3 * 4, n * 8]],
+    );
   });
 
   test('a BastionAI TorchScript dataset is loaded in the sandbox; its privacy_limit becomes the limit', async () => {

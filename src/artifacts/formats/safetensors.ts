@@ -86,9 +86,9 @@ function elementCount(shape: readonly number[]): number | null {
  * after checking it is at most MAX_HEADER_BYTES and fits in the file. `prefix` must hold at least the
  * first 8 bytes of the file (or the whole file, if shorter). Throws UNPROCESSABLE_DATASET otherwise.
  */
-export function safetensorsHeaderLength(prefix: Uint8Array, fileSizeBytes: number): number {
-  if (fileSizeBytes < 8 || prefix.length < 8) {
-    refuse(`the file has ${Math.min(fileSizeBytes, prefix.length)} bytes, fewer than the 8 of a safetensors header length`);
+export function safetensorsHeaderLength(prefix: Uint8Array, fileSizeBytes: number | null): number {
+  if ((fileSizeBytes !== null && fileSizeBytes < 8) || prefix.length < 8) {
+    refuse(`the file has ${Math.min(fileSizeBytes ?? prefix.length, prefix.length)} bytes, fewer than the 8 of a safetensors header length`);
   }
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const length = view.getBigUint64(0, true);
@@ -96,7 +96,7 @@ export function safetensorsHeaderLength(prefix: Uint8Array, fileSizeBytes: numbe
     refuse(`the safetensors header length ${length} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
   }
   const headerSizeBytes = Number(length);
-  if (headerSizeBytes > fileSizeBytes - 8) {
+  if (fileSizeBytes !== null && headerSizeBytes > fileSizeBytes - 8) {
     refuse(`the safetensors header length ${headerSizeBytes} runs past the end of the ${fileSizeBytes}-byte file`);
   }
   return headerSizeBytes;
@@ -159,14 +159,16 @@ function checkTiling(tensors: readonly SafetensorsTensorInfo[], dataSizeBytes: n
 /**
  * Parses and validates the header of a safetensors file of `fileSizeBytes` bytes. `prefix` must hold
  * at least the first 8 + N bytes (see safetensorsHeaderLength), or the whole file; more is ignored.
+ * `fileSizeBytes` null means a stream of yet unknown length: the data section is then what the
+ * tensors tile, and the reader must check that the stream ends exactly there.
  * Throws UNPROCESSABLE_DATASET, naming the tensor, for any header that does not describe the file
  * exactly with accepted dtypes.
  */
-export function parseSafetensorsHeader(prefix: Uint8Array, fileSizeBytes: number): SafetensorsHeader {
+export function parseSafetensorsHeader(prefix: Uint8Array, fileSizeBytes: number | null): SafetensorsHeader {
   const headerSizeBytes = safetensorsHeaderLength(prefix, fileSizeBytes);
   const dataStartBytes = 8 + headerSizeBytes;
   if (prefix.length < dataStartBytes) {
-    if (prefix.length < fileSizeBytes) {
+    if (fileSizeBytes === null || prefix.length < fileSizeBytes) {
       throw new RangeError(`parseSafetensorsHeader needs the first ${dataStartBytes} bytes, got ${prefix.length}`);
     }
     refuse(`the file ends inside the safetensors header, at byte ${prefix.length} of ${dataStartBytes}`);
@@ -187,7 +189,7 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSizeBytes: number
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) refuse('the safetensors header is not a JSON object');
 
-  const dataSizeBytes = fileSizeBytes - dataStartBytes;
+  const boundBytes = fileSizeBytes === null ? Number.MAX_SAFE_INTEGER : fileSizeBytes - dataStartBytes;
   let metadata: Record<string, string> | null = null;
   const tensors: SafetensorsTensorInfo[] = [];
   for (const [name, value] of Object.entries(parsed)) {
@@ -199,8 +201,9 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSizeBytes: number
       metadata = Object.fromEntries(entries) as Record<string, string>;
       continue;
     }
-    tensors.push(parseTensorEntry(name, value, dataSizeBytes));
+    tensors.push(parseTensorEntry(name, value, boundBytes));
   }
+  const dataSizeBytes = fileSizeBytes === null ? tensors.reduce((end, t) => Math.max(end, t.dataOffsets[1]), 0) : boundBytes;
   return { headerSizeBytes, dataStartBytes, dataSizeBytes, metadata, tensors: checkTiling(tensors, dataSizeBytes) };
 }
 
@@ -303,6 +306,12 @@ const nonFiniteVisitors: Partial<Record<DatasetDtype, ElementVisitor>> = {
     return -1;
   },
   F32: (b, s, n) => {
+    // Fast path: 4-byte aligned data read as u32 (the platform is little-endian, as safetensors is).
+    if ((b.byteOffset + s) % 4 === 0) {
+      const words = new Uint32Array(b.buffer, b.byteOffset + s, n);
+      for (let i = 0; i < n; i++) if ((words[i]! & 0x7f800000) === 0x7f800000) return i;
+      return -1;
+    }
     for (let i = 0, p = s; i < n; i++, p += 4) if ((b[p + 3]! & 0x7f) === 0x7f && (b[p + 2]! & 0x80) === 0x80) return i;
     return -1;
   },
@@ -536,7 +545,8 @@ async function fill(iterator: AsyncIterator<Uint8Array>, buffered: Uint8Array[],
 }
 
 /**
- * Converts an uploaded safetensors dataset of `options.sizeBytes` bytes, read once from `source`, to the
+ * Converts an uploaded safetensors dataset of `options.sizeBytes` bytes (null: a stream whose length is
+ * not known yet; it must end exactly where the header says), read once from `source`, to the
  * canonical form written to `sink` (or only checked, when `sink` is null: `sourceTensors` then says
  * where the canonical tensors are in the source): feature tensors renamed `inputs.<i>`, `labels` kept, `privacy_limit`
  * skipped (its value reported in `extras`), source `__metadata__` replaced by the canonical format
@@ -548,10 +558,10 @@ async function fill(iterator: AsyncIterator<Uint8Array>, buffered: Uint8Array[],
 export async function convertSafetensors(
   source: AsyncIterable<Uint8Array>,
   sink: ByteSink | null,
-  options: { sizeBytes: number },
+  options: { sizeBytes: number | null },
 ): Promise<SafetensorsConversion> {
   const { sizeBytes } = options;
-  if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0) throw new RangeError(`sizeBytes must be a non-negative integer, got ${sizeBytes}`);
+  if (sizeBytes !== null && (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0)) throw new RangeError(`sizeBytes must be a non-negative integer, got ${sizeBytes}`);
   const iterator = source[Symbol.asyncIterator]();
   try {
     return await convertFrom(iterator, sink, sizeBytes);
@@ -561,9 +571,9 @@ export async function convertSafetensors(
   }
 }
 
-async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink | null, sizeBytes: number): Promise<SafetensorsConversion> {
+async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink | null, sizeBytes: number | null): Promise<SafetensorsConversion> {
   const buffered: Uint8Array[] = [];
-  if (!(await fill(iterator, buffered, Math.min(8, sizeBytes)))) {
+  if (!(await fill(iterator, buffered, Math.min(8, sizeBytes ?? 8)))) {
     refuse(`the file ends after ${Buffer.concat(buffered).length} bytes, before its safetensors header length`);
   }
   const headerSizeBytes = safetensorsHeaderLength(Buffer.concat(buffered), sizeBytes);
@@ -661,7 +671,7 @@ async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink |
   if (cursor < header.dataSizeBytes) {
     const inside = segments.find((s) => s.info.dataOffsets[1] > cursor)!;
     refuse(
-      `the file ends early, inside tensor ${nameToken(inside.info.name)}, at byte ${dataStart + cursor} of the ${sizeBytes} its header describes`,
+      `the file ends early, inside tensor ${nameToken(inside.info.name)}, at byte ${dataStart + cursor} of the ${dataStart + header.dataSizeBytes} its header describes`,
     );
   }
 

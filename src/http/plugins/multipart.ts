@@ -52,25 +52,26 @@ function invalid(errors: FieldError[]): BastionError {
 }
 
 /**
- * Reads a multipart upload form. `stage` receives the file part's stream and must consume it; the
- * returned fields are validated against `schema`.
+ * Reads a multipart upload form. `stage` receives the file part's stream, which it must consume, and
+ * the fields that came before it (unvalidated hints); all fields are validated against `schema`
+ * once the form has been read.
  */
-export async function receiveUpload<S extends TSchema>(
+export async function receiveUpload<S extends TSchema, T extends StagedUpload>(
   request: FastifyRequest,
   schema: S,
-  stage: (source: AsyncIterable<Uint8Array>) => Promise<StagedUpload>,
-): Promise<{ fields: Static<S>; staged: StagedUpload }> {
+  stage: (source: AsyncIterable<Uint8Array>, fieldsBefore: Readonly<Record<string, string>>) => Promise<T>,
+): Promise<{ fields: Static<S>; staged: T }> {
   if (!request.isMultipart()) {
     throw new BastionError('UNSUPPORTED_MEDIA_TYPE', 'Uploads are multipart/form-data with one file part (curl -F file=@path -F name=...)');
   }
   const validate = ajv.compile(schema);
   const fields: Record<string, string> = {};
-  let staged: StagedUpload | undefined;
+  let staged: T | undefined;
   try {
     for await (const part of request.parts()) {
       if (part.type === 'file') {
         if (staged) throw invalid([{ pointer: `/${part.fieldname}`, detail: 'is a second file part; an upload carries exactly one file' }]);
-        staged = await stage(part.file);
+        staged = await stage(part.file, { ...fields });
       } else {
         if (part.fieldnameTruncated || part.valueTruncated) throw invalid([{ pointer: `/${part.fieldname}`, detail: 'is too long' }]);
         if (Object.hasOwn(fields, part.fieldname)) throw invalid([{ pointer: `/${part.fieldname}`, detail: 'is given twice' }]);

@@ -4,8 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Readable } from 'node:stream';
 import { Type } from 'typebox';
-import { createDataset, deleteDataset, getDataset, listDatasets, openDatasetContent } from '../../artifacts/datasets.js';
-import { stageUpload, type ArtifactDeps } from '../../artifacts/service.js';
+import { createDataset, deleteDataset, getDataset, listDatasets, openDatasetContent, stageDatasetUpload } from '../../artifacts/datasets.js';
+import type { ArtifactDeps } from '../../artifacts/service.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
 import { binaryContent, DatasetFieldsSchema, DatasetListSchema, multipartBody } from '../schemas/artifacts.js';
@@ -28,7 +28,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
     },
     async (request, reply) => {
       const owner = principalOf(request);
-      const { fields, staged } = await receiveUpload(request, DatasetFieldsSchema, (source) => stageUpload(deps, 'dataset', source));
+      const { fields, staged } = await receiveUpload(request, DatasetFieldsSchema, (source, before) => stageDatasetUpload(deps, source, before.format));
       const dataset = await createDataset(
         deps,
         owner,
