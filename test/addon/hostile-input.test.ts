@@ -10,22 +10,12 @@ import path from 'node:path';
 import { NativeError, NativeErrorCode, inspectModel, type ModelInspection } from '../../src/native.js';
 import { testdataPath } from '../helpers/testdata.js';
 import { readStoredZip, storedZip } from '../helpers/zip.js';
+import { prng } from '../helpers/prng.js';
 
 const knownCodes = new Set<string>(Object.values(NativeErrorCode));
 const mnistFile = testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.script.pt');
 const mnist = readFileSync(mnistFile);
 
-// mulberry32: a small deterministic PRNG, so every run feeds the same bytes.
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Outcome = { ok: true; inspection: ModelInspection } | { ok: false; error: NativeError };
 

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { NativeError, extractTensors, inspectModel, type ModelInspection } from '../../src/native.js';
 import { hostileModels } from '../helpers/torch-fixtures.js';
 import { readStoredZip, storedZip } from '../helpers/zip.js';
+import { prng } from '../helpers/prng.js';
 import {
   modelName,
   numel,
@@ -586,17 +587,6 @@ test('extractTensors refuses bytes that are not a TorchScript archive with MODEL
   }
 });
 
-// mulberry32: a small deterministic PRNG, so every run feeds the same bytes.
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const elementBytes: Record<string, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
 

@@ -5,6 +5,7 @@ import { BastionError } from '../../src/errors.js';
 import { CANONICAL_FORMAT, MAX_LABEL_CLASSES, type ByteSink } from '../../src/artifacts/formats/canonical.js';
 import { MAX_RECORD_CHARS, convertCsv } from '../../src/artifacts/formats/csv.js';
 import { readSafetensors } from '../../src/artifacts/formats/safetensors.js';
+import { datasetRefusal } from '../helpers/refusal.js';
 
 // ---------------------------------------------------------------------------------------------------
 // helpers
@@ -50,15 +51,7 @@ async function convert(content: string | Uint8Array, options: { labelColumn?: st
   };
 }
 
-function refusal(pattern: RegExp) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof BastionError, `expected a BastionError, got ${String(error)}`);
-    assert.equal(error.code, 'UNPROCESSABLE_DATASET');
-    assert.match(error.message, pattern);
-    assert.doesNotMatch(error.message, /\n/, 'messages are one line');
-    return true;
-  };
-}
+const refusal = datasetRefusal;
 
 const refuses = (content: string | Uint8Array, pattern: RegExp, options: { labelColumn?: string } = {}) =>
   assert.rejects(convertCsv(opener(content), options, collectingSink()), refusal(pattern));

@@ -4,8 +4,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { DETECT_PREFIX_BYTES, detectDatasetFormat } from '../../src/artifacts/formats/detect.js';
 import { MAX_HEADER_BYTES, encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
+import { testdataPath } from '../helpers/testdata.js';
 
-const TESTDATA = '/work/shared/testdata/torchscript/torch-1.13';
+const TESTDATA = testdataPath('torchscript', 'torch-1.13');
 const bytes = (text: string): Uint8Array => Buffer.from(text, 'utf8');
 
 function lengthPrefixed(length: bigint, rest: string): Uint8Array {

@@ -14,8 +14,10 @@ import {
   type ByteSink,
   type SafetensorsTensor,
 } from '../../src/artifacts/formats/safetensors.js';
+import { datasetRefusal } from '../helpers/refusal.js';
+import { testdataPath } from '../helpers/testdata.js';
 
-const REFERENCE = '/work/shared/testdata/torchscript/torch-1.13/mlp.io.safetensors';
+const REFERENCE = testdataPath('torchscript', 'torch-1.13', 'mlp.io.safetensors');
 
 // ---------------------------------------------------------------------------------------------------
 // helpers
@@ -70,15 +72,7 @@ async function convert(file: Uint8Array, chunkSize: number | (() => number) = 1 
   return { ...result, output: sink.bytes(), sink };
 }
 
-function refusal(pattern: RegExp) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof BastionError, `expected a BastionError, got ${String(error)}`);
-    assert.equal(error.code, 'UNPROCESSABLE_DATASET');
-    assert.match(error.message, pattern);
-    assert.doesNotMatch(error.message, /\n/, 'messages are one line');
-    return true;
-  };
-}
+const refusal = datasetRefusal;
 
 const refuses = (file: Uint8Array, pattern: RegExp, sizeBytes = file.length, chunkSize: number = 1 << 16) =>
   assert.rejects(convert(file, chunkSize, sizeBytes), refusal(pattern));
