@@ -11,6 +11,7 @@
         "addon/src/binding/model.cc",
         "addon/src/binding/runtime.cc",
         "addon/src/core/archive_check.cc",
+        "addon/src/core/dp/loss.cc",
         "addon/src/core/model.cc",
         "addon/src/core/runtime.cc",
         "addon/src/core/sdpa_shim.cc"
