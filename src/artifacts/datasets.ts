@@ -37,7 +37,9 @@ export interface DatasetFields {
   allowNonPrivate: boolean;
 }
 
-export interface Dataset extends DatasetSummary {
+export interface Dataset extends Omit<DatasetSummary, 'labelClasses'> {
+  /** The distinct labels (see DatasetSummary); shown to the dataset's owner only. */
+  labelClasses?: number[] | null;
   id: string;
   ownerId: string;
   name: string;
@@ -91,8 +93,15 @@ export function datasetLayout(deps: Pick<ArtifactDeps, 'store'>, id: string): Da
   return (JSON.parse(row.details) as DatasetDetails).layout;
 }
 
-function toDataset(row: DatasetRow): Dataset {
-  const { summary } = JSON.parse(row.details) as DatasetDetails;
+/**
+ * The dataset as `viewer` may see it. The catalogue (names, shapes, sample count, privacy settings)
+ * is everyone's; which label values occur is a fact about the data itself (a rare diagnosis code
+ * appears or not), so it is the owner's alone. The sample count is treated as public, as DP-SGD's
+ * accounting does.
+ */
+function toDataset(row: DatasetRow, viewer: Principal): Dataset {
+  const { summary: full } = JSON.parse(row.details) as DatasetDetails;
+  const { labelClasses, ...summary } = full;
   return {
     id: row.id,
     ownerId: row.ownerId,
@@ -106,6 +115,7 @@ function toDataset(row: DatasetRow): Dataset {
     allowNonPrivate: row.allowNonPrivate,
     createdAt: row.createdAt,
     ...summary,
+    ...(viewer.id === row.ownerId ? { labelClasses } : {}),
   };
 }
 
@@ -217,7 +227,7 @@ export async function createDataset(deps: ArtifactDeps, owner: Principal, fields
       () => insertDataset(deps.store, row),
       () => removeDatasetBlobs(deps, row.id),
     );
-    return toDataset(row);
+    return toDataset(row, owner);
   } catch (err) {
     await staged.discard();
     await canonical?.discard();
@@ -231,19 +241,19 @@ async function removeDatasetBlobs(deps: ArtifactDeps, id: string): Promise<void>
 }
 
 /** Every dataset's metadata (the catalogue), oldest first. */
-export function listDatasets(deps: Pick<ArtifactDeps, 'store'>): Dataset[] {
-  return listDatasetRows(deps.store).map(toDataset);
+export function listDatasets(deps: Pick<ArtifactDeps, 'store'>, viewer: Principal): Dataset[] {
+  return listDatasetRows(deps.store).map((row) => toDataset(row, viewer));
 }
 
-export function getDataset(deps: Pick<ArtifactDeps, 'store'>, id: string): Dataset {
+export function getDataset(deps: Pick<ArtifactDeps, 'store'>, viewer: Principal, id: string): Dataset {
   const row = findDatasetRow(deps.store, id);
   if (!row) throw notFound('dataset', id);
-  return toDataset(row);
+  return toDataset(row, viewer);
 }
 
 /** The uploaded file, decrypted as it streams, for the dataset's owner only. */
 export async function openDatasetContent(deps: ArtifactDeps, principal: Principal, id: string): Promise<{ dataset: Dataset; content: SealedBlobReader }> {
-  const dataset = toDataset(requireOwner(findDatasetRow(deps.store, id), principal, 'dataset', id));
+  const dataset = toDataset(requireOwner(findDatasetRow(deps.store, id), principal, 'dataset', id), principal);
   const content = await openBlob(deps.blobs, { artifactId: id, kind: 'dataset' });
   return { dataset, content };
 }

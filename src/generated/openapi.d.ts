@@ -326,8 +326,8 @@ export interface components {
                 /** @description shape[0] is the sample count */
                 shape: number[];
             };
-            /** @description Distinct integer labels; null for float labels */
-            labelClasses: number[] | null;
+            /** @description Distinct integer labels, null for float labels; only in the owner's view */
+            labelClasses?: number[] | null;
             /** Format: date-time */
             createdAt: string;
         };

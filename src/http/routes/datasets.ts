@@ -57,7 +57,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
         response: { 200: DatasetListSchema, ...problemResponses(...authedProblems) },
       },
     },
-    async () => ({ items: listDatasets(deps) }),
+    async (request) => ({ items: listDatasets(deps, principalOf(request)) }),
   );
 
   app.get(
@@ -71,7 +71,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
         response: { 200: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 404) },
       },
     },
-    async (request) => getDataset(deps, request.params.id),
+    async (request) => getDataset(deps, principalOf(request), request.params.id),
   );
 
   app.get(

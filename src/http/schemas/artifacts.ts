@@ -61,7 +61,9 @@ export const DatasetSchema = Type.Object(
     sampleCount: Type.Integer({ minimum: 1 }),
     inputs: Type.Array(CanonicalTensorSchema),
     labels: CanonicalTensorSchema,
-    labelClasses: Type.Union([Type.Array(Type.Number()), Type.Null()], { description: 'Distinct integer labels; null for float labels' }),
+    labelClasses: Type.Optional(
+      Type.Union([Type.Array(Type.Number()), Type.Null()], { description: "Distinct integer labels, null for float labels; only in the owner's view" }),
+    ),
     createdAt: Type.String({ format: 'date-time' }),
   },
   { $id: 'Dataset', title: 'Dataset', additionalProperties: false },
