@@ -10,7 +10,7 @@ say() { printf 'setup: %s\n' "$*"; }
 
 # --- apt packages -------------------------------------------------------------------------------
 packages=(build-essential python3 pkg-config curl ca-certificates ccache
-          libopenblas0-pthread python3-torch)
+          libopenblas0-pthread python3-torch python3-jinja2)
 if [ -z "${LIBTORCH_DIR:-}" ] || [ "${LIBTORCH_DIR%/}" = "/usr" ]; then packages+=(libtorch-dev); fi
 
 missing=()
