@@ -162,6 +162,10 @@ interface Addon {
   setThreads(intraOpThreads: number): void;
   inspectModel(bytes: Uint8Array): ModelInspection;
   extractTensors(bytes: Uint8Array, maxBytes: number): ExtractedTensor[];
+  // Per-sample gradient engine (see the section at the end of this file).
+  gradientPlan(bytes: Uint8Array, inputs?: HostTensor[]): ParameterPlan[];
+  perSampleGradients(bytes: Uint8Array, inputs: HostTensor[], labels: HostTensor, loss: LossOptions, method: PerSampleMethod): FloatTensor[];
+  clippedGradientSum(bytes: Uint8Array, inputs: HostTensor[], labels: HostTensor, loss: LossOptions, clip: ClipOptions, path?: ClipPath): ClippedGradientSum;
 }
 
 // This file is src/native.ts (tsx) or dist/native.js (tsc): the repository root is one level up.
@@ -280,4 +284,98 @@ export function inspectModel(bytes: Uint8Array): ModelInspection {
  */
 export function extractTensors(bytes: Uint8Array, maxBytes: number): ExtractedTensor[] {
   return call(extractTensors, (native) => native.extractTensors(bytes, maxBytes));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-sample gradient engine (addon/src/binding/engine.cc, addon/src/core/dp/). Heavy: pool
+// workers, the sandbox child and tests only. Each call loads the archive (same loader and checks as
+// inspectModel) and builds the engine for it.
+
+/** A tensor passed by value: `data` holds numel(shape) elements of `dtype`, row-major, little-endian. */
+export interface HostTensor {
+  data: Buffer | ArrayBufferView;
+  dtype: 'float32' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+  shape: number[];
+}
+
+/** A float32 result tensor. */
+export interface FloatTensor {
+  /** Qualified parameter name, e.g. "net.0.weight". */
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** The per-sample loss l_i; labels are int64 class indices for cross_entropy/nll, floats shaped as the output otherwise. */
+export interface LossOptions {
+  kind: 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
+  /** cross_entropy only, in [0, 1). */
+  labelSmoothing?: number;
+}
+
+/**
+ * Per-sample clipping, factor min(1, C / (||g_i|| + 1e-6)). Flat: one norm over all parameters,
+ * bound maxGradNorm (Infinity: no clipping). Per-layer: groups lists parameter indices (the order of
+ * the model's trainable parameters), every parameter in exactly one group, with bounds[k] for group k.
+ */
+export interface ClipOptions {
+  maxGradNorm: number;
+  groups?: number[][];
+  bounds?: number[];
+}
+
+/** How each trainable parameter's per-sample gradients are computed. */
+export interface ParameterPlan {
+  parameter: string;
+  /** "linear", "conv1d", "conv2d", "embedding", "layer_norm", "group_norm", "a+b" for a tied parameter, or "fallback". */
+  rule: string;
+  /** Why the fallback (batch of one) is used, or what is special (tied parameters); "" otherwise. */
+  reason: string;
+}
+
+/** 'engine': graph rules plus fallback; 'loop': autograd through forward on each sample alone (the reference). */
+export type PerSampleMethod = 'engine' | 'loop';
+/** 'auto' chooses per layer by cost; the others force a path where a rule has it (all give the same numbers). */
+export type ClipPath = 'auto' | 'materialize' | 'ghost';
+
+export interface ClippedGradientSum {
+  /** Σ_i clip(g_i) per trainable parameter, shaped as the parameter. */
+  grads: FloatTensor[];
+  /** ||g_i|| before clipping, one per sample (over all parameters). */
+  perSampleNorms: Float32Array;
+  /** l_i, one per sample. */
+  losses: Float32Array;
+}
+
+/**
+ * Which rule covers each trainable parameter. With `inputs` (a batch of at least two), the
+ * batch-layout check runs first, so layers whose tensors do not keep the batch first (as inside
+ * nn.MultiheadAttention) show as "fallback". Throws MODEL_LOAD_FAILED or INVALID_ARGUMENT (no
+ * forward, no trainable parameter, forward not returning one tensor).
+ */
+export function gradientPlan(bytes: Uint8Array, inputs?: HostTensor[]): ParameterPlan[] {
+  return call(gradientPlan, (native) => (inputs ? native.gradientPlan(bytes, inputs) : native.gradientPlan(bytes)));
+}
+
+/** Every per-sample gradient, [batch, ...shape] per trainable parameter. INVALID_ARGUMENT for bad labels or batch shapes. */
+export function perSampleGradients(
+  bytes: Uint8Array,
+  inputs: HostTensor[],
+  labels: HostTensor,
+  loss: LossOptions,
+  method: PerSampleMethod,
+): FloatTensor[] {
+  return call(perSampleGradients, (native) => native.perSampleGradients(bytes, inputs, labels, loss, method));
+}
+
+/** Σ_i clip(g_i), the norms ||g_i|| and the losses l_i of one batch. */
+export function clippedGradientSum(
+  bytes: Uint8Array,
+  inputs: HostTensor[],
+  labels: HostTensor,
+  loss: LossOptions,
+  clip: ClipOptions,
+  path: ClipPath = 'auto',
+): ClippedGradientSum {
+  return call(clippedGradientSum, (native) => native.clippedGradientSum(bytes, inputs, labels, loss, clip, path));
 }

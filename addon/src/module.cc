@@ -15,6 +15,11 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Export<SetThreads>>("setThreads", napi_enumerable),
                              InstanceMethod<&Addon::Export<InspectModel>>("inspectModel", napi_enumerable),
                              InstanceMethod<&Addon::Export<ExtractTensors>>("extractTensors", napi_enumerable),
+                             // Per-sample gradient engine (binding/engine.cc).
+                             InstanceMethod<&Addon::Export<GradientPlan>>("gradientPlan", napi_enumerable),
+                             InstanceMethod<&Addon::Export<PerSampleGradients>>("perSampleGradients", napi_enumerable),
+                             InstanceMethod<&Addon::Export<ClippedGradientSum>>("clippedGradientSum", napi_enumerable),
+                             // End of per-sample gradient engine.
                          });
   }
 

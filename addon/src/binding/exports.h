@@ -19,6 +19,19 @@ Napi::Value InspectModel(const Napi::CallbackInfo& info);
 //   -> [{ name, dtype, shape, data: Buffer }]
 Napi::Value ExtractTensors(const Napi::CallbackInfo& info);
 
+// --- Per-sample gradient engine (binding/engine.cc); heavy, for analysis and tests ---
+// gradientPlan(bytes, inputs?: [{ data, dtype, shape }]) -> [{ parameter, rule, reason }]
+Napi::Value GradientPlan(const Napi::CallbackInfo& info);
+
+// perSampleGradients(bytes, inputs, labels, loss: { kind, labelSmoothing? }, method: 'engine' | 'loop')
+//   -> [{ name, shape: [batch, ...], data: Float32Array }]
+Napi::Value PerSampleGradients(const Napi::CallbackInfo& info);
+
+// clippedGradientSum(bytes, inputs, labels, loss, clip: { maxGradNorm, groups?, bounds? },
+//   path?: 'auto' | 'materialize' | 'ghost') -> { grads: [{ name, shape, data }], perSampleNorms, losses }
+Napi::Value ClippedGradientSum(const Napi::CallbackInfo& info);
+// --- end of per-sample gradient engine ---
+
 }  // namespace bastion::binding
 
 #endif  // BASTION_BINDING_EXPORTS_H_

@@ -1,0 +1,64 @@
+// Plain-data entry points to the per-sample gradient engine for the N-API side (torch-free, so the
+// binding TU stays quick to compile): gradient plans, per-sample gradients (engine or batch-of-one
+// loop) and clipped sums of a model held as archive bytes. For analysis and tests; the trainer
+// holds a GradEngine itself.
+#ifndef BASTION_CORE_DP_ENGINE_API_H_
+#define BASTION_CORE_DP_ENGINE_API_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bastion::core::dp {
+
+// A tensor as bytes: dtype is torch's name ("float32", "float64", "int64", "int32", "int16",
+// "int8", "uint8", "bool"); bytes holds numel(shape) elements, row-major, little-endian.
+struct HostTensor {
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::string bytes;
+};
+
+struct FloatArray {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+struct HostLoss {
+  std::string kind;  // "cross_entropy", "nll", "mse", "l1", "bce_with_logits"
+  double label_smoothing = 0.0;
+};
+
+struct HostClip {
+  double max_grad_norm = 0.0;
+  std::vector<std::vector<int64_t>> groups;
+  std::vector<double> bounds;
+};
+
+struct PlanEntry {
+  std::string parameter, rule, reason;
+};
+
+struct HostClippedSum {
+  std::vector<FloatArray> grads;
+  std::vector<float> per_sample_norms;
+  std::vector<float> losses;
+};
+
+// The engine's plan. With probe_inputs (a batch of at least two), the batch-layout check runs first.
+std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<HostTensor>& probe_inputs);
+
+// Every g_i, [batch, *shape] per trainable parameter: by the engine, or (loop) by autograd through
+// forward on each sample alone.
+std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<HostTensor>& inputs,
+                                           const HostTensor& labels, const HostLoss& loss, bool loop);
+
+// path: "auto", "materialize" or "ghost".
+HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs,
+                                  const HostTensor& labels, const HostLoss& loss, const HostClip& clip,
+                                  const std::string& path);
+
+}  // namespace bastion::core::dp
+
+#endif  // BASTION_CORE_DP_ENGINE_API_H_

@@ -1,0 +1,682 @@
+// See graph_engine.h. Invariant: every trainable parameter gets exact per-sample gradients, either
+// from rules covering every one of its uses in the graph, or from the batch-of-one fallback; a
+// parameter used by several covered nodes (weight tying) gets the sum of their contributions before
+// any norm is taken.
+#include "core/dp/graph_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/alias_analysis.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/csrc/jit/passes/inliner.h>
+#include <torch/csrc/jit/passes/remove_mutation.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/script.h>
+
+#include "core/dp/grad_sample/fallback.h"
+#include "core/dp/grad_sample/layer.h"
+#include "core/error.h"
+
+namespace bastion::core::dp {
+namespace {
+
+namespace gs = grad_sample;
+using torch::jit::Block;
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+
+[[noreturn]] void Refuse(const std::string& message) { throw Error(ErrorCode::kInvalidArgument, message); }
+
+std::string ShapeText(c10::IntArrayRef sizes) {
+  std::string out = "[";
+  for (size_t d = 0; d < sizes.size(); ++d) out += (d ? ", " : "") + std::to_string(sizes[d]);
+  return out + "]";
+}
+
+std::string Location(const Node& node) {
+  const auto place = node.sourceRange().file_line_col();
+  if (!place) return {};
+  const auto& [file, line, column] = *place;
+  if (file.empty()) return {};
+  return file + ":" + std::to_string(line);
+}
+
+std::string At(const Node& node) {
+  const std::string location = Location(node);
+  return location.empty() ? std::string() : " at " + location;
+}
+
+// The attribute path of a prim::GetAttr chain from self, e.g. {"net", "0", "weight"}.
+std::optional<std::vector<std::string>> AttrPath(const Value* value, const Value* self) {
+  std::vector<std::string> names;
+  while (value != self) {
+    const Node* node = value->node();
+    if (node->kind() != c10::prim::GetAttr) return std::nullopt;
+    names.push_back(node->s(c10::attr::name));
+    value = node->input();
+  }
+  std::reverse(names.begin(), names.end());
+  return names;
+}
+
+std::string Join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ".") + name;
+  return out;
+}
+
+std::optional<c10::IValue> AttrValue(const torch::jit::Module& module, const std::vector<std::string>& path) {
+  c10::IValue value = module._ivalue();
+  for (const std::string& name : path) {
+    if (!value.isObject()) return std::nullopt;
+    const auto object = value.toObject();
+    if (!object->type()->hasAttribute(name)) return std::nullopt;
+    value = object->getAttr(name);
+  }
+  return value;
+}
+
+struct Use {
+  std::string kind;  // node kind of the user
+  std::string where;
+  bool nested = false;
+  int64_t layer = -1;  // the covering layer, or -1
+  std::string reason;  // why it is not covered
+};
+
+struct LayerEntry {
+  std::unique_ptr<gs::Layer> layer;
+  std::string kind;
+  std::string where;
+  Value* a = nullptr;
+  Value* z = nullptr;
+  size_t a_out = 0, z_out = 0;  // positions in the captured tuple (after the output)
+  bool active = true;
+  std::string reason;  // when not active
+};
+
+struct Contribution {
+  size_t layer;
+  size_t slot;
+};
+
+class Engine final : public GraphGradEngine {
+ public:
+  explicit Engine(torch::jit::Module& module) : module_(module) {
+    const auto forward = module_.find_method("forward");
+    if (!forward) Refuse("The model has no forward method");
+    for (const auto& parameter : module_.named_parameters(/*recurse=*/true)) {
+      if (!parameter.value.requires_grad()) continue;
+      index_[parameter.name] = static_cast<int64_t>(names_.size());
+      names_.push_back(parameter.name);
+      parameters_.push_back(parameter.value);
+    }
+    if (names_.empty()) Refuse("The model has no trainable parameter (none requires grad)");
+    uses_.resize(names_.size());
+
+    graph_ = forward->graph()->copy();
+    torch::jit::Inline(*graph_);
+    torch::jit::RemoveTensorMutation(graph_);
+    torch::jit::EliminateDeadCode(graph_);
+    if (graph_->outputs().size() != 1 || graph_->outputs()[0]->type()->kind() != c10::TypeKind::TensorType) {
+      Refuse("The model's forward must return one tensor, not " + graph_->outputs()[0]->type()->str());
+    }
+    inputs_ = graph_->inputs().size() - 1;
+    Analyse();
+    BuildCapture();
+    Resolve();
+  }
+
+  const std::vector<std::string>& TrainableParameters() const override { return names_; }
+
+  std::vector<ParameterRule> Plan() const override {
+    std::vector<ParameterRule> plan;
+    for (size_t p = 0; p < names_.size(); ++p) {
+      ParameterRule rule;
+      rule.parameter = names_[p];
+      if (fast_[p]) {
+        for (const Contribution& c : contributions_[p]) {
+          const std::string name = layers_[c.layer].layer->Rule();
+          rule.rule += (rule.rule.empty() ? "" : "+") + name;
+        }
+        if (contributions_[p].size() > 1) {
+          rule.reason = "used by " + std::to_string(contributions_[p].size()) + " nodes (tied): contributions summed";
+        }
+      } else {
+        rule.rule = "fallback";
+        rule.reason = fallback_reason_[p];
+      }
+      plan.push_back(std::move(rule));
+    }
+    return plan;
+  }
+
+  ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip) override {
+    return ComputeClippedSum(batch, loss, clip, ClipPath::kAuto);
+  }
+
+  ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip, ClipPath path) override {
+    const int64_t size = CheckBatch(batch);
+    const std::vector<int64_t> group_of = CheckClip(clip);
+    const size_t groups = clip.groups.empty() ? 1 : clip.groups.size();
+    Work work = Run(batch, loss, path);
+
+    // Per parameter: either the ghost (layer, slot), or materialised g_i.
+    std::vector<at::Tensor> materialized(names_.size());
+    std::vector<std::optional<Contribution>> ghost(names_.size());
+    std::vector<at::Tensor> norm2(groups);
+    for (auto& n : norm2) n = at::zeros({size}, at::kDouble);
+    for (size_t p = 0; p < names_.size(); ++p) {
+      at::Tensor n2;
+      if (fast_[p] && contributions_[p].size() == 1 && work.ghost[contributions_[p][0].layer]) {
+        ghost[p] = contributions_[p][0];
+        n2 = work.batches[ghost[p]->layer]->NormSquared(ghost[p]->slot);
+      } else {
+        materialized[p] = PerSample(work, p);
+        n2 = materialized[p].reshape({size, -1}).pow(2).sum(1);
+      }
+      norm2[static_cast<size_t>(group_of[p])] += n2.to(at::kDouble);
+    }
+    std::vector<at::Tensor> factors(groups);
+    at::Tensor total = at::zeros({size}, at::kDouble);
+    for (size_t g = 0; g < groups; ++g) {
+      const double bound = clip.groups.empty() ? clip.max_grad_norm : clip.bounds[g];
+      total += norm2[g];
+      factors[g] = std::isinf(bound) ? at::ones({size}, at::kDouble)
+                                     : at::clamp_max(bound / (norm2[g].sqrt() + 1e-6), 1.0);
+    }
+    ClippedSum result;
+    for (size_t p = 0; p < names_.size(); ++p) {
+      const at::Tensor& c = factors[static_cast<size_t>(group_of[p])];
+      at::Tensor sum;
+      if (ghost[p]) {
+        sum = work.batches[ghost[p]->layer]->WeightedSum(ghost[p]->slot, c);
+      } else {
+        const at::Tensor& g = materialized[p];
+        sum = at::mm(c.to(g.scalar_type()).view({1, size}), g.reshape({size, -1})).view(parameters_[p].sizes());
+      }
+      result.grads.push_back(sum.reshape(parameters_[p].sizes()).detach());
+    }
+    result.per_sample_norms = total.sqrt().to(at::kFloat);
+    result.losses = work.losses.detach().to(at::kFloat);
+    return result;
+  }
+
+  std::vector<at::Tensor> ComputePerSampleGrads(const Batch& batch, const LossSpec& loss) override {
+    CheckBatch(batch);
+    Work work = Run(batch, loss, ClipPath::kMaterialize);
+    std::vector<at::Tensor> result;
+    for (size_t p = 0; p < names_.size(); ++p) result.push_back(PerSample(work, p).detach());
+    return result;
+  }
+
+  void Probe(const std::vector<at::Tensor>& inputs) override {
+    if (inputs.size() != inputs_) Refuse("The model's forward takes " + std::to_string(inputs_) + " inputs, got " + std::to_string(inputs.size()));
+    if (inputs.empty() || inputs[0].dim() < 1 || inputs[0].size(0) < 2) return;
+    ProbeLayout(inputs);
+  }
+
+ private:
+  struct Work {
+    at::Tensor losses;
+    std::vector<std::unique_ptr<gs::LayerBatch>> batches;  // per layer; null when inactive
+    std::vector<bool> ghost;                                // per layer: path chosen
+    std::vector<at::Tensor> fallback;                       // per parameter; defined for fallback ones
+  };
+
+  // Node inputs as rules see them.
+  gs::OpArg Resolve(Value* value) const {
+    gs::OpArg arg;
+    Node* node = value->node();
+    if (node->kind() == c10::prim::Constant) {
+      const auto constant = torch::jit::toIValue(value);
+      if (constant && constant->isTensor()) {
+        arg.kind = gs::OpArg::Kind::kState;
+        arg.shape = constant->toTensor().sizes().vec();
+      } else if (constant) {
+        arg.kind = gs::OpArg::Kind::kConstant;
+        arg.constant = *constant;
+      }
+      return arg;
+    }
+    if (node->kind() == c10::prim::ListConstruct) {
+      c10::List<int64_t> ints;
+      for (Value* element : node->inputs()) {
+        const gs::OpArg e = Resolve(element);
+        if (e.kind != gs::OpArg::Kind::kConstant || !e.constant.isInt()) return arg;
+        ints.push_back(e.constant.toInt());
+      }
+      arg.kind = gs::OpArg::Kind::kConstant;
+      arg.constant = ints;
+      return arg;
+    }
+    if (const auto path = AttrPath(value, self_)) {
+      const auto found = index_.find(Join(*path));
+      if (found != index_.end()) {
+        arg.kind = gs::OpArg::Kind::kParameter;
+        arg.parameter = found->second;
+        arg.shape = parameters_[static_cast<size_t>(found->second)].sizes().vec();
+        return arg;
+      }
+      if (const auto attribute = AttrValue(module_, *path)) {
+        if (attribute->isTensor()) {
+          arg.kind = gs::OpArg::Kind::kState;
+          if (attribute->toTensor().defined()) arg.shape = attribute->toTensor().sizes().vec();
+        } else if (!attribute->isObject()) {
+          arg.kind = gs::OpArg::Kind::kConstant;
+          arg.constant = *attribute;
+        }
+      }
+      return arg;
+    }
+    if (value->type()->kind() == c10::TypeKind::TensorType) arg.kind = gs::OpArg::Kind::kTensor;
+    return arg;
+  }
+
+  // The trainable parameter a value is, or -1.
+  int64_t ParameterOf(const Value* value) const {
+    if (value->node()->kind() != c10::prim::GetAttr) return -1;
+    const auto path = AttrPath(value, self_);
+    if (!path) return -1;
+    const auto found = index_.find(Join(*path));
+    return found == index_.end() ? -1 : found->second;
+  }
+
+  void Analyse() {
+    self_ = graph_->inputs()[0];
+    VisitBlock(*graph_->block(), /*nested=*/false);
+    for (size_t p = 0; p < names_.size(); ++p) {
+      if (uses_[p].empty()) uses_[p].push_back({"", "", false, -1, "no use found in the forward graph"});
+    }
+  }
+
+  void VisitBlock(Block& block, bool nested) {
+    for (Node* node : block.nodes()) {
+      VisitNode(*node, nested);
+      for (Block* inner : node->blocks()) VisitBlock(*inner, /*nested=*/true);
+    }
+    // Values a block returns (If/Loop results, the graph's output).
+    Node* ret = block.return_node();
+    for (Value* input : ret->inputs()) {
+      const int64_t p = ParameterOf(input);
+      if (p >= 0) uses_[static_cast<size_t>(p)].push_back({"a block output", "", nested, -1, "returned from a block"});
+    }
+  }
+
+  // Whether a node's outputs cannot carry a gradient: none, or all plain values (int, bool, float,
+  // device, dtype, str: x.size(), w.is_cuda, w.dtype, `w is None`). Autograd gives such uses no
+  // gradient either, so they are not uses that need a rule.
+  static bool YieldsNoGradient(const Node& node) {
+    for (const Value* output : node.outputs()) {
+      switch (output->type()->kind()) {
+        case c10::TypeKind::IntType:
+        case c10::TypeKind::FloatType:
+        case c10::TypeKind::BoolType:
+        case c10::TypeKind::NumberType:
+        case c10::TypeKind::StringType:
+        case c10::TypeKind::NoneType:
+        case c10::TypeKind::DeviceObjType:
+        case c10::TypeKind::ScalarTypeType:
+        case c10::TypeKind::LayoutType:
+        case c10::TypeKind::MemoryFormatType:
+          break;
+        default:
+          return false;
+      }
+    }
+    return node.kind() != c10::prim::If && node.kind() != c10::prim::Loop;
+  }
+
+  void VisitNode(Node& node, bool nested) {
+    if (YieldsNoGradient(node)) return;
+    std::vector<std::pair<size_t, int64_t>> parameter_args;
+    for (size_t i = 0; i < node.inputs().size(); ++i) {
+      const int64_t p = ParameterOf(node.inputs()[i]);
+      if (p >= 0) parameter_args.emplace_back(i, p);
+    }
+    if (parameter_args.empty()) return;
+    const std::string kind = node.kind().toQualString();
+    const std::string where = At(node);
+    auto record = [&](size_t i, int64_t p, int64_t layer, const std::string& reason) {
+      (void)i;
+      uses_[static_cast<size_t>(p)].push_back({kind, where, nested, layer, reason});
+    };
+    if (nested) {
+      for (const auto& [i, p] : parameter_args) {
+        record(i, p, -1, "used by " + kind + where + " inside a prim::If or prim::Loop block");
+      }
+      return;
+    }
+    const gs::Matcher matcher = gs::FindRule(kind);
+    if (matcher == nullptr) {
+      for (const auto& [i, p] : parameter_args) record(i, p, -1, "used by " + kind + where + ", which has no rule");
+      return;
+    }
+    gs::OpView op;
+    op.kind = kind;
+    for (Value* input : node.inputs()) op.args.push_back(Resolve(input));
+    gs::MatchResult match = matcher(op);
+    if (!match.layer) {
+      const std::string why = match.reason.empty() ? kind + " is not covered" : match.reason;
+      for (const auto& [i, p] : parameter_args) record(i, p, -1, "used by " + why + where);
+      return;
+    }
+    const int64_t layer = static_cast<int64_t>(layers_.size());
+    LayerEntry entry;
+    entry.kind = kind;
+    entry.where = where;
+    entry.a = node.inputs()[match.layer->activation_arg];
+    entry.z = node.outputs()[0];
+    for (const auto& [i, p] : parameter_args) {
+      const bool slot = std::any_of(match.layer->slots.begin(), match.layer->slots.end(),
+                                    [&](const gs::Slot& s) { return s.arg == i; });
+      record(i, p, slot ? layer : -1, slot ? "" : "used by " + kind + where + " as input " + std::to_string(i) + ", which its rule does not cover");
+    }
+    entry.layer = std::move(match.layer);
+    layers_.push_back(std::move(entry));
+  }
+
+  // Exposes (output, a_1, z_1, ...) as one tuple; demotes layers whose values are written in place.
+  void BuildCapture() {
+    torch::jit::AliasDb alias(graph_);
+    std::vector<Value*> exposed;
+    std::unordered_map<Value*, size_t> position;
+    auto expose = [&](Value* v) {
+      const auto found = position.find(v);
+      if (found != position.end()) return found->second;
+      position[v] = exposed.size();
+      exposed.push_back(v);
+      return exposed.size() - 1;
+    };
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      LayerEntry& entry = layers_[l];
+      if (alias.hasWriters(entry.a) || alias.hasWriters(entry.z)) {
+        Demote(l, entry.layer->Rule() + " node " + entry.kind + entry.where + " has its input or output modified in place");
+        continue;
+      }
+      entry.a_out = expose(entry.a);
+      entry.z_out = expose(entry.z);
+    }
+    Value* output = graph_->outputs()[0];
+    std::vector<Value*> values{output};
+    values.insert(values.end(), exposed.begin(), exposed.end());
+    graph_->eraseOutput(0);
+    Node* tuple = graph_->createTuple(values);
+    graph_->appendNode(tuple);
+    graph_->registerOutput(tuple->output());
+    capture_ = std::make_unique<torch::jit::GraphFunction>("forward_per_sample", graph_, nullptr,
+                                                           torch::jit::ExecutorExecutionMode::SIMPLE);
+  }
+
+  void Demote(size_t layer, std::string reason) {
+    layers_[layer].active = false;
+    layers_[layer].reason = std::move(reason);
+  }
+
+  // Which parameters are covered by active layers only, and their contributions.
+  void Resolve() {
+    fast_.assign(names_.size(), false);
+    fallback_reason_.assign(names_.size(), "");
+    contributions_.assign(names_.size(), {});
+    for (size_t p = 0; p < names_.size(); ++p) {
+      bool covered = true;
+      for (const Use& use : uses_[p]) {
+        if (use.layer < 0) {
+          covered = false;
+          fallback_reason_[p] = use.reason;
+          break;
+        }
+        const LayerEntry& entry = layers_[static_cast<size_t>(use.layer)];
+        if (!entry.active) {
+          covered = false;
+          fallback_reason_[p] = entry.reason;
+          break;
+        }
+      }
+      fast_[p] = covered;
+      if (!covered) continue;
+      for (size_t l = 0; l < layers_.size(); ++l) {
+        const auto& slots = layers_[l].layer->slots;
+        for (size_t s = 0; s < slots.size(); ++s) {
+          if (slots[s].parameter == static_cast<int64_t>(p)) contributions_[p].push_back({l, s});
+        }
+      }
+    }
+  }
+
+  bool AnyActive() const {
+    return std::any_of(layers_.begin(), layers_.end(), [](const LayerEntry& e) { return e.active; });
+  }
+
+  std::vector<at::Tensor> RunCapture(const std::vector<at::Tensor>& inputs, at::Tensor& output) {
+    torch::jit::Stack stack;
+    stack.reserve(inputs.size() + 1);
+    stack.emplace_back(module_._ivalue());
+    for (const at::Tensor& input : inputs) stack.emplace_back(input);
+    capture_->run(stack);
+    auto elements = stack.back().toTupleRef().elements();
+    if (!elements[0].isTensor()) Refuse("The model's forward did not return a tensor");
+    output = elements[0].toTensor();
+    std::vector<at::Tensor> values;
+    for (size_t i = 1; i < elements.size(); ++i) values.push_back(elements[i].isTensor() ? elements[i].toTensor() : at::Tensor());
+    return values;
+  }
+
+  static bool Scales(const at::Tensor& one, const at::Tensor& full) {
+    if (!one.defined() || !full.defined() || one.dim() < 1 || one.dim() != full.dim()) return false;
+    if (one.size(0) != 1) return false;
+    for (int64_t d = 1; d < one.dim(); ++d) {
+      if (one.size(d) != full.size(d)) return false;
+    }
+    return true;
+  }
+
+  void ProbeLayout(const std::vector<at::Tensor>& inputs) {
+    probed_ = true;
+    if (!AnyActive()) return;
+    const c10::AutoGradMode no_grad(false);
+    const int64_t size = inputs[0].size(0);
+    std::vector<at::Tensor> first;
+    for (const at::Tensor& input : inputs) first.push_back(input.narrow(0, 0, 1));
+    at::Tensor out_one, out_full;
+    const auto one = RunCapture(first, out_one);
+    const auto full = RunCapture(inputs, out_full);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      LayerEntry& entry = layers_[l];
+      if (!entry.active) continue;
+      const bool a_ok = Scales(one[entry.a_out], full[entry.a_out]) && full[entry.a_out].size(0) == size;
+      const bool z_ok = Scales(one[entry.z_out], full[entry.z_out]) && full[entry.z_out].size(0) == size;
+      if (a_ok && z_ok) continue;
+      const at::Tensor& bad = a_ok ? full[entry.z_out] : full[entry.a_out];
+      Demote(l, entry.kind + entry.where + ": its " + (a_ok ? "output" : "input") +
+                    " does not keep the batch in its first dimension (shape " +
+                    (bad.defined() ? ShapeText(bad.sizes()) : std::string("?")) + " for a batch of " +
+                    std::to_string(size) + ")");
+    }
+    Resolve();
+  }
+
+  int64_t CheckBatch(const Batch& batch) const {
+    if (batch.inputs.size() != inputs_) {
+      Refuse("The model's forward takes " + std::to_string(inputs_) + " inputs, got " + std::to_string(batch.inputs.size()));
+    }
+    if (!batch.labels.defined() || batch.labels.dim() < 1) Refuse("The labels must have the batch as first dimension");
+    const int64_t size = batch.labels.size(0);
+    if (size < 1) Refuse("The batch is empty");
+    for (size_t i = 0; i < batch.inputs.size(); ++i) {
+      const at::Tensor& input = batch.inputs[i];
+      if (!input.defined() || input.dim() < 1 || input.size(0) != size) {
+        Refuse("Input " + std::to_string(i) + " has shape " + (input.defined() ? ShapeText(input.sizes()) : "?") +
+               " but the labels have " + std::to_string(size) + " samples: every input needs the batch as first dimension");
+      }
+    }
+    return size;
+  }
+
+  std::vector<int64_t> CheckClip(const ClipSpec& clip) const {
+    std::vector<int64_t> group_of(names_.size(), 0);
+    if (clip.groups.empty()) {
+      if (!(clip.max_grad_norm > 0)) Refuse("maxGradNorm must be positive (or infinite for no clipping)");
+      return group_of;
+    }
+    if (clip.bounds.size() != clip.groups.size()) Refuse("Per-layer clipping needs one bound per group");
+    std::fill(group_of.begin(), group_of.end(), -1);
+    for (size_t g = 0; g < clip.groups.size(); ++g) {
+      if (!(clip.bounds[g] > 0)) Refuse("Every per-layer bound must be positive");
+      for (int64_t p : clip.groups[g]) {
+        if (p < 0 || p >= static_cast<int64_t>(names_.size())) Refuse("Clipping group " + std::to_string(g) + " names parameter index " + std::to_string(p) + ", which does not exist");
+        if (group_of[static_cast<size_t>(p)] >= 0) Refuse("Parameter " + names_[static_cast<size_t>(p)] + " is in more than one clipping group");
+        group_of[static_cast<size_t>(p)] = static_cast<int64_t>(g);
+      }
+    }
+    for (size_t p = 0; p < names_.size(); ++p) {
+      if (group_of[p] < 0) Refuse("Parameter " + names_[p] + " is in no clipping group");
+    }
+    return group_of;
+  }
+
+  void CheckOutput(const at::Tensor& output, int64_t size) const {
+    if (output.dim() < 1 || output.size(0) != size) {
+      Refuse("The model output has " + std::to_string(output.dim() ? output.size(0) : 0) + " samples (shape " +
+             ShapeText(output.sizes()) + ") but the batch has " + std::to_string(size) +
+             ": outputs must keep the batch as first dimension, one row per sample");
+    }
+  }
+
+  Work Run(const Batch& batch, const LossSpec& loss, ClipPath path) {
+    const int64_t size = batch.labels.size(0);
+    if (!probed_ && size >= 2) ProbeLayout(batch.inputs);
+    const c10::AutoGradMode grad_mode(true);
+    Work work;
+    work.batches.resize(layers_.size());
+    work.ghost.assign(layers_.size(), false);
+    if (AnyActive()) {
+      at::Tensor output;
+      const std::vector<at::Tensor> values = RunCapture(batch.inputs, output);
+      CheckOutput(output, size);
+      work.losses = PerSampleLoss(output, batch.labels, loss);
+      // The batch of the live tensors must be first (the probe saw a batch of ≥ 2 once).
+      bool demoted = false;
+      for (size_t l = 0; l < layers_.size(); ++l) {
+        LayerEntry& entry = layers_[l];
+        if (!entry.active) continue;
+        const at::Tensor& a = values[entry.a_out];
+        const at::Tensor& z = values[entry.z_out];
+        if (!a.defined() || !z.defined() || a.dim() < 1 || z.dim() < 1 || a.size(0) != size || z.size(0) != size) {
+          Demote(l, entry.kind + entry.where + ": its input or output does not have the batch as first dimension");
+          demoted = true;
+        }
+      }
+      if (demoted) Resolve();
+      std::vector<size_t> needed;  // layers with a fast slot
+      std::vector<at::Tensor> zs;
+      std::unordered_map<size_t, size_t> z_index;  // tuple position -> index in zs
+      for (size_t l = 0; l < layers_.size(); ++l) {
+        const LayerEntry& entry = layers_[l];
+        if (!entry.active) continue;
+        const bool useful = std::any_of(entry.layer->slots.begin(), entry.layer->slots.end(),
+                                        [&](const gs::Slot& s) { return fast_[static_cast<size_t>(s.parameter)]; });
+        if (!useful) continue;
+        needed.push_back(l);
+        const at::Tensor& z = values[entry.z_out];
+        if (z.requires_grad() && z_index.find(entry.z_out) == z_index.end()) {
+          z_index[entry.z_out] = zs.size();
+          zs.push_back(z);
+        }
+      }
+      std::vector<at::Tensor> deltas;
+      if (!zs.empty()) {
+        deltas = torch::autograd::grad({work.losses.sum()}, zs, {}, /*retain_graph=*/false,
+                                       /*create_graph=*/false, /*allow_unused=*/true);
+      }
+      for (size_t l : needed) {
+        const LayerEntry& entry = layers_[l];
+        const at::Tensor a = values[entry.a_out].detach();
+        const at::Tensor& z = values[entry.z_out];
+        const auto found = z_index.find(entry.z_out);
+        at::Tensor delta = found != z_index.end() ? deltas[found->second] : at::Tensor();
+        if (!delta.defined()) delta = at::zeros_like(z);
+        bool ghost = false;
+        if (entry.layer->HasGhost()) {
+          if (path == ClipPath::kGhost) {
+            ghost = true;
+          } else if (path == ClipPath::kAuto) {
+            ghost = entry.layer->Cost(gs::Path::kGhost, a, delta) < entry.layer->Cost(gs::Path::kMaterialize, a, delta);
+          }
+        }
+        work.ghost[l] = ghost;
+        work.batches[l] = entry.layer->Prepare(a, delta.detach(), ghost ? gs::Path::kGhost : gs::Path::kMaterialize);
+      }
+    } else {
+      const c10::AutoGradMode no_grad(false);
+      std::vector<c10::IValue> args(batch.inputs.begin(), batch.inputs.end());
+      const c10::IValue out = module_.get_method("forward")(std::move(args));
+      if (!out.isTensor()) Refuse("The model's forward did not return a tensor");
+      CheckOutput(out.toTensor(), size);
+      work.losses = PerSampleLoss(out.toTensor(), batch.labels, loss);
+    }
+    std::vector<at::Tensor> slow;
+    std::vector<size_t> slow_index;
+    for (size_t p = 0; p < names_.size(); ++p) {
+      if (!fast_[p]) {
+        slow.push_back(parameters_[p]);
+        slow_index.push_back(p);
+      }
+    }
+    work.fallback.resize(names_.size());
+    if (!slow.empty()) {
+      std::vector<at::Tensor> grads = gs::BatchOfOneGrads(module_, batch, loss, slow);
+      for (size_t i = 0; i < slow.size(); ++i) work.fallback[slow_index[i]] = std::move(grads[i]);
+    }
+    return work;
+  }
+
+  // g_i of parameter p, [B, *shape]: the sum of its layers' contributions, or the fallback's.
+  at::Tensor PerSample(Work& work, size_t p) const {
+    if (!fast_[p]) return work.fallback[p];
+    at::Tensor sum;
+    for (const Contribution& c : contributions_[p]) {
+      const at::Tensor g = work.batches[c.layer]->PerSample(c.slot);
+      sum = sum.defined() ? sum + g : g;
+    }
+    return sum;
+  }
+
+  torch::jit::Module module_;
+  std::vector<std::string> names_;
+  std::vector<at::Tensor> parameters_;
+  std::unordered_map<std::string, int64_t> index_;
+  std::vector<std::vector<Use>> uses_;
+  std::vector<LayerEntry> layers_;
+  std::vector<bool> fast_;
+  std::vector<std::string> fallback_reason_;
+  std::vector<std::vector<Contribution>> contributions_;
+  std::shared_ptr<Graph> graph_;
+  Value* self_ = nullptr;
+  size_t inputs_ = 0;
+  std::unique_ptr<torch::jit::GraphFunction> capture_;
+  bool probed_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<GraphGradEngine> MakeGraphGradEngine(torch::jit::Module& module) {
+  return std::make_unique<Engine>(module);
+}
+
+std::unique_ptr<GradEngine> MakeGradEngine(torch::jit::Module& module) { return MakeGraphGradEngine(module); }
+
+}  // namespace bastion::core::dp

@@ -1,0 +1,40 @@
+// The GradEngine built by graph surgery (MakeGradEngine returns one). Once, when it is made: inline
+// forward, remove tensor mutation, match every top-level node against the rules in grad_sample/,
+// send every parameter no rule fully covers to the batch-of-one fallback, and rewrite the graph so
+// that it returns (output, a_1, z_1, ...) for the covered nodes, run by a SIMPLE-mode GraphFunction
+// (the profiling executor fuses z_i away). Per batch: one forward, autograd::grad of Σ l_i to the
+// z_i only, then each rule's per-sample gradients, ghost norms or clipped sums.
+//
+// Batch layout: a rule needs the batch in the first dimension of its node's input and output.
+// The first batch with at least two samples is also run as a batch of one; a layer whose tensors
+// do not scale from [1, ...] to [B, ...] there (a transposed [T, B, D] or merged [T·B, D] layout,
+// as nn.MultiheadAttention produces) goes to the fallback for good, and Plan() says so.
+#ifndef BASTION_CORE_DP_GRAPH_ENGINE_H_
+#define BASTION_CORE_DP_GRAPH_ENGINE_H_
+
+#include <memory>
+#include <vector>
+
+#include "core/dp/grad_engine.h"
+
+namespace bastion::core::dp {
+
+// How ComputeClippedSum obtains norms and sums. kAuto picks per layer by the rules' cost estimates;
+// the others force a path wherever a rule has it (for tests: every path gives the same numbers).
+enum class ClipPath { kAuto, kMaterialize, kGhost };
+
+class GraphGradEngine : public GradEngine {
+ public:
+  using GradEngine::ComputeClippedSum;
+  virtual ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip,
+                                       ClipPath path) = 0;
+  // Runs the batch-layout check on these inputs now (batch of at least two; no labels needed).
+  virtual void Probe(const std::vector<at::Tensor>& inputs) = 0;
+};
+
+// As MakeGradEngine.
+std::unique_ptr<GraphGradEngine> MakeGraphGradEngine(torch::jit::Module& module);
+
+}  // namespace bastion::core::dp
+
+#endif  // BASTION_CORE_DP_GRAPH_ENGINE_H_

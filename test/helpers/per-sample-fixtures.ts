@@ -1,0 +1,97 @@
+// Builds the per-sample gradient fixtures (test/fixtures/per_sample_models.py) with the system's
+// Python and PyTorch once per test process, into a fresh temporary folder, and reads reference data
+// (safetensors tensors) for the engine tests. Every model comes with a batch and the whole-batch
+// autograd gradient of Σ_i l_i, computed by PyTorch itself.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { HostTensor, LossOptions } from '../../src/native.js';
+import { fixturePython } from './torch-fixtures.js';
+import { repoRoot } from './testdata.js';
+
+const run = promisify(execFile);
+
+interface JsonTensor {
+  dtype: 'float32' | 'int64';
+  shape: number[];
+  data: number[];
+}
+
+export interface PerSampleFixture {
+  name: string;
+  /** Bytes of the scripted and (when the model traces) traced archive. */
+  files: { script: Buffer; trace?: Buffer };
+  inputs: HostTensor[];
+  labels: HostTensor;
+  loss: LossOptions;
+  parameters: string[];
+  /** Whole-batch gradient of Σ_i l_i per parameter, flattened; absent for models that mix the batch. */
+  batchGrads?: Float64Array[];
+}
+
+/** A HostTensor from plain numbers. */
+export function hostTensor(dtype: 'float32' | 'int64', shape: number[], data: ArrayLike<number>): HostTensor {
+  if (dtype === 'int64') return { dtype, shape, data: BigInt64Array.from(Array.from(data), (v) => BigInt(v)) };
+  return { dtype, shape, data: Float32Array.from(data) };
+}
+
+let built: Promise<Map<string, PerSampleFixture>> | undefined;
+
+/** The fixtures by name, generated on first call. */
+export function perSampleFixtures(): Promise<Map<string, PerSampleFixture>> {
+  built ??= generate();
+  return built;
+}
+
+async function generate(): Promise<Map<string, PerSampleFixture>> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-per-sample-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const script = path.join(repoRoot, 'test', 'fixtures', 'per_sample_models.py');
+  try {
+    await run(fixturePython, [script, dir], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? '';
+    throw new Error(`${script} failed (it needs ${fixturePython} with PyTorch): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  }
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<
+    string,
+    { files: { script: string; trace?: string }; inputs: JsonTensor[]; labels: JsonTensor; loss: LossOptions; parameters: string[]; batchGrads?: number[][] }
+  >;
+  const fixtures = new Map<string, PerSampleFixture>();
+  for (const [name, entry] of Object.entries(manifest)) {
+    const fixture: PerSampleFixture = {
+      name,
+      files: { script: readFileSync(path.join(dir, entry.files.script)) },
+      inputs: entry.inputs.map((t) => hostTensor(t.dtype, t.shape, t.data)),
+      labels: hostTensor(entry.labels.dtype, entry.labels.shape, entry.labels.data),
+      loss: entry.loss,
+      parameters: entry.parameters,
+    };
+    if (entry.files.trace) fixture.files.trace = readFileSync(path.join(dir, entry.files.trace));
+    if (entry.batchGrads) fixture.batchGrads = entry.batchGrads.map((g) => Float64Array.from(g));
+    fixtures.set(name, fixture);
+  }
+  return fixtures;
+}
+
+/** The tensors of a safetensors file (F32 as Float32Array, I64 as BigInt64Array), copied. */
+export function readSafetensors(file: string): Record<string, HostTensor> {
+  const bytes = readFileSync(file);
+  const headerSize = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerSize).toString('utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  const out: Record<string, HostTensor> = {};
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [start, end] = entry.data_offsets;
+    const slice = Uint8Array.prototype.slice.call(bytes, 8 + headerSize + start, 8 + headerSize + end);
+    if (entry.dtype === 'F32') out[name] = { dtype: 'float32', shape: entry.shape, data: new Float32Array(slice.buffer) };
+    else if (entry.dtype === 'I64') out[name] = { dtype: 'int64', shape: entry.shape, data: new BigInt64Array(slice.buffer) };
+    else throw new Error(`${file}: unsupported dtype ${entry.dtype} for ${name}`);
+  }
+  return out;
+}
