@@ -4,17 +4,19 @@
 
 #include "binding/exports.h"
 #include "binding/guard.h"
+#include "binding/trainer.h"
 
 namespace bastion::binding {
 
 class Addon : public Napi::Addon<Addon> {
  public:
-  Addon(Napi::Env /*env*/, Napi::Object exports) {
+  Addon(Napi::Env env, Napi::Object exports) {
     DefineAddon(exports, {
                              InstanceMethod<&Addon::Export<Version>>("version", napi_enumerable),
                              InstanceMethod<&Addon::Export<SetThreads>>("setThreads", napi_enumerable),
                              InstanceMethod<&Addon::Export<InspectModel>>("inspectModel", napi_enumerable),
                              InstanceMethod<&Addon::Export<ExtractTensors>>("extractTensors", napi_enumerable),
+                             InstanceValue("Trainer", Trainer::Define(env), napi_enumerable),
                          });
   }
 

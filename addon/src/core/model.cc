@@ -511,6 +511,8 @@ std::string UnextractableReason(const at::Tensor& tensor) {
 
 }  // namespace
 
+torch::jit::Module LoadModule(std::string bytes) { return Load(std::move(bytes)); }
+
 ModelInfo InspectModel(std::string bytes) {
   const torch::jit::Module module = Load(std::move(bytes));
 

@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace torch::jit {
+struct Module;
+}  // namespace torch::jit
+
 namespace bastion::core {
 
 struct TensorInfo {
@@ -79,6 +83,11 @@ struct TensorData {
 // MKL-DNN, undefined), when it claims more elements than its storage holds, or when the tensors hold
 // more than max_bytes in total (checked before anything is copied).
 std::vector<TensorData> ExtractTensors(std::string bytes, int64_t max_bytes);
+
+// Loads the archive on the CPU with the same checks as InspectModel (archive pre-check, every tensor
+// inside its storage) and returns the module, for the trainer. Throws Error(kModelLoadFailed) as
+// InspectModel. Callers that use the result include <torch/script.h>.
+torch::jit::Module LoadModule(std::string bytes);
 
 }  // namespace bastion::core
 
