@@ -15,6 +15,7 @@ export const ErrorCode = {
   UNPROCESSABLE_MODEL: 'UNPROCESSABLE_MODEL',
   UNPROCESSABLE_DATASET: 'UNPROCESSABLE_DATASET',
   ARTIFACT_IN_USE: 'ARTIFACT_IN_USE',
+  BUDGET_EXHAUSTED: 'BUDGET_EXHAUSTED',
   SEALED_BLOB_CORRUPT: 'SEALED_BLOB_CORRUPT',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   INTERNAL: 'INTERNAL',
@@ -43,6 +44,7 @@ export const errorSpecs: Readonly<Record<ErrorCode, ErrorSpec>> = {
   UNPROCESSABLE_MODEL: { status: 422, slug: 'unprocessable-model', title: 'The model cannot be used' },
   UNPROCESSABLE_DATASET: { status: 422, slug: 'unprocessable-dataset', title: 'The dataset cannot be used' },
   ARTIFACT_IN_USE: { status: 409, slug: 'artifact-in-use', title: 'The artifact is used by a training' },
+  BUDGET_EXHAUSTED: { status: 409, slug: 'budget-exhausted', title: "A dataset's privacy budget does not allow this" },
   // A sealed blob that fails authentication was tampered with or damaged at rest: the server's fault,
   // never the client's, and never answered with the bytes.
   SEALED_BLOB_CORRUPT: { status: 500, slug: 'sealed-blob-corrupt', title: 'Stored data failed its integrity check' },

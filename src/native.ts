@@ -14,6 +14,8 @@ export const NativeErrorCode = {
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
   /** The bytes are not a TorchScript archive libtorch can load (garbage, truncated, not TorchScript). */
   MODEL_LOAD_FAILED: 'MODEL_LOAD_FAILED',
+  /** A training step met a NaN or infinite loss, gradient or parameter; the step was undone. */
+  NON_FINITE: 'NON_FINITE',
   /** libtorch raised an error outside loading. */
   TORCH_ERROR: 'TORCH_ERROR',
   /** An allocation failed. */
@@ -166,6 +168,7 @@ interface Addon {
   gradientPlan(bytes: Uint8Array, inputs?: HostTensor[]): ParameterPlan[];
   perSampleGradients(bytes: Uint8Array, inputs: HostTensor[], labels: HostTensor, loss: LossOptions, method: PerSampleMethod): FloatTensor[];
   clippedGradientSum(bytes: Uint8Array, inputs: HostTensor[], labels: HostTensor, loss: LossOptions, clip: ClipOptions, path?: ClipPath): ClippedGradientSum;
+  Trainer: new (model: Uint8Array, data: TrainingData, config: TrainerConfig) => NativeTrainer;
 }
 
 // This file is src/native.ts (tsx) or dist/native.js (tsc): the repository root is one level up.
@@ -378,4 +381,198 @@ export function clippedGradientSum(
   path: ClipPath = 'auto',
 ): ClippedGradientSum {
   return call(clippedGradientSum, (native) => native.clippedGradientSum(bytes, inputs, labels, loss, clip, path));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trainer: DP-SGD (and non-private) training of one TorchScript model on in-memory tensors.
+// ---------------------------------------------------------------------------------------------
+
+/** Element types of dataset tensors, by their safetensors names. */
+export type DatasetDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+/** A tensor handed to the addon: raw little-endian bytes, row-major, the samples as first dimension. */
+export interface TensorData {
+  dtype: DatasetDtype;
+  shape: number[];
+  /**
+   * numel(shape) × element size bytes. Training tensors are borrowed, not copied (SharedArrayBuffer
+   * views excepted): keep them unchanged while the trainer lives, and never transfer or resize their
+   * ArrayBuffer (the trainer refuses every later call if one was).
+   */
+  data: Buffer | NodeJS.TypedArray;
+}
+
+/** A model's inputs (forward(inputs[0], inputs[1], …)) and labels. */
+export interface TrainingData {
+  inputs: TensorData[];
+  labels: TensorData;
+}
+
+export type LossKind = 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
+
+export interface LossConfig {
+  kind: LossKind;
+  /** cross_entropy only, in [0, 1); default 0. */
+  labelSmoothing?: number;
+}
+
+/** torch.optim.SGD; defaults as PyTorch's. */
+export interface SgdConfig {
+  kind: 'sgd';
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  /** Needs momentum > 0 and dampening 0. */
+  nesterov?: boolean;
+  weightDecay?: number;
+}
+
+/** torch.optim.Adam / AdamW; defaults as PyTorch's (weightDecay 0 for adam, 0.01 for adamw). */
+export interface AdamConfig {
+  kind: 'adam' | 'adamw';
+  lr: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+export type OptimizerConfig = SgdConfig | AdamConfig;
+
+/** A per-layer clipping group: these trainable parameters are clipped together to maxGradNorm. */
+export interface LayerClipBound {
+  /** Qualified names as in Trainer.trainableParameters, e.g. "fc1.weight". */
+  parameters: string[];
+  maxGradNorm: number;
+}
+
+interface TrainerConfigBase {
+  loss: LossConfig;
+  optimizer: OptimizerConfig;
+  /** Largest batch one forward sees (an integer ≥ 1); default: the whole logical batch. */
+  maxPhysicalBatchSize?: number;
+}
+
+/**
+ * DP-SGD: Poisson sampling with rate q, per-sample clipping to C, Gaussian noise N(0, σ²C²) per
+ * coordinate, divided by the expected batch size q·N. With perLayer, every trainable parameter is in
+ * exactly one group and C = sqrt(Σ_k C_k²) (Opacus's convention: the noise is σ·C on every coordinate).
+ */
+export interface PrivateTrainerConfig extends TrainerConfigBase {
+  mode: 'private';
+  /** q in (0, 1]. */
+  sampleRate: number;
+  /** σ ≥ 0. */
+  noiseMultiplier: number;
+  /** C > 0 (flat clipping); Infinity (no clipping) only with noiseMultiplier 0. Exclusive with perLayer. */
+  maxGradNorm?: number;
+  perLayer?: LayerClipBound[];
+}
+
+/** Plain minibatch training: shuffled batches of batchSize (the last of an epoch smaller), no clipping, no noise. */
+export interface NonPrivateTrainerConfig extends TrainerConfigBase {
+  mode: 'non-private';
+  batchSize: number;
+}
+
+export type TrainerConfig = PrivateTrainerConfig | NonPrivateTrainerConfig;
+
+export interface TrainingStep {
+  /** 1-based number of the step just taken. */
+  step: number;
+  /** Samples in the logical batch (Poisson: random, may be 0: a noise-only step). */
+  samples: number;
+  /**
+   * Σ of the batch's per-sample losses. NOT differentially private (no noise, depends on single
+   * samples): never release it outside the enclave, nor put it in anything a client sees.
+   */
+  lossSum: number;
+  durationMs: number;
+}
+
+export interface Evaluation {
+  samples: number;
+  meanLoss: number;
+  /** cross_entropy and nll: argmax accuracy; bce_with_logits: elementwise (logit > 0) accuracy; else null. */
+  accuracy: number | null;
+}
+
+export interface TensorOutput {
+  dtype: DatasetDtype;
+  shape: number[];
+  /** Owned by the Buffer (a copy of the output). */
+  data: Buffer;
+}
+
+export interface TrainerInfo {
+  /** Steps taken (restored with state). */
+  steps: number;
+  /** Samples in the training data. */
+  samples: number;
+  /** Parameters that require grad, named_parameters() order. */
+  trainableParameters: string[];
+}
+
+interface NativeTrainer {
+  step(): TrainingStep;
+  evaluate(data?: TrainingData): Evaluation;
+  predict(inputs: TensorData[]): TensorOutput;
+  state(): Buffer;
+  restore(state: Uint8Array): void;
+  exportModel(): Buffer;
+  info(): TrainerInfo;
+}
+
+/**
+ * One training job in one pool worker thread (heavy: never on the event loop). The model bytes
+ * must have passed the upload checks. No method sets or reveals the noise generator's seed: it is
+ * drawn from the OS CSPRNG at creation and at every restore. Failures are NativeErrors:
+ * INVALID_ARGUMENT (config, tensors, labels, output batch), MODEL_LOAD_FAILED, NON_FINITE (a step
+ * met NaN/Inf and was undone), TORCH_ERROR.
+ */
+export class Trainer {
+  readonly #native: NativeTrainer;
+
+  private constructor(native: NativeTrainer) {
+    this.#native = native;
+  }
+
+  /** Loads the model and wraps the data (borrowed: see TensorData.data); checks everything up to one forward. */
+  static create(model: Uint8Array, data: TrainingData, config: TrainerConfig): Trainer {
+    return new Trainer(call(Trainer.create, (native) => new native.Trainer(model, data, config)));
+  }
+
+  /** One logical step: sample, (clip, noise,) optimizer step. */
+  step(): TrainingStep {
+    return call(this.step, () => this.#native.step());
+  }
+
+  /** Mean loss and accuracy in eval mode without gradients, on data or (by default) the training data. */
+  evaluate(data?: TrainingData): Evaluation {
+    return call(this.evaluate, () => (data === undefined ? this.#native.evaluate() : this.#native.evaluate(data)));
+  }
+
+  /** The model's output on inputs in eval mode. */
+  predict(inputs: TensorData[]): TensorOutput {
+    return call(this.predict, () => this.#native.predict(inputs));
+  }
+
+  /** Parameters, optimizer state and step count, for restore() (a checkpoint: seal it). */
+  state(): Buffer {
+    return call(this.state, () => this.#native.state());
+  }
+
+  /** Loads a state() of a trainer of the same model, mode and optimizer; re-seeds the noise generator. */
+  restore(state: Uint8Array): void {
+    call(this.restore, () => this.#native.restore(state));
+  }
+
+  /** A TorchScript archive with the trained parameters and the original buffers, loadable by PyTorch. */
+  exportModel(): Buffer {
+    return call(this.exportModel, () => this.#native.exportModel());
+  }
+
+  /** Steps taken, dataset size and the trainable parameters' names. */
+  info(): TrainerInfo {
+    return call(this.info, () => this.#native.info());
+  }
 }

@@ -4,12 +4,13 @@
 
 #include "binding/exports.h"
 #include "binding/guard.h"
+#include "binding/trainer.h"
 
 namespace bastion::binding {
 
 class Addon : public Napi::Addon<Addon> {
  public:
-  Addon(Napi::Env /*env*/, Napi::Object exports) {
+  Addon(Napi::Env env, Napi::Object exports) {
     DefineAddon(exports, {
                              InstanceMethod<&Addon::Export<Version>>("version", napi_enumerable),
                              InstanceMethod<&Addon::Export<SetThreads>>("setThreads", napi_enumerable),
@@ -20,6 +21,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Export<PerSampleGradients>>("perSampleGradients", napi_enumerable),
                              InstanceMethod<&Addon::Export<ClippedGradientSum>>("clippedGradientSum", napi_enumerable),
                              // End of per-sample gradient engine.
+                             InstanceValue("Trainer", Trainer::Define(env), napi_enumerable),
                          });
   }
 

@@ -64,4 +64,22 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX datasets_owner ON datasets (owner_id, id);
     `,
   },
+  {
+    version: 3,
+    name: 'privacy ledger',
+    sql: `
+      -- Every DP release charged to a dataset: the mechanism (a privacy event, JSON) and what caused it.
+      -- A dataset's spent ε is the composition of all its rows under the ledger's accountant, never a sum
+      -- of per-row ε. Rows are only ever added; deleting a dataset deletes its ledger with it.
+      CREATE TABLE privacy_charges (
+        id           TEXT PRIMARY KEY,                 -- UUID v7: rows sort by charge time
+        dataset_id   TEXT NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+        source_kind  TEXT NOT NULL CHECK (source_kind IN ('training', 'evaluation', 'metric')),
+        source_id    TEXT NOT NULL,                    -- the job or request that caused the release
+        event        TEXT NOT NULL,                    -- JSON PrivacyEvent
+        created_at   TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX privacy_charges_dataset ON privacy_charges (dataset_id, id);
+    `,
+  },
 ];

@@ -62,7 +62,7 @@ test('imports point one way: http → services → store | native', () => {
 });
 
 test('heavy addon functions are imported only by pool workers and the sandbox child', () => {
-  const heavy = new Set(['inspectModel', 'extractTensors', 'gradientPlan', 'perSampleGradients', 'clippedGradientSum']);
+  const heavy = new Set(['inspectModel', 'extractTensors', 'gradientPlan', 'perSampleGradients', 'clippedGradientSum', 'Trainer']);
   // The sandbox child is a disposable process of its own (src/artifacts/sandbox.ts starts it).
   const workers = new Set([path.join('training', 'worker'), path.join('artifacts', 'sandbox-child')]);
   const offenders = edges()

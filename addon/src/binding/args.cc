@@ -3,6 +3,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <memory>
+#include <utility>
 
 #include "core/error.h"
 
@@ -25,6 +27,17 @@ std::string TypedArrayName(napi_typedarray_type type) {
   }
   return "TypedArray";
 }
+
+[[noreturn]] void Reject(const std::string& expected, const char* name, const std::string& received) {
+  throw core::Error(core::ErrorCode::kInvalidArgument,
+                    "Expected " + expected + " for " + name + " but received " + received);
+}
+
+Napi::Value Argument(const Napi::CallbackInfo& info, size_t index) {
+  return index < info.Length() ? info[index] : info.Env().Undefined();
+}
+
+}  // namespace
 
 std::string TypeName(const Napi::Value& value) {
   switch (value.Type()) {
@@ -55,16 +68,18 @@ std::string NumberText(double number) {
   return std::string(text, result.ptr);
 }
 
-[[noreturn]] void Reject(const std::string& expected, const char* name, const std::string& received) {
-  throw core::Error(core::ErrorCode::kInvalidArgument,
-                    "Expected " + expected + " for " + name + " but received " + received);
+// A Buffer that owns the bytes (no second copy): the string is freed with the Buffer.
+Napi::Buffer<char> OwningBuffer(Napi::Env env, std::string&& bytes) {
+  if (bytes.empty()) return Napi::Buffer<char>::New(env, 0);
+  auto owned = std::make_unique<std::string>(std::move(bytes));
+  char* data = owned->data();
+  const size_t size = owned->size();
+  Napi::Buffer<char> buffer = Napi::Buffer<char>::NewOrCopy(
+      env, data, size, [](Napi::Env /*env*/, char* /*data*/, std::string* hint) { delete hint; },
+      owned.get());
+  owned.release();  // the finalizer owns it now (NewOrCopy calls it at once when it copied)
+  return buffer;
 }
-
-Napi::Value Argument(const Napi::CallbackInfo& info, size_t index) {
-  return index < info.Length() ? info[index] : info.Env().Undefined();
-}
-
-}  // namespace
 
 std::string CopyBytes(const Napi::CallbackInfo& info, size_t index, const char* name) {
   const Napi::Value value = Argument(info, index);

@@ -12,6 +12,15 @@
 
 namespace bastion::binding {
 
+// How messages name a JS value's type: "undefined", "number", "array", "Float32Array", "object", ...
+std::string TypeName(const Napi::Value& value);
+
+// Shortest round-trip text of a number, as JS prints it ("NaN", "Infinity", "0.1").
+std::string NumberText(double number);
+
+// A Buffer that takes ownership of the bytes without copying them.
+Napi::Buffer<char> OwningBuffer(Napi::Env env, std::string&& bytes);
+
 // A copy of the bytes of a Buffer or Uint8Array argument.
 std::string CopyBytes(const Napi::CallbackInfo& info, size_t index, const char* name);
 

@@ -50,10 +50,10 @@ std::string ReadString(const Napi::Value& value, const std::string& name) {
   return value.As<Napi::String>().Utf8Value();
 }
 
-core::dp::HostTensor ReadTensor(const Napi::Value& value, const std::string& name) {
+core::dp::AnalysisTensor ReadTensor(const Napi::Value& value, const std::string& name) {
   if (!value.IsObject() || value.IsArray()) Reject("{ data, dtype, shape }", name, Kind(value));
   const Napi::Object object = value.As<Napi::Object>();
-  core::dp::HostTensor tensor;
+  core::dp::AnalysisTensor tensor;
   tensor.dtype = ReadString(object.Get("dtype"), name + ".dtype");
   const Napi::Value shape = object.Get("shape");
   if (!shape.IsArray()) Reject("array of integers", name + ".shape", Kind(shape));
@@ -69,10 +69,10 @@ core::dp::HostTensor ReadTensor(const Napi::Value& value, const std::string& nam
   return tensor;
 }
 
-std::vector<core::dp::HostTensor> ReadTensors(const Napi::Value& value, const std::string& name) {
+std::vector<core::dp::AnalysisTensor> ReadTensors(const Napi::Value& value, const std::string& name) {
   if (!value.IsArray()) Reject("array of { data, dtype, shape }", name, Kind(value));
   const Napi::Array array = value.As<Napi::Array>();
-  std::vector<core::dp::HostTensor> tensors;
+  std::vector<core::dp::AnalysisTensor> tensors;
   for (uint32_t i = 0; i < array.Length(); ++i) tensors.push_back(ReadTensor(array.Get(i), name + "[" + std::to_string(i) + "]"));
   return tensors;
 }
@@ -144,7 +144,7 @@ Napi::Array FloatArrays(Napi::Env env, const std::vector<core::dp::FloatArray>& 
 Napi::Value GradientPlan(const Napi::CallbackInfo& info) {
   std::string bytes = CopyBytes(info, 0, "bytes");
   const Napi::Value probe = Arg(info, 1);
-  const auto inputs = probe.IsUndefined() ? std::vector<core::dp::HostTensor>{} : ReadTensors(probe, "inputs");
+  const auto inputs = probe.IsUndefined() ? std::vector<core::dp::AnalysisTensor>{} : ReadTensors(probe, "inputs");
   const auto plan = core::dp::GradientPlan(std::move(bytes), inputs);
   const Napi::Env env = info.Env();
   Napi::Array result = Napi::Array::New(env, plan.size());

@@ -27,6 +27,7 @@ const char* CodeName(core::ErrorCode code) {
   switch (code) {
     case core::ErrorCode::kInvalidArgument: return "INVALID_ARGUMENT";
     case core::ErrorCode::kModelLoadFailed: return "MODEL_LOAD_FAILED";
+    case core::ErrorCode::kNonFinite: return "NON_FINITE";
   }
   return "NATIVE_ERROR";
 }
@@ -76,19 +77,15 @@ Failure Classify(const std::exception_ptr& error) {
 
 }  // namespace
 
-Napi::Value Guard(const Napi::CallbackInfo& info, Handler handler) {
-  std::exception_ptr error;
-  try {
-    return handler(info);
-  } catch (const Napi::Error&) {
-    throw;  // already a JS exception
-  } catch (...) {
-    error = std::current_exception();
-  }
+void ThrowAsJsError(Napi::Env env, const std::exception_ptr& error) {
   const Failure failure = Classify(error);
-  Napi::Error js_error = Napi::Error::New(info.Env(), failure.message);
-  js_error.Value().Set("code", Napi::String::New(info.Env(), failure.code));
+  Napi::Error js_error = Napi::Error::New(env, failure.message);
+  js_error.Value().Set("code", Napi::String::New(env, failure.code));
   throw js_error;
+}
+
+Napi::Value Guard(const Napi::CallbackInfo& info, Handler handler) {
+  return Guarded(info.Env(), [&] { return handler(info); });
 }
 
 }  // namespace bastion::binding

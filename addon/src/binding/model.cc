@@ -81,19 +81,6 @@ Napi::Value Forward(Napi::Env env, const std::optional<core::ForwardInfo>& forwa
   return result;
 }
 
-// A Buffer that owns the bytes (no second copy): the string is freed with the Buffer.
-Napi::Buffer<char> OwningBuffer(Napi::Env env, std::string&& bytes) {
-  if (bytes.empty()) return Napi::Buffer<char>::New(env, 0);
-  auto owned = std::make_unique<std::string>(std::move(bytes));
-  char* data = owned->data();
-  const size_t size = owned->size();
-  Napi::Buffer<char> buffer = Napi::Buffer<char>::NewOrCopy(
-      env, data, size, [](Napi::Env /*env*/, char* /*data*/, std::string* hint) { delete hint; },
-      owned.get());
-  owned.release();  // the finalizer owns it now (NewOrCopy calls it at once when it copied)
-  return buffer;
-}
-
 // A byte count argument: an integer in [0, 2^53 - 1] (JS numbers are exact up to there). Local to
 // this file because no other export takes sizes beyond int32; same message shape as binding/args.
 int64_t ReadByteCount(const Napi::CallbackInfo& info, size_t index, const char* name) {

@@ -11,6 +11,8 @@ namespace bastion::core {
 enum class ErrorCode {
   kInvalidArgument,
   kModelLoadFailed,
+  // A training step met a NaN or infinite loss, gradient or parameter; the step was undone.
+  kNonFinite,
 };
 
 // May carry a nested exception (std::throw_with_nested) whose first line the guard appends.

@@ -84,8 +84,9 @@ struct TensorData {
 // more than max_bytes in total (checked before anything is copied).
 std::vector<TensorData> ExtractTensors(std::string bytes, int64_t max_bytes);
 
-// Loads the archive on the CPU with every check InspectModel makes (the same loader), for torch TUs
-// that go on to run the module (the DP engine). Throws Error(kModelLoadFailed) like InspectModel.
+// Loads the archive on the CPU with the same checks as InspectModel (archive pre-check, every tensor
+// inside its storage) and returns the module, for the trainer. Throws Error(kModelLoadFailed) as
+// InspectModel. Callers that use the result include <torch/script.h>.
 torch::jit::Module LoadModule(std::string bytes);
 
 }  // namespace bastion::core

@@ -29,7 +29,7 @@ at::ScalarType DtypeOf(const std::string& name, const std::string& what) {
   Refuse("Expected one of float32, float64, int64, int32, int16, int8, uint8, bool for " + what + ".dtype but received " + name);
 }
 
-at::Tensor ToTensor(const HostTensor& host, const std::string& what) {
+at::Tensor ToTensor(const AnalysisTensor& host, const std::string& what) {
   const at::ScalarType dtype = DtypeOf(host.dtype, what);
   int64_t numel = 1;
   for (int64_t d : host.shape) {
@@ -46,7 +46,7 @@ at::Tensor ToTensor(const HostTensor& host, const std::string& what) {
   return tensor;
 }
 
-std::vector<at::Tensor> ToTensors(const std::vector<HostTensor>& hosts) {
+std::vector<at::Tensor> ToTensors(const std::vector<AnalysisTensor>& hosts) {
   std::vector<at::Tensor> tensors;
   for (size_t i = 0; i < hosts.size(); ++i) tensors.push_back(ToTensor(hosts[i], "inputs[" + std::to_string(i) + "]"));
   return tensors;
@@ -74,7 +74,7 @@ LossSpec ToLoss(const HostLoss& host) {
   return loss;
 }
 
-Batch ToBatch(const std::vector<HostTensor>& inputs, const HostTensor& labels) {
+Batch ToBatch(const std::vector<AnalysisTensor>& inputs, const AnalysisTensor& labels) {
   Batch batch;
   batch.inputs = ToTensors(inputs);
   batch.labels = ToTensor(labels, "labels");
@@ -83,7 +83,7 @@ Batch ToBatch(const std::vector<HostTensor>& inputs, const HostTensor& labels) {
 
 }  // namespace
 
-std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<HostTensor>& probe_inputs) {
+std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<AnalysisTensor>& probe_inputs) {
   torch::jit::Module module = LoadModule(std::move(model));
   auto engine = MakeGraphGradEngine(module);
   if (!probe_inputs.empty()) engine->Probe(ToTensors(probe_inputs));
@@ -92,8 +92,8 @@ std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<HostTen
   return plan;
 }
 
-std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<HostTensor>& inputs,
-                                           const HostTensor& labels, const HostLoss& loss, bool loop) {
+std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<AnalysisTensor>& inputs,
+                                           const AnalysisTensor& labels, const HostLoss& loss, bool loop) {
   torch::jit::Module module = LoadModule(std::move(model));
   const LossSpec spec = ToLoss(loss);
   const Batch batch = ToBatch(inputs, labels);
@@ -121,8 +121,8 @@ std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<
   return result;
 }
 
-HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs,
-                                  const HostTensor& labels, const HostLoss& loss, const HostClip& clip,
+HostClippedSum ClippedGradientSum(std::string model, const std::vector<AnalysisTensor>& inputs,
+                                  const AnalysisTensor& labels, const HostLoss& loss, const HostClip& clip,
                                   const std::string& path) {
   ClipPath clip_path = ClipPath::kAuto;
   if (path == "materialize") clip_path = ClipPath::kMaterialize;

@@ -13,7 +13,7 @@ namespace bastion::core::dp {
 
 // A tensor as bytes: dtype is torch's name ("float32", "float64", "int64", "int32", "int16",
 // "int8", "uint8", "bool"); bytes holds numel(shape) elements, row-major, little-endian.
-struct HostTensor {
+struct AnalysisTensor {
   std::string dtype;
   std::vector<int64_t> shape;
   std::string bytes;
@@ -47,16 +47,16 @@ struct HostClippedSum {
 };
 
 // The engine's plan. With probe_inputs (a batch of at least two), the batch-layout check runs first.
-std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<HostTensor>& probe_inputs);
+std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<AnalysisTensor>& probe_inputs);
 
 // Every g_i, [batch, *shape] per trainable parameter: by the engine, or (loop) by autograd through
 // forward on each sample alone.
-std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<HostTensor>& inputs,
-                                           const HostTensor& labels, const HostLoss& loss, bool loop);
+std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<AnalysisTensor>& inputs,
+                                           const AnalysisTensor& labels, const HostLoss& loss, bool loop);
 
 // path: "auto", "materialize" or "ghost".
-HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs,
-                                  const HostTensor& labels, const HostLoss& loss, const HostClip& clip,
+HostClippedSum ClippedGradientSum(std::string model, const std::vector<AnalysisTensor>& inputs,
+                                  const AnalysisTensor& labels, const HostLoss& loss, const HostClip& clip,
                                   const std::string& path);
 
 }  // namespace bastion::core::dp

@@ -1,0 +1,62 @@
+// The JS class Trainer (a Napi::ObjectWrap over core::dp::Trainer). One instance per training job,
+// used from one pool worker thread; every method runs under the error guard.
+//
+//   new Trainer(model: Uint8Array, data: { inputs: Tensor[], labels: Tensor }, config)
+//     Tensor = { dtype: 'F32' | 'F64' | 'I64' | ..., shape: number[], data: TypedArray }
+//   step() -> { step, samples, lossSum, durationMs }
+//   evaluate(data?) -> { samples, meanLoss, accuracy | null }
+//   predict(inputs: Tensor[]) -> { dtype, shape, data: Buffer }
+//   state() -> Buffer;  restore(state: Uint8Array) -> undefined;  exportModel() -> Buffer
+//   info() -> { steps, samples, trainableParameters }
+#ifndef BASTION_BINDING_TRAINER_H_
+#define BASTION_BINDING_TRAINER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <napi.h>
+
+#include "core/dp/trainer.h"
+
+namespace bastion::binding {
+
+class Trainer : public Napi::ObjectWrap<Trainer> {
+ public:
+  // The class for this environment's exports.
+  static Napi::Function Define(Napi::Env env);
+
+  explicit Trainer(const Napi::CallbackInfo& info);
+  ~Trainer() override;
+
+ private:
+  // A training tensor's JS view, held so its memory outlives the core trainer that reads it.
+  struct Borrowed {
+    std::string name;
+    Napi::Reference<Napi::TypedArray> array;
+    const void* data;
+    size_t byte_length;
+  };
+
+  core::dp::HostTensor ReadTensor(const Napi::Value& value, const std::string& name, bool keep);
+  core::dp::HostData ReadData(const Napi::Object& data, const std::string& path, bool keep, bool need_labels);
+  static core::dp::TrainerConfig ReadConfig(const Napi::Object& config);
+  // Throws when a borrowed buffer no longer is where the trainer wrapped it.
+  void CheckBorrowed();
+
+  Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value Evaluate(const Napi::CallbackInfo& info);
+  Napi::Value Predict(const Napi::CallbackInfo& info);
+  Napi::Value State(const Napi::CallbackInfo& info);
+  Napi::Value Restore(const Napi::CallbackInfo& info);
+  Napi::Value ExportModel(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+
+  // Declared before trainer_ so that the trainer (which reads these buffers) is destroyed first.
+  std::vector<Borrowed> borrowed_;
+  std::unique_ptr<core::dp::Trainer> trainer_;
+};
+
+}  // namespace bastion::binding
+
+#endif  // BASTION_BINDING_TRAINER_H_

@@ -1,0 +1,718 @@
+// The DP-SGD step (Abadi et al. 2016, "Deep Learning with Differential Privacy", Algorithm 1) with
+// Poisson sampling and the normalisation of Opacus (divide the noisy sum by the expected batch size
+// q·N, not by the realised one, which would leak the batch size), plus non-private training,
+// evaluation, checkpoints and export. A step builds the whole update before it touches anything and
+// undoes the optimizer update when it produced a non-finite parameter, so no NaN weight is ever kept.
+#include "core/dp/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/optim.h>
+#include <torch/script.h>
+#include <torch/serialize/archive.h>
+
+#include "core/dp/grad_engine.h"
+#include "core/dp/noise.h"
+#include "core/dp/sampler.h"
+#include "core/error.h"
+#include "core/model.h"
+
+namespace bastion::core::dp {
+namespace {
+
+// Bumped when the layout of State() changes; Restore refuses other versions.
+constexpr int64_t kStateFormat = 1;
+// Physical batch of evaluation and prediction when the config sets no maximum.
+constexpr int64_t kDefaultEvalBatch = 256;
+
+[[noreturn]] void Refuse(const std::string& message) { throw Error(ErrorCode::kInvalidArgument, message); }
+
+std::string Shape(c10::IntArrayRef shape) {
+  std::string out = "[";
+  for (size_t d = 0; d < shape.size(); ++d) out += (d ? ", " : "") + std::to_string(shape[d]);
+  return out + "]";
+}
+
+std::string Number(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+struct DtypeName {
+  const char* name;
+  at::ScalarType type;
+};
+
+constexpr DtypeName kDtypes[] = {
+    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16},
+    {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
+    {"U8", at::kByte},    {"BOOL", at::kBool},
+};
+
+std::optional<at::ScalarType> ParseDtype(const std::string& name) {
+  for (const DtypeName& entry : kDtypes) {
+    if (name == entry.name) return entry.type;
+  }
+  return std::nullopt;
+}
+
+std::string DtypeText(at::ScalarType type) {
+  for (const DtypeName& entry : kDtypes) {
+    if (type == entry.type) return entry.name;
+  }
+  return c10::toString(type);
+}
+
+// Wraps the caller's bytes without a copy when they are aligned to the element size (unaligned
+// vector loads are fine on x86, but ATen's kernels may assume alignment); copies otherwise.
+at::Tensor WrapHostTensor(const HostTensor& host) {
+  const auto dtype = ParseDtype(host.dtype);
+  if (!dtype) {
+    Refuse("Tensor '" + host.name + "' has dtype " + host.dtype +
+           "; expected one of F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL");
+  }
+  const auto item = static_cast<int64_t>(c10::elementSize(*dtype));
+  int64_t numel = 1;
+  for (int64_t size : host.shape) {
+    if (size < 0 || __builtin_mul_overflow(numel, size, &numel)) {
+      Refuse("Tensor '" + host.name + "' has an invalid shape " + Shape(host.shape));
+    }
+  }
+  int64_t bytes = 0;
+  if (__builtin_mul_overflow(numel, item, &bytes) || static_cast<uint64_t>(bytes) != host.byte_length) {
+    Refuse("Tensor '" + host.name + "' of dtype " + host.dtype + " and shape " + Shape(host.shape) + " needs " +
+           std::to_string(numel) + " × " + std::to_string(item) + " bytes but has " + std::to_string(host.byte_length));
+  }
+  const auto options = at::TensorOptions().dtype(*dtype).device(at::kCPU);
+  if (numel == 0) return at::empty(host.shape, options);
+  if (reinterpret_cast<uintptr_t>(host.data) % static_cast<uintptr_t>(item) != 0) {
+    at::Tensor copy = at::empty(host.shape, options);
+    std::memcpy(copy.data_ptr(), host.data, host.byte_length);
+    return copy;
+  }
+  // from_blob never writes; every use of these tensors reads them (index_select, narrow + clone).
+  void* data = const_cast<void*>(host.data);
+  std::shared_ptr<const void> owner = host.owner;
+  return at::from_blob(data, host.shape, [owner](void* /*data*/) mutable { owner.reset(); }, options);
+}
+
+struct Tensors {
+  std::vector<at::Tensor> inputs;
+  at::Tensor labels;  // undefined when absent
+  int64_t samples = 0;
+};
+
+// Wraps and checks a dataset: at least one input, every tensor with the same first dimension.
+Tensors WrapData(const HostData& data, bool need_labels, std::vector<std::string>& problems) {
+  Tensors out;
+  if (data.inputs.empty()) problems.push_back("the data has no input tensor (inputs.0)");
+  std::vector<std::pair<std::string, int64_t>> firsts;
+  auto add = [&](const HostTensor& host) -> at::Tensor {
+    at::Tensor tensor = WrapHostTensor(host);
+    if (tensor.dim() == 0) {
+      problems.push_back("tensor '" + host.name + "' is a scalar; its first dimension must be the samples");
+    } else {
+      firsts.emplace_back(host.name, tensor.size(0));
+    }
+    return tensor;
+  };
+  for (const HostTensor& host : data.inputs) out.inputs.push_back(add(host));
+  if (data.labels) {
+    out.labels = add(*data.labels);
+  } else if (need_labels) {
+    problems.push_back("the data has no labels");
+  }
+  if (!firsts.empty()) {
+    out.samples = firsts.front().second;
+    for (const auto& [name, size] : firsts) {
+      if (size != out.samples) {
+        problems.push_back("tensor '" + name + "' has " + std::to_string(size) + " samples but '" +
+                           firsts.front().first + "' has " + std::to_string(out.samples) +
+                           " (first dimensions must match)");
+      }
+    }
+    if (out.samples == 0) problems.push_back("the dataset is empty (0 samples)");
+  }
+  return out;
+}
+
+void ThrowProblems(const std::vector<std::string>& problems) {
+  if (problems.empty()) return;
+  std::string message = problems.size() == 1 ? "Invalid trainer: " : "Invalid trainer (" + std::to_string(problems.size()) + " problems): ";
+  for (size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
+  Refuse(message);
+}
+
+std::optional<LossSpec::Kind> ParseLoss(const std::string& name) {
+  if (name == "cross_entropy") return LossSpec::Kind::kCrossEntropy;
+  if (name == "nll") return LossSpec::Kind::kNll;
+  if (name == "mse") return LossSpec::Kind::kMse;
+  if (name == "l1") return LossSpec::Kind::kL1;
+  if (name == "bce_with_logits") return LossSpec::Kind::kBceWithLogits;
+  return std::nullopt;
+}
+
+bool IsFiniteAtLeast(double value, double min) { return std::isfinite(value) && value >= min; }
+
+void CheckOptimizer(const OptimizerConfig& optimizer, std::vector<std::string>& problems) {
+  const bool sgd = optimizer.kind == "sgd";
+  if (!sgd && optimizer.kind != "adam" && optimizer.kind != "adamw") {
+    problems.push_back("optimizer.kind is '" + optimizer.kind + "'; expected sgd, adam or adamw");
+    return;
+  }
+  if (!(std::isfinite(optimizer.lr) && optimizer.lr > 0)) {
+    problems.push_back("optimizer.lr must be a finite number > 0, got " + Number(optimizer.lr));
+  }
+  if (optimizer.weight_decay && !IsFiniteAtLeast(*optimizer.weight_decay, 0)) {
+    problems.push_back("optimizer.weightDecay must be a finite number ≥ 0, got " + Number(*optimizer.weight_decay));
+  }
+  if (sgd) {
+    if (!IsFiniteAtLeast(optimizer.momentum, 0)) {
+      problems.push_back("optimizer.momentum must be a finite number ≥ 0, got " + Number(optimizer.momentum));
+    }
+    if (!IsFiniteAtLeast(optimizer.dampening, 0)) {
+      problems.push_back("optimizer.dampening must be a finite number ≥ 0, got " + Number(optimizer.dampening));
+    }
+    if (optimizer.nesterov && !(optimizer.momentum > 0 && optimizer.dampening == 0)) {
+      problems.push_back("optimizer.nesterov needs momentum > 0 and dampening 0");
+    }
+    return;
+  }
+  for (const auto& [name, beta] : {std::pair{"optimizer.betas[0]", optimizer.beta1}, std::pair{"optimizer.betas[1]", optimizer.beta2}}) {
+    if (!(beta >= 0 && beta < 1)) problems.push_back(std::string(name) + " must be in [0, 1), got " + Number(beta));
+  }
+  if (!(std::isfinite(optimizer.eps) && optimizer.eps > 0)) {
+    problems.push_back("optimizer.eps must be a finite number > 0, got " + Number(optimizer.eps));
+  }
+}
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& config, const std::vector<at::Tensor>& params) {
+  if (config.kind == "sgd") {
+    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.lr)
+                                                           .momentum(config.momentum)
+                                                           .dampening(config.dampening)
+                                                           .nesterov(config.nesterov)
+                                                           .weight_decay(config.weight_decay.value_or(0)));
+  }
+  if (config.kind == "adam") {
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(config.lr)
+                                                            .betas({config.beta1, config.beta2})
+                                                            .eps(config.eps)
+                                                            .weight_decay(config.weight_decay.value_or(0)));
+  }
+  return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(config.lr)
+                                                           .betas({config.beta1, config.beta2})
+                                                           .eps(config.eps)
+                                                           .weight_decay(config.weight_decay.value_or(0.01)));
+}
+
+using OptimizerState = ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>;
+
+// The tensors of one parameter's optimizer state, for deep copies and shape checks.
+std::vector<at::Tensor*> StateTensors(torch::optim::OptimizerParamState& state) {
+  if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(&state)) return {&sgd->momentum_buffer()};
+  if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(&state)) {
+    return {&adam->exp_avg(), &adam->exp_avg_sq(), &adam->max_exp_avg_sq()};
+  }
+  if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(&state)) {
+    return {&adamw->exp_avg(), &adamw->exp_avg_sq(), &adamw->max_exp_avg_sq()};
+  }
+  return {};
+}
+
+// A deep copy: clone() of a param state copies the struct, whose tensors the next step updates in place.
+OptimizerState CopyState(const OptimizerState& state) {
+  OptimizerState copy;
+  for (const auto& [key, value] : state) {
+    std::unique_ptr<torch::optim::OptimizerParamState> cloned = value->clone();
+    for (at::Tensor* tensor : StateTensors(*cloned)) {
+      if (tensor->defined()) *tensor = tensor->clone();
+    }
+    copy.emplace(key, std::move(cloned));
+  }
+  return copy;
+}
+
+std::string ParamKey(const at::Tensor& param) { return c10::guts::to_string(param.unsafeGetTensorImpl()); }
+
+bool AllFinite(const at::Tensor& tensor) {
+  return !at::isFloatingType(tensor.scalar_type()) || tensor.isfinite().all().item<bool>();
+}
+
+// Reads from an owned copy of a state, clamping reads to its size (libtorch's array overload
+// copies without a bounds check).
+class StateReader {
+ public:
+  explicit StateReader(std::string bytes) : bytes_(std::move(bytes)) {}
+  size_t Read(uint64_t pos, void* buf, size_t n) const {
+    if (pos >= bytes_.size()) return 0;
+    const size_t count = std::min(n, bytes_.size() - static_cast<size_t>(pos));
+    std::memcpy(buf, bytes_.data() + pos, count);
+    return count;
+  }
+  size_t Size() const { return bytes_.size(); }
+
+ private:
+  std::string bytes_;
+};
+
+// A copy of a TorchScript archive without its .debug_pkl records: they hold the source ranges of
+// the code the model was scripted from (with paths of the machine that saved it, and its source
+// text), which the trained model's recipients need not see; the model loads the same without them.
+std::string WithoutDebugInfo(const std::string& archive) {
+  std::istringstream in(archive);
+  caffe2::serialize::PyTorchStreamReader reader(&in);
+  std::string out;
+  caffe2::serialize::PyTorchStreamWriter writer([&out](const void* data, size_t size) {
+    out.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  writer.setMinVersion(reader.version());
+  const std::string debug_suffix = ".debug_pkl";
+  for (const std::string& name : reader.getAllRecords()) {
+    if (name == "version" || name == ".data/version") continue;  // writeEndOfFile writes it
+    if (name.size() >= debug_suffix.size() && name.compare(name.size() - debug_suffix.size(), debug_suffix.size(), debug_suffix) == 0) {
+      continue;
+    }
+    auto [data, size] = reader.getRecord(name);
+    writer.writeRecord(name, data.get(), size);
+  }
+  writer.writeEndOfFile();
+  return out;
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  torch::jit::Module module;
+  bool original_training = false;
+  std::unique_ptr<GradEngine> engine;  // holds a reference to module: Impl never moves
+  std::vector<std::string> names;      // engine->TrainableParameters()
+  std::vector<at::Tensor> params;      // the module's own tensors, in that order
+  TrainerConfig config;
+  LossSpec loss;
+  ClipSpec clip;
+  double noise_stddev = 0;  // σ·C, or σ·sqrt(Σ_k C_k²) per layer
+  Tensors data;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  at::Generator generator;
+  std::optional<ShuffledBatches> batches;
+  int64_t step = 0;
+
+  at::Tensor Forward(const std::vector<at::Tensor>& inputs) {
+    std::vector<c10::IValue> stack(inputs.begin(), inputs.end());
+    const c10::IValue output = module.forward(std::move(stack));
+    if (!output.isTensor()) Refuse("The model's forward returns " + output.tagKind() + ", not a tensor");
+    return output.toTensor();
+  }
+
+  Batch Gather(const Tensors& from, const at::Tensor& indices) const {
+    Batch batch;
+    for (const at::Tensor& input : from.inputs) batch.inputs.push_back(input.index_select(0, indices));
+    if (from.labels.defined()) batch.labels = from.labels.index_select(0, indices);
+    return batch;
+  }
+
+  [[noreturn]] static void NonFinite(int64_t number, const std::string& what) {
+    throw Error(ErrorCode::kNonFinite,
+                "Step " + std::to_string(number) + ": " + what + "; the step was not applied and the parameters are unchanged");
+  }
+
+  static void CheckLosses(const at::Tensor& losses, int64_t number) {
+    const int64_t bad = (~losses.isfinite()).sum().item<int64_t>();
+    if (bad > 0) {
+      NonFinite(number, "the loss is NaN or infinite for " + std::to_string(bad) + " of " +
+                            std::to_string(losses.numel()) + " samples of a physical batch");
+    }
+  }
+
+  // Sets the gradients, steps the optimizer, and undoes the step when a parameter became non-finite.
+  void Apply(const std::vector<at::Tensor>& grads, int64_t number) {
+    std::vector<at::Tensor> before;
+    for (const at::Tensor& param : params) before.push_back(param.detach().clone());
+    OptimizerState state_before = CopyState(optimizer->state());
+    for (size_t p = 0; p < params.size(); ++p) params[p].mutable_grad() = grads[p];
+    try {
+      optimizer->step();
+    } catch (...) {
+      for (at::Tensor& param : params) param.mutable_grad() = at::Tensor();
+      throw;
+    }
+    for (at::Tensor& param : params) param.mutable_grad() = at::Tensor();
+    for (size_t p = 0; p < params.size(); ++p) {
+      if (AllFinite(params[p])) continue;
+      {
+        at::NoGradGuard no_grad;
+        for (size_t q = 0; q < params.size(); ++q) params[q].copy_(before[q]);
+      }
+      optimizer->state() = std::move(state_before);
+      NonFinite(number, "the optimizer update made parameter '" + names[p] + "' NaN or infinite");
+    }
+  }
+
+  StepResult Step() {
+    const auto start = std::chrono::steady_clock::now();
+    const int64_t number = step + 1;
+    module.train(true);
+    const at::Tensor indices = config.is_private ? PoissonSample(data.samples, config.sample_rate, generator)
+                                                 : batches->Next(generator);
+    const int64_t count = indices.size(0);
+    std::vector<at::Tensor> grads;
+    for (const at::Tensor& param : params) grads.push_back(at::zeros_like(param));
+    double loss_sum = 0;
+    const int64_t chunk = config.max_physical_batch_size > 0 ? config.max_physical_batch_size : std::max<int64_t>(count, 1);
+    for (int64_t begin = 0; begin < count; begin += chunk) {
+      const Batch batch = Gather(data, indices.narrow(0, begin, std::min(chunk, count - begin)));
+      at::Tensor losses;
+      if (config.is_private) {
+        ClippedSum sum = engine->ComputeClippedSum(batch, loss, clip);
+        losses = sum.losses;
+        CheckLosses(losses, number);
+        for (size_t p = 0; p < grads.size(); ++p) grads[p].add_(sum.grads[p]);
+      } else {
+        losses = PerSampleLoss(Forward(batch.inputs), batch.labels, loss);
+        CheckLosses(losses.detach(), number);
+        // Mean over the logical batch, accumulated over its physical batches.
+        const at::Tensor objective = losses.sum() / static_cast<double>(count);
+        std::vector<at::Tensor> batch_grads = torch::autograd::grad({objective}, params, {}, false, false, true);
+        for (size_t p = 0; p < grads.size(); ++p) {
+          if (batch_grads[p].defined()) grads[p].add_(batch_grads[p]);
+        }
+      }
+      loss_sum += losses.detach().to(at::kDouble).sum().item<double>();
+    }
+    if (config.is_private) {
+      // Poisson normalisation by the expected batch size: the realised size stays private.
+      const double expected_batch = config.sample_rate * static_cast<double>(data.samples);
+      for (at::Tensor& grad : grads) {
+        AddGaussianNoise(grad, noise_stddev, generator);
+        grad.div_(expected_batch);
+      }
+    }
+    for (size_t p = 0; p < grads.size(); ++p) {
+      if (!AllFinite(grads[p])) NonFinite(number, "the gradient of parameter '" + names[p] + "' is NaN or infinite");
+    }
+    Apply(grads, number);
+    step = number;
+    StepResult result;
+    result.step = number;
+    result.samples = count;
+    result.loss_sum = loss_sum;
+    result.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  }
+
+  int64_t EvalChunk() const {
+    return config.max_physical_batch_size > 0 ? config.max_physical_batch_size : kDefaultEvalBatch;
+  }
+
+  Evaluation Evaluate(const Tensors& from) {
+    at::NoGradGuard no_grad;
+    module.eval();
+    Evaluation result;
+    result.samples = from.samples;
+    double loss_sum = 0;
+    double correct = 0;
+    double judged = 0;
+    const int64_t chunk = EvalChunk();
+    for (int64_t begin = 0; begin < from.samples; begin += chunk) {
+      const at::Tensor indices = at::arange(begin, std::min(begin + chunk, from.samples), at::kLong);
+      const Batch batch = Gather(from, indices);
+      const at::Tensor output = Forward(batch.inputs);
+      loss_sum += PerSampleLoss(output, batch.labels, loss).to(at::kDouble).sum().item<double>();
+      if (loss.kind == LossSpec::Kind::kCrossEntropy || loss.kind == LossSpec::Kind::kNll) {
+        correct += output.argmax(1).eq(batch.labels).sum().item<double>();
+        judged += static_cast<double>(indices.size(0));
+      } else if (loss.kind == LossSpec::Kind::kBceWithLogits) {
+        const at::Tensor target = batch.labels.reshape(output.sizes());
+        correct += output.gt(0).eq(target.gt(0.5)).sum().item<double>();
+        judged += static_cast<double>(output.numel());
+      }
+    }
+    result.mean_loss = loss_sum / static_cast<double>(from.samples);
+    if (judged > 0) result.accuracy = correct / judged;
+    return result;
+  }
+};
+
+Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Trainer::~Trainer() = default;
+
+std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const TrainerConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  std::vector<std::string> problems;
+
+  const auto loss_kind = ParseLoss(config.loss);
+  if (!loss_kind) {
+    problems.push_back("loss.kind is '" + config.loss + "'; expected cross_entropy, nll, mse, l1 or bce_with_logits");
+  } else {
+    impl->loss.kind = *loss_kind;
+  }
+  if (!(config.label_smoothing >= 0 && config.label_smoothing < 1)) {
+    problems.push_back("loss.labelSmoothing must be in [0, 1), got " + Number(config.label_smoothing));
+  } else if (config.label_smoothing != 0 && config.loss != "cross_entropy") {
+    problems.push_back("loss.labelSmoothing applies to cross_entropy only");
+  }
+  impl->loss.label_smoothing = config.label_smoothing;
+  CheckOptimizer(config.optimizer, problems);
+  if (config.max_physical_batch_size < 0) problems.push_back("maxPhysicalBatchSize must be ≥ 1");
+  if (config.is_private) {
+    if (!(config.sample_rate > 0 && config.sample_rate <= 1)) {
+      problems.push_back("sampleRate (q) must be in (0, 1], got " + Number(config.sample_rate));
+    }
+    if (!IsFiniteAtLeast(config.noise_multiplier, 0)) {
+      problems.push_back("noiseMultiplier (σ) must be a finite number ≥ 0, got " + Number(config.noise_multiplier));
+    }
+    auto check_bound = [&](const std::string& name, double bound) {
+      if (!(bound > 0)) {
+        problems.push_back(name + " (C) must be > 0, got " + Number(bound));
+      } else if (std::isinf(bound) && config.noise_multiplier != 0) {
+        problems.push_back(name + " (C) is infinite, which only a noiseMultiplier of 0 allows (the noise is σ·C)");
+      }
+    };
+    if (config.per_layer.empty()) {
+      check_bound("maxGradNorm", config.max_grad_norm);
+    } else {
+      for (size_t k = 0; k < config.per_layer.size(); ++k) {
+        check_bound("perLayer[" + std::to_string(k) + "].maxGradNorm", config.per_layer[k].max_grad_norm);
+      }
+    }
+  } else if (config.batch_size < 1) {
+    problems.push_back("batchSize must be an integer ≥ 1, got " + std::to_string(config.batch_size));
+  }
+  impl->data = WrapData(data, /*need_labels=*/true, problems);
+  ThrowProblems(problems);
+
+  impl->module = LoadModule(std::move(model));
+  impl->original_training = impl->module.is_training();
+  impl->engine = MakeGradEngine(impl->module);
+  impl->names = impl->engine->TrainableParameters();
+  std::unordered_map<std::string, at::Tensor> by_name;
+  for (const auto& parameter : impl->module.named_parameters(/*recurse=*/true)) by_name.emplace(parameter.name, parameter.value);
+  for (const std::string& name : impl->names) impl->params.push_back(by_name.at(name));
+
+  if (config.is_private) {
+    if (config.per_layer.empty()) {
+      impl->clip.max_grad_norm = config.max_grad_norm;
+      impl->noise_stddev = config.noise_multiplier * (config.noise_multiplier == 0 ? 0 : config.max_grad_norm);
+    } else {
+      // Per-layer clipping bounds the whole per-sample gradient by C = sqrt(Σ_k C_k²); the noise is
+      // σ·C on every coordinate (Opacus's convention), so σ keeps its meaning for the accountant.
+      // Noise σ·C_k on group k alone would amount to a noise multiplier of σ/sqrt(K).
+      std::unordered_map<std::string, int64_t> index;
+      for (size_t p = 0; p < impl->names.size(); ++p) index.emplace(impl->names[p], static_cast<int64_t>(p));
+      std::vector<int> seen(impl->names.size(), 0);
+      double squared = 0;
+      for (size_t k = 0; k < config.per_layer.size(); ++k) {
+        std::vector<int64_t> group;
+        for (const std::string& name : config.per_layer[k].parameters) {
+          const auto it = index.find(name);
+          if (it == index.end()) {
+            problems.push_back("perLayer[" + std::to_string(k) + "] names '" + name + "', which is not a trainable parameter");
+            continue;
+          }
+          if (seen[it->second]++ > 0) problems.push_back("parameter '" + name + "' is in more than one perLayer group");
+          group.push_back(it->second);
+        }
+        if (group.empty()) problems.push_back("perLayer[" + std::to_string(k) + "] names no trainable parameter");
+        impl->clip.groups.push_back(std::move(group));
+        impl->clip.bounds.push_back(config.per_layer[k].max_grad_norm);
+        squared += config.per_layer[k].max_grad_norm * config.per_layer[k].max_grad_norm;
+      }
+      for (size_t p = 0; p < seen.size(); ++p) {
+        if (seen[p] == 0) problems.push_back("trainable parameter '" + impl->names[p] + "' is in no perLayer group");
+      }
+      impl->noise_stddev = config.noise_multiplier == 0 ? 0 : config.noise_multiplier * std::sqrt(squared);
+    }
+  }
+  ThrowProblems(problems);
+
+  // One forward of up to two samples: a model that mixes or drops the batch dimension, or labels
+  // that do not fit the loss, fail here rather than at the first step.
+  {
+    at::NoGradGuard no_grad;
+    impl->module.eval();
+    const at::Tensor indices = at::arange(std::min<int64_t>(2, impl->data.samples), at::kLong);
+    const Batch probe = impl->Gather(impl->data, indices);
+    PerSampleLoss(impl->Forward(probe.inputs), probe.labels, impl->loss);
+  }
+
+  impl->config = config;
+  impl->optimizer = MakeOptimizer(config.optimizer, impl->params);
+  impl->generator = MakeOsSeededGenerator();
+  if (!config.is_private) impl->batches.emplace(impl->data.samples, config.batch_size);
+  return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
+}
+
+StepResult Trainer::Step() { return impl_->Step(); }
+
+Evaluation Trainer::Evaluate(const HostData* data) {
+  if (data == nullptr) return impl_->Evaluate(impl_->data);
+  std::vector<std::string> problems;
+  const Tensors tensors = WrapData(*data, /*need_labels=*/true, problems);
+  ThrowProblems(problems);
+  return impl_->Evaluate(tensors);
+}
+
+OutputTensor Trainer::Predict(const std::vector<HostTensor>& inputs) {
+  HostData data;
+  data.inputs = inputs;
+  std::vector<std::string> problems;
+  const Tensors tensors = WrapData(data, /*need_labels=*/false, problems);
+  ThrowProblems(problems);
+  at::NoGradGuard no_grad;
+  impl_->module.eval();
+  std::vector<at::Tensor> outputs;
+  const int64_t chunk = impl_->EvalChunk();
+  for (int64_t begin = 0; begin < tensors.samples; begin += chunk) {
+    const at::Tensor indices = at::arange(begin, std::min(begin + chunk, tensors.samples), at::kLong);
+    const at::Tensor output = impl_->Forward(impl_->Gather(tensors, indices).inputs);
+    if (output.dim() == 0 || output.size(0) != indices.size(0)) {
+      Refuse("The model output " + Shape(output.sizes()) + " does not have the batch's " +
+             std::to_string(indices.size(0)) + " samples as its first dimension");
+    }
+    outputs.push_back(output);
+  }
+  const at::Tensor all = at::cat(outputs).contiguous();
+  OutputTensor result;
+  result.dtype = DtypeText(all.scalar_type());
+  result.shape.assign(all.sizes().begin(), all.sizes().end());
+  result.bytes.assign(static_cast<const char*>(all.data_ptr()), all.nbytes());
+  return result;
+}
+
+std::string Trainer::State() {
+  const Impl& impl = *impl_;
+  torch::serialize::OutputArchive archive;
+  archive.write("format", c10::IValue(kStateFormat));
+  archive.write("step", c10::IValue(impl.step));
+  archive.write("mode", c10::IValue(std::string(impl.config.is_private ? "private" : "non-private")));
+  archive.write("optimizer_kind", c10::IValue(impl.config.optimizer.kind));
+  archive.write("parameter_names", c10::IValue(c10::List<std::string>(impl.names)));
+  torch::serialize::OutputArchive parameters;
+  for (size_t p = 0; p < impl.params.size(); ++p) parameters.write(std::to_string(p), impl.params[p].detach(), /*is_buffer=*/true);
+  archive.write("parameters", parameters);
+  torch::serialize::OutputArchive optimizer;
+  impl.optimizer->save(optimizer);
+  archive.write("optimizer", optimizer);
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+void Trainer::Restore(std::string state) {
+  Impl& impl = *impl_;
+  // The state is a checkpoint this server wrote and sealed; it is still read as untrusted bytes
+  // (bounded reads, every value checked against this trainer) before anything is replaced.
+  torch::serialize::InputArchive archive;
+  try {
+    auto reader = std::make_shared<StateReader>(std::move(state));
+    archive.load_from([reader](uint64_t pos, void* buf, size_t n) { return reader->Read(pos, buf, n); },
+                      [reader]() { return reader->Size(); }, c10::Device(c10::kCPU));
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (...) {
+    std::throw_with_nested(Error(ErrorCode::kInvalidArgument, "The trainer state cannot be read"));
+  }
+  auto read = [&](const char* key) {
+    c10::IValue value;
+    try {
+      archive.read(key, value);
+    } catch (...) {
+      Refuse(std::string("The trainer state has no '") + key + "'");
+    }
+    return value;
+  };
+  const c10::IValue format = read("format");
+  if (!format.isInt() || format.toInt() != kStateFormat) Refuse("The trainer state has an unknown format");
+  const c10::IValue step = read("step");
+  if (!step.isInt() || step.toInt() < 0) Refuse("The trainer state has an invalid step count");
+  const c10::IValue mode = read("mode");
+  const std::string expected_mode = impl.config.is_private ? "private" : "non-private";
+  if (!mode.isString() || mode.toStringRef() != expected_mode) Refuse("The trainer state is not of a " + expected_mode + " trainer");
+  const c10::IValue kind = read("optimizer_kind");
+  if (!kind.isString() || kind.toStringRef() != impl.config.optimizer.kind) {
+    Refuse("The trainer state is of another optimizer than " + impl.config.optimizer.kind);
+  }
+  const c10::IValue names = read("parameter_names");
+  if (!names.isList() || names.toListRef().size() != impl.names.size()) Refuse("The trainer state is of another model");
+  for (size_t p = 0; p < impl.names.size(); ++p) {
+    const c10::IValue& name = names.toListRef()[p];
+    if (!name.isString() || name.toStringRef() != impl.names[p]) Refuse("The trainer state is of another model");
+  }
+
+  std::vector<at::Tensor> values;
+  try {
+    torch::serialize::InputArchive parameters;
+    archive.read("parameters", parameters);
+    for (size_t p = 0; p < impl.params.size(); ++p) {
+      at::Tensor value;
+      parameters.read(std::to_string(p), value, /*is_buffer=*/true);
+      values.push_back(value);
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (...) {
+    std::throw_with_nested(Error(ErrorCode::kInvalidArgument, "The trainer state's parameters cannot be read"));
+  }
+  for (size_t p = 0; p < impl.params.size(); ++p) {
+    const at::Tensor& value = values[p];
+    if (!value.defined() || value.sizes() != impl.params[p].sizes() || value.scalar_type() != impl.params[p].scalar_type() ||
+        !AllFinite(value)) {
+      Refuse("The trainer state's value of parameter '" + impl.names[p] + "' does not fit the model");
+    }
+  }
+
+  std::unique_ptr<torch::optim::Optimizer> optimizer = MakeOptimizer(impl.config.optimizer, impl.params);
+  try {
+    torch::serialize::InputArchive saved;
+    archive.read("optimizer", saved);
+    optimizer->load(saved);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (...) {
+    std::throw_with_nested(Error(ErrorCode::kInvalidArgument, "The trainer state's optimizer state cannot be read"));
+  }
+  for (size_t p = 0; p < impl.params.size(); ++p) {
+    const auto it = optimizer->state().find(ParamKey(impl.params[p]));
+    if (it == optimizer->state().end()) continue;
+    for (const at::Tensor* tensor : StateTensors(*it->second)) {
+      if (tensor->defined() && (tensor->sizes() != impl.params[p].sizes() || !AllFinite(*tensor))) {
+        Refuse("The trainer state's optimizer state of parameter '" + impl.names[p] + "' does not fit the model");
+      }
+    }
+  }
+
+  {
+    at::NoGradGuard no_grad;
+    for (size_t p = 0; p < impl.params.size(); ++p) impl.params[p].copy_(values[p]);
+  }
+  impl.optimizer = std::move(optimizer);
+  impl.step = step.toInt();
+  impl.generator = MakeOsSeededGenerator();
+  if (impl.batches) impl.batches->Reset();
+}
+
+std::string Trainer::ExportModel() {
+  impl_->module.train(impl_->original_training);
+  std::ostringstream out;
+  impl_->module.save(out);
+  return WithoutDebugInfo(out.str());
+}
+
+int64_t Trainer::steps() const { return impl_->step; }
+const std::vector<std::string>& Trainer::trainable_parameters() const { return impl_->names; }
+int64_t Trainer::dataset_size() const { return impl_->data.samples; }
+
+}  // namespace bastion::core::dp

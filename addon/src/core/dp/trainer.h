@@ -1,0 +1,134 @@
+// The DP-SGD trainer: one TorchScript module, its dataset and its optimizer, stepped one logical
+// batch at a time. It owns the privacy-critical parts of a step (Poisson sampling, clipping through
+// the GradEngine, Gaussian noise from an OS-seeded generator, the q·N normalisation) and never lets a
+// non-finite value reach the parameters. Torch-free interface (pimpl) so the N-API side can include it.
+#ifndef BASTION_CORE_DP_TRAINER_H_
+#define BASTION_CORE_DP_TRAINER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace bastion::core::dp {
+
+// A tensor's bytes held by the caller. The trainer wraps them without copying (when aligned to the
+// element size) and only ever reads them: batches are gathered into fresh tensors before any model
+// code runs, so a model that writes to its inputs cannot write here.
+struct HostTensor {
+  std::string name;            // for messages, e.g. "inputs.0"
+  std::string dtype;           // safetensors name: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL
+  std::vector<int64_t> shape;  // first dimension = samples
+  const void* data = nullptr;  // numel(shape) × element size bytes, row-major, little-endian
+  size_t byte_length = 0;
+  // Keeps data alive when set. When null, the caller guarantees data outlives every use: the
+  // trainer for training data, the call for evaluation data.
+  std::shared_ptr<const void> owner;
+};
+
+struct HostData {
+  std::vector<HostTensor> inputs;  // forward(inputs[0], inputs[1], ...)
+  std::optional<HostTensor> labels;
+};
+
+struct OptimizerConfig {
+  std::string kind = "sgd";  // "sgd" | "adam" | "adamw" (torch::optim's SGD, Adam, AdamW)
+  double lr = 0;             // > 0
+  double momentum = 0;       // sgd, ≥ 0
+  double dampening = 0;      // sgd, ≥ 0
+  bool nesterov = false;     // sgd; needs momentum > 0 and dampening 0
+  std::optional<double> weight_decay;  // ≥ 0; default 0, and 0.01 for adamw (PyTorch's defaults)
+  double beta1 = 0.9;                  // adam/adamw, in [0, 1)
+  double beta2 = 0.999;                // adam/adamw, in [0, 1)
+  double eps = 1e-8;                   // adam/adamw, > 0
+};
+
+// A per-layer clipping group: these trainable parameters are clipped together to max_grad_norm.
+struct LayerBound {
+  std::vector<std::string> parameters;  // qualified names, e.g. "0.weight"
+  double max_grad_norm = 0;             // C_k > 0
+};
+
+struct TrainerConfig {
+  bool is_private = true;
+  std::string loss = "cross_entropy";  // cross_entropy | nll | mse | l1 | bce_with_logits
+  double label_smoothing = 0;          // cross_entropy only, in [0, 1)
+  OptimizerConfig optimizer;
+  // Private only.
+  double sample_rate = 0;       // q in (0, 1]
+  double noise_multiplier = 0;  // σ ≥ 0
+  double max_grad_norm = 0;     // C > 0 (flat clipping; infinity = none, allowed only with σ = 0)
+  std::vector<LayerBound> per_layer;  // non-empty = per-layer clipping instead of max_grad_norm
+  // Both modes: the largest batch one forward sees (physical batch); 0 = the whole logical batch.
+  int64_t max_physical_batch_size = 0;
+  // Non-private only: samples per step (≥ 1).
+  int64_t batch_size = 0;
+};
+
+struct StepResult {
+  int64_t step = 0;     // 1-based number of the step just taken
+  int64_t samples = 0;  // size of the logical batch (Poisson: random, may be 0)
+  // Σ_i l_i over the batch. Computed from private data without noise: NOT differentially private;
+  // callers must not release it (progress events carry it only inside the enclave's trust boundary).
+  double loss_sum = 0;
+  double duration_ms = 0;
+};
+
+struct Evaluation {
+  int64_t samples = 0;
+  double mean_loss = 0;
+  std::optional<double> accuracy;  // cross_entropy, nll (argmax) and bce_with_logits (logit > 0)
+};
+
+struct OutputTensor {
+  std::string dtype;  // safetensors name
+  std::vector<int64_t> shape;
+  std::string bytes;
+};
+
+class Trainer {
+ public:
+  // Loads the archive (already vetted by the caller), wraps the dataset and checks everything that
+  // can be checked before a step: config ranges, tensor sizes and dtypes, and one forward of up to
+  // two samples (output batch dimension, labels against the loss). Throws Error(kInvalidArgument)
+  // naming the problem, Error(kModelLoadFailed) for an archive that does not load.
+  static std::unique_ptr<Trainer> Create(std::string model, HostData data, const TrainerConfig& config);
+  ~Trainer();
+
+  // One logical step, with the module in training mode (dropout active; the upload check has
+  // refused batch statistics). Throws Error(kNonFinite) naming the step when a loss, the gradient or an
+  // updated parameter is NaN or infinite; the parameters, the optimizer state and the step count are
+  // then as before the call.
+  StepResult Step();
+
+  // Mean loss and accuracy without gradients, in eval mode. data == nullptr: the training tensors.
+  Evaluation Evaluate(const HostData* data);
+
+  // The model's output on inputs, in eval mode, without gradients.
+  OutputTensor Predict(const std::vector<HostTensor>& inputs);
+
+  // Parameters, optimizer state and step count (a torch::serialize archive).
+  std::string State();
+  // Loads a State() of a trainer of the same model and optimizer; re-seeds the generator from the
+  // OS. Throws Error(kInvalidArgument) for a state that does not fit; the trainer is then unchanged.
+  void Restore(std::string state);
+
+  // A TorchScript archive of the module with the trained parameters and its original buffers, in
+  // the training mode it was loaded with, without .debug_pkl records (source ranges and paths).
+  std::string ExportModel();
+
+  int64_t steps() const;
+  const std::vector<std::string>& trainable_parameters() const;
+  int64_t dataset_size() const;
+
+ private:
+  struct Impl;
+  explicit Trainer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bastion::core::dp
+
+#endif  // BASTION_CORE_DP_TRAINER_H_

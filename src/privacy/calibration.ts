@@ -1,0 +1,236 @@
+// Noise calibration and step budgeting for DP-SGD: the smallest noise multiplier σ that keeps a
+// training within a target ε, and the most steps a remaining ε budget allows. Invariant: whatever is
+// returned satisfies the budget under the accountant used (ε(σ) ≤ targetEpsilon, ε(maxSteps) ≤
+// epsilonBudget); the search only trades how close to the optimum it lands, never feasibility.
+import { BastionError, type FieldError } from '../errors.js';
+import type { Accountant, PrivacyEvent } from './accountant.js';
+
+export interface CalibrationOptions {
+  /** The accountant that judges ε (RDP or PLD). */
+  accountant: Accountant;
+  /** ε the training may spend, > 0. */
+  targetEpsilon: number;
+  /** δ in (0, 1). */
+  delta: number;
+  /** q: Poisson sampling rate in (0, 1]. */
+  sampleRate: number;
+  /** Number of DP-SGD steps, integer ≥ 1. */
+  steps: number;
+  /**
+   * Absolute tolerance in σ (default 1e-5): the returned σ is at most this far above the smallest σ
+   * whose ε is ≤ targetEpsilon (ε is monotone in σ).
+   */
+  tolerance?: number;
+  /** Where the bracket search starts (default 1); a good guess (e.g. the RDP σ for PLD) saves evaluations. */
+  initialNoiseMultiplier?: number;
+  /** Search range for σ (defaults 1e-3 and 1e4); a target unreachable below `maxNoiseMultiplier` is refused. */
+  minNoiseMultiplier?: number;
+  maxNoiseMultiplier?: number;
+}
+
+const describe = (value: unknown): string => `${String(value)} of type ${typeof value}`;
+
+function refuse(errors: FieldError[]): never {
+  throw new BastionError('VALIDATION_FAILED', errors.map((e) => e.detail).join('; '), { errors });
+}
+
+function checkCommon(o: { delta: number; sampleRate: number }, errors: FieldError[]): void {
+  if (typeof o.delta !== 'number' || !(o.delta > 0 && o.delta < 1)) {
+    errors.push({ parameter: 'delta', detail: `Expected number in (0, 1) for delta but received ${describe(o.delta)}` });
+  }
+  if (typeof o.sampleRate !== 'number' || !(o.sampleRate > 0 && o.sampleRate <= 1)) {
+    errors.push({ parameter: 'sampleRate', detail: `Expected number in (0, 1] for sampleRate but received ${describe(o.sampleRate)}` });
+  }
+}
+
+/**
+ * Brent's root finding (Brent 1973, "Algorithms for Minimization without Derivatives", ch. 4, zero)
+ * for a decreasing f on [a, b] with f(a) > 0 ≥ f(b). Returns the end of the final bracket where
+ * f ≤ 0, once the bracket is narrower than `tolerance`.
+ */
+function brentFeasible(f: (x: number) => number, a: number, fa: number, b: number, fb: number, tolerance: number): number {
+  // Invariant: the root lies between b and c; f(b) and f(c) have opposite signs; |f(b)| ≤ |f(c)|.
+  let c = a;
+  let fc = fa;
+  let d = b - a;
+  let e = d;
+  for (let iteration = 0; iteration < 200; iteration++) {
+    if ((fb > 0 && fc > 0) || (fb <= 0 && fc <= 0)) {
+      c = a;
+      fc = fa;
+      d = b - a;
+      e = d;
+    }
+    if (Math.abs(fc) < Math.abs(fb)) {
+      a = b;
+      b = c;
+      c = a;
+      fa = fb;
+      fb = fc;
+      fc = fa;
+    }
+    const tol = 2 * Number.EPSILON * Math.abs(b) + 0.5 * tolerance;
+    const m = 0.5 * (c - b);
+    if (Math.abs(m) <= tol || fb === 0) break;
+    if (Math.abs(e) >= tol && Math.abs(fa) > Math.abs(fb)) {
+      // Inverse quadratic interpolation, or the secant step when only two points differ.
+      const s = fb / fa;
+      let p: number;
+      let q: number;
+      if (a === c) {
+        p = 2 * m * s;
+        q = 1 - s;
+      } else {
+        const qa = fa / fc;
+        const r = fb / fc;
+        p = s * (2 * m * qa * (qa - r) - (b - a) * (r - 1));
+        q = (qa - 1) * (r - 1) * (s - 1);
+      }
+      if (p > 0) q = -q;
+      else p = -p;
+      if (2 * p < Math.min(3 * m * q - Math.abs(tol * q), Math.abs(e * q))) {
+        e = d;
+        d = p / q;
+      } else {
+        d = m;
+        e = m;
+      }
+    } else {
+      d = m;
+      e = m;
+    }
+    a = b;
+    fa = fb;
+    b += Math.abs(d) > tol ? d : m > 0 ? tol : -tol;
+    fb = f(b);
+  }
+  // The bracket is [b, c] (either order); return its feasible end.
+  return fb <= 0 ? b : c;
+}
+
+/**
+ * The smallest noise multiplier σ (to `tolerance`, default 1e-5 absolute) with
+ * accountant.epsilon([{poisson-gaussian q, σ, steps}], { delta }) ≤ targetEpsilon. Brackets the root
+ * by doubling/halving from initialNoiseMultiplier (default 1), then narrows it by Brent's method; the σ returned always meets the
+ * target under `accountant`. Throws VALIDATION_FAILED listing every bad argument, or when no σ up to
+ * maxNoiseMultiplier reaches the target (for instance when δ is too small for the accountant).
+ */
+export function calibrateNoiseMultiplier(options: CalibrationOptions): number {
+  const { accountant, targetEpsilon, delta, sampleRate, steps, tolerance = 1e-5, minNoiseMultiplier = 1e-3, maxNoiseMultiplier = 1e4, initialNoiseMultiplier = 1 } = options;
+  const errors: FieldError[] = [];
+  if (typeof targetEpsilon !== 'number' || !(targetEpsilon > 0) || !Number.isFinite(targetEpsilon)) {
+    errors.push({ parameter: 'targetEpsilon', detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}` });
+  }
+  checkCommon({ delta, sampleRate }, errors);
+  if (!Number.isSafeInteger(steps) || steps < 1) errors.push({ parameter: 'steps', detail: `Expected integer ≥ 1 for steps but received ${describe(steps)}` });
+  if (!(tolerance > 0)) errors.push({ parameter: 'tolerance', detail: `Expected number > 0 for tolerance but received ${describe(tolerance)}` });
+  if (!(minNoiseMultiplier > 0 && maxNoiseMultiplier > minNoiseMultiplier)) {
+    errors.push({ parameter: 'maxNoiseMultiplier', detail: `Expected 0 < minNoiseMultiplier < maxNoiseMultiplier but received ${minNoiseMultiplier} and ${maxNoiseMultiplier}` });
+  } else if (!(initialNoiseMultiplier >= minNoiseMultiplier && initialNoiseMultiplier <= maxNoiseMultiplier)) {
+    errors.push({ parameter: 'initialNoiseMultiplier', detail: `Expected number in [${minNoiseMultiplier}, ${maxNoiseMultiplier}] for initialNoiseMultiplier but received ${describe(initialNoiseMultiplier)}` });
+  }
+  if (errors.length > 0) refuse(errors);
+
+  const excess = (noiseMultiplier: number): number => {
+    const events: PrivacyEvent[] = [{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps }];
+    return accountant.epsilon(events, { delta }) - targetEpsilon;
+  };
+  // Bracket: lo infeasible (excess > 0), hi feasible (excess ≤ 0).
+  let hi = initialNoiseMultiplier;
+  let fHi = excess(hi);
+  let lo: number;
+  let fLo: number;
+  if (fHi > 0) {
+    lo = hi;
+    fLo = fHi;
+    while (fHi > 0) {
+      if (hi >= maxNoiseMultiplier) {
+        refuse([{ parameter: 'targetEpsilon', detail: `No noiseMultiplier up to ${maxNoiseMultiplier} reaches targetEpsilon ${targetEpsilon} at delta ${delta} with the ${accountant.name} accountant` }]);
+      }
+      lo = hi;
+      fLo = fHi;
+      hi = Math.min(2 * hi, maxNoiseMultiplier);
+      fHi = excess(hi);
+    }
+  } else {
+    lo = hi;
+    fLo = fHi;
+    while (fLo <= 0) {
+      if (lo <= minNoiseMultiplier) return lo; // Even the least noise allowed meets the target.
+      hi = lo;
+      fHi = fLo;
+      lo = Math.max(lo / 2, minNoiseMultiplier);
+      fLo = excess(lo);
+    }
+  }
+  // ε = +∞ (an unusable accountant state) cannot drive interpolation; bisect until finite.
+  while (!Number.isFinite(fLo) && hi - lo > tolerance) {
+    const mid = 0.5 * (lo + hi);
+    const fMid = excess(mid);
+    if (fMid > 0) {
+      lo = mid;
+      fLo = fMid;
+    } else {
+      hi = mid;
+      fHi = fMid;
+    }
+  }
+  if (hi - lo <= tolerance) return hi;
+  return brentFeasible(excess, lo, fLo, hi, fHi, tolerance);
+}
+
+export interface MaxStepsOptions {
+  accountant: Accountant;
+  /** q: Poisson sampling rate in (0, 1]. */
+  sampleRate: number;
+  /** σ > 0. */
+  noiseMultiplier: number;
+  /** δ in (0, 1). */
+  delta: number;
+  /** ε still available, ≥ 0. */
+  epsilonBudget: number;
+  /** Largest answer considered (default 10^9 steps). */
+  limit?: number;
+}
+
+/**
+ * The largest number of steps T ≥ 0 of (q, σ) with ε(T) ≤ epsilonBudget at δ (0 when even one step
+ * exceeds it; `limit` when the budget allows at least that many). ε grows with T, so this is an
+ * exponential search for a bracket followed by bisection over the integers.
+ */
+export function maxSteps(options: MaxStepsOptions): number {
+  const { accountant, sampleRate, noiseMultiplier, delta, epsilonBudget, limit = 1e9 } = options;
+  const errors: FieldError[] = [];
+  checkCommon({ delta, sampleRate }, errors);
+  if (typeof noiseMultiplier !== 'number' || !(noiseMultiplier > 0) || !Number.isFinite(noiseMultiplier)) {
+    errors.push({ parameter: 'noiseMultiplier', detail: `Expected finite number > 0 for noiseMultiplier but received ${describe(noiseMultiplier)}` });
+  }
+  if (typeof epsilonBudget !== 'number' || !(epsilonBudget >= 0)) {
+    errors.push({ parameter: 'epsilonBudget', detail: `Expected number ≥ 0 for epsilonBudget but received ${describe(epsilonBudget)}` });
+  }
+  if (!Number.isSafeInteger(limit) || limit < 1) errors.push({ parameter: 'limit', detail: `Expected integer ≥ 1 for limit but received ${describe(limit)}` });
+  if (errors.length > 0) refuse(errors);
+
+  const fits = (steps: number): boolean =>
+    accountant.epsilon([{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps }], { delta }) <= epsilonBudget;
+  if (!fits(1)) return 0;
+  // Invariant: fits(good) and !fits(bad).
+  let good = 1;
+  let bad = 2;
+  for (;;) {
+    if (bad > limit) {
+      if (fits(limit)) return limit;
+      bad = limit;
+      break;
+    }
+    if (!fits(bad)) break;
+    good = bad;
+    bad *= 2;
+  }
+  while (bad - good > 1) {
+    const mid = Math.floor((good + bad) / 2);
+    if (fits(mid)) good = mid;
+    else bad = mid;
+  }
+  return good;
+}

@@ -1,0 +1,188 @@
+// The privacy ledger: every DP release charged to each dataset, and the rule that no charge may take
+// a dataset past its privacy limit. A dataset's spent ε is the composition of all its events (never a
+// sum of per-release ε's) under the tightest sound accountant: the smaller of the PLD and RDP bounds,
+// both upper bounds on the true ε. Charging is all or none: one IMMEDIATE transaction reads every
+// dataset's events, checks each against its limit with the new events composed in, and only then
+// writes any row, so concurrent charges serialise and none can overdraw a budget.
+import { v7 as uuidv7 } from 'uuid';
+import { BastionError } from '../errors.js';
+import type { Store } from '../store/db.js';
+import { findDatasetRow } from '../store/artifacts.js';
+import { insertCharge, lastChargeId, listCharges, type ChargeSourceKind } from '../store/ledger.js';
+import { checkEvents, createPldAccountant, createRdpAccountant, type Accountant, type AccountantName, type PrivacyEvent } from './accountant.js';
+
+export interface LedgerDeps {
+  store: Store;
+}
+
+/** What caused a charge: a training job, an evaluation, a released metric. */
+export interface ChargeSource {
+  kind: ChargeSourceKind;
+  id: string;
+}
+
+export interface LedgerEntry {
+  id: string;
+  event: PrivacyEvent;
+  source: ChargeSource;
+  createdAt: string;
+}
+
+export interface DatasetPrivacy {
+  datasetId: string;
+  /** The owner's limit ε over all releases. */
+  privacyLimit: number;
+  delta: number;
+  epsilonSpent: number;
+  epsilonRemaining: number;
+  /** The accountant whose bound `epsilonSpent` is (the tighter of the two). */
+  accountant: AccountantName;
+  events: LedgerEntry[];
+}
+
+const accountants: readonly Accountant[] = [createPldAccountant(), createRdpAccountant()];
+
+/**
+ * ε of `events` at δ under the tightest sound accountant, and which one it was. No events: 0.
+ * Both accountants over-state ε (PLD by at most its discretization, pessimistically), so the smaller
+ * figure is still an upper bound.
+ */
+export function composedEpsilon(events: readonly PrivacyEvent[], delta: number): { epsilon: number; accountant: AccountantName } {
+  if (events.length === 0) return { epsilon: 0, accountant: 'pld' };
+  events = coalesce(events);
+  let best: { epsilon: number; accountant: AccountantName } = { epsilon: Number.POSITIVE_INFINITY, accountant: 'rdp' };
+  for (const accountant of accountants) {
+    const epsilon = accountant.epsilon(events, { delta });
+    if (epsilon < best.epsilon) best = { epsilon, accountant: accountant.name };
+  }
+  return best;
+}
+
+/**
+ * The same events with repeats of one mechanism merged into one event of the summed count. Composition
+ * is commutative, so this changes no figure; it keeps the accountants' work proportional to the
+ * number of distinct mechanisms, not to the number of charges.
+ */
+export function coalesce(events: readonly PrivacyEvent[]): PrivacyEvent[] {
+  const merged = new Map<string, PrivacyEvent>();
+  for (const event of events) {
+    const key = event.kind === 'gaussian' ? `g:${event.noiseMultiplier}` : `p:${event.sampleRate}:${event.noiseMultiplier}`;
+    const seen = merged.get(key);
+    merged.set(key, seen ? { ...seen, count: seen.count + event.count } : { ...event });
+  }
+  return [...merged.values()];
+}
+
+function requireDataset(store: Store, datasetId: string) {
+  const row = findDatasetRow(store, datasetId);
+  if (!row) throw new BastionError('NOT_FOUND', `No dataset with id ${datasetId}`);
+  return row;
+}
+
+function entries(store: Store, datasetId: string): LedgerEntry[] {
+  return listCharges(store, datasetId).map((row) => ({
+    id: row.id,
+    event: JSON.parse(row.event) as PrivacyEvent,
+    source: { kind: row.sourceKind, id: row.sourceId },
+    createdAt: row.createdAt,
+  }));
+}
+
+function privacyOf(store: Store, datasetId: string, extra: readonly PrivacyEvent[] = []): DatasetPrivacy {
+  const dataset = requireDataset(store, datasetId);
+  const events = entries(store, datasetId);
+  const { epsilon, accountant } = composedEpsilon([...events.map((e) => e.event), ...extra], dataset.delta);
+  return {
+    datasetId,
+    privacyLimit: dataset.privacyLimit,
+    delta: dataset.delta,
+    epsilonSpent: epsilon,
+    epsilonRemaining: Math.max(0, dataset.privacyLimit - epsilon),
+    accountant,
+    events,
+  };
+}
+
+/** A dataset's budget: its limit, δ, what its events have spent, and the events. */
+export function datasetPrivacy(deps: LedgerDeps, datasetId: string): DatasetPrivacy {
+  return privacyOf(deps.store, datasetId);
+}
+
+export interface ChargeItem {
+  datasetId: string;
+  events: PrivacyEvent[];
+}
+
+export interface ChargePreview {
+  datasetId: string;
+  privacyLimit: number;
+  delta: number;
+  epsilonBefore: number;
+  /** ε spent once these events are composed with the dataset's history. */
+  epsilonAfter: number;
+  allowed: boolean;
+}
+
+function checkItems(items: readonly ChargeItem[]): void {
+  const errors = items.flatMap((item, i) => checkEvents(item.events).map((e) => ({ ...e, pointer: `/charges/${i}${e.pointer ?? ''}` })));
+  if (errors.length > 0) throw new BastionError('VALIDATION_FAILED', errors.map((e) => `${e.pointer} ${e.detail}`).join('; '), { errors });
+}
+
+/** What charging `items` would do to each dataset's budget, without charging anything. */
+export function previewCharges(deps: LedgerDeps, items: readonly ChargeItem[]): ChargePreview[] {
+  checkItems(items);
+  return items.map((item) => {
+    const before = privacyOf(deps.store, item.datasetId);
+    const after = privacyOf(deps.store, item.datasetId, item.events);
+    return {
+      datasetId: item.datasetId,
+      privacyLimit: before.privacyLimit,
+      delta: before.delta,
+      epsilonBefore: before.epsilonSpent,
+      epsilonAfter: after.epsilonSpent,
+      allowed: after.epsilonSpent <= before.privacyLimit,
+    };
+  });
+}
+
+/** How often a charge is recomputed when other charges keep landing on its datasets meanwhile. */
+const MAX_CHARGE_ATTEMPTS = 20;
+
+class StaleSnapshot extends Error {}
+
+/**
+ * Charges every item's events to its dataset for `source`, or none of them: throws BUDGET_EXHAUSTED
+ * naming each dataset whose limit the new events would pass (NOT_FOUND for an unknown dataset).
+ */
+export function chargeLedger(deps: LedgerDeps, source: ChargeSource, items: readonly ChargeItem[]): ChargePreview[] {
+  checkItems(items);
+  for (let attempt = 0; attempt < MAX_CHARGE_ATTEMPTS; attempt += 1) {
+    const versions = items.map((item) => lastChargeId(deps.store, item.datasetId));
+    const previews = previewCharges(deps, items);
+    const refused = previews.filter((p) => !p.allowed);
+    try {
+      return deps.store.transaction(() => {
+        items.forEach((item, i) => {
+          if (lastChargeId(deps.store, item.datasetId) !== versions[i]) throw new StaleSnapshot();
+        });
+        if (refused.length > 0) {
+          throw new BastionError(
+            'BUDGET_EXHAUSTED',
+            refused.map((p) => `dataset ${p.datasetId} would spend ε = ${p.epsilonAfter.toPrecision(4)} of its limit ${p.privacyLimit}`).join('; '),
+            { extensions: { datasets: refused } },
+          );
+        }
+        const createdAt = new Date().toISOString();
+        for (const item of items) {
+          for (const event of item.events) {
+            insertCharge(deps.store, { id: uuidv7(), datasetId: item.datasetId, sourceKind: source.kind, sourceId: source.id, event: JSON.stringify(event), createdAt });
+          }
+        }
+        return previews;
+      });
+    } catch (err) {
+      if (!(err instanceof StaleSnapshot)) throw err;
+    }
+  }
+  throw new BastionError('SERVICE_UNAVAILABLE', 'The privacy ledger is busy with other charges to the same datasets; retry', { retryAfterSeconds: 1 });
+}

@@ -1,0 +1,120 @@
+// The privacy ledger: spent ε is the composition of all of a dataset's events (not a sum of ε's),
+// charges are all or none across datasets, and concurrent charges never overdraw a budget.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { v7 as uuidv7 } from 'uuid';
+import { BastionError } from '../../src/errors.js';
+import { createPrincipal } from '../../src/governance/principals.js';
+import { createPldAccountant, createRdpAccountant, type PrivacyEvent } from '../../src/privacy/accountant.js';
+import { chargeLedger, coalesce, composedEpsilon, datasetPrivacy, previewCharges } from '../../src/privacy/ledger.js';
+import { insertDataset } from '../../src/store/artifacts.js';
+import { openStore, type Store } from '../../src/store/db.js';
+
+function newStore(): { store: Store; dataDir: string } {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-ledger-'));
+  return { store: openStore(dataDir), dataDir };
+}
+
+function addDataset(store: Store, privacyLimit: number, delta = 1e-5): string {
+  const owner = createPrincipal(store, { name: `owner-${uuidv7()}`, role: 'member' });
+  const id = uuidv7();
+  insertDataset(store, {
+    id, ownerId: owner.id, name: 'd', description: '', format: 'csv', sha256: '0'.repeat(64), sizeBytes: 1,
+    privacyLimit, delta, allowNonPrivate: false, sampleCount: 60000, details: '{}', createdAt: new Date().toISOString(),
+  });
+  return id;
+}
+
+const training = (sampleRate: number, noiseMultiplier: number, count: number): PrivacyEvent => ({ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count });
+const rejectsBudget = (e: unknown) => e instanceof BastionError && e.code === 'BUDGET_EXHAUSTED';
+
+test('spent ε is the composition of every event, tighter than adding up each charge’s ε', () => {
+  const { store } = newStore();
+  const id = addDataset(store, 10);
+  const a = training(256 / 60000, 1.1, 1000);
+  const b = training(256 / 60000, 1.1, 1343);
+  chargeLedger({ store }, { kind: 'training', id: 'job-1' }, [{ datasetId: id, events: [a] }]);
+  chargeLedger({ store }, { kind: 'training', id: 'job-2' }, [{ datasetId: id, events: [b] }]);
+  const privacy = datasetPrivacy({ store }, id);
+  assert.deepEqual(privacy.events.map((e) => e.source.id), ['job-1', 'job-2']);
+  const together = composedEpsilon([training(256 / 60000, 1.1, 2343)], 1e-5).epsilon;
+  assert.ok(Math.abs(privacy.epsilonSpent - together) <= 1e-3 * together, `${privacy.epsilonSpent} vs ${together}`);
+  const summed = composedEpsilon([a], 1e-5).epsilon + composedEpsilon([b], 1e-5).epsilon;
+  assert.ok(privacy.epsilonSpent < summed);
+  assert.equal(privacy.epsilonRemaining, 10 - privacy.epsilonSpent);
+});
+
+test('repeats of one mechanism are merged before composing, which changes no figure', () => {
+  const events = [training(0.01, 1.0, 300), { kind: 'gaussian', noiseMultiplier: 5, count: 2 } as PrivacyEvent, training(0.01, 1.0, 700)];
+  assert.deepEqual(coalesce(events), [training(0.01, 1.0, 1000), { kind: 'gaussian', noiseMultiplier: 5, count: 2 }]);
+  const rdp = createRdpAccountant();
+  const direct = rdp.epsilon(events, { delta: 1e-5 });
+  assert.ok(Math.abs(rdp.epsilon(coalesce(events), { delta: 1e-5 }) - direct) <= 1e-12 * direct);
+});
+
+test('the ledger takes the tighter of its two sound accountants', () => {
+  const events = [training(0.01, 1.0, 1000)];
+  const pld = createPldAccountant().epsilon(events, { delta: 1e-5 });
+  const rdp = createRdpAccountant().epsilon(events, { delta: 1e-5 });
+  const chosen = composedEpsilon(events, 1e-5);
+  assert.equal(chosen.epsilon, Math.min(pld, rdp));
+  assert.equal(chosen.accountant, pld <= rdp ? 'pld' : 'rdp');
+});
+
+test('a charge that would pass any one dataset’s limit charges none of them', () => {
+  const { store } = newStore();
+  const roomy = addDataset(store, 100);
+  const tight = addDataset(store, 0.5);
+  const events = [training(0.01, 1.0, 1000)];
+  const [forRoomy, forTight] = previewCharges({ store }, [{ datasetId: roomy, events }, { datasetId: tight, events }]);
+  assert.equal(forRoomy!.allowed, true);
+  assert.equal(forTight!.allowed, false);
+  assert.throws(() => chargeLedger({ store }, { kind: 'training', id: 'job' }, [{ datasetId: roomy, events }, { datasetId: tight, events }]), (e: unknown) => {
+    assert.ok(rejectsBudget(e));
+    assert.match((e as Error).message, new RegExp(tight));
+    assert.doesNotMatch((e as Error).message, new RegExp(roomy));
+    return true;
+  });
+  assert.deepEqual(datasetPrivacy({ store }, roomy).events, []);
+  assert.deepEqual(datasetPrivacy({ store }, tight).events, []);
+});
+
+test('malformed events and unknown datasets are refused before anything is written', () => {
+  const { store } = newStore();
+  const id = addDataset(store, 5);
+  assert.throws(
+    () => chargeLedger({ store }, { kind: 'metric', id: 'm' }, [{ datasetId: id, events: [{ kind: 'gaussian', noiseMultiplier: -1, count: 1 }] }]),
+    (e: unknown) => e instanceof BastionError && e.code === 'VALIDATION_FAILED' && /\/charges\/0\/events\/0/.test(e.message),
+  );
+  assert.throws(() => chargeLedger({ store }, { kind: 'metric', id: 'm' }, [{ datasetId: uuidv7(), events: [training(0.1, 1, 1)] }]), (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND');
+  assert.deepEqual(datasetPrivacy({ store }, id).events, []);
+});
+
+test('two processes’ worth of concurrent charges against one dataset never pass its limit', async () => {
+  const { store, dataDir } = newStore();
+  const limit = 2;
+  const datasetId = addDataset(store, limit);
+  store.close();
+  const worker = (n: number) =>
+    new Promise<number>((resolve, reject) => {
+      // Node 20 workers do not inherit tsx's loader hooks: boot them through tsx's tsImport.
+      const script = new URL('../fixtures/ledger-worker.ts', import.meta.url).href;
+      const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => tsx.tsImport(${JSON.stringify(script)}, ${JSON.stringify(script)}))`;
+      const w = new Worker(bootstrap, { eval: true, workerData: { dataDir, datasetId, worker: n } });
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+  const [one, two] = await Promise.all([worker(1), worker(2)]);
+  const reopened = openStore(dataDir);
+  const privacy = datasetPrivacy({ store: reopened }, datasetId);
+  assert.ok(privacy.epsilonSpent <= limit, `spent ${privacy.epsilonSpent}`);
+  assert.equal(privacy.events.length, one! + two!);
+  // The budget was used up, not refused early: one more charge of the same kind would not fit.
+  const next = previewCharges({ store: reopened }, [{ datasetId, events: [training(0.01, 1.0, 200)] }]);
+  assert.equal(next[0]!.allowed, false);
+  reopened.close();
+});
