@@ -11,6 +11,8 @@ import multipartPlugin from './http/plugins/multipart.js';
 import datasetRoutes from './http/routes/datasets.js';
 import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
+import trainingRoutes from './http/routes/trainings.js';
+import { DatasetPrivacySchema, TrainingPlanSchema } from './http/schemas/trainings.js';
 import { DatasetSchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
 import type { ArtifactDeps } from './artifacts/service.js';
@@ -47,6 +49,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(PrincipalSchema);
   app.addSchema(ModelSchema);
   app.addSchema(DatasetSchema);
+  app.addSchema(TrainingPlanSchema);
+  app.addSchema(DatasetPrivacySchema);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -62,5 +66,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const artifacts: ArtifactDeps = { ...deps.artifacts, store: deps.store, pool: deps.pool };
   await app.register(modelRoutes, { artifacts });
   await app.register(datasetRoutes, { artifacts });
+  await app.register(trainingRoutes, { store: deps.store });
   return app;
 }

@@ -16,6 +16,7 @@ export const ErrorCode = {
   UNPROCESSABLE_DATASET: 'UNPROCESSABLE_DATASET',
   ARTIFACT_IN_USE: 'ARTIFACT_IN_USE',
   BUDGET_EXHAUSTED: 'BUDGET_EXHAUSTED',
+  UNPROCESSABLE_TRAINING: 'UNPROCESSABLE_TRAINING',
   SEALED_BLOB_CORRUPT: 'SEALED_BLOB_CORRUPT',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   INTERNAL: 'INTERNAL',
@@ -45,6 +46,7 @@ export const errorSpecs: Readonly<Record<ErrorCode, ErrorSpec>> = {
   UNPROCESSABLE_DATASET: { status: 422, slug: 'unprocessable-dataset', title: 'The dataset cannot be used' },
   ARTIFACT_IN_USE: { status: 409, slug: 'artifact-in-use', title: 'The artifact is used by a training' },
   BUDGET_EXHAUSTED: { status: 409, slug: 'budget-exhausted', title: "A dataset's privacy budget does not allow this" },
+  UNPROCESSABLE_TRAINING: { status: 422, slug: 'unprocessable-training', title: 'The model and datasets cannot be trained together as asked' },
   // A sealed blob that fails authentication was tampered with or damaged at rest: the server's fault,
   // never the client's, and never answered with the bytes.
   SEALED_BLOB_CORRUPT: { status: 500, slug: 'sealed-blob-corrupt', title: 'Stored data failed its integrity check' },

@@ -2,6 +2,9 @@
 // Every command that prints data takes --json and then prints exactly one JSON value.
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config.js';
+import { BastionError } from '../errors.js';
+import { createAccountant, type AccountantName } from '../privacy/accountant.js';
+import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
 import { ApiError, createApiClient, resolveClientSettings, unwrap, type ClientOptionValues } from './client.js';
 import { addServeOptions, serveFlagsFrom } from './serve-options.js';
 
@@ -71,7 +74,56 @@ export function buildProgram(): Command {
     const me = unwrap(await client(options).GET('/v1/whoami'));
     print(options, me, () => `${me.name} (${me.role}) ${me.id}`);
   });
+  addPrivacyCommands(program);
   return program;
+}
+
+// Planning without a server (data owners, CI pipelines): the same accountants the server uses.
+function number(name: string, { integer = false } = {}) {
+  return (raw: string): number => {
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(value) || (integer && !Number.isSafeInteger(value))) {
+      throw new BastionError('VALIDATION_FAILED', `Expected ${integer ? 'an integer' : 'a number'} for ${name} but received '${raw}'`);
+    }
+    return value;
+  };
+}
+
+interface PrivacyOptions extends Output {
+  sampleRate: number;
+  steps: number;
+  delta: number;
+  accountant: AccountantName;
+}
+
+function addPrivacyCommands(program: Command): void {
+  const privacy = program.command('privacy').description('privacy accounting for DP-SGD, computed locally (no server)');
+  const common = (command: Command) =>
+    command
+      .requiredOption('--sample-rate <q>', 'Poisson sampling rate q in (0, 1] (expected batch size / samples)', number('--sample-rate'))
+      .requiredOption('--steps <n>', 'number of DP-SGD steps', number('--steps', { integer: true }))
+      .requiredOption('--delta <d>', 'δ in (0, 1)', number('--delta'))
+      .addOption(new Option('--accountant <name>', 'accountant').choices(['rdp', 'pld']).default('rdp'))
+      .addOption(new Option('--json', 'print JSON'));
+  common(privacy.command('epsilon').description('ε spent by n steps of DP-SGD with noise multiplier σ'))
+    .requiredOption('--noise-multiplier <sigma>', 'noise multiplier σ', number('--noise-multiplier'))
+    .action((options: PrivacyOptions & { noiseMultiplier: number }) => {
+      const accountant = createAccountant(options.accountant);
+      const epsilon = accountant.epsilon([{ kind: 'poisson-gaussian', sampleRate: options.sampleRate, noiseMultiplier: options.noiseMultiplier, count: options.steps }], { delta: options.delta });
+      print(options, { epsilon }, () => `ε = ${epsilon} (δ = ${options.delta}, ${options.accountant})`);
+    });
+  common(privacy.command('noise').description('the smallest noise multiplier σ with which n steps of DP-SGD spend at most the target ε'))
+    .requiredOption('--target-epsilon <eps>', 'ε the training may spend', number('--target-epsilon'))
+    .action((options: PrivacyOptions & { targetEpsilon: number }) => {
+      const noiseMultiplier = calibrateNoiseMultiplier({
+        accountant: createAccountant(options.accountant),
+        targetEpsilon: options.targetEpsilon,
+        delta: options.delta,
+        sampleRate: options.sampleRate,
+        steps: options.steps,
+      });
+      print(options, { noiseMultiplier }, () => `σ = ${noiseMultiplier} (ε ≤ ${options.targetEpsilon}, δ = ${options.delta}, ${options.accountant})`);
+    });
 }
 
 export async function runCli(argv: string[]): Promise<void> {

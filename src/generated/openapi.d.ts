@@ -193,6 +193,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/datasets/{id}/privacy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The dataset's privacy budget: limit ε, δ, ε spent (composition of every release charged to it) and remaining, and the releases */
+        get: operations["getDatasetPrivacy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/datasets/{id}/content": {
         parameters: {
             query?: never;
@@ -204,6 +221,23 @@ export interface paths {
         get: operations["getDatasetContent"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/trainings/plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dry run of a training: σ calibrated to the target ε, q, steps, and what each dataset budget would show; charges nothing */
+        post: operations["planTraining"];
         delete?: never;
         options?: never;
         head?: never;
@@ -330,6 +364,74 @@ export interface components {
             labelClasses?: number[] | null;
             /** Format: date-time */
             createdAt: string;
+        };
+        /** TrainingPlan */
+        TrainingPlan: {
+            /** Format: uuid */
+            modelId: string;
+            datasetIds: string[];
+            private: boolean;
+            /** @description N, pooled over the datasets */
+            sampleCount: number;
+            epochs: number;
+            expectedBatchSize: number;
+            maxPhysicalBatchSize: number;
+            /** @description q = expectedBatchSize / N (Poisson); 0 when not private */
+            sampleRate: number;
+            steps: number;
+            /** @description σ calibrated to targetEpsilon; 0 when not private */
+            noiseMultiplier: number;
+            maxGradNorm: number | null;
+            clipping: ("flat" | "per-layer") | null;
+            accountant: ("rdp" | "pld") | null;
+            /** @description the smallest δ of the datasets: the guarantee holds at each */
+            delta: number | null;
+            /** @description this training's ε at delta under the accountant */
+            epsilon: number | null;
+            metrics: {
+                epsilon: number;
+                noiseMultiplier: number;
+                releases: number;
+            } | null;
+            datasets: {
+                /** Format: uuid */
+                datasetId: string;
+                privacyLimit: number;
+                delta: number;
+                /** @description before this training */
+                epsilonSpent: number;
+                /** @description spent once this training and its metrics are composed in */
+                epsilonAfter: number;
+                epsilonRemainingAfter: number;
+                allowed: boolean;
+            }[];
+            /** @description every dataset budget allows it */
+            allowed: boolean;
+        };
+        /** DatasetPrivacy */
+        DatasetPrivacy: {
+            /** Format: uuid */
+            datasetId: string;
+            privacyLimit: number;
+            delta: number;
+            /** @description composition of every event under the tighter of PLD and RDP */
+            epsilonSpent: number;
+            epsilonRemaining: number;
+            /** @enum {string} */
+            accountant: "rdp" | "pld";
+            events: {
+                id: string;
+                /** @description poisson-gaussian {sampleRate, noiseMultiplier, count} or gaussian {noiseMultiplier, count} */
+                event: {
+                    [key: string]: unknown;
+                };
+                source: {
+                    kind: string;
+                    id: string;
+                };
+                /** Format: date-time */
+                createdAt: string;
+            }[];
         };
     };
     responses: never;
@@ -1373,6 +1475,65 @@ export interface operations {
             };
         };
     };
+    getDatasetPrivacy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Resource id (UUID) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetPrivacy"];
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or one the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getDatasetContent: {
         parameters: {
             query?: never;
@@ -1414,6 +1575,149 @@ export interface operations {
             };
             /** @description No such resource (or one the caller may not see) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    planTraining: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description One of the caller's models
+                     */
+                    modelId: string;
+                    /** @description Trained on their union; each ledger is charged */
+                    datasetIds: string[];
+                    epochs: number;
+                    /** @description q · N: Poisson sampling rate times the pooled sample count */
+                    expectedBatchSize: number;
+                    /** @description largest batch one forward sees (memory); default expectedBatchSize */
+                    maxPhysicalBatchSize?: number;
+                    /** @enum {string} */
+                    loss: "cross_entropy" | "nll" | "mse" | "l1" | "bce_with_logits";
+                    /** @description cross_entropy only */
+                    labelSmoothing?: number;
+                    optimizer: {
+                        /** @enum {string} */
+                        type: "sgd" | "adam" | "adamw";
+                        learningRate: number;
+                        /** @description sgd */
+                        momentum?: number;
+                        /** @description sgd */
+                        dampening?: number;
+                        /** @description sgd; needs momentum > 0 and dampening 0 */
+                        nesterov?: boolean;
+                        weightDecay?: number;
+                        /** @description adam, adamw */
+                        betas?: [
+                            number,
+                            number
+                        ];
+                        /** @description adam, adamw */
+                        eps?: number;
+                    };
+                    privacy?: {
+                        /** @description ε this training may spend on each dataset */
+                        targetEpsilon: number;
+                        /** @description C: per-sample clipping bound */
+                        maxGradNorm: number;
+                        /**
+                         * @description default flat; per-layer gives each layer C/√layers
+                         * @enum {string}
+                         */
+                        clipping?: "flat" | "per-layer";
+                        /**
+                         * @description calibrates σ; default rdp
+                         * @enum {string}
+                         */
+                        accountant?: "rdp" | "pld";
+                    };
+                    /** @description false: no clipping or noise, only where every dataset allows non-private use */
+                    private?: boolean;
+                    /** @description ε for the noisy mean training loss per epoch; 0 (default) releases none */
+                    metricsEpsilon?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingPlan"];
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The principal is not allowed to do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or one the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but unusable content */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -34,6 +34,7 @@ export default fp(
           { name: 'principals', description: 'Principals and tokens' },
           { name: 'models', description: 'TorchScript models: upload, check, download' },
           { name: 'datasets', description: 'Datasets and their privacy limits: upload, check, download' },
+          { name: 'trainings', description: 'DP-SGD trainings: plans, jobs, progress, results' },
           { name: 'meta', description: 'The API description itself' },
         ],
       },

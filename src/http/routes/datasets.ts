@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import { createDataset, deleteDataset, getDataset, listDatasets, openDatasetContent, stageDatasetUpload } from '../../artifacts/datasets.js';
 import type { ArtifactDeps } from '../../artifacts/service.js';
+import { datasetPrivacy } from '../../privacy/ledger.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
 import { binaryContent, DatasetFieldsSchema, DatasetListSchema, multipartBody } from '../schemas/artifacts.js';
@@ -72,6 +73,23 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       },
     },
     async (request) => getDataset(deps, principalOf(request), request.params.id),
+  );
+
+  app.get(
+    '/v1/datasets/:id/privacy',
+    {
+      schema: {
+        operationId: 'getDatasetPrivacy',
+        tags: ['datasets'],
+        summary: "The dataset's privacy budget: limit ε, δ, ε spent (composition of every release charged to it) and remaining, and the releases",
+        params: IdParams,
+        response: { 200: Type.Ref('DatasetPrivacy'), ...problemResponses(...authedProblems, 404) },
+      },
+    },
+    async (request) => {
+      getDataset(deps, principalOf(request), request.params.id); // 404 for what the caller may not see
+      return datasetPrivacy(deps, request.params.id);
+    },
   );
 
   app.get(

@@ -1,0 +1,229 @@
+// Planning a training: from a request (model, datasets, epochs, batch, privacy target) to everything
+// a job needs and everything its owners must know before it runs — the pooled sample count N, the
+// Poisson rate q = expectedBatchSize / N, the steps ⌈epochs / q⌉, the noise multiplier σ calibrated so
+// that this training spends at most targetEpsilon on every dataset (at the smallest δ among them, so
+// the guarantee holds at each), and what each dataset's ledger would show afterwards. Planning charges
+// nothing; POST /v1/trainings charges exactly the events the plan lists. Every inconsistency is
+// reported here, before anything is charged.
+import { BastionError, type FieldError } from '../errors.js';
+import type { Principal } from '../governance/principals.js';
+import type { DatasetSummary, TensorSummary } from '../artifacts/formats/canonical.js';
+import { getDataset, type Dataset } from '../artifacts/datasets.js';
+import { getModel, type Model } from '../artifacts/models.js';
+import { createAccountant, type PrivacyEvent } from '../privacy/accountant.js';
+import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
+import { previewCharges, type ChargeItem } from '../privacy/ledger.js';
+import type { Store } from '../store/db.js';
+
+export type LossName = 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
+
+export interface TrainingRequest {
+  modelId: string;
+  datasetIds: string[];
+  epochs: number;
+  expectedBatchSize: number;
+  maxPhysicalBatchSize?: number;
+  loss: LossName;
+  labelSmoothing?: number;
+  optimizer: {
+    type: 'sgd' | 'adam' | 'adamw';
+    learningRate: number;
+    momentum?: number;
+    dampening?: number;
+    nesterov?: boolean;
+    weightDecay?: number;
+    betas?: [number, number];
+    eps?: number;
+  };
+  privacy?: { targetEpsilon: number; maxGradNorm: number; clipping?: 'flat' | 'per-layer'; accountant?: 'rdp' | 'pld' };
+  private?: boolean;
+  metricsEpsilon?: number;
+}
+
+export interface DatasetCharge {
+  datasetId: string;
+  privacyLimit: number;
+  delta: number;
+  epsilonSpent: number;
+  epsilonAfter: number;
+  epsilonRemainingAfter: number;
+  allowed: boolean;
+}
+
+export interface TrainingPlan {
+  modelId: string;
+  datasetIds: string[];
+  private: boolean;
+  sampleCount: number;
+  epochs: number;
+  expectedBatchSize: number;
+  maxPhysicalBatchSize: number;
+  /** q; 0 when not private (fixed-size shuffled batches). */
+  sampleRate: number;
+  steps: number;
+  /** σ; 0 when not private. */
+  noiseMultiplier: number;
+  maxGradNorm: number | null;
+  clipping: 'flat' | 'per-layer' | null;
+  accountant: 'rdp' | 'pld' | null;
+  /** The smallest δ of the datasets; null when not private. */
+  delta: number | null;
+  /** This training's ε at `delta` (without the metrics), null when not private. */
+  epsilon: number | null;
+  /** The noisy per-epoch mean loss: its ε, σ (relative to the clipped loss range) and number of releases. */
+  metrics: { epsilon: number; noiseMultiplier: number; releases: number } | null;
+  datasets: DatasetCharge[];
+  allowed: boolean;
+  /** Per-layer clipping groups: parameter names with their bound; null for flat clipping. */
+  clipGroups: { parameters: string[]; maxGradNorm: number }[] | null;
+  /** What to charge each dataset when the training is accepted (empty when not private). */
+  events: PrivacyEvent[];
+}
+
+export interface PlanDeps {
+  store: Store;
+}
+
+const integerLosses: ReadonlySet<LossName> = new Set(['cross_entropy', 'nll']);
+
+function sameTensor(a: TensorSummary, b: TensorSummary): boolean {
+  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => i === 0 || d === b.shape[i]);
+}
+
+const perSample = (t: TensorSummary) => `${t.dtype} [${t.shape.slice(1).join(', ')}]`;
+
+/** Datasets trained together must give the model the same inputs and labels, sample for sample. */
+function checkCompatible(datasets: Dataset[], loss: LossName): void {
+  const problems: string[] = [];
+  const [first, ...rest] = datasets as [Dataset, ...Dataset[]];
+  for (const other of rest) {
+    if (other.inputs.length !== first.inputs.length) {
+      problems.push(`dataset ${other.id} has ${other.inputs.length} input tensors, dataset ${first.id} has ${first.inputs.length}`);
+      continue;
+    }
+    other.inputs.forEach((t, i) => {
+      if (!sameTensor(t, first.inputs[i]!)) problems.push(`${t.name} is ${perSample(t)} per sample in dataset ${other.id} but ${perSample(first.inputs[i]!)} in dataset ${first.id}`);
+    });
+    if (!sameTensor(other.labels, first.labels)) problems.push(`labels are ${perSample(other.labels)} per sample in dataset ${other.id} but ${perSample(first.labels)} in dataset ${first.id}`);
+  }
+  const labels: DatasetSummary['labels'] = first.labels;
+  const integerLabels = labels.dtype.startsWith('I') || labels.dtype.startsWith('U') || labels.dtype === 'BOOL';
+  if (integerLosses.has(loss) && (labels.dtype !== 'I64' || labels.shape.length !== 1)) {
+    problems.push(`${loss} needs int64 class labels of shape [samples], the datasets have ${labels.dtype} [${labels.shape.join(', ')}]`);
+  }
+  if (!integerLosses.has(loss) && integerLabels) problems.push(`${loss} needs float labels, the datasets have ${labels.dtype}`);
+  if (problems.length > 0) throw new BastionError('UNPROCESSABLE_TRAINING', `These datasets cannot be trained together: ${problems.join('; ')}`);
+}
+
+/** Per-layer groups: the trainable parameters of each module (the name without its last part), C/√K each. */
+function layerGroups(model: Model, maxGradNorm: number): { parameters: string[]; maxGradNorm: number }[] {
+  const byLayer = new Map<string, string[]>();
+  for (const p of model.check.parameters.filter((x) => x.requiresGrad)) {
+    const layer = p.name.includes('.') ? p.name.slice(0, p.name.lastIndexOf('.')) : p.name;
+    byLayer.set(layer, [...(byLayer.get(layer) ?? []), p.name]);
+  }
+  const bound = maxGradNorm / Math.sqrt(byLayer.size);
+  return [...byLayer.values()].map((parameters) => ({ parameters, maxGradNorm: bound }));
+}
+
+/**
+ * Plans a training for `principal`: validates what the request names (the model must be the caller's,
+ * the datasets must exist and fit together), calibrates σ, and previews every dataset's ledger. Throws
+ * NOT_FOUND, FORBIDDEN (non-private use not allowed), UNPROCESSABLE_TRAINING or VALIDATION_FAILED.
+ */
+export function planTraining(deps: PlanDeps, principal: Principal, request: TrainingRequest): TrainingPlan {
+  const errors: FieldError[] = [];
+  const isPrivate = request.private !== false;
+  if (isPrivate && !request.privacy) errors.push({ pointer: '/privacy', detail: 'is required unless private is false' });
+  if (!isPrivate && request.privacy) errors.push({ pointer: '/privacy', detail: 'must be absent when private is false' });
+  if (!isPrivate && (request.metricsEpsilon ?? 0) > 0) errors.push({ pointer: '/metricsEpsilon', detail: 'applies to private trainings only (a non-private training reports exact metrics to no one)' });
+  if (request.labelSmoothing !== undefined && request.loss !== 'cross_entropy') errors.push({ pointer: '/labelSmoothing', detail: 'applies to cross_entropy only' });
+  if (errors.length > 0) throw new BastionError('VALIDATION_FAILED', errors.map((e) => `${e.pointer} ${e.detail}`).join('; '), { errors });
+
+  const model = getModel(deps, principal, request.modelId);
+  const datasets = request.datasetIds.map((id) => getDataset(deps, principal, id));
+  checkCompatible(datasets, request.loss);
+  const sampleCount = datasets.reduce((n, d) => n + d.sampleCount, 0);
+  if (request.expectedBatchSize > sampleCount) {
+    throw new BastionError('VALIDATION_FAILED', `/expectedBatchSize ${request.expectedBatchSize} exceeds the ${sampleCount} samples of the datasets`, {
+      errors: [{ pointer: '/expectedBatchSize', detail: `must be at most the pooled sample count ${sampleCount}` }],
+    });
+  }
+  const maxPhysicalBatchSize = request.maxPhysicalBatchSize ?? request.expectedBatchSize;
+
+  if (!isPrivate) {
+    const refused = datasets.filter((d) => !d.allowNonPrivate);
+    if (refused.length > 0) {
+      throw new BastionError('FORBIDDEN', `Non-private training needs every owner's consent; these datasets do not allow it: ${refused.map((d) => d.id).join(', ')}`);
+    }
+    const steps = Math.ceil((request.epochs * sampleCount) / request.expectedBatchSize);
+    return {
+      modelId: model.id, datasetIds: request.datasetIds, private: false, sampleCount, epochs: request.epochs,
+      expectedBatchSize: request.expectedBatchSize, maxPhysicalBatchSize, sampleRate: 0, steps, noiseMultiplier: 0,
+      maxGradNorm: null, clipping: null, accountant: null, delta: null, epsilon: null, metrics: null,
+      datasets: datasets.map((d) => ({ datasetId: d.id, privacyLimit: d.privacyLimit, delta: d.delta, epsilonSpent: 0, epsilonAfter: 0, epsilonRemainingAfter: d.privacyLimit, allowed: true })),
+      allowed: true, clipGroups: null, events: [],
+    };
+  }
+
+  const privacy = request.privacy!;
+  const accountantName = privacy.accountant ?? 'rdp';
+  const accountant = createAccountant(accountantName);
+  const sampleRate = request.expectedBatchSize / sampleCount;
+  const steps = Math.ceil(request.epochs / sampleRate);
+  const delta = Math.min(...datasets.map((d) => d.delta));
+  const noiseMultiplier = calibrateNoiseMultiplier({ accountant, targetEpsilon: privacy.targetEpsilon, delta, sampleRate, steps });
+  const training: PrivacyEvent = { kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps };
+  const epsilon = accountant.epsilon([training], { delta });
+  const events: PrivacyEvent[] = [training];
+
+  let metrics: TrainingPlan['metrics'] = null;
+  const metricsEpsilon = request.metricsEpsilon ?? 0;
+  if (metricsEpsilon > 0) {
+    // One Gaussian release of the clipped loss sum per epoch (sensitivity: the clipping range).
+    const releases = Math.max(1, Math.ceil(request.epochs));
+    const metricSigma = calibrateNoiseMultiplier({ accountant, targetEpsilon: metricsEpsilon, delta, sampleRate: 1, steps: releases });
+    metrics = { epsilon: metricsEpsilon, noiseMultiplier: metricSigma, releases };
+    events.push({ kind: 'gaussian', noiseMultiplier: metricSigma, count: releases });
+  }
+
+  const items: ChargeItem[] = datasets.map((d) => ({ datasetId: d.id, events }));
+  const previews = previewCharges(deps, items);
+  const clipping = privacy.clipping ?? 'flat';
+  return {
+    modelId: model.id,
+    datasetIds: request.datasetIds,
+    private: true,
+    sampleCount,
+    epochs: request.epochs,
+    expectedBatchSize: request.expectedBatchSize,
+    maxPhysicalBatchSize,
+    sampleRate,
+    steps,
+    noiseMultiplier,
+    maxGradNorm: privacy.maxGradNorm,
+    clipping,
+    accountant: accountantName,
+    delta,
+    epsilon,
+    metrics,
+    datasets: previews.map((p) => ({
+      datasetId: p.datasetId,
+      privacyLimit: p.privacyLimit,
+      delta: p.delta,
+      epsilonSpent: p.epsilonBefore,
+      epsilonAfter: p.epsilonAfter,
+      epsilonRemainingAfter: Math.max(0, p.privacyLimit - p.epsilonAfter),
+      allowed: p.allowed,
+    })),
+    allowed: previews.every((p) => p.allowed),
+    clipGroups: clipping === 'per-layer' ? layerGroups(model, privacy.maxGradNorm) : null,
+    events,
+  };
+}
+
+/** The plan as the API shows it (without the internal charge list and clip groups). */
+export function planView(plan: TrainingPlan): Omit<TrainingPlan, 'events' | 'clipGroups'> {
+  const { events: _events, clipGroups: _groups, ...view } = plan;
+  return view;
+}
