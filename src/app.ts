@@ -12,13 +12,14 @@ import datasetRoutes from './http/routes/datasets.js';
 import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
 import trainingRoutes from './http/routes/trainings.js';
-import { DatasetPrivacySchema, TrainingPlanSchema } from './http/schemas/trainings.js';
+import { DatasetPrivacySchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
 import { DatasetSchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
 import type { ArtifactDeps } from './artifacts/service.js';
 import { ProblemSchema } from './http/schemas/common.js';
 import type { Store } from './store/db.js';
 import type { WorkerPool } from './training/pool.js';
+import { createTrainingJobs, type TrainingJobsOptions } from './training/jobs.js';
 
 export interface AppDeps {
   store: Store;
@@ -30,6 +31,8 @@ export interface AppDeps {
   /** True once the addon has loaded in the pool workers (checked at start). */
   isAddonLoaded: () => boolean;
   logger?: Logger | false;
+  /** Checkpoint and queue settings of training jobs (defaults: every 500 steps or 60 s, pool-size jobs at once). */
+  training?: TrainingJobsOptions;
   /** TLS key and certificate; absent for plain HTTP (tests, --insecure-http). */
   https?: { cert: string; key: string };
 }
@@ -50,6 +53,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(ModelSchema);
   app.addSchema(DatasetSchema);
   app.addSchema(TrainingPlanSchema);
+  app.addSchema(TrainingSchema);
   app.addSchema(DatasetPrivacySchema);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -66,6 +70,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const artifacts: ArtifactDeps = { ...deps.artifacts, store: deps.store, pool: deps.pool };
   await app.register(modelRoutes, { artifacts });
   await app.register(datasetRoutes, { artifacts });
-  await app.register(trainingRoutes, { store: deps.store });
+  // Jobs left by a previous process resume once the app is ready; on close, running jobs checkpoint
+  // and stop, and event streams end, before the server stops waiting for connections.
+  const jobs = createTrainingJobs({ ...artifacts, log: app.log }, deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 });
+  app.addHook('onReady', async () => jobs.start());
+  app.addHook('preClose', async () => jobs.close());
+  await app.register(trainingRoutes, { store: deps.store, jobs });
   return app;
 }

@@ -12,6 +12,7 @@ import { openBlobStore, sweepBlobs } from './artifacts/blob-store.js';
 import { openDevKeyProvider } from './enclave/keys.js';
 import { loadTlsMaterial } from './enclave/tls.js';
 import { allArtifactIds } from './store/artifacts.js';
+import { activeTrainingIds } from './store/trainings.js';
 import { bootstrapAdmin } from './governance/principals.js';
 import { createLogger } from './logger.js';
 import { openStore, type Store } from './store/db.js';
@@ -37,7 +38,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     logger.info({ keys: keys.description, keyId: keys.keyId }, 'data at rest is sealed with keys derived from this root key');
     const blobs = openBlobStore(config.dataDir, keys);
     // Before any upload can start: what a crash left (staged uploads, blobs whose row never committed).
-    const swept = sweepBlobs(blobs, allArtifactIds(store));
+    // Checkpoints of unfinished trainings are live too: those jobs resume from them.
+    const swept = sweepBlobs(blobs, new Set([...allArtifactIds(store), ...activeTrainingIds(store)]));
     if (swept > 0) logger.info({ files: swept }, 'removed sealed files of uploads that never completed');
 
     pool = createPool({ size: config.poolSize, torchThreads: config.torchThreads });
@@ -60,6 +62,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       artifacts: { blobs, sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes } },
       maxUploadBytes: config.maxUploadBytes,
       isAddonLoaded: () => true,
+      training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs },
       logger,
       ...(https ? { https } : {}),
     });

@@ -25,7 +25,8 @@ export interface BlobStore {
   readonly sealingKey: SealingKey;
 }
 
-const kinds: readonly BlobKind[] = ['model', 'dataset', 'dataset-tensors'];
+// checkpoint: a training job's latest trainer state (its artifact id is the job's id).
+const kinds: readonly BlobKind[] = ['model', 'dataset', 'dataset-tensors', 'checkpoint'];
 
 /** Opens the blob folders of a data folder (creating them, 0700) with the key provider's sealing key. */
 export function openBlobStore(dataDir: string, keys: KeyProvider): BlobStore {

@@ -17,7 +17,7 @@ import { runSandboxed } from './sandbox.js';
 import { createStreamCheck } from './stream-check.js';
 import type { ConvertOutput } from './convert.js';
 import type { SealedBlobReader } from './sealed-blob.js';
-import { commitArtifact, notFound, requireOwner, stageUpload, type ArtifactDeps } from './service.js';
+import { commitArtifact, notFound, refuseIfInUse, requireOwner, stageUpload, type ArtifactDeps } from './service.js';
 
 export const datasetFormats = ['torchscript', 'safetensors', 'csv'] as const;
 export type DatasetFormat = (typeof datasetFormats)[number];
@@ -267,6 +267,7 @@ export async function deleteDataset(deps: ArtifactDeps, principal: Principal, id
     const row = findDatasetRow(deps.store, id);
     if (!row) throw notFound('dataset', id);
     if (row.ownerId !== principal.id) throw new BastionError('FORBIDDEN', 'Only the owner of a dataset may delete it');
+    refuseIfInUse(deps, 'dataset', id);
     deleteDatasetRow(deps.store, id);
   });
   await removeDatasetBlobs(deps, id);

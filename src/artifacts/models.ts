@@ -12,7 +12,7 @@ import { checkTorchscriptArchive } from './formats/torchscript-archive.js';
 import { checkModelPolicy } from './operator-policy.js';
 import { runSandboxed } from './sandbox.js';
 import type { SealedBlobReader } from './sealed-blob.js';
-import { commitArtifact, requireOwner, type ArtifactDeps } from './service.js';
+import { commitArtifact, refuseIfInUse, requireOwner, type ArtifactDeps } from './service.js';
 
 export interface ModelFields {
   name: string;
@@ -30,6 +30,35 @@ export interface ModelCheck {
   operators: string[];
 }
 
+/**
+ * Where a trained model came from: the training, its source model and datasets, and every figure of
+ * its DP guarantee, so a released model can be audited without the server's database.
+ */
+export interface ModelLineage {
+  trainingId: string;
+  sourceModelId: string;
+  datasetIds: string[];
+  private: boolean;
+  /** σ; 0 when not private. */
+  noiseMultiplier: number;
+  /** q; 0 when not private. */
+  sampleRate: number;
+  steps: number;
+  epochs: number;
+  expectedBatchSize: number;
+  /** ε of the training at delta under accountant; null when not private. */
+  epsilon: number | null;
+  delta: number | null;
+  accountant: 'rdp' | 'pld' | null;
+  maxGradNorm: number | null;
+  clipping: 'flat' | 'per-layer' | null;
+  loss: string;
+  /** The optimizer as requested: type, learningRate and its parameters. */
+  optimizer: Record<string, unknown>;
+  /** Version of the server code (package.json) that trained it. */
+  codeVersion: string;
+}
+
 export interface Model {
   id: string;
   ownerId: string;
@@ -40,9 +69,15 @@ export interface Model {
   sizeBytes: number;
   createdAt: string;
   check: ModelCheck;
+  /** Present on models produced by a training. */
+  lineage?: ModelLineage;
 }
 
+/** The `details` column: the check, and the lineage of a trained model. */
+type ModelDetails = ModelCheck & { lineage?: ModelLineage };
+
 function toModel(row: ModelRow): Model {
+  const { lineage, ...check } = JSON.parse(row.details) as ModelDetails;
   return {
     id: row.id,
     ownerId: row.ownerId,
@@ -52,7 +87,8 @@ function toModel(row: ModelRow): Model {
     sha256: row.sha256,
     sizeBytes: row.sizeBytes,
     createdAt: row.createdAt,
-    check: JSON.parse(row.details) as ModelCheck,
+    check,
+    ...(lineage ? { lineage } : {}),
   };
 }
 
@@ -99,6 +135,38 @@ export async function createModel(deps: ArtifactDeps, owner: Principal, fields: 
   }
 }
 
+/**
+ * Commits a model a training produced (staged, sealed and hashed by the pool worker) as an artifact of
+ * `ownerId`: the same architecture as its source, so the source's check stands, plus its lineage.
+ * `alsoInTransaction` runs in the row's transaction (the training row naming its result).
+ */
+export async function createTrainedModel(
+  deps: ArtifactDeps,
+  input: { ownerId: string; name: string; description: string; check: ModelCheck; lineage: ModelLineage; staged: StagedBlob & { sha256: string } },
+  alsoInTransaction: () => void,
+): Promise<Model> {
+  const row: ModelRow = {
+    id: input.staged.identity.artifactId,
+    ownerId: input.ownerId,
+    name: input.name,
+    description: input.description,
+    sha256: input.staged.sha256,
+    sizeBytes: input.staged.sizeBytes,
+    details: JSON.stringify({ ...input.check, lineage: input.lineage } satisfies ModelDetails),
+    createdAt: new Date().toISOString(),
+  };
+  await commitArtifact(
+    deps,
+    [input.staged],
+    () => {
+      insertModel(deps.store, row);
+      alsoInTransaction();
+    },
+    () => removeBlob(deps.blobs, input.staged.identity),
+  );
+  return toModel(row);
+}
+
 /** The caller's own models, oldest first. */
 export function listModels(deps: Pick<ArtifactDeps, 'store'>, principal: Principal): Model[] {
   return listModelRows(deps.store, principal.id).map(toModel);
@@ -122,6 +190,7 @@ export async function openModelContent(deps: ArtifactDeps, principal: Principal,
 export async function deleteModel(deps: ArtifactDeps, principal: Principal, id: string): Promise<void> {
   deps.store.transaction(() => {
     requireOwner(findModelRow(deps.store, id), principal, 'model', id);
+    refuseIfInUse(deps, 'model', id);
     deleteModelRow(deps.store, id);
   });
   await removeBlob(deps.blobs, { artifactId: id, kind: 'model' });

@@ -19,7 +19,7 @@ import { parse as parseUuid, stringify as stringifyUuid } from 'uuid';
 import { BastionError } from '../errors.js';
 
 /** What the bytes of a blob are; bound into the blob so one kind cannot stand in for another. */
-export type BlobKind = 'model' | 'dataset' | 'dataset-tensors';
+export type BlobKind = 'model' | 'dataset' | 'dataset-tensors' | 'checkpoint';
 
 export interface BlobIdentity {
   /** UUID of the artifact the blob belongs to. */

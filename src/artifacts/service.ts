@@ -7,6 +7,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { BastionError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
 import type { Store } from '../store/db.js';
+import { activeTrainingsUsing } from '../store/trainings.js';
 import type { WorkerPool } from '../training/pool.js';
 import { stageBlob, type BlobStore, type StagedBlob, type StagedUpload } from './blob-store.js';
 import type { BlobKind } from './sealed-blob.js';
@@ -38,6 +39,14 @@ export function notFound(kind: 'model' | 'dataset', id: string): BastionError {
 export function requireOwner<T extends { ownerId: string }>(row: T | undefined, principal: Principal, kind: 'model' | 'dataset', id: string): T {
   if (!row || row.ownerId !== principal.id) throw notFound(kind, id);
   return row;
+}
+
+/** A model or dataset a queued or running training reads cannot be deleted: 409 naming the trainings. */
+export function refuseIfInUse(deps: Pick<ArtifactDeps, 'store'>, kind: 'model' | 'dataset', id: string): void {
+  const trainings = activeTrainingsUsing(deps.store, id);
+  if (trainings.length > 0) {
+    throw new BastionError('ARTIFACT_IN_USE', `The ${kind} is used by trainings that have not finished: ${trainings.join(', ')}; cancel them or wait`, { extensions: { trainings } });
+  }
 }
 
 /**

@@ -244,6 +244,75 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/trainings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's trainings, oldest first */
+        get: operations["listTrainings"];
+        put?: never;
+        /** Start a training: planned as by /plan, every dataset's ledger charged the whole plan at once, then queued (409 when a budget does not allow it) */
+        post: operations["createTraining"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/trainings/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of the caller's trainings: status, step of total, ε planned and spent so far, throughput, ETA, error, result model */
+        get: operations["getTraining"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/trainings/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a queued or running training; answers once it has stopped (within one step). The ledger keeps the whole planned charge */
+        post: operations["cancelTraining"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/trainings/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live events of one of the caller's trainings (Server-Sent Events; `curl -N` shows them as they come) */
+        get: operations["getTrainingEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -322,6 +391,34 @@ export interface components {
                 parameterCount: number;
                 /** @description Operator kinds of the inlined forward graph */
                 operators: string[];
+            };
+            /** @description Where a trained model came from (present on models produced by a training) */
+            lineage?: {
+                /** Format: uuid */
+                trainingId: string;
+                /** Format: uuid */
+                sourceModelId: string;
+                datasetIds: string[];
+                private: boolean;
+                /** @description σ; 0 when not private */
+                noiseMultiplier: number;
+                /** @description q; 0 when not private */
+                sampleRate: number;
+                steps: number;
+                epochs: number;
+                expectedBatchSize: number;
+                epsilon: number | null;
+                delta: number | null;
+                accountant: ("rdp" | "pld") | null;
+                maxGradNorm: number | null;
+                clipping: ("flat" | "per-layer") | null;
+                loss: string;
+                /** @description type, learningRate and the parameters given */
+                optimizer: {
+                    [key: string]: unknown;
+                };
+                /** @description version of the server code that trained it */
+                codeVersion: string;
             };
         };
         /** Dataset */
@@ -407,6 +504,104 @@ export interface components {
             }[];
             /** @description every dataset budget allows it */
             allowed: boolean;
+        };
+        /** Training */
+        Training: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            ownerId: string;
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            /**
+             * Format: uuid
+             * @description the source model
+             */
+            modelId: string;
+            datasetIds: string[];
+            request: {
+                /**
+                 * Format: uuid
+                 * @description One of the caller's models
+                 */
+                modelId: string;
+                /** @description Trained on their union; each ledger is charged */
+                datasetIds: string[];
+                epochs: number;
+                /** @description q · N: Poisson sampling rate times the pooled sample count */
+                expectedBatchSize: number;
+                /** @description largest batch one forward sees (memory); default expectedBatchSize */
+                maxPhysicalBatchSize?: number;
+                /** @enum {string} */
+                loss: "cross_entropy" | "nll" | "mse" | "l1" | "bce_with_logits";
+                /** @description cross_entropy only */
+                labelSmoothing?: number;
+                optimizer: {
+                    /** @enum {string} */
+                    type: "sgd" | "adam" | "adamw";
+                    learningRate: number;
+                    /** @description sgd */
+                    momentum?: number;
+                    /** @description sgd */
+                    dampening?: number;
+                    /** @description sgd; needs momentum > 0 and dampening 0 */
+                    nesterov?: boolean;
+                    weightDecay?: number;
+                    /** @description adam, adamw */
+                    betas?: [
+                        number,
+                        number
+                    ];
+                    /** @description adam, adamw */
+                    eps?: number;
+                };
+                privacy?: {
+                    /** @description ε this training may spend on each dataset */
+                    targetEpsilon: number;
+                    /** @description C: per-sample clipping bound */
+                    maxGradNorm: number;
+                    /**
+                     * @description default flat; per-layer gives each layer C/√layers
+                     * @enum {string}
+                     */
+                    clipping?: "flat" | "per-layer";
+                    /**
+                     * @description calibrates σ; default rdp
+                     * @enum {string}
+                     */
+                    accountant?: "rdp" | "pld";
+                };
+                /** @description false: no clipping or noise, only where every dataset allows non-private use */
+                private?: boolean;
+                /** @description ε for the noisy mean training loss per epoch; 0 (default) releases none */
+                metricsEpsilon?: number;
+            };
+            plan: components["schemas"]["TrainingPlan"];
+            /** @description steps run */
+            step: number;
+            totalSteps: number;
+            /** @description epochs run so far (fractional): step · epochs / totalSteps */
+            epoch: number;
+            /** @description the plan's ε (charged to every dataset when the training was accepted); null when not private */
+            epsilonPlanned: number | null;
+            /** @description ε of the steps run so far, at the plan’s δ; the ledger holds the whole planned charge */
+            epsilonSpent: number | null;
+            /** @description δ of both ε figures */
+            delta: number | null;
+            /** @description recent throughput while running; the last measured afterwards */
+            samplesPerSec: number | null;
+            /** @description estimated seconds to the end, while running */
+            etaSeconds: number | null;
+            /** @description step of the latest sealed checkpoint */
+            checkpointStep: number | null;
+            /** @description why the training failed */
+            error: string | null;
+            /** @description the trained model (a model artifact of the owner, with lineage), once succeeded */
+            resultModelId: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            startedAt: string | null;
+            finishedAt: string | null;
         };
         /** DatasetPrivacy */
         DatasetPrivacy: {
@@ -1718,6 +1913,402 @@ export interface operations {
             };
             /** @description Well-formed but unusable content */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTrainings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Training"][];
+                    };
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createTraining: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description One of the caller's models
+                     */
+                    modelId: string;
+                    /** @description Trained on their union; each ledger is charged */
+                    datasetIds: string[];
+                    epochs: number;
+                    /** @description q · N: Poisson sampling rate times the pooled sample count */
+                    expectedBatchSize: number;
+                    /** @description largest batch one forward sees (memory); default expectedBatchSize */
+                    maxPhysicalBatchSize?: number;
+                    /** @enum {string} */
+                    loss: "cross_entropy" | "nll" | "mse" | "l1" | "bce_with_logits";
+                    /** @description cross_entropy only */
+                    labelSmoothing?: number;
+                    optimizer: {
+                        /** @enum {string} */
+                        type: "sgd" | "adam" | "adamw";
+                        learningRate: number;
+                        /** @description sgd */
+                        momentum?: number;
+                        /** @description sgd */
+                        dampening?: number;
+                        /** @description sgd; needs momentum > 0 and dampening 0 */
+                        nesterov?: boolean;
+                        weightDecay?: number;
+                        /** @description adam, adamw */
+                        betas?: [
+                            number,
+                            number
+                        ];
+                        /** @description adam, adamw */
+                        eps?: number;
+                    };
+                    privacy?: {
+                        /** @description ε this training may spend on each dataset */
+                        targetEpsilon: number;
+                        /** @description C: per-sample clipping bound */
+                        maxGradNorm: number;
+                        /**
+                         * @description default flat; per-layer gives each layer C/√layers
+                         * @enum {string}
+                         */
+                        clipping?: "flat" | "per-layer";
+                        /**
+                         * @description calibrates σ; default rdp
+                         * @enum {string}
+                         */
+                        accountant?: "rdp" | "pld";
+                    };
+                    /** @description false: no clipping or noise, only where every dataset allows non-private use */
+                    private?: boolean;
+                    /** @description ε for the noisy mean training loss per epoch; 0 (default) releases none */
+                    metricsEpsilon?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Training"];
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The principal is not allowed to do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or one the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but unusable content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not ready or overloaded; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTraining: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Resource id (UUID) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Training"];
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or one the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelTraining: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Resource id (UUID) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Training"];
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or one the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTrainingEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Resource id (UUID) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events. `state` first (the job as now), again on every status change; `progress` (at least once a second while running), `checkpoint`; the stream ends after `completed`, `failed` or `cancelled`. Each event's data is the Training as JSON. Comment lines keep the stream alive. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or one the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

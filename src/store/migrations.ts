@@ -82,4 +82,32 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX privacy_charges_dataset ON privacy_charges (dataset_id, id);
     `,
   },
+  {
+    version: 4,
+    name: 'training jobs',
+    sql: `
+      -- One row per training job. The plan (σ, q, steps, the events charged) is fixed when the job is
+      -- accepted and its ledger charge written; the rest records the job's life. Rows are kept after
+      -- the job ends: they are the history the lineage of a trained model points to.
+      CREATE TABLE trainings (
+        id               TEXT PRIMARY KEY,             -- UUID v7: FIFO order of the queue
+        owner_id         TEXT NOT NULL REFERENCES principals (id),
+        model_id         TEXT NOT NULL,                -- the source model (no FK: the row outlives it)
+        dataset_ids      TEXT NOT NULL,                -- JSON array of dataset ids
+        status           TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        request          TEXT NOT NULL,                -- JSON: the request as accepted
+        plan             TEXT NOT NULL,                -- JSON: the TrainingPlan, events and clip groups included
+        step             INTEGER NOT NULL DEFAULT 0,   -- steps run, as of the last checkpoint or the end
+        checkpoint_step  INTEGER,                      -- step of the latest sealed checkpoint, null if none
+        samples_per_sec  REAL,
+        error            TEXT,
+        result_model_id  TEXT,
+        created_at       TEXT NOT NULL,
+        started_at       TEXT,
+        finished_at      TEXT
+      ) STRICT;
+      CREATE INDEX trainings_owner ON trainings (owner_id, id);
+      CREATE INDEX trainings_status ON trainings (status, id);
+    `,
+  },
 ];

@@ -2,6 +2,7 @@
 // core), each worker with a fixed number of libtorch threads. Task failures come back as BastionErrors
 // whose codes say whether the input was unusable (422) or the server failed (500).
 import { fileURLToPath } from 'node:url';
+import type { TransferListItem } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { BastionError } from '../errors.js';
 import type { TaskEnvelope, TaskFailure, TaskKind, TaskMap, TaskRequest, WorkerInit } from './tasks.js';
@@ -15,7 +16,8 @@ export interface PoolOptions {
 
 export interface WorkerPool {
   readonly size: number;
-  run<K extends TaskKind>(kind: K, input: TaskMap[K]['input']): Promise<TaskMap[K]['output']>;
+  /** Runs one task; `transferList` names what the input moves rather than copies (a MessagePort must be moved). */
+  run<K extends TaskKind>(kind: K, input: TaskMap[K]['input'], transferList?: readonly TransferListItem[]): Promise<TaskMap[K]['output']>;
   /** True while the pool accepts work and has live workers. */
   isAlive(): boolean;
   close(): Promise<void>;
@@ -37,10 +39,10 @@ export function createPool(options: PoolOptions): WorkerPool {
   let closed = false;
   return {
     size: options.size,
-    async run(kind, input) {
+    async run(kind, input, transferList) {
       if (closed) throw new BastionError('SERVICE_UNAVAILABLE', 'The worker pool is shutting down', { retryAfterSeconds: 5 });
       const request: TaskRequest = { kind, input };
-      const envelope = (await piscina.run(request)) as TaskEnvelope;
+      const envelope = (await piscina.run(request, transferList ? { transferList: [...transferList] as never } : {})) as TaskEnvelope;
       if (envelope.ok) return envelope.value as TaskMap[typeof kind]['output'];
       throw taskError(envelope.error);
     },

@@ -4,12 +4,15 @@
 import type { ConvertInput, ConvertOutput } from '../artifacts/convert.js';
 import type { BastionErrorDetails, ErrorCode } from '../errors.js';
 import type { ModelInspection, NativeVersion } from '../native.js';
+import type { TrainModelInput, TrainModelOutput } from './runner.js';
 
 export interface TaskMap {
   version: { input: Record<string, never>; output: NativeVersion };
   inspectModel: { input: { bytes: Uint8Array }; output: ModelInspection };
   /** Checks a dataset and writes its canonical form as a staged blob (artifacts/convert.ts). */
   convertDataset: { input: ConvertInput; output: ConvertOutput };
+  /** Runs one training job to its end, cancellation or stop (training/runner.ts); its port must be transferred. */
+  trainModel: { input: TrainModelInput; output: TrainModelOutput };
 }
 export type TaskKind = keyof TaskMap;
 

@@ -4,7 +4,8 @@
 import { workerData } from 'node:worker_threads';
 import { convertDataset } from '../artifacts/convert.js';
 import { BastionError } from '../errors.js';
-import { inspectModel, NativeError, setThreads, version } from '../native.js';
+import { inspectModel, NativeError, setThreads, Trainer, version } from '../native.js';
+import { runTraining } from './runner.js';
 import type { TaskEnvelope, TaskKind, TaskMap, TaskRequest, WorkerInit } from './tasks.js';
 
 const init = workerData as WorkerInit;
@@ -16,6 +17,7 @@ const handlers: Handlers = {
   version: () => version(),
   inspectModel: ({ bytes }) => inspectModel(bytes),
   convertDataset: (input) => convertDataset(input),
+  trainModel: (input) => runTraining(input, (model, data, config) => Trainer.create(model, data, config)),
 };
 
 export default async function runTask(request: TaskRequest): Promise<TaskEnvelope> {

@@ -9,6 +9,7 @@ import { openDevKeyProvider } from '../../src/enclave/keys.js';
 import { bootstrapAdmin } from '../../src/governance/principals.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { WorkerPool } from '../../src/training/pool.js';
+import type { TrainingJobsOptions } from '../../src/training/jobs.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -38,7 +39,7 @@ export const unusedArtifacts = {
 };
 
 export async function buildTestApp(
-  overrides: { pool?: WorkerPool; isAddonLoaded?: () => boolean; maxUploadBytes?: number; sandbox?: { timeoutMs: number; memoryBytes: number } } = {},
+  overrides: { pool?: WorkerPool; isAddonLoaded?: () => boolean; maxUploadBytes?: number; sandbox?: { timeoutMs: number; memoryBytes: number }; training?: TrainingJobsOptions } = {},
 ): Promise<TestApp> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-http-'));
   const store = openStore(dataDir);
@@ -51,6 +52,7 @@ export async function buildTestApp(
     artifacts: { blobs, sandbox: overrides.sandbox ?? { timeoutMs: 60_000, memoryBytes: 8 * 1024 ** 3 } },
     maxUploadBytes: overrides.maxUploadBytes ?? 4 * 1024 ** 3,
     isAddonLoaded: overrides.isAddonLoaded ?? (() => true),
+    ...(overrides.training ? { training: overrides.training } : {}),
   });
   await app.ready();
   return {

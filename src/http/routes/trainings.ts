@@ -1,16 +1,30 @@
-// /v1/trainings: plan (dry run) and, with issue 7, the jobs themselves.
+// /v1/trainings: plan (dry run), create (plan, charge, queue), list, get, cancel, and the job's
+// Server-Sent Events. Routes parse, authorize and call one service function; the job service
+// (training/jobs.ts) owns the queue and every state change.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
 import type { Store } from '../../store/db.js';
+import type { TrainingEvent, TrainingJobs } from '../../training/jobs.js';
 import { planTraining, planView } from '../../training/plan.js';
 import { principalOf } from '../plugins/auth.js';
-import { authedProblems, problemResponses } from '../schemas/common.js';
-import { TrainingRequestSchema } from '../schemas/trainings.js';
+import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
+import { TrainingListSchema, TrainingRequestSchema } from '../schemas/trainings.js';
 
-export default async function trainingRoutes(root: FastifyInstance, options: { store: Store }) {
+/** Comment lines that keep proxies and clients from timing out an idle stream. */
+const KEEP_ALIVE_MS = 15_000;
+
+const eventStream = {
+  description:
+    'Server-Sent Events. `state` first (the job as now), again on every status change; `progress` (at least once a second while running), ' +
+    '`checkpoint`; the stream ends after `completed`, `failed` or `cancelled`. Each event\'s data is the Training as JSON. Comment lines keep the stream alive.',
+  content: { 'text/event-stream': { schema: { type: 'string', description: 'event: <type>\\ndata: <Training JSON>\\n\\n …' } } },
+} as unknown as TSchema;
+
+export default async function trainingRoutes(root: FastifyInstance, options: { store: Store; jobs: TrainingJobs }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const deps = { store: options.store };
+  const jobs = options.jobs;
 
   app.post(
     '/v1/trainings/plan',
@@ -24,5 +38,111 @@ export default async function trainingRoutes(root: FastifyInstance, options: { s
       },
     },
     async (request) => planView(planTraining(deps, principalOf(request), request.body)),
+  );
+
+  app.post(
+    '/v1/trainings',
+    {
+      schema: {
+        operationId: 'createTraining',
+        tags: ['trainings'],
+        summary: "Start a training: planned as by /plan, every dataset's ledger charged the whole plan at once, then queued (409 when a budget does not allow it)",
+        body: TrainingRequestSchema,
+        response: { 202: Type.Ref('Training'), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422, 503) },
+      },
+    },
+    async (request, reply) => {
+      const training = jobs.create(principalOf(request), request.body);
+      return reply.code(202).header('location', `/v1/trainings/${training.id}`).send(training);
+    },
+  );
+
+  app.get(
+    '/v1/trainings',
+    {
+      schema: {
+        operationId: 'listTrainings',
+        tags: ['trainings'],
+        summary: "The caller's trainings, oldest first",
+        response: { 200: TrainingListSchema, ...problemResponses(...authedProblems) },
+      },
+    },
+    async (request) => ({ items: jobs.list(principalOf(request)) }),
+  );
+
+  app.get(
+    '/v1/trainings/:id',
+    {
+      schema: {
+        operationId: 'getTraining',
+        tags: ['trainings'],
+        summary: "One of the caller's trainings: status, step of total, ε planned and spent so far, throughput, ETA, error, result model",
+        params: IdParams,
+        response: { 200: Type.Ref('Training'), ...problemResponses(...authedProblems, 404) },
+      },
+    },
+    async (request) => jobs.get(principalOf(request), request.params.id),
+  );
+
+  app.post(
+    '/v1/trainings/:id/cancel',
+    {
+      schema: {
+        operationId: 'cancelTraining',
+        tags: ['trainings'],
+        summary: 'Cancel a queued or running training; answers once it has stopped (within one step). The ledger keeps the whole planned charge',
+        params: IdParams,
+        response: { 200: Type.Ref('Training'), ...problemResponses(...authedProblems, 404, 409) },
+      },
+    },
+    async (request) => jobs.cancel(principalOf(request), request.params.id),
+  );
+
+  app.get(
+    '/v1/trainings/:id/events',
+    {
+      schema: {
+        operationId: 'getTrainingEvents',
+        tags: ['trainings'],
+        summary: "Live events of one of the caller's trainings (Server-Sent Events; `curl -N` shows them as they come)",
+        params: IdParams,
+        response: { 200: eventStream, ...problemResponses(...authedProblems, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      jobs.get(principal, request.params.id); // 404 as problem+json before the stream starts
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-request-id': request.id,
+      });
+      raw.flushHeaders?.();
+      let ended = false;
+      let unsubscribe: () => void = () => undefined;
+      const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
+      keepAlive.unref();
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        clearInterval(keepAlive);
+        unsubscribe();
+        raw.end();
+      };
+      let sequence = 0;
+      const write = (event: TrainingEvent) => {
+        if (ended) return;
+        sequence += 1;
+        raw.write(`id: ${sequence}\nevent: ${event.type}\ndata: ${JSON.stringify(event.training)}\n\n`);
+        if (event.type === 'completed' || event.type === 'failed' || event.type === 'cancelled') end();
+      };
+      raw.on('close', end);
+      unsubscribe = jobs.subscribe(principal, request.params.id, { event: write, end });
+      if (ended) unsubscribe();
+    },
   );
 }

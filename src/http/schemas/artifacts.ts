@@ -11,6 +11,31 @@ const TensorInfoSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const ModelLineageSchema = Type.Object(
+  {
+    trainingId: Type.String({ format: 'uuid' }),
+    sourceModelId: Type.String({ format: 'uuid' }),
+    datasetIds: Type.Array(Type.String({ format: 'uuid' })),
+    private: Type.Boolean(),
+    noiseMultiplier: Type.Number({ description: 'σ; 0 when not private' }),
+    sampleRate: Type.Number({ description: 'q; 0 when not private' }),
+    steps: Type.Integer(),
+    epochs: Type.Number(),
+    expectedBatchSize: Type.Integer(),
+    epsilon: nullable(Type.Number({ description: 'ε of the training at delta; null when not private' })),
+    delta: nullable(Type.Number()),
+    accountant: nullable(Type.Enum(['rdp', 'pld'], { type: 'string' })),
+    maxGradNorm: nullable(Type.Number()),
+    clipping: nullable(Type.Enum(['flat', 'per-layer'], { type: 'string' })),
+    loss: Type.String(),
+    optimizer: Type.Object({}, { additionalProperties: true, description: 'type, learningRate and the parameters given' }),
+    codeVersion: Type.String({ description: 'version of the server code that trained it' }),
+  },
+  { additionalProperties: false, description: 'Where a trained model came from (present on models produced by a training)' },
+);
+
 export const ModelSchema = Type.Object(
   {
     id: Type.String({ format: 'uuid' }),
@@ -31,6 +56,7 @@ export const ModelSchema = Type.Object(
       },
       { additionalProperties: false, description: 'What the model check found' },
     ),
+    lineage: Type.Optional(ModelLineageSchema),
   },
   { $id: 'Model', title: 'Model', additionalProperties: false },
 );

@@ -109,3 +109,36 @@ export const DatasetPrivacySchema = Type.Object(
   },
   { $id: 'DatasetPrivacy', title: 'DatasetPrivacy', additionalProperties: false },
 );
+
+export const TrainingStatusSchema = Type.Enum(['queued', 'running', 'succeeded', 'failed', 'cancelled'], { type: 'string' });
+
+const nullableNumber = (description: string) => Type.Union([Type.Number(), Type.Null()], { description });
+
+export const TrainingSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    ownerId: Type.String({ format: 'uuid' }),
+    status: TrainingStatusSchema,
+    modelId: Type.String({ format: 'uuid', description: 'the source model' }),
+    datasetIds: Type.Array(Type.String({ format: 'uuid' })),
+    request: TrainingRequestSchema,
+    plan: Type.Ref('TrainingPlan'),
+    step: Type.Integer({ minimum: 0, description: 'steps run' }),
+    totalSteps: Type.Integer({ minimum: 0 }),
+    epoch: Type.Number({ minimum: 0, description: 'epochs run so far (fractional): step · epochs / totalSteps' }),
+    epsilonPlanned: nullableNumber("the plan's ε (charged to every dataset when the training was accepted); null when not private"),
+    epsilonSpent: nullableNumber('ε of the steps run so far, at the plan’s δ; the ledger holds the whole planned charge'),
+    delta: nullableNumber('δ of both ε figures'),
+    samplesPerSec: nullableNumber('recent throughput while running; the last measured afterwards'),
+    etaSeconds: nullableNumber('estimated seconds to the end, while running'),
+    checkpointStep: Type.Union([Type.Integer(), Type.Null()], { description: 'step of the latest sealed checkpoint' }),
+    error: Type.Union([Type.String(), Type.Null()], { description: 'why the training failed' }),
+    resultModelId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'the trained model (a model artifact of the owner, with lineage), once succeeded' }),
+    createdAt: Type.String({ format: 'date-time' }),
+    startedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    finishedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  },
+  { $id: 'Training', title: 'Training', additionalProperties: false },
+);
+
+export const TrainingListSchema = Type.Object({ items: Type.Array(Type.Ref('Training')) }, { additionalProperties: false });

@@ -1,0 +1,54 @@
+// What the training tests upload: a small scripted classifier (test/fixtures/training_models.py, built
+// once per process with the system's PyTorch) and a learnable safetensors dataset of float features and
+// int64 labels from a seeded PRNG; and a check that PyTorch itself loads a trained model and runs it.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
+import { prng } from './prng.js';
+import { repoRoot } from './testdata.js';
+import { fixturePython } from './torch-fixtures.js';
+
+const run = promisify(execFile);
+const script = path.join(repoRoot, 'test', 'fixtures', 'training_models.py');
+
+/** Features and classes of the classifier and of classifierDataset(). */
+export const FEATURES = 8;
+export const CLASSES = 3;
+
+let built: Promise<Buffer> | undefined;
+
+/** The TorchScript bytes of Linear(8, 16)-Tanh-Linear(16, 3). */
+export function classifierModel(): Promise<Buffer> {
+  built ??= (async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-training-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'classifier.pt');
+    await run(fixturePython, [script, 'build', file], { timeout: 120_000 });
+    return readFileSync(file);
+  })();
+  return built;
+}
+
+/** `samples` × FEATURES float32 features in [-1, 1) and labels = argmax of the first CLASSES features. */
+export function classifierDataset(samples: number, seed = 1, features = FEATURES): Buffer {
+  const random = prng(seed);
+  const x = Float32Array.from({ length: samples * features }, () => random() * 2 - 1);
+  const y = BigInt64Array.from({ length: samples }, (_, i) => {
+    let best = 0;
+    for (let k = 1; k < CLASSES; k += 1) if (x[i * features + k]! > x[i * features + best]!) best = k;
+    return BigInt(best);
+  });
+  return encodeSafetensors([
+    { name: 'inputs', dtype: 'F32', shape: [samples, features], data: new Uint8Array(x.buffer) },
+    { name: 'labels', dtype: 'I64', shape: [samples], data: new Uint8Array(y.buffer) },
+  ]);
+}
+
+/** Loads a model file with PyTorch and runs forward on 4 random samples: the output's shape and finiteness. */
+export async function runInPytorch(file: string, features = FEATURES): Promise<{ shape: number[]; finite: boolean }> {
+  const { stdout } = await run(fixturePython, [script, 'check', file, String(features)], { timeout: 120_000 });
+  return JSON.parse(stdout.trim()) as { shape: number[]; finite: boolean };
+}

@@ -1,0 +1,279 @@
+// Training jobs through the HTTP API with a real worker pool: a private training is planned, charged,
+// queued, run and recorded as a new model with lineage; refusals (budget, mismatched datasets) charge
+// nothing; cancellation stops a running job and keeps the whole charge; two jobs run at once; only the
+// owner sees a job. Progress is observed through the job's Server-Sent Events, never by waiting.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createPrincipal } from '../../src/governance/principals.js';
+import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { multipartForm } from '../helpers/multipart.js';
+import { openSse, parseSse } from '../helpers/sse.js';
+import { classifierDataset, classifierModel, CLASSES, runInPytorch } from '../helpers/training-fixtures.js';
+
+let t: TestApp;
+let pool: WorkerPool;
+let base: string;
+let owner: { id: string; token: string };
+let scientist: { id: string; token: string };
+let stranger: { id: string; token: string };
+let modelId: string;
+
+before(async () => {
+  pool = createPool({ size: 2, torchThreads: 1 });
+  t = await buildTestApp({ pool, training: { checkpointEverySteps: 5, checkpointEveryMs: 60_000 } });
+  owner = createPrincipal(t.store, { name: 'data-owner', role: 'member' });
+  scientist = createPrincipal(t.store, { name: 'data-scientist', role: 'member' });
+  stranger = createPrincipal(t.store, { name: 'stranger', role: 'member' });
+  base = await t.app.listen({ host: '127.0.0.1', port: 0 });
+  const form = await multipartForm({ name: 'classifier' }, [{ content: await classifierModel(), filename: 'classifier.pt' }]);
+  const res = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
+  assert.equal(res.statusCode, 201, res.body);
+  modelId = res.json().id;
+});
+after(async () => {
+  await t.close();
+  await pool.close();
+});
+
+async function uploadDataset(options: { samples?: number; features?: number; privacyLimit?: number; seed?: number } = {}): Promise<string> {
+  const content = classifierDataset(options.samples ?? 512, options.seed ?? 1, options.features);
+  const form = await multipartForm({ name: 'points', privacyLimit: String(options.privacyLimit ?? 20) }, [{ content, filename: 'points.safetensors' }]);
+  const res = await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(owner.token) } });
+  assert.equal(res.statusCode, 201, res.body);
+  return res.json().id;
+}
+
+const body = (datasetIds: string[], extra: Record<string, unknown> = {}) => ({
+  modelId,
+  datasetIds,
+  epochs: 1,
+  expectedBatchSize: 64,
+  maxPhysicalBatchSize: 32,
+  loss: 'cross_entropy',
+  optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 },
+  privacy: { targetEpsilon: 3, maxGradNorm: 1.0, clipping: 'flat', accountant: 'rdp' },
+  metricsEpsilon: 0,
+  ...extra,
+});
+
+const create = (payload: unknown, token = scientist.token) => t.app.inject({ method: 'POST', url: '/v1/trainings', payload: payload as object, headers: t.auth(token) });
+const get = (id: string, token = scientist.token) => t.app.inject({ url: `/v1/trainings/${id}`, headers: t.auth(token) });
+const privacy = async (datasetId: string) => (await t.app.inject({ url: `/v1/datasets/${datasetId}/privacy`, headers: t.auth(owner.token) })).json();
+/** The whole event stream of a job; resolves when the server ends it (after a terminal event). */
+const events = async (id: string) => parseSse((await t.app.inject({ url: `/v1/trainings/${id}/events`, headers: t.auth(scientist.token) })).body);
+const sse = (id: string, token = scientist.token) => openSse(`${base}/v1/trainings/${id}/events`, t.auth(token));
+const trainingRows = () => (t.store.db.prepare('SELECT count(*) AS n FROM trainings').get() as { n: number }).n;
+
+describe('a private training', () => {
+  test('is accepted with 202 and its plan, runs in the pool, and succeeds with a new model owned by the caller', async () => {
+    const datasetId = await uploadDataset();
+    const res = await create(body([datasetId], { epochs: 2 }));
+    assert.equal(res.statusCode, 202, res.body);
+    const job = res.json();
+    assert.equal(res.headers.location, `/v1/trainings/${job.id}`);
+    assert.ok(['queued', 'running'].includes(job.status));
+    assert.equal(job.plan.sampleRate, 64 / 512);
+    assert.equal(job.totalSteps, Math.ceil(2 / (64 / 512)));
+    assert.equal(job.plan.steps, job.totalSteps);
+    assert.ok(job.plan.noiseMultiplier > 0);
+    assert.equal(job.epsilonPlanned, job.plan.epsilon);
+    assert.equal(job.delta, job.plan.delta);
+    assert.equal(job.resultModelId, null);
+
+    const stream = await events(job.id);
+    assert.equal(stream[0]!.event, 'state', 'a subscriber first gets the current state');
+    assert.equal(stream.at(-1)!.event, 'completed');
+    assert.ok(stream.some((e) => e.event === 'progress'), stream.map((e) => e.event).join(','));
+    assert.ok(stream.some((e) => e.event === 'checkpoint'), 'checkpoints every 5 steps');
+    for (const e of stream) assert.doesNotMatch(e.data, /loss"?\s*:\s*\d/i, 'no un-noised loss leaves the server');
+
+    const done = (await get(job.id)).json();
+    assert.equal(done.status, 'succeeded');
+    assert.equal(done.step, done.totalSteps);
+    assert.equal(done.epoch, 2);
+    assert.equal(done.epsilonSpent, done.epsilonPlanned);
+    assert.ok(done.samplesPerSec > 0);
+    assert.equal(done.error, null);
+    assert.ok(done.startedAt && done.finishedAt);
+    assert.equal(fs.existsSync(path.join(t.blobs.blobsDir, 'checkpoint', `${job.id}.sealed`)), false, 'the checkpoint is removed once the job ends');
+
+    const model = (await t.app.inject({ url: `/v1/models/${done.resultModelId}`, headers: t.auth(scientist.token) })).json();
+    assert.equal(model.ownerId, scientist.id);
+    assert.deepEqual(model.lineage, {
+      trainingId: job.id,
+      sourceModelId: modelId,
+      datasetIds: [datasetId],
+      private: true,
+      noiseMultiplier: job.plan.noiseMultiplier,
+      sampleRate: job.plan.sampleRate,
+      steps: job.totalSteps,
+      epochs: 2,
+      expectedBatchSize: 64,
+      epsilon: job.plan.epsilon,
+      delta: job.plan.delta,
+      accountant: 'rdp',
+      maxGradNorm: 1,
+      clipping: 'flat',
+      loss: 'cross_entropy',
+      optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 },
+      codeVersion: JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version,
+    });
+    const download = await t.app.inject({ url: `/v1/models/${done.resultModelId}/content`, headers: t.auth(scientist.token) });
+    assert.equal(download.statusCode, 200);
+    assert.equal(createHash('sha256').update(download.rawPayload).digest('hex'), model.sha256);
+    const file = path.join(t.dataDir, 'trained.pt');
+    fs.writeFileSync(file, download.rawPayload);
+    assert.deepEqual(await runInPytorch(file), { shape: [4, CLASSES], finite: true });
+    assert.equal((await t.app.inject({ url: `/v1/models/${done.resultModelId}`, headers: t.auth(stranger.token) })).statusCode, 404);
+
+    // The ledger holds exactly the planned events, charged to this job.
+    const ledger = await privacy(datasetId);
+    assert.deepEqual(ledger.events.map((e: { source: unknown }) => e.source), [{ kind: 'training', id: job.id }]);
+    assert.ok(Math.abs(ledger.epsilonSpent - job.plan.datasets[0].epsilonAfter) < 1e-9);
+  });
+
+  test('per-layer clipping with adam trains to a model whose lineage says so', async () => {
+    const datasetId = await uploadDataset({ seed: 9 });
+    const res = await create(body([datasetId], {
+      optimizer: { type: 'adam', learningRate: 0.01, betas: [0.9, 0.99], weightDecay: 0.001 },
+      privacy: { targetEpsilon: 3, maxGradNorm: 1.0, clipping: 'per-layer', accountant: 'pld' },
+    }));
+    assert.equal(res.statusCode, 202, res.body);
+    const stream = await events(res.json().id);
+    assert.equal(stream.at(-1)!.event, 'completed', stream.at(-1)!.data);
+    const done = JSON.parse(stream.at(-1)!.data);
+    const model = (await t.app.inject({ url: `/v1/models/${done.resultModelId}`, headers: t.auth(scientist.token) })).json();
+    assert.equal(model.lineage.clipping, 'per-layer');
+    assert.equal(model.lineage.accountant, 'pld');
+    assert.deepEqual(model.lineage.optimizer, { type: 'adam', learningRate: 0.01, betas: [0.9, 0.99], weightDecay: 0.001 });
+  });
+
+  test('a late subscriber to a finished job gets its state and then its terminal event', async () => {
+    const datasetId = await uploadDataset();
+    const job = (await create(body([datasetId]))).json();
+    await events(job.id);
+    const again = await events(job.id);
+    assert.deepEqual(again.map((e) => e.event), ['state', 'completed']);
+    assert.equal(JSON.parse(again[0]!.data).status, 'succeeded');
+  });
+
+  test('a non-private training on datasets that allow it is charged nothing and succeeds', async () => {
+    const content = classifierDataset(256, 7);
+    const form = await multipartForm({ name: 'open', privacyLimit: '1', allowNonPrivate: 'true' }, [{ content }]);
+    const datasetId = (await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(owner.token) } })).json().id;
+    const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body([datasetId]);
+    const res = await create({ ...rest, private: false });
+    assert.equal(res.statusCode, 202, res.body);
+    const stream = await events(res.json().id);
+    assert.equal(stream.at(-1)!.event, 'completed');
+    const done = JSON.parse(stream.at(-1)!.data);
+    assert.equal(done.epsilonSpent, null);
+    assert.equal(done.totalSteps, Math.ceil(256 / 64));
+    assert.deepEqual((await privacy(datasetId)).events, []);
+  });
+});
+
+describe('refusals charge nothing', () => {
+  test('a budget too small is 409 budget-exhausted with what the training would cost and what is left', async () => {
+    const datasetId = await uploadDataset({ privacyLimit: 1 });
+    const before = trainingRows();
+    const res = await create(body([datasetId]));
+    assert.equal(res.statusCode, 409, res.body);
+    const problem = res.json();
+    assert.equal(problem.type, 'urn:bastion:problem:budget-exhausted');
+    assert.ok(problem.epsilon > 1 && problem.epsilon <= 3, String(problem.epsilon));
+    assert.equal(problem.datasets.length, 1);
+    assert.equal(problem.datasets[0].datasetId, datasetId);
+    assert.equal(problem.datasets[0].privacyLimit, 1);
+    assert.equal(problem.datasets[0].epsilonSpent, 0);
+    assert.equal(problem.datasets[0].epsilonRemaining, 1);
+    assert.ok(problem.datasets[0].epsilonAfter > 1);
+    assert.match(problem.detail, /1 left/);
+    assert.deepEqual((await privacy(datasetId)).events, []);
+    assert.equal(trainingRows(), before);
+  });
+
+  test('datasets whose samples do not match are 422 and charge neither', async () => {
+    const a = await uploadDataset();
+    const b = await uploadDataset({ features: 5 });
+    const res = await create(body([a, b]));
+    assert.equal(res.statusCode, 422, res.body);
+    assert.equal(res.json().type, 'urn:bastion:problem:unprocessable-training');
+    assert.match(res.json().detail, /inputs\.0 is F32 \[5\] per sample/);
+    assert.deepEqual((await privacy(a)).events, []);
+    assert.deepEqual((await privacy(b)).events, []);
+  });
+
+  test('a malformed body is 400 naming the fields; an unknown model is 404', async () => {
+    const datasetId = await uploadDataset();
+    const bad = await create({ ...body([datasetId]), optimizer: { type: 'rmsprop', learningRate: 1 } });
+    assert.equal(bad.statusCode, 400);
+    assert.ok(bad.json().errors.some((e: { pointer: string }) => e.pointer === '/optimizer/type'));
+    const unknown = await create(body([datasetId], { modelId: '01900000-0000-7000-8000-000000000000' }));
+    assert.equal(unknown.statusCode, 404);
+    assert.deepEqual((await privacy(datasetId)).events, []);
+  });
+});
+
+describe('running jobs', () => {
+  // 512 samples, batch 64, 1000 epochs: 8000 steps, far more than run before the job is cancelled.
+  const long = (datasetId: string) => body([datasetId], { epochs: 1000 });
+
+  test('cancel stops a running job within a step; it ends cancelled and the ledger keeps the whole plan', async () => {
+    const datasetId = await uploadDataset({ seed: 3 });
+    const job = (await create(long(datasetId))).json();
+    const stream = await sse(job.id);
+    assert.equal(stream.response.status, 200);
+    assert.match(stream.response.headers.get('content-type')!, /^text\/event-stream/);
+    await stream.log.next('progress');
+
+    const inUse = await t.app.inject({ method: 'DELETE', url: `/v1/models/${modelId}`, headers: t.auth(scientist.token) });
+    assert.equal(inUse.statusCode, 409, 'a model a running training reads cannot be deleted');
+    assert.equal(inUse.json().type, 'urn:bastion:problem:artifact-in-use');
+
+    const charged = (await privacy(datasetId)).epsilonSpent;
+    const res = await t.app.inject({ method: 'POST', url: `/v1/trainings/${job.id}/cancel`, headers: t.auth(scientist.token) });
+    assert.equal(res.statusCode, 200, res.body);
+    const cancelled = res.json();
+    assert.equal(cancelled.status, 'cancelled');
+    assert.ok(cancelled.step > 0 && cancelled.step < cancelled.totalSteps, String(cancelled.step));
+    assert.ok(cancelled.epsilonSpent < cancelled.epsilonPlanned, 'ε of the steps run is below the plan');
+    assert.equal(cancelled.resultModelId, null);
+    await stream.log.whenEnded();
+    assert.equal(stream.log.events.at(-1)!.event, 'cancelled');
+    assert.equal((await privacy(datasetId)).epsilonSpent, charged, 'the ledger keeps the whole planned charge');
+
+    const again = await t.app.inject({ method: 'POST', url: `/v1/trainings/${job.id}/cancel`, headers: t.auth(scientist.token) });
+    assert.equal(again.statusCode, 409);
+    assert.equal(again.json().type, 'urn:bastion:problem:training-finished');
+  });
+
+  test('two trainings run at once in a pool of two', async () => {
+    const [a, b] = [await uploadDataset({ seed: 4 }), await uploadDataset({ seed: 5 })];
+    const jobs = [(await create(long(a))).json(), (await create(long(b))).json()];
+    const streams = await Promise.all(jobs.map((j) => sse(j.id)));
+    await Promise.all(streams.map((s) => s.log.next('progress')));
+    for (const s of streams) assert.ok(!s.log.types().some((type) => ['completed', 'failed', 'cancelled'].includes(type)));
+    for (const j of jobs) assert.equal((await get(j.id)).json().status, 'running');
+    for (const j of jobs) assert.equal((await t.app.inject({ method: 'POST', url: `/v1/trainings/${j.id}/cancel`, headers: t.auth(scientist.token) })).json().status, 'cancelled');
+    await Promise.all(streams.map((s) => s.log.whenEnded()));
+  });
+
+  test('a job is its owner’s alone: others get 404 for it, its events and its cancellation, and do not list it', async () => {
+    const datasetId = await uploadDataset({ seed: 6 });
+    const job = (await create(body([datasetId]))).json();
+    assert.equal((await get(job.id, stranger.token)).statusCode, 404);
+    assert.equal((await t.app.inject({ url: `/v1/trainings/${job.id}/events`, headers: t.auth(stranger.token) })).statusCode, 404);
+    const cancel = await t.app.inject({ method: 'POST', url: `/v1/trainings/${job.id}/cancel`, headers: t.auth(stranger.token) });
+    assert.equal(cancel.statusCode, 404);
+    assert.equal(cancel.json().type, 'urn:bastion:problem:not-found');
+    assert.deepEqual((await t.app.inject({ url: '/v1/trainings', headers: t.auth(stranger.token) })).json().items, []);
+    const mine = (await t.app.inject({ url: '/v1/trainings', headers: t.auth(scientist.token) })).json().items.map((j: { id: string }) => j.id);
+    assert.ok(mine.includes(job.id));
+    assert.equal((await events(job.id)).at(-1)!.event, 'completed');
+  });
+});

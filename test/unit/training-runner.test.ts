@@ -1,0 +1,145 @@
+// The worker-side training loop (training/runner.ts) and data loading (training/load.ts) with a fake
+// trainer over real sealed blobs: datasets are concatenated along the sample dimension; a NaN step fails
+// the job naming the step and exports nothing; the control word cancels before the next step;
+// checkpoints are sealed on schedule and a later run restores the latest one.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
+import { after, before, test } from 'node:test';
+import { v7 as uuidv7 } from 'uuid';
+import { openBlobStore, readBlob, stageBlob, type BlobStore } from '../../src/artifacts/blob-store.js';
+import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
+import { openDevKeyProvider } from '../../src/enclave/keys.js';
+import type { DatasetLayout } from '../../src/artifacts/formats/canonical.js';
+import { loadTrainingData } from '../../src/training/load.js';
+import { Control, runTraining, type CreateTrainer, type TrainerHandle, type TrainingMessage, type TrainModelInput } from '../../src/training/runner.js';
+
+let dir: string;
+let blobs: BlobStore;
+const modelId = uuidv7();
+
+async function commit(identity: { artifactId: string; kind: 'model' | 'dataset' }, bytes: Buffer) {
+  const staged = await stageBlob(blobs, identity, (async function* () {
+    yield bytes;
+  })());
+  await staged.commit();
+}
+
+/** A safetensors dataset blob of n samples [n, 2] F32 (values 100·seed + i) and I64 labels, with its layout. */
+async function dataset(n: number, seed: number): Promise<{ id: string; layout: DatasetLayout }> {
+  const x = Float32Array.from({ length: n * 2 }, (_, i) => 100 * seed + i);
+  const y = BigInt64Array.from({ length: n }, (_, i) => BigInt(seed * 10 + i));
+  const bytes = encodeSafetensors([
+    { name: 'inputs', dtype: 'F32', shape: [n, 2], data: new Uint8Array(x.buffer) },
+    { name: 'labels', dtype: 'I64', shape: [n], data: new Uint8Array(y.buffer) },
+  ]);
+  const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
+  const id = uuidv7();
+  await commit({ artifactId: id, kind: 'dataset' }, bytes);
+  return {
+    id,
+    layout: {
+      blob: 'dataset',
+      tensors: [
+        { name: 'inputs.0', dtype: 'F32', shape: [n, 2], offsetBytes: headerEnd, sizeBytes: n * 8 },
+        { name: 'labels', dtype: 'I64', shape: [n], offsetBytes: headerEnd + n * 8, sizeBytes: n * 8 },
+      ],
+    },
+  };
+}
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-runner-'));
+  blobs = openBlobStore(dir, openDevKeyProvider(dir));
+  await commit({ artifactId: modelId, kind: 'model' }, Buffer.from('not really torchscript'));
+});
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** A trainer that counts steps; `failAt` makes that step throw NON_FINITE like the addon. */
+function fakeTrainer(options: { failAt?: number; onStep?: (step: number) => void } = {}): { create: CreateTrainer; restored: Buffer[] } {
+  const restored: Buffer[] = [];
+  const create: CreateTrainer = () => {
+    let steps = 0;
+    const trainer: TrainerHandle = {
+      step() {
+        if (steps + 1 === options.failAt) throw Object.assign(new Error('loss is NaN'), { code: 'NON_FINITE' });
+        steps += 1;
+        options.onStep?.(steps);
+        return { step: steps, samples: 4, lossSum: 1, durationMs: 0 };
+      },
+      state: () => Buffer.from(JSON.stringify({ steps })),
+      restore(state) {
+        restored.push(Buffer.from(state));
+        steps = (JSON.parse(Buffer.from(state).toString()) as { steps: number }).steps;
+      },
+      exportModel: () => Buffer.from(`model after ${steps}`),
+      info: () => ({ steps, samples: 8, trainableParameters: [] }),
+    };
+    return trainer;
+  };
+  return { create, restored };
+}
+
+async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, prepare: (control: Int32Array) => void = () => undefined) {
+  const data = await dataset(8, 1);
+  const channel = new MessageChannel();
+  const messages: TrainingMessage[] = [];
+  channel.port1.on('message', (m: TrainingMessage) => messages.push(m));
+  // The runner closes its end when it returns; this end sees 'close' after every message it posted.
+  const closed = new Promise<void>((resolve) => channel.port1.once('close', () => resolve()));
+  const control = new SharedArrayBuffer(4);
+  prepare(new Int32Array(control));
+  const input: TrainModelInput = {
+    jobId, blobs, modelId, datasets: [data],
+    config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.1 } },
+    totalSteps, resultModelId: uuidv7(), checkpointEverySteps: 3, checkpointEveryMs: 3_600_000, progressIntervalMs: 0,
+    control, port: channel.port2,
+  };
+  const output = await runTraining(input, create);
+  await closed;
+  return { output, messages, input };
+}
+
+test('datasets are concatenated along the sample dimension, tensor by tensor', async () => {
+  const a = await dataset(3, 1);
+  const b = await dataset(2, 2);
+  const data = await loadTrainingData(blobs, [a, b]);
+  assert.deepEqual(data.inputs[0]!.shape, [5, 2]);
+  assert.deepEqual(Array.from(new Float32Array(Uint8Array.from(data.inputs[0]!.data as Buffer).buffer)), [100, 101, 102, 103, 104, 105, 200, 201, 202, 203]);
+  assert.deepEqual(data.labels.shape, [5]);
+  assert.deepEqual(Array.from(new BigInt64Array(Uint8Array.from(data.labels.data as Buffer).buffer)), [10n, 11n, 12n, 20n, 21n]);
+});
+
+test('a step that meets NaN fails the job naming the step, and no model is staged', async () => {
+  const { output } = await runJob(uuidv7(), 10, fakeTrainer({ failAt: 4 }).create);
+  assert.equal(output.outcome, 'failed');
+  assert.equal(output.steps, 3);
+  assert.match((output as { error: string }).error, /^Step 4 met a NaN/);
+  assert.deepEqual(fs.readdirSync(blobs.stagingDir).filter((f) => f.includes('.model.')), []);
+});
+
+test('the cancel word stops the loop before the next step', async () => {
+  let control: Int32Array | undefined;
+  const { output } = await runJob(uuidv7(), 1000, fakeTrainer({ onStep: (s) => s === 2 && Atomics.store(control!, 0, Control.CANCEL) }).create, (c) => (control = c));
+  assert.deepEqual({ outcome: output.outcome, steps: output.steps }, { outcome: 'cancelled', steps: 2 });
+});
+
+test('checkpoints are sealed every N steps; a later run restores the latest and finishes the plan', async () => {
+  const jobId = uuidv7();
+  let control: Int32Array | undefined;
+  const first = await runJob(jobId, 10, fakeTrainer({ onStep: (s) => s === 7 && Atomics.store(control!, 0, Control.STOP) }).create, (c) => (control = c));
+  assert.deepEqual({ outcome: first.output.outcome, steps: first.output.steps }, { outcome: 'stopped', steps: 7 });
+  assert.deepEqual(first.messages.filter((m) => m.type === 'checkpoint').map((m) => m.step), [3, 6, 7], 'every 3 steps, and at the stop');
+  assert.equal((await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' })).toString(), JSON.stringify({ steps: 7 }));
+
+  const fake = fakeTrainer();
+  const second = await runJob(jobId, 10, fake.create);
+  assert.equal(fake.restored.length, 1);
+  assert.deepEqual(second.messages[0], { type: 'started', step: 7, resumedFrom: 7 });
+  assert.equal(second.output.outcome, 'succeeded');
+  assert.equal(second.output.steps, 10);
+  const staged = fs.readdirSync(blobs.stagingDir).find((f) => f.startsWith(second.input.resultModelId));
+  assert.ok(staged, 'the trained model is staged for the event loop to commit');
+});
