@@ -177,15 +177,14 @@ export function planTraining(deps: PlanDeps, principal: Principal, request: Trai
   const epsilon = accountant.epsilon([training], { delta });
   const events: PrivacyEvent[] = [training];
 
-  let metrics: TrainingPlan['metrics'] = null;
-  const metricsEpsilon = request.metricsEpsilon ?? 0;
-  if (metricsEpsilon > 0) {
-    // One Gaussian release of the clipped loss sum per epoch (sensitivity: the clipping range).
-    const releases = Math.max(1, Math.ceil(request.epochs));
-    const metricSigma = calibrateNoiseMultiplier({ accountant, targetEpsilon: metricsEpsilon, delta, sampleRate: 1, steps: releases });
-    metrics = { epsilon: metricsEpsilon, noiseMultiplier: metricSigma, releases };
-    events.push({ kind: 'gaussian', noiseMultiplier: metricSigma, count: releases });
+  // Noisy training-loss metrics (metricsEpsilon > 0) need the per-sample losses clipped inside the
+  // trainer, which it does not do yet: refuse rather than charge a budget for metrics never released.
+  if ((request.metricsEpsilon ?? 0) > 0) {
+    throw new BastionError('UNPROCESSABLE_TRAINING', 'DP training-loss metrics (metricsEpsilon > 0) are not released by this server version yet; use metricsEpsilon 0', {
+      errors: [{ pointer: '/metricsEpsilon', detail: 'must be 0: DP metrics are not available yet' }],
+    });
   }
+  const metrics: TrainingPlan['metrics'] = null;
 
   const items: ChargeItem[] = datasets.map((d) => ({ datasetId: d.id, events }));
   const previews = previewCharges(deps, items);

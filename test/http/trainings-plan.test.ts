@@ -91,14 +91,12 @@ test('a budget too small for the plan is reported with what the training would s
   assert.equal(p.datasets[0].epsilonRemainingAfter, 0);
 });
 
-test('metrics with their own ε add a Gaussian release per epoch to every dataset’s charge', async () => {
+test('DP training-loss metrics are refused until the trainer releases them, rather than charged for nothing', async () => {
   const model = addModel(scientist.id);
   const ds = addDataset({ samples: 60000 });
-  const without = (await plan(body(model, [ds]))).json();
-  const withMetrics = (await plan(body(model, [ds], { metricsEpsilon: 0.5 }))).json();
-  assert.equal(withMetrics.metrics.releases, 3);
-  assert.ok(withMetrics.metrics.noiseMultiplier > 0);
-  assert.ok(withMetrics.datasets[0].epsilonAfter > without.datasets[0].epsilonAfter);
+  const res = await plan(body(model, [ds], { metricsEpsilon: 0.5 }));
+  assert.equal(res.statusCode, 422);
+  assert.deepEqual(res.json().errors.map((e: { pointer: string }) => e.pointer), ['/metricsEpsilon']);
 });
 
 test('datasets whose tensors do not match are refused with 422 naming the difference', async () => {
