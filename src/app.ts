@@ -11,7 +11,9 @@ import multipartPlugin from './http/plugins/multipart.js';
 import datasetRoutes from './http/routes/datasets.js';
 import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
+import evaluationRoutes from './http/routes/evaluations.js';
 import trainingRoutes from './http/routes/trainings.js';
+import { EvaluationSchema } from './http/schemas/evaluations.js';
 import { DatasetPrivacySchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
 import { DatasetSchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
@@ -55,6 +57,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(TrainingPlanSchema);
   app.addSchema(TrainingSchema);
   app.addSchema(DatasetPrivacySchema);
+  app.addSchema(EvaluationSchema);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -76,5 +79,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onReady', async () => jobs.start());
   app.addHook('preClose', async () => jobs.close());
   await app.register(trainingRoutes, { store: deps.store, jobs });
+  await app.register(evaluationRoutes, { artifacts });
   return app;
 }

@@ -313,6 +313,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/evaluations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Evaluate one of the caller's models on a dataset: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows */
+        post: operations["createEvaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -627,6 +644,26 @@ export interface components {
                 /** Format: date-time */
                 createdAt: string;
             }[];
+        };
+        /** Evaluation */
+        Evaluation: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            modelId: string;
+            /** Format: uuid */
+            datasetId: string;
+            samples: number;
+            private: boolean;
+            /** @description noisy when private; null for regression losses */
+            accuracy: number | null;
+            /** @description standard deviation of the noise on accuracy; 0 when exact */
+            accuracyNoiseStd: number;
+            /** @description mean loss, exact evaluations only */
+            loss: number | null;
+            epsilon: number | null;
+            delta: number | null;
+            noiseMultiplier: number | null;
         };
     };
     responses: never;
@@ -2309,6 +2346,114 @@ export interface operations {
             };
             /** @description No such resource (or one the caller may not see) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description One of the caller's models
+                     */
+                    modelId: string;
+                    /** Format: uuid */
+                    datasetId: string;
+                    /** @enum {string} */
+                    loss: "cross_entropy" | "nll" | "mse" | "l1" | "bce_with_logits";
+                    /** @description ε to spend (charged to the dataset) on a DP release of the accuracy; absent: exact, only where the dataset's owner allows non-private use */
+                    epsilon?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evaluation"];
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The principal is not allowed to do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or one the caller may not see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Well-formed but unusable content */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

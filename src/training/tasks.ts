@@ -4,6 +4,9 @@
 import type { ConvertInput, ConvertOutput } from '../artifacts/convert.js';
 import type { BastionErrorDetails, ErrorCode } from '../errors.js';
 import type { ModelInspection, NativeVersion } from '../native.js';
+import type { BlobStore } from '../artifacts/blob-store.js';
+import type { DatasetSource } from './load.js';
+import type { LossName } from './plan.js';
 import type { TrainModelInput, TrainModelOutput } from './runner.js';
 
 export interface TaskMap {
@@ -13,6 +16,8 @@ export interface TaskMap {
   convertDataset: { input: ConvertInput; output: ConvertOutput };
   /** Runs one training job to its end, cancellation or stop (training/runner.ts); its port must be transferred. */
   trainModel: { input: TrainModelInput; output: TrainModelOutput };
+  /** Loss and accuracy of a model on a dataset, exact (the caller adds any DP noise). */
+  evaluateModel: { input: EvaluateModelInput; output: EvaluateModelOutput };
 }
 export type TaskKind = keyof TaskMap;
 
@@ -36,4 +41,19 @@ export type TaskEnvelope<K extends TaskKind = TaskKind> =
 export interface WorkerInit {
   /** libtorch intra-op threads, set once at the worker's start. */
   torchThreads: number;
+}
+
+export interface EvaluateModelInput {
+  blobs: BlobStore;
+  modelId: string;
+  dataset: DatasetSource;
+  loss: LossName;
+}
+
+export interface EvaluateModelOutput {
+  samples: number;
+  meanLoss: number;
+  accuracy: number | null;
+  /** Units accuracy counts per sample: 1 (argmax), or the label elements per sample for bce_with_logits. */
+  outputsPerSample: number;
 }

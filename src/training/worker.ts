@@ -5,6 +5,7 @@ import { workerData } from 'node:worker_threads';
 import { convertDataset } from '../artifacts/convert.js';
 import { BastionError } from '../errors.js';
 import { inspectModel, NativeError, setThreads, Trainer, version } from '../native.js';
+import { loadModelBytes, loadTrainingData } from './load.js';
 import { runTraining } from './runner.js';
 import type { TaskEnvelope, TaskKind, TaskMap, TaskRequest, WorkerInit } from './tasks.js';
 
@@ -18,6 +19,19 @@ const handlers: Handlers = {
   inspectModel: ({ bytes }) => inspectModel(bytes),
   convertDataset: (input) => convertDataset(input),
   trainModel: (input) => runTraining(input, (model, data, config) => Trainer.create(model, data, config)),
+  evaluateModel: async ({ blobs, modelId, dataset, loss }) => {
+    const data = await loadTrainingData(blobs, [dataset]);
+    const trainer = Trainer.create(await loadModelBytes(blobs, modelId), data, {
+      mode: 'non-private',
+      batchSize: 256,
+      loss: { kind: loss },
+      optimizer: { kind: 'sgd', lr: 1e-3 }, // never stepped: evaluation only
+    });
+    const { samples, meanLoss, accuracy } = trainer.evaluate();
+    const labels = data.labels.shape;
+    const outputsPerSample = loss === 'bce_with_logits' ? labels.slice(1).reduce((a, b) => a * b, 1) : 1;
+    return { samples, meanLoss, accuracy, outputsPerSample };
+  },
 };
 
 export default async function runTask(request: TaskRequest): Promise<TaskEnvelope> {

@@ -1,0 +1,32 @@
+// Wire shapes of evaluations.
+import { Type } from 'typebox';
+import { LossNameSchema } from './trainings.js';
+
+export const EvaluationRequestSchema = Type.Object(
+  {
+    modelId: Type.String({ format: 'uuid', description: "One of the caller's models" }),
+    datasetId: Type.String({ format: 'uuid' }),
+    loss: LossNameSchema,
+    epsilon: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 100, description: "ε to spend (charged to the dataset) on a DP release of the accuracy; absent: exact, only where the dataset's owner allows non-private use" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const EvaluationSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    modelId: Type.String({ format: 'uuid' }),
+    datasetId: Type.String({ format: 'uuid' }),
+    samples: Type.Integer(),
+    private: Type.Boolean(),
+    accuracy: Type.Union([Type.Number(), Type.Null()], { description: 'noisy when private; null for regression losses' }),
+    accuracyNoiseStd: Type.Number({ description: 'standard deviation of the noise on accuracy; 0 when exact' }),
+    loss: Type.Union([Type.Number(), Type.Null()], { description: 'mean loss, exact evaluations only' }),
+    epsilon: Type.Union([Type.Number(), Type.Null()]),
+    delta: Type.Union([Type.Number(), Type.Null()]),
+    noiseMultiplier: Type.Union([Type.Number(), Type.Null()]),
+  },
+  { $id: 'Evaluation', title: 'Evaluation', additionalProperties: false },
+);
