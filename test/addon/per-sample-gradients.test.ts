@@ -209,6 +209,48 @@ for (const name of ['linear_seq', 'conv2d_mix', 'conv1d_mix', 'embed_pad', 'tied
   });
 }
 
+// A batch of `size` samples cycled from the fixture's, each float sample scaled by its own factor so
+// that no two are equal (integer inputs, token ids, are repeated as they are).
+function tiled(t: HostTensor, size: number): HostTensor {
+  const batch = t.shape[0]!;
+  const per = (t.data as Float32Array | BigInt64Array).length / batch;
+  const shape = [size, ...t.shape.slice(1)];
+  if (t.data instanceof BigInt64Array) {
+    const data = new BigInt64Array(size * per);
+    for (let b = 0; b < size; b += 1) data.set(t.data.subarray((b % batch) * per, (b % batch + 1) * per), b * per);
+    return { ...t, shape, data };
+  }
+  const source = t.data as Float32Array;
+  const data = new Float32Array(size * per);
+  for (let b = 0; b < size; b += 1) {
+    const scale = 1 + 0.013 * b;
+    for (let i = 0; i < per; i += 1) data[b * per + i] = source[(b % batch) * per + i]! * scale;
+  }
+  return { ...t, shape, data };
+}
+
+// 70 samples: more than one chunk of the batched convolution rules (32), the last one partial.
+for (const name of ['conv2d_mix', 'conv1d_mix', 'group_norm_conv', 'embed_pad']) {
+  test(`${name}: a batch of 70 (several convolution chunks) gives the loop's per-sample gradients and clipped sums on every path`, async () => {
+    const fixture = (await perSampleFixtures()).get(name)!;
+    const bytes = fixture.files.script;
+    const inputs = fixture.inputs.map((t) => tiled(t, 70));
+    const labels = tiled(fixture.labels, 70);
+    enginesAgree(bytes, inputs, labels, fixture.loss, `${name} x70`);
+    const perSample = perSampleGradients(bytes, inputs, labels, fixture.loss, 'loop');
+    for (const { label, clip } of clipCases(perSample.length)) {
+      const want = expectedClippedSum(perSample, clip);
+      for (const path of ['materialize', 'ghost', 'auto'] as const) {
+        const got = clippedGradientSum(bytes, inputs, labels, fixture.loss, clip, path);
+        const worst = newWorst();
+        compare(got.perSampleNorms, want.norms, `${name} x70 ${label} ${path} norms`, worst);
+        got.grads.forEach((g, p) => compare(g.data, want.sums[p]!, `${name} x70 ${label} ${path} ${g.name}`, worst));
+        assertClose(worst, `${name} x70 ${label} ${path}`);
+      }
+    }
+  });
+}
+
 test('every sample is clipped to at most C: the clipped sum of one sample has norm ≤ C', async () => {
   const fixture = (await perSampleFixtures()).get('conv2d_mix')!;
   const one = (t: HostTensor): HostTensor => ({ ...t, shape: [1, ...t.shape.slice(1)], data: (t.data as Float32Array).subarray(0, (t.data as Float32Array).length / t.shape[0]!) });

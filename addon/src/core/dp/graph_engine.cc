@@ -174,16 +174,18 @@ class Engine final : public GraphGradEngine {
     const size_t groups = clip.groups.empty() ? 1 : clip.groups.size();
     Work work = Run(batch, loss, path);
 
-    // Per parameter: either the ghost (layer, slot), or materialised g_i.
+    // Per parameter: either its one layer (layer, slot), whose path gives its norms and weighted sum
+    // (ghost, or from the per-sample gradients the layer computes its own way), or materialised g_i
+    // (the sum of several layers' contributions, or the fallback's).
     std::vector<at::Tensor> materialized(names_.size());
-    std::vector<std::optional<Contribution>> ghost(names_.size());
+    std::vector<std::optional<Contribution>> single(names_.size());
     std::vector<at::Tensor> norm2(groups);
     for (auto& n : norm2) n = at::zeros({size}, at::kDouble);
     for (size_t p = 0; p < names_.size(); ++p) {
       at::Tensor n2;
-      if (fast_[p] && contributions_[p].size() == 1 && work.ghost[contributions_[p][0].layer]) {
-        ghost[p] = contributions_[p][0];
-        n2 = work.batches[ghost[p]->layer]->NormSquared(ghost[p]->slot);
+      if (fast_[p] && contributions_[p].size() == 1) {
+        single[p] = contributions_[p][0];
+        n2 = work.batches[single[p]->layer]->NormSquared(single[p]->slot);
       } else {
         materialized[p] = PerSample(work, p);
         n2 = materialized[p].reshape({size, -1}).pow(2).sum(1);
@@ -202,8 +204,8 @@ class Engine final : public GraphGradEngine {
     for (size_t p = 0; p < names_.size(); ++p) {
       const at::Tensor& c = factors[static_cast<size_t>(group_of[p])];
       at::Tensor sum;
-      if (ghost[p]) {
-        sum = work.batches[ghost[p]->layer]->WeightedSum(ghost[p]->slot, c);
+      if (single[p]) {
+        sum = work.batches[single[p]->layer]->WeightedSum(single[p]->slot, c);
       } else {
         const at::Tensor& g = materialized[p];
         sum = at::mm(c.to(g.scalar_type()).view({1, size}), g.reshape({size, -1})).view(parameters_[p].sizes());

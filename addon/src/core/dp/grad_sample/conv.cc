@@ -1,9 +1,15 @@
 // 1-D and 2-D convolutions, scripted (aten::conv1d / aten::conv2d, padding as ints or "valid"/"same")
 // and traced (aten::_convolution, aten::convolution, not transposed), with any stride, padding,
-// dilation and groups. The input is unfolded with im2col to U_i [C·k, L] (a 1-D convolution is a
-// 2-D one of height 1); per group, g_i(W) = δ_i U_iᵀ and g_i(b) = Σ_l δ_il. Ghost norm: <U_iᵀU_i,
-// δ_iᵀδ_i> over L×L Gram matrices, which only pays off for small L (the cost rule decides); the
-// clipped sum is one product per group over (sample, position).
+// dilation and groups (a 1-D convolution is a 2-D one of height 1). Per group, g_i(W) = δ_i U_iᵀ with
+// U_i [C·k, L] the unfolded input, and g_i(b) = Σ_l δ_il.
+// Materialised path: the g_i(W) of a chunk of S samples are the weight gradient of one convolution
+// with the chunk folded into the groups (input [1, S·C, H, W], output gradient [1, S·O, Ho, Wo],
+// S·G groups), which the CPU backend (oneDNN) computes without unfolding anything; the norms and
+// the clipped sum (Σ over chunks of c_chunk · g_chunk) use the same chunks. Ghost path: norms as
+// <U_iᵀU_i, δ_iᵀδ_i> over L×L Gram matrices (im2col), which only pays off for small L (the cost
+// rule decides), and the clipped sum as the ordinary weight gradient of the convolution for the
+// output gradient c_i δ_i.
+#include <algorithm>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -20,48 +26,141 @@ struct ConvConfig {
   std::vector<int64_t> weight_shape;  // [O, C/G, k...], empty when the weight is not known
 };
 
-// The unfolded input and output gradient, per group: U [B, G, Kg, L], D [B, G, Og, L].
-struct Unfolded {
-  at::Tensor u, d;
-  int64_t batch, groups, kg, og, positions;
+std::string RuleName(const ConvConfig& config) { return config.spatial == 1 ? "conv1d" : "conv2d"; }
+
+// One batch of a convolution layer in 2-D form: input a [B, C, H, W], output gradient d [B, O, Ho, Wo]
+// (a 1-D convolution gets a height of 1).
+struct ConvInputs {
+  at::Tensor a, d;
+  int64_t batch, groups, og, positions;
+  std::vector<int64_t> kernel, stride, padding, dilation;  // 2-D
 };
 
-std::string RuleName(const ConvConfig& config) { return config.spatial == 1 ? "conv1d" : "conv2d"; }
+// Samples per batched-groups convolution: a fixed chunk (the last one zero-padded) gives the backends
+// one problem shape whatever the physical batch size (oneDNN builds and caches a kernel per shape;
+// Poisson sampling makes every batch size different), and keeps each chunk's gradients small.
+constexpr int64_t kChunk = 32;
 
 class ConvBatch final : public LayerBatch {
  public:
-  ConvBatch(Unfolded unfolded, std::vector<bool> is_weight, std::vector<int64_t> weight_shape, bool ghost)
-      : x_(std::move(unfolded)), is_weight_(std::move(is_weight)), weight_shape_(std::move(weight_shape)), ghost_(ghost) {}
+  ConvBatch(ConvInputs inputs, std::vector<bool> is_weight, std::vector<int64_t> weight_shape, bool ghost)
+      : x_(std::move(inputs)), is_weight_(std::move(is_weight)), weight_shape_(std::move(weight_shape)), ghost_(ghost) {}
 
   at::Tensor PerSample(size_t slot) override {
-    if (!is_weight_.at(slot)) return x_.d.sum(3).reshape({x_.batch, x_.groups * x_.og});  // [B, O]
+    if (!is_weight_.at(slot)) return Bias();
+    std::vector<at::Tensor> chunks;
+    for (int64_t begin = 0; begin < x_.batch; begin += kChunk) chunks.push_back(ChunkWeight(begin));
     std::vector<int64_t> shape{x_.batch};
     shape.insert(shape.end(), weight_shape_.begin(), weight_shape_.end());
-    return at::matmul(x_.d, x_.u.transpose(2, 3)).reshape(shape);  // [B, G, Og, Kg] -> [B, O, C/G, k...]
+    return at::cat(chunks).view(shape);  // [B, O, C/G, k...]
   }
 
   at::Tensor NormSquared(size_t slot) override {
-    if (!ghost_ || !is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
-    const at::Tensor gram_u = at::matmul(x_.u.transpose(2, 3), x_.u);  // [B, G, L, L]
-    const at::Tensor gram_d = at::matmul(x_.d.transpose(2, 3), x_.d);
+    if (!is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
+    if (!ghost_) {
+      // Chunk by chunk, kept for the weighted sum.
+      std::vector<at::Tensor> norms;
+      chunks_.clear();
+      for (int64_t begin = 0; begin < x_.batch; begin += kChunk) {
+        chunks_.push_back(ChunkWeight(begin));
+        norms.push_back(chunks_.back().pow(2).sum(1));
+      }
+      return norms.size() == 1 ? norms[0] : at::cat(norms);
+    }
+    Unfold();
+    const at::Tensor gram_u = at::matmul(u_.transpose(2, 3), u_);  // [B, G, L, L]
+    const at::Tensor gram_d = at::matmul(d_.transpose(2, 3), d_);
     return (gram_u * gram_d).sum(at::IntArrayRef{1, 2, 3});
   }
 
+  // Σ_i c_i g_i: the ordinary weight gradient of the convolution for the output gradient c_i δ_i.
   at::Tensor WeightedSum(size_t slot, const at::Tensor& factors) override {
-    const at::Tensor c = factors.to(x_.d.scalar_type()).view({x_.batch, 1, 1, 1});
-    if (!is_weight_.at(slot)) return (x_.d * c).sum(at::IntArrayRef{0, 3}).reshape({x_.groups * x_.og});
-    if (!ghost_) return LayerBatch::WeightedSum(slot, factors);
-    // [G, Og, B·L] x [G, B·L, Kg]
-    const at::Tensor d = (x_.d * c).permute({1, 2, 0, 3}).reshape({x_.groups, x_.og, -1});
-    const at::Tensor u = x_.u.permute({1, 0, 3, 2}).reshape({x_.groups, -1, x_.kg});
-    return at::bmm(d, u).reshape(weight_shape_);
+    const at::Tensor c = factors.to(x_.d.scalar_type());
+    if (!is_weight_.at(slot)) return at::mv(Bias().t(), c);  // [O]
+    if (!chunks_.empty()) {
+      // Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used.
+      at::Tensor sum = at::zeros({1, chunks_[0].size(1)}, chunks_[0].options());
+      int64_t begin = 0;
+      for (const at::Tensor& chunk : chunks_) {
+        const int64_t n = chunk.size(0);
+        sum.addmm_(c.narrow(0, begin, n).view({1, n}), chunk);
+        begin += n;
+      }
+      return sum.view(weight_shape_);
+    }
+    // Only the weight's shape [O, C/G, kh, kw] matters for the weight gradient: it is never read.
+    const at::Tensor weight = at::empty({x_.groups * x_.og, x_.a.size(1) / x_.groups, x_.kernel[0], x_.kernel[1]}, x_.d.options());
+    const at::Tensor grad = std::get<1>(at::convolution_backward(
+        x_.d * c.view({x_.batch, 1, 1, 1}), x_.a, weight, c10::nullopt, x_.stride, x_.padding, x_.dilation,
+        /*transposed=*/false, /*output_padding=*/{0, 0}, x_.groups, {false, true, false}));
+    return grad.reshape(weight_shape_);
   }
 
  private:
-  Unfolded x_;
+  at::Tensor Bias() {
+    if (!bias_.defined()) bias_ = x_.d.sum(at::IntArrayRef{2, 3});  // [B, O]
+    return bias_;
+  }
+
+  // g_i(W) of the samples [begin, begin + kChunk) ∩ [0, B), [n, O·C/G·k]: the weight gradient of one
+  // convolution with the chunk folded into the groups (input [1, S·C, H, W], output gradient
+  // [1, S·O, Ho, Wo], S·G groups), which the CPU backends compute without unfolding the input.
+  at::Tensor ChunkWeight(int64_t begin) const {
+    const int64_t n = std::min(kChunk, x_.batch - begin);
+    const int64_t out = x_.groups * x_.og;
+    const int64_t channels = x_.a.size(1);
+    at::Tensor a = x_.a.narrow(0, begin, n);
+    at::Tensor d = x_.d.narrow(0, begin, n);
+    if (n < kChunk) {
+      at::Tensor padded_a = at::zeros({kChunk, channels, a.size(2), a.size(3)}, a.options());
+      at::Tensor padded_d = at::zeros({kChunk, out, d.size(2), d.size(3)}, d.options());
+      padded_a.narrow(0, 0, n).copy_(a);
+      padded_d.narrow(0, 0, n).copy_(d);
+      a = padded_a;
+      d = padded_d;
+    }
+    if (channels == x_.groups) {
+      // One input channel per group (a first layer on one channel, a depthwise convolution): the
+      // weight gradient as a forward convolution of the input (channels as groups) with δ as the
+      // kernel, dilated by the stride, strided by the dilation: gW[o, kh, kw] =
+      // Σ_yx δ[o, y, x] x[y·s + kh·d − p, x·s + kw·d − p]. oneDNN runs this form faster.
+      const at::Tensor input = a.contiguous().view({1, kChunk * channels, a.size(2), a.size(3)});
+      const at::Tensor kernel = d.contiguous().view({kChunk * out, 1, d.size(2), d.size(3)});
+      at::Tensor grad = at::conv2d(input, kernel, {}, x_.dilation, x_.padding, x_.stride, kChunk * x_.groups);
+      // [1, S·O, ≥kh, ≥kw]: positions past the kernel are those the strided forward never reached.
+      if (grad.size(2) >= x_.kernel[0] && grad.size(3) >= x_.kernel[1]) {
+        grad = grad.narrow(2, 0, x_.kernel[0]).narrow(3, 0, x_.kernel[1]).reshape({kChunk, -1});
+        return n < kChunk ? grad.narrow(0, 0, n) : grad;
+      }
+    }
+    const at::Tensor input = a.contiguous().view({1, kChunk * channels, a.size(2), a.size(3)});
+    const at::Tensor grad_output = d.contiguous().view({1, kChunk * out, d.size(2), d.size(3)});
+    // Only its shape matters for the weight gradient: it is never read.
+    const at::Tensor weight = at::empty({kChunk * out, channels / x_.groups, x_.kernel[0], x_.kernel[1]}, x_.d.options());
+    const at::Tensor grad = std::get<1>(at::convolution_backward(
+        grad_output, input, weight, c10::nullopt, x_.stride, x_.padding, x_.dilation, /*transposed=*/false,
+        /*output_padding=*/{0, 0}, kChunk * x_.groups, {false, true, false}));
+    const at::Tensor rows = grad.view({kChunk, -1});
+    return n < kChunk ? rows.narrow(0, 0, n) : rows;
+  }
+
+  // U [B, G, Kg, L] and D [B, G, Og, L] for the Gram matrices.
+  void Unfold() {
+    if (u_.defined()) return;
+    const at::Tensor unfolded = at::im2col(x_.a, x_.kernel, x_.dilation, x_.padding, x_.stride);  // [B, C·k, L]
+    if (unfolded.size(2) != x_.positions) ShapeError(weight_shape_.size() == 3 ? "conv1d" : "conv2d", "unfolded positions do not match the output");
+    const int64_t kg = unfolded.size(1) / x_.groups;
+    u_ = unfolded.view({x_.batch, x_.groups, kg, x_.positions});
+    d_ = x_.d.reshape({x_.batch, x_.groups, x_.og, x_.positions});
+  }
+
+  ConvInputs x_;
   std::vector<bool> is_weight_;
   std::vector<int64_t> weight_shape_;
   bool ghost_;
+  at::Tensor bias_;   // [B, O], once computed
+  std::vector<at::Tensor> chunks_;  // materialised path: g_i(W) per chunk, [n, O·K], after NormSquared
+  at::Tensor u_, d_;  // ghost only
 };
 
 class ConvLayer final : public Layer {
@@ -96,25 +195,30 @@ class ConvLayer final : public Layer {
       is_weight.push_back(slot.arg == 1);
       any_weight = any_weight || slot.arg == 1;
     }
-    Unfolded x;
+    ConvInputs x;
     x.batch = delta.size(0);
     x.groups = config_.groups;
     const int64_t out = delta.size(1);
     if (out % x.groups != 0) ShapeError(rule, "output channels are not divisible by groups");
     x.og = out / x.groups;
-    x.d = delta.reshape({x.batch, x.groups, x.og, -1});
-    x.positions = x.d.size(3);
+    x.a = config_.spatial == 1 ? a.unsqueeze(2) : a;
+    x.d = config_.spatial == 1 ? delta.unsqueeze(2) : delta;
+    x.positions = x.d.size(2) * x.d.size(3);
     if (any_weight) {
-      const at::Tensor input = config_.spatial == 1 ? a.unsqueeze(2) : a;
       const auto two = [&](const std::vector<int64_t>& v, int64_t fill) {
         return config_.spatial == 1 ? std::vector<int64_t>{fill, v[0]} : v;
       };
-      std::vector<int64_t> kernel(config_.weight_shape.begin() + 2, config_.weight_shape.end());
-      const at::Tensor unfolded = at::im2col(input, two(kernel, 1), two(config_.dilation, 1),
-                                             two(config_.padding, 0), two(config_.stride, 1));  // [B, C·k, L]
-      if (unfolded.size(2) != x.positions) ShapeError(rule, "unfolded positions do not match the output");
-      x.kg = unfolded.size(1) / x.groups;
-      x.u = unfolded.view({x.batch, x.groups, x.kg, x.positions});
+      x.kernel = two(std::vector<int64_t>(config_.weight_shape.begin() + 2, config_.weight_shape.end()), 1);
+      x.stride = two(config_.stride, 1);
+      x.padding = two(config_.padding, 0);
+      x.dilation = two(config_.dilation, 1);
+      if (x.a.size(1) % x.groups != 0) ShapeError(rule, "input channels are not divisible by groups");
+      // The output size the convolution's configuration gives this input must be the output's.
+      for (int64_t i = 0; i < 2; ++i) {
+        const int64_t span = x.dilation[i] * (x.kernel[i] - 1) + 1;
+        const int64_t size = (x.a.size(2 + i) + 2 * x.padding[i] - span) / x.stride[i] + 1;
+        if (size != x.d.size(2 + i)) ShapeError(rule, "the input does not give the output's positions");
+      }
     }
     return std::make_unique<ConvBatch>(std::move(x), std::move(is_weight), config_.weight_shape,
                                        path == Path::kGhost && any_weight);

@@ -1,11 +1,17 @@
 // aten::embedding(weight [V, D], indices [B, ...], padding_idx, scale_grad_by_freq, sparse):
 // g_i(W)[v] = Σ_{t: x_it = v} δ_it, with the padding_idx row always zero. The sparse path never
 // builds [B, V, D]: ||g_i||² sums, over the distinct tokens of sample i, the squared norm of their
-// summed gradients (one unique over sample·V + token, two index_adds), and the clipped sum is one
-// index_add of c_i δ_it into [V, D].
+// summed gradients (each sample's tokens sorted, its rows summed per token), and the clipped sum is
+// Σ_i c_i δ_it added into row x_it of one [V, D] tensor. Both are plain loops over the B·T rows
+// (float and double; other dtypes take the tensor-op form), parallel over samples and columns.
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 
 #include "core/dp/grad_sample/layer.h"
 
@@ -14,45 +20,139 @@ namespace {
 
 constexpr const char* kRule = "embedding";
 
+// Σ_d x_d², with independent partial sums (a single chain is bound by the add latency).
+template <typename T>
+double SquaredNorm(const T* x, int64_t n) {
+  T part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t d = 0;
+  for (; d + 8 <= n; d += 8) {
+    for (int k = 0; k < 8; ++k) part[k] += x[d + k] * x[d + k];
+  }
+  double total = 0;
+  for (; d < n; ++d) total += static_cast<double>(x[d] * x[d]);
+  for (int k = 0; k < 8; ++k) total += static_cast<double>(part[k]);
+  return total;
+}
+
 class EmbeddingBatch final : public LayerBatch {
  public:
   EmbeddingBatch(const at::Tensor& indices, const at::Tensor& delta, int64_t vocabulary, int64_t padding_idx)
-      : batch_(indices.size(0)), vocabulary_(vocabulary) {
+      : batch_(indices.size(0)), vocabulary_(vocabulary), padding_idx_(padding_idx) {
     dim_ = delta.size(-1);
-    tokens_ = indices.reshape({batch_, -1}).to(at::kLong);
-    rows_ = delta.reshape({batch_, -1, dim_});
+    tokens_ = indices.reshape({batch_, -1}).to(at::kLong).contiguous();
+    rows_ = delta.reshape({batch_, -1, dim_}).contiguous();
     if (rows_.size(1) != tokens_.size(1)) ShapeError(kRule, "indices and output gradient do not match");
-    if (padding_idx >= 0) {
-      rows_ = rows_ * tokens_.ne(padding_idx).unsqueeze(2).to(rows_.scalar_type());
-    }
+    const at::ScalarType type = rows_.scalar_type();
+    loops_ = type == at::kFloat || type == at::kDouble;
   }
 
   at::Tensor PerSample(size_t /*slot*/) override {
     const at::Tensor keys = (tokens_ + at::arange(batch_, tokens_.options()).unsqueeze(1) * vocabulary_).reshape({-1});
     at::Tensor g = at::zeros({batch_ * vocabulary_, dim_}, rows_.options());
-    g.index_add_(0, keys, rows_.reshape({-1, dim_}));
+    g.index_add_(0, keys, MaskedRows().reshape({-1, dim_}));
     return g.view({batch_, vocabulary_, dim_});
   }
 
   at::Tensor NormSquared(size_t /*slot*/) override {
+    if (!loops_) return NormSquaredOps();
+    const int64_t rows = tokens_.size(1);
+    const int64_t dim = dim_;
+    const int64_t padding = padding_idx_;
+    const int64_t* tokens = tokens_.data_ptr<int64_t>();
+    const at::Tensor row_norms = rows_.pow(2).sum(2);  // [B, T]: a token seen once adds its row's
+    at::Tensor norms = at::empty({batch_}, rows_.options());
+    AT_DISPATCH_FLOATING_TYPES(rows_.scalar_type(), "embedding_norms", [&] {
+      const scalar_t* delta = rows_.data_ptr<scalar_t>();
+      const scalar_t* row_norm = row_norms.data_ptr<scalar_t>();
+      scalar_t* out = norms.data_ptr<scalar_t>();
+      at::parallel_for(0, batch_, 16, [&](int64_t begin, int64_t end) {
+        std::vector<std::pair<int64_t, int64_t>> order(static_cast<size_t>(rows));  // (token, row)
+        std::vector<scalar_t> sum(static_cast<size_t>(dim));
+        for (int64_t b = begin; b < end; ++b) {
+          const int64_t* token = tokens + b * rows;
+          size_t n = 0;
+          for (int64_t t = 0; t < rows; ++t) {
+            if (token[t] != padding) order[n++] = {token[t], t};
+          }
+          std::sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n));
+          double total = 0;
+          for (size_t i = 0; i < n;) {
+            size_t j = i + 1;
+            while (j < n && order[j].first == order[i].first) ++j;
+            if (j == i + 1) {
+              total += static_cast<double>(row_norm[b * rows + order[i].second]);
+            } else {  // a repeated token: the squared norm of its rows' sum
+              const scalar_t* first = delta + (b * rows + order[i].second) * dim;
+              std::copy(first, first + dim, sum.begin());
+              for (size_t k = i + 1; k < j; ++k) {
+                const scalar_t* r = delta + (b * rows + order[k].second) * dim;
+                for (int64_t d = 0; d < dim; ++d) sum[static_cast<size_t>(d)] += r[d];
+              }
+              total += SquaredNorm(sum.data(), dim);
+            }
+            i = j;
+          }
+          out[b] = static_cast<scalar_t>(total);
+        }
+      });
+    });
+    return norms;
+  }
+
+  at::Tensor WeightedSum(size_t /*slot*/, const at::Tensor& factors) override {
+    if (!loops_) return WeightedSumOps(factors);
+    at::Tensor sum = at::zeros({vocabulary_, dim_}, rows_.options());
+    const int64_t count = tokens_.numel();
+    const int64_t rows = tokens_.size(1);
+    const int64_t dim = dim_;
+    const int64_t padding = padding_idx_;
+    const int64_t* tokens = tokens_.data_ptr<int64_t>();
+    AT_DISPATCH_FLOATING_TYPES(rows_.scalar_type(), "embedding_weighted_sum", [&] {
+      const at::Tensor c = factors.to(rows_.scalar_type()).contiguous();
+      const scalar_t* scale = c.data_ptr<scalar_t>();
+      const scalar_t* delta = rows_.data_ptr<scalar_t>();
+      scalar_t* out = sum.data_ptr<scalar_t>();
+      // Each thread owns a range of vocabulary rows, so no two write the same element.
+      at::parallel_for(0, vocabulary_, 4096, [&](int64_t first, int64_t last) {
+        for (int64_t i = 0; i < count; ++i) {
+          const int64_t token = tokens[i];
+          if (token < first || token >= last || token == padding) continue;
+          const scalar_t cb = scale[i / rows];
+          const scalar_t* __restrict r = delta + i * dim;
+          scalar_t* __restrict o = out + token * dim;
+          for (int64_t d = 0; d < dim; ++d) o[d] += cb * r[d];
+        }
+      });
+    });
+    return sum;
+  }
+
+ private:
+  // [B, T, D], zero at padding_idx.
+  at::Tensor MaskedRows() const {
+    if (padding_idx_ < 0) return rows_;
+    return rows_ * tokens_.ne(padding_idx_).unsqueeze(2).to(rows_.scalar_type());
+  }
+
+  at::Tensor NormSquaredOps() const {
     const at::Tensor keys = (tokens_ + at::arange(batch_, tokens_.options()).unsqueeze(1) * vocabulary_).reshape({-1});
     const auto [unique, inverse, counts] = at::_unique2(keys, /*sorted=*/true, /*return_inverse=*/true);
     at::Tensor sums = at::zeros({unique.size(0), dim_}, rows_.options());
-    sums.index_add_(0, inverse.reshape({-1}), rows_.reshape({-1, dim_}));
+    sums.index_add_(0, inverse.reshape({-1}), MaskedRows().reshape({-1, dim_}));
     const at::Tensor sample = at::div(unique, vocabulary_, "floor");
     return at::zeros({batch_}, rows_.options()).index_add_(0, sample, sums.pow(2).sum(1));
   }
 
-  at::Tensor WeightedSum(size_t /*slot*/, const at::Tensor& factors) override {
-    const at::Tensor scaled = rows_ * factors.to(rows_.scalar_type()).view({batch_, 1, 1});
+  at::Tensor WeightedSumOps(const at::Tensor& factors) const {
+    const at::Tensor scaled = MaskedRows() * factors.to(rows_.scalar_type()).view({batch_, 1, 1});
     at::Tensor sum = at::zeros({vocabulary_, dim_}, rows_.options());
     return sum.index_add_(0, tokens_.reshape({-1}), scaled.reshape({-1, dim_}));
   }
 
- private:
-  int64_t batch_, vocabulary_, dim_ = 0;
-  at::Tensor tokens_;  // [B, T] int64
-  at::Tensor rows_;    // [B, T, D], zero at padding_idx
+  int64_t batch_, vocabulary_, padding_idx_, dim_ = 0;
+  bool loops_ = false;
+  at::Tensor tokens_;  // [B, T] int64, contiguous
+  at::Tensor rows_;    // [B, T, D], contiguous
 };
 
 class EmbeddingLayer final : public Layer {
@@ -66,7 +166,7 @@ class EmbeddingLayer final : public Layer {
     const double batch = static_cast<double>(a.size(0));
     const double dim = static_cast<double>(delta.size(-1));
     if (path == Path::kMaterialize) return 3.0 * batch * static_cast<double>(vocabulary_) * dim;
-    return 4.0 * static_cast<double>(delta.numel()) + 8.0 * static_cast<double>(a.numel());  // index_adds + unique
+    return 4.0 * static_cast<double>(delta.numel()) + 8.0 * static_cast<double>(a.numel());  // row sums + sorts
   }
 
   std::unique_ptr<LayerBatch> Prepare(const at::Tensor& a, const at::Tensor& delta, Path /*path*/) const override {

@@ -56,12 +56,19 @@ enum class Path {
 class LayerBatch {
  public:
   virtual ~LayerBatch() = default;
-  // g_i for slot s: [B, *shape].
+  // g_i for slot s: [B, *shape], a tensor the caller may keep.
   virtual at::Tensor PerSample(size_t slot) = 0;
-  // ||g_i||² for slot s: [B]. Default: from PerSample.
+  // ||g_i||² for slot s: [B]. Default: from PerSample (computed once for both defaults).
   virtual at::Tensor NormSquared(size_t slot);
   // Σ_i factors_i g_i for slot s, shaped as the parameter; factors is [B]. Default: from PerSample.
   virtual at::Tensor WeightedSum(size_t slot, const at::Tensor& factors);
+
+ protected:
+  // PerSample(slot), computed at most once per batch.
+  const at::Tensor& CachedPerSample(size_t slot);
+
+ private:
+  std::vector<at::Tensor> per_sample_cache_;
 };
 
 class Layer {

@@ -26,13 +26,19 @@ Matcher FindRule(const std::string& kind) {
   return it == rules.end() ? nullptr : it->second;
 }
 
+const at::Tensor& LayerBatch::CachedPerSample(size_t slot) {
+  if (per_sample_cache_.size() <= slot) per_sample_cache_.resize(slot + 1);
+  if (!per_sample_cache_[slot].defined()) per_sample_cache_[slot] = PerSample(slot);
+  return per_sample_cache_[slot];
+}
+
 at::Tensor LayerBatch::NormSquared(size_t slot) {
-  const at::Tensor g = PerSample(slot);
+  const at::Tensor& g = CachedPerSample(slot);
   return g.reshape({g.size(0), -1}).pow(2).sum(1);
 }
 
 at::Tensor LayerBatch::WeightedSum(size_t slot, const at::Tensor& factors) {
-  const at::Tensor g = PerSample(slot);
+  const at::Tensor& g = CachedPerSample(slot);
   const int64_t batch = g.size(0);
   return at::mm(factors.to(g.scalar_type()).view({1, batch}), g.reshape({batch, -1})).view(g.sizes().slice(1));
 }
