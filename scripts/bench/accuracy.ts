@@ -7,19 +7,18 @@
 // {"accuracy", "epsilon", "delta", "wallSeconds", "samplesPerSec"}.
 //
 //   npm run bench:accuracy [-- --epochs 40] [--accountant rdp|pld] [--json]
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { encodeSafetensorsHeader } from '../../src/artifacts/formats/safetensors.js';
+import { startBenchServer } from './server.js';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..', '..');
 const { values } = parseArgs({
   options: {
     epochs: { type: 'string', default: '40' },
@@ -64,23 +63,9 @@ async function main() {
   execFileSync('/usr/bin/python3', [path.join(here, 'fashion_mnist_model.py'), 'write', modelFile]);
 
   const dataDir = path.join(work, 'var');
-  const server = spawn(process.execPath, [path.join(root, 'dist', 'main.js'), '--port', '0', '--data-dir', dataDir, '--pool-size', '1', '--torch-threads', String(os.availableParallelism())], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: server.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'Bastion is listening' && entry.url) resolve(entry.url);
-      } catch {
-        /* not a log line */
-      }
-    });
-    server.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  const { process: server, url, token, ca } = await startBenchServer(dataDir, ['--pool-size', '1', '--torch-threads', String(os.availableParallelism())]);
   const curl = async (args: string[]) => {
-    const { stdout } = await run('curl', ['-sS', '--fail-with-body', '--cacert', path.join(dataDir, 'tls', 'server-cert.pem'), '-H', `Authorization: Bearer ${token}`, ...args], { maxBuffer: 64 << 20 });
+    const { stdout } = await run('curl', ['-sS', '--fail-with-body', '--cacert', ca, '-H', `Authorization: Bearer ${token}`, ...args], { maxBuffer: 64 << 20 });
     return stdout;
   };
   try {

@@ -4,18 +4,16 @@
 // runs. Prints a table, or with --json one object {"megabytesPerSec", "rssGrowthBytes", ...}.
 //
 //   npm run bench:upload [-- --size-mib 1024] [--runs 3] [--json]
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { encodeSafetensorsHeader } from '../../src/artifacts/formats/safetensors.js';
+import { startBenchServer } from './server.js';
 
 const run = promisify(execFile);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values } = parseArgs({
   options: { 'size-mib': { type: 'string', default: '1024' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false } },
 });
@@ -61,22 +59,7 @@ function rssBytes(pid: number): number {
 async function main() {
   const sizeBytes = writeDataset();
   const dataDir = path.join(work, 'var');
-  const server = spawn(process.execPath, [path.join(root, 'dist', 'main.js'), '--port', '0', '--data-dir', dataDir, '--pool-size', '1'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: server.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; url?: string };
-        if (entry.msg === 'Bastion is listening' && entry.url) resolve(entry.url);
-      } catch {
-        /* not a log line */
-      }
-    });
-    server.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
-  const ca = path.join(dataDir, 'tls', 'server-cert.pem');
+  const { process: server, url, token, ca } = await startBenchServer(dataDir, ['--pool-size', '1']);
   const results: { seconds: number; megabytesPerSec: number; rssGrowthBytes: number }[] = [];
   try {
     for (let i = 0; i < runs; i += 1) {
