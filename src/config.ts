@@ -22,6 +22,11 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How long graceful shutdown waits for in-flight requests and jobs before exiting anyway. */
   shutdownTimeoutMs: number;
+  /**
+   * Trainings that run at once (each holds a pool worker for its whole run); default one less than the
+   * pool size, so a worker stays free for dataset checks and evaluations.
+   */
+  maxConcurrentTrainings: number;
   /** Largest accepted upload (the file part of a model or dataset upload), in bytes. */
   maxUploadBytes: number;
   /** Wall-clock limit of the disposable process that first loads an uploaded TorchScript archive. */
@@ -112,6 +117,7 @@ export const configOptions = [
   { key: 'insecureHttp', env: 'BASTION_INSECURE_HTTP', flag: '--insecure-http', description: 'serve plain HTTP instead of HTTPS (development only)', parse: boolean },
   { key: 'logLevel', env: 'BASTION_LOG_LEVEL', flag: '--log-level', valueName: 'level', description: 'log level (default info)', parse: logLevel },
   { key: 'shutdownTimeoutMs', env: 'BASTION_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', valueName: 'ms', description: 'grace period for shutdown (default 10000)', parse: integer(0, 600_000) },
+  { key: 'maxConcurrentTrainings', env: 'BASTION_MAX_CONCURRENT_TRAININGS', flag: '--max-concurrent-trainings', valueName: 'n', description: 'trainings running at once (default: pool size − 1, at least 1)', parse: integer(1, 256) },
   { key: 'maxUploadBytes', env: 'BASTION_MAX_UPLOAD_BYTES', flag: '--max-upload-bytes', valueName: 'bytes', description: 'largest accepted upload (default 4 GiB)', parse: integer(1, Number.MAX_SAFE_INTEGER) },
   { key: 'sandboxTimeoutMs', env: 'BASTION_SANDBOX_TIMEOUT_MS', flag: '--sandbox-timeout-ms', valueName: 'ms', description: 'time limit of the first load of an uploaded archive (default 60000)', parse: integer(1000, 3_600_000) },
   { key: 'sandboxMemoryBytes', env: 'BASTION_SANDBOX_MEMORY_BYTES', flag: '--sandbox-memory-bytes', valueName: 'bytes', description: 'memory limit of that load (default 4 GiB)', parse: integer(256 * 1024 ** 2, Number.MAX_SAFE_INTEGER) },
@@ -131,6 +137,7 @@ export function defaultConfig(cwd = process.cwd()): Config {
     insecureHttp: false,
     logLevel: 'info',
     shutdownTimeoutMs: 10_000,
+    maxConcurrentTrainings: Math.max(1, cores - 1),
     maxUploadBytes: 4 * 1024 ** 3,
     sandboxTimeoutMs: 60_000,
     sandboxMemoryBytes: 4 * 1024 ** 3,
@@ -163,6 +170,7 @@ export function loadConfig(
   }
   const result = config as unknown as Config;
   if (!given.has('torchThreads')) result.torchThreads = Math.max(1, Math.floor(cores / result.poolSize));
+  if (!given.has('maxConcurrentTrainings')) result.maxConcurrentTrainings = Math.max(1, result.poolSize - 1);
   if ((result.tlsCertPath === null) !== (result.tlsKeyPath === null)) {
     throw new ConfigError('BASTION_TLS_CERT and BASTION_TLS_KEY (--tls-cert, --tls-key) must be given together');
   }

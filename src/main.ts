@@ -62,7 +62,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       artifacts: { blobs, sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes } },
       maxUploadBytes: config.maxUploadBytes,
       isAddonLoaded: () => true,
-      training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs },
+      training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings },
       logger,
       ...(https ? { https } : {}),
     });

@@ -15,6 +15,12 @@ test('defaults run on a laptop: ./var, 127.0.0.1:8443, HTTPS, a worker per core'
   assert.equal(config.tlsCertPath, null);
 });
 
+test('trainings leave a pool worker free for uploads and evaluations unless told otherwise', () => {
+  assert.equal(loadConfig({ BASTION_POOL_SIZE: '4' }).maxConcurrentTrainings, 3);
+  assert.equal(loadConfig({ BASTION_POOL_SIZE: '1' }).maxConcurrentTrainings, 1);
+  assert.equal(loadConfig({ BASTION_POOL_SIZE: '4', BASTION_MAX_CONCURRENT_TRAININGS: '4' }).maxConcurrentTrainings, 4);
+});
+
 test('environment variables set every option and a flag wins over its variable', () => {
   const config = loadConfig(
     { BASTION_DATA_DIR: '/tmp/x', BASTION_PORT: '9000', BASTION_POOL_SIZE: '3', BASTION_TORCH_THREADS: '2', BASTION_INSECURE_HTTP: 'true' },
