@@ -10,8 +10,8 @@ import { getModel } from '../artifacts/models.js';
 import type { ArtifactDeps } from '../artifacts/service.js';
 import { BastionError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
-import { createPldAccountant, type PrivacyEvent } from '../privacy/accountant.js';
-import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
+import type { PrivacyEvent } from '../privacy/accountant.js';
+import { calibrateGaussianNoiseMultiplier } from '../privacy/calibration.js';
 import { chargeLedger } from '../privacy/ledger.js';
 import { gaussianNoise } from '../privacy/noise.js';
 import type { LossName } from './plan.js';
@@ -59,7 +59,8 @@ export async function evaluateModel(deps: ArtifactDeps, principal: Principal, re
     if (!classification.has(request.loss)) {
       throw new BastionError('UNPROCESSABLE_TRAINING', `A DP evaluation releases accuracy, which ${request.loss} does not have; regression models can only be evaluated exactly, where the owner allows it`);
     }
-    noiseMultiplier = calibrateNoiseMultiplier({ accountant: createPldAccountant(), targetEpsilon: request.epsilon!, delta: dataset.delta, sampleRate: 1, steps: 1 });
+    // One plain Gaussian release: its exact analytic calibration is both the tightest and instant.
+    noiseMultiplier = calibrateGaussianNoiseMultiplier({ targetEpsilon: request.epsilon!, delta: dataset.delta });
     const event: PrivacyEvent = { kind: 'gaussian', noiseMultiplier, count: 1 };
     chargeLedger(deps, { kind: 'evaluation', id }, [{ datasetId: dataset.id, events: [event] }]);
   }

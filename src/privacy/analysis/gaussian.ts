@@ -171,3 +171,30 @@ export function logSub(a: number, b: number): number {
   if (d > 700) return a;
   return Math.log(Math.expm1(d)) + b;
 }
+
+/**
+ * δ(ε) of the Gaussian mechanism with L2 sensitivity 1 and noise multiplier σ, exactly (Balle & Wang
+ * 2018, "Improving the Gaussian Mechanism for Differential Privacy", Theorem 8):
+ * δ = Φ(1/(2σ) − εσ) − e^ε Φ(−1/(2σ) − εσ). T compositions of it equal one with σ/√T.
+ */
+export function analyticGaussianDelta({ noiseMultiplier, epsilon }: { noiseMultiplier: number; epsilon: number }): number {
+  const a = 1 / (2 * noiseMultiplier);
+  const b = epsilon * noiseMultiplier;
+  const delta = normalCdf(a - b) - Math.exp(epsilon + logNormalTail(a + b));
+  return Math.min(1, Math.max(0, delta));
+}
+
+/** ε(δ) of the same mechanism: the smallest ε ≥ 0 with analyticGaussianDelta ≤ δ (bisection to 1e-12 relative). */
+export function analyticGaussianEpsilon({ noiseMultiplier, delta }: { noiseMultiplier: number; delta: number }): number {
+  const deltaAt = (epsilon: number) => analyticGaussianDelta({ noiseMultiplier, epsilon });
+  if (deltaAt(0) <= delta) return 0;
+  let hi = 1;
+  while (deltaAt(hi) > delta) hi *= 2;
+  let lo = 0;
+  while (hi - lo > 1e-12 * hi) {
+    const mid = (lo + hi) / 2;
+    if (deltaAt(mid) > delta) lo = mid;
+    else hi = mid;
+  }
+  return hi; // the upper end: never under-states ε
+}
