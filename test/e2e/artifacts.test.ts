@@ -2,35 +2,29 @@
 // uploaded, listed, downloaded byte-identical and deleted; a client that disconnects mid-upload and a
 // server killed mid-upload leave no partial artifact behind.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
+import { curlFor } from '../helpers/curl.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
 import { testdataPath } from '../helpers/testdata.js';
 
-const run = promisify(execFile);
 
 describe('artifacts over HTTPS with curl', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-e2e-artifacts-'));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-e2e-files-'));
   const stagingDir = path.join(dataDir, 'blobs', 'staging');
   let server: ServerProcess;
-  let token: string;
 
   const start = async () => {
     server = await startServerProcess(['--port', '0', '--pool-size', '1'], { BASTION_DATA_DIR: dataDir });
-    token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+    curl.refreshToken();
   };
-  const curlArgs = (args: string[]) => ['-sS', '--cacert', path.join(dataDir, 'tls', 'server-cert.pem'), '-H', `Authorization: Bearer ${token}`, ...args];
-  async function curl(args: string[]): Promise<{ status: number; body: string }> {
-    const { stdout } = await run('curl', [...curlArgs(args), '-w', '\n%{http_code}'], { maxBuffer: 64 << 20 });
-    const cut = stdout.lastIndexOf('\n');
-    return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
-  }
+  const curl = curlFor(dataDir);
+  const curlArgs = curl.args;
 
   // Resolves once `dir` satisfies `ready`, woken by file-system events rather than polling.
   function whenDir(dir: string, ready: (names: string[]) => boolean): Promise<void> {

@@ -4,36 +4,30 @@
 // sealed checkpoint after restart, finishes it, and the ledger shows the same ε as before the kill;
 // and a SIGTERM checkpoints a running job before the server exits, so it resumes where it stopped.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
+import { curlFor } from '../helpers/curl.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
 import { SseLog } from '../helpers/sse.js';
 import { classifierDataset, classifierModel, CLASSES, runInPytorch } from '../helpers/training-fixtures.js';
 
-const run = promisify(execFile);
 
 describe('trainings over HTTPS with curl', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-e2e-trainings-'));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-e2e-training-files-'));
   let server: ServerProcess;
-  let token: string;
   let datasetId: string;
   let modelId: string;
 
   const start = async () => {
     server = await startServerProcess(['--port', '0', '--pool-size', '1'], { BASTION_DATA_DIR: dataDir, BASTION_CHECKPOINT_EVERY_STEPS: '25' });
-    token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+    curl.refreshToken();
   };
-  const curlArgs = (args: string[]) => ['-sS', '--cacert', path.join(dataDir, 'tls', 'server-cert.pem'), '-H', `Authorization: Bearer ${token}`, ...args];
-  async function curl(args: string[]): Promise<{ status: number; body: string }> {
-    const { stdout } = await run('curl', [...curlArgs(args), '-w', '\n%{http_code}'], { maxBuffer: 64 << 20 });
-    const cut = stdout.lastIndexOf('\n');
-    return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
-  }
+  const curl = curlFor(dataDir);
+  const curlArgs = curl.args;
   const json = async (args: string[]) => JSON.parse((await curl(args)).body);
   /** `curl -N` on a job's events: the parsed events as they arrive, ended when curl exits. */
   function watch(id: string): SseLog {

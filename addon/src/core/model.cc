@@ -202,14 +202,7 @@ TensorInfo DescribeTensor(const std::string& name, const at::Tensor& tensor) {
   return info;
 }
 
-// "code/__torch__/torch/nn/modules/linear.py:12" (the archive's serialized source), or empty.
-std::string Location(const Node& node) {
-  const auto place = node.sourceRange().file_line_col();
-  if (!place) return {};
-  const auto& [file, line, column] = *place;
-  if (file.empty()) return {};
-  return file + ":" + std::to_string(line);
-}
+std::string Location(const Node& node) { return SourceLocation(node); }
 
 template <typename Visitor>
 void ForEachNode(const Block& block, bool top_level, const Visitor& visit) {
@@ -569,6 +562,14 @@ std::vector<TensorData> ExtractTensors(std::string bytes, int64_t max_bytes) {
     result.push_back(std::move(data));
   }
   return result;
+}
+
+std::string SourceLocation(const torch::jit::Node& node) {
+  const auto place = node.sourceRange().file_line_col();
+  if (!place) return {};
+  const auto& [file, line, column] = *place;
+  if (file.empty()) return {};
+  return file + ":" + std::to_string(line);
 }
 
 }  // namespace bastion::core

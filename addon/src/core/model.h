@@ -13,6 +13,7 @@
 
 namespace torch::jit {
 struct Module;
+struct Node;
 }  // namespace torch::jit
 
 namespace bastion::core {
@@ -88,6 +89,10 @@ std::vector<TensorData> ExtractTensors(std::string bytes, int64_t max_bytes);
 // inside its storage) and returns the module, for the trainer. Throws Error(kModelLoadFailed) as
 // InspectModel. Callers that use the result include <torch/script.h>.
 torch::jit::Module LoadModule(std::string bytes);
+
+// Where a graph node comes from in the archive's serialized source, as "file:line" (e.g.
+// "code/__torch__/torch/nn/modules/linear.py:12"), or empty when unknown. For messages and reports.
+std::string SourceLocation(const torch::jit::Node& node);
 
 }  // namespace bastion::core
 

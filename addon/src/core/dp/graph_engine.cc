@@ -28,6 +28,7 @@
 #include "core/dp/grad_sample/fallback.h"
 #include "core/dp/grad_sample/layer.h"
 #include "core/error.h"
+#include "core/model.h"
 
 namespace bastion::core::dp {
 namespace {
@@ -46,13 +47,7 @@ std::string ShapeText(c10::IntArrayRef sizes) {
   return out + "]";
 }
 
-std::string Location(const Node& node) {
-  const auto place = node.sourceRange().file_line_col();
-  if (!place) return {};
-  const auto& [file, line, column] = *place;
-  if (file.empty()) return {};
-  return file + ":" + std::to_string(line);
-}
+std::string Location(const Node& node) { return SourceLocation(node); }
 
 std::string At(const Node& node) {
   const std::string location = Location(node);
