@@ -14,7 +14,7 @@ import principalRoutes from './http/routes/principals.js';
 import evaluationRoutes from './http/routes/evaluations.js';
 import trainingRoutes from './http/routes/trainings.js';
 import { EvaluationSchema } from './http/schemas/evaluations.js';
-import { DatasetPrivacySchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
+import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
 import { DatasetSchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
 import type { ArtifactDeps } from './artifacts/service.js';
@@ -55,6 +55,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(ModelSchema);
   app.addSchema(DatasetSchema);
   app.addSchema(TrainingPlanSchema);
+  app.addSchema(TrainingMetricSchema);
   app.addSchema(TrainingSchema);
   app.addSchema(DatasetPrivacySchema);
   app.addSchema(EvaluationSchema);

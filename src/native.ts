@@ -450,6 +450,8 @@ interface TrainerConfigBase {
   optimizer: OptimizerConfig;
   /** Largest batch one forward sees (an integer ≥ 1); default: the whole logical batch. */
   maxPhysicalBatchSize?: number;
+  /** L > 0: every step also returns clippedLossSum, Σ of its per-sample losses clamped to [0, L]. */
+  lossBound?: number;
 }
 
 /**
@@ -486,6 +488,11 @@ export interface TrainingStep {
    * samples): never release it outside the enclave, nor put it in anything a client sees.
    */
   lossSum: number;
+  /**
+   * With config.lossBound L: Σ of the batch's per-sample losses clamped to [0, L], whose sensitivity
+   * to one sample is L. Just as private as lossSum until noise is added to it.
+   */
+  clippedLossSum?: number;
   durationMs: number;
 }
 

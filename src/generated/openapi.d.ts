@@ -500,11 +500,19 @@ export interface components {
             accountant: ("rdp" | "pld") | null;
             /** @description the smallest δ of the datasets: the guarantee holds at each */
             delta: number | null;
-            /** @description this training's ε at delta under the accountant */
+            /** @description the trained model's ε at delta under the accountant (the training without its metrics) */
             epsilon: number | null;
+            /** @description ε at delta of what is charged: the training and its metrics as one mechanism */
+            epsilonTotal: number | null;
+            /** @description the mean training loss per epoch; null: none is released */
             metrics: {
-                epsilon: number;
+                /** @description what the metrics add: epsilonTotal − epsilon, at most metricsEpsilon; null when exact (non-private) */
+                epsilon: number | null;
+                /** @description σ_m: the noise on each step’s clamped loss sum is σ_m · lossBound; 0 when exact */
                 noiseMultiplier: number;
+                /** @description L; null when exact */
+                lossBound: number | null;
+                /** @description one per epoch (the last may be partial) */
                 releases: number;
             } | null;
             datasets: {
@@ -521,6 +529,18 @@ export interface components {
             }[];
             /** @description every dataset budget allows it */
             allowed: boolean;
+        };
+        /** TrainingMetric */
+        TrainingMetric: {
+            epoch: number;
+            /** @description the epoch’s last step, when it was released */
+            step: number;
+            /** @description steps whose losses it covers */
+            steps: number;
+            /** @description mean per-sample training loss over the epoch; private: of losses clamped to [0, L], with Gaussian noise */
+            meanLoss: number;
+            /** @description standard deviation of the noise in meanLoss; 0 when exact */
+            noiseStd: number;
         };
         /** Training */
         Training: {
@@ -590,8 +610,10 @@ export interface components {
                 };
                 /** @description false: no clipping or noise, only where every dataset allows non-private use */
                 private?: boolean;
-                /** @description ε for the noisy mean training loss per epoch; 0 (default) releases none */
+                /** @description private trainings: the ε that releasing the noisy mean training loss at the end of every epoch adds to the training (the ledger is charged both as one mechanism of ε ≤ targetEpsilon + metricsEpsilon; the model’s own noise is unchanged); 0 (default) releases none. Non-private trainings release the exact mean loss. */
                 metricsEpsilon?: number;
+                /** @description L: per-sample losses are clamped to [0, L] before the noisy sum (noise ∝ L); default 5; only with metricsEpsilon > 0 */
+                metricsLossBound?: number;
             };
             plan: components["schemas"]["TrainingPlan"];
             /** @description steps run */
@@ -599,7 +621,7 @@ export interface components {
             totalSteps: number;
             /** @description epochs run so far (fractional): step · epochs / totalSteps */
             epoch: number;
-            /** @description the plan's ε (charged to every dataset when the training was accepted); null when not private */
+            /** @description the plan's total ε, metrics included (charged to every dataset when the training was accepted); null when not private */
             epsilonPlanned: number | null;
             /** @description ε of the steps run so far, at the plan’s δ; the ledger holds the whole planned charge */
             epsilonSpent: number | null;
@@ -611,6 +633,8 @@ export interface components {
             etaSeconds: number | null;
             /** @description step of the latest sealed checkpoint */
             checkpointStep: number | null;
+            /** @description the per-epoch metrics released so far, oldest first */
+            metrics: components["schemas"]["TrainingMetric"][];
             /** @description why the training failed */
             error: string | null;
             /** @description the trained model (a model artifact of the owner, with lineage), once succeeded */
@@ -1888,8 +1912,10 @@ export interface operations {
                     };
                     /** @description false: no clipping or noise, only where every dataset allows non-private use */
                     private?: boolean;
-                    /** @description ε for the noisy mean training loss per epoch; 0 (default) releases none */
+                    /** @description private trainings: the ε that releasing the noisy mean training loss at the end of every epoch adds to the training (the ledger is charged both as one mechanism of ε ≤ targetEpsilon + metricsEpsilon; the model’s own noise is unchanged); 0 (default) releases none. Non-private trainings release the exact mean loss. */
                     metricsEpsilon?: number;
+                    /** @description L: per-sample losses are clamped to [0, L] before the noisy sum (noise ∝ L); default 5; only with metricsEpsilon > 0 */
+                    metricsLossBound?: number;
                 };
             };
         };
@@ -2080,8 +2106,10 @@ export interface operations {
                     };
                     /** @description false: no clipping or noise, only where every dataset allows non-private use */
                     private?: boolean;
-                    /** @description ε for the noisy mean training loss per epoch; 0 (default) releases none */
+                    /** @description private trainings: the ε that releasing the noisy mean training loss at the end of every epoch adds to the training (the ledger is charged both as one mechanism of ε ≤ targetEpsilon + metricsEpsilon; the model’s own noise is unchanged); 0 (default) releases none. Non-private trainings release the exact mean loss. */
                     metricsEpsilon?: number;
+                    /** @description L: per-sample losses are clamped to [0, L] before the noisy sum (noise ∝ L); default 5; only with metricsEpsilon > 0 */
+                    metricsLossBound?: number;
                 };
             };
         };
@@ -2317,7 +2345,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Server-Sent Events. `state` first (the job as now), again on every status change; `progress` (at least once a second while running), `checkpoint`; the stream ends after `completed`, `failed` or `cancelled`. Each event's data is the Training as JSON. Comment lines keep the stream alive. */
+            /** @description Server-Sent Events. `state` first (the job as now), again on every status change; `progress` (at least once a second while running), `checkpoint`, `metric` (an epoch's mean training loss was released: the last of `metrics`); the stream ends after `completed`, `failed` or `cancelled`. Each event's data is the Training as JSON. Comment lines keep the stream alive. */
             200: {
                 headers: {
                     [name: string]: unknown;

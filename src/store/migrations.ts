@@ -110,4 +110,12 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX trainings_status ON trainings (status, id);
     `,
   },
+  {
+    version: 5,
+    name: 'training metrics',
+    sql: `
+      -- JSON array of the released per-epoch training metrics (noisy unless the training was non-private).
+      ALTER TABLE trainings ADD COLUMN metrics TEXT NOT NULL DEFAULT '[]';
+    `,
+  },
 ];

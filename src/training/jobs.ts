@@ -27,6 +27,7 @@ import {
   type TrainingRow,
   type TrainingStatus,
 } from '../store/trainings.js';
+import { epochEnds, type MetricsSpec, type TrainingMetric } from './metrics.js';
 import { planTraining, planView, type TrainingPlan, type TrainingRequest } from './plan.js';
 import { checkpointIdentity, Control, type TrainingMessage, type TrainModelInput, type TrainModelOutput } from './runner.js';
 
@@ -67,6 +68,8 @@ export interface Training {
   samplesPerSec: number | null;
   etaSeconds: number | null;
   checkpointStep: number | null;
+  /** The per-epoch metrics released so far, oldest first. */
+  metrics: TrainingMetric[];
   error: string | null;
   resultModelId: string | null;
   createdAt: string;
@@ -74,7 +77,7 @@ export interface Training {
   finishedAt: string | null;
 }
 
-export type TrainingEventType = 'state' | 'progress' | 'checkpoint' | 'completed' | 'failed' | 'cancelled';
+export type TrainingEventType = 'state' | 'progress' | 'checkpoint' | 'metric' | 'completed' | 'failed' | 'cancelled';
 
 export interface TrainingEvent {
   type: TrainingEventType;
@@ -139,10 +142,25 @@ export function trainerConfig(plan: TrainingPlan, request: TrainingRequest): Tra
   if (!plan.private) return { mode: 'non-private', batchSize: plan.expectedBatchSize, ...common };
   return {
     mode: 'private',
+    ...(plan.metrics?.lossBound ? { lossBound: plan.metrics.lossBound } : {}),
     sampleRate: plan.sampleRate,
     noiseMultiplier: plan.noiseMultiplier,
     ...(plan.clipGroups ? { perLayer: plan.clipGroups } : { maxGradNorm: plan.maxGradNorm! }),
     ...common,
+  };
+}
+
+/** What the job's worker releases per epoch (training/metrics.ts); null: nothing. */
+export function metricsSpec(plan: TrainingPlan): MetricsSpec | null {
+  if (!plan.metrics) return null;
+  const ends = epochEnds(plan.steps, plan.epochs);
+  if (!plan.private) return { kind: 'exact', epochEnds: ends };
+  return {
+    kind: 'noisy',
+    lossBound: plan.metrics.lossBound!,
+    noiseMultiplier: plan.metrics.noiseMultiplier,
+    expectedBatchSize: plan.sampleRate * plan.sampleCount,
+    epochEnds: ends,
   };
 }
 
@@ -152,16 +170,19 @@ const rdp = createRdpAccountant();
 const fmt = (x: number): string => String(Number(x.toPrecision(4)));
 
 /**
- * ε of the first `step` steps at the plan's δ. The plan's ε bounds every prefix (ε grows with steps),
- * and RDP's bound is sound too, so the smaller of the two is an upper bound; RDP is used for the
- * prefix because PLD costs ~100 ms per evaluation, too much for the event loop at every progress event.
+ * ε of the first `step` steps at the plan's δ, metrics included (the charged event's σ). The plan's
+ * total bounds every prefix (ε grows with steps), and RDP's bound is sound too, so the smaller of the
+ * two is an upper bound; RDP is used for the prefix because PLD costs ~100 ms per evaluation, too much
+ * for the event loop at every progress event.
  */
 function epsilonOfSteps(plan: TrainingPlan, step: number): number | null {
-  if (!plan.private || plan.epsilon === null || plan.delta === null) return null;
+  const total = plan.epsilonTotal ?? plan.epsilon;
+  const charged = plan.events[0];
+  if (!plan.private || total === null || plan.delta === null || charged?.kind !== 'poisson-gaussian') return null;
   if (step <= 0) return 0;
-  if (step >= plan.steps) return plan.epsilon;
-  const prefix = rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: plan.sampleRate, noiseMultiplier: plan.noiseMultiplier, count: step }], { delta: plan.delta });
-  return Math.min(plan.epsilon, prefix);
+  if (step >= plan.steps) return total;
+  const prefix = rdp.epsilon([{ ...charged, count: step }], { delta: plan.delta });
+  return Math.min(total, prefix);
 }
 
 interface Live {
@@ -205,18 +226,30 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       step,
       totalSteps: plan.steps,
       epoch: plan.steps > 0 ? (step * plan.epochs) / plan.steps : 0,
-      epsilonPlanned: plan.epsilon,
+      epsilonPlanned: plan.epsilonTotal ?? plan.epsilon,
       epsilonSpent: cached.epsilon,
       delta: plan.delta,
       samplesPerSec: live?.samplesPerSec ?? row.samplesPerSec,
       etaSeconds: row.status === 'running' && stepsPerSec ? (plan.steps - step) / stepsPerSec : null,
       checkpointStep: live?.checkpointStep ?? row.checkpointStep,
+      metrics: JSON.parse(row.metrics) as TrainingMetric[],
       error: row.error,
       resultModelId: row.resultModelId,
       createdAt: row.createdAt,
       startedAt: row.startedAt,
       finishedAt: row.finishedAt,
     };
+  }
+
+  /**
+   * The row's metrics JSON with those of `metrics` whose epoch it lacks, in epoch order; null when none
+   * is new. A metric comes back after a restart (from the checkpoint) with the value it had: an epoch
+   * is released once, whatever number of times it is reported.
+   */
+  function mergeMetrics(row: TrainingRow, metrics: TrainingMetric[]): string | null {
+    const known = JSON.parse(row.metrics) as TrainingMetric[];
+    const fresh = metrics.filter((m) => !known.some((k) => k.epoch === m.epoch));
+    return fresh.length === 0 ? null : JSON.stringify([...known, ...fresh].sort((a, b) => a.epoch - b.epoch));
   }
 
   function requireRow(id: string): TrainingRow {
@@ -268,6 +301,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         datasets: plan.datasetIds.map((datasetId) => ({ id: datasetId, layout: datasetLayout(deps, datasetId) })),
         config: trainerConfig(plan, request),
         totalSteps: plan.steps,
+        metrics: metricsSpec(plan),
         resultModelId: uuidv7(),
         checkpointEverySteps: Math.max(1, options.checkpointEverySteps),
         checkpointEveryMs: options.checkpointEveryMs,
@@ -289,6 +323,11 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     channel.port1.on('message', (message: TrainingMessage) => {
       if (message.type === 'started') {
         live.step = message.step;
+        const metrics = mergeMetrics(requireRow(id), message.metrics);
+        if (metrics) {
+          updateTraining(deps.store, id, { metrics });
+          emit(id, 'metric');
+        }
         if (message.resumedFrom !== null) deps.log?.info({ trainingId: id, step: message.resumedFrom }, 'training resumed from its checkpoint');
         else deps.log?.info({ trainingId: id }, 'training started');
       } else if (message.type === 'progress') {
@@ -299,8 +338,11 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       } else {
         live.step = message.step;
         live.checkpointStep = message.step;
-        updateTraining(deps.store, id, { step: message.step, checkpointStep: message.step, ...(live.samplesPerSec !== null ? { samplesPerSec: live.samplesPerSec } : {}) });
+        // The checkpoint and the metric released with it land in one row update.
+        const metrics = message.metric ? mergeMetrics(requireRow(id), [message.metric]) : null;
+        updateTraining(deps.store, id, { step: message.step, checkpointStep: message.step, ...(metrics ? { metrics } : {}), ...(live.samplesPerSec !== null ? { samplesPerSec: live.samplesPerSec } : {}) });
         emit(id, 'checkpoint');
+        if (metrics) emit(id, 'metric');
       }
     });
 
@@ -365,6 +407,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
           emit(id, 'failed');
           return;
         }
+        const metrics = output.metric ? mergeMetrics(requireRow(id), [output.metric]) : null;
         const lineage: ModelLineage = {
           trainingId: id,
           sourceModelId: row.modelId,
@@ -394,9 +437,10 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
             lineage,
             staged,
           },
-          () => finishRow(id, 'succeeded', { ...base, resultModelId }),
+          () => finishRow(id, 'succeeded', { ...base, resultModelId, ...(metrics ? { metrics } : {}) }),
         );
         await dropCheckpoint(id);
+        if (metrics) emit(id, 'metric');
         emit(id, 'completed');
         return;
       }
@@ -410,11 +454,11 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         const refused = plan.datasets.filter((d) => !d.allowed);
         throw new BastionError(
           'BUDGET_EXHAUSTED',
-          `This training would spend ε = ${fmt(plan.epsilon ?? 0)} at δ = ${plan.delta}; ` +
+          `This training would spend ε = ${fmt(plan.epsilonTotal ?? 0)} at δ = ${plan.delta}${plan.metrics?.epsilon ? ' (metrics included)' : ''}; ` +
             refused.map((d) => `dataset ${d.datasetId} has spent ${fmt(d.epsilonSpent)} of its limit ${d.privacyLimit} (${fmt(Math.max(0, d.privacyLimit - d.epsilonSpent))} left) and would reach ${fmt(d.epsilonAfter)}`).join('; '),
           {
             extensions: {
-              epsilon: plan.epsilon,
+              epsilon: plan.epsilonTotal,
               delta: plan.delta,
               datasets: refused.map((d) => ({
                 datasetId: d.datasetId,
@@ -443,6 +487,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         samplesPerSec: null,
         error: null,
         resultModelId: null,
+        metrics: '[]',
         createdAt: new Date().toISOString(),
         startedAt: null,
         finishedAt: null,

@@ -12,6 +12,7 @@ import { getDataset, type Dataset } from '../artifacts/datasets.js';
 import { getModel, type Model } from '../artifacts/models.js';
 import { createAccountant, type PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
+import { DEFAULT_METRICS_LOSS_BOUND, epochEnds, metricsMultiplier } from './metrics.js';
 import { previewCharges, type ChargeItem } from '../privacy/ledger.js';
 import type { Store } from '../store/db.js';
 
@@ -38,6 +39,7 @@ export interface TrainingRequest {
   privacy?: { targetEpsilon: number; maxGradNorm: number; clipping?: 'flat' | 'per-layer'; accountant?: 'rdp' | 'pld' };
   private?: boolean;
   metricsEpsilon?: number;
+  metricsLossBound?: number;
 }
 
 export interface DatasetCharge {
@@ -68,10 +70,16 @@ export interface TrainingPlan {
   accountant: 'rdp' | 'pld' | null;
   /** The smallest δ of the datasets; null when not private. */
   delta: number | null;
-  /** This training's ε at `delta` (without the metrics), null when not private. */
+  /** This training's ε at `delta` without the metrics, null when not private. */
   epsilon: number | null;
-  /** The noisy per-epoch mean loss: its ε, σ (relative to the clipped loss range) and number of releases. */
-  metrics: { epsilon: number; noiseMultiplier: number; releases: number } | null;
+  /** ε at `delta` of everything charged: the training and its metrics together; null when not private. */
+  epsilonTotal: number | null;
+  /**
+   * The per-epoch mean training loss: noisy for a private training that asked for it (epsilon: what the
+   * metrics add to the training's ε, at most metricsEpsilon; σ_m relative to the loss bound L), exact for
+   * a non-private one (epsilon null, σ_m 0, L null); null: none.
+   */
+  metrics: { epsilon: number | null; noiseMultiplier: number; lossBound: number | null; releases: number } | null;
   datasets: DatasetCharge[];
   allowed: boolean;
   /** Per-layer clipping groups: parameter names with their bound; null for flat clipping. */
@@ -136,7 +144,8 @@ export function planTraining(deps: PlanDeps, principal: Principal, request: Trai
   const isPrivate = request.private !== false;
   if (isPrivate && !request.privacy) errors.push({ pointer: '/privacy', detail: 'is required unless private is false' });
   if (!isPrivate && request.privacy) errors.push({ pointer: '/privacy', detail: 'must be absent when private is false' });
-  if (!isPrivate && (request.metricsEpsilon ?? 0) > 0) errors.push({ pointer: '/metricsEpsilon', detail: 'applies to private trainings only (a non-private training reports exact metrics to no one)' });
+  if (!isPrivate && (request.metricsEpsilon ?? 0) > 0) errors.push({ pointer: '/metricsEpsilon', detail: 'applies to private trainings only (a non-private training releases exact metrics)' });
+  if (request.metricsLossBound !== undefined && !((request.metricsEpsilon ?? 0) > 0)) errors.push({ pointer: '/metricsLossBound', detail: 'applies only with metricsEpsilon > 0' });
   if (request.labelSmoothing !== undefined && request.loss !== 'cross_entropy') errors.push({ pointer: '/labelSmoothing', detail: 'applies to cross_entropy only' });
   if (errors.length > 0) throw new BastionError('VALIDATION_FAILED', errors.map((e) => `${e.pointer} ${e.detail}`).join('; '), { errors });
 
@@ -160,7 +169,8 @@ export function planTraining(deps: PlanDeps, principal: Principal, request: Trai
     return {
       modelId: model.id, datasetIds: request.datasetIds, private: false, sampleCount, epochs: request.epochs,
       expectedBatchSize: request.expectedBatchSize, maxPhysicalBatchSize, sampleRate: 0, steps, noiseMultiplier: 0,
-      maxGradNorm: null, clipping: null, accountant: null, delta: null, epsilon: null, metrics: null,
+      maxGradNorm: null, clipping: null, accountant: null, delta: null, epsilon: null, epsilonTotal: null,
+      metrics: { epsilon: null, noiseMultiplier: 0, lossBound: null, releases: epochEnds(steps, request.epochs).length },
       datasets: datasets.map((d) => ({ datasetId: d.id, privacyLimit: d.privacyLimit, delta: d.delta, epsilonSpent: 0, epsilonAfter: 0, epsilonRemainingAfter: d.privacyLimit, allowed: true })),
       allowed: true, clipGroups: null, events: [],
     };
@@ -173,18 +183,30 @@ export function planTraining(deps: PlanDeps, principal: Principal, request: Trai
   const steps = Math.ceil(request.epochs / sampleRate);
   const delta = Math.min(...datasets.map((d) => d.delta));
   const noiseMultiplier = calibrateNoiseMultiplier({ accountant, targetEpsilon: privacy.targetEpsilon, delta, sampleRate, steps });
-  const training: PrivacyEvent = { kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps };
-  const epsilon = accountant.epsilon([training], { delta });
-  const events: PrivacyEvent[] = [training];
+  const epsilon = accountant.epsilon([{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps }], { delta });
 
-  // Noisy training-loss metrics (metricsEpsilon > 0) need the per-sample losses clipped inside the
-  // trainer, which it does not do yet: refuse rather than charge a budget for metrics never released.
-  if ((request.metricsEpsilon ?? 0) > 0) {
-    throw new BastionError('UNPROCESSABLE_TRAINING', 'DP training-loss metrics (metricsEpsilon > 0) are not released by this server version yet; use metricsEpsilon 0', {
-      errors: [{ pointer: '/metricsEpsilon', detail: 'must be 0: DP metrics are not available yet' }],
-    });
+  // Metrics (training/metrics.ts): gradient and loss sums come from the same batches, so the ledger is
+  // charged the one joint mechanism, σ_joint = (σ⁻² + σ_m⁻²)^(−1/2). Sharing the batch costs more than
+  // two independent mechanisms would when σ is small, so σ_m is derived from the total rather than from
+  // metricsEpsilon alone: σ_joint is calibrated to targetEpsilon + metricsEpsilon, which keeps the model's
+  // own σ (and accuracy) as without metrics and makes metricsEpsilon exactly what the metrics add.
+  let metrics: TrainingPlan['metrics'] = null;
+  let charged = noiseMultiplier;
+  const metricsEpsilon = request.metricsEpsilon ?? 0;
+  if (metricsEpsilon > 0) {
+    const joint = calibrateNoiseMultiplier({ accountant, targetEpsilon: privacy.targetEpsilon + metricsEpsilon, delta, sampleRate, steps, initialNoiseMultiplier: noiseMultiplier });
+    const metricsNoise = metricsMultiplier(noiseMultiplier, joint);
+    if (!Number.isFinite(metricsNoise)) {
+      throw new BastionError('UNPROCESSABLE_TRAINING', `metricsEpsilon ${metricsEpsilon} is too small to release any metric next to this training's noise (σ = ${noiseMultiplier}); use a larger one or 0`, {
+        errors: [{ pointer: '/metricsEpsilon', detail: 'too small for this training' }],
+      });
+    }
+    charged = joint;
+    metrics = { epsilon: 0, noiseMultiplier: metricsNoise, lossBound: request.metricsLossBound ?? DEFAULT_METRICS_LOSS_BOUND, releases: epochEnds(steps, request.epochs).length };
   }
-  const metrics: TrainingPlan['metrics'] = null;
+  const events: PrivacyEvent[] = [{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier: charged, count: steps }];
+  const epsilonTotal = metrics ? accountant.epsilon(events, { delta }) : epsilon;
+  if (metrics) metrics.epsilon = epsilonTotal - epsilon;
 
   const items: ChargeItem[] = datasets.map((d) => ({ datasetId: d.id, events }));
   const previews = previewCharges(deps, items);
@@ -205,6 +227,7 @@ export function planTraining(deps: PlanDeps, principal: Principal, request: Trai
     accountant: accountantName,
     delta,
     epsilon,
+    epsilonTotal,
     metrics,
     datasets: previews.map((p) => ({
       datasetId: p.datasetId,

@@ -5,13 +5,16 @@
 // staged as a sealed blob; the event loop commits it as an artifact. A step that meets NaN or Inf
 // fails the job at that step: the trainer undid it, and nothing is exported.
 //
-// Nothing derived from the data's values is posted: progress carries step counts and throughput only
-// (the batch loss of a step is not differentially private and never leaves this module).
+// Nothing derived from the data's values is posted but the metrics of metrics.ts: progress carries step
+// counts and throughput only, and a step's loss sums stay in this module (and, between the epoch's
+// steps, in the sealed checkpoint) until an epoch's release adds the noise. An epoch's metric is posted
+// with the checkpoint taken at its last step (or returned with the result), never before it is durable.
 import fs from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import { blobPath, readBlob, stageBlobFrom, type BlobStore } from '../artifacts/blob-store.js';
 import type { Trainer, TrainerConfig, TrainingData } from '../native.js';
 import { loadModelBytes, loadTrainingData, type DatasetSource } from './load.js';
+import { addStep, emptySums, epochEndingAt, releaseMetric, type EpochSums, type MetricsSpec, type TrainingMetric } from './metrics.js';
 
 /** The control word's values (Int32Array over `control`, index 0), written by the event loop. */
 export const Control = { RUN: 0, CANCEL: 1, STOP: 2 } as const;
@@ -24,6 +27,8 @@ export interface TrainModelInput {
   config: TrainerConfig;
   /** The plan's steps (≥ 1). */
   totalSteps: number;
+  /** Per-epoch metrics to release; null: none. A noisy spec needs config.lossBound. */
+  metrics: MetricsSpec | null;
   /** Id of the model artifact the result is staged as. */
   resultModelId: string;
   /** Checkpoint after this many steps (≥ 1) or this many milliseconds since the last, whichever first. */
@@ -38,12 +43,12 @@ export interface TrainModelInput {
 }
 
 export type TrainingMessage =
-  | { type: 'started'; step: number; resumedFrom: number | null }
+  | { type: 'started'; step: number; resumedFrom: number | null; metrics: TrainingMetric[] }
   | { type: 'progress'; step: number; samplesPerSec: number; stepsPerSec: number }
-  | { type: 'checkpoint'; step: number };
+  | { type: 'checkpoint'; step: number; metric: TrainingMetric | null };
 
 export type TrainModelOutput =
-  | { outcome: 'succeeded'; steps: number; samplesPerSec: number | null; model: { sha256: string; sizeBytes: number } }
+  | { outcome: 'succeeded'; steps: number; samplesPerSec: number | null; model: { sha256: string; sizeBytes: number }; metric: TrainingMetric | null }
   | { outcome: 'cancelled' | 'stopped'; steps: number; samplesPerSec: number | null }
   | { outcome: 'failed'; steps: number; samplesPerSec: number | null; error: string };
 
@@ -53,10 +58,38 @@ export type CreateTrainer = (model: Uint8Array, data: TrainingData, config: Trai
 
 export const checkpointIdentity = (jobId: string) => ({ artifactId: jobId, kind: 'checkpoint' as const });
 
-/** Seals the trainer's state as the job's checkpoint, replacing the previous one atomically. */
-async function writeCheckpoint(blobs: BlobStore, jobId: string, state: Buffer): Promise<void> {
-  const { staged } = await stageBlobFrom(blobs, checkpointIdentity(jobId), (sink) => sink.write(state), { hash: false });
+// A checkpoint's plaintext: MAGIC, the header's length (u32 LE), the header as JSON, the trainer state.
+const MAGIC = Buffer.from('BCK1');
+
+interface CheckpointHeader {
+  /** The epoch in progress's sums (un-noised: they exist only inside the sealed blob). */
+  epoch: EpochSums;
+  /**
+   * Every metric released up to this checkpoint (noisy already). The event loop records a metric only
+   * after the checkpoint that holds it is durable, and a resume hands these back, so a metric the event
+   * loop had not recorded when the process died is recorded then, with the same value, not lost.
+   */
+  metrics: TrainingMetric[];
+}
+
+/** Seals the trainer's state and the epoch's sums as the job's checkpoint, replacing the previous one atomically. */
+async function writeCheckpoint(blobs: BlobStore, jobId: string, header: CheckpointHeader, state: Buffer): Promise<void> {
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(json.length);
+  const { staged } = await stageBlobFrom(blobs, checkpointIdentity(jobId), async (sink) => {
+    await sink.write(Buffer.concat([MAGIC, length, json]));
+    await sink.write(state);
+  }, { hash: false });
   await staged.commit();
+}
+
+/** Splits a checkpoint; a bare trainer state (written before the header existed) has empty sums. */
+export function parseCheckpoint(bytes: Buffer): { header: CheckpointHeader; state: Buffer } {
+  if (bytes.length < 8 || !bytes.subarray(0, 4).equals(MAGIC)) return { header: { epoch: emptySums(), metrics: [] }, state: bytes };
+  const length = bytes.readUInt32LE(4);
+  const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as CheckpointHeader;
+  return { header, state: bytes.subarray(8 + length) };
 }
 
 export async function runTraining(input: TrainModelInput, createTrainer: CreateTrainer): Promise<TrainModelOutput> {
@@ -67,12 +100,17 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
     const data = await loadTrainingData(input.blobs, input.datasets);
     const trainer = createTrainer(model, data, input.config);
     let resumedFrom: number | null = null;
+    let epoch = emptySums();
+    let released: TrainingMetric[] = [];
     if (fs.existsSync(blobPath(input.blobs, checkpointIdentity(input.jobId)))) {
-      trainer.restore(await readBlob(input.blobs, checkpointIdentity(input.jobId)));
+      const { header, state } = parseCheckpoint(await readBlob(input.blobs, checkpointIdentity(input.jobId)));
+      trainer.restore(state);
+      epoch = header.epoch;
+      released = header.metrics;
       resumedFrom = trainer.info().steps;
     }
     let steps = trainer.info().steps;
-    post({ type: 'started', step: steps, resumedFrom });
+    post({ type: 'started', step: steps, resumedFrom, metrics: released });
 
     let lastCheckpointStep = steps;
     let lastCheckpointAt = Date.now();
@@ -82,12 +120,14 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
     let lastProgressAt = Number.NEGATIVE_INFINITY;
     let samplesPerSec: number | null = null;
     let stepsPerSec: number | null = null;
-    const checkpoint = async () => {
-      await writeCheckpoint(input.blobs, input.jobId, trainer.state());
+    const checkpoint = async (metric: TrainingMetric | null = null) => {
+      if (metric) released = [...released, metric];
+      await writeCheckpoint(input.blobs, input.jobId, { epoch, metrics: released }, trainer.state());
       lastCheckpointStep = steps;
       lastCheckpointAt = Date.now();
-      post({ type: 'checkpoint', step: steps });
+      post({ type: 'checkpoint', step: steps, metric });
     };
+    let finalMetric: TrainingMetric | null = null;
 
     while (steps < input.totalSteps) {
       const command = Atomics.load(control, 0);
@@ -106,6 +146,14 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
         throw err;
       }
       steps = result.step;
+      let metric: TrainingMetric | null = null;
+      if (input.metrics) {
+        addStep(input.metrics, epoch, result);
+        if (epochEndingAt(input.metrics, steps) >= 0) {
+          metric = releaseMetric(input.metrics, steps, epoch);
+          epoch = emptySums();
+        }
+      }
       windowSamples += result.samples;
       windowSteps += 1;
       const now = performance.now();
@@ -121,13 +169,15 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
         windowSamples = 0;
         windowSteps = 0;
       }
-      if (steps < input.totalSteps && (steps - lastCheckpointStep >= input.checkpointEverySteps || Date.now() - lastCheckpointAt >= input.checkpointEveryMs)) {
-        await checkpoint();
+      if (steps === input.totalSteps) {
+        finalMetric = metric;
+      } else if (metric || steps - lastCheckpointStep >= input.checkpointEverySteps || Date.now() - lastCheckpointAt >= input.checkpointEveryMs) {
+        await checkpoint(metric);
       }
     }
     const exported = trainer.exportModel();
     const { staged } = await stageBlobFrom(input.blobs, { artifactId: input.resultModelId, kind: 'model' }, (sink) => sink.write(exported));
-    return { outcome: 'succeeded', steps, samplesPerSec, model: { sha256: staged.sha256!, sizeBytes: staged.sizeBytes } };
+    return { outcome: 'succeeded', steps, samplesPerSec, model: { sha256: staged.sha256!, sizeBytes: staged.sizeBytes }, metric: finalMetric };
   } finally {
     input.port.close();
   }

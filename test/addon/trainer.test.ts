@@ -294,6 +294,26 @@ test('an empty Poisson batch is a noise-only step', async () => {
   assert.ok(parameters(trainer).every(Number.isFinite));
 });
 
+test('lossBound L: a step also sums its per-sample losses clamped to [0, L], in both modes', async () => {
+  const fx = await trainerFixtures();
+  const first = (extra: Partial<TrainerConfig>) => Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), plainPrivate(extra)).step();
+  const plain = first({});
+  assert.equal(plain.clippedLossSum, undefined, 'reported only with lossBound');
+  const loose = first({ lossBound: 1e6 });
+  assert.ok(Math.abs(loose.clippedLossSum! - plain.lossSum) <= 1e-9 * plain.lossSum, 'a bound above every loss changes nothing');
+  const tight = first({ lossBound: 1e-3 });
+  assert.ok(plain.lossSum / fx.n > 0.1, 'the untrained losses are far above the tight bound');
+  assert.ok(Math.abs(tight.clippedLossSum! - fx.n * 1e-3) < 1e-12, `every loss clamps to L: ${tight.clippedLossSum}`);
+  const middle = first({ lossBound: plain.lossSum / fx.n });
+  assert.ok(middle.clippedLossSum! < plain.lossSum && middle.clippedLossSum! > tight.clippedLossSum!);
+
+  const nonPrivate = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: fx.n, lossBound: 1e-3 }).step();
+  assert.ok(Math.abs(nonPrivate.clippedLossSum! - fx.n * 1e-3) < 1e-12);
+  for (const bad of [0, -1, Number.NaN, Infinity]) {
+    assert.throws(() => first({ lossBound: bad }), (e: unknown) => e instanceof NativeError && e.code === 'INVALID_ARGUMENT' && /lossBound/.test(e.message), String(bad));
+  }
+});
+
 test('non-private training of the reference mlp lowers the loss; private training of the mnist CNN steps', async () => {
   const random = prng(7);
   const n = 256;

@@ -38,13 +38,13 @@ describe('trainings over HTTPS with curl', () => {
     child.on('exit', () => log.end());
     return log;
   }
-  const train = (epochs: number) =>
+  const train = (epochs: number, metricsEpsilon = 0) =>
     curl([
       '-H', 'content-type: application/json',
       '--data', JSON.stringify({
         modelId, datasetIds: [datasetId], epochs, expectedBatchSize: 64, maxPhysicalBatchSize: 64, loss: 'cross_entropy',
         optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 },
-        privacy: { targetEpsilon: 2, maxGradNorm: 1.0, clipping: 'flat', accountant: 'rdp' }, metricsEpsilon: 0,
+        privacy: { targetEpsilon: 2, maxGradNorm: 1.0, clipping: 'flat', accountant: 'rdp' }, metricsEpsilon,
       }),
       `${server.url}/v1/trainings`,
     ]);
@@ -90,12 +90,12 @@ describe('trainings over HTTPS with curl', () => {
     assert.equal(model.lineage.noiseMultiplier, job.plan.noiseMultiplier);
   });
 
-  test('a server killed mid-training resumes the job from its checkpoint and the ledger is unchanged', async () => {
-    // 512 samples, batch 64, 400 epochs: 3200 steps, a checkpoint every 25.
-    const job = JSON.parse((await train(400)).body);
+  test('a server killed mid-training resumes the job from its checkpoint, the ledger is unchanged and no epoch metric is released twice', async () => {
+    // 512 samples, batch 64, 400 epochs: 3200 steps, a checkpoint every 25 and at every epoch's end (8 steps).
+    const job = JSON.parse((await train(400, 0.5)).body);
     const log = watch(job.id);
     const checkpoint = JSON.parse((await log.next('checkpoint')).data);
-    assert.ok(checkpoint.checkpointStep >= 25);
+    assert.ok(checkpoint.checkpointStep >= 8);
     const epsilonBefore = (await json([`${server.url}/v1/datasets/${datasetId}/privacy`])).epsilonSpent;
     server.child.kill('SIGKILL');
     await server.stop();
@@ -113,6 +113,11 @@ describe('trainings over HTTPS with curl', () => {
     assert.equal(done.status, 'succeeded');
     assert.equal(done.step, done.totalSteps);
     assert.equal((await json([`${server.url}/v1/datasets/${datasetId}/privacy`])).epsilonSpent, epsilonBefore);
+    const epochs = done.metrics.map((m: { epoch: number }) => m.epoch);
+    assert.deepEqual(epochs, [...epochs].sort((a, b) => a - b), 'in order');
+    assert.equal(new Set(epochs).size, epochs.length, 'no epoch twice');
+    assert.deepEqual(epochs, Array.from({ length: 400 }, (_, i) => i + 1), 'every epoch, those the killed server had not recorded too');
+    assert.ok(done.metrics.every((m: { steps: number; noiseStd: number }) => m.steps === 8 && m.noiseStd > 0), 'every release covers its whole epoch');
   });
 
   test('SIGTERM checkpoints a running job before the server exits; the next start resumes it', async () => {

@@ -91,12 +91,34 @@ test('a budget too small for the plan is reported with what the training would s
   assert.equal(p.datasets[0].epsilonRemainingAfter, 0);
 });
 
-test('DP training-loss metrics are refused until the trainer releases them, rather than charged for nothing', async () => {
+test('DP training-loss metrics add metricsEpsilon to the charge: training and metrics are charged as one mechanism of ε target + metricsEpsilon', async () => {
   const model = addModel(scientist.id);
   const ds = addDataset({ samples: 60000 });
-  const res = await plan(body(model, [ds], { metricsEpsilon: 0.5 }));
-  assert.equal(res.statusCode, 422);
-  assert.deepEqual(res.json().errors.map((e: { pointer: string }) => e.pointer), ['/metricsEpsilon']);
+  const res = await plan(body(model, [ds], { metricsEpsilon: 0.5, metricsLossBound: 3 }));
+  assert.equal(res.statusCode, 200, res.body);
+  const p = res.json();
+  const without = (await plan(body(model, [ds]))).json();
+  assert.equal(without.metrics, null);
+  assert.equal(without.epsilonTotal, without.epsilon);
+  assert.equal(p.noiseMultiplier, without.noiseMultiplier, "the model's own noise is as without metrics");
+  assert.equal(p.epsilon, without.epsilon);
+
+  const rdp = createRdpAccountant();
+  const joint = calibrateNoiseMultiplier({ accountant: rdp, targetEpsilon: 3.5, delta: 1e-5, sampleRate: p.sampleRate, steps: p.steps, initialNoiseMultiplier: p.noiseMultiplier });
+  assert.ok(Math.abs(1 / Math.sqrt(p.noiseMultiplier ** -2 + p.metrics.noiseMultiplier ** -2) - joint) < 1e-12, 'σ_m makes the calibrated joint σ');
+  assert.equal(p.epsilonTotal, rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: joint, count: p.steps }], { delta: 1e-5 }));
+  assert.ok(p.epsilonTotal <= 3.5 && p.epsilonTotal > 3.49, String(p.epsilonTotal));
+  assert.deepEqual(p.metrics, { epsilon: p.epsilonTotal - p.epsilon, noiseMultiplier: p.metrics.noiseMultiplier, lossBound: 3, releases: 3 });
+  assert.ok(p.metrics.noiseMultiplier > p.noiseMultiplier);
+  assert.ok(p.datasets[0].epsilonAfter <= p.epsilonTotal + 1e-9 && p.datasets[0].epsilonAfter > without.datasets[0].epsilonAfter, 'the ledger preview composes the joint event (under the tighter of PLD and RDP)');
+
+  assert.equal((await plan(body(model, [ds], { metricsEpsilon: 0.5 }))).json().metrics.lossBound, 5, 'L defaults to 5');
+  const stray = await plan(body(model, [ds], { metricsLossBound: 3 }));
+  assert.equal(stray.statusCode, 400);
+  assert.deepEqual(stray.json().errors.map((e: { pointer: string }) => e.pointer), ['/metricsLossBound']);
+  const tiny = await plan(body(model, [ds], { metricsEpsilon: 1e-9 }));
+  assert.equal(tiny.statusCode, 422, tiny.body);
+  assert.deepEqual(tiny.json().errors.map((e: { pointer: string }) => e.pointer), ['/metricsEpsilon']);
 });
 
 test('datasets whose tensors do not match are refused with 422 naming the difference', async () => {
@@ -129,6 +151,7 @@ test('non-private training needs every owner to allow it; then no noise and no c
   assert.equal(ok.statusCode, 200, ok.body);
   assert.equal(ok.json().noiseMultiplier, 0);
   assert.equal(ok.json().steps, Math.ceil((3 * 1000) / 256));
+  assert.deepEqual(ok.json().metrics, { epsilon: null, noiseMultiplier: 0, lossBound: null, releases: 3 }, 'exact per-epoch losses');
 });
 
 test("someone else's model and unknown datasets are 404; a malformed body is 400 naming the fields", async () => {

@@ -136,6 +136,37 @@ describe('a private training', () => {
     assert.ok(Math.abs(ledger.epsilonSpent - job.plan.datasets[0].epsilonAfter) < 1e-9);
   });
 
+  test('with metricsEpsilon, every epoch releases a noisy mean training loss as a metric event, charged with the training', async () => {
+    const datasetId = await uploadDataset({ seed: 11 });
+    const res = await create(body([datasetId], { epochs: 3, metricsEpsilon: 1, metricsLossBound: 4 }));
+    assert.equal(res.statusCode, 202, res.body);
+    const job = res.json();
+    assert.equal(job.epsilonPlanned, job.plan.epsilonTotal);
+    assert.ok(job.plan.epsilonTotal > job.plan.epsilon && job.plan.epsilonTotal <= 4, `${job.plan.epsilon} + metrics → ${job.plan.epsilonTotal}`);
+    assert.equal(job.plan.metrics.releases, 3);
+
+    const stream = await events(job.id);
+    assert.equal(stream.at(-1)!.event, 'completed', stream.at(-1)!.data);
+    const metricEvents = stream.filter((e) => e.event === 'metric').map((e) => JSON.parse(e.data).metrics.at(-1));
+    assert.deepEqual(metricEvents.map((m) => m.epoch), [1, 2, 3], 'one metric event per epoch, in order');
+    const done = (await get(job.id)).json();
+    assert.deepEqual(done.metrics, metricEvents);
+    assert.equal(done.metrics.reduce((n: number, m: { steps: number }) => n + m.steps, 0), done.totalSteps, 'every step in exactly one release');
+    assert.deepEqual(done.metrics.map((m: { step: number }) => m.step), [8, 16, 24]);
+    for (const m of done.metrics) {
+      // σ_m·L·√k / (k·q·N) with q·N = 64.
+      assert.ok(Math.abs(m.noiseStd - (job.plan.metrics.noiseMultiplier * 4) / (64 * Math.sqrt(m.steps))) < 1e-12, String(m.noiseStd));
+      assert.ok(Number.isFinite(m.meanLoss));
+    }
+    assert.equal(done.epsilonSpent, job.plan.epsilonTotal);
+
+    const ledger = await privacy(datasetId);
+    assert.equal(ledger.events.length, 1);
+    const joint = 1 / Math.sqrt(job.plan.noiseMultiplier ** -2 + job.plan.metrics.noiseMultiplier ** -2);
+    assert.ok(Math.abs(ledger.events[0].event.noiseMultiplier - joint) < 1e-12, 'one joint mechanism is charged');
+    assert.ok(Math.abs(ledger.epsilonSpent - job.plan.datasets[0].epsilonAfter) < 1e-9);
+  });
+
   test('per-layer clipping with adam trains to a model whose lineage says so', async () => {
     const datasetId = await uploadDataset({ seed: 9 });
     const res = await create(body([datasetId], {
@@ -173,6 +204,10 @@ describe('a private training', () => {
     const done = JSON.parse(stream.at(-1)!.data);
     assert.equal(done.epsilonSpent, null);
     assert.equal(done.totalSteps, Math.ceil(256 / 64));
+    assert.equal(stream.filter((e) => e.event === 'metric').length, 1);
+    assert.equal(done.metrics.length, 1);
+    assert.deepEqual({ ...done.metrics[0], meanLoss: undefined }, { epoch: 1, step: 4, steps: 4, meanLoss: undefined, noiseStd: 0 }, 'owners allowed non-private use: the exact mean loss');
+    assert.ok(done.metrics[0].meanLoss > 0 && done.metrics[0].meanLoss < 10, String(done.metrics[0].meanLoss));
     assert.deepEqual((await privacy(datasetId)).events, []);
   });
 });

@@ -14,7 +14,8 @@ import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { openDevKeyProvider } from '../../src/enclave/keys.js';
 import type { DatasetLayout } from '../../src/artifacts/formats/canonical.js';
 import { loadTrainingData } from '../../src/training/load.js';
-import { Control, runTraining, type CreateTrainer, type TrainerHandle, type TrainingMessage, type TrainModelInput } from '../../src/training/runner.js';
+import type { MetricsSpec, TrainingMetric } from '../../src/training/metrics.js';
+import { Control, parseCheckpoint, runTraining, type CreateTrainer, type TrainerHandle, type TrainingMessage, type TrainModelInput } from '../../src/training/runner.js';
 
 let dir: string;
 let blobs: BlobStore;
@@ -67,7 +68,8 @@ function fakeTrainer(options: { failAt?: number; onStep?: (step: number) => void
         if (steps + 1 === options.failAt) throw Object.assign(new Error('loss is NaN'), { code: 'NON_FINITE' });
         steps += 1;
         options.onStep?.(steps);
-        return { step: steps, samples: 4, lossSum: 1, durationMs: 0 };
+        // Step s: 4 samples, clamped loss sum s (so an epoch's sum names its steps).
+        return { step: steps, samples: 4, lossSum: 1, clippedLossSum: steps, durationMs: 0 };
       },
       state: () => Buffer.from(JSON.stringify({ steps })),
       restore(state) {
@@ -82,7 +84,7 @@ function fakeTrainer(options: { failAt?: number; onStep?: (step: number) => void
   return { create, restored };
 }
 
-async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, prepare: (control: Int32Array) => void = () => undefined) {
+async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, prepare: (control: Int32Array) => void = () => undefined, metrics: MetricsSpec | null = null) {
   const data = await dataset(8, 1);
   const channel = new MessageChannel();
   const messages: TrainingMessage[] = [];
@@ -94,7 +96,7 @@ async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, 
   const input: TrainModelInput = {
     jobId, blobs, modelId, datasets: [data],
     config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.1 } },
-    totalSteps, resultModelId: uuidv7(), checkpointEverySteps: 3, checkpointEveryMs: 3_600_000, progressIntervalMs: 0,
+    totalSteps, metrics, resultModelId: uuidv7(), checkpointEverySteps: 3, checkpointEveryMs: 3_600_000, progressIntervalMs: 0,
     control, port: channel.port2,
   };
   const output = await runTraining(input, create);
@@ -132,14 +134,62 @@ test('checkpoints are sealed every N steps; a later run restores the latest and 
   const first = await runJob(jobId, 10, fakeTrainer({ onStep: (s) => s === 7 && Atomics.store(control!, 0, Control.STOP) }).create, (c) => (control = c));
   assert.deepEqual({ outcome: first.output.outcome, steps: first.output.steps }, { outcome: 'stopped', steps: 7 });
   assert.deepEqual(first.messages.filter((m) => m.type === 'checkpoint').map((m) => m.step), [3, 6, 7], 'every 3 steps, and at the stop');
-  assert.equal((await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' })).toString(), JSON.stringify({ steps: 7 }));
+  assert.equal(parseCheckpoint(await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' })).state.toString(), JSON.stringify({ steps: 7 }));
 
   const fake = fakeTrainer();
   const second = await runJob(jobId, 10, fake.create);
   assert.equal(fake.restored.length, 1);
-  assert.deepEqual(second.messages[0], { type: 'started', step: 7, resumedFrom: 7 });
+  assert.deepEqual(second.messages[0], { type: 'started', step: 7, resumedFrom: 7, metrics: [] });
   assert.equal(second.output.outcome, 'succeeded');
   assert.equal(second.output.steps, 10);
   const staged = fs.readdirSync(blobs.stagingDir).find((f) => f.startsWith(second.input.resultModelId));
   assert.ok(staged, 'the trained model is staged for the event loop to commit');
+});
+
+// Noise 0 would hide the noise term; a huge σ_m makes it visible: meanLoss must differ from the exact mean.
+const noisy = (epochEnds: number[]): MetricsSpec => ({ kind: 'noisy', lossBound: 2, noiseMultiplier: 3, expectedBatchSize: 4, epochEnds });
+const metricsOf = (messages: TrainingMessage[]) => messages.flatMap((m) => (m.type === 'checkpoint' && m.metric ? [m.metric] : []));
+
+test('an epoch metric is released with the checkpoint at its last step, the last one with the result', async () => {
+  const { output, messages } = await runJob(uuidv7(), 10, fakeTrainer().create, undefined, noisy([4, 8, 10]));
+  assert.equal(output.outcome, 'succeeded');
+  assert.deepEqual(messages.filter((m) => m.type === 'checkpoint').map((m) => m.step), [3, 4, 7, 8], 'every 3 steps since the last, and at each epoch end');
+  const released = [...metricsOf(messages), (output as { metric: TrainingMetric }).metric];
+  assert.deepEqual(released.map(({ epoch, step, steps }) => ({ epoch, step, steps })), [
+    { epoch: 1, step: 4, steps: 4 },
+    { epoch: 2, step: 8, steps: 4 },
+    { epoch: 3, step: 10, steps: 2 },
+  ]);
+  // σ_m·L·√k / (k·q·N): 3·2·2/(4·4) for the 4-step epochs, 3·2·√2/(2·4) for the last.
+  assert.deepEqual(released.map((m) => m.noiseStd), [0.75, 0.75, (3 * 2 * Math.SQRT2) / 8]);
+  const exact = [1 + 2 + 3 + 4, 5 + 6 + 7 + 8, 9 + 10].map((sum, i) => sum / (released[i]!.steps * 4));
+  assert.ok(released.every((m, i) => m.meanLoss !== exact[i]), 'the released means carry noise');
+});
+
+test('a job resumed mid-epoch finishes that epoch over all its steps: the sums travel in the sealed checkpoint', async () => {
+  const jobId = uuidv7();
+  let control: Int32Array | undefined;
+  const spec: MetricsSpec = { kind: 'exact', epochEnds: [4, 8, 10] };
+  const first = await runJob(jobId, 10, fakeTrainer({ onStep: (s) => s === 6 && Atomics.store(control!, 0, Control.STOP) }).create, (c) => (control = c), spec);
+  assert.equal(first.output.outcome, 'stopped');
+  assert.deepEqual(metricsOf(first.messages).map((m) => m.epoch), [1]);
+  const saved = parseCheckpoint(await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' }));
+  assert.deepEqual(saved.header.epoch, { steps: 2, lossSum: 2, samples: 8 }, 'steps 5 and 6');
+  assert.deepEqual(saved.header.metrics, metricsOf(first.messages), 'the released metrics travel with it');
+
+  const second = await runJob(jobId, 10, fakeTrainer().create, undefined, spec);
+  assert.deepEqual(second.messages[0], { type: 'started', step: 6, resumedFrom: 6, metrics: metricsOf(first.messages) }, 'handed back to the event loop');
+  const released = [...metricsOf(second.messages), (second.output as { metric: TrainingMetric }).metric];
+  assert.deepEqual(released, [
+    { epoch: 2, step: 8, steps: 4, meanLoss: 0.25, noiseStd: 0 },
+    { epoch: 3, step: 10, steps: 2, meanLoss: 0.25, noiseStd: 0 },
+  ], 'epoch 1 is not computed again; epoch 2 covers steps 5–8');
+});
+
+test('a noisy spec refuses a trainer that reports no clamped loss sum rather than release an unclamped one', async () => {
+  const plain: CreateTrainer = (...args) => {
+    const inner = fakeTrainer().create(...args);
+    return { ...inner, step: () => ({ ...inner.step(), clippedLossSum: undefined }) };
+  };
+  await assert.rejects(runJob(uuidv7(), 10, plain, undefined, noisy([4, 8, 10])), /without lossBound/);
 });

@@ -116,7 +116,9 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
     const Napi::Object data = AsObject(info.Length() > 1 ? info[1] : info.Env().Undefined(), "data");
     const Napi::Object config = AsObject(info.Length() > 2 ? info[2] : info.Env().Undefined(), "config");
     core::dp::HostData host = ReadData(data, "data.", /*keep=*/true, /*need_labels=*/true);
-    trainer_ = core::dp::Trainer::Create(std::move(model), std::move(host), ReadConfig(config));
+    const core::dp::TrainerConfig parsed = ReadConfig(config);
+    trainer_ = core::dp::Trainer::Create(std::move(model), std::move(host), parsed);
+    reports_clipped_loss_ = parsed.loss_bound > 0;
     return 0;
   });
 }
@@ -203,6 +205,10 @@ core::dp::TrainerConfig Trainer::ReadConfig(const Napi::Object& config) {
   }
 
   out.max_physical_batch_size = IntegerAt(config, "maxPhysicalBatchSize", "config.", 1, 0.0);
+  if (const std::optional<double> bound = OptionalNumberAt(config, "lossBound", "config.")) {
+    if (!(*bound > 0)) Expected("number > 0", "config.lossBound", config.Get("lossBound"));
+    out.loss_bound = *bound;
+  }
   if (out.is_private) {
     out.sample_rate = NumberAt(config, "sampleRate", "config.");
     out.noise_multiplier = NumberAt(config, "noiseMultiplier", "config.");
@@ -261,6 +267,7 @@ Napi::Value Trainer::Step(const Napi::CallbackInfo& info) {
     result.Set("step", static_cast<double>(step.step));
     result.Set("samples", static_cast<double>(step.samples));
     result.Set("lossSum", step.loss_sum);
+    if (reports_clipped_loss_) result.Set("clippedLossSum", step.clipped_loss_sum);
     result.Set("durationMs", step.duration_ms);
     return result;
   });

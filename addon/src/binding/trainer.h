@@ -3,7 +3,7 @@
 //
 //   new Trainer(model: Uint8Array, data: { inputs: Tensor[], labels: Tensor }, config)
 //     Tensor = { dtype: 'F32' | 'F64' | 'I64' | ..., shape: number[], data: TypedArray }
-//   step() -> { step, samples, lossSum, durationMs }
+//   step() -> { step, samples, lossSum, clippedLossSum (with config.lossBound), durationMs }
 //   evaluate(data?) -> { samples, meanLoss, accuracy | null }
 //   predict(inputs: Tensor[]) -> { dtype, shape, data: Buffer }
 //   state() -> Buffer;  restore(state: Uint8Array) -> undefined;  exportModel() -> Buffer
@@ -55,6 +55,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   // Declared before trainer_ so that the trainer (which reads these buffers) is destroyed first.
   std::vector<Borrowed> borrowed_;
   std::unique_ptr<core::dp::Trainer> trainer_;
+  bool reports_clipped_loss_ = false;  // config.lossBound was set: step() returns clippedLossSum
 };
 
 }  // namespace bastion::binding

@@ -40,7 +40,17 @@ export const TrainingRequestSchema = Type.Object(
     optimizer: OptimizerSchema,
     privacy: Type.Optional(PrivacySchema),
     private: Type.Optional(Type.Boolean({ description: 'false: no clipping or noise, only where every dataset allows non-private use' })),
-    metricsEpsilon: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'ε for the noisy mean training loss per epoch; 0 (default) releases none' })),
+    metricsEpsilon: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        description:
+          'private trainings: the ε that releasing the noisy mean training loss at the end of every epoch adds to the training (the ledger is charged both as one mechanism of ε ≤ targetEpsilon + metricsEpsilon; the model’s own noise is unchanged); 0 (default) releases none. Non-private trainings release the exact mean loss.',
+      }),
+    ),
+    metricsLossBound: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 1e6, description: 'L: per-sample losses are clamped to [0, L] before the noisy sum (noise ∝ L); default 5; only with metricsEpsilon > 0' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -75,11 +85,23 @@ export const TrainingPlanSchema = Type.Object(
     clipping: Type.Union([Type.Enum(['flat', 'per-layer'], { type: 'string' }), Type.Null()]),
     accountant: Type.Union([Type.Enum(['rdp', 'pld'], { type: 'string' }), Type.Null()]),
     delta: Type.Union([Type.Number(), Type.Null()], { description: 'the smallest δ of the datasets: the guarantee holds at each' }),
-    epsilon: Type.Union([Type.Number(), Type.Null()], { description: "this training's ε at delta under the accountant" }),
-    metrics: Type.Union([
-      Type.Object({ epsilon: Type.Number(), noiseMultiplier: Type.Number(), releases: Type.Integer() }, { additionalProperties: false }),
-      Type.Null(),
-    ]),
+    epsilon: Type.Union([Type.Number(), Type.Null()], { description: "the trained model's ε at delta under the accountant (the training without its metrics)" }),
+    epsilonTotal: Type.Union([Type.Number(), Type.Null()], { description: 'ε at delta of what is charged: the training and its metrics as one mechanism' }),
+    metrics: Type.Union(
+      [
+        Type.Object(
+          {
+            epsilon: Type.Union([Type.Number(), Type.Null()], { description: 'what the metrics add: epsilonTotal − epsilon, at most metricsEpsilon; null when exact (non-private)' }),
+            noiseMultiplier: Type.Number({ description: 'σ_m: the noise on each step’s clamped loss sum is σ_m · lossBound; 0 when exact' }),
+            lossBound: Type.Union([Type.Number(), Type.Null()], { description: 'L; null when exact' }),
+            releases: Type.Integer({ description: 'one per epoch (the last may be partial)' }),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ],
+      { description: 'the mean training loss per epoch; null: none is released' },
+    ),
     datasets: Type.Array(DatasetChargeSchema),
     allowed: Type.Boolean({ description: 'every dataset budget allows it' }),
   },
@@ -110,6 +132,17 @@ export const DatasetPrivacySchema = Type.Object(
   { $id: 'DatasetPrivacy', title: 'DatasetPrivacy', additionalProperties: false },
 );
 
+export const TrainingMetricSchema = Type.Object(
+  {
+    epoch: Type.Integer({ minimum: 1 }),
+    step: Type.Integer({ minimum: 1, description: 'the epoch’s last step, when it was released' }),
+    steps: Type.Integer({ minimum: 1, description: 'steps whose losses it covers' }),
+    meanLoss: Type.Number({ description: 'mean per-sample training loss over the epoch; private: of losses clamped to [0, L], with Gaussian noise' }),
+    noiseStd: Type.Number({ minimum: 0, description: 'standard deviation of the noise in meanLoss; 0 when exact' }),
+  },
+  { $id: 'TrainingMetric', title: 'TrainingMetric', additionalProperties: false },
+);
+
 export const TrainingStatusSchema = Type.Enum(['queued', 'running', 'succeeded', 'failed', 'cancelled'], { type: 'string' });
 
 const nullableNumber = (description: string) => Type.Union([Type.Number(), Type.Null()], { description });
@@ -126,12 +159,13 @@ export const TrainingSchema = Type.Object(
     step: Type.Integer({ minimum: 0, description: 'steps run' }),
     totalSteps: Type.Integer({ minimum: 0 }),
     epoch: Type.Number({ minimum: 0, description: 'epochs run so far (fractional): step · epochs / totalSteps' }),
-    epsilonPlanned: nullableNumber("the plan's ε (charged to every dataset when the training was accepted); null when not private"),
+    epsilonPlanned: nullableNumber("the plan's total ε, metrics included (charged to every dataset when the training was accepted); null when not private"),
     epsilonSpent: nullableNumber('ε of the steps run so far, at the plan’s δ; the ledger holds the whole planned charge'),
     delta: nullableNumber('δ of both ε figures'),
     samplesPerSec: nullableNumber('recent throughput while running; the last measured afterwards'),
     etaSeconds: nullableNumber('estimated seconds to the end, while running'),
     checkpointStep: Type.Union([Type.Integer(), Type.Null()], { description: 'step of the latest sealed checkpoint' }),
+    metrics: Type.Array(Type.Ref('TrainingMetric'), { description: 'the per-epoch metrics released so far, oldest first' }),
     error: Type.Union([Type.String(), Type.Null()], { description: 'why the training failed' }),
     resultModelId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'the trained model (a model artifact of the owner, with lineage), once succeeded' }),
     createdAt: Type.String({ format: 'date-time' }),

@@ -371,6 +371,7 @@ struct Trainer::Impl {
     std::vector<at::Tensor> grads;
     for (const at::Tensor& param : params) grads.push_back(at::zeros_like(param));
     double loss_sum = 0;
+    double clipped_loss_sum = 0;
     const int64_t chunk = config.max_physical_batch_size > 0 ? config.max_physical_batch_size : std::max<int64_t>(count, 1);
     for (int64_t begin = 0; begin < count; begin += chunk) {
       const Batch batch = Gather(data, indices.narrow(0, begin, std::min(chunk, count - begin)));
@@ -390,7 +391,9 @@ struct Trainer::Impl {
           if (batch_grads[p].defined()) grads[p].add_(batch_grads[p]);
         }
       }
-      loss_sum += losses.detach().to(at::kDouble).sum().item<double>();
+      const at::Tensor exact = losses.detach().to(at::kDouble);
+      loss_sum += exact.sum().item<double>();
+      if (config.loss_bound > 0) clipped_loss_sum += exact.clamp(0, config.loss_bound).sum().item<double>();
     }
     if (config.is_private) {
       // Poisson normalisation by the expected batch size: the realised size stays private.
@@ -409,6 +412,7 @@ struct Trainer::Impl {
     result.step = number;
     result.samples = count;
     result.loss_sum = loss_sum;
+    result.clipped_loss_sum = clipped_loss_sum;
     result.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     return result;
   }
@@ -467,6 +471,9 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
   impl->loss.label_smoothing = config.label_smoothing;
   CheckOptimizer(config.optimizer, problems);
   if (config.max_physical_batch_size < 0) problems.push_back("maxPhysicalBatchSize must be ≥ 1");
+  if (!(std::isfinite(config.loss_bound) && config.loss_bound >= 0)) {
+    problems.push_back("lossBound (L) must be a finite number > 0, got " + Number(config.loss_bound));
+  }
   if (config.is_private) {
     if (!(config.sample_rate > 0 && config.sample_rate <= 1)) {
       problems.push_back("sampleRate (q) must be in (0, 1], got " + Number(config.sample_rate));

@@ -65,6 +65,9 @@ struct TrainerConfig {
   int64_t max_physical_batch_size = 0;
   // Non-private only: samples per step (≥ 1).
   int64_t batch_size = 0;
+  // Both modes: L > 0 makes every step also sum its per-sample losses clamped to [0, L]
+  // (StepResult.clipped_loss_sum), a sum of sensitivity L for a noisy loss release; 0 = off.
+  double loss_bound = 0;
 };
 
 struct StepResult {
@@ -73,6 +76,9 @@ struct StepResult {
   // Σ_i l_i over the batch. Computed from private data without noise: NOT differentially private;
   // callers must not release it (progress events carry it only inside the enclave's trust boundary).
   double loss_sum = 0;
+  // Σ_i clamp(l_i, 0, L) with L = TrainerConfig.loss_bound (0 when that is off). One sample changes
+  // it by at most L: the caller adds noise before anything derived from it leaves the enclave.
+  double clipped_loss_sum = 0;
   double duration_ms = 0;
 };
 
