@@ -18,6 +18,7 @@ import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, Trainin
 import { DatasetSchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
 import type { ArtifactDeps } from './artifacts/service.js';
+import type { PrivacyMath } from './privacy/ledger.js';
 import { ProblemSchema } from './http/schemas/common.js';
 import type { Store } from './store/db.js';
 import type { WorkerPool } from './training/pool.js';
@@ -37,6 +38,8 @@ export interface AppDeps {
   training?: TrainingJobsOptions;
   /** TLS key and certificate; absent for plain HTTP (tests, --insecure-http). */
   https?: { cert: string; key: string };
+  /** Where the privacy accountants run (main.ts: the pool, so PLD never blocks the event loop); absent: inline. */
+  privacyMath?: PrivacyMath;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -71,7 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { readiness });
   await app.register(multipartPlugin, { maxFileBytes: deps.maxUploadBytes });
   await app.register(principalRoutes, { store: deps.store });
-  const artifacts: ArtifactDeps = { ...deps.artifacts, store: deps.store, pool: deps.pool };
+  const artifacts: ArtifactDeps = { ...deps.artifacts, store: deps.store, pool: deps.pool, ...(deps.privacyMath ? { math: deps.privacyMath } : {}) };
   await app.register(modelRoutes, { artifacts });
   await app.register(datasetRoutes, { artifacts });
   // Jobs left by a previous process resume once the app is ready; on close, running jobs checkpoint
@@ -79,7 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const jobs = createTrainingJobs({ ...artifacts, log: app.log }, deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 });
   app.addHook('onReady', async () => jobs.start());
   app.addHook('preClose', async () => jobs.close());
-  await app.register(trainingRoutes, { store: deps.store, jobs });
+  await app.register(trainingRoutes, { plan: { store: deps.store, ...(deps.privacyMath ? { math: deps.privacyMath } : {}) }, jobs });
   await app.register(evaluationRoutes, { artifacts });
   return app;
 }

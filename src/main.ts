@@ -16,7 +16,7 @@ import { activeTrainingIds } from './store/trainings.js';
 import { bootstrapAdmin } from './governance/principals.js';
 import { createLogger } from './logger.js';
 import { openStore, type Store } from './store/db.js';
-import { createPool, type WorkerPool } from './training/pool.js';
+import { createPool, privacyMathOn, type WorkerPool } from './training/pool.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -64,6 +64,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       isAddonLoaded: () => true,
       training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings },
       logger,
+      privacyMath: privacyMathOn(pool),
       ...(https ? { https } : {}),
     });
     await app.listen({ host: config.host, port: config.port });

@@ -5,6 +5,7 @@
 // nobody learns that it exists.
 import { v7 as uuidv7 } from 'uuid';
 import { BastionError } from '../errors.js';
+import type { PrivacyMath } from '../privacy/ledger.js';
 import type { Principal } from '../governance/principals.js';
 import type { Store } from '../store/db.js';
 import { activeTrainingsUsing } from '../store/trainings.js';
@@ -24,6 +25,8 @@ export interface ArtifactDeps {
   blobs: BlobStore;
   pool: WorkerPool;
   sandbox: SandboxLimits;
+  /** Where the privacy accountants run (privacy/ledger.ts); absent: on the calling thread. */
+  math?: PrivacyMath;
 }
 
 /** Streams an upload into a staged blob of a new artifact id. */

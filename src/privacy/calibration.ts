@@ -3,7 +3,7 @@
 // returned satisfies the budget under the accountant used (ε(σ) ≤ targetEpsilon, ε(maxSteps) ≤
 // epsilonBudget); the search only trades how close to the optimum it lands, never feasibility.
 import { BastionError, type FieldError } from '../errors.js';
-import type { Accountant, PrivacyEvent } from './accountant.js';
+import { createAccountant, type Accountant, type AccountantName, type PrivacyEvent } from './accountant.js';
 import { analyticGaussianDelta } from './analysis/gaussian.js';
 
 export interface CalibrationOptions {
@@ -261,4 +261,64 @@ export function calibrateGaussianNoiseMultiplier({ targetEpsilon, delta, release
     else lo = mid;
   }
   return hi;
+}
+
+/** σ of one Gaussian mechanism equal to Gaussians of multipliers σ₁ and σ₂ on the same batch: (σ₁⁻² + σ₂⁻²)^(−1/2). */
+export function jointNoiseMultiplier(first: number, second: number): number {
+  return 1 / Math.sqrt(first ** -2 + second ** -2);
+}
+
+/** The σ₂ that makes the joint multiplier `joint` next to σ₁ (jointNoiseMultiplier's inverse); NaN unless joint < σ₁. */
+export function companionNoiseMultiplier(first: number, joint: number): number {
+  return joint < first ? 1 / Math.sqrt(joint ** -2 - first ** -2) : Number.NaN;
+}
+
+export interface TrainingNoiseOptions {
+  accountant: AccountantName;
+  /** ε of the training's own noise σ. */
+  targetEpsilon: number;
+  /**
+   * ε that a second Gaussian release from the same Poisson batches (sensitivity-normalised, e.g. the
+   * clamped loss sums of training metrics) may add; 0: none.
+   */
+  extraEpsilon: number;
+  delta: number;
+  sampleRate: number;
+  steps: number;
+}
+
+export interface TrainingNoise {
+  /** σ: calibrated to targetEpsilon alone. */
+  noiseMultiplier: number;
+  /** ε of σ alone. */
+  epsilon: number;
+  /** σ₂ of the second release; null without one. */
+  extraNoiseMultiplier: number | null;
+  /** What one step charges: σ, or the joint (σ⁻² + σ₂⁻²)^(−1/2) calibrated to targetEpsilon + extraEpsilon. */
+  chargedNoiseMultiplier: number;
+  /** ε of what is charged. */
+  epsilonTotal: number;
+}
+
+/**
+ * The noise of a DP-SGD training and, optionally, of a second release computed from the same batches.
+ * The two share each step's Poisson sample, so they are one Gaussian mechanism of the joint multiplier;
+ * with small σ that costs far more than two independently sampled releases would (3 → 4.2 for a σ₂
+ * worth 0.5 alone), so the joint σ is calibrated to the total ε and σ₂ derived from it, which leaves σ
+ * (the model's noise) as without the extra release. Seconds with PLD: run it off the event loop.
+ * Throws VALIDATION_FAILED as calibrateNoiseMultiplier, and for an extraEpsilon too small to resolve.
+ */
+export function calibrateTrainingNoise(options: TrainingNoiseOptions): TrainingNoise {
+  const { targetEpsilon, extraEpsilon, delta, sampleRate, steps } = options;
+  const accountant = createAccountant(options.accountant);
+  const epsilonOf = (noiseMultiplier: number) => accountant.epsilon([{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps }], { delta });
+  const noiseMultiplier = calibrateNoiseMultiplier({ accountant, targetEpsilon, delta, sampleRate, steps });
+  const epsilon = epsilonOf(noiseMultiplier);
+  if (!(extraEpsilon > 0)) return { noiseMultiplier, epsilon, extraNoiseMultiplier: null, chargedNoiseMultiplier: noiseMultiplier, epsilonTotal: epsilon };
+  const joint = calibrateNoiseMultiplier({ accountant, targetEpsilon: targetEpsilon + extraEpsilon, delta, sampleRate, steps, initialNoiseMultiplier: noiseMultiplier });
+  const extra = companionNoiseMultiplier(noiseMultiplier, joint);
+  if (!Number.isFinite(extra)) {
+    refuse([{ parameter: 'extraEpsilon', detail: `extraEpsilon ${extraEpsilon} is too small to release anything next to noise σ = ${noiseMultiplier}` }]);
+  }
+  return { noiseMultiplier, epsilon, extraNoiseMultiplier: extra, chargedNoiseMultiplier: joint, epsilonTotal: epsilonOf(joint) };
 }

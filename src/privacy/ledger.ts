@@ -4,15 +4,35 @@
 // both upper bounds on the true ε. Charging is all or none: one IMMEDIATE transaction reads every
 // dataset's events, checks each against its limit with the new events composed in, and only then
 // writes any row, so concurrent charges serialise and none can overdraw a budget.
+//
+// The accountants take up to seconds (PLD), so the ε figures are computed outside the transaction and,
+// in the server, in the worker pool (deps.math): a charge computes from a snapshot of the ledgers and
+// writes only if the transaction finds the snapshot still current, recomputing otherwise.
 import { v7 as uuidv7 } from 'uuid';
 import { BastionError } from '../errors.js';
 import type { Store } from '../store/db.js';
 import { findDatasetRow } from '../store/artifacts.js';
 import { insertCharge, lastChargeId, listCharges, type ChargeSourceKind } from '../store/ledger.js';
 import { checkEvents, createPldAccountant, createRdpAccountant, type Accountant, type AccountantName, type PrivacyEvent } from './accountant.js';
+import type { TrainingNoise, TrainingNoiseOptions } from './calibration.js';
+
+export interface ComposedEpsilon {
+  epsilon: number;
+  accountant: AccountantName;
+}
+
+/**
+ * Where the accountants run. Absent: on the calling thread. The server passes one backed by the
+ * worker pool, so PLD work (up to seconds) never blocks the event loop.
+ */
+export interface PrivacyMath {
+  composedEpsilon(events: readonly PrivacyEvent[], delta: number): Promise<ComposedEpsilon>;
+  calibrateTrainingNoise(options: TrainingNoiseOptions): Promise<TrainingNoise>;
+}
 
 export interface LedgerDeps {
   store: Store;
+  math?: PrivacyMath;
 }
 
 /** What caused a charge: a training job, an evaluation, a released metric. */
@@ -47,10 +67,10 @@ const accountants: readonly Accountant[] = [createPldAccountant(), createRdpAcco
  * Both accountants over-state ε (PLD by at most its discretization, pessimistically), so the smaller
  * figure is still an upper bound.
  */
-export function composedEpsilon(events: readonly PrivacyEvent[], delta: number): { epsilon: number; accountant: AccountantName } {
+export function composedEpsilon(events: readonly PrivacyEvent[], delta: number): ComposedEpsilon {
   if (events.length === 0) return { epsilon: 0, accountant: 'pld' };
   events = coalesce(events);
-  let best: { epsilon: number; accountant: AccountantName } = { epsilon: Number.POSITIVE_INFINITY, accountant: 'rdp' };
+  let best: ComposedEpsilon = { epsilon: Number.POSITIVE_INFINITY, accountant: 'rdp' };
   for (const accountant of accountants) {
     const epsilon = accountant.epsilon(events, { delta });
     if (epsilon < best.epsilon) best = { epsilon, accountant: accountant.name };
@@ -73,6 +93,27 @@ export function coalesce(events: readonly PrivacyEvent[]): PrivacyEvent[] {
   return [...merged.values()];
 }
 
+// Composition is a pure function of the coalesced events and δ: remember recent answers (and answers
+// under way), so a preview and the charge that follows it compute each figure once.
+const MEMO_SIZE = 256;
+const memo = new Map<string, Promise<ComposedEpsilon>>();
+
+function compose(deps: LedgerDeps, events: readonly PrivacyEvent[], delta: number): Promise<ComposedEpsilon> {
+  if (events.length === 0) return Promise.resolve({ epsilon: 0, accountant: 'pld' });
+  const merged = coalesce(events);
+  const key = `${delta}|${JSON.stringify(merged)}`;
+  let answer = memo.get(key);
+  if (answer) {
+    memo.delete(key);
+  } else {
+    answer = deps.math ? deps.math.composedEpsilon(merged, delta) : Promise.resolve().then(() => composedEpsilon(merged, delta));
+    answer.catch(() => memo.delete(key));
+  }
+  memo.set(key, answer);
+  if (memo.size > MEMO_SIZE) memo.delete(memo.keys().next().value!);
+  return answer;
+}
+
 function requireDataset(store: Store, datasetId: string) {
   const row = findDatasetRow(store, datasetId);
   if (!row) throw new BastionError('NOT_FOUND', `No dataset with id ${datasetId}`);
@@ -88,10 +129,10 @@ function entries(store: Store, datasetId: string): LedgerEntry[] {
   }));
 }
 
-function privacyOf(store: Store, datasetId: string, extra: readonly PrivacyEvent[] = []): DatasetPrivacy {
-  const dataset = requireDataset(store, datasetId);
-  const events = entries(store, datasetId);
-  const { epsilon, accountant } = composedEpsilon([...events.map((e) => e.event), ...extra], dataset.delta);
+async function privacyOf(deps: LedgerDeps, datasetId: string, extra: readonly PrivacyEvent[] = []): Promise<DatasetPrivacy> {
+  const dataset = requireDataset(deps.store, datasetId);
+  const events = entries(deps.store, datasetId);
+  const { epsilon, accountant } = await compose(deps, [...events.map((e) => e.event), ...extra], dataset.delta);
   return {
     datasetId,
     privacyLimit: dataset.privacyLimit,
@@ -104,8 +145,8 @@ function privacyOf(store: Store, datasetId: string, extra: readonly PrivacyEvent
 }
 
 /** A dataset's budget: its limit, δ, what its events have spent, and the events. */
-export function datasetPrivacy(deps: LedgerDeps, datasetId: string): DatasetPrivacy {
-  return privacyOf(deps.store, datasetId);
+export function datasetPrivacy(deps: LedgerDeps, datasetId: string): Promise<DatasetPrivacy> {
+  return privacyOf(deps, datasetId);
 }
 
 export interface ChargeItem {
@@ -129,11 +170,10 @@ function checkItems(items: readonly ChargeItem[]): void {
 }
 
 /** What charging `items` would do to each dataset's budget, without charging anything. */
-export function previewCharges(deps: LedgerDeps, items: readonly ChargeItem[]): ChargePreview[] {
+export function previewCharges(deps: LedgerDeps, items: readonly ChargeItem[]): Promise<ChargePreview[]> {
   checkItems(items);
-  return items.map((item) => {
-    const before = privacyOf(deps.store, item.datasetId);
-    const after = privacyOf(deps.store, item.datasetId, item.events);
+  return Promise.all(items.map(async (item) => {
+    const [before, after] = await Promise.all([privacyOf(deps, item.datasetId), privacyOf(deps, item.datasetId, item.events)]);
     return {
       datasetId: item.datasetId,
       privacyLimit: before.privacyLimit,
@@ -142,7 +182,7 @@ export function previewCharges(deps: LedgerDeps, items: readonly ChargeItem[]): 
       epsilonAfter: after.epsilonSpent,
       allowed: after.epsilonSpent <= before.privacyLimit,
     };
-  });
+  }));
 }
 
 /** How often a charge is recomputed when other charges keep landing on its datasets meanwhile. */
@@ -154,11 +194,13 @@ class StaleSnapshot extends Error {}
  * Charges every item's events to its dataset for `source`, or none of them: throws BUDGET_EXHAUSTED
  * naming each dataset whose limit the new events would pass (NOT_FOUND for an unknown dataset).
  */
-export function chargeLedger(deps: LedgerDeps, source: ChargeSource, items: readonly ChargeItem[]): ChargePreview[] {
+export async function chargeLedger(deps: LedgerDeps, source: ChargeSource, items: readonly ChargeItem[]): Promise<ChargePreview[]> {
   checkItems(items);
   for (let attempt = 0; attempt < MAX_CHARGE_ATTEMPTS; attempt += 1) {
     const versions = items.map((item) => lastChargeId(deps.store, item.datasetId));
-    const previews = previewCharges(deps, items);
+    // The events are read right after the versions; a charge landing in between (from another
+    // connection) fails the transaction's version check and costs a retry, never a wrong figure.
+    const previews = await previewCharges(deps, items);
     const refused = previews.filter((p) => !p.allowed);
     try {
       return deps.store.transaction(() => {

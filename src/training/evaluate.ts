@@ -62,7 +62,7 @@ export async function evaluateModel(deps: ArtifactDeps, principal: Principal, re
     // One plain Gaussian release: its exact analytic calibration is both the tightest and instant.
     noiseMultiplier = calibrateGaussianNoiseMultiplier({ targetEpsilon: request.epsilon!, delta: dataset.delta });
     const event: PrivacyEvent = { kind: 'gaussian', noiseMultiplier, count: 1 };
-    chargeLedger(deps, { kind: 'evaluation', id }, [{ datasetId: dataset.id, events: [event] }]);
+    await chargeLedger(deps, { kind: 'evaluation', id }, [{ datasetId: dataset.id, events: [event] }]);
   }
   const measured = await deps.pool.run('evaluateModel', {
     blobs: deps.blobs,

@@ -92,8 +92,8 @@ export interface TrainingSubscriber {
 }
 
 export interface TrainingJobs {
-  /** Plans, charges and queues a training for `principal`; throws as planTraining does, or BUDGET_EXHAUSTED. */
-  create(principal: Principal, request: TrainingRequest): Training;
+  /** Plans, charges and queues a training for `principal`; rejects as planTraining does, or BUDGET_EXHAUSTED. */
+  create(principal: Principal, request: TrainingRequest): Promise<Training>;
   list(principal: Principal): Training[];
   /** The owner's job; NOT_FOUND for anyone else. */
   get(principal: Principal, id: string): Training;
@@ -448,8 +448,8 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
   }
 
   return {
-    create(principal, request) {
-      const plan = planTraining(deps, principal, request);
+    async create(principal, request) {
+      const plan = await planTraining(deps, principal, request);
       if (!plan.allowed) {
         const refused = plan.datasets.filter((d) => !d.allowed);
         throw new BastionError(
@@ -473,7 +473,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       }
       const id = uuidv7();
       // The charge comes first: a crash before the row is written over-charges, never under-charges.
-      if (plan.events.length > 0) chargeLedger(deps, { kind: 'training', id }, plan.datasetIds.map((datasetId) => ({ datasetId, events: plan.events })));
+      if (plan.events.length > 0) await chargeLedger(deps, { kind: 'training', id }, plan.datasetIds.map((datasetId) => ({ datasetId, events: plan.events })));
       insertTraining(deps.store, {
         id,
         ownerId: principal.id,

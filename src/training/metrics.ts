@@ -9,9 +9,8 @@
 // k·q·N is the expected sample count of those steps, public like q·N in the gradient's normalisation.
 // The gradient and the loss of a step come from the same batch, so the plan charges them as one
 // mechanism: noise σ on the gradient (sensitivity C) and σ_m on the loss sum (sensitivity L) together
-// are a Gaussian mechanism with multiplier (σ⁻² + σ_m⁻²)^(−1/2) (jointMultiplier). With small σ, that
-// costs much more than two independently sampled mechanisms would (ε 3 → 4.2 for σ_m alone worth 0.5),
-// so the plan calibrates the joint σ to the total ε and derives σ_m from it (metricsMultiplier).
+// are a Gaussian mechanism with multiplier (σ⁻² + σ_m⁻²)^(−1/2); the plan calibrates that joint σ to
+// targetEpsilon + metricsEpsilon and derives σ_m from it (privacy/calibration.ts, calibrateTrainingNoise).
 //
 // Non-private trainings (every owner allowed non-private use) release the exact mean loss.
 //
@@ -60,16 +59,6 @@ export function epochEnds(steps: number, epochs: number): number[] {
   }
   ends.push(steps);
   return ends;
-}
-
-/** σ of one Gaussian mechanism equivalent to Gaussians with multipliers σ and σ_m on the same batch. */
-export function jointMultiplier(noiseMultiplier: number, metricsNoiseMultiplier: number): number {
-  return 1 / Math.sqrt(noiseMultiplier ** -2 + metricsNoiseMultiplier ** -2);
-}
-
-/** The σ_m that makes the joint multiplier `joint` next to σ (its inverse); NaN unless joint < σ. */
-export function metricsMultiplier(noiseMultiplier: number, joint: number): number {
-  return joint < noiseMultiplier ? 1 / Math.sqrt(joint ** -2 - noiseMultiplier ** -2) : Number.NaN;
 }
 
 /** The running sums of the epoch in progress; they travel in the sealed checkpoint (un-noised). */

@@ -10,11 +10,10 @@ import type { Principal } from '../governance/principals.js';
 import type { DatasetSummary, TensorSummary } from '../artifacts/formats/canonical.js';
 import { getDataset, type Dataset } from '../artifacts/datasets.js';
 import { getModel, type Model } from '../artifacts/models.js';
-import { createAccountant, type PrivacyEvent } from '../privacy/accountant.js';
-import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
-import { DEFAULT_METRICS_LOSS_BOUND, epochEnds, metricsMultiplier } from './metrics.js';
-import { previewCharges, type ChargeItem } from '../privacy/ledger.js';
-import type { Store } from '../store/db.js';
+import type { PrivacyEvent } from '../privacy/accountant.js';
+import { calibrateTrainingNoise } from '../privacy/calibration.js';
+import { previewCharges, type ChargeItem, type LedgerDeps } from '../privacy/ledger.js';
+import { DEFAULT_METRICS_LOSS_BOUND, epochEnds } from './metrics.js';
 
 export type LossName = 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
 
@@ -88,9 +87,7 @@ export interface TrainingPlan {
   events: PrivacyEvent[];
 }
 
-export interface PlanDeps {
-  store: Store;
-}
+export type PlanDeps = LedgerDeps;
 
 const integerLosses: ReadonlySet<LossName> = new Set(['cross_entropy', 'nll']);
 
@@ -139,7 +136,7 @@ function layerGroups(model: Model, maxGradNorm: number): { parameters: string[];
  * the datasets must exist and fit together), calibrates σ, and previews every dataset's ledger. Throws
  * NOT_FOUND, FORBIDDEN (non-private use not allowed), UNPROCESSABLE_TRAINING or VALIDATION_FAILED.
  */
-export function planTraining(deps: PlanDeps, principal: Principal, request: TrainingRequest): TrainingPlan {
+export async function planTraining(deps: PlanDeps, principal: Principal, request: TrainingRequest): Promise<TrainingPlan> {
   const errors: FieldError[] = [];
   const isPrivate = request.private !== false;
   if (isPrivate && !request.privacy) errors.push({ pointer: '/privacy', detail: 'is required unless private is false' });
@@ -178,38 +175,38 @@ export function planTraining(deps: PlanDeps, principal: Principal, request: Trai
 
   const privacy = request.privacy!;
   const accountantName = privacy.accountant ?? 'rdp';
-  const accountant = createAccountant(accountantName);
   const sampleRate = request.expectedBatchSize / sampleCount;
   const steps = Math.ceil(request.epochs / sampleRate);
   const delta = Math.min(...datasets.map((d) => d.delta));
-  const noiseMultiplier = calibrateNoiseMultiplier({ accountant, targetEpsilon: privacy.targetEpsilon, delta, sampleRate, steps });
-  const epsilon = accountant.epsilon([{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps }], { delta });
-
-  // Metrics (training/metrics.ts): gradient and loss sums come from the same batches, so the ledger is
-  // charged the one joint mechanism, σ_joint = (σ⁻² + σ_m⁻²)^(−1/2). Sharing the batch costs more than
-  // two independent mechanisms would when σ is small, so σ_m is derived from the total rather than from
-  // metricsEpsilon alone: σ_joint is calibrated to targetEpsilon + metricsEpsilon, which keeps the model's
-  // own σ (and accuracy) as without metrics and makes metricsEpsilon exactly what the metrics add.
-  let metrics: TrainingPlan['metrics'] = null;
-  let charged = noiseMultiplier;
+  // Metrics (training/metrics.ts) come from the training's own batches: calibrateTrainingNoise charges
+  // both as one mechanism of ε ≤ targetEpsilon + metricsEpsilon and keeps σ as without them.
   const metricsEpsilon = request.metricsEpsilon ?? 0;
-  if (metricsEpsilon > 0) {
-    const joint = calibrateNoiseMultiplier({ accountant, targetEpsilon: privacy.targetEpsilon + metricsEpsilon, delta, sampleRate, steps, initialNoiseMultiplier: noiseMultiplier });
-    const metricsNoise = metricsMultiplier(noiseMultiplier, joint);
-    if (!Number.isFinite(metricsNoise)) {
-      throw new BastionError('UNPROCESSABLE_TRAINING', `metricsEpsilon ${metricsEpsilon} is too small to release any metric next to this training's noise (σ = ${noiseMultiplier}); use a larger one or 0`, {
+  const options = { accountant: accountantName, targetEpsilon: privacy.targetEpsilon, extraEpsilon: metricsEpsilon, delta, sampleRate, steps };
+  let noise;
+  try {
+    noise = await (deps.math ? deps.math.calibrateTrainingNoise(options) : calibrateTrainingNoise(options));
+  } catch (err) {
+    if (err instanceof BastionError && err.details.errors?.some((e) => e.parameter === 'extraEpsilon')) {
+      throw new BastionError('UNPROCESSABLE_TRAINING', `metricsEpsilon ${metricsEpsilon} is too small to release any metric next to this training's noise; use a larger one or 0`, {
         errors: [{ pointer: '/metricsEpsilon', detail: 'too small for this training' }],
       });
     }
-    charged = joint;
-    metrics = { epsilon: 0, noiseMultiplier: metricsNoise, lossBound: request.metricsLossBound ?? DEFAULT_METRICS_LOSS_BOUND, releases: epochEnds(steps, request.epochs).length };
+    throw err;
   }
-  const events: PrivacyEvent[] = [{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier: charged, count: steps }];
-  const epsilonTotal = metrics ? accountant.epsilon(events, { delta }) : epsilon;
-  if (metrics) metrics.epsilon = epsilonTotal - epsilon;
+  const { noiseMultiplier, epsilon, epsilonTotal } = noise;
+  const metrics: TrainingPlan['metrics'] =
+    noise.extraNoiseMultiplier === null
+      ? null
+      : {
+          epsilon: epsilonTotal - epsilon,
+          noiseMultiplier: noise.extraNoiseMultiplier,
+          lossBound: request.metricsLossBound ?? DEFAULT_METRICS_LOSS_BOUND,
+          releases: epochEnds(steps, request.epochs).length,
+        };
+  const events: PrivacyEvent[] = [{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier: noise.chargedNoiseMultiplier, count: steps }];
 
   const items: ChargeItem[] = datasets.map((d) => ({ datasetId: d.id, events }));
-  const previews = previewCharges(deps, items);
+  const previews = await previewCharges(deps, items);
   const clipping = privacy.clipping ?? 'flat';
   return {
     modelId: model.id,

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { TransferListItem } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { BastionError } from '../errors.js';
+import type { PrivacyMath } from '../privacy/ledger.js';
 import type { TaskEnvelope, TaskFailure, TaskKind, TaskMap, TaskRequest, WorkerInit } from './tasks.js';
 
 export interface PoolOptions {
@@ -52,6 +53,14 @@ export function createPool(options: PoolOptions): WorkerPool {
       closed = true;
       await piscina.close();
     },
+  };
+}
+
+/** The privacy accountants, run in the pool (they take up to seconds with PLD). */
+export function privacyMathOn(pool: Pick<WorkerPool, 'run'>): PrivacyMath {
+  return {
+    composedEpsilon: (events, delta) => pool.run('composeEpsilon', { events: [...events], delta }),
+    calibrateTrainingNoise: (options) => pool.run('calibrateTrainingNoise', options),
   };
 }
 

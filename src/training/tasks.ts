@@ -5,6 +5,9 @@ import type { ConvertInput, ConvertOutput } from '../artifacts/convert.js';
 import type { BastionErrorDetails, ErrorCode } from '../errors.js';
 import type { ModelInspection, NativeVersion } from '../native.js';
 import type { BlobStore } from '../artifacts/blob-store.js';
+import type { PrivacyEvent } from '../privacy/accountant.js';
+import type { TrainingNoise, TrainingNoiseOptions } from '../privacy/calibration.js';
+import type { ComposedEpsilon } from '../privacy/ledger.js';
 import type { DatasetSource } from './load.js';
 import type { LossName } from './plan.js';
 import type { TrainModelInput, TrainModelOutput } from './runner.js';
@@ -18,6 +21,10 @@ export interface TaskMap {
   trainModel: { input: TrainModelInput; output: TrainModelOutput };
   /** Loss and accuracy of a model on a dataset, exact (the caller adds any DP noise). */
   evaluateModel: { input: EvaluateModelInput; output: EvaluateModelOutput };
+  /** ε of composed events under the tighter accountant (privacy/ledger.ts composedEpsilon). */
+  composeEpsilon: { input: { events: PrivacyEvent[]; delta: number }; output: ComposedEpsilon };
+  /** A training's noise multipliers and ε (privacy/calibration.ts calibrateTrainingNoise). */
+  calibrateTrainingNoise: { input: TrainingNoiseOptions; output: TrainingNoise };
 }
 export type TaskKind = keyof TaskMap;
 

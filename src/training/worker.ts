@@ -1,10 +1,13 @@
 // A pool worker: loads the addon once, fixes its thread counts once (libtorch intra-op threads from
 // the pool's settings, OpenBLAS's own threads at 1), then runs heavy tasks one at a time. This is the
-// only place, besides disposable child processes, that calls heavy addon functions.
+// only place, besides disposable child processes, that calls heavy addon functions. The privacy
+// accountants run here too: PLD takes up to seconds, too long for the event loop.
 import { workerData } from 'node:worker_threads';
 import { convertDataset } from '../artifacts/convert.js';
 import { BastionError } from '../errors.js';
 import { inspectModel, NativeError, setThreads, Trainer, version } from '../native.js';
+import { calibrateTrainingNoise } from '../privacy/calibration.js';
+import { composedEpsilon } from '../privacy/ledger.js';
 import { loadModelBytes, loadTrainingData } from './load.js';
 import { runTraining } from './runner.js';
 import type { TaskEnvelope, TaskKind, TaskMap, TaskRequest, WorkerInit } from './tasks.js';
@@ -19,6 +22,8 @@ const handlers: Handlers = {
   inspectModel: ({ bytes }) => inspectModel(bytes),
   convertDataset: (input) => convertDataset(input),
   trainModel: (input) => runTraining(input, (model, data, config) => Trainer.create(model, data, config)),
+  composeEpsilon: ({ events, delta }) => composedEpsilon(events, delta),
+  calibrateTrainingNoise: (options) => calibrateTrainingNoise(options),
   evaluateModel: async ({ blobs, modelId, dataset, loss }) => {
     const data = await loadTrainingData(blobs, [dataset]);
     const trainer = Trainer.create(await loadModelBytes(blobs, modelId), data, {

@@ -8,8 +8,9 @@ import { openBlobStore, type BlobStore } from '../../src/artifacts/blob-store.js
 import { openDevKeyProvider } from '../../src/enclave/keys.js';
 import { bootstrapAdmin } from '../../src/governance/principals.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import type { WorkerPool } from '../../src/training/pool.js';
+import { privacyMathOn, type WorkerPool } from '../../src/training/pool.js';
 import type { TrainingJobsOptions } from '../../src/training/jobs.js';
+import type { PrivacyMath } from '../../src/privacy/ledger.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -39,7 +40,7 @@ export const unusedArtifacts = {
 };
 
 export async function buildTestApp(
-  overrides: { pool?: WorkerPool; isAddonLoaded?: () => boolean; maxUploadBytes?: number; sandbox?: { timeoutMs: number; memoryBytes: number }; training?: TrainingJobsOptions } = {},
+  overrides: { pool?: WorkerPool; isAddonLoaded?: () => boolean; maxUploadBytes?: number; sandbox?: { timeoutMs: number; memoryBytes: number }; training?: TrainingJobsOptions; privacyMath?: PrivacyMath } = {},
 ): Promise<TestApp> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-http-'));
   const store = openStore(dataDir);
@@ -53,6 +54,8 @@ export async function buildTestApp(
     maxUploadBytes: overrides.maxUploadBytes ?? 4 * 1024 ** 3,
     isAddonLoaded: overrides.isAddonLoaded ?? (() => true),
     ...(overrides.training ? { training: overrides.training } : {}),
+    // With a real pool the accountants run in it, as in the server; otherwise inline.
+    ...(overrides.privacyMath ? { privacyMath: overrides.privacyMath } : overrides.pool ? { privacyMath: privacyMathOn(overrides.pool) } : {}),
   });
   await app.ready();
   return {

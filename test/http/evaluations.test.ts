@@ -49,13 +49,13 @@ test('an exact evaluation where the owner allows it gives accuracy and loss and 
   assert.ok(e.accuracy >= 0 && e.accuracy <= 1);
   assert.ok(Number.isFinite(e.loss) && e.loss > 0);
   assert.equal(e.accuracyNoiseStd, 0);
-  assert.deepEqual(datasetPrivacy({ store: t.store }, openId).events, []);
+  assert.deepEqual((await datasetPrivacy({ store: t.store }, openId)).events, []);
 });
 
 test('without ε on a dataset that does not allow non-private use: 403, nothing charged', async () => {
   const res = await evaluate({ modelId, datasetId: closedId, loss: 'cross_entropy' });
   assert.equal(res.statusCode, 403);
-  assert.deepEqual(datasetPrivacy({ store: t.store }, closedId).events, []);
+  assert.deepEqual((await datasetPrivacy({ store: t.store }, closedId)).events, []);
 });
 
 test('a DP evaluation charges its ε as one Gaussian release and adds noise of the stated std to the accuracy', async () => {
@@ -75,7 +75,7 @@ test('a DP evaluation charges its ε as one Gaussian release and adds noise of t
     released.push(e.accuracy);
   }
   assert.ok(new Set(released).size > 1, 'the noise differs between releases');
-  const ledger = datasetPrivacy({ store: t.store }, openId);
+  const ledger = await datasetPrivacy({ store: t.store }, openId);
   assert.equal(ledger.events.length, 5);
   assert.ok(ledger.events.every((entry) => entry.event.kind === 'gaussian' && entry.source.kind === 'evaluation'));
 });
@@ -84,12 +84,12 @@ test('a DP evaluation the budget cannot pay for is refused with 409 before the m
   const res = await evaluate({ modelId, datasetId: closedId, loss: 'cross_entropy', epsilon: 50 });
   assert.equal(res.statusCode, 409);
   assert.equal(res.json().type, 'urn:bastion:problem:budget-exhausted');
-  assert.deepEqual(datasetPrivacy({ store: t.store }, closedId).events, []);
+  assert.deepEqual((await datasetPrivacy({ store: t.store }, closedId)).events, []);
 });
 
 test("someone else's model is 404, and regression losses have no DP release (422)", async () => {
   assert.equal((await evaluate({ modelId, datasetId: openId, loss: 'cross_entropy' }, owner)).statusCode, 404);
   const res = await evaluate({ modelId, datasetId: closedId, loss: 'mse', epsilon: 1 });
   assert.equal(res.statusCode, 422);
-  assert.deepEqual(datasetPrivacy({ store: t.store }, closedId).events, []);
+  assert.deepEqual((await datasetPrivacy({ store: t.store }, closedId)).events, []);
 });

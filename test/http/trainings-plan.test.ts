@@ -5,8 +5,8 @@ import { after, before, test } from 'node:test';
 import { v7 as uuidv7 } from 'uuid';
 import { createPrincipal } from '../../src/governance/principals.js';
 import { createRdpAccountant } from '../../src/privacy/accountant.js';
-import { calibrateNoiseMultiplier } from '../../src/privacy/calibration.js';
-import { chargeLedger } from '../../src/privacy/ledger.js';
+import { calibrateNoiseMultiplier, calibrateTrainingNoise } from '../../src/privacy/calibration.js';
+import { chargeLedger, composedEpsilon, type PrivacyMath } from '../../src/privacy/ledger.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 
@@ -21,15 +21,15 @@ before(async () => {
 });
 after(() => t.close());
 
-function addModel(ownerId: string): string {
+function addModel(ownerId: string, app: TestApp = t): string {
   const id = uuidv7();
   const check = { methods: ['forward'], parameters: [{ name: 'fc1.weight', shape: [8, 4], dtype: 'float32', requiresGrad: true }, { name: 'fc1.bias', shape: [8], dtype: 'float32', requiresGrad: true }, { name: 'fc2.weight', shape: [3, 8], dtype: 'float32', requiresGrad: true }], buffers: [], parameterCount: 67, operators: ['aten::linear'] };
-  insertModel(t.store, { id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), createdAt: new Date().toISOString() });
+  insertModel(app.store, { id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), createdAt: new Date().toISOString() });
   return id;
 }
 
-function addDataset(options: { samples: number; features?: number[]; labels?: 'I64' | 'F32'; delta?: number; limit?: number; allowNonPrivate?: boolean }): string {
-  const owner = createPrincipal(t.store, { name: `owner-${uuidv7()}`, role: 'member' });
+function addDataset(options: { samples: number; features?: number[]; labels?: 'I64' | 'F32'; delta?: number; limit?: number; allowNonPrivate?: boolean }, app: TestApp = t): string {
+  const owner = createPrincipal(app.store, { name: `owner-${uuidv7()}`, role: 'member' });
   const id = uuidv7();
   const n = options.samples;
   const summary = {
@@ -38,7 +38,7 @@ function addDataset(options: { samples: number; features?: number[]; labels?: 'I
     labels: { name: 'labels', dtype: options.labels ?? 'I64', shape: [n] },
     labelClasses: [0, 1, 2],
   };
-  insertDataset(t.store, {
+  insertDataset(app.store, {
     id, ownerId: owner.id, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: 1,
     privacyLimit: options.limit ?? 10, delta: options.delta ?? 1e-5, allowNonPrivate: options.allowNonPrivate ?? false, sampleCount: n,
     details: JSON.stringify({ summary, layout: { blob: 'dataset', tensors: [] } }), createdAt: new Date().toISOString(),
@@ -83,7 +83,7 @@ test('a plan pools the datasets: q = B / N, steps = ⌈epochs / q⌉, σ calibra
 test('a budget too small for the plan is reported with what the training would spend and what is left', async () => {
   const model = addModel(scientist.id);
   const ds = addDataset({ samples: 60000, limit: 2 });
-  chargeLedger({ store: t.store }, { kind: 'training', id: 'earlier-job' }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2000 }] }]);
+  await chargeLedger({ store: t.store }, { kind: 'training', id: 'earlier-job' }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2000 }] }]);
   const p = (await plan(body(model, [ds]))).json();
   assert.equal(p.allowed, false);
   assert.ok(p.datasets[0].epsilonSpent > 0.5, String(p.datasets[0].epsilonSpent));
@@ -175,7 +175,7 @@ test('GET /v1/datasets/:id/privacy shows limit, δ, the composed ε spent and re
   const ds = addDataset({ samples: 60000, limit: 8 });
   const empty = (await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(other.token) })).json();
   assert.deepEqual({ ...empty, accountant: undefined }, { datasetId: ds, privacyLimit: 8, delta: 1e-5, epsilonSpent: 0, epsilonRemaining: 8, accountant: undefined, events: [] });
-  chargeLedger({ store: t.store }, { kind: 'training', id: 'job-7' }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2343 }] }]);
+  await chargeLedger({ store: t.store }, { kind: 'training', id: 'job-7' }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2343 }] }]);
   const res = await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(other.token) });
   assert.equal(res.statusCode, 200);
   const privacy = res.json();
@@ -185,4 +185,32 @@ test('GET /v1/datasets/:id/privacy shows limit, δ, the composed ε spent and re
   assert.ok(['pld', 'rdp'].includes(privacy.accountant));
   assert.deepEqual(privacy.events.map((e: { source: { id: string } }) => e.source.id), ['job-7']);
   assert.equal((await t.app.inject({ url: `/v1/datasets/${uuidv7()}/privacy`, headers: t.auth() })).statusCode, 404);
+});
+
+test('the server hands every accountant computation of planning and budgets to its PrivacyMath (the pool in production)', async () => {
+  const calls: string[] = [];
+  const math: PrivacyMath = {
+    composedEpsilon: async (events, delta) => {
+      calls.push('composedEpsilon');
+      return composedEpsilon(events, delta);
+    },
+    calibrateTrainingNoise: async (options) => {
+      calls.push('calibrateTrainingNoise');
+      return calibrateTrainingNoise(options);
+    },
+  };
+  const spied = await buildTestApp({ privacyMath: math });
+  try {
+    const user = createPrincipal(spied.store, { name: 'spied', role: 'member' });
+    const modelId = addModel(user.id, spied);
+    const ds = addDataset({ samples: 5000, limit: 7.25 }, spied);
+    const res = await spied.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: body(modelId, [ds], { epochs: 1.5 }), headers: spied.auth(user.token) });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.ok(calls.includes('calibrateTrainingNoise') && calls.includes('composedEpsilon'), calls.join(','));
+    calls.length = 0;
+    assert.equal((await spied.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: spied.auth(user.token) })).statusCode, 200);
+    assert.deepEqual(calls, [], 'an empty ledger composes nothing');
+  } finally {
+    await spied.close();
+  }
 });

@@ -32,14 +32,14 @@ function addDataset(store: Store, privacyLimit: number, delta = 1e-5): string {
 const training = (sampleRate: number, noiseMultiplier: number, count: number): PrivacyEvent => ({ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count });
 const rejectsBudget = (e: unknown) => e instanceof BastionError && e.code === 'BUDGET_EXHAUSTED';
 
-test('spent ε is the composition of every event, tighter than adding up each charge’s ε', () => {
+test('spent ε is the composition of every event, tighter than adding up each charge’s ε', async () => {
   const { store } = newStore();
   const id = addDataset(store, 10);
   const a = training(256 / 60000, 1.1, 1000);
   const b = training(256 / 60000, 1.1, 1343);
-  chargeLedger({ store }, { kind: 'training', id: 'job-1' }, [{ datasetId: id, events: [a] }]);
-  chargeLedger({ store }, { kind: 'training', id: 'job-2' }, [{ datasetId: id, events: [b] }]);
-  const privacy = datasetPrivacy({ store }, id);
+  await chargeLedger({ store }, { kind: 'training', id: 'job-1' }, [{ datasetId: id, events: [a] }]);
+  await chargeLedger({ store }, { kind: 'training', id: 'job-2' }, [{ datasetId: id, events: [b] }]);
+  const privacy = await datasetPrivacy({ store }, id);
   assert.deepEqual(privacy.events.map((e) => e.source.id), ['job-1', 'job-2']);
   const together = composedEpsilon([training(256 / 60000, 1.1, 2343)], 1e-5).epsilon;
   assert.ok(Math.abs(privacy.epsilonSpent - together) <= 1e-3 * together, `${privacy.epsilonSpent} vs ${together}`);
@@ -65,33 +65,33 @@ test('the ledger takes the tighter of its two sound accountants', () => {
   assert.equal(chosen.accountant, pld <= rdp ? 'pld' : 'rdp');
 });
 
-test('a charge that would pass any one dataset’s limit charges none of them', () => {
+test('a charge that would pass any one dataset’s limit charges none of them', async () => {
   const { store } = newStore();
   const roomy = addDataset(store, 100);
   const tight = addDataset(store, 0.5);
   const events = [training(0.01, 1.0, 1000)];
-  const [forRoomy, forTight] = previewCharges({ store }, [{ datasetId: roomy, events }, { datasetId: tight, events }]);
+  const [forRoomy, forTight] = await previewCharges({ store }, [{ datasetId: roomy, events }, { datasetId: tight, events }]);
   assert.equal(forRoomy!.allowed, true);
   assert.equal(forTight!.allowed, false);
-  assert.throws(() => chargeLedger({ store }, { kind: 'training', id: 'job' }, [{ datasetId: roomy, events }, { datasetId: tight, events }]), (e: unknown) => {
+  await assert.rejects(chargeLedger({ store }, { kind: 'training', id: 'job' }, [{ datasetId: roomy, events }, { datasetId: tight, events }]), (e: unknown) => {
     assert.ok(rejectsBudget(e));
     assert.match((e as Error).message, new RegExp(tight));
     assert.doesNotMatch((e as Error).message, new RegExp(roomy));
     return true;
   });
-  assert.deepEqual(datasetPrivacy({ store }, roomy).events, []);
-  assert.deepEqual(datasetPrivacy({ store }, tight).events, []);
+  assert.deepEqual((await datasetPrivacy({ store }, roomy)).events, []);
+  assert.deepEqual((await datasetPrivacy({ store }, tight)).events, []);
 });
 
-test('malformed events and unknown datasets are refused before anything is written', () => {
+test('malformed events and unknown datasets are refused before anything is written', async () => {
   const { store } = newStore();
   const id = addDataset(store, 5);
-  assert.throws(
-    () => chargeLedger({ store }, { kind: 'metric', id: 'm' }, [{ datasetId: id, events: [{ kind: 'gaussian', noiseMultiplier: -1, count: 1 }] }]),
+  await assert.rejects(
+    chargeLedger({ store }, { kind: 'metric', id: 'm' }, [{ datasetId: id, events: [{ kind: 'gaussian', noiseMultiplier: -1, count: 1 }] }]),
     (e: unknown) => e instanceof BastionError && e.code === 'VALIDATION_FAILED' && /\/charges\/0\/events\/0/.test(e.message),
   );
-  assert.throws(() => chargeLedger({ store }, { kind: 'metric', id: 'm' }, [{ datasetId: uuidv7(), events: [training(0.1, 1, 1)] }]), (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND');
-  assert.deepEqual(datasetPrivacy({ store }, id).events, []);
+  await assert.rejects(chargeLedger({ store }, { kind: 'metric', id: 'm' }, [{ datasetId: uuidv7(), events: [training(0.1, 1, 1)] }]), (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND');
+  assert.deepEqual((await datasetPrivacy({ store }, id)).events, []);
 });
 
 test('two processes’ worth of concurrent charges against one dataset never pass its limit', async () => {
@@ -110,11 +110,11 @@ test('two processes’ worth of concurrent charges against one dataset never pas
     });
   const [one, two] = await Promise.all([worker(1), worker(2)]);
   const reopened = openStore(dataDir);
-  const privacy = datasetPrivacy({ store: reopened }, datasetId);
+  const privacy = await datasetPrivacy({ store: reopened }, datasetId);
   assert.ok(privacy.epsilonSpent <= limit, `spent ${privacy.epsilonSpent}`);
   assert.equal(privacy.events.length, one! + two!);
   // The budget was used up, not refused early: one more charge of the same kind would not fit.
-  const next = previewCharges({ store: reopened }, [{ datasetId, events: [training(0.01, 1.0, 200)] }]);
+  const next = await previewCharges({ store: reopened }, [{ datasetId, events: [training(0.01, 1.0, 200)] }]);
   assert.equal(next[0]!.allowed, false);
   reopened.close();
 });

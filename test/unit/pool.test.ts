@@ -3,7 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { BastionError } from '../../src/errors.js';
-import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import type { PrivacyEvent } from '../../src/privacy/accountant.js';
+import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
+import { composedEpsilon } from '../../src/privacy/ledger.js';
+import { createPool, privacyMathOn, type WorkerPool } from '../../src/training/pool.js';
 import { repoRoot } from '../helpers/server.js';
 
 const mnist = path.resolve(repoRoot, '..', 'shared', 'testdata', 'torchscript', 'torch-1.13', 'mnist_cnn.script.pt');
@@ -44,4 +47,13 @@ test('a closed pool refuses work with SERVICE_UNAVAILABLE', async () => {
   await small.close();
   assert.equal(small.isAlive(), false);
   await assert.rejects(small.run('version', {}), (err: unknown) => err instanceof BastionError && err.code === 'SERVICE_UNAVAILABLE');
+});
+
+test('the privacy accountants run in the pool with the figures of the calling thread, and keep their refusals', async () => {
+  const math = privacyMathOn(pool);
+  const events: PrivacyEvent[] = [{ kind: 'poisson-gaussian', sampleRate: 0.01, noiseMultiplier: 1.1, count: 500 }, { kind: 'gaussian', noiseMultiplier: 4, count: 1 }];
+  assert.deepEqual(await math.composedEpsilon(events, 1e-5), composedEpsilon(events, 1e-5));
+  const options = { accountant: 'rdp' as const, targetEpsilon: 2, extraEpsilon: 0.25, delta: 1e-5, sampleRate: 0.01, steps: 500 };
+  assert.deepEqual(await math.calibrateTrainingNoise(options), calibrateTrainingNoise(options));
+  await assert.rejects(math.calibrateTrainingNoise({ ...options, targetEpsilon: -1 }), (err: unknown) => err instanceof BastionError && err.code === 'VALIDATION_FAILED' && /targetEpsilon/.test(err.message));
 });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { BastionError } from '../../src/errors.js';
 import { createPldAccountant, createRdpAccountant, type PrivacyEvent } from '../../src/privacy/accountant.js';
-import { calibrateNoiseMultiplier, maxSteps } from '../../src/privacy/calibration.js';
+import { calibrateNoiseMultiplier, calibrateTrainingNoise, jointNoiseMultiplier, maxSteps } from '../../src/privacy/calibration.js';
 import { testdataPath } from '../helpers/testdata.js';
 
 interface CalibrationVector {
@@ -137,4 +137,21 @@ test('maxSteps refuses bad arguments, listing every problem at once', () => {
       return true;
     },
   );
+});
+
+test('a second release from the same batches: σ stays as without it, the joint σ spends target + extra, σ₂ completes it', () => {
+  const base = { accountant: 'rdp' as const, targetEpsilon: 3, delta: 1e-5, sampleRate: 256 / 60000, steps: 703 };
+  const alone = calibrateTrainingNoise({ ...base, extraEpsilon: 0 });
+  assert.equal(alone.extraNoiseMultiplier, null);
+  assert.equal(alone.chargedNoiseMultiplier, alone.noiseMultiplier);
+  assert.equal(alone.epsilonTotal, alone.epsilon);
+  const both = calibrateTrainingNoise({ ...base, extraEpsilon: 0.5 });
+  assert.equal(both.noiseMultiplier, alone.noiseMultiplier);
+  assert.ok(both.epsilonTotal <= 3.5 && both.epsilonTotal > 3.49, String(both.epsilonTotal));
+  assert.ok(Math.abs(jointNoiseMultiplier(both.noiseMultiplier, both.extraNoiseMultiplier!) - both.chargedNoiseMultiplier) < 1e-12);
+  // Calibrating σ₂ to 0.5 alone and composing as if independent would charge about 3.02, but the two
+  // share each batch: that same σ₂ is really worth far more next to σ.
+  const independent = calibrateNoiseMultiplier({ accountant: createRdpAccountant(), targetEpsilon: 0.5, delta: 1e-5, sampleRate: base.sampleRate, steps: base.steps });
+  assert.ok(independent < both.extraNoiseMultiplier!, `${independent} < ${both.extraNoiseMultiplier}`);
+  assert.throws(() => calibrateTrainingNoise({ ...base, extraEpsilon: 1e-12 }), /extraEpsilon/);
 });

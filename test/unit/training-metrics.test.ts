@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createRdpAccountant } from '../../src/privacy/accountant.js';
-import { addStep, emptySums, epochEnds, jointMultiplier, metricsMultiplier, releaseMetric, type MetricsSpec } from '../../src/training/metrics.js';
+import { companionNoiseMultiplier as metricsMultiplier, jointNoiseMultiplier as jointMultiplier } from '../../src/privacy/calibration.js';
+import { addStep, emptySums, epochEnds, releaseMetric, type MetricsSpec } from '../../src/training/metrics.js';
 
 test('epochs end at ⌈e · steps / epochs⌉; a fractional last epoch ends at the last step', () => {
   assert.deepEqual(epochEnds(30, 3), [10, 20, 30]);

@@ -88,7 +88,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
     },
     async (request) => {
       getDataset(deps, principalOf(request), request.params.id); // 404 for what the caller may not see
-      return datasetPrivacy(deps, request.params.id);
+      return await datasetPrivacy(deps, request.params.id);
     },
   );
 

@@ -4,9 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type TSchema } from 'typebox';
-import type { Store } from '../../store/db.js';
 import type { TrainingEvent, TrainingJobs } from '../../training/jobs.js';
-import { planTraining, planView } from '../../training/plan.js';
+import { planTraining, planView, type PlanDeps } from '../../training/plan.js';
 import { principalOf } from '../plugins/auth.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 import { TrainingListSchema, TrainingRequestSchema } from '../schemas/trainings.js';
@@ -21,9 +20,9 @@ const eventStream = {
   content: { 'text/event-stream': { schema: { type: 'string', description: 'event: <type>\\ndata: <Training JSON>\\n\\n …' } } },
 } as unknown as TSchema;
 
-export default async function trainingRoutes(root: FastifyInstance, options: { store: Store; jobs: TrainingJobs }) {
+export default async function trainingRoutes(root: FastifyInstance, options: { plan: PlanDeps; jobs: TrainingJobs }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const deps = { store: options.store };
+  const deps = options.plan;
   const jobs = options.jobs;
 
   app.post(
@@ -37,7 +36,7 @@ export default async function trainingRoutes(root: FastifyInstance, options: { s
         response: { 200: Type.Ref('TrainingPlan'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
       },
     },
-    async (request) => planView(planTraining(deps, principalOf(request), request.body)),
+    async (request) => planView(await planTraining(deps, principalOf(request), request.body)),
   );
 
   app.post(
@@ -52,7 +51,7 @@ export default async function trainingRoutes(root: FastifyInstance, options: { s
       },
     },
     async (request, reply) => {
-      const training = jobs.create(principalOf(request), request.body);
+      const training = await jobs.create(principalOf(request), request.body);
       return reply.code(202).header('location', `/v1/trainings/${training.id}`).send(training);
     },
   );
