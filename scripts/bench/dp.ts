@@ -2,10 +2,12 @@
 // for the three models of the issue (the Opacus MNIST CNN at batch 256, an MLP 100-256-256-2 at batch
 // 512, a text classifier over 64 tokens of a 10,000-word vocabulary at batch 128). Each (model, mode)
 // runs in a fresh child process, so its peak memory is its own; both modes use the same threads,
-// data and optimizer. Prints a table, or with --json one object
+// data and optimizer. A shared machine's speed drifts between processes (one run of a mode can be
+// 1.5× slower than the next), so each mode runs --repeat times, alternating with the other, and the
+// figures are the medians over those runs. Prints a table, or with --json one object
 // {"models": [{"name", "nonPrivateSamplesPerSec", "privateSamplesPerSec", "ratio", "peakRssBytes", ...}]}.
 //
-//   npm run bench:dp [-- --steps 20] [--json]
+//   npm run bench:dp [-- --steps 20] [--repeat 5] [--json]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +19,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
     steps: { type: 'string', default: '20' },
+    repeat: { type: 'string', default: '5' },
     json: { type: 'boolean', default: false },
     child: { type: 'string' },
     mode: { type: 'string' },
@@ -97,34 +100,48 @@ async function main() {
         env: { ...process.env, OPENBLAS_NUM_THREADS: '1' },
       }),
     ) as RunResult;
+  const repeat = Math.max(1, Number(values.repeat));
+  const median = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
   const models = Object.keys(manifest).map((name) => {
-    const nonPrivate = run(name, 'non-private');
-    const dp = run(name, 'private');
+    const nonPrivate: RunResult[] = [];
+    const dp: RunResult[] = [];
+    for (let i = 0; i < repeat; i += 1) {
+      nonPrivate.push(run(name, 'non-private'));
+      dp.push(run(name, 'private'));
+    }
+    const of = (runs: RunResult[], key: keyof RunResult) => median(runs.map((r) => r[key]));
+    const pairRatios = nonPrivate.map((r, i) => r.samplesPerSec / dp[i]!.samplesPerSec);
     return {
       name,
       batchSize: manifest[name]!.batchSize,
-      nonPrivateSamplesPerSec: nonPrivate.samplesPerSec,
-      privateSamplesPerSec: dp.samplesPerSec,
-      /** private time / non-private time for the same number of samples. */
-      ratio: nonPrivate.samplesPerSec / dp.samplesPerSec,
-      peakRssBytes: dp.peakRssBytes,
-      nonPrivatePeakRssBytes: nonPrivate.peakRssBytes,
-      stepPeakGrowthBytes: dp.stepPeakGrowthBytes,
-      nonPrivateStepPeakGrowthBytes: nonPrivate.stepPeakGrowthBytes,
+      nonPrivateSamplesPerSec: of(nonPrivate, 'samplesPerSec'),
+      privateSamplesPerSec: of(dp, 'samplesPerSec'),
+      /** private time / non-private time for the same number of samples, from the medians. */
+      ratio: of(nonPrivate, 'samplesPerSec') / of(dp, 'samplesPerSec'),
+      /** The smallest and largest ratio of one non-private run to the private run after it. */
+      ratioRange: [Math.min(...pairRatios), Math.max(...pairRatios)],
+      peakRssBytes: Math.max(...dp.map((r) => r.peakRssBytes)),
+      nonPrivatePeakRssBytes: Math.max(...nonPrivate.map((r) => r.peakRssBytes)),
+      stepPeakGrowthBytes: Math.max(...dp.map((r) => r.stepPeakGrowthBytes)),
+      nonPrivateStepPeakGrowthBytes: Math.max(...nonPrivate.map((r) => r.stepPeakGrowthBytes)),
     };
   });
   fs.rmSync(dir, { recursive: true, force: true });
   if (values.json) {
-    console.log(JSON.stringify({ threads: os.availableParallelism(), steps: Number(values.steps), models }));
+    console.log(JSON.stringify({ threads: os.availableParallelism(), steps: Number(values.steps), repeat, models }));
     return;
   }
   const mb = (b: number) => (b / 1e6).toFixed(0);
-  console.log(`DP-SGD vs non-private, ${values.steps} timed steps each, ${os.availableParallelism()} libtorch threads, OpenBLAS`);
-  console.log('| model (batch) | non-private samples/s | private samples/s | time ratio | peak RSS private / non-private (MB) | step memory growth private / non-private (MB) |');
-  console.log('|---|---|---|---|---|---|');
+  console.log(`DP-SGD vs non-private, ${values.steps} timed steps per run, medians of ${repeat} alternating runs per mode, ${os.availableParallelism()} libtorch threads, OpenBLAS`);
+  console.log('| model (batch) | non-private samples/s | private samples/s | time ratio | ratio range over run pairs | peak RSS private / non-private (MB) | step memory growth private / non-private (MB) |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const m of models) {
     console.log(
-      `| ${m.name} (${m.batchSize}) | ${m.nonPrivateSamplesPerSec.toFixed(0)} | ${m.privateSamplesPerSec.toFixed(0)} | ${m.ratio.toFixed(2)} | ${mb(m.peakRssBytes)} / ${mb(m.nonPrivatePeakRssBytes)} | ${mb(m.stepPeakGrowthBytes)} / ${mb(m.nonPrivateStepPeakGrowthBytes)} |`,
+      `| ${m.name} (${m.batchSize}) | ${m.nonPrivateSamplesPerSec.toFixed(0)} | ${m.privateSamplesPerSec.toFixed(0)} | ${m.ratio.toFixed(2)} | ${m.ratioRange.map((r) => r.toFixed(2)).join('–')} | ${mb(m.peakRssBytes)} / ${mb(m.nonPrivatePeakRssBytes)} | ${mb(m.stepPeakGrowthBytes)} / ${mb(m.nonPrivateStepPeakGrowthBytes)} |`,
     );
   }
 }

@@ -182,8 +182,8 @@ test('physical batches accumulate exactly: with σ = 0 and clipping active, any 
 });
 
 // zero_grad.pt's gradients are exactly 0, so one SGD step with lr = 1 moves every coordinate by
-// -noise / (q·N), whose standard deviation must be σ·C / (q·N). 40,000 coordinates: the sample std's
-// relative standard error is 1/sqrt(2·40,000) = 0.35 %, so a 5 % bound fails only for a wrong scale.
+// -noise / (q·N), whose standard deviation must be σ·C / (q·N). 84,000 coordinates: the sample std’s
+// relative standard error is at most 1/sqrt(2·20,000) = 0.5 %, so a 5 % bound fails only for a wrong scale.
 function zeroGradData(fx: TrainerFixtures): TrainingData {
   return { inputs: [f32(fx.x, [fx.n, fx.d])], labels: f32(new Float32Array(fx.n), [fx.n, 1]) };
 }
@@ -218,6 +218,18 @@ test('the noise has standard deviation σ·C/(q·N) per coordinate, mean 0, flat
       assert.ok(Math.abs(std / expected - 1) < 0.05, `${name}: std ${std}, expected ${expected}`);
       assert.ok(Math.abs(mean) < (5 * expected) / Math.sqrt(part.length), `${name}: mean ${mean}`);
     }
+    // Its shape is Gaussian: the fractions beyond 1σ, 2σ and 3σ (5 standard errors each).
+    const w2 = moved.subarray(20000);
+    for (const [k, tail] of [[1, 0.3173], [2, 0.0455], [3, 0.0027]] as const) {
+      const beyond = w2.filter((v) => Math.abs(v) > k * expected).length / w2.length;
+      assert.ok(Math.abs(beyond - tail) < 5 * Math.sqrt((tail * (1 - tail)) / w2.length), `beyond ${k}σ: ${beyond}, Gaussian ${tail}`);
+    }
+    // w2's noise comes from 8 streams, one per eighth: each eighth has the std, and no two are alike.
+    const eighths = Array.from({ length: 8 }, (_, k) => moved.subarray(20000 + k * 8000, 20000 + (k + 1) * 8000));
+    for (const part of eighths) assert.ok(Math.abs(stats(part).std / expected - 1) < 0.1, `std ${stats(part).std}`);
+    for (let k = 1; k < 8; k += 1) {
+      assert.ok(Math.abs(correlation(eighths[0]!, eighths[k]!)) < 5 / Math.sqrt(8000), `streams 0 and ${k} are independent`);
+    }
   }
 });
 
@@ -231,7 +243,7 @@ test('two identically created trainers draw independent noise, and restore() re-
     return difference(parameters(trainer), before);
   });
   const [a, b] = moves as [Float64Array, Float64Array];
-  // Independent: |corr| ≤ 5/sqrt(40,000) = 0.025 except with probability < 1e-6.
+  // Independent: |corr| ≤ 0.025 (over 5 standard errors at 84,000 coordinates) except with probability < 1e-6.
   assert.ok(Math.abs(correlation(a, b)) < 0.025, `correlation ${correlation(a, b)}`);
 
   const trainer = Trainer.create(fx.bytes('zero_grad.pt'), zeroGradData(fx), config);

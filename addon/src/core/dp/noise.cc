@@ -1,7 +1,7 @@
-// Gaussian noise for the DP-SGD step (Abadi et al. 2016, Algorithm 1, line "Add noise"), from a
-// generator only the OS CSPRNG seeds. ATen's CPU generator is mt19937: not a cryptographic
+// Gaussian noise for the DP-SGD step (Abadi et al. 2016, Algorithm 1, line "Add noise"), from
+// generators only the OS CSPRNG seeds. ATen's CPU generator is mt19937: not a cryptographic
 // generator, but its outputs never leave the enclave except mixed into noisy gradients, and every
-// trainer starts from a fresh OS seed.
+// trainer starts, and every restore restarts, from fresh OS seeds.
 #include "core/dp/noise.h"
 
 #include <sys/random.h>
@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include <ATen/Parallel.h>
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -33,11 +34,35 @@ uint64_t OsRandomSeed() {
 
 at::Generator MakeOsSeededGenerator() { return at::make_generator<at::CPUGeneratorImpl>(OsRandomSeed()); }
 
-void AddGaussianNoise(at::Tensor& tensor, double stddev, at::Generator& generator) {
+
+namespace {
+constexpr size_t kStreams = 8;
+// Below this many elements one stream draws them all: splitting costs more than it saves.
+constexpr int64_t kParallelNoiseElements = 1 << 15;
+}  // namespace
+
+NoiseStreams::NoiseStreams() { Reseed(); }
+
+void NoiseStreams::Reseed() {
+  streams_.clear();
+  for (size_t k = 0; k < kStreams; ++k) streams_.push_back(MakeOsSeededGenerator());
+}
+
+void NoiseStreams::AddGaussianNoise(at::Tensor& tensor, double stddev) {
   if (stddev == 0) return;
-  at::Tensor noise = at::empty_like(tensor);
-  noise.normal_(0.0, stddev, generator);
-  tensor.add_(noise);
+  const int64_t numel = tensor.numel();
+  if (numel == 0) return;
+  at::Tensor noise = at::empty({numel}, tensor.options());
+  const auto count = static_cast<int64_t>(numel < kParallelNoiseElements ? 1 : streams_.size());
+  const int64_t slice = (numel + count - 1) / count;
+  at::parallel_for(0, count, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t k = lo; k < hi; ++k) {
+      const int64_t begin = k * slice;
+      if (begin >= numel) break;
+      noise.narrow(0, begin, std::min(slice, numel - begin)).normal_(0.0, stddev, streams_[static_cast<size_t>(k)]);
+    }
+  });
+  tensor.add_(noise.view(tensor.sizes()));
 }
 
 }  // namespace bastion::core::dp

@@ -246,8 +246,13 @@ OptimizerState CopyState(const OptimizerState& state) {
 
 std::string ParamKey(const at::Tensor& param) { return c10::guts::to_string(param.unsafeGetTensorImpl()); }
 
+// Usually one pass: a NaN or ±inf element makes the sum NaN or ±inf, so a finite sum proves every
+// element finite. A non-finite sum may also be an overflow of finite elements; the exact elementwise
+// check decides then.
 bool AllFinite(const at::Tensor& tensor) {
-  return !at::isFloatingType(tensor.scalar_type()) || tensor.isfinite().all().item<bool>();
+  if (!at::isFloatingType(tensor.scalar_type())) return true;
+  if (std::isfinite(tensor.sum().item<double>())) return true;
+  return tensor.isfinite().all().item<bool>();
 }
 
 // Reads from an owned copy of a state, clamping reads to its size (libtorch's array overload
@@ -306,7 +311,8 @@ struct Trainer::Impl {
   double noise_stddev = 0;  // σ·C, or σ·sqrt(Σ_k C_k²) per layer
   Tensors data;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  at::Generator generator;
+  at::Generator generator;  // sampling
+  NoiseStreams noise;       // the gradient noise
   std::optional<ShuffledBatches> batches;
   int64_t step = 0;
 
@@ -399,7 +405,7 @@ struct Trainer::Impl {
       // Poisson normalisation by the expected batch size: the realised size stays private.
       const double expected_batch = config.sample_rate * static_cast<double>(data.samples);
       for (at::Tensor& grad : grads) {
-        AddGaussianNoise(grad, noise_stddev, generator);
+        noise.AddGaussianNoise(grad, noise_stddev);
         grad.div_(expected_batch);
       }
     }
@@ -708,6 +714,7 @@ void Trainer::Restore(std::string state) {
   impl.optimizer = std::move(optimizer);
   impl.step = step.toInt();
   impl.generator = MakeOsSeededGenerator();
+  impl.noise.Reseed();
   if (impl.batches) impl.batches->Reset();
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "core/dp/grad_sample/layer.h"
 
@@ -48,8 +49,7 @@ class ConvBatch final : public LayerBatch {
 
   at::Tensor PerSample(size_t slot) override {
     if (!is_weight_.at(slot)) return Bias();
-    std::vector<at::Tensor> chunks;
-    for (int64_t begin = 0; begin < x_.batch; begin += kChunk) chunks.push_back(ChunkWeight(begin));
+    std::vector<at::Tensor> chunks = AllChunks();
     std::vector<int64_t> shape{x_.batch};
     shape.insert(shape.end(), weight_shape_.begin(), weight_shape_.end());
     return at::cat(chunks).view(shape);  // [B, O, C/G, k...]
@@ -59,12 +59,9 @@ class ConvBatch final : public LayerBatch {
     if (!is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
     if (!ghost_) {
       // Chunk by chunk, kept for the weighted sum.
-      std::vector<at::Tensor> norms;
-      chunks_.clear();
-      for (int64_t begin = 0; begin < x_.batch; begin += kChunk) {
-        chunks_.push_back(ChunkWeight(begin));
-        norms.push_back(chunks_.back().pow(2).sum(1));
-      }
+      chunks_ = AllChunks();
+      std::vector<at::Tensor> norms(chunks_.size());
+      ParallelChunks([&](size_t i) { norms[i] = chunks_[i].pow(2).sum(1); });
       return norms.size() == 1 ? norms[0] : at::cat(norms);
     }
     Unfold();
@@ -78,14 +75,15 @@ class ConvBatch final : public LayerBatch {
     const at::Tensor c = factors.to(x_.d.scalar_type());
     if (!is_weight_.at(slot)) return at::mv(Bias().t(), c);  // [O]
     if (!chunks_.empty()) {
-      // Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used.
-      at::Tensor sum = at::zeros({1, chunks_[0].size(1)}, chunks_[0].options());
-      int64_t begin = 0;
-      for (const at::Tensor& chunk : chunks_) {
-        const int64_t n = chunk.size(0);
-        sum.addmm_(c.narrow(0, begin, n).view({1, n}), chunk);
-        begin += n;
-      }
+      // Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used: one
+      // partial sum per chunk in parallel, then their sum.
+      std::vector<at::Tensor> partial(chunks_.size());
+      ParallelChunks([&](size_t i) {
+        const int64_t n = chunks_[i].size(0);
+        partial[i] = at::mm(c.narrow(0, static_cast<int64_t>(i) * kChunk, n).view({1, n}), chunks_[i]);
+      });
+      at::Tensor sum = partial[0];
+      for (size_t i = 1; i < partial.size(); ++i) sum = sum + partial[i];
       return sum.view(weight_shape_);
     }
     // Only the weight's shape [O, C/G, kh, kw] matters for the weight gradient: it is never read.
@@ -100,6 +98,23 @@ class ConvBatch final : public LayerBatch {
   at::Tensor Bias() {
     if (!bias_.defined()) bias_ = x_.d.sum(at::IntArrayRef{2, 3});  // [B, O]
     return bias_;
+  }
+
+  // Runs body(i) for every chunk index, the chunks spread over the intra-op threads and each one
+  // computed single-threaded: the chunks' kernels are small, and splitting each of them over the
+  // threads costs more in fork/join than it gains.
+  template <typename Body>
+  void ParallelChunks(const Body& body) const {
+    const int64_t count = (x_.batch + kChunk - 1) / kChunk;
+    at::parallel_for(0, count, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) body(static_cast<size_t>(i));
+    });
+  }
+
+  std::vector<at::Tensor> AllChunks() const {
+    std::vector<at::Tensor> chunks(static_cast<size_t>((x_.batch + kChunk - 1) / kChunk));
+    ParallelChunks([&](size_t i) { chunks[i] = ChunkWeight(static_cast<int64_t>(i) * kChunk); });
+    return chunks;
   }
 
   // g_i(W) of the samples [begin, begin + kChunk) ∩ [0, B), [n, O·C/G·k]: the weight gradient of one
