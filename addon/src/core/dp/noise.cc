@@ -48,10 +48,12 @@ void NoiseStreams::Reseed() {
   for (size_t k = 0; k < kStreams; ++k) streams_.push_back(MakeOsSeededGenerator());
 }
 
-void NoiseStreams::AddGaussianNoise(at::Tensor& tensor, double stddev) {
-  if (stddev == 0) return;
+void NoiseStreams::AddGaussianNoise(at::Tensor& tensor, double stddev, double scale) {
   const int64_t numel = tensor.numel();
-  if (numel == 0) return;
+  if (stddev == 0 || numel == 0) {
+    if (scale != 1.0) tensor.mul_(scale);
+    return;
+  }
   at::Tensor noise = at::empty({numel}, tensor.options());
   const auto count = static_cast<int64_t>(numel < kParallelNoiseElements ? 1 : streams_.size());
   const int64_t slice = (numel + count - 1) / count;
@@ -59,10 +61,10 @@ void NoiseStreams::AddGaussianNoise(at::Tensor& tensor, double stddev) {
     for (int64_t k = lo; k < hi; ++k) {
       const int64_t begin = k * slice;
       if (begin >= numel) break;
-      noise.narrow(0, begin, std::min(slice, numel - begin)).normal_(0.0, stddev, streams_[static_cast<size_t>(k)]);
+      noise.narrow(0, begin, std::min(slice, numel - begin)).normal_(0.0, stddev * scale, streams_[static_cast<size_t>(k)]);
     }
   });
-  tensor.add_(noise.view(tensor.sizes()));
+  at::add_out(tensor, noise.view(tensor.sizes()), tensor, scale);  // scale·Z + scale·tensor
 }
 
 }  // namespace bastion::core::dp

@@ -28,9 +28,10 @@ class NoiseStreams {
   NoiseStreams();
   // Fresh OS seeds for every stream (at restore).
   void Reseed();
-  // Adds N(0, stddev²) independently to every element of tensor, in place (stddev ≥ 0 and finite; 0
-  // adds and draws nothing); contiguous slices of a large tensor come from different streams, in parallel.
-  void AddGaussianNoise(at::Tensor& tensor, double stddev);
+  // tensor ← scale · (tensor + Z), Z with independent N(0, stddev²) elements, in place and in one pass
+  // (stddev ≥ 0 and finite; 0 draws nothing); contiguous slices of a large tensor come from different
+  // streams, in parallel.
+  void AddGaussianNoise(at::Tensor& tensor, double stddev, double scale = 1.0);
 
  private:
   std::vector<at::Generator> streams_;

@@ -374,8 +374,19 @@ struct Trainer::Impl {
     const at::Tensor indices = config.is_private ? PoissonSample(data.samples, config.sample_rate, generator)
                                                  : batches->Next(generator);
     const int64_t count = indices.size(0);
-    std::vector<at::Tensor> grads;
-    for (const at::Tensor& param : params) grads.push_back(at::zeros_like(param));
+    // Undefined until a physical batch contributes: the first contribution is taken as it is (a fresh
+    // tensor of this step's), later ones are added to it.
+    std::vector<at::Tensor> grads(params.size());
+    const auto accumulate = [&](size_t p, const at::Tensor& grad) {
+      if (!grad.defined()) return;
+      if (grads[p].defined()) {
+        grads[p].add_(grad);
+      } else if (grad.sizes() == params[p].sizes() && grad.scalar_type() == params[p].scalar_type()) {
+        grads[p] = grad;
+      } else {
+        grads[p] = at::zeros_like(params[p]).add_(grad);
+      }
+    };
     double loss_sum = 0;
     double clipped_loss_sum = 0;
     const int64_t chunk = config.max_physical_batch_size > 0 ? config.max_physical_batch_size : std::max<int64_t>(count, 1);
@@ -386,28 +397,26 @@ struct Trainer::Impl {
         ClippedSum sum = engine->ComputeClippedSum(batch, loss, clip);
         losses = sum.losses;
         CheckLosses(losses, number);
-        for (size_t p = 0; p < grads.size(); ++p) grads[p].add_(sum.grads[p]);
+        for (size_t p = 0; p < grads.size(); ++p) accumulate(p, sum.grads[p]);
       } else {
         losses = PerSampleLoss(Forward(batch.inputs), batch.labels, loss);
         CheckLosses(losses.detach(), number);
         // Mean over the logical batch, accumulated over its physical batches.
         const at::Tensor objective = losses.sum() / static_cast<double>(count);
         std::vector<at::Tensor> batch_grads = torch::autograd::grad({objective}, params, {}, false, false, true);
-        for (size_t p = 0; p < grads.size(); ++p) {
-          if (batch_grads[p].defined()) grads[p].add_(batch_grads[p]);
-        }
+        for (size_t p = 0; p < grads.size(); ++p) accumulate(p, batch_grads[p]);
       }
       const at::Tensor exact = losses.detach().to(at::kDouble);
       loss_sum += exact.sum().item<double>();
       if (config.loss_bound > 0) clipped_loss_sum += exact.clamp(0, config.loss_bound).sum().item<double>();
     }
+    for (size_t p = 0; p < grads.size(); ++p) {
+      if (!grads[p].defined()) grads[p] = at::zeros_like(params[p]);  // an empty batch, or no gradient
+    }
     if (config.is_private) {
       // Poisson normalisation by the expected batch size: the realised size stays private.
       const double expected_batch = config.sample_rate * static_cast<double>(data.samples);
-      for (at::Tensor& grad : grads) {
-        noise.AddGaussianNoise(grad, noise_stddev);
-        grad.div_(expected_batch);
-      }
+      for (at::Tensor& grad : grads) noise.AddGaussianNoise(grad, noise_stddev, 1.0 / expected_batch);
     }
     for (size_t p = 0; p < grads.size(); ++p) {
       if (!AllFinite(grads[p])) NonFinite(number, "the gradient of parameter '" + names[p] + "' is NaN or infinite");
