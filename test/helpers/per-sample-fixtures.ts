@@ -2,16 +2,11 @@
 // Python and PyTorch once per test process, into a fresh temporary folder, and reads reference data
 // (safetensors tensors) for the engine tests. Every model comes with a batch and the whole-batch
 // autograd gradient of Σ_i l_i, computed by PyTorch itself.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { HostTensor, LossOptions } from '../../src/native.js';
-import { fixturePython } from './torch-fixtures.js';
-import { repoRoot } from './testdata.js';
+import { buildFixtures } from './torch-fixtures.js';
 
-const run = promisify(execFile);
 
 interface JsonTensor {
   dtype: 'float32' | 'int64';
@@ -46,15 +41,7 @@ export function perSampleFixtures(): Promise<Map<string, PerSampleFixture>> {
 }
 
 async function generate(): Promise<Map<string, PerSampleFixture>> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-per-sample-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const script = path.join(repoRoot, 'test', 'fixtures', 'per_sample_models.py');
-  try {
-    await run(fixturePython, [script, dir], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? '';
-    throw new Error(`${script} failed (it needs ${fixturePython} with PyTorch): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
-  }
+  const dir = await buildFixtures('per_sample_models.py', 'per-sample');
   const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<
     string,
     { files: { script: string; trace?: string }; inputs: JsonTensor[]; labels: JsonTensor; loss: LossOptions; parameters: string[]; batchGrads?: number[][] }

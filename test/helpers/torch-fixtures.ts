@@ -16,6 +16,25 @@ const run = promisify(execFile);
 export const fixturePython = '/usr/bin/python3';
 
 /**
+ * Runs test/fixtures/<script> with fixturePython as `script <dir> ...extra(dir)`, where dir is a fresh
+ * temporary folder (removed when the process exits) that the script writes its fixtures into; returns
+ * dir. Throws naming the script and the end of its stderr when it fails.
+ */
+export async function buildFixtures(script: string, prefix: string, extra: (dir: string) => string[] = () => []): Promise<string> {
+  if (!existsSync(fixturePython)) throw new Error(`${script} needs ${fixturePython} with PyTorch (Debian: apt-get install python3-torch)`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), `bastion-${prefix}-`));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(repoRoot, 'test', 'fixtures', script);
+  try {
+    await run(fixturePython, [file, dir, ...extra(dir)], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? '';
+    throw new Error(`${script} failed: ${stderr.trim().split('\n').slice(-5).join(' | ') || firstLine(error)}`);
+  }
+  return dir;
+}
+
+/**
  * Every file the generator writes (`forward_warn.pt` and `setattr.pt` included: both script in torch
  * 1.13). What each does when loaded and run:
  * - `setstate_writes_file.pt`: its TorchScript `__setstate__` writes `marker` during torch.jit.load;
@@ -68,11 +87,6 @@ async function generate(): Promise<HostileModels> {
         'it does not exist on this machine',
     );
   }
-  const script = path.join(repoRoot, 'test', 'fixtures', 'hostile_models.py');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-hostile-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const marker = path.join(dir, 'setstate-was-here');
-
   try {
     await run(fixturePython, ['-c', 'import torch'], { timeout: 60_000 });
   } catch (error) {
@@ -81,12 +95,9 @@ async function generate(): Promise<HostileModels> {
         `"import torch" failed: ${firstLine(error)}`,
     );
   }
-  try {
-    await run(fixturePython, [script, dir, marker], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? '';
-    throw new Error(`${script} failed: ${stderr.trim().split('\n').slice(-5).join(' | ') || firstLine(error)}`);
-  }
+  const markerName = 'setstate-was-here';
+  const dir = await buildFixtures('hostile_models.py', 'hostile', (folder) => [path.join(folder, markerName)]);
+  const marker = path.join(dir, markerName);
   // The generator loads setstate_writes_file.pt once to prove it writes the marker.
   rmSync(marker, { force: true });
 

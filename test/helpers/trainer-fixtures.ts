@@ -3,12 +3,10 @@
 // temporary folder, and runs further Python checks (interop with exported models). It protects the
 // invariant that the trainer is compared with PyTorch itself, on the very bytes the addon trained.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { fixturePython } from './torch-fixtures.js';
-import { repoRoot } from './testdata.js';
+import { buildFixtures, fixturePython } from './torch-fixtures.js';
 
 const run = promisify(execFile);
 
@@ -55,18 +53,7 @@ export function trainerFixtures(): Promise<TrainerFixtures> {
 }
 
 async function generate(): Promise<TrainerFixtures> {
-  if (!existsSync(fixturePython)) {
-    throw new Error(`trainer fixtures need ${fixturePython} with PyTorch (Debian: apt-get install python3-torch)`);
-  }
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-trainer-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const script = path.join(repoRoot, 'test', 'fixtures', 'trainer_models.py');
-  try {
-    await run(fixturePython, [script, dir], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? '';
-    throw new Error(`${script} failed: ${stderr.trim().split('\n').slice(-5).join(' | ')}`);
-  }
+  const dir = await buildFixtures('trainer_models.py', 'trainer');
   const file = (name: TrainerModelName): string => path.join(dir, name);
   const raw = (name: string): ArrayBuffer => {
     const bytes = readFileSync(path.join(dir, name));
