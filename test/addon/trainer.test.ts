@@ -9,6 +9,7 @@ import path from 'node:path';
 import {
   extractTensors,
   NativeError,
+  setThreads,
   Trainer,
   type TensorData,
   type TrainerConfig,
@@ -231,6 +232,76 @@ test('the noise has standard deviation σ·C/(q·N) per coordinate, mean 0, flat
       assert.ok(Math.abs(correlation(eighths[0]!, eighths[k]!)) < 5 / Math.sqrt(8000), `streams 0 and ${k} are independent`);
     }
   }
+});
+
+// Φ, from erfc with fractional error below 1.2e-7 (Numerical Recipes' erfcc, a Chebyshev fit).
+function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.5 * x);
+  const erfc =
+    t *
+    Math.exp(
+      -x * x - 1.26551223 +
+        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return z >= 0 ? 1 - erfc / 2 : erfc / 2;
+}
+
+// The sampler (a ziggurat: layers, wedges and a tail beyond r ≈ 3.44) must give N(0, 1) exactly, not
+// only the right variance. 24 steps × 84,000 coordinates ≈ 2 million draws, on 2 threads (the
+// streams in parallel): a Kolmogorov–Smirnov test, a χ² test over 34 bins, and the mass in the tail.
+test('the noise is standard normal in distribution: Kolmogorov–Smirnov, χ² over 34 bins, and the tail beyond the ziggurat', async () => {
+  const fx = await trainerFixtures();
+  const q = 0.5;
+  const steps = 24;
+  const trainer = Trainer.create(fx.bytes('zero_grad.pt'), zeroGradData(fx), {
+    mode: 'private', loss: { kind: 'mse' }, optimizer: sgd(1), sampleRate: q, noiseMultiplier: 1, maxGradNorm: 1,
+  });
+  const unit = 1 / (q * fx.n);
+  const draws: number[] = [];
+  try {
+    setThreads(2);
+    let before = parameters(trainer);
+    for (let s = 0; s < steps; s += 1) {
+      trainer.step();
+      const after = parameters(trainer);
+      for (let i = 0; i < after.length; i += 1) draws.push(-(after[i]! - before[i]!) / unit);
+      before = after;
+    }
+  } finally {
+    setThreads(1);
+  }
+  const z = Float64Array.from(draws).sort();
+  const n = z.length;
+  // KS: sqrt(n)·sup|F_n − Φ| exceeds 2.6 with probability about 2·exp(−2·2.6²) ≈ 3e-6.
+  let sup = 0;
+  for (let i = 0; i < n; i += 1) {
+    const phi = normalCdf(z[i]!);
+    sup = Math.max(sup, Math.abs((i + 1) / n - phi), Math.abs(i / n - phi));
+  }
+  assert.ok(Math.sqrt(n) * sup < 2.6, `KS statistic ${Math.sqrt(n) * sup}`);
+  // χ²: bins of width 0.25 on [−4, 4] and the two tails beyond; 33 degrees of freedom, and
+  // P(χ²₃₃ > 90) < 1e-6.
+  const edges = [-Infinity, ...Array.from({ length: 33 }, (_, k) => -4 + 0.25 * k), Infinity];
+  let chi = 0;
+  let at = 0;
+  for (let b = 0; b + 1 < edges.length; b += 1) {
+    let count = 0;
+    while (at < n && z[at]! < edges[b + 1]!) {
+      count += 1;
+      at += 1;
+    }
+    const expected = n * (normalCdf(edges[b + 1]!) - normalCdf(edges[b]!));
+    chi += (count - expected) ** 2 / expected;
+  }
+  assert.ok(chi < 90, `χ² ${chi} over 34 bins`);
+  // The ziggurat's tail (|z| > r) and beyond 4σ: their fractions within 5 standard errors.
+  for (const cut of [3.442619855899, 4]) {
+    const tail = 2 * normalCdf(-cut);
+    const beyond = z.filter((v) => Math.abs(v) > cut).length / n;
+    assert.ok(Math.abs(beyond - tail) < 5 * Math.sqrt((tail * (1 - tail)) / n), `beyond ${cut}: ${beyond}, Gaussian ${tail}`);
+  }
+  assert.ok(z[n - 1]! > 4 && z[0]! < -4, `the extremes reach the tail: ${z[0]}, ${z[n - 1]}`);
 });
 
 test('two identically created trainers draw independent noise, and restore() re-seeds the generator', async () => {

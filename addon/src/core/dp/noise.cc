@@ -1,70 +1,81 @@
-// Gaussian noise for the DP-SGD step (Abadi et al. 2016, Algorithm 1, line "Add noise"), from
-// generators only the OS CSPRNG seeds. ATen's CPU generator is mt19937: not a cryptographic
-// generator, but its outputs never leave the enclave except mixed into noisy gradients, and every
-// trainer starts, and every restore restarts, from fresh OS seeds.
+// Gaussian noise for the DP-SGD step (Abadi et al. 2016, Algorithm 1, line "Add noise").
 #include "core/dp/noise.h"
 
-#include <sys/random.h>
+#include <algorithm>
+#include <atomic>
+#include <utility>
 
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
-#include <string>
-
-#include <ATen/Parallel.h>
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 namespace bastion::core::dp {
 
 uint64_t OsRandomSeed() {
   uint64_t seed = 0;
-  auto* out = reinterpret_cast<unsigned char*>(&seed);
-  size_t filled = 0;
-  while (filled < sizeof(seed)) {
-    const ssize_t got = getrandom(out + filled, sizeof(seed) - filled, 0);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(errno));
-    }
-    filled += static_cast<size_t>(got);
-  }
+  OsRandomBytes(&seed, sizeof(seed));
   return seed;
 }
 
 at::Generator MakeOsSeededGenerator() { return at::make_generator<at::CPUGeneratorImpl>(OsRandomSeed()); }
 
-
 namespace {
 constexpr size_t kStreams = 8;
 // Below this many elements one stream draws them all: splitting costs more than it saves.
 constexpr int64_t kParallelNoiseElements = 1 << 15;
+
+// The slice of [0, count) that stream k draws.
+std::pair<int64_t, int64_t> Slice(int64_t count, int64_t k, int64_t streams) {
+  const int64_t slice = (count + streams - 1) / streams;
+  const int64_t begin = std::min(count, k * slice);
+  return {begin, std::min(slice, count - begin)};
+}
 }  // namespace
 
 NoiseStreams::NoiseStreams() { Reseed(); }
 
 void NoiseStreams::Reseed() {
   streams_.clear();
-  for (size_t k = 0; k < kStreams; ++k) streams_.push_back(MakeOsSeededGenerator());
+  for (size_t k = 0; k < kStreams; ++k) streams_.push_back(std::make_unique<GaussianStream>());
 }
 
-void NoiseStreams::AddGaussianNoise(at::Tensor& tensor, double stddev, double scale) {
+bool NoiseStreams::AddToOne(at::Tensor& tensor, double stddev, double scale) {
   const int64_t numel = tensor.numel();
-  if (stddev == 0 || numel == 0) {
-    if (scale != 1.0) tensor.mul_(scale);
-    return;
-  }
-  at::Tensor noise = at::empty({numel}, tensor.options());
+  const bool direct = tensor.is_contiguous() && (tensor.scalar_type() == at::kFloat || tensor.scalar_type() == at::kDouble);
+  // Anything else (a strided view, half precision) goes through a double copy.
+  at::Tensor work = direct ? tensor : tensor.reshape({numel}).to(at::kDouble, /*non_blocking=*/false, /*copy=*/true);
   const auto count = static_cast<int64_t>(numel < kParallelNoiseElements ? 1 : streams_.size());
-  const int64_t slice = (numel + count - 1) / count;
+  std::atomic<bool> finite{true};
   at::parallel_for(0, count, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t k = lo; k < hi; ++k) {
-      const int64_t begin = k * slice;
-      if (begin >= numel) break;
-      noise.narrow(0, begin, std::min(slice, numel - begin)).normal_(0.0, stddev * scale, streams_[static_cast<size_t>(k)]);
+      const auto [begin, length] = Slice(numel, k, count);
+      if (length == 0) continue;
+      GaussianStream& stream = *streams_[static_cast<size_t>(k)];
+      const bool ok = work.scalar_type() == at::kFloat
+                          ? stream.AddScaled(work.data_ptr<float>() + begin, length, stddev * scale, scale)
+                          : stream.AddScaled(work.data_ptr<double>() + begin, length, stddev * scale, scale);
+      if (!ok) finite = false;
     }
   });
-  at::add_out(tensor, noise.view(tensor.sizes()), tensor, scale);  // scale·Z + scale·tensor
+  if (!direct) {
+    tensor.copy_(work.view(tensor.sizes()));
+    return tensor.isfinite().all().item<bool>();  // the copy back may overflow a narrower type
+  }
+  return finite;
+}
+
+int64_t NoiseStreams::AddGaussianNoise(std::vector<at::Tensor>& grads, double stddev, double scale) {
+  for (size_t p = 0; p < grads.size(); ++p) {
+    at::Tensor& grad = grads[p];
+    if (grad.numel() == 0) continue;
+    if (stddev == 0) {
+      if (scale != 1.0) grad.mul_(scale);
+      if (!grad.isfinite().all().item<bool>()) return static_cast<int64_t>(p);
+    } else if (!AddToOne(grad, stddev, scale)) {
+      return static_cast<int64_t>(p);
+    }
+  }
+  return -1;
 }
 
 }  // namespace bastion::core::dp

@@ -1,40 +1,42 @@
-// The randomness of private training: one generator per trainer, seeded with 64 bits from the
-// operating system's CSPRNG when the trainer is created and again when it is restored. There is no
-// way to choose the seed: a request that could set it could replay the noise and subtract it.
+// The randomness of private training. Every generator is seeded or keyed from the operating system's
+// CSPRNG when the trainer is created and again when it is restored. There is no way to choose a seed:
+// a request that could set it could replay the noise and subtract it.
 #ifndef BASTION_CORE_DP_NOISE_H_
 #define BASTION_CORE_DP_NOISE_H_
 
 #include <cstdint>
-
+#include <memory>
 #include <vector>
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
+#include "core/dp/gaussian.h"
+
 namespace bastion::core::dp {
 
-// 64 bits from getrandom(2) (blocking until the kernel's pool is initialised). Throws std::runtime_error
-// when the kernel refuses; there is deliberately no weaker fallback.
 uint64_t OsRandomSeed();
 
-// A CPU generator (ATen's mt19937) seeded by OsRandomSeed().
+// A CPU generator (ATen's mt19937) seeded by OsRandomSeed(), for Poisson sampling and shuffling.
 at::Generator MakeOsSeededGenerator();
 
-// A fixed number of generators, each seeded by OsRandomSeed(), so that a large noise tensor is drawn
-// on all intra-op threads at once (one generator draws serially: it was a third of a step for an
-// embedding of 640k weights). The split into streams does not depend on the thread count.
+// The gradient noise of a trainer, from a fixed number of Gaussian streams (gaussian.h), so that a
+// large tensor is drawn on all intra-op threads at once: contiguous slices of it come from different
+// streams, and the split does not depend on the thread count.
 class NoiseStreams {
  public:
   NoiseStreams();
-  // Fresh OS seeds for every stream (at restore).
+  // New keys for every stream (at restore).
   void Reseed();
-  // tensor ← scale · (tensor + Z), Z with independent N(0, stddev²) elements, in place and in one pass
-  // (stddev ≥ 0 and finite; 0 draws nothing); contiguous slices of a large tensor come from different
-  // streams, in parallel.
-  void AddGaussianNoise(at::Tensor& tensor, double stddev, double scale = 1.0);
+  // grads[p] ← scale · (grads[p] + Z), Z with independent N(0, stddev²) elements (stddev ≥ 0 and
+  // finite; 0 draws nothing), in place and in one pass that also checks the result. Returns the index
+  // of the first gradient with a NaN or infinite element afterwards, or -1.
+  int64_t AddGaussianNoise(std::vector<at::Tensor>& grads, double stddev, double scale);
 
  private:
-  std::vector<at::Generator> streams_;
+  bool AddToOne(at::Tensor& tensor, double stddev, double scale);
+
+  std::vector<std::unique_ptr<GaussianStream>> streams_;
 };
 
 }  // namespace bastion::core::dp

@@ -413,13 +413,18 @@ struct Trainer::Impl {
     for (size_t p = 0; p < grads.size(); ++p) {
       if (!grads[p].defined()) grads[p] = at::zeros_like(params[p]);  // an empty batch, or no gradient
     }
+    int64_t non_finite = -1;
     if (config.is_private) {
       // Poisson normalisation by the expected batch size: the realised size stays private.
       const double expected_batch = config.sample_rate * static_cast<double>(data.samples);
-      for (at::Tensor& grad : grads) noise.AddGaussianNoise(grad, noise_stddev, 1.0 / expected_batch);
+      non_finite = noise.AddGaussianNoise(grads, noise_stddev, 1.0 / expected_batch);
+    } else {
+      for (size_t p = 0; p < grads.size() && non_finite < 0; ++p) {
+        if (!AllFinite(grads[p])) non_finite = static_cast<int64_t>(p);
+      }
     }
-    for (size_t p = 0; p < grads.size(); ++p) {
-      if (!AllFinite(grads[p])) NonFinite(number, "the gradient of parameter '" + names[p] + "' is NaN or infinite");
+    if (non_finite >= 0) {
+      NonFinite(number, "the gradient of parameter '" + names[static_cast<size_t>(non_finite)] + "' is NaN or infinite");
     }
     Apply(grads, number);
     step = number;
