@@ -52,6 +52,8 @@
       "cflags": ["-O2"],
       "cflags_cc": [
         "<!@(node scripts/libtorch.mjs cxxstd)",
+        # The OpenMP of libtorch's own build, so that at::parallel_for in the addon runs in parallel.
+        "<!@(node scripts/libtorch.mjs openmp)",
         "-fexceptions",
         "-frtti",
         "-Wno-unused-parameter",
@@ -66,7 +68,7 @@
       ],
       # Bind every symbol at load: a libtorch of another C++ ABI then fails in require(), where it can
       # be caught, instead of killing the process at the first call.
-      "ldflags": ["-Wl,-z,now"]
+      "ldflags": ["-Wl,-z,now", "<!@(node scripts/libtorch.mjs openmp)"]
     }
   ]
 }

@@ -3,7 +3,7 @@
 // from LIBTORCH_DIR (default /usr, Debian's libtorch-dev). The ABI is read from the library itself,
 // because a build with the wrong _GLIBCXX_USE_CXX11_ABI links but fails at the first call.
 //
-// Usage: node scripts/libtorch.mjs include_dirs|libraries|defines|cxxstd|info
+// Usage: node scripts/libtorch.mjs include_dirs|libraries|defines|cxxstd|openmp|info
 // Layouts: Debian (/usr/include, /usr/lib/<multiarch>) and PyTorch wheel / libtorch zip
 // ($DIR/include, $DIR/include/torch/csrc/api/include, $DIR/lib).
 // Overrides: LIBTORCH_CXX11_ABI=0|1.
@@ -47,6 +47,9 @@ export function findLibtorch(dir = process.env.LIBTORCH_DIR || '/usr', abiOverri
   const version = readVersion(versionHeader);
   const abi = abiOverride === undefined || abiOverride === '' ? detectCxx11Abi(path.join(libDir, 'libc10.so')) : parseAbi(abiOverride);
   const includeDirs = [includeDir, apiIncludeDir];
+  // ATen's at::parallel_for is a header template: in code built without -fopenmp its "#pragma omp
+  // parallel" is ignored and every call runs on one thread, whatever at::set_num_threads says.
+  const openmp = /#define\s+AT_PARALLEL_OPENMP\s+1/.test(readIfExists(path.join(includeDir, 'ATen', 'Config.h')));
   const rpath = SYSTEM_LIB_DIRS.has(libDir) ? null : libDir;
   return {
     dir: root,
@@ -56,11 +59,16 @@ export function findLibtorch(dir = process.env.LIBTORCH_DIR || '/usr', abiOverri
     cxx11Abi: abi.value,
     abiSource: abi.source,
     cxxstd: cxxStandard(version, includeDir),
+    openmp,
     includeDirs,
     libDir,
     rpath,
     libraries: [`-L${libDir}`, '-ltorch_cpu', '-lc10', ...(rpath ? [`-Wl,-rpath,${rpath}`] : [])],
   };
+}
+
+function readIfExists(file) {
+  return existsSync(file) ? readFileSync(file, 'utf8') : '';
 }
 
 function readVersion(header) {
@@ -111,10 +119,12 @@ function main(command) {
       return `_GLIBCXX_USE_CXX11_ABI=${info.cxx11Abi ? 1 : 0}`;
     case 'cxxstd':
       return info.cxxstd;
+    case 'openmp':
+      return info.openmp ? '-fopenmp' : '';
     case 'info':
       return JSON.stringify(info, null, 2);
     default:
-      throw new LibtorchNotFoundError(`unknown command "${command}"; use include_dirs, libraries, defines, cxxstd or info`);
+      throw new LibtorchNotFoundError(`unknown command "${command}"; use include_dirs, libraries, defines, cxxstd, openmp or info`);
   }
 }
 

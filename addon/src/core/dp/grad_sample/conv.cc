@@ -61,7 +61,7 @@ class ConvBatch final : public LayerBatch {
       // Chunk by chunk, kept for the weighted sum.
       chunks_ = AllChunks();
       std::vector<at::Tensor> norms(chunks_.size());
-      ParallelChunks([&](size_t i) { norms[i] = chunks_[i].pow(2).sum(1); });
+      EachChunk([&](size_t i) { norms[i] = chunks_[i].pow(2).sum(1); });
       return norms.size() == 1 ? norms[0] : at::cat(norms);
     }
     Unfold();
@@ -76,9 +76,9 @@ class ConvBatch final : public LayerBatch {
     if (!is_weight_.at(slot)) return at::mv(Bias().t(), c);  // [O]
     if (!chunks_.empty()) {
       // Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used: one
-      // partial sum per chunk in parallel, then their sum.
+      // partial sum per chunk, then their sum.
       std::vector<at::Tensor> partial(chunks_.size());
-      ParallelChunks([&](size_t i) {
+      EachChunk([&](size_t i) {
         const int64_t n = chunks_[i].size(0);
         partial[i] = at::mm(c.narrow(0, static_cast<int64_t>(i) * kChunk, n).view({1, n}), chunks_[i]);
       });
@@ -100,20 +100,19 @@ class ConvBatch final : public LayerBatch {
     return bias_;
   }
 
-  // Runs body(i) for every chunk index, the chunks spread over the intra-op threads and each one
-  // computed single-threaded: the chunks' kernels are small, and splitting each of them over the
-  // threads costs more in fork/join than it gains.
+  // Runs body(i) for every chunk index, one after another; each chunk's kernels use the intra-op
+  // threads themselves. (Chunks spread over threads with at::parallel_for gave wrong gradients for
+  // half the samples on two threads: libtorch 1.13's convolution kernels called from inside an OpenMP
+  // parallel region. The per-sample tests run on two threads to catch this.)
   template <typename Body>
-  void ParallelChunks(const Body& body) const {
-    const int64_t count = (x_.batch + kChunk - 1) / kChunk;
-    at::parallel_for(0, count, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) body(static_cast<size_t>(i));
-    });
+  void EachChunk(const Body& body) const {
+    const auto count = static_cast<size_t>((x_.batch + kChunk - 1) / kChunk);
+    for (size_t i = 0; i < count; ++i) body(i);
   }
 
   std::vector<at::Tensor> AllChunks() const {
     std::vector<at::Tensor> chunks(static_cast<size_t>((x_.batch + kChunk - 1) / kChunk));
-    ParallelChunks([&](size_t i) { chunks[i] = ChunkWeight(static_cast<int64_t>(i) * kChunk); });
+    EachChunk([&](size_t i) { chunks[i] = ChunkWeight(static_cast<int64_t>(i) * kChunk); });
     return chunks;
   }
 
