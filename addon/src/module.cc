@@ -5,12 +5,14 @@
 #include "binding/exports.h"
 #include "binding/guard.h"
 #include "binding/trainer.h"
+#include "core/runtime.h"
 
 namespace bastion::binding {
 
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
+    core::KeepFreedMemory();
     DefineAddon(exports, {
                              InstanceMethod<&Addon::Export<Version>>("version", napi_enumerable),
                              InstanceMethod<&Addon::Export<SetThreads>>("setThreads", napi_enumerable),

@@ -3,6 +3,9 @@
 #include "core/runtime.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
+
+#include <mutex>
 
 #include <ATen/Config.h>
 #include <ATen/Parallel.h>
@@ -47,6 +50,16 @@ void SetThreads(int intra_op_threads) {
   if (auto set_threads = FindSymbol<void (*)(int)>("openblas_set_num_threads")) {
     set_threads(1);
   }
+}
+
+void KeepFreedMemory() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Fixed values also switch off glibc's dynamic threshold, which otherwise re-arms mmap for any
+    // block larger than the largest one freed so far.
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  });
 }
 
 }  // namespace bastion::core
