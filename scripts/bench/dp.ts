@@ -1,13 +1,16 @@
 // Benchmark: DP-SGD step throughput against non-private training on the same model and batch size,
 // for the three models of the issue (the Opacus MNIST CNN at batch 256, an MLP 100-256-256-2 at batch
-// 512, a text classifier over 64 tokens of a 10,000-word vocabulary at batch 128). Each (model, mode)
-// runs in a fresh child process, so its peak memory is its own; both modes use the same threads,
-// data and optimizer. A shared machine's speed drifts between processes (one run of a mode can be
-// 1.5× slower than the next), so each mode runs --repeat times, alternating with the other, and the
-// figures are the medians over those runs. Prints a table, or with --json one object
+// 512, a text classifier over 64 tokens of a 10,000-word vocabulary at batch 128), with the same
+// threads, data and optimizer.
+//
+// Speed: both trainers live in one process and take their steps in alternating rounds of 5, so that
+// the machine's drift (a shared VM can run one process 1.5x slower than the next) hits both modes
+// alike; each figure is over all rounds, and the range is that of the per-round ratios. With --repeat
+// N, N such processes run and the medians are reported. Memory: each mode also runs alone in a fresh
+// process, whose peak resident memory (VmHWM) is its own. Prints a table, or with --json one object
 // {"models": [{"name", "nonPrivateSamplesPerSec", "privateSamplesPerSec", "ratio", "peakRssBytes", ...}]}.
 //
-//   npm run bench:dp [-- --steps 20] [--repeat 5] [--json]
+//   npm run bench:dp [-- --steps 40] [--repeat 3] [--json]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,14 +21,17 @@ import { parseArgs } from 'node:util';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
-    steps: { type: 'string', default: '20' },
-    repeat: { type: 'string', default: '5' },
+    steps: { type: 'string', default: '40' },
+    repeat: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
     child: { type: 'string' },
     mode: { type: 'string' },
     manifest: { type: 'string' },
   },
 });
+
+type Mode = 'private' | 'non-private';
+const ROUND = 5; // steps per mode and round
 
 interface ModelSpec {
   file: string;
@@ -34,13 +40,18 @@ interface ModelSpec {
   batchSize: number;
 }
 
-interface RunResult {
-  samplesPerSec: number;
+interface SpeedResult {
+  nonPrivateSamplesPerSec: number;
+  privateSamplesPerSec: number;
+  /** Per round: private time per sample / non-private time per sample. */
+  roundRatios: number[];
+}
+
+interface MemoryResult {
   /** VmHWM of the child: the whole process (node, libtorch, data, model). */
   peakRssBytes: number;
   /** Peak resident memory the steps added above what the loaded trainer held. */
   stepPeakGrowthBytes: number;
-  steps: number;
 }
 
 function status(field: 'VmRSS' | 'VmHWM'): number {
@@ -48,7 +59,7 @@ function status(field: 'VmRSS' | 'VmHWM'): number {
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)?.[1] ?? 0) * 1024;
 }
 
-async function child(name: string, mode: 'private' | 'non-private', spec: ModelSpec, steps: number): Promise<RunResult> {
+async function trainers(spec: ModelSpec, modes: Mode[]) {
   const { Trainer, setThreads } = await import('../../src/native.js');
   setThreads(os.availableParallelism());
   const n = spec.batchSize * 20;
@@ -63,43 +74,77 @@ async function child(name: string, mode: 'private' | 'non-private', spec: ModelS
     labels: { dtype: 'I64' as const, shape: [n], data: labels },
   };
   const common = { loss: { kind: 'cross_entropy' as const }, optimizer: { kind: 'sgd' as const, lr: 0.05 } };
-  const trainer = Trainer.create(
-    fs.readFileSync(spec.file),
-    data,
-    mode === 'private'
-      ? { ...common, mode, sampleRate: spec.batchSize / n, noiseMultiplier: 1.0, maxGradNorm: 1.0, maxPhysicalBatchSize: spec.batchSize * 2 }
-      : { ...common, mode, batchSize: spec.batchSize },
-  );
-  for (let i = 0; i < 3; i += 1) trainer.step(); // warm-up
-  // Reset the peak (VmHWM) so it measures the timed steps (Linux: clear_refs 5).
+  const model = fs.readFileSync(spec.file);
+  return modes.map((mode) => {
+    const trainer = Trainer.create(
+      model,
+      data,
+      mode === 'private'
+        ? { ...common, mode, sampleRate: spec.batchSize / n, noiseMultiplier: 1.0, maxGradNorm: 1.0, maxPhysicalBatchSize: spec.batchSize * 2 }
+        : { ...common, mode, batchSize: spec.batchSize },
+    );
+    for (let i = 0; i < 3; i += 1) trainer.step(); // warm-up
+    return trainer;
+  });
+}
+
+/** Both modes in this process, in alternating rounds of ROUND steps each. */
+async function speedChild(spec: ModelSpec, steps: number): Promise<SpeedResult> {
+  const [nonPrivate, dp] = await trainers(spec, ['non-private', 'private']);
+  const round = (trainer: typeof dp) => {
+    let samples = 0;
+    const started = performance.now();
+    for (let i = 0; i < ROUND; i += 1) samples += trainer!.step().samples;
+    return { samples, ms: performance.now() - started };
+  };
+  const total = { np: { samples: 0, ms: 0 }, dp: { samples: 0, ms: 0 } };
+  const roundRatios: number[] = [];
+  for (let r = 0; r < Math.max(1, Math.round(steps / ROUND)); r += 1) {
+    const a = round(nonPrivate);
+    const b = round(dp);
+    for (const [sum, one] of [[total.np, a], [total.dp, b]] as const) {
+      sum.samples += one.samples;
+      sum.ms += one.ms;
+    }
+    roundRatios.push(b.ms / b.samples / (a.ms / a.samples));
+  }
+  return {
+    nonPrivateSamplesPerSec: (total.np.samples / total.np.ms) * 1000,
+    privateSamplesPerSec: (total.dp.samples / total.dp.ms) * 1000,
+    roundRatios,
+  };
+}
+
+/** One mode alone: the process's peak memory while it steps. */
+async function memoryChild(spec: ModelSpec, mode: Mode, steps: number): Promise<MemoryResult> {
+  const [trainer] = await trainers(spec, [mode]);
+  // Reset the peak (VmHWM) so it measures the steps (Linux: clear_refs 5).
   fs.writeFileSync('/proc/self/clear_refs', '5');
   const base = status('VmRSS');
-  let samples = 0;
-  const started = performance.now();
-  for (let i = 0; i < steps; i += 1) samples += trainer.step().samples;
-  const seconds = (performance.now() - started) / 1000;
+  for (let i = 0; i < steps; i += 1) trainer!.step();
   const peak = status('VmHWM');
-  return { samplesPerSec: samples / seconds, peakRssBytes: peak, stepPeakGrowthBytes: Math.max(0, peak - base), steps };
+  return { peakRssBytes: peak, stepPeakGrowthBytes: Math.max(0, peak - base) };
 }
 
 async function main() {
   if (values.child) {
-    const manifest = JSON.parse(values.manifest!) as Record<string, ModelSpec>;
-    const result = await child(values.child, values.mode as 'private' | 'non-private', manifest[values.child]!, Number(values.steps));
+    const spec = (JSON.parse(values.manifest!) as Record<string, ModelSpec>)[values.child]!;
+    const steps = Number(values.steps);
+    const result = values.mode === 'speed' ? await speedChild(spec, steps) : await memoryChild(spec, values.mode as Mode, steps);
     process.stdout.write(JSON.stringify(result));
     return;
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-bench-dp-'));
   const manifestText = execFileSync('/usr/bin/python3', [path.join(here, 'dp_models.py'), dir], { encoding: 'utf8' });
   const manifest = JSON.parse(manifestText) as Record<string, ModelSpec>;
-  const run = (name: string, mode: string): RunResult =>
+  const run = <T>(name: string, mode: string, steps: string): T =>
     JSON.parse(
-      execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, '--mode', mode, '--steps', values.steps!, '--manifest', manifestText], {
+      execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, '--mode', mode, '--steps', steps, '--manifest', manifestText], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
         env: { ...process.env, OPENBLAS_NUM_THREADS: '1' },
       }),
-    ) as RunResult;
+    ) as T;
   const repeat = Math.max(1, Number(values.repeat));
   const median = (xs: number[]) => {
     const sorted = [...xs].sort((a, b) => a - b);
@@ -107,27 +152,23 @@ async function main() {
     return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
   };
   const models = Object.keys(manifest).map((name) => {
-    const nonPrivate: RunResult[] = [];
-    const dp: RunResult[] = [];
-    for (let i = 0; i < repeat; i += 1) {
-      nonPrivate.push(run(name, 'non-private'));
-      dp.push(run(name, 'private'));
-    }
-    const of = (runs: RunResult[], key: keyof RunResult) => median(runs.map((r) => r[key]));
-    const pairRatios = nonPrivate.map((r, i) => r.samplesPerSec / dp[i]!.samplesPerSec);
+    const speed = Array.from({ length: repeat }, () => run<SpeedResult>(name, 'speed', values.steps!));
+    const memory = { dp: run<MemoryResult>(name, 'private', '20'), np: run<MemoryResult>(name, 'non-private', '20') };
+    const ratios = speed.map((s) => s.nonPrivateSamplesPerSec / s.privateSamplesPerSec);
+    const rounds = speed.flatMap((s) => s.roundRatios);
     return {
       name,
       batchSize: manifest[name]!.batchSize,
-      nonPrivateSamplesPerSec: of(nonPrivate, 'samplesPerSec'),
-      privateSamplesPerSec: of(dp, 'samplesPerSec'),
-      /** private time / non-private time for the same number of samples, from the medians. */
-      ratio: of(nonPrivate, 'samplesPerSec') / of(dp, 'samplesPerSec'),
-      /** The smallest and largest ratio of one non-private run to the private run after it. */
-      ratioRange: [Math.min(...pairRatios), Math.max(...pairRatios)],
-      peakRssBytes: Math.max(...dp.map((r) => r.peakRssBytes)),
-      nonPrivatePeakRssBytes: Math.max(...nonPrivate.map((r) => r.peakRssBytes)),
-      stepPeakGrowthBytes: Math.max(...dp.map((r) => r.stepPeakGrowthBytes)),
-      nonPrivateStepPeakGrowthBytes: Math.max(...nonPrivate.map((r) => r.stepPeakGrowthBytes)),
+      nonPrivateSamplesPerSec: median(speed.map((s) => s.nonPrivateSamplesPerSec)),
+      privateSamplesPerSec: median(speed.map((s) => s.privateSamplesPerSec)),
+      /** private time / non-private time for the same number of samples: the median over processes. */
+      ratio: median(ratios),
+      /** The smallest and largest ratio of one round (ROUND steps of each mode, back to back). */
+      ratioRange: [Math.min(...rounds), Math.max(...rounds)],
+      peakRssBytes: memory.dp.peakRssBytes,
+      nonPrivatePeakRssBytes: memory.np.peakRssBytes,
+      stepPeakGrowthBytes: memory.dp.stepPeakGrowthBytes,
+      nonPrivateStepPeakGrowthBytes: memory.np.stepPeakGrowthBytes,
     };
   });
   fs.rmSync(dir, { recursive: true, force: true });
@@ -136,8 +177,11 @@ async function main() {
     return;
   }
   const mb = (b: number) => (b / 1e6).toFixed(0);
-  console.log(`DP-SGD vs non-private, ${values.steps} timed steps per run, medians of ${repeat} alternating runs per mode, ${os.availableParallelism()} libtorch threads, OpenBLAS`);
-  console.log('| model (batch) | non-private samples/s | private samples/s | time ratio | ratio range over run pairs | peak RSS private / non-private (MB) | step memory growth private / non-private (MB) |');
+  console.log(
+    `DP-SGD vs non-private, ${values.steps} timed steps per mode in alternating rounds of ${ROUND}, both modes in one process, ` +
+      `medians of ${repeat} processes, ${os.availableParallelism()} libtorch threads, OpenBLAS`,
+  );
+  console.log('| model (batch) | non-private samples/s | private samples/s | time ratio | ratio range over rounds | peak RSS private / non-private (MB) | step memory growth private / non-private (MB) |');
   console.log('|---|---|---|---|---|---|---|');
   for (const m of models) {
     console.log(
