@@ -13,7 +13,7 @@ namespace bastion::core::dp {
 // std::runtime_error when the kernel refuses; there is deliberately no weaker fallback.
 void OsRandomBytes(void* out, size_t size);
 
-// A stream of N(0, 1) draws: the ziggurat method of Marsaglia and Tsang (2000, 128 layers) over the
+// A stream of N(0, 1) draws: the ziggurat method of Marsaglia and Tsang (2000, 256 layers) over the
 // keystream of AES-128 in counter mode (OpenSSL, as linked into Node), with a key and counter from the
 // OS. Unlike the published generator, the layer index and the abscissa come from disjoint bits of a
 // word (Doornik 2005 showed that the shared bits correlate the draws), and abscissae are cell
@@ -41,7 +41,7 @@ class GaussianStream {
   template <typename T>
   bool AddScaledPortable(T* data, int64_t count, double amplitude, double scale);
   bool AddScaledAvx2(float* data, int64_t count, float amplitude, float scale);
-  // The draw for a word the core rejected (a wedge or the tail: about 2.8 % of words); draws more words.
+  // The draw for a word the core rejected (a wedge or the tail: about 1.5 % of words); draws more words.
   double Slow(uint32_t word);
   // Up to `block` (≥ multiple) words of the buffer, a multiple of `multiple` of them, refilling the
   // buffer when fewer are left (those are skipped); returns how many.
