@@ -59,38 +59,55 @@ class EmbeddingBatch final : public LayerBatch {
     const int64_t dim = dim_;
     const int64_t padding = padding_idx_;
     const int64_t* tokens = tokens_.data_ptr<int64_t>();
-    const at::Tensor row_norms = rows_.pow(2).sum(2);  // [B, T]: a token seen once adds its row's
     at::Tensor norms = at::empty({batch_}, rows_.options());
     AT_DISPATCH_FLOATING_TYPES(rows_.scalar_type(), "embedding_norms", [&] {
       const scalar_t* delta = rows_.data_ptr<scalar_t>();
-      const scalar_t* row_norm = row_norms.data_ptr<scalar_t>();
       scalar_t* out = norms.data_ptr<scalar_t>();
+      // Per sample, the tokens' rows grouped by token with a small open-addressing table (a sort of
+      // the tokens cost most of the norms): a token seen once adds its row's squared norm, a
+      // repeated one the squared norm of its rows' sum.
+      size_t capacity = 16;
+      while (capacity < 2 * static_cast<size_t>(rows)) capacity *= 2;
       at::parallel_for(0, batch_, 16, [&](int64_t begin, int64_t end) {
-        std::vector<std::pair<int64_t, int64_t>> order(static_cast<size_t>(rows));  // (token, row)
+        std::vector<int64_t> key(capacity);
+        std::vector<int32_t> count(capacity);
+        std::vector<int32_t> first(capacity);
+        std::vector<int64_t> slot_of(static_cast<size_t>(rows));
         std::vector<scalar_t> sum(static_cast<size_t>(dim));
         for (int64_t b = begin; b < end; ++b) {
           const int64_t* token = tokens + b * rows;
-          size_t n = 0;
+          std::fill(key.begin(), key.end(), -1);  // token ids are ≥ 0
           for (int64_t t = 0; t < rows; ++t) {
-            if (token[t] != padding) order[n++] = {token[t], t};
+            if (token[t] == padding) {
+              slot_of[static_cast<size_t>(t)] = -1;
+              continue;
+            }
+            size_t slot = static_cast<size_t>((static_cast<uint64_t>(token[t]) * 0x9E3779B97F4A7C15ull) >> 40) & (capacity - 1);
+            while (key[slot] != -1 && key[slot] != token[t]) slot = (slot + 1) & (capacity - 1);
+            if (key[slot] == -1) {
+              key[slot] = token[t];
+              count[slot] = 0;
+              first[slot] = static_cast<int32_t>(t);
+            }
+            ++count[slot];
+            slot_of[static_cast<size_t>(t)] = static_cast<int64_t>(slot);
           }
-          std::sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n));
           double total = 0;
-          for (size_t i = 0; i < n;) {
-            size_t j = i + 1;
-            while (j < n && order[j].first == order[i].first) ++j;
-            if (j == i + 1) {
-              total += static_cast<double>(row_norm[b * rows + order[i].second]);
-            } else {  // a repeated token: the squared norm of its rows' sum
-              const scalar_t* first = delta + (b * rows + order[i].second) * dim;
-              std::copy(first, first + dim, sum.begin());
-              for (size_t k = i + 1; k < j; ++k) {
-                const scalar_t* r = delta + (b * rows + order[k].second) * dim;
+          for (int64_t t = 0; t < rows; ++t) {
+            const int64_t slot = slot_of[static_cast<size_t>(t)];
+            if (slot < 0) continue;
+            const scalar_t* row = delta + (b * rows + t) * dim;
+            if (count[static_cast<size_t>(slot)] == 1) {
+              total += SquaredNorm(row, dim);
+            } else if (first[static_cast<size_t>(slot)] == t) {
+              std::copy(row, row + dim, sum.begin());
+              for (int64_t u = t + 1; u < rows; ++u) {
+                if (slot_of[static_cast<size_t>(u)] != slot) continue;
+                const scalar_t* r = delta + (b * rows + u) * dim;
                 for (int64_t d = 0; d < dim; ++d) sum[static_cast<size_t>(d)] += r[d];
               }
               total += SquaredNorm(sum.data(), dim);
             }
-            i = j;
           }
           out[b] = static_cast<scalar_t>(total);
         }
