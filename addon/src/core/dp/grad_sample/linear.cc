@@ -46,27 +46,38 @@ class LinearBatch final : public LayerBatch {
   }
 
   at::Tensor NormSquared(size_t slot) override {
-    if (!ghost_ || !is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
-    if (r_.rows == 1) {
-      return r_.a.reshape({r_.batch, -1}).pow(2).sum(1) * r_.delta.reshape({r_.batch, -1}).pow(2).sum(1);
+    if (r_.rows == 1 && (ghost_ || !is_weight_.at(slot))) {
+      // One row per sample: ||g_i(b)||² = ||δ_i||² and ||g_i(W)||² = ||a_i||²·||δ_i||², the first shared.
+      if (!delta_squares_.defined()) delta_squares_ = RowSquares(r_.delta);
+      return is_weight_.at(slot) ? RowSquares(r_.a) * delta_squares_ : delta_squares_;
     }
+    if (!ghost_ || !is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
     const at::Tensor gram_a = at::bmm(r_.a, r_.a.transpose(1, 2));              // [B, T, T]
     const at::Tensor gram_delta = at::bmm(r_.delta, r_.delta.transpose(1, 2));  // [B, T, T]
     return (gram_a * gram_delta).sum(at::IntArrayRef{1, 2});
   }
 
   at::Tensor WeightedSum(size_t slot, const at::Tensor& factors) override {
-    const at::Tensor c = factors.to(r_.delta.scalar_type()).view({r_.batch, 1, 1});
-    const at::Tensor scaled = r_.delta * c;  // [B, T, O]
-    if (!is_weight_.at(slot)) return scaled.sum(at::IntArrayRef{0, 1});
+    if (!is_weight_.at(slot)) {
+      // Σ_i c_i g_i(b) with g_i(b) = Σ_t δ_it: one matrix-vector product.
+      const at::Tensor per_sample = r_.rows == 1 ? r_.delta.reshape({r_.batch, r_.out}) : r_.delta.sum(1);
+      return at::mv(per_sample.t(), factors.to(r_.delta.scalar_type()));
+    }
     if (!ghost_) return LayerBatch::WeightedSum(slot, factors);
+    const at::Tensor scaled = r_.delta * factors.to(r_.delta.scalar_type()).view({r_.batch, 1, 1});  // [B, T, O]
     return at::mm(scaled.reshape({-1, r_.out}).t(), r_.a.reshape({-1, r_.in}));  // [O, K]
   }
 
  private:
+  // ||x_i||² per sample, in one pass.
+  at::Tensor RowSquares(const at::Tensor& x) const {
+    return at::linalg_vector_norm(x.reshape({r_.batch, -1}), 2, at::IntArrayRef{1}).square();
+  }
+
   Rows r_;
   std::vector<bool> is_weight_;
   bool ghost_;
+  at::Tensor delta_squares_;  // ||δ_i||², once computed
 };
 
 class LinearLayer final : public Layer {
