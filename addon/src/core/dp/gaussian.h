@@ -31,13 +31,12 @@ class GaussianStream {
   bool AddScaled(float* data, int64_t count, double amplitude, double scale);
   bool AddScaled(double* data, int64_t count, double amplitude, double scale);
 
+ private:
   // A uniform 32-bit word of the keystream.
   uint32_t Word() {
     if (next_ == buffer_.size()) Refill();
     return buffer_[next_++];
   }
-
- private:
   template <typename T>
   bool AddScaledPortable(T* data, int64_t count, double amplitude, double scale);
   bool AddScaledAvx2(float* data, int64_t count, float amplitude, float scale);

@@ -13,7 +13,6 @@
 #include <string>
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include "core/dp/grad_sample/layer.h"
 
@@ -49,7 +48,8 @@ class ConvBatch final : public LayerBatch {
 
   at::Tensor PerSample(size_t slot) override {
     if (!is_weight_.at(slot)) return Bias();
-    std::vector<at::Tensor> chunks = AllChunks();
+    std::vector<at::Tensor> chunks;
+    for (int64_t begin = 0; begin < x_.batch; begin += kChunk) chunks.push_back(ChunkWeight(begin));
     std::vector<int64_t> shape{x_.batch};
     shape.insert(shape.end(), weight_shape_.begin(), weight_shape_.end());
     return at::cat(chunks).view(shape);  // [B, O, C/G, k...]
@@ -59,9 +59,12 @@ class ConvBatch final : public LayerBatch {
     if (!is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
     if (!ghost_) {
       // Chunk by chunk, kept for the weighted sum.
-      chunks_ = AllChunks();
-      std::vector<at::Tensor> norms(chunks_.size());
-      EachChunk([&](size_t i) { norms[i] = chunks_[i].pow(2).sum(1); });
+      std::vector<at::Tensor> norms;
+      chunks_.clear();
+      for (int64_t begin = 0; begin < x_.batch; begin += kChunk) {
+        chunks_.push_back(ChunkWeight(begin));
+        norms.push_back(chunks_.back().pow(2).sum(1));
+      }
       return norms.size() == 1 ? norms[0] : at::cat(norms);
     }
     Unfold();
@@ -75,15 +78,14 @@ class ConvBatch final : public LayerBatch {
     const at::Tensor c = factors.to(x_.d.scalar_type());
     if (!is_weight_.at(slot)) return at::mv(Bias().t(), c);  // [O]
     if (!chunks_.empty()) {
-      // Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used: one
-      // partial sum per chunk, then their sum.
-      std::vector<at::Tensor> partial(chunks_.size());
-      EachChunk([&](size_t i) {
-        const int64_t n = chunks_[i].size(0);
-        partial[i] = at::mm(c.narrow(0, static_cast<int64_t>(i) * kChunk, n).view({1, n}), chunks_[i]);
-      });
-      at::Tensor sum = partial[0];
-      for (size_t i = 1; i < partial.size(); ++i) sum = sum + partial[i];
+      // Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used.
+      at::Tensor sum = at::zeros({1, chunks_[0].size(1)}, chunks_[0].options());
+      int64_t begin = 0;
+      for (const at::Tensor& chunk : chunks_) {
+        const int64_t n = chunk.size(0);
+        sum.addmm_(c.narrow(0, begin, n).view({1, n}), chunk);
+        begin += n;
+      }
       return sum.view(weight_shape_);
     }
     // Only the weight's shape [O, C/G, kh, kw] matters for the weight gradient: it is never read.
@@ -100,25 +102,13 @@ class ConvBatch final : public LayerBatch {
     return bias_;
   }
 
-  // Runs body(i) for every chunk index, one after another; each chunk's kernels use the intra-op
-  // threads themselves. (Chunks spread over threads with at::parallel_for gave wrong gradients for
-  // half the samples on two threads: libtorch 1.13's convolution kernels called from inside an OpenMP
-  // parallel region. The per-sample tests run on two threads to catch this.)
-  template <typename Body>
-  void EachChunk(const Body& body) const {
-    const auto count = static_cast<size_t>((x_.batch + kChunk - 1) / kChunk);
-    for (size_t i = 0; i < count; ++i) body(i);
-  }
-
-  std::vector<at::Tensor> AllChunks() const {
-    std::vector<at::Tensor> chunks(static_cast<size_t>((x_.batch + kChunk - 1) / kChunk));
-    EachChunk([&](size_t i) { chunks[i] = ChunkWeight(static_cast<int64_t>(i) * kChunk); });
-    return chunks;
-  }
-
   // g_i(W) of the samples [begin, begin + kChunk) ∩ [0, B), [n, O·C/G·k]: the weight gradient of one
   // convolution with the chunk folded into the groups (input [1, S·C, H, W], output gradient
   // [1, S·O, Ho, Wo], S·G groups), which the CPU backends compute without unfolding the input.
+  // Chunks are computed one after another, each kernel using the intra-op threads itself: chunks
+  // spread over threads with at::parallel_for gave wrong gradients for half the samples on two threads
+  // (libtorch 1.13's convolution kernels called inside an OpenMP parallel region). The per-sample
+  // tests run on two threads to catch this.
   at::Tensor ChunkWeight(int64_t begin) const {
     const int64_t n = std::min(kChunk, x_.batch - begin);
     const int64_t out = x_.groups * x_.og;
