@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <stdexcept>
 #include <utility>
 
 #include <ATen/ATen.h>
@@ -65,15 +66,9 @@ bool NoiseStreams::AddToOne(at::Tensor& tensor, double stddev, double scale) {
 }
 
 int64_t NoiseStreams::AddGaussianNoise(std::vector<at::Tensor>& grads, double stddev, double scale) {
+  if (!(stddev > 0)) throw std::invalid_argument("AddGaussianNoise needs a noise stddev > 0");
   for (size_t p = 0; p < grads.size(); ++p) {
-    at::Tensor& grad = grads[p];
-    if (grad.numel() == 0) continue;
-    if (stddev == 0) {
-      if (scale != 1.0) grad.mul_(scale);
-      if (!grad.isfinite().all().item<bool>()) return static_cast<int64_t>(p);
-    } else if (!AddToOne(grad, stddev, scale)) {
-      return static_cast<int64_t>(p);
-    }
+    if (grads[p].numel() > 0 && !AddToOne(grads[p], stddev, scale)) return static_cast<int64_t>(p);
   }
   return -1;
 }

@@ -28,9 +28,9 @@ class NoiseStreams {
   NoiseStreams();
   // New keys for every stream (at restore).
   void Reseed();
-  // grads[p] ← scale · (grads[p] + Z), Z with independent N(0, stddev²) elements (stddev ≥ 0 and
-  // finite; 0 draws nothing), in place and in one pass that also checks the result. Returns the index
-  // of the first gradient with a NaN or infinite element afterwards, or -1.
+  // grads[p] ← scale · (grads[p] + Z), Z with independent N(0, stddev²) elements (stddev > 0 and
+  // finite), in place and in one pass that also checks the result. Returns the index of the first
+  // gradient with a NaN or infinite element afterwards, or -1.
   int64_t AddGaussianNoise(std::vector<at::Tensor>& grads, double stddev, double scale);
 
  private:

@@ -414,12 +414,13 @@ struct Trainer::Impl {
       if (!grads[p].defined()) grads[p] = at::zeros_like(params[p]);  // an empty batch, or no gradient
     }
     int64_t non_finite = -1;
-    if (config.is_private) {
-      // Poisson normalisation by the expected batch size: the realised size stays private.
-      const double expected_batch = config.sample_rate * static_cast<double>(data.samples);
-      non_finite = noise.AddGaussianNoise(grads, noise_stddev, 1.0 / expected_batch);
+    // Poisson normalisation by the expected batch size: the realised size stays private.
+    const double scale = config.is_private ? 1.0 / (config.sample_rate * static_cast<double>(data.samples)) : 1.0;
+    if (config.is_private && noise_stddev > 0) {
+      non_finite = noise.AddGaussianNoise(grads, noise_stddev, scale);  // checks the result in the same pass
     } else {
       for (size_t p = 0; p < grads.size() && non_finite < 0; ++p) {
+        if (scale != 1.0) grads[p].mul_(scale);
         if (!AllFinite(grads[p])) non_finite = static_cast<int64_t>(p);
       }
     }
