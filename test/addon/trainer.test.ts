@@ -15,6 +15,7 @@ import {
   type TrainerConfig,
   type TrainingData,
 } from '../../src/native.js';
+import { normalCdf } from '../../src/privacy/analysis/gaussian.js';
 import { testdataPath } from '../helpers/testdata.js';
 import { prng } from '../helpers/prng.js';
 import { runPythonJson, trainerFixtures, type TrainerFixtures } from '../helpers/trainer-fixtures.js';
@@ -233,19 +234,6 @@ test('the noise has standard deviation σ·C/(q·N) per coordinate, mean 0, flat
     }
   }
 });
-
-// Φ, from erfc with fractional error below 1.2e-7 (Numerical Recipes' erfcc, a Chebyshev fit).
-function normalCdf(z: number): number {
-  const x = Math.abs(z) / Math.SQRT2;
-  const t = 1 / (1 + 0.5 * x);
-  const erfc =
-    t *
-    Math.exp(
-      -x * x - 1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return z >= 0 ? 1 - erfc / 2 : erfc / 2;
-}
 
 // The sampler (a ziggurat: layers, wedges and a tail beyond r ≈ 3.65) must give N(0, 1) exactly, not
 // only the right variance. 24 steps × 84,000 coordinates ≈ 2 million draws, on 2 threads (the
