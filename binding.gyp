@@ -27,6 +27,7 @@
         "addon/src/core/dp/noise.cc",
         "addon/src/core/dp/sampler.cc",
         "addon/src/core/dp/trainer.cc",
+        "addon/src/core/graph_json.cc",
         "addon/src/core/model.cc",
         "addon/src/core/runtime.cc",
         "addon/src/core/sdpa_shim.cc"

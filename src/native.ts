@@ -120,6 +120,8 @@ export interface StateMutation {
 export interface ForwardInfo {
   /** Every node kind of the inlined forward graph, sorted by kind, each once. */
   operators: OperatorUse[];
+  /** The inlined forward graph as JSON (format: src/artifacts/batch-analysis.ts), for the batch-independence analysis. */
+  graph: string;
   /** Graph inputs, self excluded. */
   inputs: number;
   /**

@@ -9,7 +9,7 @@ import type { ModelInspection } from '../native.js';
 import { deleteModelRow, findModelRow, insertModel, listModelRows, type ModelRow } from '../store/artifacts.js';
 import { openBlob, readBlob, removeBlob, type StagedBlob, type StagedUpload } from './blob-store.js';
 import { checkTorchscriptArchive } from './formats/torchscript-archive.js';
-import { checkModelPolicy } from './operator-policy.js';
+import { decideModelPolicy } from './operator-policy.js';
 import { runSandboxed } from './sandbox.js';
 import type { SealedBlobReader } from './sealed-blob.js';
 import { commitArtifact, refuseIfInUse, requireOwner, type ArtifactDeps } from './service.js';
@@ -28,6 +28,11 @@ export interface ModelCheck {
   parameterCount: number;
   /** Operator kinds of the inlined forward graph, sorted. */
   operators: string[];
+  /**
+   * Input ranks (sample dimension included; comma-separated per forward input) at which forward was
+   * shown batch-independent; empty for models checked before that analysis existed (upload again).
+   */
+  inputRanks: string[];
 }
 
 /**
@@ -77,7 +82,8 @@ export interface Model {
 type ModelDetails = ModelCheck & { lineage?: ModelLineage };
 
 function toModel(row: ModelRow): Model {
-  const { lineage, ...check } = JSON.parse(row.details) as ModelDetails;
+  const { lineage, ...stored } = JSON.parse(row.details) as ModelDetails;
+  const check: ModelCheck = { ...stored, inputRanks: stored.inputRanks ?? [] };
   return {
     id: row.id,
     ownerId: row.ownerId,
@@ -92,8 +98,9 @@ function toModel(row: ModelRow): Model {
   };
 }
 
-function summarize(inspection: ModelInspection): ModelCheck {
+function summarize(inspection: ModelInspection, inputRanks: string[]): ModelCheck {
   return {
+    inputRanks,
     methods: inspection.methods,
     parameters: inspection.parameters,
     buffers: inspection.buffers,
@@ -111,7 +118,7 @@ export async function createModel(deps: ArtifactDeps, owner: Principal, fields: 
     const bytes = await readBlob(deps.blobs, staged.identity, staged.file);
     await checkTorchscriptArchive(bytes, { kind: 'model' });
     const inspection = (await runSandboxed({ mode: 'inspect' }, bytes, { ...deps.sandbox, errorCode: 'UNPROCESSABLE_MODEL' })) as ModelInspection;
-    const problems = checkModelPolicy(inspection);
+    const { problems, inputRanks } = decideModelPolicy(inspection);
     if (problems.length > 0) {
       throw new BastionError('UNPROCESSABLE_MODEL', `The model is refused: ${problems.map((p) => p.message).join('; ')}`, {
         extensions: { problems },
@@ -124,7 +131,7 @@ export async function createModel(deps: ArtifactDeps, owner: Principal, fields: 
       description: fields.description,
       sha256: staged.sha256,
       sizeBytes: staged.sizeBytes,
-      details: JSON.stringify(summarize(inspection)),
+      details: JSON.stringify(summarize(inspection, inputRanks)),
       createdAt: new Date().toISOString(),
     };
     await commitArtifact(deps, [staged], () => insertModel(deps.store, row), () => removeBlob(deps.blobs, staged.identity));
@@ -133,6 +140,27 @@ export async function createModel(deps: ArtifactDeps, owner: Principal, fields: 
     await staged.discard();
     throw err;
   }
+}
+
+/**
+ * Refuses (UNPROCESSABLE_TRAINING, 422) to run `model` on inputs of these ranks (the sample dimension
+ * included, one per input tensor) unless its forward was shown batch-independent at them. Uses only
+ * public information (the catalogue's shapes), so it runs before anything is charged.
+ */
+export function requireBatchIndependence(model: Model, inputRanks: readonly number[]): void {
+  const key = inputRanks.join(',');
+  if (model.check.inputRanks.includes(key)) return;
+  if (model.check.inputRanks.length === 0) {
+    throw new BastionError(
+      'UNPROCESSABLE_TRAINING',
+      `Model ${model.id} was not shown to keep the samples of a batch apart (it was checked before that analysis existed, or at no input rank): upload it again`,
+    );
+  }
+  throw new BastionError(
+    'UNPROCESSABLE_TRAINING',
+    `Model ${model.id} keeps the samples of a batch apart only for inputs of rank ${model.check.inputRanks.join(' or ')} ` +
+      `(the sample dimension included); the dataset's inputs have rank ${key}`,
+  );
 }
 
 /**

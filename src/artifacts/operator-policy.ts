@@ -22,6 +22,7 @@
 // boundary: a crafted model can always reach a branch. The trainer therefore must not relay the
 // text of exceptions or warnings raised in forward (it could be built from the data) to anyone.
 import type { ModelInspection, OperatorUse } from '../native.js';
+import { analyseBatchIndependence, acceptedRanks, type BatchProblem } from './batch-analysis.js';
 
 /** Where an allowed operator may appear. */
 export type OperatorPlacement = 'anywhere' | 'branch';
@@ -95,7 +96,7 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
       'aten::is_autocast_enabled',
     ]),
     // --- Python values (ints, floats, bools, strings, lists, dicts) ---------------------------
-    ...group('arithmetic, comparison and conversion of Python scalars and tensors; pure', [
+    ...group('arithmetic, comparison and conversion of Python scalars and tensors; pure (the batch analysis refuses converting values computed from the samples)', [
       'aten::Int',
       'aten::Float',
       'aten::Bool',
@@ -526,6 +527,10 @@ export const PolicyRule = {
   FROZEN_WEIGHTS: 'frozen-weights',
   /** No parameter requires a gradient. */
   NO_TRAINABLE_PARAMETERS: 'no-trainable-parameters',
+  /** An operator combines the samples of a batch, or the analysis cannot show it does not (batch-analysis.ts). */
+  BATCH_MIXING: 'batch-mixing',
+  /** Values of the samples, or their number, steer control flow, reach Python numbers or shape tensors. */
+  DATA_CONTROL_FLOW: 'data-control-flow',
 } as const;
 export type PolicyRule = (typeof PolicyRule)[keyof typeof PolicyRule];
 
@@ -541,12 +546,56 @@ export interface PolicyProblem {
   message: string;
 }
 
+export interface PolicyDecision {
+  /** Every reason the model may not be trained; empty when it is accepted. */
+  problems: PolicyProblem[];
+  /**
+   * The ranks of the forward's inputs (the sample dimension included; comma-separated when forward
+   * takes several) at which the batch-independence analysis found no problem: trainings and
+   * evaluations are allowed only on datasets whose inputs have one of these.
+   */
+  inputRanks: string[];
+}
+
 /**
  * Every reason the model may not be trained, in a fixed order (no forward; operators sorted by
- * kind; mutations by attribute; BatchNorm; frozen weights; no trainable parameters). Empty when the
- * model is accepted.
+ * kind; mutations by attribute; BatchNorm; frozen weights; no trainable parameters; batch mixing and
+ * data-dependent control flow). Empty when the model is accepted.
  */
 export function checkModelPolicy(inspection: ModelInspection): PolicyProblem[] {
+  return decideModelPolicy(inspection).problems;
+}
+
+/**
+ * The policy decision and the input ranks the model may be trained at. Batch problems are reported
+ * for the input rank with the fewest of them (the rank the uploader most likely meant); the model is
+ * refused when no rank is free of them.
+ */
+export function decideModelPolicy(inspection: ModelInspection): PolicyDecision {
+  const problems = checkStaticPolicy(inspection);
+  const forward = inspection.forward;
+  if (!forward) return { problems, inputRanks: [] };
+  const analysis = analyseBatchIndependence(forward.graph);
+  const inputRanks = acceptedRanks(analysis);
+  if (inputRanks.length === 0) {
+    const [ranks, batchProblems] = Object.entries(analysis.ranks).reduce((best, entry) => (entry[1].length < best[1].length ? entry : best));
+    problems.push(...batchProblems.map((problem) => toPolicyProblem(problem, ranks)));
+  }
+  return { problems, inputRanks };
+}
+
+function toPolicyProblem(problem: BatchProblem, ranks: string): PolicyProblem {
+  const rule = problem.rule === 'batch-mixing' ? PolicyRule.BATCH_MIXING : PolicyRule.DATA_CONTROL_FLOW;
+  const where = ranks.includes(',') ? `inputs of ranks ${ranks}` : `an input of rank ${ranks}`;
+  return {
+    rule,
+    operator: problem.operator,
+    locations: problem.location ? [problem.location] : [],
+    message: `${problem.message} (analysed with ${where}, the sample dimension included)`,
+  };
+}
+
+function checkStaticPolicy(inspection: ModelInspection): PolicyProblem[] {
   const forward = inspection.forward;
   if (!forward) {
     return [{ rule: PolicyRule.NO_FORWARD, locations: [], message: 'The module has no forward method, so there is nothing to train' }];

@@ -376,7 +376,7 @@ function isModelInspection(value: unknown): value is ModelInspection {
   if (!Array.isArray(value.buffers) || !value.buffers.every(isTensorInfo)) return false;
   const forward = value.forward;
   if (forward === null) return true;
-  if (!isRecord(forward) || !isCount(forward.inputs) || typeof forward.batchNormTraining !== 'boolean') return false;
+  if (!isRecord(forward) || !isCount(forward.inputs) || typeof forward.batchNormTraining !== 'boolean' || typeof forward.graph !== 'string') return false;
   const constants = forward.tensorConstants;
   if (!isRecord(constants) || !isCount(constants.count) || !isCount(constants.elements)) return false;
   const operatorsOk =

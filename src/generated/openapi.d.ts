@@ -408,6 +408,8 @@ export interface components {
                 parameterCount: number;
                 /** @description Operator kinds of the inlined forward graph */
                 operators: string[];
+                /** @description Input ranks (the sample dimension included; comma-separated when forward takes several inputs) at which forward was shown to keep samples apart; trainings and evaluations need datasets whose inputs have one of them. Empty: checked before that analysis existed; upload the model again */
+                inputRanks: string[];
             };
             /** @description Where a trained model came from (present on models produced by a training) */
             lineage?: {

@@ -6,7 +6,7 @@
 // where the owner allows.
 import { v7 as uuidv7 } from 'uuid';
 import { getDataset, datasetLayout } from '../artifacts/datasets.js';
-import { getModel } from '../artifacts/models.js';
+import { getModel, requireBatchIndependence } from '../artifacts/models.js';
 import type { ArtifactDeps } from '../artifacts/service.js';
 import { BastionError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
@@ -47,8 +47,9 @@ const classification: ReadonlySet<LossName> = new Set(['cross_entropy', 'nll', '
 
 /** Evaluates the caller's model on a dataset; charges the dataset's ledger first when private. */
 export async function evaluateModel(deps: ArtifactDeps, principal: Principal, request: EvaluationRequest): Promise<EvaluationResult> {
-  getModel(deps, principal, request.modelId); // the caller's own model, or 404
+  const model = getModel(deps, principal, request.modelId); // the caller's own model, or 404
   const dataset = getDataset(deps, principal, request.datasetId);
+  requireBatchIndependence(model, dataset.inputs.map((t) => t.shape.length));
   const id = uuidv7();
   const isPrivate = request.epsilon !== undefined;
   let noiseMultiplier: number | null = null;

@@ -9,7 +9,7 @@ import { BastionError, type FieldError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
 import type { DatasetSummary, TensorSummary } from '../artifacts/formats/canonical.js';
 import { getDataset, type Dataset } from '../artifacts/datasets.js';
-import { getModel, type Model } from '../artifacts/models.js';
+import { getModel, requireBatchIndependence, type Model } from '../artifacts/models.js';
 import type { PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
 import { previewCharges, type ChargeItem, type LedgerDeps } from '../privacy/ledger.js';
@@ -149,6 +149,7 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   const model = getModel(deps, principal, request.modelId);
   const datasets = request.datasetIds.map((id) => getDataset(deps, principal, id));
   checkCompatible(datasets, request.loss);
+  requireBatchIndependence(model, datasets[0]!.inputs.map((t) => t.shape.length));
   const sampleCount = datasets.reduce((n, d) => n + d.sampleCount, 0);
   if (request.expectedBatchSize > sampleCount) {
     throw new BastionError('VALIDATION_FAILED', `/expectedBatchSize ${request.expectedBatchSize} exceeds the ${sampleCount} samples of the datasets`, {

@@ -21,9 +21,9 @@ before(async () => {
 });
 after(() => t.close());
 
-function addModel(ownerId: string, app: TestApp = t): string {
+function addModel(ownerId: string, app: TestApp = t, inputRanks: string[] | null = ['2']): string {
   const id = uuidv7();
-  const check = { methods: ['forward'], parameters: [{ name: 'fc1.weight', shape: [8, 4], dtype: 'float32', requiresGrad: true }, { name: 'fc1.bias', shape: [8], dtype: 'float32', requiresGrad: true }, { name: 'fc2.weight', shape: [3, 8], dtype: 'float32', requiresGrad: true }], buffers: [], parameterCount: 67, operators: ['aten::linear'] };
+  const check = { methods: ['forward'], parameters: [{ name: 'fc1.weight', shape: [8, 4], dtype: 'float32', requiresGrad: true }, { name: 'fc1.bias', shape: [8], dtype: 'float32', requiresGrad: true }, { name: 'fc2.weight', shape: [3, 8], dtype: 'float32', requiresGrad: true }], buffers: [], parameterCount: 67, operators: ['aten::linear'], ...(inputRanks ? { inputRanks } : {}) };
   insertModel(app.store, { id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), createdAt: new Date().toISOString() });
   return id;
 }
@@ -55,6 +55,18 @@ const body = (modelId: string, datasetIds: string[], extra: Record<string, unkno
 });
 
 const plan = (payload: unknown, token = scientist.token) => t.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: payload as object, headers: t.auth(token) });
+
+test('a model shown batch-independent only at other input ranks, or checked before that analysis, is refused with 422 at planning', async () => {
+  const dataset = addDataset({ samples: 1000, delta: 1e-5 });
+  const conv = addModel(scientist.id, t, ['4']);
+  const res = await plan(body(conv, [dataset], { expectedBatchSize: 100 }));
+  assert.equal(res.statusCode, 422, res.body);
+  assert.match(res.json().detail, /keeps the samples of a batch apart only for inputs of rank 4 \(the sample dimension included\); the dataset's inputs have rank 2/);
+  const legacy = addModel(scientist.id, t, null);
+  const old = await plan(body(legacy, [dataset], { expectedBatchSize: 100 }));
+  assert.equal(old.statusCode, 422, old.body);
+  assert.match(old.json().detail, /checked before that analysis existed.*upload it again/);
+});
 
 test('a plan pools the datasets: q = B / N, steps = ⌈epochs / q⌉, σ calibrated to the target ε at the smallest δ', async () => {
   const model = addModel(scientist.id);

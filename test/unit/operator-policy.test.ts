@@ -101,6 +101,8 @@ test('refuses a model with BatchNorm in training mode, naming the operator and t
     [
       [PolicyRule.STATE_MUTATION, 'aten::add_', 'bn.num_batches_tracked'],
       [PolicyRule.BATCH_NORM_TRAINING, 'aten::batch_norm', undefined],
+      // Training-mode BatchNorm raises when a batch has one sample: a branch on the private batch size.
+      [PolicyRule.DATA_CONTROL_FLOW, 'prim::If', undefined],
     ],
   );
   assert.match(problems[0]!.message, /^forward writes to the buffer bn\.num_batches_tracked \(aten::add_\) at code\/.*batchnorm\.py:\d+/);
@@ -123,6 +125,8 @@ test('refuses a model whose forward writes to its buffers, naming each buffer an
     [
       [PolicyRule.STATE_MUTATION, 'counter', 'aten::add_, prim::SetAttr'],
       [PolicyRule.STATE_MUTATION, 'running', 'aten::add_'],
+      // x.mean() reduces over every dimension, the batch included.
+      [PolicyRule.BATCH_MIXING, undefined, 'aten::mean'],
     ],
   );
   assert.match(problems[0]!.message, /^forward writes to the buffer counter \(aten::add_, prim::SetAttr\) at code\/__torch__\.py:\d+: /);
@@ -169,6 +173,8 @@ function inspection(operators: OperatorUse[], changes: Partial<NonNullable<Model
       mutations: [],
       tensorConstants: { count: 0, elements: 0 },
       batchNormTraining: false,
+      // forward(self, x) returns x: batch-independent, so only the synthesized operators decide.
+      graph: JSON.stringify({ in: [[0, '__torch__.M'], [1, 'Tensor']], nodes: [], out: [1] }),
       ...changes,
     },
     training: false,

@@ -78,6 +78,7 @@ Napi::Value Forward(Napi::Env env, const std::optional<core::ForwardInfo>& forwa
   result.Set("mutations", Mutations(env, forward->mutations));
   result.Set("tensorConstants", constants);
   result.Set("batchNormTraining", forward->batch_norm_training);
+  result.Set("graph", forward->graph_json);
   return result;
 }
 

@@ -26,6 +26,7 @@
 
 #include "core/archive_check.h"
 #include "core/error.h"
+#include "core/graph_json.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "ExtractTensors returns the host's bytes, which it documents as little-endian");
@@ -454,7 +455,7 @@ std::vector<StateMutation> FindMutations(const Graph& graph) {
   return mutations;
 }
 
-ForwardInfo DescribeForward(const torch::jit::Method& forward) {
+ForwardInfo DescribeForward(const torch::jit::Module& module, const torch::jit::Method& forward) {
   std::shared_ptr<Graph> graph = forward.graph()->copy();
   torch::jit::Inline(*graph);
 
@@ -489,6 +490,7 @@ ForwardInfo DescribeForward(const torch::jit::Method& forward) {
   info.mutations = FindMutations(*graph);
   const int64_t inputs = static_cast<int64_t>(graph->inputs().size());
   info.inputs = inputs > 0 ? inputs - 1 : 0;  // input 0 is self
+  info.graph_json = GraphToJson(*graph, module._ivalue());
   return info;
 }
 
@@ -519,7 +521,7 @@ ModelInfo InspectModel(std::string bytes) {
   for (const auto& buffer : module.named_buffers(/*recurse=*/true)) {
     info.buffers.push_back(DescribeTensor(buffer.name, buffer.value));
   }
-  if (const auto forward = module.find_method("forward")) info.forward = DescribeForward(*forward);
+  if (const auto forward = module.find_method("forward")) info.forward = DescribeForward(module, *forward);
   info.training = module.is_training();
   return info;
 }

@@ -51,6 +51,10 @@ struct ForwardInfo {
   // instance_norm with running statistics whose `use_input_stats` is not the constant false:
   // both update buffers from the batch and mix samples.
   bool batch_norm_training = false;
+  // The inlined forward graph as JSON, for the batch-independence and control-flow analysis done in
+  // TypeScript (src/artifacts/batch-analysis.ts documents the format). Attribute reads from the
+  // module are resolved: tensors carry their shape, scalars and lists of scalars their value.
+  std::string graph_json;
 };
 
 struct ModelInfo {

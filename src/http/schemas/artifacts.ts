@@ -53,6 +53,12 @@ export const ModelSchema = Type.Object(
         buffers: Type.Array(TensorInfoSchema),
         parameterCount: Type.Integer({ minimum: 0 }),
         operators: Type.Array(Type.String(), { description: 'Operator kinds of the inlined forward graph' }),
+        inputRanks: Type.Array(Type.String(), {
+          description:
+            'Input ranks (the sample dimension included; comma-separated when forward takes several inputs) at which forward was shown ' +
+            'to keep samples apart; trainings and evaluations need datasets whose inputs have one of them. Empty: checked before ' +
+            'that analysis existed; upload the model again',
+        }),
       },
       { additionalProperties: false, description: 'What the model check found' },
     ),
