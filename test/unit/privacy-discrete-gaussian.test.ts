@@ -20,7 +20,11 @@ import {
   type RandomSource,
   type Rational,
 } from '../../src/privacy/analysis/discrete-gaussian.js';
+import { checkEvents, createPldAccountant, createRdpAccountant, type PrivacyEvent } from '../../src/privacy/accountant.js';
+import { discreteGaussianPld, pldDelta } from '../../src/privacy/analysis/pld.js';
+import { gaussianRdp } from '../../src/privacy/analysis/rdp.js';
 import { calibrateDiscreteGaussianRelease } from '../../src/privacy/calibration.js';
+import { coalesce, composedEpsilon } from '../../src/privacy/ledger.js';
 import { discreteGaussianNoise } from '../../src/privacy/noise.js';
 
 function seededSource(seed: string): RandomSource {
@@ -216,4 +220,67 @@ test('calibration meets the target δ at ε, and 1e-5 less noise would not', () 
   }
   assert.throws(() => calibrateDiscreteGaussianRelease({ targetEpsilon: 0, delta: 1e-5, sensitivity: 1 }), /targetEpsilon/);
   assert.throws(() => calibrateDiscreteGaussianRelease({ targetEpsilon: 1, delta: 1e-5, sensitivity: 1.5 }), /sensitivity/);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// accounting: what the ledger charges for a discrete Gaussian release is never below its true cost
+
+/** The exact ε at δ of one release, by bisection on the brute-force δ(ε) (the upper end of the bracket). */
+function bruteForceEpsilon(sigmaSquared: number, sensitivity: number, delta: number): number {
+  let lo = 0;
+  let hi = 64;
+  if (bruteForceDelta(sigmaSquared, sensitivity, 0) <= delta) return 0;
+  while (hi - lo > 1e-9) {
+    const mid = (lo + hi) / 2;
+    if (bruteForceDelta(sigmaSquared, sensitivity, mid) > delta) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
+test('the PLD of a discrete Gaussian release dominates its exact δ(ε) and is tight to the grid', () => {
+  for (const [sigmaSquared, sensitivity] of [[0.7, 1], [49.43429183959961, 1], [30, 3], [1e7, 1]] as const) {
+    const pld = discreteGaussianPld({ sigmaSquared, sensitivity });
+    assert.equal(pld.add, pld.remove, 'symmetric: one PLD for both neighbour orders');
+    for (const epsilon of [0, 0.05, 0.3, 1, 2.5]) {
+      const exact = bruteForceDelta(sigmaSquared, sensitivity, epsilon);
+      const bound = pldDelta(pld, { epsilon });
+      assert.ok(bound >= exact * (1 - 1e-9), `σ² ${sigmaSquared} ε ${epsilon}: PLD δ ${bound} below exact ${exact}`);
+      // Connect-the-dots interpolates the true curve between grid points 1e-4 apart.
+      assert.ok(bound <= bruteForceDelta(sigmaSquared, sensitivity, epsilon - 1e-4) * (1 + 1e-9) + 1e-15, `σ² ${sigmaSquared} ε ${epsilon}: PLD δ ${bound} vs ${exact}`);
+    }
+  }
+});
+
+test('both accountants charge a discrete Gaussian release at least its exact ε; RDP is the continuous Gaussian curve of σ/Δ (CKS20 Prop. 14)', () => {
+  const pld = createPldAccountant();
+  const rdp = createRdpAccountant();
+  for (const [epsilon, delta, sensitivity] of [[0.5, 1e-5, 1], [2, 1e-6, 1], [0.3, 1e-5, 2]] as const) {
+    const { sigmaSquared } = calibrateDiscreteGaussianRelease({ targetEpsilon: epsilon, delta, sensitivity });
+    const event: PrivacyEvent = { kind: 'discrete-gaussian', sigmaSquared, sensitivity, count: 1 };
+    const exact = bruteForceEpsilon(sigmaSquared, sensitivity, delta);
+    assert.ok(exact <= epsilon, `the calibrated release costs ${exact} > ${epsilon}`);
+    const pldEpsilon = pld.epsilon([event], { delta });
+    assert.ok(pldEpsilon >= exact - 1e-9 && pldEpsilon <= exact + 2e-4, `PLD ${pldEpsilon} vs exact ${exact}`);
+    const rdpEpsilon = rdp.epsilon([event], { delta });
+    assert.ok(rdpEpsilon >= exact, `RDP ${rdpEpsilon} vs exact ${exact}`);
+    const curve = rdp.rdp([event]);
+    const continuous = gaussianRdp({ noiseMultiplier: Math.sqrt(sigmaSquared) / sensitivity, orders: rdp.orders });
+    curve.forEach((value, i) => assert.ok(value >= continuous[i]! * (1 - 1e-15) && value <= continuous[i]! * (1 + 1e-12)));
+    // The ledger composes under the tighter accountant: here PLD, and k releases cost more than one.
+    const once = composedEpsilon([event], delta);
+    assert.equal(once.accountant, 'pld');
+    assert.ok(composedEpsilon([event, event, event], delta).epsilon > once.epsilon);
+  }
+});
+
+test('discrete Gaussian events are validated field by field, and repeats coalesce into one event', () => {
+  const errors = checkEvents([{ kind: 'discrete-gaussian', sigmaSquared: -1, sensitivity: 1.5, count: 1 } as PrivacyEvent]);
+  assert.deepEqual(
+    errors.map((e) => e.pointer),
+    ['/events/0/sigmaSquared', '/events/0/sensitivity'],
+  );
+  assert.deepEqual(checkEvents([{ kind: 'discrete-gaussian', sigmaSquared: 49.5, sensitivity: 2, count: 3 }]), []);
+  const event: PrivacyEvent = { kind: 'discrete-gaussian', sigmaSquared: 49.5, sensitivity: 2, count: 1 };
+  assert.deepEqual(coalesce([event, event, { ...event, sensitivity: 1 }]), [{ ...event, count: 2 }, { ...event, sensitivity: 1 }]);
 });
