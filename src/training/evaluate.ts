@@ -69,10 +69,17 @@ export async function evaluateModel(deps: ArtifactDeps, principal: Principal, re
   let release: DiscreteGaussianRelease | null = null;
   if (isPrivate) {
     if (!classification.has(request.loss)) {
-      throw new BastionError('UNPROCESSABLE_TRAINING', `A DP evaluation releases accuracy, which ${request.loss} does not have; regression models can only be evaluated exactly, where the owner allows it`);
+      throw new BastionError(
+        'UNPROCESSABLE_TRAINING',
+        `A DP evaluation releases accuracy, which ${request.loss} does not have; regression models can only be evaluated exactly, where the owner allows it`,
+      );
     }
     // One discrete Gaussian release, calibrated by its exact δ(ε) (CKS20 Theorem 7): milliseconds.
-    release = calibrateDiscreteGaussianRelease({ targetEpsilon: request.epsilon!, delta: dataset.delta, sensitivity });
+    release = calibrateDiscreteGaussianRelease({
+      targetEpsilon: request.epsilon!,
+      delta: dataset.delta,
+      sensitivity,
+    });
     const event: PrivacyEvent = { kind: 'discrete-gaussian', sigmaSquared: release.sigmaSquared, sensitivity: release.sensitivity, count: 1 };
     await chargeLedger(deps, { kind: 'evaluation', id }, [{ datasetId: dataset.id, events: [event] }]);
   }

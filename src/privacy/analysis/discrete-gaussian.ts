@@ -223,17 +223,26 @@ function tailSums(sigmaSquared: number): { tail: (n: number) => Bounds; normalis
   const tail = (n: number): Bounds => {
     const y = n / sigma;
     const fn = f(n);
-    const value = sigma * root2pi * normalTail(y) + fn / 2 + (n * fn) / (12 * sigmaSquared) - ((y * y * y - 3 * y) * fn) / (720 * sigma * sigma * sigma);
+    const integral = sigma * root2pi * normalTail(y);
+    const value = integral + fn / 2 + (n * fn) / (12 * sigmaSquared) - ((y * y * y - 3 * y) * fn) / (720 * sigma * sigma * sigma);
     return { lo: Math.max(0, value * (1 - rel) - remainder), hi: value * (1 + rel) + remainder };
   };
   return { tail, normaliser };
+}
+
+/** One discrete Gaussian release: σ² > 0 (the exact rational value of the double) and integer sensitivity Δ ≥ 1. */
+export interface DiscreteGaussianMechanism {
+  sigmaSquared: number;
+  sensitivity: number;
 }
 
 function assertMechanism(sigmaSquared: number, sensitivity: number): void {
   if (typeof sigmaSquared !== 'number' || !(sigmaSquared > 0) || !Number.isFinite(sigmaSquared)) {
     throw new RangeError(`Expected finite number > 0 for sigmaSquared but received ${sigmaSquared}`);
   }
-  if (!Number.isSafeInteger(sensitivity) || sensitivity < 1) throw new RangeError(`Expected integer ≥ 1 for sensitivity but received ${sensitivity}`);
+  if (!Number.isSafeInteger(sensitivity) || sensitivity < 1) {
+    throw new RangeError(`Expected integer ≥ 1 for sensitivity but received ${sensitivity}`);
+  }
 }
 
 /**
@@ -249,7 +258,7 @@ function assertMechanism(sigmaSquared: number, sensitivity: number): void {
  * and exceeds it by about 1e-15 (relative to the probabilities subtracted) at most. Valid for any
  * real ε (negative ε too, which the PLD construction queries); returns a value in [0, 1].
  */
-export function discreteGaussianDeltaCurve({ sigmaSquared, sensitivity }: { sigmaSquared: number; sensitivity: number }): (epsilon: number) => number {
+export function discreteGaussianDeltaCurve({ sigmaSquared, sensitivity }: DiscreteGaussianMechanism): (epsilon: number) => number {
   assertMechanism(sigmaSquared, sensitivity);
   const { tail, normaliser } = tailSums(sigmaSquared);
   return (epsilon: number): number => {
@@ -269,7 +278,7 @@ export function discreteGaussianDeltaCurve({ sigmaSquared, sensitivity }: { sigm
 }
 
 /** δ(ε) of one discrete Gaussian release (see discreteGaussianDeltaCurve): σ² > 0, integer Δ ≥ 1, any ε; in [0, 1]. */
-export function discreteGaussianDelta({ sigmaSquared, sensitivity, epsilon }: { sigmaSquared: number; sensitivity: number; epsilon: number }): number {
+export function discreteGaussianDelta({ sigmaSquared, sensitivity, epsilon }: DiscreteGaussianMechanism & { epsilon: number }): number {
   return discreteGaussianDeltaCurve({ sigmaSquared, sensitivity })(epsilon);
 }
 
@@ -315,7 +324,13 @@ export interface DiscreteGaussianCalibration {
  * points whose δ bound was computed and met the target: the answer always meets it, whether or not
  * δ(ε) is monotone in σ².
  */
-export function calibrateDiscreteGaussian({ epsilon, delta, sensitivity, initialSigmaSquared }: { epsilon: number; delta: number; sensitivity: number; initialSigmaSquared: number }): DiscreteGaussianCalibration {
+export function calibrateDiscreteGaussian(options: {
+  epsilon: number;
+  delta: number;
+  sensitivity: number;
+  initialSigmaSquared: number;
+}): DiscreteGaussianCalibration {
+  const { epsilon, delta, sensitivity, initialSigmaSquared } = options;
   if (!(epsilon > 0) || !Number.isFinite(epsilon)) throw new RangeError(`Expected finite number > 0 for epsilon but received ${epsilon}`);
   if (!(delta > 0 && delta < 1)) throw new RangeError(`Expected number in (0, 1) for delta but received ${delta}`);
   assertMechanism(initialSigmaSquared, sensitivity);
