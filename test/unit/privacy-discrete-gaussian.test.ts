@@ -205,6 +205,7 @@ test('calibration meets the target δ at ε, and 1e-5 less noise would not', () 
     [5, 1e-8, 1],
     [0.1, 1e-5, 3],
     [1e-4, 1e-5, 1],
+    [1e-9, 1e-5, 1], // σ ≈ 4e4: the Euler–Maclaurin range, as a hostile ε = 1e-9 evaluation asks
   ] as const) {
     const release = calibrateDiscreteGaussianRelease({ targetEpsilon: epsilon, delta, sensitivity });
     assert.equal(release.sensitivity, sensitivity);
