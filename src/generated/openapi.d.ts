@@ -659,7 +659,7 @@ export interface components {
             accountant: "rdp" | "pld";
             events: {
                 id: string;
-                /** @description poisson-gaussian {sampleRate, noiseMultiplier, count} or gaussian {noiseMultiplier, count} */
+                /** @description poisson-gaussian {sampleRate, noiseMultiplier, count}, gaussian {noiseMultiplier, count} or discrete-gaussian {sigmaSquared, sensitivity, count} */
                 event: {
                     [key: string]: unknown;
                 };
@@ -683,12 +683,15 @@ export interface components {
             private: boolean;
             /** @description noisy when private; null for regression losses */
             accuracy: number | null;
-            /** @description standard deviation of the noise on accuracy; 0 when exact */
+            /** @description standard deviation of the noise on accuracy: √Var[N_Z(0, σ²)] / units (≤ σ / units); 0 when exact */
             accuracyNoiseStd: number;
             /** @description mean loss, exact evaluations only */
             loss: number | null;
+            /** @description ε charged; the release is (ε, δ)-DP by its exact δ(ε) (CKS20 Theorem 7) */
             epsilon: number | null;
+            /** @description the dataset's δ */
             delta: number | null;
+            /** @description σ/Δ of the discrete Gaussian N_Z(0, σ²) added to the correct count of sensitivity Δ (the ledger event holds σ² exactly); null when exact */
             noiseMultiplier: number | null;
         };
     };

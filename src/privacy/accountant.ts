@@ -4,8 +4,18 @@
 // upper bound on the true ε or δ, up to the numerical error each analysis module states), and it
 // refuses malformed events (reporting every problem at once) rather than guessing.
 import { BastionError, type FieldError } from '../errors.js';
-import { composePlds, type PldDirections, pldEpsilon, pldDelta, sampledGaussianPld, gaussianPld, DEFAULT_VALUE_DISCRETIZATION_INTERVAL, DEFAULT_TAIL_MASS_TRUNCATION } from './analysis/pld.js';
-import { DEFAULT_RDP_ORDERS, gaussianRdp, rdpToDelta, rdpToEpsilon, sampledGaussianRdp } from './analysis/rdp.js';
+import {
+  composePlds,
+  type PldDirections,
+  pldEpsilon,
+  pldDelta,
+  sampledGaussianPld,
+  gaussianPld,
+  discreteGaussianPld,
+  DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
+  DEFAULT_TAIL_MASS_TRUNCATION,
+} from './analysis/pld.js';
+import { DEFAULT_RDP_ORDERS, discreteGaussianRdp, gaussianRdp, rdpToDelta, rdpToEpsilon, sampledGaussianRdp } from './analysis/rdp.js';
 
 /**
  * One kind of DP release, repeated `count` times (adaptively composed). σ is relative to L2
@@ -14,10 +24,17 @@ import { DEFAULT_RDP_ORDERS, gaussianRdp, rdpToDelta, rdpToEpsilon, sampledGauss
  *   (q, in (0, 1]), then Gaussian noise of standard deviation `noiseMultiplier` (σ) is added to the
  *   clipped sum.
  * - `gaussian`: a plain Gaussian release of a sensitivity-1 statistic (a noisy metric), no sampling.
+ * - `discrete-gaussian`: an integer statistic of integer sensitivity `sensitivity` (Δ ≥ 1) released
+ *   with N_Z(0, σ²) added (Canonne, Kamath & Steinke 2020); `sigmaSquared` is σ² in the statistic's own
+ *   units (not relative to Δ), and the exact rational value of that double is what the sampler used.
  */
 export type PrivacyEvent =
   | { kind: 'poisson-gaussian'; sampleRate: number; noiseMultiplier: number; count: number }
-  | { kind: 'gaussian'; noiseMultiplier: number; count: number };
+  | { kind: 'gaussian'; noiseMultiplier: number; count: number }
+  | { kind: 'discrete-gaussian'; sigmaSquared: number; sensitivity: number; count: number };
+
+/** Every event kind, for validation. */
+const EVENT_KINDS: readonly string[] = ['poisson-gaussian', 'gaussian', 'discrete-gaussian'];
 
 export type AccountantName = 'rdp' | 'pld';
 
@@ -57,8 +74,8 @@ export function checkEvents(events: readonly PrivacyEvent[]): FieldError[] {
   events.forEach((event, i) => {
     const at = `/events/${i}`;
     const e = event as Record<string, unknown>;
-    if (e === null || typeof e !== 'object' || (e.kind !== 'poisson-gaussian' && e.kind !== 'gaussian')) {
-      errors.push({ pointer: `${at}/kind`, detail: `Expected 'poisson-gaussian' or 'gaussian' for kind but received ${describe(e?.kind)}` });
+    if (e === null || typeof e !== 'object' || !EVENT_KINDS.includes(e.kind as string)) {
+      errors.push({ pointer: `${at}/kind`, detail: `Expected 'poisson-gaussian', 'gaussian' or 'discrete-gaussian' for kind but received ${describe(e?.kind)}` });
       return;
     }
     if (e.kind === 'poisson-gaussian') {
@@ -67,9 +84,20 @@ export function checkEvents(events: readonly PrivacyEvent[]): FieldError[] {
         errors.push({ pointer: `${at}/sampleRate`, detail: `Expected number in (0, 1] for sampleRate but received ${describe(q)}` });
       }
     }
-    const sigma = e.noiseMultiplier;
-    if (typeof sigma !== 'number' || !(sigma > 0) || !Number.isFinite(sigma)) {
-      errors.push({ pointer: `${at}/noiseMultiplier`, detail: `Expected finite number > 0 for noiseMultiplier but received ${describe(sigma)}` });
+    if (e.kind === 'discrete-gaussian') {
+      const sigmaSquared = e.sigmaSquared;
+      if (typeof sigmaSquared !== 'number' || !(sigmaSquared > 0) || !Number.isFinite(sigmaSquared)) {
+        errors.push({ pointer: `${at}/sigmaSquared`, detail: `Expected finite number > 0 for sigmaSquared but received ${describe(sigmaSquared)}` });
+      }
+      const sensitivity = e.sensitivity;
+      if (typeof sensitivity !== 'number' || !Number.isSafeInteger(sensitivity) || sensitivity < 1) {
+        errors.push({ pointer: `${at}/sensitivity`, detail: `Expected integer ≥ 1 for sensitivity but received ${describe(sensitivity)}` });
+      }
+    } else {
+      const sigma = e.noiseMultiplier;
+      if (typeof sigma !== 'number' || !(sigma > 0) || !Number.isFinite(sigma)) {
+        errors.push({ pointer: `${at}/noiseMultiplier`, detail: `Expected finite number > 0 for noiseMultiplier but received ${describe(sigma)}` });
+      }
     }
     const count = e.count;
     if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) {
@@ -123,7 +151,9 @@ export function createRdpAccountant({ orders = DEFAULT_RDP_ORDERS }: { orders?: 
       const step =
         event.kind === 'gaussian'
           ? gaussianRdp({ noiseMultiplier: event.noiseMultiplier, orders: frozenOrders })
-          : sampledGaussianRdp({ sampleRate: event.sampleRate, noiseMultiplier: event.noiseMultiplier, orders: frozenOrders });
+          : event.kind === 'discrete-gaussian'
+            ? discreteGaussianRdp({ sigmaSquared: event.sigmaSquared, sensitivity: event.sensitivity, orders: frozenOrders })
+            : sampledGaussianRdp({ sampleRate: event.sampleRate, noiseMultiplier: event.noiseMultiplier, orders: frozenOrders });
       for (let k = 0; k < total.length; k++) total[k]! += step[k]! * event.count;
     }
     return total;
@@ -174,7 +204,9 @@ export function createPldAccountant({
       pld:
         event.kind === 'gaussian'
           ? gaussianPld({ noiseMultiplier: event.noiseMultiplier, valueDiscretizationInterval })
-          : sampledGaussianPld({ sampleRate: event.sampleRate, noiseMultiplier: event.noiseMultiplier, valueDiscretizationInterval }),
+          : event.kind === 'discrete-gaussian'
+            ? discreteGaussianPld({ sigmaSquared: event.sigmaSquared, sensitivity: event.sensitivity, valueDiscretizationInterval })
+            : sampledGaussianPld({ sampleRate: event.sampleRate, noiseMultiplier: event.noiseMultiplier, valueDiscretizationInterval }),
       count: event.count,
     }));
     if (parts.length === 0) return null;

@@ -4,6 +4,7 @@
 // epsilonBudget); the search only trades how close to the optimum it lands, never feasibility.
 import { BastionError, type FieldError } from '../errors.js';
 import { createAccountant, type Accountant, type AccountantName, type PrivacyEvent } from './accountant.js';
+import { calibrateDiscreteGaussian } from './analysis/discrete-gaussian.js';
 import { analyticGaussianDelta } from './analysis/gaussian.js';
 
 export interface CalibrationOptions {
@@ -321,4 +322,32 @@ export function calibrateTrainingNoise(options: TrainingNoiseOptions): TrainingN
     refuse([{ parameter: 'extraEpsilon', detail: `extraEpsilon ${extraEpsilon} is too small to release anything next to noise σ = ${noiseMultiplier}` }]);
   }
   return { noiseMultiplier, epsilon, extraNoiseMultiplier: extra, chargedNoiseMultiplier: joint, epsilonTotal: epsilonOf(joint) };
+}
+
+export interface DiscreteGaussianRelease {
+  /** σ² of the integer noise, in the statistic's units (the exact rational value of this double). */
+  sigmaSquared: number;
+  /** Integer L1 = L2 sensitivity Δ of the released statistic. */
+  sensitivity: number;
+  /** The exact (upper-bounded) δ of this release at targetEpsilon, ≤ the delta asked for. */
+  delta: number;
+}
+
+/**
+ * The least noise σ² (to 1e-6 relative) for one discrete Gaussian release of an integer statistic of
+ * sensitivity Δ (integer ≥ 1) that is (targetEpsilon, delta)-DP by the exact δ(ε) of CKS20 Theorem 7
+ * (./analysis/discrete-gaussian.ts), searched from the continuous Gaussian's σ. Milliseconds, so it can
+ * run on the event loop. Throws VALIDATION_FAILED listing every bad argument.
+ */
+export function calibrateDiscreteGaussianRelease({ targetEpsilon, delta, sensitivity }: { targetEpsilon: number; delta: number; sensitivity: number }): DiscreteGaussianRelease {
+  const errors: FieldError[] = [];
+  if (typeof delta !== 'number' || !(delta > 0 && delta < 1)) errors.push({ parameter: 'delta', detail: `Expected number in (0, 1) for delta but received ${describe(delta)}` });
+  if (typeof targetEpsilon !== 'number' || !(targetEpsilon > 0) || !Number.isFinite(targetEpsilon)) {
+    errors.push({ parameter: 'targetEpsilon', detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}` });
+  }
+  if (!Number.isSafeInteger(sensitivity) || sensitivity < 1) errors.push({ parameter: 'sensitivity', detail: `Expected integer ≥ 1 for sensitivity but received ${describe(sensitivity)}` });
+  if (errors.length > 0) refuse(errors);
+  const continuous = calibrateGaussianNoiseMultiplier({ targetEpsilon, delta }) * sensitivity;
+  const found = calibrateDiscreteGaussian({ epsilon: targetEpsilon, delta, sensitivity, initialSigmaSquared: continuous * continuous });
+  return { sigmaSquared: found.sigmaSquared, sensitivity, delta: found.delta };
 }

@@ -86,7 +86,12 @@ export function composedEpsilon(events: readonly PrivacyEvent[], delta: number):
 export function coalesce(events: readonly PrivacyEvent[]): PrivacyEvent[] {
   const merged = new Map<string, PrivacyEvent>();
   for (const event of events) {
-    const key = event.kind === 'gaussian' ? `g:${event.noiseMultiplier}` : `p:${event.sampleRate}:${event.noiseMultiplier}`;
+    const key =
+      event.kind === 'gaussian'
+        ? `g:${event.noiseMultiplier}`
+        : event.kind === 'discrete-gaussian'
+          ? `d:${event.sigmaSquared}:${event.sensitivity}`
+          : `p:${event.sampleRate}:${event.noiseMultiplier}`;
     const seen = merged.get(key);
     merged.set(key, seen ? { ...seen, count: seen.count + event.count } : { ...event });
   }

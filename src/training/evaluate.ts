@@ -1,20 +1,25 @@
 // Evaluations: how well a model does on a dataset, released with differential privacy unless the
 // dataset's owner allowed non-private use. The DP release is the number of correctly classified
-// samples plus Gaussian noise (sensitivity 1 under add/remove-one), divided by the public sample
-// count; its ε is charged to the dataset's ledger before the model touches the data. The mean loss has
+// units plus discrete Gaussian noise N_Z(0, σ²) (Canonne, Kamath & Steinke 2020; an exact integer drawn
+// from the CSPRNG), divided by the public unit count; σ² is calibrated to the requested ε by the
+// mechanism's exact δ(ε), and the mechanism (σ², sensitivity) is charged to the dataset's ledger
+// before the model touches the data. The mean loss has
 // no bounded sensitivity (losses are not clipped here), so it is released only exactly, and only
 // where the owner allows.
 import { v7 as uuidv7 } from 'uuid';
 import { getDataset, datasetLayout } from '../artifacts/datasets.js';
+import { LABELS_NAME } from '../artifacts/formats/canonical.js';
 import { getModel, requireBatchIndependence } from '../artifacts/models.js';
 import type { ArtifactDeps } from '../artifacts/service.js';
 import { BastionError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
 import type { PrivacyEvent } from '../privacy/accountant.js';
-import { calibrateGaussianNoiseMultiplier } from '../privacy/calibration.js';
+import { discreteGaussianVariance } from '../privacy/analysis/discrete-gaussian.js';
+import { calibrateDiscreteGaussianRelease, type DiscreteGaussianRelease } from '../privacy/calibration.js';
 import { chargeLedger } from '../privacy/ledger.js';
-import { gaussianNoise } from '../privacy/noise.js';
+import { discreteGaussianNoise } from '../privacy/noise.js';
 import type { LossName } from './plan.js';
+import { accuracyUnitsPerSample } from './tasks.js';
 
 export interface EvaluationRequest {
   modelId: string;
@@ -33,13 +38,13 @@ export interface EvaluationResult {
   private: boolean;
   /** Accuracy in [0, 1] (noisy when private); null for regression losses. */
   accuracy: number | null;
-  /** Standard deviation of the noise added to accuracy; 0 when exact. */
+  /** Standard deviation of the noise added to accuracy: √Var[N_Z(0, σ²)] / units (≤ σ/units); 0 when exact. */
   accuracyNoiseStd: number;
   /** Mean loss, exact; null in a private evaluation (its sensitivity is unbounded). */
   loss: number | null;
   epsilon: number | null;
   delta: number | null;
-  /** σ of the Gaussian on the correct count (sensitivity 1); null when exact. */
+  /** σ/Δ of the discrete Gaussian N_Z(0, σ²) on the correct count of sensitivity Δ; null when exact. */
   noiseMultiplier: number | null;
 }
 
@@ -52,34 +57,52 @@ export async function evaluateModel(deps: ArtifactDeps, principal: Principal, re
   requireBatchIndependence(model, dataset.inputs.map((t) => t.shape.length));
   const id = uuidv7();
   const isPrivate = request.epsilon !== undefined;
-  let noiseMultiplier: number | null = null;
   if (!isPrivate && !dataset.allowNonPrivate) {
     throw new BastionError('FORBIDDEN', `Dataset ${dataset.id} does not allow non-private use: give epsilon for a DP evaluation`);
   }
+  const layout = datasetLayout(deps, dataset.id);
+  // Accuracy counts correct units: one per sample (argmax), or one per output element for
+  // bce_with_logits, where one sample moves up to that many of them: the sensitivity Δ. It comes from
+  // the dataset's public label shape, so it is known, and charged for, before the model runs.
+  const labels = layout.tensors.find((tensor) => tensor.name === LABELS_NAME);
+  if (!labels) throw new Error(`Dataset ${dataset.id} has no ${LABELS_NAME} tensor in its layout`);
+  const sensitivity = accuracyUnitsPerSample(request.loss, labels.shape);
+  let release: DiscreteGaussianRelease | null = null;
   if (isPrivate) {
     if (!classification.has(request.loss)) {
-      throw new BastionError('UNPROCESSABLE_TRAINING', `A DP evaluation releases accuracy, which ${request.loss} does not have; regression models can only be evaluated exactly, where the owner allows it`);
+      throw new BastionError(
+        'UNPROCESSABLE_TRAINING',
+        `A DP evaluation releases accuracy, which ${request.loss} does not have; regression models can only be evaluated exactly, where the owner allows it`,
+      );
     }
-    // One plain Gaussian release: its exact analytic calibration is both the tightest and instant.
-    noiseMultiplier = calibrateGaussianNoiseMultiplier({ targetEpsilon: request.epsilon!, delta: dataset.delta });
-    const event: PrivacyEvent = { kind: 'gaussian', noiseMultiplier, count: 1 };
+    // One discrete Gaussian release, calibrated by its exact δ(ε) (CKS20 Theorem 7): milliseconds.
+    release = calibrateDiscreteGaussianRelease({
+      targetEpsilon: request.epsilon!,
+      delta: dataset.delta,
+      sensitivity,
+    });
+    const event: PrivacyEvent = { kind: 'discrete-gaussian', sigmaSquared: release.sigmaSquared, sensitivity: release.sensitivity, count: 1 };
     await chargeLedger(deps, { kind: 'evaluation', id }, [{ datasetId: dataset.id, events: [event] }]);
   }
   const measured = await deps.pool.run('evaluateModel', {
     blobs: deps.blobs,
     modelId: request.modelId,
-    dataset: { id: dataset.id, layout: datasetLayout(deps, dataset.id) },
+    dataset: { id: dataset.id, layout },
     loss: request.loss,
   });
+  if (measured.outputsPerSample !== sensitivity) {
+    throw new Error(`The evaluation counted ${measured.outputsPerSample} units per sample where the label shape gives ${sensitivity}`);
+  }
   const n = measured.samples;
   let accuracy = measured.accuracy;
-  // Accuracy counts correct units: one per sample (argmax), or one per output element for
-  // bce_with_logits, where one sample moves up to outputsPerSample of them: that is the sensitivity.
-  const sensitivity = measured.outputsPerSample;
   const units = n * sensitivity;
-  if (isPrivate && accuracy !== null) {
-    const correct = Math.round(accuracy * units) + gaussianNoise(noiseMultiplier! * sensitivity);
-    accuracy = Math.min(1, Math.max(0, correct / units)); // clamping is post-processing
+  let accuracyNoiseStd = 0;
+  if (release !== null && accuracy !== null) {
+    // The exact count (accuracy is correct/units, rounded back to the integer it came from) plus an
+    // exact integer from the CSPRNG; dividing and clamping to [0, 1] are post-processing.
+    const correct = Math.round(accuracy * units) + discreteGaussianNoise(release.sigmaSquared);
+    accuracy = Math.min(1, Math.max(0, correct / units));
+    accuracyNoiseStd = Math.sqrt(discreteGaussianVariance(release.sigmaSquared)) / units;
   }
   return {
     id,
@@ -88,10 +111,10 @@ export async function evaluateModel(deps: ArtifactDeps, principal: Principal, re
     samples: n,
     private: isPrivate,
     accuracy,
-    accuracyNoiseStd: isPrivate ? (noiseMultiplier! * sensitivity) / units : 0,
+    accuracyNoiseStd,
     loss: isPrivate ? null : measured.meanLoss,
     epsilon: isPrivate ? request.epsilon! : null,
     delta: isPrivate ? dataset.delta : null,
-    noiseMultiplier,
+    noiseMultiplier: release === null ? null : Math.sqrt(release.sigmaSquared) / release.sensitivity,
   };
 }

@@ -57,6 +57,15 @@ export interface EvaluateModelInput {
   loss: LossName;
 }
 
+/**
+ * Units that accuracy counts per sample, from public shapes only: 1 (argmax) for classification losses,
+ * or the label elements per sample for bce_with_logits (labelShape: the label tensor's full shape,
+ * shape[0] the sample count). One sample moves at most this many units: the release's sensitivity.
+ */
+export function accuracyUnitsPerSample(loss: LossName, labelShape: readonly number[]): number {
+  return loss === 'bce_with_logits' ? labelShape.slice(1).reduce((a, b) => a * b, 1) : 1;
+}
+
 export interface EvaluateModelOutput {
   samples: number;
   meanLoss: number;

@@ -10,7 +10,7 @@ import { calibrateTrainingNoise } from '../privacy/calibration.js';
 import { composedEpsilon } from '../privacy/ledger.js';
 import { loadModelBytes, loadTrainingData } from './load.js';
 import { runTraining } from './runner.js';
-import type { TaskEnvelope, TaskKind, TaskMap, TaskRequest, WorkerInit } from './tasks.js';
+import { accuracyUnitsPerSample, type TaskEnvelope, type TaskKind, type TaskMap, type TaskRequest, type WorkerInit } from './tasks.js';
 
 const init = workerData as WorkerInit;
 setThreads(init.torchThreads);
@@ -34,7 +34,7 @@ const handlers: Handlers = {
     });
     const { samples, meanLoss, accuracy } = trainer.evaluate();
     const labels = data.labels.shape;
-    const outputsPerSample = loss === 'bce_with_logits' ? labels.slice(1).reduce((a, b) => a * b, 1) : 1;
+    const outputsPerSample = accuracyUnitsPerSample(loss, labels);
     return { samples, meanLoss, accuracy, outputsPerSample };
   },
 };

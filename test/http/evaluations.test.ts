@@ -1,9 +1,11 @@
 // POST /v1/evaluations with a real pool: exact only where the owner allows, otherwise a DP release of
-// the accuracy whose ε is charged to the dataset first; the noise is real and its std is reported.
+// the accuracy whose ε is charged to the dataset first; the noise is real (an exact discrete Gaussian on
+// the correct count) and its std is reported.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createPrincipal } from '../../src/governance/principals.js';
-import { datasetPrivacy } from '../../src/privacy/ledger.js';
+import { discreteGaussianDelta } from '../../src/privacy/analysis/discrete-gaussian.js';
+import { composedEpsilon, datasetPrivacy } from '../../src/privacy/ledger.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
@@ -58,9 +60,10 @@ test('without ε on a dataset that does not allow non-private use: 403, nothing 
   assert.deepEqual((await datasetPrivacy({ store: t.store }, closedId)).events, []);
 });
 
-test('a DP evaluation charges its ε as one Gaussian release and adds noise of the stated std to the accuracy', async () => {
+test('a DP evaluation charges the ledger the discrete Gaussian it releases: an integer count plus N_Z(0, σ²), (ε, δ) as the response says', async () => {
   const exact = (await evaluate({ modelId, datasetId: openId, loss: 'cross_entropy' })).json();
   const released: number[] = [];
+  const responses: { id: string; epsilon: number; delta: number; noiseMultiplier: number }[] = [];
   for (let i = 0; i < 5; i += 1) {
     const res = await evaluate({ modelId, datasetId: openId, loss: 'cross_entropy', epsilon: 0.5 });
     assert.equal(res.statusCode, 200, res.body);
@@ -69,15 +72,35 @@ test('a DP evaluation charges its ε as one Gaussian release and adds noise of t
     assert.equal(e.loss, null);
     assert.equal(e.epsilon, 0.5);
     assert.ok(e.noiseMultiplier > 0);
-    assert.equal(e.accuracyNoiseStd, e.noiseMultiplier / 400);
+    // The noise is an integer on the count of 400 correct-or-not samples: the release is k/400.
+    assert.ok(Math.abs(e.accuracy * 400 - Math.round(e.accuracy * 400)) < 1e-9, `${e.accuracy} is not a count over 400`);
+    // Var[N_Z(0, σ²)] < σ², and at σ ≈ 7 the two agree to far better than 1%.
+    assert.ok(e.accuracyNoiseStd <= e.noiseMultiplier / 400 && e.accuracyNoiseStd > 0.99 * (e.noiseMultiplier / 400));
     // Within 6 standard deviations of the exact value (a failure here has probability < 1e-8).
     assert.ok(Math.abs(e.accuracy - exact.accuracy) <= 6 * e.accuracyNoiseStd + 1 / 400, `${e.accuracy} vs ${exact.accuracy}`);
     released.push(e.accuracy);
+    responses.push(e);
   }
   assert.ok(new Set(released).size > 1, 'the noise differs between releases');
   const ledger = await datasetPrivacy({ store: t.store }, openId);
   assert.equal(ledger.events.length, 5);
-  assert.ok(ledger.events.every((entry) => entry.event.kind === 'gaussian' && entry.source.kind === 'evaluation'));
+  for (const e of responses) {
+    const entry = ledger.events.find((item) => item.source.kind === 'evaluation' && item.source.id === e.id);
+    assert.ok(entry, `no ledger entry for evaluation ${e.id}`);
+    const event = entry.event;
+    assert.equal(event.kind, 'discrete-gaussian');
+    if (event.kind !== 'discrete-gaussian') return;
+    assert.equal(event.sensitivity, 1);
+    assert.equal(event.count, 1);
+    assert.equal(Math.sqrt(event.sigmaSquared), e.noiseMultiplier);
+    assert.equal(e.delta, ledger.delta);
+    // The recorded mechanism is (ε, δ)-DP at the response's figures, by its exact δ(ε) …
+    assert.ok(discreteGaussianDelta({ sigmaSquared: event.sigmaSquared, sensitivity: 1, epsilon: e.epsilon }) <= e.delta);
+    // … and the ledger's own (pessimistic PLD) figure for it is that ε, up to the PLD grid.
+    const charged = composedEpsilon([event], ledger.delta).epsilon;
+    assert.ok(Math.abs(charged - e.epsilon) < 2e-4, `the ledger charges ε = ${charged} for a release reported as ε = ${e.epsilon}`);
+  }
+  assert.equal(ledger.epsilonSpent, composedEpsilon(ledger.events.map((entry) => entry.event), ledger.delta).epsilon);
 });
 
 test('a DP evaluation the budget cannot pay for is refused with 409 before the model runs', async () => {

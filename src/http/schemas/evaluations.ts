@@ -22,11 +22,13 @@ export const EvaluationSchema = Type.Object(
     samples: Type.Integer(),
     private: Type.Boolean(),
     accuracy: Type.Union([Type.Number(), Type.Null()], { description: 'noisy when private; null for regression losses' }),
-    accuracyNoiseStd: Type.Number({ description: 'standard deviation of the noise on accuracy; 0 when exact' }),
+    accuracyNoiseStd: Type.Number({ description: 'standard deviation of the noise on accuracy: √Var[N_Z(0, σ²)] / units (≤ σ / units); 0 when exact' }),
     loss: Type.Union([Type.Number(), Type.Null()], { description: 'mean loss, exact evaluations only' }),
-    epsilon: Type.Union([Type.Number(), Type.Null()]),
-    delta: Type.Union([Type.Number(), Type.Null()]),
-    noiseMultiplier: Type.Union([Type.Number(), Type.Null()]),
+    epsilon: Type.Union([Type.Number(), Type.Null()], { description: 'ε charged; the release is (ε, δ)-DP by its exact δ(ε) (CKS20 Theorem 7)' }),
+    delta: Type.Union([Type.Number(), Type.Null()], { description: "the dataset's δ" }),
+    noiseMultiplier: Type.Union([Type.Number(), Type.Null()], {
+      description: 'σ/Δ of the discrete Gaussian N_Z(0, σ²) added to the correct count of sensitivity Δ (the ledger event holds σ² exactly); null when exact',
+    }),
   },
   { $id: 'Evaluation', title: 'Evaluation', additionalProperties: false },
 );

@@ -121,7 +121,10 @@ export const DatasetPrivacySchema = Type.Object(
       Type.Object(
         {
           id: Type.String(),
-          event: Type.Object({}, { additionalProperties: true, description: 'poisson-gaussian {sampleRate, noiseMultiplier, count} or gaussian {noiseMultiplier, count}' }),
+          event: Type.Object({}, {
+            additionalProperties: true,
+            description: 'poisson-gaussian {sampleRate, noiseMultiplier, count}, gaussian {noiseMultiplier, count} or discrete-gaussian {sigmaSquared, sensitivity, count}',
+          }),
           source: Type.Object({ kind: Type.String(), id: Type.String() }, { additionalProperties: false }),
           createdAt: Type.String({ format: 'date-time' }),
         },

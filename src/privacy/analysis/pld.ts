@@ -11,6 +11,7 @@
 // the regimes tested). The over-estimate is the discretization error: with connect-the-dots it is a
 // small fraction of one grid step per composed step in the worst case, and in practice well under 1%
 // of ε at a 1e-4 grid (checked against dp_accounting and Opacus PRV references in the tests).
+import { discreteGaussianDeltaCurve } from './discrete-gaussian.js';
 import { fft, inverseFft, nextPowerOfTwo } from './fft.js';
 import { logAdd, logNormalTail, logSub } from './gaussian.js';
 
@@ -204,6 +205,38 @@ export function gaussianPld({
     lowerIndex: Math.floor((mean - spread) / h),
     upperIndex: Math.ceil((mean + spread) / h),
     deltaAt: (epsilon) => Math.exp(logGaussianDelta(sigma, epsilon)),
+  });
+  return { remove: pld, add: pld };
+}
+
+/**
+ * The pessimistic PLD of the discrete Gaussian mechanism (CKS20; see ./discrete-gaussian.ts): an
+ * integer statistic of sensitivity Δ (integer ≥ 1) plus N_Z(0, σ²), σ² > 0. Its privacy loss at outcome
+ * z = Δ + j is ((2jΔ + Δ²)/(2σ²)) for j ~ N_Z(0, σ²), a lattice with the same mean Δ²/(2σ²) and spread
+ * as the Gaussian of multiplier σ/Δ; the grid covers j within ±z·σ of 0 (z from the e^-50 truncation)
+ * and connect-the-dots is built from the exact δ(ε) upper bound of CKS20 Theorem 7 at every grid point,
+ * so it dominates the mechanism (mass beyond the top grid point goes to +∞, below the bottom to the
+ * bottom point). The mechanism is symmetric (z ↦ Δ − z swaps the neighbours): one PLD for both directions.
+ */
+export function discreteGaussianPld({
+  sigmaSquared,
+  sensitivity,
+  valueDiscretizationInterval = DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
+}: {
+  sigmaSquared: number;
+  sensitivity: number;
+  valueDiscretizationInterval?: number;
+}): PldDirections {
+  assertInterval(valueDiscretizationInterval);
+  const deltaAt = discreteGaussianDeltaCurve({ sigmaSquared, sensitivity });
+  const h = valueDiscretizationInterval;
+  const mean = (sensitivity * sensitivity) / (2 * sigmaSquared);
+  const spread = (truncationZ * sensitivity) / Math.sqrt(sigmaSquared);
+  const pld = connectTheDots({
+    valueDiscretizationInterval: h,
+    lowerIndex: Math.floor((mean - spread) / h),
+    upperIndex: Math.ceil((mean + spread) / h),
+    deltaAt,
   });
   return { remove: pld, add: pld };
 }

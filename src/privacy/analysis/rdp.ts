@@ -131,6 +131,15 @@ export function gaussianRdp({ noiseMultiplier, orders }: { noiseMultiplier: numb
   return Float64Array.from(orders, (order) => order / (2 * noiseMultiplier * noiseMultiplier));
 }
 
+/**
+ * An upper bound on the RDP curve of the discrete Gaussian mechanism (integer statistic of sensitivity
+ * Δ plus N_Z(0, σ²)): D_α(N_Z(0,σ²) ‖ N_Z(Δ,σ²)) ≤ αΔ²/(2σ²), the continuous Gaussian's (Canonne, Kamath
+ * & Steinke 2020, Proposition 14 — ½(Δ/σ)²-concentrated DP). Rounded up by 4 ulps so it never under-states.
+ */
+export function discreteGaussianRdp({ sigmaSquared, sensitivity, orders }: { sigmaSquared: number; sensitivity: number; orders: readonly number[] }): Float64Array {
+  return Float64Array.from(orders, (order) => ((order * sensitivity * sensitivity) / (2 * sigmaSquared)) * (1 + 2 ** -50));
+}
+
 /** An (ε or δ) bound and the order where it was attained. */
 export interface RdpConversion {
   /** ε (natural log) for rdpToEpsilon, δ for rdpToDelta. */
