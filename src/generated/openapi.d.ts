@@ -497,12 +497,13 @@ export interface components {
             noiseMultiplier: number;
             maxGradNorm: number | null;
             clipping: ("flat" | "per-layer") | null;
+            /** @description the accountant that calibrated σ */
             accountant: ("rdp" | "pld") | null;
             /** @description the smallest δ of the datasets: the guarantee holds at each */
             delta: number | null;
-            /** @description the trained model's ε at delta under the accountant (the training without its metrics) */
+            /** @description the trained model's ε at delta (the training without its metrics), composed as the ledger does: the tighter of PLD and RDP, at most the calibrating accountant's figure */
             epsilon: number | null;
-            /** @description ε at delta of what is charged: the training and its metrics as one mechanism */
+            /** @description ε at delta of what is charged (the training and its metrics as one mechanism), exactly as the ledger records it for a dataset with no history */
             epsilonTotal: number | null;
             /** @description the mean training loss per epoch; null: none is released */
             metrics: {
@@ -603,7 +604,7 @@ export interface components {
                      */
                     clipping?: "flat" | "per-layer";
                     /**
-                     * @description calibrates σ; default rdp
+                     * @description calibrates σ; default pld (the tighter: the same ε buys less noise)
                      * @enum {string}
                      */
                     accountant?: "rdp" | "pld";
@@ -1905,7 +1906,7 @@ export interface operations {
                          */
                         clipping?: "flat" | "per-layer";
                         /**
-                         * @description calibrates σ; default rdp
+                         * @description calibrates σ; default pld (the tighter: the same ε buys less noise)
                          * @enum {string}
                          */
                         accountant?: "rdp" | "pld";
@@ -2099,7 +2100,7 @@ export interface operations {
                          */
                         clipping?: "flat" | "per-layer";
                         /**
-                         * @description calibrates σ; default rdp
+                         * @description calibrates σ; default pld (the tighter: the same ε buys less noise)
                          * @enum {string}
                          */
                         accountant?: "rdp" | "pld";

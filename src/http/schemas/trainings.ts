@@ -1,6 +1,7 @@
 // Wire shapes of trainings: the request (the same body for POST /v1/trainings and POST
 // /v1/trainings/plan) and the plan the server derives from it.
 import { Type, type Static } from 'typebox';
+import { DEFAULT_ACCOUNTANT } from '../../privacy/accountant.js';
 
 export const LossNameSchema = Type.Enum(['cross_entropy', 'nll', 'mse', 'l1', 'bce_with_logits'], { type: 'string' });
 
@@ -23,7 +24,7 @@ export const PrivacySchema = Type.Object(
     targetEpsilon: Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'ε this training may spend on each dataset' }),
     maxGradNorm: Type.Number({ exclusiveMinimum: 0, maximum: 1e6, description: 'C: per-sample clipping bound' }),
     clipping: Type.Optional(Type.Enum(['flat', 'per-layer'], { type: 'string', description: 'default flat; per-layer gives each layer C/√layers' })),
-    accountant: Type.Optional(Type.Enum(['rdp', 'pld'], { type: 'string', description: 'calibrates σ; default rdp' })),
+    accountant: Type.Optional(Type.Enum(['rdp', 'pld'], { type: 'string', description: `calibrates σ; default ${DEFAULT_ACCOUNTANT} (the tighter: the same ε buys less noise)` })),
   },
   { additionalProperties: false },
 );
@@ -83,10 +84,14 @@ export const TrainingPlanSchema = Type.Object(
     noiseMultiplier: Type.Number({ description: 'σ calibrated to targetEpsilon; 0 when not private' }),
     maxGradNorm: Type.Union([Type.Number(), Type.Null()]),
     clipping: Type.Union([Type.Enum(['flat', 'per-layer'], { type: 'string' }), Type.Null()]),
-    accountant: Type.Union([Type.Enum(['rdp', 'pld'], { type: 'string' }), Type.Null()]),
+    accountant: Type.Union([Type.Enum(['rdp', 'pld'], { type: 'string' }), Type.Null()], { description: 'the accountant that calibrated σ' }),
     delta: Type.Union([Type.Number(), Type.Null()], { description: 'the smallest δ of the datasets: the guarantee holds at each' }),
-    epsilon: Type.Union([Type.Number(), Type.Null()], { description: "the trained model's ε at delta under the accountant (the training without its metrics)" }),
-    epsilonTotal: Type.Union([Type.Number(), Type.Null()], { description: 'ε at delta of what is charged: the training and its metrics as one mechanism' }),
+    epsilon: Type.Union([Type.Number(), Type.Null()], {
+      description: "the trained model's ε at delta (the training without its metrics), composed as the ledger does: the tighter of PLD and RDP, at most the calibrating accountant's figure",
+    }),
+    epsilonTotal: Type.Union([Type.Number(), Type.Null()], {
+      description: 'ε at delta of what is charged (the training and its metrics as one mechanism), exactly as the ledger records it for a dataset with no history',
+    }),
     metrics: Type.Union(
       [
         Type.Object(
