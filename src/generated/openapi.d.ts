@@ -620,7 +620,7 @@ export interface components {
             /** @description steps run */
             step: number;
             totalSteps: number;
-            /** @description epochs run so far (fractional): step · epochs / totalSteps */
+            /** @description epochs run so far (fractional): step · sampleRate for a private training, step · epochs / totalSteps otherwise */
             epoch: number;
             /** @description the plan's total ε, metrics included (charged to every dataset when the training was accepted); null when not private */
             epsilonPlanned: number | null;
@@ -628,9 +628,9 @@ export interface components {
             epsilonSpent: number | null;
             /** @description δ of both ε figures */
             delta: number | null;
-            /** @description recent throughput while running; the last measured afterwards */
+            /** @description expected throughput: recent steps per second times the mean batch size the plan fixes (sampleRate · sampleCount for a private training), never a count of the records actually sampled (under Poisson sampling that count is private); the last measured once the job stopped */
             samplesPerSec: number | null;
-            /** @description estimated seconds to the end, while running */
+            /** @description estimated seconds to the end while running: steps left divided by the recent steps per second */
             etaSeconds: number | null;
             /** @description step of the latest sealed checkpoint */
             checkpointStep: number | null;

@@ -163,12 +163,15 @@ export const TrainingSchema = Type.Object(
     plan: Type.Ref('TrainingPlan'),
     step: Type.Integer({ minimum: 0, description: 'steps run' }),
     totalSteps: Type.Integer({ minimum: 0 }),
-    epoch: Type.Number({ minimum: 0, description: 'epochs run so far (fractional): step · epochs / totalSteps' }),
+    epoch: Type.Number({ minimum: 0, description: 'epochs run so far (fractional): step · sampleRate for a private training, step · epochs / totalSteps otherwise' }),
     epsilonPlanned: nullableNumber("the plan's total ε, metrics included (charged to every dataset when the training was accepted); null when not private"),
     epsilonSpent: nullableNumber('ε of the steps run so far, at the plan’s δ; the ledger holds the whole planned charge'),
     delta: nullableNumber('δ of both ε figures'),
-    samplesPerSec: nullableNumber('recent throughput while running; the last measured afterwards'),
-    etaSeconds: nullableNumber('estimated seconds to the end, while running'),
+    samplesPerSec: nullableNumber(
+      'expected throughput: recent steps per second times the mean batch size the plan fixes (sampleRate · sampleCount for a private training), ' +
+        'never a count of the records actually sampled (under Poisson sampling that count is private); the last measured once the job stopped',
+    ),
+    etaSeconds: nullableNumber('estimated seconds to the end while running: steps left divided by the recent steps per second'),
     checkpointStep: Type.Union([Type.Integer(), Type.Null()], { description: 'step of the latest sealed checkpoint' }),
     metrics: Type.Array(Type.Ref('TrainingMetric'), { description: 'the per-epoch metrics released so far, oldest first' }),
     error: Type.Union([Type.String(), Type.Null()], { description: 'why the training failed' }),
