@@ -6,10 +6,11 @@
 // fails the job at that step: the trainer undid it, and nothing is exported.
 //
 // Nothing derived from the data's values is posted but the metrics of metrics.ts: progress carries the
-// step count and the step rate only (never a batch's realised size, which Poisson sampling makes private:
-// the event loop derives throughput from the plan, training/progress.ts), and a step's loss sums stay in
-// this module (and, between the epoch's steps, in the sealed checkpoint) until an epoch's release adds the noise. An epoch's metric is posted
-// with the checkpoint taken at its last step (or returned with the result), never before it is durable.
+// step count and the step rate only (never a batch's realised size, which Poisson sampling makes
+// private: the event loop derives throughput from the plan, training/progress.ts), and a step's loss
+// sums stay in this module (and, between the epoch's steps, in the sealed checkpoint) until an epoch's
+// release adds the noise. An epoch's metric is posted with the checkpoint taken at its last step (or
+// returned with the result), never before it is durable.
 import fs from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import { blobPath, readBlob, stageBlobFrom, type BlobStore } from '../artifacts/blob-store.js';
