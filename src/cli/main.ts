@@ -3,7 +3,7 @@
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config.js';
 import { BastionError } from '../errors.js';
-import { createAccountant, type AccountantName } from '../privacy/accountant.js';
+import { createAccountant, DEFAULT_ACCOUNTANT, type AccountantName } from '../privacy/accountant.js';
 import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
 import { ApiError, createApiClient, resolveClientSettings, unwrap, type ClientOptionValues } from './client.js';
 import { addServeOptions, serveFlagsFrom } from './serve-options.js';
@@ -103,7 +103,7 @@ function addPrivacyCommands(program: Command): void {
       .requiredOption('--sample-rate <q>', 'Poisson sampling rate q in (0, 1] (expected batch size / samples)', number('--sample-rate'))
       .requiredOption('--steps <n>', 'number of DP-SGD steps', number('--steps', { integer: true }))
       .requiredOption('--delta <d>', 'δ in (0, 1)', number('--delta'))
-      .addOption(new Option('--accountant <name>', 'accountant').choices(['rdp', 'pld']).default('rdp'))
+      .addOption(new Option('--accountant <name>', 'accountant').choices(['rdp', 'pld']).default(DEFAULT_ACCOUNTANT))
       .addOption(new Option('--json', 'print JSON'));
   common(privacy.command('epsilon').description('ε spent by n steps of DP-SGD with noise multiplier σ'))
     .requiredOption('--noise-multiplier <sigma>', 'noise multiplier σ', number('--noise-multiplier'))

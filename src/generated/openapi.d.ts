@@ -499,12 +499,13 @@ export interface components {
             noiseMultiplier: number;
             maxGradNorm: number | null;
             clipping: ("flat" | "per-layer") | null;
+            /** @description the accountant that calibrated σ */
             accountant: ("rdp" | "pld") | null;
             /** @description the smallest δ of the datasets: the guarantee holds at each */
             delta: number | null;
-            /** @description the trained model's ε at delta under the accountant (the training without its metrics) */
+            /** @description the trained model's ε at delta (the training without its metrics), composed as the ledger does: the tighter of PLD and RDP, at most the calibrating accountant's figure */
             epsilon: number | null;
-            /** @description ε at delta of what is charged: the training and its metrics as one mechanism */
+            /** @description ε at delta of what is charged (the training and its metrics as one mechanism), exactly as the ledger records it for a dataset with no history */
             epsilonTotal: number | null;
             /** @description the mean training loss per epoch; null: none is released */
             metrics: {
@@ -605,7 +606,7 @@ export interface components {
                      */
                     clipping?: "flat" | "per-layer";
                     /**
-                     * @description calibrates σ; default rdp
+                     * @description calibrates σ; default pld (the tighter: the same ε buys less noise)
                      * @enum {string}
                      */
                     accountant?: "rdp" | "pld";
@@ -621,7 +622,7 @@ export interface components {
             /** @description steps run */
             step: number;
             totalSteps: number;
-            /** @description epochs run so far (fractional): step · epochs / totalSteps */
+            /** @description epochs run so far (fractional): step · sampleRate for a private training, step · epochs / totalSteps otherwise */
             epoch: number;
             /** @description the plan's total ε, metrics included (charged to every dataset when the training was accepted); null when not private */
             epsilonPlanned: number | null;
@@ -629,9 +630,9 @@ export interface components {
             epsilonSpent: number | null;
             /** @description δ of both ε figures */
             delta: number | null;
-            /** @description recent throughput while running; the last measured afterwards */
+            /** @description expected throughput: recent steps per second times the mean batch size the plan fixes (sampleRate · sampleCount for a private training), never a count of the records actually sampled (under Poisson sampling that count is private); the last measured once the job stopped */
             samplesPerSec: number | null;
-            /** @description estimated seconds to the end, while running */
+            /** @description estimated seconds to the end while running: steps left divided by the recent steps per second */
             etaSeconds: number | null;
             /** @description step of the latest sealed checkpoint */
             checkpointStep: number | null;
@@ -1910,7 +1911,7 @@ export interface operations {
                          */
                         clipping?: "flat" | "per-layer";
                         /**
-                         * @description calibrates σ; default rdp
+                         * @description calibrates σ; default pld (the tighter: the same ε buys less noise)
                          * @enum {string}
                          */
                         accountant?: "rdp" | "pld";
@@ -2104,7 +2105,7 @@ export interface operations {
                          */
                         clipping?: "flat" | "per-layer";
                         /**
-                         * @description calibrates σ; default rdp
+                         * @description calibrates σ; default pld (the tighter: the same ε buys less noise)
                          * @enum {string}
                          */
                         accountant?: "rdp" | "pld";

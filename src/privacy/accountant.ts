@@ -38,6 +38,13 @@ const EVENT_KINDS: readonly string[] = ['poisson-gaussian', 'gaussian', 'discret
 
 export type AccountantName = 'rdp' | 'pld';
 
+/**
+ * The accountant that calibrates σ when a request names none: PLD, the tighter of the two (at the
+ * Fashion-MNIST recipe, q = 2048/60000, 1172 steps, δ = 1e-5, ε = 3, it gives σ ≈ 1.808 against RDP's
+ * ≈ 1.929), so the same ε buys less noise. About a second of pool time per calibration.
+ */
+export const DEFAULT_ACCOUNTANT: AccountantName = 'pld';
+
 export interface Accountant {
   readonly name: AccountantName;
   /** The ε (natural log, ≥ 0, possibly +∞) that `events` spend at δ in (0, 1). */

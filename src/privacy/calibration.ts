@@ -3,7 +3,7 @@
 // returned satisfies the budget under the accountant used (ε(σ) ≤ targetEpsilon, ε(maxSteps) ≤
 // epsilonBudget); the search only trades how close to the optimum it lands, never feasibility.
 import { BastionError, type FieldError } from '../errors.js';
-import { createAccountant, type Accountant, type AccountantName, type PrivacyEvent } from './accountant.js';
+import { createAccountant, createPldAccountant, type Accountant, type AccountantName, type PldAccountant, type PrivacyEvent } from './accountant.js';
 import { calibrateDiscreteGaussian } from './analysis/discrete-gaussian.js';
 import { analyticGaussianDelta } from './analysis/gaussian.js';
 
@@ -28,7 +28,17 @@ export interface CalibrationOptions {
   /** Search range for σ (defaults 1e-3 and 1e4); a target unreachable below `maxNoiseMultiplier` is refused. */
   minNoiseMultiplier?: number;
   maxNoiseMultiplier?: number;
+  /**
+   * First step of the bracket search from initialNoiseMultiplier, as a ratio > 1 (default 2: doubling or
+   * halving). A smaller one suits a guess known to be close; the ratio squares at each further step up to 2.
+   */
+  bracketRatio?: number;
 }
+
+/** How much coarser PLD's grid is in the first pass of a PLD calibration (calibrateNoiseMultiplier). */
+const COARSE_PLD_FACTOR = 10;
+/** The bracket ratio of the full-precision pass around the coarse pass's σ (which lands within ~2e-4 of it). */
+const FINE_BRACKET_RATIO = 1.002;
 
 const describe = (value: unknown): string => `${String(value)} of type ${typeof value}`;
 
@@ -118,7 +128,27 @@ function brentFeasible(f: (x: number) => number, a: number, fa: number, b: numbe
  * maxNoiseMultiplier reaches the target (for instance when δ is too small for the accountant).
  */
 export function calibrateNoiseMultiplier(options: CalibrationOptions): number {
-  const { accountant, targetEpsilon, delta, sampleRate, steps, tolerance = 1e-5, minNoiseMultiplier = 1e-3, maxNoiseMultiplier = 1e4, initialNoiseMultiplier = 1 } = options;
+  const { accountant } = options;
+  // PLD: a first search on a grid COARSE_PLD_FACTOR times coarser (~20 times faster per evaluation)
+  // places the bracket; the second is the whole search again on the accountant itself, from there. The
+  // σ returned is therefore judged at full precision like any other (ε(σ) ≤ targetEpsilon under
+  // `accountant`); the coarse pass only saves evaluations (about 8 full ones → 4 at the Fashion-MNIST recipe).
+  if (accountant.name === 'pld' && 'valueDiscretizationInterval' in accountant && options.bracketRatio === undefined) {
+    const pld = accountant as PldAccountant;
+    const coarse = createPldAccountant({ valueDiscretizationInterval: pld.valueDiscretizationInterval * COARSE_PLD_FACTOR });
+    let guess: number | null = null;
+    try {
+      guess = searchNoiseMultiplier({ ...options, accountant: coarse, tolerance: Math.max(options.tolerance ?? 1e-5, 1e-4) });
+    } catch (err) {
+      if (!(err instanceof BastionError)) throw err; // the full-precision search says why
+    }
+    if (guess !== null) return searchNoiseMultiplier({ ...options, initialNoiseMultiplier: guess, bracketRatio: FINE_BRACKET_RATIO });
+  }
+  return searchNoiseMultiplier(options);
+}
+
+function searchNoiseMultiplier(options: CalibrationOptions): number {
+  const { accountant, targetEpsilon, delta, sampleRate, steps, tolerance = 1e-5, minNoiseMultiplier = 1e-3, maxNoiseMultiplier = 1e4, initialNoiseMultiplier = 1, bracketRatio = 2 } = options;
   const errors: FieldError[] = [];
   if (typeof targetEpsilon !== 'number' || !(targetEpsilon > 0) || !Number.isFinite(targetEpsilon)) {
     errors.push({ parameter: 'targetEpsilon', detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}` });
@@ -126,6 +156,7 @@ export function calibrateNoiseMultiplier(options: CalibrationOptions): number {
   checkCommon({ delta, sampleRate }, errors);
   if (!Number.isSafeInteger(steps) || steps < 1) errors.push({ parameter: 'steps', detail: `Expected integer ≥ 1 for steps but received ${describe(steps)}` });
   if (!(tolerance > 0)) errors.push({ parameter: 'tolerance', detail: `Expected number > 0 for tolerance but received ${describe(tolerance)}` });
+  if (!(bracketRatio > 1) || !Number.isFinite(bracketRatio)) errors.push({ parameter: 'bracketRatio', detail: `Expected finite number > 1 for bracketRatio but received ${describe(bracketRatio)}` });
   if (!(minNoiseMultiplier > 0 && maxNoiseMultiplier > minNoiseMultiplier)) {
     errors.push({ parameter: 'maxNoiseMultiplier', detail: `Expected 0 < minNoiseMultiplier < maxNoiseMultiplier but received ${minNoiseMultiplier} and ${maxNoiseMultiplier}` });
   } else if (!(initialNoiseMultiplier >= minNoiseMultiplier && initialNoiseMultiplier <= maxNoiseMultiplier)) {
@@ -142,6 +173,7 @@ export function calibrateNoiseMultiplier(options: CalibrationOptions): number {
   let fHi = excess(hi);
   let lo: number;
   let fLo: number;
+  let ratio = bracketRatio;
   if (fHi > 0) {
     lo = hi;
     fLo = fHi;
@@ -151,7 +183,8 @@ export function calibrateNoiseMultiplier(options: CalibrationOptions): number {
       }
       lo = hi;
       fLo = fHi;
-      hi = Math.min(2 * hi, maxNoiseMultiplier);
+      hi = Math.min(ratio * hi, maxNoiseMultiplier);
+      ratio = Math.min(2, ratio * ratio);
       fHi = excess(hi);
     }
   } else {
@@ -161,7 +194,8 @@ export function calibrateNoiseMultiplier(options: CalibrationOptions): number {
       if (lo <= minNoiseMultiplier) return lo; // Even the least noise allowed meets the target.
       hi = lo;
       fHi = fLo;
-      lo = Math.max(lo / 2, minNoiseMultiplier);
+      lo = Math.max(lo / ratio, minNoiseMultiplier);
+      ratio = Math.min(2, ratio * ratio);
       fLo = excess(lo);
     }
   }

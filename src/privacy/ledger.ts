@@ -103,6 +103,15 @@ export function coalesce(events: readonly PrivacyEvent[]): PrivacyEvent[] {
 const MEMO_SIZE = 256;
 const memo = new Map<string, Promise<ComposedEpsilon>>();
 
+/**
+ * ε at δ of `events` as the ledger composes them (composedEpsilon, memoised, in deps.math when given):
+ * what a charge of exactly these events records on a dataset with no history. Plans show it, so that
+ * a plan's ε is the ledger's figure whichever accountant calibrated σ.
+ */
+export function ledgerEpsilon(deps: LedgerDeps, events: readonly PrivacyEvent[], delta: number): Promise<ComposedEpsilon> {
+  return compose(deps, events, delta);
+}
+
 function compose(deps: LedgerDeps, events: readonly PrivacyEvent[], delta: number): Promise<ComposedEpsilon> {
   if (events.length === 0) return Promise.resolve({ epsilon: 0, accountant: 'pld' });
   const merged = coalesce(events);

@@ -29,6 +29,7 @@ import {
 } from '../store/trainings.js';
 import { epochEnds, type MetricsSpec, type TrainingMetric } from './metrics.js';
 import { planTraining, planView, type TrainingPlan, type TrainingRequest } from './plan.js';
+import { publicProgress } from './progress.js';
 import { checkpointIdentity, Control, type TrainingMessage, type TrainModelInput, type TrainModelOutput } from './runner.js';
 
 export interface TrainingLog {
@@ -60,11 +61,12 @@ export interface Training {
   plan: ReturnType<typeof planView>;
   step: number;
   totalSteps: number;
-  /** Epochs run so far, fractional. */
+  /** Epochs run so far, fractional (training/progress.ts: public figures only). */
   epoch: number;
   epsilonPlanned: number | null;
   epsilonSpent: number | null;
   delta: number | null;
+  /** Expected samples per second: the plan's mean batch size times the step rate, never a count of sampled records. */
   samplesPerSec: number | null;
   etaSeconds: number | null;
   checkpointStep: number | null;
@@ -187,7 +189,6 @@ function epsilonOfSteps(plan: TrainingPlan, step: number): number | null {
 
 interface Live {
   step: number;
-  samplesPerSec: number | null;
   stepsPerSec: number | null;
   checkpointStep: number | null;
   control: Int32Array;
@@ -214,7 +215,8 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       cached = { step, epsilon: epsilonOfSteps(plan, step) };
       epsilonCache.set(row.id, cached);
     }
-    const stepsPerSec = live?.stepsPerSec ?? null;
+    // Live: from the step rate; afterwards: the stored figure, which is the same expected throughput.
+    const progress = publicProgress(plan, { step, stepsPerSec: live?.stepsPerSec ?? null, running: row.status === 'running' });
     return {
       id: row.id,
       ownerId: row.ownerId,
@@ -225,12 +227,12 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       plan: planView(plan),
       step,
       totalSteps: plan.steps,
-      epoch: plan.steps > 0 ? (step * plan.epochs) / plan.steps : 0,
+      epoch: progress.epoch,
       epsilonPlanned: plan.epsilonTotal ?? plan.epsilon,
       epsilonSpent: cached.epsilon,
       delta: plan.delta,
-      samplesPerSec: live?.samplesPerSec ?? row.samplesPerSec,
-      etaSeconds: row.status === 'running' && stepsPerSec ? (plan.steps - step) / stepsPerSec : null,
+      samplesPerSec: progress.samplesPerSec ?? row.samplesPerSec,
+      etaSeconds: progress.etaSeconds,
       checkpointStep: live?.checkpointStep ?? row.checkpointStep,
       metrics: JSON.parse(row.metrics) as TrainingMetric[],
       error: row.error,
@@ -290,7 +292,12 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     const plan = JSON.parse(row.plan) as TrainingPlan;
     const request = JSON.parse(row.request) as TrainingRequest;
     const control = new Int32Array(new SharedArrayBuffer(4));
-    const live: Live = { step: row.step, samplesPerSec: null, stepsPerSec: null, checkpointStep: row.checkpointStep, control, done: Promise.resolve() };
+    const live: Live = { step: row.step, stepsPerSec: null, checkpointStep: row.checkpointStep, control, done: Promise.resolve() };
+    /** What the row keeps of the throughput: the expected figure at the latest step rate (public), or nothing. */
+    const storedThroughput = (stepsPerSec: number | null) => {
+      const samplesPerSec = publicProgress(plan, { step: live.step, stepsPerSec, running: false }).samplesPerSec;
+      return samplesPerSec === null ? {} : { samplesPerSec };
+    };
     let input: TrainModelInput;
     const channel = new MessageChannel();
     try {
@@ -332,7 +339,6 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         else deps.log?.info({ trainingId: id }, 'training started');
       } else if (message.type === 'progress') {
         live.step = message.step;
-        live.samplesPerSec = message.samplesPerSec;
         live.stepsPerSec = message.stepsPerSec;
         emit(id, 'progress');
       } else {
@@ -340,7 +346,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         live.checkpointStep = message.step;
         // The checkpoint and the metric released with it land in one row update.
         const metrics = message.metric ? mergeMetrics(requireRow(id), [message.metric]) : null;
-        updateTraining(deps.store, id, { step: message.step, checkpointStep: message.step, ...(metrics ? { metrics } : {}), ...(live.samplesPerSec !== null ? { samplesPerSec: live.samplesPerSec } : {}) });
+        updateTraining(deps.store, id, { step: message.step, checkpointStep: message.step, ...(metrics ? { metrics } : {}), ...storedThroughput(live.stepsPerSec) });
         emit(id, 'checkpoint');
         if (metrics) emit(id, 'metric');
       }
@@ -349,7 +355,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     live.done = (async () => {
       try {
         const output = await deps.pool.run('trainModel', input, [channel.port2]);
-        await record(id, row, plan, request, input.resultModelId, output);
+        await record(id, row, plan, request, input.resultModelId, output, storedThroughput(output.stepsPerSec ?? live.stepsPerSec));
       } catch (err) {
         deps.log?.error({ trainingId: id, err }, 'training failed');
         try {
@@ -369,11 +375,18 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     })();
   }
 
-  async function record(id: string, row: TrainingRow, plan: TrainingPlan, request: TrainingRequest, resultModelId: string, output: TrainModelOutput): Promise<void> {
+  async function record(
+    id: string,
+    row: TrainingRow,
+    plan: TrainingPlan,
+    request: TrainingRequest,
+    resultModelId: string,
+    output: TrainModelOutput,
+    throughput: { samplesPerSec?: number },
+  ): Promise<void> {
     const live = running.get(id);
-    const samplesPerSec = output.samplesPerSec ?? live?.samplesPerSec ?? null;
     if (live) live.step = output.steps;
-    const base = { step: output.steps, ...(samplesPerSec !== null ? { samplesPerSec } : {}) };
+    const base = { step: output.steps, ...throughput };
     switch (output.outcome) {
       case 'stopped':
         // Shutdown: the row stays `running`; the next start resumes it from its checkpoint.

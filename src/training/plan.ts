@@ -10,9 +10,9 @@ import type { Principal } from '../governance/principals.js';
 import type { DatasetSummary, TensorSummary } from '../artifacts/formats/canonical.js';
 import { getDataset, type Dataset } from '../artifacts/datasets.js';
 import { getModel, requireBatchIndependence, type Model } from '../artifacts/models.js';
-import type { PrivacyEvent } from '../privacy/accountant.js';
+import { DEFAULT_ACCOUNTANT, type PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
-import { previewCharges, type ChargeItem, type LedgerDeps } from '../privacy/ledger.js';
+import { ledgerEpsilon, previewCharges, type ChargeItem, type LedgerDeps } from '../privacy/ledger.js';
 import { DEFAULT_METRICS_LOSS_BOUND, epochEnds } from './metrics.js';
 
 export type LossName = 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
@@ -69,9 +69,15 @@ export interface TrainingPlan {
   accountant: 'rdp' | 'pld' | null;
   /** The smallest δ of the datasets; null when not private. */
   delta: number | null;
-  /** This training's ε at `delta` without the metrics, null when not private. */
+  /**
+   * This training's ε at `delta` without the metrics, null when not private. Like epsilonTotal, the
+   * ledger's figure (the tighter of PLD and RDP), which is at most the calibrating accountant's.
+   */
   epsilon: number | null;
-  /** ε at `delta` of everything charged: the training and its metrics together; null when not private. */
+  /**
+   * ε at `delta` of everything charged (the training and its metrics together) exactly as the ledger
+   * composes it: what the charge adds to a dataset with no history; null when not private.
+   */
   epsilonTotal: number | null;
   /**
    * The per-epoch mean training loss: noisy for a private training that asked for it (epsilon: what the
@@ -175,7 +181,7 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   }
 
   const privacy = request.privacy!;
-  const accountantName = privacy.accountant ?? 'rdp';
+  const accountantName = privacy.accountant ?? DEFAULT_ACCOUNTANT;
   const sampleRate = request.expectedBatchSize / sampleCount;
   const steps = Math.ceil(request.epochs / sampleRate);
   const delta = Math.min(...datasets.map((d) => d.delta));
@@ -194,7 +200,20 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
     }
     throw err;
   }
-  const { noiseMultiplier, epsilon, epsilonTotal } = noise;
+  const { noiseMultiplier } = noise;
+  const training = { kind: 'poisson-gaussian', sampleRate, count: steps } as const;
+  const events: PrivacyEvent[] = [{ ...training, noiseMultiplier: noise.chargedNoiseMultiplier }];
+  const items: ChargeItem[] = datasets.map((d) => ({ datasetId: d.id, events }));
+  // The plan's ε figures are the ledger's (the tighter of PLD and RDP at the calibrated σ), not the
+  // calibrating accountant's, so that what a plan shows is what the charge records. The ledger memoises
+  // them: a dataset with no history shares the figure with its preview.
+  const [previews, charged, alone] = await Promise.all([
+    previewCharges(deps, items),
+    ledgerEpsilon(deps, events, delta),
+    noise.extraNoiseMultiplier === null ? null : ledgerEpsilon(deps, [{ ...training, noiseMultiplier }], delta),
+  ]);
+  const epsilonTotal = charged.epsilon;
+  const epsilon = alone?.epsilon ?? epsilonTotal;
   const metrics: TrainingPlan['metrics'] =
     noise.extraNoiseMultiplier === null
       ? null
@@ -204,10 +223,6 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
           lossBound: request.metricsLossBound ?? DEFAULT_METRICS_LOSS_BOUND,
           releases: epochEnds(steps, request.epochs).length,
         };
-  const events: PrivacyEvent[] = [{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier: noise.chargedNoiseMultiplier, count: steps }];
-
-  const items: ChargeItem[] = datasets.map((d) => ({ datasetId: d.id, events }));
-  const previews = await previewCharges(deps, items);
   const clipping = privacy.clipping ?? 'flat';
   return {
     modelId: model.id,

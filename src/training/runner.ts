@@ -5,10 +5,12 @@
 // staged as a sealed blob; the event loop commits it as an artifact. A step that meets NaN or Inf
 // fails the job at that step: the trainer undid it, and nothing is exported.
 //
-// Nothing derived from the data's values is posted but the metrics of metrics.ts: progress carries step
-// counts and throughput only, and a step's loss sums stay in this module (and, between the epoch's
-// steps, in the sealed checkpoint) until an epoch's release adds the noise. An epoch's metric is posted
-// with the checkpoint taken at its last step (or returned with the result), never before it is durable.
+// Nothing derived from the data's values is posted but the metrics of metrics.ts: progress carries the
+// step count and the step rate only (never a batch's realised size, which Poisson sampling makes
+// private: the event loop derives throughput from the plan, training/progress.ts), and a step's loss
+// sums stay in this module (and, between the epoch's steps, in the sealed checkpoint) until an epoch's
+// release adds the noise. An epoch's metric is posted with the checkpoint taken at its last step (or
+// returned with the result), never before it is durable.
 import fs from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import { blobPath, readBlob, stageBlobFrom, type BlobStore } from '../artifacts/blob-store.js';
@@ -44,13 +46,13 @@ export interface TrainModelInput {
 
 export type TrainingMessage =
   | { type: 'started'; step: number; resumedFrom: number | null; metrics: TrainingMetric[] }
-  | { type: 'progress'; step: number; samplesPerSec: number; stepsPerSec: number }
+  | { type: 'progress'; step: number; stepsPerSec: number }
   | { type: 'checkpoint'; step: number; metric: TrainingMetric | null };
 
 export type TrainModelOutput =
-  | { outcome: 'succeeded'; steps: number; samplesPerSec: number | null; model: { sha256: string; sizeBytes: number }; metric: TrainingMetric | null }
-  | { outcome: 'cancelled' | 'stopped'; steps: number; samplesPerSec: number | null }
-  | { outcome: 'failed'; steps: number; samplesPerSec: number | null; error: string };
+  | { outcome: 'succeeded'; steps: number; stepsPerSec: number | null; model: { sha256: string; sizeBytes: number }; metric: TrainingMetric | null }
+  | { outcome: 'cancelled' | 'stopped'; steps: number; stepsPerSec: number | null }
+  | { outcome: 'failed'; steps: number; stepsPerSec: number | null; error: string };
 
 /** The part of Trainer the loop uses (the worker passes Trainer.create; tests may pass a fake). */
 export type TrainerHandle = Pick<Trainer, 'step' | 'state' | 'restore' | 'exportModel' | 'info'>;
@@ -115,10 +117,8 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
     let lastCheckpointStep = steps;
     let lastCheckpointAt = Date.now();
     let windowStart = performance.now();
-    let windowSamples = 0;
     let windowSteps = 0;
     let lastProgressAt = Number.NEGATIVE_INFINITY;
-    let samplesPerSec: number | null = null;
     let stepsPerSec: number | null = null;
     const checkpoint = async (metric: TrainingMetric | null = null) => {
       if (metric) released = [...released, metric];
@@ -131,17 +131,17 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
 
     while (steps < input.totalSteps) {
       const command = Atomics.load(control, 0);
-      if (command === Control.CANCEL) return { outcome: 'cancelled', steps, samplesPerSec };
+      if (command === Control.CANCEL) return { outcome: 'cancelled', steps, stepsPerSec };
       if (command === Control.STOP) {
         if (steps > lastCheckpointStep) await checkpoint();
-        return { outcome: 'stopped', steps, samplesPerSec };
+        return { outcome: 'stopped', steps, stepsPerSec };
       }
       let result;
       try {
         result = trainer.step();
       } catch (err) {
         if ((err as { code?: unknown }).code === 'NON_FINITE') {
-          return { outcome: 'failed', steps, samplesPerSec, error: `Step ${steps + 1} met a NaN or infinite value (loss, gradient or parameter); the step was undone and no model was released: ${(err as Error).message}` };
+          return { outcome: 'failed', steps, stepsPerSec, error: `Step ${steps + 1} met a NaN or infinite value (loss, gradient or parameter); the step was undone and no model was released: ${(err as Error).message}` };
         }
         throw err;
       }
@@ -154,19 +154,14 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
           epoch = emptySums();
         }
       }
-      windowSamples += result.samples;
       windowSteps += 1;
       const now = performance.now();
       if (now - lastProgressAt >= input.progressIntervalMs || steps === input.totalSteps) {
         const seconds = (now - windowStart) / 1000;
-        if (seconds > 0) {
-          samplesPerSec = windowSamples / seconds;
-          stepsPerSec = windowSteps / seconds;
-        }
-        post({ type: 'progress', step: steps, samplesPerSec: samplesPerSec ?? 0, stepsPerSec: stepsPerSec ?? 0 });
+        if (seconds > 0) stepsPerSec = windowSteps / seconds;
+        post({ type: 'progress', step: steps, stepsPerSec: stepsPerSec ?? 0 });
         lastProgressAt = now;
         windowStart = now;
-        windowSamples = 0;
         windowSteps = 0;
       }
       if (steps === input.totalSteps) {
@@ -177,7 +172,7 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
     }
     const exported = trainer.exportModel();
     const { staged } = await stageBlobFrom(input.blobs, { artifactId: input.resultModelId, kind: 'model' }, (sink) => sink.write(exported));
-    return { outcome: 'succeeded', steps, samplesPerSec, model: { sha256: staged.sha256!, sizeBytes: staged.sizeBytes }, metric: finalMetric };
+    return { outcome: 'succeeded', steps, stepsPerSec, model: { sha256: staged.sha256!, sizeBytes: staged.sizeBytes }, metric: finalMetric };
   } finally {
     input.port.close();
   }

@@ -20,12 +20,13 @@ test('privacy epsilon --json prints one object with the accountant’s ε', asyn
   }
 });
 
-test('privacy noise --json prints the calibrated σ, and without --json a sentence', async () => {
+test('privacy noise --json prints the σ calibrated by PLD (the default), and without --json a sentence naming the accountant', async () => {
   const { stdout } = await bastion(['privacy', 'noise', '--sample-rate', String(q), '--steps', '2343', '--delta', '1e-5', '--target-epsilon', '3', '--json']);
-  const expected = calibrateNoiseMultiplier({ accountant: createRdpAccountant(), targetEpsilon: 3, delta: 1e-5, sampleRate: q, steps: 2343 });
+  const expected = calibrateNoiseMultiplier({ accountant: createPldAccountant(), targetEpsilon: 3, delta: 1e-5, sampleRate: q, steps: 2343 });
   assert.deepEqual(JSON.parse(stdout), { noiseMultiplier: expected });
-  const human = await bastion(['privacy', 'noise', '--sample-rate', String(q), '--steps', '2343', '--delta', '1e-5', '--target-epsilon', '3']);
-  assert.match(human.stdout, /^σ = [0-9.]+ \(ε ≤ 3, δ = 0\.00001, rdp\)\n$/);
+  const human = await bastion(['privacy', 'noise', '--sample-rate', String(q), '--steps', '2343', '--delta', '1e-5', '--target-epsilon', '3', '--accountant', 'rdp']);
+  const rdp = calibrateNoiseMultiplier({ accountant: createRdpAccountant(), targetEpsilon: 3, delta: 1e-5, sampleRate: q, steps: 2343 });
+  assert.equal(human.stdout, `σ = ${rdp} (ε ≤ 3, δ = 0.00001, rdp)\n`);
 });
 
 test('privacy commands refuse bad numbers with a message and exit code 1', async () => {

@@ -82,7 +82,9 @@ test('a plan pools the datasets: q = B / N, steps = ⌈epochs / q⌉, σ calibra
   const rdp = createRdpAccountant();
   const expected = calibrateNoiseMultiplier({ accountant: rdp, targetEpsilon: 3, delta: 1e-6, sampleRate: 256 / 60000, steps: p.steps });
   assert.equal(p.noiseMultiplier, expected);
-  assert.ok(p.epsilon <= 3 && p.epsilon > 2.9, `ε ${p.epsilon}`);
+  assert.ok(rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: p.noiseMultiplier, count: p.steps }], { delta: 1e-6 }) > 2.99, 'σ is the smallest RDP allows');
+  assert.equal(p.epsilon, composedEpsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: p.noiseMultiplier, count: p.steps }], 1e-6).epsilon, 'ε as the ledger composes it');
+  assert.ok(p.epsilon <= 3, `ε ${p.epsilon}`);
   assert.equal(p.allowed, true);
   assert.deepEqual(p.datasets.map((d: { datasetId: string }) => d.datasetId), [a, b]);
   for (const d of p.datasets) {
@@ -118,8 +120,9 @@ test('DP training-loss metrics add metricsEpsilon to the charge: training and me
   const rdp = createRdpAccountant();
   const joint = calibrateNoiseMultiplier({ accountant: rdp, targetEpsilon: 3.5, delta: 1e-5, sampleRate: p.sampleRate, steps: p.steps, initialNoiseMultiplier: p.noiseMultiplier });
   assert.ok(Math.abs(1 / Math.sqrt(p.noiseMultiplier ** -2 + p.metrics.noiseMultiplier ** -2) - joint) < 1e-12, 'σ_m makes the calibrated joint σ');
-  assert.equal(p.epsilonTotal, rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: joint, count: p.steps }], { delta: 1e-5 }));
-  assert.ok(p.epsilonTotal <= 3.5 && p.epsilonTotal > 3.49, String(p.epsilonTotal));
+  assert.ok(rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: joint, count: p.steps }], { delta: 1e-5 }) > 3.49, 'the joint σ is the smallest RDP allows');
+  assert.equal(p.epsilonTotal, composedEpsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: joint, count: p.steps }], 1e-5).epsilon, 'ε as the ledger composes it');
+  assert.ok(p.epsilonTotal <= 3.5, String(p.epsilonTotal));
   assert.deepEqual(p.metrics, { epsilon: p.epsilonTotal - p.epsilon, noiseMultiplier: p.metrics.noiseMultiplier, lossBound: 3, releases: 3 });
   assert.ok(p.metrics.noiseMultiplier > p.noiseMultiplier);
   assert.ok(p.datasets[0].epsilonAfter <= p.epsilonTotal + 1e-9 && p.datasets[0].epsilonAfter > without.datasets[0].epsilonAfter, 'the ledger preview composes the joint event (under the tighter of PLD and RDP)');
@@ -131,6 +134,38 @@ test('DP training-loss metrics add metricsEpsilon to the charge: training and me
   const tiny = await plan(body(model, [ds], { metricsEpsilon: 1e-9 }));
   assert.equal(tiny.statusCode, 422, tiny.body);
   assert.deepEqual(tiny.json().errors.map((e: { pointer: string }) => e.pointer), ['/metricsEpsilon']);
+});
+
+test('σ is calibrated with PLD unless the request names RDP: at the Fashion-MNIST recipe ε = 3 costs σ ≈ 1.808 against RDP’s ≈ 1.929', async () => {
+  const model = addModel(scientist.id);
+  const ds = addDataset({ samples: 60000, delta: 1e-5 });
+  const { accountant: _a, ...privacy } = body(model, [ds]).privacy;
+  const recipe = { epochs: 40, expectedBatchSize: 2048, maxPhysicalBatchSize: 256, privacy };
+  const pld = (await plan(body(model, [ds], recipe))).json();
+  assert.equal(pld.sampleRate, 2048 / 60000);
+  assert.equal(pld.steps, 1172);
+  assert.equal(pld.accountant, 'pld');
+  assert.ok(Math.abs(pld.noiseMultiplier - 1.808) < 5e-4, `PLD σ ${pld.noiseMultiplier}`);
+  assert.ok(pld.epsilon <= 3 && pld.epsilon > 2.999, `PLD ε ${pld.epsilon}`);
+  const rdp = (await plan(body(model, [ds], { ...recipe, privacy: { ...privacy, accountant: 'rdp' } }))).json();
+  assert.equal(rdp.accountant, 'rdp');
+  assert.ok(Math.abs(rdp.noiseMultiplier - 1.929) < 5e-4, `RDP σ ${rdp.noiseMultiplier}`);
+});
+
+test('the plan shows exactly what the ledger charges, with PLD (the default) and with RDP and metrics', async () => {
+  const model = addModel(scientist.id);
+  const recipe = { epochs: 40, expectedBatchSize: 2048, maxPhysicalBatchSize: 256 };
+  const { accountant: _a, ...privacy } = body(model, []).privacy;
+  for (const extra of [{ privacy }, { privacy: { ...privacy, accountant: 'rdp' }, metricsEpsilon: 0.5 }]) {
+    const ds = addDataset({ samples: 60000, delta: 1e-5 });
+    const shown = (await plan(body(model, [ds], { ...recipe, ...extra }))).json();
+    const res = await t.app.inject({ method: 'POST', url: '/v1/trainings', payload: body(model, [ds], { ...recipe, ...extra }), headers: t.auth(scientist.token) });
+    assert.equal(res.statusCode, 202, res.body);
+    const charged = (await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(scientist.token) })).json();
+    assert.equal(charged.epsilonSpent, shown.epsilonTotal, `${JSON.stringify(extra)}: the ledger records the plan's ε`);
+    assert.equal(res.json().plan.epsilonTotal, shown.epsilonTotal);
+    assert.equal(shown.datasets[0].epsilonAfter, shown.epsilonTotal);
+  }
 });
 
 test('datasets whose tensors do not match are refused with 422 naming the difference', async () => {

@@ -54,6 +54,20 @@ test('PLD calibration meets the target under PLD and needs less noise than RDP',
   }
 });
 
+test('PLD calibration places its bracket on a 10× coarser grid and judges σ at full precision: the σ of a one-pass search in half the full evaluations', () => {
+  const c = { targetEpsilon: 1, delta: 1e-6, sampleRate: 64 / 512, steps: 16 };
+  let evaluations = 0;
+  const counted = { ...pld, epsilon: (events: readonly PrivacyEvent[], options: { delta: number }) => (evaluations++, pld.epsilon(events, options)) };
+  const onePass = calibrateNoiseMultiplier({ ...c, accountant: counted, bracketRatio: 2 });
+  const onePassEvaluations = evaluations;
+  evaluations = 0;
+  const sigma = calibrateNoiseMultiplier({ ...c, accountant: counted });
+  assert.ok(pld.epsilon(event(c.sampleRate, sigma, c.steps), { delta: c.delta }) <= c.targetEpsilon, `σ ${sigma} meets the target at full precision`);
+  assert.ok(pld.epsilon(event(c.sampleRate, sigma - 2e-5, c.steps), { delta: c.delta }) > c.targetEpsilon, `σ ${sigma} is the smallest to 2 tolerances`);
+  assert.ok(Math.abs(sigma - onePass) <= 1e-5, `${sigma} vs one pass ${onePass}`);
+  assert.ok(evaluations * 2 <= onePassEvaluations, `${evaluations} full-precision evaluations against ${onePassEvaluations}`);
+});
+
 test('calibration round-trips: the σ found meets the target and σ − 2·tolerance does not', () => {
   fc.assert(
     fc.property(

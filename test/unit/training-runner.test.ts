@@ -193,3 +193,26 @@ test('a noisy spec refuses a trainer that reports no clamped loss sum rather tha
   };
   await assert.rejects(runJob(uuidv7(), 10, plain, undefined, noisy([4, 8, 10])), /without lossBound/);
 });
+
+test('progress messages carry the step and the step rate only: the same messages whatever batch sizes Poisson sampling realised', async () => {
+  const withSizes = (sizes: number[]): CreateTrainer => (...args) => {
+    const inner = fakeTrainer().create(...args);
+    return {
+      ...inner,
+      step: () => {
+        const result = inner.step();
+        return { ...result, samples: sizes[(result.step - 1) % sizes.length]! };
+      },
+    };
+  };
+  const runs = [await runJob(uuidv7(), 12, withSizes([4])), await runJob(uuidv7(), 12, withSizes([0, 40, 1, 17, 0, 3]))];
+  const withoutRate = (messages: TrainingMessage[]) => messages.map((m) => (m.type === 'progress' ? { ...m, stepsPerSec: typeof m.stepsPerSec } : m));
+  for (const { output, messages } of runs) {
+    assert.equal(output.outcome, 'succeeded');
+    const progress = messages.filter((m) => m.type === 'progress');
+    assert.deepEqual(progress.map((m) => m.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'with progressIntervalMs 0, after every step');
+    for (const m of progress) assert.deepEqual(Object.keys(m).sort(), ['step', 'stepsPerSec', 'type']);
+    assert.deepEqual(Object.keys(output).sort(), ['metric', 'model', 'outcome', 'steps', 'stepsPerSec']);
+  }
+  assert.deepEqual(withoutRate(runs[1]!.messages), withoutRate(runs[0]!.messages), 'nothing but the measured rate differs');
+});

@@ -1,6 +1,7 @@
 // Wire shapes of trainings: the request (the same body for POST /v1/trainings and POST
 // /v1/trainings/plan) and the plan the server derives from it.
 import { Type, type Static } from 'typebox';
+import { DEFAULT_ACCOUNTANT } from '../../privacy/accountant.js';
 
 export const LossNameSchema = Type.Enum(['cross_entropy', 'nll', 'mse', 'l1', 'bce_with_logits'], { type: 'string' });
 
@@ -23,7 +24,7 @@ export const PrivacySchema = Type.Object(
     targetEpsilon: Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'ε this training may spend on each dataset' }),
     maxGradNorm: Type.Number({ exclusiveMinimum: 0, maximum: 1e6, description: 'C: per-sample clipping bound' }),
     clipping: Type.Optional(Type.Enum(['flat', 'per-layer'], { type: 'string', description: 'default flat; per-layer gives each layer C/√layers' })),
-    accountant: Type.Optional(Type.Enum(['rdp', 'pld'], { type: 'string', description: 'calibrates σ; default rdp' })),
+    accountant: Type.Optional(Type.Enum(['rdp', 'pld'], { type: 'string', description: `calibrates σ; default ${DEFAULT_ACCOUNTANT} (the tighter: the same ε buys less noise)` })),
   },
   { additionalProperties: false },
 );
@@ -83,10 +84,14 @@ export const TrainingPlanSchema = Type.Object(
     noiseMultiplier: Type.Number({ description: 'σ calibrated to targetEpsilon; 0 when not private' }),
     maxGradNorm: Type.Union([Type.Number(), Type.Null()]),
     clipping: Type.Union([Type.Enum(['flat', 'per-layer'], { type: 'string' }), Type.Null()]),
-    accountant: Type.Union([Type.Enum(['rdp', 'pld'], { type: 'string' }), Type.Null()]),
+    accountant: Type.Union([Type.Enum(['rdp', 'pld'], { type: 'string' }), Type.Null()], { description: 'the accountant that calibrated σ' }),
     delta: Type.Union([Type.Number(), Type.Null()], { description: 'the smallest δ of the datasets: the guarantee holds at each' }),
-    epsilon: Type.Union([Type.Number(), Type.Null()], { description: "the trained model's ε at delta under the accountant (the training without its metrics)" }),
-    epsilonTotal: Type.Union([Type.Number(), Type.Null()], { description: 'ε at delta of what is charged: the training and its metrics as one mechanism' }),
+    epsilon: Type.Union([Type.Number(), Type.Null()], {
+      description: "the trained model's ε at delta (the training without its metrics), composed as the ledger does: the tighter of PLD and RDP, at most the calibrating accountant's figure",
+    }),
+    epsilonTotal: Type.Union([Type.Number(), Type.Null()], {
+      description: 'ε at delta of what is charged (the training and its metrics as one mechanism), exactly as the ledger records it for a dataset with no history',
+    }),
     metrics: Type.Union(
       [
         Type.Object(
@@ -161,12 +166,15 @@ export const TrainingSchema = Type.Object(
     plan: Type.Ref('TrainingPlan'),
     step: Type.Integer({ minimum: 0, description: 'steps run' }),
     totalSteps: Type.Integer({ minimum: 0 }),
-    epoch: Type.Number({ minimum: 0, description: 'epochs run so far (fractional): step · epochs / totalSteps' }),
+    epoch: Type.Number({ minimum: 0, description: 'epochs run so far (fractional): step · sampleRate for a private training, step · epochs / totalSteps otherwise' }),
     epsilonPlanned: nullableNumber("the plan's total ε, metrics included (charged to every dataset when the training was accepted); null when not private"),
     epsilonSpent: nullableNumber('ε of the steps run so far, at the plan’s δ; the ledger holds the whole planned charge'),
     delta: nullableNumber('δ of both ε figures'),
-    samplesPerSec: nullableNumber('recent throughput while running; the last measured afterwards'),
-    etaSeconds: nullableNumber('estimated seconds to the end, while running'),
+    samplesPerSec: nullableNumber(
+      'expected throughput: recent steps per second times the mean batch size the plan fixes (sampleRate · sampleCount for a private training), ' +
+        'never a count of the records actually sampled (under Poisson sampling that count is private); the last measured once the job stopped',
+    ),
+    etaSeconds: nullableNumber('estimated seconds to the end while running: steps left divided by the recent steps per second'),
     checkpointStep: Type.Union([Type.Integer(), Type.Null()], { description: 'step of the latest sealed checkpoint' }),
     metrics: Type.Array(Type.Ref('TrainingMetric'), { description: 'the per-epoch metrics released so far, oldest first' }),
     error: Type.Union([Type.String(), Type.Null()], { description: 'why the training failed' }),
