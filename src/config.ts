@@ -33,6 +33,7 @@ export interface Config {
   sandboxTimeoutMs: number;
   /** Memory limit (RLIMIT_DATA) of that process, in bytes. */
   sandboxMemoryBytes: number;
+  maxInflatedBytes: number;
   /** A running training seals a checkpoint after this many steps … */
   checkpointEverySteps: number;
   /** … or this many milliseconds, whichever comes first. */
@@ -121,6 +122,7 @@ export const configOptions = [
   { key: 'maxUploadBytes', env: 'BASTION_MAX_UPLOAD_BYTES', flag: '--max-upload-bytes', valueName: 'bytes', description: 'largest accepted upload (default 4 GiB)', parse: integer(1, Number.MAX_SAFE_INTEGER) },
   { key: 'sandboxTimeoutMs', env: 'BASTION_SANDBOX_TIMEOUT_MS', flag: '--sandbox-timeout-ms', valueName: 'ms', description: 'time limit of the first load of an uploaded archive (default 60000)', parse: integer(1000, 3_600_000) },
   { key: 'sandboxMemoryBytes', env: 'BASTION_SANDBOX_MEMORY_BYTES', flag: '--sandbox-memory-bytes', valueName: 'bytes', description: 'memory limit of that load (default 4 GiB)', parse: integer(256 * 1024 ** 2, Number.MAX_SAFE_INTEGER) },
+  { key: 'maxInflatedBytes', env: 'BASTION_MAX_INFLATED_BYTES', flag: '--max-inflated-bytes', valueName: 'bytes', description: "largest total an uploaded archive's deflated entries may inflate to (default 256 MiB)", parse: integer(1024 ** 2, Number.MAX_SAFE_INTEGER) },
   { key: 'checkpointEverySteps', env: 'BASTION_CHECKPOINT_EVERY_STEPS', flag: '--checkpoint-every-steps', valueName: 'n', description: 'training checkpoint interval in steps (default 500)', parse: integer(1, 100_000_000) },
   { key: 'checkpointEveryMs', env: 'BASTION_CHECKPOINT_EVERY_MS', flag: '--checkpoint-every-ms', valueName: 'ms', description: 'training checkpoint interval in milliseconds (default 60000)', parse: integer(1000, 86_400_000) },
 ] as const satisfies readonly OptionSpec<keyof Config>[];
@@ -141,6 +143,7 @@ export function defaultConfig(cwd = process.cwd()): Config {
     maxUploadBytes: 4 * 1024 ** 3,
     sandboxTimeoutMs: 60_000,
     sandboxMemoryBytes: 4 * 1024 ** 3,
+    maxInflatedBytes: 256 * 1024 ** 2,
     checkpointEverySteps: 500,
     checkpointEveryMs: 60_000,
   };

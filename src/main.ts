@@ -59,7 +59,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     const app = await buildApp({
       store,
       pool,
-      artifacts: { blobs, sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes } },
+      artifacts: { blobs, sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes, maxInflatedBytes: config.maxInflatedBytes } },
       maxUploadBytes: config.maxUploadBytes,
       isAddonLoaded: () => true,
       training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings },

@@ -184,7 +184,7 @@ export async function createDataset(deps: ArtifactDeps, owner: Principal, fields
         throw new BastionError('UNPROCESSABLE_DATASET', `TorchScript datasets are loaded whole; this one exceeds ${MAX_TORCHSCRIPT_DATASET_BYTES} bytes: upload it as safetensors`);
       }
       const bytes = await readBlob(deps.blobs, staged.identity, staged.file);
-      await checkTorchscriptArchive(bytes, { kind: 'dataset' });
+      await checkTorchscriptArchive(bytes, { kind: 'dataset', ...(deps.sandbox.maxInflatedBytes ? { maxInflatedBytes: deps.sandbox.maxInflatedBytes } : {}) });
       const tensors = (await runSandboxed({ mode: 'extract', maxBytes: MAX_TORCHSCRIPT_DATASET_BYTES }, bytes, {
         ...deps.sandbox,
         errorCode: 'UNPROCESSABLE_DATASET',

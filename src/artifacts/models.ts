@@ -116,7 +116,7 @@ function summarize(inspection: ModelInspection, inputRanks: string[]): ModelChec
 export async function createModel(deps: ArtifactDeps, owner: Principal, fields: ModelFields, staged: StagedUpload): Promise<Model> {
   try {
     const bytes = await readBlob(deps.blobs, staged.identity, staged.file);
-    await checkTorchscriptArchive(bytes, { kind: 'model' });
+    await checkTorchscriptArchive(bytes, { kind: 'model', ...(deps.sandbox.maxInflatedBytes ? { maxInflatedBytes: deps.sandbox.maxInflatedBytes } : {}) });
     const inspection = (await runSandboxed({ mode: 'inspect' }, bytes, { ...deps.sandbox, errorCode: 'UNPROCESSABLE_MODEL' })) as ModelInspection;
     const { problems, inputRanks } = decideModelPolicy(inspection);
     if (problems.length > 0) {

@@ -18,6 +18,8 @@ export interface SandboxLimits {
   timeoutMs: number;
   /** Data-segment limit (RLIMIT_DATA) of that process. */
   memoryBytes: number;
+  /** Bound on what an archive's deflated entries inflate to, together (checkTorchscriptArchive's default when absent). */
+  maxInflatedBytes?: number;
 }
 
 export interface ArtifactDeps {

@@ -236,6 +236,19 @@ test('refuses a zip bomb: a few MB of zeros deflated by yazl (ratio far above 20
   await assertRefused(bomb, refusedModel(ArchiveProblem.ZIP_BOMB, /mnist_cnn\.script\/extra\/zeros: \d+ deflated bytes expand to 8388608 \(more than 200:1\)/));
 });
 
+test('refuses many deflated entries that each pass the ratio check but together inflate past maxInflatedBytes', async () => {
+  // The issue's archive: entries of exactly 1 MiB of zeros (at the per-entry threshold), many of them.
+  const entries = readZip(mnist).map(({ name, data }) => ({ name, data, compress: false }));
+  for (let i = 0; i < 6; i += 1) entries.push({ name: `${top}/extra/zeros${i}`, data: Buffer.alloc(1024 * 1024), compress: true });
+  const archive = await yazlZip(entries);
+  assert.ok(archive.length < mnist.length + 64 * 1024, 'six MiB of zeros add little to the archive');
+  await assertRefused(archive, refusedModel(ArchiveProblem.ZIP_BOMB, /extra\/zeros4: the deflated entries so far inflate to 5242880 bytes, more than the limit of 5000000/), {
+    maxInflatedBytes: 5_000_000,
+  });
+  const report = await checkTorchscriptArchive(archive, { kind: 'model', maxInflatedBytes: 6 * 1024 * 1024 });
+  assert.equal(report.storages.length, 8);
+});
+
 test('refuses a deflated entry whose header understates its size, stopping at the declared size', async () => {
   const zeros = Buffer.alloc(4 * 1024 * 1024);
   const lying = mnistWith((entries) => [...entries, { name: `${top}/extra/zeros`, data: zeros, deflate: true, declaredSize: 1000 }]);

@@ -39,6 +39,12 @@ export interface CheckTorchscriptArchiveOptions {
   maxPickleBytes?: number;
   /** Bound on the summed uncompressed size of the code/ entries (sources and debug pickles). Default 64 MiB. */
   maxCodeBytes?: number;
+  /**
+   * Bound on what the deflated entries inflate to, all together (stored entries cannot inflate).
+   * torch.jit.save stores its records uncompressed; many small deflated entries would otherwise pass
+   * the per-entry ratio check and still inflate to gigabytes in libtorch. Default 256 MiB.
+   */
+  maxInflatedBytes?: number;
 }
 
 /** What a refusal was about; also in the error's `details.extensions.problem`. */
@@ -118,6 +124,7 @@ const defaults = {
   maxEntries: 100_000,
   maxPickleBytes: 64 * MiB,
   maxCodeBytes: 64 * MiB,
+  maxInflatedBytes: 256 * MiB,
 };
 /** A deflated entry over this size must not expand more than `maxDeflateRatio` times. */
 const bombThresholdBytes = 1 * MiB;
@@ -158,6 +165,7 @@ export async function checkTorchscriptArchive(
     maxEntries: options.maxEntries ?? defaults.maxEntries,
     maxPickleBytes: options.maxPickleBytes ?? defaults.maxPickleBytes,
     maxCodeBytes: options.maxCodeBytes ?? defaults.maxCodeBytes,
+    maxInflatedBytes: options.maxInflatedBytes ?? defaults.maxInflatedBytes,
   };
   const code = options.kind === 'model' ? 'UNPROCESSABLE_MODEL' : 'UNPROCESSABLE_DATASET';
   const refuse = (problem: ArchiveProblem, message: string, entry?: string): BastionError =>
@@ -204,6 +212,7 @@ export async function checkTorchscriptArchive(
   const byFoldedName = new Map<string, string>();
   let topFolder: string | undefined;
   let totalUncompressedBytes = 0;
+  let inflatedBytes = 0; // of the deflated entries
   try {
     for await (const entry of zip.eachEntry()) {
       const name = decodeEntryName(entry.fileNameRaw ?? (entry.fileName as unknown as Buffer), refuse);
@@ -247,7 +256,17 @@ export async function checkTorchscriptArchive(
           name,
         );
       }
-      if (entry.compressionMethod === 8) checkRatio(name, entry.uncompressedSize, entry.compressedSize, refuse);
+      if (entry.compressionMethod === 8) {
+        checkRatio(name, entry.uncompressedSize, entry.compressedSize, refuse);
+        inflatedBytes += entry.uncompressedSize;
+        if (inflatedBytes > limits.maxInflatedBytes) {
+          throw refuse(
+            ArchiveProblem.ZIP_BOMB,
+            `${shown}: the deflated entries so far inflate to ${inflatedBytes} bytes, more than the limit of ${limits.maxInflatedBytes}; store large entries uncompressed, as torch.jit.save does`,
+            name,
+          );
+        }
+      }
       const isDirectory = name.endsWith('/');
       if (isDirectory && entry.uncompressedSize !== 0) {
         throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: a directory entry holds ${entry.uncompressedSize} bytes`, name);
