@@ -87,6 +87,8 @@ export interface BufferInfo {
 
 export interface ParameterInfo extends BufferInfo {
   requiresGrad: boolean;
+  /** Dense, with the contiguous strides of its shape (no zero, overlapping or permuted strides). */
+  contiguous: boolean;
 }
 
 /** One node kind of the inlined forward graph. */

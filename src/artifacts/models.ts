@@ -22,7 +22,7 @@ export interface ModelFields {
 /** What the model check found, as stored and returned. */
 export interface ModelCheck {
   methods: string[];
-  parameters: ModelInspection['parameters'];
+  parameters: Omit<ModelInspection['parameters'][number], 'contiguous'>[];
   buffers: ModelInspection['buffers'];
   /** Total elements of all parameters. */
   parameterCount: number;
@@ -102,7 +102,7 @@ function summarize(inspection: ModelInspection, inputRanks: string[]): ModelChec
   return {
     inputRanks,
     methods: inspection.methods,
-    parameters: inspection.parameters,
+    parameters: inspection.parameters.map(({ name, shape, dtype, requiresGrad }) => ({ name, shape, dtype, requiresGrad })),
     buffers: inspection.buffers,
     parameterCount: inspection.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0),
     operators: (inspection.forward?.operators ?? []).map((o) => o.kind).sort(),

@@ -527,6 +527,8 @@ export const PolicyRule = {
   FROZEN_WEIGHTS: 'frozen-weights',
   /** No parameter requires a gradient. */
   NO_TRAINABLE_PARAMETERS: 'no-trainable-parameters',
+  /** A trainable parameter that is not a dense float32 tensor with contiguous strides. */
+  PARAMETER_LAYOUT: 'parameter-layout',
   /** An operator combines the samples of a batch, or the analysis cannot show it does not (batch-analysis.ts). */
   BATCH_MIXING: 'batch-mixing',
   /** Values of the samples, or their number, steer control flow, reach Python numbers or shape tensors. */
@@ -631,6 +633,17 @@ function checkStaticPolicy(inspection: ModelInspection): PolicyProblem[] {
         `${MAX_TENSOR_CONSTANT_ELEMENTS}): weights frozen into the graph (torch.jit.freeze?) are never trained; ` +
         'upload the model before freezing, and register fixed tensors as buffers',
     });
+  }
+  for (const parameter of inspection.parameters.filter((p) => p.requiresGrad)) {
+    const wrong = parameter.dtype !== 'float32' ? `is ${parameter.dtype}` : !parameter.contiguous ? 'has zero, overlapping or permuted strides' : null;
+    if (wrong) {
+      problems.push({
+        rule: PolicyRule.PARAMETER_LAYOUT,
+        attribute: parameter.name,
+        locations: [],
+        message: `The parameter ${parameter.name} ${wrong}: the DP trainer trains dense float32 parameters with contiguous strides (model.float(), and save parameters made from contiguous tensors)`,
+      });
+    }
   }
   if (!inspection.parameters.some((parameter) => parameter.requiresGrad)) {
     const frozen = constants.count > 0 ? ` (its forward holds ${constants.count} tensor constants: a frozen model?)` : '';

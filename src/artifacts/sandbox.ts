@@ -370,7 +370,7 @@ function isTensorInfo(value: unknown): boolean {
 /** The shape of an inspection, checked as far as the policy reads it. */
 function isModelInspection(value: unknown): value is ModelInspection {
   if (!isRecord(value) || !isStrings(value.methods) || typeof value.training !== 'boolean') return false;
-  if (!Array.isArray(value.parameters) || !value.parameters.every((p) => isTensorInfo(p) && typeof (p as Record<string, unknown>).requiresGrad === 'boolean')) {
+  if (!Array.isArray(value.parameters) || !value.parameters.every((p) => isTensorInfo(p) && typeof (p as Record<string, unknown>).requiresGrad === 'boolean' && typeof (p as Record<string, unknown>).contiguous === 'boolean')) {
     return false;
   }
   if (!Array.isArray(value.buffers) || !value.buffers.every(isTensorInfo)) return false;

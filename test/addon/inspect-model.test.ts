@@ -28,6 +28,7 @@ interface PythonTensor {
   shape: number[];
   dtype: string;
   requiresGrad?: boolean;
+  contiguous?: boolean;
 }
 type PythonView =
   | { error: string }
@@ -45,6 +46,7 @@ def tensors(named, with_grad):
         entry = {"name": name, "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
         if with_grad:
             entry["requiresGrad"] = t.requires_grad
+            entry["contiguous"] = t.is_contiguous()
         out.append(entry)
     return out
 
@@ -157,9 +159,9 @@ for (const producer of torchscriptProducers) {
     assert.deepEqual(inspection.methods, []);
     assert.deepEqual(inspection.buffers, []);
     assert.deepEqual(inspection.parameters, [
-      { name: 'samples_0', shape: [100, 1, 28, 28], dtype: 'float32', requiresGrad: false },
-      { name: 'labels', shape: [100], dtype: 'int64', requiresGrad: false },
-      { name: 'privacy_limit', shape: [1], dtype: 'float32', requiresGrad: false },
+      { name: 'samples_0', shape: [100, 1, 28, 28], dtype: 'float32', requiresGrad: false, contiguous: true },
+      { name: 'labels', shape: [100], dtype: 'int64', requiresGrad: false, contiguous: true },
+      { name: 'privacy_limit', shape: [1], dtype: 'float32', requiresGrad: false, contiguous: true },
     ]);
   });
 

@@ -35,7 +35,10 @@ Napi::Array Tensors(Napi::Env env, const std::vector<core::TensorInfo>& tensors,
     object.Set("name", tensor.name);
     object.Set("shape", Shape(env, tensor.shape));
     object.Set("dtype", tensor.dtype);
-    if (with_requires_grad) object.Set("requiresGrad", tensor.requires_grad);
+    if (with_requires_grad) {
+      object.Set("requiresGrad", tensor.requires_grad);
+      object.Set("contiguous", tensor.contiguous);
+    }
     array.Set(i, object);
   }
   return array;

@@ -200,6 +200,7 @@ TensorInfo DescribeTensor(const std::string& name, const at::Tensor& tensor) {
   info.shape.assign(sizes.begin(), sizes.end());
   info.dtype = DtypeName(tensor.scalar_type());
   info.requires_grad = tensor.requires_grad();
+  info.contiguous = tensor.layout() == c10::kStrided && tensor.is_contiguous();
   return info;
 }
 

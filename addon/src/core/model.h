@@ -23,6 +23,9 @@ struct TensorInfo {
   std::vector<int64_t> shape;
   std::string dtype;           // torch's name: "float32", "int64", ...
   bool requires_grad = false;  // meaningful for parameters only
+  // A dense (strided) tensor with the contiguous strides of its shape: no zero, overlapping or
+  // permuted strides. Meaningful for parameters only.
+  bool contiguous = false;
 };
 
 // One node kind of the inlined forward graph.
