@@ -478,11 +478,21 @@ export interface NonPrivateTrainerConfig extends TrainerConfigBase {
 
 export type TrainerConfig = PrivateTrainerConfig | NonPrivateTrainerConfig;
 
+/** Why a sample of a private step contributed nothing (its forward, loss or backward threw; l_i; ||g_i||). */
+export const dropReasons = ['exception', 'nonFiniteLoss', 'nonFiniteGradient'] as const;
+export type DropReason = (typeof dropReasons)[number];
+
 export interface TrainingStep {
   /** 1-based number of the step just taken. */
   step: number;
-  /** Samples in the logical batch (Poisson: random, may be 0: a noise-only step). */
+  /** Samples in the logical batch (Poisson: random, may be 0: a noise-only step), dropped ones included. */
   samples: number;
+  /**
+   * Private training: the dataset indices (into the training data) of the samples whose contribution
+   * the step dropped, by reason; empty arrays otherwise. Computed from the data: only counts per
+   * dataset may leave the worker, and only for the datasets' owners (never the model's author, nor logs).
+   */
+  dropped: Record<DropReason, number[]>;
   /**
    * Σ of the batch's per-sample losses. NOT differentially private (no noise, depends on single
    * samples): never release it outside the enclave, nor put it in anything a client sees.
@@ -501,6 +511,11 @@ export interface Evaluation {
   meanLoss: number;
   /** cross_entropy and nll: argmax accuracy; bce_with_logits: elementwise (logit > 0) accuracy; else null. */
   accuracy: number | null;
+  /**
+   * Samples whose forward or loss threw or whose loss is not finite: judged incorrect, adding 0 to the
+   * loss. Computed from the data: for the dataset's owner only.
+   */
+  failed: number;
 }
 
 export interface TensorOutput {
