@@ -330,8 +330,9 @@ struct Trainer::Impl {
   double noise_stddev = 0;  // σ·C, or σ·sqrt(Σ_k C_k²) per layer
   Tensors data;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  at::Generator generator;  // sampling
-  NoiseStreams noise;       // the gradient noise
+  at::Generator generator;                    // non-private shuffling
+  std::unique_ptr<GaussianStream> sampling;  // Poisson sampling (private): a keystream of its own
+  NoiseStreams noise;                         // the gradient noise
   std::optional<ShuffledBatches> batches;
   int64_t step = 0;
 
@@ -436,7 +437,7 @@ struct Trainer::Impl {
     const auto start = std::chrono::steady_clock::now();
     const int64_t number = step + 1;
     module.train(true);
-    const at::Tensor indices = config.is_private ? PoissonSample(data.samples, config.sample_rate, generator)
+    const at::Tensor indices = config.is_private ? PoissonSample(data.samples, config.sample_rate, *sampling)
                                                  : batches->Next(generator);
     DroppedSamples dropped;
     const int64_t count = indices.size(0);
@@ -693,6 +694,7 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
   impl->config = config;
   impl->optimizer = MakeOptimizer(config.optimizer, impl->params);
   impl->generator = MakeOsSeededGenerator();
+  impl->sampling = std::make_unique<GaussianStream>();
   if (!config.is_private) impl->batches.emplace(impl->data.samples, config.batch_size);
   return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
 }
@@ -843,6 +845,7 @@ void Trainer::Restore(std::string state) {
   impl.optimizer = std::move(optimizer);
   impl.step = step.toInt();
   impl.generator = MakeOsSeededGenerator();
+  impl.sampling = std::make_unique<GaussianStream>();
   impl.noise.Reseed();
   if (impl.batches) impl.batches->Reset();
 }

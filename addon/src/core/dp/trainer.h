@@ -142,7 +142,7 @@ class Trainer {
 
   // Parameters, optimizer state and step count (a torch::serialize archive).
   std::string State();
-  // Loads a State() of a trainer of the same model and optimizer; re-seeds the generator from the
+  // Loads a State() of a trainer of the same model and optimizer; re-keys the generators from the
   // OS. Throws Error(kInvalidArgument) for a state that does not fit; the trainer is then unchanged.
   void Restore(std::string state);
 
