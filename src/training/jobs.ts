@@ -373,7 +373,8 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     const live = running.get(id);
     const samplesPerSec = output.samplesPerSec ?? live?.samplesPerSec ?? null;
     if (live) live.step = output.steps;
-    const base = { step: output.steps, ...(samplesPerSec !== null ? { samplesPerSec } : {}) };
+    // The drops (data-derived counts) go to the row only, where each dataset's owner reads its own entry.
+    const base = { step: output.steps, ...(samplesPerSec !== null ? { samplesPerSec } : {}), ...(output.dropped ? { dropped: JSON.stringify(output.dropped) } : {}) };
     switch (output.outcome) {
       case 'stopped':
         // Shutdown: the row stays `running`; the next start resumes it from its checkpoint.
@@ -488,6 +489,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         error: null,
         resultModelId: null,
         metrics: '[]',
+        dropped: null,
         createdAt: new Date().toISOString(),
         startedAt: null,
         finishedAt: null,
