@@ -328,6 +328,9 @@ struct Trainer::Impl {
   LossSpec loss;
   ClipSpec clip;
   double noise_stddev = 0;  // σ·C, or σ·sqrt(Σ_k C_k²) per layer
+  // Whether a clipped sum of finite-norm samples can still overflow: C = ∞ (σ = 0), N·C near the largest
+  // float, or parameters narrower than float32. Decided from the config alone, never from data.
+  bool sums_may_overflow = true;
   Tensors data;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   at::Generator generator;                    // non-private shuffling
@@ -368,7 +371,7 @@ struct Trainer::Impl {
   ClippedSum ClippedSumDropping(const at::Tensor& part, DroppedSamples& dropped) {
     try {
       ClippedSum sum = engine->ComputeClippedSum(Gather(data, part), loss, clip);
-      if (IsUsable(sum)) return sum;
+      if (IsUsable(sum, sums_may_overflow)) return sum;
     } catch (...) {
     }
     ClippedSum total;
@@ -387,7 +390,7 @@ struct Trainer::Impl {
         dropped.non_finite_loss.push_back(index[i]);
         continue;
       }
-      if (!IsUsable(one)) {
+      if (!IsUsable(one, sums_may_overflow)) {
         dropped.non_finite_gradient.push_back(index[i]);
         continue;
       }
@@ -401,11 +404,12 @@ struct Trainer::Impl {
     return total;
   }
 
-  // Finite losses, norms and clipped sums. With finite norms each clipped g_i is bounded by C; the
-  // sums are checked as well, for C = ∞ (σ = 0) or so large that B·C overflows.
-  static bool IsUsable(const ClippedSum& sum) {
+  // Finite losses and norms, and, where they could overflow, finite clipped sums. With finite norms
+  // each clipped g_i has norm at most C, so a sum of B of them is bounded by B·C ≤ N·C.
+  static bool IsUsable(const ClippedSum& sum, bool check_sums) {
     if (!sum.losses.defined() || !sum.losses.isfinite().all().item<bool>()) return false;
     if (!sum.per_sample_norms.defined() || !sum.per_sample_norms.isfinite().all().item<bool>()) return false;
+    if (!check_sums) return true;
     return std::all_of(sum.grads.begin(), sum.grads.end(), [](const at::Tensor& g) { return !g.defined() || AllFinite(g); });
   }
 
@@ -689,6 +693,19 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
       impl->module.train(true);
       impl->engine->Probe(probe.inputs);
     }
+  }
+
+  if (config.is_private) {
+    double bound = config.max_grad_norm;
+    if (!config.per_layer.empty()) {
+      double squared = 0;
+      for (const LayerBound& layer : config.per_layer) squared += layer.max_grad_norm * layer.max_grad_norm;
+      bound = std::sqrt(squared);
+    }
+    const bool float_params = std::all_of(impl->params.begin(), impl->params.end(), [](const at::Tensor& p) {
+      return p.scalar_type() == at::kFloat || p.scalar_type() == at::kDouble;
+    });
+    impl->sums_may_overflow = !(float_params && std::isfinite(bound) && bound * static_cast<double>(impl->data.samples) < 1e30);
   }
 
   impl->config = config;
