@@ -2,7 +2,8 @@
 // that overflows only on a record with a large feature, and a record whose label is out of range. The
 // model's author must not learn whether such a record is present: the training succeeds with the same
 // status, events and error either way. The dataset's owner sees, per training, how many of its samples
-// were dropped and why (counts only) in the dataset's privacy ledger; the author sees no count anywhere.
+// were dropped and why (counts only) in the dataset's privacy ledger, and only for its own dataset in a
+// training on several owners' datasets; the author sees no count anywhere.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createPrincipal } from '../../src/governance/principals.js';
@@ -16,12 +17,14 @@ let t: TestApp;
 let pool: WorkerPool;
 let owner: { id: string; token: string };
 let scientist: { id: string; token: string };
+let otherOwner: { id: string; token: string };
 
 before(async () => {
   pool = createPool({ size: 2, torchThreads: 1 });
   t = await buildTestApp({ pool, training: { checkpointEverySteps: 5, checkpointEveryMs: 60_000 } });
   owner = createPrincipal(t.store, { name: 'data-owner', role: 'member' });
   scientist = createPrincipal(t.store, { name: 'model-author', role: 'member' });
+  otherOwner = createPrincipal(t.store, { name: 'other-data-owner', role: 'member' });
 });
 after(async () => {
   await t.close();
@@ -38,25 +41,26 @@ async function uploadModel(content: Buffer): Promise<string> {
   return res.json().id;
 }
 
-async function uploadDataset(edit?: (x: Float32Array, y: BigInt64Array) => void): Promise<string> {
+async function uploadDataset(edit?: (x: Float32Array, y: BigInt64Array) => void, by = owner): Promise<string> {
   const content = classifierDataset(SAMPLES, 5, FEATURES, edit);
   const form = await multipartForm({ name: 'points', privacyLimit: '50' }, [{ content, filename: 'points.safetensors' }]);
-  const res = await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(owner.token) } });
+  const res = await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(by.token) } });
   assert.equal(res.statusCode, 201, res.body);
   return res.json().id;
 }
 
-/** Trains `modelId` on `datasetId` with q = 1 (every record in every step) and returns what the author sees. */
-async function train(modelId: string, datasetId: string) {
+/** Trains `modelId` on `datasetIds` with q = 1 (every record in every step) and returns what the author and the first dataset's owner see. */
+async function train(modelId: string, ...datasetIds: string[]) {
+  const datasetId = datasetIds[0]!;
   const res = await t.app.inject({
     method: 'POST',
     url: '/v1/trainings',
     headers: t.auth(scientist.token),
     payload: {
       modelId,
-      datasetIds: [datasetId],
+      datasetIds,
       epochs: STEPS,
-      expectedBatchSize: SAMPLES,
+      expectedBatchSize: SAMPLES * datasetIds.length,
       maxPhysicalBatchSize: 16,
       loss: 'cross_entropy',
       optimizer: { type: 'sgd', learningRate: 0.1 },
@@ -122,4 +126,19 @@ test('a label out of range: the training succeeds alike with and without it; onl
   assert.deepEqual(droppedOf(clean), { exception: 0, nonFiniteLoss: 0, nonFiniteGradient: 0 });
   assert.deepEqual(droppedOf(hostile), { exception: STEPS, nonFiniteLoss: 0, nonFiniteGradient: 0 });
   assertAuthorSeesNoCount(hostile);
+});
+
+test("a training on two owners' datasets: each owner sees only its own dataset's drops", async () => {
+  const modelId = await uploadModel(await classifierModel());
+  const hostileId = await uploadDataset((_x, y) => void (y[0] = 9n));
+  const othersId = await uploadDataset(undefined, otherOwner);
+  const run = await train(modelId, hostileId, othersId);
+  assert.equal(run.view.status, 'succeeded', run.view.error);
+  assert.deepEqual(droppedOf(run), { exception: STEPS, nonFiniteLoss: 0, nonFiniteGradient: 0 });
+  const others = (await t.app.inject({ url: `/v1/datasets/${othersId}/privacy`, headers: t.auth(otherOwner.token) })).json();
+  const event = others.events.find((e: { source: { id: string } }) => e.source.id === run.id);
+  assert.deepEqual(event.dropped, { exception: 0, nonFiniteLoss: 0, nonFiniteGradient: 0 }, 'the other owner learns nothing of the first dataset');
+  const crossed = (await t.app.inject({ url: `/v1/datasets/${hostileId}/privacy`, headers: t.auth(otherOwner.token) })).json();
+  assert.doesNotMatch(JSON.stringify(crossed), /dropped/);
+  assertAuthorSeesNoCount(run);
 });
