@@ -169,7 +169,8 @@ export async function datasetPrivacy(deps: LedgerDeps, datasetId: string, viewer
     if (entry.source.kind !== 'training') return entry;
     const dropped = findTrainingRow(deps.store, entry.source.id)?.dropped;
     const mine = dropped ? (JSON.parse(dropped) as Record<string, DroppedSampleCounts>)[datasetId] : undefined;
-    return mine ? { ...entry, dropped: { exception: mine.exception, nonFiniteLoss: mine.nonFiniteLoss, nonFiniteGradient: mine.nonFiniteGradient } } : entry;
+    if (!mine) return entry;
+    return { ...entry, dropped: { exception: mine.exception, nonFiniteLoss: mine.nonFiniteLoss, nonFiniteGradient: mine.nonFiniteGradient } };
   });
   return { ...privacy, events };
 }

@@ -64,7 +64,9 @@ export function listTrainingRowsByStatus(store: Store, status: TrainingStatus): 
   return store.db.prepare(`SELECT ${columns} FROM trainings WHERE status = ? ORDER BY id`).all(status) as TrainingRow[];
 }
 
-type Patch = Partial<Pick<TrainingRow, 'status' | 'step' | 'checkpointStep' | 'samplesPerSec' | 'error' | 'resultModelId' | 'metrics' | 'dropped' | 'startedAt' | 'finishedAt'>>;
+type Patch = Partial<
+  Pick<TrainingRow, 'status' | 'step' | 'checkpointStep' | 'samplesPerSec' | 'error' | 'resultModelId' | 'metrics' | 'dropped' | 'startedAt' | 'finishedAt'>
+>;
 
 const patchColumns: Record<keyof Patch, string> = {
   status: 'status',

@@ -374,7 +374,11 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     const samplesPerSec = output.samplesPerSec ?? live?.samplesPerSec ?? null;
     if (live) live.step = output.steps;
     // The drops (data-derived counts) go to the row only, where each dataset's owner reads its own entry.
-    const base = { step: output.steps, ...(samplesPerSec !== null ? { samplesPerSec } : {}), ...(output.dropped ? { dropped: JSON.stringify(output.dropped) } : {}) };
+    const base = {
+      step: output.steps,
+      ...(samplesPerSec !== null ? { samplesPerSec } : {}),
+      ...(output.dropped ? { dropped: JSON.stringify(output.dropped) } : {}),
+    };
     switch (output.outcome) {
       case 'stopped':
         // Shutdown: the row stays `running`; the next start resumes it from its checkpoint.

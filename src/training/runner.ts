@@ -59,7 +59,11 @@ export function emptyDropped(datasetIds: readonly string[]): DroppedCounts {
  * Adds a step's drops to `counts`, attributing each dataset index to its dataset (the training data is
  * the datasets concatenated in order, each with its sample count).
  */
-export function addDropped(counts: DroppedCounts, datasets: readonly { id: string; samples: number }[], dropped: TrainingStep['dropped']): void {
+export function addDropped(
+  counts: DroppedCounts,
+  datasets: readonly { id: string; samples: number }[],
+  dropped: TrainingStep['dropped'],
+): void {
   for (const reason of Object.keys(dropped) as DropReason[]) {
     for (const index of dropped[reason]) {
       let start = 0;
@@ -183,7 +187,8 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
         if ((err as { code?: unknown }).code === 'NON_FINITE') {
           // The trainer's message names the step and the parameter of a non-finite noisy update (post-processing
           // of the DP output), or, in non-private training, a non-finite loss: no number computed from a record.
-          return { outcome: 'failed', steps, samplesPerSec, dropped, error: `Step ${steps + 1} met a NaN or infinite value (loss, gradient or parameter); the step was undone and no model was released: ${(err as Error).message}` };
+          const error = `Step ${steps + 1} met a NaN or infinite value (loss, gradient or parameter); the step was undone and no model was released: ${(err as Error).message}`;
+          return { outcome: 'failed', steps, samplesPerSec, dropped, error };
         }
         throw err;
       }
@@ -220,7 +225,8 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
     }
     const exported = trainer.exportModel();
     const { staged } = await stageBlobFrom(input.blobs, { artifactId: input.resultModelId, kind: 'model' }, (sink) => sink.write(exported));
-    return { outcome: 'succeeded', steps, samplesPerSec, dropped, model: { sha256: staged.sha256!, sizeBytes: staged.sizeBytes }, metric: finalMetric };
+    const result = { sha256: staged.sha256!, sizeBytes: staged.sizeBytes };
+    return { outcome: 'succeeded', steps, samplesPerSec, dropped, model: result, metric: finalMetric };
   } finally {
     input.port.close();
   }
