@@ -546,10 +546,12 @@ interface NativeTrainer {
 
 /**
  * One training job in one pool worker thread (heavy: never on the event loop). The model bytes
- * must have passed the upload checks. No method sets or reveals the noise generator's seed: it is
- * drawn from the OS CSPRNG at creation and at every restore. Failures are NativeErrors:
- * INVALID_ARGUMENT (config, tensors, labels, output batch), MODEL_LOAD_FAILED, NON_FINITE (a step
- * met NaN/Inf and was undone), TORCH_ERROR.
+ * must have passed the upload checks. No method sets or reveals the noise or sampling keys: they are
+ * drawn from the OS CSPRNG at creation and at every restore. create() checks the model on two
+ * synthetic samples (zeros of the data's dtypes and shapes), never on a record. Failures are NativeErrors:
+ * INVALID_ARGUMENT (config, tensors, label dtypes and shapes, output batch), MODEL_LOAD_FAILED,
+ * NON_FINITE (a step met NaN/Inf and was undone: in private training only a non-finite noisy update,
+ * since a failing sample is dropped instead, see TrainingStep.dropped), TORCH_ERROR.
  */
 export class Trainer {
   readonly #native: NativeTrainer;
