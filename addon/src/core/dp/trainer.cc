@@ -322,8 +322,8 @@ struct Trainer::Impl {
   torch::jit::Module module;
   bool original_training = false;
   std::unique_ptr<GraphGradEngine> engine;  // holds a reference to module: Impl never moves
-  std::vector<std::string> names;      // engine->TrainableParameters()
-  std::vector<at::Tensor> params;      // the module's own tensors, in that order
+  std::vector<std::string> names;           // engine->TrainableParameters()
+  std::vector<at::Tensor> params;           // the module's own tensors, in that order
   TrainerConfig config;
   LossSpec loss;
   ClipSpec clip;
@@ -333,9 +333,9 @@ struct Trainer::Impl {
   bool sums_may_overflow = true;
   Tensors data;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  at::Generator generator;                    // non-private shuffling
+  at::Generator generator;                   // non-private shuffling
   std::unique_ptr<GaussianStream> sampling;  // Poisson sampling (private): a keystream of its own
-  NoiseStreams noise;                         // the gradient noise
+  NoiseStreams noise;                        // the gradient noise
   std::optional<ShuffledBatches> batches;
   int64_t step = 0;
 
