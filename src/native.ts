@@ -482,11 +482,21 @@ export interface NonPrivateTrainerConfig extends TrainerConfigBase {
 
 export type TrainerConfig = PrivateTrainerConfig | NonPrivateTrainerConfig;
 
+/** Why a sample of a private step contributed nothing (its forward, loss or backward threw; l_i; ||g_i||). */
+export const dropReasons = ['exception', 'nonFiniteLoss', 'nonFiniteGradient'] as const;
+export type DropReason = (typeof dropReasons)[number];
+
 export interface TrainingStep {
   /** 1-based number of the step just taken. */
   step: number;
-  /** Samples in the logical batch (Poisson: random, may be 0: a noise-only step). */
+  /** Samples in the logical batch (Poisson: random, may be 0: a noise-only step), dropped ones included. */
   samples: number;
+  /**
+   * Private training: the dataset indices (into the training data) of the samples whose contribution
+   * the step dropped, by reason; empty arrays otherwise. Computed from the data: only counts per
+   * dataset may leave the worker, and only for the datasets' owners (never the model's author, nor logs).
+   */
+  dropped: Record<DropReason, number[]>;
   /**
    * Σ of the batch's per-sample losses. NOT differentially private (no noise, depends on single
    * samples): never release it outside the enclave, nor put it in anything a client sees.
@@ -505,6 +515,11 @@ export interface Evaluation {
   meanLoss: number;
   /** cross_entropy and nll: argmax accuracy; bce_with_logits: elementwise (logit > 0) accuracy; else null. */
   accuracy: number | null;
+  /**
+   * Samples whose forward or loss threw or whose loss is not finite: judged incorrect, adding 0 to the
+   * loss. Computed from the data: for the dataset's owner only.
+   */
+  failed: number;
 }
 
 export interface TensorOutput {
@@ -535,10 +550,12 @@ interface NativeTrainer {
 
 /**
  * One training job in one pool worker thread (heavy: never on the event loop). The model bytes
- * must have passed the upload checks. No method sets or reveals the noise generator's seed: it is
- * drawn from the OS CSPRNG at creation and at every restore. Failures are NativeErrors:
- * INVALID_ARGUMENT (config, tensors, labels, output batch), MODEL_LOAD_FAILED, NON_FINITE (a step
- * met NaN/Inf and was undone), TORCH_ERROR.
+ * must have passed the upload checks. No method sets or reveals the noise or sampling keys: they are
+ * drawn from the OS CSPRNG at creation and at every restore. create() checks the model on two
+ * synthetic samples (zeros of the data's dtypes and shapes), never on a record. Failures are NativeErrors:
+ * INVALID_ARGUMENT (config, tensors, label dtypes and shapes, output batch), MODEL_LOAD_FAILED,
+ * NON_FINITE (a step met NaN/Inf and was undone: in private training only a non-finite noisy update,
+ * since a failing sample is dropped instead, see TrainingStep.dropped), TORCH_ERROR.
  */
 export class Trainer {
   readonly #native: NativeTrainer;

@@ -670,6 +670,15 @@ export interface components {
                 };
                 /** Format: date-time */
                 createdAt: string;
+                /** @description a training's events, for the dataset's owner only, once the training has ended or stopped: how many of this dataset's samples the private training dropped, and why (each drop changes the clipped sum by at most C, so the guarantee holds). Computed from the data, so never shown to the model's author */
+                dropped?: {
+                    /** @description the model's forward, the loss or the backward threw (e.g. a label out of range) */
+                    exception: number;
+                    /** @description the per-sample loss was NaN or infinite */
+                    nonFiniteLoss: number;
+                    /** @description the per-sample gradient (its norm) was NaN or infinite */
+                    nonFiniteGradient: number;
+                };
             }[];
         };
         /** Evaluation */

@@ -13,6 +13,7 @@ import { BastionError } from '../errors.js';
 import type { Store } from '../store/db.js';
 import { findDatasetRow } from '../store/artifacts.js';
 import { insertCharge, lastChargeId, listCharges, type ChargeSourceKind } from '../store/ledger.js';
+import { findTrainingRow } from '../store/trainings.js';
 import { checkEvents, createPldAccountant, createRdpAccountant, type Accountant, type AccountantName, type PrivacyEvent } from './accountant.js';
 import type { TrainingNoise, TrainingNoiseOptions } from './calibration.js';
 
@@ -41,11 +42,23 @@ export interface ChargeSource {
   id: string;
 }
 
+/** Samples of one dataset a private training dropped, by reason (counts only). */
+export interface DroppedSampleCounts {
+  exception: number;
+  nonFiniteLoss: number;
+  nonFiniteGradient: number;
+}
+
 export interface LedgerEntry {
   id: string;
   event: PrivacyEvent;
   source: ChargeSource;
   createdAt: string;
+  /**
+   * A training's events, for the dataset's owner only: how many of this dataset's samples it dropped.
+   * Data-derived, so the model's author (or anyone else) never gets it.
+   */
+  dropped?: DroppedSampleCounts;
 }
 
 export interface DatasetPrivacy {
@@ -158,9 +171,22 @@ async function privacyOf(deps: LedgerDeps, datasetId: string, extra: readonly Pr
   };
 }
 
-/** A dataset's budget: its limit, δ, what its events have spent, and the events. */
-export function datasetPrivacy(deps: LedgerDeps, datasetId: string): Promise<DatasetPrivacy> {
-  return privacyOf(deps, datasetId);
+/**
+ * A dataset's budget: its limit, δ, what its events have spent, and the events. When `viewerId` is the
+ * dataset's owner, each training's events also carry the samples of this dataset the training dropped
+ * (once it recorded them); for anyone else they do not.
+ */
+export async function datasetPrivacy(deps: LedgerDeps, datasetId: string, viewerId?: string): Promise<DatasetPrivacy> {
+  const privacy = await privacyOf(deps, datasetId);
+  if (viewerId === undefined || requireDataset(deps.store, datasetId).ownerId !== viewerId) return privacy;
+  const events = privacy.events.map((entry) => {
+    if (entry.source.kind !== 'training') return entry;
+    const dropped = findTrainingRow(deps.store, entry.source.id)?.dropped;
+    const mine = dropped ? (JSON.parse(dropped) as Record<string, DroppedSampleCounts>)[datasetId] : undefined;
+    if (!mine) return entry;
+    return { ...entry, dropped: { exception: mine.exception, nonFiniteLoss: mine.nonFiniteLoss, nonFiniteGradient: mine.nonFiniteGradient } };
+  });
+  return { ...privacy, events };
 }
 
 export interface ChargeItem {

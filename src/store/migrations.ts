@@ -118,4 +118,13 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE trainings ADD COLUMN metrics TEXT NOT NULL DEFAULT '[]';
     `,
   },
+  {
+    version: 6,
+    name: 'training dropped samples',
+    sql: `
+      -- JSON {datasetId: {exception, nonFiniteLoss, nonFiniteGradient}}: the samples a private training
+      -- dropped, per dataset and reason (counts only; each dataset's owner sees its own); null until known.
+      ALTER TABLE trainings ADD COLUMN dropped TEXT;
+    `,
+  },
 ];

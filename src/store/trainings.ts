@@ -23,6 +23,12 @@ export interface TrainingRow {
   resultModelId: string | null;
   /** JSON array of the released per-epoch metrics (TrainingMetric in src/training/metrics.ts). */
   metrics: string;
+  /**
+   * JSON of the samples a private training dropped per dataset id and reason (DroppedCounts in
+   * src/training/runner.ts), null until the job recorded an outcome. Data-derived: each dataset's owner
+   * may see its own entry, nobody else.
+   */
+  dropped: string | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -30,16 +36,16 @@ export interface TrainingRow {
 
 const columns =
   'id, owner_id AS ownerId, model_id AS modelId, dataset_ids AS datasetIds, status, request, plan, step, ' +
-  'checkpoint_step AS checkpointStep, samples_per_sec AS samplesPerSec, error, result_model_id AS resultModelId, metrics, ' +
+  'checkpoint_step AS checkpointStep, samples_per_sec AS samplesPerSec, error, result_model_id AS resultModelId, metrics, dropped, ' +
   'created_at AS createdAt, started_at AS startedAt, finished_at AS finishedAt';
 
 export function insertTraining(store: Store, row: TrainingRow): void {
   store.db
     .prepare(
       `INSERT INTO trainings (id, owner_id, model_id, dataset_ids, status, request, plan, step, checkpoint_step, samples_per_sec,
-                              error, result_model_id, metrics, created_at, started_at, finished_at)
+                              error, result_model_id, metrics, dropped, created_at, started_at, finished_at)
        VALUES (@id, @ownerId, @modelId, @datasetIds, @status, @request, @plan, @step, @checkpointStep, @samplesPerSec,
-               @error, @resultModelId, @metrics, @createdAt, @startedAt, @finishedAt)`,
+               @error, @resultModelId, @metrics, @dropped, @createdAt, @startedAt, @finishedAt)`,
     )
     .run(row);
 }
@@ -58,7 +64,9 @@ export function listTrainingRowsByStatus(store: Store, status: TrainingStatus): 
   return store.db.prepare(`SELECT ${columns} FROM trainings WHERE status = ? ORDER BY id`).all(status) as TrainingRow[];
 }
 
-type Patch = Partial<Pick<TrainingRow, 'status' | 'step' | 'checkpointStep' | 'samplesPerSec' | 'error' | 'resultModelId' | 'metrics' | 'startedAt' | 'finishedAt'>>;
+type Patch = Partial<
+  Pick<TrainingRow, 'status' | 'step' | 'checkpointStep' | 'samplesPerSec' | 'error' | 'resultModelId' | 'metrics' | 'dropped' | 'startedAt' | 'finishedAt'>
+>;
 
 const patchColumns: Record<keyof Patch, string> = {
   status: 'status',
@@ -68,6 +76,7 @@ const patchColumns: Record<keyof Patch, string> = {
   error: 'error',
   resultModelId: 'result_model_id',
   metrics: 'metrics',
+  dropped: 'dropped',
   startedAt: 'started_at',
   finishedAt: 'finished_at',
 };

@@ -386,7 +386,8 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
   ): Promise<void> {
     const live = running.get(id);
     if (live) live.step = output.steps;
-    const base = { step: output.steps, ...throughput };
+    // The drops (data-derived counts) go to the row only, where each dataset's owner reads its own entry.
+    const base = { step: output.steps, ...throughput, ...(output.dropped ? { dropped: JSON.stringify(output.dropped) } : {}) };
     switch (output.outcome) {
       case 'stopped':
         // Shutdown: the row stays `running`; the next start resumes it from its checkpoint.
@@ -501,6 +502,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         error: null,
         resultModelId: null,
         metrics: '[]',
+        dropped: null,
         createdAt: new Date().toISOString(),
         startedAt: null,
         finishedAt: null,

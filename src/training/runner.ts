@@ -2,8 +2,11 @@
 // restore the job's checkpoint when there is one, then step up to the plan's total, honouring the
 // control word between steps (cancel, or stop after a checkpoint for shutdown), posting progress on
 // the job's port and sealing checkpoints as it goes. At the end the trained model is exported and
-// staged as a sealed blob; the event loop commits it as an artifact. A step that meets NaN or Inf
-// fails the job at that step: the trainer undid it, and nothing is exported.
+// staged as a sealed blob; the event loop commits it as an artifact. In private training a sample
+// that fails (exception, non-finite loss or gradient) is dropped by the trainer and the job goes on;
+// the drops are counted per dataset and reason (kept in the checkpoint across a resume) for the
+// datasets' owners. A step whose noisy update is NaN or Inf fails the job at that step: the trainer
+// undid it, and nothing is exported.
 //
 // Nothing derived from the data's values is posted but the metrics of metrics.ts: progress carries the
 // step count and the step rate only (never a batch's realised size, which Poisson sampling makes
@@ -14,7 +17,7 @@
 import fs from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import { blobPath, readBlob, stageBlobFrom, type BlobStore } from '../artifacts/blob-store.js';
-import type { Trainer, TrainerConfig, TrainingData } from '../native.js';
+import type { DropReason, Trainer, TrainerConfig, TrainingData, TrainingStep } from '../native.js';
 import { loadModelBytes, loadTrainingData, type DatasetSource } from './load.js';
 import { addStep, emptySums, epochEndingAt, releaseMetric, type EpochSums, type MetricsSpec, type TrainingMetric } from './metrics.js';
 
@@ -44,15 +47,51 @@ export interface TrainModelInput {
   port: MessagePort;
 }
 
+/**
+ * Samples dropped so far, per dataset id and reason. Counts computed from the data: for each dataset's
+ * owner only, never for the model's author, events or logs.
+ */
+export type DroppedCounts = Record<string, Record<DropReason, number>>;
+
+export function emptyDropped(datasetIds: readonly string[]): DroppedCounts {
+  return Object.fromEntries(datasetIds.map((id) => [id, { exception: 0, nonFiniteLoss: 0, nonFiniteGradient: 0 }]));
+}
+
+/**
+ * Adds a step's drops to `counts`, attributing each dataset index to its dataset (the training data is
+ * the datasets concatenated in order, each with its sample count).
+ */
+export function addDropped(
+  counts: DroppedCounts,
+  datasets: readonly { id: string; samples: number }[],
+  dropped: TrainingStep['dropped'],
+): void {
+  for (const reason of Object.keys(dropped) as DropReason[]) {
+    for (const index of dropped[reason]) {
+      let start = 0;
+      for (const dataset of datasets) {
+        if (index < start + dataset.samples) {
+          const entry = (counts[dataset.id] ??= { exception: 0, nonFiniteLoss: 0, nonFiniteGradient: 0 });
+          entry[reason] += 1;
+          break;
+        }
+        start += dataset.samples;
+      }
+    }
+  }
+}
+
 export type TrainingMessage =
   | { type: 'started'; step: number; resumedFrom: number | null; metrics: TrainingMetric[] }
   | { type: 'progress'; step: number; stepsPerSec: number }
   | { type: 'checkpoint'; step: number; metric: TrainingMetric | null };
 
-export type TrainModelOutput =
+/** `dropped`: absent when the job failed before its first step could run. */
+export type TrainModelOutput = (
   | { outcome: 'succeeded'; steps: number; stepsPerSec: number | null; model: { sha256: string; sizeBytes: number }; metric: TrainingMetric | null }
   | { outcome: 'cancelled' | 'stopped'; steps: number; stepsPerSec: number | null }
-  | { outcome: 'failed'; steps: number; stepsPerSec: number | null; error: string };
+  | { outcome: 'failed'; steps: number; stepsPerSec: number | null; error: string }
+) & { dropped?: DroppedCounts };
 
 /** The part of Trainer the loop uses (the worker passes Trainer.create; tests may pass a fake). */
 export type TrainerHandle = Pick<Trainer, 'step' | 'state' | 'restore' | 'exportModel' | 'info'>;
@@ -72,6 +111,8 @@ interface CheckpointHeader {
    * loop had not recorded when the process died is recorded then, with the same value, not lost.
    */
   metrics: TrainingMetric[];
+  /** Samples dropped up to this checkpoint (absent in checkpoints written before drops were counted). */
+  dropped?: DroppedCounts;
 }
 
 /** Seals the trainer's state and the epoch's sums as the job's checkpoint, replacing the previous one atomically. */
@@ -104,11 +145,14 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
     let resumedFrom: number | null = null;
     let epoch = emptySums();
     let released: TrainingMetric[] = [];
+    const sources = input.datasets.map((d) => ({ id: d.id, samples: d.layout.tensors[0]?.shape[0] ?? 0 }));
+    let dropped = emptyDropped(sources.map((d) => d.id));
     if (fs.existsSync(blobPath(input.blobs, checkpointIdentity(input.jobId)))) {
       const { header, state } = parseCheckpoint(await readBlob(input.blobs, checkpointIdentity(input.jobId)));
       trainer.restore(state);
       epoch = header.epoch;
       released = header.metrics;
+      if (header.dropped) dropped = { ...dropped, ...header.dropped };
       resumedFrom = trainer.info().steps;
     }
     let steps = trainer.info().steps;
@@ -122,7 +166,7 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
     let stepsPerSec: number | null = null;
     const checkpoint = async (metric: TrainingMetric | null = null) => {
       if (metric) released = [...released, metric];
-      await writeCheckpoint(input.blobs, input.jobId, { epoch, metrics: released }, trainer.state());
+      await writeCheckpoint(input.blobs, input.jobId, { epoch, metrics: released, dropped }, trainer.state());
       lastCheckpointStep = steps;
       lastCheckpointAt = Date.now();
       post({ type: 'checkpoint', step: steps, metric });
@@ -131,21 +175,25 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
 
     while (steps < input.totalSteps) {
       const command = Atomics.load(control, 0);
-      if (command === Control.CANCEL) return { outcome: 'cancelled', steps, stepsPerSec };
+      if (command === Control.CANCEL) return { outcome: 'cancelled', steps, stepsPerSec, dropped };
       if (command === Control.STOP) {
         if (steps > lastCheckpointStep) await checkpoint();
-        return { outcome: 'stopped', steps, stepsPerSec };
+        return { outcome: 'stopped', steps, stepsPerSec, dropped };
       }
       let result;
       try {
         result = trainer.step();
       } catch (err) {
         if ((err as { code?: unknown }).code === 'NON_FINITE') {
-          return { outcome: 'failed', steps, stepsPerSec, error: `Step ${steps + 1} met a NaN or infinite value (loss, gradient or parameter); the step was undone and no model was released: ${(err as Error).message}` };
+          // The trainer's message names the step and the parameter of a non-finite noisy update (post-processing
+          // of the DP output), or, in non-private training, a non-finite loss: no number computed from a record.
+          const error = `Step ${steps + 1} met a NaN or infinite value (loss, gradient or parameter); the step was undone and no model was released: ${(err as Error).message}`;
+          return { outcome: 'failed', steps, stepsPerSec, dropped, error };
         }
         throw err;
       }
       steps = result.step;
+      addDropped(dropped, sources, result.dropped);
       let metric: TrainingMetric | null = null;
       if (input.metrics) {
         addStep(input.metrics, epoch, result);
@@ -172,7 +220,8 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
     }
     const exported = trainer.exportModel();
     const { staged } = await stageBlobFrom(input.blobs, { artifactId: input.resultModelId, kind: 'model' }, (sink) => sink.write(exported));
-    return { outcome: 'succeeded', steps, stepsPerSec, model: { sha256: staged.sha256!, sizeBytes: staged.sizeBytes }, metric: finalMetric };
+    const result = { sha256: staged.sha256!, sizeBytes: staged.sizeBytes };
+    return { outcome: 'succeeded', steps, stepsPerSec, dropped, model: result, metric: finalMetric };
   } finally {
     input.port.close();
   }

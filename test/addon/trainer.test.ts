@@ -1,6 +1,7 @@
 // The Trainer: DP-SGD steps against PyTorch's own optimizers (σ = 0, q = 1, C = ∞ is plain SGD), the
 // noise's standard deviation and independence, Poisson batch sizes, exact physical batching,
-// checkpoints, export to PyTorch, and the refusals (bad labels, models that drop the batch, NaN).
+// checkpoints, export to PyTorch, and the refusals (labels of the wrong dtype or shape, models that drop
+// the batch; NaN in non-private training). Samples that fail in private training: dropped-samples.test.ts.
 // Noise is tested statistically: there is no way to seed the trainer, by design.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -560,7 +561,7 @@ print(json.dumps({
   assert.ok(maxAbsDiff(ours, result.output) < 1e-5);
 });
 
-test('refuses labels of the wrong dtype or shape for the loss, naming what it needs', async () => {
+test('refuses labels of the wrong dtype or shape for the loss, naming what it needs; label values are not looked at', async () => {
   const fx = await trainerFixtures();
   const model = fx.bytes('tiny_mlp.script.pt');
   const withLabels = (labels: TensorData): TrainingData => ({ inputs: [f32(fx.x, [fx.n, fx.d])], labels });
@@ -570,7 +571,8 @@ test('refuses labels of the wrong dtype or shape for the loss, naming what it ne
     'INVALID_ARGUMENT',
     /int64 class labels, got Int/,
   );
-  assertNativeError(() => Trainer.create(model, withLabels(i64(new BigInt64Array(fx.n).fill(7n), [fx.n])), plainPrivate()), 'INVALID_ARGUMENT', /class indices in \[0, 3\)/);
+  // Values are data: Create probes on zeros, so labels out of range do not decide whether it succeeds.
+  assert.equal(Trainer.create(model, withLabels(i64(new BigInt64Array(fx.n).fill(7n), [fx.n])), plainPrivate()).info().steps, 0);
   assertNativeError(() => Trainer.create(model, withLabels(i64(fx.y, [fx.n])), plainPrivate({ loss: { kind: 'mse' } })), 'INVALID_ARGUMENT', /mse needs float labels/);
 });
 
@@ -579,12 +581,12 @@ test('refuses a model whose output loses the batch dimension', async () => {
   assertNativeError(() => Trainer.create(fx.bytes('batch_mean.pt'), classification(fx), plainPrivate()), 'INVALID_ARGUMENT', /model output has 1 samples .* but the batch has 2/);
 });
 
-test('a NaN loss fails the step with NON_FINITE naming the step, and leaves the parameters and the step count unchanged', async () => {
+test('non-private: a NaN loss fails the step with NON_FINITE naming the step and no count, leaving the parameters and the step count unchanged', async () => {
   const fx = await trainerFixtures();
-  for (const config of [plainPrivate({ sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1 }), { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: 8 }] as TrainerConfig[]) {
-    const trainer = Trainer.create(fx.bytes('log_of_linear.pt'), classification(fx), config);
+  {
+    const trainer = Trainer.create(fx.bytes('log_of_linear.pt'), classification(fx), { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: 8 });
     const before = parameters(trainer);
-    assertNativeError(() => trainer.step(), 'NON_FINITE', /^Step 1: the loss is NaN or infinite for \d+ of \d+ samples.*parameters are unchanged/);
+    assertNativeError(() => trainer.step(), 'NON_FINITE', /^Step 1: a per-sample loss is NaN or infinite; the step was not applied and the parameters are unchanged$/);
     assertNativeError(() => trainer.step(), 'NON_FINITE', /^Step 1:/);
     assert.equal(trainer.info().steps, 0);
     assert.equal(maxAbsDiff(parameters(trainer), before), 0);

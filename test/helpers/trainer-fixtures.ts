@@ -17,6 +17,8 @@ export const trainerModelNames = [
   'zero_grad.pt', // parameters w1, w2 of 20,000 each that the [n, 1] output ignores: every gradient is 0
   'log_of_linear.pt', // log(Linear(6, 3)(x) - 1000): NaN everywhere
   'batch_mean.pt', // Linear(6, 3) averaged over the batch: output [1, 3]
+  'huge_weight.pt', // Linear(6, 3) with weight[0, 0] = 1e36: infinite output (NaN loss) when x[i, 0] > ~340
+  'raises_above.pt', // Linear(6, 3) that raises when any feature of the batch is above 100
   'buffered.pt', // Linear(6, 3) of (x - offset) * scale, with buffers offset and scale
   'two_inputs.pt', // forward(x0 [n, 6], x1 [n, t] int64): Linear(6, 3)(x0) + Embedding(10, 3)(x1).mean(1)
   'regression.trace.pt', // Linear(6, 2)

@@ -32,8 +32,22 @@ export function classifierModel(): Promise<Buffer> {
   return built;
 }
 
-/** `samples` × FEATURES float32 features in [-1, 1) and labels = argmax of the first CLASSES features. */
-export function classifierDataset(samples: number, seed = 1, features = FEATURES): Buffer {
+let builtHuge: Promise<Buffer> | undefined;
+
+/** The TorchScript bytes of Linear(8, 3) with weight[0, 0] = 1e36: infinite output when a record's first feature is above ~340. */
+export function hugeWeightModel(): Promise<Buffer> {
+  builtHuge ??= (async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-training-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'huge.pt');
+    await run(fixturePython, [script, 'build-huge', file], { timeout: 120_000 });
+    return readFileSync(file);
+  })();
+  return builtHuge;
+}
+
+/** `samples` × FEATURES float32 features in [-1, 1) and labels = argmax of the first CLASSES features, then `edit` applied to them. */
+export function classifierDataset(samples: number, seed = 1, features = FEATURES, edit: (x: Float32Array, y: BigInt64Array) => void = () => undefined): Buffer {
   const random = prng(seed);
   const x = Float32Array.from({ length: samples * features }, () => random() * 2 - 1);
   const y = BigInt64Array.from({ length: samples }, (_, i) => {
@@ -41,6 +55,7 @@ export function classifierDataset(samples: number, seed = 1, features = FEATURES
     for (let k = 1; k < CLASSES; k += 1) if (x[i * features + k]! > x[i * features + best]!) best = k;
     return BigInt(best);
   });
+  edit(x, y);
   return encodeSafetensors([
     { name: 'inputs', dtype: 'F32', shape: [samples, features], data: new Uint8Array(x.buffer) },
     { name: 'labels', dtype: 'I64', shape: [samples], data: new Uint8Array(y.buffer) },

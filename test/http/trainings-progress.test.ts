@@ -39,7 +39,7 @@ const varyingTrainer: CreateTrainer = () => {
       const samples = SIZES[(steps - 1) % SIZES.length]!;
       const until = performance.now() + 0.2 + samples * 0.02;
       while (performance.now() < until);
-      return { step: steps, samples, lossSum: samples, durationMs: 0 };
+      return { step: steps, samples, lossSum: samples, durationMs: 0, dropped: { exception: [], nonFiniteLoss: [], nonFiniteGradient: [] } };
     },
     state: () => Buffer.from(JSON.stringify({ steps })),
     restore: () => undefined,

@@ -1,7 +1,8 @@
 // The worker-side training loop (training/runner.ts) and data loading (training/load.ts) with a fake
 // trainer over real sealed blobs: datasets are concatenated along the sample dimension; a NaN step fails
 // the job naming the step and exports nothing; the control word cancels before the next step;
-// checkpoints are sealed on schedule and a later run restores the latest one.
+// checkpoints are sealed on schedule and a later run restores the latest one; the samples a trainer
+// dropped are counted per dataset and reason, across a resume.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import { openBlobStore, readBlob, stageBlob, type BlobStore } from '../../src/ar
 import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { openDevKeyProvider } from '../../src/enclave/keys.js';
 import type { DatasetLayout } from '../../src/artifacts/formats/canonical.js';
+import type { TrainingStep } from '../../src/native.js';
 import { loadTrainingData } from '../../src/training/load.js';
 import type { MetricsSpec, TrainingMetric } from '../../src/training/metrics.js';
 import { Control, parseCheckpoint, runTraining, type CreateTrainer, type TrainerHandle, type TrainingMessage, type TrainModelInput } from '../../src/training/runner.js';
@@ -59,7 +61,7 @@ before(async () => {
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** A trainer that counts steps; `failAt` makes that step throw NON_FINITE like the addon. */
-function fakeTrainer(options: { failAt?: number; onStep?: (step: number) => void } = {}): { create: CreateTrainer; restored: Buffer[] } {
+function fakeTrainer(options: { failAt?: number; onStep?: (step: number) => void; drops?: (step: number) => Partial<TrainingStep['dropped']> } = {}): { create: CreateTrainer; restored: Buffer[] } {
   const restored: Buffer[] = [];
   const create: CreateTrainer = () => {
     let steps = 0;
@@ -69,7 +71,8 @@ function fakeTrainer(options: { failAt?: number; onStep?: (step: number) => void
         steps += 1;
         options.onStep?.(steps);
         // Step s: 4 samples, clamped loss sum s (so an epoch's sum names its steps).
-        return { step: steps, samples: 4, lossSum: 1, clippedLossSum: steps, durationMs: 0 };
+        const dropped = { exception: [], nonFiniteLoss: [], nonFiniteGradient: [], ...options.drops?.(steps) };
+        return { step: steps, samples: 4, dropped, lossSum: 1, clippedLossSum: steps, durationMs: 0 };
       },
       state: () => Buffer.from(JSON.stringify({ steps })),
       restore(state) {
@@ -84,8 +87,8 @@ function fakeTrainer(options: { failAt?: number; onStep?: (step: number) => void
   return { create, restored };
 }
 
-async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, prepare: (control: Int32Array) => void = () => undefined, metrics: MetricsSpec | null = null) {
-  const data = await dataset(8, 1);
+async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, prepare: (control: Int32Array) => void = () => undefined, metrics: MetricsSpec | null = null, datasets?: { id: string; layout: DatasetLayout }[]) {
+  const data = datasets ?? [await dataset(8, 1)];
   const channel = new MessageChannel();
   const messages: TrainingMessage[] = [];
   channel.port1.on('message', (m: TrainingMessage) => messages.push(m));
@@ -94,7 +97,7 @@ async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, 
   const control = new SharedArrayBuffer(4);
   prepare(new Int32Array(control));
   const input: TrainModelInput = {
-    jobId, blobs, modelId, datasets: [data],
+    jobId, blobs, modelId, datasets: data,
     config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.1 } },
     totalSteps, metrics, resultModelId: uuidv7(), checkpointEverySteps: 3, checkpointEveryMs: 3_600_000, progressIntervalMs: 0,
     control, port: channel.port2,
@@ -212,7 +215,31 @@ test('progress messages carry the step and the step rate only: the same messages
     const progress = messages.filter((m) => m.type === 'progress');
     assert.deepEqual(progress.map((m) => m.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'with progressIntervalMs 0, after every step');
     for (const m of progress) assert.deepEqual(Object.keys(m).sort(), ['step', 'stepsPerSec', 'type']);
-    assert.deepEqual(Object.keys(output).sort(), ['metric', 'model', 'outcome', 'steps', 'stepsPerSec']);
+    assert.deepEqual(Object.keys(output).sort(), ['dropped', 'metric', 'model', 'outcome', 'steps', 'stepsPerSec']);
   }
   assert.deepEqual(withoutRate(runs[1]!.messages), withoutRate(runs[0]!.messages), 'nothing but the measured rate differs');
+});
+
+test('dropped samples are counted per dataset and reason, and the counts survive a checkpoint and resume', async () => {
+  const jobId = uuidv7();
+  const a = await dataset(3, 1); // indices 0-2
+  const b = await dataset(5, 2); // indices 3-7
+  // Every step drops index 1 (a) for an exception and 6 (b) for a NaN loss; step 2 also 3 (b) for a NaN gradient.
+  const drops = (step: number) => ({ exception: [1], nonFiniteLoss: [6], nonFiniteGradient: step === 2 ? [3] : [] });
+  let control: Int32Array | undefined;
+  const first = await runJob(jobId, 6, fakeTrainer({ drops, onStep: (s) => s === 4 && Atomics.store(control!, 0, Control.STOP) }).create, (c) => (control = c), null, [a, b]);
+  assert.equal(first.output.outcome, 'stopped');
+  assert.deepEqual(first.output.dropped, {
+    [a.id]: { exception: 4, nonFiniteLoss: 0, nonFiniteGradient: 0 },
+    [b.id]: { exception: 0, nonFiniteLoss: 4, nonFiniteGradient: 1 },
+  });
+  assert.deepEqual(parseCheckpoint(await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' })).header.dropped, first.output.dropped, 'sealed with the checkpoint');
+  assert.ok(!first.messages.some((m) => JSON.stringify(m).includes('dropped')), 'no message to the event loop carries them before the outcome');
+
+  const second = await runJob(jobId, 6, fakeTrainer({ drops }).create, undefined, null, [a, b]);
+  assert.equal(second.output.outcome, 'succeeded');
+  assert.deepEqual(second.output.dropped, {
+    [a.id]: { exception: 6, nonFiniteLoss: 0, nonFiniteGradient: 0 },
+    [b.id]: { exception: 0, nonFiniteLoss: 6, nonFiniteGradient: 1 },
+  });
 });

@@ -266,6 +266,17 @@ Napi::Value Trainer::Step(const Napi::CallbackInfo& info) {
     Napi::Object result = Napi::Object::New(info.Env());
     result.Set("step", static_cast<double>(step.step));
     result.Set("samples", static_cast<double>(step.samples));
+    // Dataset indices of the dropped samples, by reason (private training; empty arrays otherwise).
+    const auto indices = [&](const std::vector<int64_t>& values) {
+      Napi::Array array = Napi::Array::New(info.Env(), values.size());
+      for (size_t i = 0; i < values.size(); ++i) array.Set(static_cast<uint32_t>(i), static_cast<double>(values[i]));
+      return array;
+    };
+    Napi::Object dropped = Napi::Object::New(info.Env());
+    dropped.Set("exception", indices(step.dropped.exception));
+    dropped.Set("nonFiniteLoss", indices(step.dropped.non_finite_loss));
+    dropped.Set("nonFiniteGradient", indices(step.dropped.non_finite_gradient));
+    result.Set("dropped", dropped);
     result.Set("lossSum", step.loss_sum);
     if (reports_clipped_loss_) result.Set("clippedLossSum", step.clipped_loss_sum);
     result.Set("durationMs", step.duration_ms);
@@ -287,6 +298,7 @@ Napi::Value Trainer::Evaluate(const Napi::CallbackInfo& info) {
     result.Set("samples", static_cast<double>(evaluation.samples));
     result.Set("meanLoss", evaluation.mean_loss);
     result.Set("accuracy", evaluation.accuracy ? Napi::Value(Napi::Number::New(info.Env(), *evaluation.accuracy)) : info.Env().Null());
+    result.Set("failed", static_cast<double>(evaluation.failed));
     return result;
   });
 }

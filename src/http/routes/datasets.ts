@@ -87,8 +87,9 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       },
     },
     async (request) => {
-      getDataset(deps, principalOf(request), request.params.id); // 404 for what the caller may not see
-      return await datasetPrivacy(deps, request.params.id);
+      const principal = principalOf(request);
+      getDataset(deps, principal, request.params.id); // 404 for what the caller may not see
+      return await datasetPrivacy(deps, request.params.id, principal.id);
     },
   );
 

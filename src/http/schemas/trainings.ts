@@ -132,6 +132,22 @@ export const DatasetPrivacySchema = Type.Object(
           }),
           source: Type.Object({ kind: Type.String(), id: Type.String() }, { additionalProperties: false }),
           createdAt: Type.String({ format: 'date-time' }),
+          dropped: Type.Optional(
+            Type.Object(
+              {
+                exception: Type.Integer({ minimum: 0, description: "the model's forward, the loss or the backward threw (e.g. a label out of range)" }),
+                nonFiniteLoss: Type.Integer({ minimum: 0, description: 'the per-sample loss was NaN or infinite' }),
+                nonFiniteGradient: Type.Integer({ minimum: 0, description: 'the per-sample gradient (its norm) was NaN or infinite' }),
+              },
+              {
+                additionalProperties: false,
+                description:
+                  "a training's events, for the dataset's owner only, once the training has ended or stopped: how many of this dataset's " +
+                  'samples the private training dropped, and why (each drop changes the clipped sum by at most C, so the guarantee holds). ' +
+                  "Computed from the data, so never shown to the model's author",
+              },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),

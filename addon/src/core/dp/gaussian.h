@@ -1,4 +1,5 @@
-// Normal draws for the DP noise: a ziggurat over an AES-128-CTR keystream keyed from the OS CSPRNG.
+// The CSPRNG of private training: an AES-128-CTR keystream keyed from the OS, and what is drawn from it
+// (N(0, 1) draws for the noise by a ziggurat, 53-bit uniforms for Poisson sampling).
 #ifndef BASTION_CORE_DP_GAUSSIAN_H_
 #define BASTION_CORE_DP_GAUSSIAN_H_
 
@@ -30,6 +31,14 @@ class GaussianStream {
   // whether every result is finite (the check costs nothing in this pass).
   bool AddScaled(float* data, int64_t count, double amplitude, double scale);
   bool AddScaled(double* data, int64_t count, double amplitude, double scale);
+
+  // A uniform draw from {k · 2^-53 : 0 ≤ k < 2^53} (the top 53 bits of a 64-bit keystream word), so
+  // that `Uniform() < q` holds with probability q rounded to a multiple of 2^-53, for any double q.
+  double Uniform() {
+    const uint64_t high = Word();
+    const uint64_t word = (high << 32) | Word();
+    return static_cast<double>(word >> 11) * 0x1p-53;
+  }
 
  private:
   // A uniform 32-bit word of the keystream.

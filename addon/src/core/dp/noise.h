@@ -17,7 +17,8 @@ namespace bastion::core::dp {
 
 uint64_t OsRandomSeed();
 
-// A CPU generator (ATen's mt19937) seeded by OsRandomSeed(), for Poisson sampling and shuffling.
+// A CPU generator (ATen's mt19937) seeded by OsRandomSeed(), for the shuffled batches of non-private
+// training only (Poisson sampling draws from a GaussianStream: sampler.h).
 at::Generator MakeOsSeededGenerator();
 
 // The gradient noise of a trainer, from a fixed number of Gaussian streams (gaussian.h), so that a

@@ -3,6 +3,11 @@
 // q·N, not by the realised one, which would leak the batch size), plus non-private training,
 // evaluation, checkpoints and export. A step builds the whole update before it touches anything and
 // undoes the optimizer update when it produced a non-finite parameter, so no NaN weight is ever kept.
+//
+// The model's author is an adversary (DESIGN.md, "Who is trusted with what"): in private training
+// nothing a record holds may change whether a step, or the trainer's creation, succeeds, nor any
+// message. So a failing sample is dropped rather than failing the step, the creation probe runs on
+// synthetic zeros, and the messages that can still reach the author name no data-derived number.
 #include "core/dp/trainer.h"
 
 #include <algorithm>
@@ -22,6 +27,7 @@
 #include <torch/serialize/archive.h>
 
 #include "core/dp/grad_engine.h"
+#include "core/dp/graph_engine.h"
 #include "core/dp/noise.h"
 #include "core/dp/sampler.h"
 #include "core/error.h"
@@ -145,6 +151,19 @@ Tensors WrapData(const HostData& data, bool need_labels, std::vector<std::string
     if (out.samples == 0) problems.push_back("the dataset is empty (0 samples)");
   }
   return out;
+}
+
+// `samples` samples of zeros with the per-sample shapes and dtypes of `from` (public information).
+Batch SyntheticBatch(const Tensors& from, int64_t samples) {
+  const auto zeros = [samples](const at::Tensor& like) {
+    std::vector<int64_t> shape(like.sizes().begin(), like.sizes().end());
+    shape[0] = samples;
+    return at::zeros(shape, like.options());
+  };
+  Batch batch;
+  for (const at::Tensor& input : from.inputs) batch.inputs.push_back(zeros(input));
+  if (from.labels.defined()) batch.labels = zeros(from.labels);
+  return batch;
 }
 
 void ThrowProblems(const std::vector<std::string>& problems) {
@@ -302,17 +321,21 @@ std::string WithoutDebugInfo(const std::string& archive) {
 struct Trainer::Impl {
   torch::jit::Module module;
   bool original_training = false;
-  std::unique_ptr<GradEngine> engine;  // holds a reference to module: Impl never moves
-  std::vector<std::string> names;      // engine->TrainableParameters()
-  std::vector<at::Tensor> params;      // the module's own tensors, in that order
+  std::unique_ptr<GraphGradEngine> engine;  // holds a reference to module: Impl never moves
+  std::vector<std::string> names;           // engine->TrainableParameters()
+  std::vector<at::Tensor> params;           // the module's own tensors, in that order
   TrainerConfig config;
   LossSpec loss;
   ClipSpec clip;
   double noise_stddev = 0;  // σ·C, or σ·sqrt(Σ_k C_k²) per layer
+  // Whether a clipped sum of finite-norm samples can still overflow: C = ∞ (σ = 0), N·C near the largest
+  // float, or parameters narrower than float32. Decided from the config alone, never from data.
+  bool sums_may_overflow = true;
   Tensors data;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  at::Generator generator;  // sampling
-  NoiseStreams noise;       // the gradient noise
+  at::Generator generator;                   // non-private shuffling
+  std::unique_ptr<GaussianStream> sampling;  // Poisson sampling (private): a keystream of its own
+  NoiseStreams noise;                        // the gradient noise
   std::optional<ShuffledBatches> batches;
   int64_t step = 0;
 
@@ -335,12 +358,60 @@ struct Trainer::Impl {
                 "Step " + std::to_string(number) + ": " + what + "; the step was not applied and the parameters are unchanged");
   }
 
+  // Non-private training only. The message names no count: it is a fixed string.
   static void CheckLosses(const at::Tensor& losses, int64_t number) {
-    const int64_t bad = (~losses.isfinite()).sum().item<int64_t>();
-    if (bad > 0) {
-      NonFinite(number, "the loss is NaN or infinite for " + std::to_string(bad) + " of " +
-                            std::to_string(losses.numel()) + " samples of a physical batch");
+    if (!losses.isfinite().all().item<bool>()) NonFinite(number, "a per-sample loss is NaN or infinite");
+  }
+
+  // Private training: the clipped sum of one physical batch of `part` (dataset indices), or of those
+  // of its samples that do not fail. The batch runs once; when it throws or yields a non-finite loss,
+  // norm or sum, each of its samples runs alone through the same engine and the failing ones are
+  // recorded in `dropped` and contribute nothing. Every exception is caught, whatever its type: what
+  // a record makes the model do must not decide whether the step goes on. The re-run makes such a
+  // step slower: its timing is a residual channel (README), far weaker than a failed job.
+  ClippedSum ClippedSumDropping(const at::Tensor& part, DroppedSamples& dropped) {
+    try {
+      ClippedSum sum = engine->ComputeClippedSum(Gather(data, part), loss, clip);
+      if (IsUsable(sum, sums_may_overflow)) return sum;
+    } catch (...) {
     }
+    ClippedSum total;
+    total.grads.resize(params.size());
+    std::vector<at::Tensor> losses;
+    const int64_t* index = part.data_ptr<int64_t>();
+    for (int64_t i = 0; i < part.size(0); ++i) {
+      ClippedSum one;
+      try {
+        one = engine->ComputeClippedSum(Gather(data, part.narrow(0, i, 1)), loss, clip);
+      } catch (...) {
+        dropped.exception.push_back(index[i]);
+        continue;
+      }
+      if (!one.losses.defined() || !one.losses.isfinite().all().item<bool>()) {
+        dropped.non_finite_loss.push_back(index[i]);
+        continue;
+      }
+      if (!IsUsable(one, sums_may_overflow)) {
+        dropped.non_finite_gradient.push_back(index[i]);
+        continue;
+      }
+      for (size_t p = 0; p < total.grads.size(); ++p) {
+        if (!one.grads[p].defined()) continue;
+        total.grads[p] = total.grads[p].defined() ? total.grads[p].add(one.grads[p]) : one.grads[p];
+      }
+      losses.push_back(one.losses);
+    }
+    total.losses = losses.empty() ? at::empty({0}, at::kFloat) : at::cat(losses);
+    return total;
+  }
+
+  // Finite losses and norms, and, where they could overflow, finite clipped sums. With finite norms
+  // each clipped g_i has norm at most C, so a sum of B of them is bounded by B·C ≤ N·C.
+  static bool IsUsable(const ClippedSum& sum, bool check_sums) {
+    if (!sum.losses.defined() || !sum.losses.isfinite().all().item<bool>()) return false;
+    if (!sum.per_sample_norms.defined() || !sum.per_sample_norms.isfinite().all().item<bool>()) return false;
+    if (!check_sums) return true;
+    return std::all_of(sum.grads.begin(), sum.grads.end(), [](const at::Tensor& g) { return !g.defined() || AllFinite(g); });
   }
 
   // Sets the gradients, steps the optimizer, and undoes the step when a parameter became non-finite.
@@ -371,8 +442,9 @@ struct Trainer::Impl {
     const auto start = std::chrono::steady_clock::now();
     const int64_t number = step + 1;
     module.train(true);
-    const at::Tensor indices = config.is_private ? PoissonSample(data.samples, config.sample_rate, generator)
+    const at::Tensor indices = config.is_private ? PoissonSample(data.samples, config.sample_rate, *sampling)
                                                  : batches->Next(generator);
+    DroppedSamples dropped;
     const int64_t count = indices.size(0);
     // Undefined until a physical batch contributes: the first contribution is taken as it is (a fresh
     // tensor of this step's), later ones are added to it.
@@ -391,14 +463,14 @@ struct Trainer::Impl {
     double clipped_loss_sum = 0;
     const int64_t chunk = config.max_physical_batch_size > 0 ? config.max_physical_batch_size : std::max<int64_t>(count, 1);
     for (int64_t begin = 0; begin < count; begin += chunk) {
-      const Batch batch = Gather(data, indices.narrow(0, begin, std::min(chunk, count - begin)));
+      const at::Tensor part = indices.narrow(0, begin, std::min(chunk, count - begin));
       at::Tensor losses;
       if (config.is_private) {
-        ClippedSum sum = engine->ComputeClippedSum(batch, loss, clip);
+        ClippedSum sum = ClippedSumDropping(part, dropped);
         losses = sum.losses;
-        CheckLosses(losses, number);
         for (size_t p = 0; p < grads.size(); ++p) accumulate(p, sum.grads[p]);
       } else {
+        const Batch batch = Gather(data, part);
         losses = PerSampleLoss(Forward(batch.inputs), batch.labels, loss);
         CheckLosses(losses.detach(), number);
         // Mean over the logical batch, accumulated over its physical batches.
@@ -432,6 +504,7 @@ struct Trainer::Impl {
     StepResult result;
     result.step = number;
     result.samples = count;
+    result.dropped = std::move(dropped);
     result.loss_sum = loss_sum;
     result.clipped_loss_sum = clipped_loss_sum;
     result.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -442,6 +515,25 @@ struct Trainer::Impl {
     return config.max_physical_batch_size > 0 ? config.max_physical_batch_size : kDefaultEvalBatch;
   }
 
+  // Per-sample losses and correct counts of one evaluation batch, [B] double each; throws as the model does.
+  std::pair<at::Tensor, at::Tensor> Judge(const Batch& batch) {
+    const at::Tensor output = Forward(batch.inputs);
+    const at::Tensor losses = PerSampleLoss(output, batch.labels, loss).to(at::kDouble);
+    at::Tensor correct;
+    if (loss.kind == LossSpec::Kind::kCrossEntropy || loss.kind == LossSpec::Kind::kNll) {
+      correct = output.argmax(1).eq(batch.labels).to(at::kDouble);
+    } else if (loss.kind == LossSpec::Kind::kBceWithLogits) {
+      const at::Tensor target = batch.labels.reshape(output.sizes());
+      correct = output.gt(0).eq(target.gt(0.5)).reshape({output.size(0), -1}).sum(1).to(at::kDouble);
+    } else {
+      correct = at::zeros({output.size(0)}, at::kDouble);
+    }
+    return {losses, correct};
+  }
+
+  // As the private step: a chunk that throws is re-run one sample at a time, and a sample that throws
+  // or has a non-finite loss counts as incorrect and adds nothing to the loss, so that no record
+  // decides whether an evaluation (which releases a noisy correct count) succeeds.
   Evaluation Evaluate(const Tensors& from) {
     at::NoGradGuard no_grad;
     module.eval();
@@ -449,23 +541,43 @@ struct Trainer::Impl {
     result.samples = from.samples;
     double loss_sum = 0;
     double correct = 0;
-    double judged = 0;
     const int64_t chunk = EvalChunk();
+    const auto add = [&](const at::Tensor& losses, const at::Tensor& right) {
+      const at::Tensor ok = losses.isfinite();
+      result.failed += losses.size(0) - ok.sum().item<int64_t>();
+      loss_sum += at::where(ok, losses, at::zeros_like(losses)).sum().item<double>();
+      correct += at::where(ok, right, at::zeros_like(right)).sum().item<double>();
+    };
     for (int64_t begin = 0; begin < from.samples; begin += chunk) {
       const at::Tensor indices = at::arange(begin, std::min(begin + chunk, from.samples), at::kLong);
-      const Batch batch = Gather(from, indices);
-      const at::Tensor output = Forward(batch.inputs);
-      loss_sum += PerSampleLoss(output, batch.labels, loss).to(at::kDouble).sum().item<double>();
-      if (loss.kind == LossSpec::Kind::kCrossEntropy || loss.kind == LossSpec::Kind::kNll) {
-        correct += output.argmax(1).eq(batch.labels).sum().item<double>();
-        judged += static_cast<double>(indices.size(0));
-      } else if (loss.kind == LossSpec::Kind::kBceWithLogits) {
-        const at::Tensor target = batch.labels.reshape(output.sizes());
-        correct += output.gt(0).eq(target.gt(0.5)).sum().item<double>();
-        judged += static_cast<double>(output.numel());
+      try {
+        const auto [losses, right] = Judge(Gather(from, indices));
+        if (losses.size(0) == indices.size(0) && right.size(0) == indices.size(0)) {
+          add(losses, right);
+          continue;
+        }
+      } catch (...) {
+      }
+      for (int64_t i = 0; i < indices.size(0); ++i) {
+        try {
+          const auto [losses, right] = Judge(Gather(from, indices.narrow(0, i, 1)));
+          if (losses.size(0) == 1 && right.size(0) == 1) {
+            add(losses, right);
+            continue;
+          }
+        } catch (...) {
+        }
+        result.failed += 1;
       }
     }
     result.mean_loss = loss_sum / static_cast<double>(from.samples);
+    // What is judged is public: samples, or label elements for bce_with_logits (labels shaped as the output).
+    double judged = 0;
+    if (loss.kind == LossSpec::Kind::kCrossEntropy || loss.kind == LossSpec::Kind::kNll) {
+      judged = static_cast<double>(from.samples);
+    } else if (loss.kind == LossSpec::Kind::kBceWithLogits) {
+      judged = static_cast<double>(from.labels.numel());
+    }
     if (judged > 0) result.accuracy = correct / judged;
     return result;
   }
@@ -524,7 +636,7 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
 
   impl->module = LoadModule(std::move(model));
   impl->original_training = impl->module.is_training();
-  impl->engine = MakeGradEngine(impl->module);
+  impl->engine = MakeGraphGradEngine(impl->module);
   impl->names = impl->engine->TrainableParameters();
   std::unordered_map<std::string, at::Tensor> by_name;
   for (const auto& parameter : impl->module.named_parameters(/*recurse=*/true)) by_name.emplace(parameter.name, parameter.value);
@@ -566,19 +678,41 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
   }
   ThrowProblems(problems);
 
-  // One forward of up to two samples: a model that mixes or drops the batch dimension, or labels
-  // that do not fit the loss, fail here rather than at the first step.
+  // One forward of two synthetic samples: a model that mixes or drops the batch dimension, or labels
+  // that do not fit the loss, fail here rather than at the first step. Zeros of the dataset's dtypes
+  // and per-sample shapes (valid embedding indices and class labels), never a record: the data's
+  // values must not decide whether a job can be created, nor what its error says. The engine's
+  // batch-layout probe runs on them too, so it never runs on a real batch.
   {
-    at::NoGradGuard no_grad;
-    impl->module.eval();
-    const at::Tensor indices = at::arange(std::min<int64_t>(2, impl->data.samples), at::kLong);
-    const Batch probe = impl->Gather(impl->data, indices);
-    PerSampleLoss(impl->Forward(probe.inputs), probe.labels, impl->loss);
+    const Batch probe = SyntheticBatch(impl->data, 2);
+    {
+      at::NoGradGuard no_grad;
+      impl->module.eval();
+      PerSampleLoss(impl->Forward(probe.inputs), probe.labels, impl->loss);
+    }
+    if (config.is_private) {
+      impl->module.train(true);
+      impl->engine->Probe(probe.inputs);
+    }
+  }
+
+  if (config.is_private) {
+    double bound = config.max_grad_norm;
+    if (!config.per_layer.empty()) {
+      double squared = 0;
+      for (const LayerBound& layer : config.per_layer) squared += layer.max_grad_norm * layer.max_grad_norm;
+      bound = std::sqrt(squared);
+    }
+    const bool float_params = std::all_of(impl->params.begin(), impl->params.end(), [](const at::Tensor& p) {
+      return p.scalar_type() == at::kFloat || p.scalar_type() == at::kDouble;
+    });
+    impl->sums_may_overflow = !(float_params && std::isfinite(bound) && bound * static_cast<double>(impl->data.samples) < 1e30);
   }
 
   impl->config = config;
   impl->optimizer = MakeOptimizer(config.optimizer, impl->params);
   impl->generator = MakeOsSeededGenerator();
+  impl->sampling = std::make_unique<GaussianStream>();
   if (!config.is_private) impl->batches.emplace(impl->data.samples, config.batch_size);
   return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
 }
@@ -729,6 +863,7 @@ void Trainer::Restore(std::string state) {
   impl.optimizer = std::move(optimizer);
   impl.step = step.toInt();
   impl.generator = MakeOsSeededGenerator();
+  impl.sampling = std::make_unique<GaussianStream>();
   impl.noise.Reseed();
   if (impl.batches) impl.batches->Reset();
 }

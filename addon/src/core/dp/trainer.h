@@ -70,10 +70,21 @@ struct TrainerConfig {
   double loss_bound = 0;
 };
 
+// The samples of a private step whose contribution was dropped, by reason, as dataset indices
+// (ascending within a physical batch). Computed from private data: for the dataset owner's counts
+// only, never for the model's author nor for logs.
+struct DroppedSamples {
+  std::vector<int64_t> exception;            // forward, loss or backward threw (e.g. a label out of range)
+  std::vector<int64_t> non_finite_loss;      // l_i is NaN or infinite
+  std::vector<int64_t> non_finite_gradient;  // ||g_i|| (or an element of clip(g_i)) is NaN or infinite
+  int64_t count() const { return static_cast<int64_t>(exception.size() + non_finite_loss.size() + non_finite_gradient.size()); }
+};
+
 struct StepResult {
   int64_t step = 0;     // 1-based number of the step just taken
-  int64_t samples = 0;  // size of the logical batch (Poisson: random, may be 0)
-  // Σ_i l_i over the batch. Computed from private data without noise: NOT differentially private;
+  int64_t samples = 0;  // size of the logical batch (Poisson: random, may be 0), dropped samples included
+  DroppedSamples dropped;  // private training only; always empty in non-private training
+  // Σ_i l_i over the batch's contributing samples. Computed from private data without noise: NOT differentially private;
   // callers must not release it (progress events carry it only inside the enclave's trust boundary).
   double loss_sum = 0;
   // Σ_i clamp(l_i, 0, L) with L = TrainerConfig.loss_bound (0 when that is off). One sample changes
@@ -84,8 +95,11 @@ struct StepResult {
 
 struct Evaluation {
   int64_t samples = 0;
-  double mean_loss = 0;
+  double mean_loss = 0;            // Σ_i l_i / samples, a failed sample adding 0
   std::optional<double> accuracy;  // cross_entropy, nll (argmax) and bce_with_logits (logit > 0)
+  // Samples whose forward or loss threw or whose loss is not finite: judged incorrect and left out of
+  // the loss. Computed from the data: for the dataset owner only.
+  int64_t failed = 0;
 };
 
 struct OutputTensor {
@@ -97,19 +111,30 @@ struct OutputTensor {
 class Trainer {
  public:
   // Loads the archive (already vetted by the caller), wraps the dataset and checks everything that
-  // can be checked before a step: config ranges, tensor sizes and dtypes, and one forward of up to
-  // two samples (output batch dimension, labels against the loss). Throws Error(kInvalidArgument)
-  // naming the problem, Error(kModelLoadFailed) for an archive that does not load.
+  // can be checked before a step: config ranges, tensor sizes and dtypes, and one forward of two
+  // synthetic samples (zeros of the dataset's dtypes and per-sample shapes: output batch dimension,
+  // labels' dtype and shape against the loss, and the engine's batch-layout probe). The probe never
+  // sees a record, so whether Create succeeds depends on public information only. Throws
+  // Error(kInvalidArgument) naming the problem, Error(kModelLoadFailed) for an archive that does not load.
   static std::unique_ptr<Trainer> Create(std::string model, HostData data, const TrainerConfig& config);
   ~Trainer();
 
   // One logical step, with the module in training mode (dropout active; the upload check has
-  // refused batch statistics). Throws Error(kNonFinite) naming the step when a loss, the gradient or an
-  // updated parameter is NaN or infinite; the parameters, the optimizer state and the step count are
-  // then as before the call.
+  // refused batch statistics).
+  // Private: no record can make a step fail. A physical batch that throws, or yields a non-finite
+  // per-sample loss, gradient norm or clipped sum, is re-run one sample at a time through the same
+  // engine, and exactly the failing samples are dropped (StepResult.dropped); dropping one sample
+  // moves the clipped sum by at most C, within the sensitivity the accountant assumes. Throws
+  // Error(kNonFinite) only when the noisy sum or the updated parameters are NaN or infinite
+  // (post-processing of the DP output), with a message naming no data-derived number.
+  // Non-private (the owners allowed it): an exception fails the step, and Error(kNonFinite) names the
+  // step when a loss, the gradient or an updated parameter is NaN or infinite.
+  // When a step throws, the parameters, the optimizer state and the step count are as before the call.
   StepResult Step();
 
   // Mean loss and accuracy without gradients, in eval mode. data == nullptr: the training tensors.
+  // A chunk that throws is re-run one sample at a time; a failing sample (exception or non-finite
+  // loss) counts as incorrect and adds nothing to the loss (Evaluation.failed counts them).
   Evaluation Evaluate(const HostData* data);
 
   // The model's output on inputs, in eval mode, without gradients.
@@ -117,7 +142,7 @@ class Trainer {
 
   // Parameters, optimizer state and step count (a torch::serialize archive).
   std::string State();
-  // Loads a State() of a trainer of the same model and optimizer; re-seeds the generator from the
+  // Loads a State() of a trainer of the same model and optimizer; re-keys the generators from the
   // OS. Throws Error(kInvalidArgument) for a state that does not fit; the trainer is then unchanged.
   void Restore(std::string state);
 
