@@ -7,12 +7,14 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openBlob } from '../../src/artifacts/blob-store.js';
 import { datasetLayout } from '../../src/artifacts/datasets.js';
+import { MAX_CLASS_INDEX } from '../../src/artifacts/formats/canonical.js';
 import { readSafetensors, encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { createPrincipal } from '../../src/governance/principals.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm, type FormFile } from '../helpers/multipart.js';
 import { testdataPath } from '../helpers/testdata.js';
+import { readStoredZip, storedZip } from '../helpers/zip.js';
 
 let t: TestApp;
 let pool: WorkerPool;
@@ -154,6 +156,65 @@ describe('refused datasets leave nothing behind', () => {
     const header = good.subarray(8, 8 + headerLength).toString('utf8').replace('[0,32]', '[0,64]');
     const lying = Buffer.concat([good.subarray(0, 8), Buffer.from(header), good.subarray(8 + headerLength)]);
     await assertRefused(await upload({ name: 'x', privacyLimit: '1', format: 'safetensors' }, [{ content: lying }]), 422, 'unprocessable-dataset');
+  });
+
+  describe('integer labels that are not class indices get 422 naming the problem, and no catalogue entry', () => {
+    const rule = new RegExp(`integer labels must be class indices from 0 to ${MAX_CLASS_INDEX}`);
+    const catalogueNames = async () =>
+      (await t.app.inject({ url: '/v1/datasets', headers: t.auth(owner) })).json().items.map((d: { name: string }) => d.name);
+    const assertLabelsRefused = async (name: string, response: Awaited<ReturnType<typeof upload>>, detail: RegExp) => {
+      const before = rows();
+      const problem = await assertRefused(response, 422, 'unprocessable-dataset', detail);
+      assert.match(response.headers['content-type'] as string, /^application\/problem\+json/);
+      assert.equal(problem.status, 422);
+      assert.match(problem.detail, rule);
+      assert.equal(rows(), before);
+      assert.ok(!(await catalogueNames()).includes(name));
+    };
+    const safetensors = (labels: bigint[]) =>
+      encodeSafetensors([
+        { name: 'inputs', dtype: 'F32', shape: [labels.length, 2], data: new Uint8Array(labels.length * 8) },
+        { name: 'labels', dtype: 'I64', shape: [labels.length], data: new Uint8Array(new BigInt64Array(labels).buffer) },
+      ]);
+    /** The BastionAI TorchScript dataset with its first label (data/1, int64 [100]) replaced. */
+    const torchscript = (label: bigint) => {
+      const entries = readStoredZip(fs.readFileSync(testdataPath('torchscript', 'torch-2.6', 'dataset_bastion.script.pt')));
+      const labels = entries.find((e) => e.name.endsWith('/data/1'))!;
+      assert.equal(labels.data.length, 100 * 8, 'data/1 holds the int64 labels');
+      const data = Buffer.from(labels.data);
+      data.writeBigInt64LE(label, 0);
+      return storedZip(entries.map((e) => (e === labels ? { name: e.name, data } : e)));
+    };
+
+    test('safetensors with a label of −1, streamed or not', async () => {
+      await assertLabelsRefused('neg-st', await upload({ name: 'neg-st', privacyLimit: '1' }, [{ content: safetensors([0n, -1n, 1n]) }]), /tensor "labels" holds a negative label at element 1/);
+      await assertLabelsRefused(
+        'neg-st-declared',
+        await upload({ name: 'neg-st-declared', privacyLimit: '1', format: 'safetensors' }, [{ content: safetensors([0n, -1n, 1n]) }]),
+        /holds a negative label at element 1/,
+      );
+    });
+
+    test('safetensors with an I64 label of 2^63 − 1', async () => {
+      await assertLabelsRefused('huge-st', await upload({ name: 'huge-st', privacyLimit: '1' }, [{ content: safetensors([2n ** 63n - 1n, 0n]) }]), /holds a label above 16777215 at element 0/);
+    });
+
+    test('safetensors with the label MAX_CLASS_INDEX is accepted, one more is refused', async () => {
+      const res = await upload({ name: 'max-st', privacyLimit: '1' }, [{ content: safetensors([0n, BigInt(MAX_CLASS_INDEX)]) }]);
+      assert.equal(res.statusCode, 201, res.body);
+      assert.deepEqual(res.json().labelClasses, [0, MAX_CLASS_INDEX]);
+      await assertLabelsRefused('max-plus-st', await upload({ name: 'max-plus-st', privacyLimit: '1' }, [{ content: safetensors([0n, BigInt(MAX_CLASS_INDEX) + 1n]) }]), /above 16777215/);
+    });
+
+    test('CSV with a label of −1 or 2^63 − 1', async () => {
+      await assertLabelsRefused('neg-csv', await upload({ name: 'neg-csv', privacyLimit: '1' }, [{ content: 'a,b,label\n1,2,0\n3,4,-1\n' }]), /^line 3, column "label" holds a negative label/);
+      await assertLabelsRefused('huge-csv', await upload({ name: 'huge-csv', privacyLimit: '1' }, [{ content: `a,b,label\n1,2,${2n ** 63n - 1n}\n3,4,0\n` }]), /^line 2, column "label" holds a label above/);
+    });
+
+    test('a TorchScript dataset with a label of −1 or 2^63 − 1', async () => {
+      await assertLabelsRefused('neg-ts', await upload({ name: 'neg-ts' }, [{ content: torchscript(-1n) }]), /tensor "labels" holds a negative label at element 0 \(sample 0\)/);
+      await assertLabelsRefused('huge-ts', await upload({ name: 'huge-ts' }, [{ content: torchscript(2n ** 63n - 1n) }]), /tensor "labels" holds a label above 16777215 at element 0/);
+    });
   });
 
   test('an empty file gets 422', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BastionError } from '../../src/errors.js';
-import { CANONICAL_FORMAT, MAX_LABEL_CLASSES, type ByteSink } from '../../src/artifacts/formats/canonical.js';
+import { CANONICAL_FORMAT, MAX_CLASS_INDEX, MAX_LABEL_CLASSES, type ByteSink } from '../../src/artifacts/formats/canonical.js';
 import { MAX_RECORD_CHARS, convertCsv } from '../../src/artifacts/formats/csv.js';
 import { readSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { datasetRefusal } from '../helpers/refusal.js';
@@ -83,7 +83,7 @@ test('makes labels F32 with no classes when any label is not an integer literal'
 });
 
 test('sorts label classes ascending, and gives null beyond MAX_LABEL_CLASSES distinct labels', async () => {
-  assert.deepEqual((await convert('f,label\n0,7\n0,-2\n0,7\n0,+3\n')).summary.labelClasses, [-2, 3, 7]);
+  assert.deepEqual((await convert('f,label\n0,7\n0,-0\n0,7\n0,+3\n')).summary.labelClasses, [0, 3, 7]);
   const rows = Array.from({ length: MAX_LABEL_CLASSES + 1 }, (_, i) => `0,${i}`).join('\n');
   const many = await convert(`f,label\n${rows}\n`);
   assert.equal(many.labelDtype, 'I64');
@@ -145,7 +145,7 @@ test('any matrix of finite numbers round-trips to float32 features and labels', 
   await fc.assert(
     fc.asyncProperty(
       fc.integer({ min: 1, max: 5 }).chain((width) =>
-        fc.array(fc.tuple(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: width, maxLength: width }), fc.integer({ min: -5, max: 5 })), {
+        fc.array(fc.tuple(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: width, maxLength: width }), fc.integer({ min: 0, max: 5 })), {
           minLength: 1,
           maxLength: 20,
         }),
@@ -240,6 +240,49 @@ test('refuses non-finite labels', async () => {
 test('refuses numbers that overflow float32', async () => {
   await refuses('a,label\n1e39,1\n', /line 2, column "a": the number overflows float32/);
   await refuses('a,label\n1,-1e39\n', /line 2, column "label": the number overflows float32/);
+  // An integer literal beyond float32 in a column that another label makes float.
+  await refuses(`a,label\n1,0.5\n2,1${'0'.repeat(39)}\n`, /^line 3, column "label": the number overflows float32$/);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// refusals: integer labels that are not class indices
+
+const classIndexRule = `integer labels must be class indices from 0 to ${MAX_CLASS_INDEX}`;
+
+test('refuses a negative integer label, naming its line and the class-index rule but not the value', async () => {
+  await assert.rejects(convertCsv(opener('a,label\n1,0\n2,-7\n3,1\n'), {}, collectingSink()), (error: unknown) => {
+    refusal(new RegExp(`^line 3, column "label" holds a negative label; ${classIndexRule} \\(write regression targets with a decimal point`))(error);
+    assert.doesNotMatch((error as Error).message, /-7|line [24]/, 'neither the value nor other rows');
+    return true;
+  });
+  // The first offending line is named, wherever the chunks split the file.
+  await refuses('a,label\n1,0\n2,-1\n3,-2\n', /^line 3, column "label" holds a negative label/);
+  await assert.rejects(convert('a,label\n1,0\n2,-1\n3,-2\n', {}, 1), refusal(/^line 3, /));
+});
+
+test('refuses an integer label of 2^63 − 1 instead of turning the column into float labels', async () => {
+  await refuses(`a,label\n1,0\n2,${2n ** 63n - 1n}\n`, /^line 3, column "label" holds a label above 16777215; integer labels must be class indices/);
+  await refuses(`a,label\n1,0\n2,-${2n ** 63n}\n`, /^line 3, column "label" holds a negative label; /);
+});
+
+test('accepts the class index MAX_CLASS_INDEX = 2^24 − 1 and refuses one more', async () => {
+  const result = await convert(`a,label\n1,0\n2,${MAX_CLASS_INDEX}\n`);
+  assert.equal(result.labelDtype, 'I64');
+  assert.deepEqual(result.labels, [0, MAX_CLASS_INDEX]);
+  assert.deepEqual(result.summary.labelClasses, [0, MAX_CLASS_INDEX]);
+  await refuses(`a,label\n1,0\n2,${MAX_CLASS_INDEX + 1}\n`, /^line 3, column "label" holds a label above 16777215; /);
+});
+
+test('checks every integer label even beyond MAX_LABEL_CLASSES distinct values', async () => {
+  const rows = Array.from({ length: MAX_LABEL_CLASSES + 2 }, (_, i) => `0,${i}`).join('\n');
+  await refuses(`f,label\n${rows}\n0,-1\n`, new RegExp(`^line ${MAX_LABEL_CLASSES + 4}, column "label" holds a negative label`));
+});
+
+test('a column with any non-integer label holds float regression targets: negative and huge values are kept', async () => {
+  const result = await convert(`a,label\n1,-1\n2,0.5\n3,${2n ** 63n - 1n}\n`);
+  assert.equal(result.labelDtype, 'F32');
+  assert.deepEqual(result.labels, [-1, 0.5, Math.fround(2 ** 63)]);
+  assert.equal(result.summary.labelClasses, null);
 });
 
 test('refuses malformed quoting without quoting the record', async () => {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BastionError } from '../../src/errors.js';
-import { CANONICAL_FORMAT, MAX_LABEL_CLASSES, datasetDtypes, dtypeSizeBytes, type DatasetDtype } from '../../src/artifacts/formats/canonical.js';
+import { CANONICAL_FORMAT, MAX_CLASS_INDEX, MAX_LABEL_CLASSES, datasetDtypes, dtypeSizeBytes, type DatasetDtype } from '../../src/artifacts/formats/canonical.js';
 import {
   MAX_HEADER_BYTES,
   convertSafetensors,
@@ -193,8 +193,8 @@ test('bool labels give classes [0, 1]; float labels give none', async () => {
 });
 
 test('labelClasses are sorted ascending, and null beyond MAX_LABEL_CLASSES distinct values', async () => {
-  const few = encodeSafetensors([tensor('inputs', 'F32', [4], f32(1, 2, 3, 4)), tensor('labels', 'I64', [4], i64(-3, 7, -3, 2))]);
-  assert.deepEqual((await convert(few)).summary.labelClasses, [-3, 2, 7]);
+  const few = encodeSafetensors([tensor('inputs', 'F32', [4], f32(1, 2, 3, 4)), tensor('labels', 'I64', [4], i64(3, 7, 3, 2))]);
+  assert.deepEqual((await convert(few)).summary.labelClasses, [2, 3, 7]);
   const n = MAX_LABEL_CLASSES + 1;
   const many = encodeSafetensors([
     tensor('inputs', 'U8', [n], new Uint8Array(n)),
@@ -471,9 +471,46 @@ test('refuses BOOL bytes other than 0 and 1', async () => {
   await refuses(file, /tensor "inputs" holds a BOOL byte other than 0 or 1 at element 1/);
 });
 
-test('refuses I64 labels beyond ±2^53', async () => {
-  const file = encodeSafetensors([tensor('inputs', 'F32', [2], f32(1, 2)), tensor('labels', 'I64', [2], i64(0, 2n ** 60n))]);
-  await refuses(file, /tensor "labels" holds an integer label beyond ±2\^53 at element 1/);
+const labelsOf = (dtype: DatasetDtype, data: Uint8Array, count: number) =>
+  encodeSafetensors([tensor('inputs', 'U8', [count], new Uint8Array(count)), tensor('labels', dtype, [count], data)]);
+
+test('refuses a negative integer label, naming the element and the class-index rule', async () => {
+  const rule = `integer labels must be class indices from 0 to ${MAX_CLASS_INDEX}`;
+  await refuses(labelsOf('I64', i64(0, 1, -1), 3), new RegExp(`^tensor "labels" holds a negative label at element 2 \\(sample 2\\); ${rule}$`));
+  await refuses(labelsOf('I32', i32(-(2 ** 31), 0), 2), /holds a negative label at element 0 /);
+  await refuses(labelsOf('I8', Uint8Array.of(0xff), 1), /holds a negative label at element 0 /);
+});
+
+test('refuses an I64 label of 2^63 − 1 (and 2^60), which no classifier has an output for', async () => {
+  await refuses(labelsOf('I64', i64(0, 2n ** 63n - 1n), 2), new RegExp(`tensor "labels" holds a label above ${MAX_CLASS_INDEX} at element 1 \\(sample 1\\)`));
+  await refuses(labelsOf('I64', i64(2n ** 60n), 1), /holds a label above 16777215 at element 0 /);
+  // The most negative int64 is negative, whatever a conversion to a double would make of it.
+  await refuses(labelsOf('I64', i64(-(2n ** 63n)), 1), /holds a negative label at element 0 /);
+});
+
+test('accepts the class index MAX_CLASS_INDEX = 2^24 − 1 and refuses one more, in every integer dtype wide enough', async () => {
+  assert.equal(MAX_CLASS_INDEX, 2 ** 24 - 1);
+  for (const [dtype, encode] of [['I64', i64], ['I32', i32]] as const) {
+    const { summary } = await convert(labelsOf(dtype, encode(0, MAX_CLASS_INDEX), 2));
+    assert.deepEqual(summary.labelClasses, [0, MAX_CLASS_INDEX], dtype);
+    await refuses(labelsOf(dtype, encode(0, MAX_CLASS_INDEX + 1), 2), /holds a label above 16777215 at element 1 /);
+  }
+  // Narrow dtypes cannot exceed the bound; bool and U8 cannot be negative.
+  assert.deepEqual((await convert(labelsOf('U8', u8(255, 0), 2))).summary.labelClasses, [0, 255]);
+  assert.deepEqual((await convert(labelsOf('I16', new Uint8Array(Int16Array.of(32767).buffer), 1))).summary.labelClasses, [32767]);
+});
+
+test('checks every label even beyond MAX_LABEL_CLASSES distinct values, and wherever a chunk splits it', async () => {
+  const n = MAX_LABEL_CLASSES + 2;
+  const values = Array.from({ length: n }, (_, i) => (i === n - 1 ? -1 : i));
+  const file = labelsOf('I64', i64(...values), n);
+  await refuses(file, new RegExp(`holds a negative label at element ${n - 1} \\(sample ${n - 1}\\)`));
+  await refuses(file, new RegExp(`holds a negative label at element ${n - 1} `), file.length, 3);
+});
+
+test('float labels are regression targets: negative and huge values are accepted', async () => {
+  const { summary } = await convert(labelsOf('F64', f64(-1, 2 ** 63, -1e300), 3));
+  assert.equal(summary.labelClasses, null);
 });
 
 // ---------------------------------------------------------------------------------------------------

@@ -43,13 +43,40 @@ export interface DatasetSummary {
   inputs: TensorSummary[];
   labels: TensorSummary;
   /**
-   * Distinct label values, ascending, when labels are integers (or bool) and there are at most
-   * MAX_LABEL_CLASSES of them; null for float labels (regression) or more classes.
+   * Distinct label values, ascending, when labels are integers (or bool: class indices in
+   * [0, MAX_CLASS_INDEX]) and there are at most MAX_LABEL_CLASSES of them; null for float labels
+   * (regression) or more classes.
    */
   labelClasses: number[] | null;
 }
 
 export const MAX_LABEL_CLASSES = 10_000;
+
+/**
+ * The largest class index an integer (or bool) label may hold: 2^24 − 1 = 16 777 215. Integer labels
+ * are class indices: the losses that take them (cross_entropy, nll) read the label's logit from a
+ * model output of one logit per class, so a negative label, or one past every output, fails every
+ * loss, and the dataset could only fail at training. 2^24 classes already need 64 MiB of float32
+ * logits per sample, beyond any model trained here; every index up to 2^24 is exact in float32 and in
+ * a JSON number, whereas int64 labels beyond 2^53 cannot even be represented in JSON or a double.
+ * Float labels (regression targets) are not class indices and have no such bound.
+ */
+export const MAX_CLASS_INDEX = 2 ** 24 - 1;
+
+/** The rule every integer label must meet, as refusals state it. */
+export const CLASS_INDEX_RULE = `integer labels must be class indices from 0 to ${MAX_CLASS_INDEX}`;
+
+/**
+ * Why the integer `label` (bigint for int64) is not a class index, as refusals name it ("a negative
+ * label", "a label above 16777215"); null when it is an integer in [0, MAX_CLASS_INDEX]. Every
+ * dataset format applies this one rule to every integer or bool label element, before anything
+ * (class counting, conversion to a number) is derived from the labels.
+ */
+export function classIndexProblem(label: number | bigint): string | null {
+  if (label < 0) return 'a negative label';
+  if (label > MAX_CLASS_INDEX) return `a label above ${MAX_CLASS_INDEX}`;
+  return null;
+}
 
 /** Where one canonical tensor's bytes are: a range of a blob's plaintext. */
 export interface TensorLocation extends TensorSummary {

@@ -1,8 +1,9 @@
 // Conversion of an uploaded CSV (or TSV) dataset to the canonical form: every column but the label is a
 // numeric feature of `inputs.0` (F32 [N, F]); the label column becomes `labels` (I64 [N] when every
 // label is an integer literal, F32 [N] otherwise). It protects one invariant: a row reaches the
-// canonical dataset only when every cell is a finite number and every row has the header's field
-// count; anything else is refused (422) naming the line and column, quoting at most a short token.
+// canonical dataset only when every cell is a finite number, every row has the header's field count
+// and, in an integer label column, every label is a class index (canonical.ts, classIndexProblem);
+// anything else is refused (422) naming the line and column, quoting at most a short token.
 //
 // Memory: two streaming passes over `open()`. Pass 1 validates, counts rows and decides the label
 // dtype, so that pass 2 can write the header (which needs N) before the data. Pass 2 streams features
@@ -14,8 +15,10 @@ import { CsvError, parse, type InfoRecord } from 'csv-parse';
 import { BastionError } from '../../errors.js';
 import {
   CANONICAL_FORMAT,
+  CLASS_INDEX_RULE,
   LABELS_NAME,
   MAX_LABEL_CLASSES,
+  classIndexProblem,
   inputName,
   quoteToken,
   type ByteSink,
@@ -149,8 +152,14 @@ async function* chain(prefix: readonly Uint8Array[], rest: AsyncIterator<Uint8Ar
 }
 
 interface CsvRow {
+  /** The row's line in the file (1-based; line 1 is the header). */
+  line: number;
   /** Feature values as float32, in header order of the feature columns. */
   features: Float32Array;
+  /**
+   * The label: an integer literal of any size (`value` then the nearest double, to be checked as a
+   * class index), or another number (`value` then float32).
+   */
   label: { value: number; isInteger: boolean };
 }
 
@@ -179,8 +188,10 @@ function makeRecordValidator(labelColumn: string | undefined) {
     }
     const text = fields[labelIndex]!;
     const parsed = parseCell(text, line, columns[labelIndex]!);
-    const isInteger = integerPattern.test(text) && Number.isSafeInteger(parsed);
-    return { features, label: { value: isInteger ? parsed : toFloat32(parsed, line, columns[labelIndex]!), isInteger } };
+    // An integer literal stays an integer however large, so that a huge class index is refused as
+    // one rather than turning the whole column into float regression targets.
+    const isInteger = integerPattern.test(text);
+    return { line, features, label: { value: isInteger ? parsed : toFloat32(parsed, line, columns[labelIndex]!), isInteger } };
   };
   return { validate, layout: () => layout };
 }
@@ -261,15 +272,38 @@ export async function convertCsv(
   options: { labelColumn?: string },
   sink: ByteSink,
 ): Promise<DatasetSummary> {
-  // Pass 1: validate, count, decide the label dtype.
-  const stats: { labelKind: 'integer' | 'float' } = { labelKind: 'integer' };
+  // Pass 1: validate, count, decide the label dtype. Whether a label must be a class index is known
+  // only at the end (one non-integer label makes the column float), so the first integer label that
+  // is not one, and the first that overflows float32, are kept until then.
+  const stats: { labelKind: 'integer' | 'float'; notClassIndex: { line: number; problem: string } | null; notFloat32: number | null } = {
+    labelKind: 'integer',
+    notClassIndex: null,
+    notFloat32: null,
+  };
   const classes = new Set<number>();
-  const first = await scan(open, options.labelColumn, ({ label }) => {
-    if (!label.isInteger) stats.labelKind = 'float';
-    if (stats.labelKind === 'integer' && classes.size <= MAX_LABEL_CLASSES) classes.add(label.value);
+  const first = await scan(open, options.labelColumn, ({ line, label }) => {
+    if (!label.isInteger) {
+      stats.labelKind = 'float';
+      return;
+    }
+    const problem = classIndexProblem(label.value);
+    if (problem !== null) stats.notClassIndex ??= { line, problem };
+    if (stats.notFloat32 === null && !Number.isFinite(Math.fround(label.value))) stats.notFloat32 = line;
+    if (problem === null && stats.labelKind === 'integer' && classes.size <= MAX_LABEL_CLASSES) classes.add(label.value);
   });
   const { labelKind } = stats;
   const { layout, rowCount } = first;
+  const labelName = layout.columns[layout.labelIndex]!;
+  if (labelKind === 'integer' && stats.notClassIndex !== null) {
+    const { line, problem } = stats.notClassIndex;
+    refuse(
+      `line ${line}, column ${columnToken(labelName)} holds ${problem}; ${CLASS_INDEX_RULE} ` +
+        '(write regression targets with a decimal point, as in 3.0, to make them float labels)',
+    );
+  }
+  if (labelKind === 'float' && stats.notFloat32 !== null) {
+    refuse(`line ${stats.notFloat32}, column ${columnToken(labelName)}: the number overflows float32`);
+  }
   const featureCount = layout.featureIndices.length;
   const labelDtype: DatasetDtype = labelKind === 'integer' ? 'I64' : 'F32';
 
@@ -286,7 +320,7 @@ export async function convertCsv(
   const labelBytes = Buffer.alloc(rowCount * (labelDtype === 'I64' ? 8 : 4));
   let row = 0;
   const second = await scan(open, options.labelColumn, async ({ features, label }) => {
-    if (row >= rowCount || (labelDtype === 'I64' && !label.isInteger)) changed();
+    if (row >= rowCount || (labelDtype === 'I64' && (!label.isInteger || classIndexProblem(label.value) !== null))) changed();
     if (used + rowBytes > chunkBytes) {
       await sink.write(chunk.subarray(0, used));
       chunk = Buffer.allocUnsafe(chunkBytes);

@@ -2,15 +2,18 @@
 // (https://github.com/huggingface/safetensors: u64 LE header length N, N bytes of UTF-8 JSON, then the
 // tensor data). It protects one invariant: bytes reach the canonical dataset only after a header that
 // describes them exactly — accepted dtypes, sizes that match shapes, tensors that tile the data
-// section with no gap or overlap — and only as finite numbers; a header that lies about any of this
-// is refused (422) naming the tensor. Conversion is one streaming pass in bounded memory: the header
-// (≤ 16 MiB) plus a few bytes of an element split across two chunks, whatever the file's size.
+// section with no gap or overlap — and only as finite numbers, integer labels only as class indices
+// (canonical.ts, classIndexProblem); a header that lies about any of this is refused (422) naming the
+// tensor. Conversion is one streaming pass in bounded memory: the header (≤ 16 MiB) plus a few bytes
+// of an element split across two chunks, whatever the file's size.
 
 import { BastionError } from '../../errors.js';
 import {
   CANONICAL_FORMAT,
+  CLASS_INDEX_RULE,
   LABELS_NAME,
   MAX_LABEL_CLASSES,
+  classIndexProblem,
   datasetDtypes,
   dtypeSizeBytes,
   inputName,
@@ -349,9 +352,15 @@ function integerReader(dtype: DatasetDtype): (view: DataView, p: number) => numb
   }
 }
 
-/** Collects the distinct values of integer or bool labels, up to MAX_LABEL_CLASSES + 1 of them. */
+/**
+ * Checks integer or bool labels against the class-index rule (classIndexProblem) and collects their
+ * distinct values, up to MAX_LABEL_CLASSES + 1 of them. An element check (see ElementChecker) whose
+ * `problem` names what the last refused label was.
+ */
 class LabelClassCollector {
   readonly classes = new Set<number>();
+  readonly rule = CLASS_INDEX_RULE;
+  problem = '';
   private readonly read: (view: DataView, p: number) => number | bigint;
   private readonly size: number;
 
@@ -364,17 +373,28 @@ class LabelClassCollector {
     return this.classes.size > MAX_LABEL_CLASSES;
   }
 
-  /** Refuses (returns the index of) an I64 label beyond ±(2^53 − 1), which a number cannot hold exactly. */
+  /** Refuses (returns the index of) the first label that is not a class index; counts the others. */
   readonly visit: ElementVisitor = (bytes, start, count) => {
     const view = new DataView(bytes.buffer, bytes.byteOffset);
     for (let i = 0, p = start; i < count; i++, p += this.size) {
       const raw = this.read(view, p);
-      const value = Number(raw);
-      if (typeof raw === 'bigint' && !Number.isSafeInteger(value)) return i;
-      if (!this.isOverflowing) this.classes.add(value);
+      const problem = classIndexProblem(raw);
+      if (problem !== null) {
+        this.problem = problem;
+        return i;
+      }
+      // A class index is below 2^24: exact as a number, even when read as a bigint.
+      if (!this.isOverflowing) this.classes.add(Number(raw));
     }
     return -1;
   };
+}
+
+/** A visitor and how its refusals read: "tensor <name> holds <problem> at element <i> (sample <s>)[; <rule>]". */
+interface ElementCheck {
+  visit: ElementVisitor;
+  readonly problem: string;
+  readonly rule?: string;
 }
 
 /** Feeds a tensor's bytes, in order and in pieces of any size, to visitors that see whole elements. */
@@ -386,7 +406,8 @@ class ElementChecker {
   constructor(
     private readonly tensorName: string,
     private readonly size: number,
-    private readonly visitors: readonly { visit: ElementVisitor; problem: string }[],
+    /** `problem` is read after `visit` refused an element; a `rule` is stated after the refusal. */
+    private readonly visitors: readonly ElementCheck[],
     /** Elements per sample (numel / shape[0]), to name the sample in refusals; 0 when unknown. */
     private readonly elementsPerSample: number,
   ) {
@@ -414,12 +435,13 @@ class ElementChecker {
   }
 
   private visit(bytes: Uint8Array, start: number, count: number): void {
-    for (const { visit, problem } of this.visitors) {
-      const bad = visit(bytes, start, count);
+    for (const check of this.visitors) {
+      const bad = check.visit(bytes, start, count);
       if (bad >= 0) {
         const index = this.elementIndex + bad;
         const sample = this.elementsPerSample > 0 ? ` (sample ${Math.floor(index / this.elementsPerSample)})` : '';
-        refuse(`tensor ${nameToken(this.tensorName)} holds ${problem} at element ${index}${sample}`);
+        const rule = check.rule === undefined ? '' : `; ${check.rule}`;
+        refuse(`tensor ${nameToken(this.tensorName)} holds ${check.problem} at element ${index}${sample}${rule}`);
       }
     }
     this.elementIndex += count;
@@ -624,11 +646,11 @@ async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink |
       outputOffsets.set(outputName, [outputCursor, outputCursor + bytes]);
       outputCursor += bytes;
     }
-    const visitors: { visit: ElementVisitor; problem: string }[] = [];
+    const visitors: ElementCheck[] = [];
     const nonFinite = nonFiniteVisitors[info.dtype];
     if (outputName !== null && nonFinite) visitors.push({ visit: nonFinite, problem: 'NaN or ±Inf' });
     if (outputName !== null && info.dtype === 'BOOL') visitors.push({ visit: boolVisitor, problem: 'a BOOL byte other than 0 or 1' });
-    if (info.name === LABELS_NAME && labelClasses) visitors.push({ visit: labelClasses.visit, problem: 'an integer label beyond ±2^53' });
+    if (info.name === LABELS_NAME && labelClasses) visitors.push(labelClasses);
     const perSample = info.shape.length > 0 && info.shape[0]! > 0 ? elementCount(info.shape)! / info.shape[0]! : 0;
     return {
       info,
