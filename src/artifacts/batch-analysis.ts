@@ -352,6 +352,14 @@ class Analysis {
       const out = scalar(this, node, inputs);
       if (out) return out;
     }
+    // An in-place write of values of the samples into a tensor that does not hold the batch would
+    // leave that tensor (and every view of it) looking public while it holds a record's values
+    // (zeros(1, n).add_(x) when a batch has one sample).
+    const target = inputs[0];
+    if (isInPlace(node.k) && target?.t === 'tensor' && !target.batch && !target.poisoned && inputs.slice(1).some((v) => (isBatched(v) && !v.poisoned) || carriesBatch(v))) {
+      this.mixing('writes values computed from the samples, in place, into a tensor that does not hold the batch');
+      return node.out.map(() => poisonedTensor());
+    }
     if (rule) return rule(this, node, inputs);
     if (!batched && !inputs.some(carriesBatch)) {
       // Public inputs give public outputs whatever the operator computes.
@@ -366,6 +374,11 @@ class Analysis {
     }
     return node.out.map(([, type]) => (type.includes('Tensor') ? poisonedTensor() : opaqueInt(true)));
   }
+}
+
+/** aten::add_, aten::copy_, aten::masked_fill_ …: operators that write their first argument. */
+function isInPlace(kind: string): boolean {
+  return kind.startsWith('aten::') && kind.endsWith('_') && !kind.endsWith('__');
 }
 
 function poisonedTensor(): TensorVal {
