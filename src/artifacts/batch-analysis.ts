@@ -659,6 +659,9 @@ const convert: ScalarRule = (a, node, inputs) => {
 export const scalarRules: Readonly<Record<string, ScalarRule>> = {
   'prim::Constant': (_a, node) => [constantValue(node.value ?? null)],
   'prim::GetAttr': (_a, node) => {
+    // `training` is what the archive was saved with, but the trainer switches it (train() for steps,
+    // eval() for evaluation), so both branches of `if self.training` run: neither may be pruned.
+    if (node.attr === 'training') return [{ t: 'scalar', batch: false }];
     const v = node.value;
     if (v !== undefined) return [constantValue(v)];
     return [fromType(node.out[0]![1]!)];

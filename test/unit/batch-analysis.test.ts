@@ -40,6 +40,7 @@ const hostile: Record<string, { operator: string; words: RegExp }> = {
   'batch_size_branch.script.pt': { operator: 'prim::If', words: /branches on the number of samples/ },
   'loop_over_samples.script.pt': { operator: 'prim::Loop', words: /loops a number of times that depends on the number of samples/ },
   'unbatched.script.pt': { operator: 'aten::select', words: /picks one sample/ },
+  'mix_only_in_training.script.pt': { operator: 'aten::mean', words: /mean reduces over the batch dimension/ },
   'in_place_leak.script.pt': { operator: 'aten::add_', words: /writes values computed from the samples, in place/ },
 };
 
