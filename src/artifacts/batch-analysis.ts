@@ -644,7 +644,7 @@ function compare(op: string, x: Abs, y: Abs): Abs {
 }
 
 const conversionMessage =
-  'turns a tensor computed from the samples into a Python number or list, which could steer control flow or reach an error message; ' +
+  'turns a tensor computed from the samples into a Python number, list or text, which could steer control flow or reach an error message; ' +
   'only public values (parameters, constants, shapes) may be converted';
 
 /** tensor → Python value: refused on anything computed from the samples. */
@@ -687,7 +687,8 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
         const k = i < 0 ? i + l.items.length : i;
         if (l.items[k]!) return [l.items[k]!];
       }
-      const elem = l.elem ?? fromType(node.out[0]![1]!);
+      // An index the analysis does not know may pick any item: the join of them all (a size list holds B).
+      const elem = l.elem ?? (l.items && l.items.length > 0 ? l.items.reduce<Abs | undefined>((acc, v) => join(acc, v), undefined)! : fromType(node.out[0]![1]!));
       return [carriesBatch(inputs[1]!) ? join(elem, opaqueInt(true)) : elem];
     }
     return null;
@@ -799,8 +800,9 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
       }) as ScalarRule,
     ]),
   ),
-  'aten::format': (_a, _node, inputs) => [{ t: 'scalar', batch: inputs.some((v) => carriesBatch(v) || isBatched(v)) }],
-  'aten::str': (_a, _node, inputs) => [{ t: 'scalar', batch: inputs.some(carriesBatch) }],
+  // Text of a tensor computed from the samples holds its values: the same as converting it.
+  'aten::format': (a, _node, inputs) => textOf(a, inputs),
+  'aten::str': (a, _node, inputs) => textOf(a, inputs),
   // Tensor metadata that the batch does not change (dtype, device, flags).
   ...Object.fromEntries(
     [
@@ -813,6 +815,11 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
   'prim::RaiseException': () => [],
   'aten::warn': () => [],
 };
+
+function textOf(a: Analysis, inputs: Abs[]): Abs[] {
+  if (inputs.some((v) => isBatched(v) && !v.poisoned)) a.flow(conversionMessage);
+  return [{ t: 'scalar', batch: inputs.some(carriesBatch) }];
+}
 
 function constantValue(v: Json): Abs {
   if (typeof v === 'number' && Number.isInteger(v)) return constInt(v);
@@ -1719,7 +1726,7 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   ...Object.fromEntries(
     [
       'add', 'add_', 'sub', 'sub_', 'rsub', 'mul', 'mul_', 'div', 'div_', 'true_divide', 'floor_divide', 'remainder', 'fmod', 'pow',
-      'atan2', 'minimum', 'maximum', 'fmin', 'fmax', 'lerp', 'addcmul', 'addcdiv', 'where', 'masked_fill', 'masked_fill_',
+      'atan2', 'minimum', 'maximum', 'fmin', 'fmax', 'lerp', 'addcmul', 'addcdiv', 'masked_fill', 'masked_fill_',
       'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logical_and', 'logical_or', 'logical_xor', 'bitwise_and', 'prelu', 'clamp', 'clamp_',
       'clamp_min', 'clamp_max', 'clip', 'copy_',
     ].map((op) => [`aten::${op}`, elementwise]),
@@ -1839,6 +1846,9 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   'aten::index_add': indexedAlong(1, 'index_add writes values'),
   'aten::index_fill': indexedAlong(1, 'index_fill writes values'),
   'aten::index_put_': refuseBatched('index_put_ writes values at computed positions', [0, 1, 2]),
+  // where(condition) alone is nonzero(): index tensors as many as the data says.
+  'aten::where': (a, node, inputs) =>
+    node.in.length === 1 ? refuseBatched('where(condition) lists the positions of nonzero values, as many as the data holds')(a, node, inputs) : elementwise(a, node, inputs),
   'aten::masked_select': refuseBatched('masked_select keeps a data-dependent number of values from across the batch', [0, 1]),
   'aten::tril': lastTwo,
   'aten::triu': lastTwo,

@@ -41,6 +41,7 @@ const hostile: Record<string, { operator: string; words: RegExp }> = {
   'loop_over_samples.script.pt': { operator: 'prim::Loop', words: /loops a number of times that depends on the number of samples/ },
   'unbatched.script.pt': { operator: 'aten::select', words: /picks one sample/ },
   'mix_only_in_training.script.pt': { operator: 'aten::mean', words: /mean reduces over the batch dimension/ },
+  'text_of_batch.script.pt': { operator: 'aten::str', words: /turns a tensor computed from the samples into a Python number/ },
   'in_place_leak.script.pt': { operator: 'aten::add_', words: /writes values computed from the samples, in place/ },
 };
 
