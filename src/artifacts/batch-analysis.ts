@@ -240,7 +240,8 @@ function joinTensors(a: TensorVal, b: TensorVal): TensorVal {
   if (!(sa && sb) && batched.dims && other.dims && other.dims.length === batched.dims.length) {
     return { ...batched, ...(poisoned ? { poisoned } : {}) };
   }
-  return { t: 'tensor', dims: null, batch: { dim: -1, inner: ONE }, poisoned: true };
+  if (!poisoned) current?.mixing('gives the batch dimension different places on different paths (branches or loop iterations)');
+  return poisonedTensor();
 }
 
 // --- The analysis ----------------------------------------------------------------------------------
@@ -252,6 +253,8 @@ class Analysis {
   /** Value id → the id of the value it is known to be (forwarded through casts and decided branches), for `is`. */
   readonly same = new Map<number, number>();
   node: GraphNode | null = null;
+  /** The first node at which a poisoned value was made (see poisonedTensor). */
+  poisonSite: GraphNode | null = null;
 
   canonical(id: number): number {
     return this.same.get(id) ?? id;
@@ -284,6 +287,7 @@ class Analysis {
   visit(node: GraphNode): void {
     this.node = node;
     const inputs = node.in.map((id) => this.get(id));
+    if (!this.poisonSite && !structural.has(node.k) && inputs.some((v) => hasPoison(v))) this.poisonSite = node;
     let outputs: Abs[];
     if (node.k === 'prim::If') outputs = this.visitIf(node, inputs);
     else if (node.k === 'prim::Loop') outputs = this.visitLoop(node, inputs);
@@ -381,9 +385,27 @@ function isInPlace(kind: string): boolean {
   return kind.startsWith('aten::') && kind.endsWith('_') && !kind.endsWith('__');
 }
 
+/**
+ * A tensor the analysis refused or lost track of. Rules that refuse report why; as a backstop, the
+ * first node that uses a poisoned value (or returns one) is remembered, and a graph whose analysis
+ * used one but reported nothing is refused there ("lost track"), so a forgotten report can never
+ * accept a model. Poisoned outputs nobody uses (a fused kernel's unused attention weights) are harmless.
+ */
 function poisonedTensor(): TensorVal {
   return { t: 'tensor', dims: null, batch: { dim: -1, inner: ONE }, poisoned: true };
 }
+/** Nodes that only pack, unpack or pass values on: a poisoned value through them is not yet used. */
+const structural: ReadonlySet<string> = new Set([
+  'prim::TupleConstruct', 'prim::TupleUnpack', 'prim::TupleIndex', 'prim::ListConstruct', 'prim::ListUnpack',
+  'prim::unchecked_cast', 'prim::unchecked_unwrap_optional', 'aten::__getitem__', 'aten::__is__', 'aten::__isnot__',
+]);
+function hasPoison(v: Abs | undefined, depth = 0): boolean {
+  if (!v || depth > 8) return false;
+  if (v.t === 'tensor') return v.poisoned === true;
+  if (v.t === 'list') return (v.items ?? []).some((item) => hasPoison(item, depth + 1)) || hasPoison(v.elem ?? undefined, depth + 1);
+  return false;
+}
+let current: Analysis | null = null;
 function widen(v: Abs): Abs {
   if (v.t === 'int') return monoEq(v.m, v.m) && v.m && v.m.syms.length === 0 ? opaqueInt(false) : opaqueInt(v.batch);
   if (v.t === 'list') return { t: 'list', items: null, elem: v.elem ?? join(undefined, (v.items ?? [])[0]!) };
@@ -1930,6 +1952,15 @@ function parseGraph(text: string): GraphJson {
 /** Analyses the graph with forward inputs of the given ranks (one per input, each with the batch at dim 0). */
 export function analyseGraph(graph: GraphJson, ranks: readonly number[]): BatchProblem[] {
   const analysis = new Analysis();
+  current = analysis;
+  try {
+    return runAnalysis(analysis, graph, ranks);
+  } finally {
+    current = null;
+  }
+}
+
+function runAnalysis(analysis: Analysis, graph: GraphJson, ranks: readonly number[]): BatchProblem[] {
   const [self, ...inputs] = graph.in;
   if (self) analysis.env.set(self[0]!, OTHER);
   inputs.forEach(([id, type], i) => {
@@ -1943,9 +1974,14 @@ export function analyseGraph(graph: GraphJson, ranks: readonly number[]): BatchP
   });
   for (const node of graph.nodes) analysis.visit(node);
   const out = analysis.get(graph.out[0]!);
+  if (!analysis.poisonSite && hasPoison(out)) analysis.poisonSite = { k: 'prim::Return', in: [], out: [] };
   if (out.t === 'tensor' && !out.poisoned && out.batch && (out.batch.dim !== 0 || !monoEq(out.batch.inner, ONE) || !monoEq(out.dims?.[0]?.m ?? null, { coef: 1, syms: [BATCH] }))) {
     analysis.node = { k: 'prim::Return', in: [], out: [] };
     analysis.mixing('(the output) does not have one row per sample in dimension 0: the loss would combine the samples of a batch');
+  }
+  if (analysis.problems.length === 0 && analysis.poisonSite) {
+    analysis.node = analysis.poisonSite;
+    analysis.mixing('is where the analysis lost track of the batch dimension, so it cannot establish that samples stay apart');
   }
   return analysis.problems;
 }

@@ -105,3 +105,19 @@ test('a graph that reduces over every dimension of its input is refused; one tha
   const scale = { in: [[0, 'M'], [1, 'Tensor']], nodes: [{ k: 'prim::Constant', in: [], out: [[2, 'int']], value: 2 }, { k: 'aten::mul', in: [1, 2], out: [[3, 'Tensor']] }], out: [3] };
   assert.deepEqual(acceptedRanks(analyseBatchIndependence(JSON.stringify(scale))), ['1', '2', '3', '4', '5']);
 });
+
+test('a value whose batch dimension the analysis lost track of is refused where it is used, even when no rule said why', () => {
+  // forward(self, x) -> relu(x.squeeze(1)): with x [B, F] and F unknown, the rank of the result is unknown.
+  const graph = {
+    in: [[0, 'M'], [1, 'Tensor']],
+    nodes: [
+      { k: 'prim::Constant', in: [], out: [[2, 'int']], value: 1 },
+      { k: 'aten::squeeze', in: [1, 2], out: [[3, 'Tensor']], loc: 'code/m.py:3' },
+      { k: 'aten::relu', in: [3], out: [[4, 'Tensor']], loc: 'code/m.py:4' },
+    ],
+    out: [4],
+  };
+  const problems = problemsForRanks(analyseBatchIndependence(JSON.stringify(graph)), [2]);
+  assert.deepEqual(problems.map((p) => [p.operator, p.location]), [['aten::relu', 'code/m.py:4']]);
+  assert.match(problems[0]!.message, /lost track of the batch dimension/);
+});
