@@ -901,11 +901,14 @@ const elementwise: Rule = (a, node, inputs) => {
   return node.out.map(() => broadcast(a, tensors));
 };
 
-/** Elementwise over the first input only (activations, unary math). */
+/** Elementwise over the first input only (activations, unary math); other tensors (clamp bounds, a probability) broadcast with it. */
 const unary: Rule = (a, node, inputs) => {
   checkArguments(a, inputs);
   const x = asTensor(inputs[0]!);
   if (!x) return unknownOutputs(node, anyPoisoned(inputs));
+  // to(x, other) and type_as(x, other) only take other's dtype and device.
+  const lendsDtype = node.k === 'aten::to' || node.k === 'aten::type_as';
+  if (!lendsDtype && inputs.slice(1).some((v) => isBatched(v))) return elementwise(a, node, inputs);
   return node.out.map(() => (x.poisoned ? poisonedTensor() : { ...x, scalar: undefined }));
 };
 
@@ -913,8 +916,10 @@ const unary: Rule = (a, node, inputs) => {
 function alongDim(dimIndex: number, what: string, dimDefault: number | null = null): Rule {
   return (a, node, inputs) => {
     checkArguments(a, inputs);
-    const x = asTensor(inputs[0]!);
-    if (!x || x.poisoned) return unknownOutputs(node, true);
+    const first = asTensor(inputs[0]!);
+    if (!first || first.poisoned || anyPoisoned(inputs)) return unknownOutputs(node, true);
+    // The batched operand decides (cosine_similarity(public, batched) is batched too).
+    const x = [first, ...inputs.slice(1)].find((v): v is TensorVal => v.t === 'tensor' && v.batch !== null) ?? first;
     if (!x.batch) return node.out.map(([, type]) => (type === 'Tensor' ? publicTensor(x.dims) : fromType(type)));
     const given = inputs[dimIndex]!;
     const raw = given === undefined || knownConst(given)?.v === null ? (dimDefault === null ? undefined : constInt(dimDefault)) : given;
@@ -927,6 +932,9 @@ function alongDim(dimIndex: number, what: string, dimDefault: number | null = nu
       a.mixing(`${what} along the batch dimension (dim ${d}), which combines the samples of a batch`);
       return unknownOutputs(node, true);
     }
+    // A second tensor (cosine_similarity's x2, a softmax mask) must line up with the first.
+    const others = inputs.filter((v): v is TensorVal => v.t === 'tensor' && !v.scalar && v !== x);
+    if (others.length > 0 && broadcast(a, [x, ...others]).poisoned) return unknownOutputs(node, true);
     return node.out.map(([, type]) => (type === 'Tensor' ? { ...x, scalar: undefined } : fromType(type)));
   };
 }
@@ -1598,6 +1606,10 @@ const perSampleNorm: Rule = (a, node, inputs) => {
   checkArguments(a, inputs);
   const x = asTensor(inputs[0]!);
   if (!x || x.poisoned) return unknownOutputs(node, true);
+  if (inputs.slice(1).some((v) => isBatched(v) && !v.poisoned)) {
+    a.mixing('normalises with weights or statistics computed from the samples');
+    return unknownOutputs(node, true);
+  }
   if (x.batch && (x.batch.dim !== 0 || (rankOf(x) ?? 0) < 2 || !monoEq(x.batch.inner, ONE))) {
     a.mixing('normalises with statistics that include the batch dimension (the batch must be dim 0 of an input with channels)');
     return unknownOutputs(node, true);
@@ -1610,6 +1622,10 @@ const batchNormEval: Rule = (a, node, inputs) => {
   checkArguments(a, inputs);
   const x = asTensor(inputs[0]!);
   if (!x || x.poisoned) return unknownOutputs(node, true);
+  if (inputs.slice(1).some((v) => isBatched(v) && !v.poisoned)) {
+    a.mixing('normalises with statistics or weights computed from the samples');
+    return unknownOutputs(node, true);
+  }
   if (x.batch && x.batch.dim === 1) {
     a.mixing('normalises per channel, and the channel dimension holds the batch');
     return unknownOutputs(node, true);
