@@ -32,6 +32,20 @@ export function classifierModel(): Promise<Buffer> {
   return built;
 }
 
+let builtNarrow: Promise<Buffer> | undefined;
+
+/** The TorchScript bytes of Linear(5, 16)-Tanh-Linear(16, 3): libtorch refuses it on inputs of 4 features. */
+export function narrowModel(): Promise<Buffer> {
+  builtNarrow ??= (async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-training-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'narrow.pt');
+    await run(fixturePython, [script, 'build-narrow', file], { timeout: 120_000 });
+    return readFileSync(file);
+  })();
+  return builtNarrow;
+}
+
 let builtHuge: Promise<Buffer> | undefined;
 
 /** The TorchScript bytes of Linear(8, 3) with weight[0, 0] = 1e36: infinite output when a record's first feature is above ~340. */

@@ -8,14 +8,15 @@ import { createRdpAccountant } from '../../src/privacy/accountant.js';
 import { calibrateNoiseMultiplier, calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { chargeLedger, composedEpsilon, datasetPrivacy, type PrivacyMath } from '../../src/privacy/ledger.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
-import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { buildTestApp, inlineMath, preflightPassingPool, type TestApp } from '../helpers/app.js';
 
 let t: TestApp;
 let scientist: { id: string; token: string };
 let other: { id: string; token: string };
 
 before(async () => {
-  t = await buildTestApp();
+  // Its models are catalogue rows without bytes: POST /v1/trainings's pre-flight is answered as passed.
+  t = await buildTestApp({ pool: preflightPassingPool, privacyMath: inlineMath });
   scientist = createPrincipal(t.store, { name: 'data-scientist', role: 'member' });
   other = createPrincipal(t.store, { name: 'someone-else', role: 'member' });
 });

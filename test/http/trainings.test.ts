@@ -12,7 +12,7 @@ import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { openSse, parseSse } from '../helpers/sse.js';
-import { classifierDataset, classifierModel, CLASSES, runInPytorch } from '../helpers/training-fixtures.js';
+import { classifierDataset, classifierModel, CLASSES, narrowModel, runInPytorch } from '../helpers/training-fixtures.js';
 
 let t: TestApp;
 let pool: WorkerPool;
@@ -241,6 +241,38 @@ describe('refusals charge nothing', () => {
     assert.match(res.json().detail, /inputs\.0 is F32 \[5\] per sample/);
     assert.deepEqual((await privacy(a)).events, []);
     assert.deepEqual((await privacy(b)).events, []);
+  });
+
+  test('a model that cannot run on the datasets\' public shapes is 422 with libtorch\'s own message from the pre-flight: no charge, no job', async () => {
+    const form = await multipartForm({ name: 'narrow' }, [{ content: await narrowModel(), filename: 'narrow.pt' }]);
+    const upload = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
+    assert.equal(upload.statusCode, 201, upload.body);
+    const datasetId = await uploadDataset({ features: 4 });
+    const before = trainingRows();
+    for (const extra of [{}, { optimizer: { type: 'adam', learningRate: 0.01 }, privacy: { targetEpsilon: 3, maxGradNorm: 1, clipping: 'per-layer' } }]) {
+      const res = await create(body([datasetId], { modelId: upload.json().id, ...extra }));
+      assert.equal(res.statusCode, 422, res.body);
+      const problem = res.json();
+      assert.equal(problem.type, 'urn:bastion:problem:unprocessable-training');
+      assert.match(problem.detail, /^The model cannot be trained on these datasets as asked: it fails on 32 synthetic samples \(zeros of the datasets' public/);
+      assert.match(problem.detail, /RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x4 and 5x16\)$/);
+      assert.deepEqual(problem.preflight, { samples: 32, code: 'INVALID_ARGUMENT' });
+    }
+    assert.deepEqual((await privacy(datasetId)).events, [], 'the ledger has no event');
+    assert.equal(trainingRows(), before, 'no training was created');
+    // The same model is refused by the dry run only at creation: /plan runs no model.
+    const planned = await t.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: body([datasetId], { modelId: upload.json().id }), headers: t.auth(scientist.token) });
+    assert.equal(planned.statusCode, 200, planned.body);
+  });
+
+  test('nesterov without momentum is 400 naming /optimizer/nesterov: no charge, no job', async () => {
+    const datasetId = await uploadDataset();
+    const before = trainingRows();
+    const res = await create(body([datasetId], { optimizer: { type: 'sgd', learningRate: 0.5, nesterov: true } }));
+    assert.equal(res.statusCode, 400, res.body);
+    assert.deepEqual(res.json().errors.map((e: { pointer: string }) => e.pointer), ['/optimizer/nesterov']);
+    assert.deepEqual((await privacy(datasetId)).events, []);
+    assert.equal(trainingRows(), before);
   });
 
   test('a malformed body is 400 naming the fields; an unknown model is 404', async () => {
