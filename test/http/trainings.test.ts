@@ -12,7 +12,7 @@ import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { openSse, parseSse } from '../helpers/sse.js';
-import { classifierDataset, classifierModel, CLASSES, narrowModel, runInPytorch } from '../helpers/training-fixtures.js';
+import { classifierDataset, classifierModel, CLASSES, evalOnlyModel, narrowModel, runInPytorch } from '../helpers/training-fixtures.js';
 
 let t: TestApp;
 let pool: WorkerPool;
@@ -263,6 +263,25 @@ describe('refusals charge nothing', () => {
     // The same model is refused by the dry run only at creation: /plan runs no model.
     const planned = await t.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: body([datasetId], { modelId: upload.json().id }), headers: t.auth(scientist.token) });
     assert.equal(planned.statusCode, 200, planned.body);
+  });
+
+  test('the pre-flight takes a training step, not only a forward: a model that raises in training mode is 422 with its message', async () => {
+    const form = await multipartForm({ name: 'eval-only' }, [{ content: await evalOnlyModel(), filename: 'eval-only.pt' }]);
+    const upload = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
+    assert.equal(upload.statusCode, 201, upload.body);
+    const content = classifierDataset(128, 9);
+    const open = await multipartForm({ name: 'open', privacyLimit: '5', allowNonPrivate: 'true' }, [{ content }]);
+    const datasetId = (await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: open.payload, headers: { ...open.headers, ...t.auth(owner.token) } })).json().id;
+    const before = trainingRows();
+    const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body([datasetId], { modelId: upload.json().id });
+    // Non-private: the trainer's creation probes in eval mode only, so only the pre-flight's step meets the raise.
+    for (const payload of [{ ...rest, private: false }, body([datasetId], { modelId: upload.json().id })]) {
+      const res = await create(payload);
+      assert.equal(res.statusCode, 422, res.body);
+      assert.match(res.json().detail, /ValueError: this model refuses to train$/);
+    }
+    assert.deepEqual((await privacy(datasetId)).events, []);
+    assert.equal(trainingRows(), before);
   });
 
   test('nesterov without momentum is 400 naming /optimizer/nesterov: no charge, no job', async () => {
