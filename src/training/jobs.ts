@@ -1,6 +1,6 @@
-// Training jobs: accepting a training (plan, pre-flight on synthetic inputs, charge the ledger, store it queued), the FIFO queue that
-// runs at most `maxConcurrent` jobs in the pool, each job's life (running → succeeded | failed |
-// cancelled), its live progress for subscribers, cancellation, and resumption after a restart. The
+// Training jobs: accepting a training (plan, pre-flight on synthetic inputs, charge the ledger, store it
+// queued), the FIFO queue that runs at most `maxConcurrent` jobs in the pool, each job's life (running →
+// succeeded | failed | cancelled), its live progress for subscribers, cancellation, and resumption after a restart. The
 // invariant it protects: a job's whole planned charge is on every dataset's ledger before any step
 // runs, and nothing ever takes it back — a cancelled, failed or resumed job keeps it (over-charging
 // after a crash between the charge and the row is possible, under-charging never).
