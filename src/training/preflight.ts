@@ -126,7 +126,7 @@ export function runPreflight(input: PreflightInput, model: Uint8Array, createTra
       input.kind === 'training' ? ['The model cannot be trained on these datasets as asked', "the datasets'"] : ['The model cannot be evaluated on this dataset', "the dataset's"];
     throw new BastionError(
       'UNPROCESSABLE_TRAINING',
-      `${what}: it fails on ${samples} synthetic samples (zeros of ${whose} public per-sample shapes and dtypes; no record was read): ${err.message}`,
+      `${what}: it fails on synthetic inputs (a batch of ${samples} zeros of ${whose} public per-sample shapes and dtypes; no record was read): ${err.message}`,
       { extensions: { preflight: { samples, code } } },
     );
   }

@@ -125,7 +125,7 @@ test("a model that cannot run on the dataset's public shapes is 422 with libtorc
     assert.equal(res.statusCode, 422, res.body);
     const problem = res.json();
     assert.equal(problem.type, 'urn:bastion:problem:unprocessable-training');
-    assert.match(problem.detail, /^The model cannot be evaluated on this dataset: it fails on 256 synthetic samples \(zeros of the dataset's public/);
+    assert.match(problem.detail, /^The model cannot be evaluated on this dataset: it fails on synthetic inputs \(a batch of 256 zeros of the dataset's public/);
     assert.match(problem.detail, /RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x4 and 5x16\)$/);
   }
   const ledger = await t.app.inject({ url: `/v1/datasets/${fourId}/privacy`, headers: t.auth(owner) });

@@ -254,7 +254,7 @@ describe('refusals charge nothing', () => {
       assert.equal(res.statusCode, 422, res.body);
       const problem = res.json();
       assert.equal(problem.type, 'urn:bastion:problem:unprocessable-training');
-      assert.match(problem.detail, /^The model cannot be trained on these datasets as asked: it fails on 32 synthetic samples \(zeros of the datasets' public/);
+      assert.match(problem.detail, /^The model cannot be trained on these datasets as asked: it fails on synthetic inputs \(a batch of 32 zeros of the datasets' public/);
       assert.match(problem.detail, /RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x4 and 5x16\)$/);
       assert.deepEqual(problem.preflight, { samples: 32, code: 'INVALID_ARGUMENT' });
     }

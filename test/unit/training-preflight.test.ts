@@ -52,7 +52,7 @@ test('a native failure is 422 unprocessable-training with its message; out of me
     assert.throws(() => runPreflight({ kind: 'training', blobs, modelId: 'm', ...shapes, config: privateConfig }, new Uint8Array(1), create), (err: unknown) => {
       assert.ok(err instanceof BastionError);
       assert.equal(err.code, 'UNPROCESSABLE_TRAINING');
-      assert.match(err.message, /^The model cannot be trained on these datasets as asked: it fails on 32 synthetic samples .*: Step 1: .*RuntimeError: boom$/);
+      assert.match(err.message, /^The model cannot be trained on these datasets as asked: it fails on synthetic inputs \(a batch of 32 zeros .*: Step 1: .*RuntimeError: boom$/);
       assert.deepEqual(err.details.extensions, { preflight: { samples: 32, code } });
       return true;
     });
