@@ -456,6 +456,13 @@ interface TrainerConfigBase {
   maxPhysicalBatchSize?: number;
   /** L > 0: every step also returns clippedLossSum, Σ of its per-sample losses clamped to [0, L]. */
   lossBound?: number;
+  /**
+   * Pre-flight only: synthetic data (training/preflight.ts). A step or an evaluation throws at the first
+   * failure of the model (INVALID_ARGUMENT with the model's own message) or non-finite loss or gradient
+   * (NON_FINITE) instead of dropping the sample. Never on records: a record would then decide whether the
+   * call fails and what its message says. Default false.
+   */
+  failFast?: boolean;
 }
 
 /**

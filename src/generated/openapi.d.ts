@@ -236,7 +236,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Dry run of a training: σ calibrated to the target ε, q, steps, and what each dataset budget would show; charges nothing */
+        /** Dry run of a training: σ calibrated to the target ε, q, steps, and what each dataset budget would show; charges nothing and runs no model */
         post: operations["planTraining"];
         delete?: never;
         options?: never;
@@ -254,7 +254,7 @@ export interface paths {
         /** The caller's trainings, oldest first */
         get: operations["listTrainings"];
         put?: never;
-        /** Start a training: planned as by /plan, every dataset's ledger charged the whole plan at once, then queued (409 when a budget does not allow it) */
+        /** Start a training: planned as by /plan, pre-flighted (one step on zeros of the datasets' public shapes; 422 with the model's message when it fails), every dataset's ledger charged the whole plan at once, then queued (409 when a budget does not allow it) */
         post: operations["createTraining"];
         delete?: never;
         options?: never;
@@ -322,7 +322,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Evaluate one of the caller's models on a dataset: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows */
+        /** Evaluate one of the caller's models on a dataset: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows; pre-flighted first on zeros of the dataset's public shapes (422 with the model's message when it fails, nothing charged) */
         post: operations["createEvaluation"];
         delete?: never;
         options?: never;

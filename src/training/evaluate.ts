@@ -3,7 +3,8 @@
 // units plus discrete Gaussian noise N_Z(0, σ²) (Canonne, Kamath & Steinke 2020; an exact integer drawn
 // from the CSPRNG), divided by the public unit count; σ² is calibrated to the requested ε by the
 // mechanism's exact δ(ε), and the mechanism (σ², sensitivity) is charged to the dataset's ledger
-// before the model touches the data. The mean loss has
+// before the model touches the data, and after a pre-flight on synthetic inputs of the dataset's
+// public shapes (training/preflight.ts), so a model that cannot run is refused uncharged. The mean loss has
 // no bounded sensitivity (losses are not clipped here), so it is released only exactly, and only
 // where the owner allows.
 import { v7 as uuidv7 } from 'uuid';
@@ -19,6 +20,7 @@ import { calibrateDiscreteGaussianRelease, type DiscreteGaussianRelease } from '
 import { chargeLedger } from '../privacy/ledger.js';
 import { discreteGaussianNoise } from '../privacy/noise.js';
 import type { LossName } from './plan.js';
+import { preflightEvaluation } from './preflight.js';
 import { accuracyUnitsPerSample } from './tasks.js';
 
 export interface EvaluationRequest {
@@ -67,14 +69,17 @@ export async function evaluateModel(deps: ArtifactDeps, principal: Principal, re
   const labels = layout.tensors.find((tensor) => tensor.name === LABELS_NAME);
   if (!labels) throw new Error(`Dataset ${dataset.id} has no ${LABELS_NAME} tensor in its layout`);
   const sensitivity = accuracyUnitsPerSample(request.loss, labels.shape);
+  if (isPrivate && !classification.has(request.loss)) {
+    throw new BastionError(
+      'UNPROCESSABLE_TRAINING',
+      `A DP evaluation releases accuracy, which ${request.loss} does not have; regression models can only be evaluated exactly, where the owner allows it`,
+    );
+  }
+  // Forward and loss on synthetic inputs of the dataset's public shapes: a model that cannot run here
+  // is a 422 with its own message, before anything is charged.
+  await preflightEvaluation(deps, { modelId: request.modelId, dataset, loss: request.loss });
   let release: DiscreteGaussianRelease | null = null;
   if (isPrivate) {
-    if (!classification.has(request.loss)) {
-      throw new BastionError(
-        'UNPROCESSABLE_TRAINING',
-        `A DP evaluation releases accuracy, which ${request.loss} does not have; regression models can only be evaluated exactly, where the owner allows it`,
-      );
-    }
     // One discrete Gaussian release, calibrated by its exact δ(ε) (CKS20 Theorem 7): milliseconds.
     release = calibrateDiscreteGaussianRelease({
       targetEpsilon: request.epsilon!,

@@ -1,6 +1,6 @@
-// Training jobs: accepting a training (plan, charge the ledger, store it queued), the FIFO queue that
-// runs at most `maxConcurrent` jobs in the pool, each job's life (running → succeeded | failed |
-// cancelled), its live progress for subscribers, cancellation, and resumption after a restart. The
+// Training jobs: accepting a training (plan, pre-flight on synthetic inputs, charge the ledger, store it
+// queued), the FIFO queue that runs at most `maxConcurrent` jobs in the pool, each job's life (running →
+// succeeded | failed | cancelled), its live progress for subscribers, cancellation, and resumption after a restart. The
 // invariant it protects: a job's whole planned charge is on every dataset's ledger before any step
 // runs, and nothing ever takes it back — a cancelled, failed or resumed job keeps it (over-charging
 // after a crash between the charge and the row is possible, under-charging never).
@@ -29,6 +29,7 @@ import {
 } from '../store/trainings.js';
 import { epochEnds, type MetricsSpec, type TrainingMetric } from './metrics.js';
 import { planTraining, planView, type TrainingPlan, type TrainingRequest } from './plan.js';
+import { preflightTraining } from './preflight.js';
 import { publicProgress } from './progress.js';
 import { checkpointIdentity, Control, type TrainingMessage, type TrainModelInput, type TrainModelOutput } from './runner.js';
 
@@ -485,6 +486,9 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
           },
         );
       }
+      // One step on synthetic inputs of the datasets' public shapes: a model that cannot train here is a
+      // 422 with its own message, before anything is charged or stored.
+      await preflightTraining(deps, principal, plan, trainerConfig(plan, request));
       const id = uuidv7();
       // The charge comes first: a crash before the row is written over-charges, never under-charges.
       if (plan.events.length > 0) await chargeLedger(deps, { kind: 'training', id }, plan.datasetIds.map((datasetId) => ({ datasetId, events: plan.events })));

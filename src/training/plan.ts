@@ -126,6 +126,32 @@ function checkCompatible(datasets: Dataset[], loss: LossName): void {
   if (problems.length > 0) throw new BastionError('UNPROCESSABLE_TRAINING', `These datasets cannot be trained together: ${problems.join('; ')}`);
 }
 
+const sgdOnly = ['momentum', 'dampening', 'nesterov'] as const;
+const adamOnly = ['betas', 'eps'] as const;
+
+/**
+ * Optimizer settings torch::optim refuses or that would be silently ignored, each naming its field:
+ * Nesterov momentum needs momentum > 0 and dampening 0 (SGDOptions' own check, which otherwise fails
+ * the job at its start, after the charge), and a setting of another optimizer type than the one chosen.
+ * Ranges are the schema's (schemas/trainings.ts).
+ */
+function optimizerProblems(optimizer: TrainingRequest['optimizer']): FieldError[] {
+  const errors: FieldError[] = [];
+  const at = (field: string) => `/optimizer/${field}`;
+  if (optimizer.type === 'sgd') {
+    if (optimizer.nesterov === true && !((optimizer.momentum ?? 0) > 0)) {
+      errors.push({ pointer: at('nesterov'), detail: 'needs momentum > 0 (Nesterov momentum is a kind of momentum)' });
+    }
+    if (optimizer.nesterov === true && (optimizer.dampening ?? 0) !== 0) {
+      errors.push({ pointer: at('dampening'), detail: 'must be 0 with nesterov' });
+    }
+    for (const field of adamOnly) if (optimizer[field] !== undefined) errors.push({ pointer: at(field), detail: 'applies to adam and adamw only' });
+  } else {
+    for (const field of sgdOnly) if (optimizer[field] !== undefined) errors.push({ pointer: at(field), detail: 'applies to sgd only' });
+  }
+  return errors;
+}
+
 /** Per-layer groups: the trainable parameters of each module (the name without its last part), C/√K each. */
 function layerGroups(model: Model, maxGradNorm: number): { parameters: string[]; maxGradNorm: number }[] {
   const byLayer = new Map<string, string[]>();
@@ -150,6 +176,7 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   if (!isPrivate && (request.metricsEpsilon ?? 0) > 0) errors.push({ pointer: '/metricsEpsilon', detail: 'applies to private trainings only (a non-private training releases exact metrics)' });
   if (request.metricsLossBound !== undefined && !((request.metricsEpsilon ?? 0) > 0)) errors.push({ pointer: '/metricsLossBound', detail: 'applies only with metricsEpsilon > 0' });
   if (request.labelSmoothing !== undefined && request.loss !== 'cross_entropy') errors.push({ pointer: '/labelSmoothing', detail: 'applies to cross_entropy only' });
+  errors.push(...optimizerProblems(request.optimizer));
   if (errors.length > 0) throw new BastionError('VALIDATION_FAILED', errors.map((e) => `${e.pointer} ${e.detail}`).join('; '), { errors });
 
   const model = getModel(deps, principal, request.modelId);

@@ -139,6 +139,8 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
   const control = new Int32Array(input.control);
   const post = (message: TrainingMessage) => input.port.postMessage(message);
   try {
+    // failFast would let a record fail the job and choose its message (native.ts): pre-flights only.
+    if (input.config.failFast) throw new Error('failFast is for the pre-flight on synthetic data only, never for a training on records');
     const model = await loadModelBytes(input.blobs, input.modelId);
     const data = await loadTrainingData(input.blobs, input.datasets);
     const trainer = createTrainer(model, data, input.config);

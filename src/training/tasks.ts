@@ -10,6 +10,7 @@ import type { TrainingNoise, TrainingNoiseOptions } from '../privacy/calibration
 import type { ComposedEpsilon } from '../privacy/ledger.js';
 import type { DatasetSource } from './load.js';
 import type { LossName } from './plan.js';
+import type { PreflightInput, PreflightOutput } from './preflight.js';
 import type { TrainModelInput, TrainModelOutput } from './runner.js';
 
 export interface TaskMap {
@@ -21,6 +22,8 @@ export interface TaskMap {
   trainModel: { input: TrainModelInput; output: TrainModelOutput };
   /** Loss and accuracy of a model on a dataset, exact (the caller adds any DP noise). */
   evaluateModel: { input: EvaluateModelInput; output: EvaluateModelOutput };
+  /** One step or evaluation on synthetic inputs of public shapes, failing fast (training/preflight.ts). */
+  preflight: { input: PreflightInput; output: PreflightOutput };
   /** ε of composed events under the tighter accountant (privacy/ledger.ts composedEpsilon). */
   composeEpsilon: { input: { events: PrivacyEvent[]; delta: number }; output: ComposedEpsilon };
   /** A training's noise multipliers and ε (privacy/calibration.ts calibrateTrainingNoise). */

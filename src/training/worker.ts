@@ -9,6 +9,7 @@ import { inspectModel, NativeError, setThreads, Trainer, version } from '../nati
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
 import { composedEpsilon } from '../privacy/ledger.js';
 import { loadModelBytes, loadTrainingData } from './load.js';
+import { runPreflight } from './preflight.js';
 import { runTraining } from './runner.js';
 import { accuracyUnitsPerSample, type TaskEnvelope, type TaskKind, type TaskMap, type TaskRequest, type WorkerInit } from './tasks.js';
 
@@ -22,6 +23,7 @@ const handlers: Handlers = {
   inspectModel: ({ bytes }) => inspectModel(bytes),
   convertDataset: (input) => convertDataset(input),
   trainModel: (input) => runTraining(input, (model, data, config) => Trainer.create(model, data, config)),
+  preflight: async (input) => runPreflight(input, await loadModelBytes(input.blobs, input.modelId), (model, data, config) => Trainer.create(model, data, config)),
   composeEpsilon: ({ events, delta }) => composedEpsilon(events, delta),
   calibrateTrainingNoise: (options) => calibrateTrainingNoise(options),
   evaluateModel: async ({ blobs, modelId, dataset, loss }) => {

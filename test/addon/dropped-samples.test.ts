@@ -164,3 +164,48 @@ test('evaluation counts a failing sample as incorrect and leaves it out of the l
   assert.equal(nan.failed, 1, 'a non-finite loss fails the sample');
   assert.ok(Number.isFinite(nan.meanLoss));
 });
+
+test('failFast (pre-flight only) makes a step throw the model\'s own message where the trainer would drop the sample', async () => {
+  const fx = await trainerFixtures();
+  const above = dataset(fx, (x) => void (x[2 * fx.d + 1] = 1000));
+  const dropping = Trainer.create(fx.bytes('raises_above.pt'), above, exact());
+  assert.deepEqual(dropping.step().dropped, { exception: [2], nonFiniteLoss: [], nonFiniteGradient: [] });
+  for (const maxPhysicalBatchSize of [undefined, 8]) {
+    const config = exact({ failFast: true, ...(maxPhysicalBatchSize ? { maxPhysicalBatchSize } : {}) });
+    const failing = Trainer.create(fx.bytes('raises_above.pt'), above, config);
+    const before = parameters(failing);
+    assert.throws(() => failing.step(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'INVALID_ARGUMENT');
+      assert.match(err.message, /^Step 1: the model fails on a batch of \d+ synthetic samples: .*a feature is above 100/);
+      return true;
+    });
+    assert.equal(failing.info().steps, 0, 'the failed step is not counted');
+    assert.deepEqual(parameters(failing), before, 'nor applied');
+  }
+  // A non-finite loss is an error too, not a drop.
+  const overflow = dataset(fx, (x) => void (x[5 * fx.d] = 1e4));
+  const overflowing = Trainer.create(fx.bytes('huge_weight.pt'), overflow, exact({ failFast: true }));
+  assert.throws(() => overflowing.step(), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'NON_FINITE');
+    assert.match(err.message, /per-sample loss of the synthetic batch is NaN or infinite/);
+    return true;
+  });
+  // Non-private steps and evaluations fail with the model's message as well.
+  const nonPrivate = { mode: 'non-private', loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 1 }, batchSize: fx.n, failFast: true };
+  const raising = () => Trainer.create(fx.bytes('raises_above.pt'), above, nonPrivate as TrainerConfig);
+  assert.throws(() => raising().step(), /: Step 1: the model fails on synthetic samples: .*a feature is above 100/);
+  assert.throws(() => raising().evaluate(), /: Evaluation: the model fails on a batch of 32 synthetic samples: .*a feature is above 100/);
+  assert.equal(Trainer.create(fx.bytes('raises_above.pt'), above, { ...nonPrivate, failFast: false } as TrainerConfig).evaluate().failed, 1);
+});
+
+test('creation names the model\'s own libtorch message when it fails on the synthetic probe (public shapes only)', async () => {
+  const fx = await trainerFixtures();
+  const narrow: TrainingData = { inputs: [f32(new Float32Array(fx.n * 5), [fx.n, 5])], labels: i64(new BigInt64Array(fx.n), [fx.n]) };
+  assert.throws(() => Trainer.create(fx.bytes('tiny_mlp.script.pt'), narrow, exact()), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'INVALID_ARGUMENT');
+    const shapes = /: RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x5 and 6x8\)$/;
+    assert.match(err.message, /^The model fails on two synthetic samples \(zeros of the data's per-sample shapes and dtypes\)/);
+    assert.match(err.message, shapes);
+    return true;
+  });
+});

@@ -10,7 +10,8 @@ import { bootstrapAdmin } from '../../src/governance/principals.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { privacyMathOn, type WorkerPool } from '../../src/training/pool.js';
 import type { TrainingJobsOptions } from '../../src/training/jobs.js';
-import type { PrivacyMath } from '../../src/privacy/ledger.js';
+import { composedEpsilon, type PrivacyMath } from '../../src/privacy/ledger.js';
+import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -28,6 +29,22 @@ export const idlePool: WorkerPool = {
   run: () => Promise.reject(new Error('this test app has no worker pool')),
   isAlive: () => true,
   close: async () => undefined,
+};
+
+/**
+ * A pool that answers only pre-flights, each as passed (training/preflight.ts), for tests whose models
+ * are catalogue rows without bytes: POST /v1/trainings runs one before it charges.
+ */
+export const preflightPassingPool: WorkerPool = {
+  ...idlePool,
+  run: ((kind: string, input: { labels: { shape: number[] } }) =>
+    kind === 'preflight' ? Promise.resolve({ samples: input.labels.shape[0] }) : idlePool.run(kind as never, input as never)) as WorkerPool['run'],
+};
+
+/** The accountants on the calling thread (for apps whose pool does not run them). */
+export const inlineMath: PrivacyMath = {
+  composedEpsilon: async (events, delta) => composedEpsilon(events, delta),
+  calibrateTrainingNoise: async (options) => calibrateTrainingNoise(options),
 };
 
 /** Artifact dependencies for apps whose tests upload nothing (no folder behind them). */

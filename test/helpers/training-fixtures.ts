@@ -32,6 +32,30 @@ export function classifierModel(): Promise<Buffer> {
   return built;
 }
 
+const builtOthers = new Map<string, Promise<Buffer>>();
+
+/** The bytes training_models.py's `build-<name>` writes, built once per process. */
+function builtModel(name: string): Promise<Buffer> {
+  let built = builtOthers.get(name);
+  if (!built) {
+    built = (async () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-training-'));
+      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+      const file = path.join(dir, `${name}.pt`);
+      await run(fixturePython, [script, `build-${name}`, file], { timeout: 120_000 });
+      return readFileSync(file);
+    })();
+    builtOthers.set(name, built);
+  }
+  return built;
+}
+
+/** The TorchScript bytes of Linear(5, 16)-Tanh-Linear(16, 3): libtorch refuses it on inputs of 4 features. */
+export const narrowModel = (): Promise<Buffer> => builtModel('narrow');
+
+/** The TorchScript bytes of Linear(8, 3) whose forward raises "this model refuses to train" in training mode. */
+export const evalOnlyModel = (): Promise<Buffer> => builtModel('eval-only');
+
 let builtHuge: Promise<Buffer> | undefined;
 
 /** The TorchScript bytes of Linear(8, 3) with weight[0, 0] = 1e36: infinite output when a record's first feature is above ~340. */

@@ -9,7 +9,7 @@ import { composedEpsilon, datasetPrivacy } from '../../src/privacy/ledger.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
-import { classifierDataset, classifierModel } from '../helpers/training-fixtures.js';
+import { classifierDataset, classifierModel, narrowModel } from '../helpers/training-fixtures.js';
 
 let t: TestApp;
 let pool: WorkerPool;
@@ -115,4 +115,21 @@ test("someone else's model is 404, and regression losses have no DP release (422
   const res = await evaluate({ modelId, datasetId: closedId, loss: 'mse', epsilon: 1 });
   assert.equal(res.statusCode, 422);
   assert.deepEqual((await datasetPrivacy({ store: t.store }, closedId)).events, []);
+});
+
+test("a model that cannot run on the dataset's public shapes is 422 with libtorch's own message from the pre-flight, and nothing is charged", async () => {
+  const narrowId = await upload('/v1/models', { name: 'narrow' }, await narrowModel(), scientist);
+  const fourId = await upload('/v1/datasets', { name: 'four features', privacyLimit: '5', allowNonPrivate: 'true' }, classifierDataset(300, 5, 4), owner);
+  for (const body of [{ epsilon: 1 }, {}]) {
+    const res = await evaluate({ modelId: narrowId, datasetId: fourId, loss: 'cross_entropy', ...body });
+    assert.equal(res.statusCode, 422, res.body);
+    const problem = res.json();
+    assert.equal(problem.type, 'urn:bastion:problem:unprocessable-training');
+    assert.match(problem.detail, /^The model cannot be evaluated on this dataset: it fails on synthetic inputs \(a batch of 256 zeros of the dataset's public/);
+    assert.match(problem.detail, /RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x4 and 5x16\)$/);
+  }
+  const ledger = await t.app.inject({ url: `/v1/datasets/${fourId}/privacy`, headers: t.auth(owner) });
+  assert.equal(ledger.statusCode, 200, ledger.body);
+  assert.deepEqual(ledger.json().events, [], "the owner's ledger has no event");
+  // The classifier of 8 features still evaluates on its datasets (the tests above), pre-flight included.
 });

@@ -6,16 +6,17 @@ import { v7 as uuidv7 } from 'uuid';
 import { createPrincipal } from '../../src/governance/principals.js';
 import { createRdpAccountant } from '../../src/privacy/accountant.js';
 import { calibrateNoiseMultiplier, calibrateTrainingNoise } from '../../src/privacy/calibration.js';
-import { chargeLedger, composedEpsilon, type PrivacyMath } from '../../src/privacy/ledger.js';
+import { chargeLedger, composedEpsilon, datasetPrivacy, type PrivacyMath } from '../../src/privacy/ledger.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
-import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { buildTestApp, inlineMath, preflightPassingPool, type TestApp } from '../helpers/app.js';
 
 let t: TestApp;
 let scientist: { id: string; token: string };
 let other: { id: string; token: string };
 
 before(async () => {
-  t = await buildTestApp();
+  // Its models are catalogue rows without bytes: POST /v1/trainings's pre-flight is answered as passed.
+  t = await buildTestApp({ pool: preflightPassingPool, privacyMath: inlineMath });
   scientist = createPrincipal(t.store, { name: 'data-scientist', role: 'member' });
   other = createPrincipal(t.store, { name: 'someone-else', role: 'member' });
 });
@@ -216,6 +217,31 @@ test("someone else's model and unknown datasets are 404; a malformed body is 400
   const tooBig = await plan(body(mine, [ds], { expectedBatchSize: 5000 }));
   assert.equal(tooBig.statusCode, 400);
   assert.deepEqual(tooBig.json().errors.map((e: { pointer: string }) => e.pointer), ['/expectedBatchSize']);
+});
+
+test('optimizer settings that cannot work are 400 naming the field, at /plan and at POST /v1/trainings, before anything is charged', async () => {
+  const mine = addModel(scientist.id);
+  const ds = addDataset({ samples: 1000 });
+  const cases: [Record<string, unknown>, string[]][] = [
+    [{ type: 'sgd', learningRate: 0.1, nesterov: true }, ['/optimizer/nesterov']],
+    [{ type: 'sgd', learningRate: 0.1, momentum: 0, nesterov: true }, ['/optimizer/nesterov']],
+    [{ type: 'sgd', learningRate: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true }, ['/optimizer/dampening']],
+    [{ type: 'adam', learningRate: 0.1, momentum: 0.9 }, ['/optimizer/momentum']],
+    [{ type: 'sgd', learningRate: 0.1, betas: [0.9, 0.99], eps: 1e-6 }, ['/optimizer/betas', '/optimizer/eps']],
+  ];
+  for (const [optimizer, pointers] of cases) {
+    for (const url of ['/v1/trainings/plan', '/v1/trainings']) {
+      const res = await t.app.inject({ method: 'POST', url, payload: body(mine, [ds], { optimizer }), headers: t.auth(scientist.token) });
+      assert.equal(res.statusCode, 400, `${url} ${JSON.stringify(optimizer)}: ${res.body}`);
+      assert.equal(res.json().type, 'urn:bastion:problem:validation-failed');
+      assert.deepEqual(res.json().errors.map((e: { pointer: string }) => e.pointer), pointers, `${url} ${JSON.stringify(optimizer)}`);
+    }
+  }
+  assert.deepEqual((await datasetPrivacy({ store: t.store }, ds)).events, [], 'nothing was charged');
+  assert.equal((await t.app.inject({ url: '/v1/trainings', headers: t.auth(scientist.token) })).json().items.filter((x: { datasetIds: string[] }) => x.datasetIds.includes(ds)).length, 0, 'no training was created');
+  // Nesterov with momentum and no dampening is fine.
+  const ok = await plan(body(mine, [ds], { optimizer: { type: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: true } }));
+  assert.equal(ok.statusCode, 200, ok.body);
 });
 
 test('GET /v1/datasets/:id/privacy shows limit, δ, the composed ε spent and remaining, and each release', async () => {

@@ -12,7 +12,7 @@ import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { openSse, parseSse } from '../helpers/sse.js';
-import { classifierDataset, classifierModel, CLASSES, runInPytorch } from '../helpers/training-fixtures.js';
+import { classifierDataset, classifierModel, CLASSES, evalOnlyModel, narrowModel, runInPytorch } from '../helpers/training-fixtures.js';
 
 let t: TestApp;
 let pool: WorkerPool;
@@ -241,6 +241,57 @@ describe('refusals charge nothing', () => {
     assert.match(res.json().detail, /inputs\.0 is F32 \[5\] per sample/);
     assert.deepEqual((await privacy(a)).events, []);
     assert.deepEqual((await privacy(b)).events, []);
+  });
+
+  test('a model that cannot run on the datasets\' public shapes is 422 with libtorch\'s own message from the pre-flight: no charge, no job', async () => {
+    const form = await multipartForm({ name: 'narrow' }, [{ content: await narrowModel(), filename: 'narrow.pt' }]);
+    const upload = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
+    assert.equal(upload.statusCode, 201, upload.body);
+    const datasetId = await uploadDataset({ features: 4 });
+    const before = trainingRows();
+    for (const extra of [{}, { optimizer: { type: 'adam', learningRate: 0.01 }, privacy: { targetEpsilon: 3, maxGradNorm: 1, clipping: 'per-layer' } }]) {
+      const res = await create(body([datasetId], { modelId: upload.json().id, ...extra }));
+      assert.equal(res.statusCode, 422, res.body);
+      const problem = res.json();
+      assert.equal(problem.type, 'urn:bastion:problem:unprocessable-training');
+      assert.match(problem.detail, /^The model cannot be trained on these datasets as asked: it fails on synthetic inputs \(a batch of 32 zeros of the datasets' public/);
+      assert.match(problem.detail, /RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x4 and 5x16\)$/);
+      assert.deepEqual(problem.preflight, { samples: 32, code: 'INVALID_ARGUMENT' });
+    }
+    assert.deepEqual((await privacy(datasetId)).events, [], 'the ledger has no event');
+    assert.equal(trainingRows(), before, 'no training was created');
+    // The same model is refused by the dry run only at creation: /plan runs no model.
+    const planned = await t.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: body([datasetId], { modelId: upload.json().id }), headers: t.auth(scientist.token) });
+    assert.equal(planned.statusCode, 200, planned.body);
+  });
+
+  test('the pre-flight takes a training step, not only a forward: a model that raises in training mode is 422 with its message', async () => {
+    const form = await multipartForm({ name: 'eval-only' }, [{ content: await evalOnlyModel(), filename: 'eval-only.pt' }]);
+    const upload = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
+    assert.equal(upload.statusCode, 201, upload.body);
+    const content = classifierDataset(128, 9);
+    const open = await multipartForm({ name: 'open', privacyLimit: '5', allowNonPrivate: 'true' }, [{ content }]);
+    const datasetId = (await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: open.payload, headers: { ...open.headers, ...t.auth(owner.token) } })).json().id;
+    const before = trainingRows();
+    const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body([datasetId], { modelId: upload.json().id });
+    // Non-private: the trainer's creation probes in eval mode only, so only the pre-flight's step meets the raise.
+    for (const payload of [{ ...rest, private: false }, body([datasetId], { modelId: upload.json().id })]) {
+      const res = await create(payload);
+      assert.equal(res.statusCode, 422, res.body);
+      assert.match(res.json().detail, /ValueError: this model refuses to train$/);
+    }
+    assert.deepEqual((await privacy(datasetId)).events, []);
+    assert.equal(trainingRows(), before);
+  });
+
+  test('nesterov without momentum is 400 naming /optimizer/nesterov: no charge, no job', async () => {
+    const datasetId = await uploadDataset();
+    const before = trainingRows();
+    const res = await create(body([datasetId], { optimizer: { type: 'sgd', learningRate: 0.5, nesterov: true } }));
+    assert.equal(res.statusCode, 400, res.body);
+    assert.deepEqual(res.json().errors.map((e: { pointer: string }) => e.pointer), ['/optimizer/nesterov']);
+    assert.deepEqual((await privacy(datasetId)).events, []);
+    assert.equal(trainingRows(), before);
   });
 
   test('a malformed body is 400 naming the fields; an unknown model is 404', async () => {

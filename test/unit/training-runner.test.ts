@@ -125,6 +125,20 @@ test('a step that meets NaN fails the job naming the step, and no model is stage
   assert.deepEqual(fs.readdirSync(blobs.stagingDir).filter((f) => f.includes('.model.')), []);
 });
 
+test('a training on records refuses failFast before it loads anything: failing samples must be dropped there', async () => {
+  const channel = new MessageChannel();
+  let created = false;
+  const input: TrainModelInput = {
+    jobId: uuidv7(), blobs, modelId, datasets: [await dataset(8, 1)],
+    config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.1 }, failFast: true },
+    totalSteps: 1, metrics: null, resultModelId: uuidv7(), checkpointEverySteps: 3, checkpointEveryMs: 3_600_000, progressIntervalMs: 0,
+    control: new SharedArrayBuffer(4), port: channel.port2,
+  };
+  await assert.rejects(runTraining(input, (...args) => ((created = true), fakeTrainer().create(...args))), /failFast is for the pre-flight on synthetic data only/);
+  assert.equal(created, false);
+  channel.port1.close();
+});
+
 test('the cancel word stops the loop before the next step', async () => {
   let control: Int32Array | undefined;
   const { output } = await runJob(uuidv7(), 1000, fakeTrainer({ onStep: (s) => s === 2 && Atomics.store(control!, 0, Control.CANCEL) }).create, (c) => (control = c));

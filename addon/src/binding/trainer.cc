@@ -205,6 +205,7 @@ core::dp::TrainerConfig Trainer::ReadConfig(const Napi::Object& config) {
   }
 
   out.max_physical_batch_size = IntegerAt(config, "maxPhysicalBatchSize", "config.", 1, 0.0);
+  out.fail_fast = BooleanAt(config, "failFast", "config.", false);
   if (const std::optional<double> bound = OptionalNumberAt(config, "lossBound", "config.")) {
     if (!(*bound > 0)) Expected("number > 0", "config.lossBound", config.Get("lossBound"));
     out.loss_bound = *bound;

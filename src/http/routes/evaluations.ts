@@ -16,7 +16,9 @@ export default async function evaluationRoutes(root: FastifyInstance, options: {
       schema: {
         operationId: 'createEvaluation',
         tags: ['trainings'],
-        summary: "Evaluate one of the caller's models on a dataset: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows",
+        summary:
+          "Evaluate one of the caller's models on a dataset: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows; " +
+          "pre-flighted first on zeros of the dataset's public shapes (422 with the model's message when it fails, nothing charged)",
         body: EvaluationRequestSchema,
         response: { 200: Type.Ref('Evaluation'), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422) },
       },

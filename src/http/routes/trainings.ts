@@ -31,7 +31,7 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
       schema: {
         operationId: 'planTraining',
         tags: ['trainings'],
-        summary: 'Dry run of a training: σ calibrated to the target ε, q, steps, and what each dataset budget would show; charges nothing',
+        summary: 'Dry run of a training: σ calibrated to the target ε, q, steps, and what each dataset budget would show; charges nothing and runs no model',
         body: TrainingRequestSchema,
         response: { 200: Type.Ref('TrainingPlan'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
       },
@@ -45,7 +45,9 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
       schema: {
         operationId: 'createTraining',
         tags: ['trainings'],
-        summary: "Start a training: planned as by /plan, every dataset's ledger charged the whole plan at once, then queued (409 when a budget does not allow it)",
+        summary:
+          "Start a training: planned as by /plan, pre-flighted (one step on zeros of the datasets' public shapes; 422 with the model's message when it fails), " +
+          "every dataset's ledger charged the whole plan at once, then queued (409 when a budget does not allow it)",
         body: TrainingRequestSchema,
         response: { 202: Type.Ref('Training'), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422, 503) },
       },

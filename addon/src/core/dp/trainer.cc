@@ -8,6 +8,8 @@
 // nothing a record holds may change whether a step, or the trainer's creation, succeeds, nor any
 // message. So a failing sample is dropped rather than failing the step, the creation probe runs on
 // synthetic zeros, and the messages that can still reach the author name no data-derived number.
+// The one exception is TrainerConfig.fail_fast, for the pre-flight on synthetic data only: there a
+// failure is the answer wanted, with the model's own message.
 #include "core/dp/trainer.h"
 
 #include <algorithm>
@@ -164,6 +166,54 @@ Batch SyntheticBatch(const Tensors& from, int64_t samples) {
   for (const at::Tensor& input : from.inputs) batch.inputs.push_back(zeros(input));
   if (from.labels.defined()) batch.labels = zeros(from.labels);
   return batch;
+}
+
+// The model's own message for a failure of its code, on one line: for the TorchScript interpreter's
+// report, whose first line only says that an operation failed, the first unindented line after its
+// tracebacks ("RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x4 and 5x16)"); for any other
+// exception its first line, without libtorch's backtrace.
+std::string ModelMessage(const std::exception& error) {
+  const auto* torch_error = dynamic_cast<const c10::Error*>(&error);
+  const std::string text = torch_error ? torch_error->what_without_backtrace() : error.what();
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos) lines.push_back(line);
+  }
+  if (lines.empty()) return "an exception without a message";
+  const std::string interpreter = "The following operation failed in the TorchScript interpreter";
+  if (lines.front().rfind(interpreter, 0) == 0) {
+    bool in_traceback = false;
+    for (const std::string& line : lines) {
+      if (line.rfind("Traceback of TorchScript", 0) == 0) {
+        in_traceback = true;
+      } else if (in_traceback && line.front() != ' ' && line.front() != '\t') {
+        return line;
+      }
+    }
+  }
+  return lines.front();
+}
+
+// Rethrows the exception in flight (call only inside a catch block) where the inputs were synthetic:
+// the trainer's own errors and allocation failures as they are, any other failure of the model's code
+// as Error(kInvalidArgument) with `context` and the model's message, which then depends on public
+// shapes and dtypes only.
+[[noreturn]] void RethrowAsModelFailure(const std::string& context) {
+  try {
+    throw;
+  } catch (const Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const c10::OutOfMemoryError&) {
+    throw;
+  } catch (const std::exception& error) {
+    Refuse(context + ": " + ModelMessage(error));
+  } catch (...) {
+    Refuse(context + ": an exception that is not a std::exception");
+  }
 }
 
 void ThrowProblems(const std::vector<std::string>& problems) {
@@ -370,6 +420,7 @@ struct Trainer::Impl {
   // a record makes the model do must not decide whether the step goes on. The re-run makes such a
   // step slower: its timing is a residual channel (README), far weaker than a failed job.
   ClippedSum ClippedSumDropping(const at::Tensor& part, DroppedSamples& dropped) {
+    if (config.fail_fast) return ClippedSumFailing(part);
     try {
       ClippedSum sum = engine->ComputeClippedSum(Gather(data, part), loss, clip);
       if (IsUsable(sum, sums_may_overflow)) return sum;
@@ -403,6 +454,23 @@ struct Trainer::Impl {
     }
     total.losses = losses.empty() ? at::empty({0}, at::kFloat) : at::cat(losses);
     return total;
+  }
+
+  // fail_fast (synthetic data only): the clipped sum of the whole physical batch, or the failure, with
+  // the model's message; a non-finite loss, norm or sum is an error rather than a reason to drop.
+  ClippedSum ClippedSumFailing(const at::Tensor& part) {
+    ClippedSum sum;
+    try {
+      sum = engine->ComputeClippedSum(Gather(data, part), loss, clip);
+    } catch (...) {
+      RethrowAsModelFailure("Step " + std::to_string(step + 1) + ": the model fails on a batch of " + std::to_string(part.size(0)) +
+                            " synthetic samples");
+    }
+    if (!sum.losses.defined() || !sum.losses.isfinite().all().item<bool>()) {
+      NonFinite(step + 1, "a per-sample loss of the synthetic batch is NaN or infinite");
+    }
+    if (!IsUsable(sum, /*check_sums=*/true)) NonFinite(step + 1, "a per-sample gradient of the synthetic batch is NaN or infinite");
+    return sum;
   }
 
   // Finite losses and norms, and, where they could overflow, finite clipped sums. With finite norms
@@ -550,6 +618,23 @@ struct Trainer::Impl {
     };
     for (int64_t begin = 0; begin < from.samples; begin += chunk) {
       const at::Tensor indices = at::arange(begin, std::min(begin + chunk, from.samples), at::kLong);
+      if (config.fail_fast) {
+        std::pair<at::Tensor, at::Tensor> judged;
+        try {
+          judged = Judge(Gather(from, indices));
+        } catch (...) {
+          RethrowAsModelFailure("Evaluation: the model fails on a batch of " + std::to_string(indices.size(0)) + " synthetic samples");
+        }
+        if (judged.first.size(0) != indices.size(0) || judged.second.size(0) != indices.size(0)) {
+          Refuse("Evaluation: the model judged " + std::to_string(judged.first.size(0)) + " of a batch of " +
+                 std::to_string(indices.size(0)) + " synthetic samples");
+        }
+        if (!judged.first.isfinite().all().item<bool>()) {
+          throw Error(ErrorCode::kNonFinite, "Evaluation: a per-sample loss of the synthetic batch is NaN or infinite");
+        }
+        add(judged.first, judged.second);
+        continue;
+      }
       try {
         const auto [losses, right] = Judge(Gather(from, indices));
         if (losses.size(0) == indices.size(0) && right.size(0) == indices.size(0)) {
@@ -683,7 +768,8 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
   // and per-sample shapes (valid embedding indices and class labels), never a record: the data's
   // values must not decide whether a job can be created, nor what its error says. The engine's
   // batch-layout probe runs on them too, so it never runs on a real batch.
-  {
+  // A failure of the model's code here is public information too, so it carries the model's message.
+  try {
     const Batch probe = SyntheticBatch(impl->data, 2);
     {
       at::NoGradGuard no_grad;
@@ -694,6 +780,8 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
       impl->module.train(true);
       impl->engine->Probe(probe.inputs);
     }
+  } catch (...) {
+    RethrowAsModelFailure("The model fails on two synthetic samples (zeros of the data's per-sample shapes and dtypes)");
   }
 
   if (config.is_private) {
@@ -717,7 +805,14 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
   return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
 }
 
-StepResult Trainer::Step() { return impl_->Step(); }
+StepResult Trainer::Step() {
+  if (!impl_->config.fail_fast) return impl_->Step();
+  try {
+    return impl_->Step();
+  } catch (...) {
+    RethrowAsModelFailure("Step " + std::to_string(impl_->step + 1) + ": the model fails on synthetic samples");
+  }
+}
 
 Evaluation Trainer::Evaluate(const HostData* data) {
   if (data == nullptr) return impl_->Evaluate(impl_->data);

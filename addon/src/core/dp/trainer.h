@@ -68,6 +68,12 @@ struct TrainerConfig {
   // Both modes: L > 0 makes every step also sum its per-sample losses clamped to [0, L]
   // (StepResult.clipped_loss_sum), a sum of sensitivity L for a noisy loss release; 0 = off.
   double loss_bound = 0;
+  // Pre-flight only: synthetic data. A private step rethrows the first failure of a physical batch
+  // and treats a non-finite loss, norm or clipped sum as an error instead of dropping samples, and
+  // Evaluate fails instead of counting a failing sample as incorrect; every failure of the model's
+  // code becomes Error(kInvalidArgument) with the model's own message. On private data this would
+  // make a record decide whether the call succeeds and what its message says: never set it there.
+  bool fail_fast = false;
 };
 
 // The samples of a private step whose contribution was dropped, by reason, as dataset indices
@@ -130,11 +136,15 @@ class Trainer {
   // Non-private (the owners allowed it): an exception fails the step, and Error(kNonFinite) names the
   // step when a loss, the gradient or an updated parameter is NaN or infinite.
   // When a step throws, the parameters, the optimizer state and the step count are as before the call.
+  // With TrainerConfig.fail_fast (synthetic data only), no sample is dropped: the first exception is
+  // rethrown as Error(kInvalidArgument) with the model's message, a non-finite per-sample value as
+  // Error(kNonFinite).
   StepResult Step();
 
   // Mean loss and accuracy without gradients, in eval mode. data == nullptr: the training tensors.
   // A chunk that throws is re-run one sample at a time; a failing sample (exception or non-finite
-  // loss) counts as incorrect and adds nothing to the loss (Evaluation.failed counts them).
+  // loss) counts as incorrect and adds nothing to the loss (Evaluation.failed counts them). With
+  // TrainerConfig.fail_fast (synthetic data only), the first failure throws as in Step.
   Evaluation Evaluate(const HostData* data);
 
   // The model's output on inputs, in eval mode, without gradients.
