@@ -1027,7 +1027,8 @@ function spatialOp(spatialOf: (node: GraphNode, inputs: Abs[]) => number | null,
       }
     }
     const dims = x.dims && spatial !== null ? [...x.dims.slice(0, x.dims.length - spatial - (channels ? 1 : 0)), ...Array.from({ length: spatial + (channels ? 1 : 0) }, () => fresh())] : null;
-    return node.out.map(([, type], i) => (type === 'Tensor' && (i === 0 || type === 'Tensor') ? withDims(x, dims, x.batch?.dim ?? null) : fromType(type)));
+    // Every tensor output (max_pool*_with_indices has two) has the input's layout.
+    return node.out.map(([, type]) => (type === 'Tensor' ? withDims(x, dims, x.batch?.dim ?? null) : fromType(type)));
   };
 }
 
@@ -1524,9 +1525,10 @@ function indexedAlong(dimIndex: number, what: string): Rule {
       }
       return node.out.map(() => ({ ...idx }));
     }
-    return node.out.map(() => (x.batch ? { ...x, dims: node.k === 'aten::index_select' ? null : x.dims } : publicTensor(null))).map((t) =>
-      t.batch && !t.dims ? withDims(x, x.dims ? x.dims.map((s, i) => (i === d ? fresh() : s)) : null, x.batch!.dim) : t,
-    );
+    if (!x.batch) return node.out.map(() => publicTensor(null));
+    // index_select changes the size of dim d; gather/scatter keep x's sizes.
+    const dims = node.k === 'aten::index_select' && x.dims ? x.dims.map((s, i) => (i === d ? fresh() : s)) : x.dims;
+    return node.out.map(() => withDims(x, dims, x.batch!.dim));
   };
 }
 
