@@ -580,7 +580,13 @@ export function decideModelPolicy(inspection: ModelInspection): PolicyDecision {
   const analysis = analyseBatchIndependence(forward.graph);
   const inputRanks = acceptedRanks(analysis);
   if (inputRanks.length === 0) {
-    const [ranks, batchProblems] = Object.entries(analysis.ranks).reduce((best, entry) => (entry[1].length < best[1].length ? entry : best));
+    // The fewest problems; among equals, not rank 1 (a sample that is a single number is rare, and a
+    // layer then reads the batch as its features), then the lowest ranks.
+    const cost = ([key, found]: [string, unknown[]]) => [found.length, key.split(',').includes('1') ? 1 : 0, key.split(',').reduce((n, r) => n + Number(r), 0)];
+    const [ranks, batchProblems] = Object.entries(analysis.ranks).reduce((best, entry) => {
+      const [a, b] = [cost(entry), cost(best)];
+      return a[0]! < b[0]! || (a[0] === b[0] && (a[1]! < b[1]! || (a[1] === b[1] && a[2]! < b[2]!))) ? entry : best;
+    });
     problems.push(...batchProblems.map((problem) => toPolicyProblem(problem, ranks)));
   }
   return { problems, inputRanks };

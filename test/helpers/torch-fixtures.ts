@@ -114,3 +114,15 @@ async function generate(): Promise<HostileModels> {
 function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
 }
+
+let batchBuilt: Promise<string> | undefined;
+
+/**
+ * The folder of test/fixtures/batch_models.py's models (built once per test process): forwards that mix
+ * the samples of a batch or let data or the batch size steer control flow, and legitimate controls.
+ * Each takes inputs [n, 4] and returns [n, 2]; the script's docstrings say what each does.
+ */
+export function batchModels(): Promise<string> {
+  batchBuilt ??= buildFixtures('batch_models.py', 'batch');
+  return batchBuilt;
+}

@@ -10,7 +10,7 @@ import { createPrincipal } from '../../src/governance/principals.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm, type FormFile } from '../helpers/multipart.js';
-import { hostileModels } from '../helpers/torch-fixtures.js';
+import { batchModels, hostileModels } from '../helpers/torch-fixtures.js';
 import { testdataPath } from '../helpers/testdata.js';
 
 let t: TestApp;
@@ -139,6 +139,34 @@ describe('refused models leave nothing behind', () => {
     const fixtures = await hostileModels();
     await assertRefused(await upload({ name: 'x' }, [{ content: fixtures.bytes('forward_print.pt') }]), 422, 'unprocessable-model', /prim::Print/);
     await assertRefused(await upload({ name: 'x' }, [{ content: fixtures.bytes('forward_save.pt') }]), 422, 'unprocessable-model', /aten::save/);
+  });
+
+  test('a forward that mixes samples or lets a record steer it is refused with 422 naming the operator and its line; nothing is kept', async () => {
+    const dir = await batchModels();
+    const rows = modelRows();
+    const cases: [string, RegExp][] = [
+      ['item_slice.script.pt', /aten::select at code\/__torch__\.py:\d+ picks one sample of the batch dimension/],
+      ['mean_center.trace.pt', /aten::mean at code\/.*\.py:\d+ mean reduces over the batch dimension/],
+      ['batch_size_branch.script.pt', /prim::If at code\/__torch__\.py:\d+ branches on the number of samples/],
+      ['text_of_batch.script.pt', /aten::str at code\/__torch__\.py:\d+ turns a tensor computed from the samples/],
+      ['mix_only_in_training.script.pt', /aten::mean at code\/__torch__\.py:\d+/],
+    ];
+    for (const [file, detail] of cases) {
+      const problem = await assertRefused(await upload({ name: 'x' }, [{ content: fs.readFileSync(path.join(dir, file)) }]), 422, 'unprocessable-model', detail);
+      assert.ok(
+        problem.problems.some((p: { rule: string }) => p.rule === 'batch-mixing' || p.rule === 'data-control-flow'),
+        `${file}: ${JSON.stringify(problem.problems)}`,
+      );
+    }
+    assert.equal(modelRows(), rows);
+  });
+
+  test('a forward with public shape checks and views that keep the batch is accepted, with the input ranks it was shown at', async () => {
+    const res = await upload({ name: 'checks' }, [{ content: fs.readFileSync(path.join(await batchModels(), 'shape_checks.script.pt')) }]);
+    assert.equal(res.statusCode, 201, res.body);
+    assert.deepEqual(res.json().check.inputRanks, ['2', '3', '4', '5']);
+    const cnn = await upload({ name: 'cnn' }, [{ content: mnist() }]);
+    assert.deepEqual(cnn.json().check.inputRanks, ['4'], 'conv2d needs [n, C, H, W]');
   });
 
   test('a __setstate__ that writes a file is refused before anything loads it: the file never appears', async () => {

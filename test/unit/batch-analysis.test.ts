@@ -10,13 +10,11 @@ import { test } from 'node:test';
 import { acceptedRanks, analyseBatchIndependence, batchRules, problemsForRanks, publicOnlyOperators, scalarRules } from '../../src/artifacts/batch-analysis.js';
 import { allowedOperators, decideModelPolicy, PolicyRule } from '../../src/artifacts/operator-policy.js';
 import { inspectModel } from '../../src/native.js';
-import { buildFixtures } from '../helpers/torch-fixtures.js';
+import { batchModels } from '../helpers/torch-fixtures.js';
 import { modelName, readSafetensorsHeader, testdataPath, torchscriptFiles, torchscriptProducers } from '../helpers/testdata.js';
 
-let fixtures: Promise<string> | undefined;
 async function graphOf(name: string): Promise<string> {
-  fixtures ??= buildFixtures('batch_models.py', 'batch');
-  const dir = await fixtures;
+  const dir = await batchModels();
   return inspectModel(readFileSync(path.join(dir, name))).forward!.graph;
 }
 
@@ -59,8 +57,7 @@ for (const [name, expected] of Object.entries(hostile)) {
 }
 
 test('the item() attack (a record value as an output length) is refused as a policy problem before any training', async () => {
-  fixtures ??= buildFixtures('batch_models.py', 'batch');
-  const inspection = inspectModel(readFileSync(path.join(await fixtures, 'item_slice.script.pt')));
+  const inspection = inspectModel(readFileSync(path.join(await batchModels(), 'item_slice.script.pt')));
   const decision = decideModelPolicy(inspection);
   assert.deepEqual(decision.inputRanks, []);
   assert.ok(decision.problems.some((p) => p.rule === PolicyRule.BATCH_MIXING && p.operator === 'aten::select'));
