@@ -7,7 +7,7 @@
 // Pure: it reads an inspection (native.ts ModelInspection, computed in the sandbox) and nothing else.
 //
 // How the allowlist was built: every node kind that the reference models of
-// ../shared/testdata/torchscript (PyTorch 1.13 and 2.6 writers, scripted and traced: MNIST CNN, MLP,
+// test/data/torchscript (PyTorch 1.13 and 2.6 writers, scripted and traced: MNIST CNN, MLP,
 // text classifier, transformer encoder, GroupNorm + Conv1d) use in their inlined forward, plus the
 // layers, activations, shape and arithmetic operators a PyTorch user commonly reaches (the nn
 // modules' TorchScript code calls them). An operator not listed is refused until someone reads what

@@ -1,4 +1,4 @@
-// inspectModel against every TorchScript file in ../shared/testdata/torchscript, with real PyTorch
+// inspectModel against every TorchScript file in test/data/torchscript, with real PyTorch
 // (the system's /usr/bin/python3, torch 1.13) as the reference for names, shapes and dtypes; the
 // graph analysis (where operators run, writes to module state, tensor constants, BatchNorm mode)
 // against the hostile fixtures and small models built here with PyTorch; extractTensors against the

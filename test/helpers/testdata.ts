@@ -1,5 +1,6 @@
-// Locates the shared test data (../shared/testdata beside the repository) and reads the small
-// parts of it tests need: TorchScript file lists and safetensors headers.
+// Locates the reference data the tests use (test/data/, copied from the project's shared test data
+// so that a clone tests on its own) and reads the small parts of it tests need: TorchScript file lists
+// and safetensors headers.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,16 +8,11 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (this file is test/helpers/testdata.ts). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** A path under ../shared/testdata; throws a clear error when it does not exist. */
+/** A path under test/data; throws a clear error when it does not exist. */
 export function testdataPath(...segments: string[]): string {
-  const root = path.resolve(repoRoot, '..', 'shared', 'testdata');
+  const root = path.join(repoRoot, 'test', 'data');
   const target = path.join(root, ...segments);
-  if (!existsSync(target)) {
-    throw new Error(
-      `Shared test data not found: ${target}. The tests expect the shared folder beside the repository ` +
-        `(${root}); check out or mount it there.`,
-    );
-  }
+  if (!existsSync(target)) throw new Error(`Test data not found: ${target} (test/data/README.md says what belongs there)`);
   return target;
 }
 

@@ -9,7 +9,7 @@ import { prng } from '../helpers/prng.js';
 import { testdataPath } from '../helpers/testdata.js';
 
 // ---------------------------------------------------------------------------------------------------
-// reference data (see ../shared/testdata/accounting/README.md for every field and tolerance)
+// reference data (see test/data/accounting/README.md for every field and tolerance)
 
 interface GridVector {
   q: number;

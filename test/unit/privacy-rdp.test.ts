@@ -7,7 +7,7 @@ import { DEFAULT_RDP_ORDERS, OPACUS_RDP_ORDERS, gaussianRdp, rdpToDelta, rdpToEp
 import { testdataPath } from '../helpers/testdata.js';
 
 // ---------------------------------------------------------------------------------------------------
-// reference data (see ../shared/testdata/accounting/README.md for every field and tolerance)
+// reference data (see test/data/accounting/README.md for every field and tolerance)
 
 interface GridVector {
   q: number;
