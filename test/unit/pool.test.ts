@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { BastionError } from '../../src/errors.js';
 import type { PrivacyEvent } from '../../src/privacy/accountant.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon } from '../../src/privacy/ledger.js';
 import { createPool, privacyMathOn, type WorkerPool } from '../../src/training/pool.js';
-import { repoRoot } from '../helpers/server.js';
+import { testdataPath } from '../helpers/testdata.js';
 
-const mnist = path.resolve(repoRoot, '..', 'shared', 'testdata', 'torchscript', 'torch-1.13', 'mnist_cnn.script.pt');
+const mnist = testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.script.pt');
 let pool: WorkerPool;
 
 before(() => {
