@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { encodeSafetensorsHeader } from '../../src/artifacts/formats/safetensors.js';
+import { DEFAULT_ACCOUNTANT } from '../../src/privacy/accountant.js';
 import { startBenchServer } from './server.js';
 
 const run = promisify(execFile);
@@ -22,7 +23,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
     epochs: { type: 'string', default: '40' },
-    accountant: { type: 'string', default: 'rdp' },
+    accountant: { type: 'string', default: DEFAULT_ACCOUNTANT },
     json: { type: 'boolean', default: false },
   },
 });
