@@ -117,8 +117,8 @@ export async function createModel(deps: ArtifactDeps, owner: Principal, fields: 
   try {
     const bytes = await readBlob(deps.blobs, staged.identity, staged.file);
     await checkTorchscriptArchive(bytes, { kind: 'model', ...(deps.sandbox.maxInflatedBytes ? { maxInflatedBytes: deps.sandbox.maxInflatedBytes } : {}) });
-    const inspection = (await runSandboxed({ mode: 'inspect' }, bytes, { ...deps.sandbox, errorCode: 'UNPROCESSABLE_MODEL' })) as ModelInspection;
-    const { problems, inputRanks } = decideModelPolicy(inspection);
+    const inspection = await runSandboxed({ mode: 'inspect' }, bytes, { ...deps.sandbox, errorCode: 'UNPROCESSABLE_MODEL' });
+    const { problems, inputRanks } = decideModelPolicy(inspection, inspection.batchAnalysis ?? undefined);
     if (problems.length > 0) {
       throw new BastionError('UNPROCESSABLE_MODEL', `The model is refused: ${problems.map((p) => p.message).join('; ')}`, {
         extensions: { problems },

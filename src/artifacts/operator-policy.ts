@@ -22,7 +22,7 @@
 // boundary: a crafted model can always reach a branch. The trainer therefore must not relay the
 // text of exceptions or warnings raised in forward (it could be built from the data) to anyone.
 import type { ModelInspection, OperatorUse } from '../native.js';
-import { analyseBatchIndependence, acceptedRanks, type BatchProblem } from './batch-analysis.js';
+import { analyseBatchIndependence, acceptedRanks, type BatchAnalysis, type BatchProblem } from './batch-analysis.js';
 
 /** Where an allowed operator may appear. */
 export type OperatorPlacement = 'anywhere' | 'branch';
@@ -569,15 +569,17 @@ export function checkModelPolicy(inspection: ModelInspection): PolicyProblem[] {
 }
 
 /**
- * The policy decision and the input ranks the model may be trained at. Batch problems are reported
+ * The policy decision and the input ranks the model may be trained at, from the inspection and its
+ * batch analysis (computed from forward's graph when not given). Batch problems are reported
  * for the input rank with the fewest of them (the rank the uploader most likely meant); the model is
  * refused when no rank is free of them.
  */
-export function decideModelPolicy(inspection: ModelInspection): PolicyDecision {
+export function decideModelPolicy(inspection: ModelInspection, batchAnalysis?: BatchAnalysis): PolicyDecision {
   const problems = checkStaticPolicy(inspection);
   const forward = inspection.forward;
   if (!forward) return { problems, inputRanks: [] };
-  const analysis = analyseBatchIndependence(forward.graph);
+  // The sandbox runs the analysis beside the inspection (off the event loop); elsewhere it runs here.
+  const analysis = batchAnalysis ?? analyseBatchIndependence(forward.graph);
   const inputRanks = acceptedRanks(analysis);
   if (inputRanks.length === 0) {
     // The fewest problems; among equals, not rank 1 (a sample that is a single number is rare, and a

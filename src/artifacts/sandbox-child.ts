@@ -7,7 +7,7 @@
 //   stdin: u32le n, n bytes of JSON { mode: 'inspect' | 'extract', maxBytes?, byteLength }, then
 //          byteLength bytes of the archive.
 //   fd 3:  u32le n, n bytes of JSON, then a payload:
-//          { ok: true, value: ModelInspection }                                     (inspect)
+//          { ok: true, value: SandboxInspection }                                   (inspect)
 //          { ok: true, tensors: [{ name, dtype, shape, byteLength }], payloadBytes } (extract; the
 //            tensors' bytes follow, concatenated in order)
 //          { ok: false, error: { code, message } }                                  (a native error)
@@ -15,6 +15,8 @@
 // discards stdout and stderr. Exit status 0 after a complete result; anything else is a failure.
 import { closeSync, writeSync } from 'node:fs';
 import { NativeError, extractTensors, inspectModel, setThreads } from '../native.js';
+import { analyseBatchIndependence } from './batch-analysis.js';
+import type { SandboxInspection } from './sandbox.js';
 
 const RESULT_FD = 3;
 const HEADER_BYTES = 4;
@@ -98,7 +100,13 @@ function writeAll(data: Uint8Array): void {
 
 function run(request: Request, bytes: Buffer): Uint8Array[] {
   try {
-    if (request.mode === 'inspect') return [frame({ ok: true, value: inspectModel(bytes) })];
+    if (request.mode === 'inspect') {
+      // The batch-independence analysis runs here too: it is pure TypeScript, but it takes tens of
+      // milliseconds per model (more for deep transformers), which the server's event loop should not.
+      const inspection = inspectModel(bytes);
+      const batchAnalysis = inspection.forward ? analyseBatchIndependence(inspection.forward.graph) : null;
+      return [frame({ ok: true, value: { ...inspection, batchAnalysis } satisfies SandboxInspection })];
+    }
     const tensors = extractTensors(bytes, request.maxBytes ?? 0);
     const payloadBytes = tensors.reduce((sum, tensor) => sum + tensor.data.length, 0);
     const header = {

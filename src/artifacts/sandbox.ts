@@ -19,6 +19,10 @@ import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { BastionError } from '../errors.js';
 import type { ExtractedTensor, ModelInspection } from '../native.js';
+import type { BatchAnalysis } from './batch-analysis.js';
+
+/** What an inspection in the sandbox returns: libtorch's inspection and the batch analysis of its forward graph. */
+export type SandboxInspection = ModelInspection & { batchAnalysis: BatchAnalysis | null };
 
 /** What the child is asked to do with the archive. */
 export type SandboxRequest =
@@ -73,14 +77,14 @@ const defaultChildScript = fileURLToPath(
  * past timeoutMs or past memoryBytes; BastionError INTERNAL when the sandbox itself cannot run
  * (prlimit missing, the child refusing our own request).
  */
-export function runSandboxed(request: { mode: 'inspect' }, bytes: Uint8Array, options: SandboxOptions): Promise<ModelInspection>;
+export function runSandboxed(request: { mode: 'inspect' }, bytes: Uint8Array, options: SandboxOptions): Promise<SandboxInspection>;
 export function runSandboxed(request: { mode: 'extract'; maxBytes: number }, bytes: Uint8Array, options: SandboxOptions): Promise<ExtractedTensor[]>;
-export function runSandboxed(request: SandboxRequest, bytes: Uint8Array, options: SandboxOptions): Promise<ModelInspection | ExtractedTensor[]>;
+export function runSandboxed(request: SandboxRequest, bytes: Uint8Array, options: SandboxOptions): Promise<SandboxInspection | ExtractedTensor[]>;
 export async function runSandboxed(
   request: SandboxRequest,
   bytes: Uint8Array,
   options: SandboxOptions,
-): Promise<ModelInspection | ExtractedTensor[]> {
+): Promise<SandboxInspection | ExtractedTensor[]> {
   const errorCode = options.errorCode ?? 'UNPROCESSABLE_MODEL';
   checkOptions(request, options);
   const outcome = await children(() => runChild(request, bytes, options));
@@ -279,7 +283,7 @@ function runChild(request: SandboxRequest, bytes: Uint8Array, options: SandboxOp
 }
 
 type Decoded =
-  | { value: ModelInspection | ExtractedTensor[] }
+  | { value: SandboxInspection | ExtractedTensor[] }
   | { error: { code: string; message: string } };
 
 /** The child's result, or undefined when its frame is not one (truncated, garbled, wrong shape). */
@@ -293,7 +297,7 @@ function decodeResult(request: SandboxRequest, frame: ChildOutcome['result']): D
   }
   if (header.ok !== true) return undefined;
   if (request.mode === 'inspect') {
-    return payload.length === 0 && isModelInspection(header.value) ? { value: header.value } : undefined;
+    return payload.length === 0 && isSandboxInspection(header.value) ? { value: header.value } : undefined;
   }
   const tensors = decodeTensors(header, payload);
   return tensors ? { value: tensors } : undefined;
@@ -365,6 +369,26 @@ function isStrings(value: unknown): value is string[] {
 
 function isTensorInfo(value: unknown): boolean {
   return isRecord(value) && typeof value.name === 'string' && typeof value.dtype === 'string' && isShape(value.shape);
+}
+
+/** The shape of an inspection and its batch analysis, checked as far as the policy reads them. */
+function isSandboxInspection(value: unknown): value is SandboxInspection {
+  if (!isRecord(value) || !isModelInspection(value)) return false;
+  const analysis = (value as Record<string, unknown>).batchAnalysis;
+  if (analysis === null) return value.forward === null;
+  if (!isRecord(analysis) || !isCount(analysis.inputs) || !isRecord(analysis.ranks)) return false;
+  return Object.values(analysis.ranks).every(
+    (problems) =>
+      Array.isArray(problems) &&
+      problems.every(
+        (p) =>
+          isRecord(p) &&
+          typeof p.operator === 'string' &&
+          typeof p.location === 'string' &&
+          typeof p.message === 'string' &&
+          (p.rule === 'batch-mixing' || p.rule === 'data-control-flow'),
+      ),
+  );
 }
 
 /** The shape of an inspection, checked as far as the policy reads it. */

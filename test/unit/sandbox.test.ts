@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BastionError } from '../../src/errors.js';
 import { DEFAULT_SANDBOX_MEMORY_BYTES, PRLIMIT_PATH, runSandboxed, type SandboxOptions } from '../../src/artifacts/sandbox.js';
+import { analyseBatchIndependence } from '../../src/artifacts/batch-analysis.js';
 import { extractTensors, inspectModel } from '../../src/native.js';
 import { hostileModels } from '../helpers/torch-fixtures.js';
 import { repoRoot, testdataPath } from '../helpers/testdata.js';
@@ -40,9 +41,12 @@ for (const [producer, file] of [
   ['torch-1.13', 'transformer.script.pt'],
   ['torch-2.6', 'transformer.trace.pt'],
 ] as const) {
-  test(`inspects ${producer}/${file} in the sandbox exactly as the addon does in-process`, async () => {
+  test(`inspects ${producer}/${file} in the sandbox exactly as the addon does in-process, with the same batch analysis`, async () => {
     const bytes = readFileSync(testdataPath('torchscript', producer, file));
-    assert.deepEqual(await runSandboxed({ mode: 'inspect' }, bytes, limits), inspectModel(bytes));
+    const { batchAnalysis, ...inspection } = await runSandboxed({ mode: 'inspect' }, bytes, limits);
+    const expected = inspectModel(bytes);
+    assert.deepEqual(inspection, expected);
+    assert.deepEqual(batchAnalysis, analyseBatchIndependence(expected.forward!.graph));
   });
 }
 
