@@ -1157,73 +1157,62 @@ function refuseBatched(what: string, argIndexes: number[] = [0]): Rule {
 /** Keeps the layout (copies, casts, dropout masks drawn per element). */
 const keep: Rule = unary;
 
-const transposeRule: Rule = (a, node, inputs) => {
-  checkArguments(a, inputs);
-  const x = asTensor(inputs[0]!);
-  if (!x || x.poisoned) return unknownOutputs(node, true);
-  const rank = rankOf(x);
-  let d0: number | null;
-  let d1: number | null;
-  if (node.k === 'aten::t') {
-    if (rank !== null && rank < 2) return [{ ...x }];
-    [d0, d1] = [0, 1];
-  } else {
-    d0 = normDim(inputs[1]!, rank);
-    d1 = normDim(inputs[2]!, rank);
-  }
-  if (d0 === null || d1 === null || !x.dims) {
-    if (x.batch) a.mixing('transposes dimensions the analysis cannot determine');
+/**
+ * A rule for an operator that rearranges one tensor's dimensions: `layout` gives the output (x has
+ * known dims) or null when the arguments cannot be resolved, which is refused for a batched tensor.
+ */
+function rearrange(cannot: string, layout: (x: TensorVal & { dims: IntVal[] }, inputs: Abs[], rank: number) => TensorVal | null): Rule {
+  return (a, node, inputs) => {
+    checkArguments(a, inputs);
+    const x = asTensor(inputs[0]!);
+    if (!x || x.poisoned) return unknownOutputs(node, true);
+    const out = x.dims ? layout(x as TensorVal & { dims: IntVal[] }, inputs, x.dims.length) : null;
+    if (out) return [out];
+    if (x.batch) a.mixing(cannot);
     return [x.batch ? poisonedTensor() : publicTensor(null)];
-  }
-  const dims = [...x.dims];
-  [dims[d0]!, dims[d1]!] = [dims[d1]!, dims[d0]!];
-  const b = x.batch ? (x.batch.dim === d0 ? d1 : x.batch.dim === d1 ? d0 : x.batch.dim) : null;
-  return [withDims(x, dims, b)];
-};
+  };
+}
 
-const permuteRule: Rule = (a, node, inputs) => {
-  checkArguments(a, inputs);
-  const x = asTensor(inputs[0]!);
-  if (!x || x.poisoned) return unknownOutputs(node, true);
-  const order = dimList(inputs[1]!, rankOf(x));
-  if (!order || !x.dims) {
-    if (x.batch) a.mixing('permutes dimensions the analysis cannot determine');
-    return [x.batch ? poisonedTensor() : publicTensor(null)];
-  }
-  return [withDims(x, order.map((d) => x.dims![d]!), x.batch ? order.indexOf(x.batch.dim) : null)];
-};
+/** The tensor with its dimensions in `order` (output dim i is input dim order[i]). */
+function reorder(x: TensorVal & { dims: IntVal[] }, order: readonly number[]): TensorVal {
+  return withDims(x, order.map((d) => x.dims[d]!), x.batch ? order.indexOf(x.batch.dim) : null);
+}
 
-const movedimRule: Rule = (a, node, inputs) => {
-  checkArguments(a, inputs);
-  const x = asTensor(inputs[0]!);
-  if (!x || x.poisoned) return unknownOutputs(node, true);
-  const rank = rankOf(x);
-  const src = dimList(inputs[1]!, rank);
-  const dst = dimList(inputs[2]!, rank);
-  if (!src || !dst || src.length !== dst.length || !x.dims || rank === null) {
-    if (x.batch) a.mixing('moves dimensions the analysis cannot determine');
-    return [x.batch ? poisonedTensor() : publicTensor(null)];
-  }
+const swapRule = (pair: (inputs: Abs[], rank: number) => [number | null, number | null]): Rule =>
+  rearrange('transposes dimensions the analysis cannot determine', (x, inputs, rank) => {
+    const [d0, d1] = pair(inputs, rank);
+    if (d0 === null || d1 === null) return null;
+    if (d0 === d1) return { ...x };
+    const order = [...Array(rank).keys()];
+    [order[d0], order[d1]] = [d1, d0];
+    return reorder(x, order);
+  });
+const transposeRule = swapRule((inputs, rank) => [normDim(inputs[1], rank), normDim(inputs[2], rank)]);
+/** t(): rank 0 and 1 unchanged, rank 2 transposed. */
+const tRule = swapRule((_inputs, rank) => (rank < 2 ? [0, 0] : [0, 1]));
+
+const permuteRule = rearrange('permutes dimensions the analysis cannot determine', (x, inputs, rank) => {
+  const order = dimList(inputs[1], rank);
+  return order ? reorder(x, order) : null;
+});
+
+const movedimRule = rearrange('moves dimensions the analysis cannot determine', (x, inputs, rank) => {
+  const src = dimList(inputs[1], rank);
+  const dst = dimList(inputs[2], rank);
+  if (!src || !dst || src.length !== dst.length) return null;
   const order: number[] = new Array(rank).fill(-1);
   src.forEach((s, i) => (order[dst[i]!] = s));
   const rest = [...Array(rank).keys()].filter((d) => !src.includes(d));
   for (let i = 0; i < rank; i += 1) if (order[i]! < 0) order[i] = rest.shift()!;
-  return [withDims(x, order.map((d) => x.dims![d]!), x.batch ? order.indexOf(x.batch.dim) : null)];
-};
+  return reorder(x, order);
+});
 
-const unsqueezeRule: Rule = (a, node, inputs) => {
-  checkArguments(a, inputs);
-  const x = asTensor(inputs[0]!);
-  if (!x || x.poisoned) return unknownOutputs(node, true);
-  const rank = rankOf(x);
-  const d = normDim(inputs[1]!, rank === null ? null : rank + 1);
-  if (d === null || !x.dims) {
-    if (x.batch) a.mixing('inserts a dimension at a place the analysis cannot determine');
-    return [x.batch ? poisonedTensor() : publicTensor(null)];
-  }
+const unsqueezeRule = rearrange('inserts a dimension at a place the analysis cannot determine', (x, inputs, rank) => {
+  const d = normDim(inputs[1], rank + 1);
+  if (d === null) return null;
   const dims = [...x.dims.slice(0, d), constInt(1), ...x.dims.slice(d)];
-  return [withDims(x, dims, x.batch ? (x.batch.dim >= d ? x.batch.dim + 1 : x.batch.dim) : null)];
-};
+  return withDims(x, dims, x.batch ? (x.batch.dim >= d ? x.batch.dim + 1 : x.batch.dim) : null);
+});
 
 const squeezeRule: Rule = (a, node, inputs) => {
   checkArguments(a, inputs);
@@ -1860,7 +1849,7 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   'aten::permute': permuteRule,
   'aten::transpose': transposeRule,
   'aten::swapaxes': transposeRule,
-  'aten::t': transposeRule,
+  'aten::t': tRule,
   'aten::movedim': movedimRule,
   'aten::expand': expandRule,
   'aten::expand_as': expandRule,
