@@ -1592,37 +1592,37 @@ const linearRule = lastDims(
   'the layer contracts its last dimension',
 );
 
+/**
+ * Normalisations with weights (and running statistics) that must be public; `refusal` says why the
+ * batch's place in x is refused, or null when it is fine. The first output has x's layout.
+ */
+function normalisation(refusal: (x: TensorVal & { batch: BatchAt }) => string | null): Rule {
+  return (a, node, inputs) => {
+    checkArguments(a, inputs);
+    const x = asTensor(inputs[0]!);
+    if (!x || x.poisoned) return unknownOutputs(node, true);
+    if (inputs.slice(1).some((v) => isBatched(v) && !v.poisoned)) {
+      a.mixing('normalises with weights or statistics computed from the samples');
+      return unknownOutputs(node, true);
+    }
+    const why = x.batch ? refusal(x as TensorVal & { batch: BatchAt }) : null;
+    if (why) {
+      a.mixing(why);
+      return unknownOutputs(node, true);
+    }
+    return node.out.map(([, type], i) => (i === 0 ? { ...x } : fromType(type)));
+  };
+}
+
 /** group_norm / instance_norm: statistics per sample over channels and space; the batch must be dim 0. */
-const perSampleNorm: Rule = (a, node, inputs) => {
-  checkArguments(a, inputs);
-  const x = asTensor(inputs[0]!);
-  if (!x || x.poisoned) return unknownOutputs(node, true);
-  if (inputs.slice(1).some((v) => isBatched(v) && !v.poisoned)) {
-    a.mixing('normalises with weights or statistics computed from the samples');
-    return unknownOutputs(node, true);
-  }
-  if (x.batch && (x.batch.dim !== 0 || (rankOf(x) ?? 0) < 2 || !monoEq(x.batch.inner, ONE))) {
-    a.mixing('normalises with statistics that include the batch dimension (the batch must be dim 0 of an input with channels)');
-    return unknownOutputs(node, true);
-  }
-  return [x.batch ? { ...x } : publicTensor(x.dims)];
-};
+const perSampleNorm = normalisation((x) =>
+  x.batch.dim !== 0 || (rankOf(x) ?? 0) < 2 || !monoEq(x.batch.inner, ONE)
+    ? 'normalises with statistics that include the batch dimension (the batch must be dim 0 of an input with channels)'
+    : null,
+);
 
 /** batch_norm in eval form (the policy refuses training mode): an affine map per channel (dim 1). */
-const batchNormEval: Rule = (a, node, inputs) => {
-  checkArguments(a, inputs);
-  const x = asTensor(inputs[0]!);
-  if (!x || x.poisoned) return unknownOutputs(node, true);
-  if (inputs.slice(1).some((v) => isBatched(v) && !v.poisoned)) {
-    a.mixing('normalises with statistics or weights computed from the samples');
-    return unknownOutputs(node, true);
-  }
-  if (x.batch && x.batch.dim === 1) {
-    a.mixing('normalises per channel, and the channel dimension holds the batch');
-    return unknownOutputs(node, true);
-  }
-  return node.out.map((_, i) => (i === 0 ? { ...x } : fromType(node.out[i]![1]!)));
-};
+const batchNormEval = normalisation((x) => (x.batch.dim === 1 ? 'normalises per channel, and the channel dimension holds the batch' : null));
 
 const embeddingRule: Rule = (a, node, inputs) => {
   checkArguments(a, inputs);
