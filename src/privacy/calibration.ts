@@ -279,10 +279,7 @@ export function maxSteps(options: MaxStepsOptions): number {
  */
 export function calibrateGaussianNoiseMultiplier({ targetEpsilon, delta, releases = 1 }: { targetEpsilon: number; delta: number; releases?: number }): number {
   const errors: FieldError[] = [];
-  if (typeof delta !== 'number' || !(delta > 0 && delta < 1)) errors.push({ parameter: 'delta', detail: `Expected number in (0, 1) for delta but received ${describe(delta)}` });
-  if (typeof targetEpsilon !== 'number' || !(targetEpsilon > 0) || !Number.isFinite(targetEpsilon)) {
-    errors.push({ parameter: 'targetEpsilon', detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}` });
-  }
+  checkSingleRelease(errors, { targetEpsilon, delta });
   if (!Number.isSafeInteger(releases) || releases < 1) errors.push({ parameter: 'releases', detail: `Expected integer ≥ 1 for releases but received ${describe(releases)}` });
   if (errors.length > 0) refuse(errors);
   const fits = (sigma: number) => analyticGaussianDelta({ noiseMultiplier: sigma / Math.sqrt(releases), epsilon: targetEpsilon }) <= delta;
@@ -367,6 +364,14 @@ export interface DiscreteGaussianRelease {
   delta: number;
 }
 
+/** The (targetEpsilon, delta) of one release: a finite ε > 0 and δ in (0, 1). */
+function checkSingleRelease(errors: FieldError[], { targetEpsilon, delta }: { targetEpsilon: number; delta: number }): void {
+  if (typeof delta !== 'number' || !(delta > 0 && delta < 1)) errors.push({ parameter: 'delta', detail: `Expected number in (0, 1) for delta but received ${describe(delta)}` });
+  if (typeof targetEpsilon !== 'number' || !(targetEpsilon > 0) || !Number.isFinite(targetEpsilon)) {
+    errors.push({ parameter: 'targetEpsilon', detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}` });
+  }
+}
+
 /**
  * The least noise σ² (to 1e-6 relative) for one discrete Gaussian release of an integer statistic of
  * sensitivity Δ (integer ≥ 1) that is (targetEpsilon, delta)-DP by the exact δ(ε) of CKS20 Theorem 7
@@ -375,10 +380,7 @@ export interface DiscreteGaussianRelease {
  */
 export function calibrateDiscreteGaussianRelease({ targetEpsilon, delta, sensitivity }: { targetEpsilon: number; delta: number; sensitivity: number }): DiscreteGaussianRelease {
   const errors: FieldError[] = [];
-  if (typeof delta !== 'number' || !(delta > 0 && delta < 1)) errors.push({ parameter: 'delta', detail: `Expected number in (0, 1) for delta but received ${describe(delta)}` });
-  if (typeof targetEpsilon !== 'number' || !(targetEpsilon > 0) || !Number.isFinite(targetEpsilon)) {
-    errors.push({ parameter: 'targetEpsilon', detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}` });
-  }
+  checkSingleRelease(errors, { targetEpsilon, delta });
   if (!Number.isSafeInteger(sensitivity) || sensitivity < 1) errors.push({ parameter: 'sensitivity', detail: `Expected integer ≥ 1 for sensitivity but received ${describe(sensitivity)}` });
   if (errors.length > 0) refuse(errors);
   const continuous = calibrateGaussianNoiseMultiplier({ targetEpsilon, delta }) * sensitivity;
