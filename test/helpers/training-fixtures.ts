@@ -18,37 +18,26 @@ const script = path.join(repoRoot, 'test', 'fixtures', 'training_models.py');
 export const FEATURES = 8;
 export const CLASSES = 3;
 
-let built: Promise<Buffer> | undefined;
+const builtModels = new Map<string, Promise<Buffer>>();
 
-/** The TorchScript bytes of Linear(8, 16)-Tanh-Linear(16, 3). */
-export function classifierModel(): Promise<Buffer> {
-  built ??= (async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-training-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    const file = path.join(dir, 'classifier.pt');
-    await run(fixturePython, [script, 'build', file], { timeout: 120_000 });
-    return readFileSync(file);
-  })();
-  return built;
-}
-
-const builtOthers = new Map<string, Promise<Buffer>>();
-
-/** The bytes training_models.py's `build-<name>` writes, built once per process. */
-function builtModel(name: string): Promise<Buffer> {
-  let built = builtOthers.get(name);
+/** The bytes training_models.py writes for `command` (default `build-<name>`), built once per process. */
+function builtModel(name: string, command = `build-${name}`): Promise<Buffer> {
+  let built = builtModels.get(name);
   if (!built) {
     built = (async () => {
       const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-training-'));
       process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
       const file = path.join(dir, `${name}.pt`);
-      await run(fixturePython, [script, `build-${name}`, file], { timeout: 120_000 });
+      await run(fixturePython, [script, command, file], { timeout: 120_000 });
       return readFileSync(file);
     })();
-    builtOthers.set(name, built);
+    builtModels.set(name, built);
   }
   return built;
 }
+
+/** The TorchScript bytes of Linear(8, 16)-Tanh-Linear(16, 3). */
+export const classifierModel = (): Promise<Buffer> => builtModel('classifier', 'build');
 
 /** The TorchScript bytes of Linear(5, 16)-Tanh-Linear(16, 3): libtorch refuses it on inputs of 4 features. */
 export const narrowModel = (): Promise<Buffer> => builtModel('narrow');
@@ -56,19 +45,8 @@ export const narrowModel = (): Promise<Buffer> => builtModel('narrow');
 /** The TorchScript bytes of Linear(8, 3) whose forward raises "this model refuses to train" in training mode. */
 export const evalOnlyModel = (): Promise<Buffer> => builtModel('eval-only');
 
-let builtHuge: Promise<Buffer> | undefined;
-
 /** The TorchScript bytes of Linear(8, 3) with weight[0, 0] = 1e36: infinite output when a record's first feature is above ~340. */
-export function hugeWeightModel(): Promise<Buffer> {
-  builtHuge ??= (async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-training-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    const file = path.join(dir, 'huge.pt');
-    await run(fixturePython, [script, 'build-huge', file], { timeout: 120_000 });
-    return readFileSync(file);
-  })();
-  return builtHuge;
-}
+export const hugeWeightModel = (): Promise<Buffer> => builtModel('huge');
 
 /** `samples` × FEATURES float32 features in [-1, 1) and labels = argmax of the first CLASSES features, then `edit` applied to them. */
 export function classifierDataset(samples: number, seed = 1, features = FEATURES, edit: (x: Float32Array, y: BigInt64Array) => void = () => undefined): Buffer {
