@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { syntheticData, writeModels, type ModelSpec } from './dp-models.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -33,12 +34,6 @@ const { values } = parseArgs({
 type Mode = 'private' | 'non-private';
 const ROUND = 5; // steps per mode and round
 
-interface ModelSpec {
-  file: string;
-  input: { dtype: 'F32' | 'I64'; shape: number[]; vocabulary?: number };
-  classes: number;
-  batchSize: number;
-}
 
 interface SpeedResult {
   nonPrivateSamplesPerSec: number;
@@ -63,16 +58,7 @@ async function trainers(spec: ModelSpec, modes: Mode[]) {
   const { Trainer, setThreads } = await import('../../src/native.js');
   setThreads(os.availableParallelism());
   const n = spec.batchSize * 20;
-  const perSample = spec.input.shape.reduce((a, b) => a * b, 1);
-  const inputs =
-    spec.input.dtype === 'F32'
-      ? Buffer.from(Float32Array.from({ length: n * perSample }, (_, i) => ((i * 2654435761) % 1000) / 1000).buffer)
-      : Buffer.from(BigInt64Array.from({ length: n * perSample }, (_, i) => BigInt((i * 2654435761) % (spec.input.vocabulary ?? 2))).buffer);
-  const labels = Buffer.from(BigInt64Array.from({ length: n }, (_, i) => BigInt(i % spec.classes)).buffer);
-  const data = {
-    inputs: [{ dtype: spec.input.dtype, shape: [n, ...spec.input.shape], data: inputs }],
-    labels: { dtype: 'I64' as const, shape: [n], data: labels },
-  };
+  const data = syntheticData(spec, n);
   const common = { loss: { kind: 'cross_entropy' as const }, optimizer: { kind: 'sgd' as const, lr: 0.05 } };
   const model = fs.readFileSync(spec.file);
   return modes.map((mode) => {
@@ -135,8 +121,8 @@ async function main() {
     return;
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-bench-dp-'));
-  const manifestText = execFileSync('/usr/bin/python3', [path.join(here, 'dp_models.py'), dir], { encoding: 'utf8' });
-  const manifest = JSON.parse(manifestText) as Record<string, ModelSpec>;
+  const manifest = writeModels(dir);
+  const manifestText = JSON.stringify(manifest);
   const run = <T>(name: string, mode: string, steps: string): T =>
     JSON.parse(
       execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, '--mode', mode, '--steps', steps, '--manifest', manifestText], {

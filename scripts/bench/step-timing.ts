@@ -16,14 +16,12 @@
 // "msPerSample", "correlation", "blocks": [{"k", "estimateStd", "poissonStd", "ratio", "posteriorStd"}]}}.
 //
 //   npm run bench:step-timing [-- --model mnist_cnn|mlp|text_cls] [--samples 60000] [--batch 256] [--steps 400] [--threads n] [--json]
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { syntheticData, writeModels } from './dp-models.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'mnist_cnn' },
@@ -35,12 +33,6 @@ const { values } = parseArgs({
   },
 });
 
-interface ModelSpec {
-  file: string;
-  input: { dtype: 'F32' | 'I64'; shape: number[]; vocabulary?: number };
-  classes: number;
-  batchSize: number;
-}
 
 /** Steps on either side whose mean is taken as the machine's current speed (detrend). */
 const DRIFT_WINDOW = 8;
@@ -77,7 +69,7 @@ async function main() {
   const sampleRate = batch / sampleCount;
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-bench-timing-'));
-  const manifest = JSON.parse(execFileSync('/usr/bin/python3', [path.join(here, 'dp_models.py'), dir], { encoding: 'utf8' })) as Record<string, ModelSpec>;
+  const manifest = writeModels(dir);
   const spec = manifest[values.model!];
   if (!spec) throw new Error(`--model must be one of ${Object.keys(manifest).join(', ')}`);
   const model = fs.readFileSync(spec.file);
@@ -86,15 +78,9 @@ async function main() {
   const { Trainer, setThreads } = await import('../../src/native.js');
   const threads = values.threads ? Number(values.threads) : os.availableParallelism();
   setThreads(threads);
-  const perSample = spec.input.shape.reduce((a, b) => a * b, 1);
-  const inputs =
-    spec.input.dtype === 'F32'
-      ? Buffer.from(Float32Array.from({ length: sampleCount * perSample }, (_, i) => ((i * 2654435761) % 1000) / 1000).buffer)
-      : Buffer.from(BigInt64Array.from({ length: sampleCount * perSample }, (_, i) => BigInt((i * 2654435761) % (spec.input.vocabulary ?? 2))).buffer);
-  const labels = Buffer.from(BigInt64Array.from({ length: sampleCount }, (_, i) => BigInt(i % spec.classes)).buffer);
   const trainer = Trainer.create(
     model,
-    { inputs: [{ dtype: spec.input.dtype, shape: [sampleCount, ...spec.input.shape], data: inputs }], labels: { dtype: 'I64', shape: [sampleCount], data: labels } },
+    syntheticData(spec, sampleCount),
     {
       mode: 'private', sampleRate, noiseMultiplier: 1.0, maxGradNorm: 1.0, maxPhysicalBatchSize: batch * 2,
       loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.05 },
