@@ -62,6 +62,8 @@ export function dataLayout(dataDir: string) {
     tlsKey: path.join(dataDir, 'tls', 'server-key.pem'),
     /** The development root key (32 random bytes, 0600); inside an enclave the sealing key replaces it. */
     devRootKey: path.join(dataDir, 'dev-root.key'),
+    /** The audit log's high-water mark (last seq and MAC, authenticated): detects a truncated log. */
+    auditHighWater: path.join(dataDir, 'audit-high-water.json'),
     /** Sealed blobs of committed artifacts, one folder per kind. */
     blobsDir: path.join(dataDir, 'blobs'),
     /** Blobs being written (uploads in progress); emptied at every start. */

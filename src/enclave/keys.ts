@@ -13,6 +13,8 @@ import { writeFileAtomic } from '../store/files.js';
 export const KeyPurpose = {
   /** AES-256-GCM segment keys of sealed artifact blobs (src/artifacts/sealed-blob.ts). */
   SEALED_BLOBS: 'sealed-blobs',
+  /** HMAC-SHA256 key of the audit log's chain and its high-water mark (src/governance/audit.ts). */
+  AUDIT: 'audit',
 } as const;
 export type KeyPurpose = (typeof KeyPurpose)[keyof typeof KeyPurpose];
 

@@ -11,6 +11,8 @@ export interface ModelRow {
   sha256: string;
   sizeBytes: number;
   details: string;
+  /** JSON ModelPolicy (src/governance/policy.ts). */
+  policy: string;
   createdAt: string;
 }
 
@@ -24,23 +26,24 @@ export interface DatasetRow {
   sizeBytes: number;
   privacyLimit: number;
   delta: number;
-  allowNonPrivate: boolean;
   sampleCount: number;
   details: string;
+  /** JSON DatasetPolicy (src/governance/policy.ts). */
+  policy: string;
   createdAt: string;
 }
 
 const modelColumns =
-  'id, owner_id AS ownerId, name, description, sha256, size_bytes AS sizeBytes, details, created_at AS createdAt';
+  'id, owner_id AS ownerId, name, description, sha256, size_bytes AS sizeBytes, details, policy, created_at AS createdAt';
 const datasetColumns =
   'id, owner_id AS ownerId, name, description, format, sha256, size_bytes AS sizeBytes, privacy_limit AS privacyLimit, ' +
-  'delta, allow_non_private AS allowNonPrivate, sample_count AS sampleCount, details, created_at AS createdAt';
+  'delta, sample_count AS sampleCount, details, policy, created_at AS createdAt';
 
 export function insertModel(store: Store, row: ModelRow): void {
   store.db
     .prepare(
-      `INSERT INTO models (id, owner_id, name, description, sha256, size_bytes, details, created_at)
-       VALUES (@id, @ownerId, @name, @description, @sha256, @sizeBytes, @details, @createdAt)`,
+      `INSERT INTO models (id, owner_id, name, description, sha256, size_bytes, details, policy, created_at)
+       VALUES (@id, @ownerId, @name, @description, @sha256, @sizeBytes, @details, @policy, @createdAt)`,
     )
     .run(row);
 }
@@ -49,34 +52,37 @@ export function insertDataset(store: Store, row: DatasetRow): void {
   store.db
     .prepare(
       `INSERT INTO datasets (id, owner_id, name, description, format, sha256, size_bytes, privacy_limit, delta,
-                             allow_non_private, sample_count, details, created_at)
+                             sample_count, details, policy, created_at)
        VALUES (@id, @ownerId, @name, @description, @format, @sha256, @sizeBytes, @privacyLimit, @delta,
-               @allowNonPrivate, @sampleCount, @details, @createdAt)`,
+               @sampleCount, @details, @policy, @createdAt)`,
     )
-    .run({ ...row, allowNonPrivate: row.allowNonPrivate ? 1 : 0 });
+    .run(row);
 }
 
-/** Models of one owner, oldest first (UUID v7 ids sort by creation). */
-export function listModelRows(store: Store, ownerId: string): ModelRow[] {
-  return store.db.prepare(`SELECT ${modelColumns} FROM models WHERE owner_id = ? ORDER BY id`).all(ownerId) as ModelRow[];
+/** Every model, oldest first (UUID v7 ids sort by creation); who may see which is src/governance/. */
+export function listModelRows(store: Store): ModelRow[] {
+  return store.db.prepare(`SELECT ${modelColumns} FROM models ORDER BY id`).all() as ModelRow[];
 }
 
 export function findModelRow(store: Store, id: string): ModelRow | undefined {
   return store.db.prepare(`SELECT ${modelColumns} FROM models WHERE id = ?`).get(id) as ModelRow | undefined;
 }
 
-function toDataset(raw: (Omit<DatasetRow, 'allowNonPrivate'> & { allowNonPrivate: number }) | undefined): DatasetRow | undefined {
-  return raw ? { ...raw, allowNonPrivate: raw.allowNonPrivate === 1 } : undefined;
-}
-
 /** Every dataset, oldest first. */
 export function listDatasetRows(store: Store): DatasetRow[] {
-  const rows = store.db.prepare(`SELECT ${datasetColumns} FROM datasets ORDER BY id`).all() as Parameters<typeof toDataset>[0][];
-  return rows.map((r) => toDataset(r)!);
+  return store.db.prepare(`SELECT ${datasetColumns} FROM datasets ORDER BY id`).all() as DatasetRow[];
 }
 
 export function findDatasetRow(store: Store, id: string): DatasetRow | undefined {
-  return toDataset(store.db.prepare(`SELECT ${datasetColumns} FROM datasets WHERE id = ?`).get(id) as Parameters<typeof toDataset>[0]);
+  return store.db.prepare(`SELECT ${datasetColumns} FROM datasets WHERE id = ?`).get(id) as DatasetRow | undefined;
+}
+
+export function updateDatasetPolicy(store: Store, id: string, policy: string): void {
+  store.db.prepare('UPDATE datasets SET policy = ? WHERE id = ?').run(policy, id);
+}
+
+export function updateModelPolicy(store: Store, id: string, policy: string): void {
+  store.db.prepare('UPDATE models SET policy = ? WHERE id = ?').run(policy, id);
 }
 
 export function deleteModelRow(store: Store, id: string): boolean {

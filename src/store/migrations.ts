@@ -127,4 +127,57 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE trainings ADD COLUMN dropped TEXT;
     `,
   },
+{
+    version: 7,
+    name: 'flow governance',
+    sql: `
+      -- A dataset's policy (JSON DatasetPolicy, src/governance/policy.ts): who may train and evaluate on it,
+      -- the ε a single training may ask for, non-private use, and how trained models are released. It
+      -- replaces allow_non_private. Datasets uploaded before policies existed become private to their
+      -- owner (the safe reading of "nobody named").
+      ALTER TABLE datasets ADD COLUMN policy TEXT NOT NULL DEFAULT '{}';
+      UPDATE datasets SET policy = json_object(
+        'trainers', json('[]'), 'allowEvaluation', json('true'),
+        'allowNonPrivate', json(CASE allow_non_private WHEN 1 THEN 'true' ELSE 'false' END), 'release', 'trainer');
+      ALTER TABLE datasets DROP COLUMN allow_non_private;
+
+      -- A model's policy (JSON ModelPolicy): who besides its owner may see it and train or evaluate with it.
+      ALTER TABLE models ADD COLUMN policy TEXT NOT NULL DEFAULT '{"readers":[]}';
+
+      -- The principal whose request caused a charge (null for charges written before this version).
+      ALTER TABLE privacy_charges ADD COLUMN principal_id TEXT;
+
+      -- Release approvals of a trained model: one row per dataset owner whose policy asked for approval
+      -- when the model was created. decision is null while pending; a decision is final.
+      CREATE TABLE approvals (
+        model_id     TEXT NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+        approver_id  TEXT NOT NULL REFERENCES principals (id),
+        dataset_ids  TEXT NOT NULL,                 -- JSON array: the approver's datasets the model was trained on
+        decision     TEXT CHECK (decision IN ('approve', 'reject')),
+        reason       TEXT,
+        decided_at   TEXT,
+        PRIMARY KEY (model_id, approver_id)
+      ) STRICT;
+
+      -- The audit log: one row per state change or refused access, chained by HMAC-SHA256 (each mac covers
+      -- the previous one); src/governance/audit.ts writes it in the transaction of the change it records.
+      CREATE TABLE audit_log (
+        seq           INTEGER PRIMARY KEY,          -- 1, 2, 3, … without gaps
+        time          TEXT NOT NULL,
+        principal_id  TEXT,                         -- who acted (null: the server itself)
+        action        TEXT NOT NULL,
+        target_kind   TEXT,
+        target_id     TEXT,
+        outcome       TEXT NOT NULL CHECK (outcome IN ('ok', 'refused')),
+        details       TEXT NOT NULL,                -- JSON object
+        mac           BLOB NOT NULL
+      ) STRICT;
+      -- Which principals an entry is about (the actor, the target's owners): what a member may read.
+      CREATE TABLE audit_subjects (
+        principal_id  TEXT NOT NULL,
+        seq           INTEGER NOT NULL REFERENCES audit_log (seq),
+        PRIMARY KEY (principal_id, seq)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
