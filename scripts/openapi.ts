@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import openapiTS, { astToString } from 'openapi-typescript';
 import { stringify } from 'yaml';
 import { buildApp } from '../src/app.js';
+import { openAuditLog } from '../src/governance/audit.js';
 import { openStore } from '../src/store/db.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,6 +21,7 @@ export async function buildOpenapiDocument(): Promise<Record<string, unknown>> {
   const store = openStore(':memory:');
   const app = await buildApp({
     store,
+    audit: openAuditLog(store, Buffer.alloc(32)),
     pool: { size: 0, run: () => Promise.reject(new Error('no pool')), isAlive: () => false, close: async () => undefined },
     // Nothing is uploaded while the document is built: the blob store is never touched.
     artifacts: {

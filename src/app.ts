@@ -15,9 +15,10 @@ import evaluationRoutes from './http/routes/evaluations.js';
 import trainingRoutes from './http/routes/trainings.js';
 import { EvaluationSchema } from './http/schemas/evaluations.js';
 import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
-import { DatasetSchema, ModelSchema } from './http/schemas/artifacts.js';
+import { DatasetPolicySchema, DatasetSchema, ModelApprovalsSchema, ModelPolicySchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
 import type { ArtifactDeps } from './artifacts/service.js';
+import type { AuditLog } from './governance/audit.js';
 import type { PrivacyMath } from './privacy/ledger.js';
 import { ProblemSchema } from './http/schemas/common.js';
 import type { Store } from './store/db.js';
@@ -27,8 +28,10 @@ import { createTrainingJobs, type TrainingJobsOptions } from './training/jobs.js
 export interface AppDeps {
   store: Store;
   pool: WorkerPool;
+  /** The audit log every state change and refused access is written to. */
+  audit: AuditLog;
   /** Sealed blob store and limits of the artifact services. */
-  artifacts: Omit<ArtifactDeps, 'store' | 'pool'>;
+  artifacts: Omit<ArtifactDeps, 'store' | 'pool' | 'audit'>;
   /** Largest accepted upload in bytes (413 above). */
   maxUploadBytes: number;
   /** True once the addon has loaded in the pool workers (checked at start). */
@@ -55,7 +58,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   app.addSchema(ProblemSchema);
   app.addSchema(PrincipalSchema);
+  app.addSchema(ModelPolicySchema);
   app.addSchema(ModelSchema);
+  app.addSchema(ModelApprovalsSchema);
+  app.addSchema(DatasetPolicySchema);
   app.addSchema(DatasetSchema);
   app.addSchema(TrainingPlanSchema);
   app.addSchema(TrainingMetricSchema);
@@ -73,8 +79,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const readiness = (): ReadinessChecks => ({ addon: deps.isAddonLoaded(), store: deps.store.isOpen(), pool: deps.pool.isAlive() });
   await app.register(healthRoutes, { readiness });
   await app.register(multipartPlugin, { maxFileBytes: deps.maxUploadBytes });
-  await app.register(principalRoutes, { store: deps.store });
-  const artifacts: ArtifactDeps = { ...deps.artifacts, store: deps.store, pool: deps.pool, ...(deps.privacyMath ? { math: deps.privacyMath } : {}) };
+  const artifacts: ArtifactDeps = { ...deps.artifacts, store: deps.store, pool: deps.pool, audit: deps.audit, ...(deps.privacyMath ? { math: deps.privacyMath } : {}) };
   await app.register(modelRoutes, { artifacts });
   await app.register(datasetRoutes, { artifacts });
   // Jobs left by a previous process resume once the app is ready; on close, running jobs checkpoint
@@ -82,7 +87,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const jobs = createTrainingJobs({ ...artifacts, log: app.log }, deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 });
   app.addHook('onReady', async () => jobs.start());
   app.addHook('preClose', async () => jobs.close());
-  await app.register(trainingRoutes, { plan: { store: deps.store, ...(deps.privacyMath ? { math: deps.privacyMath } : {}) }, jobs });
+  await app.register(principalRoutes, { governance: { store: deps.store, audit: deps.audit }, jobs });
+  await app.register(trainingRoutes, { plan: artifacts, jobs });
   await app.register(evaluationRoutes, { artifacts });
   return app;
 }

@@ -7,9 +7,10 @@ import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
-import { loadConfig, type Config } from './config.js';
+import { dataLayout, loadConfig, type Config } from './config.js';
 import { openBlobStore, sweepBlobs } from './artifacts/blob-store.js';
-import { openDevKeyProvider } from './enclave/keys.js';
+import { KeyPurpose, openDevKeyProvider } from './enclave/keys.js';
+import { openAuditLog } from './governance/audit.js';
 import { loadTlsMaterial } from './enclave/tls.js';
 import { allArtifactIds } from './store/artifacts.js';
 import { activeTrainingIds } from './store/trainings.js';
@@ -31,11 +32,12 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   let pool: WorkerPool | undefined;
   try {
     store = openStore(config.dataDir);
-    const adminTokenFile = bootstrapAdmin(store, config.dataDir);
-    if (adminTokenFile) logger.info({ file: adminTokenFile }, 'first start: created the admin principal; its token is in this file (0600)');
-
     const keys = openDevKeyProvider(config.dataDir);
     logger.info({ keys: keys.description, keyId: keys.keyId }, 'data at rest is sealed with keys derived from this root key');
+    const audit = openAuditLog(store, keys.deriveKey(KeyPurpose.AUDIT), { highWaterFile: dataLayout(config.dataDir).auditHighWater });
+    const adminTokenFile = bootstrapAdmin({ store, audit }, config.dataDir);
+    if (adminTokenFile) logger.info({ file: adminTokenFile }, 'first start: created the admin principal; its token is in this file (0600)');
+
     const blobs = openBlobStore(config.dataDir, keys);
     // Before any upload can start: what a crash left (staged uploads, blobs whose row never committed).
     // Checkpoints of unfinished trainings are live too: those jobs resume from them.
@@ -59,6 +61,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     const app = await buildApp({
       store,
       pool,
+      audit,
       artifacts: { blobs, sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes, maxInflatedBytes: config.maxInflatedBytes } },
       maxUploadBytes: config.maxUploadBytes,
       isAddonLoaded: () => true,

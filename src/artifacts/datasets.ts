@@ -4,10 +4,14 @@
 // sealed blob. The upload itself is always kept (sealed), so the owner can download exactly what they sent. A TorchScript dataset passes the same gates as a
 // model (TypeScript archive check, then a disposable child process is the first to load it); CSV and
 // safetensors are parsed by our own code in a pool worker. The owner's privacy limit ε and δ are
-// fixed at upload: the ledger (privacy/) charges against them.
+// fixed at upload: the ledger (privacy/) charges against them. Its policy (governance/policy.ts) says
+// who else may see and use it; the owner alone may change it, effective for the next request.
 import { BastionError, type FieldError } from '../errors.js';
+import { authorize, enforce, refuseUnknown, type Action, type UseContext } from '../governance/authorize.js';
+import { datasetPolicyFrom, requireKnownPrincipals, type DatasetPolicy, type DatasetPolicyInput } from '../governance/policy.js';
 import type { Principal } from '../governance/principals.js';
-import { deleteDatasetRow, findDatasetRow, insertDataset, listDatasetRows, type DatasetRow } from '../store/artifacts.js';
+import { datasetTarget } from '../governance/targets.js';
+import { deleteDatasetRow, findDatasetRow, insertDataset, listDatasetRows, updateDatasetPolicy, type DatasetRow } from '../store/artifacts.js';
 import { openBlob, readBlob, removeBlob, stagedBlob, type StagedBlob, type StagedUpload } from './blob-store.js';
 import type { DatasetLayout, DatasetSummary } from './formats/canonical.js';
 import { detectDatasetFormat } from './formats/detect.js';
@@ -17,7 +21,7 @@ import { runSandboxed } from './sandbox.js';
 import { createStreamCheck } from './stream-check.js';
 import type { ConvertOutput } from './convert.js';
 import type { SealedBlobReader } from './sealed-blob.js';
-import { commitArtifact, notFound, refuseIfInUse, requireOwner, stageUpload, type ArtifactDeps } from './service.js';
+import { commitArtifact, refuseIfInUse, stageUpload, type ArtifactDeps } from './service.js';
 
 export const datasetFormats = ['torchscript', 'safetensors', 'csv'] as const;
 export type DatasetFormat = (typeof datasetFormats)[number];
@@ -33,8 +37,8 @@ export interface DatasetFields {
   delta?: number;
   /** CSV only: the label column (default `label`, `labels`, `target` or `y`, else the last). */
   labelColumn?: string;
-  /** Whether trainings without DP may use the dataset (default false). */
-  allowNonPrivate: boolean;
+  /** Who else may use it, and how (the defaults: nobody, DP only, releases to the trainer). */
+  policy: DatasetPolicyInput;
 }
 
 export interface Dataset extends Omit<DatasetSummary, 'labelClasses'> {
@@ -49,7 +53,10 @@ export interface Dataset extends Omit<DatasetSummary, 'labelClasses'> {
   sizeBytes: number;
   privacyLimit: number;
   delta: number;
+  /** The policy's allowNonPrivate (kept for clients written before policies). */
   allowNonPrivate: boolean;
+  /** The policy; `trainers` only in the owner's view. */
+  policy: Omit<DatasetPolicy, 'trainers'> & { trainers?: DatasetPolicy['trainers'] };
   createdAt: string;
 }
 
@@ -89,19 +96,21 @@ interface DatasetDetails {
 /** Where a dataset's canonical tensors are (for training). Throws NOT_FOUND for an unknown id. */
 export function datasetLayout(deps: Pick<ArtifactDeps, 'store'>, id: string): DatasetLayout {
   const row = findDatasetRow(deps.store, id);
-  if (!row) throw notFound('dataset', id);
+  if (!row) throw new BastionError('NOT_FOUND', `No dataset with id ${id}`);
   return (JSON.parse(row.details) as DatasetDetails).layout;
 }
 
 /**
- * The dataset as `viewer` may see it. The catalogue (names, shapes, sample count, privacy settings)
- * is everyone's; which label values occur is a fact about the data itself (a rare diagnosis code
- * appears or not), so it is the owner's alone. The sample count is treated as public, as DP-SGD's
- * accounting does.
+ * The dataset as `viewer` (its owner or a trainer) sees it. Names, shapes, sample count and privacy
+ * settings are what trainings are planned against; which label values occur is a fact about the data
+ * itself (a rare diagnosis code appears or not), so it is the owner's alone, as is the list of
+ * trainers. The sample count is treated as public, as DP-SGD's accounting does.
  */
 function toDataset(row: DatasetRow, viewer: Principal): Dataset {
   const { summary: full } = JSON.parse(row.details) as DatasetDetails;
   const { labelClasses, ...summary } = full;
+  const { trainers, ...policy } = datasetTarget(row).policy;
+  const owner = viewer.id === row.ownerId;
   return {
     id: row.id,
     ownerId: row.ownerId,
@@ -112,10 +121,11 @@ function toDataset(row: DatasetRow, viewer: Principal): Dataset {
     sizeBytes: row.sizeBytes,
     privacyLimit: row.privacyLimit,
     delta: row.delta,
-    allowNonPrivate: row.allowNonPrivate,
+    allowNonPrivate: policy.allowNonPrivate,
+    policy: owner ? { trainers, ...policy } : policy,
     createdAt: row.createdAt,
     ...summary,
-    ...(viewer.id === row.ownerId ? { labelClasses } : {}),
+    ...(owner ? { labelClasses } : {}),
   };
 }
 
@@ -206,6 +216,8 @@ export async function createDataset(deps: ArtifactDeps, owner: Principal, fields
     if (converted.converted) canonical = stagedBlob(deps.blobs, canonicalIdentity, converted.converted);
     fileLimit = converted.privacyLimit;
     const { privacyLimit, delta } = resolvePrivacy(fields, converted.summary, fileLimit);
+    const policy = datasetPolicyFrom(fields.policy);
+    requireKnownPrincipals(deps.store, policy.trainers, '/policy/trainers');
     const row: DatasetRow = {
       id: staged.identity.artifactId,
       ownerId: owner.id,
@@ -216,15 +228,24 @@ export async function createDataset(deps: ArtifactDeps, owner: Principal, fields
       sizeBytes: staged.sizeBytes,
       privacyLimit,
       delta,
-      allowNonPrivate: fields.allowNonPrivate,
       sampleCount: converted.summary.sampleCount,
       details: JSON.stringify({ summary: converted.summary, layout: converted.layout } satisfies DatasetDetails),
+      policy: JSON.stringify(policy),
       createdAt: new Date().toISOString(),
     };
     await commitArtifact(
       deps,
       canonical ? [staged, canonical] : [staged],
-      () => insertDataset(deps.store, row),
+      () => {
+        insertDataset(deps.store, row);
+        deps.audit.record({
+          principalId: owner.id,
+          action: 'dataset.create',
+          target: { kind: 'dataset', id: row.id },
+          outcome: 'ok',
+          details: { name: row.name, format, sha256: row.sha256, sizeBytes: row.sizeBytes, privacyLimit, delta, policy },
+        });
+      },
       () => removeDatasetBlobs(deps, row.id),
     );
     return toDataset(row, owner);
@@ -240,35 +261,86 @@ async function removeDatasetBlobs(deps: ArtifactDeps, id: string): Promise<void>
   await removeBlob(deps.blobs, { artifactId: id, kind: 'dataset-tensors' });
 }
 
-/** Every dataset's metadata (the catalogue), oldest first. */
+/** The datasets `viewer` may see (its own, and those whose policy names it), oldest first. */
 export function listDatasets(deps: Pick<ArtifactDeps, 'store'>, viewer: Principal): Dataset[] {
-  return listDatasetRows(deps.store).map((row) => toDataset(row, viewer));
+  return listDatasetRows(deps.store)
+    .filter((row) => authorize(viewer, 'dataset.read', datasetTarget(row)).allowed)
+    .map((row) => toDataset(row, viewer));
 }
 
-export function getDataset(deps: Pick<ArtifactDeps, 'store'>, viewer: Principal, id: string): Dataset {
+/**
+ * The dataset row, once `principal` may do `action` on it (with `use` for a training or evaluation):
+ * NOT_FOUND for an id it may not know, FORBIDDEN naming the policy rule otherwise; refusals are audited.
+ */
+export function authorizedDatasetRow(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, action: Action, use?: UseContext): DatasetRow {
   const row = findDatasetRow(deps.store, id);
-  if (!row) throw notFound('dataset', id);
-  return toDataset(row, viewer);
+  if (!row) refuseUnknown(deps, principal, action, 'dataset', id);
+  enforce(deps, principal, action, datasetTarget(row), use);
+  return row;
 }
 
-/** The uploaded file, decrypted as it streams, for the dataset's owner only. */
+export function getDataset(deps: Pick<ArtifactDeps, 'store' | 'audit'>, viewer: Principal, id: string): Dataset {
+  return toDataset(authorizedDatasetRow(deps, viewer, id, 'dataset.read'), viewer);
+}
+
+/**
+ * Checks that `principal` may train on (or evaluate with) the dataset as `use` says: its policy's
+ * trainers, non-private use, ε per training, evaluations. Throws as authorizedDatasetRow.
+ */
+export function requireDatasetUse(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, what: 'train' | 'evaluate', use: UseContext): void {
+  authorizedDatasetRow(deps, principal, id, what === 'train' ? 'dataset.train' : 'dataset.evaluate', use);
+}
+
+/** The uploaded file, decrypted as it streams, for the dataset's owner only (each download is audited). */
 export async function openDatasetContent(deps: ArtifactDeps, principal: Principal, id: string): Promise<{ dataset: Dataset; content: SealedBlobReader }> {
-  const dataset = toDataset(requireOwner(findDatasetRow(deps.store, id), principal, 'dataset', id), principal);
+  const dataset = toDataset(authorizedDatasetRow(deps, principal, id, 'dataset.readContent'), principal);
   const content = await openBlob(deps.blobs, { artifactId: id, kind: 'dataset' });
+  deps.audit.record({ principalId: principal.id, action: 'dataset.download', target: { kind: 'dataset', id }, outcome: 'ok' });
   return { dataset, content };
 }
 
 /**
+ * Replaces the dataset's policy (the owner only; omitted fields take their defaults). Takes effect for
+ * the next request: trainings already accepted keep running, and their charges stand.
+ */
+export function setDatasetPolicy(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, input: DatasetPolicyInput): Dataset {
+  authorizedDatasetRow(deps, principal, id, 'dataset.setPolicy');
+  const policy = datasetPolicyFrom(input);
+  requireKnownPrincipals(deps.store, policy.trainers, '/trainers');
+  const row = deps.store.transaction(() => {
+    const current = findDatasetRow(deps.store, id);
+    if (!current) throw new BastionError('NOT_FOUND', `No dataset with id ${id}`);
+    updateDatasetPolicy(deps.store, id, JSON.stringify(policy));
+    deps.audit.record({
+      principalId: principal.id,
+      action: 'dataset.setPolicy',
+      target: { kind: 'dataset', id },
+      outcome: 'ok',
+      details: { before: JSON.parse(current.policy) as unknown, after: policy },
+    });
+    return findDatasetRow(deps.store, id)!;
+  });
+  return toDataset(row, principal);
+}
+
+/**
  * Deletes the owner's dataset: row first, then both blobs (the sweep at start removes blobs a crash
- * left behind). Others may see the dataset but not delete it: 403.
+ * left behind). Those who may see it but do not own it: 403.
  */
 export async function deleteDataset(deps: ArtifactDeps, principal: Principal, id: string): Promise<void> {
+  authorizedDatasetRow(deps, principal, id, 'dataset.delete');
   deps.store.transaction(() => {
-    const row = findDatasetRow(deps.store, id);
-    if (!row) throw notFound('dataset', id);
-    if (row.ownerId !== principal.id) throw new BastionError('FORBIDDEN', 'Only the owner of a dataset may delete it');
+    if (!findDatasetRow(deps.store, id)) throw new BastionError('NOT_FOUND', `No dataset with id ${id}`);
     refuseIfInUse(deps, 'dataset', id);
     deleteDatasetRow(deps.store, id);
+    deps.audit.record({ principalId: principal.id, action: 'dataset.delete', target: { kind: 'dataset', id }, outcome: 'ok' });
   });
   await removeDatasetBlobs(deps, id);
+}
+
+/** The dataset as its owner sees it, for the server's own use (a job that already passed its checks); no access check. */
+export function storedDataset(deps: Pick<ArtifactDeps, 'store'>, id: string): Dataset {
+  const row = findDatasetRow(deps.store, id);
+  if (!row) throw new BastionError('NOT_FOUND', `No dataset with id ${id}`);
+  return toDataset(row, { id: row.ownerId } as Principal);
 }

@@ -2,21 +2,29 @@
 // data, so it is accepted only after three gates, in this order: the TypeScript archive check (zip
 // layout, pickles walked without executing them, storage sizes, no __setstate__), a first load and
 // inspection by libtorch in a disposable, limited child process, and the operator allowlist. Only
-// archives that passed all three are ever committed, and so ever loaded by pool workers.
+// archives that passed all three are ever committed, and so ever loaded by pool workers. Who may see
+// and use a model is its policy's (governance/); a trained model is also seen by the owners of the
+// datasets it was trained on, and leaves only once every approval their policies asked for is given.
 import type { Principal } from '../governance/principals.js';
 import { BastionError } from '../errors.js';
+import { authorize, enforce, refuseUnknown, type Action, type ReleaseState, type UseContext } from '../governance/authorize.js';
+import { modelPolicyFrom, requireKnownPrincipals, type ModelPolicy, type ModelPolicyInput } from '../governance/policy.js';
+import { modelTarget, releaseState, type ModelTarget } from '../governance/targets.js';
 import type { ModelInspection } from '../native.js';
-import { deleteModelRow, findModelRow, insertModel, listModelRows, type ModelRow } from '../store/artifacts.js';
+import { decideApproval, insertApproval, listApprovals } from '../store/approvals.js';
+import { deleteModelRow, findModelRow, insertModel, listModelRows, updateModelPolicy, type ModelRow } from '../store/artifacts.js';
+import type { Store } from '../store/db.js';
 import { openBlob, readBlob, removeBlob, type StagedBlob, type StagedUpload } from './blob-store.js';
 import { checkTorchscriptArchive } from './formats/torchscript-archive.js';
 import { decideModelPolicy } from './operator-policy.js';
 import { runSandboxed } from './sandbox.js';
 import type { SealedBlobReader } from './sealed-blob.js';
-import { commitArtifact, refuseIfInUse, requireOwner, type ArtifactDeps } from './service.js';
+import { commitArtifact, refuseIfInUse, type ArtifactDeps } from './service.js';
 
 export interface ModelFields {
   name: string;
   description: string;
+  policy: ModelPolicyInput;
 }
 
 /** What the model check found, as stored and returned. */
@@ -76,13 +84,28 @@ export interface Model {
   check: ModelCheck;
   /** Present on models produced by a training. */
   lineage?: ModelLineage;
+  /** Owners of the datasets a trained model was trained on: they see it and its lineage. */
+  coOwnerIds: string[];
+  /** Whether the model may leave: released (no approval pending), pending, or rejected (final). */
+  release: ReleaseState;
+  /** The policy; in the owner's view only. */
+  policy?: ModelPolicy;
 }
 
-/** The `details` column: the check, and the lineage of a trained model. */
-type ModelDetails = ModelCheck & { lineage?: ModelLineage };
+/** The `details` column: the check, and the lineage and co-owners of a trained model. */
+type ModelDetails = ModelCheck & { lineage?: ModelLineage; coOwnerIds?: string[] };
 
-function toModel(row: ModelRow): Model {
-  const { lineage, ...stored } = JSON.parse(row.details) as ModelDetails;
+function coOwnersOf(row: ModelRow): string[] {
+  return (JSON.parse(row.details) as ModelDetails).coOwnerIds ?? [];
+}
+
+/** The facts authorize() decides on for this model. */
+export function modelTargetOf(store: Store, row: ModelRow): ModelTarget {
+  return modelTarget(store, row, coOwnersOf(row));
+}
+
+function toModel(row: ModelRow, target: ModelTarget, viewer: Principal): Model {
+  const { lineage, coOwnerIds, ...stored } = JSON.parse(row.details) as ModelDetails;
   const check: ModelCheck = { ...stored, inputRanks: stored.inputRanks ?? [] };
   return {
     id: row.id,
@@ -95,6 +118,9 @@ function toModel(row: ModelRow): Model {
     createdAt: row.createdAt,
     check,
     ...(lineage ? { lineage } : {}),
+    coOwnerIds: coOwnerIds ?? [],
+    release: target.release,
+    ...(viewer.id === row.ownerId ? { policy: target.policy } : {}),
   };
 }
 
@@ -124,6 +150,8 @@ export async function createModel(deps: ArtifactDeps, owner: Principal, fields: 
         extensions: { problems },
       });
     }
+    const policy = modelPolicyFrom(fields.policy);
+    requireKnownPrincipals(deps.store, policy.readers, '/policy/readers');
     const row: ModelRow = {
       id: staged.identity.artifactId,
       ownerId: owner.id,
@@ -132,10 +160,25 @@ export async function createModel(deps: ArtifactDeps, owner: Principal, fields: 
       sha256: staged.sha256,
       sizeBytes: staged.sizeBytes,
       details: JSON.stringify(summarize(inspection, inputRanks)),
+      policy: JSON.stringify(policy),
       createdAt: new Date().toISOString(),
     };
-    await commitArtifact(deps, [staged], () => insertModel(deps.store, row), () => removeBlob(deps.blobs, staged.identity));
-    return toModel(row);
+    await commitArtifact(
+      deps,
+      [staged],
+      () => {
+        insertModel(deps.store, row);
+        deps.audit.record({
+          principalId: owner.id,
+          action: 'model.create',
+          target: { kind: 'model', id: row.id },
+          outcome: 'ok',
+          details: { name: row.name, sha256: row.sha256, sizeBytes: row.sizeBytes, policy },
+        });
+      },
+      () => removeBlob(deps.blobs, staged.identity),
+    );
+    return toModel(row, modelTargetOf(deps.store, row), owner);
   } catch (err) {
     await staged.discard();
     throw err;
@@ -163,16 +206,43 @@ export function requireBatchIndependence(model: Model, inputRanks: readonly numb
   );
 }
 
+/** A release approval a trained model needs from the owner of some of its datasets. */
+export interface ModelApproval {
+  approverId: string;
+  /** The approver's datasets the model was trained on. */
+  datasetIds: string[];
+  decision: 'approve' | 'reject' | null;
+  reason: string | null;
+  decidedAt: string | null;
+}
+
+export interface ModelApprovals {
+  modelId: string;
+  release: ReleaseState;
+  /** Every approval required (none: the model is released to its owner as trained). */
+  approvals: ModelApproval[];
+}
+
 /**
  * Commits a model a training produced (staged, sealed and hashed by the pool worker) as an artifact of
- * `ownerId`: the same architecture as its source, so the source's check stands, plus its lineage.
- * `alsoInTransaction` runs in the row's transaction (the training row naming its result).
+ * `ownerId`: the same architecture as its source, so the source's check stands, plus its lineage, its
+ * co-owners and the approvals its datasets' policies ask for (pending). `alsoInTransaction` runs in the
+ * row's transaction (the training row naming its result).
  */
 export async function createTrainedModel(
   deps: ArtifactDeps,
-  input: { ownerId: string; name: string; description: string; check: ModelCheck; lineage: ModelLineage; staged: StagedBlob & { sha256: string } },
+  input: {
+    ownerId: string;
+    name: string;
+    description: string;
+    check: ModelCheck;
+    lineage: ModelLineage;
+    coOwnerIds: string[];
+    approvals: { approverId: string; datasetIds: string[] }[];
+    staged: StagedBlob & { sha256: string };
+  },
   alsoInTransaction: () => void,
-): Promise<Model> {
+): Promise<void> {
   const row: ModelRow = {
     id: input.staged.identity.artifactId,
     ownerId: input.ownerId,
@@ -180,7 +250,8 @@ export async function createTrainedModel(
     description: input.description,
     sha256: input.staged.sha256,
     sizeBytes: input.staged.sizeBytes,
-    details: JSON.stringify({ ...input.check, lineage: input.lineage } satisfies ModelDetails),
+    details: JSON.stringify({ ...input.check, lineage: input.lineage, coOwnerIds: input.coOwnerIds } satisfies ModelDetails),
+    policy: JSON.stringify(modelPolicyFrom({})),
     createdAt: new Date().toISOString(),
   };
   await commitArtifact(
@@ -188,27 +259,91 @@ export async function createTrainedModel(
     [input.staged],
     () => {
       insertModel(deps.store, row);
+      for (const a of input.approvals) {
+        insertApproval(deps.store, { modelId: row.id, approverId: a.approverId, datasetIds: JSON.stringify(a.datasetIds), decision: null, reason: null, decidedAt: null });
+      }
+      deps.audit.record({
+        principalId: input.ownerId,
+        action: 'model.create',
+        target: { kind: 'model', id: row.id },
+        outcome: 'ok',
+        details: { trainingId: input.lineage.trainingId, sha256: row.sha256, sizeBytes: row.sizeBytes, approvalsRequired: input.approvals.map((a) => a.approverId) },
+        subjects: input.coOwnerIds,
+      });
       alsoInTransaction();
     },
     () => removeBlob(deps.blobs, input.staged.identity),
   );
-  return toModel(row);
 }
 
-/** The caller's own models, oldest first. */
-export function listModels(deps: Pick<ArtifactDeps, 'store'>, principal: Principal): Model[] {
-  return listModelRows(deps.store, principal.id).map(toModel);
+/** The models `viewer` may see (its own, those shared with it, trained models it co-owns), oldest first. */
+export function listModels(deps: Pick<ArtifactDeps, 'store'>, viewer: Principal): Model[] {
+  return listModelRows(deps.store)
+    .map((row) => ({ row, target: modelTargetOf(deps.store, row) }))
+    .filter(({ target }) => authorize(viewer, 'model.read', target).allowed)
+    .map(({ row, target }) => toModel(row, target, viewer));
 }
 
-export function getModel(deps: Pick<ArtifactDeps, 'store'>, principal: Principal, id: string): Model {
-  return toModel(requireOwner(findModelRow(deps.store, id), principal, 'model', id));
+/**
+ * The model row and its facts, once `principal` may do `action` on it (with `use` for an evaluation):
+ * NOT_FOUND for an id it may not know, FORBIDDEN naming the rule otherwise; refusals are audited.
+ */
+function authorizedModel(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, action: Action, use?: UseContext): { row: ModelRow; target: ModelTarget } {
+  const row = findModelRow(deps.store, id);
+  if (!row) refuseUnknown(deps, principal, action, 'model', id);
+  const target = modelTargetOf(deps.store, row);
+  enforce(deps, principal, action, target, use);
+  return { row, target };
 }
 
-/** The model's TorchScript file, decrypted as it streams, for its owner. */
+export function getModel(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string): Model {
+  const { row, target } = authorizedModel(deps, principal, id, 'model.read');
+  return toModel(row, target, principal);
+}
+
+/**
+ * The model, once `principal` may train with it (`use` absent) or evaluate it as `use` says: its owner
+ * or a reader, and for a trained model, released (an unreleased one: DP evaluations only).
+ */
+export function usableModel(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, what: 'train' | 'evaluate', use?: UseContext): Model {
+  const { row, target } = authorizedModel(deps, principal, id, what === 'train' ? 'model.train' : 'model.evaluate', use);
+  return toModel(row, target, principal);
+}
+
+/** The model as stored, for the server's own use (a job that runs it); no access check. */
+export function storedModel(deps: Pick<ArtifactDeps, 'store'>, id: string): Model | null {
+  const row = findModelRow(deps.store, id);
+  return row ? toModel(row, modelTargetOf(deps.store, row), { id: row.ownerId } as Principal) : null;
+}
+
+/** The model's TorchScript file, decrypted as it streams, for its owner once released (each download is audited). */
 export async function openModelContent(deps: ArtifactDeps, principal: Principal, id: string): Promise<{ model: Model; content: SealedBlobReader }> {
-  const model = getModel(deps, principal, id);
+  const { row, target } = authorizedModel(deps, principal, id, 'model.readContent');
   const content = await openBlob(deps.blobs, { artifactId: id, kind: 'model' });
-  return { model, content };
+  deps.audit.record({ principalId: principal.id, action: 'model.download', target: { kind: 'model', id }, outcome: 'ok', subjects: target.coOwnerIds });
+  return { model: toModel(row, target, principal), content };
+}
+
+/** Replaces the model's policy (its owner only; omitted fields take their defaults), effective for the next request. */
+export function setModelPolicy(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, input: ModelPolicyInput): Model {
+  authorizedModel(deps, principal, id, 'model.setPolicy');
+  const policy = modelPolicyFrom(input);
+  requireKnownPrincipals(deps.store, policy.readers, '/readers');
+  const row = deps.store.transaction(() => {
+    const current = findModelRow(deps.store, id);
+    if (!current) throw new BastionError('NOT_FOUND', `No model with id ${id}`);
+    updateModelPolicy(deps.store, id, JSON.stringify(policy));
+    deps.audit.record({
+      principalId: principal.id,
+      action: 'model.setPolicy',
+      target: { kind: 'model', id },
+      outcome: 'ok',
+      details: { before: JSON.parse(current.policy) as unknown, after: policy },
+      subjects: coOwnersOf(current),
+    });
+    return findModelRow(deps.store, id)!;
+  });
+  return toModel(row, modelTargetOf(deps.store, row), principal);
 }
 
 /**
@@ -216,11 +351,64 @@ export async function openModelContent(deps: ArtifactDeps, principal: Principal,
  * between the two leaves an orphan blob, which the sweep at the next start removes.
  */
 export async function deleteModel(deps: ArtifactDeps, principal: Principal, id: string): Promise<void> {
+  const { target } = authorizedModel(deps, principal, id, 'model.delete');
   deps.store.transaction(() => {
-    requireOwner(findModelRow(deps.store, id), principal, 'model', id);
+    if (!findModelRow(deps.store, id)) throw new BastionError('NOT_FOUND', `No model with id ${id}`);
     refuseIfInUse(deps, 'model', id);
     deleteModelRow(deps.store, id);
+    deps.audit.record({ principalId: principal.id, action: 'model.delete', target: { kind: 'model', id }, outcome: 'ok', subjects: target.coOwnerIds });
   });
   await removeBlob(deps.blobs, { artifactId: id, kind: 'model' });
 }
 
+function approvalsOf(store: Store, id: string, release: ReleaseState): ModelApprovals {
+  const approvals = listApprovals(store, id).map((a) => ({
+    approverId: a.approverId,
+    datasetIds: JSON.parse(a.datasetIds) as string[],
+    decision: a.decision,
+    reason: a.reason,
+    decidedAt: a.decidedAt,
+  }));
+  return { modelId: id, release, approvals };
+}
+
+/** What release approvals the model needs, and which were given (anyone who may see the model). */
+export function getModelApprovals(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string): ModelApprovals {
+  const { target } = authorizedModel(deps, principal, id, 'model.read');
+  return approvalsOf(deps.store, id, target.release);
+}
+
+/**
+ * Records the decision of one approver: APPROVAL_CONFLICT (409) when the model needs no approval or
+ * this approver already decided (a decision is final); FORBIDDEN for anyone else who sees the model.
+ */
+export function decideModelRelease(
+  deps: Pick<ArtifactDeps, 'store' | 'audit'>,
+  principal: Principal,
+  id: string,
+  input: { decision: 'approve' | 'reject'; reason?: string },
+): ModelApprovals {
+  const { target } = authorizedModel(deps, principal, id, 'model.read');
+  if (target.approverIds.length === 0) {
+    throw new BastionError('APPROVAL_CONFLICT', `Model ${id} needs no release approval: none of its datasets' policies asks for one`);
+  }
+  enforce(deps, principal, 'model.decideRelease', target);
+  return deps.store.transaction(() => {
+    const pending = listApprovals(deps.store, id).find((a) => a.approverId === principal.id);
+    if (!pending || pending.decision !== null) {
+      throw new BastionError('APPROVAL_CONFLICT', `This principal already decided the release of model ${id} (${pending?.decision ?? 'unknown'}); a decision is final`);
+    }
+    const reason = input.reason ?? null;
+    decideApproval(deps.store, id, principal.id, input.decision, reason, new Date().toISOString());
+    const release = releaseState(listApprovals(deps.store, id));
+    deps.audit.record({
+      principalId: principal.id,
+      action: input.decision === 'approve' ? 'model.approveRelease' : 'model.rejectRelease',
+      target: { kind: 'model', id },
+      outcome: 'ok',
+      details: { release, ...(reason !== null ? { reason } : {}) },
+      subjects: [target.ownerId, ...target.coOwnerIds],
+    });
+    return approvalsOf(deps.store, id, release);
+  });
+}

@@ -1,12 +1,9 @@
-// What every artifact service shares: its dependencies, how an upload is staged, and who may see an
-// artifact. Visibility rule: a model is visible only to its owner (it is a data scientist's work);
-// a dataset's metadata is visible to every principal (it is the catalogue trainings are planned
-// against) while its content is its owner's alone. What a principal may not see answers 404, so
-// nobody learns that it exists.
+// What every artifact service shares: its dependencies, how an upload is staged, and the check that an
+// artifact is not in use. Who may see or do what with an artifact is src/governance/authorize.ts.
 import { v7 as uuidv7 } from 'uuid';
 import { BastionError } from '../errors.js';
+import type { AuditLog } from '../governance/audit.js';
 import type { PrivacyMath } from '../privacy/ledger.js';
-import type { Principal } from '../governance/principals.js';
 import type { Store } from '../store/db.js';
 import { activeTrainingsUsing } from '../store/trainings.js';
 import type { WorkerPool } from '../training/pool.js';
@@ -29,21 +26,13 @@ export interface ArtifactDeps {
   sandbox: SandboxLimits;
   /** Where the privacy accountants run (privacy/ledger.ts); absent: on the calling thread. */
   math?: PrivacyMath;
+  /** Where every state change and refused access is recorded. */
+  audit: AuditLog;
 }
 
 /** Streams an upload into a staged blob of a new artifact id. */
 export function stageUpload(deps: Pick<ArtifactDeps, 'blobs'>, kind: BlobKind, source: AsyncIterable<Uint8Array>): Promise<StagedUpload> {
   return stageBlob(deps.blobs, { artifactId: uuidv7(), kind }, source);
-}
-
-export function notFound(kind: 'model' | 'dataset', id: string): BastionError {
-  return new BastionError('NOT_FOUND', `No ${kind} with id ${id}`);
-}
-
-/** Owners only: others get the same 404 as for an id that does not exist. */
-export function requireOwner<T extends { ownerId: string }>(row: T | undefined, principal: Principal, kind: 'model' | 'dataset', id: string): T {
-  if (!row || row.ownerId !== principal.id) throw notFound(kind, id);
-  return row;
 }
 
 /** A model or dataset a queued or running training reads cannot be deleted: 409 naming the trainings. */

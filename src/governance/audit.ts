@@ -70,6 +70,7 @@ export function toAuditEntry(row: AuditRow): AuditEntry {
 }
 
 export interface AuditLogOptions {
+  highWaterFile?: string | null;
   /** Test hook: runs after the entry is written, before the transaction commits (a crash there must lose both). */
   afterAppend?: (seq: number) => void;
 }

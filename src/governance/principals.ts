@@ -18,6 +18,7 @@ import {
   type PrincipalRow,
   type Role,
 } from '../store/principals.js';
+import { enforce, type GovernanceDeps } from './authorize.js';
 import { mintToken, parseToken, secretMatches } from './tokens.js';
 
 export type { Role } from '../store/principals.js';
@@ -38,37 +39,55 @@ function toPrincipal(row: PrincipalRow): Principal {
   return { id: row.id, name: row.name, role: row.role, createdAt: row.createdAt };
 }
 
-/** Creates a principal with one fresh token. `name` is 1–200 characters (checked by the route schema). */
-export function createPrincipal(store: Store, input: { name: string; role: Role }): CreatedPrincipal {
+/** Admins manage principals: FORBIDDEN (audited) for anyone else. */
+function requireManager(deps: GovernanceDeps, actor: Principal): void {
+  enforce(deps, actor, 'principals.manage', { kind: 'principals' });
+}
+
+/**
+ * Creates a principal with one fresh token, for an admin `actor`. `name` is 1–200 characters (checked
+ * by the route schema).
+ */
+export function createPrincipal(deps: GovernanceDeps, actor: Principal, input: { name: string; role: Role }): CreatedPrincipal {
+  requireManager(deps, actor);
   const createdAt = new Date().toISOString();
   const row: PrincipalRow = { id: uuidv7(), name: input.name, role: input.role, createdAt, revokedAt: null };
   const minted = mintToken();
-  store.transaction(() => {
-    insertPrincipal(store, row);
-    insertToken(store, { id: minted.id, principalId: row.id, secretHash: minted.secretHash, createdAt, revokedAt: null });
+  deps.store.transaction(() => {
+    insertPrincipal(deps.store, row);
+    insertToken(deps.store, { id: minted.id, principalId: row.id, secretHash: minted.secretHash, createdAt, revokedAt: null });
+    deps.audit.record({ principalId: actor.id, action: 'principal.create', target: { kind: 'principal', id: row.id }, outcome: 'ok', details: { role: row.role } });
   });
   return { ...toPrincipal(row), token: minted.token };
 }
 
-export function listPrincipals(store: Store): Principal[] {
-  return listActivePrincipals(store).map(toPrincipal);
+export function listPrincipals(deps: GovernanceDeps, actor: Principal): Principal[] {
+  requireManager(deps, actor);
+  return listActivePrincipals(deps.store).map(toPrincipal);
 }
 
-export function getPrincipal(store: Store, id: string): Principal {
-  const row = findActivePrincipal(store, id);
+export function getPrincipal(deps: GovernanceDeps, actor: Principal, id: string): Principal {
+  requireManager(deps, actor);
+  const row = findActivePrincipal(deps.store, id);
   if (!row) throw new BastionError('NOT_FOUND', `No principal with id ${id}`);
   return toPrincipal(row);
 }
 
-/** Revokes a principal and every token it holds. Refuses to remove the last active admin. */
-export function revokePrincipal(store: Store, id: string): void {
-  store.transaction(() => {
-    const row = findActivePrincipal(store, id);
+/**
+ * Revokes a principal and every token it holds, for an admin `actor`. Refuses to remove the last active
+ * admin. The caller then cancels the principal's jobs (training/jobs.ts cancelAllOf); if the process
+ * stops first, the next start cancels them.
+ */
+export function revokePrincipal(deps: GovernanceDeps, actor: Principal, id: string): void {
+  requireManager(deps, actor);
+  deps.store.transaction(() => {
+    const row = findActivePrincipal(deps.store, id);
     if (!row) throw new BastionError('NOT_FOUND', `No principal with id ${id}`);
-    if (row.role === 'admin' && countActiveAdmins(store) <= 1) {
+    if (row.role === 'admin' && countActiveAdmins(deps.store) <= 1) {
       throw new BastionError('LAST_ADMIN', 'This is the only active admin; create another admin before removing it');
     }
-    revokePrincipalRow(store, id, new Date().toISOString());
+    revokePrincipalRow(deps.store, id, new Date().toISOString());
+    deps.audit.record({ principalId: actor.id, action: 'principal.revoke', target: { kind: 'principal', id }, outcome: 'ok', details: { role: row.role } });
   });
 }
 
@@ -87,7 +106,8 @@ export function authenticate(store: Store, bearer: string): Principal | null {
  * crash leaves either no admin (and the next start tries again) or an admin whose token is on disk.
  * Returns the file's path when an admin was created, else null.
  */
-export function bootstrapAdmin(store: Store, dataDir: string): string | null {
+export function bootstrapAdmin(deps: GovernanceDeps, dataDir: string): string | null {
+  const { store } = deps;
   if (countPrincipals(store) > 0) return null;
   const file = dataLayout(dataDir).adminToken;
   const createdAt = new Date().toISOString();
@@ -97,6 +117,7 @@ export function bootstrapAdmin(store: Store, dataDir: string): string | null {
     if (countPrincipals(store) > 0) return;
     insertPrincipal(store, row);
     insertToken(store, { id: minted.id, principalId: row.id, secretHash: minted.secretHash, createdAt, revokedAt: null });
+    deps.audit.record({ principalId: null, action: 'principal.create', target: { kind: 'principal', id: row.id }, outcome: 'ok', details: { role: 'admin', bootstrap: true } });
     writeFileAtomic(file, `${minted.token}\n`, 0o600);
   });
   return file;

@@ -10,6 +10,7 @@
 // writes only if the transaction finds the snapshot still current, recomputing otherwise.
 import { v7 as uuidv7 } from 'uuid';
 import { BastionError } from '../errors.js';
+import type { AuditLog } from '../governance/audit.js';
 import type { Store } from '../store/db.js';
 import { findDatasetRow } from '../store/artifacts.js';
 import { insertCharge, lastChargeId, listCharges, type ChargeSourceKind } from '../store/ledger.js';
@@ -34,12 +35,19 @@ export interface PrivacyMath {
 export interface LedgerDeps {
   store: Store;
   math?: PrivacyMath;
+  /** Every charge is recorded there, in the transaction that writes it. */
+  audit: AuditLog;
 }
 
 /** What caused a charge: a training job, an evaluation, a released metric. */
 export interface ChargeSource {
   kind: ChargeSourceKind;
   id: string;
+}
+
+/** A charge's cause and the principal whose request it was. */
+export interface ChargeCause extends ChargeSource {
+  principalId: string;
 }
 
 /** Samples of one dataset a private training dropped, by reason (counts only). */
@@ -53,6 +61,8 @@ export interface LedgerEntry {
   id: string;
   event: PrivacyEvent;
   source: ChargeSource;
+  /** Whose request caused the charge (null for charges made before this was recorded); the dataset's owner's view only. */
+  principalId?: string | null;
   createdAt: string;
   /**
    * A training's events, for the dataset's owner only: how many of this dataset's samples it dropped.
@@ -121,11 +131,11 @@ const memo = new Map<string, Promise<ComposedEpsilon>>();
  * what a charge of exactly these events records on a dataset with no history. Plans show it, so that
  * a plan's ε is the ledger's figure whichever accountant calibrated σ.
  */
-export function ledgerEpsilon(deps: LedgerDeps, events: readonly PrivacyEvent[], delta: number): Promise<ComposedEpsilon> {
+export function ledgerEpsilon(deps: Pick<LedgerDeps, 'math'>, events: readonly PrivacyEvent[], delta: number): Promise<ComposedEpsilon> {
   return compose(deps, events, delta);
 }
 
-function compose(deps: LedgerDeps, events: readonly PrivacyEvent[], delta: number): Promise<ComposedEpsilon> {
+function compose(deps: Pick<LedgerDeps, 'math'>, events: readonly PrivacyEvent[], delta: number): Promise<ComposedEpsilon> {
   if (events.length === 0) return Promise.resolve({ epsilon: 0, accountant: 'pld' });
   const merged = coalesce(events);
   const key = `${delta}|${JSON.stringify(merged)}`;
@@ -147,16 +157,17 @@ function requireDataset(store: Store, datasetId: string) {
   return row;
 }
 
-function entries(store: Store, datasetId: string): LedgerEntry[] {
+function entries(store: Store, datasetId: string): (LedgerEntry & { principalId: string | null })[] {
   return listCharges(store, datasetId).map((row) => ({
     id: row.id,
     event: JSON.parse(row.event) as PrivacyEvent,
     source: { kind: row.sourceKind, id: row.sourceId },
+    principalId: row.principalId,
     createdAt: row.createdAt,
   }));
 }
 
-async function privacyOf(deps: LedgerDeps, datasetId: string, extra: readonly PrivacyEvent[] = []): Promise<DatasetPrivacy> {
+async function privacyOf(deps: Pick<LedgerDeps, 'store' | 'math'>, datasetId: string, extra: readonly PrivacyEvent[] = []): Promise<DatasetPrivacy> {
   const dataset = requireDataset(deps.store, datasetId);
   const events = entries(deps.store, datasetId);
   const { epsilon, accountant } = await compose(deps, [...events.map((e) => e.event), ...extra], dataset.delta);
@@ -172,13 +183,13 @@ async function privacyOf(deps: LedgerDeps, datasetId: string, extra: readonly Pr
 }
 
 /**
- * A dataset's budget: its limit, δ, what its events have spent, and the events. When `viewerId` is the
- * dataset's owner, each training's events also carry the samples of this dataset the training dropped
- * (once it recorded them); for anyone else they do not.
+ * A dataset's budget: its limit, δ, what its events have spent, and the events. With `details` (for the
+ * dataset's owner), each event names the principal whose request caused it, and each training's events
+ * carry the samples of this dataset the training dropped (once it recorded them); without, neither.
  */
-export async function datasetPrivacy(deps: LedgerDeps, datasetId: string, viewerId?: string): Promise<DatasetPrivacy> {
+export async function datasetPrivacy(deps: Pick<LedgerDeps, 'store' | 'math'>, datasetId: string, details = false): Promise<DatasetPrivacy> {
   const privacy = await privacyOf(deps, datasetId);
-  if (viewerId === undefined || requireDataset(deps.store, datasetId).ownerId !== viewerId) return privacy;
+  if (!details) return { ...privacy, events: privacy.events.map(({ principalId: _, ...entry }) => entry) };
   const events = privacy.events.map((entry) => {
     if (entry.source.kind !== 'training') return entry;
     const dropped = findTrainingRow(deps.store, entry.source.id)?.dropped;
@@ -210,7 +221,7 @@ function checkItems(items: readonly ChargeItem[]): void {
 }
 
 /** What charging `items` would do to each dataset's budget, without charging anything. */
-export function previewCharges(deps: LedgerDeps, items: readonly ChargeItem[]): Promise<ChargePreview[]> {
+export function previewCharges(deps: Pick<LedgerDeps, 'store' | 'math'>, items: readonly ChargeItem[]): Promise<ChargePreview[]> {
   checkItems(items);
   return Promise.all(items.map(async (item) => {
     const [before, after] = await Promise.all([privacyOf(deps, item.datasetId), privacyOf(deps, item.datasetId, item.events)]);
@@ -232,9 +243,16 @@ class StaleSnapshot extends Error {}
 
 /**
  * Charges every item's events to its dataset for `source`, or none of them: throws BUDGET_EXHAUSTED
- * naming each dataset whose limit the new events would pass (NOT_FOUND for an unknown dataset).
+ * naming each dataset whose limit the new events would pass (NOT_FOUND for an unknown dataset). Each
+ * dataset's charge is audited, and `alsoInTransaction` (the row of the job that caused it) runs, in the
+ * transaction that writes the charge: the job exists if and only if its charge does.
  */
-export async function chargeLedger(deps: LedgerDeps, source: ChargeSource, items: readonly ChargeItem[]): Promise<ChargePreview[]> {
+export async function chargeLedger(
+  deps: LedgerDeps,
+  source: ChargeCause,
+  items: readonly ChargeItem[],
+  alsoInTransaction: () => void = () => undefined,
+): Promise<ChargePreview[]> {
   checkItems(items);
   for (let attempt = 0; attempt < MAX_CHARGE_ATTEMPTS; attempt += 1) {
     const versions = items.map((item) => lastChargeId(deps.store, item.datasetId));
@@ -255,11 +273,29 @@ export async function chargeLedger(deps: LedgerDeps, source: ChargeSource, items
           );
         }
         const createdAt = new Date().toISOString();
-        for (const item of items) {
+        alsoInTransaction();
+        items.forEach((item, i) => {
           for (const event of item.events) {
-            insertCharge(deps.store, { id: uuidv7(), datasetId: item.datasetId, sourceKind: source.kind, sourceId: source.id, event: JSON.stringify(event), createdAt });
+            insertCharge(deps.store, {
+              id: uuidv7(),
+              datasetId: item.datasetId,
+              sourceKind: source.kind,
+              sourceId: source.id,
+              principalId: source.principalId,
+              event: JSON.stringify(event),
+              createdAt,
+            });
           }
-        }
+          const preview = previews[i]!;
+          deps.audit.record({
+            principalId: source.principalId,
+            action: 'ledger.charge',
+            target: { kind: 'dataset', id: item.datasetId },
+            outcome: 'ok',
+            details: { source: { kind: source.kind, id: source.id }, events: item.events, epsilonBefore: preview.epsilonBefore, epsilonAfter: preview.epsilonAfter },
+            subjects: [requireDataset(deps.store, item.datasetId).ownerId],
+          });
+        });
         return previews;
       });
     } catch (err) {

@@ -10,18 +10,20 @@ export interface ChargeRow {
   datasetId: string;
   sourceKind: ChargeSourceKind;
   sourceId: string;
+  /** Whose request caused it; null for charges written before schema version 7. */
+  principalId: string | null;
   /** JSON of one PrivacyEvent. */
   event: string;
   createdAt: string;
 }
 
-const columns = 'id, dataset_id AS datasetId, source_kind AS sourceKind, source_id AS sourceId, event, created_at AS createdAt';
+const columns = 'id, dataset_id AS datasetId, source_kind AS sourceKind, source_id AS sourceId, principal_id AS principalId, event, created_at AS createdAt';
 
 export function insertCharge(store: Store, row: ChargeRow): void {
   store.db
     .prepare(
-      `INSERT INTO privacy_charges (id, dataset_id, source_kind, source_id, event, created_at)
-       VALUES (@id, @datasetId, @sourceKind, @sourceId, @event, @createdAt)`,
+      `INSERT INTO privacy_charges (id, dataset_id, source_kind, source_id, principal_id, event, created_at)
+       VALUES (@id, @datasetId, @sourceKind, @sourceId, @principalId, @event, @createdAt)`,
     )
     .run(row);
 }

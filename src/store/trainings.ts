@@ -54,9 +54,14 @@ export function findTrainingRow(store: Store, id: string): TrainingRow | undefin
   return store.db.prepare(`SELECT ${columns} FROM trainings WHERE id = ?`).get(id) as TrainingRow | undefined;
 }
 
-/** Trainings of one owner, oldest first. */
-export function listTrainingRows(store: Store, ownerId: string): TrainingRow[] {
-  return store.db.prepare(`SELECT ${columns} FROM trainings WHERE owner_id = ? ORDER BY id`).all(ownerId) as TrainingRow[];
+/** Every training, oldest first; who may see which is src/governance/. */
+export function listTrainingRows(store: Store): TrainingRow[] {
+  return store.db.prepare(`SELECT ${columns} FROM trainings ORDER BY id`).all() as TrainingRow[];
+}
+
+/** Queued or running trainings of one principal, oldest first. */
+export function activeTrainingsOf(store: Store, ownerId: string): TrainingRow[] {
+  return store.db.prepare(`SELECT ${columns} FROM trainings WHERE owner_id = ? AND status IN ('queued', 'running') ORDER BY id`).all(ownerId) as TrainingRow[];
 }
 
 /** Trainings in one status, oldest first (the queue's order). */

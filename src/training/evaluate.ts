@@ -8,9 +8,10 @@
 // no bounded sensitivity (losses are not clipped here), so it is released only exactly, and only
 // where the owner allows.
 import { v7 as uuidv7 } from 'uuid';
-import { getDataset, datasetLayout } from '../artifacts/datasets.js';
+import { getDataset, datasetLayout, requireDatasetUse } from '../artifacts/datasets.js';
 import { LABELS_NAME } from '../artifacts/formats/canonical.js';
-import { getModel, requireBatchIndependence } from '../artifacts/models.js';
+import { requireBatchIndependence, usableModel } from '../artifacts/models.js';
+import { datasetOwners } from '../governance/targets.js';
 import type { ArtifactDeps } from '../artifacts/service.js';
 import { BastionError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
@@ -52,16 +53,26 @@ export interface EvaluationResult {
 
 const classification: ReadonlySet<LossName> = new Set(['cross_entropy', 'nll', 'bce_with_logits']);
 
-/** Evaluates the caller's model on a dataset; charges the dataset's ledger first when private. */
+/**
+ * Evaluates a model the caller may use on a dataset whose policy lets it evaluate (as asked: private or
+ * not, at this ε); charges the dataset's ledger first when private.
+ */
 export async function evaluateModel(deps: ArtifactDeps, principal: Principal, request: EvaluationRequest): Promise<EvaluationResult> {
-  const model = getModel(deps, principal, request.modelId); // the caller's own model, or 404
+  const isPrivate = request.epsilon !== undefined;
+  const use = { private: isPrivate, epsilon: request.epsilon ?? null };
+  const model = usableModel(deps, principal, request.modelId, 'evaluate', use);
   const dataset = getDataset(deps, principal, request.datasetId);
+  requireDatasetUse(deps, principal, dataset.id, 'evaluate', use);
   requireBatchIndependence(model, dataset.inputs.map((t) => t.shape.length));
   const id = uuidv7();
-  const isPrivate = request.epsilon !== undefined;
-  if (!isPrivate && !dataset.allowNonPrivate) {
-    throw new BastionError('FORBIDDEN', `Dataset ${dataset.id} does not allow non-private use: give epsilon for a DP evaluation`);
-  }
+  const audited = {
+    principalId: principal.id,
+    action: 'evaluation.create',
+    target: { kind: 'evaluation' as const, id },
+    outcome: 'ok' as const,
+    details: { modelId: model.id, datasetId: dataset.id, private: isPrivate, epsilon: use.epsilon },
+    subjects: [model.ownerId, ...datasetOwners(deps.store, [dataset.id])],
+  };
   const layout = datasetLayout(deps, dataset.id);
   // Accuracy counts correct units: one per sample (argmax), or one per output element for
   // bce_with_logits, where one sample moves up to that many of them: the sensitivity Δ. It comes from
@@ -87,7 +98,9 @@ export async function evaluateModel(deps: ArtifactDeps, principal: Principal, re
       sensitivity,
     });
     const event: PrivacyEvent = { kind: 'discrete-gaussian', sigmaSquared: release.sigmaSquared, sensitivity: release.sensitivity, count: 1 };
-    await chargeLedger(deps, { kind: 'evaluation', id }, [{ datasetId: dataset.id, events: [event] }]);
+    await chargeLedger(deps, { kind: 'evaluation', id, principalId: principal.id }, [{ datasetId: dataset.id, events: [event] }], () => deps.audit.record(audited));
+  } else {
+    deps.audit.record(audited);
   }
   const measured = await deps.pool.run('evaluateModel', {
     blobs: deps.blobs,

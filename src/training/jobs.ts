@@ -1,9 +1,11 @@
-// Training jobs: accepting a training (plan, pre-flight on synthetic inputs, charge the ledger, store it
-// queued), the FIFO queue that runs at most `maxConcurrent` jobs in the pool, each job's life (running →
-// succeeded | failed | cancelled), its live progress for subscribers, cancellation, and resumption after a restart. The
-// invariant it protects: a job's whole planned charge is on every dataset's ledger before any step
-// runs, and nothing ever takes it back — a cancelled, failed or resumed job keeps it (over-charging
-// after a crash between the charge and the row is possible, under-charging never).
+// Training jobs: accepting a training (plan, pre-flight on synthetic inputs, charge the ledger and store it
+// queued, in one transaction), the queue — fair between principals (fair-queue.ts), with a limit on each
+// principal's queued and running jobs — that runs at most `maxConcurrent` jobs in the pool, each job's
+// life (running → succeeded | failed | cancelled), its live progress for subscribers, cancellation (by
+// whoever started it, the owners of its datasets, an admin, or the revocation of its principal), and
+// resumption after a restart. The invariant it protects: a job's whole planned charge is on every
+// dataset's ledger before any step runs, and nothing ever takes it back — a cancelled, failed or
+// resumed job keeps it. Every change of a job's state is in the audit log with the change.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,14 +13,20 @@ import { MessageChannel } from 'node:worker_threads';
 import { v7 as uuidv7 } from 'uuid';
 import { blobPath, removeBlob, stagedBlob } from '../artifacts/blob-store.js';
 import { datasetLayout } from '../artifacts/datasets.js';
-import { createTrainedModel, getModel, type ModelLineage } from '../artifacts/models.js';
+import { createTrainedModel, storedModel, type ModelLineage } from '../artifacts/models.js';
 import type { ArtifactDeps } from '../artifacts/service.js';
 import { BastionError } from '../errors.js';
+import { authorize, enforce, refuseUnknown, targetSubjects } from '../governance/authorize.js';
+import { parseDatasetPolicy } from '../governance/policy.js';
 import type { Principal } from '../governance/principals.js';
+import { datasetOwners, trainingTarget } from '../governance/targets.js';
+import { findDatasetRow } from '../store/artifacts.js';
+import { findActivePrincipal } from '../store/principals.js';
 import type { OptimizerConfig, TrainerConfig } from '../native.js';
 import { createRdpAccountant } from '../privacy/accountant.js';
 import { chargeLedger } from '../privacy/ledger.js';
 import {
+  activeTrainingsOf,
   findTrainingRow,
   insertTraining,
   listTrainingRows,
@@ -27,6 +35,7 @@ import {
   type TrainingRow,
   type TrainingStatus,
 } from '../store/trainings.js';
+import { createFairQueue } from './fair-queue.js';
 import { epochEnds, type MetricsSpec, type TrainingMetric } from './metrics.js';
 import { planTraining, planView, type TrainingPlan, type TrainingRequest } from './plan.js';
 import { preflightTraining } from './preflight.js';
@@ -49,9 +58,13 @@ export interface TrainingJobsOptions {
   checkpointEveryMs: number;
   /** Least time between progress events of a job (default 250; at most 1000). */
   progressIntervalMs?: number;
+  /** Jobs one principal may have queued and running together (default DEFAULT_MAX_JOBS_PER_PRINCIPAL). */
+  maxJobsPerPrincipal?: number;
 }
 
-/** A training job as its owner sees it. */
+export const DEFAULT_MAX_JOBS_PER_PRINCIPAL = 4;
+
+/** A training job as its owner sees it; the owners of its datasets and admins see it without `metrics`. */
 export interface Training {
   id: string;
   ownerId: string;
@@ -95,14 +108,17 @@ export interface TrainingSubscriber {
 }
 
 export interface TrainingJobs {
-  /** Plans, charges and queues a training for `principal`; rejects as planTraining does, or BUDGET_EXHAUSTED. */
+  /** Plans, charges and queues a training for `principal`; rejects as planTraining does, BUDGET_EXHAUSTED or TOO_MANY_JOBS. */
   create(principal: Principal, request: TrainingRequest): Promise<Training>;
+  /** The jobs `principal` may see: its own, those on its datasets, every job for an admin. */
   list(principal: Principal): Training[];
-  /** The owner's job; NOT_FOUND for anyone else. */
+  /** One job `principal` may see; NOT_FOUND for anyone else. */
   get(principal: Principal, id: string): Training;
   /** Cancels a queued or running job and resolves once it has stopped; TRAINING_FINISHED when it already ended. */
   cancel(principal: Principal, id: string): Promise<Training>;
-  /** Subscribes the owner to a job's events (NOT_FOUND otherwise); returns the unsubscribe function. */
+  /** Cancels every queued and running job of a principal that was just revoked; resolves once they stopped. */
+  cancelAllOf(principalId: string, actor: Principal): Promise<void>;
+  /** Subscribes one who may see the job to its events (NOT_FOUND otherwise); returns the unsubscribe function. */
   subscribe(principal: Principal, id: string, subscriber: TrainingSubscriber): () => void;
   /** Re-queues jobs a previous process left running (first), then the queued ones, and starts the queue. */
   start(): void;
@@ -195,19 +211,42 @@ interface Live {
   control: Int32Array;
   /** Settles when the pool task has ended and its outcome is recorded. */
   done: Promise<void>;
+  /** Who asked the job to cancel (recorded with its end). */
+  cancelledBy: string | null;
+}
+
+/**
+ * What a trained model carries of its datasets' policies, as they are when it is created: the datasets'
+ * owners become its co-owners, and each owner (but the trainer) whose policy says `release: approval`
+ * must approve it before it can leave.
+ */
+function releaseRule(store: TrainingDeps['store'], trainerId: string, datasetIds: readonly string[]): { coOwnerIds: string[]; approvals: { approverId: string; datasetIds: string[] }[] } {
+  const asks = new Map<string, string[]>();
+  for (const id of datasetIds) {
+    const row = findDatasetRow(store, id);
+    if (!row || row.ownerId === trainerId || parseDatasetPolicy(row.policy).release !== 'approval') continue;
+    asks.set(row.ownerId, [...(asks.get(row.ownerId) ?? []), id]);
+  }
+  return {
+    coOwnerIds: datasetOwners(store, datasetIds).filter((id) => id !== trainerId),
+    approvals: [...asks].map(([approverId, ids]) => ({ approverId, datasetIds: ids })),
+  };
 }
 
 export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOptions): TrainingJobs {
   const maxConcurrent = Math.max(1, options.maxConcurrent ?? deps.pool.size);
   const progressIntervalMs = Math.min(1000, options.progressIntervalMs ?? 250);
-  const queue: string[] = [];
+  const maxJobsPerPrincipal = Math.max(1, options.maxJobsPerPrincipal ?? DEFAULT_MAX_JOBS_PER_PRINCIPAL);
+  const queue = createFairQueue();
   const running = new Map<string, Live>();
-  const subscribers = new Map<string, Set<TrainingSubscriber>>();
+  /** Each subscriber with whether it sees the job's released results (its owner) or not. */
+  const subscribers = new Map<string, Map<TrainingSubscriber, boolean>>();
   const epsilonCache = new Map<string, { step: number; epsilon: number | null }>();
   let started = false;
   let closing = false;
 
-  function view(row: TrainingRow): Training {
+  /** The job as `full` (its owner) or without its released results (metrics). */
+  function view(row: TrainingRow, full = true): Training {
     const plan = JSON.parse(row.plan) as TrainingPlan;
     const live = running.get(row.id);
     const step = live?.step ?? row.step;
@@ -235,7 +274,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       samplesPerSec: progress.samplesPerSec ?? row.samplesPerSec,
       etaSeconds: progress.etaSeconds,
       checkpointStep: live?.checkpointStep ?? row.checkpointStep,
-      metrics: JSON.parse(row.metrics) as TrainingMetric[],
+      metrics: full ? (JSON.parse(row.metrics) as TrainingMetric[]) : [],
       error: row.error,
       resultModelId: row.resultModelId,
       createdAt: row.createdAt,
@@ -261,22 +300,44 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     return row;
   }
 
-  function ownRow(principal: Principal, id: string): TrainingRow {
+  /** The row, once `principal` may do `action` on it; NOT_FOUND or FORBIDDEN (audited) otherwise. */
+  function authorizedRow(principal: Principal, id: string, action: 'job.read' | 'job.cancel'): TrainingRow {
     const row = findTrainingRow(deps.store, id);
-    if (!row || row.ownerId !== principal.id) throw new BastionError('NOT_FOUND', `No training with id ${id}`);
+    if (!row) refuseUnknown(deps, principal, action, 'training', id);
+    enforce(deps, principal, action, trainingTarget(deps.store, row));
     return row;
   }
+
+  const seesResults = (principal: Principal, row: TrainingRow) => authorize(principal, 'job.readResults', trainingTarget(deps.store, row)).allowed;
 
   function emit(id: string, type: TrainingEventType): void {
     const set = subscribers.get(id);
     if (!set || set.size === 0) return;
-    const training = view(requireRow(id));
-    for (const s of [...set]) s.event({ type, training });
+    const row = requireRow(id);
+    const full = view(row, true);
+    const redacted = view(row, false);
+    for (const [s, sees] of [...set]) s.event({ type, training: sees ? full : redacted });
     if (type === 'completed' || type === 'failed' || type === 'cancelled') subscribers.delete(id);
   }
 
-  function finishRow(id: string, status: 'succeeded' | 'failed' | 'cancelled', patch: Parameters<typeof updateTraining>[2] = {}): void {
-    updateTraining(deps.store, id, { status, finishedAt: new Date().toISOString(), ...patch });
+  /** A change of the job's row and its audit entry, in one transaction. */
+  function changeRow(id: string, patch: Parameters<typeof updateTraining>[2], action: string, actor: string | null, details: Record<string, unknown> = {}): void {
+    deps.store.transaction(() => {
+      updateTraining(deps.store, id, patch);
+      const row = requireRow(id);
+      deps.audit.record({
+        principalId: actor,
+        action,
+        target: { kind: 'training', id },
+        outcome: 'ok',
+        details: { status: row.status, step: row.step, ...details },
+        subjects: targetSubjects(trainingTarget(deps.store, row)),
+      });
+    });
+  }
+
+  function finishRow(id: string, status: 'succeeded' | 'failed' | 'cancelled', patch: Parameters<typeof updateTraining>[2] = {}, actor: string | null = null): void {
+    changeRow(id, { status, finishedAt: new Date().toISOString(), ...patch }, status === 'cancelled' ? 'training.cancel' : 'training.finish', actor);
   }
 
   async function dropCheckpoint(id: string): Promise<void> {
@@ -284,7 +345,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
   }
 
   function pump(): void {
-    while (started && !closing && running.size < maxConcurrent && queue.length > 0) launch(queue.shift()!);
+    while (started && !closing && running.size < maxConcurrent && queue.size > 0) launch(queue.shift()!);
   }
 
   function launch(id: string): void {
@@ -293,7 +354,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     const plan = JSON.parse(row.plan) as TrainingPlan;
     const request = JSON.parse(row.request) as TrainingRequest;
     const control = new Int32Array(new SharedArrayBuffer(4));
-    const live: Live = { step: row.step, stepsPerSec: null, checkpointStep: row.checkpointStep, control, done: Promise.resolve() };
+    const live: Live = { step: row.step, stepsPerSec: null, checkpointStep: row.checkpointStep, control, done: Promise.resolve(), cancelledBy: null };
     /** What the row keeps of the throughput: the expected figure at the latest step rate (public), or nothing. */
     const storedThroughput = (stepsPerSec: number | null) => {
       const samplesPerSec = publicProgress(plan, { step: live.step, stepsPerSec, running: false }).samplesPerSec;
@@ -325,7 +386,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       return;
     }
     running.set(id, live);
-    updateTraining(deps.store, id, { status: 'running', ...(row.startedAt ? {} : { startedAt: new Date().toISOString() }) });
+    changeRow(id, { status: 'running', ...(row.startedAt ? {} : { startedAt: new Date().toISOString() }) }, row.startedAt ? 'training.resume' : 'training.start', null);
     emit(id, 'state');
 
     channel.port1.on('message', (message: TrainingMessage) => {
@@ -396,7 +457,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         deps.log?.info({ trainingId: id, step: output.steps }, 'training checkpointed and stopped for shutdown');
         return;
       case 'cancelled':
-        finishRow(id, 'cancelled', base);
+        finishRow(id, 'cancelled', base, live?.cancelledBy ?? null);
         await dropCheckpoint(id);
         emit(id, 'cancelled');
         return;
@@ -408,20 +469,15 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       case 'succeeded': {
         const source = JSON.parse(row.request) as TrainingRequest;
         const staged = stagedBlob(deps.blobs, { artifactId: resultModelId, kind: 'model' }, output.model) as ReturnType<typeof stagedBlob> & { sha256: string };
-        const owner = { id: row.ownerId } as Principal;
-        let check;
-        let sourceName = 'model';
-        try {
-          const sourceModel = getModel(deps, owner, row.modelId);
-          check = sourceModel.check;
-          sourceName = sourceModel.name;
-        } catch {
+        const sourceModel = storedModel(deps, row.modelId);
+        if (!sourceModel) {
           await staged.discard();
           finishRow(id, 'failed', { ...base, error: `The source model ${row.modelId} was deleted before the result could be recorded` });
           await dropCheckpoint(id);
           emit(id, 'failed');
           return;
         }
+        const { check, name: sourceName } = sourceModel;
         const metrics = output.metric ? mergeMetrics(requireRow(id), [output.metric]) : null;
         const lineage: ModelLineage = {
           trainingId: id,
@@ -445,6 +501,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         await createTrainedModel(
           deps,
           {
+            ...releaseRule(deps.store, row.ownerId, plan.datasetIds),
             ownerId: row.ownerId,
             name: `${sourceName} (trained)`,
             description: `Trained by training ${id} from model ${row.modelId} on ${plan.datasetIds.length === 1 ? 'dataset' : 'datasets'} ${plan.datasetIds.join(', ')}`,
@@ -462,8 +519,38 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     }
   }
 
+
+  /** TOO_MANY_JOBS when the principal already has its limit of queued and running jobs. */
+  function requireRoomFor(principalId: string): void {
+    const active = activeTrainingsOf(deps.store, principalId).length;
+    if (active >= maxJobsPerPrincipal) {
+      throw new BastionError('TOO_MANY_JOBS', `This principal has ${active} trainings queued or running, the most it may have at once (${maxJobsPerPrincipal}); wait for one to end or cancel one`, {
+        retryAfterSeconds: 60,
+        extensions: { limit: maxJobsPerPrincipal },
+      });
+    }
+  }
+
+  /** Cancels a queued or running job for `actor` and resolves once it has stopped (within one step). */
+  async function stop(id: string, actor: string | null): Promise<void> {
+    const live = running.get(id);
+    if (live) {
+      live.cancelledBy ??= actor;
+      Atomics.store(live.control, 0, Control.CANCEL);
+      await live.done;
+      return;
+    }
+    queue.remove(id);
+    const row = findTrainingRow(deps.store, id);
+    if (!row || terminal.has(row.status)) return;
+    finishRow(id, 'cancelled', {}, actor);
+    await dropCheckpoint(id);
+    emit(id, 'cancelled');
+  }
+
   return {
     async create(principal, request) {
+      requireRoomFor(principal.id);
       const plan = await planTraining(deps, principal, request);
       if (!plan.allowed) {
         const refused = plan.datasets.filter((d) => !d.allowed);
@@ -488,11 +575,9 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       }
       // One step on synthetic inputs of the datasets' public shapes: a model that cannot train here is a
       // 422 with its own message, before anything is charged or stored.
-      await preflightTraining(deps, principal, plan, trainerConfig(plan, request));
+      await preflightTraining(deps, plan, trainerConfig(plan, request));
       const id = uuidv7();
-      // The charge comes first: a crash before the row is written over-charges, never under-charges.
-      if (plan.events.length > 0) await chargeLedger(deps, { kind: 'training', id }, plan.datasetIds.map((datasetId) => ({ datasetId, events: plan.events })));
-      insertTraining(deps.store, {
+      const row: TrainingRow = {
         id,
         ownerId: principal.id,
         modelId: plan.modelId,
@@ -510,45 +595,64 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         createdAt: new Date().toISOString(),
         startedAt: null,
         finishedAt: null,
-      });
+      };
+      // The job, its charge to every dataset's ledger and their audit entries commit together.
+      const insert = () => {
+        requireRoomFor(principal.id);
+        insertTraining(deps.store, row);
+        deps.audit.record({
+          principalId: principal.id,
+          action: 'training.create',
+          target: { kind: 'training', id },
+          outcome: 'ok',
+          details: { modelId: plan.modelId, datasetIds: plan.datasetIds, private: plan.private, epsilon: plan.epsilonTotal ?? plan.epsilon, delta: plan.delta, steps: plan.steps },
+          subjects: targetSubjects(trainingTarget(deps.store, row)),
+        });
+      };
+      if (plan.events.length > 0) {
+        await chargeLedger(deps, { kind: 'training', id, principalId: principal.id }, plan.datasetIds.map((datasetId) => ({ datasetId, events: plan.events })), insert);
+      } else {
+        deps.store.transaction(insert);
+      }
       const training = view(requireRow(id));
-      queue.push(id);
+      queue.push(id, principal.id);
       pump();
       return training;
     },
 
-    list: (principal) => listTrainingRows(deps.store, principal.id).map(view),
+    list: (principal) =>
+      listTrainingRows(deps.store)
+        .filter((row) => authorize(principal, 'job.read', trainingTarget(deps.store, row)).allowed)
+        .map((row) => view(row, seesResults(principal, row))),
 
-    get: (principal, id) => view(ownRow(principal, id)),
+    get(principal, id) {
+      const row = authorizedRow(principal, id, 'job.read');
+      return view(row, seesResults(principal, row));
+    },
 
     async cancel(principal, id) {
-      const row = ownRow(principal, id);
+      const row = authorizedRow(principal, id, 'job.cancel');
       if (terminal.has(row.status)) throw new BastionError('TRAINING_FINISHED', `The training has already ${row.status === 'succeeded' ? 'succeeded' : row.status}; there is nothing to cancel`);
-      const live = running.get(id);
-      if (live) {
-        Atomics.store(live.control, 0, Control.CANCEL);
-        await live.done;
-      } else {
-        const at = queue.indexOf(id);
-        if (at >= 0) queue.splice(at, 1);
-        finishRow(id, 'cancelled');
-        await dropCheckpoint(id);
-        emit(id, 'cancelled');
-      }
-      return view(requireRow(id));
+      await stop(id, principal.id);
+      return view(requireRow(id), seesResults(principal, row));
+    },
+
+    async cancelAllOf(principalId, actor) {
+      await Promise.all(activeTrainingsOf(deps.store, principalId).map((row) => stop(row.id, actor.id)));
     },
 
     subscribe(principal, id, subscriber) {
-      const row = ownRow(principal, id);
-      const training = view(row);
+      const row = authorizedRow(principal, id, 'job.read');
+      const sees = seesResults(principal, row);
+      const training = view(row, sees);
       subscriber.event({ type: 'state', training });
       if (terminal.has(row.status)) {
         subscriber.event({ type: terminalEvent[row.status as 'succeeded' | 'failed' | 'cancelled'], training });
         return () => undefined;
       }
       let set = subscribers.get(id);
-      if (!set) subscribers.set(id, (set = new Set()));
-      set.add(subscriber);
+      if (!set) subscribers.set(id, (set = new Map()));
+      set.set(subscriber, sees);
       return () => {
         subscribers.get(id)?.delete(subscriber);
       };
@@ -557,13 +661,19 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     start() {
       if (started) return;
       started = true;
-      // Jobs a previous process left running resume first (their checkpoint, if any, is restored by
-      // the worker); then the queued ones, oldest first.
-      for (const row of listTrainingRowsByStatus(deps.store, 'running')) {
-        updateTraining(deps.store, row.id, { status: 'queued' });
-        queue.push(row.id);
+      // Jobs of principals revoked meanwhile end here; the others a previous process left running resume
+      // first (their checkpoint, if any, is restored by the worker); then the queued ones, oldest first.
+      for (const status of ['running', 'queued'] as const) {
+        for (const row of listTrainingRowsByStatus(deps.store, status)) {
+          if (!findActivePrincipal(deps.store, row.ownerId)) {
+            finishRow(row.id, 'cancelled', {}, null);
+            void dropCheckpoint(row.id);
+            continue;
+          }
+          if (status === 'running') updateTraining(deps.store, row.id, { status: 'queued' });
+          queue.push(row.id, row.ownerId);
+        }
       }
-      for (const row of listTrainingRowsByStatus(deps.store, 'queued')) if (!queue.includes(row.id)) queue.push(row.id);
       pump();
     },
 
@@ -572,7 +682,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
       closing = true;
       for (const live of running.values()) Atomics.store(live.control, 0, Control.STOP);
       await Promise.all([...running.values()].map((l) => l.done));
-      for (const set of subscribers.values()) for (const s of set) s.end();
+      for (const set of subscribers.values()) for (const s of set.keys()) s.end();
       subscribers.clear();
     },
   };

@@ -8,8 +8,8 @@
 import { BastionError, type FieldError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
 import type { DatasetSummary, TensorSummary } from '../artifacts/formats/canonical.js';
-import { getDataset, type Dataset } from '../artifacts/datasets.js';
-import { getModel, requireBatchIndependence, type Model } from '../artifacts/models.js';
+import { getDataset, requireDatasetUse, type Dataset } from '../artifacts/datasets.js';
+import { requireBatchIndependence, usableModel, type Model } from '../artifacts/models.js';
 import { DEFAULT_ACCOUNTANT, type PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
 import { ledgerEpsilon, previewCharges, type ChargeItem, type LedgerDeps } from '../privacy/ledger.js';
@@ -164,9 +164,10 @@ function layerGroups(model: Model, maxGradNorm: number): { parameters: string[];
 }
 
 /**
- * Plans a training for `principal`: validates what the request names (the model must be the caller's,
- * the datasets must exist and fit together), calibrates σ, and previews every dataset's ledger. Throws
- * NOT_FOUND, FORBIDDEN (non-private use not allowed), UNPROCESSABLE_TRAINING or VALIDATION_FAILED.
+ * Plans a training for `principal`: validates what the request names (a model the caller may train
+ * with, datasets whose policies let it train as asked and that fit together), calibrates σ, and
+ * previews every dataset's ledger. Throws NOT_FOUND (what the caller may not see), FORBIDDEN (a policy
+ * rule: non-private use, ε per training, an unreleased model), UNPROCESSABLE_TRAINING or VALIDATION_FAILED.
  */
 export async function planTraining(deps: PlanDeps, principal: Principal, request: TrainingRequest): Promise<TrainingPlan> {
   const errors: FieldError[] = [];
@@ -179,8 +180,10 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   errors.push(...optimizerProblems(request.optimizer));
   if (errors.length > 0) throw new BastionError('VALIDATION_FAILED', errors.map((e) => `${e.pointer} ${e.detail}`).join('; '), { errors });
 
-  const model = getModel(deps, principal, request.modelId);
+  const model = usableModel(deps, principal, request.modelId, 'train');
   const datasets = request.datasetIds.map((id) => getDataset(deps, principal, id));
+  // Visibility, non-private use: before anything is computed. ε per training: once the plan knows it.
+  for (const d of datasets) requireDatasetUse(deps, principal, d.id, 'train', { private: isPrivate, epsilon: null });
   checkCompatible(datasets, request.loss);
   requireBatchIndependence(model, datasets[0]!.inputs.map((t) => t.shape.length));
   const sampleCount = datasets.reduce((n, d) => n + d.sampleCount, 0);
@@ -192,10 +195,6 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   const maxPhysicalBatchSize = request.maxPhysicalBatchSize ?? request.expectedBatchSize;
 
   if (!isPrivate) {
-    const refused = datasets.filter((d) => !d.allowNonPrivate);
-    if (refused.length > 0) {
-      throw new BastionError('FORBIDDEN', `Non-private training needs every owner's consent; these datasets do not allow it: ${refused.map((d) => d.id).join(', ')}`);
-    }
     const steps = Math.ceil((request.epochs * sampleCount) / request.expectedBatchSize);
     return {
       modelId: model.id, datasetIds: request.datasetIds, private: false, sampleCount, epochs: request.epochs,
@@ -241,6 +240,7 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   ]);
   const epsilonTotal = charged.epsilon;
   const epsilon = alone?.epsilon ?? epsilonTotal;
+  for (const d of datasets) requireDatasetUse(deps, principal, d.id, 'train', { private: true, epsilon: epsilonTotal });
   const metrics: TrainingPlan['metrics'] =
     noise.extraNoiseMultiplier === null
       ? null

@@ -9,11 +9,10 @@
 // be shown to the model's author. The trainer runs with failFast here, and only here, because its
 // inputs are synthetic: on records a failure must drop the sample instead (core/dp/trainer.h).
 import type { BlobStore } from '../artifacts/blob-store.js';
-import { getDataset, type Dataset } from '../artifacts/datasets.js';
+import { storedDataset, type Dataset } from '../artifacts/datasets.js';
 import type { DatasetDtype, TensorSummary } from '../artifacts/formats/canonical.js';
 import { dtypeSizeBytes } from '../artifacts/formats/canonical.js';
 import { BastionError } from '../errors.js';
-import type { Principal } from '../governance/principals.js';
 import type { NativeErrorCode, TensorData, Trainer, TrainerConfig, TrainingData } from '../native.js';
 import type { LossName, TrainingPlan } from './plan.js';
 import type { WorkerPool } from './pool.js';
@@ -44,7 +43,7 @@ export interface PreflightOutput {
 }
 
 export interface PreflightDeps {
-  store: Parameters<typeof getDataset>[0]['store'];
+  store: Parameters<typeof storedDataset>[0]['store'];
   blobs: BlobStore;
   pool: Pick<WorkerPool, 'run'>;
 }
@@ -59,10 +58,10 @@ function synthetic(dataset: Pick<Dataset, 'inputs' | 'labels'>, samples: number)
  * Runs the plan's training for one step on synthetic inputs of its datasets' shapes: `config` as the
  * job will use it (trainerConfig of jobs.ts), with q = 1 over min(maxPhysicalBatchSize, 256, N)
  * synthetic samples, so the step is one physical batch. Resolves when the step succeeds; throws
- * UNPROCESSABLE_TRAINING with the model's message when it fails, NOT_FOUND as getDataset does.
+ * UNPROCESSABLE_TRAINING with the model's message when it fails.
  */
-export async function preflightTraining(deps: PreflightDeps, principal: Principal, plan: TrainingPlan, config: TrainerConfig): Promise<PreflightOutput> {
-  const dataset = getDataset(deps, principal, plan.datasetIds[0]!); // planTraining checked that the datasets agree
+export async function preflightTraining(deps: PreflightDeps, plan: TrainingPlan, config: TrainerConfig): Promise<PreflightOutput> {
+  const dataset = storedDataset(deps, plan.datasetIds[0]!); // planTraining checked access, and that the datasets agree
   const samples = Math.max(1, Math.min(plan.maxPhysicalBatchSize, PREFLIGHT_MAX_SAMPLES, plan.sampleCount));
   const preflight: TrainerConfig =
     config.mode === 'private'

@@ -5,8 +5,11 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { openBlobStore, type BlobStore } from '../../src/artifacts/blob-store.js';
-import { openDevKeyProvider } from '../../src/enclave/keys.js';
-import { bootstrapAdmin } from '../../src/governance/principals.js';
+import { dataLayout } from '../../src/config.js';
+import { KeyPurpose, openDevKeyProvider } from '../../src/enclave/keys.js';
+import { openAuditLog, type AuditLog } from '../../src/governance/audit.js';
+import type { GovernanceDeps } from '../../src/governance/authorize.js';
+import { authenticate, bootstrapAdmin, createPrincipal, type CreatedPrincipal, type Principal } from '../../src/governance/principals.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { privacyMathOn, type WorkerPool } from '../../src/training/pool.js';
 import type { TrainingJobsOptions } from '../../src/training/jobs.js';
@@ -18,7 +21,13 @@ export interface TestApp {
   store: Store;
   dataDir: string;
   blobs: BlobStore;
+  audit: AuditLog;
+  /** The store and audit log, as governance functions take them. */
+  governance: GovernanceDeps;
   adminToken: string;
+  admin: Principal;
+  /** Creates a principal (as the admin) and returns it with its token. */
+  principal(name: string, role?: 'member' | 'admin'): CreatedPrincipal;
   auth(token?: string): { authorization: string };
   close(): Promise<void>;
 }
@@ -61,11 +70,16 @@ export async function buildTestApp(
 ): Promise<TestApp> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-http-'));
   const store = openStore(dataDir);
-  const file = bootstrapAdmin(store, dataDir)!;
+  const keys = openDevKeyProvider(dataDir);
+  const audit = openAuditLog(store, keys.deriveKey(KeyPurpose.AUDIT), { highWaterFile: dataLayout(dataDir).auditHighWater });
+  const governance = { store, audit };
+  const file = bootstrapAdmin(governance, dataDir)!;
   const adminToken = fs.readFileSync(file, 'utf8').trim();
-  const blobs = openBlobStore(dataDir, openDevKeyProvider(dataDir));
+  const admin = authenticate(store, adminToken)!;
+  const blobs = openBlobStore(dataDir, keys);
   const app = await buildApp({
     store,
+    audit,
     pool: overrides.pool ?? idlePool,
     artifacts: { blobs, sandbox: overrides.sandbox ?? { timeoutMs: 60_000, memoryBytes: 8 * 1024 ** 3 } },
     maxUploadBytes: overrides.maxUploadBytes ?? 4 * 1024 ** 3,
@@ -80,7 +94,11 @@ export async function buildTestApp(
     store,
     dataDir,
     blobs,
+    audit,
+    governance,
     adminToken,
+    admin,
+    principal: (name, role = 'member') => createPrincipal(governance, admin, { name, role }),
     auth: (token = adminToken) => ({ authorization: `Bearer ${token}` }),
     close: async () => {
       await app.close();

@@ -9,7 +9,6 @@ import { openBlob } from '../../src/artifacts/blob-store.js';
 import { datasetLayout } from '../../src/artifacts/datasets.js';
 import { MAX_CLASS_INDEX } from '../../src/artifacts/formats/canonical.js';
 import { readSafetensors, encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
-import { createPrincipal } from '../../src/governance/principals.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm, type FormFile } from '../helpers/multipart.js';
@@ -24,8 +23,8 @@ let other: string;
 before(async () => {
   pool = createPool({ size: 1, torchThreads: 1 });
   t = await buildTestApp({ pool, maxUploadBytes: 64 * 1024 * 1024 });
-  owner = createPrincipal(t.store, { name: 'hospital-a', role: 'member' }).token;
-  other = createPrincipal(t.store, { name: 'data-scientist', role: 'member' }).token;
+  owner = t.principal('hospital-a').token;
+  other = t.principal('data-scientist').token;
 });
 after(async () => {
   await t.close();

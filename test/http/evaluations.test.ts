@@ -3,7 +3,6 @@
 // the correct count) and its std is reported.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createPrincipal } from '../../src/governance/principals.js';
 import { discreteGaussianDelta } from '../../src/privacy/analysis/discrete-gaussian.js';
 import { composedEpsilon, datasetPrivacy } from '../../src/privacy/ledger.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
@@ -29,8 +28,8 @@ async function upload(url: string, fields: Record<string, string>, content: Buff
 before(async () => {
   pool = createPool({ size: 1, torchThreads: 1 });
   t = await buildTestApp({ pool });
-  scientist = createPrincipal(t.store, { name: 'data-scientist', role: 'member' }).token;
-  owner = createPrincipal(t.store, { name: 'hospital', role: 'member' }).token;
+  scientist = t.principal('data-scientist').token;
+  owner = t.principal('hospital').token;
   modelId = await upload('/v1/models', { name: 'classifier' }, await classifierModel(), scientist);
   openId = await upload('/v1/datasets', { name: 'open', privacyLimit: '5', allowNonPrivate: 'true' }, classifierDataset(400, 3), owner);
   closedId = await upload('/v1/datasets', { name: 'closed', privacyLimit: '5' }, classifierDataset(400, 4), owner);

@@ -6,7 +6,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createPrincipal } from '../../src/governance/principals.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm, type FormFile } from '../helpers/multipart.js';
@@ -20,7 +19,7 @@ let member: string;
 before(async () => {
   pool = createPool({ size: 1, torchThreads: 1 });
   t = await buildTestApp({ pool, maxUploadBytes: 8 * 1024 * 1024 });
-  member = createPrincipal(t.store, { name: 'data-scientist', role: 'member' }).token;
+  member = t.principal('data-scientist').token;
 });
 after(async () => {
   await t.close();
@@ -90,7 +89,7 @@ describe('uploading a model', () => {
 
   test('another principal gets 404 for the model, its content and its deletion, and does not see it listed', async () => {
     const created = (await upload({ name: 'private' }, [{ content: mnist() }])).json();
-    const other = createPrincipal(t.store, { name: 'hospital-b', role: 'member' }).token;
+    const other = t.principal('hospital-b').token;
     for (const [method, url] of [['GET', `/v1/models/${created.id}`], ['GET', `/v1/models/${created.id}/content`], ['DELETE', `/v1/models/${created.id}`]] as const) {
       const res = await t.app.inject({ method, url, headers: t.auth(other) });
       assert.equal(res.statusCode, 404, `${method} ${url}`);

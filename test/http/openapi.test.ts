@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { compileErrors, validate } from '@readme/openapi-parser';
 import { parse } from 'yaml';
 import { buildApp } from '../../src/app.js';
+import { openAuditLog } from '../../src/governance/audit.js';
 import { openStore } from '../../src/store/db.js';
 import { buildOpenapiDocument, CLIENT_TYPES_FILE, OPENAPI_FILE, renderClientTypes, renderOpenapiYaml } from '../../scripts/openapi.js';
 import { idlePool, unusedArtifacts } from '../helpers/app.js';
@@ -16,7 +17,7 @@ const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
  */
 async function servedRoutes(): Promise<Set<string>> {
   const store = openStore(':memory:');
-  const app = await buildApp({ store, pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true });
+  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32)), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true });
   await app.ready();
   const tree = app.printRoutes({ commonPrefix: false });
   await app.close();

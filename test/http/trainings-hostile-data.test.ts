@@ -6,7 +6,6 @@
 // training on several owners' datasets; the author sees no count anywhere.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createPrincipal } from '../../src/governance/principals.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
@@ -22,9 +21,9 @@ let otherOwner: { id: string; token: string };
 before(async () => {
   pool = createPool({ size: 2, torchThreads: 1 });
   t = await buildTestApp({ pool, training: { checkpointEverySteps: 5, checkpointEveryMs: 60_000 } });
-  owner = createPrincipal(t.store, { name: 'data-owner', role: 'member' });
-  scientist = createPrincipal(t.store, { name: 'model-author', role: 'member' });
-  otherOwner = createPrincipal(t.store, { name: 'other-data-owner', role: 'member' });
+  owner = t.principal('data-owner');
+  scientist = t.principal('model-author');
+  otherOwner = t.principal('other-data-owner');
 });
 after(async () => {
   await t.close();

@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { v7 as uuidv7 } from 'uuid';
-import { createPrincipal } from '../../src/governance/principals.js';
 import { createRdpAccountant } from '../../src/privacy/accountant.js';
 import { calibrateNoiseMultiplier, calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { chargeLedger, composedEpsilon, datasetPrivacy, type PrivacyMath } from '../../src/privacy/ledger.js';
@@ -17,8 +16,8 @@ let other: { id: string; token: string };
 before(async () => {
   // Its models are catalogue rows without bytes: POST /v1/trainings's pre-flight is answered as passed.
   t = await buildTestApp({ pool: preflightPassingPool, privacyMath: inlineMath });
-  scientist = createPrincipal(t.store, { name: 'data-scientist', role: 'member' });
-  other = createPrincipal(t.store, { name: 'someone-else', role: 'member' });
+  scientist = t.principal('data-scientist');
+  other = t.principal('someone-else');
 });
 after(() => t.close());
 
@@ -30,7 +29,7 @@ function addModel(ownerId: string, app: TestApp = t, inputRanks: string[] | null
 }
 
 function addDataset(options: { samples: number; features?: number[]; labels?: 'I64' | 'F32'; delta?: number; limit?: number; allowNonPrivate?: boolean }, app: TestApp = t): string {
-  const owner = createPrincipal(app.store, { name: `owner-${uuidv7()}`, role: 'member' });
+  const owner = app.principal(`owner-${uuidv7()}`);
   const id = uuidv7();
   const n = options.samples;
   const summary = {
@@ -274,7 +273,7 @@ test('the server hands every accountant computation of planning and budgets to i
   };
   const spied = await buildTestApp({ privacyMath: math });
   try {
-    const user = createPrincipal(spied.store, { name: 'spied', role: 'member' });
+    const user = spied.principal('spied');
     const modelId = addModel(user.id, spied);
     const ds = addDataset({ samples: 5000, limit: 7.25 }, spied);
     const res = await spied.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: body(modelId, [ds], { epochs: 1.5 }), headers: spied.auth(user.token) });

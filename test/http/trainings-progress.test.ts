@@ -10,7 +10,6 @@ import { after, before, test } from 'node:test';
 import { v7 as uuidv7 } from 'uuid';
 import { stageBlob } from '../../src/artifacts/blob-store.js';
 import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
-import { createPrincipal } from '../../src/governance/principals.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon } from '../../src/privacy/ledger.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
@@ -74,7 +73,7 @@ before(async () => {
     training: { checkpointEverySteps: 1000, checkpointEveryMs: 3_600_000, progressIntervalMs: 0 },
   });
   base = await t.app.listen({ host: '127.0.0.1', port: 0 });
-  scientist = createPrincipal(t.store, { name: 'data-scientist', role: 'member' });
+  scientist = t.principal('data-scientist');
 });
 after(() => t.close());
 
@@ -87,7 +86,7 @@ async function addModel(): Promise<string> {
 }
 
 async function addDataset(): Promise<string> {
-  const owner = createPrincipal(t.store, { name: `owner-${uuidv7()}`, role: 'member' });
+  const owner = t.principal(`owner-${uuidv7()}`);
   const id = uuidv7();
   const x = new Float32Array(N * 2);
   const y = BigInt64Array.from({ length: N }, (_, i) => BigInt(i % 3));

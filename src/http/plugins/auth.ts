@@ -1,5 +1,5 @@
 // Bearer-token authentication for every /v1 route except those marked `config: { public: true }`
-// (attestation), and the role check for admin-only operations. The token itself is never logged.
+// (attestation). What a principal may do is src/governance/authorize.ts. The token itself is never logged.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { BastionError } from '../../errors.js';
@@ -40,10 +40,4 @@ export default fp(
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw new BastionError('UNAUTHORIZED', 'This operation needs a bearer token');
   return request.principal;
-}
-
-export function requireAdmin(request: FastifyRequest): Principal {
-  const principal = principalOf(request);
-  if (principal.role !== 'admin') throw new BastionError('FORBIDDEN', 'Only admin principals may do this');
-  return principal;
 }

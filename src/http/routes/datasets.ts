@@ -1,15 +1,28 @@
-// /v1/datasets: upload (multipart), list, get, download and delete datasets. Every principal sees the
-// catalogue (metadata); the content and deletion are the owner's alone.
+// /v1/datasets: upload (multipart), list, get, download, delete datasets and replace their policy. A
+// dataset is seen by its owner and the trainers its policy names (governance/authorize.ts); its content,
+// policy and deletion are the owner's alone.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Readable } from 'node:stream';
 import { Type } from 'typebox';
-import { createDataset, deleteDataset, getDataset, listDatasets, openDatasetContent, stageDatasetUpload } from '../../artifacts/datasets.js';
+import {
+  authorizedDatasetRow,
+  createDataset,
+  deleteDataset,
+  getDataset,
+  listDatasets,
+  openDatasetContent,
+  setDatasetPolicy,
+  stageDatasetUpload,
+} from '../../artifacts/datasets.js';
+import { authorize } from '../../governance/authorize.js';
+import { datasetPolicyFromForm } from '../../governance/policy.js';
+import { datasetTarget } from '../../governance/targets.js';
 import type { ArtifactDeps } from '../../artifacts/service.js';
 import { datasetPrivacy } from '../../privacy/ledger.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import { binaryContent, DatasetFieldsSchema, DatasetListSchema, multipartBody } from '../schemas/artifacts.js';
+import { binaryContent, DatasetFieldsSchema, DatasetListSchema, DatasetPolicyInputSchema, multipartBody } from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 
 export default async function datasetRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
@@ -22,7 +35,9 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'createDataset',
         tags: ['datasets'],
-        summary: 'Upload a dataset (multipart: one file part — TorchScript, safetensors or CSV — and its privacy settings); it is checked, converted and sealed',
+        summary:
+          'Upload a dataset (multipart: one file part — TorchScript, safetensors or CSV — its privacy settings and its policy); it is checked, converted and sealed. ' +
+          'Without a policy it is private to its owner',
         response: { 201: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 413, 415, 422) },
       },
       config: { multipartBody: multipartBody(DatasetFieldsSchema) },
@@ -30,13 +45,20 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
     async (request, reply) => {
       const owner = principalOf(request);
       const { fields, staged } = await receiveUpload(request, DatasetFieldsSchema, (source, before) => stageDatasetUpload(deps, source, before.format));
+      let policy;
+      try {
+        policy = datasetPolicyFromForm(fields);
+      } catch (err) {
+        await staged.discard();
+        throw err;
+      }
       const dataset = await createDataset(
         deps,
         owner,
         {
           name: fields.name,
           description: fields.description ?? '',
-          allowNonPrivate: fields.allowNonPrivate ?? false,
+          policy,
           ...(fields.format !== undefined ? { format: fields.format } : {}),
           ...(fields.privacyLimit !== undefined ? { privacyLimit: fields.privacyLimit } : {}),
           ...(fields.delta !== undefined ? { delta: fields.delta } : {}),
@@ -54,7 +76,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'listDatasets',
         tags: ['datasets'],
-        summary: 'Every dataset (metadata only), oldest first',
+        summary: 'The datasets the caller may see (its own, and those whose policy names it), metadata only, oldest first',
         response: { 200: DatasetListSchema, ...problemResponses(...authedProblems) },
       },
     },
@@ -67,7 +89,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'getDataset',
         tags: ['datasets'],
-        summary: 'One dataset (metadata and what the check found)',
+        summary: 'One dataset the caller may see (metadata and what the check found)',
         params: IdParams,
         response: { 200: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 404) },
       },
@@ -81,15 +103,17 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'getDatasetPrivacy',
         tags: ['datasets'],
-        summary: "The dataset's privacy budget: limit ε, δ, ε spent (composition of every release charged to it) and remaining, and the releases",
+        summary:
+          "The dataset's privacy budget: limit ε, δ, ε spent (composition of every release charged to it) and remaining, and the releases; " +
+          'the owner also sees who caused each charge and the samples each training dropped',
         params: IdParams,
         response: { 200: Type.Ref('DatasetPrivacy'), ...problemResponses(...authedProblems, 404) },
       },
     },
     async (request) => {
       const principal = principalOf(request);
-      getDataset(deps, principal, request.params.id); // 404 for what the caller may not see
-      return await datasetPrivacy(deps, request.params.id, principal.id);
+      const row = authorizedDatasetRow(deps, principal, request.params.id, 'dataset.read');
+      return await datasetPrivacy(deps, row.id, authorize(principal, 'dataset.readLedgerDetails', datasetTarget(row)).allowed);
     },
   );
 
@@ -101,7 +125,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
         tags: ['datasets'],
         summary: "Download the dataset's file as uploaded (owner only)",
         params: IdParams,
-        response: { 200: binaryContent, ...problemResponses(...authedProblems, 404) },
+        response: { 200: binaryContent, ...problemResponses(...authedProblems, 403, 404) },
       },
     },
     async (request, reply) => {
@@ -131,5 +155,21 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       await deleteDataset(deps, principalOf(request), request.params.id);
       return reply.code(204).send(null);
     },
+  );
+
+  app.put(
+    '/v1/datasets/:id/policy',
+    {
+      schema: {
+        operationId: 'setDatasetPolicy',
+        tags: ['datasets'],
+        summary:
+          "Replace the dataset's policy (owner only; omitted fields take their defaults). It applies from the next request: trainings already accepted run on, and their charges stand",
+        params: IdParams,
+        body: DatasetPolicyInputSchema,
+        response: { 200: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
+      },
+    },
+    async (request) => setDatasetPolicy(deps, principalOf(request), request.params.id, request.body),
   );
 }

@@ -1,14 +1,25 @@
-// /v1/models: upload (multipart), list, get, download and delete TorchScript models. A model is
-// visible to its owner only; everyone else gets 404.
+// /v1/models: upload (multipart), list, get, download and delete TorchScript models, replace their
+// policy, and the release approvals of trained models. A model is seen by its owner, the readers its
+// policy names and, for a trained model, the owners of its datasets (governance/authorize.ts).
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Readable } from 'node:stream';
 import { Type } from 'typebox';
-import { createModel, deleteModel, getModel, listModels, openModelContent } from '../../artifacts/models.js';
+import {
+  createModel,
+  decideModelRelease,
+  deleteModel,
+  getModel,
+  getModelApprovals,
+  listModels,
+  openModelContent,
+  setModelPolicy,
+} from '../../artifacts/models.js';
+import { modelPolicyFromForm } from '../../governance/policy.js';
 import { stageUpload, type ArtifactDeps } from '../../artifacts/service.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import { binaryContent, ModelFieldsSchema, ModelListSchema, multipartBody } from '../schemas/artifacts.js';
+import { binaryContent, ModelFieldsSchema, ModelListSchema, ModelPolicyInputSchema, multipartBody, ReleaseDecisionBody } from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 
 export default async function modelRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
@@ -21,7 +32,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'createModel',
         tags: ['models'],
-        summary: 'Upload a TorchScript model (multipart: one file part, name, description); it is checked and sealed',
+        summary: 'Upload a TorchScript model (multipart: one file part, name, description, policy); it is checked and sealed. Without a policy only its owner sees it',
         response: { 201: Type.Ref('Model'), ...problemResponses(...authedProblems, 413, 415, 422) },
       },
       config: { multipartBody: multipartBody(ModelFieldsSchema) },
@@ -29,7 +40,14 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
     async (request, reply) => {
       const owner = principalOf(request);
       const { fields, staged } = await receiveUpload(request, ModelFieldsSchema, (source) => stageUpload(deps, 'model', source));
-      const model = await createModel(deps, owner, { name: fields.name, description: fields.description ?? '' }, staged);
+      let policy;
+      try {
+        policy = modelPolicyFromForm(fields);
+      } catch (err) {
+        await staged.discard();
+        throw err;
+      }
+      const model = await createModel(deps, owner, { name: fields.name, description: fields.description ?? '', policy }, staged);
       return reply.code(201).header('location', `/v1/models/${model.id}`).send(model);
     },
   );
@@ -40,7 +58,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'listModels',
         tags: ['models'],
-        summary: "The caller's models, oldest first",
+        summary: 'The models the caller may see (its own, those shared with it, trained models of its datasets), oldest first',
         response: { 200: ModelListSchema, ...problemResponses(...authedProblems) },
       },
     },
@@ -53,7 +71,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'getModel',
         tags: ['models'],
-        summary: "One of the caller's models (metadata and what the check found)",
+        summary: 'One model the caller may see (metadata, what the check found, lineage and release state)',
         params: IdParams,
         response: { 200: Type.Ref('Model'), ...problemResponses(...authedProblems, 404) },
       },
@@ -67,9 +85,9 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'getModelContent',
         tags: ['models'],
-        summary: 'Download the TorchScript file, byte-identical to the upload (owner only)',
+        summary: 'Download the TorchScript file, byte-identical to the upload (owner only; a trained model once every approval it needs was given)',
         params: IdParams,
-        response: { 200: binaryContent, ...problemResponses(...authedProblems, 404) },
+        response: { 200: binaryContent, ...problemResponses(...authedProblems, 403, 404) },
       },
     },
     async (request, reply) => {
@@ -91,12 +109,58 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
         tags: ['models'],
         summary: 'Delete a model and its sealed file (owner only; 409 while a training uses it)',
         params: IdParams,
-        response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(...authedProblems, 404, 409) },
+        response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(...authedProblems, 403, 404, 409) },
       },
     },
     async (request, reply) => {
       await deleteModel(deps, principalOf(request), request.params.id);
       return reply.code(204).send(null);
     },
+  );
+
+  app.put(
+    '/v1/models/:id/policy',
+    {
+      schema: {
+        operationId: 'setModelPolicy',
+        tags: ['models'],
+        summary: "Replace the model's policy (owner only; omitted fields take their defaults), from the next request on",
+        params: IdParams,
+        body: ModelPolicyInputSchema,
+        response: { 200: Type.Ref('Model'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
+      },
+    },
+    async (request) => setModelPolicy(deps, principalOf(request), request.params.id, request.body),
+  );
+
+  app.get(
+    '/v1/models/:id/approvals',
+    {
+      schema: {
+        operationId: 'getModelApprovals',
+        tags: ['models'],
+        summary: "The release approvals a trained model needs (from owners of its datasets whose policy says release: approval): required, given and pending",
+        params: IdParams,
+        response: { 200: Type.Ref('ModelApprovals'), ...problemResponses(...authedProblems, 404) },
+      },
+    },
+    async (request) => getModelApprovals(deps, principalOf(request), request.params.id),
+  );
+
+  app.post(
+    '/v1/models/:id/approvals',
+    {
+      schema: {
+        operationId: 'decideModelRelease',
+        tags: ['models'],
+        summary:
+          "Approve or reject the release of a trained model, as the owner of datasets whose policy asks for approval. A decision is final: " +
+          'deciding twice, or on a model that needs no approval, is 409',
+        params: IdParams,
+        body: ReleaseDecisionBody,
+        response: { 200: Type.Ref('ModelApprovals'), ...problemResponses(...authedProblems, 403, 404, 409, 415) },
+      },
+    },
+    async (request) => decideModelRelease(deps, principalOf(request), request.params.id, request.body),
   );
 }

@@ -2,15 +2,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { GovernanceDeps } from '../../governance/authorize.js';
 import { createPrincipal, getPrincipal, listPrincipals, revokePrincipal } from '../../governance/principals.js';
-import type { Store } from '../../store/db.js';
-import { principalOf, requireAdmin } from '../plugins/auth.js';
+import type { TrainingJobs } from '../../training/jobs.js';
+import { principalOf } from '../plugins/auth.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 import { CreatedPrincipalSchema, CreatePrincipalBody, PrincipalListSchema } from '../schemas/principals.js';
 
-export default async function principalRoutes(root: FastifyInstance, options: { store: Store }) {
+export default async function principalRoutes(root: FastifyInstance, options: { governance: GovernanceDeps; jobs: Pick<TrainingJobs, 'cancelAllOf'> }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const { store } = options;
+  const { governance, jobs } = options;
 
   app.post(
     '/v1/principals',
@@ -24,8 +25,7 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       },
     },
     async (request, reply) => {
-      requireAdmin(request);
-      const created = createPrincipal(store, { name: request.body.name, role: request.body.role ?? 'member' });
+      const created = createPrincipal(governance, principalOf(request), { name: request.body.name, role: request.body.role ?? 'member' });
       return reply.code(201).header('location', `/v1/principals/${created.id}`).send(created);
     },
   );
@@ -41,8 +41,7 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       },
     },
     async (request) => {
-      requireAdmin(request);
-      return { items: listPrincipals(store) };
+      return { items: listPrincipals(governance, principalOf(request)) };
     },
   );
 
@@ -58,8 +57,7 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       },
     },
     async (request) => {
-      requireAdmin(request);
-      return getPrincipal(store, request.params.id);
+      return getPrincipal(governance, principalOf(request), request.params.id);
     },
   );
 
@@ -69,14 +67,15 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       schema: {
         operationId: 'deletePrincipal',
         tags: ['principals'],
-        summary: 'Revoke a principal; its tokens stop working at once (admin)',
+        summary: 'Revoke a principal: its tokens stop working at once, and its queued and running trainings are cancelled (admin; answers once they stopped)',
         params: IdParams,
         response: { 204: Type.Null({ description: 'Revoked' }), ...problemResponses(...authedProblems, 403, 404, 409) },
       },
     },
     async (request, reply) => {
-      requireAdmin(request);
-      revokePrincipal(store, request.params.id);
+      const actor = principalOf(request);
+      revokePrincipal(governance, actor, request.params.id);
+      await jobs.cancelAllOf(request.params.id, actor);
       return reply.code(204).send(null);
     },
   );

@@ -1,5 +1,7 @@
-// Wire shapes of models and datasets, and the multipart form fields of their uploads.
+// Wire shapes of models and datasets, their policies and release approvals, and the multipart form
+// fields of their uploads.
 import { Type, type Static, type TSchema } from 'typebox';
+import { DatasetPolicyInputSchema, ModelPolicyInputSchema } from '../../governance/policy.js';
 
 const TensorInfoSchema = Type.Object(
   {
@@ -36,6 +38,64 @@ export const ModelLineageSchema = Type.Object(
   { additionalProperties: false, description: 'Where a trained model came from (present on models produced by a training)' },
 );
 
+const releaseStateSchema = Type.Enum(['released', 'pending', 'rejected'], {
+  type: 'string',
+  description:
+    'Whether the model may leave: released (every approval its datasets asked for was given, or none was asked), pending, or rejected (final). ' +
+    'An unreleased model cannot be downloaded or trained further, and is evaluated only with DP',
+});
+
+const principalIdList = Type.Array(Type.String({ format: 'uuid' }));
+
+export const DatasetPolicySchema = Type.Object(
+  {
+    trainers: Type.Optional(
+      Type.Union([principalIdList, Type.Literal('everyone')], { description: "Principals besides the owner who may see and train on the dataset, or \"everyone\"; in the owner's view only" }),
+    ),
+    maxEpsilonPerTraining: Type.Optional(Type.Number({ description: 'Largest ε one training (metrics included) or evaluation may spend; absent: no limit but the budget' })),
+    allowEvaluation: Type.Boolean({ description: 'Whether trainers may evaluate models on it' }),
+    allowNonPrivate: Type.Boolean({ description: 'Whether trainings and evaluations without DP may use it' }),
+    release: Type.Enum(['trainer', 'approval'], { type: 'string', description: 'trainer: whoever trained a model may download it; approval: only once the owner approved' }),
+  },
+  { $id: 'DatasetPolicy', title: 'DatasetPolicy', additionalProperties: false, description: "A dataset's policy, as in force" },
+);
+
+export const ModelPolicySchema = Type.Object(
+  { readers: principalIdList },
+  { $id: 'ModelPolicy', title: 'ModelPolicy', additionalProperties: false, description: 'Who besides its owner may see the model and train or evaluate with it' },
+);
+
+export { DatasetPolicyInputSchema, ModelPolicyInputSchema };
+
+export const ModelApprovalsSchema = Type.Object(
+  {
+    modelId: Type.String({ format: 'uuid' }),
+    release: releaseStateSchema,
+    approvals: Type.Array(
+      Type.Object(
+        {
+          approverId: Type.String({ format: 'uuid', description: 'Owner of datasets whose policy asks for approval' }),
+          datasetIds: principalIdList,
+          decision: Type.Union([Type.Enum(['approve', 'reject'], { type: 'string' }), Type.Null()], { description: 'null while pending' }),
+          reason: Type.Union([Type.String(), Type.Null()]),
+          decidedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'Every approval the release needs; empty when none of its datasets asks for one' },
+    ),
+  },
+  { $id: 'ModelApprovals', title: 'ModelApprovals', additionalProperties: false },
+);
+
+export const ReleaseDecisionBody = Type.Object(
+  {
+    decision: Type.Enum(['approve', 'reject'], { type: 'string', description: 'A decision is final' }),
+    reason: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+
 export const ModelSchema = Type.Object(
   {
     id: Type.String({ format: 'uuid' }),
@@ -63,6 +123,11 @@ export const ModelSchema = Type.Object(
       { additionalProperties: false, description: 'What the model check found' },
     ),
     lineage: Type.Optional(ModelLineageSchema),
+    coOwnerIds: Type.Array(Type.String({ format: 'uuid' }), {
+      description: 'Owners of the datasets a trained model was trained on: they see its metadata, lineage and approvals. Empty for an uploaded model',
+    }),
+    release: releaseStateSchema,
+    policy: Type.Optional(Type.Ref('ModelPolicy', { description: "Who else may use the model; in its owner's view only" })),
   },
   { $id: 'Model', title: 'Model', additionalProperties: false },
 );
@@ -89,7 +154,8 @@ export const DatasetSchema = Type.Object(
     sizeBytes: Type.Integer({ minimum: 0 }),
     privacyLimit: Type.Number({ description: 'Total ε the owner allows all trainings to spend' }),
     delta: Type.Number({ description: 'δ of every guarantee given on this dataset' }),
-    allowNonPrivate: Type.Boolean({ description: 'Whether trainings without DP may use it' }),
+    allowNonPrivate: Type.Boolean({ description: "Whether trainings without DP may use it (the policy's allowNonPrivate)" }),
+    policy: Type.Ref('DatasetPolicy'),
     sampleCount: Type.Integer({ minimum: 1 }),
     inputs: Type.Array(CanonicalTensorSchema),
     labels: CanonicalTensorSchema,
@@ -110,7 +176,11 @@ const descriptionField = Type.String({ maxLength: 4000 });
 
 /** Form fields of POST /v1/models (the file part aside). */
 export const ModelFieldsSchema = Type.Object(
-  { name: nameField, description: Type.Optional(descriptionField) },
+  {
+    name: nameField,
+    description: Type.Optional(descriptionField),
+    policy: Type.Optional(Type.String({ maxLength: 64 * 1024, description: 'The model policy as JSON (ModelPolicyInput), e.g. {"readers":["<principal id>"]}; default: owner only' })),
+  },
   { additionalProperties: false },
 );
 export type ModelFieldsInput = Static<typeof ModelFieldsSchema>;
@@ -124,7 +194,13 @@ export const DatasetFieldsSchema = Type.Object(
     privacyLimit: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'ε; required unless a TorchScript file carries privacy_limit' })),
     delta: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'δ; default min(1e-5, 1/(10·samples)); must be below 1/samples' })),
     labelColumn: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'CSV: the label column (default label, labels, target or y, else the last)' })),
-    allowNonPrivate: Type.Optional(Type.Boolean({ description: 'Allow trainings without DP (default false)' })),
+    allowNonPrivate: Type.Optional(Type.Boolean({ description: "Allow trainings without DP (default false); the same as the policy's allowNonPrivate" })),
+    policy: Type.Optional(
+      Type.String({
+        maxLength: 64 * 1024,
+        description: 'The dataset policy as JSON (DatasetPolicyInput), e.g. {"trainers":["<principal id>"],"release":"approval"}; default: owner only',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

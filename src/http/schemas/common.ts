@@ -36,6 +36,7 @@ const problemDescriptions: Record<number, string> = {
   413: 'The request body is too large',
   415: 'Unsupported content type',
   422: 'Well-formed but unusable content',
+  429: 'The principal has as many jobs queued and running as it may; retry when one has ended',
   500: 'Internal server error (logged under requestId)',
   503: 'Not ready or overloaded; retry after Retry-After seconds',
 };
