@@ -27,6 +27,8 @@ export interface Config {
    * pool size, so a worker stays free for dataset checks and evaluations.
    */
   maxConcurrentTrainings: number;
+  /** Trainings one principal may have queued and running together; more is 429. */
+  maxJobsPerPrincipal: number;
   /** Largest accepted upload (the file part of a model or dataset upload), in bytes. */
   maxUploadBytes: number;
   /** Wall-clock limit of the disposable process that first loads an uploaded TorchScript archive. */
@@ -70,6 +72,9 @@ export function dataLayout(dataDir: string) {
     stagingDir: path.join(dataDir, 'blobs', 'staging'),
   };
 }
+
+/** Trainings one principal may have queued and running together, unless configured otherwise. */
+export const DEFAULT_MAX_JOBS_PER_PRINCIPAL = 4;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -121,6 +126,7 @@ export const configOptions = [
   { key: 'logLevel', env: 'BASTION_LOG_LEVEL', flag: '--log-level', valueName: 'level', description: 'log level (default info)', parse: logLevel },
   { key: 'shutdownTimeoutMs', env: 'BASTION_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', valueName: 'ms', description: 'grace period for shutdown (default 10000)', parse: integer(0, 600_000) },
   { key: 'maxConcurrentTrainings', env: 'BASTION_MAX_CONCURRENT_TRAININGS', flag: '--max-concurrent-trainings', valueName: 'n', description: 'trainings running at once (default: pool size − 1, at least 1)', parse: integer(1, 256) },
+  { key: 'maxJobsPerPrincipal', env: 'BASTION_MAX_JOBS_PER_PRINCIPAL', flag: '--max-jobs-per-principal', valueName: 'n', description: 'trainings one principal may have queued and running (default 4)', parse: integer(1, 10_000) },
   { key: 'maxUploadBytes', env: 'BASTION_MAX_UPLOAD_BYTES', flag: '--max-upload-bytes', valueName: 'bytes', description: 'largest accepted upload (default 4 GiB)', parse: integer(1, Number.MAX_SAFE_INTEGER) },
   { key: 'sandboxTimeoutMs', env: 'BASTION_SANDBOX_TIMEOUT_MS', flag: '--sandbox-timeout-ms', valueName: 'ms', description: 'time limit of the first load of an uploaded archive (default 60000)', parse: integer(1000, 3_600_000) },
   { key: 'sandboxMemoryBytes', env: 'BASTION_SANDBOX_MEMORY_BYTES', flag: '--sandbox-memory-bytes', valueName: 'bytes', description: 'memory limit of that load (default 4 GiB)', parse: integer(256 * 1024 ** 2, Number.MAX_SAFE_INTEGER) },
@@ -142,6 +148,7 @@ export function defaultConfig(cwd = process.cwd()): Config {
     logLevel: 'info',
     shutdownTimeoutMs: 10_000,
     maxConcurrentTrainings: Math.max(1, cores - 1),
+    maxJobsPerPrincipal: DEFAULT_MAX_JOBS_PER_PRINCIPAL,
     maxUploadBytes: 4 * 1024 ** 3,
     sandboxTimeoutMs: 60_000,
     sandboxMemoryBytes: 4 * 1024 ** 3,

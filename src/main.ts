@@ -65,7 +65,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       artifacts: { blobs, sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes, maxInflatedBytes: config.maxInflatedBytes } },
       maxUploadBytes: config.maxUploadBytes,
       isAddonLoaded: () => true,
-      training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings },
+      training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings, maxJobsPerPrincipal: config.maxJobsPerPrincipal },
       logger,
       privacyMath: privacyMathOn(pool),
       ...(https ? { https } : {}),

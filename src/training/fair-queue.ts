@@ -1,10 +1,11 @@
-// The training queue, fair between principals: one FIFO per principal, served round-robin. Taking a
-// job moves its principal to the back of the rotation, so with P principals waiting, a principal's
-// next job starts after at most P − 1 jobs of others, however many each of them queued.
+// The training queue, fair between principals: one FIFO per principal, and the next job is the oldest
+// of the principal served least recently (a principal never served comes first; ties go to the one
+// that has waited longest). So with P principals waiting, a principal's next job starts after at most
+// P − 1 jobs of others, however many each of them queued, and one that just got a job waits its turn.
 export interface FairQueue {
   /** Queues `id` behind the principal's other jobs (a principal new to the rotation joins at its back). */
   push(id: string, principalId: string): void;
-  /** The next job: the oldest of the principal at the front of the rotation; undefined when empty. */
+  /** The next job: the oldest of the principal served least recently; undefined when empty. */
   shift(): string | undefined;
   /** Removes a queued job; false if it was not queued. */
   remove(id: string): boolean;
@@ -13,9 +14,12 @@ export interface FairQueue {
 }
 
 export function createFairQueue(): FairQueue {
-  // Map iteration order is insertion order: the rotation.
+  // Map iteration order is insertion order: principals by how long they have waited.
   const byPrincipal = new Map<string, string[]>();
   const ownerOf = new Map<string, string>();
+  /** When each principal was last served (a counter); absent: never. */
+  const servedAt = new Map<string, number>();
+  let served = 0;
   return {
     push(id, principalId) {
       if (ownerOf.has(id)) return;
@@ -25,13 +29,17 @@ export function createFairQueue(): FairQueue {
       else byPrincipal.set(principalId, [id]);
     },
     shift() {
-      const next = byPrincipal.entries().next();
-      if (next.done) return undefined;
-      const [principalId, jobs] = next.value;
+      let pick: string | undefined;
+      for (const principalId of byPrincipal.keys()) {
+        if (pick === undefined || (servedAt.get(principalId) ?? -1) < (servedAt.get(pick) ?? -1)) pick = principalId;
+      }
+      if (pick === undefined) return undefined;
+      const jobs = byPrincipal.get(pick)!;
       const id = jobs.shift()!;
       ownerOf.delete(id);
-      byPrincipal.delete(principalId);
-      if (jobs.length > 0) byPrincipal.set(principalId, jobs);
+      servedAt.set(pick, (served += 1));
+      byPrincipal.delete(pick);
+      if (jobs.length > 0) byPrincipal.set(pick, jobs);
       return id;
     },
     remove(id) {

@@ -15,6 +15,7 @@ import { blobPath, removeBlob, stagedBlob } from '../artifacts/blob-store.js';
 import { datasetLayout } from '../artifacts/datasets.js';
 import { createTrainedModel, storedModel, type ModelLineage } from '../artifacts/models.js';
 import type { ArtifactDeps } from '../artifacts/service.js';
+import { DEFAULT_MAX_JOBS_PER_PRINCIPAL } from '../config.js';
 import { BastionError } from '../errors.js';
 import { authorize, enforce, refuseUnknown, targetSubjects } from '../governance/authorize.js';
 import { parseDatasetPolicy } from '../governance/policy.js';
@@ -62,7 +63,6 @@ export interface TrainingJobsOptions {
   maxJobsPerPrincipal?: number;
 }
 
-export const DEFAULT_MAX_JOBS_PER_PRINCIPAL = 4;
 
 /** A training job as its owner sees it; the owners of its datasets and admins see it without `metrics`. */
 export interface Training {

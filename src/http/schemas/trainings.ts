@@ -131,6 +131,11 @@ export const DatasetPrivacySchema = Type.Object(
             description: 'poisson-gaussian {sampleRate, noiseMultiplier, count}, gaussian {noiseMultiplier, count} or discrete-gaussian {sigmaSquared, sensitivity, count}',
           }),
           source: Type.Object({ kind: Type.String(), id: Type.String() }, { additionalProperties: false }),
+          principalId: Type.Optional(
+            Type.Union([Type.String({ format: 'uuid' }), Type.Null()], {
+              description: "whose request caused the charge, for the dataset's owner only (null for charges recorded before this was kept)",
+            }),
+          ),
           createdAt: Type.String({ format: 'date-time' }),
           dropped: Type.Optional(
             Type.Object(
