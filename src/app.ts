@@ -13,7 +13,7 @@ import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
 import evaluationRoutes from './http/routes/evaluations.js';
 import trainingRoutes from './http/routes/trainings.js';
-import { EvaluationSchema } from './http/schemas/evaluations.js';
+import { EvaluationRunSchema, EvaluationSchema } from './http/schemas/evaluations.js';
 import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
 import { DatasetPolicySchema, DatasetSchema, ModelApprovalsSchema, ModelPolicySchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
@@ -24,6 +24,8 @@ import { ProblemSchema } from './http/schemas/common.js';
 import type { Store } from './store/db.js';
 import type { WorkerPool } from './training/pool.js';
 import { createTrainingJobs, type TrainingJobsOptions } from './training/jobs.js';
+import { createEvaluations } from './training/evaluate.js';
+import type { Principal } from './governance/principals.js';
 
 export interface AppDeps {
   store: Store;
@@ -68,6 +70,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(TrainingSchema);
   app.addSchema(DatasetPrivacySchema);
   app.addSchema(EvaluationSchema);
+  app.addSchema(EvaluationRunSchema);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -87,8 +90,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const jobs = createTrainingJobs({ ...artifacts, log: app.log }, deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 });
   app.addHook('onReady', async () => jobs.start());
   app.addHook('preClose', async () => jobs.close());
-  await app.register(principalRoutes, { governance: { store: deps.store, audit: deps.audit }, jobs });
+  const evaluations = createEvaluations(artifacts);
+  // Revoking a principal stops everything it has running.
+  const stopAllOf = async (principalId: string, actor: Principal) => {
+    evaluations.cancelAllOf(principalId, actor);
+    await jobs.cancelAllOf(principalId, actor);
+  };
+  await app.register(principalRoutes, { governance: { store: deps.store, audit: deps.audit }, stopAllOf });
   await app.register(trainingRoutes, { plan: artifacts, jobs });
-  await app.register(evaluationRoutes, { artifacts });
+  await app.register(evaluationRoutes, { evaluations });
   return app;
 }

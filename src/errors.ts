@@ -21,6 +21,7 @@ export const ErrorCode = {
   BUDGET_EXHAUSTED: 'BUDGET_EXHAUSTED',
   UNPROCESSABLE_TRAINING: 'UNPROCESSABLE_TRAINING',
   TRAINING_FINISHED: 'TRAINING_FINISHED',
+  EVALUATION_CANCELLED: 'EVALUATION_CANCELLED',
   SEALED_BLOB_CORRUPT: 'SEALED_BLOB_CORRUPT',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   INTERNAL: 'INTERNAL',
@@ -54,6 +55,7 @@ export const errorSpecs: Readonly<Record<ErrorCode, ErrorSpec>> = {
   ARTIFACT_IN_USE: { status: 409, slug: 'artifact-in-use', title: 'The artifact is used by a training' },
   BUDGET_EXHAUSTED: { status: 409, slug: 'budget-exhausted', title: "A dataset's privacy budget does not allow this" },
   UNPROCESSABLE_TRAINING: { status: 422, slug: 'unprocessable-training', title: 'The model and datasets cannot be trained together as asked' },
+  EVALUATION_CANCELLED: { status: 409, slug: 'evaluation-cancelled', title: 'The evaluation was cancelled' },
   TRAINING_FINISHED: { status: 409, slug: 'training-finished', title: 'The training has already finished' },
   // A sealed blob that fails authentication was tampered with or damaged at rest: the server's fault,
   // never the client's, and never answered with the bytes.

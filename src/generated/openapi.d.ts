@@ -255,7 +255,7 @@ export interface paths {
         get: operations["getPrincipal"];
         put?: never;
         post?: never;
-        /** Revoke a principal: its tokens stop working at once, and its queued and running trainings are cancelled (admin; answers once they stopped) */
+        /** Revoke a principal: its tokens stop working at once, and its queued and running trainings and its evaluations in flight are cancelled (admin; answers once they stopped) */
         delete: operations["deletePrincipal"];
         options?: never;
         head?: never;
@@ -372,10 +372,28 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** The evaluations in flight the caller may see: its own, those on its datasets, every one for an admin */
+        get: operations["listEvaluations"];
+        put?: never;
+        /** Evaluate a model the caller may use on a dataset whose policy allows it: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows; pre-flighted first on zeros of the dataset's public shapes (422 with the model's message when it fails, nothing charged); 409 when it was cancelled meanwhile */
+        post: operations["createEvaluation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/evaluations/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
         get?: never;
         put?: never;
-        /** Evaluate one of the caller's models on a dataset: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows; pre-flighted first on zeros of the dataset's public shapes (422 with the model's message when it fails, nothing charged) */
-        post: operations["createEvaluation"];
+        /** Cancel an evaluation in flight (whoever asked for it, the dataset's owner, an admin): its charge stands and nothing is released */
+        post: operations["cancelEvaluation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -815,6 +833,29 @@ export interface components {
             delta: number | null;
             /** @description σ/Δ of the discrete Gaussian N_Z(0, σ²) added to the correct count of sensitivity Δ (the ledger event holds σ² exactly); null when exact */
             noiseMultiplier: number | null;
+        };
+        /**
+         * EvaluationRun
+         * @description An evaluation in flight
+         */
+        EvaluationRun: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: uuid
+             * @description who asked for it
+             */
+            ownerId: string;
+            /** Format: uuid */
+            modelId: string;
+            /** Format: uuid */
+            datasetId: string;
+            private: boolean;
+            epsilon: number | null;
+            /** @enum {string} */
+            status: "running" | "cancelled";
+            /** Format: date-time */
+            startedAt: string;
         };
     };
     responses: never;
@@ -2905,6 +2946,55 @@ export interface operations {
             };
         };
     };
+    listEvaluations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["EvaluationRun"][];
+                    };
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     createEvaluation: {
         parameters: {
             query?: never;
@@ -2995,6 +3085,65 @@ export interface operations {
             };
             /** @description Well-formed but unusable content */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelEvaluation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Resource id (UUID) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An evaluation in flight */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationRun"];
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or one the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

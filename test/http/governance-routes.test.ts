@@ -29,12 +29,21 @@ import { buildTestApp, idlePool, inlineMath, type TestApp } from '../helpers/app
 import { multipartForm } from '../helpers/multipart.js';
 import { testdataPath } from '../helpers/testdata.js';
 
-/** Answers pre-flights and evaluations as a model that gets everything right would; nothing else. */
+/** Datasets whose evaluations the stub holds until the test lets them go. */
+const held = new Map<string, () => void>();
+
+/**
+ * Answers pre-flights and evaluations as a model that gets everything right would (an evaluation on a
+ * held dataset only once released); nothing else.
+ */
 const stubPool: WorkerPool = {
   ...idlePool,
-  run: ((kind: string, input: { labels?: { shape: number[] } }) => {
-    if (kind === 'preflight') return Promise.resolve({ samples: input.labels!.shape[0] });
-    if (kind === 'evaluateModel') return Promise.resolve({ samples: SAMPLES, accuracy: 1, meanLoss: 0.1, outputsPerSample: 1 });
+  run: (async (kind: string, input: { labels?: { shape: number[] }; dataset?: { id: string } }) => {
+    if (kind === 'preflight') return { samples: input.labels!.shape[0] };
+    if (kind === 'evaluateModel') {
+      if (held.has(input.dataset!.id)) await new Promise<void>((resolve) => held.set(input.dataset!.id, resolve));
+      return { samples: SAMPLES, accuracy: 1, meanLoss: 0.1, outputsPerSample: 1 };
+    }
     return idlePool.run(kind as never, input as never);
   }) as WorkerPool['run'],
 };
@@ -45,6 +54,8 @@ type Caller = (typeof callers)[number];
 
 interface World {
   p: Record<Exclude<Caller, 'anonymous' | 'admin'>, CreatedPrincipal> & { spare: CreatedPrincipal };
+  /** An evaluation in flight: bob's of M on carol's D2 (started by the cell that needs it). */
+  E?: { id: string; done: Promise<unknown>; release(): void };
   D: string;
   D2: string;
   M: string;
@@ -160,6 +171,21 @@ async function buildWorld(): Promise<World> {
   return { p, D, D2, M, M2, T, J0, J };
 }
 
+/** Starts bob's evaluation of M on D2, held in the pool until released, and waits until it is in flight. */
+async function evaluationInFlight(w: World): Promise<string> {
+  held.set(w.D2, () => undefined);
+  const done = t.app.inject({ method: 'POST', url: '/v1/evaluations', payload: { modelId: w.M, datasetId: w.D2, loss: 'cross_entropy', epsilon: 1 }, headers: t.auth(w.p.bob.token) });
+  for (;;) {
+    const list = (await t.app.inject({ method: 'GET', url: '/v1/evaluations', headers: t.auth(w.p.bob.token) })).json() as { items: { id: string; datasetId: string }[] };
+    const run = list.items.find((e) => e.datasetId === w.D2);
+    if (run) {
+      w.E = { id: run.id, done, release: () => held.get(w.D2)?.() };
+      return run.id;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 function headersOf(w: World, caller: Caller): Record<string, string> {
   if (caller === 'anonymous') return {};
   return t.auth(caller === 'admin' ? t.adminToken : w.p[caller].token);
@@ -224,6 +250,12 @@ const table: Record<string, Row> = {
     request: async (w) => json('POST', '/v1/evaluations', { modelId: w.M, datasetId: w.D, loss: 'cross_entropy', epsilon: 1 })(),
     expect: s(401, 404, 200, 404, 404, 404, 404),
   },
+  'GET /v1/evaluations': { request: json('GET', '/v1/evaluations'), expect: s(401, 200, 200, 200, 200, 200, 200) },
+  // bob's evaluation in flight on carol's D2: bob, carol and the operator may stop it.
+  'POST /v1/evaluations/{id}/cancel': {
+    request: async (w) => json('POST', `/v1/evaluations/${await evaluationInFlight(w)}/cancel`)(),
+    expect: s(401, 404, 200, 200, 404, 404, 200),
+  },
   'GET /v1/audit': { request: json('GET', '/v1/audit'), expect: s(401, 200, 200, 200, 200, 200, 200) },
 };
 
@@ -240,6 +272,11 @@ test('every route answers every kind of caller as the table says', async () => {
       const w = await buildWorld();
       const request = await row.request(w);
       const res = await t.app.inject({ method: request.method, url: request.url, ...(request.payload !== undefined ? { payload: request.payload as string } : {}), headers: { ...request.headers, ...headersOf(w, caller) } });
+      if (w.E) {
+        w.E.release();
+        await w.E.done;
+        held.delete(w.D2);
+      }
       if (res.statusCode !== row.expect[caller]) wrong.push(`${route} as ${caller}: ${res.statusCode}, expected ${row.expect[caller]} (${res.body.slice(0, 200)})`);
       else if (res.statusCode === 403) {
         const problem = res.json() as { detail?: string; type: string };

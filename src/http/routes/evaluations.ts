@@ -1,15 +1,16 @@
-// /v1/evaluations: a model's accuracy on a dataset, DP-released (charged) or exact where allowed.
+// /v1/evaluations: a model's accuracy on a dataset, DP-released (charged) or exact where allowed; the
+// evaluations in flight, and cancelling one (its asker, the dataset's owner, an admin).
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { ArtifactDeps } from '../../artifacts/service.js';
-import { evaluateModel } from '../../training/evaluate.js';
+import type { Evaluations } from '../../training/evaluate.js';
 import { principalOf } from '../plugins/auth.js';
-import { authedProblems, problemResponses } from '../schemas/common.js';
-import { EvaluationRequestSchema } from '../schemas/evaluations.js';
+import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
+import { EvaluationRequestSchema, EvaluationRunListSchema } from '../schemas/evaluations.js';
 
-export default async function evaluationRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
+export default async function evaluationRoutes(root: FastifyInstance, options: { evaluations: Evaluations }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  const { evaluations } = options;
   app.post(
     '/v1/evaluations',
     {
@@ -17,12 +18,39 @@ export default async function evaluationRoutes(root: FastifyInstance, options: {
         operationId: 'createEvaluation',
         tags: ['trainings'],
         summary:
-          "Evaluate one of the caller's models on a dataset: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows; " +
-          "pre-flighted first on zeros of the dataset's public shapes (422 with the model's message when it fails, nothing charged)",
+          'Evaluate a model the caller may use on a dataset whose policy allows it: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows; ' +
+          "pre-flighted first on zeros of the dataset's public shapes (422 with the model's message when it fails, nothing charged); 409 when it was cancelled meanwhile",
         body: EvaluationRequestSchema,
         response: { 200: Type.Ref('Evaluation'), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422) },
       },
     },
-    async (request) => evaluateModel(options.artifacts, principalOf(request), request.body),
+    async (request) => evaluations.run(principalOf(request), request.body),
+  );
+
+  app.get(
+    '/v1/evaluations',
+    {
+      schema: {
+        operationId: 'listEvaluations',
+        tags: ['trainings'],
+        summary: 'The evaluations in flight the caller may see: its own, those on its datasets, every one for an admin',
+        response: { 200: EvaluationRunListSchema, ...problemResponses(...authedProblems) },
+      },
+    },
+    async (request) => ({ items: evaluations.list(principalOf(request)) }),
+  );
+
+  app.post(
+    '/v1/evaluations/:id/cancel',
+    {
+      schema: {
+        operationId: 'cancelEvaluation',
+        tags: ['trainings'],
+        summary: 'Cancel an evaluation in flight (whoever asked for it, the dataset\'s owner, an admin): its charge stands and nothing is released',
+        params: IdParams,
+        response: { 200: Type.Ref('EvaluationRun'), ...problemResponses(...authedProblems, 404) },
+      },
+    },
+    async (request) => evaluations.cancel(principalOf(request), request.params.id),
   );
 }

@@ -3,15 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { GovernanceDeps } from '../../governance/authorize.js';
-import { createPrincipal, getPrincipal, listPrincipals, revokePrincipal } from '../../governance/principals.js';
-import type { TrainingJobs } from '../../training/jobs.js';
+import { createPrincipal, getPrincipal, listPrincipals, revokePrincipal, type Principal } from '../../governance/principals.js';
 import { principalOf } from '../plugins/auth.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 import { CreatedPrincipalSchema, CreatePrincipalBody, PrincipalListSchema } from '../schemas/principals.js';
 
-export default async function principalRoutes(root: FastifyInstance, options: { governance: GovernanceDeps; jobs: Pick<TrainingJobs, 'cancelAllOf'> }) {
+export default async function principalRoutes(root: FastifyInstance, options: { governance: GovernanceDeps; stopAllOf: (principalId: string, actor: Principal) => Promise<void> }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const { governance, jobs } = options;
+  const { governance, stopAllOf } = options;
 
   app.post(
     '/v1/principals',
@@ -67,7 +66,7 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       schema: {
         operationId: 'deletePrincipal',
         tags: ['principals'],
-        summary: 'Revoke a principal: its tokens stop working at once, and its queued and running trainings are cancelled (admin; answers once they stopped)',
+        summary: 'Revoke a principal: its tokens stop working at once, and its queued and running trainings and its evaluations in flight are cancelled (admin; answers once they stopped)',
         params: IdParams,
         response: { 204: Type.Null({ description: 'Revoked' }), ...problemResponses(...authedProblems, 403, 404, 409) },
       },
@@ -75,7 +74,7 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
     async (request, reply) => {
       const actor = principalOf(request);
       revokePrincipal(governance, actor, request.params.id);
-      await jobs.cancelAllOf(request.params.id, actor);
+      await stopAllOf(request.params.id, actor);
       return reply.code(204).send(null);
     },
   );

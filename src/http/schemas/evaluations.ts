@@ -32,3 +32,19 @@ export const EvaluationSchema = Type.Object(
   },
   { $id: 'Evaluation', title: 'Evaluation', additionalProperties: false },
 );
+
+export const EvaluationRunSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    ownerId: Type.String({ format: 'uuid', description: 'who asked for it' }),
+    modelId: Type.String({ format: 'uuid' }),
+    datasetId: Type.String({ format: 'uuid' }),
+    private: Type.Boolean(),
+    epsilon: Type.Union([Type.Number(), Type.Null()]),
+    status: Type.Enum(['running', 'cancelled'], { type: 'string' }),
+    startedAt: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'EvaluationRun', title: 'EvaluationRun', additionalProperties: false, description: 'An evaluation in flight' },
+);
+
+export const EvaluationRunListSchema = Type.Object({ items: Type.Array(Type.Ref('EvaluationRun')) }, { additionalProperties: false });
