@@ -11,12 +11,14 @@ import multipartPlugin from './http/plugins/multipart.js';
 import datasetRoutes from './http/routes/datasets.js';
 import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
+import auditRoutes from './http/routes/audit.js';
 import evaluationRoutes from './http/routes/evaluations.js';
 import trainingRoutes from './http/routes/trainings.js';
 import { EvaluationSchema } from './http/schemas/evaluations.js';
 import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
 import { DatasetSchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
+import { AuditEntrySchema } from './http/schemas/audit.js';
 import type { ArtifactDeps } from './artifacts/service.js';
 import type { PrivacyMath } from './privacy/ledger.js';
 import { ProblemSchema } from './http/schemas/common.js';
@@ -62,6 +64,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(TrainingSchema);
   app.addSchema(DatasetPrivacySchema);
   app.addSchema(EvaluationSchema);
+  app.addSchema(AuditEntrySchema);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -84,5 +87,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('preClose', async () => jobs.close());
   await app.register(trainingRoutes, { plan: { store: deps.store, ...(deps.privacyMath ? { math: deps.privacyMath } : {}) }, jobs });
   await app.register(evaluationRoutes, { artifacts });
+  await app.register(auditRoutes, { store: deps.store });
   return app;
 }
