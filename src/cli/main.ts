@@ -1,6 +1,7 @@
 // The `bastion` command: `serve` starts the server; the other commands are clients of its HTTP API.
 // Every command that prints data takes --json and then prints exactly one JSON value.
 import { Command, Option } from 'commander';
+import fs from 'node:fs';
 import path from 'node:path';
 import { dataLayout, loadConfig } from '../config.js';
 import { BastionError } from '../errors.js';
@@ -136,7 +137,7 @@ function addAuditCommands(program: Command): void {
   const audit = program.command('audit').description('the tamper-evident audit log');
   audit
     .command('verify')
-    .description('check the audit log of a data folder, read-only (a running server may keep using it); exit 0 intact, 1 broken, 2 not checked')
+    .description('check the audit log of a data folder, read-only (a running server may go on); exit 0 intact, 1 broken, 2 unchecked')
     .addOption(new Option('--data-dir <dir>', 'data folder').env('BASTION_DATA_DIR').makeOptionMandatory())
     .addOption(new Option('--json', 'print JSON'))
     // Usage errors exit 2, like a folder that cannot be read, so that 1 always means "the log is broken".
@@ -151,7 +152,8 @@ function addAuditCommands(program: Command): void {
         return;
       }
       print(options, result, () => {
-        if (result.ok) return result.entries === 0 ? 'audit log intact: no entries' : `audit log intact: ${result.entries} entries, last seq ${result.lastSeq}`;
+        if (result.ok && result.entries === 0) return 'audit log intact: no entries';
+        if (result.ok) return `audit log intact: ${result.entries} entries, last seq ${result.lastSeq}`;
         const where = result.firstBadSeq === null ? '' : ` at entry ${result.firstBadSeq}`;
         return `audit log BROKEN${where}: ${result.reason} (${result.entries} entries verified before it)`;
       });
@@ -164,8 +166,7 @@ function addAuditCommands(program: Command): void {
       .addOption(new Option('--after <seq>', 'entries after this seq (default 0)').argParser(number('--after', { integer: true })))
       .addOption(new Option('--limit <n>', 'most entries to list, 1–1000 (default 100)').argParser(number('--limit', { integer: true }))),
   ).action(async (options: ClientOptionValues & Output & { after?: number; limit?: number }) => {
-    const query = { ...(options.after !== undefined ? { after: options.after } : {}), ...(options.limit !== undefined ? { limit: options.limit } : {}) };
-    const page = unwrap(await client(options).GET('/v1/audit', { params: { query } }));
+    const page = unwrap(await client(options).GET('/v1/audit', { params: { query: { after: options.after, limit: options.limit } } }));
     print(options, page, () => {
       const rows = page.items.map((e) => ({
         seq: String(e.seq),
@@ -183,18 +184,20 @@ function addAuditCommands(program: Command): void {
 
 /** Verifies `<dataDir>`'s audit log without migrating or writing to it (a key file is never created). */
 async function verifyDataFolderAudit(dataDir: string) {
-  const [{ openStoreReadOnly }, { AUDIT_LOG_SCHEMA_VERSION }, { openDevKeyProvider, KeyPurpose }, { verifyAuditLog }, fs] = await Promise.all([
+  // Loaded here, not at the top: the other commands need neither SQLite nor the key provider.
+  const [{ openStoreReadOnly }, { AUDIT_LOG_SCHEMA_VERSION }, { openDevKeyProvider, KeyPurpose }, { verifyAuditLog }] = await Promise.all([
     import('../store/db.js'),
     import('../store/audit.js'),
     import('../enclave/keys.js'),
     import('../governance/audit.js'),
-    import('node:fs'),
   ]);
   const layout = dataLayout(dataDir);
   const store = openStoreReadOnly(dataDir, { minVersion: AUDIT_LOG_SCHEMA_VERSION, needs: 'the audit log' });
   try {
     // openDevKeyProvider would create a missing key, and a new key would only report every entry as forged.
-    if (!fs.existsSync(layout.devRootKey)) throw new Error(`No key file ${layout.devRootKey}: the audit key of this data folder cannot be derived`);
+    if (!fs.existsSync(layout.devRootKey)) {
+      throw new Error(`No key file ${layout.devRootKey}: the audit key of this data folder cannot be derived`);
+    }
     return verifyAuditLog(store, openDevKeyProvider(dataDir).deriveKey(KeyPurpose.AUDIT), layout.auditHighWater);
   } finally {
     store.close();

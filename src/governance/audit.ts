@@ -134,9 +134,13 @@ export function readHighWaterMark(file: string, key: Buffer): HighWaterReading {
   } catch {
     return { kind: 'invalid', reason: 'is not JSON' };
   }
-  if (!Value.Check(HighWaterMarkSchema, value)) return { kind: 'invalid', reason: 'is not {seq, mac, tag} with a positive seq and hex MAC and tag' };
+  if (!Value.Check(HighWaterMarkSchema, value)) {
+    return { kind: 'invalid', reason: 'is not {seq, mac, tag} with a positive seq and hex MAC and tag' };
+  }
   const expected = Buffer.from(highWaterTag(key, value.seq, value.mac), 'hex');
-  if (!sameBytes(expected, Buffer.from(value.tag, 'hex'))) return { kind: 'invalid', reason: 'has a tag that does not match (forged, or written under another key)' };
+  if (!sameBytes(expected, Buffer.from(value.tag, 'hex'))) {
+    return { kind: 'invalid', reason: 'has a tag that does not match (forged, or written under another key)' };
+  }
   return { kind: 'valid', mark: value };
 }
 
@@ -153,7 +157,13 @@ export function readHighWaterMark(file: string, key: Buffer): HighWaterReading {
  * rolled-back database: the writer never overwrites it ("pinned"), so `bastion audit verify` keeps
  * failing until an operator has looked and removed the file.
  */
-function openHighWaterWriter(store: Store, key: Buffer, file: string, onProblem: (message: string) => void, afterWrite?: (mark: HighWaterMark) => void) {
+function openHighWaterWriter(
+  store: Store,
+  key: Buffer,
+  file: string,
+  hooks: { onProblem: (message: string) => void; afterWrite: ((mark: HighWaterMark) => void) | undefined },
+) {
+  const { onProblem, afterWrite } = hooks;
   let written: { seq: number; mac: Buffer } | null = null;
   let pending: NodeJS.Immediate | null = null;
   let pinned = false;
@@ -193,12 +203,18 @@ function openHighWaterWriter(store: Store, key: Buffer, file: string, onProblem:
     const row = findAuditRow(store, reading.mark.seq);
     if (row === undefined || row.mac.toString('hex') !== reading.mark.mac) {
       pinned = true;
-      onProblem(`the audit log does not reach its high-water mark (seq ${reading.mark.seq}); the mark is kept as evidence and not updated: run bastion audit verify`);
+      onProblem(
+        `the audit log does not reach its high-water mark (seq ${reading.mark.seq}); the mark is kept as evidence and not updated: ` +
+          'run bastion audit verify',
+      );
     } else {
       written = { seq: row.seq, mac: row.mac };
     }
   } else if (lastAuditRow(store) !== undefined) {
-    onProblem(`the audit high-water mark ${file} was missing on a non-empty log; writing it anew (if the server did not crash just after its first entries, it was deleted)`);
+    onProblem(
+      `the audit high-water mark ${file} was missing on a non-empty log; writing it anew ` +
+        '(if the server did not crash just after its first entries, it was deleted)',
+    );
   }
   writeNewest();
 
@@ -226,7 +242,10 @@ export interface AuditLogOptions {
    * the chain alone). Required, so that a server cannot run without a mark by omission.
    */
   highWaterFile: string | null;
-  /** Problems with the mark that must not stop the server (a failed write, a tampered mark kept as evidence); default: a process warning. */
+  /**
+   * Problems with the mark that must not stop the server (a failed write, a tampered mark kept as
+   * evidence, a missing one written anew); default: a process warning. Messages hold paths and seqs only.
+   */
   onHighWaterProblem?: (message: string) => void;
   /** Test hook: runs after the entry is written, before the transaction commits (a crash there must lose both). */
   afterAppend?: (seq: number) => void;
@@ -236,7 +255,8 @@ export interface AuditLogOptions {
 
 /**
  * The audit log of `store`, chained under `key` (KeyProvider.deriveKey(KeyPurpose.AUDIT), 32 bytes).
- * With a mark file, reads it (and may write it) now; throws on I/O errors reading it.
+ * With a mark file, reads it now and writes it when it lags the log (or is missing); throws on I/O
+ * errors there. Later write failures go to `onHighWaterProblem`; flush() and close() throw them.
  */
 export function openAuditLog(store: Store, key: Buffer, options: AuditLogOptions): AuditLog {
   const macKey = Buffer.from(key);
@@ -260,7 +280,9 @@ export function openAuditLog(store: Store, key: Buffer, options: AuditLogOptions
     return row.seq;
   };
   const onProblem = options.onHighWaterProblem ?? ((message: string) => process.emitWarning(message, 'BastionAuditWarning'));
-  const highWater = options.highWaterFile ? openHighWaterWriter(store, macKey, options.highWaterFile, onProblem, options.afterHighWaterWrite) : null;
+  const highWater = options.highWaterFile
+    ? openHighWaterWriter(store, macKey, options.highWaterFile, { onProblem, afterWrite: options.afterHighWaterWrite })
+    : null;
   return {
     record: (entry) => {
       const seq = store.db.inTransaction ? append(entry) : store.transaction(() => append(entry));
@@ -298,17 +320,23 @@ export function verifyAuditLog(store: Store, key: Buffer, highWaterFile: string 
   const fail = (firstBadSeq: number | null, reason: string): AuditVerification => ({ ok: false, entries: lastSeq, firstBadSeq, reason });
   for (const row of iterateAuditRows(store)) {
     const expected = lastSeq + 1;
-    if (row.seq > expected) return fail(expected, row.seq === expected + 1 ? `entry ${expected} missing` : `entries ${expected}–${row.seq - 1} missing`);
+    if (row.seq > expected) {
+      return fail(expected, row.seq === expected + 1 ? `entry ${expected} missing` : `entries ${expected}–${row.seq - 1} missing`);
+    }
     if (row.seq < expected) return fail(row.seq, `entry ${row.seq}: seq out of range (entries start at 1)`);
-    if (!Buffer.isBuffer(row.mac) || !sameBytes(entryMac(key, previous, row), row.mac)) return fail(row.seq, `entry ${row.seq}: MAC does not match`);
+    if (!Buffer.isBuffer(row.mac) || !sameBytes(entryMac(key, previous, row), row.mac)) {
+      return fail(row.seq, `entry ${row.seq}: MAC does not match`);
+    }
     if (mark !== null && row.seq === mark.seq && row.mac.toString('hex') !== mark.mac) {
       return fail(row.seq, `entry ${row.seq}: differs from the entry the high-water mark records (the log was rolled back and rewritten)`);
     }
     previous = row.mac;
     lastSeq = row.seq;
   }
-  if (reading !== null && reading.kind === 'missing' && lastSeq > 0) return fail(null, `high-water mark missing: ${highWaterFile} does not exist but the log has ${lastSeq} entries`);
-  if (reading !== null && reading.kind === 'invalid') return fail(null, `high-water mark ${highWaterFile} ${reading.reason}`);
+  if (reading?.kind === 'missing' && lastSeq > 0) {
+    return fail(null, `high-water mark missing: ${highWaterFile} does not exist but the log has ${lastSeq} entries`);
+  }
+  if (reading?.kind === 'invalid') return fail(null, `high-water mark ${highWaterFile} ${reading.reason}`);
   if (mark !== null && mark.seq > lastSeq) return fail(lastSeq + 1, `log ends at seq ${lastSeq} but the high-water mark says ${mark.seq}`);
   return { ok: true, entries: lastSeq, lastSeq };
 }
@@ -335,7 +363,11 @@ function pageParameter(name: string, value: number, min: number, max: number): n
  * entries (1–1000, default 100). An admin sees every entry; a member sees the entries it is a subject
  * of (those it made and those about what it owns).
  */
-export function listAuditEntries(store: Store, viewer: { id: string; role: Role }, options: { after?: number; limit?: number } = {}): AuditPage {
+export function listAuditEntries(
+  store: Store,
+  viewer: { id: string; role: Role },
+  options: { after?: number; limit?: number } = {},
+): AuditPage {
   const after = pageParameter('after', options.after ?? 0, 0, Number.MAX_SAFE_INTEGER);
   const limit = pageParameter('limit', options.limit ?? AUDIT_PAGE_DEFAULT, 1, AUDIT_PAGE_MAX);
   // One row more than asked tells whether another page follows, so `next` is null on the last page.

@@ -62,7 +62,11 @@ export function openStore(location: string, migrations: readonly Migration[] = a
  * missing database, one older than `minVersion` (it lacks what the check reads: `needs` names it) and
  * one newer than this code.
  */
-export function openStoreReadOnly(dataDir: string, options: { minVersion: number; needs: string }, migrations: readonly Migration[] = allMigrations): Store {
+export function openStoreReadOnly(
+  dataDir: string,
+  options: { minVersion: number; needs: string },
+  migrations: readonly Migration[] = allMigrations,
+): Store {
   const file = dataLayout(dataDir).database;
   if (!fs.existsSync(file)) throw new StoreError(`No database at ${file}; is ${dataDir} a Bastion data folder?`);
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -72,10 +76,13 @@ export function openStoreReadOnly(dataDir: string, options: { minVersion: number
     const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
     if (current < options.minVersion) {
       throw new StoreError(
-        `The database at ${file} is at schema version ${current}, older than ${options.needs} (version ${options.minVersion}); start the server once to migrate it`,
+        `The database at ${file} is at schema version ${current}, older than ${options.needs} (version ${options.minVersion}); ` +
+          'start the server once to migrate it',
       );
     }
-    if (current > latest) throw new StoreError(`The database at ${file} is at schema version ${current}, newer than this code's ${latest}; use a newer bastion`);
+    if (current > latest) {
+      throw new StoreError(`The database at ${file} is at schema version ${current}, newer than this code's ${latest}`);
+    }
   } catch (err) {
     db.close();
     throw err;

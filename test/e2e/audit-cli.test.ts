@@ -49,7 +49,8 @@ function dataFolderWithLog(count: number): string {
   const store = openStore(dir);
   const log = openAuditLog(store, openDevKeyProvider(dir).deriveKey(KeyPurpose.AUDIT), { highWaterFile: dataLayout(dir).auditHighWater });
   for (let i = 1; i <= count; i++) {
-    log.record({ principalId: null, action: 'dataset.create', target: { kind: 'dataset', id: `d${i}` }, outcome: 'ok', details: { index: i } });
+    const target = { kind: 'dataset' as const, id: `d${i}` };
+    log.record({ principalId: null, action: 'dataset.create', target, outcome: 'ok', details: { index: i } });
   }
   log.close();
   store.close();
@@ -105,7 +106,8 @@ test('a truncated tail: exit 1, caught by the high-water mark', async () => {
   tamper(dir, 'DELETE FROM audit_log WHERE seq > 3');
   const result = await bastion(['audit', 'verify', '--data-dir', dir, '--json']);
   assert.equal(result.code, 1);
-  assert.deepEqual(JSON.parse(result.stdout), { ok: false, entries: 3, firstBadSeq: 4, reason: 'log ends at seq 3 but the high-water mark says 5' });
+  const reason = 'log ends at seq 3 but the high-water mark says 5';
+  assert.deepEqual(JSON.parse(result.stdout), { ok: false, entries: 3, firstBadSeq: 4, reason });
 });
 
 test('what cannot be checked exits 2 with a message: no database, a schema before the audit log, no key, no --data-dir', async () => {

@@ -14,7 +14,8 @@ before(async () => {
   adminId = (await t.app.inject({ url: '/v1/whoami', headers: t.auth() })).json().id;
   const log = openAuditLog(t.store, randomBytes(32), { highWaterFile: null });
   const dataset = { kind: 'dataset' as const, id: '0190a000-0000-7000-8000-0000000000d1' };
-  log.record({ principalId: adminId, action: 'principal.create', target: { kind: 'principal', id: member.id }, outcome: 'ok', details: { role: 'member' } });
+  const principal = { kind: 'principal' as const, id: member.id };
+  log.record({ principalId: adminId, action: 'principal.create', target: principal, outcome: 'ok', details: { role: 'member' } });
   log.record({ principalId: member.id, action: 'dataset.create', target: dataset, outcome: 'ok', details: { name: 'claims' } });
   log.record({ principalId: adminId, action: 'dataset.read', target: dataset, outcome: 'refused', subjects: [member.id] });
   log.record({ principalId: null, action: 'training.resume', target: null, outcome: 'ok' });
@@ -53,7 +54,15 @@ test('after and limit arrive as query text and page through the log with the nex
 });
 
 test('out-of-range or unknown query parameters get 400 validation-failed naming the parameter', async () => {
-  for (const [query, parameter] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['limit=ten', 'limit'], ['after=-1', 'after'], ['after=1.5', 'after'], ['since=3', 'since']]) {
+  const cases = [
+    ['limit=0', 'limit'],
+    ['limit=1001', 'limit'],
+    ['limit=ten', 'limit'],
+    ['after=-1', 'after'],
+    ['after=1.5', 'after'],
+    ['since=3', 'since'],
+  ];
+  for (const [query, parameter] of cases) {
     const res = await t.app.inject({ url: `/v1/audit?${query}`, headers: t.auth() });
     assert.equal(res.statusCode, 400, query);
     assert.equal(res.json().type, 'urn:bastion:problem:validation-failed', query);

@@ -37,9 +37,12 @@ function dataFolder(): string {
   return dir;
 }
 
-const principalsNamed = (store: Store, name: string) => store.db.prepare('SELECT id FROM principals WHERE name = ?').all(name) as { id: string }[];
-const entries = (store: Store) => store.db.prepare('SELECT seq, action, target_id AS targetId FROM audit_log ORDER BY seq').all() as { seq: number; action: string; targetId: string | null }[];
-const verify = (store: Store, dir: string) => verifyAuditLog(store, openDevKeyProvider(dir).deriveKey(KeyPurpose.AUDIT), dataLayout(dir).auditHighWater);
+const principalsNamed = (store: Store, name: string) =>
+  store.db.prepare('SELECT id FROM principals WHERE name = ?').all(name) as { id: string }[];
+type Row = { seq: number; action: string; targetId: string | null };
+const entries = (store: Store) => store.db.prepare('SELECT seq, action, target_id AS targetId FROM audit_log ORDER BY seq').all() as Row[];
+const verify = (store: Store, dir: string) =>
+  verifyAuditLog(store, openDevKeyProvider(dir).deriveKey(KeyPurpose.AUDIT), dataLayout(dir).auditHighWater);
 
 test('a process killed after writing a change and its entry, before the commit, leaves neither; the chain verifies', async () => {
   const dir = dataFolder();

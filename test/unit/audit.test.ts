@@ -77,7 +77,8 @@ function seeded(): Fixture {
     /the change failed/,
   );
   f.log.record(entry(bob, 'training.create', { outcome: 'refused', subjects: [alice] }));
-  f.log.record(entry(null, 'training.resume', { target: { kind: 'training', id: '0190a000-0000-7000-8000-0000000000f1' }, subjects: [bob] }));
+  const training = { kind: 'training' as const, id: '0190a000-0000-7000-8000-0000000000f1' };
+  f.log.record(entry(null, 'training.resume', { target: training, subjects: [bob] }));
   f.log.record(entry(alice, 'evaluation.create', { target: null, details: {} }));
   f.log.flush();
   // Tampering happens outside the server, with the database file's own rules only.
@@ -91,11 +92,13 @@ function close(f: Fixture): void {
   fs.rmSync(f.dir, { recursive: true, force: true });
 }
 
-const actions = (store: Store) => (store.db.prepare('SELECT action FROM audit_log ORDER BY seq').all() as { action: string }[]).map((r) => r.action);
+const actions = (store: Store) =>
+  (store.db.prepare('SELECT action FROM audit_log ORDER BY seq').all() as { action: string }[]).map((r) => r.action);
 
 test('an intact log verifies: committed entries are numbered 1…6 and the rolled-back one is absent', () => {
   const f = seeded();
-  assert.deepEqual(actions(f.store), ['dataset.create', 'dataset.update', 'model.create', 'training.create', 'training.resume', 'evaluation.create']);
+  const expected = ['dataset.create', 'dataset.update', 'model.create', 'training.create', 'training.resume', 'evaluation.create'];
+  assert.deepEqual(actions(f.store), expected);
   assert.deepEqual(f.verify(), { ok: true, entries: 6, lastSeq: 6 });
   const mark = readHighWaterMark(f.markFile, f.key);
   assert.equal(mark.kind, 'valid');
@@ -147,7 +150,8 @@ test('a deleted entry whose successors were renumbered to close the gap breaks t
 test('two entries swapped (every column but seq, MACs included) are reported at the first of them', () => {
   const f = seeded();
   const columns = ['time', 'principal_id', 'action', 'target_kind', 'target_id', 'outcome', 'details', 'mac'];
-  const read = (seq: number) => f.store.db.prepare(`SELECT ${columns.join(', ')} FROM audit_log WHERE seq = ?`).get(seq) as Record<string, unknown>;
+  const select = f.store.db.prepare(`SELECT ${columns.join(', ')} FROM audit_log WHERE seq = ?`);
+  const read = (seq: number) => select.get(seq) as Record<string, unknown>;
   const [two, three] = [read(2), read(3)];
   const write = f.store.db.prepare(`UPDATE audit_log SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE seq = @seq`);
   write.run({ ...three, seq: 2 });
@@ -334,13 +338,15 @@ test('pages follow the cursor to the end, and the last page has no next even whe
   const member = listAuditEntries(f.store, { id: alice, role: 'member' }, { after: 2, limit: 2 });
   assert.deepEqual(member.items.map((e) => e.seq), [3, 4]);
   assert.equal(member.next, 4);
-  assert.deepEqual(listAuditEntries(f.store, { id: alice, role: 'member' }, { after: 4, limit: 2 }), { items: [listAuditEntries(f.store, admin, { after: 5, limit: 1 }).items[0]!], next: null });
+  const last = listAuditEntries(f.store, { id: alice, role: 'member' }, { after: 4, limit: 2 });
+  assert.deepEqual([last.items.map((e) => e.seq), last.next], [[6], null], 'entry 5 is not alice’s; 6 is her last');
   close(f);
 });
 
 test('page parameters out of range are refused naming the parameter', () => {
   const f = seeded();
-  for (const [options, parameter] of [[{ limit: 0 }, 'limit'], [{ limit: 1001 }, 'limit'], [{ limit: 2.5 }, 'limit'], [{ after: -1 }, 'after']] as const) {
+  const cases = [[{ limit: 0 }, 'limit'], [{ limit: 1001 }, 'limit'], [{ limit: 2.5 }, 'limit'], [{ after: -1 }, 'after']] as const;
+  for (const [options, parameter] of cases) {
     assert.throws(
       () => listAuditEntries(f.store, { id: alice, role: 'admin' }, options),
       (e: unknown) => e instanceof BastionError && e.code === 'VALIDATION_FAILED' && e.details.errors?.[0]?.parameter === parameter,
