@@ -21,7 +21,7 @@ export async function buildOpenapiDocument(): Promise<Record<string, unknown>> {
   const store = openStore(':memory:');
   const app = await buildApp({
     store,
-    audit: openAuditLog(store, Buffer.alloc(32)),
+    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
     pool: { size: 0, run: () => Promise.reject(new Error('no pool')), isAlive: () => false, close: async () => undefined },
     // Nothing is uploaded while the document is built: the blob store is never touched.
     artifacts: {

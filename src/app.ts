@@ -11,12 +11,14 @@ import multipartPlugin from './http/plugins/multipart.js';
 import datasetRoutes from './http/routes/datasets.js';
 import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
+import auditRoutes from './http/routes/audit.js';
 import evaluationRoutes from './http/routes/evaluations.js';
 import trainingRoutes from './http/routes/trainings.js';
 import { EvaluationRunSchema, EvaluationSchema } from './http/schemas/evaluations.js';
 import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
 import { DatasetPolicySchema, DatasetSchema, ModelApprovalsSchema, ModelPolicySchema, ModelSchema } from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
+import { AuditEntrySchema } from './http/schemas/audit.js';
 import type { ArtifactDeps } from './artifacts/service.js';
 import type { AuditLog } from './governance/audit.js';
 import type { PrivacyMath } from './privacy/ledger.js';
@@ -71,6 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(DatasetPrivacySchema);
   app.addSchema(EvaluationSchema);
   app.addSchema(EvaluationRunSchema);
+  app.addSchema(AuditEntrySchema);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -99,5 +102,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(principalRoutes, { governance: { store: deps.store, audit: deps.audit }, stopAllOf });
   await app.register(trainingRoutes, { plan: artifacts, jobs });
   await app.register(evaluationRoutes, { evaluations });
+  await app.register(auditRoutes, { store: deps.store });
   return app;
 }

@@ -34,7 +34,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     store = openStore(config.dataDir);
     const keys = openDevKeyProvider(config.dataDir);
     logger.info({ keys: keys.description, keyId: keys.keyId }, 'data at rest is sealed with keys derived from this root key');
-    const audit = openAuditLog(store, keys.deriveKey(KeyPurpose.AUDIT), { highWaterFile: dataLayout(config.dataDir).auditHighWater });
+    const audit = openAuditLog(store, keys.deriveKey(KeyPurpose.AUDIT), {
+      highWaterFile: dataLayout(config.dataDir).auditHighWater,
+      onHighWaterProblem: (message) => logger.error({ problem: message }, 'audit log high-water mark'),
+    });
     const adminTokenFile = bootstrapAdmin({ store, audit }, config.dataDir);
     if (adminTokenFile) logger.info({ file: adminTokenFile }, 'first start: created the admin principal; its token is in this file (0600)');
 
@@ -87,6 +90,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
         (closing ??= (async () => {
           await app.close();
           await openPool.close();
+          audit.close(); // the high-water mark of the last entries, before the store goes
           openStoreHandle.close();
         })()),
     };

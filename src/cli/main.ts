@@ -1,7 +1,9 @@
 // The `bastion` command: `serve` starts the server; the other commands are clients of its HTTP API.
 // Every command that prints data takes --json and then prints exactly one JSON value.
 import { Command, Option } from 'commander';
-import { loadConfig } from '../config.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { dataLayout, loadConfig } from '../config.js';
 import { BastionError } from '../errors.js';
 import { createAccountant, DEFAULT_ACCOUNTANT, type AccountantName } from '../privacy/accountant.js';
 import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
@@ -75,6 +77,7 @@ export function buildProgram(): Command {
     print(options, me, () => `${me.name} (${me.role}) ${me.id}`);
   });
   addPrivacyCommands(program);
+  addAuditCommands(program);
   return program;
 }
 
@@ -124,6 +127,81 @@ function addPrivacyCommands(program: Command): void {
       });
       print(options, { noiseMultiplier }, () => `σ = ${noiseMultiplier} (ε ≤ ${options.targetEpsilon}, δ = ${options.delta}, ${options.accountant})`);
     });
+}
+
+// The audit log: `verify` reads a data folder offline (it needs the audit key, which only the folder's
+// key provider holds); `list` is a client of GET /v1/audit.
+const AUDIT_EXIT = { intact: 0, broken: 1, unchecked: 2 } as const;
+
+function addAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('the tamper-evident audit log');
+  audit
+    .command('verify')
+    .description('check the audit log of a data folder, read-only (a running server may go on); exit 0 intact, 1 broken, 2 unchecked')
+    .addOption(new Option('--data-dir <dir>', 'data folder').env('BASTION_DATA_DIR').makeOptionMandatory())
+    .addOption(new Option('--json', 'print JSON'))
+    // Usage errors exit 2, like a folder that cannot be read, so that 1 always means "the log is broken".
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : AUDIT_EXIT.unchecked))
+    .action(async (options: Output & { dataDir: string }) => {
+      let result: Awaited<ReturnType<typeof verifyDataFolderAudit>>;
+      try {
+        result = await verifyDataFolderAudit(path.resolve(options.dataDir));
+      } catch (err) {
+        process.stderr.write(`bastion: audit verify: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = AUDIT_EXIT.unchecked;
+        return;
+      }
+      print(options, result, () => {
+        if (result.ok && result.entries === 0) return 'audit log intact: no entries';
+        if (result.ok) return `audit log intact: ${result.entries} entries, last seq ${result.lastSeq}`;
+        const where = result.firstBadSeq === null ? '' : ` at entry ${result.firstBadSeq}`;
+        return `audit log BROKEN${where}: ${result.reason} (${result.entries} entries verified before it)`;
+      });
+      process.exitCode = result.ok ? AUDIT_EXIT.intact : AUDIT_EXIT.broken;
+    });
+  addClientOptions(
+    audit
+      .command('list')
+      .description("list audit log entries, oldest first (admins: all; members: their own and those about what they own)")
+      .addOption(new Option('--after <seq>', 'entries after this seq (default 0)').argParser(number('--after', { integer: true })))
+      .addOption(new Option('--limit <n>', 'most entries to list, 1–1000 (default 100)').argParser(number('--limit', { integer: true }))),
+  ).action(async (options: ClientOptionValues & Output & { after?: number; limit?: number }) => {
+    const page = unwrap(await client(options).GET('/v1/audit', { params: { query: { after: options.after, limit: options.limit } } }));
+    print(options, page, () => {
+      const rows = page.items.map((e) => ({
+        seq: String(e.seq),
+        time: e.time,
+        principal: e.principalId ?? 'server',
+        action: e.action,
+        target: e.target ? `${e.target.kind} ${e.target.id}` : '',
+        outcome: e.outcome,
+      }));
+      const more = page.next === null ? '' : `\nmore: bastion audit list --after ${page.next}`;
+      return table(rows, ['seq', 'time', 'principal', 'action', 'target', 'outcome']) + more;
+    });
+  });
+}
+
+/** Verifies `<dataDir>`'s audit log without migrating or writing to it (a key file is never created). */
+async function verifyDataFolderAudit(dataDir: string) {
+  // Loaded here, not at the top: the other commands need neither SQLite nor the key provider.
+  const [{ openStoreReadOnly }, { AUDIT_LOG_SCHEMA_VERSION }, { openDevKeyProvider, KeyPurpose }, { verifyAuditLog }] = await Promise.all([
+    import('../store/db.js'),
+    import('../store/audit.js'),
+    import('../enclave/keys.js'),
+    import('../governance/audit.js'),
+  ]);
+  const layout = dataLayout(dataDir);
+  const store = openStoreReadOnly(dataDir, { minVersion: AUDIT_LOG_SCHEMA_VERSION, needs: 'the audit log' });
+  try {
+    // openDevKeyProvider would create a missing key, and a new key would only report every entry as forged.
+    if (!fs.existsSync(layout.devRootKey)) {
+      throw new Error(`No key file ${layout.devRootKey}: the audit key of this data folder cannot be derived`);
+    }
+    return verifyAuditLog(store, openDevKeyProvider(dataDir).deriveKey(KeyPurpose.AUDIT), layout.auditHighWater);
+  } finally {
+    store.close();
+  }
 }
 
 export async function runCli(argv: string[]): Promise<void> {

@@ -400,6 +400,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Audit log entries after a seq, oldest first (admin: all; member: those it made or that concern what it owns) */
+        get: operations["listAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -856,6 +873,30 @@ export interface components {
             status: "running" | "cancelled";
             /** Format: date-time */
             startedAt: string;
+        };
+        /** AuditEntry */
+        AuditEntry: {
+            /** @description Position in the log: 1, 2, 3, … without gaps */
+            seq: number;
+            /** Format: date-time */
+            time: string;
+            principalId: string | null;
+            /** @description <noun>.<verb>, e.g. dataset.create, training.cancel, ledger.charge */
+            action: string;
+            target: {
+                /** @enum {string} */
+                kind: "principal" | "dataset" | "model" | "training" | "evaluation";
+                id: string;
+            } | null;
+            /**
+             * @description refused: an access the server denied
+             * @enum {string}
+             */
+            outcome: "ok" | "refused";
+            /** @description Facts of the change (never data values, tokens or keys) */
+            details: {
+                [key: string]: unknown;
+            };
         };
     };
     responses: never;
@@ -3144,6 +3185,61 @@ export interface operations {
             };
             /** @description No such resource (or one the caller may not see) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAudit: {
+        parameters: {
+            query?: {
+                /** @description Return entries after this seq (default 0: from the first) */
+                after?: number;
+                /** @description Most entries to return (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AuditEntry"][];
+                        next: number | null;
+                    };
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -73,6 +73,9 @@ export type Action =
   | 'principals.manage'
   | 'audit.readAll';
 
+/** What a decision needs to know of the principal. */
+type Viewer = Pick<Principal, 'id' | 'role'>;
+
 export type Decision = { allowed: true } | { allowed: false; status: 403 | 404; rule: string; detail: string };
 
 const allow: Decision = { allowed: true };
@@ -81,11 +84,11 @@ const forbid = (rule: string, detail: string): Decision => ({ allowed: false, st
 
 const fmt = (x: number): string => String(Number(x.toPrecision(4)));
 
-function datasetVisible(p: Principal, t: Extract<Target, { kind: 'dataset' }>): boolean {
+function datasetVisible(p: Viewer, t: Extract<Target, { kind: 'dataset' }>): boolean {
   return p.id === t.ownerId || t.policy.trainers === 'everyone' || t.policy.trainers.includes(p.id);
 }
 
-function useOfDataset(p: Principal, t: Extract<Target, { kind: 'dataset' }>, use: UseContext | undefined, what: 'training' | 'evaluation'): Decision {
+function useOfDataset(p: Viewer, t: Extract<Target, { kind: 'dataset' }>, use: UseContext | undefined, what: 'training' | 'evaluation'): Decision {
   if (what === 'evaluation' && p.id !== t.ownerId && !t.policy.allowEvaluation) {
     return forbid('dataset.policy.allowEvaluation', `The policy of dataset ${t.id} does not allow evaluations`);
   }
@@ -107,7 +110,7 @@ function useOfDataset(p: Principal, t: Extract<Target, { kind: 'dataset' }>, use
   return allow;
 }
 
-function decideDataset(p: Principal, action: Action, t: Extract<Target, { kind: 'dataset' }>, use?: UseContext): Decision {
+function decideDataset(p: Viewer, action: Action, t: Extract<Target, { kind: 'dataset' }>, use?: UseContext): Decision {
   if (!datasetVisible(p, t)) return hidden('dataset.policy.trainers', `No dataset with id ${t.id}`);
   const owner = p.id === t.ownerId;
   switch (action) {
@@ -130,7 +133,7 @@ function decideDataset(p: Principal, action: Action, t: Extract<Target, { kind: 
   }
 }
 
-function decideModel(p: Principal, action: Action, t: Extract<Target, { kind: 'model' }>, use?: UseContext): Decision {
+function decideModel(p: Viewer, action: Action, t: Extract<Target, { kind: 'model' }>, use?: UseContext): Decision {
   const owner = p.id === t.ownerId;
   const reader = owner || t.policy.readers.includes(p.id);
   if (!reader && !t.coOwnerIds.includes(p.id)) return hidden('model.policy.readers', `No model with id ${t.id}`);
@@ -166,7 +169,7 @@ function decideModel(p: Principal, action: Action, t: Extract<Target, { kind: 'm
   }
 }
 
-function decideJob(p: Principal, action: Action, t: Extract<Target, { kind: 'training' | 'evaluation' }>): Decision {
+function decideJob(p: Viewer, action: Action, t: Extract<Target, { kind: 'training' | 'evaluation' }>): Decision {
   const owner = p.id === t.ownerId;
   const steward = owner || t.datasetOwnerIds.includes(p.id) || p.role === 'admin';
   if (!steward) return hidden(`${t.kind}.visibility`, `No ${t.kind} with id ${t.id}`);
@@ -182,7 +185,7 @@ function decideJob(p: Principal, action: Action, t: Extract<Target, { kind: 'tra
 }
 
 /** Whether `principal` may do `action` on `target` (with `use` for a training or evaluation on data). */
-export function authorize(principal: Principal, action: Action, target: Target, use?: UseContext): Decision {
+export function authorize(principal: Pick<Principal, 'id' | 'role'>, action: Action, target: Target, use?: UseContext): Decision {
   switch (target.kind) {
     case 'dataset':
       return decideDataset(principal, action, target, use);

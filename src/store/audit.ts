@@ -2,6 +2,9 @@
 // entry is chained and verified lives in src/governance/audit.ts.
 import type { Store } from './db.js';
 
+/** The schema version (src/store/migrations.ts) that created audit_log and audit_subjects. */
+export const AUDIT_LOG_SCHEMA_VERSION = 7;
+
 export interface AuditRow {
   seq: number;
   time: string;
@@ -31,6 +34,11 @@ export function insertAuditRow(store: Store, row: AuditRow, subjects: readonly s
 /** The newest entry, or undefined for an empty log. */
 export function lastAuditRow(store: Store): AuditRow | undefined {
   return store.db.prepare(`SELECT ${columns} FROM audit_log ORDER BY seq DESC LIMIT 1`).get() as AuditRow | undefined;
+}
+
+/** The entry at `seq`, or undefined when there is none. */
+export function findAuditRow(store: Store, seq: number): AuditRow | undefined {
+  return store.db.prepare(`SELECT ${columns} FROM audit_log WHERE seq = ?`).get(seq) as AuditRow | undefined;
 }
 
 /** Entries after `afterSeq`, in order, at most `limit` (every entry when `subject` is null, else those about it). */

@@ -56,6 +56,47 @@ export function openStore(location: string, migrations: readonly Migration[] = a
   };
 }
 
+/**
+ * Opens `<dataDir>/bastion.db` read-only and without migrating, for offline checks (`bastion audit
+ * verify`) that must not change what they inspect, even while a server runs on the folder. Refuses a
+ * missing database, one older than `minVersion` (it lacks what the check reads: `needs` names it) and
+ * one newer than this code.
+ */
+export function openStoreReadOnly(
+  dataDir: string,
+  options: { minVersion: number; needs: string },
+  migrations: readonly Migration[] = allMigrations,
+): Store {
+  const file = dataLayout(dataDir).database;
+  if (!fs.existsSync(file)) throw new StoreError(`No database at ${file}; is ${dataDir} a Bastion data folder?`);
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 5000');
+    const current = db.pragma('user_version', { simple: true }) as number;
+    const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+    if (current < options.minVersion) {
+      throw new StoreError(
+        `The database at ${file} is at schema version ${current}, older than ${options.needs} (version ${options.minVersion}); ` +
+          'start the server once to migrate it',
+      );
+    }
+    if (current > latest) {
+      throw new StoreError(`The database at ${file} is at schema version ${current}, newer than this code's ${latest}`);
+    }
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return {
+    db,
+    transaction: <T>(fn: () => T): T => db.transaction(fn).deferred(),
+    isOpen: () => db.open,
+    close: () => {
+      if (db.open) db.close();
+    },
+  };
+}
+
 /** Applies every migration above the database's `user_version`; returns the versions applied. */
 export function migrate(db: Db, migrations: readonly Migration[]): number[] {
   const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0);

@@ -102,6 +102,7 @@ export async function buildTestApp(
     auth: (token = adminToken) => ({ authorization: `Bearer ${token}` }),
     close: async () => {
       await app.close();
+      audit.close();
       store.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },

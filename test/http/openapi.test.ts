@@ -17,7 +17,7 @@ const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
  */
 async function servedRoutes(): Promise<Set<string>> {
   const store = openStore(':memory:');
-  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32)), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true });
+  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true });
   await app.ready();
   const tree = app.printRoutes({ commonPrefix: false });
   await app.close();

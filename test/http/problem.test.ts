@@ -45,7 +45,7 @@ test('an unexpected error is a 500 with only a requestId; the details go to the 
   const lines: string[] = [];
   const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
   const store: Store = openStore(':memory:');
-  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32)), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true, logger: createLogger('info', sink) });
+  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true, logger: createLogger('info', sink) });
   app.get('/boom', async () => {
     throw new Error('secret internal detail /etc/bastion');
   });
@@ -73,7 +73,7 @@ test('bearer tokens never reach the log', async () => {
   const lines: string[] = [];
   const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
   const store: Store = openStore(':memory:');
-  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32)), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true, logger: createLogger('trace', sink) });
+  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true, logger: createLogger('trace', sink) });
   await app.inject({ url: '/v1/whoami', headers: { authorization: `Bearer ${t.adminToken}` } });
   await app.inject({ method: 'POST', url: '/v1/principals', headers: { authorization: 'Bearer bst_0123' }, payload: { name: 'x' } });
   assert.ok(lines.length > 0);

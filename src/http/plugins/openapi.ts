@@ -35,6 +35,7 @@ export default fp(
           { name: 'models', description: 'TorchScript models: upload, check, download' },
           { name: 'datasets', description: 'Datasets and their privacy limits: upload, check, download' },
           { name: 'trainings', description: 'DP-SGD trainings: plans, jobs, progress, results' },
+          { name: 'audit', description: 'The tamper-evident audit log of every state change and refused access' },
           { name: 'meta', description: 'The API description itself' },
         ],
       },
