@@ -56,7 +56,7 @@ export function createPrincipal(deps: GovernanceDeps, actor: Principal, input: {
   deps.store.transaction(() => {
     insertPrincipal(deps.store, row);
     insertToken(deps.store, { id: minted.id, principalId: row.id, secretHash: minted.secretHash, createdAt, revokedAt: null });
-    deps.audit.record({ principalId: actor.id, action: 'principal.create', target: { kind: 'principal', id: row.id }, outcome: 'ok', details: { role: row.role } });
+    deps.audit.record({ principalId: actor.id, action: 'principal.create', target: { kind: 'principal', id: row.id }, outcome: 'ok', details: { role: row.role }, subjects: [row.id] });
   });
   return { ...toPrincipal(row), token: minted.token };
 }
@@ -87,7 +87,7 @@ export function revokePrincipal(deps: GovernanceDeps, actor: Principal, id: stri
       throw new BastionError('LAST_ADMIN', 'This is the only active admin; create another admin before removing it');
     }
     revokePrincipalRow(deps.store, id, new Date().toISOString());
-    deps.audit.record({ principalId: actor.id, action: 'principal.revoke', target: { kind: 'principal', id }, outcome: 'ok', details: { role: row.role } });
+    deps.audit.record({ principalId: actor.id, action: 'principal.revoke', target: { kind: 'principal', id }, outcome: 'ok', details: { role: row.role }, subjects: [id] });
   });
 }
 

@@ -1,4 +1,6 @@
 // GET /v1/audit through app.inject(): who sees which entries, the cursor, and the query validation.
+// The log holds, in order: 1 the first admin's creation (by the server), 2 the member's creation (by
+// the admin, about the member), then the four entries recorded below (3–6).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
@@ -26,31 +28,32 @@ test('an admin reads every entry in seq order, each as an AuditEntry', async () 
   const res = await t.app.inject({ url: '/v1/audit', headers: t.auth() });
   assert.equal(res.statusCode, 200);
   const page = res.json();
-  assert.deepEqual(page.items.map((e: { seq: number }) => e.seq), [1, 2, 3, 4]);
+  assert.deepEqual(page.items.map((e: { seq: number }) => e.seq), [1, 2, 3, 4, 5, 6]);
   assert.equal(page.next, null);
-  assert.deepEqual(page.items[2], {
-    seq: 3,
-    time: page.items[2].time,
+  assert.deepEqual(page.items.slice(0, 2).map((e: { action: string; principalId: string | null }) => [e.action, e.principalId]), [['principal.create', null], ['principal.create', adminId]]);
+  assert.deepEqual(page.items[4], {
+    seq: 5,
+    time: page.items[4].time,
     principalId: adminId,
     action: 'dataset.read',
     target: { kind: 'dataset', id: '0190a000-0000-7000-8000-0000000000d1' },
     outcome: 'refused',
     details: {},
   });
-  assert.equal(page.items[3].principalId, null);
+  assert.equal(page.items[5].principalId, null);
 });
 
 test('a member reads only the entries it made or is a subject of', async () => {
   const res = await t.app.inject({ url: '/v1/audit', headers: t.auth(member.token) });
   assert.equal(res.statusCode, 200);
-  assert.deepEqual(res.json().items.map((e: { seq: number }) => e.seq), [2, 3]);
+  assert.deepEqual(res.json().items.map((e: { seq: number }) => e.seq), [2, 4, 5]);
 });
 
 test('after and limit arrive as query text and page through the log with the next cursor', async () => {
   const first = (await t.app.inject({ url: '/v1/audit?limit=3', headers: t.auth() })).json();
   assert.deepEqual([first.items.map((e: { seq: number }) => e.seq), first.next], [[1, 2, 3], 3]);
   const second = (await t.app.inject({ url: `/v1/audit?after=${first.next}&limit=3`, headers: t.auth() })).json();
-  assert.deepEqual([second.items.map((e: { seq: number }) => e.seq), second.next], [[4], null]);
+  assert.deepEqual([second.items.map((e: { seq: number }) => e.seq), second.next], [[4, 5, 6], null]);
 });
 
 test('out-of-range or unknown query parameters get 400 validation-failed naming the parameter', async () => {
