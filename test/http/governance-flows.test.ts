@@ -10,6 +10,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { stageBlobFrom } from '../../src/artifacts/blob-store.js';
 import type { CreatedPrincipal } from '../../src/governance/principals.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
+import { createTrainingJobs } from '../../src/training/jobs.js';
 import type { WorkerPool } from '../../src/training/pool.js';
 import { Control, type TrainModelInput, type TrainModelOutput } from '../../src/training/runner.js';
 import { buildTestApp, idlePool, inlineMath, type TestApp } from '../helpers/app.js';
@@ -35,12 +36,20 @@ async function stubTraining(input: TrainModelInput): Promise<TrainModelOutput> {
   }
 }
 
+/** Datasets whose evaluations the stub holds until released. */
+const heldEvaluations = new Map<string, () => void>();
+
+async function stubEvaluation(datasetId: string) {
+  if (heldEvaluations.has(datasetId)) await new Promise<void>((resolve) => heldEvaluations.set(datasetId, resolve));
+  return { samples: SAMPLES, accuracy: 0.75, meanLoss: 0.4, outputsPerSample: 1 };
+}
+
 const stubPool: WorkerPool = {
   ...idlePool,
   size: 2,
   run: ((kind: string, input: never) => {
     if (kind === 'preflight') return Promise.resolve({ samples: 1 });
-    if (kind === 'evaluateModel') return Promise.resolve({ samples: SAMPLES, accuracy: 0.75, meanLoss: 0.4, outputsPerSample: 1 });
+    if (kind === 'evaluateModel') return stubEvaluation((input as { dataset: { id: string } }).dataset.id);
     if (kind === 'trainModel') return stubTraining(input as TrainModelInput);
     return idlePool.run(kind as never, input);
   }) as WorkerPool['run'],
@@ -324,4 +333,51 @@ test('a bad policy is refused naming the field, and changes nothing', async () =
   // The policies are as they were.
   assert.deepEqual((await call(alice, 'GET', `/v1/datasets/${D}`)).json().policy, { trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer' });
   assert.deepEqual((await call(alice, 'GET', `/v1/models/${M}`)).json().policy, { readers: [] });
+});
+
+test('a start after a crash cancels the jobs of principals revoked meanwhile instead of resuming them', async () => {
+  const alice = t.principal(name('alice'));
+  const bob = t.principal(name('bob'));
+  const D = addDataset(alice.id, { trainers: [bob.id] });
+  const M = addModel(bob.id);
+  const job = (await call(bob, 'POST', '/v1/trainings', body(M, [D]))).json().id as string;
+  await waitFor('the job to run', async () => (await statusOf(bob, job)) === 'running');
+  // As if the process died here: the row says running; meanwhile bob is revoked without this process.
+  t.store.db.prepare("UPDATE principals SET revoked_at = ? WHERE id = ?").run(new Date().toISOString(), bob.id);
+  const restarted = createTrainingJobs(
+    { store: t.store, blobs: t.blobs, pool: stubPool, sandbox: { timeoutMs: 1000, memoryBytes: 1 << 30 }, audit: t.audit },
+    { checkpointEverySteps: 1000, checkpointEveryMs: 60_000, maxConcurrent: 1 },
+  );
+  restarted.start();
+  assert.equal(await statusOf(alice, job), 'cancelled');
+  await restarted.close();
+  await drain();
+});
+
+test('the owner of the data stops an evaluation in flight: nothing is released, the charge stands', async () => {
+  const alice = t.principal(name('alice'));
+  const bob = t.principal(name('bob'));
+  const eve = t.principal(name('eve'));
+  const D = addDataset(alice.id, { trainers: [bob.id] });
+  const M = addModel(bob.id);
+  heldEvaluations.set(D, () => undefined);
+  const pending = call(bob, 'POST', '/v1/evaluations', { modelId: M, datasetId: D, loss: 'cross_entropy', epsilon: 0.5 });
+  let runId = '';
+  await waitFor('the evaluation to be in flight', async () => {
+    const items = (await call(alice, 'GET', '/v1/evaluations')).json().items as { id: string; datasetId: string; ownerId: string }[];
+    runId = items.find((e) => e.datasetId === D)?.id ?? '';
+    return runId !== '';
+  });
+  assert.deepEqual((await call(eve, 'GET', '/v1/evaluations')).json().items.filter((e: { datasetId: string }) => e.datasetId === D), []);
+  assert.equal((await call(eve, 'POST', `/v1/evaluations/${runId}/cancel`)).statusCode, 404);
+  const cancelled = await call(alice, 'POST', `/v1/evaluations/${runId}/cancel`);
+  assert.equal(cancelled.statusCode, 200, cancelled.body);
+  assert.equal(cancelled.json().status, 'cancelled');
+  heldEvaluations.get(D)!();
+  const answer = await pending;
+  assert.equal(answer.statusCode, 409, answer.body);
+  assert.equal(answer.json().type, 'urn:bastion:problem:evaluation-cancelled');
+  assert.doesNotMatch(answer.body, /accuracy/);
+  assert.ok((await spent(D, alice)).epsilonSpent > 0, 'the charge stands');
+  heldEvaluations.delete(D);
 });
