@@ -16,7 +16,15 @@ import evaluationRoutes from './http/routes/evaluations.js';
 import trainingRoutes from './http/routes/trainings.js';
 import { EvaluationRunSchema, EvaluationSchema } from './http/schemas/evaluations.js';
 import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
-import { DatasetPolicySchema, DatasetSchema, ModelApprovalsSchema, ModelPolicySchema, ModelSchema } from './http/schemas/artifacts.js';
+import {
+  DatasetPolicyInputSchema,
+  DatasetPolicySchema,
+  DatasetSchema,
+  ModelApprovalsSchema,
+  ModelPolicyInputSchema,
+  ModelPolicySchema,
+  ModelSchema,
+} from './http/schemas/artifacts.js';
 import { PrincipalSchema } from './http/schemas/principals.js';
 import { AuditEntrySchema } from './http/schemas/audit.js';
 import type { ArtifactDeps } from './artifacts/service.js';
@@ -62,9 +70,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   app.addSchema(ProblemSchema);
   app.addSchema(PrincipalSchema);
+  app.addSchema(ModelPolicyInputSchema);
   app.addSchema(ModelPolicySchema);
   app.addSchema(ModelSchema);
   app.addSchema(ModelApprovalsSchema);
+  app.addSchema(DatasetPolicyInputSchema);
   app.addSchema(DatasetPolicySchema);
   app.addSchema(DatasetSchema);
   app.addSchema(TrainingPlanSchema);

@@ -461,6 +461,14 @@ export interface components {
             createdAt: string;
         };
         /**
+         * ModelPolicyInput
+         * @description A model's policy as given; omitted fields take their defaults
+         */
+        ModelPolicyInput: {
+            /** @description Principals besides the owner who may see the model and train or evaluate with it; default: nobody */
+            readers?: string[];
+        };
+        /**
          * ModelPolicy
          * @description Who besides its owner may see the model and train or evaluate with it
          */
@@ -564,6 +572,25 @@ export interface components {
                 reason: string | null;
                 decidedAt: string | null;
             }[];
+        };
+        /**
+         * DatasetPolicyInput
+         * @description A dataset's policy as given; omitted fields take their defaults
+         */
+        DatasetPolicyInput: {
+            /** @description Principals besides the owner who may see the dataset and train on it (or "everyone"); default: nobody */
+            trainers?: string[] | "everyone";
+            /** @description Largest ε one training or evaluation may ask for (metrics included); default: no limit but the budget */
+            maxEpsilonPerTraining?: number;
+            /** @description Whether trainers may evaluate models on it (default true) */
+            allowEvaluation?: boolean;
+            /** @description Whether trainings and evaluations without DP may use it (default false) */
+            allowNonPrivate?: boolean;
+            /**
+             * @description Who may download a model trained on it: whoever trained it (trainer), or only once the owner approved (approval); default trainer
+             * @enum {string}
+             */
+            release?: "trainer" | "approval";
         };
         /**
          * DatasetPolicy
@@ -1353,13 +1380,9 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description A model's policy as given; omitted fields take their defaults */
         requestBody: {
             content: {
-                "application/json": {
-                    /** @description Principals besides the owner who may see the model and train or evaluate with it; default: nobody */
-                    readers?: string[];
-                };
+                "application/json": components["schemas"]["ModelPolicyInput"];
             };
         };
         responses: {
@@ -2011,24 +2034,9 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description A dataset's policy as given; omitted fields take their defaults */
         requestBody: {
             content: {
-                "application/json": {
-                    /** @description Principals besides the owner who may see the dataset and train on it (or "everyone"); default: nobody */
-                    trainers?: string[] | "everyone";
-                    /** @description Largest ε one training or evaluation may ask for (metrics included); default: no limit but the budget */
-                    maxEpsilonPerTraining?: number;
-                    /** @description Whether trainers may evaluate models on it (default true) */
-                    allowEvaluation?: boolean;
-                    /** @description Whether trainings and evaluations without DP may use it (default false) */
-                    allowNonPrivate?: boolean;
-                    /**
-                     * @description Who may download a model trained on it: whoever trained it (trainer), or only once the owner approved (approval); default trainer
-                     * @enum {string}
-                     */
-                    release?: "trainer" | "approval";
-                };
+                "application/json": components["schemas"]["DatasetPolicyInput"];
             };
         };
         responses: {

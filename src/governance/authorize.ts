@@ -248,7 +248,9 @@ export function enforce(deps: GovernanceDeps, principal: Principal, action: Acti
     action,
     target: auditTarget(target),
     outcome: 'refused',
-    details: { status: decision.status, rule: decision.rule, ...(use ? { private: use.private, epsilon: use.epsilon } : {}) },
+    // A 404's entry says no more than a 404 for an id that names nothing: the actor reads its own entries,
+    // and the rule would tell it the target exists.
+    details: decision.status === 404 ? { status: 404 } : { status: decision.status, rule: decision.rule, ...(use ? { private: use.private, epsilon: use.epsilon } : {}) },
     subjects: targetSubjects(target),
   });
   throw new BastionError(decision.status === 404 ? 'NOT_FOUND' : 'FORBIDDEN', decision.detail, decision.status === 403 ? { extensions: { rule: decision.rule } } : {});
@@ -256,6 +258,6 @@ export function enforce(deps: GovernanceDeps, principal: Principal, action: Acti
 
 /** A refused access to an id that names nothing (so no owner to tell): audited, then NOT_FOUND. */
 export function refuseUnknown(deps: GovernanceDeps, principal: Principal, action: Action, kind: AuditTargetKind, id: string): never {
-  recordRefusal(deps, { principalId: principal.id, action, target: { kind, id }, outcome: 'refused', details: { status: 404, rule: 'exists' } });
+  recordRefusal(deps, { principalId: principal.id, action, target: { kind, id }, outcome: 'refused', details: { status: 404 } });
   throw new BastionError('NOT_FOUND', `No ${kind} with id ${id}`);
 }

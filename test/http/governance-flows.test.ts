@@ -381,3 +381,18 @@ test('the owner of the data stops an evaluation in flight: nothing is released, 
   assert.ok((await spent(D, alice)).epsilonSpent > 0, 'the charge stands');
   heldEvaluations.delete(D);
 });
+
+test('a refusal in the audit log tells its actor no more than the 404 did: an unseen dataset reads like no dataset', async () => {
+  const alice = t.principal(name('alice'));
+  const eve = t.principal(name('eve'));
+  const D = addDataset(alice.id);
+  const nothing = uuidv7();
+  for (const id of [D, nothing]) assert.equal((await call(eve, 'GET', `/v1/datasets/${id}`)).statusCode, 404);
+  const entries = (await call(eve, 'GET', '/v1/audit?limit=1000')).json().items as { action: string; outcome: string; target: { id: string }; details: unknown }[];
+  const about = (id: string) => entries.filter((e) => e.target?.id === id).map(({ action, outcome, details }) => ({ action, outcome, details }));
+  assert.equal(about(D).length, 1);
+  assert.deepEqual(about(D), about(nothing));
+  // The owner sees that someone tried.
+  const owners = (await call(alice, 'GET', '/v1/audit?limit=1000')).json().items as { principalId: string; outcome: string; target: { id: string } }[];
+  assert.ok(owners.some((e) => e.principalId === eve.id && e.outcome === 'refused' && e.target.id === D));
+});

@@ -166,7 +166,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
         summary:
           "Replace the dataset's policy (owner only; omitted fields take their defaults). It applies from the next request: trainings already accepted run on, and their charges stand",
         params: IdParams,
-        body: DatasetPolicyInputSchema,
+        body: Type.Ref('DatasetPolicyInput') as unknown as typeof DatasetPolicyInputSchema,
         response: { 200: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
       },
     },

@@ -126,7 +126,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
         tags: ['models'],
         summary: "Replace the model's policy (owner only; omitted fields take their defaults), from the next request on",
         params: IdParams,
-        body: ModelPolicyInputSchema,
+        body: Type.Ref('ModelPolicyInput') as unknown as typeof ModelPolicyInputSchema,
         response: { 200: Type.Ref('Model'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
       },
     },
