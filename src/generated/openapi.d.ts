@@ -778,6 +778,8 @@ export interface components {
                     kind: string;
                     id: string;
                 };
+                /** @description for the dataset's owner only: the principal whose request caused the charge (null for charges made before this was recorded) */
+                principalId?: string | null;
                 /** Format: date-time */
                 createdAt: string;
                 /** @description a training's events, for the dataset's owner only, once the training has ended or stopped: how many of this dataset's samples the private training dropped, and why (each drop changes the clipped sum by at most C, so the guarantee holds). Computed from the data, so never shown to the model's author */

@@ -131,6 +131,11 @@ export const DatasetPrivacySchema = Type.Object(
             description: 'poisson-gaussian {sampleRate, noiseMultiplier, count}, gaussian {noiseMultiplier, count} or discrete-gaussian {sigmaSquared, sensitivity, count}',
           }),
           source: Type.Object({ kind: Type.String(), id: Type.String() }, { additionalProperties: false }),
+          principalId: Type.Optional(
+            Type.Union([Type.String({ format: 'uuid' }), Type.Null()], {
+              description: "for the dataset's owner only: the principal whose request caused the charge (null for charges made before this was recorded)",
+            }),
+          ),
           createdAt: Type.String({ format: 'date-time' }),
           dropped: Type.Optional(
             Type.Object(
