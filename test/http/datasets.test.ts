@@ -1,5 +1,6 @@
 // POST/GET/DELETE /v1/datasets through app.inject with a real worker pool and sandbox: each format is
-// converted to the canonical form, privacy settings are checked, and visibility follows ownership.
+// converted to the canonical form, privacy settings are checked, and visibility follows the dataset's
+// policy: private to its owner by default, seen by the trainers it names.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -19,12 +20,13 @@ let t: TestApp;
 let pool: WorkerPool;
 let owner: string;
 let other: string;
+let otherId: string;
 
 before(async () => {
   pool = createPool({ size: 1, torchThreads: 1 });
   t = await buildTestApp({ pool, maxUploadBytes: 64 * 1024 * 1024 });
   owner = t.principal('hospital-a').token;
-  other = t.principal('data-scientist').token;
+  ({ token: other, id: otherId } = t.principal('data-scientist'));
 });
 after(async () => {
   await t.close();
@@ -65,6 +67,8 @@ describe('uploading datasets', () => {
     assert.equal(dataset.privacyLimit, 4);
     assert.equal(dataset.delta, 1e-5);
     assert.equal(dataset.allowNonPrivate, false);
+    // Without a policy it is private to its owner: no trainer, DP only, releases to the trainer.
+    assert.deepEqual(dataset.policy, { trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer' });
     assert.deepEqual(dataset.inputs, [{ name: 'inputs.0', dtype: 'F32', shape: [40, 2] }]);
     assert.deepEqual(dataset.labels, { name: 'labels', dtype: 'I64', shape: [40] });
     assert.deepEqual(dataset.labelClasses, [0, 1, 2]);
@@ -85,6 +89,7 @@ describe('uploading datasets', () => {
     const dataset = res.json();
     assert.equal(dataset.format, 'safetensors');
     assert.equal(dataset.allowNonPrivate, true);
+    assert.equal(dataset.policy.allowNonPrivate, true, 'the older form field sets the policy');
     assert.equal(dataset.delta, 1e-5);
     assert.deepEqual(dataset.inputs, [{ name: 'inputs.0', dtype: 'F32', shape: [n, 3] }]);
     // Its bytes already are the canonical tensors: no second copy, the layout points into the upload.
@@ -110,19 +115,56 @@ describe('uploading datasets', () => {
     assert.deepEqual(dataset.labels, { name: 'labels', dtype: 'I64', shape: [100] });
   });
 
-  test('every principal sees the catalogue, but only the owner downloads or deletes', async () => {
+  test('a dataset without a policy is its owner\'s alone: any other principal, admins too, gets 404 and does not see it listed', async () => {
+    const created = (await upload({ name: 'private-by-default', privacyLimit: '1' }, [{ content: csv(20) }])).json();
+    for (const token of [other, t.adminToken]) {
+      for (const [method, url] of [
+        ['GET', `/v1/datasets/${created.id}`],
+        ['GET', `/v1/datasets/${created.id}/privacy`],
+        ['GET', `/v1/datasets/${created.id}/content`],
+        ['DELETE', `/v1/datasets/${created.id}`],
+      ] as const) {
+        const res = await t.app.inject({ method, url, headers: t.auth(token) });
+        assert.equal(res.statusCode, 404, `${method} ${url}`);
+        assert.equal(res.json().detail, `No dataset with id ${created.id}`, 'the same answer as for an id that names nothing');
+      }
+      const put = await t.app.inject({ method: 'PUT', url: `/v1/datasets/${created.id}/policy`, payload: { trainers: 'everyone' }, headers: t.auth(token) });
+      assert.equal(put.statusCode, 404);
+      assert.ok(!(await t.app.inject({ url: '/v1/datasets', headers: t.auth(token) })).json().items.some((d: { id: string }) => d.id === created.id));
+    }
+    assert.deepEqual((await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(owner) })).json(), created);
+    assert.ok((await t.app.inject({ url: '/v1/datasets', headers: t.auth(owner) })).json().items.some((d: { id: string }) => d.id === created.id));
+  });
+
+  test('a trainer its policy names sees the dataset (without labelClasses and trainers), but only the owner downloads, deletes or changes its policy', async () => {
     const body = csv(20);
-    const created = (await upload({ name: 'shared-catalogue', privacyLimit: '1' }, [{ content: body }])).json();
+    const created = (
+      await upload({ name: 'shared-with-a-trainer', privacyLimit: '1', policy: JSON.stringify({ trainers: [otherId], maxEpsilonPerTraining: 0.5 }) }, [{ content: body }])
+    ).json();
+    assert.deepEqual(created.policy, { trainers: [otherId], maxEpsilonPerTraining: 0.5, allowEvaluation: true, allowNonPrivate: false, release: 'trainer' });
     const seen = await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(other) });
     assert.equal(seen.statusCode, 200);
-    // Everything but which labels occur, a fact about the data that only its owner sees.
-    const { labelClasses, ...catalogue } = created;
+    // Everything but which labels occur (a fact about the data) and whom else it is shared with: the owner's alone.
+    const { labelClasses, policy: { trainers, ...policy }, ...catalogue } = created;
     assert.deepEqual(labelClasses, [0, 1, 2]);
-    assert.deepEqual(seen.json(), catalogue);
+    assert.deepEqual(trainers, [otherId]);
+    assert.deepEqual(seen.json(), { ...catalogue, policy });
     assert.deepEqual((await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(owner) })).json(), created);
-    assert.ok((await t.app.inject({ url: '/v1/datasets', headers: t.auth(other) })).json().items.some((d: { id: string }) => d.id === created.id));
-    assert.equal((await t.app.inject({ url: `/v1/datasets/${created.id}/content`, headers: t.auth(other) })).statusCode, 404);
-    assert.equal((await t.app.inject({ method: 'DELETE', url: `/v1/datasets/${created.id}`, headers: t.auth(other) })).statusCode, 403);
+    assert.deepEqual(
+      (await t.app.inject({ url: '/v1/datasets', headers: t.auth(other) })).json().items.filter((d: { id: string }) => d.id === created.id),
+      [{ ...catalogue, policy }],
+    );
+    assert.equal((await t.app.inject({ url: `/v1/datasets/${created.id}/privacy`, headers: t.auth(other) })).statusCode, 200);
+    for (const [method, url, payload] of [
+      ['GET', `/v1/datasets/${created.id}/content`, undefined],
+      ['DELETE', `/v1/datasets/${created.id}`, undefined],
+      ['PUT', `/v1/datasets/${created.id}/policy`, { trainers: 'everyone' }],
+    ] as const) {
+      const res = await t.app.inject({ method, url, headers: t.auth(other), ...(payload ? { payload } : {}) });
+      assert.equal(res.statusCode, 403, `${method} ${url}`);
+      assert.equal(res.json().rule, 'dataset.owner');
+    }
+    assert.deepEqual((await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(owner) })).json(), created, 'the refused policy change changed nothing');
     const content = await t.app.inject({ url: `/v1/datasets/${created.id}/content`, headers: t.auth(owner) });
     assert.equal(content.statusCode, 200);
     assert.equal(content.body, body);

@@ -13,10 +13,13 @@ import { classifierDataset, classifierModel, narrowModel } from '../helpers/trai
 let t: TestApp;
 let pool: WorkerPool;
 let scientist: string;
+let scientistId: string;
 let owner: string;
 let modelId: string;
 let openId: string;
 let closedId: string;
+
+const forScientist = () => JSON.stringify({ trainers: [scientistId] });
 
 async function upload(url: string, fields: Record<string, string>, content: Buffer, token: string): Promise<string> {
   const form = await multipartForm(fields, [{ content }]);
@@ -28,11 +31,12 @@ async function upload(url: string, fields: Record<string, string>, content: Buff
 before(async () => {
   pool = createPool({ size: 1, torchThreads: 1 });
   t = await buildTestApp({ pool });
-  scientist = t.principal('data-scientist').token;
+  ({ token: scientist, id: scientistId } = t.principal('data-scientist'));
   owner = t.principal('hospital').token;
   modelId = await upload('/v1/models', { name: 'classifier' }, await classifierModel(), scientist);
-  openId = await upload('/v1/datasets', { name: 'open', privacyLimit: '5', allowNonPrivate: 'true' }, classifierDataset(400, 3), owner);
-  closedId = await upload('/v1/datasets', { name: 'closed', privacyLimit: '5' }, classifierDataset(400, 4), owner);
+  // The hospital's datasets name the scientist as a trainer; one allows non-private use.
+  openId = await upload('/v1/datasets', { name: 'open', privacyLimit: '5', allowNonPrivate: 'true', policy: forScientist() }, classifierDataset(400, 3), owner);
+  closedId = await upload('/v1/datasets', { name: 'closed', privacyLimit: '5', policy: forScientist() }, classifierDataset(400, 4), owner);
 });
 after(async () => {
   await t.close();
@@ -56,6 +60,8 @@ test('an exact evaluation where the owner allows it gives accuracy and loss and 
 test('without ε on a dataset that does not allow non-private use: 403, nothing charged', async () => {
   const res = await evaluate({ modelId, datasetId: closedId, loss: 'cross_entropy' });
   assert.equal(res.statusCode, 403);
+  assert.equal(res.json().rule, 'dataset.policy.allowNonPrivate');
+  assert.equal(res.json().detail, `The policy of dataset ${closedId} does not allow non-private use: give epsilon for a DP evaluation`);
   assert.deepEqual((await datasetPrivacy({ store: t.store }, closedId)).events, []);
 });
 
@@ -109,8 +115,15 @@ test('a DP evaluation the budget cannot pay for is refused with 409 before the m
   assert.deepEqual((await datasetPrivacy({ store: t.store }, closedId)).events, []);
 });
 
-test("someone else's model is 404, and regression losses have no DP release (422)", async () => {
+test("someone else's model and a dataset whose policy does not name the caller are 404, and regression losses have no DP release (422)", async () => {
   assert.equal((await evaluate({ modelId, datasetId: openId, loss: 'cross_entropy' }, owner)).statusCode, 404);
+  const unshared = await upload('/v1/datasets', { name: 'unshared', privacyLimit: '5', allowNonPrivate: 'true' }, classifierDataset(100, 6), owner);
+  for (const body of [{}, { epsilon: 1 }]) {
+    const hidden = await evaluate({ modelId, datasetId: unshared, loss: 'cross_entropy', ...body });
+    assert.equal(hidden.statusCode, 404, hidden.body);
+    assert.equal(hidden.json().detail, `No dataset with id ${unshared}`);
+  }
+  assert.deepEqual((await datasetPrivacy({ store: t.store }, unshared)).events, []);
   const res = await evaluate({ modelId, datasetId: closedId, loss: 'mse', epsilon: 1 });
   assert.equal(res.statusCode, 422);
   assert.deepEqual((await datasetPrivacy({ store: t.store }, closedId)).events, []);
@@ -118,7 +131,7 @@ test("someone else's model is 404, and regression losses have no DP release (422
 
 test("a model that cannot run on the dataset's public shapes is 422 with libtorch's own message from the pre-flight, and nothing is charged", async () => {
   const narrowId = await upload('/v1/models', { name: 'narrow' }, await narrowModel(), scientist);
-  const fourId = await upload('/v1/datasets', { name: 'four features', privacyLimit: '5', allowNonPrivate: 'true' }, classifierDataset(300, 5, 4), owner);
+  const fourId = await upload('/v1/datasets', { name: 'four features', privacyLimit: '5', allowNonPrivate: 'true', policy: forScientist() }, classifierDataset(300, 5, 4), owner);
   for (const body of [{ epsilon: 1 }, {}]) {
     const res = await evaluate({ modelId: narrowId, datasetId: fourId, loss: 'cross_entropy', ...body });
     assert.equal(res.statusCode, 422, res.body);

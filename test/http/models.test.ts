@@ -66,6 +66,10 @@ describe('uploading a model', () => {
     assert.equal(model.check.parameterCount, 26010);
     assert.deepEqual(model.check.parameters.map((p: { name: string }) => p.name), ['net.0.weight', 'net.0.bias', 'net.3.weight', 'net.3.bias', 'net.7.weight', 'net.7.bias', 'net.9.weight', 'net.9.bias']);
     assert.ok(model.check.operators.includes('aten::conv2d'));
+    // An uploaded model: no co-owners, nothing to approve, and without a policy no reader but its owner.
+    assert.deepEqual(model.coOwnerIds, []);
+    assert.equal(model.release, 'released');
+    assert.deepEqual(model.policy, { readers: [] });
     // Sealed at rest: the file under blobs/ is not the upload.
     const sealed = fs.readFileSync(path.join(t.blobs.blobsDir, 'model', `${model.id}.sealed`));
     assert.equal(sealed.indexOf(bytes.subarray(0, 64)), -1);
@@ -87,7 +91,7 @@ describe('uploading a model', () => {
     assert.deepEqual(content.rawPayload, bytes);
   });
 
-  test('another principal gets 404 for the model, its content and its deletion, and does not see it listed', async () => {
+  test('a principal its policy does not name gets 404 for the model, its content and its deletion, and does not see it listed', async () => {
     const created = (await upload({ name: 'private' }, [{ content: mnist() }])).json();
     const other = t.principal('hospital-b').token;
     for (const [method, url] of [['GET', `/v1/models/${created.id}`], ['GET', `/v1/models/${created.id}/content`], ['DELETE', `/v1/models/${created.id}`]] as const) {
@@ -99,6 +103,21 @@ describe('uploading a model', () => {
     // The admin is no exception: it manages principals, not other parties' models.
     const admin = await t.app.inject({ url: `/v1/models/${created.id}/content`, headers: t.auth() });
     assert.equal(admin.statusCode, 404);
+  });
+
+  test('a reader its policy names sees the model (without its policy), but only the owner downloads or deletes it', async () => {
+    const reader = t.principal('reader');
+    const created = (await upload({ name: 'shared', policy: JSON.stringify({ readers: [reader.id] }) }, [{ content: mnist() }])).json();
+    assert.deepEqual(created.policy, { readers: [reader.id] });
+    const { policy: _policy, ...view } = created;
+    assert.deepEqual((await t.app.inject({ url: `/v1/models/${created.id}`, headers: t.auth(reader.token) })).json(), view);
+    assert.deepEqual((await t.app.inject({ url: '/v1/models', headers: t.auth(reader.token) })).json().items, [view]);
+    for (const [method, url] of [['GET', `/v1/models/${created.id}/content`], ['DELETE', `/v1/models/${created.id}`]] as const) {
+      const res = await t.app.inject({ method, url, headers: t.auth(reader.token) });
+      assert.equal(res.statusCode, 403, `${method} ${url}`);
+      assert.equal(res.json().rule, 'model.owner');
+    }
+    assert.equal((await t.app.inject({ url: `/v1/models/${created.id}`, headers: t.auth(member) })).statusCode, 200, 'the refused deletion deleted nothing');
   });
 
   test('the owner deletes a model: row and sealed file are gone', async () => {

@@ -40,9 +40,10 @@ async function uploadModel(content: Buffer): Promise<string> {
   return res.json().id;
 }
 
+/** A dataset of `by` whose policy names the model's author as a trainer. */
 async function uploadDataset(edit?: (x: Float32Array, y: BigInt64Array) => void, by = owner): Promise<string> {
   const content = classifierDataset(SAMPLES, 5, FEATURES, edit);
-  const form = await multipartForm({ name: 'points', privacyLimit: '50' }, [{ content, filename: 'points.safetensors' }]);
+  const form = await multipartForm({ name: 'points', privacyLimit: '50', policy: JSON.stringify({ trainers: [scientist.id] }) }, [{ content, filename: 'points.safetensors' }]);
   const res = await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(by.token) } });
   assert.equal(res.statusCode, 201, res.body);
   return res.json().id;
@@ -71,7 +72,9 @@ async function train(modelId: string, ...datasetIds: string[]) {
   const id = res.json().id as string;
   const stream = parseSse((await t.app.inject({ url: `/v1/trainings/${id}/events`, headers: t.auth(scientist.token) })).body);
   const view = (await t.app.inject({ url: `/v1/trainings/${id}`, headers: t.auth(scientist.token) })).json();
-  const authorsLedger = (await t.app.inject({ url: `/v1/datasets/${datasetId}/privacy`, headers: t.auth(scientist.token) })).json();
+  const authors = await t.app.inject({ url: `/v1/datasets/${datasetId}/privacy`, headers: t.auth(scientist.token) });
+  assert.equal(authors.statusCode, 200, 'the author, a trainer, sees the ledger');
+  const authorsLedger = authors.json();
   const ownersLedger = (await t.app.inject({ url: `/v1/datasets/${datasetId}/privacy`, headers: t.auth(owner.token) })).json();
   return { id, stream, view, authorsLedger, ownersLedger };
 }
@@ -137,7 +140,14 @@ test("a training on two owners' datasets: each owner sees only its own dataset's
   const others = (await t.app.inject({ url: `/v1/datasets/${othersId}/privacy`, headers: t.auth(otherOwner.token) })).json();
   const event = others.events.find((e: { source: { id: string } }) => e.source.id === run.id);
   assert.deepEqual(event.dropped, { exception: 0, nonFiniteLoss: 0, nonFiniteGradient: 0 }, 'the other owner learns nothing of the first dataset');
-  const crossed = (await t.app.inject({ url: `/v1/datasets/${hostileId}/privacy`, headers: t.auth(otherOwner.token) })).json();
-  assert.doesNotMatch(JSON.stringify(crossed), /dropped/);
+  // The first dataset is not shared with the other owner: its ledger is 404 to it, and the training,
+  // which the other owner sees as the owner of one of its datasets, carries no count.
+  const crossed = await t.app.inject({ url: `/v1/datasets/${hostileId}/privacy`, headers: t.auth(otherOwner.token) });
+  assert.equal(crossed.statusCode, 404);
+  assert.doesNotMatch(crossed.body, /dropped/);
+  const othersView = await t.app.inject({ url: `/v1/trainings/${run.id}`, headers: t.auth(otherOwner.token) });
+  assert.equal(othersView.statusCode, 200);
+  const othersStream = (await t.app.inject({ url: `/v1/trainings/${run.id}/events`, headers: t.auth(otherOwner.token) })).body;
+  assert.doesNotMatch(othersView.body + othersStream, /dropped|nonFinite|exception/i, 'the other owner gets no drop count from the training');
   assertAuthorSeesNoCount(run);
 });

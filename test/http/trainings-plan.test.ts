@@ -24,11 +24,18 @@ after(() => t.close());
 function addModel(ownerId: string, app: TestApp = t, inputRanks: string[] | null = ['2']): string {
   const id = uuidv7();
   const check = { methods: ['forward'], parameters: [{ name: 'fc1.weight', shape: [8, 4], dtype: 'float32', requiresGrad: true }, { name: 'fc1.bias', shape: [8], dtype: 'float32', requiresGrad: true }, { name: 'fc2.weight', shape: [3, 8], dtype: 'float32', requiresGrad: true }], buffers: [], parameterCount: 67, operators: ['aten::linear'], ...(inputRanks ? { inputRanks } : {}) };
-  insertModel(app.store, { id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), createdAt: new Date().toISOString() });
+  insertModel(app.store, { id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), policy: '{"readers":[]}', createdAt: new Date().toISOString() });
   return id;
 }
 
-function addDataset(options: { samples: number; features?: number[]; labels?: 'I64' | 'F32'; delta?: number; limit?: number; allowNonPrivate?: boolean }, app: TestApp = t): string {
+/**
+ * A dataset of a fresh owner, whose policy names `trainers` (default: the scientist of `app`'s tests;
+ * pass them for another app).
+ */
+function addDataset(
+  options: { samples: number; features?: number[]; labels?: 'I64' | 'F32'; delta?: number; limit?: number; allowNonPrivate?: boolean; trainers?: string[] | 'everyone' },
+  app: TestApp = t,
+): string {
   const owner = app.principal(`owner-${uuidv7()}`);
   const id = uuidv7();
   const n = options.samples;
@@ -40,8 +47,10 @@ function addDataset(options: { samples: number; features?: number[]; labels?: 'I
   };
   insertDataset(app.store, {
     id, ownerId: owner.id, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: 1,
-    privacyLimit: options.limit ?? 10, delta: options.delta ?? 1e-5, allowNonPrivate: options.allowNonPrivate ?? false, sampleCount: n,
-    details: JSON.stringify({ summary, layout: { blob: 'dataset', tensors: [] } }), createdAt: new Date().toISOString(),
+    privacyLimit: options.limit ?? 10, delta: options.delta ?? 1e-5, sampleCount: n,
+    details: JSON.stringify({ summary, layout: { blob: 'dataset', tensors: [] } }),
+    policy: JSON.stringify({ trainers: options.trainers ?? [scientist.id], allowNonPrivate: options.allowNonPrivate ?? false }),
+    createdAt: new Date().toISOString(),
   });
   return id;
 }
@@ -97,7 +106,7 @@ test('a plan pools the datasets: q = B / N, steps = ⌈epochs / q⌉, σ calibra
 test('a budget too small for the plan is reported with what the training would spend and what is left', async () => {
   const model = addModel(scientist.id);
   const ds = addDataset({ samples: 60000, limit: 2 });
-  await chargeLedger({ store: t.store }, { kind: 'training', id: 'earlier-job' }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2000 }] }]);
+  await chargeLedger(t.governance, { kind: 'training', id: 'earlier-job', principalId: scientist.id }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2000 }] }]);
   const p = (await plan(body(model, [ds]))).json();
   assert.equal(p.allowed, false);
   assert.ok(p.datasets[0].epsilonSpent > 0.5, String(p.datasets[0].epsilonSpent));
@@ -193,7 +202,8 @@ test('non-private training needs every owner to allow it; then no noise and no c
   const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body(model, [open, closed]);
   const refused = await plan({ ...rest, private: false });
   assert.equal(refused.statusCode, 403);
-  assert.match(refused.json().detail, new RegExp(closed));
+  assert.equal(refused.json().rule, 'dataset.policy.allowNonPrivate');
+  assert.match(refused.json().detail, new RegExp(`the policy of dataset ${closed} does not allow it`));
   const ok = await plan({ ...rest, datasetIds: [open], private: false });
   assert.equal(ok.statusCode, 200, ok.body);
   assert.equal(ok.json().noiseMultiplier, 0);
@@ -201,11 +211,17 @@ test('non-private training needs every owner to allow it; then no noise and no c
   assert.deepEqual(ok.json().metrics, { epsilon: null, noiseMultiplier: 0, lossBound: null, releases: 3 }, 'exact per-epoch losses');
 });
 
-test("someone else's model and unknown datasets are 404; a malformed body is 400 naming the fields", async () => {
+test("someone else's model, unknown datasets and datasets whose policy does not name the caller are 404; a malformed body is 400 naming the fields", async () => {
   const mine = addModel(scientist.id);
   const ds = addDataset({ samples: 1000 });
   assert.equal((await plan(body(mine, [ds]), other.token)).statusCode, 404);
   assert.equal((await plan(body(mine, [uuidv7()]))).statusCode, 404);
+  const unnamed = addDataset({ samples: 1000, trainers: [other.id] });
+  const hidden = await plan(body(mine, [ds, unnamed]));
+  assert.equal(hidden.statusCode, 404, hidden.body);
+  assert.equal(hidden.json().detail, `No dataset with id ${unnamed}`);
+  const theirs = addModel(other.id);
+  assert.equal((await plan(body(theirs, [unnamed]), other.token)).statusCode, 200, 'the trainer it names may');
   const { privacy: _p, ...noPrivacy } = body(mine, [ds]);
   const missing = await plan(noPrivacy);
   assert.equal(missing.statusCode, 400);
@@ -243,11 +259,11 @@ test('optimizer settings that cannot work are 400 naming the field, at /plan and
   assert.equal(ok.statusCode, 200, ok.body);
 });
 
-test('GET /v1/datasets/:id/privacy shows limit, δ, the composed ε spent and remaining, and each release', async () => {
-  const ds = addDataset({ samples: 60000, limit: 8 });
+test('GET /v1/datasets/:id/privacy shows a trainer the limit, δ, the composed ε spent and remaining, and each release; others get 404', async () => {
+  const ds = addDataset({ samples: 60000, limit: 8, trainers: [other.id] });
   const empty = (await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(other.token) })).json();
   assert.deepEqual({ ...empty, accountant: undefined }, { datasetId: ds, privacyLimit: 8, delta: 1e-5, epsilonSpent: 0, epsilonRemaining: 8, accountant: undefined, events: [] });
-  await chargeLedger({ store: t.store }, { kind: 'training', id: 'job-7' }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2343 }] }]);
+  await chargeLedger(t.governance, { kind: 'training', id: 'job-7', principalId: other.id }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2343 }] }]);
   const res = await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(other.token) });
   assert.equal(res.statusCode, 200);
   const privacy = res.json();
@@ -256,6 +272,9 @@ test('GET /v1/datasets/:id/privacy shows limit, δ, the composed ε spent and re
   assert.equal(privacy.epsilonRemaining, 8 - privacy.epsilonSpent);
   assert.ok(['pld', 'rdp'].includes(privacy.accountant));
   assert.deepEqual(privacy.events.map((e: { source: { id: string } }) => e.source.id), ['job-7']);
+  assert.equal(privacy.events[0].principalId, undefined, 'who caused a charge is for the owner only');
+  assert.equal((await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(scientist.token) })).statusCode, 404, 'a member the policy does not name');
+  assert.equal((await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth() })).statusCode, 404, 'an admin has no right on datasets');
   assert.equal((await t.app.inject({ url: `/v1/datasets/${uuidv7()}/privacy`, headers: t.auth() })).statusCode, 404);
 });
 
@@ -275,7 +294,7 @@ test('the server hands every accountant computation of planning and budgets to i
   try {
     const user = spied.principal('spied');
     const modelId = addModel(user.id, spied);
-    const ds = addDataset({ samples: 5000, limit: 7.25 }, spied);
+    const ds = addDataset({ samples: 5000, limit: 7.25, trainers: [user.id] }, spied);
     const res = await spied.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: body(modelId, [ds], { epochs: 1.5 }), headers: spied.auth(user.token) });
     assert.equal(res.statusCode, 200, res.body);
     assert.ok(calls.includes('calibrateTrainingNoise') && calls.includes('composedEpsilon'), calls.join(','));

@@ -80,11 +80,12 @@ after(() => t.close());
 async function addModel(): Promise<string> {
   const id = uuidv7();
   const check = { methods: ['forward'], parameters: [{ name: 'fc.weight', shape: [3, 2], dtype: 'float32', requiresGrad: true }], buffers: [], parameterCount: 6, operators: ['aten::linear'], inputRanks: ['2'] };
-  insertModel(t.store, { id, ownerId: scientist.id, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), createdAt: new Date().toISOString() });
+  insertModel(t.store, { id, ownerId: scientist.id, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), policy: '{"readers":[]}', createdAt: new Date().toISOString() });
   await commit(id, 'model', Buffer.from('not really torchscript'));
   return id;
 }
 
+/** Another owner's dataset, whose policy names the scientist as a trainer. */
 async function addDataset(): Promise<string> {
   const owner = t.principal(`owner-${uuidv7()}`);
   const id = uuidv7();
@@ -106,7 +107,8 @@ async function addDataset(): Promise<string> {
   };
   insertDataset(t.store, {
     id, ownerId: owner.id, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: bytes.length,
-    privacyLimit: 100, delta: 1e-5, allowNonPrivate: false, sampleCount: N, details: JSON.stringify({ summary, layout }), createdAt: new Date().toISOString(),
+    privacyLimit: 100, delta: 1e-5, sampleCount: N, details: JSON.stringify({ summary, layout }),
+    policy: JSON.stringify({ trainers: [scientist.id] }), createdAt: new Date().toISOString(),
   });
   return id;
 }

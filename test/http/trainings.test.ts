@@ -1,7 +1,8 @@
 // Training jobs through the HTTP API with a real worker pool: a private training is planned, charged,
 // queued, run and recorded as a new model with lineage; refusals (budget, mismatched datasets) charge
-// nothing; cancellation stops a running job and keeps the whole charge; two jobs run at once; only the
-// owner sees a job. Progress is observed through the job's Server-Sent Events, never by waiting.
+// nothing; cancellation stops a running job and keeps the whole charge; two jobs run at once; a job is
+// seen by whoever started it, the owners of its datasets and admins, and only the first sees what it
+// released. Progress is observed through the job's Server-Sent Events, never by waiting.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -38,9 +39,12 @@ after(async () => {
   await pool.close();
 });
 
+/** The data owner's policy for the scientist: may train on it (with `allowNonPrivate`, without DP too). */
+const forScientist = (allowNonPrivate = false) => JSON.stringify({ trainers: [scientist.id], ...(allowNonPrivate ? { allowNonPrivate } : {}) });
+
 async function uploadDataset(options: { samples?: number; features?: number; privacyLimit?: number; seed?: number } = {}): Promise<string> {
   const content = classifierDataset(options.samples ?? 512, options.seed ?? 1, options.features);
-  const form = await multipartForm({ name: 'points', privacyLimit: String(options.privacyLimit ?? 20) }, [{ content, filename: 'points.safetensors' }]);
+  const form = await multipartForm({ name: 'points', privacyLimit: String(options.privacyLimit ?? 20), policy: forScientist() }, [{ content, filename: 'points.safetensors' }]);
   const res = await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(owner.token) } });
   assert.equal(res.statusCode, 201, res.body);
   return res.json().id;
@@ -127,11 +131,18 @@ describe('a private training', () => {
     const file = path.join(t.dataDir, 'trained.pt');
     fs.writeFileSync(file, download.rawPayload);
     assert.deepEqual(await runInPytorch(file), { shape: [4, CLASSES], finite: true });
+    assert.deepEqual(model.coOwnerIds, [owner.id]);
+    assert.equal(model.release, 'released', "the dataset's policy releases trained models to their trainer");
     assert.equal((await t.app.inject({ url: `/v1/models/${done.resultModelId}`, headers: t.auth(stranger.token) })).statusCode, 404);
+    // The data owner co-owns it: sees it and its lineage, but the model is the trainer's to download.
+    const { policy: _policy, ...coOwnerView } = model;
+    assert.deepEqual((await t.app.inject({ url: `/v1/models/${done.resultModelId}`, headers: t.auth(owner.token) })).json(), coOwnerView);
+    assert.equal((await t.app.inject({ url: `/v1/models/${done.resultModelId}/content`, headers: t.auth(owner.token) })).statusCode, 403);
 
-    // The ledger holds exactly the planned events, charged to this job.
+    // The ledger holds exactly the planned events, charged to this job at the scientist's request.
     const ledger = await privacy(datasetId);
     assert.deepEqual(ledger.events.map((e: { source: unknown }) => e.source), [{ kind: 'training', id: job.id }]);
+    assert.deepEqual(ledger.events.map((e: { principalId: string }) => e.principalId), [scientist.id]);
     assert.ok(Math.abs(ledger.epsilonSpent - job.plan.datasets[0].epsilonAfter) < 1e-9);
   });
 
@@ -193,7 +204,7 @@ describe('a private training', () => {
 
   test('a non-private training on datasets that allow it is charged nothing and succeeds', async () => {
     const content = classifierDataset(256, 7);
-    const form = await multipartForm({ name: 'open', privacyLimit: '1', allowNonPrivate: 'true' }, [{ content }]);
+    const form = await multipartForm({ name: 'open', privacyLimit: '1', allowNonPrivate: 'true', policy: forScientist() }, [{ content }]);
     const datasetId = (await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(owner.token) } })).json().id;
     const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body([datasetId]);
     const res = await create({ ...rest, private: false });
@@ -269,7 +280,7 @@ describe('refusals charge nothing', () => {
     const upload = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
     assert.equal(upload.statusCode, 201, upload.body);
     const content = classifierDataset(128, 9);
-    const open = await multipartForm({ name: 'open', privacyLimit: '5', allowNonPrivate: 'true' }, [{ content }]);
+    const open = await multipartForm({ name: 'open', privacyLimit: '5', policy: forScientist(true) }, [{ content }]);
     const datasetId = (await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: open.payload, headers: { ...open.headers, ...t.auth(owner.token) } })).json().id;
     const before = trainingRows();
     const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body([datasetId], { modelId: upload.json().id });
@@ -348,9 +359,9 @@ describe('running jobs', () => {
     await Promise.all(streams.map((s) => s.log.whenEnded()));
   });
 
-  test('a job is its owner’s alone: others get 404 for it, its events and its cancellation, and do not list it', async () => {
+  test('a job is seen by whoever started it, the owners of its datasets and admins, and only the first sees its metrics; others get 404 and do not list it', async () => {
     const datasetId = await uploadDataset({ seed: 6 });
-    const job = (await create(body([datasetId]))).json();
+    const job = (await create(body([datasetId], { metricsEpsilon: 1 }))).json();
     assert.equal((await get(job.id, stranger.token)).statusCode, 404);
     assert.equal((await t.app.inject({ url: `/v1/trainings/${job.id}/events`, headers: t.auth(stranger.token) })).statusCode, 404);
     const cancel = await t.app.inject({ method: 'POST', url: `/v1/trainings/${job.id}/cancel`, headers: t.auth(stranger.token) });
@@ -360,5 +371,20 @@ describe('running jobs', () => {
     const mine = (await t.app.inject({ url: '/v1/trainings', headers: t.auth(scientist.token) })).json().items.map((j: { id: string }) => j.id);
     assert.ok(mine.includes(job.id));
     assert.equal((await events(job.id)).at(-1)!.event, 'completed');
+
+    const done = (await get(job.id)).json();
+    assert.equal(done.metrics.length, 1, 'the scientist sees the released metric');
+    for (const token of [owner.token, t.adminToken]) {
+      assert.deepEqual((await get(job.id, token)).json(), { ...done, metrics: [] });
+      const listed = (await t.app.inject({ url: '/v1/trainings', headers: t.auth(token) })).json().items.filter((j: { id: string }) => j.id === job.id);
+      assert.deepEqual(listed, [{ ...done, metrics: [] }]);
+      const stream = parseSse((await t.app.inject({ url: `/v1/trainings/${job.id}/events`, headers: t.auth(token) })).body);
+      assert.deepEqual(stream.map((e) => e.event), ['state', 'completed']);
+      assert.deepEqual(JSON.parse(stream.at(-1)!.data).metrics, []);
+      // They may cancel it: a finished job has nothing left to cancel.
+      const late = await t.app.inject({ method: 'POST', url: `/v1/trainings/${job.id}/cancel`, headers: t.auth(token) });
+      assert.equal(late.statusCode, 409);
+      assert.equal(late.json().type, 'urn:bastion:problem:training-finished');
+    }
   });
 });

@@ -8,23 +8,37 @@ import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { v7 as uuidv7 } from 'uuid';
 import { BastionError } from '../../src/errors.js';
-import { createPrincipal } from '../../src/governance/principals.js';
+import { openAuditLog, type AuditLog } from '../../src/governance/audit.js';
+import { authenticate, bootstrapAdmin, createPrincipal, type Principal } from '../../src/governance/principals.js';
 import { createPldAccountant, createRdpAccountant, type PrivacyEvent } from '../../src/privacy/accountant.js';
 import { chargeLedger, coalesce, composedEpsilon, datasetPrivacy, previewCharges } from '../../src/privacy/ledger.js';
 import { insertDataset } from '../../src/store/artifacts.js';
 import { openStore, type Store } from '../../src/store/db.js';
 
-function newStore(): { store: Store; dataDir: string } {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-ledger-'));
-  return { store: openStore(dataDir), dataDir };
+interface Ledger {
+  store: Store;
+  audit: AuditLog;
+  dataDir: string;
+  admin: Principal;
+  /** The principal whose requests the tests' charges are. */
+  scientist: Principal;
 }
 
-function addDataset(store: Store, privacyLimit: number, delta = 1e-5): string {
-  const owner = createPrincipal(store, { name: `owner-${uuidv7()}`, role: 'member' });
+function newStore(): Ledger {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-ledger-'));
+  const store = openStore(dataDir);
+  const audit = openAuditLog(store, Buffer.alloc(32), { highWaterFile: null });
+  const admin = authenticate(store, fs.readFileSync(bootstrapAdmin({ store, audit }, dataDir)!, 'utf8').trim())!;
+  const scientist = createPrincipal({ store, audit }, admin, { name: 'data-scientist', role: 'member' });
+  return { store, audit, dataDir, admin, scientist };
+}
+
+function addDataset({ store, audit, admin }: Ledger, privacyLimit: number, delta = 1e-5): string {
+  const owner = createPrincipal({ store, audit }, admin, { name: `owner-${uuidv7()}`, role: 'member' });
   const id = uuidv7();
   insertDataset(store, {
     id, ownerId: owner.id, name: 'd', description: '', format: 'csv', sha256: '0'.repeat(64), sizeBytes: 1,
-    privacyLimit, delta, allowNonPrivate: false, sampleCount: 60000, details: '{}', createdAt: new Date().toISOString(),
+    privacyLimit, delta, sampleCount: 60000, details: '{}', policy: '{}', createdAt: new Date().toISOString(),
   });
   return id;
 }
@@ -33,14 +47,18 @@ const training = (sampleRate: number, noiseMultiplier: number, count: number): P
 const rejectsBudget = (e: unknown) => e instanceof BastionError && e.code === 'BUDGET_EXHAUSTED';
 
 test('spent ε is the composition of every event, tighter than adding up each charge’s ε', async () => {
-  const { store } = newStore();
-  const id = addDataset(store, 10);
+  const ledger = newStore();
+  const { store, scientist } = ledger;
+  const id = addDataset(ledger, 10);
   const a = training(256 / 60000, 1.1, 1000);
   const b = training(256 / 60000, 1.1, 1343);
-  await chargeLedger({ store }, { kind: 'training', id: 'job-1' }, [{ datasetId: id, events: [a] }]);
-  await chargeLedger({ store }, { kind: 'training', id: 'job-2' }, [{ datasetId: id, events: [b] }]);
-  const privacy = await datasetPrivacy({ store }, id);
+  await chargeLedger(ledger, { kind: 'training', id: 'job-1', principalId: scientist.id }, [{ datasetId: id, events: [a] }]);
+  await chargeLedger(ledger, { kind: 'training', id: 'job-2', principalId: scientist.id }, [{ datasetId: id, events: [b] }]);
+  const privacy = await datasetPrivacy({ store }, id, false);
   assert.deepEqual(privacy.events.map((e) => e.source.id), ['job-1', 'job-2']);
+  // Who caused each charge is in the owner's view (details) only.
+  assert.ok(privacy.events.every((e) => !('principalId' in e)));
+  assert.deepEqual((await datasetPrivacy({ store }, id, true)).events.map((e) => e.principalId), [scientist.id, scientist.id]);
   const together = composedEpsilon([training(256 / 60000, 1.1, 2343)], 1e-5).epsilon;
   assert.ok(Math.abs(privacy.epsilonSpent - together) <= 1e-3 * together, `${privacy.epsilonSpent} vs ${together}`);
   const summed = composedEpsilon([a], 1e-5).epsilon + composedEpsilon([b], 1e-5).epsilon;
@@ -66,14 +84,15 @@ test('the ledger takes the tighter of its two sound accountants', () => {
 });
 
 test('a charge that would pass any one dataset’s limit charges none of them', async () => {
-  const { store } = newStore();
-  const roomy = addDataset(store, 100);
-  const tight = addDataset(store, 0.5);
+  const ledger = newStore();
+  const { store, scientist } = ledger;
+  const roomy = addDataset(ledger, 100);
+  const tight = addDataset(ledger, 0.5);
   const events = [training(0.01, 1.0, 1000)];
   const [forRoomy, forTight] = await previewCharges({ store }, [{ datasetId: roomy, events }, { datasetId: tight, events }]);
   assert.equal(forRoomy!.allowed, true);
   assert.equal(forTight!.allowed, false);
-  await assert.rejects(chargeLedger({ store }, { kind: 'training', id: 'job' }, [{ datasetId: roomy, events }, { datasetId: tight, events }]), (e: unknown) => {
+  await assert.rejects(chargeLedger(ledger, { kind: 'training', id: 'job', principalId: scientist.id }, [{ datasetId: roomy, events }, { datasetId: tight, events }]), (e: unknown) => {
     assert.ok(rejectsBudget(e));
     assert.match((e as Error).message, new RegExp(tight));
     assert.doesNotMatch((e as Error).message, new RegExp(roomy));
@@ -84,27 +103,29 @@ test('a charge that would pass any one dataset’s limit charges none of them', 
 });
 
 test('malformed events and unknown datasets are refused before anything is written', async () => {
-  const { store } = newStore();
-  const id = addDataset(store, 5);
+  const ledger = newStore();
+  const { store, scientist } = ledger;
+  const id = addDataset(ledger, 5);
   await assert.rejects(
-    chargeLedger({ store }, { kind: 'metric', id: 'm' }, [{ datasetId: id, events: [{ kind: 'gaussian', noiseMultiplier: -1, count: 1 }] }]),
+    chargeLedger(ledger, { kind: 'metric', id: 'm', principalId: scientist.id }, [{ datasetId: id, events: [{ kind: 'gaussian', noiseMultiplier: -1, count: 1 }] }]),
     (e: unknown) => e instanceof BastionError && e.code === 'VALIDATION_FAILED' && /\/charges\/0\/events\/0/.test(e.message),
   );
-  await assert.rejects(chargeLedger({ store }, { kind: 'metric', id: 'm' }, [{ datasetId: uuidv7(), events: [training(0.1, 1, 1)] }]), (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND');
+  await assert.rejects(chargeLedger(ledger, { kind: 'metric', id: 'm', principalId: scientist.id }, [{ datasetId: uuidv7(), events: [training(0.1, 1, 1)] }]), (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND');
   assert.deepEqual((await datasetPrivacy({ store }, id)).events, []);
 });
 
 test('two processes’ worth of concurrent charges against one dataset never pass its limit', async () => {
-  const { store, dataDir } = newStore();
+  const ledger = newStore();
+  const { store, dataDir, scientist } = ledger;
   const limit = 2;
-  const datasetId = addDataset(store, limit);
+  const datasetId = addDataset(ledger, limit);
   store.close();
   const worker = (n: number) =>
     new Promise<number>((resolve, reject) => {
       // Node 20 workers do not inherit tsx's loader hooks: boot them through tsx's tsImport.
       const script = new URL('../fixtures/ledger-worker.ts', import.meta.url).href;
       const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => tsx.tsImport(${JSON.stringify(script)}, ${JSON.stringify(script)}))`;
-      const w = new Worker(bootstrap, { eval: true, workerData: { dataDir, datasetId, worker: n } });
+      const w = new Worker(bootstrap, { eval: true, workerData: { dataDir, datasetId, principalId: scientist.id, worker: n } });
       w.once('message', resolve);
       w.once('error', reject);
     });
