@@ -148,16 +148,17 @@ test('audit list prints the page as a table (server for a null principal) with t
     log.record({ principalId: null, action: 'training.resume', target: { kind: 'training', id: 't1' }, outcome: 'ok' });
     log.record({ principalId: 'p1', action: 'dataset.read', target: null, outcome: 'refused' });
     const common = ['audit', 'list', '--url', url, '--token', t.adminToken];
-    const first = await bastion([...common, '--limit', '1']);
+    // Entry 1 is the first admin's creation; the two above are 2 and 3.
+    const first = await bastion([...common, '--after', '1', '--limit', '1']);
     assert.equal(first.code, 0, first.stderr);
     const lines = first.stdout.trimEnd().split('\n');
     assert.match(lines[0]!, /^SEQ\s+TIME\s+PRINCIPAL\s+ACTION\s+TARGET\s+OUTCOME$/);
-    assert.match(lines[1]!, /^1\s+\S+\s+server\s+training\.resume\s+training t1\s+ok$/);
-    assert.equal(lines[2], 'more: bastion audit list --after 1');
-    const json = await bastion([...common, '--after', '1', '--json']);
+    assert.match(lines[1]!, /^2\s+\S+\s+server\s+training\.resume\s+training t1\s+ok$/);
+    assert.equal(lines[2], 'more: bastion audit list --after 2');
+    const json = await bastion([...common, '--after', '2', '--json']);
     assert.equal(json.code, 0, json.stderr);
     const page = JSON.parse(json.stdout);
-    assert.deepEqual([page.items.map((e: { seq: number; outcome: string }) => [e.seq, e.outcome]), page.next], [[[2, 'refused']], null]);
+    assert.deepEqual([page.items.map((e: { seq: number; outcome: string }) => [e.seq, e.outcome]), page.next], [[[3, 'refused']], null]);
     const bad = await bastion([...common, '--limit', '0']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /limit/);
