@@ -8,7 +8,7 @@
 // who else may see and use it; the owner alone may change it, effective for the next request.
 import { BastionError, type FieldError } from '../errors.js';
 import { authorize, enforce, refuseUnknown, type Action, type UseContext } from '../governance/authorize.js';
-import { datasetPolicyFrom, requireKnownPrincipals, type DatasetPolicy, type DatasetPolicyInput } from '../governance/policy.js';
+import { datasetPolicyFrom, replacePolicy, requireKnownPrincipals, type DatasetPolicy, type DatasetPolicyInput } from '../governance/policy.js';
 import type { Principal } from '../governance/principals.js';
 import { datasetTarget } from '../governance/targets.js';
 import { deleteDatasetRow, findDatasetRow, insertDataset, listDatasetRows, updateDatasetPolicy, type DatasetRow } from '../store/artifacts.js';
@@ -307,18 +307,12 @@ export function setDatasetPolicy(deps: Pick<ArtifactDeps, 'store' | 'audit'>, pr
   authorizedDatasetRow(deps, principal, id, 'dataset.setPolicy');
   const policy = datasetPolicyFrom(input);
   requireKnownPrincipals(deps.store, policy.trainers, '/trainers');
-  const row = deps.store.transaction(() => {
-    const current = findDatasetRow(deps.store, id);
-    if (!current) throw new BastionError('NOT_FOUND', `No dataset with id ${id}`);
-    updateDatasetPolicy(deps.store, id, JSON.stringify(policy));
-    deps.audit.record({
-      principalId: principal.id,
-      action: 'dataset.setPolicy',
-      target: { kind: 'dataset', id },
-      outcome: 'ok',
-      details: { before: JSON.parse(current.policy) as unknown, after: policy },
-    });
-    return findDatasetRow(deps.store, id)!;
+  const row = replacePolicy(deps, {
+    principalId: principal.id,
+    target: { kind: 'dataset', id },
+    policy,
+    find: () => findDatasetRow(deps.store, id),
+    write: (json) => updateDatasetPolicy(deps.store, id, json),
   });
   return toDataset(row, principal);
 }

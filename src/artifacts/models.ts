@@ -8,7 +8,7 @@
 import type { Principal } from '../governance/principals.js';
 import { BastionError } from '../errors.js';
 import { authorize, enforce, refuseUnknown, type Action, type ReleaseState, type UseContext } from '../governance/authorize.js';
-import { modelPolicyFrom, requireKnownPrincipals, type ModelPolicy, type ModelPolicyInput } from '../governance/policy.js';
+import { modelPolicyFrom, replacePolicy, requireKnownPrincipals, type ModelPolicy, type ModelPolicyInput } from '../governance/policy.js';
 import { modelTarget, releaseState, type ModelTarget } from '../governance/targets.js';
 import type { ModelInspection } from '../native.js';
 import { decideApproval, insertApproval, listApprovals } from '../store/approvals.js';
@@ -329,19 +329,13 @@ export function setModelPolicy(deps: Pick<ArtifactDeps, 'store' | 'audit'>, prin
   authorizedModel(deps, principal, id, 'model.setPolicy');
   const policy = modelPolicyFrom(input);
   requireKnownPrincipals(deps.store, policy.readers, '/readers');
-  const row = deps.store.transaction(() => {
-    const current = findModelRow(deps.store, id);
-    if (!current) throw new BastionError('NOT_FOUND', `No model with id ${id}`);
-    updateModelPolicy(deps.store, id, JSON.stringify(policy));
-    deps.audit.record({
-      principalId: principal.id,
-      action: 'model.setPolicy',
-      target: { kind: 'model', id },
-      outcome: 'ok',
-      details: { before: JSON.parse(current.policy) as unknown, after: policy },
-      subjects: coOwnersOf(current),
-    });
-    return findModelRow(deps.store, id)!;
+  const row = replacePolicy(deps, {
+    principalId: principal.id,
+    target: { kind: 'model', id },
+    policy,
+    find: () => findModelRow(deps.store, id),
+    write: (json) => updateModelPolicy(deps.store, id, json),
+    subjects: coOwnersOf,
   });
   return toModel(row, modelTargetOf(deps.store, row), principal);
 }

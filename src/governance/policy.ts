@@ -7,6 +7,7 @@ import { Type, type Static } from 'typebox';
 import { BastionError, type FieldError } from '../errors.js';
 import { findActivePrincipal } from '../store/principals.js';
 import type { Store } from '../store/db.js';
+import type { AuditLog } from './audit.js';
 
 const principalIds = Type.Array(Type.String({ format: 'uuid' }), { maxItems: 1000, uniqueItems: true });
 
@@ -151,4 +152,37 @@ export function datasetPolicyFromForm(fields: { policy?: string; allowNonPrivate
 /** The model policy of an upload form's `policy` field (JSON); absent: the default. */
 export function modelPolicyFromForm(fields: { policy?: string }): ModelPolicyInput {
   return fields.policy !== undefined ? parsePolicyField('model', fields.policy, '/policy') : {};
+}
+
+/**
+ * Writes a new policy over an artifact's stored one and records the change (with the policy it
+ * replaced) in the same transaction; NOT_FOUND if the artifact went away meanwhile. Returns the row as
+ * it now is. The caller has checked that `principalId` may change it.
+ */
+export function replacePolicy<Row extends { policy: string }>(
+  deps: { store: Store; audit: AuditLog },
+  change: {
+    principalId: string;
+    target: { kind: 'dataset' | 'model'; id: string };
+    policy: DatasetPolicy | ModelPolicy;
+    find: () => Row | undefined;
+    write: (json: string) => void;
+    /** Who else the change concerns (the co-owners of a trained model). */
+    subjects?: (row: Row) => string[];
+  },
+): Row {
+  return deps.store.transaction(() => {
+    const current = change.find();
+    if (!current) throw new BastionError('NOT_FOUND', `No ${change.target.kind} with id ${change.target.id}`);
+    change.write(JSON.stringify(change.policy));
+    deps.audit.record({
+      principalId: change.principalId,
+      action: `${change.target.kind}.setPolicy`,
+      target: change.target,
+      outcome: 'ok',
+      details: { before: JSON.parse(current.policy) as unknown, after: change.policy },
+      subjects: change.subjects?.(current) ?? [],
+    });
+    return change.find()!;
+  });
 }
