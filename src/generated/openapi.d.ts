@@ -759,11 +759,8 @@ export interface components {
                     /** @description sgd; needs momentum > 0 and dampening 0 */
                     nesterov?: boolean;
                     weightDecay?: number;
-                    /** @description adam, adamw */
-                    betas?: [
-                        number,
-                        number
-                    ];
+                    /** @description adam, adamw: [β1, β2] */
+                    betas?: number[];
                     /** @description adam, adamw */
                     eps?: number;
                 };
@@ -2489,11 +2486,8 @@ export interface operations {
                         /** @description sgd; needs momentum > 0 and dampening 0 */
                         nesterov?: boolean;
                         weightDecay?: number;
-                        /** @description adam, adamw */
-                        betas?: [
-                            number,
-                            number
-                        ];
+                        /** @description adam, adamw: [β1, β2] */
+                        betas?: number[];
                         /** @description adam, adamw */
                         eps?: number;
                     };
@@ -2683,11 +2677,8 @@ export interface operations {
                         /** @description sgd; needs momentum > 0 and dampening 0 */
                         nesterov?: boolean;
                         weightDecay?: number;
-                        /** @description adam, adamw */
-                        betas?: [
-                            number,
-                            number
-                        ];
+                        /** @description adam, adamw: [β1, β2] */
+                        betas?: number[];
                         /** @description adam, adamw */
                         eps?: number;
                     };
