@@ -19,7 +19,10 @@ export default fp(
           title: 'Bastion',
           version: API_VERSION,
           description:
-            'Confidential AI training server: data owners upload datasets and set privacy budgets, data scientists upload TorchScript models and train them with DP-SGD; only DP-protected results leave. Every /v1 operation except attestation needs `Authorization: Bearer <token>`. Errors are application/problem+json (RFC 9457).',
+            'Confidential AI training server: data owners upload datasets and set privacy budgets, data scientists upload TorchScript ' +
+            'models and train them with DP-SGD; only DP-protected results leave. Every /v1 operation except attestation needs ' +
+            '`Authorization: Bearer <token>`. Errors are application/problem+json (RFC 9457).',
+          contact: { name: 'Bastion maintainers' },
           license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         },
         servers: [{ url: 'https://127.0.0.1:8443', description: 'Local development server' }],
@@ -34,7 +37,7 @@ export default fp(
           { name: 'principals', description: 'Principals and tokens' },
           { name: 'models', description: 'TorchScript models: upload, check, download' },
           { name: 'datasets', description: 'Datasets and their privacy limits: upload, check, download' },
-          { name: 'trainings', description: 'DP-SGD trainings: plans, jobs, progress, results' },
+          { name: 'trainings', description: 'DP-SGD trainings (plans, jobs, progress, results) and DP evaluations of models on datasets' },
           { name: 'audit', description: 'The tamper-evident audit log of every state change and refused access' },
           { name: 'meta', description: 'The API description itself' },
         ],
@@ -58,6 +61,7 @@ export default fp(
           operationId: 'getOpenapi',
           tags: ['meta'],
           summary: 'This API description (OpenAPI 3.1)',
+          description: 'The OpenAPI 3.1 document generated from the route schemas, the same as the committed openapi.yaml; /docs browses it. Public: no token.',
           security: [],
           response: { 200: Type.Object({}, { additionalProperties: true }), ...problemResponses(500) },
         },
