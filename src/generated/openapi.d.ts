@@ -9,7 +9,7 @@ export interface paths {
         };
         /**
          * This API description (OpenAPI 3.1)
-         * @description The OpenAPI 3.1 document generated from the route schemas, the same as the committed openapi.yaml; /docs browses it. Public: no token.
+         * @description The OpenAPI 3.1 document generated from the route schemas: the committed openapi.yaml, except that `servers` names the address this request reached, so that clients and the /docs page call the right host and port. Public: no token.
          */
         get: operations["getOpenapi"];
         put?: never;

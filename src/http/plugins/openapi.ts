@@ -1,7 +1,7 @@
 // The OpenAPI 3.1 document, built from the route schemas by @fastify/swagger, served at /openapi.json
 // (and browsable at /docs). scripts/openapi.ts writes the same document to openapi.yaml; a test fails
-// when the committed file and the code disagree.
-import type { FastifyInstance } from 'fastify';
+// when the committed file and the code disagree. The served copies name the server they came from.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -9,6 +9,34 @@ import { Type } from 'typebox';
 import { problemResponses } from '../schemas/common.js';
 
 export const API_VERSION = '0.1.0';
+
+/** The committed document's server: the address `npm start` listens on by default. */
+const DEFAULT_SERVER = { url: 'https://127.0.0.1:8443', description: 'The default local address (npm start)' };
+
+// host[:port] as a client may put it in a Host header: a DNS name or IPv4 address, or an IPv6 address in brackets.
+const HOST_HEADER = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+
+/**
+ * The origin `request` reached: the connection's scheme and the Host header the client sent, which is
+ * the address it can reach the server by (behind a port mapping too); else the socket's local address.
+ * Null for neither (an injected request). The Host header is only echoed back to the client that sent
+ * it, and only when it is a plain host[:port], so nothing else can be smuggled into the document.
+ */
+export function requestOrigin(request: FastifyRequest): string | null {
+  const scheme = request.protocol ?? 'http';
+  if (HOST_HEADER.test(request.host)) return `${scheme}://${request.host.toLowerCase()}`;
+  const { localAddress, localPort } = request.raw.socket ?? {};
+  if (!localAddress || !localPort) return null;
+  const address = localAddress.startsWith('::ffff:') ? localAddress.slice('::ffff:'.length) : localAddress;
+  return `${scheme}://${address.includes(':') ? `[${address}]` : address}:${localPort}`;
+}
+
+/** The document as served to `request`: its one server is the origin the request reached (no copy of the rest). */
+function servedDocument<T extends object>(document: T, request: FastifyRequest): T {
+  const origin = requestOrigin(request);
+  if (origin === null) return document;
+  return { ...document, servers: [{ url: origin, description: 'This server, at the address this document was fetched from' }] };
+}
 
 export default fp(
   async function openapiPlugin(app: FastifyInstance) {
@@ -25,7 +53,7 @@ export default fp(
           contact: { name: 'Bastion maintainers' },
           license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         },
-        servers: [{ url: 'https://127.0.0.1:8443', description: 'Local development server' }],
+        servers: [DEFAULT_SERVER],
         components: {
           securitySchemes: {
             bearerAuth: { type: 'http', scheme: 'bearer', description: 'Token from POST /v1/principals or the admin-token file' },
@@ -52,7 +80,12 @@ export default fp(
         buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
       },
     });
-    await app.register(swaggerUi, { routePrefix: '/docs' });
+    await app.register(swaggerUi, {
+      routePrefix: '/docs',
+      // /docs/json (what the page loads) and /docs/yaml name this server, so that "Try it out" calls it.
+      transformSpecification: (document, request) => servedDocument(document, request),
+      transformSpecificationClone: false,
+    });
 
     app.get(
       '/openapi.json',
@@ -61,12 +94,14 @@ export default fp(
           operationId: 'getOpenapi',
           tags: ['meta'],
           summary: 'This API description (OpenAPI 3.1)',
-          description: 'The OpenAPI 3.1 document generated from the route schemas, the same as the committed openapi.yaml; /docs browses it. Public: no token.',
+          description:
+            'The OpenAPI 3.1 document generated from the route schemas: the committed openapi.yaml, except that `servers` names the ' +
+            'address this request reached, so that clients and the /docs page call the right host and port. Public: no token.',
           security: [],
           response: { 200: Type.Object({}, { additionalProperties: true }), ...problemResponses(500) },
         },
       },
-      async () => app.swagger(),
+      async (request) => servedDocument(app.swagger(), request),
     );
   },
   { name: 'bastion-openapi' },
