@@ -1190,7 +1190,7 @@ export interface operations {
                      * Format: binary
                      * @description The file; any part name is accepted, exactly one file part
                      */
-                    file: string;
+                    file: Blob;
                     name: string;
                     description?: string;
                     /** @description The model policy as JSON (ModelPolicyInput), e.g. {"readers":["<principal id>"]}; default: owner only */
@@ -1416,7 +1416,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "application/octet-stream": Blob;
                 };
             };
             /** @description The request is malformed or fails validation */
@@ -1775,7 +1775,7 @@ export interface operations {
                      * Format: binary
                      * @description The file; any part name is accepted, exactly one file part
                      */
-                    file: string;
+                    file: Blob;
                     name: string;
                     description?: string;
                     /** @enum {string} */
@@ -2070,7 +2070,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "application/octet-stream": Blob;
                 };
             };
             /** @description The request is malformed or fails validation */
