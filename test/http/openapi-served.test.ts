@@ -1,11 +1,15 @@
 // The OpenAPI document as the running server serves it (/openapi.json, and /docs/json behind the /docs
-// page): its servers name the address the client reached, on whatever port the server listens.
+// page): its servers name the address the client reached, on whatever port the server listens; and the
+// /docs page is Bastion's.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse } from 'yaml';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { repoRoot } from '../helpers/server.js';
 
 let t: TestApp;
 let port: number;
@@ -63,4 +67,28 @@ test('a Host header that is not a plain host[:port] is not echoed: the server is
     assert.equal(res.status, 200, host);
     assert.deepEqual(serversOf(res.body).map((s) => s.url), [`http://127.0.0.1:${port}`], host);
   }
+});
+
+test('/docs is branded Bastion: page title, logo and favicon are Bastion\'s, none of them Fastify\'s', async () => {
+  const page = await get('/docs');
+  assert.equal(page.status, 200);
+  assert.match(page.body, /<title>Bastion API<\/title>/);
+  assert.doesNotMatch(page.body, /Swagger UI<\/title>|favicon-(16x16|32x32)\.png/, 'the default title and Fastify favicons are gone');
+  const favicon = /<link rel="icon" type="image\/svg\+xml" href="([^"]+)"/.exec(page.body);
+  assert.ok(favicon, page.body);
+
+  const initializer = await get('/docs/static/swagger-initializer.js');
+  assert.equal(initializer.status, 200);
+  const logos = [...initializer.body.matchAll(/data:image\/svg\+xml;base64,([A-Za-z0-9+/=]+)/g)].map((m) =>
+    Buffer.from(m[1]!, 'base64').toString('utf8'),
+  );
+  assert.equal(logos.length, 1, initializer.body);
+  assert.match(logos[0]!, /^<svg [^>]*aria-label="Bastion API"/);
+  assert.match(logos[0]!, />Bastion API<\/text>/);
+  const fastifyLogo = fs.readFileSync(path.join(repoRoot, 'node_modules', '@fastify', 'swagger-ui', 'static', 'logo.svg'));
+  assert.equal(initializer.body.includes(fastifyLogo.toString('base64').slice(0, 64)), false, 'not the Fastify logo');
+
+  const icon = await get(new URL(favicon[1]!, `http://127.0.0.1:${port}/docs/`).pathname);
+  assert.equal(icon.status, 200);
+  assert.match(icon.body, /^<svg /);
 });

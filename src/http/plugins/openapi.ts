@@ -22,7 +22,7 @@ const HOST_HEADER = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A
  * Null for neither (an injected request). The Host header is only echoed back to the client that sent
  * it, and only when it is a plain host[:port], so nothing else can be smuggled into the document.
  */
-export function requestOrigin(request: FastifyRequest): string | null {
+function requestOrigin(request: FastifyRequest): string | null {
   const scheme = request.protocol ?? 'http';
   if (HOST_HEADER.test(request.host)) return `${scheme}://${request.host.toLowerCase()}`;
   const { localAddress, localPort } = request.raw.socket ?? {};
@@ -30,6 +30,18 @@ export function requestOrigin(request: FastifyRequest): string | null {
   const address = localAddress.startsWith('::ffff:') ? localAddress.slice('::ffff:'.length) : localAddress;
   return `${scheme}://${address.includes(':') ? `[${address}]` : address}:${localPort}`;
 }
+
+// /docs is Bastion's, not Fastify's: a tower on a shield (the logo adds the name, white on Swagger UI's dark top bar).
+const SHIELD =
+  '<path d="M20 2 35 7.5V19c0 9.3-6.2 15.9-15 19C11.2 34.9 5 28.3 5 19V7.5Z" fill="#3d7cc9"/>' +
+  '<path d="M12 10h3v3h3.5v-3h3v3h3.5v-3h3v17H12ZM18 27v-5a2 2 0 0 1 4 0v5Z" fill="#fff" fill-rule="evenodd"/>';
+const LOGO_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40" viewBox="0 0 200 40" role="img" aria-label="Bastion API">' +
+  SHIELD +
+  '<text x="46" y="28" font-family="system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif" font-size="22" font-weight="600" ' +
+  'fill="#fff">' +
+  'Bastion API</text></svg>';
+const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40">${SHIELD}</svg>`;
 
 /** The document as served to `request`: its one server is the origin the request reached (no copy of the rest). */
 function servedDocument<T extends object>(document: T, request: FastifyRequest): T {
@@ -82,6 +94,11 @@ export default fp(
     });
     await app.register(swaggerUi, {
       routePrefix: '/docs',
+      logo: { type: 'image/svg+xml', content: Buffer.from(LOGO_SVG), href: '/docs', target: '_self' },
+      theme: {
+        title: 'Bastion API',
+        favicon: [{ filename: 'favicon.svg', rel: 'icon', sizes: 'any', type: 'image/svg+xml', content: Buffer.from(FAVICON_SVG) }],
+      },
       // /docs/json (what the page loads) and /docs/yaml name this server, so that "Try it out" calls it.
       transformSpecification: (document, request) => servedDocument(document, request),
       transformSpecificationClone: false,
