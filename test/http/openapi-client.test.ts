@@ -47,7 +47,8 @@ after(async () => {
 
 test('the generated client uploads a Blob as the multipart file part (FormData through bodySerializer), no cast', async () => {
   const client = createClient<paths>({ baseUrl, headers: t.auth() });
-  const csv = ['age,blood_pressure,label', ...Array.from({ length: 30 }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}`)].join('\n') + '\n';
+  const rows = Array.from({ length: 30 }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}\n`);
+  const csv = ['age,blood_pressure,label\n', ...rows].join('');
   const file = new Blob([csv], { type: 'text/csv' });
   const { data, error, response } = await client.POST('/v1/datasets', {
     body: { file, name: 'patients', privacyLimit: 4, delta: 1e-5 },

@@ -28,7 +28,8 @@ interface Run {
 
 function runNode(script: string, args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [script, ...args], { cwd: repoRoot, env, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const options = { cwd: repoRoot, env, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 };
+    execFile(process.execPath, [script, ...args], options, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
@@ -64,7 +65,8 @@ interface SpectralResult {
 /** Spectral's verdict on `file`: its JSON results (written to a file) and its human-readable output. */
 async function spectralLint(file: string, outDir: string) {
   const jsonFile = path.join(outDir, `spectral-${path.basename(path.dirname(file))}.json`);
-  const run = await runNode(SPECTRAL, ['lint', file, '--ruleset', path.join(repoRoot, '.spectral.yaml'), '-f', 'json', '-o.json', jsonFile, '-f', 'text']);
+  const ruleset = path.join(repoRoot, '.spectral.yaml');
+  const run = await runNode(SPECTRAL, ['lint', file, '--ruleset', ruleset, '-f', 'json', '-o.json', jsonFile, '-f', 'text']);
   let results: SpectralResult[] | null = null;
   try {
     results = JSON.parse(fs.readFileSync(jsonFile, 'utf8'));
