@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import openapiTS, { astToString } from 'openapi-typescript';
+import ts from 'typescript';
 import { stringify } from 'yaml';
 import { buildApp } from '../src/app.js';
 import { openAuditLog } from '../src/governance/audit.js';
@@ -42,8 +43,14 @@ export function renderOpenapiYaml(document: Record<string, unknown>): string {
   return HEADER + stringify(document, { lineWidth: 0 });
 }
 
+// A binary string (an uploaded file part, a downloaded file) is a Blob in the client, not a string: what
+// FormData takes for a file part and what openapi-fetch's parseAs: 'blob' gives.
+const BLOB = ts.factory.createTypeReferenceNode('Blob');
+
 export async function renderClientTypes(yamlText: string): Promise<string> {
-  const ast = await openapiTS(yamlText);
+  const ast = await openapiTS(yamlText, {
+    transform: (schema) => (schema.type === 'string' && schema.format === 'binary' ? BLOB : undefined),
+  });
   return `// Generated from openapi.yaml by \`npm run openapi\`. Do not edit by hand.\n${astToString(ast)}`;
 }
 

@@ -7,7 +7,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** This API description (OpenAPI 3.1) */
+        /**
+         * This API description (OpenAPI 3.1)
+         * @description The OpenAPI 3.1 document generated from the route schemas: the committed openapi.yaml, except that `servers` names the address this request reached, so that clients and the /docs page call the right host and port. Public: no token.
+         */
         get: operations["getOpenapi"];
         put?: never;
         post?: never;
@@ -24,7 +27,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness: the process answers */
+        /**
+         * Liveness probe
+         * @description Answers 200 with `{"status":"ok"}` as long as the process handles requests; it checks nothing else. Public, for process supervisors and orchestrators.
+         */
         get: operations["getHealth"];
         put?: never;
         post?: never;
@@ -41,7 +47,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: addon loaded, store open, worker pool alive */
+        /**
+         * Readiness probe
+         * @description Whether the server can do work: the native addon loaded in the pool workers, the store open and the worker pool alive. 200 when all three hold, else 503 with the same body showing which check failed. Public.
+         */
         get: operations["getReadiness"];
         put?: never;
         post?: never;
@@ -58,10 +67,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The models the caller may see (its own, those shared with it, trained models of its datasets), oldest first */
+        /**
+         * List models
+         * @description The models the caller may see, oldest first: its own, those whose policy names it as a reader, and the models trained on its datasets. Metadata only; getModelContent downloads a file.
+         */
         get: operations["listModels"];
         put?: never;
-        /** Upload a TorchScript model (multipart: one file part, name, description, policy); it is checked and sealed. Without a policy only its owner sees it */
+        /**
+         * Upload a model
+         * @description Uploads a TorchScript model as multipart/form-data: exactly one file part, a name, an optional description and an optional policy (ModelPolicyInput as JSON). The model is checked (its operators, and that its forward keeps samples apart) and sealed before the 201; a 422 says why a model was refused. Without a policy only its owner sees it.
+         */
         post: operations["createModel"];
         delete?: never;
         options?: never;
@@ -76,11 +91,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One model the caller may see (metadata, what the check found, lineage and release state) */
+        /**
+         * Get a model
+         * @description One model the caller may see: metadata, what the check found, lineage (for a trained model) and release state. The policy is in its owner's view only; a model the caller may not see is 404.
+         */
         get: operations["getModel"];
         put?: never;
         post?: never;
-        /** Delete a model and its sealed file (owner only; 409 while a training uses it) */
+        /**
+         * Delete a model
+         * @description Deletes the model and its sealed file. Owner only (403 for others who see it); 409 while a queued or running training uses it.
+         */
         delete: operations["deleteModel"];
         options?: never;
         head?: never;
@@ -94,7 +115,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download the TorchScript file, byte-identical to the upload (owner only; a trained model once every approval it needs was given) */
+        /**
+         * Download a model file
+         * @description Streams the TorchScript file, byte-identical to the upload, with its SHA-256 in `x-content-sha256`. Only the owner may download it (403 for others who see it), and a trained model only once every release approval it needs was given.
+         */
         get: operations["getModelContent"];
         put?: never;
         post?: never;
@@ -112,7 +136,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Replace the model's policy (owner only; omitted fields take their defaults), from the next request on */
+        /**
+         * Replace a model's policy
+         * @description Replaces the model's policy with the one given; omitted fields take their defaults (no readers). Owner only; it applies from the next request on.
+         */
         put: operations["setModelPolicy"];
         post?: never;
         delete?: never;
@@ -128,10 +155,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The release approvals a trained model needs (from owners of its datasets whose policy says release: approval): required, given and pending */
+        /**
+         * Get a model's release approvals
+         * @description The release approvals a trained model needs, one per owner of its datasets whose policy says `release: approval`, with each decision given so far and the resulting release state. The list is empty for a model that needs none.
+         */
         get: operations["getModelApprovals"];
         put?: never;
-        /** Approve or reject the release of a trained model, as the owner of datasets whose policy asks for approval. A decision is final: deciding twice, or on a model that needs no approval, is 409 */
+        /**
+         * Approve or reject a model's release
+         * @description Records the caller's decision on the release of a trained model, as the owner of datasets whose policy asks for approval. A decision is final: deciding twice, or on a model that needs no approval, is 409. The model is released once every approval is given, and one rejection keeps it unreleased for good.
+         */
         post: operations["decideModelRelease"];
         delete?: never;
         options?: never;
@@ -146,10 +179,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The datasets the caller may see (its own, and those whose policy names it), metadata only, oldest first */
+        /**
+         * List datasets
+         * @description The datasets the caller may see, oldest first: its own and those whose policy names it as a trainer (or everyone). Metadata and public shapes only; only the owner may download the data.
+         */
         get: operations["listDatasets"];
         put?: never;
-        /** Upload a dataset (multipart: one file part — TorchScript, safetensors or CSV — its privacy settings and its policy); it is checked, converted and sealed. Without a policy it is private to its owner */
+        /**
+         * Upload a dataset
+         * @description Uploads a dataset as multipart/form-data: exactly one file part (TorchScript, safetensors or CSV), a name, its privacy limit ε and δ, and an optional policy (DatasetPolicyInput as JSON). The file is checked, converted to canonical tensors and sealed before the 201; a 422 says why a file was refused. Without a policy the dataset is private to its owner.
+         */
         post: operations["createDataset"];
         delete?: never;
         options?: never;
@@ -164,11 +203,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One dataset the caller may see (metadata and what the check found) */
+        /**
+         * Get a dataset
+         * @description One dataset the caller may see: metadata, the public shapes and dtypes of its tensors, and its policy. The policy's trainers and the label classes are in the owner's view only; a dataset the caller may not see is 404.
+         */
         get: operations["getDataset"];
         put?: never;
         post?: never;
-        /** Delete a dataset and its sealed files (owner only; 409 while a training uses it) */
+        /**
+         * Delete a dataset
+         * @description Deletes the dataset and its sealed files. Owner only (403 for others who see it); 409 while a queued or running training uses it.
+         */
         delete: operations["deleteDataset"];
         options?: never;
         head?: never;
@@ -182,7 +227,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The dataset's privacy budget: limit ε, δ, ε spent (composition of every release charged to it) and remaining, and the releases; the owner also sees who caused each charge and the samples each training dropped */
+        /**
+         * Get a dataset's privacy budget
+         * @description The dataset's privacy ledger: its limit ε and δ, the ε spent (every release charged to it, composed under the tighter of PLD and RDP) and remaining, and each charge. The owner also sees who caused each charge and how many of its samples each training dropped.
+         */
         get: operations["getDatasetPrivacy"];
         put?: never;
         post?: never;
@@ -199,7 +247,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download the dataset's file as uploaded (owner only) */
+        /**
+         * Download a dataset file
+         * @description Streams the dataset's file as uploaded, decrypted as it streams, with its SHA-256 in `x-content-sha256`. Owner only: trainers the policy names get 403.
+         */
         get: operations["getDatasetContent"];
         put?: never;
         post?: never;
@@ -217,7 +268,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Replace the dataset's policy (owner only; omitted fields take their defaults). It applies from the next request: trainings already accepted run on, and their charges stand */
+        /**
+         * Replace a dataset's policy
+         * @description Replaces the dataset's policy with the one given; omitted fields take their defaults. Owner only. It applies from the next request: trainings already accepted run on, and their charges stand.
+         */
         put: operations["setDatasetPolicy"];
         post?: never;
         delete?: never;
@@ -233,10 +287,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List active principals, oldest first (admin) */
+        /**
+         * List principals (admin)
+         * @description Every active principal, oldest first; revoked principals are left out and tokens are never shown. Admin only.
+         */
         get: operations["listPrincipals"];
         put?: never;
-        /** Create a principal and its bearer token (admin) */
+        /**
+         * Create a principal (admin)
+         * @description Creates a member (the default) or admin principal and returns it with a fresh bearer token. The token is shown only in this response; the server keeps only a hash of it. Admin only.
+         */
         post: operations["createPrincipal"];
         delete?: never;
         options?: never;
@@ -251,11 +311,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One active principal (admin) */
+        /**
+         * Get a principal (admin)
+         * @description One active principal by id; a revoked or unknown id is 404. Admin only.
+         */
         get: operations["getPrincipal"];
         put?: never;
         post?: never;
-        /** Revoke a principal: its tokens stop working at once, and its queued and running trainings and its evaluations in flight are cancelled (admin; answers once they stopped) */
+        /**
+         * Revoke a principal (admin)
+         * @description Revokes a principal: its tokens stop working at once, and its queued and running trainings and its evaluations in flight are cancelled; the answer comes once they have stopped. Admin only; revoking the only active admin is 409.
+         */
         delete: operations["deletePrincipal"];
         options?: never;
         head?: never;
@@ -269,7 +335,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The principal the bearer token belongs to */
+        /**
+         * Who am I
+         * @description The principal the bearer token belongs to: id, name, role and creation time. Any valid token may call it, which makes it the simplest check that a token works.
+         */
         get: operations["getWhoami"];
         put?: never;
         post?: never;
@@ -288,7 +357,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Dry run of a training: σ calibrated to the target ε, q, steps, and what each dataset budget would show; charges nothing and runs no model */
+        /**
+         * Plan a training (dry run)
+         * @description Computes what a training with this body would do, charging nothing and running no model: σ calibrated to the target ε, the sample rate q, the steps, the ε of the model and of its metrics, and what each dataset's budget would show after it. It takes the same body as createTraining; `allowed` says whether every budget allows it.
+         */
         post: operations["planTraining"];
         delete?: never;
         options?: never;
@@ -303,10 +375,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's trainings, oldest first */
+        /**
+         * List trainings
+         * @description The trainings the caller created, oldest first, each with its status, progress, plan and result.
+         */
         get: operations["listTrainings"];
         put?: never;
-        /** Start a training: planned as by /plan, pre-flighted (one step on zeros of the datasets' public shapes; 422 with the model's message when it fails), every dataset's ledger charged the whole plan at once, then queued (409 when a budget does not allow it) */
+        /**
+         * Start a training
+         * @description Plans the training as planTraining does, pre-flights it (one step on zeros of the datasets' public shapes; 422 with the model's message when it fails), charges every dataset's ledger the whole plan at once, then queues it (202). 409 when a budget does not allow it; 429 when the caller already has as many trainings queued and running as it may.
+         */
         post: operations["createTraining"];
         delete?: never;
         options?: never;
@@ -321,7 +399,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One of the caller's trainings: status, step of total, ε planned and spent so far, throughput, ETA, error, result model */
+        /**
+         * Get a training
+         * @description One of the caller's trainings: status, step of total, ε planned and spent so far, throughput, ETA, released metrics, error and result model. Poll it, or follow getTrainingEvents for live updates.
+         */
         get: operations["getTraining"];
         put?: never;
         post?: never;
@@ -340,7 +421,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel a queued or running training; answers once it has stopped (within one step). The ledger keeps the whole planned charge */
+        /**
+         * Cancel a training
+         * @description Cancels a queued or running training and answers once it has stopped (within one step). The ledger keeps the whole planned charge; a training that has already ended is 409.
+         */
         post: operations["cancelTraining"];
         delete?: never;
         options?: never;
@@ -355,7 +439,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Live events of one of the caller's trainings (Server-Sent Events; `curl -N` shows them as they come) */
+        /**
+         * Follow a training's events (SSE)
+         * @description Live events of one of the caller's trainings as Server-Sent Events: `state` first, then `progress`, `checkpoint` and `metric` events, until `completed`, `failed` or `cancelled` ends the stream. `curl -N` shows them as they come.
+         */
         get: operations["getTrainingEvents"];
         put?: never;
         post?: never;
@@ -372,10 +459,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The evaluations in flight the caller may see: its own, those on its datasets, every one for an admin */
+        /**
+         * List evaluations in flight
+         * @description The evaluations running now that the caller may see: its own, those on its datasets, and every one for an admin. A finished evaluation is not listed: its result was the answer to its createEvaluation.
+         */
         get: operations["listEvaluations"];
         put?: never;
-        /** Evaluate a model the caller may use on a dataset whose policy allows it: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows; pre-flighted first on zeros of the dataset's public shapes (422 with the model's message when it fails, nothing charged); 409 when it was cancelled meanwhile */
+        /**
+         * Evaluate a model on a dataset
+         * @description Runs a model the caller may use on a dataset whose policy allows evaluation and answers with its accuracy: with DP noise under the ε given (charged to the dataset), or exact where the owner allows non-private use. It is pre-flighted first on zeros of the dataset's public shapes (422 with the model's message when that fails, nothing charged); 409 when it was cancelled meanwhile.
+         */
         post: operations["createEvaluation"];
         delete?: never;
         options?: never;
@@ -392,7 +485,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel an evaluation in flight (whoever asked for it, the dataset's owner, an admin): its charge stands and nothing is released */
+        /**
+         * Cancel an evaluation
+         * @description Cancels an evaluation in flight, by whoever asked for it, the dataset's owner or an admin. Its charge stands and nothing is released.
+         */
         post: operations["cancelEvaluation"];
         delete?: never;
         options?: never;
@@ -407,7 +503,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Audit log entries after a seq, oldest first (admin: all; member: those it made or that concern what it owns) */
+        /**
+         * Read the audit log
+         * @description A page of audit log entries after a seq, oldest first: an admin reads every entry, a member those it made or that concern what it owns. Follow `next` for the next page; whether the log is intact is checked offline by `bastion audit verify`.
+         */
         get: operations["listAudit"];
         put?: never;
         post?: never;
@@ -759,11 +858,8 @@ export interface components {
                     /** @description sgd; needs momentum > 0 and dampening 0 */
                     nesterov?: boolean;
                     weightDecay?: number;
-                    /** @description adam, adamw */
-                    betas?: [
-                        number,
-                        number
-                    ];
+                    /** @description adam, adamw: [β1, β2] */
+                    betas?: number[];
                     /** @description adam, adamw */
                     eps?: number;
                 };
@@ -1094,7 +1190,7 @@ export interface operations {
                      * Format: binary
                      * @description The file; any part name is accepted, exactly one file part
                      */
-                    file: string;
+                    file: Blob;
                     name: string;
                     description?: string;
                     /** @description The model policy as JSON (ModelPolicyInput), e.g. {"readers":["<principal id>"]}; default: owner only */
@@ -1320,7 +1416,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "application/octet-stream": Blob;
                 };
             };
             /** @description The request is malformed or fails validation */
@@ -1679,7 +1775,7 @@ export interface operations {
                      * Format: binary
                      * @description The file; any part name is accepted, exactly one file part
                      */
-                    file: string;
+                    file: Blob;
                     name: string;
                     description?: string;
                     /** @enum {string} */
@@ -1974,7 +2070,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "application/octet-stream": Blob;
                 };
             };
             /** @description The request is malformed or fails validation */
@@ -2489,11 +2585,8 @@ export interface operations {
                         /** @description sgd; needs momentum > 0 and dampening 0 */
                         nesterov?: boolean;
                         weightDecay?: number;
-                        /** @description adam, adamw */
-                        betas?: [
-                            number,
-                            number
-                        ];
+                        /** @description adam, adamw: [β1, β2] */
+                        betas?: number[];
                         /** @description adam, adamw */
                         eps?: number;
                     };
@@ -2683,11 +2776,8 @@ export interface operations {
                         /** @description sgd; needs momentum > 0 and dampening 0 */
                         nesterov?: boolean;
                         weightDecay?: number;
-                        /** @description adam, adamw */
-                        betas?: [
-                            number,
-                            number
-                        ];
+                        /** @description adam, adamw: [β1, β2] */
+                        betas?: number[];
                         /** @description adam, adamw */
                         eps?: number;
                     };
@@ -2782,6 +2872,15 @@ export interface operations {
             };
             /** @description Well-formed but unusable content */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The principal has as many jobs queued and running as it may; retry when one has ended */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

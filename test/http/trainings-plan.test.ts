@@ -243,6 +243,10 @@ test('optimizer settings that cannot work are 400 naming the field, at /plan and
     [{ type: 'sgd', learningRate: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true }, ['/optimizer/dampening']],
     [{ type: 'adam', learningRate: 0.1, momentum: 0.9 }, ['/optimizer/momentum']],
     [{ type: 'sgd', learningRate: 0.1, betas: [0.9, 0.99], eps: 1e-6 }, ['/optimizer/betas', '/optimizer/eps']],
+    // betas is a pair: exactly two numbers in [0, 1).
+    [{ type: 'adam', learningRate: 0.1, betas: [0.9] }, ['/optimizer/betas']],
+    [{ type: 'adam', learningRate: 0.1, betas: [0.9, 0.99, 0.999] }, ['/optimizer/betas']],
+    [{ type: 'adam', learningRate: 0.1, betas: [0.9, 1] }, ['/optimizer/betas/1']],
   ];
   for (const [optimizer, pointers] of cases) {
     for (const url of ['/v1/trainings/plan', '/v1/trainings']) {

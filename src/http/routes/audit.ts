@@ -25,7 +25,10 @@ export default async function auditRoutes(root: FastifyInstance, options: { stor
       schema: {
         operationId: 'listAudit',
         tags: ['audit'],
-        summary: 'Audit log entries after a seq, oldest first (admin: all; member: those it made or that concern what it owns)',
+        summary: 'Read the audit log',
+        description:
+          'A page of audit log entries after a seq, oldest first: an admin reads every entry, a member those it made or that concern ' +
+          'what it owns. Follow `next` for the next page; whether the log is intact is checked offline by `bastion audit verify`.',
         querystring: AuditQuerySchema,
         response: { 200: AuditPageSchema, ...problemResponses(...authedProblems) },
       },

@@ -35,9 +35,11 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'createDataset',
         tags: ['datasets'],
-        summary:
-          'Upload a dataset (multipart: one file part — TorchScript, safetensors or CSV — its privacy settings and its policy); it is checked, converted and sealed. ' +
-          'Without a policy it is private to its owner',
+        summary: 'Upload a dataset',
+        description:
+          'Uploads a dataset as multipart/form-data: exactly one file part (TorchScript, safetensors or CSV), a name, its privacy limit ' +
+          'ε and δ, and an optional policy (DatasetPolicyInput as JSON). The file is checked, converted to canonical tensors and sealed ' +
+          'before the 201; a 422 says why a file was refused. Without a policy the dataset is private to its owner.',
         response: { 201: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 413, 415, 422) },
       },
       config: { multipartBody: multipartBody(DatasetFieldsSchema) },
@@ -76,7 +78,10 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'listDatasets',
         tags: ['datasets'],
-        summary: 'The datasets the caller may see (its own, and those whose policy names it), metadata only, oldest first',
+        summary: 'List datasets',
+        description:
+          'The datasets the caller may see, oldest first: its own and those whose policy names it as a trainer (or everyone). Metadata ' +
+          'and public shapes only; only the owner may download the data.',
         response: { 200: DatasetListSchema, ...problemResponses(...authedProblems) },
       },
     },
@@ -89,7 +94,10 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'getDataset',
         tags: ['datasets'],
-        summary: 'One dataset the caller may see (metadata and what the check found)',
+        summary: 'Get a dataset',
+        description:
+          "One dataset the caller may see: metadata, the public shapes and dtypes of its tensors, and its policy. The policy's trainers " +
+          "and the label classes are in the owner's view only; a dataset the caller may not see is 404.",
         params: IdParams,
         response: { 200: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 404) },
       },
@@ -103,9 +111,11 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'getDatasetPrivacy',
         tags: ['datasets'],
-        summary:
-          "The dataset's privacy budget: limit ε, δ, ε spent (composition of every release charged to it) and remaining, and the releases; " +
-          'the owner also sees who caused each charge and the samples each training dropped',
+        summary: "Get a dataset's privacy budget",
+        description:
+          "The dataset's privacy ledger: its limit ε and δ, the ε spent (every release charged to it, composed under the tighter of PLD " +
+          'and RDP) and remaining, and each charge. The owner also sees who caused each charge and how many of its samples each training ' +
+          'dropped.',
         params: IdParams,
         response: { 200: Type.Ref('DatasetPrivacy'), ...problemResponses(...authedProblems, 404) },
       },
@@ -123,7 +133,10 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'getDatasetContent',
         tags: ['datasets'],
-        summary: "Download the dataset's file as uploaded (owner only)",
+        summary: 'Download a dataset file',
+        description:
+          "Streams the dataset's file as uploaded, decrypted as it streams, with its SHA-256 in `x-content-sha256`. Owner only: trainers " +
+          'the policy names get 403.',
         params: IdParams,
         response: { 200: binaryContent, ...problemResponses(...authedProblems, 403, 404) },
       },
@@ -146,7 +159,10 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'deleteDataset',
         tags: ['datasets'],
-        summary: 'Delete a dataset and its sealed files (owner only; 409 while a training uses it)',
+        summary: 'Delete a dataset',
+        description:
+          'Deletes the dataset and its sealed files. Owner only (403 for others who see it); 409 while a queued or running training uses ' +
+          'it.',
         params: IdParams,
         response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(...authedProblems, 403, 404, 409) },
       },
@@ -163,8 +179,10 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
       schema: {
         operationId: 'setDatasetPolicy',
         tags: ['datasets'],
-        summary:
-          "Replace the dataset's policy (owner only; omitted fields take their defaults). It applies from the next request: trainings already accepted run on, and their charges stand",
+        summary: "Replace a dataset's policy",
+        description:
+          "Replaces the dataset's policy with the one given; omitted fields take their defaults. Owner only. It applies from the next " +
+          'request: trainings already accepted run on, and their charges stand.',
         params: IdParams,
         body: Type.Ref('DatasetPolicyInput') as unknown as typeof DatasetPolicyInputSchema,
         response: { 200: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },

@@ -17,9 +17,12 @@ export default async function evaluationRoutes(root: FastifyInstance, options: {
       schema: {
         operationId: 'createEvaluation',
         tags: ['trainings'],
-        summary:
-          'Evaluate a model the caller may use on a dataset whose policy allows it: accuracy with DP noise under the ε given (charged to the dataset), or exact where its owner allows; ' +
-          "pre-flighted first on zeros of the dataset's public shapes (422 with the model's message when it fails, nothing charged); 409 when it was cancelled meanwhile",
+        summary: 'Evaluate a model on a dataset',
+        description:
+          'Runs a model the caller may use on a dataset whose policy allows evaluation and answers with its accuracy: with DP noise ' +
+          'under the ε given (charged to the dataset), or exact where the owner allows non-private use. It is pre-flighted first on ' +
+          "zeros of the dataset's public shapes (422 with the model's message when that fails, nothing charged); 409 when it was " +
+          'cancelled meanwhile.',
         body: EvaluationRequestSchema,
         response: { 200: Type.Ref('Evaluation'), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422) },
       },
@@ -33,7 +36,10 @@ export default async function evaluationRoutes(root: FastifyInstance, options: {
       schema: {
         operationId: 'listEvaluations',
         tags: ['trainings'],
-        summary: 'The evaluations in flight the caller may see: its own, those on its datasets, every one for an admin',
+        summary: 'List evaluations in flight',
+        description:
+          'The evaluations running now that the caller may see: its own, those on its datasets, and every one for an admin. A finished ' +
+          'evaluation is not listed: its result was the answer to its createEvaluation.',
         response: { 200: EvaluationRunListSchema, ...problemResponses(...authedProblems) },
       },
     },
@@ -46,7 +52,10 @@ export default async function evaluationRoutes(root: FastifyInstance, options: {
       schema: {
         operationId: 'cancelEvaluation',
         tags: ['trainings'],
-        summary: 'Cancel an evaluation in flight (whoever asked for it, the dataset\'s owner, an admin): its charge stands and nothing is released',
+        summary: 'Cancel an evaluation',
+        description:
+          "Cancels an evaluation in flight, by whoever asked for it, the dataset's owner or an admin. Its charge stands and nothing is " +
+          'released.',
         params: IdParams,
         response: { 200: Type.Ref('EvaluationRun'), ...problemResponses(...authedProblems, 404) },
       },

@@ -24,7 +24,10 @@ export default async function healthRoutes(app: FastifyInstance, options: { read
       schema: {
         operationId: 'getHealth',
         tags: ['health'],
-        summary: 'Liveness: the process answers',
+        summary: 'Liveness probe',
+        description:
+          'Answers 200 with `{"status":"ok"}` as long as the process handles requests; it checks nothing else. Public, for process ' +
+          'supervisors and orchestrators.',
         security: [],
         response: { 200: Type.Object({ status: Type.Literal('ok') }) },
       },
@@ -38,7 +41,10 @@ export default async function healthRoutes(app: FastifyInstance, options: { read
       schema: {
         operationId: 'getReadiness',
         tags: ['health'],
-        summary: 'Readiness: addon loaded, store open, worker pool alive',
+        summary: 'Readiness probe',
+        description:
+          'Whether the server can do work: the native addon loaded in the pool workers, the store open and the worker pool alive. 200 ' +
+          'when all three hold, else 503 with the same body showing which check failed. Public.',
         security: [],
         response: { 200: ReadinessSchema, 503: ReadinessSchema },
       },

@@ -32,7 +32,11 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'createModel',
         tags: ['models'],
-        summary: 'Upload a TorchScript model (multipart: one file part, name, description, policy); it is checked and sealed. Without a policy only its owner sees it',
+        summary: 'Upload a model',
+        description:
+          'Uploads a TorchScript model as multipart/form-data: exactly one file part, a name, an optional description and an optional ' +
+          'policy (ModelPolicyInput as JSON). The model is checked (its operators, and that its forward keeps samples apart) and sealed ' +
+          'before the 201; a 422 says why a model was refused. Without a policy only its owner sees it.',
         response: { 201: Type.Ref('Model'), ...problemResponses(...authedProblems, 413, 415, 422) },
       },
       config: { multipartBody: multipartBody(ModelFieldsSchema) },
@@ -58,7 +62,10 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'listModels',
         tags: ['models'],
-        summary: 'The models the caller may see (its own, those shared with it, trained models of its datasets), oldest first',
+        summary: 'List models',
+        description:
+          'The models the caller may see, oldest first: its own, those whose policy names it as a reader, and the models trained on its ' +
+          'datasets. Metadata only; getModelContent downloads a file.',
         response: { 200: ModelListSchema, ...problemResponses(...authedProblems) },
       },
     },
@@ -71,7 +78,10 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'getModel',
         tags: ['models'],
-        summary: 'One model the caller may see (metadata, what the check found, lineage and release state)',
+        summary: 'Get a model',
+        description:
+          'One model the caller may see: metadata, what the check found, lineage (for a trained model) and release state. The policy is ' +
+          "in its owner's view only; a model the caller may not see is 404.",
         params: IdParams,
         response: { 200: Type.Ref('Model'), ...problemResponses(...authedProblems, 404) },
       },
@@ -85,7 +95,10 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'getModelContent',
         tags: ['models'],
-        summary: 'Download the TorchScript file, byte-identical to the upload (owner only; a trained model once every approval it needs was given)',
+        summary: 'Download a model file',
+        description:
+          'Streams the TorchScript file, byte-identical to the upload, with its SHA-256 in `x-content-sha256`. Only the owner may ' +
+          'download it (403 for others who see it), and a trained model only once every release approval it needs was given.',
         params: IdParams,
         response: { 200: binaryContent, ...problemResponses(...authedProblems, 403, 404) },
       },
@@ -107,7 +120,10 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'deleteModel',
         tags: ['models'],
-        summary: 'Delete a model and its sealed file (owner only; 409 while a training uses it)',
+        summary: 'Delete a model',
+        description:
+          'Deletes the model and its sealed file. Owner only (403 for others who see it); 409 while a queued or running training uses ' +
+          'it.',
         params: IdParams,
         response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(...authedProblems, 403, 404, 409) },
       },
@@ -124,7 +140,10 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'setModelPolicy',
         tags: ['models'],
-        summary: "Replace the model's policy (owner only; omitted fields take their defaults), from the next request on",
+        summary: "Replace a model's policy",
+        description:
+          "Replaces the model's policy with the one given; omitted fields take their defaults (no readers). Owner only; it applies from " +
+          'the next request on.',
         params: IdParams,
         body: Type.Ref('ModelPolicyInput') as unknown as typeof ModelPolicyInputSchema,
         response: { 200: Type.Ref('Model'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
@@ -139,7 +158,10 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'getModelApprovals',
         tags: ['models'],
-        summary: "The release approvals a trained model needs (from owners of its datasets whose policy says release: approval): required, given and pending",
+        summary: "Get a model's release approvals",
+        description:
+          'The release approvals a trained model needs, one per owner of its datasets whose policy says `release: approval`, with each ' +
+          'decision given so far and the resulting release state. The list is empty for a model that needs none.',
         params: IdParams,
         response: { 200: Type.Ref('ModelApprovals'), ...problemResponses(...authedProblems, 404) },
       },
@@ -153,9 +175,11 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       schema: {
         operationId: 'decideModelRelease',
         tags: ['models'],
-        summary:
-          "Approve or reject the release of a trained model, as the owner of datasets whose policy asks for approval. A decision is final: " +
-          'deciding twice, or on a model that needs no approval, is 409',
+        summary: "Approve or reject a model's release",
+        description:
+          "Records the caller's decision on the release of a trained model, as the owner of datasets whose policy asks for approval. A " +
+          'decision is final: deciding twice, or on a model that needs no approval, is 409. The model is released once every approval is ' +
+          'given, and one rejection keeps it unreleased for good.',
         params: IdParams,
         body: ReleaseDecisionBody,
         response: { 200: Type.Ref('ModelApprovals'), ...problemResponses(...authedProblems, 403, 404, 409, 415) },

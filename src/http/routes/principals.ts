@@ -18,7 +18,10 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       schema: {
         operationId: 'createPrincipal',
         tags: ['principals'],
-        summary: 'Create a principal and its bearer token (admin)',
+        summary: 'Create a principal (admin)',
+        description:
+          'Creates a member (the default) or admin principal and returns it with a fresh bearer token. The token is shown only in this ' +
+          'response; the server keeps only a hash of it. Admin only.',
         body: CreatePrincipalBody,
         response: { 201: CreatedPrincipalSchema, ...problemResponses(...authedProblems, 403, 415) },
       },
@@ -35,7 +38,8 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       schema: {
         operationId: 'listPrincipals',
         tags: ['principals'],
-        summary: 'List active principals, oldest first (admin)',
+        summary: 'List principals (admin)',
+        description: 'Every active principal, oldest first; revoked principals are left out and tokens are never shown. Admin only.',
         response: { 200: PrincipalListSchema, ...problemResponses(...authedProblems, 403) },
       },
     },
@@ -50,7 +54,8 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       schema: {
         operationId: 'getPrincipal',
         tags: ['principals'],
-        summary: 'One active principal (admin)',
+        summary: 'Get a principal (admin)',
+        description: 'One active principal by id; a revoked or unknown id is 404. Admin only.',
         params: IdParams,
         response: { 200: Type.Ref('Principal'), ...problemResponses(...authedProblems, 403, 404) },
       },
@@ -66,7 +71,10 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       schema: {
         operationId: 'deletePrincipal',
         tags: ['principals'],
-        summary: 'Revoke a principal: its tokens stop working at once, and its queued and running trainings and its evaluations in flight are cancelled (admin; answers once they stopped)',
+        summary: 'Revoke a principal (admin)',
+        description:
+          'Revokes a principal: its tokens stop working at once, and its queued and running trainings and its evaluations in flight are ' +
+          'cancelled; the answer comes once they have stopped. Admin only; revoking the only active admin is 409.',
         params: IdParams,
         response: { 204: Type.Null({ description: 'Revoked' }), ...problemResponses(...authedProblems, 403, 404, 409) },
       },
@@ -85,7 +93,10 @@ export default async function principalRoutes(root: FastifyInstance, options: { 
       schema: {
         operationId: 'getWhoami',
         tags: ['principals'],
-        summary: 'The principal the bearer token belongs to',
+        summary: 'Who am I',
+        description:
+          'The principal the bearer token belongs to: id, name, role and creation time. Any valid token may call it, which makes it the ' +
+          'simplest check that a token works.',
         response: { 200: Type.Ref('Principal'), ...problemResponses(...authedProblems) },
       },
     },

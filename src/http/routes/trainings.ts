@@ -31,7 +31,11 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
       schema: {
         operationId: 'planTraining',
         tags: ['trainings'],
-        summary: 'Dry run of a training: σ calibrated to the target ε, q, steps, and what each dataset budget would show; charges nothing and runs no model',
+        summary: 'Plan a training (dry run)',
+        description:
+          'Computes what a training with this body would do, charging nothing and running no model: σ calibrated to the target ε, the ' +
+          "sample rate q, the steps, the ε of the model and of its metrics, and what each dataset's budget would show after it. It takes " +
+          'the same body as createTraining; `allowed` says whether every budget allows it.',
         body: TrainingRequestSchema,
         response: { 200: Type.Ref('TrainingPlan'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
       },
@@ -45,11 +49,13 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
       schema: {
         operationId: 'createTraining',
         tags: ['trainings'],
-        summary:
-          "Start a training: planned as by /plan, pre-flighted (one step on zeros of the datasets' public shapes; 422 with the model's message when it fails), " +
-          "every dataset's ledger charged the whole plan at once, then queued (409 when a budget does not allow it)",
+        summary: 'Start a training',
+        description:
+          "Plans the training as planTraining does, pre-flights it (one step on zeros of the datasets' public shapes; 422 with the " +
+          "model's message when it fails), charges every dataset's ledger the whole plan at once, then queues it (202). 409 when a " +
+          'budget does not allow it; 429 when the caller already has as many trainings queued and running as it may.',
         body: TrainingRequestSchema,
-        response: { 202: Type.Ref('Training'), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422, 503) },
+        response: { 202: Type.Ref('Training'), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -64,7 +70,8 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
       schema: {
         operationId: 'listTrainings',
         tags: ['trainings'],
-        summary: "The caller's trainings, oldest first",
+        summary: 'List trainings',
+        description: 'The trainings the caller created, oldest first, each with its status, progress, plan and result.',
         response: { 200: TrainingListSchema, ...problemResponses(...authedProblems) },
       },
     },
@@ -77,7 +84,10 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
       schema: {
         operationId: 'getTraining',
         tags: ['trainings'],
-        summary: "One of the caller's trainings: status, step of total, ε planned and spent so far, throughput, ETA, error, result model",
+        summary: 'Get a training',
+        description:
+          "One of the caller's trainings: status, step of total, ε planned and spent so far, throughput, ETA, released metrics, error " +
+          'and result model. Poll it, or follow getTrainingEvents for live updates.',
         params: IdParams,
         response: { 200: Type.Ref('Training'), ...problemResponses(...authedProblems, 404) },
       },
@@ -91,7 +101,10 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
       schema: {
         operationId: 'cancelTraining',
         tags: ['trainings'],
-        summary: 'Cancel a queued or running training; answers once it has stopped (within one step). The ledger keeps the whole planned charge',
+        summary: 'Cancel a training',
+        description:
+          'Cancels a queued or running training and answers once it has stopped (within one step). The ledger keeps the whole planned ' +
+          'charge; a training that has already ended is 409.',
         params: IdParams,
         response: { 200: Type.Ref('Training'), ...problemResponses(...authedProblems, 404, 409) },
       },
@@ -105,7 +118,10 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
       schema: {
         operationId: 'getTrainingEvents',
         tags: ['trainings'],
-        summary: "Live events of one of the caller's trainings (Server-Sent Events; `curl -N` shows them as they come)",
+        summary: "Follow a training's events (SSE)",
+        description:
+          "Live events of one of the caller's trainings as Server-Sent Events: `state` first, then `progress`, `checkpoint` and `metric` " +
+          'events, until `completed`, `failed` or `cancelled` ends the stream. `curl -N` shows them as they come.',
         params: IdParams,
         response: { 200: eventStream, ...problemResponses(...authedProblems, 404) },
       },

@@ -170,7 +170,13 @@ export const DatasetSchema = Type.Object(
 export const ModelListSchema = Type.Object({ items: Type.Array(Type.Ref('Model')) }, { additionalProperties: false });
 export const DatasetListSchema = Type.Object({ items: Type.Array(Type.Ref('Dataset')) }, { additionalProperties: false });
 
-const fileField = Type.String({ format: 'binary', description: 'The file; any part name is accepted, exactly one file part' });
+// A file part: format binary (what OpenAPI 3.0 tools and Swagger UI's file picker read) and contentMediaType
+// (its OpenAPI 3.1 / JSON Schema 2020-12 spelling); the typed client makes it a Blob (scripts/openapi.ts).
+const fileField = Type.String({
+  format: 'binary',
+  contentMediaType: 'application/octet-stream',
+  description: 'The file; any part name is accepted, exactly one file part',
+});
 const nameField = Type.String({ minLength: 1, maxLength: 200 });
 const descriptionField = Type.String({ maxLength: 4000 });
 

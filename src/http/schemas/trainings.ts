@@ -13,7 +13,13 @@ export const OptimizerSchema = Type.Object(
     dampening: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'sgd' })),
     nesterov: Type.Optional(Type.Boolean({ description: 'sgd; needs momentum > 0 and dampening 0' })),
     weightDecay: Type.Optional(Type.Number({ minimum: 0, maximum: 10 })),
-    betas: Type.Optional(Type.Tuple([Type.Number({ minimum: 0, exclusiveMaximum: 1 }), Type.Number({ minimum: 0, exclusiveMaximum: 1 })], { description: 'adam, adamw' })),
+    // A pair as an array of exactly two: Type.Tuple's `items: [...]` is draft-07 only (not valid OpenAPI 3.1), and the
+    // app's Ajv (draft-07) does not know 3.1's prefixItems. Both members share their bounds, so this is the same set.
+    betas: Type.Optional(
+      Type.Unsafe<[number, number]>(
+        Type.Array(Type.Number({ minimum: 0, exclusiveMaximum: 1 }), { minItems: 2, maxItems: 2, description: 'adam, adamw: [β1, β2]' }),
+      ),
+    ),
     eps: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'adam, adamw' })),
   },
   { additionalProperties: false },
