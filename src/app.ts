@@ -8,6 +8,9 @@ import openapiPlugin from './http/plugins/openapi.js';
 import problemPlugin from './http/plugins/problem.js';
 import healthRoutes, { type ReadinessChecks } from './http/routes/health.js';
 import multipartPlugin from './http/plugins/multipart.js';
+import metricsPlugin from './http/plugins/metrics.js';
+import metricsRoutes from './http/routes/metrics.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
 import datasetRoutes from './http/routes/datasets.js';
 import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
@@ -55,6 +58,8 @@ export interface AppDeps {
   https?: { cert: string; key: string };
   /** Where the privacy accountants run (main.ts: the pool, so PLD never blocks the event loop); absent: inline. */
   privacyMath?: PrivacyMath;
+  /** The Prometheus metrics (main.ts shares them with the metrics listener); absent: the app's own. */
+  metrics?: Metrics;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -89,13 +94,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(problemPlugin);
+  const metrics = deps.metrics ?? createMetrics();
+  await app.register(metricsPlugin, { metrics });
   await app.register(openapiPlugin);
   await app.register(authPlugin, { store: deps.store });
 
   const readiness = (): ReadinessChecks => ({ addon: deps.isAddonLoaded(), store: deps.store.isOpen(), pool: deps.pool.isAlive() });
   await app.register(healthRoutes, { readiness });
   await app.register(multipartPlugin, { maxFileBytes: deps.maxUploadBytes });
-  const artifacts: ArtifactDeps = { ...deps.artifacts, store: deps.store, pool: deps.pool, audit: deps.audit, ...(deps.privacyMath ? { math: deps.privacyMath } : {}) };
+  const artifacts: ArtifactDeps = {
+    ...deps.artifacts,
+    store: deps.store,
+    pool: deps.pool,
+    audit: deps.audit,
+    onUploadBytes: metrics.countUploadBytes,
+    ...(deps.privacyMath ? { math: deps.privacyMath } : {}),
+  };
   await app.register(modelRoutes, { artifacts });
   await app.register(datasetRoutes, { artifacts });
   // Jobs left by a previous process resume once the app is ready; on close, running jobs checkpoint
@@ -113,5 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(trainingRoutes, { plan: artifacts, jobs });
   await app.register(evaluationRoutes, { evaluations });
   await app.register(auditRoutes, { store: deps.store });
+  metrics.setSources({ trainings: () => jobs.stats(), pool: () => deps.pool.stats?.() });
+  await app.register(metricsRoutes, { metrics, governance: { store: deps.store, audit: deps.audit } });
   return app;
 }

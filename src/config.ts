@@ -40,6 +40,8 @@ export interface Config {
   checkpointEverySteps: number;
   /** … or this many milliseconds, whichever comes first. */
   checkpointEveryMs: number;
+  /** Port of a plain-HTTP listener (on `host`) that serves GET /metrics without a token; null: none (admins read /metrics on the main port). */
+  metricsPort: number | null;
 }
 
 type Parser<T> = (raw: string, name: string) => T;
@@ -133,6 +135,7 @@ export const configOptions = [
   { key: 'maxInflatedBytes', env: 'BASTION_MAX_INFLATED_BYTES', flag: '--max-inflated-bytes', valueName: 'bytes', description: "largest total an uploaded archive's deflated entries may inflate to (default 256 MiB)", parse: integer(1024 ** 2, Number.MAX_SAFE_INTEGER) },
   { key: 'checkpointEverySteps', env: 'BASTION_CHECKPOINT_EVERY_STEPS', flag: '--checkpoint-every-steps', valueName: 'n', description: 'training checkpoint interval in steps (default 500)', parse: integer(1, 100_000_000) },
   { key: 'checkpointEveryMs', env: 'BASTION_CHECKPOINT_EVERY_MS', flag: '--checkpoint-every-ms', valueName: 'ms', description: 'training checkpoint interval in milliseconds (default 60000)', parse: integer(1000, 86_400_000) },
+  { key: 'metricsPort', env: 'BASTION_METRICS_PORT', flag: '--metrics-port', valueName: 'port', description: 'also serve GET /metrics without a token, plain HTTP, on this port (default off)', parse: integer(0, 65535) },
 ] as const satisfies readonly OptionSpec<keyof Config>[];
 
 export function defaultConfig(cwd = process.cwd()): Config {
@@ -155,6 +158,7 @@ export function defaultConfig(cwd = process.cwd()): Config {
     maxInflatedBytes: 256 * 1024 ** 2,
     checkpointEverySteps: 500,
     checkpointEveryMs: 60_000,
+    metricsPort: null,
   };
 }
 

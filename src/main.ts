@@ -18,6 +18,7 @@ import { bootstrapAdmin } from './governance/principals.js';
 import { createLogger } from './logger.js';
 import { openStore, type Store } from './store/db.js';
 import { createPool, privacyMathOn, type WorkerPool } from './training/pool.js';
+import { createMetrics, serveMetrics, type MetricsListener } from './http/metrics.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -30,6 +31,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   let store: Store | undefined;
   let pool: WorkerPool | undefined;
+  let metricsListener: MetricsListener | undefined;
   try {
     store = openStore(config.dataDir);
     const keys = openDevKeyProvider(config.dataDir);
@@ -61,6 +63,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       https = { cert: tls.cert, key: tls.key };
     }
 
+    const metrics = createMetrics();
     const app = await buildApp({
       store,
       pool,
@@ -71,8 +74,13 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings, maxJobsPerPrincipal: config.maxJobsPerPrincipal },
       logger,
       privacyMath: privacyMathOn(pool),
+      metrics,
       ...(https ? { https } : {}),
     });
+    if (config.metricsPort !== null) {
+      metricsListener = await serveMetrics(metrics, { host: config.host, port: config.metricsPort });
+      logger.warn({ url: metricsListener.url }, 'serving the metrics without a token on a plain-HTTP listener (BASTION_METRICS_PORT): let only the scraper reach it');
+    }
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
@@ -82,12 +90,14 @@ export async function startServer(config: Config, logger: Logger = createLogger(
 
     const openPool = pool;
     const openStoreHandle = store;
+    const openMetricsListener = metricsListener;
     let closing: Promise<void> | undefined;
     return {
       app,
       url,
       close: () =>
         (closing ??= (async () => {
+          await openMetricsListener?.close();
           await app.close();
           await openPool.close();
           audit.close(); // the high-water mark of the last entries, before the store goes
@@ -95,6 +105,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
         })()),
     };
   } catch (err) {
+    await metricsListener?.close();
     await pool?.close().catch(() => undefined);
     store?.close();
     throw err;

@@ -72,7 +72,7 @@ export interface StagedDatasetUpload extends StagedUpload {
  * arrives (stream-check.ts).
  */
 export async function stageDatasetUpload(
-  deps: Pick<ArtifactDeps, 'blobs'>,
+  deps: Pick<ArtifactDeps, 'blobs' | 'onUploadBytes'>,
   source: AsyncIterable<Uint8Array>,
   declaredFormat?: string,
 ): Promise<StagedDatasetUpload> {

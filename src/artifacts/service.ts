@@ -8,7 +8,6 @@ import type { Store } from '../store/db.js';
 import { activeTrainingsUsing } from '../store/trainings.js';
 import type { WorkerPool } from '../training/pool.js';
 import { stageBlob, type BlobStore, type StagedBlob, type StagedUpload } from './blob-store.js';
-import type { BlobKind } from './sealed-blob.js';
 
 export interface SandboxLimits {
   /** Wall-clock limit of one disposable load of an uploaded archive. */
@@ -28,11 +27,22 @@ export interface ArtifactDeps {
   math?: PrivacyMath;
   /** Where every state change and refused access is recorded. */
   audit: AuditLog;
+  /** Told the size of each chunk of an upload's file as it arrives, accepted or not (/metrics). */
+  onUploadBytes?: (kind: 'model' | 'dataset', bytes: number) => void;
 }
 
 /** Streams an upload into a staged blob of a new artifact id. */
-export function stageUpload(deps: Pick<ArtifactDeps, 'blobs'>, kind: BlobKind, source: AsyncIterable<Uint8Array>): Promise<StagedUpload> {
-  return stageBlob(deps.blobs, { artifactId: uuidv7(), kind }, source);
+export function stageUpload(deps: Pick<ArtifactDeps, 'blobs' | 'onUploadBytes'>, kind: 'model' | 'dataset', source: AsyncIterable<Uint8Array>): Promise<StagedUpload> {
+  const count = deps.onUploadBytes;
+  return stageBlob(deps.blobs, { artifactId: uuidv7(), kind }, count ? counted(source, (bytes) => count(kind, bytes)) : source);
+}
+
+/** `source`, telling `onChunk` each chunk's size as it passes. */
+async function* counted(source: AsyncIterable<Uint8Array>, onChunk: (bytes: number) => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    onChunk(chunk.byteLength);
+    yield chunk;
+  }
 }
 
 /** A model or dataset a queued or running training reads cannot be deleted: 409 naming the trainings. */

@@ -15,8 +15,9 @@
 //   not trained further.
 // - A training is seen and may be cancelled by whoever started it, the owners of the datasets it reads,
 //   and admins; only whoever started it sees its released results (metrics).
-// - Admins manage principals and read the whole audit log. They own nothing they did not upload and
-//   have no other right on anyone's datasets or models.
+// - Admins manage principals, read the whole audit log and the server's metrics (operational figures
+//   only: counts, sizes, timing). They own nothing they did not upload and have no other right on
+//   anyone's datasets or models.
 import { BastionError } from '../errors.js';
 import type { Store } from '../store/db.js';
 import type { AuditInput, AuditLog, AuditTargetKind } from './audit.js';
@@ -43,7 +44,8 @@ export type Target =
   | { kind: 'training'; id: string; ownerId: string; datasetOwnerIds: readonly string[] }
   | { kind: 'evaluation'; id: string; ownerId: string; datasetOwnerIds: readonly string[] }
   | { kind: 'principals' }
-  | { kind: 'audit' };
+  | { kind: 'audit' }
+  | { kind: 'metrics' };
 
 /** What a use of data asks for: whether it is private, and the ε it spends. */
 export interface UseContext {
@@ -71,7 +73,8 @@ export type Action =
   | 'job.readResults'
   | 'job.cancel'
   | 'principals.manage'
-  | 'audit.readAll';
+  | 'audit.readAll'
+  | 'metrics.read';
 
 /** What a decision needs to know of the principal. */
 type Viewer = Pick<Principal, 'id' | 'role'>;
@@ -200,6 +203,9 @@ export function authorize(principal: Pick<Principal, 'id' | 'role'>, action: Act
     case 'audit':
       if (action !== 'audit.readAll') return forbid('action', `${action} does not apply to the audit log`);
       return principal.role === 'admin' ? allow : forbid('admin', 'Only admin principals read the whole audit log');
+    case 'metrics':
+      if (action !== 'metrics.read') return forbid('action', `${action} does not apply to the metrics`);
+      return principal.role === 'admin' ? allow : forbid('admin', 'Only admin principals read the server metrics');
   }
 }
 

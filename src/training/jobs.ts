@@ -100,6 +100,18 @@ export interface TrainingEvent {
   training: Training;
 }
 
+/** What /metrics shows of the jobs (http/metrics.ts): counts and step rates, no ids, nothing computed from data. */
+export interface TrainingStats {
+  /** Jobs waiting in the queue. */
+  queued: number;
+  /** Jobs running in the pool. */
+  running: number;
+  /** Steps this process's jobs have run, all together (a resumed job counts again from its checkpoint). */
+  steps: number;
+  /** The sum of the running jobs' latest step rates, in steps per second. */
+  stepsPerSec: number;
+}
+
 export interface TrainingSubscriber {
   /** Called with `state` first (synchronously, inside subscribe), then every event; after a terminal one, nothing more. */
   event(event: TrainingEvent): void;
@@ -124,6 +136,8 @@ export interface TrainingJobs {
   start(): void;
   /** Asks running jobs to checkpoint and stop, waits for them, and ends every subscription. */
   close(): Promise<void>;
+  /** Queue length, running jobs and steps, for /metrics. */
+  stats(): TrainingStats;
 }
 
 const terminal: ReadonlySet<TrainingStatus> = new Set(['succeeded', 'failed', 'cancelled']);
@@ -244,6 +258,12 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
   const epsilonCache = new Map<string, { step: number; epsilon: number | null }>();
   let started = false;
   let closing = false;
+  /** Steps run so far by every job of this process (TrainingStats.steps). */
+  let stepsRun = 0;
+  const advance = (live: Live, step: number) => {
+    if (step > live.step) stepsRun += step - live.step;
+    live.step = step;
+  };
 
   /** The job as `full` (its owner) or without its released results (metrics). */
   function view(row: TrainingRow, full = true): Training {
@@ -400,11 +420,11 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         if (message.resumedFrom !== null) deps.log?.info({ trainingId: id, step: message.resumedFrom }, 'training resumed from its checkpoint');
         else deps.log?.info({ trainingId: id }, 'training started');
       } else if (message.type === 'progress') {
-        live.step = message.step;
+        advance(live, message.step);
         live.stepsPerSec = message.stepsPerSec;
         emit(id, 'progress');
       } else {
-        live.step = message.step;
+        advance(live, message.step);
         live.checkpointStep = message.step;
         // The checkpoint and the metric released with it land in one row update.
         const metrics = message.metric ? mergeMetrics(requireRow(id), [message.metric]) : null;
@@ -447,7 +467,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     throughput: { samplesPerSec?: number },
   ): Promise<void> {
     const live = running.get(id);
-    if (live) live.step = output.steps;
+    if (live) advance(live, output.steps);
     // The drops (data-derived counts) go to the row only, where each dataset's owner reads its own entry.
     const base = { step: output.steps, ...throughput, ...(output.dropped ? { dropped: JSON.stringify(output.dropped) } : {}) };
     switch (output.outcome) {
@@ -675,6 +695,12 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         }
       }
       pump();
+    },
+
+    stats() {
+      let stepsPerSec = 0;
+      for (const { stepsPerSec: rate } of running.values()) if (rate !== null && Number.isFinite(rate) && rate > 0) stepsPerSec += rate;
+      return { queued: queue.size, running: running.size, steps: stepsRun, stepsPerSec };
     },
 
     async close() {

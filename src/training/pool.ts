@@ -15,12 +15,26 @@ export interface PoolOptions {
   torchThreads: number;
 }
 
+/** What /metrics shows of the pool (http/metrics.ts). */
+export interface PoolStats {
+  /** Live worker threads. */
+  threads: number;
+  /** Tasks waiting for a free worker. */
+  queueSize: number;
+  /** Piscina's utilisation: time spent running tasks over the capacity available since the pool started, 0 … 1. */
+  utilization: number;
+  /** Tasks completed since the pool started. */
+  completed: number;
+}
+
 export interface WorkerPool {
   readonly size: number;
   /** Runs one task; `transferList` names what the input moves rather than copies (a MessagePort must be moved). */
   run<K extends TaskKind>(kind: K, input: TaskMap[K]['input'], transferList?: readonly TransferListItem[]): Promise<TaskMap[K]['output']>;
   /** True while the pool accepts work and has live workers. */
   isAlive(): boolean;
+  /** Threads, queue and utilisation, for /metrics; absent on pools that are not Piscina (tests). */
+  stats?(): PoolStats;
   close(): Promise<void>;
 }
 
@@ -48,6 +62,7 @@ export function createPool(options: PoolOptions): WorkerPool {
       throw taskError(envelope.error);
     },
     isAlive: () => !closed && piscina.threads.length > 0,
+    stats: () => ({ threads: piscina.threads.length, queueSize: piscina.queueSize, utilization: piscina.utilization, completed: piscina.completed }),
     async close() {
       if (closed) return;
       closed = true;

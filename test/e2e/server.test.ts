@@ -115,6 +115,30 @@ describe('the server as `npm start` runs it', () => {
   });
 });
 
+describe('metrics', () => {
+  test('/metrics needs the admin token; --metrics-port also serves it without one, on plain HTTP', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-e2e-metrics-'));
+    const server = await startServerProcess(['--port', '0', '--pool-size', '1', '--metrics-port', '0', '--data-dir', dataDir]);
+    try {
+      const certFile = path.join(dataDir, 'tls', 'server-cert.pem');
+      const adminToken = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+      assert.equal((await curl(['--cacert', certFile, `${server.url}/metrics`])).status, 401);
+      const scraped = await curl(['--cacert', certFile, '-H', `Authorization: Bearer ${adminToken}`, `${server.url}/metrics`]);
+      assert.equal(scraped.status, 200);
+      assert.match(scraped.body, /^bastion_pool_threads 1$/m);
+      const listener = server.logs.find((l) => /BASTION_METRICS_PORT/.test(String(l.msg)));
+      assert.equal(listener?.level, 40, 'the tokenless listener is a warning in the log');
+      assert.match(String(listener?.url), /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      const open = await curl([String(listener!.url)]);
+      assert.equal(open.status, 200);
+      assert.match(open.contentType, /^text\/plain/);
+      assert.match(open.body, /^# TYPE bastion_trainings_queued gauge$/m);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  });
+});
+
 describe('plain HTTP only on request', () => {
   test('--insecure-http serves HTTP and says so in the log', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-e2e-http-'));

@@ -46,6 +46,13 @@ test('refuses a port that is not an integer in range, naming the variable', () =
   assert.throws(() => loadConfig({}, { poolSize: '0' }), /--pool-size/);
 });
 
+test('the tokenless metrics listener is off unless a port is given', () => {
+  assert.equal(loadConfig({}).metricsPort, null);
+  assert.equal(loadConfig({ BASTION_METRICS_PORT: '9464' }).metricsPort, 9464);
+  assert.equal(loadConfig({}, { metricsPort: '0' }).metricsPort, 0);
+  assert.throws(() => loadConfig({ BASTION_METRICS_PORT: 'on' }), /BASTION_METRICS_PORT/);
+});
+
 test('refuses a TLS certificate without its key', () => {
   assert.throws(() => loadConfig({ BASTION_TLS_CERT: '/tmp/cert.pem' }), /must be given together/);
 });

@@ -1,5 +1,6 @@
 // Bearer-token authentication for every /v1 route except those marked `config: { public: true }`
-// (attestation). What a principal may do is src/governance/authorize.ts. The token itself is never logged.
+// (attestation), and for routes outside /v1 marked `config: { bearer: true }` (GET /metrics). What a
+// principal may do is src/governance/authorize.ts. The token itself is never logged.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { BastionError } from '../../errors.js';
@@ -14,6 +15,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Route needs no token. */
     public?: boolean;
+    /** Route outside /v1 that needs a token all the same. */
+    bearer?: boolean;
   }
 }
 
@@ -24,7 +27,8 @@ export default fp(
     app.decorateRequest('principal', null);
     app.addHook('onRequest', async (request) => {
       const url = request.routeOptions.url;
-      if (url === undefined || !url.startsWith('/v1/') || request.routeOptions.config.public === true) return;
+      const { config } = request.routeOptions;
+      if (url === undefined || (url.startsWith('/v1/') ? config.public === true : config.bearer !== true)) return;
       const header = request.headers.authorization;
       if (header === undefined) throw new BastionError('UNAUTHORIZED', 'This operation needs an Authorization: Bearer <token> header');
       const match = BEARER.exec(header);
@@ -36,7 +40,7 @@ export default fp(
   { name: 'bastion-auth' },
 );
 
-/** The authenticated principal of a /v1 request (the auth hook guarantees one). */
+/** The authenticated principal of a /v1 or `bearer` request (the auth hook guarantees one). */
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw new BastionError('UNAUTHORIZED', 'This operation needs a bearer token');
   return request.principal;

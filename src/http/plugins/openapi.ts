@@ -79,6 +79,7 @@ export default fp(
           { name: 'datasets', description: 'Datasets and their privacy limits: upload, check, download' },
           { name: 'trainings', description: 'DP-SGD trainings (plans, jobs, progress, results) and DP evaluations of models on datasets' },
           { name: 'audit', description: 'The tamper-evident audit log of every state change and refused access' },
+          { name: 'metrics', description: 'Prometheus metrics for the operator (admin only)' },
           { name: 'meta', description: 'The API description itself' },
         ],
       },
