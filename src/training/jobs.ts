@@ -498,7 +498,7 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
           return;
         }
         const { check, name: sourceName } = sourceModel;
-        const metrics = output.metric ? mergeMetrics(requireRow(id), [output.metric]) : null;
+        let metrics: string | null = null;
         const lineage: ModelLineage = {
           trainingId: id,
           sourceModelId: row.modelId,
@@ -529,7 +529,12 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
             lineage,
             staged,
           },
-          () => finishRow(id, 'succeeded', { ...base, resultModelId, ...(metrics ? { metrics } : {}) }),
+          () => {
+            // Merged here, in the transaction: a checkpoint message (its own port) can land while the
+            // result is committed, and its metric must not be overwritten by an older copy of the row.
+            metrics = output.metric ? mergeMetrics(requireRow(id), [output.metric]) : null;
+            finishRow(id, 'succeeded', { ...base, resultModelId, ...(metrics ? { metrics } : {}) });
+          },
         );
         await dropCheckpoint(id);
         if (metrics) emit(id, 'metric');
