@@ -1,4 +1,4 @@
-// examples/train_private.py, the example for PyTorch users (PyTorch and the standard library only), run
+// scripts/examples/train_private.py, the example for PyTorch users (PyTorch and the standard library only), run
 // with Debian's python3 against the real server: upload, plan, private training, download, load back.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -17,7 +17,7 @@ test('the Python example trains privately through the API and loads the result b
   const dataDir = path.join(dir, 'var');
   const server = await startServerProcess(['--data-dir', dataDir, '--port', '0']);
   try {
-    const { stdout } = await run(fixturePython, [path.join(repoRoot, 'examples', 'train_private.py')], {
+    const { stdout } = await run(fixturePython, [path.join(repoRoot, 'scripts', 'examples', 'train_private.py')], {
       cwd: dir,
       env: {
         ...process.env,

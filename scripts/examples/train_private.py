@@ -7,7 +7,7 @@ plans and starts a private training, follows it to the end, downloads the traine
 back into PyTorch.
 
     BASTION_URL=https://127.0.0.1:8443 BASTION_CA=var/tls/server-cert.pem \\
-    BASTION_TOKEN=$(cat var/admin-token) python3 examples/train_private.py
+    BASTION_TOKEN=$(cat var/admin-token) python3 scripts/examples/train_private.py
 
 The token's principal owns both the data and the model here; with two parties, the data owner uploads
 the dataset with a policy naming the data scientist (see the README's walkthrough).
