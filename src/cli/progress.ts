@@ -12,7 +12,11 @@ import { formatBytes } from './common.js';
 export type ProgressMode = 'bar' | 'lines' | 'none';
 
 /** Bars on the terminal stdout; with --json stdout carries only the result, so bars go to a terminal stderr. */
-export function progressMode(json: boolean | undefined, stdout = process.stdout, stderr = process.stderr): { mode: ProgressMode; stream: NodeJS.WriteStream } {
+export function progressMode(
+  json: boolean | undefined,
+  stdout: NodeJS.WriteStream = process.stdout,
+  stderr: NodeJS.WriteStream = process.stderr,
+): { mode: ProgressMode; stream: NodeJS.WriteStream } {
   if (!json) return { mode: stdout.isTTY ? 'bar' : 'lines', stream: stdout };
   return { mode: stderr.isTTY ? 'bar' : 'none', stream: stderr };
 }
