@@ -6,7 +6,7 @@
 import createClient, { type Client } from 'openapi-fetch';
 // openapi-fetch's own companion package: its Readable<T> is how the client types response bodies.
 import type { Readable } from 'openapi-typescript-helpers';
-import { Agent, fetch as undiciFetch, Request as UndiciRequest } from 'undici';
+import { Agent, fetch as undiciFetch, Request as UndiciRequest, type Dispatcher } from 'undici';
 import type { components, paths } from '../generated/openapi.js';
 import {
   explainConnectionFailure,
@@ -38,6 +38,8 @@ export class ApiError extends Error {
 export interface BastionClient extends Client<paths> {
   /** How this client connects, and where each setting came from. */
   readonly connection: Connection;
+  /** The undici dispatcher with the TLS trust set up (streamed uploads use it directly; see transfer.ts). */
+  readonly dispatcher: Dispatcher;
 }
 
 /**
@@ -70,7 +72,7 @@ export function createBastionClient(connection: Connection): BastionClient {
       throw new ApiError(401, await problemOf(response), explainUnauthorized(connection));
     },
   });
-  return Object.assign(client, { connection });
+  return Object.assign(client, { connection, dispatcher });
 }
 
 /** Resolves the connection from flags and BASTION_* variables (resolveConnection) and creates its client. */
@@ -79,9 +81,14 @@ export function connect(flags: ConnectionFlags = {}, env: NodeJS.ProcessEnv = pr
 }
 
 async function problemOf(response: Response): Promise<Problem | null> {
+  return parseProblem(await response.clone().text());
+}
+
+/** The problem document in a response body, or null when it is not one. */
+export function parseProblem(text: string): Problem | null {
   try {
-    const body = (await response.clone().json()) as unknown;
-    return typeof body === 'object' && body !== null ? (body as Problem) : null;
+    const body = JSON.parse(text) as unknown;
+    return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Problem) : null;
   } catch {
     return null;
   }

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { ApiError, createBastionClient, unwrap } from '../../src/client/client.js';
 import { ConnectionError, resolveConnection } from '../../src/client/connection.js';
+import { uploadModel } from '../../src/client/transfer.js';
 import { createSelfSigned } from '../../src/enclave/tls.js';
 import { buildTestApp } from '../helpers/app.js';
 
@@ -166,6 +167,15 @@ test('a refused token: 401 as ApiError naming where the token came from, never t
         assert.equal(err.hint, `the server refused the token from ${source}; check it, or pass another with --token or BASTION_TOKEN`);
         assert.ok(err.message.includes(`the server refused the token from ${source}`));
         assert.ok(!err.message.includes(token));
+        return true;
+      });
+      // A streamed upload (not through fetch) says the same.
+      const file = path.join(tempDir(), 'model.pt');
+      fs.writeFileSync(file, Buffer.alloc(64 * 1024));
+      await assert.rejects(uploadModel(client, file, { name: 'm' }), (err: Error) => {
+        assert.ok(err instanceof ApiError);
+        assert.equal(err.status, 401);
+        assert.equal(err.hint, `the server refused the token from ${source}; check it, or pass another with --token or BASTION_TOKEN`);
         return true;
       });
     }
