@@ -85,12 +85,31 @@ export class LineThrottle {
   }
 }
 
+/**
+ * Ctrl-C while a bar is drawn: stop it (it hid the cursor) and exit as an interrupted command does.
+ * cli-progress's own gracefulExit stops the bar but swallows the signal, so the command would go on.
+ * Returns the function that removes the handler.
+ */
+function stopOnInterrupt(stop: () => void): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    stop();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  };
+}
+
 /** The training's events drawn or printed; resolves with the training as it ended. */
 export async function watchTraining(client: BastionClient, id: string, output: { mode: ProgressMode; stream: NodeJS.WriteStream }): Promise<Training> {
   const throttle = new LineThrottle();
   let multibar: cliProgress.MultiBar | null = null;
   let bar: cliProgress.SingleBar | null = null;
   let finalLine: string | null = null;
+  let removeInterruptHandler: () => void = () => undefined;
   const barValues = (t: Training) => ({
     status: t.status,
     epsilon: epsilonText(t),
@@ -117,6 +136,8 @@ export async function watchTraining(client: BastionClient, id: string, output: {
         cliProgress.Presets.shades_classic,
       );
       bar = multibar.create(Math.max(1, t.totalSteps), t.step, barValues(t));
+      const drawn = multibar;
+      removeInterruptHandler = stopOnInterrupt(() => drawn.stop());
     }
     if (event.type === 'metric' || event.type === 'checkpoint') multibar.log(`${eventLine(event)}\n`);
     // The bar's stop() does not flush its log: the final line is written after it.
@@ -134,6 +155,7 @@ export async function watchTraining(client: BastionClient, id: string, output: {
     }
   } finally {
     (multibar as cliProgress.MultiBar | null)?.stop();
+    removeInterruptHandler();
     if (finalLine !== null) output.stream.write(`${finalLine}\n`);
   }
   // The stream ended without a final event (the server stopped): say where the job stands.
@@ -155,6 +177,7 @@ export async function watchTraining(client: BastionClient, id: string, output: {
 export function byteProgress(label: string, stream: NodeJS.WriteStream = process.stderr): { onBytes: OnBytes; done(): void } {
   if (!stream.isTTY) return { onBytes: () => undefined, done: () => undefined };
   let bar: cliProgress.SingleBar | null = null;
+  let removeInterruptHandler: () => void = () => undefined;
   return {
     onBytes: (done, total) => {
       if (!bar) {
@@ -167,9 +190,14 @@ export function byteProgress(label: string, stream: NodeJS.WriteStream = process
           cliProgress.Presets.shades_classic,
         );
         bar.start(total ?? 1, 0, { sent: formatBytes(0), size: formatBytes(total ?? 0) });
+        const drawn = bar;
+        removeInterruptHandler = stopOnInterrupt(() => drawn.stop());
       }
       bar.update(total === null ? 0 : done, { sent: formatBytes(done) });
     },
-    done: () => (bar as cliProgress.SingleBar | null)?.stop(),
+    done: () => {
+      (bar as cliProgress.SingleBar | null)?.stop();
+      removeInterruptHandler();
+    },
   };
 }
