@@ -74,7 +74,9 @@ export async function policyText(options: { policy?: string; policyFile?: string
     throw new BastionError('VALIDATION_FAILED', 'Give --policy or --policy-file, not both');
   }
   if (options.policy !== undefined) return JSON.stringify(parseJson(options.policy, '--policy'));
-  if (options.policyFile !== undefined) return JSON.stringify(parseJson(await readInput(options.policyFile), `--policy-file ${options.policyFile}`));
+  if (options.policyFile !== undefined) {
+    return JSON.stringify(parseJson(await readInput(options.policyFile), `--policy-file ${options.policyFile}`));
+  }
   return undefined;
 }
 

@@ -11,7 +11,16 @@ import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
 import { ApiError, unwrap } from '../client/client.js';
 import { ConnectionError } from '../client/connection.js';
 import { addDatasetCommands, addModelCommands } from './artifacts.js';
-import { addClientOptions, clientFor as client, describe, number, print, table, type ClientCommandOptions as ClientOptionValues, type Output } from './common.js';
+import {
+  addClientOptions,
+  clientFor as client,
+  describe,
+  number,
+  print,
+  table,
+  type ClientCommandOptions as ClientOptionValues,
+  type Output,
+} from './common.js';
 import { addServeOptions, serveFlagsFrom } from './serve-options.js';
 import { addEvaluationCommands, addTrainingCommands } from './trainings.js';
 

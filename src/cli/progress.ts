@@ -104,7 +104,11 @@ function stopOnInterrupt(stop: () => void): () => void {
 }
 
 /** The training's events drawn or printed; resolves with the training as it ended. */
-export async function watchTraining(client: BastionClient, id: string, output: { mode: ProgressMode; stream: NodeJS.WriteStream }): Promise<Training> {
+export async function watchTraining(
+  client: BastionClient,
+  id: string,
+  output: { mode: ProgressMode; stream: NodeJS.WriteStream },
+): Promise<Training> {
   const throttle = new LineThrottle();
   let multibar: cliProgress.MultiBar | null = null;
   let bar: cliProgress.SingleBar | null = null;
@@ -161,11 +165,13 @@ export async function watchTraining(client: BastionClient, id: string, output: {
   // The stream ended without a final event (the server stopped): say where the job stands.
   const now = unwrap(await client.GET('/v1/trainings/{id}', { params: { path: { id } } }));
   if (now.status === 'succeeded' || now.status === 'failed' || now.status === 'cancelled') {
-    if (output.mode === 'lines') output.stream.write(`${eventLine({ type: now.status === 'succeeded' ? 'completed' : now.status, training: now })}\n`);
+    const type = now.status === 'succeeded' ? 'completed' : now.status;
+    if (output.mode === 'lines') output.stream.write(`${eventLine({ type, training: now })}\n`);
     return now;
   }
   throw new Error(
-    `the event stream of training ${id} ended while it was ${now.status} at step ${now.step}/${now.totalSteps}${last ? '' : ' (no event came)'}` +
+    `the event stream of training ${id} ended while it was ${now.status} at step ${now.step}/${now.totalSteps}` +
+      `${last ? '' : ' (no event came)'}` +
       ` (did the server restart?); watch it again: bastion trainings watch ${id}`,
   );
 }

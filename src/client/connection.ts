@@ -185,7 +185,8 @@ export function readCa(connection: Connection): string | null {
     return fs.readFileSync(connection.caPath, 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
-    return fail(`could not read CA file ${displayPath(connection.caPath)} (from ${connection.caSource}): ${reason}; pass --ca <file> or --data-dir <dir>`);
+    const file = displayPath(connection.caPath);
+    return fail(`could not read CA file ${file} (from ${connection.caSource}): ${reason}; pass --ca <file> or --data-dir <dir>`);
   }
 }
 
@@ -230,9 +231,10 @@ export function explainConnectionFailure(err: unknown, connection: Connection): 
   const where = `${connection.url}${connection.urlSource === 'default' ? ' (the default)' : ` (from ${connection.urlSource})`}`;
   let message: string;
   if (certificateCodes.has(code)) {
+    const devCert = displayPath(dataLayout(connection.dataDir).tlsCert);
     const trust =
       connection.caPath === null
-        ? `the system's trusted roots (no --ca, BASTION_CA, or ${displayPath(dataLayout(connection.dataDir).tlsCert)} from ${connection.dataDirSource})`
+        ? `the system's trusted roots (no --ca, BASTION_CA, or ${devCert} from ${connection.dataDirSource})`
         : `CA file ${displayPath(connection.caPath)} (from ${connection.caSource})`;
     message = `could not verify the server's certificate using ${trust}: ${code}; pass --ca <file> or --data-dir <dir>`;
   } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
@@ -244,7 +246,9 @@ export function explainConnectionFailure(err: unknown, connection: Connection): 
   } else if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'EPROTO' || /wrong version number/i.test(cause.message)) {
     message = `${where} did not answer TLS (a plain HTTP server?); use an http:// URL only for a server started with --insecure-http`;
   } else if (connection.url.startsWith('http:') && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) {
-    message = `${where} closed the connection (an HTTPS server? Bastion serves https:// unless started with --insecure-http); pass an https:// URL`;
+    message =
+      `${where} closed the connection (an HTTPS server? Bastion serves https:// unless started with --insecure-http); ` +
+      'pass an https:// URL';
   } else {
     message = `request to ${where} failed: ${code ? `${code}: ` : ''}${cause.message}`;
   }
@@ -253,5 +257,6 @@ export function explainConnectionFailure(err: unknown, connection: Connection): 
 
 /** The sentence added to a 401: which token the server refused (by its source, never its value). */
 export function explainUnauthorized(connection: Connection): string {
-  return `the server refused the token from ${connection.tokenSource ?? 'nowhere'}; check it, or pass another with --token or BASTION_TOKEN`;
+  const source = connection.tokenSource ?? 'nowhere';
+  return `the server refused the token from ${source}; check it, or pass another with --token or BASTION_TOKEN`;
 }

@@ -19,7 +19,11 @@ export interface TrainingEvent {
  * The events of training `id` until the server ends the stream (after a terminal event, or when it
  * shuts down). Unknown event types are skipped, so a newer server does not break an older client.
  */
-export async function* trainingEvents(client: BastionClient, id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<TrainingEvent> {
+export async function* trainingEvents(
+  client: BastionClient,
+  id: string,
+  options: { signal?: AbortSignal } = {},
+): AsyncGenerator<TrainingEvent> {
   const result = await client.GET('/v1/trainings/{id}/events', {
     params: { path: { id } },
     parseAs: 'stream',

@@ -17,7 +17,14 @@ export {
   type Connection,
   type ConnectionFlags,
 } from './connection.js';
-export { isTerminalEvent, trainingEvents, TRAINING_EVENT_TYPES, type Training, type TrainingEvent, type TrainingEventType } from './events.js';
+export {
+  isTerminalEvent,
+  trainingEvents,
+  TRAINING_EVENT_TYPES,
+  type Training,
+  type TrainingEvent,
+  type TrainingEventType,
+} from './events.js';
 export { readSse, SseParser, type SseEvent } from './sse.js';
 export {
   downloadDataset,

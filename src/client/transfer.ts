@@ -62,7 +62,12 @@ export function multipartBody(
  * multi-GB upload would sit in memory; its dispatcher API writes with backpressure. The answer is the
  * same as the typed client's: the created resource, or an ApiError with the problem document.
  */
-async function postForm<T>(client: BastionClient, route: '/v1/datasets' | '/v1/models', fields: Record<string, unknown>, onBytes: OnBytes | undefined): Promise<T> {
+async function postForm<T>(
+  client: BastionClient,
+  route: '/v1/datasets' | '/v1/models',
+  fields: Record<string, unknown>,
+  onBytes: OnBytes | undefined,
+): Promise<T> {
   const { file, ...text } = fields as { file: string } & Record<string, string | number | boolean | undefined>;
   const form = multipartBody(text, file, onBytes);
   let response: Dispatcher.ResponseData;
@@ -89,12 +94,22 @@ async function postForm<T>(client: BastionClient, route: '/v1/datasets' | '/v1/m
 }
 
 /** Uploads a dataset file (streamed from disk) with its form fields; the created dataset. */
-export async function uploadDataset(client: BastionClient, filePath: string, fields: DatasetUploadFields, onBytes?: OnBytes): Promise<Schemas['Dataset']> {
+export async function uploadDataset(
+  client: BastionClient,
+  filePath: string,
+  fields: DatasetUploadFields,
+  onBytes?: OnBytes,
+): Promise<Schemas['Dataset']> {
   return postForm(client, '/v1/datasets', { ...fields, file: filePath }, onBytes);
 }
 
 /** Uploads a TorchScript model file (streamed from disk) with its form fields; the created model. */
-export async function uploadModel(client: BastionClient, filePath: string, fields: ModelUploadFields, onBytes?: OnBytes): Promise<Schemas['Model']> {
+export async function uploadModel(
+  client: BastionClient,
+  filePath: string,
+  fields: ModelUploadFields,
+  onBytes?: OnBytes,
+): Promise<Schemas['Model']> {
   return postForm(client, '/v1/models', { ...fields, file: filePath }, onBytes);
 }
 
@@ -102,7 +117,12 @@ export async function uploadModel(client: BastionClient, filePath: string, field
  * Writes a download to `target` through `<target>.partial`, renamed into place only once complete (a
  * failed download leaves no file that looks whole). Returns the bytes written.
  */
-export async function saveStream(stream: ReadableStream<Uint8Array>, target: string, totalBytes: number | null, onBytes?: OnBytes): Promise<number> {
+export async function saveStream(
+  stream: ReadableStream<Uint8Array>,
+  target: string,
+  totalBytes: number | null,
+  onBytes?: OnBytes,
+): Promise<number> {
   const partial = `${target}.partial`;
   let written = 0;
   const counter = new Transform({
@@ -114,7 +134,9 @@ export async function saveStream(stream: ReadableStream<Uint8Array>, target: str
   });
   try {
     onBytes?.(0, totalBytes);
-    await pipeline(Readable.fromWeb(stream as unknown as WebReadableStream<Uint8Array>), counter, fs.createWriteStream(partial, { mode: 0o600 }));
+    // 0600: the file may be confidential data; whoever downloaded it decides whom to show it.
+    const file = fs.createWriteStream(partial, { mode: 0o600 });
+    await pipeline(Readable.fromWeb(stream as unknown as WebReadableStream<Uint8Array>), counter, file);
     fs.renameSync(partial, target);
   } catch (err) {
     fs.rmSync(partial, { force: true });
