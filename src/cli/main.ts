@@ -1,42 +1,28 @@
-// The `bastion` command: `serve` starts the server; the other commands are clients of its HTTP API.
-// Every command that prints data takes --json and then prints exactly one JSON value.
+// The `bastion` command: `serve` starts the server; the other commands are clients of its HTTP API
+// (through bastion/client, src/client/), except `privacy` (local math) and `audit verify` (a data folder).
+// Every command that prints data takes --json and then prints exactly one JSON value. The commands for
+// datasets and models are in artifacts.ts, those for trainings and evaluations in trainings.ts.
 import { Command, Option } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
 import { dataLayout, loadConfig } from '../config.js';
-import { BastionError } from '../errors.js';
 import { createAccountant, DEFAULT_ACCOUNTANT, type AccountantName } from '../privacy/accountant.js';
 import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
-import { ApiError, createApiClient, resolveClientSettings, unwrap, type ClientOptionValues } from './client.js';
+import { ApiError, unwrap } from '../client/client.js';
+import { ConnectionError } from '../client/connection.js';
+import { addDatasetCommands, addModelCommands } from './artifacts.js';
+import {
+  addClientOptions,
+  clientFor as client,
+  describe,
+  number,
+  print,
+  table,
+  type ClientCommandOptions as ClientOptionValues,
+  type Output,
+} from './common.js';
 import { addServeOptions, serveFlagsFrom } from './serve-options.js';
-
-interface Output {
-  json?: boolean;
-}
-
-function print(options: Output, value: unknown, human: () => string): void {
-  process.stdout.write(options.json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
-}
-
-function table(rows: Record<string, string>[], columns: string[]): string {
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => r[c] ?? '')))].join('\n');
-}
-
-function addClientOptions(command: Command): Command {
-  return command
-    .addOption(new Option('--url <url>', 'server URL [BASTION_URL] (default https://127.0.0.1:8443)'))
-    .addOption(new Option('--token <token>', 'bearer token [BASTION_TOKEN] (default: <data dir>/admin-token)'))
-    .addOption(new Option('--ca <file>', 'PEM certificate to trust [BASTION_CA] (default: <data dir>/tls/server-cert.pem)'))
-    .addOption(new Option('--data-dir <dir>', 'local data folder to find the admin token and certificate [BASTION_DATA_DIR]'))
-    .addOption(new Option('--insecure', 'do not verify the server certificate (development only)'))
-    .addOption(new Option('--json', 'print JSON'));
-}
-
-function client(options: ClientOptionValues) {
-  return createApiClient(resolveClientSettings(options));
-}
+import { addEvaluationCommands, addTrainingCommands } from './trainings.js';
 
 export function buildProgram(): Command {
   const program = new Command('bastion')
@@ -66,6 +52,12 @@ export function buildProgram(): Command {
     const list = unwrap(await client(options).GET('/v1/principals'));
     print(options, list, () => table(list.items.map((p) => ({ id: p.id, name: p.name, role: p.role, created: p.createdAt })), ['id', 'name', 'role', 'created']));
   });
+  addClientOptions(principals.command('show').description('show one principal').argument('<id>', 'principal id')).action(
+    async (id: string, options: ClientOptionValues & Output) => {
+      const principal = unwrap(await client(options).GET('/v1/principals/{id}', { params: { path: { id } } }));
+      print(options, principal, () => describe(principal));
+    },
+  );
   addClientOptions(principals.command('revoke').description('revoke a principal; its tokens stop working at once').argument('<id>', 'principal id')).action(
     async (id: string, options: ClientOptionValues & Output) => {
       unwrap(await client(options).DELETE('/v1/principals/{id}', { params: { path: { id } } }));
@@ -76,22 +68,16 @@ export function buildProgram(): Command {
     const me = unwrap(await client(options).GET('/v1/whoami'));
     print(options, me, () => `${me.name} (${me.role}) ${me.id}`);
   });
+  addDatasetCommands(program);
+  addModelCommands(program);
+  addTrainingCommands(program);
+  addEvaluationCommands(program);
   addPrivacyCommands(program);
   addAuditCommands(program);
   return program;
 }
 
 // Planning without a server (data owners, CI pipelines): the same accountants the server uses.
-function number(name: string, { integer = false } = {}) {
-  return (raw: string): number => {
-    const value = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(value) || (integer && !Number.isSafeInteger(value))) {
-      throw new BastionError('VALIDATION_FAILED', `Expected ${integer ? 'an integer' : 'a number'} for ${name} but received '${raw}'`);
-    }
-    return value;
-  };
-}
-
 interface PrivacyOptions extends Output {
   sampleRate: number;
   steps: number;
@@ -208,7 +194,10 @@ export async function runCli(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv, { from: 'user' });
   } catch (err) {
-    if (err instanceof ApiError) {
+    if (err instanceof ConnectionError) {
+      // Its message names what was tried and what to do; the cause ("fetch failed") adds nothing.
+      process.stderr.write(`bastion: ${err.message}\n`);
+    } else if (err instanceof ApiError) {
       process.stderr.write(`bastion: ${err.message}\n`);
       for (const e of err.problem?.errors ?? []) process.stderr.write(`  ${e.pointer ?? e.parameter ?? ''} ${e.detail}\n`);
     } else {
