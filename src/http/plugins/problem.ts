@@ -5,7 +5,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { BastionError, errorSpecs, PROBLEM_TYPE_BASE, type ErrorCode, type FieldError } from '../../errors.js';
-import { PROBLEM_MEDIA_TYPE } from '../schemas/common.js';
+import { PRINTABLE_TEXT_DETAIL, PRINTABLE_TEXT_PATTERN, PROBLEM_MEDIA_TYPE } from '../schemas/common.js';
 
 export interface ProblemDocument {
   type: string;
@@ -43,7 +43,9 @@ function fieldErrors(error: FastifyError): FieldError[] {
     let location = v.instancePath;
     if (typeof params.missingProperty === 'string') location = `${location}/${params.missingProperty}`;
     if (typeof params.additionalProperty === 'string') location = `${location}/${params.additionalProperty}`;
-    const detail = v.message ?? 'is invalid';
+    // ajv's "must match pattern" quotes a regex of \u escapes; the printable-text rule says it in words.
+    const isPrintableRule = v.keyword === 'pattern' && params.pattern === PRINTABLE_TEXT_PATTERN;
+    const detail = isPrintableRule ? PRINTABLE_TEXT_DETAIL : (v.message ?? 'is invalid');
     if (context === 'body') return { pointer: location === '' ? '' : location, detail };
     const name = location.replace(/^\//, '').split('/')[0] ?? '';
     return context === 'headers' ? { header: name, detail } : { parameter: name, detail };
