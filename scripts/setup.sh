@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Bastion needs on a Debian 12 machine and builds it: apt packages (libtorch, OpenBLAS,
 # PyTorch for the interop tests, a C++ toolchain), npm dependencies, the libtorch addon and the
-# TypeScript build. Idempotent, and quick when nothing is missing. Needs root (or sudo) only when an
-# apt package is missing. Set LIBTORCH_DIR to build against another libtorch (e.g. a PyTorch wheel's).
+# TypeScript build. Idempotent, and quick and quiet (a few lines) when nothing is missing or changed.
+# Needs root (or sudo) only when an apt package is missing. Set LIBTORCH_DIR to build against another
+# libtorch (e.g. a PyTorch wheel's).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -49,8 +50,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # --- builds (incremental) -------------------------------------------------------------------------
-say "building the addon"
-node scripts/build-addon.mjs >/dev/null
+# The addon build says "up to date" in one line when its inputs have not changed, and otherwise one
+# progress line per compiled file; compiler errors reach stderr as they come.
+node scripts/build-addon.mjs
 say "building TypeScript"
 node_modules/.bin/tsc -p tsconfig.json
 say "ready: npm start (server) · npm test (tests)"

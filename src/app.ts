@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import authPlugin from './http/plugins/auth.js';
 import openapiPlugin from './http/plugins/openapi.js';
-import problemPlugin from './http/plugins/problem.js';
+import problemPlugin, { answerClientError } from './http/plugins/problem.js';
 import healthRoutes, { type ReadinessChecks } from './http/routes/health.js';
 import multipartPlugin from './http/plugins/multipart.js';
 import metricsPlugin from './http/plugins/metrics.js';
@@ -66,6 +66,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const options: FastifyServerOptions & { https?: { cert: string; key: string } } = {
     genReqId: () => randomUUID(),
     ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: false } },
+    // Headers over Node's maxHeaderSize (16 KiB) and unparseable requests: problem+json, read to the end.
+    clientErrorHandler: answerClientError,
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
   };
   if (deps.https) options.https = deps.https;

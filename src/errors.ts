@@ -11,6 +11,8 @@ export const ErrorCode = {
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   LAST_ADMIN: 'LAST_ADMIN',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  HEADERS_TOO_LARGE: 'HEADERS_TOO_LARGE',
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   UNPROCESSABLE_MODEL: 'UNPROCESSABLE_MODEL',
   UNPROCESSABLE_DATASET: 'UNPROCESSABLE_DATASET',
@@ -46,6 +48,9 @@ export const errorSpecs: Readonly<Record<ErrorCode, ErrorSpec>> = {
   METHOD_NOT_ALLOWED: { status: 405, slug: 'method-not-allowed', title: 'Method not allowed on this resource' },
   LAST_ADMIN: { status: 409, slug: 'last-admin', title: 'The last admin principal cannot be removed' },
   PAYLOAD_TOO_LARGE: { status: 413, slug: 'payload-too-large', title: 'The request body is too large' },
+  // Both answered before a request exists (plugins/problem.ts answerClientError): no route lists them.
+  HEADERS_TOO_LARGE: { status: 431, slug: 'headers-too-large', title: 'The request header fields are too large' },
+  REQUEST_TIMEOUT: { status: 408, slug: 'request-timeout', title: 'The request did not arrive in time' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, slug: 'unsupported-media-type', title: 'Unsupported content type' },
   UNPROCESSABLE_MODEL: { status: 422, slug: 'unprocessable-model', title: 'The model cannot be used' },
   UNPROCESSABLE_DATASET: { status: 422, slug: 'unprocessable-dataset', title: 'The dataset cannot be used' },

@@ -2298,7 +2298,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Display name, e.g. "hospital-a" or "ci-pipeline" */
+                    /** @description Display name, e.g. "hospital-a" or "ci-pipeline"; printable characters only (no control or bidirectional formatting characters) */
                     name: string;
                     /**
                      * @description admin: manages principals; member: uploads, trains and downloads as policies allow

@@ -15,6 +15,8 @@ import {
   DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
   DEFAULT_TAIL_MASS_TRUNCATION,
 } from './analysis/pld.js';
+
+export { PldGridLimitError } from './analysis/pld.js';
 import { DEFAULT_RDP_ORDERS, discreteGaussianRdp, gaussianRdp, rdpToDelta, rdpToEpsilon, sampledGaussianRdp } from './analysis/rdp.js';
 
 /**
@@ -45,6 +47,17 @@ export type AccountantName = 'rdp' | 'pld';
  */
 export const DEFAULT_ACCOUNTANT: AccountantName = 'pld';
 
+/**
+ * The most grid points the server lets one PLD computation use (one mechanism's grid, or the FFT of a
+ * composition): 2^21. One ε at that size takes 1–3 s on one core (AMD EPYC); 3 epochs reach it between
+ * ε ≈ 30 and 100 at q = 256/60000 and between ε ≈ 100 and 130 at q = 0.256 (a composition spans about
+ * ε/h points). Beyond it the server calibrates and composes with RDP alone (milliseconds, looser there):
+ * a plan at ε = 1000 would otherwise hold a pool worker for one to three minutes, ahead of uploads,
+ * evaluations and trainings (scripts/bench/plan-accounting.ts). Either accountant's ε is an upper
+ * bound, so the choice changes how much noise a target buys, never whether the guarantee holds.
+ */
+export const SERVER_PLD_MAX_GRID_POINTS = 2 ** 21;
+
 export interface Accountant {
   readonly name: AccountantName;
   /** The ε (natural log, ≥ 0, possibly +∞) that `events` spend at δ in (0, 1). */
@@ -69,6 +82,8 @@ export interface RdpAccountant extends Accountant {
 export interface PldAccountant extends Accountant {
   readonly name: 'pld';
   readonly valueDiscretizationInterval: number;
+  /** The most grid points one computation may use; beyond it, epsilon and delta throw PldGridLimitError. */
+  readonly maxGridPoints: number;
   delta(events: readonly PrivacyEvent[], options: { epsilon: number }): number;
 }
 
@@ -188,6 +203,11 @@ export interface PldAccountantOptions {
   valueDiscretizationInterval?: number;
   /** Mass that composition may cut from the tails (counted as infinite loss), default 1e-15. */
   tailMassTruncation?: number;
+  /**
+   * A bound on the work: the most grid points one mechanism's PLD or the composition's FFT may have
+   * (default: none). Past it, epsilon and delta throw PldGridLimitError before doing that work.
+   */
+  maxGridPoints?: number;
 }
 
 /**
@@ -198,6 +218,7 @@ export interface PldAccountantOptions {
 export function createPldAccountant({
   valueDiscretizationInterval = DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
   tailMassTruncation = DEFAULT_TAIL_MASS_TRUNCATION,
+  maxGridPoints = Infinity,
 }: PldAccountantOptions = {}): PldAccountant {
   if (!(valueDiscretizationInterval > 0) || !Number.isFinite(valueDiscretizationInterval)) {
     throw new RangeError(`valueDiscretizationInterval must be a finite number > 0, got ${valueDiscretizationInterval}`);
@@ -205,23 +226,26 @@ export function createPldAccountant({
   if (!(tailMassTruncation >= 0 && tailMassTruncation < 1e-3)) {
     throw new RangeError(`tailMassTruncation must be in [0, 1e-3), got ${tailMassTruncation}`);
   }
+  if (!(maxGridPoints >= 2)) throw new RangeError(`maxGridPoints must be a number ≥ 2, got ${maxGridPoints}`);
   const compose = (events: readonly PrivacyEvent[]): PldDirections | null => {
     assertEvents(events);
+    const grid = { valueDiscretizationInterval, maxGridPoints };
     const parts = normalise(events).map((event) => ({
       pld:
         event.kind === 'gaussian'
-          ? gaussianPld({ noiseMultiplier: event.noiseMultiplier, valueDiscretizationInterval })
+          ? gaussianPld({ noiseMultiplier: event.noiseMultiplier, ...grid })
           : event.kind === 'discrete-gaussian'
-            ? discreteGaussianPld({ sigmaSquared: event.sigmaSquared, sensitivity: event.sensitivity, valueDiscretizationInterval })
-            : sampledGaussianPld({ sampleRate: event.sampleRate, noiseMultiplier: event.noiseMultiplier, valueDiscretizationInterval }),
+            ? discreteGaussianPld({ sigmaSquared: event.sigmaSquared, sensitivity: event.sensitivity, ...grid })
+            : sampledGaussianPld({ sampleRate: event.sampleRate, noiseMultiplier: event.noiseMultiplier, ...grid }),
       count: event.count,
     }));
     if (parts.length === 0) return null;
-    return composePlds(parts, { tailMassTruncation });
+    return composePlds(parts, { tailMassTruncation, maxGridPoints });
   };
   return {
     name: 'pld',
     valueDiscretizationInterval,
+    maxGridPoints,
     epsilon: (events, { delta }) => {
       assertProbability('delta', delta);
       const composed = compose(events);

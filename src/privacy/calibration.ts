@@ -3,7 +3,16 @@
 // returned satisfies the budget under the accountant used (ε(σ) ≤ targetEpsilon, ε(maxSteps) ≤
 // epsilonBudget); the search only trades how close to the optimum it lands, never feasibility.
 import { BastionError, type FieldError } from '../errors.js';
-import { createAccountant, createPldAccountant, type Accountant, type AccountantName, type PldAccountant, type PrivacyEvent } from './accountant.js';
+import {
+  createPldAccountant,
+  createRdpAccountant,
+  PldGridLimitError,
+  SERVER_PLD_MAX_GRID_POINTS,
+  type Accountant,
+  type AccountantName,
+  type PldAccountant,
+  type PrivacyEvent,
+} from './accountant.js';
 import { calibrateDiscreteGaussian } from './analysis/discrete-gaussian.js';
 import { analyticGaussianDelta } from './analysis/gaussian.js';
 
@@ -135,7 +144,8 @@ export function calibrateNoiseMultiplier(options: CalibrationOptions): number {
   // `accountant`); the coarse pass only saves evaluations (about 8 full ones → 4 at the Fashion-MNIST recipe).
   if (accountant.name === 'pld' && 'valueDiscretizationInterval' in accountant && options.bracketRatio === undefined) {
     const pld = accountant as PldAccountant;
-    const coarse = createPldAccountant({ valueDiscretizationInterval: pld.valueDiscretizationInterval * COARSE_PLD_FACTOR });
+    const coarseInterval = pld.valueDiscretizationInterval * COARSE_PLD_FACTOR;
+    const coarse = createPldAccountant({ valueDiscretizationInterval: coarseInterval, maxGridPoints: pld.maxGridPoints });
     let guess: number | null = null;
     try {
       guess = searchNoiseMultiplier({ ...options, accountant: coarse, tolerance: Math.max(options.tolerance ?? 1e-5, 1e-4) });
@@ -306,7 +316,10 @@ export function companionNoiseMultiplier(first: number, joint: number): number {
 }
 
 export interface TrainingNoiseOptions {
+  /** The accountant asked for; PLD gives way to RDP where its work would exceed maxPldGridPoints. */
   accountant: AccountantName;
+  /** PLD's work bound (PldAccountantOptions.maxGridPoints); default SERVER_PLD_MAX_GRID_POINTS. */
+  maxPldGridPoints?: number;
   /** ε of the training's own noise σ. */
   targetEpsilon: number;
   /**
@@ -320,6 +333,8 @@ export interface TrainingNoiseOptions {
 }
 
 export interface TrainingNoise {
+  /** The accountant that calibrated σ: the one asked for, or RDP where PLD would exceed its work bound. */
+  accountant: AccountantName;
   /** σ: calibrated to targetEpsilon alone. */
   noiseMultiplier: number;
   /** ε of σ alone. */
@@ -339,20 +354,41 @@ export interface TrainingNoise {
  * worth 0.5 alone), so the joint σ is calibrated to the total ε and σ₂ derived from it, which leaves σ
  * (the model's noise) as without the extra release. Seconds with PLD: run it off the event loop.
  * Throws VALIDATION_FAILED as calibrateNoiseMultiplier, and for an extraEpsilon too small to resolve.
+ *
+ * PLD's work is bounded (maxPldGridPoints): where a PLD evaluation would need a larger grid — large ε,
+ * hence little noise and a wide privacy-loss range — the whole calibration is done with RDP instead, in
+ * milliseconds. Its σ meets the target under RDP, and RDP's ε is an upper bound like PLD's.
  */
 export function calibrateTrainingNoise(options: TrainingNoiseOptions): TrainingNoise {
+  const pld = createPldAccountant({ maxGridPoints: options.maxPldGridPoints ?? SERVER_PLD_MAX_GRID_POINTS });
+  // A composition whose ε is the target has losses from below 0 to above it, so its grid has at least
+  // target/h points: beyond the bound, PLD is not tried at all (it would fail only after its coarse pass).
+  const totalEpsilon = options.targetEpsilon + Math.max(0, options.extraEpsilon);
+  if (options.accountant === 'pld' && totalEpsilon / pld.valueDiscretizationInterval <= pld.maxGridPoints) {
+    try {
+      return calibrateTrainingNoiseWith(pld, options);
+    } catch (err) {
+      if (!(err instanceof PldGridLimitError)) throw err;
+    }
+  }
+  return calibrateTrainingNoiseWith(createRdpAccountant(), options);
+}
+
+function calibrateTrainingNoiseWith(accountant: Accountant, options: TrainingNoiseOptions): TrainingNoise {
   const { targetEpsilon, extraEpsilon, delta, sampleRate, steps } = options;
-  const accountant = createAccountant(options.accountant);
   const epsilonOf = (noiseMultiplier: number) => accountant.epsilon([{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps }], { delta });
   const noiseMultiplier = calibrateNoiseMultiplier({ accountant, targetEpsilon, delta, sampleRate, steps });
   const epsilon = epsilonOf(noiseMultiplier);
-  if (!(extraEpsilon > 0)) return { noiseMultiplier, epsilon, extraNoiseMultiplier: null, chargedNoiseMultiplier: noiseMultiplier, epsilonTotal: epsilon };
+  const calibrated = { accountant: accountant.name, noiseMultiplier, epsilon };
+  if (!(extraEpsilon > 0)) {
+    return { ...calibrated, extraNoiseMultiplier: null, chargedNoiseMultiplier: noiseMultiplier, epsilonTotal: epsilon };
+  }
   const joint = calibrateNoiseMultiplier({ accountant, targetEpsilon: targetEpsilon + extraEpsilon, delta, sampleRate, steps, initialNoiseMultiplier: noiseMultiplier });
   const extra = companionNoiseMultiplier(noiseMultiplier, joint);
   if (!Number.isFinite(extra)) {
     refuse([{ parameter: 'extraEpsilon', detail: `extraEpsilon ${extraEpsilon} is too small to release anything next to noise σ = ${noiseMultiplier}` }]);
   }
-  return { noiseMultiplier, epsilon, extraNoiseMultiplier: extra, chargedNoiseMultiplier: joint, epsilonTotal: epsilonOf(joint) };
+  return { ...calibrated, extraNoiseMultiplier: extra, chargedNoiseMultiplier: joint, epsilonTotal: epsilonOf(joint) };
 }
 
 export interface DiscreteGaussianRelease {

@@ -15,7 +15,16 @@ import type { Store } from '../store/db.js';
 import { findDatasetRow } from '../store/artifacts.js';
 import { insertCharge, lastChargeId, listCharges, type ChargeSourceKind } from '../store/ledger.js';
 import { findTrainingRow } from '../store/trainings.js';
-import { checkEvents, createPldAccountant, createRdpAccountant, type Accountant, type AccountantName, type PrivacyEvent } from './accountant.js';
+import {
+  checkEvents,
+  createPldAccountant,
+  createRdpAccountant,
+  PldGridLimitError,
+  SERVER_PLD_MAX_GRID_POINTS,
+  type Accountant,
+  type AccountantName,
+  type PrivacyEvent,
+} from './accountant.js';
 import type { TrainingNoise, TrainingNoiseOptions } from './calibration.js';
 
 export interface ComposedEpsilon {
@@ -83,19 +92,26 @@ export interface DatasetPrivacy {
   events: LedgerEntry[];
 }
 
-const accountants: readonly Accountant[] = [createPldAccountant(), createRdpAccountant()];
+const accountants: readonly Accountant[] = [createPldAccountant({ maxGridPoints: SERVER_PLD_MAX_GRID_POINTS }), createRdpAccountant()];
 
 /**
  * ε of `events` at δ under the tightest sound accountant, and which one it was. No events: 0.
  * Both accountants over-state ε (PLD by at most its discretization, pessimistically), so the smaller
- * figure is still an upper bound.
+ * figure is still an upper bound. PLD is skipped where it would exceed its work bound
+ * (SERVER_PLD_MAX_GRID_POINTS: ε in the tens or more), and RDP's figure stands alone: still an upper bound.
  */
 export function composedEpsilon(events: readonly PrivacyEvent[], delta: number): ComposedEpsilon {
   if (events.length === 0) return { epsilon: 0, accountant: 'pld' };
   events = coalesce(events);
   let best: ComposedEpsilon = { epsilon: Number.POSITIVE_INFINITY, accountant: 'rdp' };
   for (const accountant of accountants) {
-    const epsilon = accountant.epsilon(events, { delta });
+    let epsilon: number;
+    try {
+      epsilon = accountant.epsilon(events, { delta });
+    } catch (err) {
+      if (err instanceof PldGridLimitError) continue;
+      throw err;
+    }
     if (epsilon < best.epsilon) best = { epsilon, accountant: accountant.name };
   }
   return best;

@@ -264,7 +264,7 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
     noiseMultiplier,
     maxGradNorm: privacy.maxGradNorm,
     clipping,
-    accountant: accountantName,
+    accountant: noise.accountant,
     delta,
     epsilon,
     epsilonTotal,

@@ -106,6 +106,29 @@ describe('principals', () => {
     assert.deepEqual(empty.json().errors.map((e: { pointer: string }) => e.pointer), ['/name']);
   });
 
+  test('a name with a control, line-separator or bidirectional formatting character is 400 naming /name; nothing is created', async () => {
+    const hostile = ['a\u0000b', 'tab\there', 'new\nline', 'cr\r', 'esc\u001b[31m', 'del\u007f', 'c1\u0085', 'c1\u009b'];
+    hostile.push('admin\u202egnp.exe');
+    hostile.push('\u202aembedded', 'iso\u2066late\u2069', 'mark\u200e', 'alm\u061c', 'ls\u2028', 'bom\ufeff');
+    const before = (await t.app.inject({ url: '/v1/principals', headers: t.auth() })).json().items.length;
+    for (const name of hostile) {
+      const res = await t.app.inject({ method: 'POST', url: '/v1/principals', headers: t.auth(), payload: { name } });
+      assert.equal(res.statusCode, 400, JSON.stringify(name));
+      assert.equal(res.json().type, 'urn:bastion:problem:validation-failed');
+      const detail = 'must not contain control characters, line separators or bidirectional formatting characters';
+      assert.deepEqual(res.json().errors, [{ pointer: '/name', detail }]);
+    }
+    assert.equal((await t.app.inject({ url: '/v1/principals', headers: t.auth() })).json().items.length, before);
+  });
+
+  test('names in any script, with spaces, punctuation and emoji, are accepted', async () => {
+    for (const name of ['Hôpital Saint-Éloi', 'مستشفى', '病院 A', 'team (ci) #2', 'lab 🧪', 'a\u200db']) {
+      const res = await t.app.inject({ method: 'POST', url: '/v1/principals', headers: t.auth(), payload: { name } });
+      assert.equal(res.statusCode, 201, name);
+      assert.equal(res.json().name, name);
+    }
+  });
+
   test('a malformed id in the path is 400 naming the parameter; an unknown id is 404', async () => {
     const bad = await t.app.inject({ url: '/v1/principals/not-a-uuid', headers: t.auth() });
     assert.equal(bad.statusCode, 400);

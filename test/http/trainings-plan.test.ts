@@ -77,6 +77,19 @@ test('a model shown batch-independent only at other input ranks, or checked befo
   assert.match(old.json().detail, /checked before that analysis existed.*upload it again/);
 });
 
+test('a PLD plan at ε = 1000 is calibrated with RDP (PLD would pass its work bound) and says so; ε meets the target', async () => {
+  const model = addModel(scientist.id);
+  const dataset = addDataset({ samples: 60000, limit: 1000 });
+  const res = await plan(body(model, [dataset], { privacy: { targetEpsilon: 1000, maxGradNorm: 1.0, accountant: 'pld' } }));
+  assert.equal(res.statusCode, 200, res.body);
+  const p = res.json();
+  assert.equal(p.accountant, 'rdp');
+  const events = [{ kind: 'poisson-gaussian' as const, sampleRate: p.sampleRate, noiseMultiplier: p.noiseMultiplier, count: p.steps }];
+  assert.ok(createRdpAccountant().epsilon(events, { delta: 1e-5 }) <= 1000);
+  assert.ok(p.epsilon <= 1000 && p.epsilon > 999, `ε ${p.epsilon}`);
+  assert.equal(p.allowed, true);
+});
+
 test('a plan pools the datasets: q = B / N, steps = ⌈epochs / q⌉, σ calibrated to the target ε at the smallest δ', async () => {
   const model = addModel(scientist.id);
   const a = addDataset({ samples: 40000, delta: 1e-5 });

@@ -1,11 +1,15 @@
 // The one error handler: turns every error — BastionError from services, Fastify validation and
 // content-type errors, multipart limits, unknown routes, anything unexpected — into an RFC 9457
 // problem+json response. Unexpected errors are logged in full under the request id and answered with
-// a 500 that carries only that id: no stack, message or internals leave the server.
+// a 500 that carries only that id: no stack, message or internals leave the server. What Node's HTTP
+// parser refuses before there is a request (headers over the size limit, a malformed request line, a
+// request that takes too long) is answered by answerClientError, as problem+json too.
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { BastionError, errorSpecs, PROBLEM_TYPE_BASE, type ErrorCode, type FieldError } from '../../errors.js';
-import { PROBLEM_MEDIA_TYPE } from '../schemas/common.js';
+import { PRINTABLE_TEXT_DETAIL, PRINTABLE_TEXT_PATTERN, PROBLEM_MEDIA_TYPE } from '../schemas/common.js';
 
 export interface ProblemDocument {
   type: string;
@@ -43,7 +47,9 @@ function fieldErrors(error: FastifyError): FieldError[] {
     let location = v.instancePath;
     if (typeof params.missingProperty === 'string') location = `${location}/${params.missingProperty}`;
     if (typeof params.additionalProperty === 'string') location = `${location}/${params.additionalProperty}`;
-    const detail = v.message ?? 'is invalid';
+    // ajv's "must match pattern" quotes a regex of \u escapes; the printable-text rule says it in words.
+    const isPrintableRule = v.keyword === 'pattern' && params.pattern === PRINTABLE_TEXT_PATTERN;
+    const detail = isPrintableRule ? PRINTABLE_TEXT_DETAIL : (v.message ?? 'is invalid');
     if (context === 'body') return { pointer: location === '' ? '' : location, detail };
     const name = location.replace(/^\//, '').split('/')[0] ?? '';
     return context === 'headers' ? { header: name, detail } : { parameter: name, detail };
@@ -88,3 +94,50 @@ export default fp(
   },
   { name: 'bastion-problem' },
 );
+
+/**
+ * How long a connection whose request was refused by the parser is still read (and discarded) after
+ * the answer. Closing at once, with the client's unread bytes in the socket, makes the kernel send a
+ * reset; a client still writing its oversized headers then fails with EPIPE or ECONNRESET and never
+ * reads the 431 (what Fastify's default handler, which destroys the socket at once, did to curl).
+ */
+export const CLIENT_ERROR_LINGER_MS = 3000;
+
+/** The answer to each parser error code Node reports through 'clientError'. */
+const clientErrorAnswers = new Map<string | undefined, [ErrorCode, string]>([
+  ['HPE_HEADER_OVERFLOW', ['HEADERS_TOO_LARGE', `The request headers exceed the server's limit of ${maxHeaderSize} bytes`]],
+  ['ERR_HTTP_REQUEST_TIMEOUT', ['REQUEST_TIMEOUT', 'The request did not arrive in time']],
+]);
+const unparseable: [ErrorCode, string] = ['BAD_REQUEST', 'The request could not be parsed as HTTP/1.1'];
+
+/** Connections already answered: the parser reports its error again for every further chunk. */
+const answeredSockets = new WeakSet<Duplex>();
+
+/**
+ * Fastify's `clientErrorHandler`: Node's parser gave up on a connection before any request existed.
+ * Answers 431 (headers over Node's maxHeaderSize, 16 KiB unless --max-http-header-size), 408 (request timeout) or 400 as
+ * problem+json with Connection: close, then keeps reading for CLIENT_ERROR_LINGER_MS at most so the
+ * client can finish sending and read the answer, and closes.
+ */
+export function answerClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Duplex): void {
+  if (answeredSockets.has(socket)) return;
+  answeredSockets.add(socket);
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [code, detail] = clientErrorAnswers.get(error.code) ?? unparseable;
+  const problem = problemFor(code, detail);
+  this.log.debug({ code: error.code, status: problem.status }, 'refused a connection whose request could not be read');
+  socket.on('error', () => undefined); // a reset by the client changes nothing now
+  if (socket.writable) {
+    const body = JSON.stringify(problem);
+    const head = [
+      `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}`,
+      `Content-Type: ${PROBLEM_MEDIA_TYPE}`,
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      'Connection: close',
+    ];
+    socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+  }
+  // What the client still sends goes to the parser, which discards it (the repeats end above).
+  const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS);
+  socket.once('close', () => clearTimeout(linger));
+}

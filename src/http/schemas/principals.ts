@@ -1,5 +1,6 @@
 // Wire shapes of principals.
 import { Type } from 'typebox';
+import { PRINTABLE_TEXT_PATTERN } from './common.js';
 
 export const RoleSchema = Type.Enum(['admin', 'member'], {
   type: 'string',
@@ -18,7 +19,13 @@ export const PrincipalSchema = Type.Object(
 
 export const CreatePrincipalBody = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 200, description: 'Display name, e.g. "hospital-a" or "ci-pipeline"' }),
+    name: Type.String({
+      minLength: 1,
+      maxLength: 200,
+      pattern: PRINTABLE_TEXT_PATTERN,
+      description:
+        'Display name, e.g. "hospital-a" or "ci-pipeline"; printable characters only (no control or bidirectional formatting characters)',
+    }),
     role: Type.Optional(RoleSchema),
   },
   { additionalProperties: false },

@@ -19,6 +19,28 @@ import { logAdd, logNormalTail, logSub } from './gaussian.js';
 export const DEFAULT_VALUE_DISCRETIZATION_INTERVAL = 1e-4;
 /** dp_accounting's default tail mass that self-composition may truncate (counted as infinite loss). */
 export const DEFAULT_TAIL_MASS_TRUNCATION = 1e-15;
+/**
+ * Thrown, before the work is done, when a PLD would need more grid points than the caller's
+ * `maxGridPoints`: one mechanism's discretization, or the FFT of a composition. The work and memory of
+ * a PLD grow with its grid (about ε/h points for a composition whose ε is asked about, so ε = 1000 at
+ * h = 1e-4 needs an FFT of 2^25 points and tens of seconds); a caller that must bound its work catches
+ * this and falls back to another accountant. Nothing about privacy is wrong when it is thrown.
+ */
+export class PldGridLimitError extends RangeError {
+  override readonly name = 'PldGridLimitError';
+  constructor(
+    /** Points the PLD would have needed (a power of two for an FFT). */
+    readonly gridPoints: number,
+    readonly maxGridPoints: number,
+  ) {
+    super(`The PLD needs ${gridPoints} grid points, more than the limit of ${maxGridPoints}`);
+  }
+}
+
+function checkGridPoints(gridPoints: number, maxGridPoints: number): void {
+  if (gridPoints > maxGridPoints) throw new PldGridLimitError(gridPoints, maxGridPoints);
+}
+
 /** log of the noise tail mass left out of the per-step grid (dp_accounting's log_mass_truncation_bound). */
 const LOG_MASS_TRUNCATION_BOUND = -50;
 
@@ -109,9 +131,11 @@ function connectTheDots(options: {
   lowerIndex: number;
   upperIndex: number;
   deltaAt: (epsilon: number) => number;
+  maxGridPoints: number;
 }): DiscretePld {
   const { valueDiscretizationInterval: h, lowerIndex, upperIndex, deltaAt } = options;
   const n = upperIndex - lowerIndex + 1;
+  checkGridPoints(n, options.maxGridPoints);
   const deltas = new Float64Array(n);
   let running = 1;
   for (let i = 0; i < n; i++) {
@@ -150,15 +174,18 @@ export function sampledGaussianPld({
   sampleRate,
   noiseMultiplier,
   valueDiscretizationInterval = DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
+  maxGridPoints = Infinity,
 }: {
   sampleRate: number;
   noiseMultiplier: number;
   valueDiscretizationInterval?: number;
+  /** Largest grid of either direction; above it, PldGridLimitError before any work (default: none). */
+  maxGridPoints?: number;
 }): PldDirections {
   assertInterval(valueDiscretizationInterval);
   if (!(sampleRate > 0 && sampleRate <= 1)) throw new RangeError(`sampleRate must be in (0, 1], got ${sampleRate}`);
   if (!(noiseMultiplier > 0) || !Number.isFinite(noiseMultiplier)) throw new RangeError(`noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`);
-  if (sampleRate === 1) return gaussianPld({ noiseMultiplier, valueDiscretizationInterval });
+  if (sampleRate === 1) return gaussianPld({ noiseMultiplier, valueDiscretizationInterval, maxGridPoints });
   const h = valueDiscretizationInterval;
   const sigma = noiseMultiplier;
   const logQ = Math.log(sampleRate);
@@ -167,18 +194,21 @@ export function sampledGaussianPld({
   const removeLoss = (x: number): number => logAdd(log1MinusQ, logQ + (2 * x - 1) / (2 * sigma * sigma));
   const z = truncationZ;
   // Remove: outcomes under P = (1-q)N(0,σ²) + qN(1,σ²) lie in [-σz, 1 + σz] but for mass ≤ 2e^-50.
+  const removeGrid = { lowerIndex: Math.floor(removeLoss(-sigma * z) / h), upperIndex: Math.ceil(removeLoss(1 + sigma * z) / h) };
+  const addGrid = { lowerIndex: Math.floor(-removeLoss(sigma * z) / h), upperIndex: Math.ceil(-removeLoss(-sigma * z) / h) };
+  for (const grid of [removeGrid, addGrid]) checkGridPoints(grid.upperIndex - grid.lowerIndex + 1, maxGridPoints);
   const remove = connectTheDots({
     valueDiscretizationInterval: h,
-    lowerIndex: Math.floor(removeLoss(-sigma * z) / h),
-    upperIndex: Math.ceil(removeLoss(1 + sigma * z) / h),
+    ...removeGrid,
     deltaAt: (epsilon) => removeDelta(sampleRate, sigma, epsilon),
+    maxGridPoints,
   });
   // Add: outcomes under P = N(0,σ²) lie in [-σz, σz]; the loss is -removeLoss(x), decreasing in x.
   const add = connectTheDots({
     valueDiscretizationInterval: h,
-    lowerIndex: Math.floor(-removeLoss(sigma * z) / h),
-    upperIndex: Math.ceil(-removeLoss(-sigma * z) / h),
+    ...addGrid,
     deltaAt: (epsilon) => addDelta(sampleRate, sigma, epsilon),
+    maxGridPoints,
   });
   return { remove, add };
 }
@@ -190,9 +220,12 @@ export function sampledGaussianPld({
 export function gaussianPld({
   noiseMultiplier,
   valueDiscretizationInterval = DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
+  maxGridPoints = Infinity,
 }: {
   noiseMultiplier: number;
   valueDiscretizationInterval?: number;
+  /** Largest grid; above it, PldGridLimitError before any work (default: none). */
+  maxGridPoints?: number;
 }): PldDirections {
   assertInterval(valueDiscretizationInterval);
   if (!(noiseMultiplier > 0) || !Number.isFinite(noiseMultiplier)) throw new RangeError(`noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`);
@@ -205,6 +238,7 @@ export function gaussianPld({
     lowerIndex: Math.floor((mean - spread) / h),
     upperIndex: Math.ceil((mean + spread) / h),
     deltaAt: (epsilon) => Math.exp(logGaussianDelta(sigma, epsilon)),
+    maxGridPoints,
   });
   return { remove: pld, add: pld };
 }
@@ -222,10 +256,13 @@ export function discreteGaussianPld({
   sigmaSquared,
   sensitivity,
   valueDiscretizationInterval = DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
+  maxGridPoints = Infinity,
 }: {
   sigmaSquared: number;
   sensitivity: number;
   valueDiscretizationInterval?: number;
+  /** Largest grid; above it, PldGridLimitError before any work (default: none). */
+  maxGridPoints?: number;
 }): PldDirections {
   assertInterval(valueDiscretizationInterval);
   const deltaAt = discreteGaussianDeltaCurve({ sigmaSquared, sensitivity });
@@ -237,6 +274,7 @@ export function discreteGaussianPld({
     lowerIndex: Math.floor((mean - spread) / h),
     upperIndex: Math.ceil((mean + spread) / h),
     deltaAt,
+    maxGridPoints,
   });
   return { remove: pld, add: pld };
 }
@@ -311,11 +349,13 @@ const ZERO: [number, number] = [0, 0];
  * multiplied in, and one inverse FFT returns both composed directions. The FFT size covers the
  * Chernoff window of the composed loss; mass outside it (≤ tailMassTruncation, default 1e-15) is
  * added to the infinite-loss mass, so the result still dominates the true composition (pessimistic).
+ * An FFT of more than `maxGridPoints` points (default: no limit) throws PldGridLimitError before it runs.
  */
 export function composePlds(
   parts: readonly { pld: PldDirections; count: number }[],
-  { tailMassTruncation = DEFAULT_TAIL_MASS_TRUNCATION }: { tailMassTruncation?: number } = {},
+  options: { tailMassTruncation?: number; maxGridPoints?: number } = {},
 ): PldDirections {
+  const { tailMassTruncation = DEFAULT_TAIL_MASS_TRUNCATION, maxGridPoints = Infinity } = options;
   const active = parts.filter((p) => p.count > 0);
   if (active.length === 0) throw new RangeError('composePlds needs at least one part with count ≥ 1');
   const h = active[0]!.pld.remove.valueDiscretizationInterval;
@@ -332,6 +372,7 @@ export function composePlds(
   const removeWindow = compositionWindow(removeParts, tailMassTruncation);
   const addWindow = symmetric ? removeWindow : compositionWindow(addParts, tailMassTruncation);
   const n = nextPowerOfTwo(Math.max(removeWindow.upper - removeWindow.lower + 1, addWindow.upper - addWindow.lower + 1));
+  checkGridPoints(n, maxGridPoints); // the FFT's size: its time and memory (eight arrays of n doubles)
 
   // Spectra of the composed remove (R) and add (A) directions, accumulated as products over parts.
   const re = new Float64Array(n);
