@@ -894,7 +894,7 @@ export interface components {
                      */
                     clipping?: "flat" | "per-layer";
                     /**
-                     * @description calibrates σ; default pld (the tighter: the same ε buys less noise)
+                     * @description calibrates σ; default pld (the tighter: the same ε buys less noise). Where PLD would need more than its bounded work (very large ε), RDP calibrates and the plan says so
                      * @enum {string}
                      */
                     accountant?: "rdp" | "pld";
@@ -2621,7 +2621,7 @@ export interface operations {
                          */
                         clipping?: "flat" | "per-layer";
                         /**
-                         * @description calibrates σ; default pld (the tighter: the same ε buys less noise)
+                         * @description calibrates σ; default pld (the tighter: the same ε buys less noise). Where PLD would need more than its bounded work (very large ε), RDP calibrates and the plan says so
                          * @enum {string}
                          */
                         accountant?: "rdp" | "pld";
@@ -2812,7 +2812,7 @@ export interface operations {
                          */
                         clipping?: "flat" | "per-layer";
                         /**
-                         * @description calibrates σ; default pld (the tighter: the same ε buys less noise)
+                         * @description calibrates σ; default pld (the tighter: the same ε buys less noise). Where PLD would need more than its bounded work (very large ε), RDP calibrates and the plan says so
                          * @enum {string}
                          */
                         accountant?: "rdp" | "pld";

@@ -1,7 +1,7 @@
 // /v1/audit: pages of the tamper-evident audit log, oldest first. Admins read every entry; members read
 // the entries they made or are subjects of (about what they own). Whether the log is intact is checked
 // offline by `bastion audit verify`, which needs the audit key, not by this route.
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import { listAuditEntries } from '../../governance/audit.js';
@@ -11,9 +11,31 @@ import { AuditPageSchema, AuditQuerySchema } from '../schemas/audit.js';
 import { authedProblems, problemResponses } from '../schemas/common.js';
 
 // The app's validator does not coerce (a JSON body's "5" is not 5), but a query string is all text:
-// its integers are coerced here, as multipart form fields are in plugins/multipart.ts.
+// its integers are read here — decimal digits only, as multipart form numbers are (ajv's coerceTypes
+// alone would read "0x10" as 16) — and then checked against the schema.
 const queryAjv = new Ajv({ allErrors: true, coerceTypes: true, strict: false });
-const queryCompiler: FastifySchemaCompiler<unknown> = ({ schema }) => queryAjv.compile(schema as object);
+const DECIMAL_INTEGER = /^(?:0|[1-9][0-9]{0,15})$/;
+const queryCompiler: FastifySchemaCompiler<unknown> = ({ schema }) => {
+  const check = queryAjv.compile(schema as object);
+  const validate = (data: unknown): boolean => {
+    const bad = Object.entries(data as Record<string, unknown>).filter(([, v]) => typeof v === 'string' && !DECIMAL_INTEGER.test(v));
+    if (bad.length > 0) {
+      validate.errors = bad.map(([name]): FastifySchemaValidationError => ({
+        instancePath: `/${name}`,
+        schemaPath: '#/pattern',
+        keyword: 'pattern',
+        params: {},
+        message: 'must be a decimal integer',
+      }));
+      return false;
+    }
+    const ok = check(data);
+    validate.errors = (check.errors as FastifySchemaValidationError[] | null | undefined) ?? null;
+    return ok;
+  };
+  validate.errors = null as FastifySchemaValidationError[] | null;
+  return validate;
+};
 
 export default async function auditRoutes(root: FastifyInstance, options: { store: Store }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();

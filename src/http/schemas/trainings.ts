@@ -30,7 +30,7 @@ export const PrivacySchema = Type.Object(
     targetEpsilon: Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'ε this training may spend on each dataset' }),
     maxGradNorm: Type.Number({ exclusiveMinimum: 0, maximum: 1e6, description: 'C: per-sample clipping bound' }),
     clipping: Type.Optional(Type.Enum(['flat', 'per-layer'], { type: 'string', description: 'default flat; per-layer gives each layer C/√layers' })),
-    accountant: Type.Optional(Type.Enum(['rdp', 'pld'], { type: 'string', description: `calibrates σ; default ${DEFAULT_ACCOUNTANT} (the tighter: the same ε buys less noise)` })),
+    accountant: Type.Optional(Type.Enum(['rdp', 'pld'], { type: 'string', description: `calibrates σ; default ${DEFAULT_ACCOUNTANT} (the tighter: the same ε buys less noise). Where PLD would need more than its bounded work (very large ε), RDP calibrates and the plan says so` })),
   },
   { additionalProperties: false },
 );
