@@ -1211,6 +1211,7 @@ export interface operations {
                      * @description The file; any part name is accepted, exactly one file part
                      */
                     file: Blob;
+                    /** @description printable text: no control or bidirectional formatting characters */
                     name: string;
                     description?: string;
                     /** @description The model policy as JSON (ModelPolicyInput), e.g. {"readers":["<principal id>"]}; default: owner only */
@@ -1796,6 +1797,7 @@ export interface operations {
                      * @description The file; any part name is accepted, exactly one file part
                      */
                     file: Blob;
+                    /** @description printable text: no control or bidirectional formatting characters */
                     name: string;
                     description?: string;
                     /** @enum {string} */

@@ -114,3 +114,16 @@ describe('numbers and booleans in form fields', () => {
     }
   });
 });
+
+describe('artifact names', () => {
+  test('a model or dataset name with a control or bidirectional formatting character is refused with 400 naming /name, in words', async () => {
+    for (const url of ['/v1/models', '/v1/datasets'] as const) {
+      for (const name of ['invoice\u202Etxt.pt', 'line\nbreak', 'bell\u0007']) {
+        const form = await multipartForm({ name, ...(url === '/v1/datasets' ? { privacyLimit: '1' } : {}) }, [{ content: 'a,label\n1,0\n' }]);
+        const res = await post(url, form.headers['content-type']!, form.payload);
+        const problem = assertProblem(res, 400, 'validation-failed');
+        assert.deepEqual(problem.errors, [{ pointer: '/name', detail: 'must not contain control characters, line separators or bidirectional formatting characters' }], url);
+      }
+    }
+  });
+});

@@ -11,6 +11,7 @@ import fp from 'fastify-plugin';
 import type { Static, TSchema } from 'typebox';
 import type { StagedUpload } from '../../artifacts/blob-store.js';
 import { BastionError, type FieldError } from '../../errors.js';
+import { PRINTABLE_TEXT_DETAIL, PRINTABLE_TEXT_PATTERN } from '../schemas/common.js';
 
 export interface MultipartOptions {
   /** Largest accepted file part in bytes; above it, 413. */
@@ -84,6 +85,7 @@ function fieldErrors(errors: ErrorObject[]): FieldError[] {
     let pointer = e.instancePath;
     if (typeof params.missingProperty === 'string') pointer = `${pointer}/${params.missingProperty}`;
     if (typeof params.additionalProperty === 'string') return { pointer: `${pointer}/${params.additionalProperty}`, detail: 'is not a field of this form' };
+    if (e.keyword === 'pattern' && params.pattern === PRINTABLE_TEXT_PATTERN) return { pointer, detail: PRINTABLE_TEXT_DETAIL };
     return { pointer, detail: e.message ?? 'is invalid' };
   });
 }

@@ -2,6 +2,7 @@
 // fields of their uploads.
 import { Type, type Static, type TSchema } from 'typebox';
 import { DatasetPolicyInputSchema, ModelPolicyInputSchema } from '../../governance/policy.js';
+import { PRINTABLE_TEXT_PATTERN } from './common.js';
 
 const TensorInfoSchema = Type.Object(
   {
@@ -177,7 +178,7 @@ const fileField = Type.String({
   contentMediaType: 'application/octet-stream',
   description: 'The file; any part name is accepted, exactly one file part',
 });
-const nameField = Type.String({ minLength: 1, maxLength: 200 });
+const nameField = Type.String({ minLength: 1, maxLength: 200, pattern: PRINTABLE_TEXT_PATTERN, description: 'printable text: no control or bidirectional formatting characters' });
 const descriptionField = Type.String({ maxLength: 4000 });
 
 /** Form fields of POST /v1/models (the file part aside). */
