@@ -32,6 +32,7 @@ import { PrincipalSchema } from './http/schemas/principals.js';
 import { AuditEntrySchema } from './http/schemas/audit.js';
 import type { ArtifactDeps } from './artifacts/service.js';
 import type { AuditLog } from './governance/audit.js';
+import type { KeySource } from './enclave/keys.js';
 import type { PrivacyMath } from './privacy/ledger.js';
 import { ProblemSchema } from './http/schemas/common.js';
 import type { Store } from './store/db.js';
@@ -49,6 +50,8 @@ export interface AppDeps {
   artifacts: Omit<ArtifactDeps, 'store' | 'pool' | 'audit'>;
   /** Largest accepted upload in bytes (413 above). */
   maxUploadBytes: number;
+  /** What data at rest is sealed with, shown by /readyz (default: the development key). */
+  keySource?: KeySource;
   /** True once the addon has loaded in the pool workers (checked at start). */
   isAddonLoaded: () => boolean;
   logger?: Logger | false;
@@ -102,7 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authPlugin, { store: deps.store });
 
   const readiness = (): ReadinessChecks => ({ addon: deps.isAddonLoaded(), store: deps.store.isOpen(), pool: deps.pool.isAlive() });
-  await app.register(healthRoutes, { readiness });
+  await app.register(healthRoutes, { readiness, keySource: deps.keySource ?? { provider: 'development' } });
   await app.register(multipartPlugin, { maxFileBytes: deps.maxUploadBytes });
   const artifacts: ArtifactDeps = {
     ...deps.artifacts,

@@ -29,6 +29,12 @@ export interface Config {
   maxConcurrentTrainings: number;
   /** Trainings one principal may have queued and running together; more is 429. */
   maxJobsPerPrincipal: number;
+  /** Gramine's /dev/attestation (where the enclave's sealing key and reports are read). */
+  attestationDir: string;
+  /** The enclave identity the sealing key is bound to. */
+  sealingKey: 'mrenclave' | 'mrsigner';
+  /** Refuse to start without an enclave's sealing key (never the development key). */
+  requireEnclave: boolean;
   /** Largest accepted upload (the file part of a model or dataset upload), in bytes. */
   maxUploadBytes: number;
   /** Wall-clock limit of the disposable process that first loads an uploaded TorchScript archive. */
@@ -108,6 +114,12 @@ const text: Parser<string> = (raw, name) => {
 
 const filePath: Parser<string> = (raw, name) => path.resolve(text(raw, name));
 
+const sealingKeyPolicy: Parser<Config['sealingKey']> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (v === 'mrenclave' || v === 'mrsigner') return v;
+  throw new ConfigError(`Expected mrenclave or mrsigner for ${name} but received '${raw}'`);
+};
+
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const logLevel: Parser<Config['logLevel']> = (raw, name) => {
   const v = raw.trim().toLowerCase();
@@ -128,6 +140,9 @@ export const configOptions = [
   { key: 'logLevel', env: 'BASTION_LOG_LEVEL', flag: '--log-level', valueName: 'level', description: 'log level (default info)', parse: logLevel },
   { key: 'shutdownTimeoutMs', env: 'BASTION_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', valueName: 'ms', description: 'grace period for shutdown (default 10000)', parse: integer(0, 600_000) },
   { key: 'maxConcurrentTrainings', env: 'BASTION_MAX_CONCURRENT_TRAININGS', flag: '--max-concurrent-trainings', valueName: 'n', description: 'trainings running at once (default: pool size − 1, at least 1)', parse: integer(1, 256) },
+  { key: 'attestationDir', env: 'BASTION_ATTESTATION_DIR', flag: '--attestation-dir', valueName: 'dir', description: "Gramine's attestation folder (default /dev/attestation)", parse: filePath },
+  { key: 'sealingKey', env: 'BASTION_SEALING_KEY', flag: '--sealing-key', valueName: 'mrenclave|mrsigner', description: 'enclave identity the sealing key is bound to (default mrenclave)', parse: sealingKeyPolicy },
+  { key: 'requireEnclave', env: 'BASTION_REQUIRE_ENCLAVE', flag: '--require-enclave', description: 'refuse to start outside an SGX enclave', parse: boolean },
   { key: 'maxJobsPerPrincipal', env: 'BASTION_MAX_JOBS_PER_PRINCIPAL', flag: '--max-jobs-per-principal', valueName: 'n', description: 'trainings one principal may have queued and running (default 4)', parse: integer(1, 10_000) },
   { key: 'maxUploadBytes', env: 'BASTION_MAX_UPLOAD_BYTES', flag: '--max-upload-bytes', valueName: 'bytes', description: 'largest accepted upload (default 4 GiB)', parse: integer(1, Number.MAX_SAFE_INTEGER) },
   { key: 'sandboxTimeoutMs', env: 'BASTION_SANDBOX_TIMEOUT_MS', flag: '--sandbox-timeout-ms', valueName: 'ms', description: 'time limit of the first load of an uploaded archive (default 60000)', parse: integer(1000, 3_600_000) },
@@ -152,6 +167,9 @@ export function defaultConfig(cwd = process.cwd()): Config {
     shutdownTimeoutMs: 10_000,
     maxConcurrentTrainings: Math.max(1, cores - 1),
     maxJobsPerPrincipal: DEFAULT_MAX_JOBS_PER_PRINCIPAL,
+    attestationDir: '/dev/attestation',
+    sealingKey: 'mrenclave',
+    requireEnclave: false,
     maxUploadBytes: 4 * 1024 ** 3,
     sandboxTimeoutMs: 60_000,
     sandboxMemoryBytes: 4 * 1024 ** 3,

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import { dataLayout, loadConfig, type Config } from './config.js';
 import { openBlobStore, sweepBlobs } from './artifacts/blob-store.js';
-import { KeyPurpose, openDevKeyProvider } from './enclave/keys.js';
+import { KeyPurpose, openKeyProvider } from './enclave/keys.js';
 import { openAuditLog } from './governance/audit.js';
 import { loadTlsMaterial } from './enclave/tls.js';
 import { allArtifactIds } from './store/artifacts.js';
@@ -34,8 +34,12 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   let metricsListener: MetricsListener | undefined;
   try {
     store = openStore(config.dataDir);
-    const keys = openDevKeyProvider(config.dataDir);
-    logger.info({ keys: keys.description, keyId: keys.keyId }, 'data at rest is sealed with keys derived from this root key');
+    const { keys, source } = openKeyProvider(config.dataDir, config);
+    logger.info(
+      { keys: keys.description, keyId: keys.keyId, ...(source.provider === 'enclave' ? { enclave: source.identity } : {}) },
+      'data at rest is sealed with keys derived from this root key',
+    );
+    if (source.provider === 'enclave' && source.identity.debug) logger.warn('this is a debug enclave: the host can read its memory; never give it real data');
     const audit = openAuditLog(store, keys.deriveKey(KeyPurpose.AUDIT), {
       highWaterFile: dataLayout(config.dataDir).auditHighWater,
       onHighWaterProblem: (message) => logger.error({ problem: message }, 'audit log high-water mark'),
@@ -71,6 +75,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       artifacts: { blobs, sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes, maxInflatedBytes: config.maxInflatedBytes } },
       maxUploadBytes: config.maxUploadBytes,
       isAddonLoaded: () => true,
+      keySource: source,
       training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings, maxJobsPerPrincipal: config.maxJobsPerPrincipal },
       logger,
       privacyMath: privacyMathOn(pool),

@@ -49,7 +49,7 @@ export interface paths {
         };
         /**
          * Readiness probe
-         * @description Whether the server can do work: the native addon loaded in the pool workers, the store open and the worker pool alive. 200 when all three hold, else 503 with the same body showing which check failed. Public.
+         * @description Whether the server can do work: the native addon loaded in the pool workers, the store open and the worker pool alive. 200 when all three hold, else 503 with the same body showing which check failed. It also says what data at rest is sealed with (an SGX enclave's sealing key and the enclave's identity, or the development key). Public.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -1126,6 +1126,25 @@ export interface operations {
                             store: boolean;
                             pool: boolean;
                         };
+                        /** @description What data at rest is sealed with: the SGX enclave's sealing key (and the enclave's identity), or the development key file */
+                        keys: {
+                            /** @enum {string} */
+                            provider: "development";
+                        } | {
+                            /** @enum {string} */
+                            provider: "enclave";
+                            /** @enum {string} */
+                            sealingKey: "mrenclave" | "mrsigner";
+                            identity: {
+                                /** @description hex */
+                                mrenclave: string;
+                                /** @description hex */
+                                mrsigner: string;
+                                isvProdId: number;
+                                isvSvn: number;
+                                debug: boolean;
+                            };
+                        };
                     };
                 };
             };
@@ -1141,6 +1160,25 @@ export interface operations {
                             addon: boolean;
                             store: boolean;
                             pool: boolean;
+                        };
+                        /** @description What data at rest is sealed with: the SGX enclave's sealing key (and the enclave's identity), or the development key file */
+                        keys: {
+                            /** @enum {string} */
+                            provider: "development";
+                        } | {
+                            /** @enum {string} */
+                            provider: "enclave";
+                            /** @enum {string} */
+                            sealingKey: "mrenclave" | "mrsigner";
+                            identity: {
+                                /** @description hex */
+                                mrenclave: string;
+                                /** @description hex */
+                                mrsigner: string;
+                                isvProdId: number;
+                                isvSvn: number;
+                                debug: boolean;
+                            };
                         };
                     };
                 };

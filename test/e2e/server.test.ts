@@ -48,7 +48,7 @@ describe('the server as `npm start` runs it', () => {
     assert.equal(insecure.status, 200);
     assert.deepEqual(JSON.parse(insecure.body), { status: 'ok' });
     const verified = await curl(['--cacert', certFile, `${server.url}/readyz`]);
-    assert.deepEqual(JSON.parse(verified.body), { status: 'ready', checks: { addon: true, store: true, pool: true } });
+    assert.deepEqual(JSON.parse(verified.body), { status: 'ready', checks: { addon: true, store: true, pool: true }, keys: { provider: 'development' } });
     const untrusted = await run('curl', ['-sS', `${server.url}/healthz`]).then(() => 'accepted', () => 'refused');
     assert.equal(untrusted, 'refused', 'the certificate is self-signed, so curl without -k or --cacert refuses it');
   });

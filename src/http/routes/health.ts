@@ -1,6 +1,7 @@
 // Liveness and readiness probes. Public (no token), outside /v1.
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
+import type { KeySource } from '../../enclave/keys.js';
 
 export interface ReadinessChecks {
   /** The addon loaded in the pool workers. */
@@ -13,11 +14,34 @@ const ReadinessSchema = Type.Object(
   {
     status: Type.Union([Type.Literal('ready'), Type.Literal('not-ready')]),
     checks: Type.Object({ addon: Type.Boolean(), store: Type.Boolean(), pool: Type.Boolean() }),
+    keys: Type.Union(
+      [
+        Type.Object({ provider: Type.Literal('development') }, { additionalProperties: false }),
+        Type.Object(
+          {
+            provider: Type.Literal('enclave'),
+            sealingKey: Type.Enum(['mrenclave', 'mrsigner'], { type: 'string' }),
+            identity: Type.Object(
+              {
+                mrenclave: Type.String({ description: 'hex' }),
+                mrsigner: Type.String({ description: 'hex' }),
+                isvProdId: Type.Integer(),
+                isvSvn: Type.Integer(),
+                debug: Type.Boolean(),
+              },
+              { additionalProperties: false },
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      ],
+      { description: 'What data at rest is sealed with: the SGX enclave\'s sealing key (and the enclave\'s identity), or the development key file' },
+    ),
   },
   { additionalProperties: false },
 );
 
-export default async function healthRoutes(app: FastifyInstance, options: { readiness: () => ReadinessChecks }) {
+export default async function healthRoutes(app: FastifyInstance, options: { readiness: () => ReadinessChecks; keySource: KeySource }) {
   app.get(
     '/healthz',
     {
@@ -44,7 +68,8 @@ export default async function healthRoutes(app: FastifyInstance, options: { read
         summary: 'Readiness probe',
         description:
           'Whether the server can do work: the native addon loaded in the pool workers, the store open and the worker pool alive. 200 ' +
-          'when all three hold, else 503 with the same body showing which check failed. Public.',
+          'when all three hold, else 503 with the same body showing which check failed. It also says what data at rest is sealed with ' +
+          "(an SGX enclave's sealing key and the enclave's identity, or the development key). Public.",
         security: [],
         response: { 200: ReadinessSchema, 503: ReadinessSchema },
       },
@@ -52,7 +77,7 @@ export default async function healthRoutes(app: FastifyInstance, options: { read
     async (_request, reply) => {
       const checks = options.readiness();
       const ready = checks.addon && checks.store && checks.pool;
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not-ready', checks });
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not-ready', checks, keys: options.keySource });
     },
   );
 }
