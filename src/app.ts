@@ -33,6 +33,8 @@ import { AuditEntrySchema } from './http/schemas/audit.js';
 import type { ArtifactDeps } from './artifacts/service.js';
 import type { AuditLog } from './governance/audit.js';
 import type { KeySource } from './enclave/keys.js';
+import type { Attestor } from './enclave/attestation.js';
+import attestationRoutes from './http/routes/attestation.js';
 import type { PrivacyMath } from './privacy/ledger.js';
 import { ProblemSchema } from './http/schemas/common.js';
 import type { Store } from './store/db.js';
@@ -50,6 +52,8 @@ export interface AppDeps {
   artifacts: Omit<ArtifactDeps, 'store' | 'pool' | 'audit'>;
   /** Largest accepted upload in bytes (413 above). */
   maxUploadBytes: number;
+  /** The enclave's quote maker (Gramine); absent outside an enclave, where /v1/attestation answers 503. */
+  attestor?: Attestor | null;
   /** What data at rest is sealed with, shown by /readyz (default: the development key). */
   keySource?: KeySource;
   /** True once the addon has loaded in the pool workers (checked at start). */
@@ -132,6 +136,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(trainingRoutes, { plan: artifacts, jobs });
   await app.register(evaluationRoutes, { evaluations });
   await app.register(auditRoutes, { store: deps.store });
+  await app.register(attestationRoutes, { attestor: deps.attestor ?? null, certificatePem: deps.https?.cert ?? null });
   metrics.setSources({ trainings: () => jobs.stats(), pool: () => deps.pool.stats?.() });
   await app.register(metricsRoutes, { metrics, governance: { store: deps.store, audit: deps.audit } });
   return app;

@@ -10,6 +10,7 @@ import { buildApp } from './app.js';
 import { dataLayout, loadConfig, type Config } from './config.js';
 import { openBlobStore, sweepBlobs } from './artifacts/blob-store.js';
 import { KeyPurpose, openKeyProvider } from './enclave/keys.js';
+import { gramineAttestor } from './enclave/attestation.js';
 import { openAuditLog } from './governance/audit.js';
 import { loadTlsMaterial } from './enclave/tls.js';
 import { allArtifactIds } from './store/artifacts.js';
@@ -76,6 +77,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       maxUploadBytes: config.maxUploadBytes,
       isAddonLoaded: () => true,
       keySource: source,
+      attestor: source.provider === 'enclave' ? gramineAttestor(config.attestationDir) : null,
       training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings, maxJobsPerPrincipal: config.maxJobsPerPrincipal },
       logger,
       privacyMath: privacyMathOn(pool),

@@ -516,6 +516,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/attestation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Attest the server
+         * @description A fresh DCAP quote from the enclave whose report data is SHA-256(the TLS public key, SPKI DER) ‖ SHA-256(nonce), with the certificate and the identity it states. Check the quote (signatures up to Intel, the expected MRENCLAVE) and that the certificate is the one this connection presented before sending anything. No token. 503 outside an enclave.
+         */
+        get: operations["getAttestation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -3416,6 +3436,75 @@ export interface operations {
             };
             /** @description Internal server error (logged under requestId) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getAttestation: {
+        parameters: {
+            query: {
+                /** @description fresh random bytes, hex (1–32 bytes) */
+                nonce: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the DCAP quote, base64 */
+                        quote: string;
+                        /** @description quote format version (3, 4 or 5) */
+                        version: number;
+                        /** @description hex: SHA-256(TLS public key, SPKI DER) ‖ SHA-256(nonce), as in the quote */
+                        reportData: string;
+                        /** @description the TLS certificate (PEM) whose public key the quote binds */
+                        certificate: string;
+                        /** @description as the quote states it (verify the quote before trusting it) */
+                        identity: {
+                            /** @description hex */
+                            mrenclave: string;
+                            /** @description hex */
+                            mrsigner: string;
+                            isvProdId: number;
+                            isvSvn: number;
+                            debug: boolean;
+                        };
+                    };
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not ready or overloaded; retry after Retry-After seconds */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,5 +1,5 @@
 // A fake Gramine /dev/attestation tree in a temporary folder: the two sealing keys (random) and the SGX
-// report the enclave gets of itself, with the identity given.
+// report the enclave gets of itself, with the identity given, and optionally a recorded quote.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,7 +7,11 @@ import path from 'node:path';
 import type { EnclaveIdentity } from '../../src/enclave/keys.js';
 
 /** A fake /dev/attestation: sealing keys and the report the enclave gets of itself. */
-export function fakeAttestationTree(identity: Omit<EnclaveIdentity, 'mrenclave' | 'mrsigner'> & { mrenclave: Buffer; mrsigner: Buffer }): string {
+export function fakeAttestationTree(
+  identity: Omit<EnclaveIdentity, 'mrenclave' | 'mrsigner'> & { mrenclave: Buffer; mrsigner: Buffer },
+  /** A recorded quote the tree hands out, whatever report data was written (Gramine makes a fresh one). */
+  quote?: Buffer,
+): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-attestation-'));
   fs.mkdirSync(path.join(dir, 'keys'));
   fs.writeFileSync(path.join(dir, 'keys', '_sgx_mrenclave'), randomBytes(16));
@@ -19,6 +23,7 @@ export function fakeAttestationTree(identity: Omit<EnclaveIdentity, 'mrenclave' 
   report.writeUInt16LE(identity.isvProdId, 256);
   report.writeUInt16LE(identity.isvSvn, 258);
   fs.writeFileSync(path.join(dir, 'report'), report);
+  if (quote) fs.writeFileSync(path.join(dir, 'quote'), quote);
   return dir;
 }
 

@@ -256,6 +256,8 @@ const table: Record<string, Row> = {
     request: async (w) => json('POST', `/v1/evaluations/${await evaluationInFlight(w)}/cancel`)(),
     expect: s(401, 404, 200, 200, 404, 404, 200),
   },
+  // Public (no token); this server runs outside an enclave, so there is no quote for anyone.
+  'GET /v1/attestation': { request: json('GET', `/v1/attestation?nonce=${'ab'.repeat(16)}`), expect: s(503, 503, 503, 503, 503, 503, 503) },
   'GET /v1/audit': { request: json('GET', '/v1/audit'), expect: s(401, 200, 200, 200, 200, 200, 200) },
 };
 

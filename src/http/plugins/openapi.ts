@@ -80,6 +80,7 @@ export default fp(
           { name: 'trainings', description: 'DP-SGD trainings (plans, jobs, progress, results) and DP evaluations of models on datasets' },
           { name: 'audit', description: 'The tamper-evident audit log of every state change and refused access' },
           { name: 'metrics', description: 'Prometheus metrics for the operator (admin only)' },
+          { name: 'attestation', description: 'Proof, from the SGX hardware, of the code that runs and of the TLS key it holds' },
           { name: 'meta', description: 'The API description itself' },
         ],
       },

@@ -1,0 +1,65 @@
+// /v1/attestation: a fresh DCAP quote binding the server's TLS key and the caller's nonce (no token:
+// clients attest the server before they trust it with one). Outside an enclave, or over plain HTTP,
+// it answers 503 saying so; it never makes up a quote.
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { attestationReportData, parseQuoteBody, serialized, type Attestor } from '../../enclave/attestation.js';
+import { BastionError } from '../../errors.js';
+import { problemResponses } from '../schemas/common.js';
+
+const AttestationSchema = Type.Object(
+  {
+    quote: Type.String({ description: 'the DCAP quote, base64' }),
+    version: Type.Integer({ description: 'quote format version (3, 4 or 5)' }),
+    reportData: Type.String({ description: 'hex: SHA-256(TLS public key, SPKI DER) ‖ SHA-256(nonce), as in the quote' }),
+    certificate: Type.String({ description: 'the TLS certificate (PEM) whose public key the quote binds' }),
+    identity: Type.Object(
+      {
+        mrenclave: Type.String({ description: 'hex' }),
+        mrsigner: Type.String({ description: 'hex' }),
+        isvProdId: Type.Integer(),
+        isvSvn: Type.Integer(),
+        debug: Type.Boolean(),
+      },
+      { additionalProperties: false, description: 'as the quote states it (verify the quote before trusting it)' },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const NonceQuery = Type.Object(
+  { nonce: Type.String({ pattern: '^(?:[0-9a-fA-F]{2}){1,32}$', description: 'fresh random bytes, hex (1–32 bytes)' }) },
+  { additionalProperties: false },
+);
+
+export default async function attestationRoutes(root: FastifyInstance, options: { attestor: Attestor | null; certificatePem: string | null }) {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  const attestor = options.attestor ? serialized(options.attestor) : null;
+  app.get(
+    '/v1/attestation',
+    {
+      schema: {
+        operationId: 'getAttestation',
+        tags: ['attestation'],
+        summary: 'Attest the server',
+        description:
+          'A fresh DCAP quote from the enclave whose report data is SHA-256(the TLS public key, SPKI DER) ‖ SHA-256(nonce), with the ' +
+          'certificate and the identity it states. Check the quote (signatures up to Intel, the expected MRENCLAVE) and that the ' +
+          'certificate is the one this connection presented before sending anything. No token. 503 outside an enclave.',
+        security: [],
+        querystring: NonceQuery,
+        response: { 200: AttestationSchema, ...problemResponses(400, 500, 503) },
+      },
+      config: { public: true },
+    },
+    async (request) => {
+      if (!attestor) throw new BastionError('SERVICE_UNAVAILABLE', 'This server does not run in an SGX enclave: it has no quote to give');
+      if (!options.certificatePem) throw new BastionError('SERVICE_UNAVAILABLE', 'This server serves plain HTTP: there is no TLS key for a quote to bind');
+      const reportData = attestationReportData(options.certificatePem, Buffer.from(request.query.nonce, 'hex'));
+      const quote = await attestor.quote(reportData);
+      const parsed = parseQuoteBody(quote);
+      return { quote: quote.toString('base64'), version: parsed.version, reportData: reportData.toString('hex'), certificate: options.certificatePem, identity: parsed.identity };
+    },
+  );
+}

@@ -1,0 +1,59 @@
+// GET /v1/attestation against the real server (dist/main.js): outside an enclave it is 503 and never a
+// made-up quote; in an enclave (a fake /dev/attestation tree handing out a real recorded quote) the
+// server writes SHA-256(its TLS key, SPKI DER) ‖ SHA-256(nonce) as the report data and returns the quote
+// with the certificate whose key it binds.
+import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fakeAttestationTree } from '../helpers/attestation.js';
+import { curlFor } from '../helpers/curl.js';
+import { startServerProcess } from '../helpers/server.js';
+import { testdataPath } from '../helpers/testdata.js';
+
+const nonce = '5eed'.repeat(8);
+
+test('outside an enclave the attestation route is 503 problem+json for everyone, and a bad nonce is 400', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-attest-none-'));
+  const server = await startServerProcess(['--data-dir', dataDir, '--port', '0', '--attestation-dir', path.join(dataDir, 'none')]);
+  try {
+    const curl = curlFor(dataDir);
+    const res = await curl([`${server.url}/v1/attestation?nonce=${nonce}`]);
+    assert.equal(res.status, 503);
+    const problem = JSON.parse(res.body) as { type: string; detail: string };
+    assert.equal(problem.type, 'urn:bastion:problem:service-unavailable');
+    assert.match(problem.detail, /does not run in an SGX enclave/);
+    assert.doesNotMatch(res.body, /quote"/);
+    const bad = await curl([`${server.url}/v1/attestation?nonce=xyz`]);
+    assert.equal(bad.status, 400);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('in an enclave the quote binds the TLS key the server presents and the caller\'s nonce', async () => {
+  const recorded = fs.readFileSync(testdataPath('attestation', 'phala-dcap-qvl.v3.quote'));
+  const tree = fakeAttestationTree({ mrenclave: Buffer.alloc(32, 1), mrsigner: Buffer.alloc(32, 2), isvProdId: 0, isvSvn: 0, debug: false }, recorded);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-attest-'));
+  const server = await startServerProcess(['--data-dir', dataDir, '--port', '0', '--attestation-dir', tree]);
+  try {
+    const certFile = path.join(dataDir, 'tls', 'server-cert.pem');
+    const res = await curlFor(dataDir)([`${server.url}/v1/attestation?nonce=${nonce}`]);
+    assert.equal(res.status, 200, res.body);
+    const body = JSON.parse(res.body) as { quote: string; version: number; reportData: string; certificate: string; identity: { mrenclave: string } };
+    assert.deepEqual(Buffer.from(body.quote, 'base64'), recorded);
+    assert.equal(body.version, 3);
+    // The certificate returned is the one the server presents, and the report data binds its key and the nonce.
+    assert.equal(body.certificate, fs.readFileSync(certFile, 'utf8'));
+    const spki = new X509Certificate(body.certificate).publicKey.export({ type: 'spki', format: 'der' });
+    const expected = Buffer.concat([createHash('sha256').update(spki).digest(), createHash('sha256').update(Buffer.from(nonce, 'hex')).digest()]);
+    assert.equal(body.reportData, expected.toString('hex'));
+    assert.deepEqual(fs.readFileSync(path.join(tree, 'user_report_data')), expected, 'the enclave was asked for a quote over exactly these bytes');
+    // The identity is the quote's own (MRENCLAVE at body offset 64, after the 48-byte header).
+    assert.equal(body.identity.mrenclave, recorded.subarray(48 + 64, 48 + 96).toString('hex'));
+  } finally {
+    await server.stop();
+  }
+});
