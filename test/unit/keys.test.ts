@@ -51,5 +51,9 @@ test('refuses a key file of the wrong size and a root key of the wrong length', 
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'dev-root.key'), Buffer.alloc(31), { mode: 0o600 });
   assert.throws(() => openDevKeyProvider(dir), /holds 31 bytes/);
-  assert.throws(() => keyProviderFromRootKey(Buffer.alloc(16), 'x'), /32 bytes, not 16/);
+  assert.throws(() => keyProviderFromRootKey(Buffer.alloc(20), 'x'), /32 \(or, sealed, 16\) bytes, not 20/);
+  // 16 bytes is an SGX sealing key's size (the enclave provider's root); a 16-byte development key file is still refused.
+  assert.equal(keyProviderFromRootKey(Buffer.alloc(16, 1), 'sealing key').keyId.length, 16);
+  fs.writeFileSync(path.join(dir, 'dev-root.key'), Buffer.alloc(16), { mode: 0o600 });
+  assert.throws(() => openDevKeyProvider(dir), /holds 16 bytes/);
 });
