@@ -144,7 +144,8 @@ interface RawQuote {
   qeReport: Buffer;
   qeReportSignature: Buffer;
   qeAuthData: Buffer;
-  pemChain: Buffer;
+  /** The chain's DER certificates, from the strictly parsed PEM text. */
+  chainDers: Buffer[];
 }
 
 function sgxIdentity(report: Buffer): SgxIdentity {
@@ -165,7 +166,9 @@ function parseLayout(quote: Buffer): RawQuote {
   if (keyType !== ECDSA_P256_KEY_TYPE) fail(QuoteCheck.STRUCTURE, `attestation key type ${keyType} is not supported (2, ECDSA P-256)`);
   const teeTypeRaw = r.u32('TEE type');
   if (version === 3 && teeTypeRaw !== 0) fail(QuoteCheck.STRUCTURE, `version 3 header bytes 4-7 are reserved and must be zero`);
-  if (teeTypeRaw !== TeeType.SGX && teeTypeRaw !== TeeType.TDX) fail(QuoteCheck.STRUCTURE, `TEE type 0x${teeTypeRaw.toString(16)} is unknown`);
+  if (teeTypeRaw !== TeeType.SGX && teeTypeRaw !== TeeType.TDX) {
+    fail(QuoteCheck.STRUCTURE, `TEE type 0x${teeTypeRaw.toString(16)} is unknown`);
+  }
   r.take(HEADER_BYTES - 8, 'header');
   let bodyType: 1 | 2 | 3;
   let bodySize: number;
@@ -175,7 +178,9 @@ function parseLayout(quote: Buffer): RawQuote {
     const sizes: Record<number, number> = { 1: SGX_REPORT_BYTES, 2: TDX10_REPORT_BYTES, 3: TDX15_REPORT_BYTES };
     if (sizes[type] === undefined) fail(QuoteCheck.STRUCTURE, `body type ${type} is unknown (1, 2 or 3)`);
     if (sizes[type] !== bodySize) fail(QuoteCheck.STRUCTURE, `body type ${type} has ${sizes[type]} bytes, the quote says ${bodySize}`);
-    if ((type === 1) !== (teeTypeRaw === TeeType.SGX)) fail(QuoteCheck.STRUCTURE, `body type ${type} does not match TEE type 0x${teeTypeRaw.toString(16)}`);
+    if ((type === 1) !== (teeTypeRaw === TeeType.SGX)) {
+      fail(QuoteCheck.STRUCTURE, `body type ${type} does not match TEE type 0x${teeTypeRaw.toString(16)}`);
+    }
     bodyType = type as 1 | 2 | 3;
   } else {
     bodyType = teeTypeRaw === TeeType.SGX ? 1 : 2;
@@ -195,7 +200,9 @@ function parseLayout(quote: Buffer): RawQuote {
     inner = s;
   } else {
     const outerType = s.u16('certification data type');
-    if (outerType !== CERT_DATA_QE_REPORT) fail(QuoteCheck.STRUCTURE, `certification data type ${outerType}: expected 6 (QE report certification data)`);
+    if (outerType !== CERT_DATA_QE_REPORT) {
+      fail(QuoteCheck.STRUCTURE, `certification data type ${outerType}: expected 6 (QE report certification data)`);
+    }
     const outerSize = s.u32('certification data size');
     const outerStart = s.pos;
     s.take(outerSize, 'QE report certification data');
@@ -207,7 +214,9 @@ function parseLayout(quote: Buffer): RawQuote {
   const authSize = inner.u16('QE auth data size');
   const qeAuthData = inner.take(authSize, 'QE auth data');
   const certType = inner.u16('PCK certification data type');
-  if (certType !== CERT_DATA_PCK_CHAIN) fail(QuoteCheck.STRUCTURE, `certification data type ${certType}: only type 5 (PEM PCK chain) carries a chain to verify`);
+  if (certType !== CERT_DATA_PCK_CHAIN) {
+    fail(QuoteCheck.STRUCTURE, `certification data type ${certType}: only type 5 (PEM PCK chain) carries a chain to verify`);
+  }
   const certSize = inner.u32('PCK certification data size');
   const pemChain = inner.take(certSize, 'PCK certificate chain');
   inner.expectEnd(version === 3 ? 'signature data' : 'QE report certification data');
@@ -231,7 +240,8 @@ function parseLayout(quote: Buffer): RawQuote {
   };
   if (bodyType === 1) parsed.identity = sgxIdentity(body);
   else parsed.tdIdentity = { mrtd: body.subarray(136, 184).toString('hex'), debug: (body[120]! & 0x01) !== 0 };
-  return { parsed, signedBytes, signature, attestationKey, qeReport, qeReportSignature, qeAuthData, pemChain };
+  const chainDers = parsePemChainStrict(pemChain);
+  return { parsed, signedBytes, signature, attestationKey, qeReport, qeReportSignature, qeAuthData, chainDers };
 }
 
 const PEM_BEGIN = '-----BEGIN CERTIFICATE-----\n';
@@ -250,7 +260,9 @@ export function parsePemChainStrict(bytes: Buffer): Buffer[] {
   let pos = 0;
   while (pos < text.length) {
     if (ders.length === MAX_CHAIN_CERTIFICATES) fail(QuoteCheck.STRUCTURE, `PCK chain: more than ${MAX_CHAIN_CERTIFICATES} certificates`);
-    if (!text.startsWith(PEM_BEGIN, pos)) fail(QuoteCheck.STRUCTURE, `PCK chain: expected "-----BEGIN CERTIFICATE-----\\n" at chain offset ${pos}`);
+    if (!text.startsWith(PEM_BEGIN, pos)) {
+      fail(QuoteCheck.STRUCTURE, `PCK chain: expected "-----BEGIN CERTIFICATE-----\\n" at chain offset ${pos}`);
+    }
     pos += PEM_BEGIN.length;
     const end = text.indexOf(PEM_END, pos);
     if (end < 0) fail(QuoteCheck.STRUCTURE, `PCK chain: certificate ${ders.length + 1} has no "-----END CERTIFICATE-----\\n"`);
@@ -259,7 +271,10 @@ export function parsePemChainStrict(bytes: Buffer): Buffer[] {
     const lines = body.slice(0, -1).split('\n');
     for (const [i, line] of lines.entries()) {
       if (!BASE64_LINE.test(line) || (line.includes('=') && i !== lines.length - 1)) {
-        fail(QuoteCheck.STRUCTURE, `PCK chain: certificate ${ders.length + 1}, line ${i + 1} is not a base64 line of at most 64 characters`);
+        fail(
+          QuoteCheck.STRUCTURE,
+          `PCK chain: certificate ${ders.length + 1}, line ${i + 1} is not a base64 line of at most 64 characters`,
+        );
       }
     }
     const b64 = lines.join('');
@@ -298,15 +313,16 @@ function checkSignatureAlgorithmsMatch(der: Buffer, index: number): void {
   p = derElement(der, p, 'serialNumber')[1];
   const innerAlg = der.subarray(p, derElement(der, p, 'signature')[1]);
   const outerAlg = der.subarray(tbsEnd, derElement(der, tbsEnd, 'signatureAlgorithm')[1]);
-  if (!innerAlg.equals(outerAlg)) fail(QuoteCheck.PCK_CHAIN, `certificate ${index + 1}: outer signatureAlgorithm differs from the one in tbsCertificate`);
+  if (!innerAlg.equals(outerAlg)) {
+    fail(QuoteCheck.PCK_CHAIN, `certificate ${index + 1}: outer signatureAlgorithm differs from the one in tbsCertificate`);
+  }
 }
 
 function isP256(key: KeyObject): boolean {
   return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
 }
 
-function parseChain(pemChain: Buffer): X509Certificate[] {
-  const ders = parsePemChainStrict(pemChain);
+function parseChain(ders: Buffer[]): X509Certificate[] {
   if (ders.length !== 3) fail(QuoteCheck.PCK_CHAIN, `expected 3 certificates (PCK, intermediate CA, root CA), found ${ders.length}`);
   return ders.map((der, i) => {
     let cert: X509Certificate;
@@ -359,8 +375,15 @@ function checkValidity(chain: X509Certificate[], at: Date): void {
   chain.forEach((cert, i) => {
     const from = Date.parse(cert.validFrom);
     const to = Date.parse(cert.validTo);
-    if (!(t >= from)) fail(QuoteCheck.PCK_CHAIN_VALIDITY, `${names[i]} is not valid before ${new Date(from).toISOString()} (verification time ${at.toISOString()})`);
-    if (!(t <= to)) fail(QuoteCheck.PCK_CHAIN_VALIDITY, `${names[i]} expired at ${new Date(to).toISOString()} (verification time ${at.toISOString()})`);
+    if (!(t >= from)) {
+      fail(
+        QuoteCheck.PCK_CHAIN_VALIDITY,
+        `${names[i]} is not valid before ${new Date(from).toISOString()} (verification time ${at.toISOString()})`,
+      );
+    }
+    if (!(t <= to)) {
+      fail(QuoteCheck.PCK_CHAIN_VALIDITY, `${names[i]} expired at ${new Date(to).toISOString()} (verification time ${at.toISOString()})`);
+    }
   });
 }
 
@@ -374,7 +397,9 @@ function verifyP1363(data: Buffer, key: KeyObject, signature: Buffer): boolean {
 
 function hexField(value: string | undefined, digits: number, name: string): string | undefined {
   if (value === undefined) return undefined;
-  if (!new RegExp(`^[0-9a-fA-F]{${digits}}$`).test(value)) throw new TypeError(`Expected ${digits} hex digits for ${name} but received ${JSON.stringify(value)}`);
+  if (!new RegExp(`^[0-9a-fA-F]{${digits}}$`).test(value)) {
+    throw new TypeError(`Expected ${digits} hex digits for ${name} but received ${JSON.stringify(value)}`);
+  }
   return value.toLowerCase();
 }
 
@@ -392,10 +417,14 @@ function checkExpectations(quote: ParsedQuote, expected: QuoteExpectations): voi
     if (expected.isvProdId !== undefined && id.isvProdId !== expected.isvProdId) {
       fail(QuoteCheck.ISV_PROD_ID, `ISV prod id ${id.isvProdId} is not the expected ${expected.isvProdId}`);
     }
-    if (expected.minIsvSvn !== undefined && id.isvSvn < expected.minIsvSvn) fail(QuoteCheck.ISV_SVN, `ISV SVN ${id.isvSvn} is below the minimum ${expected.minIsvSvn}`);
+    if (expected.minIsvSvn !== undefined && id.isvSvn < expected.minIsvSvn) {
+      fail(QuoteCheck.ISV_SVN, `ISV SVN ${id.isvSvn} is below the minimum ${expected.minIsvSvn}`);
+    }
   }
   const debug = id ? id.debug : quote.tdIdentity!.debug;
-  if (debug && !expected.allowDebug) fail(QuoteCheck.DEBUG, `the ${id ? 'enclave' : 'TD'} runs in debug mode, which its host can read; pass allowDebug to accept it`);
+  if (debug && !expected.allowDebug) {
+    fail(QuoteCheck.DEBUG, `the ${id ? 'enclave' : 'TD'} runs in debug mode, which its host can read; pass allowDebug to accept it`);
+  }
   if (reportData && quote.reportData !== reportData) fail(QuoteCheck.REPORT_DATA, 'report data is not the expected value');
 }
 
@@ -419,8 +448,6 @@ export function verifyQuote(quote: Uint8Array, options: { at: Date; expected?: Q
   try {
     const raw = parseLayout(Buffer.from(quote.buffer, quote.byteOffset, quote.byteLength));
     parsed = raw.parsed;
-    const chainText = parsePemChainStrict(raw.pemChain); // structure: fails before any signature is looked at
-    void chainText;
 
     let attestationKey: KeyObject;
     try {
@@ -442,7 +469,7 @@ export function verifyQuote(quote: Uint8Array, options: { at: Date; expected?: Q
       fail(QuoteCheck.QE_REPORT_BINDING, 'the QE report data is not SHA-256(attestation key ‖ QE auth data) followed by 32 zero bytes');
     }
 
-    const chain = parseChain(raw.pemChain);
+    const chain = parseChain(raw.chainDers);
     if (!isP256(chain[0]!.publicKey)) fail(QuoteCheck.PCK_CHAIN, 'PCK certificate key is not ECDSA P-256');
     if (!verifyP1363(raw.qeReport, chain[0]!.publicKey, raw.qeReportSignature)) {
       fail(QuoteCheck.QE_REPORT_SIGNATURE, 'the QE report signature does not verify with the PCK certificate key');
@@ -453,7 +480,8 @@ export function verifyQuote(quote: Uint8Array, options: { at: Date; expected?: Q
     return { ok: true, quote: parsed, notChecked: NOT_CHECKED_OFFLINE };
   } catch (error) {
     if (error instanceof QuoteFailure) {
-      return parsed ? { ok: false, failedCheck: error.check, reason: error.message, quote: parsed } : { ok: false, failedCheck: error.check, reason: error.message };
+      const failure = { ok: false as const, failedCheck: error.check, reason: error.message };
+      return parsed ? { ...failure, quote: parsed } : failure;
     }
     throw error;
   }

@@ -91,7 +91,8 @@ test('TDX v4 quote: version 4, TDX 1.0 body of 584 bytes, report data and 70 byt
     parsed.quote.reportData,
     '9a9d48e7f6799642d3d1b34e1e5e1742d4bb02dd6ddd551862c1211d35c304f9eca3efdbb481601c163cf52493d6e44aed55d51ec39b7e518fadb92c2b523f20',
   );
-  assert.equal(parsed.quote.tdIdentity?.mrtd, '91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7');
+  const mrtd = '91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7';
+  assert.equal(parsed.quote.tdIdentity?.mrtd, mrtd);
 });
 
 test('TDX v5 quote: body type 3, 648 bytes', () => {
@@ -143,12 +144,14 @@ test('flipping bit 0 and, separately, bit 7 of every byte of the v3 quote: no mu
   assert.equal(pick(verifyQuote(mutate(phala, 900, (b) => b ^ 1), { at: VALID_AT })), QuoteCheck.QE_REPORT_BINDING); // QE report data
   assert.equal(pick(verifyQuote(mutate(phala, 960, (b) => b ^ 1), { at: VALID_AT })), QuoteCheck.QE_REPORT_SIGNATURE); // QE signature
   assert.equal(pick(verifyQuote(mutate(phala, 1020, (b) => b ^ 1), { at: VALID_AT })), QuoteCheck.QE_REPORT_BINDING); // QE auth data
-  for (const check of [QuoteCheck.STRUCTURE, QuoteCheck.QUOTE_SIGNATURE, QuoteCheck.QE_REPORT_BINDING, QuoteCheck.QE_REPORT_SIGNATURE, QuoteCheck.PCK_CHAIN]) {
+  const { STRUCTURE, QUOTE_SIGNATURE, QE_REPORT_BINDING, QE_REPORT_SIGNATURE, PCK_CHAIN } = QuoteCheck;
+  const checks = [STRUCTURE, QUOTE_SIGNATURE, QE_REPORT_BINDING, QE_REPORT_SIGNATURE, PCK_CHAIN];
+  for (const check of checks) {
     assert.ok((failures.get(check) ?? 0) > 0, `some mutation stops at ${check}`);
   }
 });
 
-test('flipping bit 0 of every even byte and of the final NUL of the TDX v4 and v5 quotes (half kept for speed): no mutated copy verifies', () => {
+test('flipping bit 0 of every even byte and of the final NUL of the TDX v4 and v5 quotes: no mutated copy verifies', () => {
   for (const name of TDX) {
     const quote = read(name);
     // Even offsets cover every region (each is at least 2 bytes long); the final NULs (4935, 5005) are odd, so add them.
@@ -275,7 +278,7 @@ test('forgery: the certification data replaced by another real Intel chain fails
   expectFailure(buildV3({ ...splitV3(phala), pemChain: splitV3(automata).pemChain }), QuoteCheck.QE_REPORT_SIGNATURE);
 });
 
-test('forgery: a new attestation key that re-signs header and body fails qe-report-binding; with the binding fixed, qe-report-signature', () => {
+test('forgery: a new attestation key re-signing header and body fails qe-report-binding; binding fixed, qe-report-signature', () => {
   const parts = splitV3(phala);
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const attestationKey = rawKey(publicKey);
@@ -286,7 +289,8 @@ test('forgery: a new attestation key that re-signs header and body fails qe-repo
   expectFailure(buildV3({ ...resigned, qeReport }), QuoteCheck.QE_REPORT_SIGNATURE);
   const headerAndBody = Buffer.from(parts.headerAndBody);
   headerAndBody[48 + 64] = headerAndBody[48 + 64]! ^ 0xff; // MRENCLAVE
-  expectFailure(buildV3({ ...resigned, qeReport, headerAndBody, signature: p1363(headerAndBody, privateKey) }), QuoteCheck.QE_REPORT_SIGNATURE);
+  const changedEnclave = buildV3({ ...resigned, qeReport, headerAndBody, signature: p1363(headerAndBody, privateKey) });
+  expectFailure(changedEnclave, QuoteCheck.QE_REPORT_SIGNATURE);
 });
 
 const pem = (der: ArrayBuffer) =>
@@ -301,9 +305,21 @@ test('forgery: everything re-signed under a self-made "Intel SGX Root CA" of the
   const caName = 'CN=Intel SGX PCK Processor CA, O=Intel Corporation, L=Santa Clara, ST=CA, C=US';
   const validity = { notBefore: new Date('2025-01-01T00:00:00Z'), notAfter: new Date('2030-01-01T00:00:00Z'), signingAlgorithm: alg };
   const caExt = [new x509.BasicConstraintsExtension(true, undefined, true)];
-  const root = await x509.X509CertificateGenerator.createSelfSigned({ ...validity, serialNumber: '01', name: rootName, keys: rootKeys, extensions: caExt });
+  const root = await x509.X509CertificateGenerator.createSelfSigned({
+    ...validity,
+    serialNumber: '01',
+    name: rootName,
+    keys: rootKeys,
+    extensions: caExt,
+  });
   const ca = await x509.X509CertificateGenerator.create({
-    ...validity, serialNumber: '02', subject: caName, issuer: rootName, publicKey: caKeys.publicKey, signingKey: rootKeys.privateKey, extensions: caExt,
+    ...validity,
+    serialNumber: '02',
+    subject: caName,
+    issuer: rootName,
+    publicKey: caKeys.publicKey,
+    signingKey: rootKeys.privateKey,
+    extensions: caExt,
   });
   const pck = await x509.X509CertificateGenerator.create({
     ...validity, serialNumber: '03', subject: 'CN=Intel SGX PCK Certificate, O=Intel Corporation, L=Santa Clara, ST=CA, C=US',
@@ -318,7 +334,12 @@ test('forgery: everything re-signed under a self-made "Intel SGX Root CA" of the
   createHash('sha256').update(attestationKey).update(parts.qeAuthData).digest().copy(qeReport, 320);
   const pckPrivate = KeyObjectFrom(await webcrypto.subtle.exportKey('pkcs8', pckKeys.privateKey));
   const forged = buildV3({
-    ...parts, attestationKey, signature: p1363(parts.headerAndBody, privateKey), qeReport, qeReportSignature: p1363(qeReport, pckPrivate), pemChain,
+    ...parts,
+    attestationKey,
+    signature: p1363(parts.headerAndBody, privateKey),
+    qeReport,
+    qeReportSignature: p1363(qeReport, pckPrivate),
+    pemChain,
   });
   const result = expectFailure(forged, QuoteCheck.PCK_CHAIN);
   assert.match((result as { reason: string }).reason, /not the pinned Intel SGX Root CA/);
@@ -336,4 +357,19 @@ test('hostile headers: unsupported version, key type, TEE type and v5 body descr
   expectFailure(mutate(v5, 48, () => 1), QuoteCheck.STRUCTURE); // SGX body type under a TDX TEE type
   expectFailure(mutate(v5, 50, (b) => b + 1), QuoteCheck.STRUCTURE); // body size
   expectFailure(Buffer.alloc(0), QuoteCheck.STRUCTURE);
+});
+
+test('the quotes inside the two RA-TLS certificates verify, and their DEBUG enclaves are refused unless allowed', () => {
+  const quotes = [read('gramine-ra-tls.der').subarray(404, 5138), read('gramine-ra-tls.der').subarray(5161, 9895)];
+  quotes.push(read('intel-sgxsdk-ra-tls.der').subarray(428, 5028));
+  for (const quote of quotes) {
+    const refused = expectFailure(quote, QuoteCheck.DEBUG);
+    assert.match((refused as { reason: string }).reason, /debug mode/);
+    const allowed = verifyQuote(quote, { at: VALID_AT, expected: { allowDebug: true } });
+    assert.ok(allowed.ok, allowed.ok ? '' : `${allowed.failedCheck}: ${allowed.reason}`);
+    assert.equal(allowed.quote.identity?.debug, true);
+  }
+  const gramine = verifyQuote(quotes[0]!, { at: VALID_AT, expected: { allowDebug: true } });
+  assert.ok(gramine.ok);
+  assert.equal(gramine.quote.reportData, '5a5a5b2d177433048e9d62409d1acc4ec526c06e294d09e69a36cff9369e4851' + '00'.repeat(32));
 });
