@@ -11,6 +11,7 @@ import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
 import { ApiError, unwrap } from '../client/client.js';
 import { ConnectionError } from '../client/connection.js';
 import { addDatasetCommands, addModelCommands } from './artifacts.js';
+import { addAttestCommands } from './attest.js';
 import {
   addClientOptions,
   clientFor as client,
@@ -74,6 +75,7 @@ export function buildProgram(): Command {
   addEvaluationCommands(program);
   addPrivacyCommands(program);
   addAuditCommands(program);
+  addAttestCommands(program);
   return program;
 }
 
