@@ -1156,12 +1156,13 @@ export interface operations {
                             /** @enum {string} */
                             sealingKey: "mrenclave" | "mrsigner";
                             identity: {
-                                /** @description hex */
+                                /** @description hex: the measurement of the enclave's code and data */
                                 mrenclave: string;
-                                /** @description hex */
+                                /** @description hex: the hash of the key that signed the enclave */
                                 mrsigner: string;
                                 isvProdId: number;
                                 isvSvn: number;
+                                /** @description a debug enclave's memory is readable by the host */
                                 debug: boolean;
                             };
                         };
@@ -1191,12 +1192,13 @@ export interface operations {
                             /** @enum {string} */
                             sealingKey: "mrenclave" | "mrsigner";
                             identity: {
-                                /** @description hex */
+                                /** @description hex: the measurement of the enclave's code and data */
                                 mrenclave: string;
-                                /** @description hex */
+                                /** @description hex: the hash of the key that signed the enclave */
                                 mrsigner: string;
                                 isvProdId: number;
                                 isvSvn: number;
+                                /** @description a debug enclave's memory is readable by the host */
                                 debug: boolean;
                             };
                         };
@@ -3474,12 +3476,13 @@ export interface operations {
                         certificate: string;
                         /** @description as the quote states it (verify the quote before trusting it) */
                         identity: {
-                            /** @description hex */
+                            /** @description hex: the measurement of the enclave's code and data */
                             mrenclave: string;
-                            /** @description hex */
+                            /** @description hex: the hash of the key that signed the enclave */
                             mrsigner: string;
                             isvProdId: number;
                             isvSvn: number;
+                            /** @description a debug enclave's memory is readable by the host */
                             debug: boolean;
                         };
                     };

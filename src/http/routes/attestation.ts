@@ -3,10 +3,10 @@
 // it answers 503 saying so; it never makes up a quote.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { attestationReportData, parseQuoteBody, serialized, type Attestor } from '../../enclave/attestation.js';
 import { BastionError } from '../../errors.js';
-import { problemResponses } from '../schemas/common.js';
+import { EnclaveIdentitySchema, problemResponses } from '../schemas/common.js';
 
 const AttestationSchema = Type.Object(
   {
@@ -14,16 +14,7 @@ const AttestationSchema = Type.Object(
     version: Type.Integer({ description: 'quote format version (3, 4 or 5)' }),
     reportData: Type.String({ description: 'hex: SHA-256(TLS public key, SPKI DER) ‖ SHA-256(nonce), as in the quote' }),
     certificate: Type.String({ description: 'the TLS certificate (PEM) whose public key the quote binds' }),
-    identity: Type.Object(
-      {
-        mrenclave: Type.String({ description: 'hex' }),
-        mrsigner: Type.String({ description: 'hex' }),
-        isvProdId: Type.Integer(),
-        isvSvn: Type.Integer(),
-        debug: Type.Boolean(),
-      },
-      { additionalProperties: false, description: 'as the quote states it (verify the quote before trusting it)' },
-    ),
+    identity: Type.Unsafe<Static<typeof EnclaveIdentitySchema>>({ ...EnclaveIdentitySchema, description: 'as the quote states it (verify the quote before trusting it)' }),
   },
   { additionalProperties: false },
 );

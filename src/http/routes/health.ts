@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { KeySource } from '../../enclave/keys.js';
+import { EnclaveIdentitySchema } from '../schemas/common.js';
 
 export interface ReadinessChecks {
   /** The addon loaded in the pool workers. */
@@ -21,16 +22,7 @@ const ReadinessSchema = Type.Object(
           {
             provider: Type.Literal('enclave'),
             sealingKey: Type.Enum(['mrenclave', 'mrsigner'], { type: 'string' }),
-            identity: Type.Object(
-              {
-                mrenclave: Type.String({ description: 'hex' }),
-                mrsigner: Type.String({ description: 'hex' }),
-                isvProdId: Type.Integer(),
-                isvSvn: Type.Integer(),
-                debug: Type.Boolean(),
-              },
-              { additionalProperties: false },
-            ),
+            identity: EnclaveIdentitySchema,
           },
           { additionalProperties: false },
         ),

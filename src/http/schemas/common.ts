@@ -67,3 +67,15 @@ export const IdParams = Type.Object({ id: Type.String({ format: 'uuid', descript
 export const PRINTABLE_TEXT_PATTERN = '^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069\\uFEFF]*$';
 /** The validation detail of a value that does not match PRINTABLE_TEXT_PATTERN. */
 export const PRINTABLE_TEXT_DETAIL = 'must not contain control characters, line separators or bidirectional formatting characters';
+
+/** An SGX enclave's identity as its report or quote states it (src/enclave/keys.ts EnclaveIdentity). */
+export const EnclaveIdentitySchema = Type.Object(
+  {
+    mrenclave: Type.String({ description: 'hex: the measurement of the enclave\'s code and data' }),
+    mrsigner: Type.String({ description: 'hex: the hash of the key that signed the enclave' }),
+    isvProdId: Type.Integer(),
+    isvSvn: Type.Integer(),
+    debug: Type.Boolean({ description: 'a debug enclave\'s memory is readable by the host' }),
+  },
+  { additionalProperties: false },
+);
