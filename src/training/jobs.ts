@@ -646,9 +646,12 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     },
 
     list: (principal) =>
-      listTrainingRows(deps.store)
-        .filter((row) => authorize(principal, 'job.read', trainingTarget(deps.store, row)).allowed)
-        .map((row) => view(row, seesResults(principal, row))),
+      listTrainingRows(deps.store).flatMap((row) => {
+        // One target per row (its datasets' owners are looked up once), for both decisions.
+        const target = trainingTarget(deps.store, row);
+        if (!authorize(principal, 'job.read', target).allowed) return [];
+        return [view(row, authorize(principal, 'job.readResults', target).allowed)];
+      }),
 
     get(principal, id) {
       const row = authorizedRow(principal, id, 'job.read');
