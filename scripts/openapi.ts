@@ -8,6 +8,8 @@ import openapiTS, { astToString } from 'openapi-typescript';
 import ts from 'typescript';
 import { stringify } from 'yaml';
 import { buildApp } from '../src/app.js';
+import { keyProviderFromRootKey } from '../src/enclave/keys.js';
+import { developmentCertificateSigner } from '../src/enclave/training-certificate.js';
 import { openAuditLog } from '../src/governance/audit.js';
 import { openStore } from '../src/store/db.js';
 
@@ -31,6 +33,7 @@ export async function buildOpenapiDocument(): Promise<Record<string, unknown>> {
     },
     maxUploadBytes: 1,
     isAddonLoaded: () => false,
+    certificates: developmentCertificateSigner(keyProviderFromRootKey(Buffer.alloc(32), 'none: the document is only built')),
   });
   await app.ready();
   const document = app.swagger() as unknown as Record<string, unknown>;

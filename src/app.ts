@@ -34,6 +34,7 @@ import type { ArtifactDeps } from './artifacts/service.js';
 import type { AuditLog } from './governance/audit.js';
 import type { KeySource } from './enclave/keys.js';
 import type { Attestor } from './enclave/attestation.js';
+import { TrainingCertificateSchema, type CertificateSigner } from './enclave/training-certificate.js';
 import attestationRoutes from './http/routes/attestation.js';
 import type { PrivacyMath } from './privacy/ledger.js';
 import { ProblemSchema } from './http/schemas/common.js';
@@ -54,6 +55,8 @@ export interface AppDeps {
   maxUploadBytes: number;
   /** The enclave's quote maker (Gramine); absent outside an enclave, where /v1/attestation answers 503. */
   attestor?: Attestor | null;
+  /** Signs the certificate of each trained model (the enclave's attested key, or the development key). */
+  certificates: CertificateSigner;
   /** What data at rest is sealed with, shown by /readyz (default: the development key). */
   keySource?: KeySource;
   /** True once the addon has loaded in the pool workers (checked at start). */
@@ -88,6 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(ModelPolicySchema);
   app.addSchema(ModelSchema);
   app.addSchema(ModelApprovalsSchema);
+  app.addSchema(TrainingCertificateSchema);
   app.addSchema(DatasetPolicyInputSchema);
   app.addSchema(DatasetPolicySchema);
   app.addSchema(DatasetSchema);
@@ -123,7 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(datasetRoutes, { artifacts });
   // Jobs left by a previous process resume once the app is ready; on close, running jobs checkpoint
   // and stop, and event streams end, before the server stops waiting for connections.
-  const jobs = createTrainingJobs({ ...artifacts, log: app.log }, deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 });
+  const jobs = createTrainingJobs({ ...artifacts, certificates: deps.certificates, log: app.log }, deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 });
   app.addHook('onReady', async () => jobs.start());
   app.addHook('preClose', async () => jobs.close());
   const evaluations = createEvaluations(artifacts);

@@ -11,6 +11,7 @@ import { dataLayout, loadConfig, type Config } from './config.js';
 import { openBlobStore, sweepBlobs } from './artifacts/blob-store.js';
 import { KeyPurpose, openKeyProvider } from './enclave/keys.js';
 import { gramineAttestor } from './enclave/attestation.js';
+import { openCertificateSigner } from './enclave/training-certificate.js';
 import { openAuditLog } from './governance/audit.js';
 import { loadTlsMaterial } from './enclave/tls.js';
 import { allArtifactIds } from './store/artifacts.js';
@@ -68,6 +69,11 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       https = { cert: tls.cert, key: tls.key };
     }
 
+    const attestor = source.provider === 'enclave' ? gramineAttestor(config.attestationDir) : null;
+    // Inside an enclave this makes the quote that binds the certificate key, once, before serving.
+    const certificates = await openCertificateSigner(keys, attestor);
+    logger.info({ enclave: certificates.enclave, publicKey: certificates.publicKey.toString('base64') }, 'training certificates are signed with this Ed25519 key');
+
     const metrics = createMetrics();
     const app = await buildApp({
       store,
@@ -77,7 +83,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       maxUploadBytes: config.maxUploadBytes,
       isAddonLoaded: () => true,
       keySource: source,
-      attestor: source.provider === 'enclave' ? gramineAttestor(config.attestationDir) : null,
+      attestor,
+      certificates,
       training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings, maxJobsPerPrincipal: config.maxJobsPerPrincipal },
       logger,
       privacyMath: privacyMathOn(pool),

@@ -6,6 +6,7 @@
 // safetensors are parsed by our own code in a pool worker. The owner's privacy limit ε and δ are
 // fixed at upload: the ledger (privacy/) charges against them. Its policy (governance/policy.ts) says
 // who else may see and use it; the owner alone may change it, effective for the next request.
+import { randomBytes } from 'node:crypto';
 import { BastionError, type FieldError } from '../errors.js';
 import { authorize, enforce, refuseUnknown, type Action, type UseContext } from '../governance/authorize.js';
 import { datasetPolicyFrom, replacePolicy, requireKnownPrincipals, type DatasetPolicy, type DatasetPolicyInput } from '../governance/policy.js';
@@ -49,8 +50,14 @@ export interface Dataset extends Omit<DatasetSummary, 'labelClasses'> {
   name: string;
   description: string;
   format: DatasetFormat;
-  sha256: string;
-  sizeBytes: number;
+  /**
+   * SHA-256 and size of the uploaded file: the owner's only. A hash lets whoever knows every record but
+   * one test guesses of the last, and a text file's size moves with its values' lengths.
+   */
+  sha256?: string;
+  sizeBytes?: number;
+  /** The salt of this dataset's commitment in training certificates (owner only; see src/enclave/training-certificate.ts). */
+  commitmentSalt?: string;
   privacyLimit: number;
   delta: number;
   /** The policy's allowNonPrivate (kept for clients written before policies). */
@@ -117,8 +124,7 @@ function toDataset(row: DatasetRow, viewer: Principal): Dataset {
     name: row.name,
     description: row.description,
     format: row.format,
-    sha256: row.sha256,
-    sizeBytes: row.sizeBytes,
+    ...(owner ? { sha256: row.sha256, sizeBytes: row.sizeBytes, commitmentSalt: row.commitmentSalt } : {}),
     privacyLimit: row.privacyLimit,
     delta: row.delta,
     allowNonPrivate: policy.allowNonPrivate,
@@ -231,6 +237,7 @@ export async function createDataset(deps: ArtifactDeps, owner: Principal, fields
       sampleCount: converted.summary.sampleCount,
       details: JSON.stringify({ summary: converted.summary, layout: converted.layout } satisfies DatasetDetails),
       policy: JSON.stringify(policy),
+      commitmentSalt: randomBytes(32).toString('hex'),
       createdAt: new Date().toISOString(),
     };
     await commitArtifact(

@@ -11,6 +11,7 @@ import { authorize, enforce, refuseUnknown, type Action, type ReleaseState, type
 import { modelPolicyFrom, replacePolicy, requireKnownPrincipals, type ModelPolicy, type ModelPolicyInput } from '../governance/policy.js';
 import { modelTarget, releaseState, type ModelTarget } from '../governance/targets.js';
 import type { ModelInspection } from '../native.js';
+import type { TrainingCertificate } from '../enclave/training-certificate.js';
 import { decideApproval, insertApproval, listApprovals } from '../store/approvals.js';
 import { deleteModelRow, findModelRow, insertModel, listModelRows, updateModelPolicy, type ModelRow } from '../store/artifacts.js';
 import type { Store } from '../store/db.js';
@@ -93,7 +94,8 @@ export interface Model {
 }
 
 /** The `details` column: the check, and the lineage and co-owners of a trained model. */
-type ModelDetails = ModelCheck & { lineage?: ModelLineage; coOwnerIds?: string[] };
+/** A trained model's details also hold its signed training certificate (src/enclave/training-certificate.ts). */
+type ModelDetails = ModelCheck & { lineage?: ModelLineage; coOwnerIds?: string[]; certificate?: TrainingCertificate };
 
 function coOwnersOf(row: ModelRow): string[] {
   return (JSON.parse(row.details) as ModelDetails).coOwnerIds ?? [];
@@ -105,7 +107,7 @@ export function modelTargetOf(store: Store, row: ModelRow): ModelTarget {
 }
 
 function toModel(row: ModelRow, target: ModelTarget, viewer: Principal): Model {
-  const { lineage, coOwnerIds, ...stored } = JSON.parse(row.details) as ModelDetails;
+  const { lineage, coOwnerIds, certificate: _certificate, ...stored } = JSON.parse(row.details) as ModelDetails;
   const check: ModelCheck = { ...stored, inputRanks: stored.inputRanks ?? [] };
   return {
     id: row.id,
@@ -237,6 +239,7 @@ export async function createTrainedModel(
     description: string;
     check: ModelCheck;
     lineage: ModelLineage;
+    certificate: TrainingCertificate;
     coOwnerIds: string[];
     approvals: { approverId: string; datasetIds: string[] }[];
     staged: StagedBlob & { sha256: string };
@@ -250,7 +253,7 @@ export async function createTrainedModel(
     description: input.description,
     sha256: input.staged.sha256,
     sizeBytes: input.staged.sizeBytes,
-    details: JSON.stringify({ ...input.check, lineage: input.lineage, coOwnerIds: input.coOwnerIds } satisfies ModelDetails),
+    details: JSON.stringify({ ...input.check, lineage: input.lineage, coOwnerIds: input.coOwnerIds, certificate: input.certificate } satisfies ModelDetails),
     policy: JSON.stringify(modelPolicyFrom({})),
     createdAt: new Date().toISOString(),
   };
@@ -367,6 +370,19 @@ function approvalsOf(store: Store, id: string, release: ReleaseState): ModelAppr
 }
 
 /** What release approvals the model needs, and which were given (anyone who may see the model). */
+/**
+ * The signed training certificate of a trained model, for whoever may see the model (it states hashes and
+ * DP parameters, not weights). NOT_FOUND for an uploaded model, or one trained before certificates.
+ */
+export function getModelCertificate(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string): TrainingCertificate {
+  const { row } = authorizedModel(deps, principal, id, 'model.read');
+  const { certificate, lineage } = JSON.parse(row.details) as ModelDetails;
+  if (!certificate) {
+    throw new BastionError('NOT_FOUND', lineage ? `Model ${id} was trained before this server signed training certificates` : `Model ${id} was uploaded, not trained here: it has no training certificate`);
+  }
+  return certificate;
+}
+
 export function getModelApprovals(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string): ModelApprovals {
   const { target } = authorizedModel(deps, principal, id, 'model.read');
   return approvalsOf(deps.store, id, target.release);

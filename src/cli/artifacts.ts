@@ -113,7 +113,7 @@ export function addDatasetCommands(program: Command): void {
           format: d.format,
           samples: String(d.sampleCount),
           epsilon: String(d.privacyLimit),
-          size: formatBytes(d.sizeBytes),
+          size: d.sizeBytes === undefined ? '-' : formatBytes(d.sizeBytes),
           created: short(d.createdAt),
         })),
         ['id', 'name', 'format', 'samples', 'epsilon', 'size', 'created'],

@@ -17,6 +17,8 @@ export const KeyPurpose = {
   SEALED_BLOBS: 'sealed-blobs',
   /** HMAC-SHA256 key of the audit log's chain and its high-water mark (src/governance/audit.ts). */
   AUDIT: 'audit',
+  /** Seed of the Ed25519 key that signs training certificates (src/enclave/training-certificate.ts). */
+  TRAINING_CERTIFICATES: 'training-certificates',
 } as const;
 export type KeyPurpose = (typeof KeyPurpose)[keyof typeof KeyPurpose];
 

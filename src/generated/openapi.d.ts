@@ -148,6 +148,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/models/{id}/certificate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a trained model's signed training certificate
+         * @description What the server did to make this model, signed when its training finished: the model file's SHA-256, the source model's, each dataset as a salted commitment (its owner sees the salt), σ, q, steps, ε, δ, clipping and the code version. Inside an enclave the Ed25519 key is bound by the enclave quote the certificate carries (`keyQuote`), so the quote vouches for it; outside one the statement says `"enclave": false`. Check it offline with `bastion attest verify-model`. 404 for a model that was uploaded rather than trained.
+         */
+        get: operations["getModelCertificate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models/{id}/approvals": {
         parameters: {
             query?: never;
@@ -712,6 +732,49 @@ export interface components {
                 decidedAt: string | null;
             }[];
         };
+        TrainingCertificate: {
+            statement: {
+                /** @enum {string} */
+                format: "bastion.training-certificate/1";
+                modelId: string;
+                trainingId: string;
+                /** @description SHA-256 of the trained model file as downloaded */
+                modelSha256: string;
+                sourceModelId: string;
+                /** @description SHA-256 of the model file training started from */
+                sourceModelSha256: string;
+                datasets: {
+                    id: string;
+                    /** @description SHA-256(salt ‖ SHA-256(uploaded file)); the salt is shown to the dataset's owner only */
+                    commitment: string;
+                }[];
+                /** @description trained with DP-SGD */
+                private: boolean;
+                /** @description σ (0 when not private) */
+                noiseMultiplier: number;
+                /** @description q (0 when not private) */
+                sampleRate: number;
+                steps: number;
+                /** @description ε of the training at δ (null when not private) */
+                epsilon: number | null;
+                delta: number | null;
+                accountant: "rdp" | "pld" | null;
+                /** @description clipping bound C */
+                maxGradNorm: number | null;
+                clipping: "flat" | "per-layer" | null;
+                codeVersion: string;
+                /** Format: date-time */
+                finishedAt: string;
+                /** @description signed inside an SGX enclave by a key its quote binds; false: by the development key, attested by nothing */
+                enclave: boolean;
+            };
+            /** @description Ed25519 signature, base64, over "bastion.training-certificate/1\n" ‖ the statement as RFC 8785 canonical JSON */
+            signature: string;
+            /** @description the Ed25519 public key, base64 of its 32 raw bytes */
+            publicKey: string;
+            /** @description inside an enclave: the DCAP quote whose report data is SHA-256("bastion.training-certificate-key/1\n" ‖ publicKey) ‖ 32 zero bytes */
+            keyQuote?: string;
+        };
         /**
          * DatasetPolicyInput
          * @description A dataset's policy as given; omitted fields take their defaults
@@ -760,9 +823,12 @@ export interface components {
             description: string;
             /** @enum {string} */
             format: "torchscript" | "safetensors" | "csv";
-            /** @description SHA-256 of the uploaded file, hex */
-            sha256: string;
-            sizeBytes: number;
+            /** @description SHA-256 of the uploaded file, hex; only in the owner's view (a hash lets whoever knows all records but one test guesses of the last) */
+            sha256?: string;
+            /** @description Size of the uploaded file; only in the owner's view (a text file's size moves with its values) */
+            sizeBytes?: number;
+            /** @description Only in the owner's view: the salt of this dataset's commitment in training certificates, SHA-256(salt ‖ SHA-256(file)) */
+            commitmentSalt?: string;
             /** @description Total ε the owner allows all trainings to spend */
             privacyLimit: number;
             /** @description δ of every guarantee given on this dataset */
@@ -1619,6 +1685,65 @@ export interface operations {
             };
             /** @description Well-formed but unusable content */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal server error (logged under requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getModelCertificate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Resource id (UUID) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingCertificate"];
+                };
+            };
+            /** @description The request is malformed or fails validation */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, revoked or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource (or one the caller may not see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

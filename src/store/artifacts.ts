@@ -30,6 +30,8 @@ export interface DatasetRow {
   details: string;
   /** JSON DatasetPolicy (src/governance/policy.ts). */
   policy: string;
+  /** 64 hex digits: the salt of the dataset's commitment in training certificates (owner only). */
+  commitmentSalt: string;
   createdAt: string;
 }
 
@@ -37,7 +39,7 @@ const modelColumns =
   'id, owner_id AS ownerId, name, description, sha256, size_bytes AS sizeBytes, details, policy, created_at AS createdAt';
 const datasetColumns =
   'id, owner_id AS ownerId, name, description, format, sha256, size_bytes AS sizeBytes, privacy_limit AS privacyLimit, ' +
-  'delta, sample_count AS sampleCount, details, policy, created_at AS createdAt';
+  'delta, sample_count AS sampleCount, details, policy, commitment_salt AS commitmentSalt, created_at AS createdAt';
 
 export function insertModel(store: Store, row: ModelRow): void {
   store.db
@@ -52,9 +54,9 @@ export function insertDataset(store: Store, row: DatasetRow): void {
   store.db
     .prepare(
       `INSERT INTO datasets (id, owner_id, name, description, format, sha256, size_bytes, privacy_limit, delta,
-                             sample_count, details, policy, created_at)
+                             sample_count, details, policy, commitment_salt, created_at)
        VALUES (@id, @ownerId, @name, @description, @format, @sha256, @sizeBytes, @privacyLimit, @delta,
-               @sampleCount, @details, @policy, @createdAt)`,
+               @sampleCount, @details, @policy, @commitmentSalt, @createdAt)`,
     )
     .run(row);
 }

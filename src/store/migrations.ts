@@ -180,4 +180,15 @@ export const migrations: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 8,
+    name: 'dataset commitments',
+    sql: `
+      -- The salt of a dataset's commitment in training certificates, SHA-256(salt ‖ SHA-256(file)), hex
+      -- (src/enclave/training-certificate.ts): random, shown to the dataset's owner only, so nobody else
+      -- can test guesses of the data against a certificate. Datasets from before this version get theirs now.
+      ALTER TABLE datasets ADD COLUMN commitment_salt TEXT;
+      UPDATE datasets SET commitment_salt = lower(hex(randomblob(32))) WHERE commitment_salt IS NULL;
+    `,
+  },
 ];

@@ -41,6 +41,7 @@ import { epochEnds, type MetricsSpec, type TrainingMetric } from './metrics.js';
 import { planTraining, planView, type TrainingPlan, type TrainingRequest } from './plan.js';
 import { preflightTraining } from './preflight.js';
 import { publicProgress } from './progress.js';
+import { datasetCommitment, type CertificateSigner } from '../enclave/training-certificate.js';
 import { checkpointIdentity, Control, type TrainingMessage, type TrainModelInput, type TrainModelOutput } from './runner.js';
 
 export interface TrainingLog {
@@ -48,7 +49,8 @@ export interface TrainingLog {
   error(fields: Record<string, unknown>, message: string): void;
 }
 
-export type TrainingDeps = ArtifactDeps & { log?: TrainingLog };
+/** `certificates` signs what each successful training did (src/enclave/training-certificate.ts). */
+export type TrainingDeps = ArtifactDeps & { log?: TrainingLog; certificates: CertificateSigner };
 
 export interface TrainingJobsOptions {
   /** Jobs running at once (default: the pool's size). */
@@ -490,14 +492,18 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         const source = JSON.parse(row.request) as TrainingRequest;
         const staged = stagedBlob(deps.blobs, { artifactId: resultModelId, kind: 'model' }, output.model) as ReturnType<typeof stagedBlob> & { sha256: string };
         const sourceModel = storedModel(deps, row.modelId);
-        if (!sourceModel) {
+        const datasetRows = plan.datasetIds.map((datasetId) => findDatasetRow(deps.store, datasetId));
+        const missingDataset = plan.datasetIds.find((_, i) => !datasetRows[i]);
+        const gone = !sourceModel ? `The source model ${row.modelId}` : missingDataset ? `The dataset ${missingDataset}` : null;
+        if (!sourceModel || gone) {
           await staged.discard();
-          finishRow(id, 'failed', { ...base, error: `The source model ${row.modelId} was deleted before the result could be recorded` });
+          finishRow(id, 'failed', { ...base, error: `${gone} was deleted before the result could be recorded` });
           await dropCheckpoint(id);
           emit(id, 'failed');
           return;
         }
         const { check, name: sourceName } = sourceModel;
+        const finishedAt = new Date().toISOString();
         let metrics: string | null = null;
         const lineage: ModelLineage = {
           trainingId: id,
@@ -518,6 +524,25 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
           optimizer: { ...source.optimizer },
           codeVersion,
         };
+        const certificate = deps.certificates.sign({
+          modelId: resultModelId,
+          trainingId: id,
+          modelSha256: staged.sha256,
+          sourceModelId: row.modelId,
+          sourceModelSha256: sourceModel.sha256,
+          datasets: datasetRows.map((d) => ({ id: d!.id, commitment: datasetCommitment(d!.commitmentSalt, d!.sha256) })),
+          private: plan.private,
+          noiseMultiplier: plan.noiseMultiplier,
+          sampleRate: plan.sampleRate,
+          steps: output.steps,
+          epsilon: plan.epsilon,
+          delta: plan.delta,
+          accountant: plan.accountant,
+          maxGradNorm: plan.maxGradNorm,
+          clipping: plan.clipping,
+          codeVersion,
+          finishedAt,
+        });
         await createTrainedModel(
           deps,
           {
@@ -527,13 +552,14 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
             description: `Trained by training ${id} from model ${row.modelId} on ${plan.datasetIds.length === 1 ? 'dataset' : 'datasets'} ${plan.datasetIds.join(', ')}`,
             check,
             lineage,
+            certificate,
             staged,
           },
           () => {
             // Merged here, in the transaction: a checkpoint message (its own port) can land while the
             // result is committed, and its metric must not be overwritten by an older copy of the row.
             metrics = output.metric ? mergeMetrics(requireRow(id), [output.metric]) : null;
-            finishRow(id, 'succeeded', { ...base, resultModelId, ...(metrics ? { metrics } : {}) });
+            finishRow(id, 'succeeded', { ...base, finishedAt, resultModelId, ...(metrics ? { metrics } : {}) });
           },
         );
         await dropCheckpoint(id);

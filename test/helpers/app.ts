@@ -6,7 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { openBlobStore, type BlobStore } from '../../src/artifacts/blob-store.js';
 import { dataLayout } from '../../src/config.js';
-import { KeyPurpose, openDevKeyProvider } from '../../src/enclave/keys.js';
+import { KeyPurpose, keyProviderFromRootKey, openDevKeyProvider } from '../../src/enclave/keys.js';
+import { developmentCertificateSigner } from '../../src/enclave/training-certificate.js';
 import { openAuditLog, type AuditLog } from '../../src/governance/audit.js';
 import type { GovernanceDeps } from '../../src/governance/authorize.js';
 import { authenticate, bootstrapAdmin, createPrincipal, type CreatedPrincipal, type Principal } from '../../src/governance/principals.js';
@@ -58,6 +59,7 @@ export const inlineMath: PrivacyMath = {
 
 /** Artifact dependencies for apps whose tests upload nothing (no folder behind them). */
 export const unusedArtifacts = {
+  certificates: developmentCertificateSigner(keyProviderFromRootKey(Buffer.alloc(32), 'a test key of zeros')),
   artifacts: {
     blobs: { blobsDir: '/nonexistent/blobs', stagingDir: '/nonexistent/blobs/staging', sealingKey: { keyId: '0000000000000000', key: Buffer.alloc(32) } },
     sandbox: { timeoutMs: 1000, memoryBytes: 1024 ** 3 },
@@ -84,6 +86,7 @@ export async function buildTestApp(
     artifacts: { blobs, sandbox: overrides.sandbox ?? { timeoutMs: 60_000, memoryBytes: 8 * 1024 ** 3 } },
     maxUploadBytes: overrides.maxUploadBytes ?? 4 * 1024 ** 3,
     isAddonLoaded: overrides.isAddonLoaded ?? (() => true),
+    certificates: developmentCertificateSigner(keys),
     ...(overrides.training ? { training: overrides.training } : {}),
     // With a real pool the accountants run in it, as in the server; otherwise inline.
     ...(overrides.privacyMath ? { privacyMath: overrides.privacyMath } : overrides.pool ? { privacyMath: privacyMathOn(overrides.pool) } : {}),

@@ -13,7 +13,7 @@ import { insertDataset, insertModel } from '../../src/store/artifacts.js';
 import { createTrainingJobs } from '../../src/training/jobs.js';
 import type { WorkerPool } from '../../src/training/pool.js';
 import { Control, type TrainModelInput, type TrainModelOutput } from '../../src/training/runner.js';
-import { buildTestApp, idlePool, inlineMath, type TestApp } from '../helpers/app.js';
+import { buildTestApp, idlePool, inlineMath, unusedArtifacts, type TestApp } from '../helpers/app.js';
 
 const SAMPLES = 400;
 
@@ -71,7 +71,7 @@ function addDataset(ownerId: string, policy: object = {}, limit = 20): string {
   insertDataset(t.store, {
     id, ownerId, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: 1, privacyLimit: limit, delta: 1e-5, sampleCount: SAMPLES,
     details: JSON.stringify({ summary, layout: { blob: 'dataset', tensors: [{ name: 'labels', dtype: 'I64', shape: [SAMPLES], offsetBytes: 0, sizeBytes: SAMPLES * 8 }] } }),
-    policy: JSON.stringify({ trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer', ...policy }), createdAt: new Date().toISOString(),
+    policy: JSON.stringify({ trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer', ...policy }), commitmentSalt: '0'.repeat(64), createdAt: new Date().toISOString(),
   });
   return id;
 }
@@ -345,7 +345,7 @@ test('a start after a crash cancels the jobs of principals revoked meanwhile ins
   // As if the process died here: the row says running; meanwhile bob is revoked without this process.
   t.store.db.prepare("UPDATE principals SET revoked_at = ? WHERE id = ?").run(new Date().toISOString(), bob.id);
   const restarted = createTrainingJobs(
-    { store: t.store, blobs: t.blobs, pool: stubPool, sandbox: { timeoutMs: 1000, memoryBytes: 1 << 30 }, audit: t.audit },
+    { store: t.store, blobs: t.blobs, pool: stubPool, sandbox: { timeoutMs: 1000, memoryBytes: 1 << 30 }, audit: t.audit, certificates: unusedArtifacts.certificates },
     { checkpointEverySteps: 1000, checkpointEveryMs: 60_000, maxConcurrent: 1 },
   );
   restarted.start();

@@ -25,7 +25,7 @@ import { insertDataset, insertModel } from '../../src/store/artifacts.js';
 import { insertTraining, type TrainingRow } from '../../src/store/trainings.js';
 import type { WorkerPool } from '../../src/training/pool.js';
 import { OPENAPI_FILE } from '../../scripts/openapi.js';
-import { buildTestApp, idlePool, inlineMath, type TestApp } from '../helpers/app.js';
+import { buildTestApp, idlePool, inlineMath, unusedArtifacts, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { testdataPath } from '../helpers/testdata.js';
 
@@ -118,13 +118,12 @@ async function addDataset(ownerId: string, policy: object): Promise<string> {
   insertDataset(t.store, {
     id, ownerId, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: file.length,
     privacyLimit: 50, delta: 1e-5, sampleCount: SAMPLES, details: JSON.stringify({ summary, layout: { blob: 'dataset', tensors: [{ name: 'labels', dtype: 'I64', shape: [SAMPLES], offsetBytes: 0, sizeBytes: SAMPLES * 8 }] } }),
-    policy: JSON.stringify({ trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer', ...policy }), createdAt: new Date().toISOString(),
+    policy: JSON.stringify({ trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer', ...policy }), commitmentSalt: '0'.repeat(64), createdAt: new Date().toISOString(),
   });
   return id;
 }
 
-async function addModel(ownerId: string, readers: string[], extra: { lineage?: object; coOwnerIds?: string[] } = {}): Promise<string> {
-  const id = uuidv7();
+async function addModel(ownerId: string, readers: string[], extra: { lineage?: object; coOwnerIds?: string[]; certificate?: object } = {}, id = uuidv7()): Promise<string> {
   await sealed(id, 'model', Buffer.from('not parsed: only downloaded'));
   insertModel(t.store, {
     id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 27,
@@ -162,7 +161,12 @@ async function buildWorld(): Promise<World> {
     trainingId: J0, sourceModelId: M, datasetIds: [D, D2], private: true, noiseMultiplier: 5, sampleRate: 0.1, steps: 10, epochs: 1, expectedBatchSize: 40,
     epsilon: 1, delta: 1e-5, accountant: 'rdp', maxGradNorm: 1, clipping: 'flat', loss: 'cross_entropy', optimizer: { type: 'sgd', learningRate: 0.1 }, codeVersion: '0',
   };
-  const T = await addModel(p.bob.id, [], { lineage, coOwnerIds: [p.alice.id, p.carol.id] });
+  const T0 = uuidv7();
+  const certificate = unusedArtifacts.certificates.sign({
+    modelId: T0, trainingId: J0, modelSha256: '0'.repeat(64), sourceModelId: M, sourceModelSha256: '0'.repeat(64), datasets: [{ id: D, commitment: '1'.repeat(64) }, { id: D2, commitment: '2'.repeat(64) }],
+    private: true, noiseMultiplier: 5, sampleRate: 0.1, steps: 10, epsilon: 1, delta: 1e-5, accountant: 'rdp', maxGradNorm: 1, clipping: 'flat', codeVersion: '0', finishedAt: new Date().toISOString(),
+  });
+  const T = await addModel(p.bob.id, [], { lineage, coOwnerIds: [p.alice.id, p.carol.id], certificate }, T0);
   insertApproval(t.store, { modelId: T, approverId: p.alice.id, datasetIds: JSON.stringify([D]), decision: null, reason: null, decidedAt: null });
   if (planJson === '') return { p, D, D2, M, M2, T, J0, J: '' };
   const j0 = addTraining(p.bob.id, M, [D, D2], 'succeeded', T);
@@ -229,6 +233,8 @@ const table: Record<string, Row> = {
   // T awaits alice's approval: nobody downloads it yet, not even its owner.
   'GET /v1/models/{id}/content': { request: async (w) => json('GET', `/v1/models/${w.T}/content`)(), expect: s(401, 403, 403, 403, 404, 404, 404) },
   'PUT /v1/models/{id}/policy': { request: async (w) => json('PUT', `/v1/models/${w.M}/policy`, { readers: [w.p.eve.id] })(), expect: s(401, 404, 200, 404, 403, 404, 404) },
+  // The certificate states hashes and DP parameters: whoever sees the model sees it, before release too.
+  'GET /v1/models/{id}/certificate': { request: async (w) => json('GET', `/v1/models/${w.T}/certificate`)(), expect: s(401, 200, 200, 200, 404, 404, 404) },
   'GET /v1/models/{id}/approvals': { request: async (w) => json('GET', `/v1/models/${w.T}/approvals`)(), expect: s(401, 200, 200, 200, 404, 404, 404) },
   // Only alice's policy asks for approval: carol (a co-owner) and bob (the owner) see T but may not decide.
   'POST /v1/models/{id}/approvals': { request: async (w) => json('POST', `/v1/models/${w.T}/approvals`, { decision: 'approve' })(), expect: s(401, 200, 403, 403, 404, 404, 404) },

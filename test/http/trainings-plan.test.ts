@@ -50,6 +50,7 @@ function addDataset(
     privacyLimit: options.limit ?? 10, delta: options.delta ?? 1e-5, sampleCount: n,
     details: JSON.stringify({ summary, layout: { blob: 'dataset', tensors: [] } }),
     policy: JSON.stringify({ trainers: options.trainers ?? [scientist.id], allowNonPrivate: options.allowNonPrivate ?? false }),
+    commitmentSalt: '0'.repeat(64),
     createdAt: new Date().toISOString(),
   });
   return id;

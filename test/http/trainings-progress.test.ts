@@ -108,7 +108,7 @@ async function addDataset(): Promise<string> {
   insertDataset(t.store, {
     id, ownerId: owner.id, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: bytes.length,
     privacyLimit: 100, delta: 1e-5, sampleCount: N, details: JSON.stringify({ summary, layout }),
-    policy: JSON.stringify({ trainers: [scientist.id] }), createdAt: new Date().toISOString(),
+    policy: JSON.stringify({ trainers: [scientist.id] }), commitmentSalt: '0'.repeat(64), createdAt: new Date().toISOString(),
   });
   return id;
 }

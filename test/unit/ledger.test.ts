@@ -38,7 +38,7 @@ function addDataset({ store, audit, admin }: Ledger, privacyLimit: number, delta
   const id = uuidv7();
   insertDataset(store, {
     id, ownerId: owner.id, name: 'd', description: '', format: 'csv', sha256: '0'.repeat(64), sizeBytes: 1,
-    privacyLimit, delta, sampleCount: 60000, details: '{}', policy: '{}', createdAt: new Date().toISOString(),
+    privacyLimit, delta, sampleCount: 60000, details: '{}', policy: '{}', commitmentSalt: '0'.repeat(64), createdAt: new Date().toISOString(),
   });
   return id;
 }

@@ -11,6 +11,7 @@ import {
   deleteModel,
   getModel,
   getModelApprovals,
+  getModelCertificate,
   listModels,
   openModelContent,
   setModelPolicy,
@@ -150,6 +151,26 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
       },
     },
     async (request) => setModelPolicy(deps, principalOf(request), request.params.id, request.body),
+  );
+
+  app.get(
+    '/v1/models/:id/certificate',
+    {
+      schema: {
+        operationId: 'getModelCertificate',
+        tags: ['models', 'attestation'],
+        summary: "Get a trained model's signed training certificate",
+        description:
+          'What the server did to make this model, signed when its training finished: the model file\'s SHA-256, the source model\'s, ' +
+          "each dataset as a salted commitment (its owner sees the salt), σ, q, steps, ε, δ, clipping and the code version. Inside an " +
+          'enclave the Ed25519 key is bound by the enclave quote the certificate carries (`keyQuote`), so the quote vouches for it; ' +
+          'outside one the statement says `"enclave": false`. Check it offline with `bastion attest verify-model`. 404 for a model that ' +
+          'was uploaded rather than trained.',
+        params: IdParams,
+        response: { 200: Type.Ref('TrainingCertificate'), ...problemResponses(...authedProblems, 404) },
+      },
+    },
+    async (request) => getModelCertificate(deps, principalOf(request), request.params.id),
   );
 
   app.get(

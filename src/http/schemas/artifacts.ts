@@ -151,8 +151,16 @@ export const DatasetSchema = Type.Object(
     name: Type.String(),
     description: Type.String(),
     format: datasetFormatSchema,
-    sha256: Type.String({ description: 'SHA-256 of the uploaded file, hex' }),
-    sizeBytes: Type.Integer({ minimum: 0 }),
+    sha256: Type.Optional(
+      Type.String({ description: "SHA-256 of the uploaded file, hex; only in the owner's view (a hash lets whoever knows all records but one test guesses of the last)" }),
+    ),
+    sizeBytes: Type.Optional(Type.Integer({ minimum: 0, description: "Size of the uploaded file; only in the owner's view (a text file's size moves with its values)" })),
+    commitmentSalt: Type.Optional(
+      Type.String({
+        pattern: '^[0-9a-f]{64}$',
+        description: "Only in the owner's view: the salt of this dataset's commitment in training certificates, SHA-256(salt ‖ SHA-256(file))",
+      }),
+    ),
     privacyLimit: Type.Number({ description: 'Total ε the owner allows all trainings to spend' }),
     delta: Type.Number({ description: 'δ of every guarantee given on this dataset' }),
     allowNonPrivate: Type.Boolean({ description: "Whether trainings without DP may use it (the policy's allowNonPrivate)" }),
