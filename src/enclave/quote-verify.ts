@@ -359,7 +359,9 @@ function verifyChain(chain: X509Certificate[], trustAnchor: X509Certificate | un
     }
     anchor = intelSgxRootCa;
   } else {
-    if (!root.raw.equals(trustAnchor.raw)) fail(QuoteCheck.PCK_CHAIN, `the chain's root (SHA-256 ${rootFingerprint}) is not the given trust anchor`);
+    if (!root.raw.equals(trustAnchor.raw)) {
+      fail(QuoteCheck.PCK_CHAIN, `the chain's root (SHA-256 ${rootFingerprint}) is not the given trust anchor`);
+    }
     anchor = trustAnchor;
   }
   const links: Array<[X509Certificate, X509Certificate, string]> = [

@@ -140,7 +140,8 @@ export async function createFakeQuotingEnclave(options: FakeQuotingEnclaveOption
   );
   const qeReportSignature = sign('sha256', qeReport, { key: pckPrivate, dsaEncoding: 'ieee-p1363' });
   const certificationData = Buffer.concat([u16(5), u32(pemChain.length), pemChain]);
-  const afterSignature = Buffer.concat([attestationKey, qeReport, qeReportSignature, u16(qeAuthData.length), qeAuthData, certificationData]);
+  const qeAuth = Buffer.concat([u16(qeAuthData.length), qeAuthData]);
+  const afterSignature = Buffer.concat([attestationKey, qeReport, qeReportSignature, qeAuth, certificationData]);
   // Header: version 3, key type 2 (ECDSA P-256), reserved, QE SVN 9, PCE SVN 13, QE vendor id, user data.
   const header = Buffer.concat([u16(3), u16(2), u32(0), u16(9), u16(13), INTEL_QE_VENDOR_ID, randomBytes(20)]);
 
