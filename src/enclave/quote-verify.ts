@@ -1,9 +1,10 @@
 // Offline verification of Intel DCAP quotes (SGX quote v3, v4/v5 with an SGX or TDX body). This module
 // owns one invariant: `ok: true` means every byte of the quote was accounted for by a strict parser, the
 // attestation key signed header ‖ body, the quoting enclave's report binds that key and is signed by the
-// PCK certificate, and the PCK chain ends in the pinned Intel SGX Root CA with every certificate valid at
-// the caller's time. Pure: no clock, no file or network access; what is not checkable offline (TCB status,
-// revocation) is said in the result instead of being silently assumed.
+// PCK certificate, and the PCK chain ends in the pinned Intel SGX Root CA (or, for tests, a trust anchor
+// the calling code passes) with every certificate valid at the caller's time. Pure: no clock, no file or
+// network access; what is not checkable offline (TCB status, revocation) is said in the result instead of
+// being silently assumed.
 import { createHash, createPublicKey, verify, type KeyObject, X509Certificate } from 'node:crypto';
 import { INTEL_SGX_ROOT_CA_SHA256, intelSgxRootCa } from './intel-sgx-root-ca.js';
 
@@ -346,17 +347,26 @@ function verifyCertificate(cert: X509Certificate, key: KeyObject): boolean {
   }
 }
 
-function verifyChain(chain: X509Certificate[]): void {
+function verifyChain(chain: X509Certificate[], trustAnchor: X509Certificate | undefined): void {
   const [pck, intermediate, root] = chain as [X509Certificate, X509Certificate, X509Certificate];
-  // Security choice: the root inside the quote is trusted only because it is byte-identical to the pinned
-  // one; a self-made "Intel SGX Root CA" with the same name fails here.
   const rootFingerprint = createHash('sha256').update(root.raw).digest('hex');
-  if (rootFingerprint !== INTEL_SGX_ROOT_CA_SHA256 || !root.raw.equals(intelSgxRootCa.raw)) {
-    fail(QuoteCheck.PCK_CHAIN, `the chain's root (SHA-256 ${rootFingerprint}) is not the pinned Intel SGX Root CA`);
+  let anchor: X509Certificate;
+  if (trustAnchor === undefined) {
+    // Security choice: the root inside the quote is trusted only because it is byte-identical to the pinned
+    // one; a self-made "Intel SGX Root CA" with the same name fails here.
+    if (rootFingerprint !== INTEL_SGX_ROOT_CA_SHA256 || !root.raw.equals(intelSgxRootCa.raw)) {
+      fail(QuoteCheck.PCK_CHAIN, `the chain's root (SHA-256 ${rootFingerprint}) is not the pinned Intel SGX Root CA`);
+    }
+    anchor = intelSgxRootCa;
+  } else {
+    if (!root.raw.equals(trustAnchor.raw)) {
+      fail(QuoteCheck.PCK_CHAIN, `the chain's root (SHA-256 ${rootFingerprint}) is not the given trust anchor`);
+    }
+    anchor = trustAnchor;
   }
   const links: Array<[X509Certificate, X509Certificate, string]> = [
     [pck, intermediate, 'PCK certificate'],
-    [intermediate, intelSgxRootCa, 'intermediate CA'],
+    [intermediate, anchor, 'intermediate CA'],
   ];
   for (const [cert, issuer, name] of links) {
     if (cert.issuer !== issuer.subject) fail(QuoteCheck.PCK_CHAIN, `${name}: issuer name does not match the next certificate's subject`);
@@ -438,12 +448,24 @@ export function parseQuote(quote: Uint8Array): { ok: true; quote: ParsedQuote } 
   }
 }
 
+export interface VerifyQuoteOptions {
+  /** The verification time; never the clock, so results are reproducible. */
+  at: Date;
+  expected?: QuoteExpectations;
+  /**
+   * The root the PCK chain must end in, byte for byte. Default: the pinned Intel SGX Root CA (also checked by
+   * its fingerprint). For tests and library callers that make their own quotes (test/helpers/fake-quote.ts);
+   * security choice: never exposed as a CLI flag or setting, so no user can swap the root a verdict rests on.
+   */
+  trustAnchor?: X509Certificate;
+}
+
 /**
  * Verifies a DCAP quote offline at time `at` (never the clock) against the pinned Intel SGX Root CA, then
  * the caller's expectations. Checks run in the order of `QuoteCheck`; the result names the first failure.
  * Throws only a TypeError for malformed expectations (a caller bug), never for a hostile quote.
  */
-export function verifyQuote(quote: Uint8Array, options: { at: Date; expected?: QuoteExpectations }): QuoteVerification {
+export function verifyQuote(quote: Uint8Array, options: VerifyQuoteOptions): QuoteVerification {
   let parsed: ParsedQuote | undefined;
   try {
     const raw = parseLayout(Buffer.from(quote.buffer, quote.byteOffset, quote.byteLength));
@@ -474,7 +496,7 @@ export function verifyQuote(quote: Uint8Array, options: { at: Date; expected?: Q
     if (!verifyP1363(raw.qeReport, chain[0]!.publicKey, raw.qeReportSignature)) {
       fail(QuoteCheck.QE_REPORT_SIGNATURE, 'the QE report signature does not verify with the PCK certificate key');
     }
-    verifyChain(chain);
+    verifyChain(chain, options.trustAnchor);
     checkValidity(chain, options.at);
     checkExpectations(parsed, options.expected ?? {});
     return { ok: true, quote: parsed, notChecked: NOT_CHECKED_OFFLINE };

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject, sign, webcrypto } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject, sign, webcrypto, type X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -17,8 +17,8 @@ const TDX = ['phala-dcap-qvl-tdx.v4.quote', 'automata-dcap-tdx.v5.quote'];
 const phala = read('phala-dcap-qvl.v3.quote');
 const automata = read('automata-dcap.v3.quote');
 
-function expectFailure(quote: Buffer, check: QuoteCheck, at = VALID_AT) {
-  const result = verifyQuote(quote, { at });
+function expectFailure(quote: Buffer, check: QuoteCheck, at = VALID_AT, trustAnchor?: X509Certificate) {
+  const result = verifyQuote(quote, { at, ...(trustAnchor ? { trustAnchor } : {}) });
   assert.equal(result.ok, false, `expected ${check} to fail`);
   if (!result.ok) {
     assert.equal(result.failedCheck, check, result.reason);
@@ -372,4 +372,13 @@ test('the quotes inside the two RA-TLS certificates verify, and their DEBUG encl
   const gramine = verifyQuote(quotes[0]!, { at: VALID_AT, expected: { allowDebug: true } });
   assert.ok(gramine.ok);
   assert.equal(gramine.quote.reportData, '5a5a5b2d177433048e9d62409d1acc4ec526c06e294d09e69a36cff9369e4851' + '00'.repeat(32));
+});
+
+test('trustAnchor: the Intel root passed explicitly verifies a real quote; another root as anchor fails pck-chain', async () => {
+  const { intelSgxRootCa } = await import('../../src/enclave/intel-sgx-root-ca.js');
+  assert.ok(verifyQuote(phala, { at: VALID_AT, trustAnchor: intelSgxRootCa }).ok);
+  const { createFakeQuotingEnclave } = await import('../helpers/fake-quote.js');
+  const { rootCa } = await createFakeQuotingEnclave();
+  const result = expectFailure(phala, QuoteCheck.PCK_CHAIN, VALID_AT, rootCa);
+  assert.match((result as { reason: string }).reason, /not the given trust anchor/);
 });
