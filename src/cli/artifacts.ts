@@ -245,6 +245,28 @@ export function addModelCommands(program: Command): void {
     print(options, { id, file: target, sizeBytes }, () => `saved model ${id} to ${displayPath(target)} (${formatBytes(sizeBytes)})`);
   });
 
+  addClientOptions(
+    models
+      .command('certificate')
+      .description("the trained model's signed training certificate (JSON), for bastion attest verify-model")
+      .argument('<id>', 'model id')
+      .option('-o, --output <file>', 'write it to this file instead of standard output')
+      .option('--force', 'overwrite the file if it exists'),
+  ).action(async (id: string, options: ClientCommandOptions & { output?: string; force?: boolean }) => {
+    const certificate = unwrap(await clientFor(options).GET('/v1/models/{id}/certificate', { params: { path: { id } } }));
+    const text = `${JSON.stringify(certificate, null, 2)}\n`;
+    if (options.output === undefined) {
+      process.stdout.write(text);
+      return;
+    }
+    const target = downloadTarget(options.output, options.output, options.force);
+    fs.writeFileSync(target, text);
+    const { statement } = certificate;
+    print(options, { id, file: target, enclave: statement.enclave }, () =>
+      `saved the training certificate of model ${id} to ${displayPath(target)} (${statement.enclave ? 'signed in an enclave' : 'signed by the development key, not attested'})`,
+    );
+  });
+
   addClientOptions(models.command('delete').description('delete a model and its sealed file (owner only)').argument('<id>', 'model id')).action(
     async (id: string, options: ClientCommandOptions) => {
       unwrap(await clientFor(options).DELETE('/v1/models/{id}', { params: { path: { id } } }));

@@ -69,7 +69,8 @@ export function attestVerify(options: AttestVerifyOptions, now: Date): { exitCod
   return { exitCode: result.ok ? ATTEST_EXIT.verified : ATTEST_EXIT.failed, output: options.json ? JSON.stringify(value, null, 2) : text };
 }
 
-export function addAttestCommands(program: Command): void {
+/** Adds `attest` and its `verify`; returns `attest` for the commands of other files. */
+export function addAttestCommands(program: Command): Command {
   const attest = program.command('attest').description('attestation evidence, checked locally (no server)');
   attest
     .command('verify')
@@ -89,4 +90,5 @@ export function addAttestCommands(program: Command): void {
       (exitCode === ATTEST_EXIT.unchecked ? process.stderr : process.stdout).write(`${output}\n`);
       process.exitCode = exitCode;
     });
+  return attest;
 }

@@ -12,6 +12,7 @@ import { ApiError, unwrap } from '../client/client.js';
 import { ConnectionError } from '../client/connection.js';
 import { addDatasetCommands, addModelCommands } from './artifacts.js';
 import { addAttestCommands } from './attest.js';
+import { addVerifyModelCommand } from './attest-model.js';
 import {
   addClientOptions,
   clientFor as client,
@@ -75,7 +76,7 @@ export function buildProgram(): Command {
   addEvaluationCommands(program);
   addPrivacyCommands(program);
   addAuditCommands(program);
-  addAttestCommands(program);
+  addVerifyModelCommand(addAttestCommands(program));
   return program;
 }
 

@@ -203,6 +203,34 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
     assert.equal(overwrite.code, 1);
     assert.match(overwrite.stderr, /exists; pass --force to overwrite it/);
 
+    // The training certificate: signed by the development key here, so verify-model refuses it unless told
+    // to accept an unattested certificate; one byte of the model changed fails at its hash.
+    const certFile = path.join(work, 'trained.cert.json');
+    const savedCert = await json(['models', 'certificate', trainedModelId, '-o', certFile], { token: scientist.token });
+    assert.deepEqual(savedCert, { id: trainedModelId, file: certFile, enclave: false });
+    const strict = await bastion(['attest', 'verify-model', '--model', target, '--certificate', certFile]);
+    assert.equal(strict.code, 1);
+    assert.match(strict.stdout, /check enclave failed: signed outside an enclave/);
+    const verified = await bastion(['attest', 'verify-model', '--model', target, '--certificate', certFile, '--allow-development']);
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, new RegExp(`^model ${trainedModelId}: SHA-256 [0-9a-f]{64} matches the certificate, signature verified$`, 'm'));
+    assert.match(verified.stdout, /^NOT attested: signed outside an enclave/m);
+    const tampered = path.join(work, 'tampered.pt');
+    const bytes = fs.readFileSync(target);
+    bytes[bytes.length >> 1]! ^= 0x01;
+    fs.writeFileSync(tampered, bytes);
+    const result = await bastion(['attest', 'verify-model', '--model', tampered, '--certificate', certFile, '--allow-development', '--json']);
+    assert.equal(result.code, 1);
+    assert.equal(JSON.parse(result.stdout).failedCheck, 'model-hash');
+    // The dataset is in it as a commitment the owner can recompute from the file and the salt only the owner sees.
+    const certificate = JSON.parse(fs.readFileSync(certFile, 'utf8'));
+    const ownerView = await json(['datasets', 'show', datasetId], { token: owner.token });
+    const fileSha = createHash('sha256').update(fs.readFileSync(path.join(work, 'points.csv'))).digest();
+    const commitment = createHash('sha256').update(Buffer.from(ownerView.commitmentSalt, 'hex')).update(fileSha).digest('hex');
+    assert.deepEqual(certificate.statement.datasets, [{ id: datasetId, commitment }]);
+    const trainerView = await json(['datasets', 'show', datasetId], { token: scientist.token });
+    assert.deepEqual([trainerView.sha256, trainerView.sizeBytes, trainerView.commitmentSalt], [undefined, undefined, undefined]);
+
     // The owner downloads the dataset as uploaded, named after its id and format by default.
     const back = await json(['datasets', 'download', datasetId], { token: owner.token });
     assert.equal(back.file, path.join(work, `${datasetId}.csv`));

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { verifyTrainingCertificate } from '../../src/enclave/training-certificate.js';
 import { curlFor } from '../helpers/curl.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
 import { SseLog } from '../helpers/sse.js';
@@ -90,6 +91,14 @@ describe('trainings over HTTPS with curl', () => {
     const model = await json([`${server.url}/v1/models/${done.resultModelId}`]);
     assert.equal(model.lineage.trainingId, job.id);
     assert.equal(model.lineage.noiseMultiplier, job.plan.noiseMultiplier);
+    // Its certificate names the downloaded bytes and the plan's σ and q; signed by the development key here.
+    const certificate = await json([`${server.url}/v1/models/${done.resultModelId}/certificate`]);
+    const verified = verifyTrainingCertificate(certificate, { model: fs.readFileSync(file), at: new Date(), allowDevelopment: true });
+    assert.ok(verified.ok, JSON.stringify(verified));
+    assert.deepEqual(
+      [verified.statement.trainingId, verified.statement.noiseMultiplier, verified.statement.sampleRate, verified.statement.steps, verified.statement.enclave],
+      [job.id, job.plan.noiseMultiplier, job.plan.sampleRate, 160, false],
+    );
   });
 
   test('a server killed mid-training resumes the job from its checkpoint, the ledger is unchanged and no epoch metric is released twice', async () => {

@@ -136,7 +136,7 @@ describe('uploading datasets', () => {
     assert.ok((await t.app.inject({ url: '/v1/datasets', headers: t.auth(owner) })).json().items.some((d: { id: string }) => d.id === created.id));
   });
 
-  test('a trainer its policy names sees the dataset (without labelClasses and trainers), but only the owner downloads, deletes or changes its policy', async () => {
+  test('a trainer its policy names sees the dataset (without labelClasses, trainers, the file hash, size and commitment salt), but only the owner downloads, deletes or changes its policy', async () => {
     const body = csv(20);
     const created = (
       await upload({ name: 'shared-with-a-trainer', privacyLimit: '1', policy: JSON.stringify({ trainers: [otherId], maxEpsilonPerTraining: 0.5 }) }, [{ content: body }])
@@ -144,10 +144,15 @@ describe('uploading datasets', () => {
     assert.deepEqual(created.policy, { trainers: [otherId], maxEpsilonPerTraining: 0.5, allowEvaluation: true, allowNonPrivate: false, release: 'trainer' });
     const seen = await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(other) });
     assert.equal(seen.statusCode, 200);
-    // Everything but which labels occur (a fact about the data) and whom else it is shared with: the owner's alone.
-    const { labelClasses, policy: { trainers, ...policy }, ...catalogue } = created;
+    // Everything but which labels occur (a fact about the data), whom else it is shared with, and the file's
+    // hash and size: with every record but one known, a hash tests guesses of the last, and a CSV's size
+    // moves with its values. The commitment salt is what keeps certificates from being such a hash.
+    const { labelClasses, sha256, sizeBytes, commitmentSalt, policy: { trainers, ...policy }, ...catalogue } = created;
     assert.deepEqual(labelClasses, [0, 1, 2]);
     assert.deepEqual(trainers, [otherId]);
+    assert.equal(sha256, createHash('sha256').update(body).digest('hex'));
+    assert.equal(sizeBytes, Buffer.byteLength(body));
+    assert.match(commitmentSalt, /^[0-9a-f]{64}$/);
     assert.deepEqual(seen.json(), { ...catalogue, policy });
     assert.deepEqual((await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(owner) })).json(), created);
     assert.deepEqual(
