@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { datasetCommitment, verifyTrainingCertificate } from '../../src/enclave/training-certificate.js';
 import { createPool, type WorkerPool } from '../../src/training/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
@@ -131,6 +132,21 @@ describe('a private training', () => {
     const file = path.join(t.dataDir, 'trained.pt');
     fs.writeFileSync(file, download.rawPayload);
     assert.deepEqual(await runInPytorch(file), { shape: [4, CLASSES], finite: true });
+    // The certificate: the downloaded bytes, the source model's hash, the dataset's commitment, the plan.
+    const certificate = (await t.app.inject({ url: `/v1/models/${done.resultModelId}/certificate`, headers: t.auth(owner.token) })).json();
+    const verified = verifyTrainingCertificate(certificate, { model: download.rawPayload, at: new Date(), allowDevelopment: true });
+    assert.ok(verified.ok, JSON.stringify(verified));
+    const source = (await t.app.inject({ url: `/v1/models/${modelId}`, headers: t.auth(scientist.token) })).json();
+    const dataset = (await t.app.inject({ url: `/v1/datasets/${datasetId}`, headers: t.auth(owner.token) })).json();
+    assert.deepEqual(verified.statement, {
+      format: 'bastion.training-certificate/1', modelId: done.resultModelId, trainingId: job.id, modelSha256: model.sha256,
+      sourceModelId: modelId, sourceModelSha256: source.sha256, datasets: [{ id: datasetId, commitment: datasetCommitment(dataset.commitmentSalt, dataset.sha256) }],
+      private: true, noiseMultiplier: job.plan.noiseMultiplier, sampleRate: job.plan.sampleRate, steps: job.totalSteps, epsilon: job.plan.epsilon,
+      delta: job.plan.delta, accountant: 'rdp', maxGradNorm: 1, clipping: 'flat', codeVersion: model.lineage.codeVersion, finishedAt: done.finishedAt, enclave: false,
+    });
+    const uploaded = await t.app.inject({ url: `/v1/models/${modelId}/certificate`, headers: t.auth(scientist.token) });
+    assert.equal(uploaded.statusCode, 404);
+    assert.match(uploaded.json().detail, /was uploaded, not trained here/);
     assert.deepEqual(model.coOwnerIds, [owner.id]);
     assert.equal(model.release, 'released', "the dataset's policy releases trained models to their trainer");
     assert.equal((await t.app.inject({ url: `/v1/models/${done.resultModelId}`, headers: t.auth(stranger.token) })).statusCode, 404);

@@ -64,3 +64,21 @@ test('foreign keys are enforced: a token cannot point at a missing principal', (
   );
   store.close();
 });
+
+test('migration 8 gives each dataset that existed before it a random commitment salt of its own', () => {
+  const db = new Database(':memory:');
+  migrate(db, migrations.filter((m) => m.version < 8));
+  db.prepare("INSERT INTO principals (id, name, role, created_at) VALUES ('p', 'owner', 'member', '2026-01-01T00:00:00Z')").run();
+  const insert = db.prepare(
+    `INSERT INTO datasets (id, owner_id, name, description, format, sha256, size_bytes, privacy_limit, delta, sample_count, details, created_at)
+     VALUES (?, 'p', 'd', '', 'csv', ?, 1, 1, 1e-5, 10, '{}', '2026-01-01T00:00:00Z')`,
+  );
+  insert.run('a', '0'.repeat(64));
+  insert.run('b', '0'.repeat(64));
+  migrate(db, migrations);
+  const salts = (db.prepare('SELECT commitment_salt AS salt FROM datasets ORDER BY id').all() as { salt: string }[]).map((r) => r.salt);
+  assert.equal(salts.length, 2);
+  for (const salt of salts) assert.match(salt, /^[0-9a-f]{64}$/);
+  assert.notEqual(salts[0], salts[1], 'same file hash, different salts');
+  db.close();
+});
