@@ -4,6 +4,7 @@
 // data and returns the quote with the certificate whose key it binds. Without an operator certificate the
 // server makes an RA-TLS one (test/e2e/ra-tls-server.test.ts), which a recorded quote cannot bind.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,7 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fakeAttestationTree } from '../helpers/attestation.js';
 import { curlFor } from '../helpers/curl.js';
-import { startServerProcess } from '../helpers/server.js';
+import { repoRoot, startServerProcess } from '../helpers/server.js';
 import { testdataPath } from '../helpers/testdata.js';
 import { createSelfSigned } from '../../src/enclave/tls.js';
 
@@ -30,6 +31,23 @@ test('outside an enclave the attestation route is 503 problem+json for everyone,
     assert.doesNotMatch(res.body, /quote"/);
     const bad = await curl([`${server.url}/v1/attestation?nonce=xyz`]);
     assert.equal(bad.status, 400);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('bastion attest verify --url against a server outside an enclave exits 1 saying the server does not run in one', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-attest-cli-'));
+  const server = await startServerProcess(['--data-dir', dataDir, '--port', '0', '--attestation-dir', path.join(dataDir, 'none')]);
+  try {
+    const cliPath = path.join(repoRoot, 'bin', 'bastion.mjs');
+    const bastion = (...args: string[]) => spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8' });
+    const cli = bastion('attest', 'verify', '--url', server.url);
+    assert.equal(cli.status, 1, cli.stderr);
+    assert.match(cli.stdout, /server NOT verified: check enclave failed: the server says it does not run in an enclave \(503: /);
+    const json = bastion('attest', 'verify', '--url', server.url, '--json');
+    assert.equal(json.status, 1);
+    assert.equal((JSON.parse(json.stdout) as { failedCheck: string }).failedCheck, 'enclave');
   } finally {
     await server.stop();
   }
@@ -66,7 +84,7 @@ test('in an enclave with the operator\'s own certificate, the quote binds that c
   }
 });
 
-test('in an enclave whose quotes do not carry the report data asked for, the server refuses to start (no unverifiable RA-TLS)', async () => {
+test('in an enclave whose quotes lack the report data asked for, the server refuses to start (no unverifiable RA-TLS)', async () => {
   const recorded = fs.readFileSync(testdataPath('attestation', 'phala-dcap-qvl.v3.quote'));
   const tree = fakeAttestationTree({ mrenclave: Buffer.alloc(32, 1), mrsigner: Buffer.alloc(32, 2), isvProdId: 0, isvSvn: 0, debug: false }, recorded);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-attest-'));
