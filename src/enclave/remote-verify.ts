@@ -11,6 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { spkiSha256 } from './attestation.js';
+import { DerError } from './der.js';
 import {
   checkQuoteExpectations,
   NOT_CHECKED_OFFLINE,
@@ -19,7 +20,7 @@ import {
   type QuoteExpectations,
   verifyQuote,
 } from './quote-verify.js';
-import { hasRaTlsEvidence, type RaTlsCheck, type RaTlsEvidence, verifyRaTlsCertificate } from './ra-tls.js';
+import { hasRaTlsEvidence, RaTlsCheck, type RaTlsEvidence, verifyRaTlsCertificate } from './ra-tls.js';
 
 /** The checks of verifyServer that are its own; quote and RA-TLS checks keep their names. */
 export const RemoteCheck = {
@@ -193,7 +194,13 @@ export async function verifyServer(
   const verified = verifyQuote(Buffer.from(body.quote, 'base64'), { at: options.at, expected: { allowDebug: true }, ...anchor });
   if (!verified.ok) return failure(verified.failedCheck, verified.reason);
   const reportData = verified.quote.reportData;
-  const presentedKeyHash = spkiSha256(presented);
+  let presentedKeyHash: Buffer;
+  try {
+    presentedKeyHash = spkiSha256(presented);
+  } catch (error) {
+    if (!(error instanceof DerError)) throw error;
+    return failure(RaTlsCheck.CERTIFICATE, `the presented certificate is not strict DER: ${error.message}`);
+  }
   if (reportData.slice(0, 64) !== presentedKeyHash.toString('hex')) {
     return failure(
       RemoteCheck.TLS_KEY_BINDING,
