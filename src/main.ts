@@ -10,7 +10,8 @@ import { buildApp } from './app.js';
 import { dataLayout, loadConfig, type Config } from './config.js';
 import { openBlobStore, sweepBlobs } from './artifacts/blob-store.js';
 import { KeyPurpose, openKeyProvider } from './enclave/keys.js';
-import { gramineAttestor } from './enclave/attestation.js';
+import { gramineAttestor, type Attestor } from './enclave/attestation.js';
+import { createRaTlsCertificate } from './enclave/ra-tls.js';
 import { openCertificateSigner } from './enclave/training-certificate.js';
 import { openAuditLog } from './governance/audit.js';
 import { loadTlsMaterial } from './enclave/tls.js';
@@ -29,7 +30,17 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+/** What tests may put in place of the machine's own parts; production passes nothing. */
+export interface ServerSeams {
+  /** Quotes in place of Gramine's /dev/attestation (a fake quoting enclave); used only when the key source is the enclave. */
+  attestor?: Attestor;
+}
+
+export async function startServer(
+  config: Config,
+  logger: Logger = createLogger(config.logLevel),
+  seams: ServerSeams = {},
+): Promise<RunningServer> {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   let store: Store | undefined;
   let pool: WorkerPool | undefined;
@@ -60,19 +71,28 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     logger.info({ torch: torch.torch, blas: torch.blas, cxx11Abi: torch.cxx11Abi, poolSize: config.poolSize, torchThreads: config.torchThreads }, 'libtorch addon loaded in the worker pool');
     if (torch.blas === null) logger.warn('libtorch is not using OpenBLAS; DP training will be 2-4x slower (install libopenblas0-pthread)');
 
+    const attestor = source.provider === 'enclave' ? (seams.attestor ?? gramineAttestor(config.attestationDir)) : null;
     let https: { cert: string; key: string } | undefined;
     if (config.insecureHttp) {
       logger.warn('serving plain HTTP (BASTION_INSECURE_HTTP): tokens and data cross the network in clear');
+    } else if (attestor && config.tlsCertPath === null) {
+      // In the enclave, with no certificate of the operator's: RA-TLS. The key is made here and stays in memory
+      // (never on disk, never logged): only this process can use it, and its quotes say which enclave that is.
+      const raTls = await createRaTlsCertificate(attestor, { now: new Date(), hosts: [config.host] });
+      logger.info({ spkiSha256: raTls.spkiSha256 }, 'TLS certificate: RA-TLS, made in the enclave at start (its key is only in memory)');
+      https = { cert: raTls.cert, key: raTls.key };
     } else {
       const tls = await loadTlsMaterial({ dataDir: config.dataDir, certPath: config.tlsCertPath, keyPath: config.tlsKeyPath, hosts: [config.host] });
       logger.info({ certificate: tls.certPath, fingerprint256: tls.fingerprint256, generated: tls.generated }, 'TLS certificate');
       https = { cert: tls.cert, key: tls.key };
     }
 
-    const attestor = source.provider === 'enclave' ? gramineAttestor(config.attestationDir) : null;
     // Inside an enclave this makes the quote that binds the certificate key, once, before serving.
     const certificates = await openCertificateSigner(keys, attestor);
     logger.info({ enclave: certificates.enclave, publicKey: certificates.publicKey.toString('base64') }, 'training certificates are signed with this Ed25519 key');
+    if (certificates.enclave && !certificates.keyQuote) {
+      logger.error('the enclave answered with a quote over other report data: training certificates carry no quote and will not verify');
+    }
 
     const metrics = createMetrics();
     const app = await buildApp({

@@ -13,11 +13,14 @@ export function addServeOptions(command: Command): Command {
   return command;
 }
 
-/** Commander's parsed options → flag values keyed by config key. */
+/**
+ * Commander's parsed options → flag values keyed by config key. Commander names each value after its flag
+ * (`--tls-cert` → `tlsCert`), which is not always the config key (`tlsCertPath`): read it by commander's name.
+ */
 export function serveFlagsFrom(options: Record<string, unknown>): ServeFlags {
   const flags: ServeFlags = {};
   for (const option of configOptions) {
-    const value = options[option.key];
+    const value = options[new Option(option.flag).attributeName()];
     if (typeof value === 'string' || typeof value === 'boolean') flags[option.key] = value;
   }
   return flags;

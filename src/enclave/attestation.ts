@@ -7,6 +7,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BastionError } from '../errors.js';
+import { parseCertificateDer } from './der.js';
 import { parseReportIdentity, type EnclaveIdentity } from './keys.js';
 
 export interface Attestor {
@@ -25,10 +26,23 @@ export function gramineAttestor(attestationDir: string): Attestor | null {
   };
 }
 
+/**
+ * SHA-256 of a certificate's SubjectPublicKeyInfo, hashed as the certificate encodes it: the key hash every
+ * binding here uses (the attestation route's report data, RA-TLS extensions, remote verification).
+ */
+export function spkiSha256(certificate: string | Buffer | X509Certificate): Buffer {
+  // A PEM string is read by its first BEGIN line, the certificate's own; DER goes to the strict reader directly
+  // (node:crypto would parse the first PEM text inside an RA-TLS certificate's quote instead).
+  let der: Buffer;
+  if (certificate instanceof X509Certificate) der = certificate.raw;
+  else if (typeof certificate === 'string') der = new X509Certificate(certificate).raw;
+  else der = certificate;
+  return createHash('sha256').update(parseCertificateDer(der).spki).digest();
+}
+
 /** SHA-256(SPKI DER of the certificate's public key) ‖ SHA-256(nonce): the 64 bytes a quote binds. */
-export function attestationReportData(certificatePem: string, nonce: Buffer): Buffer {
-  const spki = new X509Certificate(certificatePem).publicKey.export({ type: 'spki', format: 'der' });
-  return Buffer.concat([createHash('sha256').update(spki).digest(), createHash('sha256').update(nonce).digest()]);
+export function attestationReportData(certificate: string | Buffer | X509Certificate, nonce: Buffer): Buffer {
+  return Buffer.concat([spkiSha256(certificate), createHash('sha256').update(nonce).digest()]);
 }
 
 const HEADER_BYTES = 48;

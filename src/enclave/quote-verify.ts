@@ -6,6 +6,7 @@
 // network access; what is not checkable offline (TCB status, revocation) is said in the result instead of
 // being silently assumed.
 import { createHash, createPublicKey, verify, type KeyObject, X509Certificate } from 'node:crypto';
+import { type CertificateParts, DerError, parseCertificateDer } from './der.js';
 import { INTEL_SGX_ROOT_CA_SHA256, intelSgxRootCa } from './intel-sgx-root-ca.js';
 
 /** The checks, in the order they run; a failure names the first one that failed. */
@@ -288,33 +289,16 @@ export function parsePemChainStrict(bytes: Buffer): Buffer[] {
   return ders;
 }
 
-/** Reads one DER TLV header; returns [contentStart, contentEnd]. Only what the algorithm comparison needs. */
-function derElement(der: Buffer, at: number, what: string): [number, number] {
-  const bad = () => fail(QuoteCheck.PCK_CHAIN, `certificate DER: malformed ${what}`);
-  if (at + 2 > der.length) bad();
-  let len = der[at + 1]!;
-  let start = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 3 || start + n > der.length) bad();
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[start + i]!;
-    start += n;
-  }
-  if (start + len > der.length) bad();
-  return [start, start + len];
-}
-
 /** X.509 requires the outer signatureAlgorithm to equal the one inside tbsCertificate; no signature covers the outer one. */
 function checkSignatureAlgorithmsMatch(der: Buffer, index: number): void {
-  const [certStart] = derElement(der, 0, 'Certificate');
-  const [tbsStart, tbsEnd] = derElement(der, certStart, 'tbsCertificate');
-  let p = tbsStart;
-  if (der[p] === 0xa0) p = derElement(der, p, 'version')[1];
-  p = derElement(der, p, 'serialNumber')[1];
-  const innerAlg = der.subarray(p, derElement(der, p, 'signature')[1]);
-  const outerAlg = der.subarray(tbsEnd, derElement(der, tbsEnd, 'signatureAlgorithm')[1]);
-  if (!innerAlg.equals(outerAlg)) {
+  let parts: CertificateParts;
+  try {
+    parts = parseCertificateDer(der);
+  } catch (error) {
+    if (!(error instanceof DerError)) throw error;
+    return fail(QuoteCheck.PCK_CHAIN, `certificate ${index + 1} DER: ${error.message}`);
+  }
+  if (!parts.innerAlgorithm.equals(parts.outerAlgorithm)) {
     fail(QuoteCheck.PCK_CHAIN, `certificate ${index + 1}: outer signatureAlgorithm differs from the one in tbsCertificate`);
   }
 }
@@ -436,6 +420,24 @@ function checkExpectations(quote: ParsedQuote, expected: QuoteExpectations): voi
     fail(QuoteCheck.DEBUG, `the ${id ? 'enclave' : 'TD'} runs in debug mode, which its host can read; pass allowDebug to accept it`);
   }
   if (reportData && quote.reportData !== reportData) fail(QuoteCheck.REPORT_DATA, 'report data is not the expected value');
+}
+
+/**
+ * The caller's policy alone (identity, DEBUG, report data) on a quote verifyQuote has accepted: for callers
+ * that check the quote first and its binding next, and the identity last (RA-TLS, remote verification).
+ * Throws a TypeError for malformed expectations, like verifyQuote.
+ */
+export function checkQuoteExpectations(
+  quote: ParsedQuote,
+  expected: QuoteExpectations,
+): { ok: true } | { ok: false; failedCheck: QuoteCheck; reason: string } {
+  try {
+    checkExpectations(quote, expected);
+    return { ok: true };
+  } catch (error) {
+    if (error instanceof QuoteFailure) return { ok: false, failedCheck: error.check, reason: error.message };
+    throw error;
+  }
 }
 
 /** Parses a quote's layout only (check "structure"); throws nothing, like verifyQuote. */

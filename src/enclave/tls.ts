@@ -1,6 +1,6 @@
 // TLS material for the HTTPS listener: the operator's own certificate and key when configured, else a
 // self-signed development certificate made at first start and kept in `<dataDir>/tls/`. The private
-// key never leaves the data folder and is written 0600. (Inside an enclave, RA-TLS replaces this.)
+// key never leaves the data folder and is written 0600. (Inside an enclave, RA-TLS replaces this: ra-tls.ts.)
 import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import fs from 'node:fs';
 import 'reflect-metadata'; // @peculiar/x509 resolves its ASN.1 handlers through tsyringe, which needs it
@@ -24,7 +24,7 @@ const VALIDITY_DAYS = 825;
 const RENEW_BEFORE_MS = 7 * 24 * 3600 * 1000;
 
 type X509Crypto = Parameters<typeof x509.cryptoProvider.set>[0];
-type X509KeyPair = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
+export type X509KeyPair = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
 
 x509.cryptoProvider.set(webcrypto as unknown as X509Crypto);
 
@@ -57,16 +57,27 @@ export async function loadTlsMaterial(options: {
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
-/** A self-signed ECDSA P-256 certificate for localhost and the given hosts, as PEM strings. */
-export async function createSelfSigned(hosts: string[]): Promise<{ cert: string; key: string }> {
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as unknown as X509KeyPair;
+/** subjectAltName entries for localhost and the given hosts (DNS names or IP addresses; wildcard listen addresses skipped). */
+export function subjectAltNames(hosts: string[]): x509.JsonGeneralName[] {
   const names = new Map<string, x509.JsonGeneralName>();
   for (const host of ['localhost', '127.0.0.1', '::1', ...hosts]) {
     if (host === '' || host === '0.0.0.0' || host === '::') continue;
     const type = IPV4.test(host) || host.includes(':') ? 'ip' : 'dns';
     names.set(host, { type, value: host });
   }
+  return [...names.values()];
+}
+
+/** A private key as PKCS#8 PEM text ending in a newline. */
+export async function privateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
+  const pem = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}
+
+/** A self-signed ECDSA P-256 certificate for localhost and the given hosts, as PEM strings. */
+export async function createSelfSigned(hosts: string[]): Promise<{ cert: string; key: string }> {
+  const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as unknown as X509KeyPair;
   const notBefore = new Date(Date.now() - 60_000);
   const notAfter = new Date(notBefore.getTime() + VALIDITY_DAYS * 24 * 3600 * 1000);
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
@@ -80,11 +91,9 @@ export async function createSelfSigned(hosts: string[]): Promise<{ cert: string;
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([...names.values()]),
+      new x509.SubjectAlternativeNameExtension(subjectAltNames(hosts)),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey as unknown as webcrypto.CryptoKey);
-  const key = x509.PemConverter.encode(pkcs8, 'PRIVATE KEY');
-  return { cert: certificate.toString('pem'), key: key.endsWith('\n') ? key : `${key}\n` };
+  return { cert: certificate.toString('pem'), key: await privateKeyPem(keys.privateKey as unknown as webcrypto.CryptoKey) };
 }

@@ -16,7 +16,7 @@ import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { KeyPurpose, type KeyProvider } from './keys.js';
 import type { Attestor } from './attestation.js';
-import { verifyQuote, type QuoteCheck, type QuoteExpectations, type ParsedQuote } from './quote-verify.js';
+import { parseQuote, verifyQuote, type QuoteCheck, type QuoteExpectations, type ParsedQuote } from './quote-verify.js';
 
 export const CERTIFICATE_FORMAT = 'bastion.training-certificate/1';
 /** Prefixed to the canonical JSON of the statement before signing: a signature means nothing else. */
@@ -102,8 +102,10 @@ function publicKeyFromRaw(raw: Buffer): KeyObject {
 export interface CertificateSigner {
   /** Raw 32-byte Ed25519 public key. */
   readonly publicKey: Buffer;
-  /** True when an enclave quote binds the key. */
+  /** True inside an enclave (the key derives from its sealing key). */
   readonly enclave: boolean;
+  /** The quote binding the key (inside an enclave, unless the attestation device answered over other data). */
+  readonly keyQuote: Buffer | null;
   /** Signs a statement (whose `enclave` field the signer sets). */
   sign(statement: Omit<TrainingStatement, 'format' | 'enclave'>): TrainingCertificate;
 }
@@ -116,12 +118,13 @@ function signingKeyPair(keys: KeyProvider): { privateKey: KeyObject; publicKey: 
   return { privateKey, publicKey: createPublicKey(privateKey).export({ format: 'der', type: 'spki' }).subarray(ED25519_SPKI_PREFIX.length) };
 }
 
-function signerOf({ privateKey, publicKey }: ReturnType<typeof signingKeyPair>, keyQuote: Buffer | null): CertificateSigner {
+function signerOf({ privateKey, publicKey }: ReturnType<typeof signingKeyPair>, enclave: boolean, keyQuote: Buffer | null): CertificateSigner {
   return {
     publicKey,
-    enclave: keyQuote !== null,
+    enclave,
+    keyQuote,
     sign(fields) {
-      const statement: TrainingStatement = { format: CERTIFICATE_FORMAT, ...fields, enclave: keyQuote !== null };
+      const statement: TrainingStatement = { format: CERTIFICATE_FORMAT, ...fields, enclave };
       return {
         statement,
         signature: sign(null, signedBytes(statement), privateKey).toString('base64'),
@@ -134,16 +137,23 @@ function signerOf({ privateKey, publicKey }: ReturnType<typeof signingKeyPair>, 
 
 /** The signer outside an enclave: certificates say `enclave: false`. */
 export function developmentCertificateSigner(keys: KeyProvider): CertificateSigner {
-  return signerOf(signingKeyPair(keys), null);
+  return signerOf(signingKeyPair(keys), false, null);
 }
 
 /**
  * The signer inside an enclave: it gets the quote that binds its public key now, once, and every
- * certificate carries it. Without an attestor, the development signer.
+ * certificate carries it. A quote over other report data (a broken or fake attestation device) binds
+ * nothing: it is dropped, certificates then carry no quote and fail verification at it, and `keyQuote`
+ * is null for the caller to report. Without an attestor, the development signer.
  */
 export async function openCertificateSigner(keys: KeyProvider, attestor: Attestor | null): Promise<CertificateSigner> {
   const pair = signingKeyPair(keys);
-  return signerOf(pair, attestor ? await attestor.quote(signingKeyReportData(pair.publicKey)) : null);
+  if (!attestor) return signerOf(pair, false, null);
+  const reportData = signingKeyReportData(pair.publicKey);
+  const quote = await attestor.quote(reportData);
+  const parsed = parseQuote(quote);
+  const binds = parsed.ok && parsed.quote.reportData === reportData.toString('hex');
+  return signerOf(pair, true, binds ? quote : null);
 }
 
 /** The checks of a certificate, in the order they run. */

@@ -11,33 +11,33 @@ const quotePath = path.join(repoRoot, 'test/data/attestation/phala-dcap-qvl.v3.q
 const now = new Date('2026-01-01T00:00:00Z');
 const MRENCLAVE = '33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb';
 
-test('attest verify: a real quote verifies with exit 0 and says what is not checked offline', () => {
-  const { exitCode, output } = attestVerify({ quote: quotePath, mrenclave: MRENCLAVE }, now);
+test('attest verify: a real quote verifies with exit 0 and says what is not checked offline', async () => {
+  const { exitCode, output } = await attestVerify({ quote: quotePath, mrenclave: MRENCLAVE }, now);
   assert.equal(exitCode, ATTEST_EXIT.verified);
   assert.match(output, /^quote verified at 2026-01-01T00:00:00.000Z/);
   assert.match(output, /not checked offline: TCB status, revocation \(CRLs\)/);
 });
 
-test('attest verify: a wrong MRENCLAVE, an expired time and a flipped byte exit 1 naming the failed check', () => {
-  const wrong = attestVerify({ quote: quotePath, mrenclave: 'ab'.repeat(32) }, now);
+test('attest verify: a wrong MRENCLAVE, an expired time and a flipped byte exit 1 naming the failed check', async () => {
+  const wrong = await attestVerify({ quote: quotePath, mrenclave: 'ab'.repeat(32) }, now);
   assert.equal(wrong.exitCode, ATTEST_EXIT.failed);
   assert.match(wrong.output, /check mrenclave failed/);
-  const expired = attestVerify({ quote: quotePath, at: '2034-01-01T00:00:00Z', json: true }, now);
+  const expired = await attestVerify({ quote: quotePath, at: '2034-01-01T00:00:00Z', json: true }, now);
   assert.equal(expired.exitCode, ATTEST_EXIT.failed);
   assert.equal(JSON.parse(expired.output).failedCheck, 'pck-chain-validity');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-attest-'));
   const flipped = fs.readFileSync(quotePath);
   flipped[100] = flipped[100]! ^ 1;
   fs.writeFileSync(path.join(dir, 'q'), flipped);
-  const bad = attestVerify({ quote: path.join(dir, 'q') }, now);
+  const bad = await attestVerify({ quote: path.join(dir, 'q') }, now);
   assert.equal(bad.exitCode, ATTEST_EXIT.failed);
   assert.match(bad.output, /check quote-signature failed/);
 });
 
-test('attest verify: an unreadable file, a bad --at or a bad --isv-prod-id exit 2', () => {
-  assert.equal(attestVerify({ quote: '/nonexistent/quote' }, now).exitCode, ATTEST_EXIT.unchecked);
-  assert.equal(attestVerify({ quote: quotePath, at: 'yesterday' }, now).exitCode, ATTEST_EXIT.unchecked);
-  const badId = attestVerify({ quote: quotePath, isvProdId: '0x1' }, now);
+test('attest verify: an unreadable file, a bad --at or a bad --isv-prod-id exit 2', async () => {
+  assert.equal((await attestVerify({ quote: '/nonexistent/quote' }, now)).exitCode, ATTEST_EXIT.unchecked);
+  assert.equal((await attestVerify({ quote: quotePath, at: 'yesterday' }, now)).exitCode, ATTEST_EXIT.unchecked);
+  const badId = await attestVerify({ quote: quotePath, isvProdId: '0x1' }, now);
   assert.equal(badId.exitCode, ATTEST_EXIT.unchecked);
   assert.match(badId.output, /Expected integer between 0 and 65535 for --isv-prod-id but received 0x1/);
 });

@@ -33,6 +33,14 @@ test('environment variables set every option and a flag wins over its variable',
   assert.equal(config.insecureHttp, true);
 });
 
+test('--tls-cert and --tls-key reach the configuration (their config keys are not their flag names)', () => {
+  const flags = parseServeArgs(['--tls-cert', '/tmp/c.pem', '--tls-key', '/tmp/k.pem']);
+  assert.deepEqual(flags, { tlsCertPath: '/tmp/c.pem', tlsKeyPath: '/tmp/k.pem' });
+  const config = loadConfig({}, flags);
+  assert.equal(config.tlsCertPath, '/tmp/c.pem');
+  assert.equal(config.tlsKeyPath, '/tmp/k.pem');
+});
+
 test('every option has a BASTION_ variable and a matching --flag', () => {
   for (const option of configOptions) {
     assert.match(option.env, /^BASTION_[A-Z_]+$/);
@@ -63,4 +71,12 @@ test('parses server flags from argv as npm start receives them', () => {
   const config = loadConfig({}, flags);
   assert.equal(config.port, 0);
   assert.equal(config.insecureHttp, true);
+});
+
+test('--tls-cert and --tls-key reach the configuration (their config keys are not their flag names)', () => {
+  const flags = parseServeArgs(['--tls-cert', '/tmp/c.pem', '--tls-key', '/tmp/k.pem']);
+  assert.deepEqual(flags, { tlsCertPath: '/tmp/c.pem', tlsKeyPath: '/tmp/k.pem' });
+  const config = loadConfig({}, flags);
+  assert.equal(config.tlsCertPath, '/tmp/c.pem');
+  assert.equal(config.tlsKeyPath, '/tmp/k.pem');
 });

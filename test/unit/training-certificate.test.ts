@@ -141,7 +141,8 @@ test('a real quote that binds another key does not vouch for this one; an "encla
   // With enclave: true in its statement it needs the quote to bind its key, which it does not.
   const key = keys(5);
   const liar = (await openCertificateSigner(key, { quote: async () => Buffer.from(stolenQuote, 'base64') })).sign(fields());
-  const result = verifyTrainingCertificate(liar, { model, at, trustAnchor: enclave.rootCa });
+  assert.equal(liar.statement.enclave, true);
+  const result = verifyTrainingCertificate({ ...liar, keyQuote: stolenQuote }, { model, at, trustAnchor: enclave.rootCa });
   assert.deepEqual(!result.ok && [result.failedCheck, result.quoteCheck], ['quote', 'report-data']);
   assert.match(!result.ok ? result.reason : '', /does not bind this certificate key/);
   // Without any quote.
@@ -158,4 +159,14 @@ test("a dataset's commitment is SHA-256(salt ‖ SHA-256(file)): its owner recom
   assert.equal(commitment, createHash('sha256').update(Buffer.concat([Buffer.from(salt, 'hex'), Buffer.from(fileSha, 'hex')])).digest('hex'));
   assert.notEqual(commitment, fileSha);
   assert.notEqual(datasetCommitment(randomBytes(32).toString('hex'), fileSha), commitment);
+});
+
+test('an attestation device that answers over other report data binds nothing: the signer drops its quote and certificates fail at it', async () => {
+  const recorded = enclave.quote(Buffer.alloc(64, 7));
+  const signer = await openCertificateSigner(keys(6), { quote: async () => recorded });
+  assert.deepEqual([signer.enclave, signer.keyQuote], [true, null]);
+  const certificate = signer.sign(fields());
+  assert.equal(certificate.keyQuote, undefined);
+  const result = verifyTrainingCertificate(certificate, { model, at, trustAnchor: enclave.rootCa });
+  assert.equal(!result.ok && result.failedCheck, 'quote');
 });
