@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import fs from 'node:fs';
 import { type ParsedQuote, verifyQuote, type QuoteExpectations, type QuoteVerification } from '../enclave/quote-verify.js';
+import { parseCollateral } from '../enclave/collateral.js';
 import { ServerUnreachable, verifyServer, type ServerVerification } from '../enclave/remote-verify.js';
 import type { Output } from './common.js';
 
@@ -22,6 +23,10 @@ export interface AttestVerifyOptions extends Output {
   minIsvSvn?: string;
   allowDebug?: boolean;
   reportData?: string;
+  /** Intel's collateral for the quote (--quote only): TCB status, revocation and the QE identity are checked too. */
+  collateral?: string;
+  /** TCB statuses accepted with --collateral (default UpToDate). */
+  acceptTcbStatus?: string[];
   /** ISO 8601 time; the clock when absent. */
   at?: string;
 }
@@ -43,6 +48,7 @@ export async function attestVerify(options: AttestVerifyOptions, now: Date): Pro
   if (options.url !== undefined && options.reportData !== undefined) {
     return unchecked('--report-data applies to --quote only: with --url the report data is what binds the connection');
   }
+  if (options.url !== undefined && options.collateral !== undefined) return unchecked('--collateral applies to --quote only');
   const at = options.at === undefined ? now : new Date(options.at);
   if (Number.isNaN(at.getTime())) return unchecked(`--at ${options.at} is not a date`);
   const integer = (name: string, value: string | undefined) => {
@@ -68,12 +74,23 @@ export async function attestVerify(options: AttestVerifyOptions, now: Date): Pro
   return options.url !== undefined ? verifyUrl(options.url, expected, at, options) : verifyFile(options.quote!, expected, at, options);
 }
 
-function verifyFile(file: string, expected: QuoteExpectations, at: Date, options: Output): { exitCode: number; output: string } {
+function verifyFile(
+  file: string,
+  expected: QuoteExpectations,
+  at: Date,
+  options: Output & Pick<AttestVerifyOptions, 'collateral' | 'acceptTcbStatus'>,
+): { exitCode: number; output: string } {
   let result: QuoteVerification;
   try {
-    result = verifyQuote(fs.readFileSync(file), { at, expected });
+    const collateral = options.collateral === undefined ? undefined : parseCollateral(JSON.parse(fs.readFileSync(options.collateral, 'utf8')));
+    result = verifyQuote(fs.readFileSync(file), {
+      at,
+      expected,
+      ...(collateral ? { collateral } : {}),
+      ...(options.acceptTcbStatus ? { acceptTcbStatuses: options.acceptTcbStatus } : {}),
+    });
   } catch (err) {
-    return unchecked(err instanceof Error ? err.message : String(err));
+    return unchecked(err instanceof Error ? `${options.collateral !== undefined && err instanceof SyntaxError ? `${options.collateral}: ` : ''}${err.message}` : String(err));
   }
   const value = { ...result, verifiedAt: at.toISOString() };
   let text: string;
@@ -83,7 +100,13 @@ function verifyFile(file: string, expected: QuoteExpectations, at: Date, options
       `quote verified at ${at.toISOString()}: version ${q.version}, ${q.teeType.toUpperCase()}, chain to the pinned Intel SGX Root CA`,
       ...identityLines(q),
       `report data ${q.reportData}`,
-      `not checked offline: ${result.notChecked.join(', ')}`,
+      ...(result.collateral
+        ? [
+            `TCB status ${result.collateral.tcbStatus} (quoting enclave ${result.collateral.qeTcbStatus})` +
+              `${result.collateral.advisoryIds.length ? `, advisories ${result.collateral.advisoryIds.join(', ')}` : ''}; not revoked`,
+            `collateral for FMSPC ${result.collateral.fmspc} current until ${result.collateral.validUntil}`,
+          ]
+        : [`not checked offline: ${result.notChecked.join(', ')} (give --collateral)`]),
     ].join('\n');
   } else {
     text = `quote NOT verified: check ${result.failedCheck} failed: ${result.reason}`;
@@ -135,7 +158,7 @@ export function addAttestCommands(program: Command): Command {
   attest
     .command('verify')
     .description(
-      'verify an Intel DCAP quote file offline, or attest a running server over one TLS connection (not TCB status, not revocation); ' +
+      'verify an Intel DCAP quote file offline (TCB status and revocation with --collateral), or attest a running server over one TLS connection; ' +
         'exit 0 verified, 1 a check failed, 2 unchecked',
     )
     .addOption(new Option('--quote <file>', 'the quote, binary'))
@@ -146,6 +169,8 @@ export function addAttestCommands(program: Command): Command {
     .addOption(new Option('--min-isv-svn <n>', 'smallest acceptable ISV SVN'))
     .addOption(new Option('--report-data <hex>', 'expected report data (128 hex digits; --quote only)'))
     .addOption(new Option('--allow-debug', 'accept a debug enclave (its memory is readable by its host)'))
+    .addOption(new Option('--collateral <file>', "Intel's collateral for the quote, JSON as dcap-qvl writes it (--quote only): checks TCB status, revocation, QE identity"))
+    .addOption(new Option('--accept-tcb-status <status...>', 'TCB statuses accepted with --collateral (default UpToDate), e.g. UpToDate SWHardeningNeeded'))
     .addOption(new Option('--at <time>', 'verification time, ISO 8601 (default: now)'))
     .addOption(new Option('--json', 'print JSON'))
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ATTEST_EXIT.unchecked))

@@ -13,6 +13,7 @@ import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import { Type, type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
+import { parseCertificateDer, type CertificateParts } from './der.js';
 
 export const CollateralCheck = {
   /** The bundle's shape, its signatures, its issuer chains and its dates; FMSPC and PCE ID match the PCK certificate. */
@@ -130,11 +131,23 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----\n(?:[A-Za-z0-9+/=]{1,64}\n)+-----E
 function chainOf(pem: string, what: string): X509Certificate[] {
   const blocks = pem.replace(/\0+$/, '').match(PEM_CERT) ?? [];
   if (blocks.join('').length !== pem.replace(/\0+$/, '').length || blocks.length === 0) fail(CollateralCheck.COLLATERAL, `${what} is not a PEM certificate chain`);
+  let chain: X509Certificate[];
   try {
-    return blocks.map((b) => new X509Certificate(b));
+    chain = blocks.map((b) => new X509Certificate(b));
   } catch (error) {
     return fail(CollateralCheck.COLLATERAL, `${what}: a certificate does not parse: ${(error as Error).message}`);
   }
+  for (const cert of chain) {
+    // The outer signatureAlgorithm is covered by no signature: it must be the one inside tbsCertificate.
+    let parts: CertificateParts;
+    try {
+      parts = parseCertificateDer(cert.raw);
+    } catch (error) {
+      return fail(CollateralCheck.COLLATERAL, `${what}: a certificate is not strict DER: ${(error as Error).message}`);
+    }
+    if (!parts.innerAlgorithm.equals(parts.outerAlgorithm)) fail(CollateralCheck.COLLATERAL, `${what}: a certificate's outer signatureAlgorithm differs from the one it signs`);
+  }
+  return chain;
 }
 
 function withinValidity(cert: X509Certificate, at: Date, what: string): void {
@@ -189,6 +202,8 @@ export interface PckTcb {
 }
 
 const SGX_EXTENSION = '1.2.840.113741.1.13.1';
+/** AlgorithmIdentifier ecdsa-with-SHA256 (1.2.840.10045.4.3.2), DER, without parameters. */
+const ECDSA_WITH_SHA256 = Buffer.from('300a06082a8648ce3d040302', 'hex');
 
 export function pckTcbOf(pck: X509Certificate): PckTcb {
   const bad = (why: string): never => fail(CollateralCheck.COLLATERAL, `the PCK certificate's SGX extension ${why}`);
@@ -245,9 +260,26 @@ function checkRevocation(crlHex: string, issuer: X509Certificate, subject: X509C
   }
   if (crl.issuer !== new x509.X509Certificate(issuer.raw).subject) fail(CollateralCheck.COLLATERAL, `the ${what} is not issued by ${issuer.subject.split('\n').find((l) => l.startsWith('CN=')) ?? 'its CA'}`);
   // The bytes the signature covers, as encoded (tbsCertList), and the DER ECDSA signature in its BIT STRING.
-  const outer = asn1js.fromBER(Buffer.from(crlHex, 'hex'));
-  const [tbsBlock, , signatureBlock] = outer.result instanceof asn1js.Sequence ? outer.result.valueBlock.value : [];
-  if (!tbsBlock || !(signatureBlock instanceof asn1js.BitString)) return fail(CollateralCheck.COLLATERAL, `the ${what} is not a CertificateList`);
+  // Every byte accounted for, and the outer signatureAlgorithm (which no signature covers) is ECDSA with SHA-256,
+  // as is the one inside tbsCertList (after its optional version).
+  const der = Buffer.from(crlHex, 'hex');
+  const outer = asn1js.fromBER(der);
+  const [tbsBlock, algorithmBlock, signatureBlock, ...rest] = outer.result instanceof asn1js.Sequence ? outer.result.valueBlock.value : [];
+  if (
+    outer.offset !== der.length ||
+    rest.length > 0 ||
+    !(tbsBlock instanceof asn1js.Sequence) ||
+    !algorithmBlock ||
+    !(signatureBlock instanceof asn1js.BitString) ||
+    signatureBlock.valueBlock.unusedBits !== 0 // a signature is whole bytes; other values are a byte no signature covers
+  ) {
+    return fail(CollateralCheck.COLLATERAL, `the ${what} is not a CertificateList`);
+  }
+  const tbsFields = tbsBlock.valueBlock.value;
+  const innerAlgorithm = tbsFields[tbsFields[0] instanceof asn1js.Integer ? 1 : 0];
+  for (const algorithm of [innerAlgorithm, algorithmBlock]) {
+    if (!algorithm || !Buffer.from(algorithm.valueBeforeDecodeView).equals(ECDSA_WITH_SHA256)) fail(CollateralCheck.COLLATERAL, `the ${what} is not signed with ECDSA and SHA-256`);
+  }
   const tbs = Buffer.from(tbsBlock.valueBeforeDecodeView);
   const signature = Buffer.from(signatureBlock.valueBlock.valueHexView);
   let valid = false;

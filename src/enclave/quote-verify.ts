@@ -7,6 +7,7 @@
 // being silently assumed.
 import { createHash, createPublicKey, verify, type KeyObject, X509Certificate } from 'node:crypto';
 import { type CertificateParts, DerError, parseCertificateDer } from './der.js';
+import { checkCollateral, CollateralCheck, CollateralFailure, type CollateralFile, type CollateralVerdict } from './collateral.js';
 import { INTEL_SGX_ROOT_CA_SHA256, intelSgxRootCa } from './intel-sgx-root-ca.js';
 
 /** The checks, in the order they run; a failure names the first one that failed. */
@@ -23,6 +24,8 @@ export const QuoteCheck = {
   PCK_CHAIN: 'pck-chain',
   /** Every certificate of the chain valid at the verification time. */
   PCK_CHAIN_VALIDITY: 'pck-chain-validity',
+  /** With Intel's collateral only (src/enclave/collateral.ts): collateral, revocation, qe-identity, tcb-status. */
+  ...CollateralCheck,
   MRENCLAVE: 'mrenclave',
   MRSIGNER: 'mrsigner',
   ISV_PROD_ID: 'isv-prod-id',
@@ -86,7 +89,7 @@ export interface QuoteExpectations {
 }
 
 export type QuoteVerification =
-  | { ok: true; quote: ParsedQuote; notChecked: readonly string[] }
+  | { ok: true; quote: ParsedQuote; notChecked: readonly string[]; collateral?: CollateralVerdict }
   | { ok: false; failedCheck: QuoteCheck; reason: string; quote?: ParsedQuote };
 
 const HEADER_BYTES = 48;
@@ -460,6 +463,10 @@ export interface VerifyQuoteOptions {
    * security choice: never exposed as a CLI flag or setting, so no user can swap the root a verdict rests on.
    */
   trustAnchor?: X509Certificate;
+  /** Intel's collateral for the quote (SGX only): then TCB status, revocation and the QE identity are checked too. */
+  collateral?: CollateralFile;
+  /** The TCB statuses accepted, for the platform and the quoting enclave (default: UpToDate only). */
+  acceptTcbStatuses?: readonly string[];
 }
 
 /**
@@ -500,8 +507,22 @@ export function verifyQuote(quote: Uint8Array, options: VerifyQuoteOptions): Quo
     }
     verifyChain(chain, options.trustAnchor);
     checkValidity(chain, options.at);
+    let collateral: CollateralVerdict | undefined;
+    if (options.collateral) {
+      if (parsed.teeType !== 'sgx') fail(QuoteCheck.COLLATERAL, 'collateral is checked for SGX quotes only; this is a TDX quote');
+      try {
+        collateral = checkCollateral(
+          options.collateral,
+          { pck: chain[0]!, pckIssuer: chain[1]!, qeReport: raw.qeReport },
+          { at: options.at, anchor: options.trustAnchor ?? intelSgxRootCa, acceptTcbStatuses: options.acceptTcbStatuses ?? ['UpToDate'] },
+        );
+      } catch (error) {
+        if (error instanceof CollateralFailure) fail(error.check, error.message);
+        throw error;
+      }
+    }
     checkExpectations(parsed, options.expected ?? {});
-    return { ok: true, quote: parsed, notChecked: NOT_CHECKED_OFFLINE };
+    return collateral ? { ok: true, quote: parsed, notChecked: [], collateral } : { ok: true, quote: parsed, notChecked: NOT_CHECKED_OFFLINE };
   } catch (error) {
     if (error instanceof QuoteFailure) {
       const failure = { ok: false as const, failedCheck: error.check, reason: error.message };

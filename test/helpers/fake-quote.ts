@@ -6,6 +6,7 @@
 import 'reflect-metadata'; // @peculiar/x509 resolves its ASN.1 handlers through tsyringe, which needs it
 import { createHash, generateKeyPairSync, KeyObject, randomBytes, sign, webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import * as asn1js from 'asn1js';
 import type { Attestor } from '../../src/enclave/attestation.js';
 
 export interface FakeEnclaveIdentity {
@@ -19,9 +20,24 @@ export interface FakeEnclaveIdentity {
   debug?: boolean;
 }
 
+/** The TCB facts the PCK certificate's SGX extension states (what Intel's collateral is matched against). */
+export interface FakePlatform {
+  /** 12 hex digits. */
+  fmspc: string;
+  /** 4 hex digits. */
+  pceId: string;
+  /** CPU SVN components 1–16. */
+  components: number[];
+  pceSvn: number;
+}
+
 export interface FakeQuotingEnclave {
   /** The root CA to pass to verifyQuote as `trustAnchor`. */
   rootCa: X509Certificate;
+  /** The fake Intel's root and PCK CA, with their keys: what fake collateral is signed with. */
+  issuers: { root: FakeIssuer; ca: FakeIssuer };
+  /** The PCK certificate's serial number (hex) and its TCB facts. */
+  pck: { serialNumber: string; platform: FakePlatform };
   /** A version 3 SGX quote over these 64 bytes of report data, for the given identity (default: the enclave's). */
   quote(reportData: Buffer, identity?: FakeEnclaveIdentity): Buffer;
   /** An Attestor (the server's interface) handing out quotes for the enclave's default identity. */
@@ -30,8 +46,15 @@ export interface FakeQuotingEnclave {
   identity: Required<FakeEnclaveIdentity>;
 }
 
+export interface FakeIssuer {
+  cert: x509.X509Certificate;
+  keys: { publicKey: webcrypto.CryptoKey; privateKey: webcrypto.CryptoKey };
+}
+
 export interface FakeQuotingEnclaveOptions {
   identity?: FakeEnclaveIdentity;
+  /** The PCK certificate's SGX extension (default: FMSPC 00906ed50000, PCE ID 0000, components 2, PCE SVN 11). */
+  platform?: FakePlatform;
   /** Validity of all three certificates; default 2000-01-01 to 2049-12-31, so any test time in between works. */
   notBefore?: Date;
   notAfter?: Date;
@@ -47,6 +70,24 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 
 type KeyPair = { publicKey: webcrypto.CryptoKey; privateKey: webcrypto.CryptoKey };
 const generate = async () => (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as KeyPair;
+
+const SGX_EXTENSION = '1.2.840.113741.1.13.1';
+
+/** The SGX extension Intel writes into PCK certificates: a SEQUENCE of (OID, value) pairs. */
+function sgxExtension(platform: FakePlatform): ArrayBuffer {
+  const entry = (suffix: string, value: asn1js.AsnType) => new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: `${SGX_EXTENSION}.${suffix}` }), value] });
+  const octets = (hex: string) => new asn1js.OctetString({ valueHex: Buffer.from(hex, 'hex') });
+  const tcb = new asn1js.Sequence({
+    value: [
+      ...platform.components.map((svn, i) => entry(`2.${i + 1}`, new asn1js.Integer({ value: svn }))),
+      entry('2.17', new asn1js.Integer({ value: platform.pceSvn })),
+      entry('2.18', octets(Buffer.from(platform.components).toString('hex'))),
+    ],
+  });
+  return new asn1js.Sequence({
+    value: [entry('1', octets('00'.repeat(16))), entry('2', tcb), entry('3', octets(platform.pceId)), entry('4', octets(platform.fmspc)), entry('5', new asn1js.Enumerated({ value: 0 }))],
+  }).toBER();
+}
 
 /** PEM exactly as in real quotes: 64-character base64 lines, `\n` line ends. */
 function pem(der: ArrayBuffer): string {
@@ -90,6 +131,7 @@ export async function createFakeQuotingEnclave(options: FakeQuotingEnclaveOption
   const notBefore = options.notBefore ?? new Date('2000-01-01T00:00:00Z');
   const notAfter = options.notAfter ?? new Date('2049-12-31T23:59:59Z');
   const [rootKeys, caKeys, pckKeys] = await Promise.all([generate(), generate(), generate()]);
+  const platform = options.platform ?? { fmspc: '00906ed50000', pceId: '0000', components: Array.from({ length: 16 }, () => 2), pceSvn: 11 };
   const common = { notBefore, notAfter, signingAlgorithm: ALG };
   const caExtensions = async (keys: KeyPair, pathLength: number) => [
     new x509.BasicConstraintsExtension(true, pathLength, true),
@@ -122,6 +164,7 @@ export async function createFakeQuotingEnclave(options: FakeQuotingEnclaveOption
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.nonRepudiation, true),
+      new x509.Extension(SGX_EXTENSION, false, sgxExtension(platform)),
     ],
   });
   // The certification data of type 5: PCK, intermediate, root, then one NUL counted in its size (as in real quotes).
@@ -160,6 +203,8 @@ export async function createFakeQuotingEnclave(options: FakeQuotingEnclaveOption
   };
   return {
     rootCa: new X509Certificate(Buffer.from(root.rawData)),
+    issuers: { root: { cert: root, keys: rootKeys }, ca: { cert: ca, keys: caKeys } },
+    pck: { serialNumber: '03', platform },
     quote,
     attestor: { quote: async (reportData) => quote(reportData) },
     identity,

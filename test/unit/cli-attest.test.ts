@@ -51,3 +51,23 @@ test('bastion attest verify runs from the command line with --json and exits 0',
   assert.equal(value.ok, true);
   assert.equal(value.quote.identity.mrenclave, MRENCLAVE);
 });
+
+test('attest verify --collateral: the TCB status is refused unless accepted, then printed with its advisories; a bad bundle exits 2', async () => {
+  const collateral = path.join(repoRoot, 'test/data/attestation/phala-dcap-qvl.v3.collateral.json');
+  const at = '2025-07-01T00:00:00Z';
+  const refused = await attestVerify({ quote: quotePath, collateral, at }, now);
+  assert.equal(refused.exitCode, ATTEST_EXIT.failed);
+  assert.match(refused.output, /^quote NOT verified: check tcb-status failed: the platform's TCB status is ConfigurationAndSWHardeningNeeded/);
+  const accepted = await attestVerify({ quote: quotePath, collateral, at, acceptTcbStatus: ['UpToDate', 'ConfigurationAndSWHardeningNeeded'] }, now);
+  assert.equal(accepted.exitCode, ATTEST_EXIT.verified, accepted.output);
+  assert.match(accepted.output, /^TCB status ConfigurationAndSWHardeningNeeded \(quoting enclave UpToDate\), advisories INTEL-SA-00289, INTEL-SA-00615; not revoked$/m);
+  assert.doesNotMatch(accepted.output, /not checked offline/);
+  const stale = await attestVerify({ quote: quotePath, collateral, acceptTcbStatus: ['ConfigurationAndSWHardeningNeeded'], at: '2026-01-01T00:00:00Z' }, now);
+  assert.match(stale.output, /check collateral failed: the TCB info is stale/);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-collateral-'));
+  fs.writeFileSync(path.join(dir, 'c.json'), '{"tcb_info": 1}');
+  const bad = await attestVerify({ quote: quotePath, collateral: path.join(dir, 'c.json') }, now);
+  assert.equal(bad.exitCode, ATTEST_EXIT.unchecked);
+  assert.match(bad.output, /not a collateral bundle/);
+  assert.equal((await attestVerify({ url: 'https://127.0.0.1:1', collateral }, now)).exitCode, ATTEST_EXIT.unchecked, '--collateral is for --quote');
+});
