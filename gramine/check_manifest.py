@@ -46,6 +46,7 @@ FIXED = dict(
     native_libs="/usr/lib/libgloo.so.0 /usr/lib/x86_64-linux-gnu/libc10.so /usr/lib/x86_64-linux-gnu/libtorch_cpu.so",
     lib_dirs="/usr/lib /usr/lib/x86_64-linux-gnu", port="8443", pool_size="2", torch_threads="2", heap_mb="2048",
     enclave_size="16G", sealing_key="mrenclave", isv_prod_id="1", isv_svn="1", sgx="1", edmm="0", log_level="error",
+    admin_token_verifier="bstv_" + "0" * 32 + "_" + "0" * 64,
 )
 
 
@@ -203,6 +204,9 @@ def check(manifest, values, machine):
          key_name and env_text.get("BASTION_SEALING_KEY") != key_name.removeprefix("_sgx_")
          and f"BASTION_SEALING_KEY is {toml(env_text.get('BASTION_SEALING_KEY'))} but /data uses {key_name}",
          env_text.get("BASTION_REQUIRE_ENCLAVE") != "true" and "BASTION_REQUIRE_ENCLAVE is not true")
+    rule("the first admin comes from a token verifier in the manifest (the sealed data folder holds no readable token)",
+         not re.fullmatch(r"bstv_[0-9a-f]{32}_[0-9a-f]{64}", str(env_text.get("BASTION_ADMIN_TOKEN_VERIFIER") or ""))
+         and f"BASTION_ADMIN_TOKEN_VERIFIER is {toml(env_text.get('BASTION_ADMIN_TOKEN_VERIFIER'))}: make one with npx bastion token new")
     inside_data = [t for t in trusted if t.rstrip("/") == data_dir or t.startswith(data_dir + "/") or data_dir.startswith(t)
                    and t.endswith("/")]
     rule(f"the data folder ({data_dir}) is neither trusted nor allowed; no sgx.allowed_files; file_check_policy strict",

@@ -35,6 +35,11 @@ export interface Config {
   sealingKey: 'mrenclave' | 'mrsigner';
   /** Refuse to start without an enclave's sealing key (never the development key). */
   requireEnclave: boolean;
+  /**
+   * The verifier (bstv_…) of the first admin's token, made by `bastion token new` on the operator's machine;
+   * null: the first start writes a fresh token to `<dataDir>/admin-token`. Inside an enclave it is required.
+   */
+  adminTokenVerifier: string | null;
   /** Largest accepted upload (the file part of a model or dataset upload), in bytes. */
   maxUploadBytes: number;
   /** Wall-clock limit of the disposable process that first loads an uploaded TorchScript archive. */
@@ -120,6 +125,12 @@ const sealingKeyPolicy: Parser<Config['sealingKey']> = (raw, name) => {
   throw new ConfigError(`Expected mrenclave or mrsigner for ${name} but received '${raw}'`);
 };
 
+const tokenVerifierText: Parser<string> = (raw, name) => {
+  const v = raw.trim();
+  if (/^bstv_[0-9a-f]{32}_[0-9a-f]{64}$/.test(v)) return v;
+  throw new ConfigError(`Expected a token verifier (bstv_<32 hex>_<64 hex>, from bastion token new) for ${name}`);
+};
+
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const logLevel: Parser<Config['logLevel']> = (raw, name) => {
   const v = raw.trim().toLowerCase();
@@ -143,6 +154,7 @@ export const configOptions = [
   { key: 'attestationDir', env: 'BASTION_ATTESTATION_DIR', flag: '--attestation-dir', valueName: 'dir', description: "Gramine's attestation folder (default /dev/attestation)", parse: filePath },
   { key: 'sealingKey', env: 'BASTION_SEALING_KEY', flag: '--sealing-key', valueName: 'mrenclave|mrsigner', description: 'enclave identity the sealing key is bound to (default mrenclave)', parse: sealingKeyPolicy },
   { key: 'requireEnclave', env: 'BASTION_REQUIRE_ENCLAVE', flag: '--require-enclave', description: 'refuse to start outside an SGX enclave', parse: boolean },
+  { key: 'adminTokenVerifier', env: 'BASTION_ADMIN_TOKEN_VERIFIER', flag: '--admin-token-verifier', valueName: 'bstv_…', description: "the first admin's token verifier (bastion token new); required in an enclave", parse: tokenVerifierText },
   { key: 'maxJobsPerPrincipal', env: 'BASTION_MAX_JOBS_PER_PRINCIPAL', flag: '--max-jobs-per-principal', valueName: 'n', description: 'trainings one principal may have queued and running (default 4)', parse: integer(1, 10_000) },
   { key: 'maxUploadBytes', env: 'BASTION_MAX_UPLOAD_BYTES', flag: '--max-upload-bytes', valueName: 'bytes', description: 'largest accepted upload (default 4 GiB)', parse: integer(1, Number.MAX_SAFE_INTEGER) },
   { key: 'sandboxTimeoutMs', env: 'BASTION_SANDBOX_TIMEOUT_MS', flag: '--sandbox-timeout-ms', valueName: 'ms', description: 'time limit of the first load of an uploaded archive (default 60000)', parse: integer(1000, 3_600_000) },
@@ -170,6 +182,7 @@ export function defaultConfig(cwd = process.cwd()): Config {
     attestationDir: '/dev/attestation',
     sealingKey: 'mrenclave',
     requireEnclave: false,
+    adminTokenVerifier: null,
     maxUploadBytes: 4 * 1024 ** 3,
     sandboxTimeoutMs: 60_000,
     sandboxMemoryBytes: 4 * 1024 ** 3,

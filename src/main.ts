@@ -17,7 +17,8 @@ import { openAuditLog } from './governance/audit.js';
 import { loadTlsMaterial } from './enclave/tls.js';
 import { allArtifactIds } from './store/artifacts.js';
 import { activeTrainingIds } from './store/trainings.js';
-import { bootstrapAdmin } from './governance/principals.js';
+import { countPrincipals } from './store/principals.js';
+import { bootstrapAdmin, bootstrapAdminFromVerifier } from './governance/principals.js';
 import { createLogger } from './logger.js';
 import { openStore, type Store } from './store/db.js';
 import { createPool, privacyMathOn, type WorkerPool } from './training/pool.js';
@@ -57,8 +58,15 @@ export async function startServer(
       highWaterFile: dataLayout(config.dataDir).auditHighWater,
       onHighWaterProblem: (message) => logger.error({ problem: message }, 'audit log high-water mark'),
     });
-    const adminTokenFile = bootstrapAdmin({ store, audit }, config.dataDir);
-    if (adminTokenFile) logger.info({ file: adminTokenFile }, 'first start: created the admin principal; its token is in this file (0600)');
+    if (config.adminTokenVerifier !== null) {
+      if (bootstrapAdminFromVerifier({ store, audit }, config.adminTokenVerifier)) logger.info('first start: created the admin principal with the token whose verifier was configured');
+    } else if (source.provider === 'enclave' && countPrincipals(store) === 0) {
+      // A token written into the sealed data folder could never be read: nobody could ever sign in.
+      throw new Error('In an enclave the first admin needs BASTION_ADMIN_TOKEN_VERIFIER (make one with bastion token new; make -C gramine ADMIN_TOKEN_VERIFIER=…)');
+    } else {
+      const adminTokenFile = bootstrapAdmin({ store, audit }, config.dataDir);
+      if (adminTokenFile) logger.info({ file: adminTokenFile }, 'first start: created the admin principal; its token is in this file (0600)');
+    }
 
     const blobs = openBlobStore(config.dataDir, keys);
     // Before any upload can start: what a crash left (staged uploads, blobs whose row never committed).

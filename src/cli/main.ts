@@ -13,6 +13,7 @@ import { ConnectionError } from '../client/connection.js';
 import { addDatasetCommands, addModelCommands } from './artifacts.js';
 import { addAttestCommands } from './attest.js';
 import { addVerifyModelCommand } from './attest-model.js';
+import { mintToken, tokenVerifier } from '../governance/tokens.js';
 import {
   addClientOptions,
   clientFor as client,
@@ -77,7 +78,22 @@ export function buildProgram(): Command {
   addPrivacyCommands(program);
   addAuditCommands(program);
   addVerifyModelCommand(addAttestCommands(program));
+  addTokenCommands(program);
   return program;
+}
+
+// A token made on this machine, for a server that must never hold it: the first admin of an enclave.
+function addTokenCommands(program: Command): void {
+  const token = program.command('token').description('bearer tokens made locally (no server)');
+  token
+    .command('new')
+    .description('make a token and its verifier: give the server the verifier (BASTION_ADMIN_TOKEN_VERIFIER, make -C gramine ADMIN_TOKEN_VERIFIER=…) and keep the token')
+    .addOption(new Option('--json', 'print JSON'))
+    .action((options: Output) => {
+      const { token: value } = mintToken();
+      const verifier = tokenVerifier(value)!;
+      print(options, { token: value, verifier }, () => `token    ${value}\nverifier ${verifier}\nkeep the token secret; the verifier reveals nothing that signs in`);
+    });
 }
 
 // Planning without a server (data owners, CI pipelines): the same accountants the server uses.

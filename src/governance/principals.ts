@@ -19,7 +19,7 @@ import {
   type Role,
 } from '../store/principals.js';
 import { enforce, type GovernanceDeps } from './authorize.js';
-import { mintToken, parseToken, secretMatches } from './tokens.js';
+import { mintToken, parseToken, parseTokenVerifier, secretMatches } from './tokens.js';
 
 export type { Role } from '../store/principals.js';
 
@@ -107,18 +107,34 @@ export function authenticate(store: Store, bearer: string): Principal | null {
  * Returns the file's path when an admin was created, else null.
  */
 export function bootstrapAdmin(deps: GovernanceDeps, dataDir: string): string | null {
-  const { store } = deps;
-  if (countPrincipals(store) > 0) return null;
   const file = dataLayout(dataDir).adminToken;
+  const minted = mintToken();
+  return createFirstAdmin(deps, minted, () => writeFileAtomic(file, `${minted.token}\n`, 0o600)) ? file : null;
+}
+
+/**
+ * On a store without principals, creates the admin principal with the token whose verifier is given
+ * (tokens.ts: the operator made the token on its own machine; the server never sees it, and writes no
+ * file). Inside an enclave this is how an admin exists at all: the data folder is sealed from the host.
+ * Returns whether an admin was created. Throws VALIDATION_FAILED for a malformed verifier.
+ */
+export function bootstrapAdminFromVerifier(deps: GovernanceDeps, verifier: string): boolean {
+  const parsed = parseTokenVerifier(verifier);
+  if (!parsed) throw new BastionError('VALIDATION_FAILED', 'The admin token verifier is not bstv_<32 hex digits>_<64 hex digits> (bastion token new prints one)');
+  return createFirstAdmin(deps, parsed, () => undefined);
+}
+
+function createFirstAdmin(deps: GovernanceDeps, token: { id: string; secretHash: Buffer }, alsoInTransaction: () => void): boolean {
+  const { store } = deps;
+  if (countPrincipals(store) > 0) return false;
   const createdAt = new Date().toISOString();
   const row: PrincipalRow = { id: uuidv7(), name: 'admin', role: 'admin', createdAt, revokedAt: null };
-  const minted = mintToken();
-  store.transaction(() => {
-    if (countPrincipals(store) > 0) return;
+  return store.transaction(() => {
+    if (countPrincipals(store) > 0) return false;
     insertPrincipal(store, row);
-    insertToken(store, { id: minted.id, principalId: row.id, secretHash: minted.secretHash, createdAt, revokedAt: null });
+    insertToken(store, { id: token.id, principalId: row.id, secretHash: token.secretHash, createdAt, revokedAt: null });
     deps.audit.record({ principalId: null, action: 'principal.create', target: { kind: 'principal', id: row.id }, outcome: 'ok', details: { role: 'admin', bootstrap: true } });
-    writeFileAtomic(file, `${minted.token}\n`, 0o600);
+    alsoInTransaction();
+    return true;
   });
-  return file;
 }

@@ -43,6 +43,27 @@ export function parseToken(token: string): { id: string; secret: Buffer } | null
   return { id, secret };
 }
 
+/**
+ * A token's verifier, `bstv_<token id>_<SHA-256 of the secret, hex>`: what the server stores of the token,
+ * and nothing that lets anyone use it. An operator makes the admin token on its own machine and gives the
+ * server only this (BASTION_ADMIN_TOKEN_VERIFIER): inside an enclave the manifest carries it, so MRENCLAVE
+ * commits to who the admin is, and no token ever needs to leave the sealed data folder.
+ */
+export function tokenVerifier(token: string): string | null {
+  const parsed = parseToken(token);
+  return parsed ? `bstv_${parsed.id.replaceAll('-', '')}_${hashSecret(parsed.secret).toString('hex')}` : null;
+}
+
+const VERIFIER_PATTERN = /^bstv_([0-9a-f]{32})_([0-9a-f]{64})$/;
+
+/** The token id (UUID form) and secret hash of a verifier; null when it is not well-formed. */
+export function parseTokenVerifier(verifier: string): { id: string; secretHash: Buffer } | null {
+  const match = VERIFIER_PATTERN.exec(verifier);
+  if (!match) return null;
+  const hex = match[1]!;
+  return { id: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`, secretHash: Buffer.from(match[2]!, 'hex') };
+}
+
 /** Constant-time comparison of a presented secret with a stored hash. */
 export function secretMatches(secret: Buffer, storedHash: Buffer): boolean {
   const presented = hashSecret(secret);

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fakeAttestationTree } from '../helpers/attestation.js';
+import { fakeAttestationTree, enclaveAdmin } from '../helpers/attestation.js';
 import { curlFor } from '../helpers/curl.js';
 import { repoRoot, startServerProcess } from '../helpers/server.js';
 import { testdataPath } from '../helpers/testdata.js';
@@ -64,7 +64,7 @@ test('in an enclave with the operator\'s own certificate, the quote binds that c
   fs.writeFileSync(certFile, operator.cert);
   fs.writeFileSync(keyFile, operator.key, { mode: 0o600 });
   const tlsFlags = ['--tls-cert', certFile, '--tls-key', keyFile];
-  const server = await startServerProcess(['--data-dir', dataDir, '--port', '0', '--attestation-dir', tree, ...tlsFlags]);
+  const server = await startServerProcess(['--data-dir', dataDir, '--port', '0', '--attestation-dir', tree, '--admin-token-verifier', enclaveAdmin.verifier, ...tlsFlags]);
   try {
     const res = await curlFor(dataDir)(['--cacert', certFile, `${server.url}/v1/attestation?nonce=${nonce}`]);
     assert.equal(res.status, 200, res.body);
@@ -89,7 +89,7 @@ test('in an enclave whose quotes lack the report data asked for, the server refu
   const tree = fakeAttestationTree({ mrenclave: Buffer.alloc(32, 1), mrsigner: Buffer.alloc(32, 2), isvProdId: 0, isvSvn: 0, debug: false }, recorded);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-attest-'));
   await assert.rejects(
-    startServerProcess(['--data-dir', dataDir, '--port', '0', '--attestation-dir', tree]),
+    startServerProcess(['--data-dir', dataDir, '--port', '0', '--attestation-dir', tree, '--admin-token-verifier', enclaveAdmin.verifier]),
     (err: Error) => /RA-TLS legacy extension does not carry the report data asked for/.test(err.message),
   );
   assert.equal(fs.existsSync(path.join(dataDir, 'tls')), false, 'no certificate of any kind was written');

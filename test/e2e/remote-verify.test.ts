@@ -20,7 +20,7 @@ import { RemoteCheck, ServerUnreachable, verifyServer, type ServerVerification }
 import { createSelfSigned } from '../../src/enclave/tls.js';
 import { createLogger } from '../../src/logger.js';
 import { startServer, type RunningServer } from '../../src/main.js';
-import { fakeAttestationTree } from '../helpers/attestation.js';
+import { fakeAttestationTree, enclaveAdmin } from '../helpers/attestation.js';
 import { createFakeQuotingEnclave } from '../helpers/fake-quote.js';
 
 const enclave = await createFakeQuotingEnclave();
@@ -31,7 +31,7 @@ before(async () => {
   const identity = { mrenclave: Buffer.alloc(32, 0x11), mrsigner: Buffer.alloc(32, 0x22), isvProdId: 0, isvSvn: 0, debug: false };
   const tree = fakeAttestationTree(identity);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-remote-'));
-  const config = { ...defaultConfig(), dataDir, port: 0, poolSize: 1, torchThreads: 1, attestationDir: tree };
+  const config = { ...defaultConfig(), dataDir, port: 0, poolSize: 1, torchThreads: 1, attestationDir: tree, adminTokenVerifier: enclaveAdmin.verifier };
   server = await startServer(config, createLogger('silent'), { attestor: enclave.attestor });
 });
 after(() => server.close());

@@ -5,6 +5,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { EnclaveIdentity } from '../../src/enclave/keys.js';
+import { mintToken, tokenVerifier } from '../../src/governance/tokens.js';
+
+/** The first admin of a fake enclave: its token, and the verifier the server is given instead (no token file in a sealed folder). */
+export const enclaveAdmin = (() => {
+  const { token } = mintToken();
+  return { token, verifier: tokenVerifier(token)! };
+})();
 
 /** A fake /dev/attestation: sealing keys and the report the enclave gets of itself. */
 export function fakeAttestationTree(

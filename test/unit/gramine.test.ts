@@ -72,6 +72,15 @@ test('an environment variable passed through from the host is refused naming it'
   assert.match(result.stderr, /loader\.env\.NODE_ENV takes its value from the host \(\{ passthrough = true \}\)/);
 });
 
+test("a manifest without the first admin's token verifier is refused (a token in the sealed folder could never be read)", () => {
+  const result = checkFixed(templateFile(edited('loader.env.BASTION_ADMIN_TOKEN_VERIFIER = "{{ admin_token_verifier }}"', '')));
+  assert.equal(result.status, 1);
+  assert.match(result.stderr, /BASTION_ADMIN_TOKEN_VERIFIER is .*: make one with npx bastion token new/);
+  const malformed = makeCheck('ADMIN_TOKEN_VERIFIER=bstv_nope');
+  assert.notEqual(malformed.status, 0);
+  assert.match(malformed.stderr, /BASTION_ADMIN_TOKEN_VERIFIER is "bstv_nope"/);
+});
+
 test('a template that lets the host pass its environment or leaves the data folder unencrypted is refused', () => {
   const broken = edited('sgx.remote_attestation = "dcap"', 'sgx.remote_attestation = "none"')
     .replace('{ type = "encrypted", path = "/data"', '{ path = "/data"')

@@ -10,6 +10,7 @@ import type { GovernanceDeps } from '../../src/governance/authorize.js';
 import {
   authenticate,
   bootstrapAdmin,
+  bootstrapAdminFromVerifier,
   createPrincipal,
   getPrincipal,
   listPrincipals,
@@ -17,6 +18,7 @@ import {
   type Principal,
 } from '../../src/governance/principals.js';
 import { openStore } from '../../src/store/db.js';
+import { mintToken, tokenVerifier } from '../../src/governance/tokens.js';
 
 /** A store in a fresh folder with its bootstrapped admin, the actor of the tests' principal management. */
 function governed(): GovernanceDeps & { dir: string; admin: Principal } {
@@ -42,6 +44,26 @@ test('first start creates one admin and writes its token to a 0600 file; later s
   assert.equal(bootstrapAdmin(deps, dir), null);
   assert.equal(fs.readFileSync(file, 'utf8').trim(), token);
   assert.equal(listPrincipals(deps, admin!).length, 1);
+  store.close();
+});
+
+test('given a token verifier, the first start creates the admin with that token and writes no file; the verifier itself does not sign in', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-gov-'));
+  const store = openStore(dir);
+  const deps = { store, audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }) };
+  const { token } = mintToken();
+  const verifier = tokenVerifier(token)!;
+  assert.match(verifier, /^bstv_[0-9a-f]{32}_[0-9a-f]{64}$/);
+  assert.equal(verifier.includes(token.split('_')[2]!), false, 'the secret is not in the verifier');
+  assert.throws(() => bootstrapAdminFromVerifier(deps, 'bstv_nope'), (e: unknown) => e instanceof BastionError && e.code === 'VALIDATION_FAILED');
+  assert.equal(bootstrapAdminFromVerifier(deps, verifier), true);
+  assert.equal(fs.existsSync(dataLayout(dir).adminToken), false, 'no token file');
+  assert.equal(authenticate(store, token)?.role, 'admin');
+  assert.equal(authenticate(store, verifier), null);
+  const other = mintToken().token;
+  assert.equal(authenticate(store, other), null);
+  assert.equal(bootstrapAdminFromVerifier(deps, tokenVerifier(other)!), false, 'an admin exists: nothing is created');
+  assert.equal(bootstrapAdmin(deps, dir), null);
   store.close();
 });
 
