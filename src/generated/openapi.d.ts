@@ -545,7 +545,7 @@ export interface paths {
         };
         /**
          * Attest the server
-         * @description A fresh DCAP quote from the enclave whose report data is SHA-256(the TLS public key, SPKI DER) ‖ SHA-256(nonce), with the certificate and the identity it states. Check the quote (signatures up to Intel, the expected MRENCLAVE) and that the certificate is the one this connection presented before sending anything. No token. 503 outside an enclave.
+         * @description A fresh DCAP quote from the enclave whose report data is SHA-256(the TLS public key, SPKI DER) ‖ SHA-256(nonce), with the certificate and the identity it states. Check the quote (signatures up to Intel, the expected MRENCLAVE) and that the certificate is the one this connection presented before sending anything. No token. 503 outside an enclave. At most 20 a minute from one address (429 with Retry-After).
          */
         get: operations["getAttestation"];
         put?: never;
@@ -3615,6 +3615,15 @@ export interface operations {
             };
             /** @description The request is malformed or fails validation */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The principal has as many jobs queued and running as it may; retry when one has ended */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,6 +1,7 @@
 // /v1/attestation: a fresh DCAP quote binding the server's TLS key and the caller's nonce (no token:
 // clients attest the server before they trust it with one). Outside an enclave, or over plain HTTP,
 // it answers 503 saying so; it never makes up a quote.
+import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
@@ -24,8 +25,19 @@ const NonceQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** Quotes per client address and minute: a quote costs the enclave tens of milliseconds to seconds, and the route needs no token. */
+export const ATTESTATION_RATE_LIMIT = { max: 20, timeWindow: 60_000 } as const;
+
 export default async function attestationRoutes(root: FastifyInstance, options: { attestor: Attestor | null; certificatePem: string | null }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  // Scoped to this plugin: only the attestation route is limited (per client address, in memory).
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new BastionError('TOO_MANY_REQUESTS', `At most ${context.max} attestations a minute from one address; retry in ${Math.ceil(context.ttl / 1000)} s`, {
+        retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)),
+      }),
+  });
   const attestor = options.attestor ? serialized(options.attestor) : null;
   app.get(
     '/v1/attestation',
@@ -37,12 +49,13 @@ export default async function attestationRoutes(root: FastifyInstance, options: 
         description:
           'A fresh DCAP quote from the enclave whose report data is SHA-256(the TLS public key, SPKI DER) ‖ SHA-256(nonce), with the ' +
           'certificate and the identity it states. Check the quote (signatures up to Intel, the expected MRENCLAVE) and that the ' +
-          'certificate is the one this connection presented before sending anything. No token. 503 outside an enclave.',
+          'certificate is the one this connection presented before sending anything. No token. 503 outside an enclave. At most 20 a ' +
+          'minute from one address (429 with Retry-After).',
         security: [],
         querystring: NonceQuery,
-        response: { 200: AttestationSchema, ...problemResponses(400, 500, 503) },
+        response: { 200: AttestationSchema, ...problemResponses(400, 429, 500, 503) },
       },
-      config: { public: true },
+      config: { public: true, rateLimit: ATTESTATION_RATE_LIMIT },
     },
     async (request) => {
       if (!attestor) throw new BastionError('SERVICE_UNAVAILABLE', 'This server does not run in an SGX enclave: it has no quote to give');
