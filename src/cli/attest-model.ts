@@ -4,7 +4,7 @@
 import { Command, Option } from 'commander';
 import fs from 'node:fs';
 import { verifyTrainingCertificate, type CertificateVerification } from '../enclave/training-certificate.js';
-import { ATTEST_EXIT } from './attest.js';
+import { ATTEST_EXIT, collateralLines, readCollateral } from './attest.js';
 import type { Output } from './common.js';
 
 export interface VerifyModelOptions extends Output {
@@ -15,6 +15,8 @@ export interface VerifyModelOptions extends Output {
   mrsigner?: string;
   allowDebug?: boolean;
   allowDevelopment?: boolean;
+  collateral?: string;
+  acceptTcbStatus?: string[];
   /** ISO 8601 time; the clock when absent. */
   at?: string;
 }
@@ -36,7 +38,7 @@ function describe(result: CertificateVerification & { ok: true }, at: Date): str
       `attested: the key is bound by a quote verified at ${at.toISOString()} to the pinned Intel SGX Root CA`,
       `MRENCLAVE ${id.mrenclave}`,
       `MRSIGNER ${id.mrsigner}`,
-      `not checked offline: ${result.notChecked.join(', ')}`,
+      ...collateralLines(result),
     );
   } else {
     lines.push('NOT attested: signed outside an enclave by the development key (accepted because of --allow-development)');
@@ -68,6 +70,7 @@ export function attestVerifyModel(options: VerifyModelOptions, now: Date): { exi
         allowDebug: options.allowDebug ?? false,
       },
       allowDevelopment: options.allowDevelopment ?? false,
+      ...readCollateral(options),
     });
   } catch (err) {
     return { exitCode: ATTEST_EXIT.unchecked, output: `bastion: attest verify-model: ${err instanceof Error ? err.message : String(err)}` };
@@ -90,6 +93,8 @@ export function addVerifyModelCommand(attest: Command): void {
     .addOption(new Option('--mrsigner <hex>', 'expected MRSIGNER (64 hex digits)'))
     .addOption(new Option('--allow-debug', 'accept a debug enclave (its memory is readable by its host)'))
     .addOption(new Option('--allow-development', 'accept a certificate signed outside an enclave (signed, but attested by nothing)'))
+    .addOption(new Option('--collateral <file>', "Intel's collateral for the quote's platform (as for attest verify): TCB status and revocation too"))
+    .addOption(new Option('--accept-tcb-status <status...>', 'TCB statuses accepted with --collateral (default UpToDate)'))
     .addOption(new Option('--at <time>', 'verification time of the quote, ISO 8601 (default: now)'))
     .addOption(new Option('--json', 'print JSON'))
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ATTEST_EXIT.unchecked))

@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import fs from 'node:fs';
 import { type ParsedQuote, verifyQuote, type QuoteExpectations, type QuoteVerification } from '../enclave/quote-verify.js';
-import { parseCollateral } from '../enclave/collateral.js';
+import { parseCollateral, type CollateralFile, type CollateralVerdict } from '../enclave/collateral.js';
 import { ServerUnreachable, verifyServer, type ServerVerification } from '../enclave/remote-verify.js';
 import type { Output } from './common.js';
 
@@ -23,7 +23,7 @@ export interface AttestVerifyOptions extends Output {
   minIsvSvn?: string;
   allowDebug?: boolean;
   reportData?: string;
-  /** Intel's collateral for the quote (--quote only): TCB status, revocation and the QE identity are checked too. */
+  /** Intel's collateral for the quote's platform: TCB status, revocation and the QE identity are checked too. */
   collateral?: string;
   /** TCB statuses accepted with --collateral (default UpToDate). */
   acceptTcbStatus?: string[];
@@ -48,7 +48,6 @@ export async function attestVerify(options: AttestVerifyOptions, now: Date): Pro
   if (options.url !== undefined && options.reportData !== undefined) {
     return unchecked('--report-data applies to --quote only: with --url the report data is what binds the connection');
   }
-  if (options.url !== undefined && options.collateral !== undefined) return unchecked('--collateral applies to --quote only');
   const at = options.at === undefined ? now : new Date(options.at);
   if (Number.isNaN(at.getTime())) return unchecked(`--at ${options.at} is not a date`);
   const integer = (name: string, value: string | undefined) => {
@@ -71,26 +70,51 @@ export async function attestVerify(options: AttestVerifyOptions, now: Date): Pro
   } catch (err) {
     return unchecked(err instanceof Error ? err.message : String(err));
   }
-  return options.url !== undefined ? verifyUrl(options.url, expected, at, options) : verifyFile(options.quote!, expected, at, options);
+  let collateral: CollateralOptions;
+  try {
+    collateral = readCollateral(options);
+  } catch (err) {
+    return unchecked(err instanceof Error ? err.message : String(err));
+  }
+  return options.url !== undefined ? verifyUrl(options.url, expected, at, collateral, options) : verifyFile(options.quote!, expected, at, collateral, options);
+}
+
+type CollateralOptions = { collateral?: CollateralFile; acceptTcbStatuses?: readonly string[] };
+
+/** The --collateral file (parsed, not yet checked) and --accept-tcb-status, as verify options; throws naming the file. */
+export function readCollateral(options: { collateral?: string; acceptTcbStatus?: string[] }): CollateralOptions {
+  if (options.collateral === undefined) return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(options.collateral, 'utf8'));
+  } catch (err) {
+    throw new Error(`${options.collateral}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return { collateral: parseCollateral(json), ...(options.acceptTcbStatus ? { acceptTcbStatuses: options.acceptTcbStatus } : {}) };
+}
+
+/** What the collateral said, or what could not be checked without it. */
+export function collateralLines(result: { notChecked: readonly string[]; collateral?: CollateralVerdict }): string[] {
+  const c = result.collateral;
+  if (!c) return [`not checked offline: ${result.notChecked.join(', ')} (give --collateral)`];
+  return [
+    `TCB status ${c.tcbStatus} (quoting enclave ${c.qeTcbStatus})${c.advisoryIds.length ? `, advisories ${c.advisoryIds.join(', ')}` : ''}; not revoked`,
+    `collateral for FMSPC ${c.fmspc} current until ${c.validUntil}`,
+  ];
 }
 
 function verifyFile(
   file: string,
   expected: QuoteExpectations,
   at: Date,
-  options: Output & Pick<AttestVerifyOptions, 'collateral' | 'acceptTcbStatus'>,
+  collateral: CollateralOptions,
+  options: Output,
 ): { exitCode: number; output: string } {
   let result: QuoteVerification;
   try {
-    const collateral = options.collateral === undefined ? undefined : parseCollateral(JSON.parse(fs.readFileSync(options.collateral, 'utf8')));
-    result = verifyQuote(fs.readFileSync(file), {
-      at,
-      expected,
-      ...(collateral ? { collateral } : {}),
-      ...(options.acceptTcbStatus ? { acceptTcbStatuses: options.acceptTcbStatus } : {}),
-    });
+    result = verifyQuote(fs.readFileSync(file), { at, expected, ...collateral });
   } catch (err) {
-    return unchecked(err instanceof Error ? `${options.collateral !== undefined && err instanceof SyntaxError ? `${options.collateral}: ` : ''}${err.message}` : String(err));
+    return unchecked(err instanceof Error ? err.message : String(err));
   }
   const value = { ...result, verifiedAt: at.toISOString() };
   let text: string;
@@ -100,13 +124,7 @@ function verifyFile(
       `quote verified at ${at.toISOString()}: version ${q.version}, ${q.teeType.toUpperCase()}, chain to the pinned Intel SGX Root CA`,
       ...identityLines(q),
       `report data ${q.reportData}`,
-      ...(result.collateral
-        ? [
-            `TCB status ${result.collateral.tcbStatus} (quoting enclave ${result.collateral.qeTcbStatus})` +
-              `${result.collateral.advisoryIds.length ? `, advisories ${result.collateral.advisoryIds.join(', ')}` : ''}; not revoked`,
-            `collateral for FMSPC ${result.collateral.fmspc} current until ${result.collateral.validUntil}`,
-          ]
-        : [`not checked offline: ${result.notChecked.join(', ')} (give --collateral)`]),
+      ...collateralLines(result),
     ].join('\n');
   } else {
     text = `quote NOT verified: check ${result.failedCheck} failed: ${result.reason}`;
@@ -118,13 +136,14 @@ async function verifyUrl(
   url: string,
   expected: QuoteExpectations,
   at: Date,
+  collateral: CollateralOptions,
   options: Output,
 ): Promise<{ exitCode: number; output: string }> {
   let result: ServerVerification;
   try {
     // No trust anchor option: the CLI always verifies against the pinned Intel SGX Root CA.
     const { reportData: _unused, ...identity } = expected;
-    result = await verifyServer(url, { at, expected: identity });
+    result = await verifyServer(url, { at, expected: identity, ...collateral });
   } catch (err) {
     if (err instanceof ServerUnreachable || err instanceof TypeError) return unchecked(err.message);
     throw err;
@@ -144,7 +163,7 @@ async function verifyUrl(
       ...identityLines(q),
       `TLS key SPKI SHA-256 ${result.certificate.spkiSha256}`,
       `certificate SHA-256 ${result.certificate.fingerprint256} (pin it to keep talking to this enclave)`,
-      `not checked offline: ${result.notChecked.join(', ')}`,
+      ...collateralLines(result),
     ].join('\n');
   } else {
     text = `server NOT verified: check ${result.failedCheck} failed: ${result.reason}`;
@@ -169,7 +188,7 @@ export function addAttestCommands(program: Command): Command {
     .addOption(new Option('--min-isv-svn <n>', 'smallest acceptable ISV SVN'))
     .addOption(new Option('--report-data <hex>', 'expected report data (128 hex digits; --quote only)'))
     .addOption(new Option('--allow-debug', 'accept a debug enclave (its memory is readable by its host)'))
-    .addOption(new Option('--collateral <file>', "Intel's collateral for the quote, JSON as dcap-qvl writes it (--quote only): checks TCB status, revocation, QE identity"))
+    .addOption(new Option('--collateral <file>', "Intel's collateral for the quote's platform, JSON as dcap-qvl writes it: checks TCB status, revocation, QE identity"))
     .addOption(new Option('--accept-tcb-status <status...>', 'TCB statuses accepted with --collateral (default UpToDate), e.g. UpToDate SWHardeningNeeded'))
     .addOption(new Option('--at <time>', 'verification time, ISO 8601 (default: now)'))
     .addOption(new Option('--json', 'print JSON'))

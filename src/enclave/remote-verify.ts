@@ -11,10 +11,10 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { spkiSha256 } from './attestation.js';
+import type { CollateralFile, CollateralVerdict } from './collateral.js';
 import { DerError } from './der.js';
 import {
   checkQuoteExpectations,
-  NOT_CHECKED_OFFLINE,
   type ParsedQuote,
   QuoteCheck,
   type QuoteExpectations,
@@ -53,6 +53,8 @@ export type ServerVerification =
       /** The nonce sent, hex. */
       nonce: string;
       notChecked: readonly string[];
+      /** With collateral: the platform's TCB status, advisories and the bundle's validity. */
+      collateral?: CollateralVerdict;
     }
   | { ok: false; failedCheck: RemoteCheck | RaTlsCheck | QuoteCheck; reason: string };
 
@@ -153,7 +155,15 @@ function problemDetail(body: string): string {
  */
 export async function verifyServer(
   url: string,
-  options: { at: Date; expected?: Omit<QuoteExpectations, 'reportData'>; trustAnchor?: X509Certificate; timeoutMs?: number },
+  options: {
+    at: Date;
+    expected?: Omit<QuoteExpectations, 'reportData'>;
+    trustAnchor?: X509Certificate;
+    timeoutMs?: number;
+    /** Intel's collateral for the server's platform: its quote's TCB status and revocation are checked too. */
+    collateral?: CollateralFile;
+    acceptTcbStatuses?: readonly string[];
+  },
 ): Promise<ServerVerification> {
   let target: URL;
   try {
@@ -191,7 +201,8 @@ export async function verifyServer(
 
   const anchor = options.trustAnchor ? { trustAnchor: options.trustAnchor } : {};
   // allowDebug here: the identity policy runs last, once the quote is known to be genuine and bound to this connection.
-  const verified = verifyQuote(Buffer.from(body.quote, 'base64'), { at: options.at, expected: { allowDebug: true }, ...anchor });
+  const withCollateral = options.collateral ? { collateral: options.collateral, ...(options.acceptTcbStatuses ? { acceptTcbStatuses: options.acceptTcbStatuses } : {}) } : {};
+  const verified = verifyQuote(Buffer.from(body.quote, 'base64'), { at: options.at, expected: { allowDebug: true }, ...anchor, ...withCollateral });
   if (!verified.ok) return failure(verified.failedCheck, verified.reason);
   const reportData = verified.quote.reportData;
   let presentedKeyHash: Buffer;
@@ -235,6 +246,7 @@ export async function verifyServer(
     quote: verified.quote,
     certificate: { spkiSha256: presentedKeyHash.toString('hex'), fingerprint256: presented.fingerprint256, raTls },
     nonce: nonce.toString('hex'),
-    notChecked: NOT_CHECKED_OFFLINE,
+    notChecked: verified.notChecked,
+    ...(verified.collateral ? { collateral: verified.collateral } : {}),
   };
 }

@@ -14,6 +14,7 @@ import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyOb
 import { canonicalize } from 'json-canonicalize';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
+import type { CollateralFile, CollateralVerdict } from './collateral.js';
 import { KeyPurpose, type KeyProvider } from './keys.js';
 import type { Attestor } from './attestation.js';
 import { parseQuote, verifyQuote, type QuoteCheck, type QuoteExpectations, type ParsedQuote } from './quote-verify.js';
@@ -172,7 +173,7 @@ export const CertificateCheck = {
 export type CertificateCheck = (typeof CertificateCheck)[keyof typeof CertificateCheck];
 
 export type CertificateVerification =
-  | { ok: true; statement: TrainingStatement; attested: true; quote: ParsedQuote; notChecked: readonly string[] }
+  | { ok: true; statement: TrainingStatement; attested: true; quote: ParsedQuote; notChecked: readonly string[]; collateral?: CollateralVerdict }
   | { ok: true; statement: TrainingStatement; attested: false }
   | { ok: false; failedCheck: CertificateCheck; quoteCheck?: QuoteCheck; reason: string };
 
@@ -189,6 +190,9 @@ export interface CertificateVerifyOptions {
   allowDevelopment?: boolean;
   /** Tests only: a trust anchor other than the pinned Intel root. */
   trustAnchor?: X509Certificate;
+  /** Intel's collateral for the quote's platform: TCB status and revocation are checked too. */
+  collateral?: CollateralFile;
+  acceptTcbStatuses?: readonly string[];
 }
 
 /** Verifies a certificate (parsed JSON, untrusted) for a model file; names the first failed check. */
@@ -223,10 +227,12 @@ export function verifyTrainingCertificate(certificate: unknown, options: Certifi
     at: options.at,
     expected: { ...options.expected, reportData: signingKeyReportData(publicKeyRaw).toString('hex') },
     ...(options.trustAnchor ? { trustAnchor: options.trustAnchor } : {}),
+    ...(options.collateral ? { collateral: options.collateral } : {}),
+    ...(options.acceptTcbStatuses ? { acceptTcbStatuses: options.acceptTcbStatuses } : {}),
   });
   if (!result.ok) {
     const what = result.failedCheck === 'report-data' ? 'the quote does not bind this certificate key' : result.reason;
     return { ok: false, failedCheck: CertificateCheck.QUOTE, quoteCheck: result.failedCheck, reason: `quote check ${result.failedCheck} failed: ${what}` };
   }
-  return { ok: true, statement, attested: true, quote: result.quote, notChecked: result.notChecked };
+  return { ok: true, statement, attested: true, quote: result.quote, notChecked: result.notChecked, ...(result.collateral ? { collateral: result.collateral } : {}) };
 }

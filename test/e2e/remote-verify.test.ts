@@ -21,6 +21,7 @@ import { createSelfSigned } from '../../src/enclave/tls.js';
 import { createLogger } from '../../src/logger.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { fakeAttestationTree, enclaveAdmin } from '../helpers/attestation.js';
+import { createFakeCollateral } from '../helpers/fake-collateral.js';
 import { createFakeQuotingEnclave } from '../helpers/fake-quote.js';
 
 const enclave = await createFakeQuotingEnclave();
@@ -67,6 +68,16 @@ test('the same server with a wrong expected MRENCLAVE fails at mrenclave; withou
   assert.equal(wrong.ok ? 'ok' : wrong.failedCheck, QuoteCheck.MRENCLAVE);
   const pinned = await verifyServer(server.url, { at: new Date() });
   assert.equal(pinned.ok ? 'ok' : pinned.failedCheck, QuoteCheck.PCK_CHAIN);
+});
+
+test("with the platform's collateral the server's quote is checked for TCB status and revocation too", async () => {
+  const at = new Date();
+  const window = { issueDate: new Date(at.getTime() - 86_400_000).toISOString(), nextUpdate: new Date(at.getTime() + 30 * 86_400_000).toISOString() };
+  const current = await verifyServer(server.url, { at, trustAnchor: enclave.rootCa, collateral: await createFakeCollateral(enclave, window) });
+  assert.ok(current.ok, explain(current));
+  assert.deepEqual([current.collateral?.tcbStatus, current.notChecked], ['UpToDate', []]);
+  const revoked = await verifyServer(server.url, { at, trustAnchor: enclave.rootCa, collateral: await createFakeCollateral(enclave, { ...window, revokePck: true }) });
+  assert.equal(revoked.ok ? 'ok' : revoked.failedCheck, 'revocation');
 });
 
 test('a man in the middle (a TLS proxy with its own certificate, forwarding to the real server) fails at tls-key-binding', async () => {

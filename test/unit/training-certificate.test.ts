@@ -16,6 +16,7 @@ import {
   type TrainingCertificate,
   type TrainingStatement,
 } from '../../src/enclave/training-certificate.js';
+import { createFakeCollateral } from '../helpers/fake-collateral.js';
 import { createFakeQuotingEnclave, type FakeQuotingEnclave } from '../helpers/fake-quote.js';
 
 const model = Buffer.from('PK\u0003\u0004 a trained TorchScript archive, as downloaded');
@@ -170,3 +171,14 @@ test('an attestation device that answers over other report data binds nothing: t
   const result = verifyTrainingCertificate(certificate, { model, at, trustAnchor: enclave.rootCa });
   assert.equal(!result.ok && result.failedCheck, 'quote');
 });
+
+test("with Intel's collateral the certificate's quote is also checked for TCB status and revocation", async () => {
+  const certificate = (await openCertificateSigner(keys(7), enclave.attestor)).sign(fields());
+  const options = { model, at: new Date('2026-01-15T00:00:00Z'), trustAnchor: enclave.rootCa };
+  const current = verifyTrainingCertificate(certificate, { ...options, collateral: await createFakeCollateral(enclave) });
+  assert.ok(current.ok && current.attested, JSON.stringify(current));
+  assert.deepEqual([current.collateral?.tcbStatus, current.notChecked], ['UpToDate', []]);
+  const revoked = verifyTrainingCertificate(certificate, { ...options, collateral: await createFakeCollateral(enclave, { revokePck: true }) });
+  assert.deepEqual(!revoked.ok && [revoked.failedCheck, revoked.quoteCheck], ['quote', 'revocation']);
+});
+
