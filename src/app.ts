@@ -7,6 +7,7 @@ import authPlugin from './http/plugins/auth.js';
 import openapiPlugin from './http/plugins/openapi.js';
 import problemPlugin, { answerClientError } from './http/plugins/problem.js';
 import healthRoutes, { type ReadinessChecks } from './http/routes/health.js';
+import ssePlugin from './http/plugins/sse.js';
 import multipartPlugin from './http/plugins/multipart.js';
 import metricsPlugin from './http/plugins/metrics.js';
 import metricsRoutes from './http/routes/metrics.js';
@@ -115,6 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const readiness = (): ReadinessChecks => ({ addon: deps.isAddonLoaded(), store: deps.store.isOpen(), pool: deps.pool.isAlive() });
   await app.register(healthRoutes, { readiness, keySource: deps.keySource ?? { provider: 'development' } });
   await app.register(multipartPlugin, { maxFileBytes: deps.maxUploadBytes });
+  await app.register(ssePlugin);
   const artifacts: ArtifactDeps = {
     ...deps.artifacts,
     store: deps.store,

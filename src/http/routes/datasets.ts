@@ -3,7 +3,6 @@
 // policy and deletion are the owner's alone.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import {
   authorizedDatasetRow,
@@ -20,6 +19,7 @@ import { datasetPolicyFromForm } from '../../governance/policy.js';
 import { datasetTarget } from '../../governance/targets.js';
 import type { ArtifactDeps } from '../../artifacts/service.js';
 import { datasetPrivacy } from '../../privacy/ledger.js';
+import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
 import { binaryContent, DatasetFieldsSchema, DatasetListSchema, DatasetPolicyInputSchema, multipartBody } from '../schemas/artifacts.js';
@@ -144,12 +144,8 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
     async (request, reply) => {
       const { dataset, content } = await openDatasetContent(deps, principalOf(request), request.params.id);
       const extension = { torchscript: 'pt', safetensors: 'safetensors', csv: 'csv' }[dataset.format];
-      return reply
-        .type('application/octet-stream')
-        .header('content-length', String(content.sizeBytes))
-        .header('content-disposition', `attachment; filename="${dataset.id}.${extension}"`)
-        .header('x-content-sha256', dataset.sha256)
-        .send(Readable.from(content.chunks()));
+      // The owner's view (the only one that downloads) carries the file's hash.
+      return sendContent(reply, { name: `${dataset.id}.${extension}`, sha256: dataset.sha256! }, content);
     },
   );
 

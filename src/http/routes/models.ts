@@ -3,7 +3,6 @@
 // policy names and, for a trained model, the owners of its datasets (governance/authorize.ts).
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import {
   createModel,
@@ -18,6 +17,7 @@ import {
 } from '../../artifacts/models.js';
 import { modelPolicyFromForm } from '../../governance/policy.js';
 import { stageUpload, type ArtifactDeps } from '../../artifacts/service.js';
+import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
 import { binaryContent, ModelFieldsSchema, ModelListSchema, ModelPolicyInputSchema, multipartBody, ReleaseDecisionBody } from '../schemas/artifacts.js';
@@ -106,12 +106,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
     },
     async (request, reply) => {
       const { model, content } = await openModelContent(deps, principalOf(request), request.params.id);
-      return reply
-        .type('application/octet-stream')
-        .header('content-length', String(content.sizeBytes))
-        .header('content-disposition', `attachment; filename="${model.id}.pt"`)
-        .header('x-content-sha256', model.sha256)
-        .send(Readable.from(content.chunks()));
+      return sendContent(reply, { name: `${model.id}.pt`, sha256: model.sha256 }, content);
     },
   );
 

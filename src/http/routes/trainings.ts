@@ -7,11 +7,12 @@ import { Type, type TSchema } from 'typebox';
 import type { TrainingEvent, TrainingJobs } from '../../training/jobs.js';
 import { planTraining, planView, type PlanDeps } from '../../training/plan.js';
 import { principalOf } from '../plugins/auth.js';
+import { streamEvents } from '../plugins/sse.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 import { TrainingListSchema, TrainingRequestSchema } from '../schemas/trainings.js';
 
 /** Comment lines that keep proxies and clients from timing out an idle stream. */
-const KEEP_ALIVE_MS = 15_000;
+const TERMINAL: ReadonlySet<TrainingEvent['type']> = new Set(['completed', 'failed', 'cancelled']);
 
 const eventStream = {
   description:
@@ -125,41 +126,14 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
         params: IdParams,
         response: { 200: eventStream, ...problemResponses(...authedProblems, 404) },
       },
+      sse: 'only',
     },
     async (request, reply) => {
       const principal = principalOf(request);
       jobs.get(principal, request.params.id); // 404 as problem+json before the stream starts
-      reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-request-id': request.id,
-      });
-      raw.flushHeaders?.();
-      let ended = false;
-      let unsubscribe: () => void = () => undefined;
-      const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
-      keepAlive.unref();
-      const end = () => {
-        if (ended) return;
-        ended = true;
-        clearInterval(keepAlive);
-        unsubscribe();
-        raw.end();
-      };
-      let sequence = 0;
-      const write = (event: TrainingEvent) => {
-        if (ended) return;
-        sequence += 1;
-        raw.write(`id: ${sequence}\nevent: ${event.type}\ndata: ${JSON.stringify(event.training)}\n\n`);
-        if (event.type === 'completed' || event.type === 'failed' || event.type === 'cancelled') end();
-      };
-      raw.on('close', end);
-      unsubscribe = jobs.subscribe(principal, request.params.id, { event: write, end });
-      if (ended) unsubscribe();
+      await streamEvents<TrainingEvent['training']>(reply, ({ event, end }) =>
+        jobs.subscribe(principal, request.params.id, { event: (e: TrainingEvent) => event(e.type, e.training, TERMINAL.has(e.type)), end }),
+      );
     },
   );
 }
