@@ -4,7 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type TSchema } from 'typebox';
-import type { TrainingEvent, TrainingJobs } from '../../training/jobs.js';
+import type { TrainingEvent } from '../../training/events.js';
+import type { TrainingJobs } from '../../training/jobs.js';
 import { planTraining, planView, type PlanDeps } from '../../training/plan.js';
 import { principalOf } from '../plugins/auth.js';
 import { streamEvents } from '../plugins/sse.js';
