@@ -39,7 +39,7 @@ import attestationRoutes from './http/routes/attestation.js';
 import type { PrivacyMath } from './privacy/ledger.js';
 import { ProblemSchema } from './http/schemas/common.js';
 import type { Store } from './store/db.js';
-import type { WorkerPool } from './training/pool.js';
+import type { WorkerPool } from './workers/pool.js';
 import { createTrainingJobs, type TrainingJobsOptions } from './training/jobs.js';
 import { createEvaluations } from './training/evaluate.js';
 import type { Principal } from './governance/principals.js';

@@ -21,7 +21,7 @@ import { countPrincipals } from './store/principals.js';
 import { bootstrapAdmin, bootstrapAdminFromVerifier } from './governance/principals.js';
 import { createLogger } from './logger.js';
 import { openStore, type Store } from './store/db.js';
-import { createPool, privacyMathOn, type WorkerPool } from './training/pool.js';
+import { createPool, privacyMathOn, type WorkerPool } from './workers/pool.js';
 import { createMetrics, serveMetrics, type MetricsListener } from './http/metrics.js';
 
 export interface RunningServer {

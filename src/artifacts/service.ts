@@ -6,7 +6,7 @@ import type { AuditLog } from '../governance/audit.js';
 import type { PrivacyMath } from '../privacy/ledger.js';
 import type { Store } from '../store/db.js';
 import { activeTrainingsUsing } from '../store/trainings.js';
-import type { WorkerPool } from '../training/pool.js';
+import type { WorkerPool } from '../workers/pool.js';
 import { stageBlob, type BlobStore, type StagedBlob, type StagedUpload } from './blob-store.js';
 
 export interface SandboxLimits {

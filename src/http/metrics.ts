@@ -11,7 +11,7 @@
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TrainingStats } from '../training/jobs.js';
-import type { PoolStats } from '../training/pool.js';
+import type { PoolStats } from '../workers/pool.js';
 
 export type UploadKind = 'model' | 'dataset';
 

@@ -25,7 +25,7 @@ import { chargeLedger } from '../privacy/ledger.js';
 import { discreteGaussianNoise } from '../privacy/noise.js';
 import type { LossName } from './plan.js';
 import { preflightEvaluation } from './preflight.js';
-import { accuracyUnitsPerSample } from './tasks.js';
+import { accuracyUnitsPerSample } from './measure.js';
 
 export interface EvaluationRequest {
   modelId: string;

@@ -15,7 +15,7 @@ import { dtypeSizeBytes } from '../artifacts/formats/canonical.js';
 import { BastionError } from '../errors.js';
 import type { NativeErrorCode, TensorData, Trainer, TrainerConfig, TrainingData } from '../native.js';
 import type { LossName, TrainingPlan } from './plan.js';
-import type { WorkerPool } from './pool.js';
+import type { WorkerPool } from '../workers/pool.js';
 
 /**
  * Most synthetic samples a pre-flight runs: the plan's physical batch is capped here (and at the
@@ -95,7 +95,7 @@ function zeros(tensor: SyntheticTensor): TensorData {
 }
 
 /**
- * The worker side (training/worker.ts passes the model's bytes and Trainer.create): builds a trainer
+ * The worker side (workers/worker.ts passes the model's bytes and Trainer.create): builds a trainer
  * with failFast on the synthetic data and steps or evaluates it once. A failure of the model, loss or
  * optimizer becomes UNPROCESSABLE_TRAINING carrying the native message, which the synthetic inputs make
  * public; running out of memory stays the server's (503).

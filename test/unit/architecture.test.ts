@@ -64,12 +64,12 @@ test('imports point one way: http → services → store | native', () => {
 test('heavy addon functions are imported only by pool workers and the sandbox child', () => {
   const heavy = new Set(['inspectModel', 'extractTensors', 'gradientPlan', 'perSampleGradients', 'clippedGradientSum', 'Trainer']);
   // The sandbox child is a disposable process of its own (src/artifacts/sandbox.ts starts it).
-  const workers = new Set([path.join('training', 'worker'), path.join('artifacts', 'sandbox-child')]);
+  const workers = new Set([path.join('workers', 'worker'), path.join('artifacts', 'sandbox-child')]);
   const offenders = edges()
     .filter((e) => e.to === 'native' && !e.typeOnly && e.names.some((n) => heavy.has(n) || n.startsWith('*')) && !workers.has(e.from))
     .map((e) => `${e.from} imports ${e.names.join(', ')}`);
   assert.deepEqual(offenders, []);
-  assert.ok(edges().some((e) => e.from === path.join('training', 'worker') && e.to === 'native' && e.names.includes('inspectModel')), 'the worker is where inspectModel is called');
+  assert.ok(edges().some((e) => e.from === path.join('workers', 'worker') && e.to === 'native' && e.names.includes('inspectModel')), 'the worker is where inspectModel is called');
   assert.ok(
     edges().some((e) => e.from === path.join('artifacts', 'sandbox-child') && e.to === 'native' && e.names.includes('extractTensors')),
     'the sandbox child is where extractTensors is called',

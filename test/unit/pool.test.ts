@@ -5,7 +5,7 @@ import { BastionError } from '../../src/errors.js';
 import type { PrivacyEvent } from '../../src/privacy/accountant.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon } from '../../src/privacy/ledger.js';
-import { createPool, privacyMathOn, type WorkerPool } from '../../src/training/pool.js';
+import { createPool, privacyMathOn, type WorkerPool } from '../../src/workers/pool.js';
 import { testdataPath } from '../helpers/testdata.js';
 
 const mnist = testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.script.pt');

@@ -38,7 +38,7 @@ export interface WorkerPool {
   close(): Promise<void>;
 }
 
-// Under tsx (tests, development) this file is src/training/pool.ts and the worker is worker.ts; after
+// Under tsx (tests, development) this file is src/workers/pool.ts and the worker is worker.ts; after
 // `tsc` both are .js in dist/.
 const workerFile = fileURLToPath(new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
