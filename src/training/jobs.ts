@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type TransferListItem } from 'node:worker_threads';
 import { v7 as uuidv7 } from 'uuid';
 import { blobPath, removeBlob, stagedBlob } from '../artifacts/blob-store.js';
 import { datasetLayout } from '../artifacts/datasets.js';
@@ -39,7 +39,7 @@ import {
 import { createFairQueue } from './fair-queue.js';
 import { epochEnds, type MetricsSpec, type TrainingMetric } from './metrics.js';
 import { planTraining, planView, type TrainingPlan, type TrainingRequest } from './plan.js';
-import { preflightTraining } from './preflight.js';
+import { preflightTraining, type PreflightPool } from './preflight.js';
 import { publicProgress } from './progress.js';
 import { datasetCommitment, type CertificateSigner } from '../enclave/training-certificate.js';
 import { checkpointIdentity, Control, type TrainingMessage, type TrainModelInput, type TrainModelOutput } from './runner.js';
@@ -49,8 +49,18 @@ export interface TrainingLog {
   error(fields: Record<string, unknown>, message: string): void;
 }
 
+/**
+ * The worker pool as training jobs use it: its size (the default of jobs at once), the pre-flight, and
+ * each job's run (runner.ts), whose control port moves to the worker. src/workers/pool.ts implements
+ * it; app.ts wires it in.
+ */
+export type TrainingPool = PreflightPool & {
+  readonly size: number;
+  run(kind: 'trainModel', input: TrainModelInput, transferList: readonly TransferListItem[]): Promise<TrainModelOutput>;
+};
+
 /** `certificates` signs what each successful training did (src/enclave/training-certificate.ts). */
-export type TrainingDeps = ArtifactDeps & { log?: TrainingLog; certificates: CertificateSigner };
+export type TrainingDeps = Omit<ArtifactDeps, 'pool'> & { pool: TrainingPool; log?: TrainingLog; certificates: CertificateSigner };
 
 export interface TrainingJobsOptions {
   /** Jobs running at once (default: the pool's size). */
