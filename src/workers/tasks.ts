@@ -3,7 +3,7 @@
 // Error's own properties, such as the native `code`), and become BastionErrors on the event loop side.
 import type { ConvertInput, ConvertOutput } from '../artifacts/convert.js';
 import type { BastionErrorDetails, ErrorCode } from '../errors.js';
-import type { ModelInspection, NativeVersion } from '../native.js';
+import type { NativeVersion } from '../native.js';
 import type { PrivacyEvent } from '../privacy/accountant.js';
 import type { TrainingNoise, TrainingNoiseOptions } from '../privacy/calibration.js';
 import type { ComposedEpsilon } from '../privacy/ledger.js';
@@ -13,7 +13,6 @@ import type { TrainModelInput, TrainModelOutput } from '../training/runner.js';
 
 export interface TaskMap {
   version: { input: Record<string, never>; output: NativeVersion };
-  inspectModel: { input: { bytes: Uint8Array }; output: ModelInspection };
   /** Checks a dataset and writes its canonical form as a staged blob (artifacts/convert.ts). */
   convertDataset: { input: ConvertInput; output: ConvertOutput };
   /** Runs one training job to its end, cancellation or stop (training/runner.ts); its port must be transferred. */

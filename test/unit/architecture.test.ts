@@ -69,11 +69,19 @@ test('heavy addon functions are imported only by pool workers and the sandbox ch
     .filter((e) => e.to === 'native' && !e.typeOnly && e.names.some((n) => heavy.has(n) || n.startsWith('*')) && !workers.has(e.from))
     .map((e) => `${e.from} imports ${e.names.join(', ')}`);
   assert.deepEqual(offenders, []);
-  assert.ok(edges().some((e) => e.from === path.join('workers', 'worker') && e.to === 'native' && e.names.includes('inspectModel')), 'the worker is where inspectModel is called');
+  assert.ok(edges().some((e) => e.from === path.join('workers', 'worker') && e.to === 'native' && e.names.includes('Trainer')), 'the pool worker is where Trainer is called');
   assert.ok(
     edges().some((e) => e.from === path.join('artifacts', 'sandbox-child') && e.to === 'native' && e.names.includes('extractTensors')),
     'the sandbox child is where extractTensors is called',
   );
+});
+
+test('an uploaded archive reaches libtorch only in the sandbox child: inspectModel and extractTensors are imported nowhere else', () => {
+  const loaders = new Set(['inspectModel', 'extractTensors']);
+  const importers = edges()
+    .filter((e) => e.to === 'native' && !e.typeOnly && e.names.some((n) => loaders.has(n) || n.startsWith('*')))
+    .map((e) => e.from);
+  assert.deepEqual([...new Set(importers)], [path.join('artifacts', 'sandbox-child')]);
 });
 
 test('the sandbox parent manages a process and never loads the addon', () => {
