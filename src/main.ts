@@ -169,7 +169,7 @@ export async function runServer(config: Config): Promise<RunningServer> {
 
 const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href;
 if (isEntry) {
-  const { parseServeArgs } = await import('./cli/serve-options.js');
+  const { parseServeArgs } = await import('./serve-options.js');
   try {
     await runServer(loadConfig(process.env, parseServeArgs(process.argv.slice(2))));
   } catch (err) {
