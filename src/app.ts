@@ -40,13 +40,14 @@ import attestationRoutes from './http/routes/attestation.js';
 import type { PrivacyMath } from './privacy/ledger.js';
 import { ProblemSchema } from './http/schemas/common.js';
 import type { Store } from './store/db.js';
-import type { WorkerPool } from './training/pool.js';
 import { createTrainingJobs, type TrainingJobsOptions } from './training/jobs.js';
 import { createEvaluations } from './training/evaluate.js';
 import type { Principal } from './governance/principals.js';
+import type { WorkerPool } from './workers/pool.js';
 
 export interface AppDeps {
   store: Store;
+  /** The libtorch worker pool; each service gets it as the narrow interface it declares. */
   pool: WorkerPool;
   /** The audit log every state change and refused access is written to. */
   audit: AuditLog;
@@ -129,10 +130,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(datasetRoutes, { artifacts });
   // Jobs left by a previous process resume once the app is ready; on close, running jobs checkpoint
   // and stop, and event streams end, before the server stops waiting for connections.
-  const jobs = createTrainingJobs({ ...artifacts, certificates: deps.certificates, log: app.log }, deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 });
+  const jobs = createTrainingJobs({ ...artifacts, pool: deps.pool, certificates: deps.certificates, log: app.log }, deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 });
   app.addHook('onReady', async () => jobs.start());
   app.addHook('preClose', async () => jobs.close());
-  const evaluations = createEvaluations(artifacts);
+  const evaluations = createEvaluations({ ...artifacts, pool: deps.pool });
   // Revoking a principal stops everything it has running.
   const stopAllOf = async (principalId: string, actor: Principal) => {
     evaluations.cancelAllOf(principalId, actor);

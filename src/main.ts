@@ -21,7 +21,7 @@ import { countPrincipals } from './store/principals.js';
 import { bootstrapAdmin, bootstrapAdminFromVerifier } from './governance/principals.js';
 import { createLogger } from './logger.js';
 import { openStore, type Store } from './store/db.js';
-import { createPool, privacyMathOn, type WorkerPool } from './training/pool.js';
+import { createPool, privacyMathOn, type WorkerPool } from './workers/pool.js';
 import { createMetrics, serveMetrics, type MetricsListener } from './http/metrics.js';
 
 export interface RunningServer {
@@ -169,7 +169,7 @@ export async function runServer(config: Config): Promise<RunningServer> {
 
 const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href;
 if (isEntry) {
-  const { parseServeArgs } = await import('./cli/serve-options.js');
+  const { parseServeArgs } = await import('./serve-options.js');
   try {
     await runServer(loadConfig(process.env, parseServeArgs(process.argv.slice(2))));
   } catch (err) {

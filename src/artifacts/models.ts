@@ -232,7 +232,7 @@ export interface ModelApprovals {
  * row's transaction (the training row naming its result).
  */
 export async function createTrainedModel(
-  deps: ArtifactDeps,
+  deps: Pick<ArtifactDeps, 'store' | 'blobs' | 'audit'>,
   input: {
     ownerId: string;
     name: string;

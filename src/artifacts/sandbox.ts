@@ -66,7 +66,7 @@ const MAX_RESULT_JSON_BYTES = 64 * 1024 ** 2;
 const HEADER_BYTES = 4;
 
 // Under tsx (tests, development) this file is src/artifacts/sandbox.ts and the child is
-// sandbox-child.ts; after `tsc` both are .js in dist/ (the same trick as training/pool.ts).
+// sandbox-child.ts; after `tsc` both are .js in dist/ (the same trick as workers/pool.ts).
 const defaultChildScript = fileURLToPath(
   new URL(`./sandbox-child${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
 );

@@ -6,8 +6,8 @@ import type { AuditLog } from '../governance/audit.js';
 import type { PrivacyMath } from '../privacy/ledger.js';
 import type { Store } from '../store/db.js';
 import { activeTrainingsUsing } from '../store/trainings.js';
-import type { WorkerPool } from '../training/pool.js';
 import { stageBlob, type BlobStore, type StagedBlob, type StagedUpload } from './blob-store.js';
+import type { ConvertInput, ConvertOutput } from './convert.js';
 
 export interface SandboxLimits {
   /** Wall-clock limit of one disposable load of an uploaded archive. */
@@ -18,10 +18,19 @@ export interface SandboxLimits {
   maxInflatedBytes?: number;
 }
 
+/**
+ * The worker pool as the artifact services use it: a dataset's checks and conversion (convert.ts) read
+ * every byte of an upload, so they run in a pool worker, never on the event loop. src/workers/pool.ts
+ * implements it; the composition root (app.ts) wires it in.
+ */
+export interface ConversionPool {
+  run(kind: 'convertDataset', input: ConvertInput): Promise<ConvertOutput>;
+}
+
 export interface ArtifactDeps {
   store: Store;
   blobs: BlobStore;
-  pool: WorkerPool;
+  pool: ConversionPool;
   sandbox: SandboxLimits;
   /** Where the privacy accountants run (privacy/ledger.ts); absent: on the calling thread. */
   math?: PrivacyMath;
@@ -58,7 +67,7 @@ export function refuseIfInUse(deps: Pick<ArtifactDeps, 'store'>, kind: 'model' |
  * committed, the blobs are removed again: no blob outlives a failed upload, and no row exists
  * without its blobs.
  */
-export async function commitArtifact(deps: ArtifactDeps, staged: StagedBlob[], insert: () => void, remove: () => Promise<void>): Promise<void> {
+export async function commitArtifact(deps: Pick<ArtifactDeps, 'store'>, staged: StagedBlob[], insert: () => void, remove: () => Promise<void>): Promise<void> {
   try {
     for (const blob of staged) await blob.commit();
     deps.store.transaction(insert);

@@ -24,7 +24,7 @@ import {
   type ClientCommandOptions as ClientOptionValues,
   type Output,
 } from './common.js';
-import { addServeOptions, serveFlagsFrom } from './serve-options.js';
+import { addServeOptions, serveFlagsFrom } from '../serve-options.js';
 import { addEvaluationCommands, addTrainingCommands } from './trainings.js';
 
 export function buildProgram(): Command {

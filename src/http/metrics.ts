@@ -11,7 +11,6 @@
 import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TrainingStats } from '../training/jobs.js';
-import type { PoolStats } from '../training/pool.js';
 
 export type UploadKind = 'model' | 'dataset';
 
@@ -22,10 +21,22 @@ export interface RequestLabels {
   statusCode: number;
 }
 
+/** The worker pool's figures the pool gauges show (src/workers/pool.ts's stats() gives them; app.ts wires it in). */
+export interface PoolGauges {
+  /** Live worker threads. */
+  threads: number;
+  /** Tasks waiting for a free worker. */
+  queueSize: number;
+  /** Time spent running tasks over the capacity available since the pool started, 0 … 1. */
+  utilization: number;
+  /** Tasks completed since the pool started (a counter). */
+  completed: number;
+}
+
 /** Where the gauges read their figures at scrape time; absent: zeros. */
 export interface MetricSources {
   trainings?: () => TrainingStats;
-  pool?: () => PoolStats | undefined;
+  pool?: () => PoolGauges | undefined;
 }
 
 export interface Metrics {

@@ -24,8 +24,8 @@ import { calibrateDiscreteGaussianRelease, type DiscreteGaussianRelease } from '
 import { chargeLedger } from '../privacy/ledger.js';
 import { discreteGaussianNoise } from '../privacy/noise.js';
 import type { LossName } from './plan.js';
-import { preflightEvaluation } from './preflight.js';
-import { accuracyUnitsPerSample } from './tasks.js';
+import { accuracyUnitsPerSample, type EvaluateModelInput, type EvaluateModelOutput } from './measure.js';
+import { preflightEvaluation, type PreflightPool } from './preflight.js';
 
 export interface EvaluationRequest {
   modelId: string;
@@ -53,6 +53,16 @@ export interface EvaluationResult {
   /** σ/Δ of the discrete Gaussian N_Z(0, σ²) on the correct count of sensitivity Δ; null when exact. */
   noiseMultiplier: number | null;
 }
+
+/**
+ * The worker pool as evaluations use it: the pre-flight, then the exact measurement (measure.ts).
+ * src/workers/pool.ts implements it; app.ts wires it in.
+ */
+export type EvaluationPool = PreflightPool & {
+  run(kind: 'evaluateModel', input: EvaluateModelInput): Promise<EvaluateModelOutput>;
+};
+
+export type EvaluationDeps = Omit<ArtifactDeps, 'pool'> & { pool: EvaluationPool };
 
 const classification: ReadonlySet<LossName> = new Set(['cross_entropy', 'nll', 'bce_with_logits']);
 
@@ -86,7 +96,7 @@ interface InFlight {
 }
 
 /** The evaluation service: evaluateModel with a registry of what is in flight, so it can be stopped. */
-export function createEvaluations(deps: ArtifactDeps): Evaluations {
+export function createEvaluations(deps: EvaluationDeps): Evaluations {
   const inFlight = new Map<string, InFlight>();
   const stop = (entry: InFlight, actor: string) => {
     if (entry.cancelledBy !== null) return;
@@ -139,7 +149,7 @@ interface EvaluationHooks {
  * Evaluates a model the caller may use on a dataset whose policy lets it evaluate (as asked: private or
  * not, at this ε); charges the dataset's ledger first when private.
  */
-export async function evaluateModel(deps: ArtifactDeps, principal: Principal, request: EvaluationRequest, hooks?: EvaluationHooks): Promise<EvaluationResult> {
+export async function evaluateModel(deps: EvaluationDeps, principal: Principal, request: EvaluationRequest, hooks?: EvaluationHooks): Promise<EvaluationResult> {
   const isPrivate = request.epsilon !== undefined;
   const use = { private: isPrivate, epsilon: request.epsilon ?? null };
   const model = usableModel(deps, principal, request.modelId, 'evaluate', use);

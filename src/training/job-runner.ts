@@ -2,7 +2,7 @@
 // checkpoints, and record how it ended — its trained model with its lineage and signed certificate, or why
 // it failed, or that it was cancelled. Every change of the job's row commits with its audit entry; the
 // ledger's charge, made when the job was accepted (jobs.ts), is never touched here.
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type TransferListItem } from 'node:worker_threads';
 import { v7 as uuidv7 } from 'uuid';
 import { removeBlob, stagedBlob } from '../artifacts/blob-store.js';
 import { datasetLayout } from '../artifacts/datasets.js';
@@ -18,6 +18,7 @@ import { findTrainingRow, updateTraining, type TrainingRow, type TrainingStatus 
 import type { TrainingEventType } from './events.js';
 import { codeVersion, metricsSpec, trainerConfig } from './job-config.js';
 import type { TrainingPlan, TrainingRequest } from './plan.js';
+import type { PreflightPool } from './preflight.js';
 import { publicProgress } from './progress.js';
 import { checkpointIdentity, Control, type TrainingMessage, type TrainModelInput, type TrainModelOutput } from './runner.js';
 import { mergeMetrics, type LiveFigures } from './training-view.js';
@@ -27,8 +28,18 @@ export interface TrainingLog {
   error(fields: Record<string, unknown>, message: string): void;
 }
 
+/**
+ * The worker pool as training jobs use it: its size (the default of jobs at once), the pre-flight, and
+ * each job's run (runner.ts), whose control port moves to the worker. src/workers/pool.ts implements
+ * it; app.ts wires it in.
+ */
+export type TrainingPool = PreflightPool & {
+  readonly size: number;
+  run(kind: 'trainModel', input: TrainModelInput, transferList: readonly TransferListItem[]): Promise<TrainModelOutput>;
+};
+
 /** `certificates` signs what each successful training did (src/enclave/training-certificate.ts). */
-export type TrainingDeps = ArtifactDeps & { log?: TrainingLog; certificates: CertificateSigner };
+export type TrainingDeps = Omit<ArtifactDeps, 'pool'> & { pool: TrainingPool; log?: TrainingLog; certificates: CertificateSigner };
 
 export const terminal: ReadonlySet<TrainingStatus> = new Set(['succeeded', 'failed', 'cancelled']);
 

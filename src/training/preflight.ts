@@ -15,7 +15,6 @@ import { dtypeSizeBytes } from '../artifacts/formats/canonical.js';
 import { BastionError } from '../errors.js';
 import type { NativeErrorCode, TensorData, Trainer, TrainerConfig, TrainingData } from '../native.js';
 import type { LossName, TrainingPlan } from './plan.js';
-import type { WorkerPool } from './pool.js';
 
 /**
  * Most synthetic samples a pre-flight runs: the plan's physical batch is capped here (and at the
@@ -42,10 +41,15 @@ export interface PreflightOutput {
   samples: number;
 }
 
+/** The worker pool as a pre-flight uses it (src/workers/pool.ts implements it; app.ts wires it in). */
+export interface PreflightPool {
+  run(kind: 'preflight', input: PreflightInput): Promise<PreflightOutput>;
+}
+
 export interface PreflightDeps {
   store: Parameters<typeof storedDataset>[0]['store'];
   blobs: BlobStore;
-  pool: Pick<WorkerPool, 'run'>;
+  pool: PreflightPool;
 }
 
 /** The datasets' public per-sample shapes with `samples` as first dimension. */
@@ -95,7 +99,7 @@ function zeros(tensor: SyntheticTensor): TensorData {
 }
 
 /**
- * The worker side (training/worker.ts passes the model's bytes and Trainer.create): builds a trainer
+ * The worker side (workers/worker.ts passes the model's bytes and Trainer.create): builds a trainer
  * with failFast on the synthetic data and steps or evaluates it once. A failure of the model, loss or
  * optimizer becomes UNPROCESSABLE_TRAINING carrying the native message, which the synthetic inputs make
  * public; running out of memory stays the server's (503).

@@ -12,7 +12,7 @@ import { openAuditLog, type AuditLog } from '../../src/governance/audit.js';
 import type { GovernanceDeps } from '../../src/governance/authorize.js';
 import { authenticate, bootstrapAdmin, createPrincipal, type CreatedPrincipal, type Principal } from '../../src/governance/principals.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import { privacyMathOn, type WorkerPool } from '../../src/training/pool.js';
+import { privacyMathOn, type WorkerPool } from '../../src/workers/pool.js';
 import type { TrainingJobsOptions } from '../../src/training/jobs.js';
 import { composedEpsilon, type PrivacyMath } from '../../src/privacy/ledger.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';

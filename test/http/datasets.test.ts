@@ -10,7 +10,7 @@ import { openBlob } from '../../src/artifacts/blob-store.js';
 import { datasetLayout } from '../../src/artifacts/datasets.js';
 import { MAX_CLASS_INDEX } from '../../src/artifacts/formats/canonical.js';
 import { readSafetensors, encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
-import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm, type FormFile } from '../helpers/multipart.js';
 import { testdataPath } from '../helpers/testdata.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { discreteGaussianDelta } from '../../src/privacy/analysis/discrete-gaussian.js';
 import { composedEpsilon, datasetPrivacy } from '../../src/privacy/ledger.js';
-import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { classifierDataset, classifierModel, narrowModel } from '../helpers/training-fixtures.js';

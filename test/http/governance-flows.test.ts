@@ -11,7 +11,7 @@ import { stageBlobFrom } from '../../src/artifacts/blob-store.js';
 import type { CreatedPrincipal } from '../../src/governance/principals.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
 import { createTrainingJobs } from '../../src/training/jobs.js';
-import type { WorkerPool } from '../../src/training/pool.js';
+import type { WorkerPool } from '../../src/workers/pool.js';
 import { Control, type TrainModelInput, type TrainModelOutput } from '../../src/training/runner.js';
 import { buildTestApp, idlePool, inlineMath, unusedArtifacts, type TestApp } from '../helpers/app.js';
 

@@ -23,7 +23,7 @@ import type { CreatedPrincipal } from '../../src/governance/principals.js';
 import { insertApproval } from '../../src/store/approvals.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
 import { insertTraining, type TrainingRow } from '../../src/store/trainings.js';
-import type { WorkerPool } from '../../src/training/pool.js';
+import type { WorkerPool } from '../../src/workers/pool.js';
 import { OPENAPI_FILE } from '../../scripts/openapi.js';
 import { buildTestApp, idlePool, inlineMath, unusedArtifacts, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';

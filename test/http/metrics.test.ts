@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createMetrics, serveMetrics } from '../../src/http/metrics.js';
 import { listAuditEntries } from '../../src/governance/audit.js';
-import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm, type FormFile } from '../helpers/multipart.js';
 import { batchModels, hostileModels } from '../helpers/torch-fixtures.js';

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import createClient from 'openapi-fetch';
 import type { operations, paths } from '../../src/generated/openapi.js';
-import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 
 type MultipartBody<K extends 'createModel' | 'createDataset'> = operations[K]['requestBody']['content']['multipart/form-data'];

@@ -6,7 +6,7 @@
 // training on several owners' datasets; the author sees no count anywhere.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { parseSse } from '../helpers/sse.js';

@@ -13,7 +13,7 @@ import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon } from '../../src/privacy/ledger.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
-import type { WorkerPool } from '../../src/training/pool.js';
+import type { WorkerPool } from '../../src/workers/pool.js';
 import { runTraining, type CreateTrainer, type TrainModelInput } from '../../src/training/runner.js';
 import { buildTestApp, idlePool, type TestApp } from '../helpers/app.js';
 import { openSse } from '../helpers/sse.js';

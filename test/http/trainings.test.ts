@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { datasetCommitment, verifyTrainingCertificate } from '../../src/enclave/training-certificate.js';
-import { createPool, type WorkerPool } from '../../src/training/pool.js';
+import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { openSse, parseSse } from '../helpers/sse.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, configOptions, loadConfig } from '../../src/config.js';
-import { parseServeArgs } from '../../src/cli/serve-options.js';
+import { parseServeArgs } from '../../src/serve-options.js';
 
 test('defaults run on a laptop: ./var, 127.0.0.1:8443, HTTPS, a worker per core', () => {
   const config = loadConfig({});

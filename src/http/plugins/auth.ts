@@ -4,8 +4,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { BastionError } from '../../errors.js';
+import type { GovernanceDeps } from '../../governance/authorize.js';
 import { authenticate, type Principal } from '../../governance/principals.js';
-import type { Store } from '../../store/db.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,7 +23,7 @@ declare module 'fastify' {
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
 
 export default fp(
-  async function authPlugin(app: FastifyInstance, options: { store: Store }) {
+  async function authPlugin(app: FastifyInstance, options: Pick<GovernanceDeps, 'store'>) {
     app.decorateRequest('principal', null);
     app.addHook('onRequest', async (request) => {
       const url = request.routeOptions.url;

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifySchemaCompiler, FastifySchemaValidationErr
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import { listAuditEntries } from '../../governance/audit.js';
-import type { Store } from '../../store/db.js';
+import type { GovernanceDeps } from '../../governance/authorize.js';
 import { principalOf } from '../plugins/auth.js';
 import { AuditPageSchema, AuditQuerySchema } from '../schemas/audit.js';
 import { authedProblems, problemResponses } from '../schemas/common.js';
@@ -37,7 +37,7 @@ const queryCompiler: FastifySchemaCompiler<unknown> = ({ schema }) => {
   return validate;
 };
 
-export default async function auditRoutes(root: FastifyInstance, options: { store: Store }) {
+export default async function auditRoutes(root: FastifyInstance, options: Pick<GovernanceDeps, 'store'>) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const { store } = options;
 

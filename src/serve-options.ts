@@ -1,7 +1,9 @@
 // The server's command-line flags, derived from the option table in config.ts so that every
-// BASTION_* variable has its matching flag and the two cannot drift apart.
+// BASTION_* variable has its matching flag and the two cannot drift apart. Both ways of starting the
+// server read them — `bastion serve` (cli/main.ts) and `node dist/main.js` (main.ts) — so they live
+// beside both: in cli/, main.ts and cli/ would import each other.
 import { Command, Option } from 'commander';
-import { configOptions, type Config } from '../config.js';
+import { configOptions, type Config } from './config.js';
 
 export type ServeFlags = Partial<Record<keyof Config, string | boolean>>;
 

@@ -3,24 +3,21 @@
 // Error's own properties, such as the native `code`), and become BastionErrors on the event loop side.
 import type { ConvertInput, ConvertOutput } from '../artifacts/convert.js';
 import type { BastionErrorDetails, ErrorCode } from '../errors.js';
-import type { ModelInspection, NativeVersion } from '../native.js';
-import type { BlobStore } from '../artifacts/blob-store.js';
+import type { NativeVersion } from '../native.js';
 import type { PrivacyEvent } from '../privacy/accountant.js';
 import type { TrainingNoise, TrainingNoiseOptions } from '../privacy/calibration.js';
 import type { ComposedEpsilon } from '../privacy/ledger.js';
-import type { DatasetSource } from './load.js';
-import type { LossName } from './plan.js';
-import type { PreflightInput, PreflightOutput } from './preflight.js';
-import type { TrainModelInput, TrainModelOutput } from './runner.js';
+import type { EvaluateModelInput, EvaluateModelOutput } from '../training/measure.js';
+import type { PreflightInput, PreflightOutput } from '../training/preflight.js';
+import type { TrainModelInput, TrainModelOutput } from '../training/runner.js';
 
 export interface TaskMap {
   version: { input: Record<string, never>; output: NativeVersion };
-  inspectModel: { input: { bytes: Uint8Array }; output: ModelInspection };
   /** Checks a dataset and writes its canonical form as a staged blob (artifacts/convert.ts). */
   convertDataset: { input: ConvertInput; output: ConvertOutput };
   /** Runs one training job to its end, cancellation or stop (training/runner.ts); its port must be transferred. */
   trainModel: { input: TrainModelInput; output: TrainModelOutput };
-  /** Loss and accuracy of a model on a dataset, exact (the caller adds any DP noise). */
+  /** Loss and accuracy of a model on a dataset, exact (training/measure.ts; the caller adds any DP noise). */
   evaluateModel: { input: EvaluateModelInput; output: EvaluateModelOutput };
   /** One step or evaluation on synthetic inputs of public shapes, failing fast (training/preflight.ts). */
   preflight: { input: PreflightInput; output: PreflightOutput };
@@ -51,28 +48,4 @@ export type TaskEnvelope<K extends TaskKind = TaskKind> =
 export interface WorkerInit {
   /** libtorch intra-op threads, set once at the worker's start. */
   torchThreads: number;
-}
-
-export interface EvaluateModelInput {
-  blobs: BlobStore;
-  modelId: string;
-  dataset: DatasetSource;
-  loss: LossName;
-}
-
-/**
- * Units that accuracy counts per sample, from public shapes only: 1 (argmax) for classification losses,
- * or the label elements per sample for bce_with_logits (labelShape: the label tensor's full shape,
- * shape[0] the sample count). One sample moves at most this many units: the release's sensitivity.
- */
-export function accuracyUnitsPerSample(loss: LossName, labelShape: readonly number[]): number {
-  return loss === 'bce_with_logits' ? labelShape.slice(1).reduce((a, b) => a * b, 1) : 1;
-}
-
-export interface EvaluateModelOutput {
-  samples: number;
-  meanLoss: number;
-  accuracy: number | null;
-  /** Units accuracy counts per sample: 1 (argmax), or the label elements per sample for bce_with_logits. */
-  outputsPerSample: number;
 }

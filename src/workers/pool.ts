@@ -1,6 +1,9 @@
 // The Piscina pool that runs libtorch work off the event loop. Sized once (default: one worker per
 // core), each worker with a fixed number of libtorch threads. Task failures come back as BastionErrors
-// whose codes say whether the input was unusable (422) or the server failed (500).
+// whose codes say whether the input was unusable (422) or the server failed (500). No service imports
+// this folder: each declares the narrow interface it needs (artifacts/service.ts ConversionPool,
+// training's PreflightPool, EvaluationPool and TrainingPool, privacy/ledger.ts PrivacyMath), which
+// WorkerPool satisfies, and the composition roots (app.ts, main.ts) wire the pool in.
 import { fileURLToPath } from 'node:url';
 import type { TransferListItem } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -15,7 +18,7 @@ export interface PoolOptions {
   torchThreads: number;
 }
 
-/** What /metrics shows of the pool (http/metrics.ts). */
+/** The pool's own figures; /metrics shows them (http/metrics.ts PoolGauges). */
 export interface PoolStats {
   /** Live worker threads. */
   threads: number;
@@ -38,7 +41,7 @@ export interface WorkerPool {
   close(): Promise<void>;
 }
 
-// Under tsx (tests, development) this file is src/training/pool.ts and the worker is worker.ts; after
+// Under tsx (tests, development) this file is src/workers/pool.ts and the worker is worker.ts; after
 // `tsc` both are .js in dist/.
 const workerFile = fileURLToPath(new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
