@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import bindings from 'bindings';
+import type { Dtype, LossName } from './vocabulary.js';
 
 /** Stable codes of native failures; `code` of every NativeError. */
 export const NativeErrorCode = {
@@ -315,7 +316,7 @@ export interface FloatTensor {
 
 /** The per-sample loss l_i; labels are int64 class indices for cross_entropy/nll, floats shaped as the output otherwise. */
 export interface LossOptions {
-  kind: 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
+  kind: LossName;
   /** cross_entropy only, in [0, 1). */
   labelSmoothing?: number;
 }
@@ -391,12 +392,9 @@ export function clippedGradientSum(
 // Trainer: DP-SGD (and non-private) training of one TorchScript model on in-memory tensors.
 // ---------------------------------------------------------------------------------------------
 
-/** Element types of dataset tensors, by their safetensors names. */
-export type DatasetDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
-
 /** A tensor handed to the addon: raw little-endian bytes, row-major, the samples as first dimension. */
 export interface TensorData {
-  dtype: DatasetDtype;
+  dtype: Dtype;
   shape: number[];
   /**
    * numel(shape) × element size bytes. Training tensors are borrowed, not copied (SharedArrayBuffer
@@ -412,10 +410,8 @@ export interface TrainingData {
   labels: TensorData;
 }
 
-export type LossKind = 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
-
 export interface LossConfig {
-  kind: LossKind;
+  kind: LossName;
   /** cross_entropy only, in [0, 1); default 0. */
   labelSmoothing?: number;
 }
@@ -530,7 +526,7 @@ export interface Evaluation {
 }
 
 export interface TensorOutput {
-  dtype: DatasetDtype;
+  dtype: Dtype;
   shape: number[];
   /** Owned by the Buffer (a copy of the output). */
   data: Buffer;

@@ -692,7 +692,8 @@ export interface components {
                 accountant: ("rdp" | "pld") | null;
                 maxGradNorm: number | null;
                 clipping: ("flat" | "per-layer") | null;
-                loss: string;
+                /** @enum {string} */
+                loss: "cross_entropy" | "nll" | "mse" | "l1" | "bce_with_logits";
                 /** @description type, learningRate and the parameters given */
                 optimizer: {
                     [key: string]: unknown;
@@ -840,16 +841,22 @@ export interface components {
             inputs: {
                 /** @description inputs.<i> or labels */
                 name: string;
-                /** @description safetensors dtype, e.g. F32, I64 */
-                dtype: string;
+                /**
+                 * @description safetensors dtype
+                 * @enum {string}
+                 */
+                dtype: "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
                 /** @description shape[0] is the sample count */
                 shape: number[];
             }[];
             labels: {
                 /** @description inputs.<i> or labels */
                 name: string;
-                /** @description safetensors dtype, e.g. F32, I64 */
-                dtype: string;
+                /**
+                 * @description safetensors dtype
+                 * @enum {string}
+                 */
+                dtype: "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
                 /** @description shape[0] is the sample count */
                 shape: number[];
             };

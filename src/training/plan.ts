@@ -13,9 +13,8 @@ import { requireBatchIndependence, usableModel, type Model } from '../artifacts/
 import { DEFAULT_ACCOUNTANT, type PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
 import { ledgerEpsilon, previewCharges, type ChargeItem, type LedgerDeps } from '../privacy/ledger.js';
+import { CLASS_INDEX_LOSSES, type LossName, type OptimizerType } from '../vocabulary.js';
 import { DEFAULT_METRICS_LOSS_BOUND, epochEnds } from './metrics.js';
-
-export type LossName = 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
 
 export interface TrainingRequest {
   modelId: string;
@@ -26,7 +25,7 @@ export interface TrainingRequest {
   loss: LossName;
   labelSmoothing?: number;
   optimizer: {
-    type: 'sgd' | 'adam' | 'adamw';
+    type: OptimizerType;
     learningRate: number;
     momentum?: number;
     dampening?: number;
@@ -95,7 +94,7 @@ export interface TrainingPlan {
 
 export type PlanDeps = LedgerDeps;
 
-const integerLosses: ReadonlySet<LossName> = new Set(['cross_entropy', 'nll']);
+const integerLosses: ReadonlySet<LossName> = new Set(CLASS_INDEX_LOSSES);
 
 function sameTensor(a: TensorSummary, b: TensorSummary): boolean {
   return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => i === 0 || d === b.shape[i]);

@@ -10,11 +10,11 @@
 // inputs are synthetic: on records a failure must drop the sample instead (core/dp/trainer.h).
 import type { BlobStore } from '../artifacts/blob-store.js';
 import { storedDataset, type Dataset } from '../artifacts/datasets.js';
-import type { DatasetDtype, TensorSummary } from '../artifacts/formats/canonical.js';
-import { dtypeSizeBytes } from '../artifacts/formats/canonical.js';
+import type { TensorSummary } from '../artifacts/formats/canonical.js';
 import { BastionError } from '../errors.js';
 import type { NativeErrorCode, TensorData, Trainer, TrainerConfig, TrainingData } from '../native.js';
-import type { LossName, TrainingPlan } from './plan.js';
+import { dtypeSizeBytes, type Dtype, type LossName } from '../vocabulary.js';
+import type { TrainingPlan } from './plan.js';
 import type { WorkerPool } from './pool.js';
 
 /**
@@ -25,7 +25,7 @@ export const PREFLIGHT_MAX_SAMPLES = 256;
 
 /** A tensor of zeros to synthesise: its dtype and full shape (shape[0] the synthetic samples). */
 export interface SyntheticTensor {
-  dtype: DatasetDtype;
+  dtype: Dtype;
   shape: number[];
 }
 

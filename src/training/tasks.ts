@@ -9,7 +9,7 @@ import type { PrivacyEvent } from '../privacy/accountant.js';
 import type { TrainingNoise, TrainingNoiseOptions } from '../privacy/calibration.js';
 import type { ComposedEpsilon } from '../privacy/ledger.js';
 import type { DatasetSource } from './load.js';
-import type { LossName } from './plan.js';
+import type { LossName } from '../vocabulary.js';
 import type { PreflightInput, PreflightOutput } from './preflight.js';
 import type { TrainModelInput, TrainModelOutput } from './runner.js';
 

@@ -38,7 +38,7 @@ const layerOf = (file: string): string => {
   if (top === 'http') return 'http';
   if (top === 'store') return 'store';
   if (file === 'native') return 'native';
-  if (['errors', 'config', 'logger'].includes(file) || top === 'generated') return 'base';
+  if (['errors', 'config', 'logger', 'vocabulary'].includes(file) || top === 'generated') return 'base';
   return 'root'; // app.ts, main.ts, cli/: composition roots
 };
 
