@@ -655,14 +655,14 @@ export interface components {
                 parameters: {
                     name: string;
                     shape: number[];
-                    /** @description torch dtype name, e.g. float32, int64 */
+                    /** @description safetensors dtype name (F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL); libtorch's name for other types, e.g. ComplexFloat */
                     dtype: string;
                     requiresGrad?: boolean;
                 }[];
                 buffers: {
                     name: string;
                     shape: number[];
-                    /** @description torch dtype name, e.g. float32, int64 */
+                    /** @description safetensors dtype name (F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL); libtorch's name for other types, e.g. ComplexFloat */
                     dtype: string;
                     requiresGrad?: boolean;
                 }[];

@@ -13,7 +13,8 @@ import { requireBatchIndependence, usableModel, type Model } from '../artifacts/
 import { DEFAULT_ACCOUNTANT, type PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
 import { ledgerEpsilon, previewCharges, type ChargeItem, type LedgerDeps } from '../privacy/ledger.js';
-import { CLASS_INDEX_LOSSES, type LossName, type OptimizerType } from '../vocabulary.js';
+import type { OptimizerConfig } from '../native.js';
+import { CLASS_INDEX_LOSSES, type LossName } from '../vocabulary.js';
 import { DEFAULT_METRICS_LOSS_BOUND, epochEnds } from './metrics.js';
 
 export interface TrainingRequest {
@@ -24,16 +25,7 @@ export interface TrainingRequest {
   maxPhysicalBatchSize?: number;
   loss: LossName;
   labelSmoothing?: number;
-  optimizer: {
-    type: OptimizerType;
-    learningRate: number;
-    momentum?: number;
-    dampening?: number;
-    nesterov?: boolean;
-    weightDecay?: number;
-    betas?: [number, number];
-    eps?: number;
-  };
+  optimizer: OptimizerConfig;
   privacy?: { targetEpsilon: number; maxGradNorm: number; clipping?: 'flat' | 'per-layer'; accountant?: 'rdp' | 'pld' };
   private?: boolean;
   metricsEpsilon?: number;
@@ -119,7 +111,7 @@ function checkCompatible(datasets: Dataset[], loss: LossName): void {
   const labels: DatasetSummary['labels'] = first.labels;
   const integerLabels = labels.dtype.startsWith('I') || labels.dtype.startsWith('U') || labels.dtype === 'BOOL';
   if (integerLosses.has(loss) && (labels.dtype !== 'I64' || labels.shape.length !== 1)) {
-    problems.push(`${loss} needs int64 class labels of shape [samples], the datasets have ${labels.dtype} [${labels.shape.join(', ')}]`);
+    problems.push(`${loss} needs I64 class labels of shape [samples], the datasets have ${labels.dtype} [${labels.shape.join(', ')}]`);
   }
   if (!integerLosses.has(loss) && integerLabels) problems.push(`${loss} needs float labels, the datasets have ${labels.dtype}`);
   if (problems.length > 0) throw new BastionError('UNPROCESSABLE_TRAINING', `These datasets cannot be trained together: ${problems.join('; ')}`);

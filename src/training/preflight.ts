@@ -112,7 +112,7 @@ export function runPreflight(input: PreflightInput, model: Uint8Array, createTra
         batchSize: samples,
         maxPhysicalBatchSize: samples,
         loss: { kind: input.loss },
-        optimizer: { kind: 'sgd', lr: 1e-3 }, // never stepped: evaluation only
+        optimizer: { type: 'sgd', learningRate: 1e-3 }, // never stepped: evaluation only
         failFast: true,
       };
       createTrainer(model, data, config).evaluate();

@@ -32,7 +32,7 @@ const handlers: Handlers = {
       mode: 'non-private',
       batchSize: 256,
       loss: { kind: loss },
-      optimizer: { kind: 'sgd', lr: 1e-3 }, // never stepped: evaluation only
+      optimizer: { type: 'sgd', learningRate: 1e-3 }, // never stepped: evaluation only
     });
     const { samples, meanLoss, accuracy } = trainer.evaluate();
     const labels = data.labels.shape;

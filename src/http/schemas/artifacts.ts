@@ -9,7 +9,7 @@ const TensorInfoSchema = Type.Object(
   {
     name: Type.String(),
     shape: Type.Array(Type.Integer({ minimum: 0 })),
-    dtype: Type.String({ description: 'torch dtype name, e.g. float32, int64' }),
+    dtype: Type.String({ description: `safetensors dtype name (${DTYPES.join(', ')}); libtorch's name for other types, e.g. ComplexFloat` }),
     requiresGrad: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
