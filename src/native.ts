@@ -57,7 +57,10 @@ export interface NativeVersion {
   parallelBackend: string;
 }
 
-/** A dtype by its safetensors name (vocabulary.ts); a type outside that list by libtorch's own name (c10::toString, e.g. "ComplexFloat", "QInt8"). */
+/**
+ * A dtype by its safetensors name (vocabulary.ts); a type outside that list by libtorch's own name
+ * (c10::toString, e.g. "ComplexFloat", "QInt8").
+ */
 export type TensorDtype = Dtype | (string & {});
 
 export interface BufferInfo {

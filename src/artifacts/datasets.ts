@@ -158,7 +158,9 @@ const datasetDtypes: ReadonlySet<string> = new Set(DTYPES);
 /** BastionAI TorchScript datasets hold their tensors as parameters; they become a safetensors source. */
 function tensorsFromTorchscript(tensors: ExtractedTensor[]) {
   return tensors.map((t) => {
-    if (!datasetDtypes.has(t.dtype)) throw new BastionError('UNPROCESSABLE_DATASET', `Tensor ${t.name} has dtype ${t.dtype}, which datasets cannot use`);
+    if (!datasetDtypes.has(t.dtype)) {
+      throw new BastionError('UNPROCESSABLE_DATASET', `Tensor ${t.name} has dtype ${t.dtype}, which datasets cannot use`);
+    }
     return { name: t.name, dtype: t.dtype, shape: t.shape, data: t.data };
   });
 }

@@ -103,7 +103,8 @@ test('migration 9 renames the dtypes of stored model checks to the safetensors n
     lineage: { loss: 'cross_entropy' },
   };
   db.prepare(
-    `INSERT INTO models (id, owner_id, name, description, sha256, size_bytes, details, created_at) VALUES (?, 'p', 'm', '', ?, 1, ?, '2026-01-01T00:00:00Z')`,
+    `INSERT INTO models (id, owner_id, name, description, sha256, size_bytes, details, created_at)
+     VALUES (?, 'p', 'm', '', ?, 1, ?, '2026-01-01T00:00:00Z')`,
   ).run('m', '0'.repeat(64), JSON.stringify(details));
   migrate(db, migrations);
   const row = db.prepare("SELECT details FROM models WHERE id = 'm'").get() as { details: string };

@@ -85,7 +85,9 @@ core::dp::TrainerConfig Trainer::ReadConfig(const Napi::Value& value) {
   } else {
     if (optimizer.Has("betas")) {
       const Napi::Value betas = optimizer.Get("betas");
-      if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2) Reject("array of 2 numbers", optimizer.NameOf("betas"), TypeName(betas));
+      if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2) {
+        Reject("array of 2 numbers", optimizer.NameOf("betas"), TypeName(betas));
+      }
       const Napi::Array pair = betas.As<Napi::Array>();
       out.optimizer.beta1 = ReadNumber(pair.Get(0u), optimizer.NameOf("betas") + "[0]");
       out.optimizer.beta2 = ReadNumber(pair.Get(1u), optimizer.NameOf("betas") + "[1]");

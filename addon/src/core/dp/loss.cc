@@ -41,7 +41,8 @@ at::Tensor TargetsLike(const at::Tensor& output, const at::Tensor& labels, LossS
   }
   if (labels.sizes() == output.sizes()) return labels.to(output.scalar_type());
   if (labels.numel() == output.numel()) return labels.reshape(output.sizes()).to(output.scalar_type());
-  Refuse(std::string(Name(kind)) + " needs labels shaped as the model output " + ShapeText(output.sizes()) + ", got " + ShapeText(labels.sizes()));
+  Refuse(std::string(Name(kind)) + " needs labels shaped as the model output " + ShapeText(output.sizes()) + ", got " +
+         ShapeText(labels.sizes()));
 }
 
 }  // namespace
@@ -83,7 +84,8 @@ at::Tensor PerSampleLoss(const at::Tensor& output, const at::Tensor& labels, con
         Refuse(std::string(Name(loss.kind)) + " needs I64 class labels, got " + DtypeName(labels.scalar_type()));
       }
       if (labels.dim() != 1 || output.dim() != 2) {
-        Refuse(std::string(Name(loss.kind)) + " needs outputs [batch, classes] and labels [batch], got " + ShapeText(output.sizes()) + " and " + ShapeText(labels.sizes()));
+        Refuse(std::string(Name(loss.kind)) + " needs outputs [batch, classes] and labels [batch], got " + ShapeText(output.sizes()) +
+               " and " + ShapeText(labels.sizes()));
       }
       const int64_t classes = output.size(1);
       if (labels.numel() > 0 && (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() >= classes)) {
