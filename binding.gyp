@@ -13,6 +13,7 @@
         "addon/src/binding/runtime.cc",
         "addon/src/binding/trainer.cc",
         "addon/src/core/archive_check.cc",
+        "addon/src/core/dtype.cc",
         "addon/src/core/dp/engine_api.cc",
         "addon/src/core/dp/grad_sample/conv.cc",
         "addon/src/core/dp/grad_sample/embedding.cc",
@@ -22,6 +23,7 @@
         "addon/src/core/dp/grad_sample/registry.cc",
         "addon/src/core/dp/gaussian.cc",
         "addon/src/core/dp/graph_engine.cc",
+        "addon/src/core/dp/host.cc",
         "addon/src/core/dp/loop_engine.cc",
         "addon/src/core/dp/loss.cc",
         "addon/src/core/dp/noise.cc",
@@ -30,7 +32,8 @@
         "addon/src/core/graph_json.cc",
         "addon/src/core/model.cc",
         "addon/src/core/runtime.cc",
-        "addon/src/core/sdpa_shim.cc"
+        "addon/src/core/sdpa_shim.cc",
+        "addon/src/core/text.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

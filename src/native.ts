@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import bindings from 'bindings';
+import type { Dtype, LossName, OptimizerType } from './vocabulary.js';
 
 /** Stable codes of native failures; `code` of every NativeError. */
 export const NativeErrorCode = {
@@ -56,27 +57,11 @@ export interface NativeVersion {
   parallelBackend: string;
 }
 
-/** torch's dtype names without the "torch." prefix; other values come from c10::toString. */
-export type TensorDtype =
-  | 'float32'
-  | 'float64'
-  | 'float16'
-  | 'bfloat16'
-  | 'complex32'
-  | 'complex64'
-  | 'complex128'
-  | 'uint8'
-  | 'int8'
-  | 'int16'
-  | 'int32'
-  | 'int64'
-  | 'bool'
-  | 'qint8'
-  | 'quint8'
-  | 'qint32'
-  | 'quint4x2'
-  | 'quint2x4'
-  | (string & {});
+/**
+ * A dtype by its safetensors name (vocabulary.ts); a type outside that list by libtorch's own name
+ * (c10::toString, e.g. "ComplexFloat", "QInt8").
+ */
+export type TensorDtype = Dtype | (string & {});
 
 export interface BufferInfo {
   /** Qualified name, e.g. "net.0.running_mean". */
@@ -169,9 +154,9 @@ interface Addon {
   inspectModel(bytes: Uint8Array): ModelInspection;
   extractTensors(bytes: Uint8Array, maxBytes: number): ExtractedTensor[];
   // Per-sample gradient engine (see the section at the end of this file).
-  gradientPlan(bytes: Uint8Array, inputs?: HostTensor[]): ParameterPlan[];
-  perSampleGradients(bytes: Uint8Array, inputs: HostTensor[], labels: HostTensor, loss: LossOptions, method: PerSampleMethod): FloatTensor[];
-  clippedGradientSum(bytes: Uint8Array, inputs: HostTensor[], labels: HostTensor, loss: LossOptions, clip: ClipOptions, path?: ClipPath): ClippedGradientSum;
+  gradientPlan(bytes: Uint8Array, inputs?: TensorData[]): ParameterPlan[];
+  perSampleGradients(bytes: Uint8Array, inputs: TensorData[], labels: TensorData, loss: LossConfig, method: PerSampleMethod): FloatTensor[];
+  clippedGradientSum(bytes: Uint8Array, inputs: TensorData[], labels: TensorData, loss: LossConfig, clip: ClipOptions, path?: ClipPath): ClippedGradientSum;
   Trainer: new (model: Uint8Array, data: TrainingData, config: TrainerConfig) => NativeTrainer;
 }
 
@@ -294,16 +279,31 @@ export function extractTensors(bytes: Uint8Array, maxBytes: number): ExtractedTe
 }
 
 // ---------------------------------------------------------------------------------------------
+// What the per-sample gradient engine and the trainer both take.
+
+/** A tensor handed to the addon: raw little-endian bytes, row-major, the samples as first dimension. */
+export interface TensorData {
+  dtype: Dtype;
+  shape: number[];
+  /**
+   * numel(shape) × element size bytes. Training tensors are borrowed, not copied (SharedArrayBuffer
+   * views excepted): keep them unchanged while the trainer lives, and never transfer or resize their
+   * ArrayBuffer (the trainer refuses every later call if one was). The engine's functions copy theirs.
+   */
+  data: Buffer | NodeJS.TypedArray;
+}
+
+/** The per-sample loss l_i; labels are int64 class indices for cross_entropy/nll, floats shaped as the output otherwise. */
+export interface LossConfig {
+  kind: LossName;
+  /** cross_entropy only, in [0, 1); default 0. */
+  labelSmoothing?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Per-sample gradient engine (addon/src/binding/engine.cc, addon/src/core/dp/). Heavy: pool
 // workers, the sandbox child and tests only. Each call loads the archive (same loader and checks as
 // inspectModel) and builds the engine for it.
-
-/** A tensor passed by value: `data` holds numel(shape) elements of `dtype`, row-major, little-endian. */
-export interface HostTensor {
-  data: Buffer | ArrayBufferView;
-  dtype: 'float32' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
-  shape: number[];
-}
 
 /** A float32 result tensor. */
 export interface FloatTensor {
@@ -311,13 +311,6 @@ export interface FloatTensor {
   name: string;
   shape: number[];
   data: Float32Array;
-}
-
-/** The per-sample loss l_i; labels are int64 class indices for cross_entropy/nll, floats shaped as the output otherwise. */
-export interface LossOptions {
-  kind: 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
-  /** cross_entropy only, in [0, 1). */
-  labelSmoothing?: number;
 }
 
 /**
@@ -360,16 +353,16 @@ export interface ClippedGradientSum {
  * nn.MultiheadAttention) show as "fallback". Throws MODEL_LOAD_FAILED or INVALID_ARGUMENT (no
  * forward, no trainable parameter, forward not returning one tensor).
  */
-export function gradientPlan(bytes: Uint8Array, inputs?: HostTensor[]): ParameterPlan[] {
+export function gradientPlan(bytes: Uint8Array, inputs?: TensorData[]): ParameterPlan[] {
   return call(gradientPlan, (native) => (inputs ? native.gradientPlan(bytes, inputs) : native.gradientPlan(bytes)));
 }
 
 /** Every per-sample gradient, [batch, ...shape] per trainable parameter. INVALID_ARGUMENT for bad labels or batch shapes. */
 export function perSampleGradients(
   bytes: Uint8Array,
-  inputs: HostTensor[],
-  labels: HostTensor,
-  loss: LossOptions,
+  inputs: TensorData[],
+  labels: TensorData,
+  loss: LossConfig,
   method: PerSampleMethod,
 ): FloatTensor[] {
   return call(perSampleGradients, (native) => native.perSampleGradients(bytes, inputs, labels, loss, method));
@@ -378,9 +371,9 @@ export function perSampleGradients(
 /** Σ_i clip(g_i), the norms ||g_i|| and the losses l_i of one batch. */
 export function clippedGradientSum(
   bytes: Uint8Array,
-  inputs: HostTensor[],
-  labels: HostTensor,
-  loss: LossOptions,
+  inputs: TensorData[],
+  labels: TensorData,
+  loss: LossConfig,
   clip: ClipOptions,
   path: ClipPath = 'auto',
 ): ClippedGradientSum {
@@ -391,56 +384,33 @@ export function clippedGradientSum(
 // Trainer: DP-SGD (and non-private) training of one TorchScript model on in-memory tensors.
 // ---------------------------------------------------------------------------------------------
 
-/** Element types of dataset tensors, by their safetensors names. */
-export type DatasetDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
-
-/** A tensor handed to the addon: raw little-endian bytes, row-major, the samples as first dimension. */
-export interface TensorData {
-  dtype: DatasetDtype;
-  shape: number[];
-  /**
-   * numel(shape) × element size bytes. Training tensors are borrowed, not copied (SharedArrayBuffer
-   * views excepted): keep them unchanged while the trainer lives, and never transfer or resize their
-   * ArrayBuffer (the trainer refuses every later call if one was).
-   */
-  data: Buffer | NodeJS.TypedArray;
-}
-
 /** A model's inputs (forward(inputs[0], inputs[1], …)) and labels. */
 export interface TrainingData {
   inputs: TensorData[];
   labels: TensorData;
 }
 
-export type LossKind = 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
-
-export interface LossConfig {
-  kind: LossKind;
-  /** cross_entropy only, in [0, 1); default 0. */
-  labelSmoothing?: number;
-}
-
-/** torch.optim.SGD; defaults as PyTorch's. */
-export interface SgdConfig {
-  kind: 'sgd';
-  lr: number;
+/**
+ * The optimizer as the API states it (http/schemas/trainings.ts), read by the addon under these
+ * names: torch.optim.SGD, Adam or AdamW, with PyTorch's defaults. The settings of another type than
+ * `type` are ignored (the planner refuses them).
+ */
+export interface OptimizerConfig {
+  type: OptimizerType;
+  learningRate: number;
+  /** sgd; default 0. */
   momentum?: number;
+  /** sgd; default 0. */
   dampening?: number;
-  /** Needs momentum > 0 and dampening 0. */
+  /** sgd; needs momentum > 0 and dampening 0. */
   nesterov?: boolean;
+  /** Default 0, and 0.01 for adamw. */
   weightDecay?: number;
-}
-
-/** torch.optim.Adam / AdamW; defaults as PyTorch's (weightDecay 0 for adam, 0.01 for adamw). */
-export interface AdamConfig {
-  kind: 'adam' | 'adamw';
-  lr: number;
+  /** adam, adamw: [β1, β2]; default [0.9, 0.999]. */
   betas?: [number, number];
+  /** adam, adamw; default 1e-8. */
   eps?: number;
-  weightDecay?: number;
 }
-
-export type OptimizerConfig = SgdConfig | AdamConfig;
 
 /** A per-layer clipping group: these trainable parameters are clipped together to maxGradNorm. */
 export interface LayerClipBound {
@@ -530,7 +500,7 @@ export interface Evaluation {
 }
 
 export interface TensorOutput {
-  dtype: DatasetDtype;
+  dtype: Dtype;
   shape: number[];
   /** Owned by the Buffer (a copy of the output). */
   data: Buffer;

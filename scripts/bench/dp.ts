@@ -59,7 +59,7 @@ async function trainers(spec: ModelSpec, modes: Mode[]) {
   setThreads(os.availableParallelism());
   const n = spec.batchSize * 20;
   const data = syntheticData(spec, n);
-  const common = { loss: { kind: 'cross_entropy' as const }, optimizer: { kind: 'sgd' as const, lr: 0.05 } };
+  const common = { loss: { kind: 'cross_entropy' as const }, optimizer: { type: 'sgd' as const, learningRate: 0.05 } };
   const model = fs.readFileSync(spec.file);
   return modes.map((mode) => {
     const trainer = Trainer.create(

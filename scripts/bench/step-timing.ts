@@ -83,7 +83,7 @@ async function main() {
     syntheticData(spec, sampleCount),
     {
       mode: 'private', sampleRate, noiseMultiplier: 1.0, maxGradNorm: 1.0, maxPhysicalBatchSize: batch * 2,
-      loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.05 },
+      loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 0.05 },
     },
   );
   for (let i = 0; i < 5; i += 1) trainer.step(); // warm-up

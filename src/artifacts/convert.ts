@@ -5,10 +5,11 @@
 // from a TorchScript dataset are converted into a new staged blob. Blob handles are plain data, so this
 // runs the same on any thread.
 import { openBlob, stageBlobFrom, type BlobStore } from './blob-store.js';
-import type { DatasetDtype, DatasetLayout, DatasetSummary, TensorLocation } from './formats/canonical.js';
+import type { DatasetLayout, DatasetSummary, TensorLocation } from './formats/canonical.js';
 import { convertCsv } from './formats/csv.js';
 import { convertSafetensors, encodeSafetensors, parseSafetensorsHeader, safetensorsHeaderLength } from './formats/safetensors.js';
 import type { BlobIdentity } from './sealed-blob.js';
+import type { Dtype } from '../vocabulary.js';
 
 export type ConvertSource =
   | { kind: 'safetensors' | 'csv'; identity: BlobIdentity; file: string; sizeBytes: number; labelColumn?: string }
@@ -62,7 +63,7 @@ export async function convertDataset(input: ConvertInput): Promise<ConvertOutput
         const summary = await convertCsv(open, csv.labelColumn !== undefined ? { labelColumn: csv.labelColumn } : {}, sink);
         return { summary, privacyLimit: null };
       }
-      const bytes = encodeSafetensors(tensors.map((t) => ({ ...t, dtype: t.dtype as DatasetDtype })));
+      const bytes = encodeSafetensors(tensors.map((t) => ({ ...t, dtype: t.dtype as Dtype })));
       const { summary, extras } = await convertSafetensors(fromBuffer(bytes), sink, { sizeBytes: bytes.length });
       return { summary, privacyLimit: extras.privacyLimit ?? null };
     },

@@ -23,6 +23,7 @@ import { createStreamCheck } from './stream-check.js';
 import type { ConvertOutput } from './convert.js';
 import type { SealedBlobReader } from './sealed-blob.js';
 import { commitArtifact, refuseIfInUse, stageUpload, type ArtifactDeps } from './service.js';
+import { DTYPES } from '../vocabulary.js';
 
 export const datasetFormats = ['torchscript', 'safetensors', 'csv'] as const;
 export type DatasetFormat = (typeof datasetFormats)[number];
@@ -152,15 +153,15 @@ async function detectFormat(deps: ArtifactDeps, staged: StagedUpload): Promise<D
   return format;
 }
 
+const datasetDtypes: ReadonlySet<string> = new Set(DTYPES);
+
 /** BastionAI TorchScript datasets hold their tensors as parameters; they become a safetensors source. */
 function tensorsFromTorchscript(tensors: ExtractedTensor[]) {
-  const dtypes: Record<string, string> = {
-    float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
-  };
   return tensors.map((t) => {
-    const dtype = dtypes[t.dtype];
-    if (!dtype) throw new BastionError('UNPROCESSABLE_DATASET', `Tensor ${t.name} has dtype ${t.dtype}, which datasets cannot use`);
-    return { name: t.name, dtype, shape: t.shape, data: t.data };
+    if (!datasetDtypes.has(t.dtype)) {
+      throw new BastionError('UNPROCESSABLE_DATASET', `Tensor ${t.name} has dtype ${t.dtype}, which datasets cannot use`);
+    }
+    return { name: t.name, dtype: t.dtype, shape: t.shape, data: t.data };
   });
 }
 

@@ -20,6 +20,7 @@ import { checkTorchscriptArchive } from './formats/torchscript-archive.js';
 import { decideModelPolicy } from './operator-policy.js';
 import { runSandboxed } from './sandbox.js';
 import type { SealedBlobReader } from './sealed-blob.js';
+import type { LossName } from '../vocabulary.js';
 import { commitArtifact, refuseIfInUse, type ArtifactDeps } from './service.js';
 
 export interface ModelFields {
@@ -66,7 +67,7 @@ export interface ModelLineage {
   accountant: 'rdp' | 'pld' | null;
   maxGradNorm: number | null;
   clipping: 'flat' | 'per-layer' | null;
-  loss: string;
+  loss: LossName;
   /** The optimizer as requested: type, learningRate and its parameters. */
   optimizer: Record<string, unknown>;
   /** Version of the server code (package.json) that trained it. */

@@ -643,13 +643,13 @@ function checkStaticPolicy(inspection: ModelInspection): PolicyProblem[] {
     });
   }
   for (const parameter of inspection.parameters.filter((p) => p.requiresGrad)) {
-    const wrong = parameter.dtype !== 'float32' ? `is ${parameter.dtype}` : !parameter.contiguous ? 'has zero, overlapping or permuted strides' : null;
+    const wrong = parameter.dtype !== 'F32' ? `is ${parameter.dtype}` : !parameter.contiguous ? 'has zero, overlapping or permuted strides' : null;
     if (wrong) {
       problems.push({
         rule: PolicyRule.PARAMETER_LAYOUT,
         attribute: parameter.name,
         locations: [],
-        message: `The parameter ${parameter.name} ${wrong}: the DP trainer trains dense float32 parameters with contiguous strides (model.float(), and save parameters made from contiguous tensors)`,
+        message: `The parameter ${parameter.name} ${wrong}: the DP trainer trains dense F32 (float32) parameters with contiguous strides (model.float(), and save parameters made from contiguous tensors)`,
       });
     }
   }

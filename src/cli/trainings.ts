@@ -6,15 +6,13 @@ import { Command, Option } from 'commander';
 import type { paths } from '../generated/openapi.js';
 import { unwrap, type BastionClient, type Schemas } from '../client/client.js';
 import { BastionError } from '../errors.js';
+import { LOSSES, OPTIMIZERS } from '../vocabulary.js';
 import { addClientOptions, clientFor, describe, number, parseJson, print, readInput, table, type ClientCommandOptions } from './common.js';
 import { epsilonText, formatDuration, progressMode, watchTraining } from './progress.js';
 
 export type TrainingRequest = paths['/v1/trainings']['post']['requestBody']['content']['application/json'];
 type Loss = TrainingRequest['loss'];
 type Training = Schemas['Training'];
-
-const LOSSES = ['cross_entropy', 'nll', 'mse', 'l1', 'bce_with_logits'] as const satisfies readonly Loss[];
-const OPTIMIZERS = ['sgd', 'adam', 'adamw'] as const satisfies readonly TrainingRequest['optimizer']['type'][];
 
 export interface TrainingRequestFlags {
   request?: string;

@@ -655,14 +655,14 @@ export interface components {
                 parameters: {
                     name: string;
                     shape: number[];
-                    /** @description torch dtype name, e.g. float32, int64 */
+                    /** @description safetensors dtype name (F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL); libtorch's name for other types, e.g. ComplexFloat */
                     dtype: string;
                     requiresGrad?: boolean;
                 }[];
                 buffers: {
                     name: string;
                     shape: number[];
-                    /** @description torch dtype name, e.g. float32, int64 */
+                    /** @description safetensors dtype name (F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL); libtorch's name for other types, e.g. ComplexFloat */
                     dtype: string;
                     requiresGrad?: boolean;
                 }[];
@@ -692,7 +692,8 @@ export interface components {
                 accountant: ("rdp" | "pld") | null;
                 maxGradNorm: number | null;
                 clipping: ("flat" | "per-layer") | null;
-                loss: string;
+                /** @enum {string} */
+                loss: "cross_entropy" | "nll" | "mse" | "l1" | "bce_with_logits";
                 /** @description type, learningRate and the parameters given */
                 optimizer: {
                     [key: string]: unknown;
@@ -840,16 +841,22 @@ export interface components {
             inputs: {
                 /** @description inputs.<i> or labels */
                 name: string;
-                /** @description safetensors dtype, e.g. F32, I64 */
-                dtype: string;
+                /**
+                 * @description safetensors dtype
+                 * @enum {string}
+                 */
+                dtype: "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
                 /** @description shape[0] is the sample count */
                 shape: number[];
             }[];
             labels: {
                 /** @description inputs.<i> or labels */
                 name: string;
-                /** @description safetensors dtype, e.g. F32, I64 */
-                dtype: string;
+                /**
+                 * @description safetensors dtype
+                 * @enum {string}
+                 */
+                dtype: "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
                 /** @description shape[0] is the sample count */
                 shape: number[];
             };

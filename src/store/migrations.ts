@@ -191,4 +191,27 @@ export const migrations: readonly Migration[] = [
       UPDATE datasets SET commitment_salt = lower(hex(randomblob(32))) WHERE commitment_salt IS NULL;
     `,
   },
+  {
+    version: 9,
+    name: 'safetensors dtype names in model checks',
+    sql: `
+      -- The addon names dtypes as datasets do ("F32", "I64"; src/vocabulary.ts), and other types by
+      -- libtorch's own names ("ComplexFloat"), where it named them as torch does ("float32", "int64",
+      -- "complex64"): the parameters and buffers of checks stored before now get the new names, so a
+      -- model shows one naming whenever it was uploaded.
+      WITH renamed (old, new) AS (VALUES
+        ('float64', 'F64'), ('float32', 'F32'), ('float16', 'F16'), ('bfloat16', 'BF16'), ('int64', 'I64'),
+        ('int32', 'I32'), ('int16', 'I16'), ('int8', 'I8'), ('uint8', 'U8'), ('bool', 'BOOL'),
+        ('complex32', 'ComplexHalf'), ('complex64', 'ComplexFloat'), ('complex128', 'ComplexDouble'), ('qint8', 'QInt8'),
+        ('quint8', 'QUInt8'), ('qint32', 'QInt32'), ('quint4x2', 'QUInt4x2'), ('quint2x4', 'QUInt2x4'))
+      UPDATE models SET details = json_set(details,
+        '$.parameters', json((SELECT json_group_array(json_set(t.value, '$.dtype',
+            coalesce((SELECT new FROM renamed WHERE old = json_extract(t.value, '$.dtype')), json_extract(t.value, '$.dtype'))))
+          FROM json_each(models.details, '$.parameters') AS t)),
+        '$.buffers', json((SELECT json_group_array(json_set(t.value, '$.dtype',
+            coalesce((SELECT new FROM renamed WHERE old = json_extract(t.value, '$.dtype')), json_extract(t.value, '$.dtype'))))
+          FROM json_each(models.details, '$.buffers') AS t)))
+      WHERE json_type(details, '$.parameters') = 'array' AND json_type(details, '$.buffers') = 'array';
+    `,
+  },
 ];

@@ -23,7 +23,7 @@ import { discreteGaussianVariance } from '../privacy/analysis/discrete-gaussian.
 import { calibrateDiscreteGaussianRelease, type DiscreteGaussianRelease } from '../privacy/calibration.js';
 import { chargeLedger } from '../privacy/ledger.js';
 import { discreteGaussianNoise } from '../privacy/noise.js';
-import type { LossName } from './plan.js';
+import type { LossName } from '../vocabulary.js';
 import { accuracyUnitsPerSample, type EvaluateModelInput, type EvaluateModelOutput } from './measure.js';
 import { preflightEvaluation, type PreflightPool } from './preflight.js';
 

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { OptimizerConfig, TrainerConfig } from '../native.js';
+import type { TrainerConfig } from '../native.js';
 import { epochEnds, type MetricsSpec } from './metrics.js';
 import type { TrainingPlan, TrainingRequest } from './plan.js';
 
@@ -16,26 +16,9 @@ export const codeVersion: string = (() => {
 
 /** The trainer's configuration for a plan: DP-SGD with the plan's q, σ and clipping, or plain minibatches. */
 export function trainerConfig(plan: TrainingPlan, request: TrainingRequest): TrainerConfig {
-  const o = request.optimizer;
-  const optimizer: OptimizerConfig =
-    o.type === 'sgd'
-      ? {
-          kind: 'sgd',
-          lr: o.learningRate,
-          ...(o.momentum !== undefined ? { momentum: o.momentum } : {}),
-          ...(o.dampening !== undefined ? { dampening: o.dampening } : {}),
-          ...(o.nesterov !== undefined ? { nesterov: o.nesterov } : {}),
-          ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}),
-        }
-      : {
-          kind: o.type,
-          lr: o.learningRate,
-          ...(o.betas !== undefined ? { betas: o.betas } : {}),
-          ...(o.eps !== undefined ? { eps: o.eps } : {}),
-          ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}),
-        };
   const loss = { kind: request.loss, ...(request.labelSmoothing !== undefined ? { labelSmoothing: request.labelSmoothing } : {}) };
-  const common = { loss, optimizer, maxPhysicalBatchSize: plan.maxPhysicalBatchSize };
+  // The optimizer crosses into the addon as the request states it (type, learningRate, ...).
+  const common = { loss, optimizer: request.optimizer, maxPhysicalBatchSize: plan.maxPhysicalBatchSize };
   if (!plan.private) return { mode: 'non-private', batchSize: plan.expectedBatchSize, ...common };
   return {
     mode: 'private',

@@ -4,9 +4,10 @@
 // given; each blob is streamed once and only the byte ranges its layout names are kept, so memory is
 // the tensors themselves, never a second copy of a blob.
 import { readBlob, openBlob, type BlobStore } from '../artifacts/blob-store.js';
-import { dtypeSizeBytes, LABELS_NAME, type DatasetLayout, type TensorLocation } from '../artifacts/formats/canonical.js';
+import { LABELS_NAME, type DatasetLayout, type TensorLocation } from '../artifacts/formats/canonical.js';
 import { BastionError } from '../errors.js';
 import type { TensorData, TrainingData } from '../native.js';
+import { dtypeSizeBytes } from '../vocabulary.js';
 
 export interface DatasetSource {
   id: string;

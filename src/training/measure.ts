@@ -6,7 +6,7 @@
 import type { BlobStore } from '../artifacts/blob-store.js';
 import type { Trainer, TrainerConfig, TrainingData } from '../native.js';
 import { loadModelBytes, loadTrainingData, type DatasetSource } from './load.js';
-import type { LossName } from './plan.js';
+import type { LossName } from '../vocabulary.js';
 
 export interface EvaluateModelInput {
   blobs: BlobStore;
@@ -43,7 +43,7 @@ export async function measureModel(input: EvaluateModelInput, createTrainer: Cre
     mode: 'non-private',
     batchSize: 256,
     loss: { kind: loss },
-    optimizer: { kind: 'sgd', lr: 1e-3 }, // never stepped: evaluation only
+    optimizer: { type: 'sgd', learningRate: 1e-3 }, // never stepped: evaluation only
   });
   const { samples, meanLoss, accuracy } = trainer.evaluate();
   const outputsPerSample = accuracyUnitsPerSample(loss, data.labels.shape);

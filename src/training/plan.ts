@@ -13,9 +13,9 @@ import { requireBatchIndependence, usableModel, type Model } from '../artifacts/
 import { DEFAULT_ACCOUNTANT, type PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
 import { ledgerEpsilon, previewCharges, type ChargeItem, type LedgerDeps } from '../privacy/ledger.js';
+import type { OptimizerConfig } from '../native.js';
+import { CLASS_INDEX_LOSSES, type LossName } from '../vocabulary.js';
 import { DEFAULT_METRICS_LOSS_BOUND, epochEnds } from './metrics.js';
-
-export type LossName = 'cross_entropy' | 'nll' | 'mse' | 'l1' | 'bce_with_logits';
 
 export interface TrainingRequest {
   modelId: string;
@@ -25,16 +25,7 @@ export interface TrainingRequest {
   maxPhysicalBatchSize?: number;
   loss: LossName;
   labelSmoothing?: number;
-  optimizer: {
-    type: 'sgd' | 'adam' | 'adamw';
-    learningRate: number;
-    momentum?: number;
-    dampening?: number;
-    nesterov?: boolean;
-    weightDecay?: number;
-    betas?: [number, number];
-    eps?: number;
-  };
+  optimizer: OptimizerConfig;
   privacy?: { targetEpsilon: number; maxGradNorm: number; clipping?: 'flat' | 'per-layer'; accountant?: 'rdp' | 'pld' };
   private?: boolean;
   metricsEpsilon?: number;
@@ -95,7 +86,7 @@ export interface TrainingPlan {
 
 export type PlanDeps = LedgerDeps;
 
-const integerLosses: ReadonlySet<LossName> = new Set(['cross_entropy', 'nll']);
+const integerLosses: ReadonlySet<LossName> = new Set(CLASS_INDEX_LOSSES);
 
 function sameTensor(a: TensorSummary, b: TensorSummary): boolean {
   return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => i === 0 || d === b.shape[i]);
@@ -120,7 +111,7 @@ function checkCompatible(datasets: Dataset[], loss: LossName): void {
   const labels: DatasetSummary['labels'] = first.labels;
   const integerLabels = labels.dtype.startsWith('I') || labels.dtype.startsWith('U') || labels.dtype === 'BOOL';
   if (integerLosses.has(loss) && (labels.dtype !== 'I64' || labels.shape.length !== 1)) {
-    problems.push(`${loss} needs int64 class labels of shape [samples], the datasets have ${labels.dtype} [${labels.shape.join(', ')}]`);
+    problems.push(`${loss} needs I64 class labels of shape [samples], the datasets have ${labels.dtype} [${labels.shape.join(', ')}]`);
   }
   if (!integerLosses.has(loss) && integerLabels) problems.push(`${loss} needs float labels, the datasets have ${labels.dtype}`);
   if (problems.length > 0) throw new BastionError('UNPROCESSABLE_TRAINING', `These datasets cannot be trained together: ${problems.join('; ')}`);

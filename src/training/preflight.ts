@@ -10,11 +10,11 @@
 // inputs are synthetic: on records a failure must drop the sample instead (core/dp/trainer.h).
 import type { BlobStore } from '../artifacts/blob-store.js';
 import { storedDataset, type Dataset } from '../artifacts/datasets.js';
-import type { DatasetDtype, TensorSummary } from '../artifacts/formats/canonical.js';
-import { dtypeSizeBytes } from '../artifacts/formats/canonical.js';
+import type { TensorSummary } from '../artifacts/formats/canonical.js';
 import { BastionError } from '../errors.js';
 import type { NativeErrorCode, TensorData, Trainer, TrainerConfig, TrainingData } from '../native.js';
-import type { LossName, TrainingPlan } from './plan.js';
+import { dtypeSizeBytes, type Dtype, type LossName } from '../vocabulary.js';
+import type { TrainingPlan } from './plan.js';
 
 /**
  * Most synthetic samples a pre-flight runs: the plan's physical batch is capped here (and at the
@@ -24,7 +24,7 @@ export const PREFLIGHT_MAX_SAMPLES = 256;
 
 /** A tensor of zeros to synthesise: its dtype and full shape (shape[0] the synthetic samples). */
 export interface SyntheticTensor {
-  dtype: DatasetDtype;
+  dtype: Dtype;
   shape: number[];
 }
 
@@ -116,7 +116,7 @@ export function runPreflight(input: PreflightInput, model: Uint8Array, createTra
         batchSize: samples,
         maxPhysicalBatchSize: samples,
         loss: { kind: input.loss },
-        optimizer: { kind: 'sgd', lr: 1e-3 }, // never stepped: evaluation only
+        optimizer: { type: 'sgd', learningRate: 1e-3 }, // never stepped: evaluation only
         failFast: true,
       };
       createTrainer(model, data, config).evaluate();

@@ -25,7 +25,7 @@ function dataset(fx: TrainerFixtures, edit: (x: Float32Array, y: BigInt64Array) 
 
 /** q = 1, σ = 0, clipping active: one step moves the parameters by lr · Σ_i clip(g_i) / N exactly. */
 const exact = (extra: Partial<TrainerConfig> = {}): TrainerConfig =>
-  ({ mode: 'private', loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 1 }, sampleRate: 1, noiseMultiplier: 0, maxGradNorm: 0.5, ...extra }) as TrainerConfig;
+  ({ mode: 'private', loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 1 }, sampleRate: 1, noiseMultiplier: 0, maxGradNorm: 0.5, ...extra }) as TrainerConfig;
 
 function parameters(trainer: Trainer): Float64Array {
   const names = new Set(trainer.info().trainableParameters);
@@ -93,7 +93,7 @@ test('with Poisson sampling and noise, steps succeed alike with and without the 
     ['raises_above.pt', (x) => void (x[0] = 1e3), 'exception'],
   ];
   for (const [model, edit, reason] of cases) {
-    const config = exact({ sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, optimizer: { kind: 'sgd', lr: 0.1 }, maxPhysicalBatchSize: 4 });
+    const config = exact({ sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, optimizer: { type: 'sgd', learningRate: 0.1 }, maxPhysicalBatchSize: 4 });
     const hostile = Trainer.create(fx.bytes(model), dataset(fx, edit), config);
     const plain = Trainer.create(fx.bytes(model), dataset(fx), config);
     let drops = 0;
@@ -130,7 +130,7 @@ test('creation probes on zeros: it succeeds whatever the records hold, and still
     y.fill(9n);
   });
   for (const mode of ['private', 'non-private'] as const) {
-    const config = mode === 'private' ? exact() : ({ mode, loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 1 }, batchSize: 4 } as TrainerConfig);
+    const config = mode === 'private' ? exact() : ({ mode, loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 1 }, batchSize: 4 } as TrainerConfig);
     assert.equal(Trainer.create(fx.bytes('raises_above.pt'), hostile, config).info().steps, 0);
   }
   const step = Trainer.create(fx.bytes('raises_above.pt'), hostile, exact()).step();
@@ -138,7 +138,7 @@ test('creation probes on zeros: it succeeds whatever the records hold, and still
   // Public information still refuses: a model that drops the batch dimension, float labels for cross_entropy.
   assert.throws(() => Trainer.create(fx.bytes('batch_mean.pt'), dataset(fx), exact()), /model output has 1 samples .* but the batch has 2/);
   const floatLabels: TrainingData = { inputs: dataset(fx).inputs, labels: f32(new Float32Array(fx.n), [fx.n]) };
-  assert.throws(() => Trainer.create(fx.bytes('tiny_mlp.script.pt'), floatLabels, exact()), /cross_entropy needs int64 class labels/);
+  assert.throws(() => Trainer.create(fx.bytes('tiny_mlp.script.pt'), floatLabels, exact()), /cross_entropy needs I64 class labels/);
 });
 
 test('evaluation counts a failing sample as incorrect and leaves it out of the loss, whatever made it fail', async () => {
@@ -191,7 +191,7 @@ test('failFast (pre-flight only) makes a step throw the model\'s own message whe
     return true;
   });
   // Non-private steps and evaluations fail with the model's message as well.
-  const nonPrivate = { mode: 'non-private', loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 1 }, batchSize: fx.n, failFast: true };
+  const nonPrivate = { mode: 'non-private', loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 1 }, batchSize: fx.n, failFast: true };
   const raising = () => Trainer.create(fx.bytes('raises_above.pt'), above, nonPrivate as TrainerConfig);
   assert.throws(() => raising().step(), /: Step 1: the model fails on synthetic samples: .*a feature is above 100/);
   assert.throws(() => raising().evaluate(), /: Evaluation: the model fails on a batch of 32 synthetic samples: .*a feature is above 100/);

@@ -219,5 +219,5 @@ test('inspectModel refuses arguments that are not a Buffer or Uint8Array with IN
 test('inspectModel still describes a real model correctly after all hostile inputs', () => {
   const inspection = inspectModel(mnist);
   assert.equal(inspection.parameters.length, 8);
-  assert.deepEqual(inspection.parameters[0], { name: 'net.0.weight', shape: [16, 1, 8, 8], dtype: 'float32', requiresGrad: true, contiguous: true });
+  assert.deepEqual(inspection.parameters[0], { name: 'net.0.weight', shape: [16, 1, 8, 8], dtype: 'F32', requiresGrad: true, contiguous: true });
 });

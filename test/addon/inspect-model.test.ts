@@ -14,6 +14,7 @@ import { NativeError, extractTensors, inspectModel, type ModelInspection } from 
 import { hostileModels } from '../helpers/torch-fixtures.js';
 import { readStoredZip, storedZip } from '../helpers/zip.js';
 import { prng } from '../helpers/prng.js';
+import { dtypeSizeBytes } from '../../src/vocabulary.js';
 import {
   modelName,
   numel,
@@ -40,10 +41,14 @@ import json, sys, warnings
 warnings.filterwarnings("ignore")
 import torch
 
+# The addon names dtypes as safetensors does (src/vocabulary.ts).
+DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
+          torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
+
 def tensors(named, with_grad):
     out = []
     for name, t in named:
-        entry = {"name": name, "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
+        entry = {"name": name, "shape": list(t.shape), "dtype": DTYPES.get(t.dtype, str(t.dtype))}
         if with_grad:
             entry["requiresGrad"] = t.requires_grad
             entry["contiguous"] = t.is_contiguous()
@@ -140,7 +145,7 @@ for (const file of allFiles) {
       assert.ok(paramGrads, `${io} has no param_grads`);
       const total = inspection.parameters.reduce((sum, p) => sum + numel(p.shape), 0);
       assert.equal(total, numel(paramGrads.shape));
-      assert.ok(inspection.parameters.every((p) => p.requiresGrad && p.dtype === 'float32'));
+      assert.ok(inspection.parameters.every((p) => p.requiresGrad && p.dtype === 'F32'));
       assert.equal(inspection.training, false);
       assert.ok(inspection.forward, 'a model file has a forward');
       assert.equal(inspection.forward.inputs, 1);
@@ -159,9 +164,9 @@ for (const producer of torchscriptProducers) {
     assert.deepEqual(inspection.methods, []);
     assert.deepEqual(inspection.buffers, []);
     assert.deepEqual(inspection.parameters, [
-      { name: 'samples_0', shape: [100, 1, 28, 28], dtype: 'float32', requiresGrad: false, contiguous: true },
-      { name: 'labels', shape: [100], dtype: 'int64', requiresGrad: false, contiguous: true },
-      { name: 'privacy_limit', shape: [1], dtype: 'float32', requiresGrad: false, contiguous: true },
+      { name: 'samples_0', shape: [100, 1, 28, 28], dtype: 'F32', requiresGrad: false, contiguous: true },
+      { name: 'labels', shape: [100], dtype: 'I64', requiresGrad: false, contiguous: true },
+      { name: 'privacy_limit', shape: [1], dtype: 'F32', requiresGrad: false, contiguous: true },
     ]);
   });
 
@@ -506,6 +511,9 @@ interface ManifestTensor {
   sha256: string;
 }
 
+// The manifests name dtypes as PyTorch prints them; the addon as safetensors does.
+const torchDtypes: Record<string, string> = { F32: 'torch.float32', I64: 'torch.int64' };
+
 for (const producer of torchscriptProducers) {
   test(`extractTensors returns the tensors of ${producer}/dataset_bastion.script.pt with the manifest's names, dtypes, shapes and bytes`, () => {
     const manifest = JSON.parse(readFileSync(testdataPath('torchscript', producer, 'manifest.json'), 'utf8')) as {
@@ -515,7 +523,7 @@ for (const producer of torchscriptProducers) {
     assert.ok(expected, 'the manifest describes the dataset tensors');
     const tensors = extractTensors(readFileSync(testdataPath('torchscript', producer, 'dataset_bastion.script.pt')), 1024 ** 3);
     assert.deepEqual(
-      tensors.map((t) => ({ name: t.name, dtype: `torch.${t.dtype}`, shape: t.shape, sha256: createHash('sha256').update(t.data).digest('hex') })),
+      tensors.map((t) => ({ name: t.name, dtype: torchDtypes[t.dtype], shape: t.shape, sha256: createHash('sha256').update(t.data).digest('hex') })),
       Object.entries(expected).map(([name, entry]) => ({ name, ...entry })),
     );
     assert.ok(tensors.every((t) => Buffer.isBuffer(t.data)));
@@ -542,7 +550,7 @@ print(json.dumps([[n, hashlib.sha256(t.detach().contiguous().numpy().tobytes()).
     tensors.map((t) => [t.name, createHash('sha256').update(t.data).digest('hex')]),
     JSON.parse(reference.stdout),
   );
-  assert.equal(tensors.find((t) => t.name === 'bn.num_batches_tracked')?.dtype, 'int64');
+  assert.equal(tensors.find((t) => t.name === 'bn.num_batches_tracked')?.dtype, 'I64');
 });
 
 test('extractTensors accepts tensors of exactly maxBytes and refuses one byte less before copying anything', () => {
@@ -590,7 +598,7 @@ test('extractTensors refuses bytes that are not a TorchScript archive with MODEL
 });
 
 
-const elementBytes: Record<string, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+const elementBytes: Record<string, number> = dtypeSizeBytes;
 
 // Only damage the addon's own checks are for: records shorter than their storage, and sizes that
 // address more than it. Flipping arbitrary pickle opcodes can crash libtorch's unpickler itself (a

@@ -14,8 +14,8 @@ import {
   setThreads,
   type ClipOptions,
   type FloatTensor,
-  type HostTensor,
-  type LossOptions,
+  type TensorData,
+  type LossConfig,
 } from '../../src/native.js';
 import { hostTensor, perSampleFixtures, readSafetensors, type PerSampleFixture } from '../helpers/per-sample-fixtures.js';
 import { prng } from '../helpers/prng.js';
@@ -65,7 +65,7 @@ test.after(() => {
   console.log(`worst relative error of per-sample gradients vs the batch-of-one loop, per rule: ${rows.join(', ')}`);
 });
 
-function enginesAgree(bytes: Buffer, inputs: HostTensor[], labels: HostTensor, loss: LossOptions, label: string): FloatTensor[] {
+function enginesAgree(bytes: Buffer, inputs: TensorData[], labels: TensorData, loss: LossConfig, label: string): FloatTensor[] {
   const engine = perSampleGradients(bytes, inputs, labels, loss, 'engine');
   const loop = perSampleGradients(bytes, inputs, labels, loss, 'loop');
   assert.deepEqual(engine.map((g) => [g.name, g.shape]), loop.map((g) => [g.name, g.shape]));
@@ -212,7 +212,7 @@ for (const name of ['linear_seq', 'conv2d_mix', 'conv1d_mix', 'embed_pad', 'tied
 
 // A batch of `size` samples cycled from the fixture's, each float sample scaled by its own factor so
 // that no two are equal (integer inputs, token ids, are repeated as they are).
-function tiled(t: HostTensor, size: number): HostTensor {
+function tiled(t: TensorData, size: number): TensorData {
   const batch = t.shape[0]!;
   const per = (t.data as Float32Array | BigInt64Array).length / batch;
   const shape = [size, ...t.shape.slice(1)];
@@ -269,7 +269,7 @@ test('mnist_cnn, batch 256: clipped sums on 2 threads equal those on 1 thread, m
   const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.io.safetensors'));
   const inputs = [tiled(io.input!, 256)];
   const random = prng(256);
-  const labels = hostTensor('int64', [256], Array.from({ length: 256 }, () => Math.floor(random() * 10)));
+  const labels = hostTensor('I64', [256], Array.from({ length: 256 }, () => Math.floor(random() * 10)));
   const sums = (threads: number, path: 'materialize' | 'ghost') => {
     setThreads(threads);
     return clippedGradientSum(bytes, inputs, labels, { kind: 'cross_entropy' }, { maxGradNorm: 0.5 }, path);
@@ -290,7 +290,7 @@ test('mnist_cnn, batch 256: clipped sums on 2 threads equal those on 1 thread, m
 
 test('every sample is clipped to at most C: the clipped sum of one sample has norm ≤ C', async () => {
   const fixture = (await perSampleFixtures()).get('conv2d_mix')!;
-  const one = (t: HostTensor): HostTensor => ({ ...t, shape: [1, ...t.shape.slice(1)], data: (t.data as Float32Array).subarray(0, (t.data as Float32Array).length / t.shape[0]!) });
+  const one = (t: TensorData): TensorData => ({ ...t, shape: [1, ...t.shape.slice(1)], data: (t.data as Float32Array).subarray(0, (t.data as Float32Array).length / t.shape[0]!) });
   const labels = { ...fixture.labels, shape: [1], data: (fixture.labels.data as BigInt64Array).subarray(0, 1) };
   const sum = clippedGradientSum(fixture.files.trace!, fixture.inputs.map(one), labels, fixture.loss, { maxGradNorm: 0.01 });
   const norm = Math.sqrt(sum.grads.reduce((acc, g) => acc + g.data.reduce((a, v) => a + v * v, 0), 0));
@@ -303,7 +303,7 @@ test('loss kinds: nll, mse, l1, bce_with_logits and cross_entropy with label smo
   const regression = fixtures.get('regression')!;
   for (const kind of ['mse', 'l1', 'bce_with_logits'] as const) {
     const random = prng(kind.length);
-    const labels = hostTensor('float32', [5, 2], Array.from({ length: 10 }, () => (kind === 'bce_with_logits' ? (random() < 0.5 ? 0 : 1) : random() * 2 - 1)));
+    const labels = hostTensor('F32', [5, 2], Array.from({ length: 10 }, () => (kind === 'bce_with_logits' ? (random() < 0.5 ? 0 : 1) : random() * 2 - 1)));
     enginesAgree(regression.files.trace!, regression.inputs, labels, { kind }, `regression ${kind}`);
   }
   const mlp = fixtures.get('inplace_mlp')!;
@@ -324,10 +324,10 @@ for (const model of referenceModels) {
       const gradOutput = io.grad_output!.data as Float32Array;
       const [batch, classes] = io.output!.shape as [number, number];
       const random = prng(model.length * 7 + kind.length);
-      const labels = hostTensor('int64', [batch], Array.from({ length: batch }, () => Math.floor(random() * classes)));
+      const labels = hostTensor('I64', [batch], Array.from({ length: batch }, () => Math.floor(random() * classes)));
       enginesAgree(bytes, [input], labels, { kind: 'cross_entropy' }, `${model}.${kind}`);
       // Σ_i mean_j (out_ij − y_ij)²: ∂/∂out = 2 (out − y) / classes = grad_output when y = out − grad_output·classes/2.
-      const targets = hostTensor('float32', [batch, classes], Array.from(output, (o, i) => o - (gradOutput[i]! * classes) / 2));
+      const targets = hostTensor('F32', [batch, classes], Array.from(output, (o, i) => o - (gradOutput[i]! * classes) / 2));
       const sum = clippedGradientSum(bytes, [input], targets, { kind: 'mse' }, { maxGradNorm: Infinity });
       const flat = new Float32Array(sum.grads.reduce((n, g) => n + g.data.length, 0));
       let offset = 0;
@@ -370,15 +370,15 @@ function assertInvalid(run: () => unknown, pattern: RegExp): void {
 test('refuses labels of the wrong dtype or shape, with INVALID_ARGUMENT naming what was expected', async () => {
   const fixture = (await perSampleFixtures()).get('linear_seq')!;
   const bytes = fixture.files.script;
-  const floatLabels = hostTensor('float32', [5], [0, 1, 2, 0, 1]);
+  const floatLabels = hostTensor('F32', [5], [0, 1, 2, 0, 1]);
   for (const method of ['engine', 'loop'] as const) {
-    assertInvalid(() => perSampleGradients(bytes, fixture.inputs, floatLabels, fixture.loss, method), /cross_entropy needs int64 class labels, got Float/);
+    assertInvalid(() => perSampleGradients(bytes, fixture.inputs, floatLabels, fixture.loss, method), /cross_entropy needs I64 class labels, got F32/);
   }
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, hostTensor('int64', [6], [0, 1, 2, 0, 1, 2]), fixture.loss, { maxGradNorm: 1 }), /6 samples/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, hostTensor('int64', [5], [0, 1, 2, 0, 7]), fixture.loss, { maxGradNorm: 1 }), /class indices in \[0, 3\)/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, hostTensor('float32', [5, 4], new Array(20).fill(0)), { kind: 'mse' }, { maxGradNorm: 1 }), /mse needs labels shaped as the model output \[5, 3\]/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, { dtype: 'int64', shape: [5], data: new BigInt64Array(4) }, fixture.loss, { maxGradNorm: 1 }), /Expected 40 bytes for labels.data/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, { kind: 'hinge' as 'mse' }, { maxGradNorm: 1 }), /loss.kind but received hinge/);
+  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, hostTensor('I64', [6], [0, 1, 2, 0, 1, 2]), fixture.loss, { maxGradNorm: 1 }), /6 samples/);
+  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, hostTensor('I64', [5], [0, 1, 2, 0, 7]), fixture.loss, { maxGradNorm: 1 }), /class indices in \[0, 3\)/);
+  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, hostTensor('F32', [5, 4], new Array(20).fill(0)), { kind: 'mse' }, { maxGradNorm: 1 }), /mse needs labels shaped as the model output \[5, 3\]/);
+  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, { dtype: 'I64', shape: [5], data: new BigInt64Array(4) }, fixture.loss, { maxGradNorm: 1 }), /Tensor 'labels' of dtype I64 and shape \[5\] needs 5 × 8 bytes but has 32/);
+  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, { kind: 'hinge' as 'mse' }, { maxGradNorm: 1 }), /loss.kind is 'hinge'; expected one of cross_entropy, nll/);
   assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1 }, 'fast' as 'auto'), /path but received fast/);
   assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 0 }), /maxGradNorm must be positive/);
   assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1, groups: [[0, 1], [1, 2, 3]], bounds: [1, 1] }), /more than one clipping group/);

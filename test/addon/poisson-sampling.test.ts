@@ -19,7 +19,7 @@ function data(n: number): TrainingData {
 const config = (sampleRate: number): TrainerConfig => ({
   mode: 'private',
   loss: { kind: 'cross_entropy' },
-  optimizer: { kind: 'sgd', lr: 0.1 },
+  optimizer: { type: 'sgd', learningRate: 0.1 },
   sampleRate,
   noiseMultiplier: 0,
   maxGradNorm: 1,

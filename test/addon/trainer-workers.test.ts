@@ -33,7 +33,7 @@ function runWorker(job: Job): void {
   const trainer = Trainer.create(
     readFileSync(job.file),
     { inputs: [{ dtype: 'F32', shape: [n, 100], data: x }], labels: { dtype: 'I64', shape: [n], data: y } },
-    { mode: 'private', loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.1 }, sampleRate: 0.25, noiseMultiplier: 1, maxGradNorm: 1, maxPhysicalBatchSize: 8 },
+    { mode: 'private', loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 0.1 }, sampleRate: 0.25, noiseMultiplier: 1, maxGradNorm: 1, maxPhysicalBatchSize: 8 },
   );
   const samples: number[] = [];
   const lossSums: number[] = [];

@@ -28,7 +28,7 @@ function classification(fx: TrainerFixtures): TrainingData {
   return { inputs: [f32(fx.x, [fx.n, fx.d])], labels: i64(fx.y, [fx.n]) };
 }
 
-const sgd = (lr: number) => ({ kind: 'sgd', lr }) as const;
+const sgd = (learningRate: number) => ({ type: 'sgd', learningRate }) as const;
 const ce = { kind: 'cross_entropy' } as const;
 
 /** Trainable parameters, flat, in trainableParameters order (read back through an exported archive). */
@@ -105,10 +105,10 @@ test('σ = 0, C = ∞ and q = 1 reproduce one plain SGD step of PyTorch, as does
 test('SGD with momentum, nesterov, dampening and weight decay, Adam and AdamW match PyTorch over three full-batch steps', async () => {
   const fx = await trainerFixtures();
   const cases: Array<[string, TrainerConfig['optimizer']]> = [
-    ['sgd_nesterov_3', { kind: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.01 }],
-    ['sgd_dampening_3', { kind: 'sgd', lr: 0.05, momentum: 0.8, dampening: 0.1 }],
-    ['adam_3', { kind: 'adam', lr: 0.01, betas: [0.8, 0.99], eps: 1e-7, weightDecay: 0.01 }],
-    ['adamw_3', { kind: 'adamw', lr: 0.01, weightDecay: 0.1 }],
+    ['sgd_nesterov_3', { type: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.01 }],
+    ['sgd_dampening_3', { type: 'sgd', learningRate: 0.05, momentum: 0.8, dampening: 0.1 }],
+    ['adam_3', { type: 'adam', learningRate: 0.01, betas: [0.8, 0.99], eps: 1e-7, weightDecay: 0.01 }],
+    ['adamw_3', { type: 'adamw', learningRate: 0.01, weightDecay: 0.1 }],
   ];
   for (const [name, optimizer] of cases) {
     for (const config of [
@@ -153,7 +153,7 @@ test('physical batches accumulate exactly: with σ = 0 and clipping active, any 
     const trainer = Trainer.create(
       fx.bytes('tiny_mlp.script.pt'),
       classification(fx),
-      plainPrivate({ maxGradNorm: 0.05, maxPhysicalBatchSize, optimizer: { kind: 'sgd', lr: 0.5, momentum: 0.9 } }),
+      plainPrivate({ maxGradNorm: 0.05, maxPhysicalBatchSize, optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 } }),
     );
     trainer.step();
     trainer.step();
@@ -164,7 +164,7 @@ test('physical batches accumulate exactly: with σ = 0 and clipping active, any 
   assert.ok(maxAbsDiff(five, whole) < 1e-6);
   // Clipping to 0.05 changed the step: it differs from the unclipped one.
   assert.ok(maxAbsDiff(whole, fx.refs['initial'] ?? []) > 0);
-  const unclipped = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), plainPrivate({ optimizer: { kind: 'sgd', lr: 0.5, momentum: 0.9 } }));
+  const unclipped = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), plainPrivate({ optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 } }));
   unclipped.step();
   unclipped.step();
   assert.ok(maxAbsDiff(parameters(unclipped), whole) > 1e-3);
@@ -394,7 +394,7 @@ test('non-private training of the reference mlp lowers the loss; private trainin
   const data: TrainingData = { inputs: [f32(x, [n, 100])], labels: i64(y, [n]) };
   for (const file of ['mlp.script.pt', 'mlp.trace.pt']) {
     const model = readFileSync(testdataPath('torchscript', 'torch-1.13', file));
-    const trainer = Trainer.create(model, data, { mode: 'non-private', loss: ce, optimizer: { kind: 'adam', lr: 1e-3 }, batchSize: 32 });
+    const trainer = Trainer.create(model, data, { mode: 'non-private', loss: ce, optimizer: { type: 'adam', learningRate: 1e-3 }, batchSize: 32 });
     const before = trainer.evaluate();
     for (let i = 0; i < 40; i += 1) trainer.step();
     const after = trainer.evaluate();
@@ -409,7 +409,7 @@ test('non-private training of the reference mlp lowers the loss; private trainin
     const trainer = Trainer.create(readFileSync(testdataPath('torchscript', 'torch-2.6', file)), { inputs: [f32(images, [16, 1, 28, 28])], labels: i64(digits, [16]) }, {
       mode: 'private',
       loss: ce,
-      optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9 },
+      optimizer: { type: 'sgd', learningRate: 0.05, momentum: 0.9 },
       sampleRate: 0.5,
       noiseMultiplier: 1,
       maxGradNorm: 1,
@@ -439,7 +439,7 @@ test('every loss kind runs a private and a non-private step; accuracy is reporte
     const data: TrainingData = { inputs: [f32(fx.x, [fx.n, fx.d])], labels };
     for (const config of [
       { mode: 'non-private', loss, optimizer: sgd(0.1), batchSize: 8 },
-      { mode: 'private', loss, optimizer: { kind: 'adamw', lr: 0.01 }, sampleRate: 0.3, noiseMultiplier: 0.8, maxGradNorm: 1 },
+      { mode: 'private', loss, optimizer: { type: 'adamw', learningRate: 0.01 }, sampleRate: 0.3, noiseMultiplier: 0.8, maxGradNorm: 1 },
     ] as TrainerConfig[]) {
       const trainer = Trainer.create(fx.bytes(model), data, config);
       const step = trainer.step();
@@ -486,8 +486,8 @@ test('a model with two inputs trains on inputs.0 and inputs.1, evaluates on give
 test('state() and restore(): a fresh trainer continues to the parameters of an uninterrupted run, with the step count', async () => {
   const fx = await trainerFixtures();
   const configs: TrainerConfig[] = [
-    { mode: 'non-private', loss: ce, optimizer: { kind: 'adam', lr: 0.01 }, batchSize: fx.n },
-    plainPrivate({ optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9 }, maxGradNorm: 0.1 }),
+    { mode: 'non-private', loss: ce, optimizer: { type: 'adam', learningRate: 0.01 }, batchSize: fx.n },
+    plainPrivate({ optimizer: { type: 'sgd', learningRate: 0.1, momentum: 0.9 }, maxGradNorm: 0.1 }),
   ];
   for (const config of configs) {
     const model = fx.bytes('tiny_mlp.script.pt');
@@ -515,7 +515,7 @@ test('restore() refuses a state of another model, optimizer or mode, and garbage
   const before = parameters(trainer);
   const other = Trainer.create(fx.bytes('regression.trace.pt'), { inputs: [f32(fx.x, [fx.n, fx.d])], labels: f32(new Float32Array(fx.n * 2), [fx.n, 2]) }, plainPrivate({ loss: { kind: 'mse' } }));
   assertNativeError(() => trainer.restore(other.state()), 'INVALID_ARGUMENT', /another model/);
-  const adam = Trainer.create(model, classification(fx), plainPrivate({ optimizer: { kind: 'adam', lr: 0.1 } }));
+  const adam = Trainer.create(model, classification(fx), plainPrivate({ optimizer: { type: 'adam', learningRate: 0.1 } }));
   assertNativeError(() => trainer.restore(adam.state()), 'INVALID_ARGUMENT', /another optimizer/);
   const nonPrivate = Trainer.create(model, classification(fx), { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: 4 });
   assertNativeError(() => trainer.restore(nonPrivate.state()), 'INVALID_ARGUMENT', /not of a private trainer/);
@@ -527,7 +527,7 @@ test('restore() refuses a state of another model, optimizer or mode, and garbage
 
 test('exportModel() loads in PyTorch, gives the outputs of predict(), and keeps the original buffers', async () => {
   const fx = await trainerFixtures();
-  const trainer = Trainer.create(fx.bytes('buffered.pt'), classification(fx), { mode: 'non-private', loss: ce, optimizer: { kind: 'sgd', lr: 0.5, momentum: 0.5 }, batchSize: 8 });
+  const trainer = Trainer.create(fx.bytes('buffered.pt'), classification(fx), { mode: 'non-private', loss: ce, optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.5 }, batchSize: 8 });
   for (let i = 0; i < 4; i += 1) trainer.step();
   const exported = path.join(fx.dir, 'buffered.exported.pt');
   writeFileSync(exported, trainer.exportModel());
@@ -565,11 +565,11 @@ test('refuses labels of the wrong dtype or shape for the loss, naming what it ne
   const fx = await trainerFixtures();
   const model = fx.bytes('tiny_mlp.script.pt');
   const withLabels = (labels: TensorData): TrainingData => ({ inputs: [f32(fx.x, [fx.n, fx.d])], labels });
-  assertNativeError(() => Trainer.create(model, withLabels(f32(new Float32Array(fx.n), [fx.n])), plainPrivate()), 'INVALID_ARGUMENT', /cross_entropy needs int64 class labels, got Float/);
+  assertNativeError(() => Trainer.create(model, withLabels(f32(new Float32Array(fx.n), [fx.n])), plainPrivate()), 'INVALID_ARGUMENT', /cross_entropy needs I64 class labels, got F32/);
   assertNativeError(
     () => Trainer.create(model, withLabels({ dtype: 'I32', shape: [fx.n], data: new Int32Array(fx.n) }), plainPrivate()),
     'INVALID_ARGUMENT',
-    /int64 class labels, got Int/,
+    /I64 class labels, got I32/,
   );
   // Values are data: Create probes on zeros, so labels out of range do not decide whether it succeeds.
   assert.equal(Trainer.create(model, withLabels(i64(new BigInt64Array(fx.n).fill(7n), [fx.n])), plainPrivate()).info().steps, 0);
@@ -595,7 +595,7 @@ test('non-private: a NaN loss fails the step with NON_FINITE naming the step and
   const trainer = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), {
     mode: 'non-private',
     loss: ce,
-    optimizer: { kind: 'sgd', lr: 1e30, momentum: 0.9, weightDecay: 1e30 },
+    optimizer: { type: 'sgd', learningRate: 1e30, momentum: 0.9, weightDecay: 1e30 },
     batchSize: fx.n,
   });
   assertNativeError(() => trainer.step(), 'NON_FINITE', /^Step 1: the optimizer update made parameter '.*' NaN or infinite/);
@@ -619,7 +619,7 @@ test('refuses invalid configs and datasets, listing every problem at once', asyn
     'INVALID_ARGUMENT',
     /'nope', which is not a trainable parameter.*'fc1.bias' is in no perLayer group/,
   );
-  assertNativeError(() => Trainer.create(model, data, plainPrivate({ optimizer: { kind: 'sgd', lr: 0.1, nesterov: true } })), 'INVALID_ARGUMENT', /nesterov needs momentum > 0/);
+  assertNativeError(() => Trainer.create(model, data, plainPrivate({ optimizer: { type: 'sgd', learningRate: 0.1, nesterov: true } })), 'INVALID_ARGUMENT', /nesterov needs momentum > 0/);
   assertNativeError(() => Trainer.create(model, data, { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: 0 }), 'INVALID_ARGUMENT', /Expected integer between 1 and 9007199254740991 for config.batchSize but received 0/);
   assertNativeError(() => Trainer.create(model, data, { ...plainPrivate(), mode: 'secret' } as unknown as TrainerConfig), 'INVALID_ARGUMENT', /'private' or 'non-private' for config.mode/);
   assertNativeError(() => Trainer.create(model, data, plainPrivate({ loss: { kind: 'hinge' as 'mse' } })), 'INVALID_ARGUMENT', /loss.kind is 'hinge'/);

@@ -4,12 +4,12 @@
 // autograd gradient of Σ_i l_i, computed by PyTorch itself.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { HostTensor, LossOptions } from '../../src/native.js';
+import type { LossConfig, TensorData } from '../../src/native.js';
 import { buildFixtures } from './torch-fixtures.js';
 
 
 interface JsonTensor {
-  dtype: 'float32' | 'int64';
+  dtype: 'F32' | 'I64';
   shape: number[];
   data: number[];
 }
@@ -18,17 +18,17 @@ export interface PerSampleFixture {
   name: string;
   /** Bytes of the scripted and (when the model traces) traced archive. */
   files: { script: Buffer; trace?: Buffer };
-  inputs: HostTensor[];
-  labels: HostTensor;
-  loss: LossOptions;
+  inputs: TensorData[];
+  labels: TensorData;
+  loss: LossConfig;
   parameters: string[];
   /** Whole-batch gradient of Σ_i l_i per parameter, flattened; absent for models that mix the batch. */
   batchGrads?: Float64Array[];
 }
 
-/** A HostTensor from plain numbers. */
-export function hostTensor(dtype: 'float32' | 'int64', shape: number[], data: ArrayLike<number>): HostTensor {
-  if (dtype === 'int64') return { dtype, shape, data: BigInt64Array.from(Array.from(data), (v) => BigInt(v)) };
+/** A TensorData from plain numbers. */
+export function hostTensor(dtype: 'F32' | 'I64', shape: number[], data: ArrayLike<number>): TensorData {
+  if (dtype === 'I64') return { dtype, shape, data: BigInt64Array.from(Array.from(data), (v) => BigInt(v)) };
   return { dtype, shape, data: Float32Array.from(data) };
 }
 
@@ -44,7 +44,7 @@ async function generate(): Promise<Map<string, PerSampleFixture>> {
   const dir = await buildFixtures('per_sample_models.py', 'per-sample');
   const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<
     string,
-    { files: { script: string; trace?: string }; inputs: JsonTensor[]; labels: JsonTensor; loss: LossOptions; parameters: string[]; batchGrads?: number[][] }
+    { files: { script: string; trace?: string }; inputs: JsonTensor[]; labels: JsonTensor; loss: LossConfig; parameters: string[]; batchGrads?: number[][] }
   >;
   const fixtures = new Map<string, PerSampleFixture>();
   for (const [name, entry] of Object.entries(manifest)) {
@@ -64,20 +64,20 @@ async function generate(): Promise<Map<string, PerSampleFixture>> {
 }
 
 /** The tensors of a safetensors file (F32 as Float32Array, I64 as BigInt64Array), copied. */
-export function readSafetensors(file: string): Record<string, HostTensor> {
+export function readSafetensors(file: string): Record<string, TensorData> {
   const bytes = readFileSync(file);
   const headerSize = Number(bytes.readBigUInt64LE(0));
   const header = JSON.parse(bytes.subarray(8, 8 + headerSize).toString('utf8')) as Record<
     string,
     { dtype: string; shape: number[]; data_offsets: [number, number] }
   >;
-  const out: Record<string, HostTensor> = {};
+  const out: Record<string, TensorData> = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const [start, end] = entry.data_offsets;
     const slice = Uint8Array.prototype.slice.call(bytes, 8 + headerSize + start, 8 + headerSize + end);
-    if (entry.dtype === 'F32') out[name] = { dtype: 'float32', shape: entry.shape, data: new Float32Array(slice.buffer) };
-    else if (entry.dtype === 'I64') out[name] = { dtype: 'int64', shape: entry.shape, data: new BigInt64Array(slice.buffer) };
+    if (entry.dtype === 'F32') out[name] = { dtype: 'F32', shape: entry.shape, data: new Float32Array(slice.buffer) };
+    else if (entry.dtype === 'I64') out[name] = { dtype: 'I64', shape: entry.shape, data: new BigInt64Array(slice.buffer) };
     else throw new Error(`${file}: unsupported dtype ${entry.dtype} for ${name}`);
   }
   return out;

@@ -78,7 +78,7 @@ function addDataset(ownerId: string, policy: object = {}, limit = 20): string {
 
 function addModel(ownerId: string, readers: string[] = []): string {
   const id = uuidv7();
-  const check = { methods: ['forward'], parameters: [{ name: 'fc.weight', shape: [2, 4], dtype: 'float32', requiresGrad: true }], buffers: [], parameterCount: 8, operators: ['aten::linear'], inputRanks: ['2'] };
+  const check = { methods: ['forward'], parameters: [{ name: 'fc.weight', shape: [2, 4], dtype: 'F32', requiresGrad: true }], buffers: [], parameterCount: 8, operators: ['aten::linear'], inputRanks: ['2'] };
   insertModel(t.store, { id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), policy: JSON.stringify({ readers }), createdAt: new Date().toISOString() });
   return id;
 }

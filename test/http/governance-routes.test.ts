@@ -84,7 +84,7 @@ after(() => t.close());
 
 const checkOf = (inputRanks: string[]) => ({
   methods: ['forward'],
-  parameters: [{ name: 'fc.weight', shape: [3, 4], dtype: 'float32', requiresGrad: true }],
+  parameters: [{ name: 'fc.weight', shape: [3, 4], dtype: 'F32', requiresGrad: true }],
   buffers: [],
   parameterCount: 12,
   operators: ['aten::linear'],

@@ -23,7 +23,7 @@ after(() => t.close());
 
 function addModel(ownerId: string, app: TestApp = t, inputRanks: string[] | null = ['2']): string {
   const id = uuidv7();
-  const check = { methods: ['forward'], parameters: [{ name: 'fc1.weight', shape: [8, 4], dtype: 'float32', requiresGrad: true }, { name: 'fc1.bias', shape: [8], dtype: 'float32', requiresGrad: true }, { name: 'fc2.weight', shape: [3, 8], dtype: 'float32', requiresGrad: true }], buffers: [], parameterCount: 67, operators: ['aten::linear'], ...(inputRanks ? { inputRanks } : {}) };
+  const check = { methods: ['forward'], parameters: [{ name: 'fc1.weight', shape: [8, 4], dtype: 'F32', requiresGrad: true }, { name: 'fc1.bias', shape: [8], dtype: 'F32', requiresGrad: true }, { name: 'fc2.weight', shape: [3, 8], dtype: 'F32', requiresGrad: true }], buffers: [], parameterCount: 67, operators: ['aten::linear'], ...(inputRanks ? { inputRanks } : {}) };
   insertModel(app.store, { id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), policy: '{"readers":[]}', createdAt: new Date().toISOString() });
   return id;
 }

@@ -79,7 +79,7 @@ after(() => t.close());
 
 async function addModel(): Promise<string> {
   const id = uuidv7();
-  const check = { methods: ['forward'], parameters: [{ name: 'fc.weight', shape: [3, 2], dtype: 'float32', requiresGrad: true }], buffers: [], parameterCount: 6, operators: ['aten::linear'], inputRanks: ['2'] };
+  const check = { methods: ['forward'], parameters: [{ name: 'fc.weight', shape: [3, 2], dtype: 'F32', requiresGrad: true }], buffers: [], parameterCount: 6, operators: ['aten::linear'], inputRanks: ['2'] };
   insertModel(t.store, { id, ownerId: scientist.id, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), policy: '{"readers":[]}', createdAt: new Date().toISOString() });
   await commit(id, 'model', Buffer.from('not really torchscript'));
   return id;

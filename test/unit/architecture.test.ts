@@ -48,7 +48,7 @@ const layerOf = (file: string): string => {
   if (top === 'store') return 'store';
   if (top === 'workers') return 'workers';
   if (file === 'native') return 'native';
-  if (['errors', 'config', 'logger'].includes(file) || top === 'generated') return 'base';
+  if (['errors', 'config', 'logger', 'vocabulary'].includes(file) || top === 'generated') return 'base';
   return 'root'; // app.ts, main.ts, serve-options.ts, cli/, client/: composition roots and entry points
 };
 

@@ -163,8 +163,8 @@ function inspection(operators: OperatorUse[], changes: Partial<NonNullable<Model
   return {
     methods: ['forward'],
     parameters: [
-      { name: 'fc.weight', shape: [2, 4], dtype: 'float32', requiresGrad: true, contiguous: true },
-      { name: 'fc.bias', shape: [2], dtype: 'float32', requiresGrad: true, contiguous: true },
+      { name: 'fc.weight', shape: [2, 4], dtype: 'F32', requiresGrad: true, contiguous: true },
+      { name: 'fc.bias', shape: [2], dtype: 'F32', requiresGrad: true, contiguous: true },
     ],
     buffers: [],
     forward: {
@@ -341,9 +341,9 @@ test('no operator is both allowed anywhere and refused, and no allowed operator 
 test('refuses trainable parameters that are not dense float32 with contiguous strides, naming each', () => {
   const model = inspection([]);
   model.parameters = [
-    { name: 'fc.weight', shape: [2, 4], dtype: 'float64', requiresGrad: true, contiguous: true },
-    { name: 'fc.bias', shape: [2], dtype: 'float32', requiresGrad: true, contiguous: false },
-    { name: 'frozen', shape: [3], dtype: 'int64', requiresGrad: false, contiguous: true },
+    { name: 'fc.weight', shape: [2, 4], dtype: 'F64', requiresGrad: true, contiguous: true },
+    { name: 'fc.bias', shape: [2], dtype: 'F32', requiresGrad: true, contiguous: false },
+    { name: 'frozen', shape: [3], dtype: 'I64', requiresGrad: false, contiguous: true },
   ];
   const problems = checkModelPolicy(model);
   assert.deepEqual(
@@ -353,6 +353,6 @@ test('refuses trainable parameters that are not dense float32 with contiguous st
       [PolicyRule.PARAMETER_LAYOUT, 'fc.bias'],
     ],
   );
-  assert.match(problems[0]!.message, /^The parameter fc\.weight is float64: the DP trainer trains dense float32 parameters/);
+  assert.match(problems[0]!.message, /^The parameter fc\.weight is F64: the DP trainer trains dense F32 \(float32\) parameters/);
   assert.match(problems[1]!.message, /^The parameter fc\.bias has zero, overlapping or permuted strides/);
 });

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BastionError } from '../../src/errors.js';
-import { CANONICAL_FORMAT, MAX_CLASS_INDEX, MAX_LABEL_CLASSES, datasetDtypes, dtypeSizeBytes, type DatasetDtype } from '../../src/artifacts/formats/canonical.js';
+import { CANONICAL_FORMAT, MAX_CLASS_INDEX, MAX_LABEL_CLASSES } from '../../src/artifacts/formats/canonical.js';
+import { DTYPES, dtypeSizeBytes, type Dtype } from '../../src/vocabulary.js';
 import {
   MAX_HEADER_BYTES,
   convertSafetensors,
@@ -77,7 +78,7 @@ const refusal = datasetRefusal;
 const refuses = (file: Uint8Array, pattern: RegExp, sizeBytes = file.length, chunkSize: number = 1 << 16) =>
   assert.rejects(convert(file, chunkSize, sizeBytes), refusal(pattern));
 
-const tensor = (name: string, dtype: DatasetDtype, shape: number[], data: Uint8Array): SafetensorsTensor => ({ name, dtype, shape, data });
+const tensor = (name: string, dtype: Dtype, shape: number[], data: Uint8Array): SafetensorsTensor => ({ name, dtype, shape, data });
 
 /** 3 samples of 2 F32 features with I64 labels. */
 const simple = (): Buffer =>
@@ -432,7 +433,7 @@ test('refuses a privacy_limit that is not one number, or is NaN', async () => {
 // conversion: refusals of values
 
 test('refuses NaN and ±Inf in float features, naming the tensor, element and sample', async () => {
-  const cases: [DatasetDtype, Uint8Array, number][] = [
+  const cases: [Dtype, Uint8Array, number][] = [
     ['F32', f32(0, 1, 2, NaN, 4, 5), 3],
     ['F64', f64(0, 1, 2, 3, -Infinity, 5), 4],
     ['F16', u16(0x3c00, 0x7c00, 0, 0, 0, 0), 1], // +Inf
@@ -471,7 +472,7 @@ test('refuses BOOL bytes other than 0 and 1', async () => {
   await refuses(file, /tensor "inputs" holds a BOOL byte other than 0 or 1 at element 1/);
 });
 
-const labelsOf = (dtype: DatasetDtype, data: Uint8Array, count: number) =>
+const labelsOf = (dtype: Dtype, data: Uint8Array, count: number) =>
   encodeSafetensors([tensor('inputs', 'U8', [count], new Uint8Array(count)), tensor('labels', dtype, [count], data)]);
 
 test('refuses a negative integer label, naming the element and the class-index rule', async () => {
@@ -564,7 +565,7 @@ test('passes on an error from the source unchanged', async () => {
 // ---------------------------------------------------------------------------------------------------
 // in-memory encode / read / header
 
-const dtypeArb = fc.constantFrom(...datasetDtypes);
+const dtypeArb = fc.constantFrom(...DTYPES);
 const tensorArb = fc
   .tuple(dtypeArb, fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 3 }))
   .chain(([dtype, shape]) => {

@@ -82,3 +82,43 @@ test('migration 8 gives each dataset that existed before it a random commitment 
   assert.notEqual(salts[0], salts[1], 'same file hash, different salts');
   db.close();
 });
+
+test('migration 9 renames the dtypes of stored model checks to the safetensors names, keeping everything else', () => {
+  const db = new Database(':memory:');
+  migrate(db, migrations.filter((m) => m.version < 9));
+  db.prepare("INSERT INTO principals (id, name, role, created_at) VALUES ('p', 'owner', 'member', '2026-01-01T00:00:00Z')").run();
+  const details = {
+    methods: ['forward'],
+    parameters: [
+      { name: 'fc.weight', shape: [2, 4], dtype: 'float32', requiresGrad: true },
+      { name: 'fc.bias', shape: [2], dtype: 'float64', requiresGrad: false },
+    ],
+    buffers: [
+      { name: 'bn.num_batches_tracked', shape: [], dtype: 'int64' },
+      { name: 'odd', shape: [1], dtype: 'complex64' },
+      { name: 'unknown', shape: [1], dtype: 'Float8_e5m2' },
+    ],
+    parameterCount: 10,
+    operators: ['aten::linear'],
+    lineage: { loss: 'cross_entropy' },
+  };
+  db.prepare(
+    `INSERT INTO models (id, owner_id, name, description, sha256, size_bytes, details, created_at)
+     VALUES (?, 'p', 'm', '', ?, 1, ?, '2026-01-01T00:00:00Z')`,
+  ).run('m', '0'.repeat(64), JSON.stringify(details));
+  migrate(db, migrations);
+  const row = db.prepare("SELECT details FROM models WHERE id = 'm'").get() as { details: string };
+  assert.deepEqual(JSON.parse(row.details), {
+    ...details,
+    parameters: [
+      { name: 'fc.weight', shape: [2, 4], dtype: 'F32', requiresGrad: true },
+      { name: 'fc.bias', shape: [2], dtype: 'F64', requiresGrad: false },
+    ],
+    buffers: [
+      { name: 'bn.num_batches_tracked', shape: [], dtype: 'I64' },
+      { name: 'odd', shape: [1], dtype: 'ComplexFloat' },
+      { name: 'unknown', shape: [1], dtype: 'Float8_e5m2' },
+    ],
+  });
+  db.close();
+});

@@ -10,7 +10,7 @@ import { preflightEvaluation, runPreflight, type CreatePreflightTrainer, type Pr
 const blobs = {} as PreflightInput['blobs'];
 const shapes = { inputs: [{ dtype: 'F32' as const, shape: [32, 4] }, { dtype: 'I64' as const, shape: [32, 7] }], labels: { dtype: 'I64' as const, shape: [32] } };
 const privateConfig: TrainerConfig = {
-  mode: 'private', loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.1 }, sampleRate: 1, noiseMultiplier: 1, maxGradNorm: 1, maxPhysicalBatchSize: 32, failFast: true,
+  mode: 'private', loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 0.1 }, sampleRate: 1, noiseMultiplier: 1, maxGradNorm: 1, maxPhysicalBatchSize: 32, failFast: true,
 };
 
 function recorder(fail?: { code: string; message: string }) {
@@ -43,7 +43,7 @@ test('an evaluation pre-flight evaluates once in a batch of all the synthetic sa
   const { calls, create } = recorder();
   runPreflight({ kind: 'evaluation', blobs, modelId: 'm', ...shapes, loss: 'nll' }, new Uint8Array(1), create);
   assert.deepEqual(calls[0]!.ran, ['evaluate']);
-  assert.deepEqual(calls[0]!.config, { mode: 'non-private', batchSize: 32, maxPhysicalBatchSize: 32, loss: { kind: 'nll' }, optimizer: { kind: 'sgd', lr: 1e-3 }, failFast: true });
+  assert.deepEqual(calls[0]!.config, { mode: 'non-private', batchSize: 32, maxPhysicalBatchSize: 32, loss: { kind: 'nll' }, optimizer: { type: 'sgd', learningRate: 1e-3 }, failFast: true });
 });
 
 test('a native failure is 422 unprocessable-training with its message; out of memory is not the model\'s', () => {

@@ -98,7 +98,7 @@ async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, 
   prepare(new Int32Array(control));
   const input: TrainModelInput = {
     jobId, blobs, modelId, datasets: data,
-    config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.1 } },
+    config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 0.1 } },
     totalSteps, metrics, resultModelId: uuidv7(), checkpointEverySteps: 3, checkpointEveryMs: 3_600_000, progressIntervalMs: 0,
     control, port: channel.port2,
   };
@@ -130,7 +130,7 @@ test('a training on records refuses failFast before it loads anything: failing s
   let created = false;
   const input: TrainModelInput = {
     jobId: uuidv7(), blobs, modelId, datasets: [await dataset(8, 1)],
-    config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { kind: 'sgd', lr: 0.1 }, failFast: true },
+    config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 0.1 }, failFast: true },
     totalSteps: 1, metrics: null, resultModelId: uuidv7(), checkpointEverySteps: 3, checkpointEveryMs: 3_600_000, progressIntervalMs: 0,
     control: new SharedArrayBuffer(4), port: channel.port2,
   };

@@ -1,6 +1,5 @@
 // inspectModel() and extractTensors(): copy the archive out of V8, call core, return plain JS
 // objects (and Buffers that own their bytes).
-#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -8,7 +7,6 @@
 
 #include "binding/args.h"
 #include "binding/exports.h"
-#include "core/error.h"
 #include "core/model.h"
 
 namespace bastion::binding {
@@ -20,12 +18,6 @@ Napi::Array Strings(Napi::Env env, const std::vector<std::string>& values) {
   return array;
 }
 
-Napi::Array Shape(Napi::Env env, const std::vector<int64_t>& shape) {
-  Napi::Array array = Napi::Array::New(env, shape.size());
-  for (size_t d = 0; d < shape.size(); ++d) array.Set(d, static_cast<double>(shape[d]));
-  return array;
-}
-
 Napi::Array Tensors(Napi::Env env, const std::vector<core::TensorInfo>& tensors,
                     bool with_requires_grad) {
   Napi::Array array = Napi::Array::New(env, tensors.size());
@@ -33,7 +25,7 @@ Napi::Array Tensors(Napi::Env env, const std::vector<core::TensorInfo>& tensors,
     const core::TensorInfo& tensor = tensors[i];
     Napi::Object object = Napi::Object::New(env);
     object.Set("name", tensor.name);
-    object.Set("shape", Shape(env, tensor.shape));
+    object.Set("shape", ShapeArray(env, tensor.shape));
     object.Set("dtype", tensor.dtype);
     if (with_requires_grad) {
       object.Set("requiresGrad", tensor.requires_grad);
@@ -85,35 +77,10 @@ Napi::Value Forward(Napi::Env env, const std::optional<core::ForwardInfo>& forwa
   return result;
 }
 
-// A byte count argument: an integer in [0, 2^53 - 1] (JS numbers are exact up to there). Local to
-// this file because no other export takes sizes beyond int32; same message shape as binding/args.
-int64_t ReadByteCount(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  constexpr double kMax = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
-  const std::string expected = "integer between 0 and 9007199254740991";
-  const Napi::Value value = index < info.Length() ? info[index] : info.Env().Undefined();
-  if (!value.IsNumber()) {
-    const char* type = value.IsUndefined() ? "undefined"
-                       : value.IsNull()    ? "null"
-                       : value.IsString()  ? "string"
-                       : value.IsBoolean() ? "boolean"
-                       : value.IsBigInt()  ? "bigint"
-                                           : "object";
-    throw core::Error(core::ErrorCode::kInvalidArgument,
-                      "Expected " + expected + " for " + name + " but received " + type);
-  }
-  const double number = value.As<Napi::Number>().DoubleValue();
-  if (!(number >= 0 && number <= kMax) || std::trunc(number) != number) {
-    throw core::Error(core::ErrorCode::kInvalidArgument, "Expected " + expected + " for " + name +
-                                                             " but received " +
-                                                             value.ToString().Utf8Value());
-  }
-  return static_cast<int64_t>(number);
-}
-
 }  // namespace
 
 Napi::Value InspectModel(const Napi::CallbackInfo& info) {
-  const core::ModelInfo model = core::InspectModel(CopyBytes(info, 0, "bytes"));
+  const core::ModelInfo model = core::InspectModel(CopyBytes(Argument(info, 0), "bytes"));
   const Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("methods", Strings(env, model.methods));
@@ -125,8 +92,8 @@ Napi::Value InspectModel(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ExtractTensors(const Napi::CallbackInfo& info) {
-  std::string bytes = CopyBytes(info, 0, "bytes");
-  const int64_t max_bytes = ReadByteCount(info, 1, "maxBytes");
+  std::string bytes = CopyBytes(Argument(info, 0), "bytes");
+  const int64_t max_bytes = ReadInteger(Argument(info, 1), "maxBytes", 0, kMaxSafeInteger);
   std::vector<core::TensorData> tensors = core::ExtractTensors(std::move(bytes), max_bytes);
   const Napi::Env env = info.Env();
   Napi::Array result = Napi::Array::New(env, tensors.size());
@@ -135,7 +102,7 @@ Napi::Value ExtractTensors(const Napi::CallbackInfo& info) {
     Napi::Object object = Napi::Object::New(env);
     object.Set("name", tensor.name);
     object.Set("dtype", tensor.dtype);
-    object.Set("shape", Shape(env, tensor.shape));
+    object.Set("shape", ShapeArray(env, tensor.shape));
     object.Set("data", OwningBuffer(env, std::move(tensor.bytes)));
     result.Set(i, object);
   }

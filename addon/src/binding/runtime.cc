@@ -19,7 +19,7 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
-  core::SetThreads(ReadInteger(info, 0, "intraOpThreads", 1, 1024));
+  core::SetThreads(static_cast<int>(ReadInteger(Argument(info, 0), "intraOpThreads", 1, 1024)));
   return info.Env().Undefined();
 }
 

@@ -2,7 +2,9 @@
 // used from one pool worker thread; every method runs under the error guard.
 //
 //   new Trainer(model: Uint8Array, data: { inputs: Tensor[], labels: Tensor }, config)
-//     Tensor = { dtype: 'F32' | 'F64' | 'I64' | ..., shape: number[], data: TypedArray }
+//     Tensor = { dtype: 'F32' | 'F64' | 'I64' | ..., shape: number[], data: TypedArray } (binding/args.h)
+//     config = { mode, loss: { kind, labelSmoothing? }, optimizer: { type, learningRate, ... }, ... }: the
+//       API's names (src/native.ts's TrainerConfig)
 //   step() -> { step, samples, lossSum, clippedLossSum (with config.lossBound), durationMs }
 //   evaluate(data?) -> { samples, meanLoss, accuracy | null }
 //   predict(inputs: Tensor[]) -> { dtype, shape, data: Buffer }
@@ -38,11 +40,13 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
     size_t byte_length;
   };
 
-  core::dp::HostTensor ReadTensor(const Napi::Value& value, const std::string& name, bool keep);
-  core::dp::HostData ReadData(const Napi::Object& data, const std::string& path, bool keep, bool need_labels);
-  static core::dp::TrainerConfig ReadConfig(const Napi::Object& config);
-  // Throws when a borrowed buffer no longer is where the trainer wrapped it.
-  void CheckBorrowed();
+  // Tensors are borrowed (binding/args.h's ReadTensor), their views added to `borrowed`: borrowed_ for
+  // the training data, a list of the call's own for the data of one call.
+  static core::dp::HostTensor ReadTensor(const Napi::Value& value, const std::string& name, std::vector<Borrowed>& borrowed);
+  static core::dp::HostData ReadData(const Napi::Value& value, std::vector<Borrowed>& borrowed);
+  static core::dp::TrainerConfig ReadConfig(const Napi::Value& value);
+  // Throws when a borrowed buffer no longer is where it was read (before core reads it).
+  void CheckBorrowed(const std::vector<Borrowed>& borrowed);
 
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value Evaluate(const Napi::CallbackInfo& info);

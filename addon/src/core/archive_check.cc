@@ -8,6 +8,12 @@
 //   LONG_BINPUT): the unpickler fills a memo table of billions of entries before failing.
 // Not every crafted file is caught (e.g. deeply nested pickles); untrusted archives are loaded
 // first in a disposable process.
+//
+// The TypeScript pre-check (src/artifacts/formats/torchscript-archive.ts) runs first, before any
+// byte reaches libtorch: zip layout, every pickle walked (memo indices and nesting depth included),
+// storage sizes, no __setstate__. Both exist on purpose, as defence in depth: this one re-checks
+// inside the process that loads (the sandbox child, then each pool worker), with libtorch's own
+// reader, and covers the TorchScript source, which the TypeScript check does not parse.
 #include "core/archive_check.h"
 
 #include <cstdint>

@@ -27,6 +27,10 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
+// Refuses what the caller handed in (an argument, a config, data, a model that cannot work):
+// throws Error(kInvalidArgument) with the message.
+[[noreturn]] inline void Refuse(const std::string& message) { throw Error(ErrorCode::kInvalidArgument, message); }
+
 }  // namespace bastion::core
 
 #endif  // BASTION_CORE_ERROR_H_

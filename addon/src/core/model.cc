@@ -25,6 +25,7 @@
 #include <torch/script.h>
 
 #include "core/archive_check.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/graph_json.h"
 
@@ -162,30 +163,6 @@ torch::jit::Module Load(std::string bytes) {
     throw;
   } catch (...) {
     std::throw_with_nested(Error(ErrorCode::kModelLoadFailed, "Cannot load the TorchScript archive"));
-  }
-}
-
-std::string DtypeName(c10::ScalarType type) {
-  switch (type) {
-    case c10::kFloat: return "float32";
-    case c10::kDouble: return "float64";
-    case c10::kHalf: return "float16";
-    case c10::kBFloat16: return "bfloat16";
-    case c10::kComplexHalf: return "complex32";
-    case c10::kComplexFloat: return "complex64";
-    case c10::kComplexDouble: return "complex128";
-    case c10::kByte: return "uint8";
-    case c10::kChar: return "int8";
-    case c10::kShort: return "int16";
-    case c10::kInt: return "int32";
-    case c10::kLong: return "int64";
-    case c10::kBool: return "bool";
-    case c10::kQInt8: return "qint8";
-    case c10::kQUInt8: return "quint8";
-    case c10::kQInt32: return "qint32";
-    case c10::kQUInt4x2: return "quint4x2";
-    case c10::kQUInt2x4: return "quint2x4";
-    default: return c10::toString(type);
   }
 }
 

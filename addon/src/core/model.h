@@ -21,7 +21,7 @@ namespace bastion::core {
 struct TensorInfo {
   std::string name;            // qualified, e.g. "0.weight"
   std::vector<int64_t> shape;
-  std::string dtype;           // torch's name: "float32", "int64", ...
+  std::string dtype;           // core/dtype.h's name: "F32", "I64", ... (c10::toString outside its list)
   bool requires_grad = false;  // meaningful for parameters only
   // A dense (strided) tensor with the contiguous strides of its shape: no zero, overlapping or
   // permuted strides. Meaningful for parameters only.

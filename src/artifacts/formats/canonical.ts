@@ -6,31 +6,14 @@
 // a safetensors upload already holds the bytes in this form, so its layout points into the upload
 // itself and nothing is written twice. Training reads only this form, so the upload formats are parsed
 // in one place each and never again.
+import type { Dtype } from '../../vocabulary.js';
 
 export const CANONICAL_FORMAT = 'bastion.dataset.v1';
-
-/** safetensors dtype names the server accepts in datasets. */
-export const datasetDtypes = ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL'] as const;
-export type DatasetDtype = (typeof datasetDtypes)[number];
-
-/** Bytes per element of each accepted dtype. */
-export const dtypeSizeBytes: Readonly<Record<DatasetDtype, number>> = {
-  F64: 8,
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  I64: 8,
-  I32: 4,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  BOOL: 1,
-};
 
 export interface TensorSummary {
   /** Canonical name: `inputs.<i>` or `labels`. */
   name: string;
-  dtype: DatasetDtype;
+  dtype: Dtype;
   /** Full shape; shape[0] is the sample count. */
   shape: number[];
 }

@@ -22,9 +22,9 @@ import {
   inputName,
   quoteToken,
   type ByteSink,
-  type DatasetDtype,
   type DatasetSummary,
 } from './canonical.js';
+import type { Dtype } from '../../vocabulary.js';
 import { encodeSafetensorsHeader } from './safetensors.js';
 
 /** Longest record (line) accepted, in characters: guards against a wrong delimiter or a stray quote. */
@@ -305,7 +305,7 @@ export async function convertCsv(
     refuse(`line ${stats.notFloat32}, column ${columnToken(labelName)}: the number overflows float32`);
   }
   const featureCount = layout.featureIndices.length;
-  const labelDtype: DatasetDtype = labelKind === 'integer' ? 'I64' : 'F32';
+  const labelDtype: Dtype = labelKind === 'integer' ? 'I64' : 'F32';
 
   const inputs = { name: inputName(0), dtype: 'F32' as const, shape: [rowCount, featureCount] };
   const labels = { name: LABELS_NAME, dtype: labelDtype, shape: [rowCount] };

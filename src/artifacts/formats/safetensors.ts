@@ -14,16 +14,14 @@ import {
   LABELS_NAME,
   MAX_LABEL_CLASSES,
   classIndexProblem,
-  datasetDtypes,
-  dtypeSizeBytes,
   inputName,
   quoteToken,
   type ByteSink,
-  type DatasetDtype,
   type DatasetSummary,
   type TensorLocation,
   type TensorSummary,
 } from './canonical.js';
+import { DTYPES, dtypeSizeBytes, type Dtype } from '../../vocabulary.js';
 
 export type { ByteSink } from './canonical.js';
 
@@ -38,12 +36,12 @@ const METADATA_KEY = '__metadata__';
 /** dtype names of the safetensors format that datasets refuse, so the refusal can say "not accepted". */
 const refusedDtypes = new Set(['U64', 'U32', 'U16', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'E8M0', 'C64', 'C128']);
 
-const acceptedDtypes: ReadonlySet<string> = new Set(datasetDtypes);
+const acceptedDtypes: ReadonlySet<string> = new Set(DTYPES);
 
 /** One tensor as a header describes it; `dataOffsets` are relative to the start of the data section. */
 export interface SafetensorsTensorInfo {
   name: string;
-  dtype: DatasetDtype;
+  dtype: Dtype;
   shape: number[];
   /** [begin, end) in bytes from the start of the data section (that is, from byte 8 + N of the file). */
   dataOffsets: [number, number];
@@ -116,7 +114,7 @@ function parseTensorEntry(name: string, value: unknown, dataSizeBytes: number): 
   if (typeof dtype !== 'string') refuse(`${label}: dtype is missing or not a string`);
   if (!acceptedDtypes.has(dtype)) {
     const what = refusedDtypes.has(dtype) ? `dtype ${dtype}` : `unknown dtype ${quoteToken(dtype)}`;
-    refuse(`${label} has ${what}, which datasets do not accept (accepted: ${datasetDtypes.join(', ')})`);
+    refuse(`${label} has ${what}, which datasets do not accept (accepted: ${DTYPES.join(', ')})`);
   }
   if (!Array.isArray(shape) || !shape.every((d): d is number => Number.isSafeInteger(d) && d >= 0)) {
     refuse(`${label}: shape must be an array of non-negative integers`);
@@ -125,7 +123,7 @@ function parseTensorEntry(name: string, value: unknown, dataSizeBytes: number): 
     refuse(`${label}: data_offsets must be two non-negative integers [begin, end]`);
   }
   const [begin, end] = offsets as [number, number];
-  const typed = dtype as DatasetDtype;
+  const typed = dtype as Dtype;
   const count = elementCount(shape);
   const expectedBytes = count === null ? null : count * dtypeSizeBytes[typed];
   if (expectedBytes === null || !Number.isSafeInteger(expectedBytes)) refuse(`${label}: shape [${shape.join(', ')}] is too large`);
@@ -212,7 +210,7 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileSizeBytes: number
 
 interface HeaderEntry {
   name: string;
-  dtype: DatasetDtype;
+  dtype: Dtype;
   shape: readonly number[];
   dataOffsets: readonly [number, number];
 }
@@ -236,7 +234,7 @@ function encodeHeader(entries: readonly HeaderEntry[], metadata: Record<string, 
  * `metadata` as `__metadata__`. Used by converters that then stream each tensor's bytes in that order.
  */
 export function encodeSafetensorsHeader(
-  tensors: readonly { name: string; dtype: DatasetDtype; shape: readonly number[] }[],
+  tensors: readonly { name: string; dtype: Dtype; shape: readonly number[] }[],
   metadata?: Record<string, string>,
 ): Buffer {
   let cursor = 0;
@@ -255,7 +253,7 @@ export function encodeSafetensorsHeader(
 
 export interface SafetensorsTensor {
   name: string;
-  dtype: DatasetDtype;
+  dtype: Dtype;
   shape: number[];
   /** Little-endian element bytes, numel × dtype size long. */
   data: Uint8Array;
@@ -303,7 +301,7 @@ export function readSafetensors(bytes: Uint8Array): { metadata: Record<string, s
 type ElementVisitor = (bytes: Uint8Array, start: number, count: number) => number;
 
 // Bit-level tests for NaN and ±Inf (exponent bits all ones), on little-endian bytes.
-const nonFiniteVisitors: Partial<Record<DatasetDtype, ElementVisitor>> = {
+const nonFiniteVisitors: Partial<Record<Dtype, ElementVisitor>> = {
   F64: (b, s, n) => {
     for (let i = 0, p = s; i < n; i++, p += 8) if ((b[p + 7]! & 0x7f) === 0x7f && (b[p + 6]! & 0xf0) === 0xf0) return i;
     return -1;
@@ -334,7 +332,7 @@ const boolVisitor: ElementVisitor = (b, s, n) => {
 };
 
 /** Reads element `p` (a byte offset) of an integer or bool tensor as a number; bigint for I64. */
-function integerReader(dtype: DatasetDtype): (view: DataView, p: number) => number | bigint {
+function integerReader(dtype: Dtype): (view: DataView, p: number) => number | bigint {
   switch (dtype) {
     case 'I64':
       return (v, p) => v.getBigInt64(p, true);
@@ -364,7 +362,7 @@ class LabelClassCollector {
   private readonly read: (view: DataView, p: number) => number | bigint;
   private readonly size: number;
 
-  constructor(dtype: DatasetDtype) {
+  constructor(dtype: Dtype) {
     this.read = integerReader(dtype);
     this.size = dtypeSizeBytes[dtype];
   }
@@ -519,7 +517,7 @@ export interface SafetensorsConversion {
 }
 
 /** The single number a privacy_limit tensor holds. */
-function readScalar(dtype: DatasetDtype, bytes: Uint8Array): number {
+function readScalar(dtype: Dtype, bytes: Uint8Array): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   switch (dtype) {
     case 'F64':

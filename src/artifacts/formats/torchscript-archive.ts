@@ -19,6 +19,13 @@
 // fails here is hostile or broken, and which of its other parts are also bad is of no use to the
 // uploader. Messages are one line, name the entry, and quote at most a few dozen bytes of content.
 // Operator-level checks (which ops a graph may call) happen after loading, in the addon.
+//
+// The addon checks archives again as it loads them (addon/src/core/archive_check.cc, in every
+// LoadModule: the sandbox child's, then each pool worker's). Both exist on purpose, as defence in
+// depth: this check keeps every byte of a hostile archive from libtorch and needs no process of its
+// own; that one runs inside the disposable process, with libtorch's own zip reader and TorchScript
+// parser, so it also refuses source constructs this module does not parse (deep nesting, unannotated
+// class attributes) and re-checks the pickles' memo fields.
 import { Buffer } from 'node:buffer';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { createInflateRaw, crc32 } from 'node:zlib';

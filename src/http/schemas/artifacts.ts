@@ -2,13 +2,14 @@
 // fields of their uploads.
 import { Type, type Static, type TSchema } from 'typebox';
 import { DatasetPolicyInputSchema, ModelPolicyInputSchema } from '../../governance/policy.js';
+import { DTYPES, LOSSES } from '../../vocabulary.js';
 import { PRINTABLE_TEXT_PATTERN } from './common.js';
 
 const TensorInfoSchema = Type.Object(
   {
     name: Type.String(),
     shape: Type.Array(Type.Integer({ minimum: 0 })),
-    dtype: Type.String({ description: 'torch dtype name, e.g. float32, int64' }),
+    dtype: Type.String({ description: `safetensors dtype name (${DTYPES.join(', ')}); libtorch's name for other types, e.g. ComplexFloat` }),
     requiresGrad: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
@@ -32,7 +33,7 @@ export const ModelLineageSchema = Type.Object(
     accountant: nullable(Type.Enum(['rdp', 'pld'], { type: 'string' })),
     maxGradNorm: nullable(Type.Number()),
     clipping: nullable(Type.Enum(['flat', 'per-layer'], { type: 'string' })),
-    loss: Type.String(),
+    loss: Type.Enum(LOSSES, { type: 'string' }),
     optimizer: Type.Object({}, { additionalProperties: true, description: 'type, learningRate and the parameters given' }),
     codeVersion: Type.String({ description: 'version of the server code that trained it' }),
   },
@@ -136,7 +137,7 @@ export const ModelSchema = Type.Object(
 const CanonicalTensorSchema = Type.Object(
   {
     name: Type.String({ description: 'inputs.<i> or labels' }),
-    dtype: Type.String({ description: 'safetensors dtype, e.g. F32, I64' }),
+    dtype: Type.Enum(DTYPES, { type: 'string', description: 'safetensors dtype' }),
     shape: Type.Array(Type.Integer({ minimum: 0 }), { description: 'shape[0] is the sample count' }),
   },
   { additionalProperties: false },

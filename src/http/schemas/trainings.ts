@@ -2,12 +2,13 @@
 // /v1/trainings/plan) and the plan the server derives from it.
 import { Type, type Static } from 'typebox';
 import { DEFAULT_ACCOUNTANT } from '../../privacy/accountant.js';
+import { LOSSES, OPTIMIZERS } from '../../vocabulary.js';
 
-export const LossNameSchema = Type.Enum(['cross_entropy', 'nll', 'mse', 'l1', 'bce_with_logits'], { type: 'string' });
+export const LossNameSchema = Type.Enum(LOSSES, { type: 'string' });
 
 export const OptimizerSchema = Type.Object(
   {
-    type: Type.Enum(['sgd', 'adam', 'adamw'], { type: 'string' }),
+    type: Type.Enum(OPTIMIZERS, { type: 'string' }),
     learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 1000 }),
     momentum: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'sgd' })),
     dampening: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'sgd' })),

@@ -1,4 +1,4 @@
-// See engine_api.h: converts bytes to tensors (copies, checked against their shapes), runs the
+// See engine_api.h: copies the caller's tensors (checked against their dtypes and shapes), runs the
 // engine, copies float32 results out.
 #include "core/dp/engine_api.h"
 
@@ -15,40 +15,12 @@
 namespace bastion::core::dp {
 namespace {
 
-[[noreturn]] void Refuse(const std::string& message) { throw Error(ErrorCode::kInvalidArgument, message); }
+// A copy of the caller's tensor, which the model may then write to.
+at::Tensor ToTensor(const HostTensor& host) { return WrapHostTensor(host).clone(); }
 
-at::ScalarType DtypeOf(const std::string& name, const std::string& what) {
-  if (name == "float32") return at::kFloat;
-  if (name == "float64") return at::kDouble;
-  if (name == "int64") return at::kLong;
-  if (name == "int32") return at::kInt;
-  if (name == "int16") return at::kShort;
-  if (name == "int8") return at::kChar;
-  if (name == "uint8") return at::kByte;
-  if (name == "bool") return at::kBool;
-  Refuse("Expected one of float32, float64, int64, int32, int16, int8, uint8, bool for " + what + ".dtype but received " + name);
-}
-
-at::Tensor ToTensor(const AnalysisTensor& host, const std::string& what) {
-  const at::ScalarType dtype = DtypeOf(host.dtype, what);
-  int64_t numel = 1;
-  for (int64_t d : host.shape) {
-    if (d < 0) Refuse("Expected non-negative sizes for " + what + ".shape");
-    numel *= d;
-  }
-  const auto item = static_cast<int64_t>(c10::elementSize(dtype));
-  if (static_cast<int64_t>(host.bytes.size()) != numel * item) {
-    Refuse("Expected " + std::to_string(numel * item) + " bytes for " + what + ".data (shape and dtype) but received " +
-           std::to_string(host.bytes.size()));
-  }
-  at::Tensor tensor = at::empty(host.shape, at::TensorOptions().dtype(dtype));
-  if (!host.bytes.empty()) std::memcpy(tensor.data_ptr(), host.bytes.data(), host.bytes.size());
-  return tensor;
-}
-
-std::vector<at::Tensor> ToTensors(const std::vector<AnalysisTensor>& hosts) {
+std::vector<at::Tensor> ToTensors(const std::vector<HostTensor>& hosts) {
   std::vector<at::Tensor> tensors;
-  for (size_t i = 0; i < hosts.size(); ++i) tensors.push_back(ToTensor(hosts[i], "inputs[" + std::to_string(i) + "]"));
+  for (const HostTensor& host : hosts) tensors.push_back(ToTensor(host));
   return tensors;
 }
 
@@ -62,28 +34,27 @@ FloatArray ToFloats(const std::string& name, const at::Tensor& tensor) {
   return out;
 }
 
-LossSpec ToLoss(const HostLoss& host) {
-  LossSpec loss;
-  if (host.kind == "cross_entropy") loss.kind = LossSpec::Kind::kCrossEntropy;
-  else if (host.kind == "nll") loss.kind = LossSpec::Kind::kNll;
-  else if (host.kind == "mse") loss.kind = LossSpec::Kind::kMse;
-  else if (host.kind == "l1") loss.kind = LossSpec::Kind::kL1;
-  else if (host.kind == "bce_with_logits") loss.kind = LossSpec::Kind::kBceWithLogits;
-  else Refuse("Expected one of cross_entropy, nll, mse, l1, bce_with_logits for loss.kind but received " + host.kind);
-  loss.label_smoothing = host.label_smoothing;
-  return loss;
+LossSpec ToLoss(const LossConfig& config) {
+  std::vector<std::string> problems;
+  const std::optional<LossSpec> loss = ParseLoss(config, problems);
+  if (!loss) {
+    std::string message;
+    for (const std::string& problem : problems) message += (message.empty() ? "" : "; ") + problem;
+    Refuse(message);
+  }
+  return *loss;
 }
 
-Batch ToBatch(const std::vector<AnalysisTensor>& inputs, const AnalysisTensor& labels) {
+Batch ToBatch(const std::vector<HostTensor>& inputs, const HostTensor& labels) {
   Batch batch;
   batch.inputs = ToTensors(inputs);
-  batch.labels = ToTensor(labels, "labels");
+  batch.labels = ToTensor(labels);
   return batch;
 }
 
 }  // namespace
 
-std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<AnalysisTensor>& probe_inputs) {
+std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<HostTensor>& probe_inputs) {
   torch::jit::Module module = LoadModule(std::move(model));
   auto engine = MakeGraphGradEngine(module);
   if (!probe_inputs.empty()) engine->Probe(ToTensors(probe_inputs));
@@ -92,8 +63,8 @@ std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<Analysi
   return plan;
 }
 
-std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<AnalysisTensor>& inputs,
-                                           const AnalysisTensor& labels, const HostLoss& loss, bool loop) {
+std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<HostTensor>& inputs,
+                                           const HostTensor& labels, const LossConfig& loss, bool loop) {
   torch::jit::Module module = LoadModule(std::move(model));
   const LossSpec spec = ToLoss(loss);
   const Batch batch = ToBatch(inputs, labels);
@@ -121,8 +92,8 @@ std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<
   return result;
 }
 
-HostClippedSum ClippedGradientSum(std::string model, const std::vector<AnalysisTensor>& inputs,
-                                  const AnalysisTensor& labels, const HostLoss& loss, const HostClip& clip,
+HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs,
+                                  const HostTensor& labels, const LossConfig& loss, const HostClip& clip,
                                   const std::string& path) {
   ClipPath clip_path = ClipPath::kAuto;
   if (path == "materialize") clip_path = ClipPath::kMaterialize;

@@ -9,25 +9,14 @@
 #include <string>
 #include <vector>
 
-namespace bastion::core::dp {
+#include "core/dp/host.h"
 
-// A tensor as bytes: dtype is torch's name ("float32", "float64", "int64", "int32", "int16",
-// "int8", "uint8", "bool"); bytes holds numel(shape) elements, row-major, little-endian.
-struct AnalysisTensor {
-  std::string dtype;
-  std::vector<int64_t> shape;
-  std::string bytes;
-};
+namespace bastion::core::dp {
 
 struct FloatArray {
   std::string name;
   std::vector<int64_t> shape;
   std::vector<float> data;
-};
-
-struct HostLoss {
-  std::string kind;  // "cross_entropy", "nll", "mse", "l1", "bce_with_logits"
-  double label_smoothing = 0.0;
 };
 
 struct HostClip {
@@ -46,17 +35,20 @@ struct HostClippedSum {
   std::vector<float> losses;
 };
 
+// Every call copies the tensors it is given before the model sees them; they need to live only
+// through the call.
+
 // The engine's plan. With probe_inputs (a batch of at least two), the batch-layout check runs first.
-std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<AnalysisTensor>& probe_inputs);
+std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<HostTensor>& probe_inputs);
 
 // Every g_i, [batch, *shape] per trainable parameter: by the engine, or (loop) by autograd through
 // forward on each sample alone.
-std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<AnalysisTensor>& inputs,
-                                           const AnalysisTensor& labels, const HostLoss& loss, bool loop);
+std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<HostTensor>& inputs,
+                                           const HostTensor& labels, const LossConfig& loss, bool loop);
 
 // path: "auto", "materialize" or "ghost".
-HostClippedSum ClippedGradientSum(std::string model, const std::vector<AnalysisTensor>& inputs,
-                                  const AnalysisTensor& labels, const HostLoss& loss, const HostClip& clip,
+HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs,
+                                  const HostTensor& labels, const LossConfig& loss, const HostClip& clip,
                                   const std::string& path);
 
 }  // namespace bastion::core::dp

@@ -9,10 +9,13 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+
+#include "core/dp/host.h"
 
 namespace torch::jit {
 struct Module;
@@ -81,6 +84,11 @@ class GradEngine {
 // module is used as is (its parameters are the ones trained, in place); it is not modified otherwise.
 // Throws core::Error when the module cannot be trained at all (no forward, no trainable parameter).
 std::unique_ptr<GradEngine> MakeGradEngine(torch::jit::Module& module);
+
+// The loss spec of a loss as the API names it (src/vocabulary.ts's LOSSES), or nullopt after appending
+// to `problems` every reason it is refused: an unknown kind, a label smoothing outside [0, 1), or one
+// with another loss than cross_entropy. The one parser of loss names.
+std::optional<LossSpec> ParseLoss(const LossConfig& config, std::vector<std::string>& problems);
 
 // The per-sample losses l_i of model outputs for labels, [batch] float. Throws core::Error
 // (kInvalidArgument) for labels of the wrong dtype or shape for the loss, or outputs whose first

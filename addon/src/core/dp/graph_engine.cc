@@ -29,6 +29,7 @@
 #include "core/dp/grad_sample/layer.h"
 #include "core/error.h"
 #include "core/model.h"
+#include "core/text.h"
 
 namespace bastion::core::dp {
 namespace {
@@ -38,14 +39,6 @@ using torch::jit::Block;
 using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
-
-[[noreturn]] void Refuse(const std::string& message) { throw Error(ErrorCode::kInvalidArgument, message); }
-
-std::string ShapeText(c10::IntArrayRef sizes) {
-  std::string out = "[";
-  for (size_t d = 0; d < sizes.size(); ++d) out += (d ? ", " : "") + std::to_string(sizes[d]);
-  return out + "]";
-}
 
 std::string Location(const Node& node) { return SourceLocation(node); }
 

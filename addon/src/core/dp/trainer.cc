@@ -32,8 +32,10 @@
 #include "core/dp/graph_engine.h"
 #include "core/dp/noise.h"
 #include "core/dp/sampler.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/model.h"
+#include "core/text.h"
 
 namespace bastion::core::dp {
 namespace {
@@ -42,78 +44,6 @@ namespace {
 constexpr int64_t kStateFormat = 1;
 // Physical batch of evaluation and prediction when the config sets no maximum.
 constexpr int64_t kDefaultEvalBatch = 256;
-
-[[noreturn]] void Refuse(const std::string& message) { throw Error(ErrorCode::kInvalidArgument, message); }
-
-std::string Shape(c10::IntArrayRef shape) {
-  std::string out = "[";
-  for (size_t d = 0; d < shape.size(); ++d) out += (d ? ", " : "") + std::to_string(shape[d]);
-  return out + "]";
-}
-
-std::string Number(double value) {
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
-
-struct DtypeName {
-  const char* name;
-  at::ScalarType type;
-};
-
-constexpr DtypeName kDtypes[] = {
-    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16},
-    {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
-    {"U8", at::kByte},    {"BOOL", at::kBool},
-};
-
-std::optional<at::ScalarType> ParseDtype(const std::string& name) {
-  for (const DtypeName& entry : kDtypes) {
-    if (name == entry.name) return entry.type;
-  }
-  return std::nullopt;
-}
-
-std::string DtypeText(at::ScalarType type) {
-  for (const DtypeName& entry : kDtypes) {
-    if (type == entry.type) return entry.name;
-  }
-  return c10::toString(type);
-}
-
-// Wraps the caller's bytes without a copy when they are aligned to the element size (unaligned
-// vector loads are fine on x86, but ATen's kernels may assume alignment); copies otherwise.
-at::Tensor WrapHostTensor(const HostTensor& host) {
-  const auto dtype = ParseDtype(host.dtype);
-  if (!dtype) {
-    Refuse("Tensor '" + host.name + "' has dtype " + host.dtype +
-           "; expected one of F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL");
-  }
-  const auto item = static_cast<int64_t>(c10::elementSize(*dtype));
-  int64_t numel = 1;
-  for (int64_t size : host.shape) {
-    if (size < 0 || __builtin_mul_overflow(numel, size, &numel)) {
-      Refuse("Tensor '" + host.name + "' has an invalid shape " + Shape(host.shape));
-    }
-  }
-  int64_t bytes = 0;
-  if (__builtin_mul_overflow(numel, item, &bytes) || static_cast<uint64_t>(bytes) != host.byte_length) {
-    Refuse("Tensor '" + host.name + "' of dtype " + host.dtype + " and shape " + Shape(host.shape) + " needs " +
-           std::to_string(numel) + " × " + std::to_string(item) + " bytes but has " + std::to_string(host.byte_length));
-  }
-  const auto options = at::TensorOptions().dtype(*dtype).device(at::kCPU);
-  if (numel == 0) return at::empty(host.shape, options);
-  if (reinterpret_cast<uintptr_t>(host.data) % static_cast<uintptr_t>(item) != 0) {
-    at::Tensor copy = at::empty(host.shape, options);
-    std::memcpy(copy.data_ptr(), host.data, host.byte_length);
-    return copy;
-  }
-  // from_blob never writes; every use of these tensors reads them (index_select, narrow + clone).
-  void* data = const_cast<void*>(host.data);
-  std::shared_ptr<const void> owner = host.owner;
-  return at::from_blob(data, host.shape, [owner](void* /*data*/) mutable { owner.reset(); }, options);
-}
 
 struct Tensors {
   std::vector<at::Tensor> inputs;
@@ -223,35 +153,26 @@ void ThrowProblems(const std::vector<std::string>& problems) {
   Refuse(message);
 }
 
-std::optional<LossSpec::Kind> ParseLoss(const std::string& name) {
-  if (name == "cross_entropy") return LossSpec::Kind::kCrossEntropy;
-  if (name == "nll") return LossSpec::Kind::kNll;
-  if (name == "mse") return LossSpec::Kind::kMse;
-  if (name == "l1") return LossSpec::Kind::kL1;
-  if (name == "bce_with_logits") return LossSpec::Kind::kBceWithLogits;
-  return std::nullopt;
-}
-
 bool IsFiniteAtLeast(double value, double min) { return std::isfinite(value) && value >= min; }
 
 void CheckOptimizer(const OptimizerConfig& optimizer, std::vector<std::string>& problems) {
-  const bool sgd = optimizer.kind == "sgd";
-  if (!sgd && optimizer.kind != "adam" && optimizer.kind != "adamw") {
-    problems.push_back("optimizer.kind is '" + optimizer.kind + "'; expected sgd, adam or adamw");
+  const bool sgd = optimizer.type == "sgd";
+  if (!sgd && optimizer.type != "adam" && optimizer.type != "adamw") {
+    problems.push_back("optimizer.type is '" + optimizer.type + "'; expected one of sgd, adam, adamw");
     return;
   }
-  if (!(std::isfinite(optimizer.lr) && optimizer.lr > 0)) {
-    problems.push_back("optimizer.lr must be a finite number > 0, got " + Number(optimizer.lr));
+  if (!(std::isfinite(optimizer.learning_rate) && optimizer.learning_rate > 0)) {
+    problems.push_back("optimizer.learningRate must be a finite number > 0, got " + NumberText(optimizer.learning_rate));
   }
   if (optimizer.weight_decay && !IsFiniteAtLeast(*optimizer.weight_decay, 0)) {
-    problems.push_back("optimizer.weightDecay must be a finite number ≥ 0, got " + Number(*optimizer.weight_decay));
+    problems.push_back("optimizer.weightDecay must be a finite number ≥ 0, got " + NumberText(*optimizer.weight_decay));
   }
   if (sgd) {
     if (!IsFiniteAtLeast(optimizer.momentum, 0)) {
-      problems.push_back("optimizer.momentum must be a finite number ≥ 0, got " + Number(optimizer.momentum));
+      problems.push_back("optimizer.momentum must be a finite number ≥ 0, got " + NumberText(optimizer.momentum));
     }
     if (!IsFiniteAtLeast(optimizer.dampening, 0)) {
-      problems.push_back("optimizer.dampening must be a finite number ≥ 0, got " + Number(optimizer.dampening));
+      problems.push_back("optimizer.dampening must be a finite number ≥ 0, got " + NumberText(optimizer.dampening));
     }
     if (optimizer.nesterov && !(optimizer.momentum > 0 && optimizer.dampening == 0)) {
       problems.push_back("optimizer.nesterov needs momentum > 0 and dampening 0");
@@ -259,28 +180,28 @@ void CheckOptimizer(const OptimizerConfig& optimizer, std::vector<std::string>& 
     return;
   }
   for (const auto& [name, beta] : {std::pair{"optimizer.betas[0]", optimizer.beta1}, std::pair{"optimizer.betas[1]", optimizer.beta2}}) {
-    if (!(beta >= 0 && beta < 1)) problems.push_back(std::string(name) + " must be in [0, 1), got " + Number(beta));
+    if (!(beta >= 0 && beta < 1)) problems.push_back(std::string(name) + " must be in [0, 1), got " + NumberText(beta));
   }
   if (!(std::isfinite(optimizer.eps) && optimizer.eps > 0)) {
-    problems.push_back("optimizer.eps must be a finite number > 0, got " + Number(optimizer.eps));
+    problems.push_back("optimizer.eps must be a finite number > 0, got " + NumberText(optimizer.eps));
   }
 }
 
 std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& config, const std::vector<at::Tensor>& params) {
-  if (config.kind == "sgd") {
-    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.lr)
+  if (config.type == "sgd") {
+    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.learning_rate)
                                                            .momentum(config.momentum)
                                                            .dampening(config.dampening)
                                                            .nesterov(config.nesterov)
                                                            .weight_decay(config.weight_decay.value_or(0)));
   }
-  if (config.kind == "adam") {
-    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(config.lr)
+  if (config.type == "adam") {
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(config.learning_rate)
                                                             .betas({config.beta1, config.beta2})
                                                             .eps(config.eps)
                                                             .weight_decay(config.weight_decay.value_or(0)));
   }
-  return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(config.lr)
+  return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(config.learning_rate)
                                                            .betas({config.beta1, config.beta2})
                                                            .eps(config.eps)
                                                            .weight_decay(config.weight_decay.value_or(0.01)));
@@ -675,33 +596,22 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
   auto impl = std::make_unique<Impl>();
   std::vector<std::string> problems;
 
-  const auto loss_kind = ParseLoss(config.loss);
-  if (!loss_kind) {
-    problems.push_back("loss.kind is '" + config.loss + "'; expected cross_entropy, nll, mse, l1 or bce_with_logits");
-  } else {
-    impl->loss.kind = *loss_kind;
-  }
-  if (!(config.label_smoothing >= 0 && config.label_smoothing < 1)) {
-    problems.push_back("loss.labelSmoothing must be in [0, 1), got " + Number(config.label_smoothing));
-  } else if (config.label_smoothing != 0 && config.loss != "cross_entropy") {
-    problems.push_back("loss.labelSmoothing applies to cross_entropy only");
-  }
-  impl->loss.label_smoothing = config.label_smoothing;
+  if (const std::optional<LossSpec> loss = ParseLoss(config.loss, problems)) impl->loss = *loss;
   CheckOptimizer(config.optimizer, problems);
   if (config.max_physical_batch_size < 0) problems.push_back("maxPhysicalBatchSize must be ≥ 1");
   if (!(std::isfinite(config.loss_bound) && config.loss_bound >= 0)) {
-    problems.push_back("lossBound (L) must be a finite number > 0, got " + Number(config.loss_bound));
+    problems.push_back("lossBound (L) must be a finite number > 0, got " + NumberText(config.loss_bound));
   }
   if (config.is_private) {
     if (!(config.sample_rate > 0 && config.sample_rate <= 1)) {
-      problems.push_back("sampleRate (q) must be in (0, 1], got " + Number(config.sample_rate));
+      problems.push_back("sampleRate (q) must be in (0, 1], got " + NumberText(config.sample_rate));
     }
     if (!IsFiniteAtLeast(config.noise_multiplier, 0)) {
-      problems.push_back("noiseMultiplier (σ) must be a finite number ≥ 0, got " + Number(config.noise_multiplier));
+      problems.push_back("noiseMultiplier (σ) must be a finite number ≥ 0, got " + NumberText(config.noise_multiplier));
     }
     auto check_bound = [&](const std::string& name, double bound) {
       if (!(bound > 0)) {
-        problems.push_back(name + " (C) must be > 0, got " + Number(bound));
+        problems.push_back(name + " (C) must be > 0, got " + NumberText(bound));
       } else if (std::isinf(bound) && config.noise_multiplier != 0) {
         problems.push_back(name + " (C) is infinite, which only a noiseMultiplier of 0 allows (the noise is σ·C)");
       }
@@ -836,14 +746,14 @@ OutputTensor Trainer::Predict(const std::vector<HostTensor>& inputs) {
     const at::Tensor indices = at::arange(begin, std::min(begin + chunk, tensors.samples), at::kLong);
     const at::Tensor output = impl_->Forward(impl_->Gather(tensors, indices).inputs);
     if (output.dim() == 0 || output.size(0) != indices.size(0)) {
-      Refuse("The model output " + Shape(output.sizes()) + " does not have the batch's " +
+      Refuse("The model output " + ShapeText(output.sizes()) + " does not have the batch's " +
              std::to_string(indices.size(0)) + " samples as its first dimension");
     }
     outputs.push_back(output);
   }
   const at::Tensor all = at::cat(outputs).contiguous();
   OutputTensor result;
-  result.dtype = DtypeText(all.scalar_type());
+  result.dtype = DtypeName(all.scalar_type());
   result.shape.assign(all.sizes().begin(), all.sizes().end());
   result.bytes.assign(static_cast<const char*>(all.data_ptr()), all.nbytes());
   return result;
@@ -855,7 +765,7 @@ std::string Trainer::State() {
   archive.write("format", c10::IValue(kStateFormat));
   archive.write("step", c10::IValue(impl.step));
   archive.write("mode", c10::IValue(std::string(impl.config.is_private ? "private" : "non-private")));
-  archive.write("optimizer_kind", c10::IValue(impl.config.optimizer.kind));
+  archive.write("optimizer_kind", c10::IValue(impl.config.optimizer.type));  // the key of format 1
   archive.write("parameter_names", c10::IValue(c10::List<std::string>(impl.names)));
   torch::serialize::OutputArchive parameters;
   for (size_t p = 0; p < impl.params.size(); ++p) parameters.write(std::to_string(p), impl.params[p].detach(), /*is_buffer=*/true);
@@ -899,8 +809,8 @@ void Trainer::Restore(std::string state) {
   const std::string expected_mode = impl.config.is_private ? "private" : "non-private";
   if (!mode.isString() || mode.toStringRef() != expected_mode) Refuse("The trainer state is not of a " + expected_mode + " trainer");
   const c10::IValue kind = read("optimizer_kind");
-  if (!kind.isString() || kind.toStringRef() != impl.config.optimizer.kind) {
-    Refuse("The trainer state is of another optimizer than " + impl.config.optimizer.kind);
+  if (!kind.isString() || kind.toStringRef() != impl.config.optimizer.type) {
+    Refuse("The trainer state is of another optimizer than " + impl.config.optimizer.type);
   }
   const c10::IValue names = read("parameter_names");
   if (!names.isList() || names.toListRef().size() != impl.names.size()) Refuse("The trainer state is of another model");

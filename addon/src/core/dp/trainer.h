@@ -12,30 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "core/dp/host.h"
+
 namespace bastion::core::dp {
 
-// A tensor's bytes held by the caller. The trainer wraps them without copying (when aligned to the
-// element size) and only ever reads them: batches are gathered into fresh tensors before any model
-// code runs, so a model that writes to its inputs cannot write here.
-struct HostTensor {
-  std::string name;            // for messages, e.g. "inputs.0"
-  std::string dtype;           // safetensors name: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL
-  std::vector<int64_t> shape;  // first dimension = samples
-  const void* data = nullptr;  // numel(shape) × element size bytes, row-major, little-endian
-  size_t byte_length = 0;
-  // Keeps data alive when set. When null, the caller guarantees data outlives every use: the
-  // trainer for training data, the call for evaluation data.
-  std::shared_ptr<const void> owner;
-};
-
-struct HostData {
-  std::vector<HostTensor> inputs;  // forward(inputs[0], inputs[1], ...)
-  std::optional<HostTensor> labels;
-};
-
+// The optimizer as the API states it (src/http/schemas/trainings.ts: type, learningRate, ...).
 struct OptimizerConfig {
-  std::string kind = "sgd";  // "sgd" | "adam" | "adamw" (torch::optim's SGD, Adam, AdamW)
-  double lr = 0;             // > 0
+  std::string type = "sgd";  // "sgd" | "adam" | "adamw" (torch::optim's SGD, Adam, AdamW)
+  double learning_rate = 0;  // > 0
   double momentum = 0;       // sgd, ≥ 0
   double dampening = 0;      // sgd, ≥ 0
   bool nesterov = false;     // sgd; needs momentum > 0 and dampening 0
@@ -53,8 +37,7 @@ struct LayerBound {
 
 struct TrainerConfig {
   bool is_private = true;
-  std::string loss = "cross_entropy";  // cross_entropy | nll | mse | l1 | bce_with_logits
-  double label_smoothing = 0;          // cross_entropy only, in [0, 1)
+  LossConfig loss;
   OptimizerConfig optimizer;
   // Private only.
   double sample_rate = 0;       // q in (0, 1]
