@@ -4,7 +4,13 @@
 // Files run in tier order, so the fast tiers report first; each file runs in its own process, which
 // inherits the tsx loader. It fails when it finds no test file, and a full run fails on a test file that
 // is in no tier, so no test silently stops running.
-import { readdirSync, statSync } from 'node:fs';
+//
+// The Python-built fixtures (test/helpers/torch-fixtures.ts) are built once per run: the runner makes a
+// temporary folder for them, names it in BASTION_TEST_FIXTURE_CACHE for every test process, and removes it
+// at exit. A folder already named there is used and kept (fixtures then survive across runs; its entries
+// are keyed by the generator's text and arguments, not by the PyTorch installed).
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
@@ -57,7 +63,8 @@ if (files.length === 0) {
 if (targets.length === 0) {
   const strays = testFiles(path.join(root, 'test')).filter((file) => tierOf(file) === undefined);
   if (strays.length) {
-    console.error(`test runner: ${strays.map((f) => path.relative(root, f)).join(', ')} in no tier; move into test/{${tierNames.join(',')}}/`);
+    const names = strays.map((f) => path.relative(root, f)).join(', ');
+    console.error(`test runner: ${names} in no tier; move into test/{${tierNames.join(',')}}/`);
     process.exit(1);
   }
 }
@@ -66,6 +73,13 @@ const rank = (file) => {
   return tier === undefined ? tierNames.length : tierNames.indexOf(tier);
 };
 files.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+
+if (!process.env.BASTION_TEST_FIXTURE_CACHE) {
+  const cache = mkdtempSync(path.join(os.tmpdir(), 'bastion-test-fixtures-'));
+  process.env.BASTION_TEST_FIXTURE_CACHE = cache;
+  process.on('exit', () => rmSync(cache, { recursive: true, force: true }));
+  for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+}
 
 const counts = tierNames.map((tier) => [tier, files.filter((file) => tierOf(file) === tier).length]).filter(([, n]) => n > 0);
 const others = files.filter((file) => tierOf(file) === undefined).length;

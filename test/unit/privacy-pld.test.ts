@@ -52,7 +52,7 @@ test('fft matches a direct DFT and inverseFft undoes it', () => {
 // Every q, σ, T and δ of the grid, at its cheap corners: one step, σ = 4, or σ ≥ 2 with T ≤ 10 (about 1 s).
 const gridSample = gridVectors.filter((v) => v.steps === 1 || v.sigma === 4 || (v.sigma >= 2 && v.steps <= 10));
 
-test(`PLD ε of ${gridSample.length} grid vectors spanning every q, σ, T and δ of the grid meets the README rule against dp_accounting`, () => {
+test(`PLD ε of ${gridSample.length} grid vectors, spanning every q, σ, T and δ of the grid, meets the README rule`, () => {
   for (const key of ['q', 'sigma', 'steps', 'delta'] as const) {
     assert.deepEqual(new Set(gridSample.map((v) => v[key])), new Set(gridVectors.map((v) => v[key])), `the sample spans every ${key}`);
   }

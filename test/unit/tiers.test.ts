@@ -69,11 +69,12 @@ function impurities(entry: string): string[] {
       const names = (m[2] ?? '*').replace(/[{}]/g, '').split(',').map((n) => n.trim()).filter(Boolean);
       const typeOnly = Boolean(m[1]) || names.every((n) => n.startsWith('type '));
       if (typeOnly) continue;
-      const from = target.startsWith(srcDir + path.sep) ? `src/${path.relative(srcDir, target).replace(/\.ts$/, '').split(path.sep).join('/')}` : rel(target);
+      const inSrc = target.startsWith(srcDir + path.sep);
+      const from = inSrc ? `src/${path.relative(srcDir, target).replace(/\.ts$/, '').split(path.sep).join('/')}` : rel(target);
       const heavy = names.map((n) => n.split(/\s+as\s+/)[0]!).filter((n) => heavyNames.has(n));
       if (heavy.length) found.push(`${chain}: imports ${heavy.join(', ')} from ${from}, which starts libtorch`);
-      if (from.startsWith('src/') && isHeavyModule(from.slice(4))) found.push(`${chain}: imports ${from}, which loads the addon`);
-      if (!from.startsWith('src/')) reach(target);
+      if (inSrc && isHeavyModule(from.slice(4))) found.push(`${chain}: imports ${from}, which loads the addon`);
+      if (!inSrc) reach(target);
     }
     for (const m of code.matchAll(/['"`]([\w.-]+\.(?:ts|mjs|py))['"`]/g)) {
       const fixture = fixtureFiles.get(m[1]!);
