@@ -1,5 +1,5 @@
 // Builds the per-sample gradient fixtures (test/fixtures/per_sample_models.py) with the system's
-// Python and PyTorch once per test process, into a fresh temporary folder, and reads reference data
+// Python and PyTorch once per test run (test/helpers/torch-fixtures.ts keeps the build), and reads reference data
 // (safetensors tensors) for the engine tests. Every model comes with a batch and the whole-batch
 // autograd gradient of Σ_i l_i, computed by PyTorch itself.
 import { readFileSync } from 'node:fs';

@@ -1,6 +1,6 @@
 // Builds the trainer test models, dataset and PyTorch reference parameters
-// (test/fixtures/trainer_models.py) with the system's Python once per test process, into a fresh
-// temporary folder, and runs further Python checks (interop with exported models). It protects the
+// (test/fixtures/trainer_models.py) with the system's Python once per test run, copied into a fresh
+// temporary folder of each process, and runs further Python checks (interop with exported models). It protects the
 // invariant that the trainer is compared with PyTorch itself, on the very bytes the addon trained.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -48,7 +48,7 @@ export interface TrainerFixtures {
 
 let built: Promise<TrainerFixtures> | undefined;
 
-/** The fixtures, generated on first call and shared by every later call in this process. */
+/** The fixtures, copied on first call from this run's build and shared by every later call in this process. */
 export function trainerFixtures(): Promise<TrainerFixtures> {
   built ??= generate();
   return built;

@@ -1,15 +1,14 @@
 // What the training tests upload: a small scripted classifier (test/fixtures/training_models.py, built
-// once per process with the system's PyTorch) and a learnable safetensors dataset of float features and
+// once per test run with the system's PyTorch) and a learnable safetensors dataset of float features and
 // int64 labels from a seeded PRNG; and a check that PyTorch itself loads a trained model and runs it.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { prng } from './prng.js';
 import { repoRoot } from './testdata.js';
-import { fixturePython } from './torch-fixtures.js';
+import { buildFixtures, fixturePython } from './torch-fixtures.js';
 
 const run = promisify(execFile);
 const script = path.join(repoRoot, 'test', 'fixtures', 'training_models.py');
@@ -20,17 +19,13 @@ export const CLASSES = 3;
 
 const builtModels = new Map<string, Promise<Buffer>>();
 
-/** The bytes training_models.py writes for `command` (default `build-<name>`), built once per process. */
+/** The bytes training_models.py writes for `command` (default `build-<name>`), built once per test run. */
 function builtModel(name: string, command = `build-${name}`): Promise<Buffer> {
   let built = builtModels.get(name);
   if (!built) {
-    built = (async () => {
-      const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-training-'));
-      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-      const file = path.join(dir, `${name}.pt`);
-      await run(fixturePython, [script, command, file], { timeout: 120_000 });
-      return readFileSync(file);
-    })();
+    built = buildFixtures('training_models.py', `training-${name}`, (dir) => [command, path.join(dir, `${name}.pt`)]).then((dir) =>
+      readFileSync(path.join(dir, `${name}.pt`)),
+    );
     builtModels.set(name, built);
   }
   return built;

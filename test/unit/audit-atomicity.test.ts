@@ -11,7 +11,7 @@ import { dataLayout } from '../../src/config.js';
 import { KeyPurpose, openDevKeyProvider } from '../../src/enclave/keys.js';
 import { openAuditLog, verifyAuditLog } from '../../src/governance/audit.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import { repoRoot } from '../helpers/server.js';
+import { repoRoot } from '../helpers/testdata.js';
 
 const run = promisify(execFile);
 const child = path.join(repoRoot, 'test', 'fixtures', 'audit-fault-child.ts');

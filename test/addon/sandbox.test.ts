@@ -12,7 +12,7 @@ import { BastionError } from '../../src/errors.js';
 import { DEFAULT_SANDBOX_MEMORY_BYTES, PRLIMIT_PATH, runSandboxed, type SandboxOptions } from '../../src/artifacts/sandbox.js';
 import { analyseBatchIndependence } from '../../src/artifacts/batch-analysis.js';
 import { extractTensors, inspectModel } from '../../src/native.js';
-import { hostileModels } from '../helpers/torch-fixtures.js';
+import { hostileModelsForLoading } from '../helpers/torch-fixtures.js';
 import { repoRoot, testdataPath } from '../helpers/testdata.js';
 import { readStoredZip, storedZip } from '../helpers/zip.js';
 
@@ -161,7 +161,7 @@ test('gives the child no BASTION_* settings or other environment, and no way to 
 });
 
 test('lets a __setstate__ that writes a file during load write no data, and answers 422', async () => {
-  const { bytes, marker } = await hostileModels();
+  const { bytes, marker } = await hostileModelsForLoading();
   await assert.rejects(runSandboxed({ mode: 'inspect' }, bytes('setstate_writes_file.pt'), limits), rejectsWith('UNPROCESSABLE_MODEL', /^Cannot load the TorchScript archive: /));
   assert.ok(!existsSync(marker) || statSync(marker).size === 0, 'the __setstate__ wrote data to the marker');
   rmSync(marker, { force: true });
