@@ -13,6 +13,7 @@ import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import { Type, type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
+import { failCheck } from './check-failure.js';
 import { parseCertificateDer, type CertificateParts } from './der.js';
 
 export const CollateralCheck = {
@@ -27,17 +28,7 @@ export const CollateralCheck = {
 } as const;
 export type CollateralCheck = (typeof CollateralCheck)[keyof typeof CollateralCheck];
 
-export class CollateralFailure extends Error {
-  constructor(
-    readonly check: CollateralCheck,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-const fail = (check: CollateralCheck, reason: string): never => {
-  throw new CollateralFailure(check, reason);
-};
+const fail = (check: CollateralCheck, reason: string): never => failCheck(check, reason);
 
 const Hex = Type.String({ pattern: '^(?:[0-9a-fA-F]{2})+$' });
 const CollateralFileSchema = Type.Object(
@@ -112,7 +103,7 @@ export interface CollateralVerdict {
 export function parseCollateral(json: unknown): CollateralFile {
   if (!Value.Check(CollateralFileSchema, json)) {
     const [first] = Value.Errors(CollateralFileSchema, json);
-    throw new CollateralFailure(CollateralCheck.COLLATERAL, `not a collateral bundle${first ? `: ${first.instancePath || '/'} ${first.message}` : ''}`);
+    failCheck(CollateralCheck.COLLATERAL, `not a collateral bundle${first ? `: ${first.instancePath || '/'} ${first.message}` : ''}`);
   }
   return json;
 }
@@ -302,7 +293,7 @@ function checkRevocation(crlHex: string, issuer: X509Certificate, subject: X509C
 
 /**
  * Checks the collateral against a quote whose signatures and PCK chain already verified (verifyQuote calls
- * this after them), then the caller's acceptable TCB statuses. Throws CollateralFailure naming the check.
+ * this after them), then the caller's acceptable TCB statuses. Throws CheckFailure naming the check.
  */
 export function checkCollateral(
   collateral: CollateralFile,

@@ -7,7 +7,8 @@
 // being silently assumed.
 import { createHash, createPublicKey, verify, type KeyObject, X509Certificate } from 'node:crypto';
 import { type CertificateParts, DerError, parseCertificateDer } from './der.js';
-import { checkCollateral, CollateralCheck, CollateralFailure, type CollateralFile, type CollateralVerdict } from './collateral.js';
+import { CheckFailure, failCheck } from './check-failure.js';
+import { checkCollateral, CollateralCheck, type CollateralFile, type CollateralVerdict } from './collateral.js';
 import { INTEL_SGX_ROOT_CA_SHA256, intelSgxRootCa } from './intel-sgx-root-ca.js';
 
 /** The checks, in the order they run; a failure names the first one that failed. */
@@ -102,18 +103,7 @@ const CERT_DATA_QE_REPORT = 6;
 /** Three certificates of at most a few KiB each: a bound well above any real chain. */
 const MAX_CHAIN_CERTIFICATES = 3;
 
-class QuoteFailure extends Error {
-  constructor(
-    readonly check: QuoteCheck,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const fail = (check: QuoteCheck, reason: string): never => {
-  throw new QuoteFailure(check, reason);
-};
+const fail = (check: QuoteCheck, reason: string): never => failCheck(check, reason);
 
 /** A cursor that refuses to read past the end of its window: every length from the quote is checked here. */
 class Reader {
@@ -438,7 +428,7 @@ export function checkQuoteExpectations(
     checkExpectations(quote, expected);
     return { ok: true };
   } catch (error) {
-    if (error instanceof QuoteFailure) return { ok: false, failedCheck: error.check, reason: error.message };
+    if (error instanceof CheckFailure) return { ok: false, failedCheck: error.check as QuoteCheck, reason: error.message };
     throw error;
   }
 }
@@ -448,7 +438,7 @@ export function parseQuote(quote: Uint8Array): { ok: true; quote: ParsedQuote } 
   try {
     return { ok: true, quote: parseLayout(Buffer.from(quote.buffer, quote.byteOffset, quote.byteLength)).parsed };
   } catch (error) {
-    if (error instanceof QuoteFailure) return { ok: false, failedCheck: error.check, reason: error.message };
+    if (error instanceof CheckFailure) return { ok: false, failedCheck: error.check as QuoteCheck, reason: error.message };
     throw error;
   }
 }
@@ -510,22 +500,18 @@ export function verifyQuote(quote: Uint8Array, options: VerifyQuoteOptions): Quo
     let collateral: CollateralVerdict | undefined;
     if (options.collateral) {
       if (parsed.teeType !== 'sgx') fail(QuoteCheck.COLLATERAL, 'collateral is checked for SGX quotes only; this is a TDX quote');
-      try {
-        collateral = checkCollateral(
-          options.collateral,
-          { pck: chain[0]!, pckIssuer: chain[1]!, qeReport: raw.qeReport },
-          { at: options.at, anchor: options.trustAnchor ?? intelSgxRootCa, acceptTcbStatuses: options.acceptTcbStatuses ?? ['UpToDate'] },
-        );
-      } catch (error) {
-        if (error instanceof CollateralFailure) fail(error.check, error.message);
-        throw error;
-      }
+      // Its failures carry collateral checks, which are quote checks too (QuoteCheck includes them).
+      collateral = checkCollateral(
+        options.collateral,
+        { pck: chain[0]!, pckIssuer: chain[1]!, qeReport: raw.qeReport },
+        { at: options.at, anchor: options.trustAnchor ?? intelSgxRootCa, acceptTcbStatuses: options.acceptTcbStatuses ?? ['UpToDate'] },
+      );
     }
     checkExpectations(parsed, options.expected ?? {});
     return collateral ? { ok: true, quote: parsed, notChecked: [], collateral } : { ok: true, quote: parsed, notChecked: NOT_CHECKED_OFFLINE };
   } catch (error) {
-    if (error instanceof QuoteFailure) {
-      const failure = { ok: false as const, failedCheck: error.check, reason: error.message };
+    if (error instanceof CheckFailure) {
+      const failure = { ok: false as const, failedCheck: error.check as QuoteCheck, reason: error.message };
       return parsed ? { ...failure, quote: parsed } : failure;
     }
     throw error;
