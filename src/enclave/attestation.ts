@@ -42,7 +42,12 @@ export function spkiSha256(certificate: string | Buffer | X509Certificate): Buff
 
 /** SHA-256(SPKI DER of the certificate's public key) ‖ SHA-256(nonce): the 64 bytes a quote binds. */
 export function attestationReportData(certificate: string | Buffer | X509Certificate, nonce: Buffer): Buffer {
-  return Buffer.concat([spkiSha256(certificate), createHash('sha256').update(nonce).digest()]);
+  return reportDataForKey(spkiSha256(certificate), nonce);
+}
+
+/** The same 64 bytes from the key's SHA-256, computed once (the server's TLS key does not change while it runs). */
+export function reportDataForKey(tlsKeySha256: Buffer, nonce: Buffer): Buffer {
+  return Buffer.concat([tlsKeySha256, createHash('sha256').update(nonce).digest()]);
 }
 
 const HEADER_BYTES = 48;

@@ -5,7 +5,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import { attestationReportData, parseQuoteBody, serialized, type Attestor } from '../../enclave/attestation.js';
+import { parseQuoteBody, reportDataForKey, serialized, spkiSha256, type Attestor } from '../../enclave/attestation.js';
 import { BastionError } from '../../errors.js';
 import { EnclaveIdentitySchema, problemResponses } from '../schemas/common.js';
 
@@ -39,6 +39,8 @@ export default async function attestationRoutes(root: FastifyInstance, options: 
       }),
   });
   const attestor = options.attestor ? serialized(options.attestor) : null;
+  // Once, at start: a certificate whose key cannot be read strictly stops the server here, not each request.
+  const tlsKeySha256 = options.certificatePem ? spkiSha256(options.certificatePem) : null;
   app.get(
     '/v1/attestation',
     {
@@ -59,8 +61,8 @@ export default async function attestationRoutes(root: FastifyInstance, options: 
     },
     async (request) => {
       if (!attestor) throw new BastionError('SERVICE_UNAVAILABLE', 'This server does not run in an SGX enclave: it has no quote to give');
-      if (!options.certificatePem) throw new BastionError('SERVICE_UNAVAILABLE', 'This server serves plain HTTP: there is no TLS key for a quote to bind');
-      const reportData = attestationReportData(options.certificatePem, Buffer.from(request.query.nonce, 'hex'));
+      if (!options.certificatePem || !tlsKeySha256) throw new BastionError('SERVICE_UNAVAILABLE', 'This server serves plain HTTP: there is no TLS key for a quote to bind');
+      const reportData = reportDataForKey(tlsKeySha256, Buffer.from(request.query.nonce, 'hex'));
       const quote = await attestor.quote(reportData);
       const parsed = parseQuoteBody(quote);
       return { quote: quote.toString('base64'), version: parsed.version, reportData: reportData.toString('hex'), certificate: options.certificatePem, identity: parsed.identity };
