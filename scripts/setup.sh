@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Bastion needs on a Debian 12 machine and builds it: apt packages (libtorch, OpenBLAS,
-# PyTorch for the interop tests, a C++ toolchain), npm dependencies, the libtorch addon and the
+# PyTorch for the interop tests, a C++ toolchain, clang-format), npm dependencies, the libtorch addon and the
 # TypeScript build. Idempotent, and quick and quiet (a few lines) when nothing is missing or changed.
 # Needs root (or sudo) only when an apt package is missing. Set LIBTORCH_DIR to build against another
 # libtorch (e.g. a PyTorch wheel's).
@@ -11,7 +11,7 @@ say() { printf 'setup: %s\n' "$*"; }
 
 # --- apt packages -------------------------------------------------------------------------------
 packages=(build-essential python3 pkg-config curl ca-certificates ccache
-          libopenblas0-pthread python3-torch python3-jinja2)
+          libopenblas0-pthread python3-torch python3-jinja2 clang-format)
 if [ -z "${LIBTORCH_DIR:-}" ] || [ "${LIBTORCH_DIR%/}" = "/usr" ]; then packages+=(libtorch-dev); fi
 
 missing=()

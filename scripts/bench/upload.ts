@@ -101,7 +101,7 @@ async function main() {
   console.log(`upload of a ${(sizeBytes / 2 ** 20).toFixed(0)} MiB safetensors dataset, curl over HTTPS on loopback, ${runs} runs (${os.cpus().length} cores)`);
   console.log('| run | seconds | MB/s | server RSS growth (MB) |');
   console.log('|---|---|---|---|');
-  results.forEach((r, i) => console.log(`| ${i + 1} | ${r.seconds.toFixed(2)} | ${r.megabytesPerSec.toFixed(0)} | ${(r.rssGrowthBytes / 1e6).toFixed(1)} |`));
+  results.forEach((r, i) => { console.log(`| ${i + 1} | ${r.seconds.toFixed(2)} | ${r.megabytesPerSec.toFixed(0)} | ${(r.rssGrowthBytes / 1e6).toFixed(1)} |`); });
   console.log(`| median / max | ${summary.seconds.toFixed(2)} | ${summary.megabytesPerSec.toFixed(0)} | ${(summary.rssGrowthBytes / 1e6).toFixed(1)} |`);
 }
 

@@ -295,7 +295,7 @@ class Analysis {
     if ((node.k === 'prim::unchecked_cast' || node.k === 'prim::unchecked_unwrap_optional') && node.out[0]!) {
       this.same.set(node.out[0]![0]!, this.canonical(node.in[0]!));
     }
-    node.out.forEach(([id, type], i) => this.env.set(id, outputs[i]! ?? fromType(type)));
+    node.out.forEach(([id, type], i) => { this.env.set(id, outputs[i]! ?? fromType(type)); });
   }
 
   visitIf(node: GraphNode, inputs: Abs[]): Abs[] {
@@ -306,7 +306,7 @@ class Analysis {
       const taken = blocks[known.v ? 0 : 1]!;
       const outs = this.block(taken);
       this.node = node;
-      node.out.forEach(([id], i) => this.same.set(id, this.canonical(taken.out[i]!)));
+      node.out.forEach(([id], i) => { this.same.set(id, this.canonical(taken.out[i]!)); });
       return outs;
     }
     if (isBatched(cond) || carriesBatch(cond)) {
@@ -334,7 +334,7 @@ class Analysis {
     let state = carried;
     for (let pass = 0; ; pass += 1) {
       this.env.set(body.in[0]![0]!, opaqueInt(carriesBatch(trips)));
-      body.in.slice(1).forEach(([id], i) => this.env.set(id, state[i]! ?? OTHER));
+      body.in.slice(1).forEach(([id], i) => { this.env.set(id, state[i]! ?? OTHER); });
       const out = this.block(body);
       this.node = node;
       if (isBatched(out[0]!) || carriesBatch(out[0]!)) this.flow('loops while a condition derived from the samples or their number holds');
@@ -806,7 +806,7 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
     }
     return [{ t: 'list', items: null, elem: l.elem ?? (l.items ? l.items.reduce<Abs | null>((acc, v) => joinOptional(acc, v), null) : null) }];
   },
-  'aten::list': (_a, _node, inputs) => (inputs[0]!?.t === 'list' ? [{ ...inputs[0]! }] : null),
+  'aten::list': (_a, _node, inputs) => (inputs[0]?.t === 'list' ? [{ ...inputs[0]! }] : null),
   // List mutation: the list's items become unknown, its element type the join.
   ...Object.fromEntries(
     ['aten::append', 'aten::extend', 'aten::insert', 'aten::_set_item'].map((kind) => [
@@ -1116,7 +1116,7 @@ const einsumRule: Rule = (a, node, inputs) => {
   const operands = list?.t === 'list' && list.items ? list.items.map(asTensor) : null;
   if (!operands || operands.some((o) => !o) || !operands.some((o) => o!.batch)) {
     if (operands?.some((o) => o?.poisoned)) return unknownOutputs(node, true);
-    if (!operands || !operands.some((o) => o?.batch)) return unknownOutputs(node, false);
+    if (!operands?.some((o) => o?.batch)) return unknownOutputs(node, false);
   }
   if (typeof eq !== 'string' || eq.includes('.') || !eq.includes('->')) {
     a.mixing('einsum on batched tensors needs a constant equation with an explicit output and no ellipsis, so the analysis can follow the batch dimension');
@@ -1141,7 +1141,7 @@ const einsumRule: Rule = (a, node, inputs) => {
     a.mixing(`einsum sums over the batch letter '${letter}', which combines the samples of a batch`);
     return unknownOutputs(node, true);
   }
-  return [{ t: 'tensor', dims: [...out].map((c, i) => (i === at ? source!.dims![source!.batch!.dim]! : fresh())), batch: { dim: at, inner: source!.batch!.inner } }];
+  return [{ t: 'tensor', dims: [...out].map((_c, i) => (i === at ? source!.dims![source!.batch!.dim]! : fresh())), batch: { dim: at, inner: source!.batch!.inner } }];
 };
 
 /** Refused whenever the tensor is batched: the operation picks or compacts elements across samples. */
@@ -1201,7 +1201,7 @@ const movedimRule = rearrange('moves dimensions the analysis cannot determine', 
   const dst = dimList(inputs[2], rank);
   if (!src || !dst || src.length !== dst.length) return null;
   const order: number[] = new Array(rank).fill(-1);
-  src.forEach((s, i) => (order[dst[i]!] = s));
+  src.forEach((s, i) => { order[dst[i]!] = s; });
   const rest = [...Array(rank).keys()].filter((d) => !src.includes(d));
   for (let i = 0; i < rank; i += 1) if (order[i]! < 0) order[i] = rest.shift()!;
   return reorder(x, order);
@@ -1351,7 +1351,7 @@ const repeatRule: Rule = (a, node, inputs) => {
 
 /** cat/stack of a list of tensors along a dimension that must not be the batch. */
 function joinRule(stack: boolean): Rule {
-  return (a, node, inputs) => {
+  return (a, _node, inputs) => {
     checkArguments(a, inputs.slice(1));
     const list = inputs[0]!;
     const items = list?.t === 'list' ? (list.items ?? (list.elem ? [list.elem] : null)) : null;
@@ -1405,7 +1405,7 @@ function carriesBatchOrBatched(v: Abs | undefined): boolean {
 
 /** split/chunk/unbind along a dimension: a list of tensors of the same layout (refused along the batch). */
 function splitRule(kind: 'split' | 'chunk' | 'unbind'): Rule {
-  return (a, node, inputs) => {
+  return (a, _node, inputs) => {
     checkArguments(a, inputs);
     const x = asTensor(inputs[0]!);
     if (!x || x.poisoned) return [{ t: 'list', items: null, elem: poisonedTensor() }];
@@ -1432,7 +1432,7 @@ function splitRule(kind: 'split' | 'chunk' | 'unbind'): Rule {
     } else if (kind === 'split' && size !== null && arg !== null && arg > 0) {
       pieces = [];
       for (let left = size; left > 0; left -= arg) pieces.push(constInt(Math.min(arg, left)));
-    } else if (kind === 'split' && inputs[1]!?.t === 'list') {
+    } else if (kind === 'split' && inputs[1]?.t === 'list') {
       pieces = intList(inputs[1]!);
     }
     const make = (s: IntVal) => {
@@ -1522,7 +1522,7 @@ function indexedAlong(dimIndex: number, what: string): Rule {
 }
 
 /** aten::index(x, [indices]): advanced indexing; allowed on a batched x only after the batch dim with public indices. */
-const indexRule: Rule = (a, node, inputs) => {
+const indexRule: Rule = (a, _node, inputs) => {
   checkArguments(a, inputs);
   const x = asTensor(inputs[0]!);
   const list = inputs[1]!;
@@ -1546,7 +1546,7 @@ const indexRule: Rule = (a, node, inputs) => {
 
 /** Creation from a size list (zeros(B, ...), randn(...), full(size, v)). */
 function createRule(sizeIndex: number, fillIndex: number | null = null): Rule {
-  return (a, node, inputs) => {
+  return (a, _node, inputs) => {
     if (fillIndex !== null && carriesBatch(inputs[fillIndex]!)) a.flow('fills a tensor with a value computed from the number of samples, which is private');
     const shape = intList(inputs[sizeIndex]!);
     if (!shape && carriesBatch(inputs[sizeIndex]!)) {
@@ -1567,7 +1567,7 @@ const likeRule: Rule = (a, node, inputs) => {
 const newRule = (fillIndex: number | null): Rule => createRule(1, fillIndex);
 
 /** arange(end)/(start, end, step): arange(B) numbers the samples: data-free, per position. */
-const arangeRule: Rule = (a, node, inputs) => {
+const arangeRule: Rule = (a, _node, inputs) => {
   const ints = inputs.filter((v) => v.t === 'int' || (v.t === 'tensor' && v.scalar));
   if (ints.length === 1 && toIntVal(ints[0]!)?.batch) {
     const n = toIntVal(ints[0]!)!;
@@ -1624,7 +1624,7 @@ const perSampleNorm = normalisation((x) =>
 /** batch_norm in eval form (the policy refuses training mode): an affine map per channel (dim 1). */
 const batchNormEval = normalisation((x) => (x.batch.dim === 1 ? 'normalises per channel, and the channel dimension holds the batch' : null));
 
-const embeddingRule: Rule = (a, node, inputs) => {
+const embeddingRule: Rule = (a, _node, inputs) => {
   checkArguments(a, inputs);
   const [w, idx] = [asTensor(inputs[0]!), asTensor(inputs[1]!)];
   if (!w || !idx || w.poisoned || idx.poisoned) return [poisonedTensor()];
@@ -1637,7 +1637,7 @@ const embeddingRule: Rule = (a, node, inputs) => {
 };
 
 /** Attention over the last two dims of q, k, v (and the mask): the batch must be a leading dim of all. */
-const attentionRule: Rule = (a, node, inputs) => {
+const attentionRule: Rule = (a, _node, inputs) => {
   checkArguments(a, inputs.slice(3));
   const [q, k, v] = inputs.slice(0, 3).map(asTensor);
   const mask = asTensor(inputs[3]!);
@@ -1699,7 +1699,7 @@ const padRule: Rule = (a, node, inputs) => {
 };
 
 /** one_hot(x, n): appends a dimension. */
-const oneHotRule: Rule = (a, node, inputs) => {
+const oneHotRule: Rule = (a, _node, inputs) => {
   checkArguments(a, inputs);
   const x = asTensor(inputs[0]!);
   if (!x || x.poisoned) return [poisonedTensor()];
@@ -1890,7 +1890,7 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   'aten::full': createRule(0, 1),
   'aten::rand': createRule(0),
   'aten::randn': createRule(0),
-  'aten::eye': (a, node, inputs) => {
+  'aten::eye': (a, _node, inputs) => {
     if (inputs.some(carriesBatch)) a.flow('creates an identity matrix whose size depends on the number of samples');
     return [publicTensor(null)];
   },
@@ -1906,21 +1906,21 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   'aten::rand_like': likeRule,
   'aten::randn_like': likeRule,
   'aten::arange': arangeRule,
-  'aten::linspace': (a, node, inputs) => {
+  'aten::linspace': (a, _node, inputs) => {
     if (inputs.some(carriesBatch)) a.flow('creates a range whose bounds depend on the number of samples');
     return [publicTensor([fresh()])];
   },
-  'aten::tensor': (a, node, inputs) => {
+  'aten::tensor': (a, _node, inputs) => {
     if (carriesBatch(inputs[0]!)) a.flow('makes a tensor of the number of samples, which is private');
     return [publicTensor(null)];
   },
-  'aten::scalar_tensor': (a, node, inputs) => {
+  'aten::scalar_tensor': (a, _node, inputs) => {
     if (carriesBatch(inputs[0]!)) a.flow('makes a tensor of the number of samples, which is private');
     return [publicTensor([])];
   },
-  'aten::as_tensor': (a, node, inputs) => {
+  'aten::as_tensor': (a, _node, inputs) => {
     if (carriesBatch(inputs[0]!)) a.flow('makes a tensor of the number of samples, which is private');
-    return [inputs[0]!?.t === 'tensor' ? { ...inputs[0]! } : publicTensor(null)];
+    return [inputs[0]?.t === 'tensor' ? { ...inputs[0]! } : publicTensor(null)];
   },
 });
 
@@ -1940,7 +1940,7 @@ export const publicOnlyOperators: ReadonlySet<string> = new Set([
 function reduceOrElementwise(op: string, dimIndex: number, keepIndex: number): Rule {
   const reduction = reduce(dimIndex, keepIndex, `${op} reduces`);
   return (a, node, inputs) => {
-    if ((op === 'max' || op === 'min') && inputs[1]!?.t === 'tensor') return elementwise(a, node, inputs);
+    if ((op === 'max' || op === 'min') && inputs[1]?.t === 'tensor') return elementwise(a, node, inputs);
     if (op === 'norm' && node.in.length <= 2) return reduce(99, null, 'norm reduces')(a, node, inputs);
     return reduction(a, node, inputs);
   };

@@ -195,7 +195,7 @@ export async function createDataset(deps: ArtifactDeps, owner: Principal, fields
       throw new BastionError('VALIDATION_FAILED', '/labelColumn applies to CSV datasets only', { errors: [{ pointer: '/labelColumn', detail: 'applies to CSV datasets only' }] });
     }
     let fileLimit: number | null = null;
-    let converted;
+    let converted: ConvertOutput;
     if (format === 'torchscript') {
       if (staged.sizeBytes > MAX_TORCHSCRIPT_DATASET_BYTES) {
         throw new BastionError('UNPROCESSABLE_DATASET', `TorchScript datasets are loaded whole; this one exceeds ${MAX_TORCHSCRIPT_DATASET_BYTES} bytes: upload it as safetensors`);
@@ -211,10 +211,10 @@ export async function createDataset(deps: ArtifactDeps, owner: Principal, fields
         target: canonicalIdentity,
         source: { kind: 'tensors', tensors: tensorsFromTorchscript(tensors) },
       });
-    } else if (format === 'safetensors' && 'streamCheck' in staged && (converted = await staged.streamCheck) !== null) {
-      // Checked while it was uploaded: nothing to read again.
     } else {
-      converted = await deps.pool.run('convertDataset', {
+      // A safetensors file checked while it was uploaded has nothing to read again.
+      const checked = format === 'safetensors' && 'streamCheck' in staged ? await staged.streamCheck : null;
+      converted = checked ?? await deps.pool.run('convertDataset', {
         blobs: deps.blobs,
         target: canonicalIdentity,
         source: { kind: format, identity: staged.identity, file: staged.file, sizeBytes: staged.sizeBytes, ...(fields.labelColumn !== undefined ? { labelColumn: fields.labelColumn } : {}) },

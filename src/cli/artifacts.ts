@@ -1,6 +1,6 @@
 // `bastion datasets …` and `bastion models …`: thin wrappers over the typed client's routes for the two
 // kinds of artifact. Files are streamed both ways (uploads from disk, downloads to a partial file).
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
 import { unwrap, type Schemas } from '../client/client.js';

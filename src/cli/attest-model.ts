@@ -1,7 +1,7 @@
 // `bastion attest verify-model`: checks offline that a model file is the one a training certificate names,
 // that the certificate's signature holds, and that an enclave quote (the certificate's own, or --quote)
 // binds the signing key and states the enclave the caller pins. Exit codes as `attest verify`.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import fs from 'node:fs';
 import { verifyTrainingCertificate, type CertificateVerification } from '../enclave/training-certificate.js';
 import { ATTEST_EXIT, collateralLines, readCollateral } from './attest.js';

@@ -3,7 +3,7 @@
 // without Intel's collateral. Exit 0 only when every check passes; 1 names the first check that failed; 2
 // when nothing could be checked (an unreadable file, an unreachable server, a malformed option). The trust
 // anchor is always the pinned Intel SGX Root CA: no flag or variable changes it.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import fs from 'node:fs';
 import { type ParsedQuote, verifyQuote, type QuoteExpectations, type QuoteVerification } from '../enclave/quote-verify.js';
 import { parseCollateral, type CollateralFile, type CollateralVerdict } from '../enclave/collateral.js';

@@ -1,6 +1,6 @@
 // What every client command shares: the connection flags (one per row of the connection table), the
 // client they resolve to, and output — with --json exactly one JSON value on stdout, else text.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import fs from 'node:fs';
 import { stringify } from 'yaml';
 import { connectionOptions, resolveConnection, type ConnectionFlags } from '../client/connection.js';

@@ -2,7 +2,7 @@
 // DP-SGD trainings, and evaluate models. A training request comes from a JSON file (or stdin) and/or
 // flags for its common fields; a flag wins over the file. Watching a training exits 0 when it
 // succeeded and 1 when it failed or was cancelled.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { paths } from '../generated/openapi.js';
 import { unwrap, type BastionClient, type Schemas } from '../client/client.js';
 import { BastionError } from '../errors.js';

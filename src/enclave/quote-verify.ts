@@ -289,7 +289,8 @@ function checkSignatureAlgorithmsMatch(der: Buffer, index: number): void {
     parts = parseCertificateDer(der);
   } catch (error) {
     if (!(error instanceof DerError)) throw error;
-    return fail(QuoteCheck.PCK_CHAIN, `certificate ${index + 1} DER: ${error.message}`);
+    fail(QuoteCheck.PCK_CHAIN, `certificate ${index + 1} DER: ${error.message}`);
+    return;
   }
   if (!parts.innerAlgorithm.equals(parts.outerAlgorithm)) {
     fail(QuoteCheck.PCK_CHAIN, `certificate ${index + 1}: outer signatureAlgorithm differs from the one in tbsCertificate`);

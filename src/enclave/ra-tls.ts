@@ -15,7 +15,7 @@ import {
   checkQuoteExpectations,
   NOT_CHECKED_OFFLINE,
   type ParsedQuote,
-  QuoteCheck,
+  type QuoteCheck,
   type QuoteExpectations,
   verifyQuote,
 } from './quote-verify.js';
@@ -304,9 +304,15 @@ function findEvidence(parts: CertificateParts): FoundEvidence[] {
 function checkClaims(claims: Buffer, keyHash: Buffer): void {
   const map = decodeCbor(claims, 'the TCG DICE claims');
   const format = RaTlsFormat.TCG_DICE;
-  if (!(map instanceof Map)) return fail(RaTlsCheck.EVIDENCE, 'the TCG DICE claims are not a CBOR map', format);
+  if (!(map instanceof Map)) {
+    fail(RaTlsCheck.EVIDENCE, 'the TCG DICE claims are not a CBOR map', format);
+    return;
+  }
   const value = map.get(PUBKEY_HASH_CLAIM);
-  if (!isBytes(value)) return fail(RaTlsCheck.KEY_BINDING, `the TCG DICE claims have no "${PUBKEY_HASH_CLAIM}" byte string`, format);
+  if (!isBytes(value)) {
+    fail(RaTlsCheck.KEY_BINDING, `the TCG DICE claims have no "${PUBKEY_HASH_CLAIM}" byte string`, format);
+    return;
+  }
   const hash = decodeCbor(value, `the "${PUBKEY_HASH_CLAIM}" claim`);
   if (!Array.isArray(hash) || hash.length !== 2 || hash[0] !== HASH_ALG_SHA256 || !isBytes(hash[1])) {
     fail(RaTlsCheck.KEY_BINDING, `the "${PUBKEY_HASH_CLAIM}" claim is not [1 (SHA-256), hash]`, format);
@@ -328,7 +334,8 @@ function checkBinding(item: FoundEvidence, quote: ParsedQuote, keyHash: Buffer, 
     const claims = item.claims ?? all.find((e) => e.format === RaTlsFormat.TCG_DICE)?.claims;
     if (!claims) {
       const why = 'the Intel SGX SDK quote binds the key through TCG DICE claims, which this certificate lacks';
-      return fail(RaTlsCheck.KEY_BINDING, why, item.format);
+      fail(RaTlsCheck.KEY_BINDING, why, item.format);
+      return;
     }
     checkClaims(claims, keyHash);
     expected = hashReportData(claims);

@@ -16,7 +16,7 @@ import { DerError } from './der.js';
 import {
   checkQuoteExpectations,
   type ParsedQuote,
-  QuoteCheck,
+  type QuoteCheck,
   type QuoteExpectations,
   verifyQuote,
 } from './quote-verify.js';

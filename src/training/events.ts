@@ -39,7 +39,10 @@ export function createTrainingEvents(render: (id: string) => { full: Training; r
     },
     add(id, subscriber, sees) {
       let set = subscribers.get(id);
-      if (!set) subscribers.set(id, (set = new Map()));
+      if (!set) {
+        set = new Map();
+        subscribers.set(id, set);
+      }
       set.set(subscriber, sees);
       return () => {
         subscribers.get(id)?.delete(subscriber);

@@ -37,7 +37,8 @@ export function createFairQueue(): FairQueue {
       const jobs = byPrincipal.get(pick)!;
       const id = jobs.shift()!;
       ownerOf.delete(id);
-      servedAt.set(pick, (served += 1));
+      served += 1;
+      servedAt.set(pick, served);
       byPrincipal.delete(pick);
       if (jobs.length > 0) byPrincipal.set(pick, jobs);
       return id;

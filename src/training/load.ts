@@ -57,7 +57,7 @@ export async function loadTrainingData(blobs: BlobStore, datasets: readonly Data
   for (const dataset of datasets) {
     const ranges = dataset.layout.tensors.map((t, i) => ({ start: t.offsetBytes, end: t.offsetBytes + t.sizeBytes, target: i, at: written[i]! }));
     await copyRanges(blobs, dataset, ranges, targets);
-    dataset.layout.tensors.forEach((t, i) => (written[i]! += t.sizeBytes));
+    dataset.layout.tensors.forEach((t, i) => { written[i]! += t.sizeBytes; });
   }
   const tensor = (t: Target): TensorData => ({ dtype: t.dtype, shape: [t.samples, ...t.rest], data: t.buffer });
   const labels = targets.find((t) => t.name === LABELS_NAME);

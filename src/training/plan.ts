@@ -206,7 +206,7 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   // both as one mechanism of ε ≤ targetEpsilon + metricsEpsilon and keeps σ as without them.
   const metricsEpsilon = request.metricsEpsilon ?? 0;
   const options = { accountant: accountantName, targetEpsilon: privacy.targetEpsilon, extraEpsilon: metricsEpsilon, delta, sampleRate, steps };
-  let noise;
+  let noise: Awaited<ReturnType<typeof calibrateTrainingNoise>>;
   try {
     noise = await (deps.math ? deps.math.calibrateTrainingNoise(options) : calibrateTrainingNoise(options));
   } catch (err) {

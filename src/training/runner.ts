@@ -71,8 +71,8 @@ export function addDropped(
       let start = 0;
       for (const dataset of datasets) {
         if (index < start + dataset.samples) {
-          const entry = (counts[dataset.id] ??= { exception: 0, nonFiniteLoss: 0, nonFiniteGradient: 0 });
-          entry[reason] += 1;
+          counts[dataset.id] ??= { exception: 0, nonFiniteLoss: 0, nonFiniteGradient: 0 };
+          counts[dataset.id]![reason] += 1;
           break;
         }
         start += dataset.samples;
@@ -182,7 +182,7 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
         if (steps > lastCheckpointStep) await checkpoint();
         return { outcome: 'stopped', steps, stepsPerSec, dropped };
       }
-      let result;
+      let result: ReturnType<typeof trainer.step>;
       try {
         result = trainer.step();
       } catch (err) {

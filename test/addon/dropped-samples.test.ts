@@ -18,7 +18,7 @@ function dataset(fx: TrainerFixtures, edit: (x: Float32Array, y: BigInt64Array) 
   edit(x, y);
   const keep = Array.from({ length: fx.n }, (_, i) => i).filter((i) => !without.includes(i));
   const xs = new Float32Array(keep.length * fx.d);
-  keep.forEach((row, i) => xs.set(x.subarray(row * fx.d, (row + 1) * fx.d), i * fx.d));
+  keep.forEach((row, i) => { xs.set(x.subarray(row * fx.d, (row + 1) * fx.d), i * fx.d); });
   const ys = BigInt64Array.from(keep, (row) => y[row]!);
   return { inputs: [f32(xs, [keep.length, fx.d])], labels: i64(ys, [keep.length]) };
 }

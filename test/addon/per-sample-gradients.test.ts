@@ -17,7 +17,7 @@ import {
   type TensorData,
   type LossConfig,
 } from '../../src/native.js';
-import { hostTensor, perSampleFixtures, readSafetensors, type PerSampleFixture } from '../helpers/per-sample-fixtures.js';
+import { hostTensor, perSampleFixtures, readSafetensors, } from '../helpers/per-sample-fixtures.js';
 import { prng } from '../helpers/prng.js';
 import { testdataPath } from '../helpers/testdata.js';
 
@@ -177,7 +177,7 @@ function expectedClippedSum(perSample: FloatTensor[], clip: ClipOptions): { sums
     }
   });
   const groupOf = new Map<number, number>();
-  groups.forEach((members, g) => members.forEach((p) => groupOf.set(p, g)));
+  groups.forEach((members, g) => { for (const p of members) groupOf.set(p, g); });
   const sums = perSample.map((g, p) => {
     const size = g.data.length / batch;
     const out = new Float64Array(size);
@@ -202,7 +202,7 @@ for (const name of ['linear_seq', 'conv2d_mix', 'conv1d_mix', 'embed_pad', 'tied
           const got = clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, clip, path);
           const worst = newWorst();
           compare(got.perSampleNorms, want.norms, `${name}.${kind} ${label} ${path} norms`, worst);
-          got.grads.forEach((g, p) => compare(g.data, want.sums[p]!, `${name}.${kind} ${label} ${path} ${g.name}`, worst));
+          got.grads.forEach((g, p) => { compare(g.data, want.sums[p]!, `${name}.${kind} ${label} ${path} ${g.name}`, worst); });
           assertClose(worst, `${name}.${kind} ${label} ${path}`);
         }
       }
@@ -250,7 +250,7 @@ for (const name of ['conv2d_mix', 'conv1d_mix', 'group_norm_conv', 'embed_pad'])
             const worst = newWorst();
             const where = `${name} x70 ${label} ${path} on ${threads} threads`;
             compare(got.perSampleNorms, want.norms, `${where} norms`, worst);
-            got.grads.forEach((g, p) => compare(g.data, want.sums[p]!, `${where} ${g.name}`, worst));
+            got.grads.forEach((g, p) => { compare(g.data, want.sums[p]!, `${where} ${g.name}`, worst); });
             assertClose(worst, where);
           }
         }
@@ -280,7 +280,7 @@ test('mnist_cnn, batch 256: clipped sums on 2 threads equal those on 1 thread, m
       const got = sums(2, path);
       const worst = newWorst();
       compare(got.perSampleNorms, want.perSampleNorms, `${path} norms`, worst);
-      got.grads.forEach((g, p) => compare(g.data, want.grads[p]!.data, `${path} ${g.name}`, worst));
+      got.grads.forEach((g, p) => { compare(g.data, want.grads[p]!.data, `${path} ${g.name}`, worst); });
       assertClose(worst, `mnist_cnn x256 ${path} on 2 threads`);
     }
   } finally {

@@ -87,10 +87,10 @@ const plainPrivate = (extra: Partial<TrainerConfig> = {}): TrainerConfig =>
 
 test('σ = 0, C = ∞ and q = 1 reproduce one plain SGD step of PyTorch, as does a full-batch non-private trainer (scripted and traced)', async () => {
   const fx = await trainerFixtures();
-  const reference = fx.refs['sgd_plain_1'] ?? [];
+  const reference = fx.refs.sgd_plain_1 ?? [];
   for (const model of ['tiny_mlp.script.pt', 'tiny_mlp.trace.pt'] as const) {
     const priv = Trainer.create(fx.bytes(model), classification(fx), plainPrivate());
-    assert.ok(maxAbsDiff(parameters(priv), fx.refs['initial'] ?? []) < 1e-7, 'starts from the saved weights');
+    assert.ok(maxAbsDiff(parameters(priv), fx.refs.initial ?? []) < 1e-7, 'starts from the saved weights');
     const step = priv.step();
     assert.equal(step.step, 1);
     assert.equal(step.samples, fx.n);
@@ -144,7 +144,7 @@ test('per-sample clipping, flat and per layer, matches clipping PyTorch per-samp
     const diff = maxAbsDiff(parameters(trainer), fx.refs[name] ?? []);
     assert.ok(diff < 1e-6, `${name}: max |Δ| ${diff}`);
   }
-  assert.ok(maxAbsDiff(fx.refs['dp_flat_clip_1'] ?? [], fx.refs['sgd_plain_1'] ?? []) > 1e-3, 'clipping was active');
+  assert.ok(maxAbsDiff(fx.refs.dp_flat_clip_1 ?? [], fx.refs.sgd_plain_1 ?? []) > 1e-3, 'clipping was active');
 });
 
 test('physical batches accumulate exactly: with σ = 0 and clipping active, any maxPhysicalBatchSize gives the same step', async () => {
@@ -163,7 +163,7 @@ test('physical batches accumulate exactly: with σ = 0 and clipping active, any 
   assert.ok(maxAbsDiff(one, whole) < 1e-6);
   assert.ok(maxAbsDiff(five, whole) < 1e-6);
   // Clipping to 0.05 changed the step: it differs from the unclipped one.
-  assert.ok(maxAbsDiff(whole, fx.refs['initial'] ?? []) > 0);
+  assert.ok(maxAbsDiff(whole, fx.refs.initial ?? []) > 0);
   const unclipped = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), plainPrivate({ optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 } }));
   unclipped.step();
   unclipped.step();
@@ -180,7 +180,7 @@ test('physical batches accumulate exactly: with σ = 0 and clipping active, any 
     trainer.step();
     return parameters(trainer);
   });
-  assert.ok(maxAbsDiff(nonPrivate[0] ?? [], fx.refs['sgd_plain_1'] ?? []) < 1e-5);
+  assert.ok(maxAbsDiff(nonPrivate[0] ?? [], fx.refs.sgd_plain_1 ?? []) < 1e-5);
   assert.ok(maxAbsDiff(nonPrivate[0] ?? [], nonPrivate[1] ?? []) < 1e-6);
 });
 
@@ -599,7 +599,7 @@ test('non-private: a NaN loss fails the step with NON_FINITE naming the step and
     batchSize: fx.n,
   });
   assertNativeError(() => trainer.step(), 'NON_FINITE', /^Step 1: the optimizer update made parameter '.*' NaN or infinite/);
-  assert.ok(maxAbsDiff(parameters(trainer), fx.refs['initial'] ?? []) === 0);
+  assert.ok(maxAbsDiff(parameters(trainer), fx.refs.initial ?? []) === 0);
 });
 
 test('refuses invalid configs and datasets, listing every problem at once', async () => {
@@ -657,5 +657,5 @@ test('training tensors are borrowed: a detached buffer is refused at the next ca
   const copied = Trainer.create(fx.bytes('tiny_mlp.script.pt'), { inputs: [f32(shared, [fx.n, fx.d])], labels: i64(fx.y, [fx.n]) }, plainPrivate());
   shared.fill(Number.NaN);
   copied.step();
-  assert.ok(maxAbsDiff(parameters(copied), fx.refs['sgd_plain_1'] ?? []) < 1e-5, 'trained on the values at creation');
+  assert.ok(maxAbsDiff(parameters(copied), fx.refs.sgd_plain_1 ?? []) < 1e-5, 'trained on the values at creation');
 });

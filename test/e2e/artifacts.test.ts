@@ -58,7 +58,7 @@ describe('artifacts over HTTPS with curl', () => {
 
   test('curl uploads a CSV, a safetensors and a TorchScript dataset, and a model; lists, downloads and deletes them', async () => {
     const csvFile = path.join(work, 'patients.csv');
-    fs.writeFileSync(csvFile, 'age,weight,label\n' + Array.from({ length: 30 }, (_, i) => `${30 + i},${60 + i},${i % 2}`).join('\n') + '\n');
+    fs.writeFileSync(csvFile, `age,weight,label\n${Array.from({ length: 30 }, (_, i) => `${30 + i},${60 + i},${i % 2}`).join('\n')}\n`);
     const csv = await curl(['-F', `file=@${csvFile}`, '-F', 'name=patients', '-F', 'privacyLimit=3', `${server.url}/v1/datasets`]);
     assert.equal(csv.status, 201, csv.body);
     assert.equal(JSON.parse(csv.body).sampleCount, 30);

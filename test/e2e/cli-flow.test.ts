@@ -67,6 +67,7 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
     });
   }
   /** Runs a --json command that must succeed; its one JSON value. */
+  // biome-ignore lint/suspicious/noExplicitAny: the commands print many shapes; each test reads the fields it checks
   async function json<T = Record<string, any>>(args: string[], options: Parameters<typeof bastion>[1] = {}): Promise<T> {
     const result = await bastion([...args, '--json'], options);
     assert.equal(result.code, 0, `bastion ${args.slice(0, 2).join(' ')}: ${result.stderr}`);

@@ -2,7 +2,7 @@
 // code, the problem and a one-line message, for the unit tests on crafted archives and the addon-tier tests on
 // archives PyTorch itself wrote.
 import assert from 'node:assert/strict';
-import { ArchiveProblem, checkTorchscriptArchive, type CheckTorchscriptArchiveOptions } from '../../src/artifacts/formats/torchscript-archive.js';
+import { type ArchiveProblem, checkTorchscriptArchive, type CheckTorchscriptArchiveOptions } from '../../src/artifacts/formats/torchscript-archive.js';
 import { isBastionError } from '../../src/errors.js';
 
 export interface Refusal {

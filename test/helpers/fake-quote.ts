@@ -168,7 +168,7 @@ export async function createFakeQuotingEnclave(options: FakeQuotingEnclaveOption
     ],
   });
   // The certification data of type 5: PCK, intermediate, root, then one NUL counted in its size (as in real quotes).
-  const pemChain = Buffer.from(pem(pck.rawData) + pem(ca.rawData) + pem(root.rawData) + '\0', 'latin1');
+  const pemChain = Buffer.from(`${pem(pck.rawData) + pem(ca.rawData) + pem(root.rawData)}\0`, 'latin1');
   const pckPrivate = KeyObject.from(pckKeys.privateKey as unknown as Parameters<typeof KeyObject.from>[0]);
 
   // The attestation key and the quoting enclave's report binding it: fixed for this enclave, so signed once.

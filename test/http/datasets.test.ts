@@ -38,7 +38,7 @@ async function upload(fields: Record<string, string>, files: FormFile[], token =
   return t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(token) } });
 }
 
-const csv = (rows: number) => ['age,blood_pressure,label', ...Array.from({ length: rows }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}`)].join('\n') + '\n';
+const csv = (rows: number) => `${['age,blood_pressure,label', ...Array.from({ length: rows }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}`)].join('\n')}\n`;
 
 async function canonicalOf(id: string) {
   const reader = await openBlob(t.blobs, { artifactId: id, kind: 'dataset-tensors' });

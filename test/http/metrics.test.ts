@@ -94,7 +94,7 @@ describe('what /metrics shows', () => {
 
   test('an upload adds its file size to the upload bytes of its kind', async () => {
     const before = (await scrape()).body;
-    const content = ['age,blood_pressure,label', ...Array.from({ length: 40 }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}`)].join('\n') + '\n';
+    const content = `${['age,blood_pressure,label', ...Array.from({ length: 40 }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}`)].join('\n')}\n`;
     const form = await multipartForm({ name: 'ward-a', privacyLimit: '4', delta: '1e-5' }, [{ filename: 'ward-a.csv', content }]);
     const response = await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(member) } });
     assert.equal(response.statusCode, 201, response.body);

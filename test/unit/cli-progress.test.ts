@@ -43,7 +43,7 @@ test('the end lines: succeeded names the trained model, failed and cancelled the
   assert.equal(eventLine(done), `training ${id} succeeded: step 160/160 (epoch 20), ε 2 of 2; trained model m-1`);
   assert.equal(eventLine(event('failed', { status: 'failed', error: 'the model raised: boom' })), `training ${id} failed at step 40/160 (epoch 5): the model raised: boom`);
   assert.equal(eventLine(event('cancelled', { status: 'cancelled' })), `training ${id} cancelled at step 40/160 (epoch 5)`);
-  const metric = event('metric', { metrics: [{ epoch: 5, step: 40, steps: 8, meanLoss: 0.693147, noiseStd: 0.0123 }] });
+  const metric = event('metric', { metrics: [{ epoch: 5, step: 40, steps: 8, meanLoss: Math.LN2, noiseStd: 0.0123 }] });
   assert.equal(eventLine(metric), `training ${id} epoch 5: mean training loss 0.6931 (noise std 0.0123)`);
 });
 

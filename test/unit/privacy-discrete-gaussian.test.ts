@@ -273,7 +273,7 @@ test('both accountants charge a discrete Gaussian release at least its exact ε;
     assert.ok(rdpEpsilon >= exact, `RDP ${rdpEpsilon} vs exact ${exact}`);
     const curve = rdp.rdp([event]);
     const continuous = gaussianRdp({ noiseMultiplier: Math.sqrt(sigmaSquared) / sensitivity, orders: rdp.orders });
-    curve.forEach((value, i) => assert.ok(value >= continuous[i]! * (1 - 1e-15) && value <= continuous[i]! * (1 + 1e-12)));
+    curve.forEach((value, i) => { assert.ok(value >= continuous[i]! * (1 - 1e-15) && value <= continuous[i]! * (1 + 1e-12)); });
     // The ledger composes under the tighter accountant: here PLD, and k releases cost more than one.
     const once = composedEpsilon([event], delta);
     assert.equal(once.accountant, 'pld');

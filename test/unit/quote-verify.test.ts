@@ -191,7 +191,7 @@ test('non-canonical base64 (unused low bits before "=" changed) fails although N
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   const twin = alphabet[alphabet.indexOf(before) ^ 1]!;
   const line = text.slice(text.lastIndexOf('\n', at) + 1, at + 1);
-  assert.deepEqual(Buffer.from(line.slice(0, -2) + twin + '=', 'base64'), Buffer.from(line, 'base64'), 'Node decodes both the same');
+  assert.deepEqual(Buffer.from(`${line.slice(0, -2) + twin}=`, 'base64'), Buffer.from(line, 'base64'), 'Node decodes both the same');
   expectFailure(mutate(phala, at - 1, () => twin.charCodeAt(0)), QuoteCheck.STRUCTURE);
 });
 
@@ -326,7 +326,7 @@ test('forgery: everything re-signed under a self-made "Intel SGX Root CA" of the
     issuer: caName, publicKey: pckKeys.publicKey, signingKey: caKeys.privateKey,
     extensions: [new x509.BasicConstraintsExtension(false, undefined, true)],
   });
-  const pemChain = Buffer.from(pem(pck.rawData) + pem(ca.rawData) + pem(root.rawData) + '\0', 'latin1');
+  const pemChain = Buffer.from(`${pem(pck.rawData) + pem(ca.rawData) + pem(root.rawData)}\0`, 'latin1');
   const parts = splitV3(phala);
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const attestationKey = rawKey(publicKey);
@@ -371,7 +371,7 @@ test('the quotes inside the two RA-TLS certificates verify, and their DEBUG encl
   }
   const gramine = verifyQuote(quotes[0]!, { at: VALID_AT, expected: { allowDebug: true } });
   assert.ok(gramine.ok);
-  assert.equal(gramine.quote.reportData, '5a5a5b2d177433048e9d62409d1acc4ec526c06e294d09e69a36cff9369e4851' + '00'.repeat(32));
+  assert.equal(gramine.quote.reportData, `5a5a5b2d177433048e9d62409d1acc4ec526c06e294d09e69a36cff9369e4851${'00'.repeat(32)}`);
 });
 
 test('trustAnchor: the Intel root passed explicitly verifies a real quote; another root as anchor fails pck-chain', async () => {

@@ -40,8 +40,8 @@ test('gramine-ra-tls.der verifies at 2026-01-01 with allowDebug: both quotes, bo
     result.evidence.map((e) => e.format),
     [RaTlsFormat.GRAMINE_LEGACY, RaTlsFormat.TCG_DICE],
   );
-  assert.equal(result.evidence[0]!.quote.reportData, '5a5a5b2d177433048e9d62409d1acc4ec526c06e294d09e69a36cff9369e4851' + '00'.repeat(32));
-  assert.equal(result.evidence[1]!.quote.reportData, 'd8673446fe0f6842d4af0d182c8751d7e967039116deff5f85a43b2ca90c2831' + '00'.repeat(32));
+  assert.equal(result.evidence[0]!.quote.reportData, `5a5a5b2d177433048e9d62409d1acc4ec526c06e294d09e69a36cff9369e4851${'00'.repeat(32)}`);
+  assert.equal(result.evidence[1]!.quote.reportData, `d8673446fe0f6842d4af0d182c8751d7e967039116deff5f85a43b2ca90c2831${'00'.repeat(32)}`);
   assert.equal(result.evidence[0]!.quote.identity?.debug, true);
 });
 

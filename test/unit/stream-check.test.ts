@@ -50,7 +50,7 @@ test('a NaN refuses the dataset, but the upload itself still streams to its end'
 });
 
 test('an upload that is not safetensors is passed on unchecked', async () => {
-  const csv = Buffer.from('a,b,label\n' + '1,2,0\n'.repeat(2000));
+  const csv = Buffer.from(`a,b,label\n${'1,2,0\n'.repeat(2000)}`);
   const check = createStreamCheck();
   assert.deepEqual(await drain(check.tap(chunked(csv, 1000))), csv);
   assert.equal(await check.result(), null);

@@ -94,10 +94,16 @@ export function readPickle(bytes: Uint8Array, limits: Partial<PickleLimits> = {}
   const need = (n: number): void => {
     if (n < 0 || pos + n > bytes.length) fail(`truncated: needs ${n} more bytes`);
   };
-  const u8 = (): number => (need(1), bytes[pos++]!);
-  const u16 = (): number => (need(2), (pos += 2), view.getUint16(pos - 2, true));
-  const u32 = (): number => (need(4), (pos += 4), view.getUint32(pos - 4, true));
-  const i32 = (): number => (need(4), (pos += 4), view.getInt32(pos - 4, true));
+  /** Moves past n bytes and returns where they start. */
+  const advance = (n: number): number => {
+    need(n);
+    pos += n;
+    return pos - n;
+  };
+  const u8 = (): number => bytes[advance(1)]!;
+  const u16 = (): number => view.getUint16(advance(2), true);
+  const u32 = (): number => view.getUint32(advance(4), true);
+  const i32 = (): number => view.getInt32(advance(4), true);
   const u64 = (): number => {
     need(8);
     const value = view.getBigUint64(pos, true);

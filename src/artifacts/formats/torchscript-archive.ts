@@ -465,6 +465,7 @@ function decodeEntryName(raw: Buffer, refuse: Refuse): string {
     throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${show(raw.toString('latin1'))}: the entry name is not UTF-8`);
   }
   const shown = show(name);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name contains control characters`, name);
   if (name.includes('\\')) throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name contains a backslash`, name);
   if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name is an absolute path`, name);

@@ -22,7 +22,7 @@ import { datasetPrivacy } from '../../privacy/ledger.js';
 import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import { binaryContent, DatasetFieldsSchema, DatasetListSchema, DatasetPolicyInputSchema, multipartBody } from '../schemas/artifacts.js';
+import { binaryContent, DatasetFieldsSchema, DatasetListSchema, type DatasetPolicyInputSchema, multipartBody } from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 
 export default async function datasetRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
@@ -47,7 +47,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
     async (request, reply) => {
       const owner = principalOf(request);
       const { fields, staged } = await receiveUpload(request, DatasetFieldsSchema, (source, before) => stageDatasetUpload(deps, source, before.format));
-      let policy;
+      let policy: ReturnType<typeof datasetPolicyFromForm>;
       try {
         policy = datasetPolicyFromForm(fields);
       } catch (err) {

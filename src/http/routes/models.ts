@@ -20,7 +20,7 @@ import { stageUpload, type ArtifactDeps } from '../../artifacts/service.js';
 import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import { binaryContent, ModelFieldsSchema, ModelListSchema, ModelPolicyInputSchema, multipartBody, ReleaseDecisionBody } from '../schemas/artifacts.js';
+import { binaryContent, ModelFieldsSchema, ModelListSchema, type ModelPolicyInputSchema, multipartBody, ReleaseDecisionBody } from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 
 export default async function modelRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
@@ -45,7 +45,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
     async (request, reply) => {
       const owner = principalOf(request);
       const { fields, staged } = await receiveUpload(request, ModelFieldsSchema, (source) => stageUpload(deps, 'model', source));
-      let policy;
+      let policy: ReturnType<typeof modelPolicyFromForm>;
       try {
         policy = modelPolicyFromForm(fields);
       } catch (err) {
