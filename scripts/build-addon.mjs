@@ -14,10 +14,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import os from 'node:os';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 if (!existsSync(join(root, 'binding.gyp'))) process.exit(0);
@@ -75,7 +75,12 @@ async function inputsDigest() {
   const hash = createHash('sha256');
   const add = (label, value) => hash.update(`${label}\0${value}\0`);
   for (const file of ['binding.gyp', 'scripts/libtorch.mjs', 'scripts/build-addon.mjs', ...filesUnder('addon')]) {
-    add(file, createHash('sha256').update(readFileSync(join(root, file))).digest('hex'));
+    add(
+      file,
+      createHash('sha256')
+        .update(readFileSync(join(root, file)))
+        .digest('hex'),
+    );
   }
   add('libtorch', JSON.stringify(libtorch));
   add('node', JSON.stringify({ version: process.version, modules: process.versions.modules, arch: process.arch, nodedir }));

@@ -78,7 +78,11 @@ if (!process.env.BASTION_TEST_FIXTURE_CACHE) {
   const cache = mkdtempSync(path.join(os.tmpdir(), 'bastion-test-fixtures-'));
   process.env.BASTION_TEST_FIXTURE_CACHE = cache;
   process.on('exit', () => rmSync(cache, { recursive: true, force: true }));
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) process.once(signal, () => process.exit(code));
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ])
+    process.once(signal, () => process.exit(code));
 }
 
 const counts = tierNames.map((tier) => [tier, files.filter((file) => tierOf(file) === tier).length]).filter(([, n]) => n > 0);

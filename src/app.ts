@@ -1,25 +1,31 @@
 // buildApp(deps): the Fastify instance with every plugin and route, not listening. main.ts listens;
 // tests call app.inject() or listen on port 0. Routes are registered explicitly, one file per resource.
+
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
-import { randomUUID } from 'node:crypto';
+import type { ArtifactDeps } from './artifacts/service.js';
+import type { Attestor } from './enclave/attestation.js';
+import type { KeySource } from './enclave/keys.js';
+import { type CertificateSigner, TrainingCertificateSchema } from './enclave/training-certificate.js';
+import type { AuditLog } from './governance/audit.js';
+import type { Principal } from './governance/principals.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
 import authPlugin from './http/plugins/auth.js';
+import metricsPlugin from './http/plugins/metrics.js';
+import multipartPlugin from './http/plugins/multipart.js';
 import openapiPlugin from './http/plugins/openapi.js';
 import problemPlugin, { answerClientError } from './http/plugins/problem.js';
-import healthRoutes, { type ReadinessChecks } from './http/routes/health.js';
 import ssePlugin from './http/plugins/sse.js';
-import multipartPlugin from './http/plugins/multipart.js';
-import metricsPlugin from './http/plugins/metrics.js';
-import metricsRoutes from './http/routes/metrics.js';
-import { createMetrics, type Metrics } from './http/metrics.js';
+import attestationRoutes from './http/routes/attestation.js';
+import auditRoutes from './http/routes/audit.js';
 import datasetRoutes from './http/routes/datasets.js';
+import evaluationRoutes from './http/routes/evaluations.js';
+import healthRoutes, { type ReadinessChecks } from './http/routes/health.js';
+import metricsRoutes from './http/routes/metrics.js';
 import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
-import auditRoutes from './http/routes/audit.js';
-import evaluationRoutes from './http/routes/evaluations.js';
 import trainingRoutes from './http/routes/trainings.js';
-import { EvaluationRunSchema, EvaluationSchema } from './http/schemas/evaluations.js';
-import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
 import {
   DatasetPolicyInputSchema,
   DatasetPolicySchema,
@@ -29,20 +35,15 @@ import {
   ModelPolicySchema,
   ModelSchema,
 } from './http/schemas/artifacts.js';
-import { PrincipalSchema } from './http/schemas/principals.js';
 import { AuditEntrySchema } from './http/schemas/audit.js';
-import type { ArtifactDeps } from './artifacts/service.js';
-import type { AuditLog } from './governance/audit.js';
-import type { KeySource } from './enclave/keys.js';
-import type { Attestor } from './enclave/attestation.js';
-import { TrainingCertificateSchema, type CertificateSigner } from './enclave/training-certificate.js';
-import attestationRoutes from './http/routes/attestation.js';
-import type { PrivacyMath } from './privacy/ledger.js';
 import { ProblemSchema } from './http/schemas/common.js';
+import { EvaluationRunSchema, EvaluationSchema } from './http/schemas/evaluations.js';
+import { PrincipalSchema } from './http/schemas/principals.js';
+import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
+import type { PrivacyMath } from './privacy/ledger.js';
 import type { Store } from './store/db.js';
-import { createTrainingJobs, type TrainingJobsOptions } from './training/jobs.js';
 import { createEvaluations } from './training/evaluate.js';
-import type { Principal } from './governance/principals.js';
+import { createTrainingJobs, type TrainingJobsOptions } from './training/jobs.js';
 import type { WorkerPool } from './workers/pool.js';
 
 export interface AppDeps {
@@ -130,7 +131,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(datasetRoutes, { artifacts });
   // Jobs left by a previous process resume once the app is ready; on close, running jobs checkpoint
   // and stop, and event streams end, before the server stops waiting for connections.
-  const jobs = createTrainingJobs({ ...artifacts, pool: deps.pool, certificates: deps.certificates, log: app.log }, deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 });
+  const jobs = createTrainingJobs(
+    { ...artifacts, pool: deps.pool, certificates: deps.certificates, log: app.log },
+    deps.training ?? { checkpointEverySteps: 500, checkpointEveryMs: 60_000 },
+  );
   app.addHook('onReady', async () => jobs.start());
   app.addHook('preClose', async () => jobs.close());
   const evaluations = createEvaluations({ ...artifacts, pool: deps.pool });

@@ -61,7 +61,11 @@ export const errorSpecs: Readonly<Record<ErrorCode, ErrorSpec>> = {
   TOO_MANY_REQUESTS: { status: 429, slug: 'too-many-requests', title: 'Too many requests from this client; retry later' },
   ARTIFACT_IN_USE: { status: 409, slug: 'artifact-in-use', title: 'The artifact is used by a training' },
   BUDGET_EXHAUSTED: { status: 409, slug: 'budget-exhausted', title: "A dataset's privacy budget does not allow this" },
-  UNPROCESSABLE_TRAINING: { status: 422, slug: 'unprocessable-training', title: 'The model and datasets cannot be trained together as asked' },
+  UNPROCESSABLE_TRAINING: {
+    status: 422,
+    slug: 'unprocessable-training',
+    title: 'The model and datasets cannot be trained together as asked',
+  },
   EVALUATION_CANCELLED: { status: 409, slug: 'evaluation-cancelled', title: 'The evaluation was cancelled' },
   TRAINING_FINISHED: { status: 409, slug: 'training-finished', title: 'The training has already finished' },
   // A sealed blob that fails authentication was tampered with or damaged at rest: the server's fault,

@@ -2,7 +2,7 @@
 // tokens, keys, tensor values or dataset rows to the logger in the first place. The one thing a client
 // controls that reaches every request's log line is the URL, so its query values never do: a client
 // that puts a token in `?access_token=…` (as some tools do) would otherwise write it to the log.
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { Config } from './config.js';
 
 const REDACTED = '[redacted]';

@@ -1,28 +1,29 @@
 // Process entry: read the configuration, open the store, start the worker pool and the HTTPS server,
 // and shut all of it down cleanly on SIGTERM/SIGINT (stop accepting, let in-flight requests finish,
 // close the pool, then the store). `npm start` runs this file; `bastion serve` calls runServer().
-import closeWithGrace from 'close-with-grace';
+
 import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
-import { dataLayout, loadConfig, type Config } from './config.js';
 import { openBlobStore, sweepBlobs } from './artifacts/blob-store.js';
+import { type Config, dataLayout, loadConfig } from './config.js';
+import { type Attestor, gramineAttestor } from './enclave/attestation.js';
 import { KeyPurpose, openKeyProvider } from './enclave/keys.js';
-import { gramineAttestor, type Attestor } from './enclave/attestation.js';
 import { createRaTlsCertificate } from './enclave/ra-tls.js';
+import { loadTlsMaterial } from './enclave/tls.js';
 import { openCertificateSigner } from './enclave/training-certificate.js';
 import { openAuditLog } from './governance/audit.js';
-import { loadTlsMaterial } from './enclave/tls.js';
-import { allArtifactIds } from './store/artifacts.js';
-import { activeTrainingIds } from './store/trainings.js';
-import { countPrincipals } from './store/principals.js';
 import { bootstrapAdmin, bootstrapAdminFromVerifier } from './governance/principals.js';
+import { createMetrics, type MetricsListener, serveMetrics } from './http/metrics.js';
 import { createLogger } from './logger.js';
+import { allArtifactIds } from './store/artifacts.js';
 import { openStore, type Store } from './store/db.js';
+import { countPrincipals } from './store/principals.js';
+import { activeTrainingIds } from './store/trainings.js';
 import { createPool, privacyMathOn, type WorkerPool } from './workers/pool.js';
-import { createMetrics, serveMetrics, type MetricsListener } from './http/metrics.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -53,19 +54,24 @@ export async function startServer(
       { keys: keys.description, keyId: keys.keyId, ...(source.provider === 'enclave' ? { enclave: source.identity } : {}) },
       'data at rest is sealed with keys derived from this root key',
     );
-    if (source.provider === 'enclave' && source.identity.debug) logger.warn('this is a debug enclave: the host can read its memory; never give it real data');
+    if (source.provider === 'enclave' && source.identity.debug)
+      logger.warn('this is a debug enclave: the host can read its memory; never give it real data');
     const audit = openAuditLog(store, keys.deriveKey(KeyPurpose.AUDIT), {
       highWaterFile: dataLayout(config.dataDir).auditHighWater,
       onHighWaterProblem: (message) => logger.error({ problem: message }, 'audit log high-water mark'),
     });
     if (config.adminTokenVerifier !== null) {
-      if (bootstrapAdminFromVerifier({ store, audit }, config.adminTokenVerifier)) logger.info('first start: created the admin principal with the token whose verifier was configured');
+      if (bootstrapAdminFromVerifier({ store, audit }, config.adminTokenVerifier))
+        logger.info('first start: created the admin principal with the token whose verifier was configured');
     } else if (source.provider === 'enclave' && countPrincipals(store) === 0) {
       // A token written into the sealed data folder could never be read: nobody could ever sign in.
-      throw new Error('In an enclave the first admin needs BASTION_ADMIN_TOKEN_VERIFIER (make one with bastion token new; make -C gramine ADMIN_TOKEN_VERIFIER=…)');
+      throw new Error(
+        'In an enclave the first admin needs BASTION_ADMIN_TOKEN_VERIFIER (make one with bastion token new; make -C gramine ADMIN_TOKEN_VERIFIER=…)',
+      );
     } else {
       const adminTokenFile = bootstrapAdmin({ store, audit }, config.dataDir);
-      if (adminTokenFile) logger.info({ file: adminTokenFile }, 'first start: created the admin principal; its token is in this file (0600)');
+      if (adminTokenFile)
+        logger.info({ file: adminTokenFile }, 'first start: created the admin principal; its token is in this file (0600)');
     }
 
     const blobs = openBlobStore(config.dataDir, keys);
@@ -76,7 +82,10 @@ export async function startServer(
 
     pool = createPool({ size: config.poolSize, torchThreads: config.torchThreads });
     const torch = await pool.run('version', {});
-    logger.info({ torch: torch.torch, blas: torch.blas, cxx11Abi: torch.cxx11Abi, poolSize: config.poolSize, torchThreads: config.torchThreads }, 'libtorch addon loaded in the worker pool');
+    logger.info(
+      { torch: torch.torch, blas: torch.blas, cxx11Abi: torch.cxx11Abi, poolSize: config.poolSize, torchThreads: config.torchThreads },
+      'libtorch addon loaded in the worker pool',
+    );
     if (torch.blas === null) logger.warn('libtorch is not using OpenBLAS; DP training will be 2-4x slower (install libopenblas0-pthread)');
 
     const attestor = source.provider === 'enclave' ? (seams.attestor ?? gramineAttestor(config.attestationDir)) : null;
@@ -90,14 +99,22 @@ export async function startServer(
       logger.info({ spkiSha256: raTls.spkiSha256 }, 'TLS certificate: RA-TLS, made in the enclave at start (its key is only in memory)');
       https = { cert: raTls.cert, key: raTls.key };
     } else {
-      const tls = await loadTlsMaterial({ dataDir: config.dataDir, certPath: config.tlsCertPath, keyPath: config.tlsKeyPath, hosts: [config.host] });
+      const tls = await loadTlsMaterial({
+        dataDir: config.dataDir,
+        certPath: config.tlsCertPath,
+        keyPath: config.tlsKeyPath,
+        hosts: [config.host],
+      });
       logger.info({ certificate: tls.certPath, fingerprint256: tls.fingerprint256, generated: tls.generated }, 'TLS certificate');
       https = { cert: tls.cert, key: tls.key };
     }
 
     // Inside an enclave this makes the quote that binds the certificate key, once, before serving.
     const certificates = await openCertificateSigner(keys, attestor);
-    logger.info({ enclave: certificates.enclave, publicKey: certificates.publicKey.toString('base64') }, 'training certificates are signed with this Ed25519 key');
+    logger.info(
+      { enclave: certificates.enclave, publicKey: certificates.publicKey.toString('base64') },
+      'training certificates are signed with this Ed25519 key',
+    );
     if (certificates.enclave && !certificates.keyQuote) {
       logger.error('the enclave answered with a quote over other report data: training certificates carry no quote and will not verify');
     }
@@ -107,13 +124,21 @@ export async function startServer(
       store,
       pool,
       audit,
-      artifacts: { blobs, sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes, maxInflatedBytes: config.maxInflatedBytes } },
+      artifacts: {
+        blobs,
+        sandbox: { timeoutMs: config.sandboxTimeoutMs, memoryBytes: config.sandboxMemoryBytes, maxInflatedBytes: config.maxInflatedBytes },
+      },
       maxUploadBytes: config.maxUploadBytes,
       isAddonLoaded: () => true,
       keySource: source,
       attestor,
       certificates,
-      training: { checkpointEverySteps: config.checkpointEverySteps, checkpointEveryMs: config.checkpointEveryMs, maxConcurrent: config.maxConcurrentTrainings, maxJobsPerPrincipal: config.maxJobsPerPrincipal },
+      training: {
+        checkpointEverySteps: config.checkpointEverySteps,
+        checkpointEveryMs: config.checkpointEveryMs,
+        maxConcurrent: config.maxConcurrentTrainings,
+        maxJobsPerPrincipal: config.maxJobsPerPrincipal,
+      },
       logger,
       privacyMath: privacyMathOn(pool),
       metrics,
@@ -121,7 +146,10 @@ export async function startServer(
     });
     if (config.metricsPort !== null) {
       metricsListener = await serveMetrics(metrics, { host: config.host, port: config.metricsPort });
-      logger.warn({ url: metricsListener.url }, 'serving the metrics without a token on a plain-HTTP listener (BASTION_METRICS_PORT): let only the scraper reach it');
+      logger.warn(
+        { url: metricsListener.url },
+        'serving the metrics without a token on a plain-HTTP listener (BASTION_METRICS_PORT): let only the scraper reach it',
+      );
     }
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();

@@ -156,7 +156,14 @@ interface Addon {
   // Per-sample gradient engine (see the section at the end of this file).
   gradientPlan(bytes: Uint8Array, inputs?: TensorData[]): ParameterPlan[];
   perSampleGradients(bytes: Uint8Array, inputs: TensorData[], labels: TensorData, loss: LossConfig, method: PerSampleMethod): FloatTensor[];
-  clippedGradientSum(bytes: Uint8Array, inputs: TensorData[], labels: TensorData, loss: LossConfig, clip: ClipOptions, path?: ClipPath): ClippedGradientSum;
+  clippedGradientSum(
+    bytes: Uint8Array,
+    inputs: TensorData[],
+    labels: TensorData,
+    loss: LossConfig,
+    clip: ClipOptions,
+    path?: ClipPath,
+  ): ClippedGradientSum;
   Trainer: new (model: Uint8Array, data: TrainingData, config: TrainerConfig) => NativeTrainer;
 }
 

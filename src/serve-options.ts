@@ -3,7 +3,7 @@
 // server read them — `bastion serve` (cli/main.ts) and `node dist/main.js` (main.ts) — so they live
 // beside both: in cli/, main.ts and cli/ would import each other.
 import { Command, Option } from 'commander';
-import { configOptions, type Config } from './config.js';
+import { type Config, configOptions } from './config.js';
 
 export type ServeFlags = Partial<Record<keyof Config, string | boolean>>;
 

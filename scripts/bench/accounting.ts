@@ -60,11 +60,25 @@ if (json) {
   console.log(JSON.stringify({ delta: DELTA, runs, valueDiscretizationInterval: 1e-4, targets, rows }));
 } else {
   const fmt = (x: number, digits = 4) => x.toPrecision(digits);
-  console.log(`Accounting benchmark (δ = ${DELTA}, median of ${runs} runs; PLD median of ${Math.min(runs, 3)}; targets: RDP < ${targets.rdpMs} ms, calibration < ${targets.calibrationMs} ms, PLD < ${targets.pldMs} ms)`);
-  console.log(['q', 'σ', 'RDP ε (1e5 steps)', 'order', 'RDP ms', 'σ for ε=8 (1e4 steps)', 'calib ms', 'PLD ε (1e4 steps)', 'PLD ms'].join('\t'));
+  console.log(
+    `Accounting benchmark (δ = ${DELTA}, median of ${runs} runs; PLD median of ${Math.min(runs, 3)}; targets: RDP < ${targets.rdpMs} ms, calibration < ${targets.calibrationMs} ms, PLD < ${targets.pldMs} ms)`,
+  );
+  console.log(
+    ['q', 'σ', 'RDP ε (1e5 steps)', 'order', 'RDP ms', 'σ for ε=8 (1e4 steps)', 'calib ms', 'PLD ε (1e4 steps)', 'PLD ms'].join('\t'),
+  );
   for (const r of rows) {
     console.log(
-      [fmt(r.sampleRate), r.noiseMultiplier, fmt(r.rdpEpsilon100k, 6), r.rdpOrder100k, r.rdpMs.toFixed(2), fmt(r.calibratedNoiseMultiplier, 6), r.calibrationMs.toFixed(1), fmt(r.pldEpsilon10k, 6), r.pldMs.toFixed(0)].join('\t'),
+      [
+        fmt(r.sampleRate),
+        r.noiseMultiplier,
+        fmt(r.rdpEpsilon100k, 6),
+        r.rdpOrder100k,
+        r.rdpMs.toFixed(2),
+        fmt(r.calibratedNoiseMultiplier, 6),
+        r.calibrationMs.toFixed(1),
+        fmt(r.pldEpsilon10k, 6),
+        r.pldMs.toFixed(0),
+      ].join('\t'),
     );
   }
 }

@@ -64,13 +64,32 @@ async function main() {
   execFileSync('/usr/bin/python3', [path.join(here, 'fashion_mnist_model.py'), 'write', modelFile]);
 
   const dataDir = path.join(work, 'var');
-  const { process: server, url, token, ca } = await startBenchServer(dataDir, ['--pool-size', '1', '--torch-threads', String(os.availableParallelism())]);
+  const {
+    process: server,
+    url,
+    token,
+    ca,
+  } = await startBenchServer(dataDir, ['--pool-size', '1', '--torch-threads', String(os.availableParallelism())]);
   const curl = async (args: string[]) => {
-    const { stdout } = await run('curl', ['-sS', '--fail-with-body', '--cacert', ca, '-H', `Authorization: Bearer ${token}`, ...args], { maxBuffer: 64 << 20 });
+    const { stdout } = await run('curl', ['-sS', '--fail-with-body', '--cacert', ca, '-H', `Authorization: Bearer ${token}`, ...args], {
+      maxBuffer: 64 << 20,
+    });
     return stdout;
   };
   try {
-    const dataset = JSON.parse(await curl(['-F', `file=@${datasetFile}`, '-F', 'name=fashion-mnist-train', '-F', 'privacyLimit=3', '-F', 'delta=1e-5', `${url}/v1/datasets`])) as { id: string };
+    const dataset = JSON.parse(
+      await curl([
+        '-F',
+        `file=@${datasetFile}`,
+        '-F',
+        'name=fashion-mnist-train',
+        '-F',
+        'privacyLimit=3',
+        '-F',
+        'delta=1e-5',
+        `${url}/v1/datasets`,
+      ]),
+    ) as { id: string };
     const model = JSON.parse(await curl(['-F', `file=@${modelFile}`, '-F', 'name=tramer-boneh-cnn', `${url}/v1/models`])) as { id: string };
     const request = {
       modelId: model.id,
@@ -84,7 +103,9 @@ async function main() {
       metricsEpsilon: 0,
     };
     const started = performance.now();
-    const job = JSON.parse(await curl(['-H', 'content-type: application/json', '-d', JSON.stringify(request), `${url}/v1/trainings`])) as { id: string };
+    const job = JSON.parse(await curl(['-H', 'content-type: application/json', '-d', JSON.stringify(request), `${url}/v1/trainings`])) as {
+      id: string;
+    };
     let state: { status: string; resultModelId?: string; error?: string; step?: number; totalSteps?: number };
     for (;;) {
       state = JSON.parse(await curl([`${url}/v1/trainings/${job.id}`]));
@@ -96,7 +117,17 @@ async function main() {
     const trained = path.join(work, 'trained.pt');
     await curl(['-o', trained, `${url}/v1/models/${state.resultModelId}/content`]);
     const evaluation = JSON.parse(
-      execFileSync('/usr/bin/python3', [path.join(here, 'fashion_mnist_model.py'), 'evaluate', trained, path.join(DATA, 't10k-images-idx3-ubyte.gz'), path.join(DATA, 't10k-labels-idx1-ubyte.gz')], { encoding: 'utf8' }),
+      execFileSync(
+        '/usr/bin/python3',
+        [
+          path.join(here, 'fashion_mnist_model.py'),
+          'evaluate',
+          trained,
+          path.join(DATA, 't10k-images-idx3-ubyte.gz'),
+          path.join(DATA, 't10k-labels-idx1-ubyte.gz'),
+        ],
+        { encoding: 'utf8' },
+      ),
     ) as { accuracy: number };
     const privacy = JSON.parse(await curl([`${url}/v1/datasets/${dataset.id}/privacy`])) as { epsilonSpent: number; delta: number };
     const result = {
@@ -109,10 +140,14 @@ async function main() {
     if (values.json) {
       console.log(JSON.stringify(result));
     } else {
-      console.log(`Fashion-MNIST, Tramèr–Boneh CNN, ${values.epochs} epochs, expected batch 2048, C = 0.1, through the HTTP API (${os.availableParallelism()} cores)`);
+      console.log(
+        `Fashion-MNIST, Tramèr–Boneh CNN, ${values.epochs} epochs, expected batch 2048, C = 0.1, through the HTTP API (${os.availableParallelism()} cores)`,
+      );
       console.log('| test accuracy | ε spent | δ | wall time (s) | samples/s |');
       console.log('|---|---|---|---|---|');
-      console.log(`| ${(result.accuracy * 100).toFixed(2)}% | ${result.epsilon.toFixed(3)} | ${result.delta} | ${result.wallSeconds.toFixed(0)} | ${result.samplesPerSec.toFixed(0)} |`);
+      console.log(
+        `| ${(result.accuracy * 100).toFixed(2)}% | ${result.epsilon.toFixed(3)} | ${result.delta} | ${result.wallSeconds.toFixed(0)} | ${result.samplesPerSec.toFixed(0)} |`,
+      );
     }
   } finally {
     server.kill('SIGTERM');

@@ -24,7 +24,9 @@ export function syntheticData(spec: ModelSpec, samples: number): TrainingData {
   const inputs =
     spec.input.dtype === 'F32'
       ? Buffer.from(Float32Array.from({ length: samples * perSample }, (_, i) => ((i * 2654435761) % 1000) / 1000).buffer)
-      : Buffer.from(BigInt64Array.from({ length: samples * perSample }, (_, i) => BigInt((i * 2654435761) % (spec.input.vocabulary ?? 2))).buffer);
+      : Buffer.from(
+          BigInt64Array.from({ length: samples * perSample }, (_, i) => BigInt((i * 2654435761) % (spec.input.vocabulary ?? 2))).buffer,
+        );
   const labels = Buffer.from(BigInt64Array.from({ length: samples }, (_, i) => BigInt(i % spec.classes)).buffer);
   return {
     inputs: [{ dtype: spec.input.dtype, shape: [samples, ...spec.input.shape], data: inputs }],

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { syntheticData, writeModels, type ModelSpec } from './dp-models.js';
+import { type ModelSpec, syntheticData, writeModels } from './dp-models.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,7 +32,6 @@ const { values } = parseArgs({
 
 type Mode = 'private' | 'non-private';
 const ROUND = 5; // steps per mode and round
-
 
 interface SpeedResult {
   nonPrivateSamplesPerSec: number;
@@ -65,7 +64,14 @@ async function trainers(spec: ModelSpec, modes: Mode[]) {
       model,
       data,
       mode === 'private'
-        ? { ...common, mode, sampleRate: spec.batchSize / n, noiseMultiplier: 1.0, maxGradNorm: 1.0, maxPhysicalBatchSize: spec.batchSize * 2 }
+        ? {
+            ...common,
+            mode,
+            sampleRate: spec.batchSize / n,
+            noiseMultiplier: 1.0,
+            maxGradNorm: 1.0,
+            maxPhysicalBatchSize: spec.batchSize * 2,
+          }
         : { ...common, mode, batchSize: spec.batchSize },
     );
     for (let i = 0; i < 3; i += 1) trainer.step(); // warm-up
@@ -87,7 +93,10 @@ async function speedChild(spec: ModelSpec, steps: number): Promise<SpeedResult> 
   for (let r = 0; r < Math.max(1, Math.round(steps / ROUND)); r += 1) {
     const a = round(nonPrivate);
     const b = round(dp);
-    for (const [sum, one] of [[total.np, a], [total.dp, b]] as const) {
+    for (const [sum, one] of [
+      [total.np, a],
+      [total.dp, b],
+    ] as const) {
       sum.samples += one.samples;
       sum.ms += one.ms;
     }
@@ -124,11 +133,26 @@ async function main() {
   const manifestText = JSON.stringify(manifest);
   const run = <T>(name: string, mode: string, steps: string): T =>
     JSON.parse(
-      execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', name, '--mode', mode, '--steps', steps, '--manifest', manifestText], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, OPENBLAS_NUM_THREADS: '1' },
-      }),
+      execFileSync(
+        process.execPath,
+        [
+          ...process.execArgv,
+          fileURLToPath(import.meta.url),
+          '--child',
+          name,
+          '--mode',
+          mode,
+          '--steps',
+          steps,
+          '--manifest',
+          manifestText,
+        ],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'inherit'],
+          env: { ...process.env, OPENBLAS_NUM_THREADS: '1' },
+        },
+      ),
     ) as T;
   const repeat = Math.max(1, Number(values.repeat));
   const median = (xs: number[]) => {
@@ -166,7 +190,9 @@ async function main() {
     `DP-SGD vs non-private, ${values.steps} timed steps per mode in alternating rounds of ${ROUND}, both modes in one process, ` +
       `medians of ${repeat} processes, ${os.availableParallelism()} libtorch threads, OpenBLAS`,
   );
-  console.log('| model (batch) | non-private samples/s | private samples/s | time ratio | ratio range over rounds | peak RSS private / non-private (MB) | step memory growth private / non-private (MB) |');
+  console.log(
+    '| model (batch) | non-private samples/s | private samples/s | time ratio | ratio range over rounds | peak RSS private / non-private (MB) | step memory growth private / non-private (MB) |',
+  );
   console.log('|---|---|---|---|---|---|---|');
   for (const m of models) {
     console.log(

@@ -5,7 +5,7 @@
 // (unbounded PLD at ε = 1000 takes minutes). One run per row, wall time on this thread. Prints a table;
 // never run by npm test; no asserts.
 import os from 'node:os';
-import { createPldAccountant, createRdpAccountant, SERVER_PLD_MAX_GRID_POINTS, type PrivacyEvent } from '../../src/privacy/accountant.js';
+import { createPldAccountant, createRdpAccountant, type PrivacyEvent, SERVER_PLD_MAX_GRID_POINTS } from '../../src/privacy/accountant.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon } from '../../src/privacy/ledger.js';
 

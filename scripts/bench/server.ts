@@ -1,6 +1,6 @@
 // The compiled server (what `npm start` runs) in a child process for the benchmarks: started on a
 // free port in its own data folder, resolved once it logs that it listens.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';

@@ -33,7 +33,6 @@ const { values } = parseArgs({
   },
 });
 
-
 /** Steps on either side whose mean is taken as the machine's current speed (detrend). */
 const DRIFT_WINDOW = 8;
 
@@ -78,14 +77,15 @@ async function main() {
   const { Trainer, setThreads } = await import('../../src/native.js');
   const threads = values.threads ? Number(values.threads) : os.availableParallelism();
   setThreads(threads);
-  const trainer = Trainer.create(
-    model,
-    syntheticData(spec, sampleCount),
-    {
-      mode: 'private', sampleRate, noiseMultiplier: 1.0, maxGradNorm: 1.0, maxPhysicalBatchSize: batch * 2,
-      loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 0.05 },
-    },
-  );
+  const trainer = Trainer.create(model, syntheticData(spec, sampleCount), {
+    mode: 'private',
+    sampleRate,
+    noiseMultiplier: 1.0,
+    maxGradNorm: 1.0,
+    maxPhysicalBatchSize: batch * 2,
+    loss: { kind: 'cross_entropy' },
+    optimizer: { type: 'sgd', learningRate: 0.05 },
+  });
   for (let i = 0; i < 5; i += 1) trainer.step(); // warm-up
 
   // The observer's view is wall time (polling and events see when steps end). On a shared machine other
@@ -119,7 +119,8 @@ async function main() {
       // Consecutive blocks of k steps: the block's total size estimated from its total duration with the
       // per-step fit; the error is the sum of the k residuals over b.
       const errors: number[] = [];
-      for (let start = 0; start + k <= steps; start += k) errors.push(one.residuals.slice(start, start + k).reduce((a, b) => a + b, 0) / one.b);
+      for (let start = 0; start + k <= steps; start += k)
+        errors.push(one.residuals.slice(start, start + k).reduce((a, b) => a + b, 0) / one.b);
       const estimateStd = std(errors);
       const prior = Math.sqrt(k) * poissonStd;
       return {
@@ -168,12 +169,23 @@ async function main() {
       `${threads} libtorch threads, ${result.cpu} (${result.cores} cores, load average ${result.loadAverage.toFixed(1)} at the end); ` +
       `realised sizes ${result.realisedSizes.min}–${result.realisedSizes.max} (std ${result.realisedSizes.std.toFixed(1)})`,
   );
-  console.log('| clock | step ms (mean ± std) | fit: ms + ms per record | correlation r | k steps per observation | std of the size estimated from the duration (records) | Poisson std √(k·qN(1−q)) | ratio | std given duration and prior |');
+  console.log(
+    '| clock | step ms (mean ± std) | fit: ms + ms per record | correlation r | k steps per observation | std of the size estimated from the duration (records) | Poisson std √(k·qN(1−q)) | ratio | std given duration and prior |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const [clock, a] of [['wall', result.wall], [`wall − mean of ±${DRIFT_WINDOW} neighbours`, result.wallDetrended], ['CPU time', result.cpuTime]] as const) {
+  for (const [clock, a] of [
+    ['wall', result.wall],
+    [`wall − mean of ±${DRIFT_WINDOW} neighbours`, result.wallDetrended],
+    ['CPU time', result.cpuTime],
+  ] as const) {
     for (const b of a.blocks) {
-      const head = b.k === 1 ? `| ${clock} | ${a.meanStepMs.toFixed(1)} ± ${a.stepMsStd.toFixed(1)} | ${a.interceptMs.toFixed(1)} + ${a.msPerSample.toFixed(3)} | ${a.correlation.toFixed(3)}` : '| | | |';
-      console.log(`${head} | ${b.k} | ${b.estimateStd.toFixed(1)} | ${b.poissonStd.toFixed(1)} | ${b.ratio.toFixed(2)} | ${b.posteriorStd.toFixed(1)} |`);
+      const head =
+        b.k === 1
+          ? `| ${clock} | ${a.meanStepMs.toFixed(1)} ± ${a.stepMsStd.toFixed(1)} | ${a.interceptMs.toFixed(1)} + ${a.msPerSample.toFixed(3)} | ${a.correlation.toFixed(3)}`
+          : '| | | |';
+      console.log(
+        `${head} | ${b.k} | ${b.estimateStd.toFixed(1)} | ${b.poissonStd.toFixed(1)} | ${b.ratio.toFixed(2)} | ${b.posteriorStd.toFixed(1)} |`,
+      );
     }
   }
 }

@@ -8,14 +8,17 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { encodeSafetensorsHeader } from '../../src/artifacts/formats/safetensors.js';
 import { startBenchServer } from './server.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
-  options: { 'size-mib': { type: 'string', default: '1024' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false } },
+  options: {
+    'size-mib': { type: 'string', default: '1024' },
+    runs: { type: 'string', default: '3' },
+    json: { type: 'boolean', default: false },
+  },
 });
 const sizeMiB = Number(values['size-mib']);
 const runs = Number(values.runs);
@@ -67,11 +70,26 @@ async function main() {
       let peak = baseline;
       const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(server.pid!))), 20);
       const started = performance.now();
-      const { stdout } = await run('curl', [
-        '-sS', '--cacert', ca, '-H', `Authorization: Bearer ${token}`,
-        '-F', `file=@${file};type=application/octet-stream`, '-F', `name=bench-${i}`, '-F', 'privacyLimit=8',
-        '-w', '\n%{http_code}', `${url}/v1/datasets`,
-      ], { maxBuffer: 1 << 20 });
+      const { stdout } = await run(
+        'curl',
+        [
+          '-sS',
+          '--cacert',
+          ca,
+          '-H',
+          `Authorization: Bearer ${token}`,
+          '-F',
+          `file=@${file};type=application/octet-stream`,
+          '-F',
+          `name=bench-${i}`,
+          '-F',
+          'privacyLimit=8',
+          '-w',
+          '\n%{http_code}',
+          `${url}/v1/datasets`,
+        ],
+        { maxBuffer: 1 << 20 },
+      );
       const seconds = (performance.now() - started) / 1000;
       clearInterval(sampler);
       peak = Math.max(peak, rssBytes(server.pid!));
@@ -86,7 +104,7 @@ async function main() {
     server.kill('SIGTERM');
     fs.rmSync(work, { recursive: true, force: true });
   }
-  const median = <T,>(xs: T[], f: (x: T) => number) => xs.map(f).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const median = <T>(xs: T[], f: (x: T) => number) => xs.map(f).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const summary = {
     sizeBytes,
     runs,
@@ -98,11 +116,17 @@ async function main() {
     console.log(JSON.stringify(summary));
     return;
   }
-  console.log(`upload of a ${(sizeBytes / 2 ** 20).toFixed(0)} MiB safetensors dataset, curl over HTTPS on loopback, ${runs} runs (${os.cpus().length} cores)`);
+  console.log(
+    `upload of a ${(sizeBytes / 2 ** 20).toFixed(0)} MiB safetensors dataset, curl over HTTPS on loopback, ${runs} runs (${os.cpus().length} cores)`,
+  );
   console.log('| run | seconds | MB/s | server RSS growth (MB) |');
   console.log('|---|---|---|---|');
-  results.forEach((r, i) => { console.log(`| ${i + 1} | ${r.seconds.toFixed(2)} | ${r.megabytesPerSec.toFixed(0)} | ${(r.rssGrowthBytes / 1e6).toFixed(1)} |`); });
-  console.log(`| median / max | ${summary.seconds.toFixed(2)} | ${summary.megabytesPerSec.toFixed(0)} | ${(summary.rssGrowthBytes / 1e6).toFixed(1)} |`);
+  results.forEach((r, i) => {
+    console.log(`| ${i + 1} | ${r.seconds.toFixed(2)} | ${r.megabytesPerSec.toFixed(0)} | ${(r.rssGrowthBytes / 1e6).toFixed(1)} |`);
+  });
+  console.log(
+    `| median / max | ${summary.seconds.toFixed(2)} | ${summary.megabytesPerSec.toFixed(0)} | ${(summary.rssGrowthBytes / 1e6).toFixed(1)} |`,
+  );
 }
 
 await main();

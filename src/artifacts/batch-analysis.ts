@@ -295,7 +295,9 @@ class Analysis {
     if ((node.k === 'prim::unchecked_cast' || node.k === 'prim::unchecked_unwrap_optional') && node.out[0]!) {
       this.same.set(node.out[0]![0]!, this.canonical(node.in[0]!));
     }
-    node.out.forEach(([id, type], i) => { this.env.set(id, outputs[i]! ?? fromType(type)); });
+    node.out.forEach(([id, type], i) => {
+      this.env.set(id, outputs[i]! ?? fromType(type));
+    });
   }
 
   visitIf(node: GraphNode, inputs: Abs[]): Abs[] {
@@ -306,7 +308,9 @@ class Analysis {
       const taken = blocks[known.v ? 0 : 1]!;
       const outs = this.block(taken);
       this.node = node;
-      node.out.forEach(([id], i) => { this.same.set(id, this.canonical(taken.out[i]!)); });
+      node.out.forEach(([id], i) => {
+        this.same.set(id, this.canonical(taken.out[i]!));
+      });
       return outs;
     }
     if (isBatched(cond) || carriesBatch(cond)) {
@@ -328,13 +332,17 @@ class Analysis {
   visitLoop(node: GraphNode, inputs: Abs[]): Abs[] {
     const body = node.blocks?.[0];
     const [trips, cond, ...carried] = inputs;
-    if (carriesBatch(trips) || carriesBatch(cond)) this.flow('loops a number of times that depends on the number of samples in the batch, which is private');
-    if (isBatched(trips) || isBatched(cond)) this.flow('loops a number of times computed from the samples: control flow may depend only on public information');
+    if (carriesBatch(trips) || carriesBatch(cond))
+      this.flow('loops a number of times that depends on the number of samples in the batch, which is private');
+    if (isBatched(trips) || isBatched(cond))
+      this.flow('loops a number of times computed from the samples: control flow may depend only on public information');
     if (!body) return carried;
     let state = carried;
     for (let pass = 0; ; pass += 1) {
       this.env.set(body.in[0]![0]!, opaqueInt(carriesBatch(trips)));
-      body.in.slice(1).forEach(([id], i) => { this.env.set(id, state[i]! ?? OTHER); });
+      body.in.slice(1).forEach(([id], i) => {
+        this.env.set(id, state[i]! ?? OTHER);
+      });
       const out = this.block(body);
       this.node = node;
       if (isBatched(out[0]!) || carriesBatch(out[0]!)) this.flow('loops while a condition derived from the samples or their number holds');
@@ -360,7 +368,13 @@ class Analysis {
     // leave that tensor (and every view of it) looking public while it holds a record's values
     // (zeros(1, n).add_(x) when a batch has one sample).
     const target = inputs[0];
-    if (isInPlace(node.k) && target?.t === 'tensor' && !target.batch && !target.poisoned && inputs.slice(1).some((v) => (isBatched(v) && !v.poisoned) || carriesBatch(v))) {
+    if (
+      isInPlace(node.k) &&
+      target?.t === 'tensor' &&
+      !target.batch &&
+      !target.poisoned &&
+      inputs.slice(1).some((v) => (isBatched(v) && !v.poisoned) || carriesBatch(v))
+    ) {
       this.mixing('writes values computed from the samples, in place, into a tensor that does not hold the batch');
       return node.out.map(() => poisonedTensor());
     }
@@ -396,8 +410,16 @@ function poisonedTensor(): TensorVal {
 }
 /** Nodes that only pack, unpack or pass values on: a poisoned value through them is not yet used. */
 const structural: ReadonlySet<string> = new Set([
-  'prim::TupleConstruct', 'prim::TupleUnpack', 'prim::TupleIndex', 'prim::ListConstruct', 'prim::ListUnpack',
-  'prim::unchecked_cast', 'prim::unchecked_unwrap_optional', 'aten::__getitem__', 'aten::__is__', 'aten::__isnot__',
+  'prim::TupleConstruct',
+  'prim::TupleUnpack',
+  'prim::TupleIndex',
+  'prim::ListConstruct',
+  'prim::ListUnpack',
+  'prim::unchecked_cast',
+  'prim::unchecked_unwrap_optional',
+  'aten::__getitem__',
+  'aten::__is__',
+  'aten::__isnot__',
 ]);
 function hasPoison(v: Abs | undefined, depth = 0): boolean {
   if (!v || depth > 8) return false;
@@ -468,7 +490,8 @@ function checkArguments(a: Analysis, inputs: Abs[], allowed: ReadonlySet<number>
       if (v.scalar?.batch) a.flow('uses the number of samples in the batch as a value, which is private under Poisson sampling');
       return;
     }
-    if (carriesBatch(v)) a.flow('takes an argument computed from the number of samples in the batch, which is private under Poisson sampling');
+    if (carriesBatch(v))
+      a.flow('takes an argument computed from the number of samples in the batch, which is private under Poisson sampling');
   });
 }
 function anyPoisoned(inputs: Abs[]): boolean {
@@ -488,7 +511,9 @@ function broadcast(a: Analysis, tensors: TensorVal[], what = 'combines'): Tensor
     if (rank === null) return publicTensor(null);
     const dims: IntVal[] = [];
     for (let k = 0; k < rank; k += 1) {
-      const sizes = tensors.map((t) => t.dims![t.dims!.length - rank + k]!).filter((s): s is IntVal => s !== undefined && knownInt(s) !== 1);
+      const sizes = tensors
+        .map((t) => t.dims![t.dims!.length - rank + k]!)
+        .filter((s): s is IntVal => s !== undefined && knownInt(s) !== 1);
       dims.push(sizes.length === 0 ? constInt(1) : sizes.every((s) => monoEq(s.m, sizes[0]!.m)) ? sizes[0]! : fresh());
     }
     return publicTensor(dims);
@@ -500,7 +525,10 @@ function broadcast(a: Analysis, tensors: TensorVal[], what = 'combines'): Tensor
   const fromEnd = batched.map((t) => t.dims!.length - t.batch!.dim);
   const first = batched[0]!;
   const sameLayout = batched.every(
-    (t, i) => fromEnd[i]! === fromEnd[0]! && monoEq(t.batch!.inner, first.batch!.inner) && monoEq(t.dims![t.batch!.dim]!.m, first.dims![first.batch!.dim]!.m),
+    (t, i) =>
+      fromEnd[i]! === fromEnd[0]! &&
+      monoEq(t.batch!.inner, first.batch!.inner) &&
+      monoEq(t.dims![t.batch!.dim]!.m, first.dims![first.batch!.dim]!.m),
   );
   if (!sameLayout) {
     a.mixing(`${what} batched tensors whose batch dimensions do not line up, so it would combine different samples`);
@@ -553,7 +581,9 @@ function reshapeBatched(a: Analysis, x: TensorVal, targetIn: IntVal[]): TensorVa
   const before = product(dims.slice(0, batch.dim));
   const after = product(dims.slice(batch.dim + 1));
   const refuse = (why: string): TensorVal => {
-    a.mixing(`reshapes a batched tensor ${why}; keep the batch dimension as it is (x.view(x.size(0), ...)), or split and merge it only as the outermost factor of a dimension`);
+    a.mixing(
+      `reshapes a batched tensor ${why}; keep the batch dimension as it is (x.view(x.size(0), ...)), or split and merge it only as the outermost factor of a dimension`,
+    );
     return poisonedTensor();
   };
   if (!total || !p || !before || !after) return refuse('whose shape the analysis cannot follow');
@@ -568,7 +598,9 @@ function reshapeBatched(a: Analysis, x: TensorVal, targetIn: IntVal[]): TensorVa
   const holders = target.map((t, i) => (t.m && batchPower(t.m) > 0 ? i : -1)).filter((i) => i >= 0);
   if (target.some((t) => t.m === null)) return refuse('to a shape computed in a way the analysis cannot follow');
   if (holders.length !== 1 || batchPower(target[holders[0]!]!.m!) !== 1) {
-    return refuse(holders.length === 0 ? 'to a shape that does not contain the batch size' : 'to a shape that uses the batch size more than once');
+    return refuse(
+      holders.length === 0 ? 'to a shape that does not contain the batch size' : 'to a shape that uses the batch size more than once',
+    );
   }
   const e = holders[0]!;
   const prefix = product(target.slice(0, e))!;
@@ -618,11 +650,16 @@ function arith(op: string, x: IntVal, y: IntVal): IntVal {
   const yn = y.m && y.m.syms.length === 0 ? y.m.coef : null;
   if (xn !== null && yn !== null) {
     switch (op) {
-      case 'add': return constInt(xn + yn);
-      case 'sub': return constInt(xn - yn);
-      case 'floordiv': return yn === 0 ? opaqueInt(false) : constInt(Math.floor(xn / yn));
-      case 'remainder': return yn === 0 ? opaqueInt(false) : constInt(((xn % yn) + yn) % yn);
-      default: return opaqueInt(false);
+      case 'add':
+        return constInt(xn + yn);
+      case 'sub':
+        return constInt(xn - yn);
+      case 'floordiv':
+        return yn === 0 ? opaqueInt(false) : constInt(Math.floor(xn / yn));
+      case 'remainder':
+        return yn === 0 ? opaqueInt(false) : constInt(((xn % yn) + yn) % yn);
+      default:
+        return opaqueInt(false);
     }
   }
   if (op === 'floordiv' && x.m && y.m) {
@@ -688,7 +725,9 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
     if (v !== undefined) return [constantValue(v)];
     return [fromType(node.out[0]![1]!)];
   },
-  'prim::ListConstruct': (_a, _node, inputs) => [{ t: 'list', items: inputs, elem: inputs.reduce<Abs | null>((acc, v) => joinOptional(acc, v), null) }],
+  'prim::ListConstruct': (_a, _node, inputs) => [
+    { t: 'list', items: inputs, elem: inputs.reduce<Abs | null>((acc, v) => joinOptional(acc, v), null) },
+  ],
   'prim::TupleConstruct': (_a, _node, inputs) => [{ t: 'list', items: inputs, elem: null }],
   'prim::ListUnpack': (_a, node, inputs) => unpack(node, inputs[0]!),
   'prim::TupleUnpack': (_a, node, inputs) => unpack(node, inputs[0]!),
@@ -710,7 +749,11 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
         if (l.items[k]!) return [l.items[k]!];
       }
       // An index the analysis does not know may pick any item: the join of them all (a size list holds B).
-      const elem = l.elem ?? (l.items && l.items.length > 0 ? l.items.reduce<Abs | undefined>((acc, v) => join(acc, v), undefined)! : fromType(node.out[0]![1]!));
+      const elem =
+        l.elem ??
+        (l.items && l.items.length > 0
+          ? l.items.reduce<Abs | undefined>((acc, v) => join(acc, v), undefined)!
+          : fromType(node.out[0]![1]!));
       return [carriesBatch(inputs[1]!) ? join(elem, opaqueInt(true)) : elem];
     }
     return null;
@@ -718,7 +761,7 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
   'aten::len': (_a, _node, inputs) => {
     const l = inputs[0]!;
     if (l?.t === 'list') return [l.items ? constInt(l.items.length) : opaqueInt(carriesBatch(l))];
-    if (l?.t === 'tensor') return [l.dims ? l.dims[0]! ?? opaqueInt(false) : opaqueInt(l.batch !== null)];
+    if (l?.t === 'tensor') return [l.dims ? (l.dims[0]! ?? opaqueInt(false)) : opaqueInt(l.batch !== null)];
     return [opaqueInt(false)];
   },
   'aten::dim': (_a, _node, inputs) => {
@@ -765,7 +808,8 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
   ...Object.fromEntries(
     ['eq', 'ne', 'lt', 'le', 'gt', 'ge'].map((op) => [
       `aten::${op}`,
-      ((_a, _node, inputs) => (inputs.every((v) => v.t !== 'tensor' || v.scalar) ? [compare(op, inputs[0]!, inputs[1]!)] : null)) as ScalarRule,
+      ((_a, _node, inputs) =>
+        inputs.every((v) => v.t !== 'tensor' || v.scalar) ? [compare(op, inputs[0]!, inputs[1]!)] : null) as ScalarRule,
     ]),
   ),
   ...Object.fromEntries(
@@ -776,11 +820,17 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
         const y = toIntVal(inputs[1]!);
         const tensorIn = inputs.some((v) => v.t === 'tensor');
         if (tensorIn && !inputs.every((v) => v.t !== 'tensor' || v.scalar)) return null; // real tensor arithmetic
-        if (!x || !y) return inputs.every((v) => v.t !== 'tensor') ? [{ ...fromType(node.out[0]![1]!), ...(inputs.some(carriesBatch) ? { batch: true } : {}) } as Abs] : null;
+        if (!x || !y)
+          return inputs.every((v) => v.t !== 'tensor')
+            ? [{ ...fromType(node.out[0]![1]!), ...(inputs.some(carriesBatch) ? { batch: true } : {}) } as Abs]
+            : null;
         // div on traced shape tensors: rounding_mode "trunc"/"floor" makes it a floor division of sizes.
         const mode = op === 'div' ? knownConst(inputs[2]!)?.v : null;
         const name = op === '__round_to_zero_floordiv' || (op === 'div' && (mode === 'trunc' || mode === 'floor')) ? 'floordiv' : op;
-        if (op === 'div' && name === 'div') return tensorIn ? [{ t: 'tensor', dims: [], batch: null, scalar: opaqueInt(x.batch || y.batch) }] : [{ t: 'scalar', batch: x.batch || y.batch }];
+        if (op === 'div' && name === 'div')
+          return tensorIn
+            ? [{ t: 'tensor', dims: [], batch: null, scalar: opaqueInt(x.batch || y.batch) }]
+            : [{ t: 'scalar', batch: x.batch || y.batch }];
         const r = arith(name, x, y);
         return [tensorIn ? { t: 'tensor', dims: [], batch: null, scalar: r } : r];
       }) as ScalarRule,
@@ -804,7 +854,9 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
       const clamp = (k: number) => Math.min(n, Math.max(0, k < 0 ? k + n : k));
       return [{ t: 'list', items: l.items.slice(clamp(start), end === null ? n : clamp(end)), elem: l.elem }];
     }
-    return [{ t: 'list', items: null, elem: l.elem ?? (l.items ? l.items.reduce<Abs | null>((acc, v) => joinOptional(acc, v), null) : null) }];
+    return [
+      { t: 'list', items: null, elem: l.elem ?? (l.items ? l.items.reduce<Abs | null>((acc, v) => joinOptional(acc, v), null) : null) },
+    ];
   },
   'aten::list': (_a, _node, inputs) => (inputs[0]?.t === 'list' ? [{ ...inputs[0]! }] : null),
   // List mutation: the list's items become unknown, its element type the join.
@@ -828,9 +880,21 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
   // Tensor metadata that the batch does not change (dtype, device, flags).
   ...Object.fromEntries(
     [
-      'prim::device', 'prim::dtype', 'prim::layout', 'prim::is_cuda', 'prim::is_cpu', 'prim::is_nested', 'prim::is_quantized',
-      'prim::is_sparse', 'prim::is_mkldnn', 'prim::requires_grad', 'aten::is_floating_point', 'aten::is_complex',
-      'aten::element_size', 'aten::is_grad_enabled', 'aten::is_autocast_enabled',
+      'prim::device',
+      'prim::dtype',
+      'prim::layout',
+      'prim::is_cuda',
+      'prim::is_cpu',
+      'prim::is_nested',
+      'prim::is_quantized',
+      'prim::is_sparse',
+      'prim::is_mkldnn',
+      'prim::requires_grad',
+      'aten::is_floating_point',
+      'aten::is_complex',
+      'aten::element_size',
+      'aten::is_grad_enabled',
+      'aten::is_autocast_enabled',
     ].map((kind) => [kind, ((_a, node) => node.out.map(() => ({ t: 'scalar', batch: false }) as Abs)) as ScalarRule]),
   ),
   // Error paths: the trainer never relays their text, so what they format does not matter.
@@ -947,7 +1011,13 @@ function reduce(dimIndex: number, keepdimIndex: number | null, what: string): Ru
     if (!x || x.poisoned) return unknownOutputs(node, !!x?.poisoned);
     const rank = rankOf(x);
     const given = inputs[dimIndex]!;
-    const all = given === undefined || node.in.length <= dimIndex || knownConst(given)?.v === null || (given.t === 'list' && given.items?.length === 0) || given.t === 'const' || given.t === 'scalar';
+    const all =
+      given === undefined ||
+      node.in.length <= dimIndex ||
+      knownConst(given)?.v === null ||
+      (given.t === 'list' && given.items?.length === 0) ||
+      given.t === 'const' ||
+      given.t === 'scalar';
     const dims = all ? (rank === null ? null : [...Array(rank).keys()]) : dimList(given, rank);
     const keep = keepdimIndex !== null && knownConst(inputs[keepdimIndex]!)?.v === true;
     if (x.batch) {
@@ -960,7 +1030,8 @@ function reduce(dimIndex: number, keepdimIndex: number | null, what: string): Ru
         return unknownOutputs(node, true);
       }
     }
-    if (!x.dims || dims === null) return node.out.map(([, type]) => (type === 'Tensor' ? (x.batch ? poisonedTensor() : publicTensor(null)) : fromType(type)));
+    if (!x.dims || dims === null)
+      return node.out.map(([, type]) => (type === 'Tensor' ? (x.batch ? poisonedTensor() : publicTensor(null)) : fromType(type)));
     const outDims = keep ? x.dims.map((s, i) => (dims.includes(i) ? constInt(1) : s)) : x.dims.filter((_, i) => !dims.includes(i));
     const batchDim = x.batch ? (keep ? x.batch.dim : x.batch.dim - dims.filter((d) => d < x.batch!.dim).length) : null;
     return node.out.map(([, type]) => (type === 'Tensor' ? withDims(x, outDims, batchDim) : fromType(type)));
@@ -982,7 +1053,9 @@ function lastDims(count: (inputs: Abs[]) => number | null, outLast: (inputs: Abs
         return unknownOutputs(node, true);
       }
       if (x.batch.dim >= rank - k) {
-        a.mixing(`${what} over the batch dimension (the input has the batch at dim ${x.batch.dim} of ${rank}), which combines the samples of a batch`);
+        a.mixing(
+          `${what} over the batch dimension (the input has the batch at dim ${x.batch.dim} of ${rank}), which combines the samples of a batch`,
+        );
         return unknownOutputs(node, true);
       }
     }
@@ -1026,7 +1099,13 @@ function spatialOp(spatialOf: (node: GraphNode, inputs: Abs[]) => number | null,
         return unknownOutputs(node, true);
       }
     }
-    const dims = x.dims && spatial !== null ? [...x.dims.slice(0, x.dims.length - spatial - (channels ? 1 : 0)), ...Array.from({ length: spatial + (channels ? 1 : 0) }, () => fresh())] : null;
+    const dims =
+      x.dims && spatial !== null
+        ? [
+            ...x.dims.slice(0, x.dims.length - spatial - (channels ? 1 : 0)),
+            ...Array.from({ length: spatial + (channels ? 1 : 0) }, () => fresh()),
+          ]
+        : null;
     // Every tensor output (max_pool*_with_indices has two) has the input's layout.
     return node.out.map(([, type]) => (type === 'Tensor' ? withDims(x, dims, x.batch?.dim ?? null) : fromType(type)));
   };
@@ -1059,7 +1138,9 @@ const matmulRule: Rule = (a, node, inputs) => {
   let product: TensorVal;
   if (lr === null || rr === null || lr < 2 || rr < 2) {
     if (left.batch || right.batch) {
-      a.mixing('multiplies a batched tensor as a vector or with operands of unknown rank, so the analysis cannot rule out a product over the batch dimension');
+      a.mixing(
+        'multiplies a batched tensor as a vector or with operands of unknown rank, so the analysis cannot rule out a product over the batch dimension',
+      );
       return unknownOutputs(node, true);
     }
     product = publicTensor(null);
@@ -1077,7 +1158,11 @@ const matmulRule: Rule = (a, node, inputs) => {
     let inner: Mono = ONE;
     let batchSize: IntVal | null = null;
     if (lb !== null && rb !== null) {
-      const same = lb === rb && leadOnly(lb) && monoEq(left.batch!.inner, right.batch!.inner) && monoEq(left.dims![left.batch!.dim]!.m, right.dims![right.batch!.dim]!.m);
+      const same =
+        lb === rb &&
+        leadOnly(lb) &&
+        monoEq(left.batch!.inner, right.batch!.inner) &&
+        monoEq(left.dims![left.batch!.dim]!.m, right.dims![right.batch!.dim]!.m);
       if (!same) {
         a.mixing('multiplies batched tensors whose batch dimensions do not line up, which combines different samples');
         return unknownOutputs(node, true);
@@ -1095,7 +1180,11 @@ const matmulRule: Rule = (a, node, inputs) => {
       batchSize = right.dims![right.batch!.dim]!;
     }
     const leadDims = lr >= rr ? left.dims!.slice(0, lr - 2) : right.dims!.slice(0, rr - 2);
-    const dims = [...leadDims.map((d, i) => (outBatch !== null && i === lead + 2 + outBatch ? batchSize! : d)), left.dims![lr - 2]!, right.dims![rr - 1]!];
+    const dims = [
+      ...leadDims.map((d, i) => (outBatch !== null && i === lead + 2 + outBatch ? batchSize! : d)),
+      left.dims![lr - 2]!,
+      right.dims![rr - 1]!,
+    ];
     const rank = lead + 2;
     if (outBatch !== null) {
       dims[rank + outBatch] = batchSize!;
@@ -1119,7 +1208,9 @@ const einsumRule: Rule = (a, node, inputs) => {
     if (!operands?.some((o) => o?.batch)) return unknownOutputs(node, false);
   }
   if (typeof eq !== 'string' || eq.includes('.') || !eq.includes('->')) {
-    a.mixing('einsum on batched tensors needs a constant equation with an explicit output and no ellipsis, so the analysis can follow the batch dimension');
+    a.mixing(
+      'einsum on batched tensors needs a constant equation with an explicit output and no ellipsis, so the analysis can follow the batch dimension',
+    );
     return unknownOutputs(node, true);
   }
   const [lhs = '', out = ''] = eq.replace(/\s/g, '').split('->');
@@ -1141,7 +1232,13 @@ const einsumRule: Rule = (a, node, inputs) => {
     a.mixing(`einsum sums over the batch letter '${letter}', which combines the samples of a batch`);
     return unknownOutputs(node, true);
   }
-  return [{ t: 'tensor', dims: [...out].map((_c, i) => (i === at ? source!.dims![source!.batch!.dim]! : fresh())), batch: { dim: at, inner: source!.batch!.inner } }];
+  return [
+    {
+      t: 'tensor',
+      dims: [...out].map((_c, i) => (i === at ? source!.dims![source!.batch!.dim]! : fresh())),
+      batch: { dim: at, inner: source!.batch!.inner },
+    },
+  ];
 };
 
 /** Refused whenever the tensor is batched: the operation picks or compacts elements across samples. */
@@ -1175,7 +1272,11 @@ function rearrange(cannot: string, layout: (x: TensorVal & { dims: IntVal[] }, i
 
 /** The tensor with its dimensions in `order` (output dim i is input dim order[i]). */
 function reorder(x: TensorVal & { dims: IntVal[] }, order: readonly number[]): TensorVal {
-  return withDims(x, order.map((d) => x.dims[d]!), x.batch ? order.indexOf(x.batch.dim) : null);
+  return withDims(
+    x,
+    order.map((d) => x.dims[d]!),
+    x.batch ? order.indexOf(x.batch.dim) : null,
+  );
 }
 
 const swapRule = (pair: (inputs: Abs[], rank: number) => [number | null, number | null]): Rule =>
@@ -1201,7 +1302,9 @@ const movedimRule = rearrange('moves dimensions the analysis cannot determine', 
   const dst = dimList(inputs[2], rank);
   if (!src || !dst || src.length !== dst.length) return null;
   const order: number[] = new Array(rank).fill(-1);
-  src.forEach((s, i) => { order[dst[i]!] = s; });
+  src.forEach((s, i) => {
+    order[dst[i]!] = s;
+  });
   const rest = [...Array(rank).keys()].filter((d) => !src.includes(d));
   for (let i = 0; i < rank; i += 1) if (order[i]! < 0) order[i] = rest.shift()!;
   return reorder(x, order);
@@ -1224,10 +1327,14 @@ const squeezeRule: Rule = (a, node, inputs) => {
     if (x.batch) {
       const unknown = x.dims.filter((s, i) => i !== x.batch!.dim && knownInt(s) === null);
       if (unknown.length > 0) {
-        a.mixing('squeezes every size-1 dimension of a batched tensor whose sizes the analysis does not know; name the dimension (squeeze(-1))');
+        a.mixing(
+          'squeezes every size-1 dimension of a batched tensor whose sizes the analysis does not know; name the dimension (squeeze(-1))',
+        );
         return [poisonedTensor()];
       }
-      a.mixing('squeezes every size-1 dimension, which drops the batch dimension when a batch has one sample; name the dimension (squeeze(-1))');
+      a.mixing(
+        'squeezes every size-1 dimension, which drops the batch dimension when a batch has one sample; name the dimension (squeeze(-1))',
+      );
       return [poisonedTensor()];
     }
     return [publicTensor(x.dims.filter((s) => knownInt(s) !== 1))];
@@ -1250,7 +1357,13 @@ const squeezeRule: Rule = (a, node, inputs) => {
     }
     return [withDims(x, null, x.batch?.dim ?? null)];
   }
-  return [withDims(x, x.dims.filter((_, i) => !gone.includes(i)), x.batch ? x.batch.dim - gone.filter((d) => d < x.batch!.dim).length : null)];
+  return [
+    withDims(
+      x,
+      x.dims.filter((_, i) => !gone.includes(i)),
+      x.batch ? x.batch.dim - gone.filter((d) => d < x.batch!.dim).length : null,
+    ),
+  ];
 };
 
 const flattenRule: Rule = (a, node, inputs) => {
@@ -1267,7 +1380,11 @@ const flattenRule: Rule = (a, node, inputs) => {
   }
   if (end < start) return [x];
   const merged = product(x.dims.slice(start, end + 1));
-  const target = [...x.dims.slice(0, start), merged ? mono(merged) : fresh(x.batch !== null && x.batch.dim >= start && x.batch.dim <= end), ...x.dims.slice(end + 1)];
+  const target = [
+    ...x.dims.slice(0, start),
+    merged ? mono(merged) : fresh(x.batch !== null && x.batch.dim >= start && x.batch.dim <= end),
+    ...x.dims.slice(end + 1),
+  ];
   if (!x.batch) return [publicTensor(target)];
   return [reshapeBatched(a, x, target)];
 };
@@ -1376,9 +1493,13 @@ function joinRule(stack: boolean): Rule {
     const first = batched[0]!;
     const r = rankOf(first);
     const d = normDim(inputs[1]! ?? constInt(0), r === null ? null : stack ? r + 1 : r);
-    const aligned = batched.every((t) => t.batch!.dim === first.batch!.dim && rankOf(t) === r && monoEq(t.batch!.inner, first.batch!.inner));
+    const aligned = batched.every(
+      (t) => t.batch!.dim === first.batch!.dim && rankOf(t) === r && monoEq(t.batch!.inner, first.batch!.inner),
+    );
     if (d === null || !aligned || !first.dims) {
-      a.mixing(`${stack ? 'stacks' : 'concatenates'} batched tensors along a dimension the analysis cannot determine, or whose batch dimensions do not line up`);
+      a.mixing(
+        `${stack ? 'stacks' : 'concatenates'} batched tensors along a dimension the analysis cannot determine, or whose batch dimensions do not line up`,
+      );
       return [poisonedTensor()];
     }
     if (!stack && d === first.batch!.dim) {
@@ -1413,12 +1534,20 @@ function splitRule(kind: 'split' | 'chunk' | 'unbind'): Rule {
     const dimArg = kind === 'unbind' ? inputs[1]! : inputs[2]!;
     const d = normDim(dimArg ?? constInt(0), rank);
     if (x.batch && (d === null || d === x.batch.dim)) {
-      a.mixing(d === null ? `${kind}s along a dimension the analysis cannot determine` : `${kind}s along the batch dimension, which separates the samples of a batch into different tensors`);
+      a.mixing(
+        d === null
+          ? `${kind}s along a dimension the analysis cannot determine`
+          : `${kind}s along the batch dimension, which separates the samples of a batch into different tensors`,
+      );
       return [{ t: 'list', items: null, elem: poisonedTensor() }];
     }
     if (d === null || !x.dims) return [{ t: 'list', items: null, elem: x.batch ? poisonedTensor() : publicTensor(null) }];
     if (kind === 'unbind') {
-      const piece = withDims(x, x.dims.filter((_, i) => i !== d), x.batch ? (x.batch.dim > d ? x.batch.dim - 1 : x.batch.dim) : null);
+      const piece = withDims(
+        x,
+        x.dims.filter((_, i) => i !== d),
+        x.batch ? (x.batch.dim > d ? x.batch.dim - 1 : x.batch.dim) : null,
+      );
       const n = knownInt(x.dims[d]!);
       return [{ t: 'list', items: n !== null && n <= 64 ? Array.from({ length: n }, () => piece) : null, elem: piece }];
     }
@@ -1466,11 +1595,23 @@ function indexAlong(kind: 'select' | 'narrow' | 'slice'): Rule {
       return [poisonedTensor()];
     }
     if (d === null || !x.dims) return [withDims(x, null, null)];
-    if (kind === 'select') return [withDims(x, x.dims.filter((_, i) => i !== d), x.batch ? (x.batch.dim > d ? x.batch.dim - 1 : x.batch.dim) : null)];
+    if (kind === 'select')
+      return [
+        withDims(
+          x,
+          x.dims.filter((_, i) => i !== d),
+          x.batch ? (x.batch.dim > d ? x.batch.dim - 1 : x.batch.dim) : null,
+        ),
+      ];
     const dims = [...x.dims];
     const start = knownInt(inputs[2]!);
     const end = knownInt(inputs[3]!);
-    const length = kind === 'narrow' ? knownInt(inputs[3]!) : start === 0 && end !== null && end >= 0 && end < 2 ** 53 && (knownInt(inputs[4]!) ?? 1) === 1 ? end : null;
+    const length =
+      kind === 'narrow'
+        ? knownInt(inputs[3]!)
+        : start === 0 && end !== null && end >= 0 && end < 2 ** 53 && (knownInt(inputs[4]!) ?? 1) === 1
+          ? end
+          : null;
     dims[d] = length !== null ? constInt(length) : fresh();
     return [withDims(x, dims, x.batch?.dim ?? null)];
   };
@@ -1495,7 +1636,9 @@ function indexedAlong(dimIndex: number, what: string): Rule {
     const others = inputs.slice(1).filter(isBatched);
     if (x.batch) {
       if (d === null || d === x.batch.dim) {
-        a.mixing(`${what} along ${d === null ? 'a dimension the analysis cannot determine' : 'the batch dimension'}, which moves values between samples`);
+        a.mixing(
+          `${what} along ${d === null ? 'a dimension the analysis cannot determine' : 'the batch dimension'}, which moves values between samples`,
+        );
         return unknownOutputs(node, true);
       }
     }
@@ -1531,7 +1674,9 @@ const indexRule: Rule = (a, _node, inputs) => {
   const indexBatched = items === null ? carriesBatchOrBatched(list) : items.some((v) => isBatched(v));
   if (!x.batch && !indexBatched) return [publicTensor(null)];
   if (!items || indexBatched || !x.dims) {
-    a.mixing('indexes with tensors computed from the samples, or in a way the analysis cannot follow, which can pick values across samples');
+    a.mixing(
+      'indexes with tensors computed from the samples, or in a way the analysis cannot follow, which can pick values across samples',
+    );
     return [poisonedTensor()];
   }
   const used = items.map((v, i) => (v.t === 'const' && v.v === null ? -1 : i)).filter((i) => i >= 0);
@@ -1547,7 +1692,8 @@ const indexRule: Rule = (a, _node, inputs) => {
 /** Creation from a size list (zeros(B, ...), randn(...), full(size, v)). */
 function createRule(sizeIndex: number, fillIndex: number | null = null): Rule {
   return (a, _node, inputs) => {
-    if (fillIndex !== null && carriesBatch(inputs[fillIndex]!)) a.flow('fills a tensor with a value computed from the number of samples, which is private');
+    if (fillIndex !== null && carriesBatch(inputs[fillIndex]!))
+      a.flow('fills a tensor with a value computed from the number of samples, which is private');
     const shape = intList(inputs[sizeIndex]!);
     if (!shape && carriesBatch(inputs[sizeIndex]!)) {
       a.flow('creates a tensor of a size computed from the number of samples in a way the analysis cannot follow');
@@ -1622,7 +1768,9 @@ const perSampleNorm = normalisation((x) =>
 );
 
 /** batch_norm in eval form (the policy refuses training mode): an affine map per channel (dim 1). */
-const batchNormEval = normalisation((x) => (x.batch.dim === 1 ? 'normalises per channel, and the channel dimension holds the batch' : null));
+const batchNormEval = normalisation((x) =>
+  x.batch.dim === 1 ? 'normalises per channel, and the channel dimension holds the batch' : null,
+);
 
 const embeddingRule: Rule = (a, _node, inputs) => {
   checkArguments(a, inputs);
@@ -1647,7 +1795,9 @@ const attentionRule: Rule = (a, _node, inputs) => {
   for (const t of all) {
     const r = rankOf(t);
     if (t.batch && (r === null || t.batch.dim >= r - 2)) {
-      a.mixing('attends over the batch dimension (it must be a leading dimension of queries, keys and values), which combines the samples of a batch');
+      a.mixing(
+        'attends over the batch dimension (it must be a leading dimension of queries, keys and values), which combines the samples of a batch',
+      );
       return [poisonedTensor()];
     }
   }
@@ -1670,11 +1820,17 @@ const fusedTransformer: Rule = (a, node, inputs) => {
     a.mixing('runs a fused transformer kernel on tensors whose batch is not dim 0, so it would attend across samples');
     return unknownOutputs(node, true);
   }
-  return node.out.map(([, type], i) => (type === 'Tensor' && i === 0 ? { ...x } : type === 'Tensor' ? (x.batch ? poisonedTensor() : publicTensor(null)) : fromType(type)));
+  return node.out.map(([, type], i) =>
+    type === 'Tensor' && i === 0 ? { ...x } : type === 'Tensor' ? (x.batch ? poisonedTensor() : publicTensor(null)) : fromType(type),
+  );
 };
 
 /** tril/triu/diagonal on the last two dims. */
-const lastTwo: Rule = lastDims(() => 2, (_i, x) => (x.dims ? x.dims.slice(-2) : null), 'takes a triangle of its last two dimensions');
+const lastTwo: Rule = lastDims(
+  () => 2,
+  (_i, x) => (x.dims ? x.dims.slice(-2) : null),
+  'takes a triangle of its last two dimensions',
+);
 
 const padRule: Rule = (a, node, inputs) => {
   checkArguments(a, inputs);
@@ -1695,7 +1851,13 @@ const padRule: Rule = (a, node, inputs) => {
       return [poisonedTensor()];
     }
   }
-  return [withDims(x, x.dims!.map((s, i) => (i >= rank - padded && i !== x.batch!.dim ? fresh() : s)), x.batch.dim)];
+  return [
+    withDims(
+      x,
+      x.dims!.map((s, i) => (i >= rank - padded && i !== x.batch!.dim ? fresh() : s)),
+      x.batch.dim,
+    ),
+  ];
 };
 
 /** one_hot(x, n): appends a dimension. */
@@ -1739,13 +1901,27 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   // Pooling, padding, upsampling: over trailing spatial dims
   ...Object.fromEntries(
     [
-      ['aten::max_pool1d', 1], ['aten::max_pool2d', 2], ['aten::max_pool3d', 3],
-      ['aten::max_pool1d_with_indices', 1], ['aten::max_pool2d_with_indices', 2], ['aten::max_pool3d_with_indices', 3],
-      ['aten::avg_pool1d', 1], ['aten::avg_pool2d', 2], ['aten::avg_pool3d', 3],
-      ['aten::adaptive_avg_pool1d', 1], ['aten::adaptive_avg_pool2d', 2], ['aten::adaptive_avg_pool3d', 3],
-      ['aten::adaptive_max_pool1d', 1], ['aten::adaptive_max_pool2d', 2],
-      ['aten::reflection_pad1d', 1], ['aten::reflection_pad2d', 2], ['aten::replication_pad1d', 1], ['aten::replication_pad2d', 2],
-      ['aten::upsample_nearest1d', 1], ['aten::upsample_nearest2d', 2], ['aten::upsample_bilinear2d', 2],
+      ['aten::max_pool1d', 1],
+      ['aten::max_pool2d', 2],
+      ['aten::max_pool3d', 3],
+      ['aten::max_pool1d_with_indices', 1],
+      ['aten::max_pool2d_with_indices', 2],
+      ['aten::max_pool3d_with_indices', 3],
+      ['aten::avg_pool1d', 1],
+      ['aten::avg_pool2d', 2],
+      ['aten::avg_pool3d', 3],
+      ['aten::adaptive_avg_pool1d', 1],
+      ['aten::adaptive_avg_pool2d', 2],
+      ['aten::adaptive_avg_pool3d', 3],
+      ['aten::adaptive_max_pool1d', 1],
+      ['aten::adaptive_max_pool2d', 2],
+      ['aten::reflection_pad1d', 1],
+      ['aten::reflection_pad2d', 2],
+      ['aten::replication_pad1d', 1],
+      ['aten::replication_pad2d', 2],
+      ['aten::upsample_nearest1d', 1],
+      ['aten::upsample_nearest2d', 2],
+      ['aten::upsample_bilinear2d', 2],
       ['aten::pixel_shuffle', 3],
     ].map(([kind, n]) => [kind, spatialOp(fixedSpatial(n as number), false, 'it pools, pads or resamples its trailing dimensions')]),
   ),
@@ -1754,22 +1930,130 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   // Elementwise (broadcasting)
   ...Object.fromEntries(
     [
-      'add', 'add_', 'sub', 'sub_', 'rsub', 'mul', 'mul_', 'div', 'div_', 'true_divide', 'floor_divide', 'remainder', 'fmod', 'pow',
-      'atan2', 'minimum', 'maximum', 'fmin', 'fmax', 'lerp', 'addcmul', 'addcdiv', 'masked_fill', 'masked_fill_',
-      'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logical_and', 'logical_or', 'logical_xor', 'bitwise_and', 'prelu', 'clamp', 'clamp_',
-      'clamp_min', 'clamp_max', 'clip', 'copy_',
+      'add',
+      'add_',
+      'sub',
+      'sub_',
+      'rsub',
+      'mul',
+      'mul_',
+      'div',
+      'div_',
+      'true_divide',
+      'floor_divide',
+      'remainder',
+      'fmod',
+      'pow',
+      'atan2',
+      'minimum',
+      'maximum',
+      'fmin',
+      'fmax',
+      'lerp',
+      'addcmul',
+      'addcdiv',
+      'masked_fill',
+      'masked_fill_',
+      'eq',
+      'ne',
+      'lt',
+      'le',
+      'gt',
+      'ge',
+      'logical_and',
+      'logical_or',
+      'logical_xor',
+      'bitwise_and',
+      'prelu',
+      'clamp',
+      'clamp_',
+      'clamp_min',
+      'clamp_max',
+      'clip',
+      'copy_',
     ].map((op) => [`aten::${op}`, elementwise]),
   ),
   // Elementwise on one tensor
   ...Object.fromEntries(
     [
-      'relu', 'relu_', 'relu6', 'leaky_relu', 'leaky_relu_', 'elu', 'elu_', 'selu', 'selu_', 'celu', 'celu_', 'gelu', 'silu', 'silu_',
-      'mish', 'hardtanh', 'hardtanh_', 'hardsigmoid', 'hardsigmoid_', 'hardswish', 'hardswish_', 'sigmoid', 'sigmoid_', 'tanh', 'tanh_',
-      'softplus', 'log_sigmoid', 'threshold', 'threshold_', 'hardshrink', 'softshrink', 'neg', 'abs', 'sign', 'square', 'sqrt', 'rsqrt',
-      'reciprocal', 'exp', 'exp2', 'expm1', 'log', 'log2', 'log10', 'log1p', 'sin', 'cos', 'tan', 'sinh', 'cosh', 'asin', 'acos', 'atan',
-      'erf', 'floor', 'ceil', 'round', 'trunc', 'frac', 'nan_to_num', 'isnan', 'isinf', 'isfinite', 'logical_not', 'bitwise_not',
-      'dropout', 'dropout_', 'alpha_dropout', 'native_dropout', 'contiguous', 'clone', 'detach', 'to', 'type_as', 'fill_', 'zero_',
-      'bernoulli', 'bernoulli_',
+      'relu',
+      'relu_',
+      'relu6',
+      'leaky_relu',
+      'leaky_relu_',
+      'elu',
+      'elu_',
+      'selu',
+      'selu_',
+      'celu',
+      'celu_',
+      'gelu',
+      'silu',
+      'silu_',
+      'mish',
+      'hardtanh',
+      'hardtanh_',
+      'hardsigmoid',
+      'hardsigmoid_',
+      'hardswish',
+      'hardswish_',
+      'sigmoid',
+      'sigmoid_',
+      'tanh',
+      'tanh_',
+      'softplus',
+      'log_sigmoid',
+      'threshold',
+      'threshold_',
+      'hardshrink',
+      'softshrink',
+      'neg',
+      'abs',
+      'sign',
+      'square',
+      'sqrt',
+      'rsqrt',
+      'reciprocal',
+      'exp',
+      'exp2',
+      'expm1',
+      'log',
+      'log2',
+      'log10',
+      'log1p',
+      'sin',
+      'cos',
+      'tan',
+      'sinh',
+      'cosh',
+      'asin',
+      'acos',
+      'atan',
+      'erf',
+      'floor',
+      'ceil',
+      'round',
+      'trunc',
+      'frac',
+      'nan_to_num',
+      'isnan',
+      'isinf',
+      'isfinite',
+      'logical_not',
+      'bitwise_not',
+      'dropout',
+      'dropout_',
+      'alpha_dropout',
+      'native_dropout',
+      'contiguous',
+      'clone',
+      'detach',
+      'to',
+      'type_as',
+      'fill_',
+      'zero_',
+      'bernoulli',
+      'bernoulli_',
     ].map((op) => [`aten::${op}`, keep]),
   ),
   // feature dropout draws one mask per (sample, channel): per sample when the batch is dim 0.
@@ -1816,9 +2100,25 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   // Reductions
   ...Object.fromEntries(
     [
-      ['sum', 1, 2], ['mean', 1, 2], ['prod', 1, 2], ['std', 1, 3], ['var', 1, 3], ['std_mean', 1, 3], ['var_mean', 1, 3],
-      ['logsumexp', 1, 2], ['amax', 1, 2], ['amin', 1, 2], ['all', 1, 2], ['any', 1, 2], ['norm', 2, 3], ['linalg_vector_norm', 2, 3],
-      ['frobenius_norm', 1, 2], ['argmax', 1, 2], ['argmin', 1, 2], ['max', 1, 2], ['min', 1, 2],
+      ['sum', 1, 2],
+      ['mean', 1, 2],
+      ['prod', 1, 2],
+      ['std', 1, 3],
+      ['var', 1, 3],
+      ['std_mean', 1, 3],
+      ['var_mean', 1, 3],
+      ['logsumexp', 1, 2],
+      ['amax', 1, 2],
+      ['amin', 1, 2],
+      ['all', 1, 2],
+      ['any', 1, 2],
+      ['norm', 2, 3],
+      ['linalg_vector_norm', 2, 3],
+      ['frobenius_norm', 1, 2],
+      ['argmax', 1, 2],
+      ['argmin', 1, 2],
+      ['max', 1, 2],
+      ['min', 1, 2],
     ].map(([op, dimIndex, keepIndex]) => [`aten::${op}`, reduceOrElementwise(op as string, dimIndex as number, keepIndex as number)]),
   ),
   'aten::cosine_similarity': alongDim(2, 'cosine_similarity reduces', 1),
@@ -1877,7 +2177,9 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   'aten::index_put_': refuseBatched('index_put_ writes values at computed positions', [0, 1, 2]),
   // where(condition) alone is nonzero(): index tensors as many as the data says.
   'aten::where': (a, node, inputs) =>
-    node.in.length === 1 ? refuseBatched('where(condition) lists the positions of nonzero values, as many as the data holds')(a, node, inputs) : elementwise(a, node, inputs),
+    node.in.length === 1
+      ? refuseBatched('where(condition) lists the positions of nonzero values, as many as the data holds')(a, node, inputs)
+      : elementwise(a, node, inputs),
   'aten::masked_select': refuseBatched('masked_select keeps a data-dependent number of values from across the batch', [0, 1]),
   'aten::tril': lastTwo,
   'aten::triu': lastTwo,
@@ -1931,9 +2233,26 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
  * prim::If and prim::Loop are interpreted by the analysis itself.
  */
 export const publicOnlyOperators: ReadonlySet<string> = new Set([
-  'prim::If', 'prim::Loop', 'prim::SetAttr', 'prim::DictConstruct', 'prim::ConstantChunk', 'prim::abs', 'prim::type',
-  'aten::stride', 'aten::is_contiguous', 'aten::__xor__', 'aten::divmod', 'aten::__contains__', 'aten::__range_length',
-  'aten::__derive_index', 'aten::pop', 'aten::dict', 'aten::keys', 'aten::values', 'aten::items', 'aten::find',
+  'prim::If',
+  'prim::Loop',
+  'prim::SetAttr',
+  'prim::DictConstruct',
+  'prim::ConstantChunk',
+  'prim::abs',
+  'prim::type',
+  'aten::stride',
+  'aten::is_contiguous',
+  'aten::__xor__',
+  'aten::divmod',
+  'aten::__contains__',
+  'aten::__range_length',
+  'aten::__derive_index',
+  'aten::pop',
+  'aten::dict',
+  'aten::keys',
+  'aten::values',
+  'aten::items',
+  'aten::find',
 ]);
 
 /** aten::max/min have elementwise (two tensors) and reduction overloads; the others only reductions. */
@@ -1982,7 +2301,12 @@ function runAnalysis(analysis: Analysis, graph: GraphJson, ranks: readonly numbe
   for (const node of graph.nodes) analysis.visit(node);
   const out = analysis.get(graph.out[0]!);
   if (!analysis.poisonSite && hasPoison(out)) analysis.poisonSite = { k: 'prim::Return', in: [], out: [] };
-  if (out.t === 'tensor' && !out.poisoned && out.batch && (out.batch.dim !== 0 || !monoEq(out.batch.inner, ONE) || !monoEq(out.dims?.[0]?.m ?? null, { coef: 1, syms: [BATCH] }))) {
+  if (
+    out.t === 'tensor' &&
+    !out.poisoned &&
+    out.batch &&
+    (out.batch.dim !== 0 || !monoEq(out.batch.inner, ONE) || !monoEq(out.dims?.[0]?.m ?? null, { coef: 1, syms: [BATCH] }))
+  ) {
     analysis.node = { k: 'prim::Return', in: [], out: [] };
     analysis.mixing('(the output) does not have one row per sample in dimension 0: the loss would combine the samples of a batch');
   }

@@ -8,13 +8,13 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { dataLayout } from '../config.js';
-import { KeyPurpose, type KeyProvider } from '../enclave/keys.js';
+import { type KeyProvider, KeyPurpose } from '../enclave/keys.js';
 import {
+  type BlobIdentity,
+  type BlobKind,
   createSealedBlobWriter,
   openSealedBlob,
   readSealedBlob,
-  type BlobIdentity,
-  type BlobKind,
   type SealedBlobReader,
   type SealingKey,
 } from './sealed-blob.js';

@@ -4,12 +4,13 @@
 // disk, not the CPU, bounds upload speed). CSV and the tensors a sandboxed libtorch load extracted
 // from a TorchScript dataset are converted into a new staged blob. Blob handles are plain data, so this
 // runs the same on any thread.
-import { openBlob, stageBlobFrom, type BlobStore } from './blob-store.js';
+
+import type { Dtype } from '../vocabulary.js';
+import { type BlobStore, openBlob, stageBlobFrom } from './blob-store.js';
 import type { DatasetLayout, DatasetSummary, TensorLocation } from './formats/canonical.js';
 import { convertCsv } from './formats/csv.js';
 import { convertSafetensors, encodeSafetensors, parseSafetensorsHeader, safetensorsHeaderLength } from './formats/safetensors.js';
 import type { BlobIdentity } from './sealed-blob.js';
-import type { Dtype } from '../vocabulary.js';
 
 export type ConvertSource =
   | { kind: 'safetensors' | 'csv'; identity: BlobIdentity; file: string; sizeBytes: number; labelColumn?: string }
@@ -74,7 +75,13 @@ export async function convertDataset(input: ConvertInput): Promise<ConvertOutput
 }
 
 /** Reads back the header of a converted (canonical safetensors) blob: where each tensor's bytes are. */
-async function locateTensors(blobs: BlobStore, identity: BlobIdentity, file: string, sizeBytes: number, summary: DatasetSummary): Promise<TensorLocation[]> {
+async function locateTensors(
+  blobs: BlobStore,
+  identity: BlobIdentity,
+  file: string,
+  sizeBytes: number,
+  summary: DatasetSummary,
+): Promise<TensorLocation[]> {
   const parts: Buffer[] = [];
   let have = 0;
   let need = 8;
@@ -91,4 +98,3 @@ async function locateTensors(blobs: BlobStore, identity: BlobIdentity, file: str
     return { ...t, offsetBytes: header.dataStartBytes + info.dataOffsets[0], sizeBytes: info.dataOffsets[1] - info.dataOffsets[0] };
   });
 }
-

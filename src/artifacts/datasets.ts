@@ -8,22 +8,35 @@
 // who else may see and use it; the owner alone may change it, effective for the next request.
 import { randomBytes } from 'node:crypto';
 import { BastionError, type FieldError } from '../errors.js';
-import { authorize, enforce, refuseUnknown, type Action, type UseContext } from '../governance/authorize.js';
-import { datasetPolicyFrom, replacePolicy, requireKnownPrincipals, type DatasetPolicy, type DatasetPolicyInput } from '../governance/policy.js';
+import { type Action, authorize, enforce, refuseUnknown, type UseContext } from '../governance/authorize.js';
+import {
+  type DatasetPolicy,
+  type DatasetPolicyInput,
+  datasetPolicyFrom,
+  replacePolicy,
+  requireKnownPrincipals,
+} from '../governance/policy.js';
 import type { Principal } from '../governance/principals.js';
 import { datasetTarget } from '../governance/targets.js';
-import { deleteDatasetRow, findDatasetRow, insertDataset, listDatasetRows, updateDatasetPolicy, type DatasetRow } from '../store/artifacts.js';
-import { openBlob, readBlob, removeBlob, stagedBlob, type StagedBlob, type StagedUpload } from './blob-store.js';
+import type { ExtractedTensor } from '../native.js';
+import {
+  type DatasetRow,
+  deleteDatasetRow,
+  findDatasetRow,
+  insertDataset,
+  listDatasetRows,
+  updateDatasetPolicy,
+} from '../store/artifacts.js';
+import { DTYPES } from '../vocabulary.js';
+import { openBlob, readBlob, removeBlob, type StagedBlob, type StagedUpload, stagedBlob } from './blob-store.js';
+import type { ConvertOutput } from './convert.js';
 import type { DatasetLayout, DatasetSummary } from './formats/canonical.js';
 import { detectDatasetFormat } from './formats/detect.js';
 import { checkTorchscriptArchive } from './formats/torchscript-archive.js';
-import type { ExtractedTensor } from '../native.js';
 import { runSandboxed } from './sandbox.js';
-import { createStreamCheck } from './stream-check.js';
-import type { ConvertOutput } from './convert.js';
 import type { SealedBlobReader } from './sealed-blob.js';
-import { commitArtifact, refuseIfInUse, stageUpload, type ArtifactDeps } from './service.js';
-import { DTYPES } from '../vocabulary.js';
+import { type ArtifactDeps, commitArtifact, refuseIfInUse, stageUpload } from './service.js';
+import { createStreamCheck } from './stream-check.js';
 
 export const datasetFormats = ['torchscript', 'safetensors', 'csv'] as const;
 export type DatasetFormat = (typeof datasetFormats)[number];
@@ -173,7 +186,8 @@ function resolvePrivacy(fields: DatasetFields, summary: DatasetSummary, fileLimi
   }
   const n = summary.sampleCount;
   const delta = fields.delta ?? Math.min(1e-5, 1 / (10 * n));
-  if (delta >= 1 / n) errors.push({ pointer: '/delta', detail: `must be below 1 / samples = ${1 / n} (δ ≥ 1/n allows releasing a whole sample)` });
+  if (delta >= 1 / n)
+    errors.push({ pointer: '/delta', detail: `must be below 1 / samples = ${1 / n} (δ ≥ 1/n allows releasing a whole sample)` });
   if (errors.length > 0) throw new BastionError('VALIDATION_FAILED', errors.map((e) => `${e.pointer} ${e.detail}`).join('; '), { errors });
   if (!(privacyLimit! > 0 && Number.isFinite(privacyLimit))) {
     throw new BastionError('UNPROCESSABLE_DATASET', `The file's privacy_limit ${privacyLimit} is not a positive number; give privacyLimit`);
@@ -185,23 +199,36 @@ function resolvePrivacy(fields: DatasetFields, summary: DatasetSummary, fileLimi
  * Checks a staged upload, converts it to the canonical form in a pool worker and commits both as a
  * dataset owned by `owner`. Throws UNPROCESSABLE_DATASET (422) naming the problem; nothing is kept.
  */
-export async function createDataset(deps: ArtifactDeps, owner: Principal, fields: DatasetFields, staged: StagedUpload | StagedDatasetUpload): Promise<Dataset> {
+export async function createDataset(
+  deps: ArtifactDeps,
+  owner: Principal,
+  fields: DatasetFields,
+  staged: StagedUpload | StagedDatasetUpload,
+): Promise<Dataset> {
   const canonicalIdentity = { artifactId: staged.identity.artifactId, kind: 'dataset-tensors' as const };
   let canonical: StagedBlob | undefined;
   try {
     if (staged.sizeBytes === 0) throw new BastionError('UNPROCESSABLE_DATASET', 'The uploaded file is empty');
     const format = fields.format ?? (await detectFormat(deps, staged));
     if (format !== 'csv' && fields.labelColumn !== undefined) {
-      throw new BastionError('VALIDATION_FAILED', '/labelColumn applies to CSV datasets only', { errors: [{ pointer: '/labelColumn', detail: 'applies to CSV datasets only' }] });
+      throw new BastionError('VALIDATION_FAILED', '/labelColumn applies to CSV datasets only', {
+        errors: [{ pointer: '/labelColumn', detail: 'applies to CSV datasets only' }],
+      });
     }
     let fileLimit: number | null = null;
     let converted: ConvertOutput;
     if (format === 'torchscript') {
       if (staged.sizeBytes > MAX_TORCHSCRIPT_DATASET_BYTES) {
-        throw new BastionError('UNPROCESSABLE_DATASET', `TorchScript datasets are loaded whole; this one exceeds ${MAX_TORCHSCRIPT_DATASET_BYTES} bytes: upload it as safetensors`);
+        throw new BastionError(
+          'UNPROCESSABLE_DATASET',
+          `TorchScript datasets are loaded whole; this one exceeds ${MAX_TORCHSCRIPT_DATASET_BYTES} bytes: upload it as safetensors`,
+        );
       }
       const bytes = await readBlob(deps.blobs, staged.identity, staged.file);
-      await checkTorchscriptArchive(bytes, { kind: 'dataset', ...(deps.sandbox.maxInflatedBytes ? { maxInflatedBytes: deps.sandbox.maxInflatedBytes } : {}) });
+      await checkTorchscriptArchive(bytes, {
+        kind: 'dataset',
+        ...(deps.sandbox.maxInflatedBytes ? { maxInflatedBytes: deps.sandbox.maxInflatedBytes } : {}),
+      });
       const tensors = (await runSandboxed({ mode: 'extract', maxBytes: MAX_TORCHSCRIPT_DATASET_BYTES }, bytes, {
         ...deps.sandbox,
         errorCode: 'UNPROCESSABLE_DATASET',
@@ -214,11 +241,19 @@ export async function createDataset(deps: ArtifactDeps, owner: Principal, fields
     } else {
       // A safetensors file checked while it was uploaded has nothing to read again.
       const checked = format === 'safetensors' && 'streamCheck' in staged ? await staged.streamCheck : null;
-      converted = checked ?? await deps.pool.run('convertDataset', {
-        blobs: deps.blobs,
-        target: canonicalIdentity,
-        source: { kind: format, identity: staged.identity, file: staged.file, sizeBytes: staged.sizeBytes, ...(fields.labelColumn !== undefined ? { labelColumn: fields.labelColumn } : {}) },
-      });
+      converted =
+        checked ??
+        (await deps.pool.run('convertDataset', {
+          blobs: deps.blobs,
+          target: canonicalIdentity,
+          source: {
+            kind: format,
+            identity: staged.identity,
+            file: staged.file,
+            sizeBytes: staged.sizeBytes,
+            ...(fields.labelColumn !== undefined ? { labelColumn: fields.labelColumn } : {}),
+          },
+        }));
     }
     if (converted.converted) canonical = stagedBlob(deps.blobs, canonicalIdentity, converted.converted);
     fileLimit = converted.privacyLimit;
@@ -281,7 +316,13 @@ export function listDatasets(deps: Pick<ArtifactDeps, 'store'>, viewer: Principa
  * The dataset row, once `principal` may do `action` on it (with `use` for a training or evaluation):
  * NOT_FOUND for an id it may not know, FORBIDDEN naming the policy rule otherwise; refusals are audited.
  */
-export function authorizedDatasetRow(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, action: Action, use?: UseContext): DatasetRow {
+export function authorizedDatasetRow(
+  deps: Pick<ArtifactDeps, 'store' | 'audit'>,
+  principal: Principal,
+  id: string,
+  action: Action,
+  use?: UseContext,
+): DatasetRow {
   const row = findDatasetRow(deps.store, id);
   if (!row) refuseUnknown(deps, principal, action, 'dataset', id);
   enforce(deps, principal, action, datasetTarget(row), use);
@@ -296,12 +337,22 @@ export function getDataset(deps: Pick<ArtifactDeps, 'store' | 'audit'>, viewer: 
  * Checks that `principal` may train on (or evaluate with) the dataset as `use` says: its policy's
  * trainers, non-private use, ε per training, evaluations. Throws as authorizedDatasetRow.
  */
-export function requireDatasetUse(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, what: 'train' | 'evaluate', use: UseContext): void {
+export function requireDatasetUse(
+  deps: Pick<ArtifactDeps, 'store' | 'audit'>,
+  principal: Principal,
+  id: string,
+  what: 'train' | 'evaluate',
+  use: UseContext,
+): void {
   authorizedDatasetRow(deps, principal, id, what === 'train' ? 'dataset.train' : 'dataset.evaluate', use);
 }
 
 /** The uploaded file, decrypted as it streams, for the dataset's owner only (each download is audited). */
-export async function openDatasetContent(deps: ArtifactDeps, principal: Principal, id: string): Promise<{ dataset: Dataset; content: SealedBlobReader }> {
+export async function openDatasetContent(
+  deps: ArtifactDeps,
+  principal: Principal,
+  id: string,
+): Promise<{ dataset: Dataset; content: SealedBlobReader }> {
   const dataset = toDataset(authorizedDatasetRow(deps, principal, id, 'dataset.readContent'), principal);
   const content = await openBlob(deps.blobs, { artifactId: id, kind: 'dataset' });
   deps.audit.record({ principalId: principal.id, action: 'dataset.download', target: { kind: 'dataset', id }, outcome: 'ok' });
@@ -312,7 +363,12 @@ export async function openDatasetContent(deps: ArtifactDeps, principal: Principa
  * Replaces the dataset's policy (the owner only; omitted fields take their defaults). Takes effect for
  * the next request: trainings already accepted keep running, and their charges stand.
  */
-export function setDatasetPolicy(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, input: DatasetPolicyInput): Dataset {
+export function setDatasetPolicy(
+  deps: Pick<ArtifactDeps, 'store' | 'audit'>,
+  principal: Principal,
+  id: string,
+  input: DatasetPolicyInput,
+): Dataset {
   authorizedDatasetRow(deps, principal, id, 'dataset.setPolicy');
   const policy = datasetPolicyFrom(input);
   requireKnownPrincipals(deps.store, policy.trainers, '/trainers');

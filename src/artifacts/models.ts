@@ -5,23 +5,24 @@
 // archives that passed all three are ever committed, and so ever loaded by pool workers. Who may see
 // and use a model is its policy's (governance/); a trained model is also seen by the owners of the
 // datasets it was trained on, and leaves only once every approval their policies asked for is given.
-import type { Principal } from '../governance/principals.js';
-import { BastionError } from '../errors.js';
-import { authorize, enforce, refuseUnknown, type Action, type ReleaseState, type UseContext } from '../governance/authorize.js';
-import { modelPolicyFrom, replacePolicy, requireKnownPrincipals, type ModelPolicy, type ModelPolicyInput } from '../governance/policy.js';
-import { modelTarget, releaseState, type ModelTarget } from '../governance/targets.js';
-import type { ModelInspection } from '../native.js';
+
 import type { TrainingCertificate } from '../enclave/training-certificate.js';
+import { BastionError } from '../errors.js';
+import { type Action, authorize, enforce, type ReleaseState, refuseUnknown, type UseContext } from '../governance/authorize.js';
+import { type ModelPolicy, type ModelPolicyInput, modelPolicyFrom, replacePolicy, requireKnownPrincipals } from '../governance/policy.js';
+import type { Principal } from '../governance/principals.js';
+import { type ModelTarget, modelTarget, releaseState } from '../governance/targets.js';
+import type { ModelInspection } from '../native.js';
 import { decideApproval, insertApproval, listApprovals } from '../store/approvals.js';
-import { deleteModelRow, findModelRow, insertModel, listModelRows, updateModelPolicy, type ModelRow } from '../store/artifacts.js';
+import { deleteModelRow, findModelRow, insertModel, listModelRows, type ModelRow, updateModelPolicy } from '../store/artifacts.js';
 import type { Store } from '../store/db.js';
+import type { LossName } from '../vocabulary.js';
 import { openBlob, readBlob, removeBlob, type StagedBlob, type StagedUpload } from './blob-store.js';
 import { checkTorchscriptArchive } from './formats/torchscript-archive.js';
 import { decideModelPolicy } from './operator-policy.js';
 import { runSandboxed } from './sandbox.js';
 import type { SealedBlobReader } from './sealed-blob.js';
-import type { LossName } from '../vocabulary.js';
-import { commitArtifact, refuseIfInUse, type ArtifactDeps } from './service.js';
+import { type ArtifactDeps, commitArtifact, refuseIfInUse } from './service.js';
 
 export interface ModelFields {
   name: string;
@@ -145,7 +146,10 @@ function summarize(inspection: ModelInspection, inputRanks: string[]): ModelChec
 export async function createModel(deps: ArtifactDeps, owner: Principal, fields: ModelFields, staged: StagedUpload): Promise<Model> {
   try {
     const bytes = await readBlob(deps.blobs, staged.identity, staged.file);
-    await checkTorchscriptArchive(bytes, { kind: 'model', ...(deps.sandbox.maxInflatedBytes ? { maxInflatedBytes: deps.sandbox.maxInflatedBytes } : {}) });
+    await checkTorchscriptArchive(bytes, {
+      kind: 'model',
+      ...(deps.sandbox.maxInflatedBytes ? { maxInflatedBytes: deps.sandbox.maxInflatedBytes } : {}),
+    });
     const inspection = await runSandboxed({ mode: 'inspect' }, bytes, { ...deps.sandbox, errorCode: 'UNPROCESSABLE_MODEL' });
     const { problems, inputRanks } = decideModelPolicy(inspection, inspection.batchAnalysis ?? undefined);
     if (problems.length > 0) {
@@ -254,7 +258,12 @@ export async function createTrainedModel(
     description: input.description,
     sha256: input.staged.sha256,
     sizeBytes: input.staged.sizeBytes,
-    details: JSON.stringify({ ...input.check, lineage: input.lineage, coOwnerIds: input.coOwnerIds, certificate: input.certificate } satisfies ModelDetails),
+    details: JSON.stringify({
+      ...input.check,
+      lineage: input.lineage,
+      coOwnerIds: input.coOwnerIds,
+      certificate: input.certificate,
+    } satisfies ModelDetails),
     policy: JSON.stringify(modelPolicyFrom({})),
     createdAt: new Date().toISOString(),
   };
@@ -264,14 +273,26 @@ export async function createTrainedModel(
     () => {
       insertModel(deps.store, row);
       for (const a of input.approvals) {
-        insertApproval(deps.store, { modelId: row.id, approverId: a.approverId, datasetIds: JSON.stringify(a.datasetIds), decision: null, reason: null, decidedAt: null });
+        insertApproval(deps.store, {
+          modelId: row.id,
+          approverId: a.approverId,
+          datasetIds: JSON.stringify(a.datasetIds),
+          decision: null,
+          reason: null,
+          decidedAt: null,
+        });
       }
       deps.audit.record({
         principalId: input.ownerId,
         action: 'model.create',
         target: { kind: 'model', id: row.id },
         outcome: 'ok',
-        details: { trainingId: input.lineage.trainingId, sha256: row.sha256, sizeBytes: row.sizeBytes, approvalsRequired: input.approvals.map((a) => a.approverId) },
+        details: {
+          trainingId: input.lineage.trainingId,
+          sha256: row.sha256,
+          sizeBytes: row.sizeBytes,
+          approvalsRequired: input.approvals.map((a) => a.approverId),
+        },
         subjects: input.coOwnerIds,
       });
       alsoInTransaction();
@@ -292,7 +313,13 @@ export function listModels(deps: Pick<ArtifactDeps, 'store'>, viewer: Principal)
  * The model row and its facts, once `principal` may do `action` on it (with `use` for an evaluation):
  * NOT_FOUND for an id it may not know, FORBIDDEN naming the rule otherwise; refusals are audited.
  */
-function authorizedModel(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, action: Action, use?: UseContext): { row: ModelRow; target: ModelTarget } {
+function authorizedModel(
+  deps: Pick<ArtifactDeps, 'store' | 'audit'>,
+  principal: Principal,
+  id: string,
+  action: Action,
+  use?: UseContext,
+): { row: ModelRow; target: ModelTarget } {
   const row = findModelRow(deps.store, id);
   if (!row) refuseUnknown(deps, principal, action, 'model', id);
   const target = modelTargetOf(deps.store, row);
@@ -309,7 +336,13 @@ export function getModel(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal:
  * The model, once `principal` may train with it (`use` absent) or evaluate it as `use` says: its owner
  * or a reader, and for a trained model, released (an unreleased one: DP evaluations only).
  */
-export function usableModel(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, what: 'train' | 'evaluate', use?: UseContext): Model {
+export function usableModel(
+  deps: Pick<ArtifactDeps, 'store' | 'audit'>,
+  principal: Principal,
+  id: string,
+  what: 'train' | 'evaluate',
+  use?: UseContext,
+): Model {
   const { row, target } = authorizedModel(deps, principal, id, what === 'train' ? 'model.train' : 'model.evaluate', use);
   return toModel(row, target, principal);
 }
@@ -321,15 +354,30 @@ export function storedModel(deps: Pick<ArtifactDeps, 'store'>, id: string): Mode
 }
 
 /** The model's TorchScript file, decrypted as it streams, for its owner once released (each download is audited). */
-export async function openModelContent(deps: ArtifactDeps, principal: Principal, id: string): Promise<{ model: Model; content: SealedBlobReader }> {
+export async function openModelContent(
+  deps: ArtifactDeps,
+  principal: Principal,
+  id: string,
+): Promise<{ model: Model; content: SealedBlobReader }> {
   const { row, target } = authorizedModel(deps, principal, id, 'model.readContent');
   const content = await openBlob(deps.blobs, { artifactId: id, kind: 'model' });
-  deps.audit.record({ principalId: principal.id, action: 'model.download', target: { kind: 'model', id }, outcome: 'ok', subjects: target.coOwnerIds });
+  deps.audit.record({
+    principalId: principal.id,
+    action: 'model.download',
+    target: { kind: 'model', id },
+    outcome: 'ok',
+    subjects: target.coOwnerIds,
+  });
   return { model: toModel(row, target, principal), content };
 }
 
 /** Replaces the model's policy (its owner only; omitted fields take their defaults), effective for the next request. */
-export function setModelPolicy(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string, input: ModelPolicyInput): Model {
+export function setModelPolicy(
+  deps: Pick<ArtifactDeps, 'store' | 'audit'>,
+  principal: Principal,
+  id: string,
+  input: ModelPolicyInput,
+): Model {
   authorizedModel(deps, principal, id, 'model.setPolicy');
   const policy = modelPolicyFrom(input);
   requireKnownPrincipals(deps.store, policy.readers, '/readers');
@@ -354,7 +402,13 @@ export async function deleteModel(deps: ArtifactDeps, principal: Principal, id: 
     if (!findModelRow(deps.store, id)) throw new BastionError('NOT_FOUND', `No model with id ${id}`);
     refuseIfInUse(deps, 'model', id);
     deleteModelRow(deps.store, id);
-    deps.audit.record({ principalId: principal.id, action: 'model.delete', target: { kind: 'model', id }, outcome: 'ok', subjects: target.coOwnerIds });
+    deps.audit.record({
+      principalId: principal.id,
+      action: 'model.delete',
+      target: { kind: 'model', id },
+      outcome: 'ok',
+      subjects: target.coOwnerIds,
+    });
   });
   await removeBlob(deps.blobs, { artifactId: id, kind: 'model' });
 }
@@ -379,7 +433,12 @@ export function getModelCertificate(deps: Pick<ArtifactDeps, 'store' | 'audit'>,
   const { row } = authorizedModel(deps, principal, id, 'model.read');
   const { certificate, lineage } = JSON.parse(row.details) as ModelDetails;
   if (!certificate) {
-    throw new BastionError('NOT_FOUND', lineage ? `Model ${id} was trained before this server signed training certificates` : `Model ${id} was uploaded, not trained here: it has no training certificate`);
+    throw new BastionError(
+      'NOT_FOUND',
+      lineage
+        ? `Model ${id} was trained before this server signed training certificates`
+        : `Model ${id} was uploaded, not trained here: it has no training certificate`,
+    );
   }
   return certificate;
 }
@@ -407,7 +466,10 @@ export function decideModelRelease(
   return deps.store.transaction(() => {
     const pending = listApprovals(deps.store, id).find((a) => a.approverId === principal.id);
     if (!pending || pending.decision !== null) {
-      throw new BastionError('APPROVAL_CONFLICT', `This principal already decided the release of model ${id} (${pending?.decision ?? 'unknown'}); a decision is final`);
+      throw new BastionError(
+        'APPROVAL_CONFLICT',
+        `This principal already decided the release of model ${id} (${pending?.decision ?? 'unknown'}); a decision is final`,
+      );
     }
     const reason = input.reason ?? null;
     decideApproval(deps.store, id, principal.id, input.decision, reason, new Date().toISOString());

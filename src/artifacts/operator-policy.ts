@@ -22,7 +22,7 @@
 // boundary: a crafted model can always reach a branch. The trainer therefore must not relay the
 // text of exceptions or warnings raised in forward (it could be built from the data) to anyone.
 import type { ModelInspection, OperatorUse } from '../native.js';
-import { analyseBatchIndependence, acceptedRanks, type BatchAnalysis, type BatchProblem } from './batch-analysis.js';
+import { acceptedRanks, analyseBatchIndependence, type BatchAnalysis, type BatchProblem } from './batch-analysis.js';
 
 /** Where an allowed operator may appear. */
 export type OperatorPlacement = 'anywhere' | 'branch';
@@ -96,25 +96,28 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
       'aten::is_autocast_enabled',
     ]),
     // --- Python values (ints, floats, bools, strings, lists, dicts) ---------------------------
-    ...group('arithmetic, comparison and conversion of Python scalars and tensors; pure (the batch analysis refuses converting values computed from the samples)', [
-      'aten::Int',
-      'aten::Float',
-      'aten::Bool',
-      'aten::ScalarImplicit',
-      'aten::IntImplicit',
-      'aten::FloatImplicit',
-      'aten::__is__',
-      'aten::__isnot__',
-      'aten::__not__',
-      'aten::__and__',
-      'aten::__or__',
-      'aten::__xor__',
-      'aten::__round_to_zero_floordiv',
-      'aten::floordiv',
-      'aten::divmod',
-      'aten::item',
-      'aten::is_nonzero',
-    ]),
+    ...group(
+      'arithmetic, comparison and conversion of Python scalars and tensors; pure (the batch analysis refuses converting values computed from the samples)',
+      [
+        'aten::Int',
+        'aten::Float',
+        'aten::Bool',
+        'aten::ScalarImplicit',
+        'aten::IntImplicit',
+        'aten::FloatImplicit',
+        'aten::__is__',
+        'aten::__isnot__',
+        'aten::__not__',
+        'aten::__and__',
+        'aten::__or__',
+        'aten::__xor__',
+        'aten::__round_to_zero_floordiv',
+        'aten::floordiv',
+        'aten::divmod',
+        'aten::item',
+        'aten::is_nonzero',
+      ],
+    ),
     ...group('list, dict and string operations on values local to forward (error-message formatting, shape bookkeeping); pure', [
       'aten::__getitem__',
       'aten::__contains__',
@@ -464,8 +467,8 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
 
 /** Operators refused with a specific reason (none of them is on the allowlist). */
 export const refusedOperators: Readonly<Record<string, string>> = Object.freeze({
-  'prim::Print': 'writes to the server process\'s standard output, where it could leak training data',
-  'aten::warn': 'writes a warning to the server\'s log on every call, where it could leak training data',
+  'prim::Print': "writes to the server process's standard output, where it could leak training data",
+  'aten::warn': "writes a warning to the server's log on every call, where it could leak training data",
   'prim::RaiseException': 'raises on every call, so the model can never train',
   'aten::from_file': 'reads a file of the server into a tensor',
   'aten::save': 'writes a file on the server',
@@ -477,21 +480,25 @@ export const refusedOperators: Readonly<Record<string, string>> = Object.freeze(
   'prim::rpc_sync': 'makes a remote procedure call',
   'prim::rpc_remote': 'makes a remote procedure call',
   'prim::TimePoint': 'reads a clock (a timing side channel)',
-  'prim::AddStatValue': 'writes to the process\'s statistics',
+  'prim::AddStatValue': "writes to the process's statistics",
   'prim::PythonOp': 'calls Python, which the server does not have',
   'prim::id': 'reveals memory addresses of the server process',
-  'aten::empty': 'returns uninitialised memory, which may still hold another training\'s data',
-  'aten::empty_like': 'returns uninitialised memory, which may still hold another training\'s data',
-  'aten::new_empty': 'returns uninitialised memory, which may still hold another training\'s data',
-  'aten::empty_strided': 'returns uninitialised memory, which may still hold another training\'s data',
-  'aten::new_empty_strided': 'returns uninitialised memory, which may still hold another training\'s data',
-  'aten::resize_': 'grows a tensor into uninitialised memory, which may still hold another training\'s data',
+  'aten::empty': "returns uninitialised memory, which may still hold another training's data",
+  'aten::empty_like': "returns uninitialised memory, which may still hold another training's data",
+  'aten::new_empty': "returns uninitialised memory, which may still hold another training's data",
+  'aten::empty_strided': "returns uninitialised memory, which may still hold another training's data",
+  'aten::new_empty_strided': "returns uninitialised memory, which may still hold another training's data",
+  'aten::resize_': "grows a tensor into uninitialised memory, which may still hold another training's data",
   'aten::set_': 'points a tensor at other storage',
-  'aten::as_strided': 'builds an arbitrary view over a tensor\'s storage',
-  'aten::_transformer_encoder_layer_fwd': 'is an inference-only fused kernel without a derivative, run on every call (a model traced under torch.no_grad()?): training fails at the first backward',
-  'aten::_native_multi_head_attention': 'is an inference-only fused kernel without a derivative, run on every call (a model traced under torch.no_grad()?): training fails at the first backward',
-  'aten::_transformer_decoder_only_layer_fwd': 'is an inference-only fused kernel without a derivative, run on every call: training fails at the first backward',
-  'aten::_native_decoder_only_multi_head_attention': 'is an inference-only fused kernel without a derivative, run on every call: training fails at the first backward',
+  'aten::as_strided': "builds an arbitrary view over a tensor's storage",
+  'aten::_transformer_encoder_layer_fwd':
+    'is an inference-only fused kernel without a derivative, run on every call (a model traced under torch.no_grad()?): training fails at the first backward',
+  'aten::_native_multi_head_attention':
+    'is an inference-only fused kernel without a derivative, run on every call (a model traced under torch.no_grad()?): training fails at the first backward',
+  'aten::_transformer_decoder_only_layer_fwd':
+    'is an inference-only fused kernel without a derivative, run on every call: training fails at the first backward',
+  'aten::_native_decoder_only_multi_head_attention':
+    'is an inference-only fused kernel without a derivative, run on every call: training fails at the first backward',
 });
 
 /** Namespaces and prefixes refused with a reason; a node kind matching one is never allowed. */
@@ -584,7 +591,11 @@ export function decideModelPolicy(inspection: ModelInspection, batchAnalysis?: B
   if (inputRanks.length === 0) {
     // The fewest problems; among equals, not rank 1 (a sample that is a single number is rare, and a
     // layer then reads the batch as its features), then the lowest ranks.
-    const cost = ([key, found]: [string, unknown[]]) => [found.length, key.split(',').includes('1') ? 1 : 0, key.split(',').reduce((n, r) => n + Number(r), 0)];
+    const cost = ([key, found]: [string, unknown[]]) => [
+      found.length,
+      key.split(',').includes('1') ? 1 : 0,
+      key.split(',').reduce((n, r) => n + Number(r), 0),
+    ];
     const [ranks, batchProblems] = Object.entries(analysis.ranks).reduce((best, entry) => {
       const [a, b] = [cost(entry), cost(best)];
       return a[0]! < b[0]! || (a[0] === b[0] && (a[1]! < b[1]! || (a[1] === b[1] && a[2]! < b[2]!))) ? entry : best;
@@ -643,7 +654,8 @@ function checkStaticPolicy(inspection: ModelInspection): PolicyProblem[] {
     });
   }
   for (const parameter of inspection.parameters.filter((p) => p.requiresGrad)) {
-    const wrong = parameter.dtype !== 'F32' ? `is ${parameter.dtype}` : !parameter.contiguous ? 'has zero, overlapping or permuted strides' : null;
+    const wrong =
+      parameter.dtype !== 'F32' ? `is ${parameter.dtype}` : !parameter.contiguous ? 'has zero, overlapping or permuted strides' : null;
     if (wrong) {
       problems.push({
         rule: PolicyRule.PARAMETER_LAYOUT,

@@ -14,7 +14,7 @@
 // The result goes to fd 3, never stdout: a model's prim::Print writes to stdout, and the parent
 // discards stdout and stderr. Exit status 0 after a complete result; anything else is a failure.
 import { closeSync, writeSync } from 'node:fs';
-import { NativeError, extractTensors, inspectModel, setThreads } from '../native.js';
+import { extractTensors, inspectModel, NativeError, setThreads } from '../native.js';
 import { analyseBatchIndependence } from './batch-analysis.js';
 import type { SandboxInspection } from './sandbox.js';
 

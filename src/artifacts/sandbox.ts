@@ -12,11 +12,11 @@
 // tokens), its stdout and stderr are discarded (a model's prim::Print writes there), and it is
 // killed with SIGKILL after timeoutMs.
 import { spawn } from 'node:child_process';
-import os from 'node:os';
-import pLimit from 'p-limit';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import pLimit from 'p-limit';
 import { BastionError } from '../errors.js';
 import type { ExtractedTensor, ModelInspection } from '../native.js';
 import type { BatchAnalysis } from './batch-analysis.js';
@@ -67,9 +67,7 @@ const HEADER_BYTES = 4;
 
 // Under tsx (tests, development) this file is src/artifacts/sandbox.ts and the child is
 // sandbox-child.ts; after `tsc` both are .js in dist/ (the same trick as workers/pool.ts).
-const defaultChildScript = fileURLToPath(
-  new URL(`./sandbox-child${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
-);
+const defaultChildScript = fileURLToPath(new URL(`./sandbox-child${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
 /**
  * Loads `bytes` in a disposable child and inspects it, or copies its tensors out. The bytes are
@@ -78,8 +76,16 @@ const defaultChildScript = fileURLToPath(
  * (prlimit missing, the child refusing our own request).
  */
 export function runSandboxed(request: { mode: 'inspect' }, bytes: Uint8Array, options: SandboxOptions): Promise<SandboxInspection>;
-export function runSandboxed(request: { mode: 'extract'; maxBytes: number }, bytes: Uint8Array, options: SandboxOptions): Promise<ExtractedTensor[]>;
-export function runSandboxed(request: SandboxRequest, bytes: Uint8Array, options: SandboxOptions): Promise<SandboxInspection | ExtractedTensor[]>;
+export function runSandboxed(
+  request: { mode: 'extract'; maxBytes: number },
+  bytes: Uint8Array,
+  options: SandboxOptions,
+): Promise<ExtractedTensor[]>;
+export function runSandboxed(
+  request: SandboxRequest,
+  bytes: Uint8Array,
+  options: SandboxOptions,
+): Promise<SandboxInspection | ExtractedTensor[]>;
 export async function runSandboxed(
   request: SandboxRequest,
   bytes: Uint8Array,
@@ -95,7 +101,7 @@ export async function runSandboxed(
   }
   if (outcome.resultTooLarge) throw failure('Loading the file produced a result larger than the sandbox accepts');
   if (outcome.signal) {
-    if (outcome.signal === 'SIGXFSZ') throw failure('Loading the file tried to write to the server\'s disk (SIGXFSZ)');
+    if (outcome.signal === 'SIGXFSZ') throw failure("Loading the file tried to write to the server's disk (SIGXFSZ)");
     throw failure(`libtorch crashed while loading the file (${outcome.signal})`);
   }
   if (outcome.exitCode !== 0) {
@@ -112,7 +118,8 @@ function checkOptions(request: SandboxRequest, options: SandboxOptions): void {
     throw new BastionError('INTERNAL', `runSandboxed: ${what}`);
   };
   if (!Number.isSafeInteger(options.timeoutMs) || options.timeoutMs < 1) bad(`timeoutMs must be an integer ≥ 1, got ${options.timeoutMs}`);
-  if (!Number.isSafeInteger(options.memoryBytes) || options.memoryBytes < 1) bad(`memoryBytes must be an integer ≥ 1, got ${options.memoryBytes}`);
+  if (!Number.isSafeInteger(options.memoryBytes) || options.memoryBytes < 1)
+    bad(`memoryBytes must be an integer ≥ 1, got ${options.memoryBytes}`);
   if (request.mode === 'extract' && (!Number.isSafeInteger(request.maxBytes) || request.maxBytes < 0)) {
     bad(`maxBytes must be an integer ≥ 0, got ${request.maxBytes}`);
   }
@@ -282,9 +289,7 @@ function runChild(request: SandboxRequest, bytes: Uint8Array, options: SandboxOp
   });
 }
 
-type Decoded =
-  | { value: SandboxInspection | ExtractedTensor[] }
-  | { error: { code: string; message: string } };
+type Decoded = { value: SandboxInspection | ExtractedTensor[] } | { error: { code: string; message: string } };
 
 /** The child's result, or undefined when its frame is not one (truncated, garbled, wrong shape). */
 function decodeResult(request: SandboxRequest, frame: ChildOutcome['result']): Decoded | undefined {
@@ -322,7 +327,11 @@ function firstLine(message: string): string {
   return message.trim().split('\n')[0]!.trim();
 }
 
-function nativeFailure(error: { code: string; message: string }, errorCode: NonNullable<SandboxOptions['errorCode']>, memoryBytes: number): BastionError {
+function nativeFailure(
+  error: { code: string; message: string },
+  errorCode: NonNullable<SandboxOptions['errorCode']>,
+  memoryBytes: number,
+): BastionError {
   switch (error.code) {
     case 'MODEL_LOAD_FAILED':
     case 'TORCH_ERROR':
@@ -394,13 +403,22 @@ function isSandboxInspection(value: unknown): value is SandboxInspection {
 /** The shape of an inspection, checked as far as the policy reads it. */
 function isModelInspection(value: unknown): value is ModelInspection {
   if (!isRecord(value) || !isStrings(value.methods) || typeof value.training !== 'boolean') return false;
-  if (!Array.isArray(value.parameters) || !value.parameters.every((p) => isTensorInfo(p) && typeof (p as Record<string, unknown>).requiresGrad === 'boolean' && typeof (p as Record<string, unknown>).contiguous === 'boolean')) {
+  if (
+    !Array.isArray(value.parameters) ||
+    !value.parameters.every(
+      (p) =>
+        isTensorInfo(p) &&
+        typeof (p as Record<string, unknown>).requiresGrad === 'boolean' &&
+        typeof (p as Record<string, unknown>).contiguous === 'boolean',
+    )
+  ) {
     return false;
   }
   if (!Array.isArray(value.buffers) || !value.buffers.every(isTensorInfo)) return false;
   const forward = value.forward;
   if (forward === null) return true;
-  if (!isRecord(forward) || !isCount(forward.inputs) || typeof forward.batchNormTraining !== 'boolean' || typeof forward.graph !== 'string') return false;
+  if (!isRecord(forward) || !isCount(forward.inputs) || typeof forward.batchNormTraining !== 'boolean' || typeof forward.graph !== 'string')
+    return false;
   const constants = forward.tensorConstants;
   if (!isRecord(constants) || !isCount(constants.count) || !isCount(constants.elements)) return false;
   const operatorsOk =

@@ -82,11 +82,20 @@ function decodeHeader(bytes: Buffer, expected: BlobIdentity, key: SealingKey): H
   const keyId = bytes.subarray(16, 24).toString('hex');
   if (keyId !== key.keyId) throw corrupt(expected, `was sealed under another root key (${keyId}, not ${key.keyId})`);
   const artifactId = stringifyUuid(bytes.subarray(24, 40));
-  const kind = bytes.subarray(56, 56 + KIND_BYTES).toString('ascii').replace(/\0+$/, '');
+  const kind = bytes
+    .subarray(56, 56 + KIND_BYTES)
+    .toString('ascii')
+    .replace(/\0+$/, '');
   if (artifactId !== expected.artifactId || kind !== expected.kind) {
     throw corrupt(expected, `holds the ${kind} blob of ${artifactId} instead`);
   }
-  return { bytes: Buffer.from(bytes.subarray(0, HEADER_BYTES)), segmentBytes, keyId, identity: expected, salt: Buffer.from(bytes.subarray(40, 56)) };
+  return {
+    bytes: Buffer.from(bytes.subarray(0, HEADER_BYTES)),
+    segmentBytes,
+    keyId,
+    identity: expected,
+    salt: Buffer.from(bytes.subarray(40, 56)),
+  };
 }
 
 function blobKey(key: SealingKey, identity: BlobIdentity, salt: Buffer): Buffer {

@@ -6,7 +6,7 @@ import type { AuditLog } from '../governance/audit.js';
 import type { PrivacyMath } from '../privacy/ledger.js';
 import type { Store } from '../store/db.js';
 import { activeTrainingsUsing } from '../store/trainings.js';
-import { stageBlob, type BlobStore, type StagedBlob, type StagedUpload } from './blob-store.js';
+import { type BlobStore, type StagedBlob, type StagedUpload, stageBlob } from './blob-store.js';
 import type { ConvertInput, ConvertOutput } from './convert.js';
 
 export interface SandboxLimits {
@@ -41,7 +41,11 @@ export interface ArtifactDeps {
 }
 
 /** Streams an upload into a staged blob of a new artifact id. */
-export function stageUpload(deps: Pick<ArtifactDeps, 'blobs' | 'onUploadBytes'>, kind: 'model' | 'dataset', source: AsyncIterable<Uint8Array>): Promise<StagedUpload> {
+export function stageUpload(
+  deps: Pick<ArtifactDeps, 'blobs' | 'onUploadBytes'>,
+  kind: 'model' | 'dataset',
+  source: AsyncIterable<Uint8Array>,
+): Promise<StagedUpload> {
   const count = deps.onUploadBytes;
   return stageBlob(deps.blobs, { artifactId: uuidv7(), kind }, count ? counted(source, (bytes) => count(kind, bytes)) : source);
 }
@@ -58,7 +62,11 @@ async function* counted(source: AsyncIterable<Uint8Array>, onChunk: (bytes: numb
 export function refuseIfInUse(deps: Pick<ArtifactDeps, 'store'>, kind: 'model' | 'dataset', id: string): void {
   const trainings = activeTrainingsUsing(deps.store, id);
   if (trainings.length > 0) {
-    throw new BastionError('ARTIFACT_IN_USE', `The ${kind} is used by trainings that have not finished: ${trainings.join(', ')}; cancel them or wait`, { extensions: { trainings } });
+    throw new BastionError(
+      'ARTIFACT_IN_USE',
+      `The ${kind} is used by trainings that have not finished: ${trainings.join(', ')}; cancel them or wait`,
+      { extensions: { trainings } },
+    );
   }
 }
 
@@ -67,7 +75,12 @@ export function refuseIfInUse(deps: Pick<ArtifactDeps, 'store'>, kind: 'model' |
  * committed, the blobs are removed again: no blob outlives a failed upload, and no row exists
  * without its blobs.
  */
-export async function commitArtifact(deps: Pick<ArtifactDeps, 'store'>, staged: StagedBlob[], insert: () => void, remove: () => Promise<void>): Promise<void> {
+export async function commitArtifact(
+  deps: Pick<ArtifactDeps, 'store'>,
+  staged: StagedBlob[],
+  insert: () => void,
+  remove: () => Promise<void>,
+): Promise<void> {
   try {
     for (const blob of staged) await blob.commit();
     deps.store.transaction(insert);

@@ -1,15 +1,16 @@
 // `bastion datasets …` and `bastion models …`: thin wrappers over the typed client's routes for the two
 // kinds of artifact. Files are streamed both ways (uploads from disk, downloads to a partial file).
-import { type Command, Option } from 'commander';
+
 import fs from 'node:fs';
 import path from 'node:path';
-import { unwrap, type Schemas } from '../client/client.js';
+import { type Command, Option } from 'commander';
+import { type Schemas, unwrap } from '../client/client.js';
 import { displayPath } from '../client/connection.js';
 import { downloadDataset, downloadModel, uploadDataset, uploadModel } from '../client/transfer.js';
 import { BastionError } from '../errors.js';
-import { byteProgress } from './progress.js';
 import {
   addClientOptions,
+  type ClientCommandOptions,
   clientFor,
   describe,
   formatBytes,
@@ -17,8 +18,8 @@ import {
   policyText,
   print,
   table,
-  type ClientCommandOptions,
 } from './common.js';
+import { byteProgress } from './progress.js';
 
 interface PolicyOptions {
   policy?: string;
@@ -41,7 +42,11 @@ function downloadTarget(output: string | undefined, fallback: string, force: boo
   return target;
 }
 
-async function download(label: string, fetchTo: (target: string, onBytes: ReturnType<typeof byteProgress>['onBytes']) => Promise<number>, target: string) {
+async function download(
+  label: string,
+  fetchTo: (target: string, onBytes: ReturnType<typeof byteProgress>['onBytes']) => Promise<number>,
+  target: string,
+) {
   const progress = byteProgress(label);
   try {
     return await fetchTo(target, progress.onBytes);
@@ -63,7 +68,11 @@ export function addDatasetCommands(program: Command): void {
         .argument('<file>', 'the dataset file')
         .requiredOption('--name <name>', 'display name')
         .option('--description <text>', 'description')
-        .addOption(new Option('--privacy-limit <epsilon>', 'ε budget of the dataset (required unless a TorchScript file carries one)').argParser(number('--privacy-limit')))
+        .addOption(
+          new Option('--privacy-limit <epsilon>', 'ε budget of the dataset (required unless a TorchScript file carries one)').argParser(
+            number('--privacy-limit'),
+          ),
+        )
         .addOption(new Option('--delta <delta>', 'δ (default min(1e-5, 1/(10·samples)))').argParser(number('--delta')))
         .addOption(new Option('--format <format>', 'file format (default: detected)').choices(['torchscript', 'safetensors', 'csv']))
         .option('--label-column <name>', 'CSV: the label column (default label, labels, target or y, else the last)')
@@ -74,7 +83,15 @@ export function addDatasetCommands(program: Command): void {
     async (
       file: string,
       options: ClientCommandOptions &
-        PolicyOptions & { name: string; description?: string; privacyLimit?: number; delta?: number; format?: 'torchscript' | 'safetensors' | 'csv'; labelColumn?: string; allowNonPrivate?: boolean },
+        PolicyOptions & {
+          name: string;
+          description?: string;
+          privacyLimit?: number;
+          delta?: number;
+          format?: 'torchscript' | 'safetensors' | 'csv';
+          labelColumn?: string;
+          allowNonPrivate?: boolean;
+        },
     ) => {
       const client = clientFor(options);
       const policy = await policyText(options);
@@ -99,7 +116,12 @@ export function addDatasetCommands(program: Command): void {
       } finally {
         progress.done();
       }
-      print(options, dataset, () => `uploaded dataset ${dataset.name} (${dataset.id}): ${dataset.sampleCount} samples, ε limit ${dataset.privacyLimit}, δ ${dataset.delta}`);
+      print(
+        options,
+        dataset,
+        () =>
+          `uploaded dataset ${dataset.name} (${dataset.id}): ${dataset.sampleCount} samples, ε limit ${dataset.privacyLimit}, δ ${dataset.delta}`,
+      );
     },
   );
 
@@ -121,10 +143,12 @@ export function addDatasetCommands(program: Command): void {
     );
   });
 
-  addClientOptions(datasets.command('show').description('show one dataset').argument('<id>', 'dataset id')).action(async (id: string, options: ClientCommandOptions) => {
-    const dataset = unwrap(await clientFor(options).GET('/v1/datasets/{id}', { params: { path: { id } } }));
-    print(options, dataset, () => describe(dataset));
-  });
+  addClientOptions(datasets.command('show').description('show one dataset').argument('<id>', 'dataset id')).action(
+    async (id: string, options: ClientCommandOptions) => {
+      const dataset = unwrap(await clientFor(options).GET('/v1/datasets/{id}', { params: { path: { id } } }));
+      print(options, dataset, () => describe(dataset));
+    },
+  );
 
   addClientOptions(
     datasets
@@ -145,27 +169,37 @@ export function addDatasetCommands(program: Command): void {
     print(options, { id, file: target, sizeBytes }, () => `saved dataset ${id} to ${displayPath(target)} (${formatBytes(sizeBytes)})`);
   });
 
-  addClientOptions(datasets.command('delete').description('delete a dataset and its sealed files (owner only)').argument('<id>', 'dataset id')).action(
-    async (id: string, options: ClientCommandOptions) => {
-      unwrap(await clientFor(options).DELETE('/v1/datasets/{id}', { params: { path: { id } } }));
-      print(options, { id, deleted: true }, () => `deleted dataset ${id}`);
-    },
-  );
+  addClientOptions(
+    datasets.command('delete').description('delete a dataset and its sealed files (owner only)').argument('<id>', 'dataset id'),
+  ).action(async (id: string, options: ClientCommandOptions) => {
+    unwrap(await clientFor(options).DELETE('/v1/datasets/{id}', { params: { path: { id } } }));
+    print(options, { id, deleted: true }, () => `deleted dataset ${id}`);
+  });
 
-  addClientOptions(datasets.command('privacy').description('the privacy budget: limit, spent, remaining and the releases charged').argument('<id>', 'dataset id')).action(
-    async (id: string, options: ClientCommandOptions) => {
-      const budget = unwrap(await clientFor(options).GET('/v1/datasets/{id}/privacy', { params: { path: { id } } }));
-      print(options, budget, () => {
-        const head = `dataset ${id}: ε spent ${budget.epsilonSpent} of ${budget.privacyLimit} (remaining ${budget.epsilonRemaining}), δ ${budget.delta}, ${budget.accountant}`;
-        const rows = budget.events.map((e) => ({ charged: short(e.createdAt), source: `${e.source.kind} ${e.source.id}`, principal: e.principalId ?? '' }));
-        return rows.length ? `${head}\n${table(rows, ['charged', 'source', 'principal'])}` : head;
-      });
-    },
-  );
+  addClientOptions(
+    datasets
+      .command('privacy')
+      .description('the privacy budget: limit, spent, remaining and the releases charged')
+      .argument('<id>', 'dataset id'),
+  ).action(async (id: string, options: ClientCommandOptions) => {
+    const budget = unwrap(await clientFor(options).GET('/v1/datasets/{id}/privacy', { params: { path: { id } } }));
+    print(options, budget, () => {
+      const head = `dataset ${id}: ε spent ${budget.epsilonSpent} of ${budget.privacyLimit} (remaining ${budget.epsilonRemaining}), δ ${budget.delta}, ${budget.accountant}`;
+      const rows = budget.events.map((e) => ({
+        charged: short(e.createdAt),
+        source: `${e.source.kind} ${e.source.id}`,
+        principal: e.principalId ?? '',
+      }));
+      return rows.length ? `${head}\n${table(rows, ['charged', 'source', 'principal'])}` : head;
+    });
+  });
 
   addClientOptions(
     policyOptions(
-      datasets.command('policy').description('show the policy, or replace it with --policy/--policy-file (owner only; omitted fields take their defaults)').argument('<id>', 'dataset id'),
+      datasets
+        .command('policy')
+        .description('show the policy, or replace it with --policy/--policy-file (owner only; omitted fields take their defaults)')
+        .argument('<id>', 'dataset id'),
       '{"trainers":["<principal id>"],"allowEvaluation":true}',
     ),
   ).action(async (id: string, options: ClientCommandOptions & PolicyOptions) => {
@@ -176,7 +210,9 @@ export function addDatasetCommands(program: Command): void {
       print(options, dataset.policy, () => describe(dataset.policy));
       return;
     }
-    const dataset = unwrap(await client.PUT('/v1/datasets/{id}/policy', { params: { path: { id } }, body: JSON.parse(policy) as Schemas['DatasetPolicyInput'] }));
+    const dataset = unwrap(
+      await client.PUT('/v1/datasets/{id}/policy', { params: { path: { id } }, body: JSON.parse(policy) as Schemas['DatasetPolicyInput'] }),
+    );
     print(options, dataset.policy, () => `replaced the policy of dataset ${id}:\n${describe(dataset.policy)}`);
   });
 }
@@ -224,12 +260,12 @@ export function addModelCommands(program: Command): void {
     );
   });
 
-  addClientOptions(models.command('show').description('show one model: its check, lineage and release').argument('<id>', 'model id')).action(
-    async (id: string, options: ClientCommandOptions) => {
-      const model = unwrap(await clientFor(options).GET('/v1/models/{id}', { params: { path: { id } } }));
-      print(options, model, () => describe(model));
-    },
-  );
+  addClientOptions(
+    models.command('show').description('show one model: its check, lineage and release').argument('<id>', 'model id'),
+  ).action(async (id: string, options: ClientCommandOptions) => {
+    const model = unwrap(await clientFor(options).GET('/v1/models/{id}', { params: { path: { id } } }));
+    print(options, model, () => describe(model));
+  });
 
   addClientOptions(
     models
@@ -262,21 +298,27 @@ export function addModelCommands(program: Command): void {
     const target = downloadTarget(options.output, options.output, options.force);
     fs.writeFileSync(target, text);
     const { statement } = certificate;
-    print(options, { id, file: target, enclave: statement.enclave }, () =>
-      `saved the training certificate of model ${id} to ${displayPath(target)} (${statement.enclave ? 'signed in an enclave' : 'signed by the development key, not attested'})`,
+    print(
+      options,
+      { id, file: target, enclave: statement.enclave },
+      () =>
+        `saved the training certificate of model ${id} to ${displayPath(target)} (${statement.enclave ? 'signed in an enclave' : 'signed by the development key, not attested'})`,
     );
   });
 
-  addClientOptions(models.command('delete').description('delete a model and its sealed file (owner only)').argument('<id>', 'model id')).action(
-    async (id: string, options: ClientCommandOptions) => {
-      unwrap(await clientFor(options).DELETE('/v1/models/{id}', { params: { path: { id } } }));
-      print(options, { id, deleted: true }, () => `deleted model ${id}`);
-    },
-  );
+  addClientOptions(
+    models.command('delete').description('delete a model and its sealed file (owner only)').argument('<id>', 'model id'),
+  ).action(async (id: string, options: ClientCommandOptions) => {
+    unwrap(await clientFor(options).DELETE('/v1/models/{id}', { params: { path: { id } } }));
+    print(options, { id, deleted: true }, () => `deleted model ${id}`);
+  });
 
   addClientOptions(
     policyOptions(
-      models.command('policy').description('show the policy, or replace it with --policy/--policy-file (owner only)').argument('<id>', 'model id'),
+      models
+        .command('policy')
+        .description('show the policy, or replace it with --policy/--policy-file (owner only)')
+        .argument('<id>', 'model id'),
       '{"readers":["<principal id>"]}',
     ),
   ).action(async (id: string, options: ClientCommandOptions & PolicyOptions) => {
@@ -288,7 +330,9 @@ export function addModelCommands(program: Command): void {
       print(options, model.policy, () => describe(model.policy));
       return;
     }
-    const model = unwrap(await client.PUT('/v1/models/{id}/policy', { params: { path: { id } }, body: JSON.parse(policy) as Schemas['ModelPolicyInput'] }));
+    const model = unwrap(
+      await client.PUT('/v1/models/{id}/policy', { params: { path: { id } }, body: JSON.parse(policy) as Schemas['ModelPolicyInput'] }),
+    );
     print(options, model.policy ?? null, () => `replaced the policy of model ${id}:\n${describe(model.policy)}`);
   });
 
@@ -301,15 +345,17 @@ export function addModelCommands(program: Command): void {
       decided: x.decidedAt ? short(x.decidedAt) : '',
     }));
     const head = `model ${a.modelId}: ${a.release}`;
-    return rows.length ? `${head}\n${table(rows, ['approver', 'datasets', 'decision', 'reason', 'decided'])}` : `${head} (no approval needed)`;
+    return rows.length
+      ? `${head}\n${table(rows, ['approver', 'datasets', 'decision', 'reason', 'decided'])}`
+      : `${head} (no approval needed)`;
   };
 
-  addClientOptions(models.command('approvals').description('the release approvals a trained model needs: given and pending').argument('<id>', 'model id')).action(
-    async (id: string, options: ClientCommandOptions) => {
-      const approvals = unwrap(await clientFor(options).GET('/v1/models/{id}/approvals', { params: { path: { id } } }));
-      print(options, approvals, () => approvalsText(approvals));
-    },
-  );
+  addClientOptions(
+    models.command('approvals').description('the release approvals a trained model needs: given and pending').argument('<id>', 'model id'),
+  ).action(async (id: string, options: ClientCommandOptions) => {
+    const approvals = unwrap(await clientFor(options).GET('/v1/models/{id}/approvals', { params: { path: { id } } }));
+    print(options, approvals, () => approvalsText(approvals));
+  });
 
   for (const decision of ['approve', 'reject'] as const) {
     addClientOptions(
@@ -325,4 +371,3 @@ export function addModelCommands(program: Command): void {
     });
   }
 }
-

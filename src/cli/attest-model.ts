@@ -1,9 +1,10 @@
 // `bastion attest verify-model`: checks offline that a model file is the one a training certificate names,
 // that the certificate's signature holds, and that an enclave quote (the certificate's own, or --quote)
 // binds the signing key and states the enclave the caller pins. Exit codes as `attest verify`.
-import { type Command, Option } from 'commander';
+
 import fs from 'node:fs';
-import { verifyTrainingCertificate, type CertificateVerification } from '../enclave/training-certificate.js';
+import { type Command, Option } from 'commander';
+import { type CertificateVerification, verifyTrainingCertificate } from '../enclave/training-certificate.js';
 import { ATTEST_EXIT, collateralLines, readCollateral } from './attest.js';
 import type { Output } from './common.js';
 
@@ -49,7 +50,8 @@ function describe(result: CertificateVerification & { ok: true }, at: Date): str
 /** The command's work without commander: the exit code and the text to print. */
 export function attestVerifyModel(options: VerifyModelOptions, now: Date): { exitCode: number; output: string } {
   const at = options.at === undefined ? now : new Date(options.at);
-  if (Number.isNaN(at.getTime())) return { exitCode: ATTEST_EXIT.unchecked, output: `bastion: attest verify-model: --at ${options.at} is not a date` };
+  if (Number.isNaN(at.getTime()))
+    return { exitCode: ATTEST_EXIT.unchecked, output: `bastion: attest verify-model: --at ${options.at} is not a date` };
   let result: CertificateVerification;
   try {
     const model = fs.readFileSync(options.model);
@@ -85,7 +87,9 @@ export function attestVerifyModel(options: VerifyModelOptions, now: Date): { exi
 export function addVerifyModelCommand(attest: Command): void {
   attest
     .command('verify-model')
-    .description('verify a trained model file against its training certificate and the enclave quote binding the signing key; exit 0 verified, 1 a check failed, 2 unchecked')
+    .description(
+      'verify a trained model file against its training certificate and the enclave quote binding the signing key; exit 0 verified, 1 a check failed, 2 unchecked',
+    )
     .addOption(new Option('--model <file>', 'the trained model file, as downloaded').makeOptionMandatory())
     .addOption(new Option('--certificate <file>', 'the certificate JSON (bastion models certificate <id>)').makeOptionMandatory())
     .addOption(new Option('--quote <file>', "the quote binding the signing key, binary (default: the certificate's keyQuote)"))
@@ -93,7 +97,12 @@ export function addVerifyModelCommand(attest: Command): void {
     .addOption(new Option('--mrsigner <hex>', 'expected MRSIGNER (64 hex digits)'))
     .addOption(new Option('--allow-debug', 'accept a debug enclave (its memory is readable by its host)'))
     .addOption(new Option('--allow-development', 'accept a certificate signed outside an enclave (signed, but attested by nothing)'))
-    .addOption(new Option('--collateral <file>', "Intel's collateral for the quote's platform (as for attest verify): TCB status and revocation too"))
+    .addOption(
+      new Option(
+        '--collateral <file>',
+        "Intel's collateral for the quote's platform (as for attest verify): TCB status and revocation too",
+      ),
+    )
     .addOption(new Option('--accept-tcb-status <status...>', 'TCB statuses accepted with --collateral (default UpToDate)'))
     .addOption(new Option('--at <time>', 'verification time of the quote, ISO 8601 (default: now)'))
     .addOption(new Option('--json', 'print JSON'))

@@ -3,11 +3,12 @@
 // without Intel's collateral. Exit 0 only when every check passes; 1 names the first check that failed; 2
 // when nothing could be checked (an unreadable file, an unreachable server, a malformed option). The trust
 // anchor is always the pinned Intel SGX Root CA: no flag or variable changes it.
-import { type Command, Option } from 'commander';
+
 import fs from 'node:fs';
-import { type ParsedQuote, verifyQuote, type QuoteExpectations, type QuoteVerification } from '../enclave/quote-verify.js';
-import { parseCollateral, type CollateralFile, type CollateralVerdict } from '../enclave/collateral.js';
-import { ServerUnreachable, verifyServer, type ServerVerification } from '../enclave/remote-verify.js';
+import { type Command, Option } from 'commander';
+import { type CollateralFile, type CollateralVerdict, parseCollateral } from '../enclave/collateral.js';
+import { type ParsedQuote, type QuoteExpectations, type QuoteVerification, verifyQuote } from '../enclave/quote-verify.js';
+import { ServerUnreachable, type ServerVerification, verifyServer } from '../enclave/remote-verify.js';
 import type { Output } from './common.js';
 
 export const ATTEST_EXIT = { verified: 0, failed: 1, unchecked: 2 } as const;
@@ -76,7 +77,9 @@ export async function attestVerify(options: AttestVerifyOptions, now: Date): Pro
   } catch (err) {
     return unchecked(err instanceof Error ? err.message : String(err));
   }
-  return options.url !== undefined ? verifyUrl(options.url, expected, at, collateral, options) : verifyFile(options.quote!, expected, at, collateral, options);
+  return options.url !== undefined
+    ? verifyUrl(options.url, expected, at, collateral, options)
+    : verifyFile(options.quote!, expected, at, collateral, options);
 }
 
 type CollateralOptions = { collateral?: CollateralFile; acceptTcbStatuses?: readonly string[] };
@@ -188,8 +191,18 @@ export function addAttestCommands(program: Command): Command {
     .addOption(new Option('--min-isv-svn <n>', 'smallest acceptable ISV SVN'))
     .addOption(new Option('--report-data <hex>', 'expected report data (128 hex digits; --quote only)'))
     .addOption(new Option('--allow-debug', 'accept a debug enclave (its memory is readable by its host)'))
-    .addOption(new Option('--collateral <file>', "Intel's collateral for the quote's platform, JSON as dcap-qvl writes it: checks TCB status, revocation, QE identity"))
-    .addOption(new Option('--accept-tcb-status <status...>', 'TCB statuses accepted with --collateral (default UpToDate), e.g. UpToDate SWHardeningNeeded'))
+    .addOption(
+      new Option(
+        '--collateral <file>',
+        "Intel's collateral for the quote's platform, JSON as dcap-qvl writes it: checks TCB status, revocation, QE identity",
+      ),
+    )
+    .addOption(
+      new Option(
+        '--accept-tcb-status <status...>',
+        'TCB statuses accepted with --collateral (default UpToDate), e.g. UpToDate SWHardeningNeeded',
+      ),
+    )
     .addOption(new Option('--at <time>', 'verification time, ISO 8601 (default: now)'))
     .addOption(new Option('--json', 'print JSON'))
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : ATTEST_EXIT.unchecked))

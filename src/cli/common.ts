@@ -1,10 +1,11 @@
 // What every client command shares: the connection flags (one per row of the connection table), the
 // client they resolve to, and output — with --json exactly one JSON value on stdout, else text.
-import { type Command, Option } from 'commander';
+
 import fs from 'node:fs';
+import { type Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import { connectionOptions, resolveConnection, type ConnectionFlags } from '../client/connection.js';
-import { createBastionClient, type BastionClient } from '../client/client.js';
+import { type BastionClient, createBastionClient } from '../client/client.js';
+import { type ConnectionFlags, connectionOptions, resolveConnection } from '../client/connection.js';
 import { BastionError } from '../errors.js';
 
 export interface Output {
@@ -22,7 +23,11 @@ export const describe = (value: unknown): string => stringify(value, { lineWidth
 
 export function table(rows: Record<string, string>[], columns: string[]): string {
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => r[c] ?? '')))].join('\n');
 }
 

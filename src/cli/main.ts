@@ -2,29 +2,30 @@
 // (through bastion/client, src/client/), except `privacy` (local math) and `audit verify` (a data folder).
 // Every command that prints data takes --json and then prints exactly one JSON value. The commands for
 // datasets and models are in artifacts.ts, those for trainings and evaluations in trainings.ts.
-import { Command, Option } from 'commander';
+
 import fs from 'node:fs';
 import path from 'node:path';
-import { dataLayout, loadConfig } from '../config.js';
-import { createAccountant, DEFAULT_ACCOUNTANT, type AccountantName } from '../privacy/accountant.js';
-import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
+import { Command, Option } from 'commander';
 import { ApiError, unwrap } from '../client/client.js';
 import { ConnectionError } from '../client/connection.js';
+import { dataLayout, loadConfig } from '../config.js';
+import { mintToken, tokenVerifier } from '../governance/tokens.js';
+import { type AccountantName, createAccountant, DEFAULT_ACCOUNTANT } from '../privacy/accountant.js';
+import { calibrateNoiseMultiplier } from '../privacy/calibration.js';
+import { addServeOptions, serveFlagsFrom } from '../serve-options.js';
 import { addDatasetCommands, addModelCommands } from './artifacts.js';
 import { addAttestCommands } from './attest.js';
 import { addVerifyModelCommand } from './attest-model.js';
-import { mintToken, tokenVerifier } from '../governance/tokens.js';
 import {
   addClientOptions,
+  type ClientCommandOptions as ClientOptionValues,
   clientFor as client,
   describe,
   number,
+  type Output,
   print,
   table,
-  type ClientCommandOptions as ClientOptionValues,
-  type Output,
 } from './common.js';
-import { addServeOptions, serveFlagsFrom } from '../serve-options.js';
 import { addEvaluationCommands, addTrainingCommands } from './trainings.js';
 
 export function buildProgram(): Command {
@@ -51,26 +52,35 @@ export function buildProgram(): Command {
     const created = unwrap(await client(options).POST('/v1/principals', { body: { name: options.name, role: options.role } }));
     print(options, created, () => `created ${created.role} ${created.name} (${created.id})\ntoken (shown once): ${created.token}`);
   });
-  addClientOptions(principals.command('list').description('list active principals')).action(async (options: ClientOptionValues & Output) => {
-    const list = unwrap(await client(options).GET('/v1/principals'));
-    print(options, list, () => table(list.items.map((p) => ({ id: p.id, name: p.name, role: p.role, created: p.createdAt })), ['id', 'name', 'role', 'created']));
-  });
+  addClientOptions(principals.command('list').description('list active principals')).action(
+    async (options: ClientOptionValues & Output) => {
+      const list = unwrap(await client(options).GET('/v1/principals'));
+      print(options, list, () =>
+        table(
+          list.items.map((p) => ({ id: p.id, name: p.name, role: p.role, created: p.createdAt })),
+          ['id', 'name', 'role', 'created'],
+        ),
+      );
+    },
+  );
   addClientOptions(principals.command('show').description('show one principal').argument('<id>', 'principal id')).action(
     async (id: string, options: ClientOptionValues & Output) => {
       const principal = unwrap(await client(options).GET('/v1/principals/{id}', { params: { path: { id } } }));
       print(options, principal, () => describe(principal));
     },
   );
-  addClientOptions(principals.command('revoke').description('revoke a principal; its tokens stop working at once').argument('<id>', 'principal id')).action(
-    async (id: string, options: ClientOptionValues & Output) => {
-      unwrap(await client(options).DELETE('/v1/principals/{id}', { params: { path: { id } } }));
-      print(options, { id, revoked: true }, () => `revoked ${id}`);
+  addClientOptions(
+    principals.command('revoke').description('revoke a principal; its tokens stop working at once').argument('<id>', 'principal id'),
+  ).action(async (id: string, options: ClientOptionValues & Output) => {
+    unwrap(await client(options).DELETE('/v1/principals/{id}', { params: { path: { id } } }));
+    print(options, { id, revoked: true }, () => `revoked ${id}`);
+  });
+  addClientOptions(program.command('whoami').description('show the principal of the token in use')).action(
+    async (options: ClientOptionValues & Output) => {
+      const me = unwrap(await client(options).GET('/v1/whoami'));
+      print(options, me, () => `${me.name} (${me.role}) ${me.id}`);
     },
   );
-  addClientOptions(program.command('whoami').description('show the principal of the token in use')).action(async (options: ClientOptionValues & Output) => {
-    const me = unwrap(await client(options).GET('/v1/whoami'));
-    print(options, me, () => `${me.name} (${me.role}) ${me.id}`);
-  });
   addDatasetCommands(program);
   addModelCommands(program);
   addTrainingCommands(program);
@@ -87,12 +97,18 @@ function addTokenCommands(program: Command): void {
   const token = program.command('token').description('bearer tokens made locally (no server)');
   token
     .command('new')
-    .description('make a token and its verifier: give the server the verifier (BASTION_ADMIN_TOKEN_VERIFIER, make -C gramine ADMIN_TOKEN_VERIFIER=…) and keep the token')
+    .description(
+      'make a token and its verifier: give the server the verifier (BASTION_ADMIN_TOKEN_VERIFIER, make -C gramine ADMIN_TOKEN_VERIFIER=…) and keep the token',
+    )
     .addOption(new Option('--json', 'print JSON'))
     .action((options: Output) => {
       const { token: value } = mintToken();
       const verifier = tokenVerifier(value)!;
-      print(options, { token: value, verifier }, () => `token    ${value}\nverifier ${verifier}\nkeep the token secret; the verifier reveals nothing that signs in`);
+      print(
+        options,
+        { token: value, verifier },
+        () => `token    ${value}\nverifier ${verifier}\nkeep the token secret; the verifier reveals nothing that signs in`,
+      );
     });
 }
 
@@ -117,7 +133,10 @@ function addPrivacyCommands(program: Command): void {
     .requiredOption('--noise-multiplier <sigma>', 'noise multiplier σ', number('--noise-multiplier'))
     .action((options: PrivacyOptions & { noiseMultiplier: number }) => {
       const accountant = createAccountant(options.accountant);
-      const epsilon = accountant.epsilon([{ kind: 'poisson-gaussian', sampleRate: options.sampleRate, noiseMultiplier: options.noiseMultiplier, count: options.steps }], { delta: options.delta });
+      const epsilon = accountant.epsilon(
+        [{ kind: 'poisson-gaussian', sampleRate: options.sampleRate, noiseMultiplier: options.noiseMultiplier, count: options.steps }],
+        { delta: options.delta },
+      );
       print(options, { epsilon }, () => `ε = ${epsilon} (δ = ${options.delta}, ${options.accountant})`);
     });
   common(privacy.command('noise').description('the smallest noise multiplier σ with which n steps of DP-SGD spend at most the target ε'))
@@ -130,7 +149,11 @@ function addPrivacyCommands(program: Command): void {
         sampleRate: options.sampleRate,
         steps: options.steps,
       });
-      print(options, { noiseMultiplier }, () => `σ = ${noiseMultiplier} (ε ≤ ${options.targetEpsilon}, δ = ${options.delta}, ${options.accountant})`);
+      print(
+        options,
+        { noiseMultiplier },
+        () => `σ = ${noiseMultiplier} (ε ≤ ${options.targetEpsilon}, δ = ${options.delta}, ${options.accountant})`,
+      );
     });
 }
 
@@ -167,7 +190,7 @@ function addAuditCommands(program: Command): void {
   addClientOptions(
     audit
       .command('list')
-      .description("list audit log entries, oldest first (admins: all; members: their own and those about what they own)")
+      .description('list audit log entries, oldest first (admins: all; members: their own and those about what they own)')
       .addOption(new Option('--after <seq>', 'entries after this seq (default 0)').argParser(number('--after', { integer: true })))
       .addOption(new Option('--limit <n>', 'most entries to list, 1–1000 (default 100)').argParser(number('--limit', { integer: true }))),
   ).action(async (options: ClientOptionValues & Output & { after?: number; limit?: number }) => {

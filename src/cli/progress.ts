@@ -3,8 +3,8 @@
 // comes from the job's event stream; uploads and downloads report the bytes they move.
 import cliProgress from 'cli-progress';
 import type { BastionClient } from '../client/client.js';
-import { isTerminalEvent, trainingEvents, type Training, type TrainingEvent } from '../client/events.js';
 import { unwrap } from '../client/client.js';
+import { isTerminalEvent, type Training, type TrainingEvent, trainingEvents } from '../client/events.js';
 import type { OnBytes } from '../client/transfer.js';
 import { formatBytes } from './common.js';
 

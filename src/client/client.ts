@@ -6,16 +6,16 @@
 import createClient, { type Client } from 'openapi-fetch';
 // openapi-fetch's own companion package: its Readable<T> is how the client types response bodies.
 import type { Readable } from 'openapi-typescript-helpers';
-import { Agent, fetch as undiciFetch, Request as UndiciRequest, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher, Request as UndiciRequest, fetch as undiciFetch } from 'undici';
 import type { components, paths } from '../generated/openapi.js';
 import {
+  type Connection,
+  type ConnectionFlags,
   explainConnectionFailure,
   explainUnauthorized,
   readCa,
   requireToken,
   resolveConnection,
-  type Connection,
-  type ConnectionFlags,
 } from './connection.js';
 
 /** The API's schemas as the client's responses carry them (tuples read back as arrays, for one). */

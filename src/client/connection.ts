@@ -56,10 +56,38 @@ const on: Parser<boolean> = () => true;
 
 /** The connection table: the CLI adds a flag per row (src/cli/connection-options.ts), the resolver reads them. */
 export const connectionOptions = [
-  { key: 'url', env: 'BASTION_URL', flag: '--url', valueName: 'url', description: 'server URL (default https://127.0.0.1:8443, or BASTION_HOST and BASTION_PORT)', parse: url },
-  { key: 'token', env: 'BASTION_TOKEN', flag: '--token', valueName: 'token', description: 'bearer token (default: <data dir>/admin-token)', parse: text },
-  { key: 'ca', env: 'BASTION_CA', flag: '--ca', valueName: 'file', description: "PEM certificate to trust (default: <data dir>/tls/server-cert.pem if present, else the system's roots)", parse: filePath },
-  { key: 'dataDir', env: 'BASTION_DATA_DIR', flag: '--data-dir', valueName: 'dir', description: "the server's local data folder, for its admin token and certificate (default ./var)", parse: filePath },
+  {
+    key: 'url',
+    env: 'BASTION_URL',
+    flag: '--url',
+    valueName: 'url',
+    description: 'server URL (default https://127.0.0.1:8443, or BASTION_HOST and BASTION_PORT)',
+    parse: url,
+  },
+  {
+    key: 'token',
+    env: 'BASTION_TOKEN',
+    flag: '--token',
+    valueName: 'token',
+    description: 'bearer token (default: <data dir>/admin-token)',
+    parse: text,
+  },
+  {
+    key: 'ca',
+    env: 'BASTION_CA',
+    flag: '--ca',
+    valueName: 'file',
+    description: "PEM certificate to trust (default: <data dir>/tls/server-cert.pem if present, else the system's roots)",
+    parse: filePath,
+  },
+  {
+    key: 'dataDir',
+    env: 'BASTION_DATA_DIR',
+    flag: '--data-dir',
+    valueName: 'dir',
+    description: "the server's local data folder, for its admin token and certificate (default ./var)",
+    parse: filePath,
+  },
   // No variable on purpose: turning verification off must be visible on the command line that does it,
   // not inherited silently from a shell profile.
   { key: 'insecure', env: null, flag: '--insecure', description: 'do not verify the server certificate (development only)', parse: on },

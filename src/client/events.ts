@@ -1,6 +1,6 @@
 // A training's live events (GET /v1/trainings/{id}/events, Server-Sent Events) as typed values: each
 // event's data is the Training as it is at that moment.
-import { unwrap, type BastionClient, type Schemas } from './client.js';
+import { type BastionClient, type Schemas, unwrap } from './client.js';
 import { readSse } from './sse.js';
 
 export type Training = Schemas['Training'];

@@ -7,32 +7,32 @@
 // Every route of openapi.yaml is typed (openapi-fetch); uploads, downloads and training events have
 // helpers that stream.
 export type { components, operations, paths } from '../generated/openapi.js';
-export { ApiError, connect, createBastionClient, unwrap, type BastionClient, type Problem, type Schemas } from './client.js';
+export { ApiError, type BastionClient, connect, createBastionClient, type Problem, type Schemas, unwrap } from './client.js';
 export {
-  connectionOptions,
+  type Connection,
   ConnectionError,
+  type ConnectionFlags,
+  connectionOptions,
   displayPath,
   explainConnectionFailure,
   resolveConnection,
-  type Connection,
-  type ConnectionFlags,
 } from './connection.js';
 export {
   isTerminalEvent,
-  trainingEvents,
   TRAINING_EVENT_TYPES,
   type Training,
   type TrainingEvent,
   type TrainingEventType,
+  trainingEvents,
 } from './events.js';
-export { readSse, SseParser, type SseEvent } from './sse.js';
+export { readSse, type SseEvent, SseParser } from './sse.js';
 export {
+  type DatasetUploadFields,
   downloadDataset,
   downloadModel,
+  type ModelUploadFields,
   multipartBody,
+  type OnBytes,
   uploadDataset,
   uploadModel,
-  type DatasetUploadFields,
-  type ModelUploadFields,
-  type OnBytes,
 } from './transfer.js';

@@ -8,9 +8,9 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { request, type Dispatcher } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import type { paths } from '../generated/openapi.js';
-import { ApiError, parseProblem, unwrap, type BastionClient, type Schemas } from './client.js';
+import { ApiError, type BastionClient, parseProblem, type Schemas, unwrap } from './client.js';
 import { explainConnectionFailure, explainUnauthorized, requireToken } from './connection.js';
 
 /** Called as bytes move: `done` so far of `total` (null when the server sent no length). */

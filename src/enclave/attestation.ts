@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BastionError } from '../errors.js';
 import { parseCertificateDer } from './der.js';
-import { parseReportIdentity, type EnclaveIdentity } from './keys.js';
+import { type EnclaveIdentity, parseReportIdentity } from './keys.js';
 
 export interface Attestor {
   /** A quote over these 64 bytes of report data. */
@@ -59,7 +59,8 @@ const REPORT_DATA_OFFSET = 320;
  * parsing, not verification: the signature chain to Intel is checked by the quote verifier.
  */
 export function parseQuoteBody(quote: Buffer): { version: number; identity: EnclaveIdentity; reportData: Buffer } {
-  if (quote.length < HEADER_BYTES + SGX_BODY_BYTES) throw new BastionError('INTERNAL', `A quote of ${quote.length} bytes is too short for an SGX report`);
+  if (quote.length < HEADER_BYTES + SGX_BODY_BYTES)
+    throw new BastionError('INTERNAL', `A quote of ${quote.length} bytes is too short for an SGX report`);
   const version = quote.readUInt16LE(0);
   let offset = HEADER_BYTES;
   if (version === 4 && quote.readUInt32LE(4) !== 0) throw new BastionError('INTERNAL', 'The quote is not an SGX quote (TEE type)');
@@ -70,7 +71,11 @@ export function parseQuoteBody(quote: Buffer): { version: number; identity: Encl
     throw new BastionError('INTERNAL', `Quote version ${version} is not one this server reads`);
   }
   const body = quote.subarray(offset, offset + SGX_BODY_BYTES);
-  return { version, identity: parseReportIdentity(body), reportData: Buffer.from(body.subarray(REPORT_DATA_OFFSET, REPORT_DATA_OFFSET + 64)) };
+  return {
+    version,
+    identity: parseReportIdentity(body),
+    reportData: Buffer.from(body.subarray(REPORT_DATA_OFFSET, REPORT_DATA_OFFSET + 64)),
+  };
 }
 
 /** One quote at a time, and at most `maxWaiting` requests waiting for one; more is SERVICE_UNAVAILABLE. */
@@ -83,9 +88,11 @@ export function serialized(attestor: Attestor, maxWaiting = 4): Attestor {
         throw new BastionError('SERVICE_UNAVAILABLE', 'The enclave is busy making quotes; retry shortly', { retryAfterSeconds: 1 });
       }
       waiting += 1;
-      const run = tail.then(() => attestor.quote(reportData)).finally(() => {
-        waiting -= 1;
-      });
+      const run = tail
+        .then(() => attestor.quote(reportData))
+        .finally(() => {
+          waiting -= 1;
+        });
       tail = run.catch(() => undefined);
       return run;
     },

@@ -8,13 +8,13 @@
 // and QE identity as the exact JSON text Intel signed, signatures and CRLs as hex. Every date is checked
 // against the caller's verification time, never the clock; a stale bundle (past its next update) fails.
 import 'reflect-metadata'; // @peculiar/x509 resolves its ASN.1 handlers through tsyringe, which needs it
-import { verify, X509Certificate, type KeyObject } from 'node:crypto';
+import { type KeyObject, verify, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
-import { Type, type Static, type TSchema } from 'typebox';
+import { type Static, type TSchema, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { failCheck } from './check-failure.js';
-import { parseCertificateDer, type CertificateParts } from './der.js';
+import { type CertificateParts, parseCertificateDer } from './der.js';
 
 export const CollateralCheck = {
   /** The bundle's shape, its signatures, its issuer chains and its dates; FMSPC and PCE ID match the PCK certificate. */
@@ -79,7 +79,12 @@ const QeIdentitySchema = Type.Object({
   mrsigner: Type.String({ pattern: '^[0-9a-fA-F]{64}$' }),
   isvprodid: Svn,
   tcbLevels: Type.Array(
-    Type.Object({ tcb: Type.Object({ isvsvn: Svn }), tcbDate: Type.Optional(Type.String()), tcbStatus: Status, advisoryIDs: Type.Optional(Type.Array(Type.String())) }),
+    Type.Object({
+      tcb: Type.Object({ isvsvn: Svn }),
+      tcbDate: Type.Optional(Type.String()),
+      tcbStatus: Status,
+      advisoryIDs: Type.Optional(Type.Array(Type.String())),
+    }),
     { minItems: 1 },
   ),
 });
@@ -121,7 +126,8 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----\n(?:[A-Za-z0-9+/=]{1,64}\n)+-----E
 
 function chainOf(pem: string, what: string): X509Certificate[] {
   const blocks = pem.replace(/\0+$/, '').match(PEM_CERT) ?? [];
-  if (blocks.join('').length !== pem.replace(/\0+$/, '').length || blocks.length === 0) fail(CollateralCheck.COLLATERAL, `${what} is not a PEM certificate chain`);
+  if (blocks.join('').length !== pem.replace(/\0+$/, '').length || blocks.length === 0)
+    fail(CollateralCheck.COLLATERAL, `${what} is not a PEM certificate chain`);
   let chain: X509Certificate[];
   try {
     chain = blocks.map((b) => new X509Certificate(b));
@@ -136,7 +142,8 @@ function chainOf(pem: string, what: string): X509Certificate[] {
     } catch (error) {
       return fail(CollateralCheck.COLLATERAL, `${what}: a certificate is not strict DER: ${(error as Error).message}`);
     }
-    if (!parts.innerAlgorithm.equals(parts.outerAlgorithm)) fail(CollateralCheck.COLLATERAL, `${what}: a certificate's outer signatureAlgorithm differs from the one it signs`);
+    if (!parts.innerAlgorithm.equals(parts.outerAlgorithm))
+      fail(CollateralCheck.COLLATERAL, `${what}: a certificate's outer signatureAlgorithm differs from the one it signs`);
   }
   return chain;
 }
@@ -144,7 +151,10 @@ function chainOf(pem: string, what: string): X509Certificate[] {
 function withinValidity(cert: X509Certificate, at: Date, what: string): void {
   const t = at.getTime();
   if (t < Date.parse(cert.validFrom) || t > Date.parse(cert.validTo)) {
-    fail(CollateralCheck.COLLATERAL, `${what} (${cert.subject.split('\n').find((l) => l.startsWith('CN=')) ?? 'certificate'}) is not valid at ${at.toISOString()}`);
+    fail(
+      CollateralCheck.COLLATERAL,
+      `${what} (${cert.subject.split('\n').find((l) => l.startsWith('CN=')) ?? 'certificate'}) is not valid at ${at.toISOString()}`,
+    );
   }
 }
 
@@ -152,9 +162,11 @@ function withinValidity(cert: X509Certificate, at: Date, what: string): void {
 function signerOf(pem: string, anchor: X509Certificate, at: Date, what: string): KeyObject {
   const chain = chainOf(pem, what);
   const [signer, root] = chain;
-  if (chain.length !== 2 || !signer || !root) return fail(CollateralCheck.COLLATERAL, `${what} has ${chain.length} certificates, not a signer and the root`);
+  if (chain.length !== 2 || !signer || !root)
+    return fail(CollateralCheck.COLLATERAL, `${what} has ${chain.length} certificates, not a signer and the root`);
   if (!root.raw.equals(anchor.raw)) fail(CollateralCheck.COLLATERAL, `${what} does not end in the pinned Intel SGX Root CA`);
-  if (signer.issuer !== anchor.subject || !signer.verify(anchor.publicKey)) fail(CollateralCheck.COLLATERAL, `${what}: the signer is not signed by the pinned root`);
+  if (signer.issuer !== anchor.subject || !signer.verify(anchor.publicKey))
+    fail(CollateralCheck.COLLATERAL, `${what}: the signer is not signed by the pinned root`);
   withinValidity(signer, at, what);
   return signer.publicKey;
 }
@@ -179,8 +191,13 @@ function signedJson<T>(text: string, signatureHex: string, key: KeyObject, schem
 
 function current(issueDate: string, nextUpdate: string, at: Date, what: string): void {
   const t = at.getTime();
-  if (!(Date.parse(issueDate) <= t)) fail(CollateralCheck.COLLATERAL, `the ${what} was issued ${issueDate}, after the verification time ${at.toISOString()}`);
-  if (!(t <= Date.parse(nextUpdate))) fail(CollateralCheck.COLLATERAL, `the ${what} is stale: its next update was due ${nextUpdate} (verification time ${at.toISOString()}); fetch fresh collateral`);
+  if (!(Date.parse(issueDate) <= t))
+    fail(CollateralCheck.COLLATERAL, `the ${what} was issued ${issueDate}, after the verification time ${at.toISOString()}`);
+  if (!(t <= Date.parse(nextUpdate)))
+    fail(
+      CollateralCheck.COLLATERAL,
+      `the ${what} is stale: its next update was due ${nextUpdate} (verification time ${at.toISOString()}); fetch fresh collateral`,
+    );
 }
 
 /** The TCB facts Intel wrote into the PCK certificate's SGX extension (OID 1.2.840.113741.1.13.1). */
@@ -211,7 +228,8 @@ export function pckTcbOf(pck: X509Certificate): PckTcb {
   }
   const octets = (suffix: string, bytes: number): string => {
     const value = fields.get(`${SGX_EXTENSION}.${suffix}`);
-    if (!(value instanceof asn1js.OctetString) || value.valueBlock.valueHexView.length !== bytes) return bad(`has no ${bytes}-byte field .${suffix}`);
+    if (!(value instanceof asn1js.OctetString) || value.valueBlock.valueHexView.length !== bytes)
+      return bad(`has no ${bytes}-byte field .${suffix}`);
     return Buffer.from(value.valueBlock.valueHexView).toString('hex');
   };
   const tcb = fields.get(`${SGX_EXTENSION}.2`);
@@ -219,7 +237,8 @@ export function pckTcbOf(pck: X509Certificate): PckTcb {
   const svns = new Map<string, number>();
   for (const item of tcb.valueBlock.value) {
     const [oid, value] = item instanceof asn1js.Sequence ? (item.valueBlock.value as [asn1js.AsnType, asn1js.AsnType]) : [];
-    if (oid instanceof asn1js.ObjectIdentifier && value instanceof asn1js.Integer) svns.set(oid.valueBlock.toString(), value.valueBlock.valueDec);
+    if (oid instanceof asn1js.ObjectIdentifier && value instanceof asn1js.Integer)
+      svns.set(oid.valueBlock.toString(), value.valueBlock.valueDec);
   }
   const svn = (n: number) => svns.get(`${SGX_EXTENSION}.2.${n}`) ?? bad(`has no TCB component ${n}`);
   return {
@@ -236,7 +255,9 @@ function levelSvns(tcb: Record<string, unknown>): { components: number[]; pceSvn
   if (typeof pceSvn !== 'number') return null;
   const v3 = tcb.sgxtcbcomponents;
   const components = Array.isArray(v3)
-    ? v3.map((c: unknown) => (c && typeof c === 'object' && typeof (c as { svn?: unknown }).svn === 'number' ? (c as { svn: number }).svn : NaN))
+    ? v3.map((c: unknown) =>
+        c && typeof c === 'object' && typeof (c as { svn?: unknown }).svn === 'number' ? (c as { svn: number }).svn : NaN,
+      )
     : Array.from({ length: 16 }, (_, i) => tcb[`sgxtcbcomp${String(i + 1).padStart(2, '0')}svn`] as number);
   if (components.length !== 16 || components.some((c) => !Number.isInteger(c))) return null;
   return { components, pceSvn };
@@ -249,7 +270,11 @@ function checkRevocation(crlHex: string, issuer: X509Certificate, subject: X509C
   } catch (error) {
     return fail(CollateralCheck.COLLATERAL, `the ${what} does not parse: ${(error as Error).message}`);
   }
-  if (crl.issuer !== new x509.X509Certificate(issuer.raw).subject) fail(CollateralCheck.COLLATERAL, `the ${what} is not issued by ${issuer.subject.split('\n').find((l) => l.startsWith('CN=')) ?? 'its CA'}`);
+  if (crl.issuer !== new x509.X509Certificate(issuer.raw).subject)
+    fail(
+      CollateralCheck.COLLATERAL,
+      `the ${what} is not issued by ${issuer.subject.split('\n').find((l) => l.startsWith('CN=')) ?? 'its CA'}`,
+    );
   // The bytes the signature covers, as encoded (tbsCertList), and the DER ECDSA signature in its BIT STRING.
   // Every byte accounted for, and the outer signatureAlgorithm (which no signature covers) is ECDSA with SHA-256,
   // as is the one inside tbsCertList (after its optional version).
@@ -269,7 +294,8 @@ function checkRevocation(crlHex: string, issuer: X509Certificate, subject: X509C
   const tbsFields = tbsBlock.valueBlock.value;
   const innerAlgorithm = tbsFields[tbsFields[0] instanceof asn1js.Integer ? 1 : 0];
   for (const algorithm of [innerAlgorithm, algorithmBlock]) {
-    if (!algorithm || !Buffer.from(algorithm.valueBeforeDecodeView).equals(ECDSA_WITH_SHA256)) fail(CollateralCheck.COLLATERAL, `the ${what} is not signed with ECDSA and SHA-256`);
+    if (!algorithm || !Buffer.from(algorithm.valueBeforeDecodeView).equals(ECDSA_WITH_SHA256))
+      fail(CollateralCheck.COLLATERAL, `the ${what} is not signed with ECDSA and SHA-256`);
   }
   const tbs = Buffer.from(tbsBlock.valueBeforeDecodeView);
   const signature = Buffer.from(signatureBlock.valueBlock.valueHexView);
@@ -282,11 +308,17 @@ function checkRevocation(crlHex: string, issuer: X509Certificate, subject: X509C
   if (!valid) fail(CollateralCheck.COLLATERAL, `the ${what} signature does not verify with its issuer's key`);
   const t = at.getTime();
   if (t < crl.thisUpdate.getTime() || (crl.nextUpdate && t > crl.nextUpdate.getTime())) {
-    fail(CollateralCheck.COLLATERAL, `the ${what} is not current at ${at.toISOString()} (this update ${crl.thisUpdate.toISOString()}, next ${crl.nextUpdate?.toISOString() ?? 'none'})`);
+    fail(
+      CollateralCheck.COLLATERAL,
+      `the ${what} is not current at ${at.toISOString()} (this update ${crl.thisUpdate.toISOString()}, next ${crl.nextUpdate?.toISOString() ?? 'none'})`,
+    );
   }
   const serial = subject.serialNumber.toLowerCase().replace(/^0+/, '');
   if (crl.entries.some((e) => e.serialNumber.toLowerCase().replace(/^0+/, '') === serial)) {
-    fail(CollateralCheck.REVOCATION, `Intel revoked the ${what === 'root CA CRL' ? 'PCK issuing CA' : 'PCK certificate'} (serial ${subject.serialNumber})`);
+    fail(
+      CollateralCheck.REVOCATION,
+      `Intel revoked the ${what === 'root CA CRL' ? 'PCK issuing CA' : 'PCK certificate'} (serial ${subject.serialNumber})`,
+    );
   }
   return crl.nextUpdate?.toISOString() ?? '';
 }
@@ -302,17 +334,33 @@ export function checkCollateral(
 ): CollateralVerdict {
   const { at, anchor } = options;
   const tcbKey = signerOf(collateral.tcb_info_issuer_chain, anchor, at, 'TCB info issuer chain');
-  const tcbInfo = signedJson<Static<typeof TcbInfoSchema>>(collateral.tcb_info, collateral.tcb_info_signature, tcbKey, TcbInfoSchema, 'TCB info');
+  const tcbInfo = signedJson<Static<typeof TcbInfoSchema>>(
+    collateral.tcb_info,
+    collateral.tcb_info_signature,
+    tcbKey,
+    TcbInfoSchema,
+    'TCB info',
+  );
   const qeKey = signerOf(collateral.qe_identity_issuer_chain, anchor, at, 'QE identity issuer chain');
-  const qeIdentity = signedJson<Static<typeof QeIdentitySchema>>(collateral.qe_identity, collateral.qe_identity_signature, qeKey, QeIdentitySchema, 'QE identity');
-  if (tcbInfo.id !== undefined && tcbInfo.id !== 'SGX') fail(CollateralCheck.COLLATERAL, `the TCB info is for ${tcbInfo.id}, not an SGX platform`);
-  if (qeIdentity.id !== undefined && qeIdentity.id !== 'QE') fail(CollateralCheck.COLLATERAL, `the QE identity is for ${qeIdentity.id}, not the SGX quoting enclave`);
+  const qeIdentity = signedJson<Static<typeof QeIdentitySchema>>(
+    collateral.qe_identity,
+    collateral.qe_identity_signature,
+    qeKey,
+    QeIdentitySchema,
+    'QE identity',
+  );
+  if (tcbInfo.id !== undefined && tcbInfo.id !== 'SGX')
+    fail(CollateralCheck.COLLATERAL, `the TCB info is for ${tcbInfo.id}, not an SGX platform`);
+  if (qeIdentity.id !== undefined && qeIdentity.id !== 'QE')
+    fail(CollateralCheck.COLLATERAL, `the QE identity is for ${qeIdentity.id}, not the SGX quoting enclave`);
   current(tcbInfo.issueDate, tcbInfo.nextUpdate, at, 'TCB info');
   current(qeIdentity.issueDate, qeIdentity.nextUpdate, at, 'QE identity');
 
   const pckTcb = pckTcbOf(quote.pck);
-  if (tcbInfo.fmspc.toLowerCase() !== pckTcb.fmspc) fail(CollateralCheck.COLLATERAL, `the TCB info is for FMSPC ${tcbInfo.fmspc.toLowerCase()}, the PCK certificate's is ${pckTcb.fmspc}`);
-  if (tcbInfo.pceId.toLowerCase() !== pckTcb.pceId) fail(CollateralCheck.COLLATERAL, `the TCB info is for PCE ID ${tcbInfo.pceId}, the PCK certificate's is ${pckTcb.pceId}`);
+  if (tcbInfo.fmspc.toLowerCase() !== pckTcb.fmspc)
+    fail(CollateralCheck.COLLATERAL, `the TCB info is for FMSPC ${tcbInfo.fmspc.toLowerCase()}, the PCK certificate's is ${pckTcb.fmspc}`);
+  if (tcbInfo.pceId.toLowerCase() !== pckTcb.pceId)
+    fail(CollateralCheck.COLLATERAL, `the TCB info is for PCE ID ${tcbInfo.pceId}, the PCK certificate's is ${pckTcb.pceId}`);
 
   // Revocation: the PCK issuing CA on the root's CRL, the PCK certificate on its CA's CRL.
   const crlChain = chainOf(collateral.pck_crl_issuer_chain, 'PCK CRL issuer chain');
@@ -333,17 +381,24 @@ export function checkCollateral(
   if (!masked(qe.subarray(48, 64), attributesMask).equals(masked(Buffer.from(qeIdentity.attributes, 'hex'), attributesMask))) {
     fail(CollateralCheck.QE_IDENTITY, 'the QE report attributes do not match the QE identity');
   }
-  if (!qe.subarray(128, 160).equals(Buffer.from(qeIdentity.mrsigner, 'hex'))) fail(CollateralCheck.QE_IDENTITY, "the quoting enclave's MRSIGNER is not Intel's");
-  if (qe.readUInt16LE(256) !== qeIdentity.isvprodid) fail(CollateralCheck.QE_IDENTITY, `the quoting enclave's product id ${qe.readUInt16LE(256)} is not ${qeIdentity.isvprodid}`);
+  if (!qe.subarray(128, 160).equals(Buffer.from(qeIdentity.mrsigner, 'hex')))
+    fail(CollateralCheck.QE_IDENTITY, "the quoting enclave's MRSIGNER is not Intel's");
+  if (qe.readUInt16LE(256) !== qeIdentity.isvprodid)
+    fail(CollateralCheck.QE_IDENTITY, `the quoting enclave's product id ${qe.readUInt16LE(256)} is not ${qeIdentity.isvprodid}`);
   const qeSvn = qe.readUInt16LE(258);
   const qeLevel = qeIdentity.tcbLevels.find((l) => qeSvn >= l.tcb.isvsvn);
   if (!qeLevel) return fail(CollateralCheck.TCB_STATUS, `the quoting enclave's ISV SVN ${qeSvn} is below every level Intel lists`);
 
   // The platform's TCB level: the first (highest) one every component of the PCK certificate reaches.
   const levels = tcbInfo.tcbLevels.map((l) => ({ level: l, svns: levelSvns(l.tcb) }));
-  if (levels.some((l) => l.svns === null)) fail(CollateralCheck.COLLATERAL, 'a TCB level of the TCB info is not 16 SGX components and a PCE SVN');
+  if (levels.some((l) => l.svns === null))
+    fail(CollateralCheck.COLLATERAL, 'a TCB level of the TCB info is not 16 SGX components and a PCE SVN');
   const match = levels.find(({ svns }) => pckTcb.components.every((c, i) => c >= svns!.components[i]!) && pckTcb.pceSvn >= svns!.pceSvn);
-  if (!match) return fail(CollateralCheck.TCB_STATUS, "the platform's TCB is below every level Intel lists for its FMSPC (status unknown: treat as revoked)");
+  if (!match)
+    return fail(
+      CollateralCheck.TCB_STATUS,
+      "the platform's TCB is below every level Intel lists for its FMSPC (status unknown: treat as revoked)",
+    );
 
   const verdict: CollateralVerdict = {
     tcbStatus: match.level.tcbStatus,
@@ -352,9 +407,15 @@ export function checkCollateral(
     advisoryIds: [...new Set([...(match.level.advisoryIDs ?? []), ...(qeLevel.advisoryIDs ?? [])])].sort(),
     fmspc: pckTcb.fmspc,
     tcbEvaluationDataNumber: tcbInfo.tcbEvaluationDataNumber ?? null,
-    validUntil: [tcbInfo.nextUpdate, qeIdentity.nextUpdate, rootCrlUntil, pckCrlUntil].filter(Boolean).map((d) => new Date(d).toISOString()).sort()[0]!,
+    validUntil: [tcbInfo.nextUpdate, qeIdentity.nextUpdate, rootCrlUntil, pckCrlUntil]
+      .filter(Boolean)
+      .map((d) => new Date(d).toISOString())
+      .sort()[0]!,
   };
-  for (const [who, status] of [['platform', verdict.tcbStatus], ['quoting enclave', verdict.qeTcbStatus]] as const) {
+  for (const [who, status] of [
+    ['platform', verdict.tcbStatus],
+    ['quoting enclave', verdict.qeTcbStatus],
+  ] as const) {
     if (status === 'Revoked' || !options.acceptTcbStatuses.includes(status)) {
       fail(
         CollateralCheck.TCB_STATUS,

@@ -110,7 +110,8 @@ const ATTRIBUTE_DEBUG = 0x2n;
 
 /** The identity in an SGX report (sgx_report_t: the body first). */
 export function parseReportIdentity(report: Buffer): EnclaveIdentity {
-  if (report.length < REPORT_BODY.size) throw new KeyProviderError(`An SGX report has at least ${REPORT_BODY.size} bytes, not ${report.length}`);
+  if (report.length < REPORT_BODY.size)
+    throw new KeyProviderError(`An SGX report has at least ${REPORT_BODY.size} bytes, not ${report.length}`);
   return {
     mrenclave: report.subarray(REPORT_BODY.mrenclave, REPORT_BODY.mrenclave + 32).toString('hex'),
     mrsigner: report.subarray(REPORT_BODY.mrsigner, REPORT_BODY.mrsigner + 32).toString('hex'),
@@ -125,7 +126,9 @@ export function parseReportIdentity(report: Buffer): EnclaveIdentity {
  * identity comes from a report the enclave makes of itself: writing user_report_data (zeros) and
  * reading report, as Gramine's /dev/attestation interface has it.
  */
-export function openEnclaveKeyProvider(settings: Pick<KeySettings, 'attestationDir' | 'sealingKey'>): { keys: KeyProvider; source: KeySource } | null {
+export function openEnclaveKeyProvider(
+  settings: Pick<KeySettings, 'attestationDir' | 'sealingKey'>,
+): { keys: KeyProvider; source: KeySource } | null {
   const keyFile = path.join(settings.attestationDir, 'keys', `_sgx_${settings.sealingKey}`);
   if (!fs.existsSync(keyFile)) return null;
   const sealingKey = fs.readFileSync(keyFile);

@@ -5,10 +5,10 @@
 // the calling code passes) with every certificate valid at the caller's time. Pure: no clock, no file or
 // network access; what is not checkable offline (TCB status, revocation) is said in the result instead of
 // being silently assumed.
-import { createHash, createPublicKey, verify, type KeyObject, X509Certificate } from 'node:crypto';
-import { type CertificateParts, DerError, parseCertificateDer } from './der.js';
+import { createHash, createPublicKey, type KeyObject, verify, X509Certificate } from 'node:crypto';
 import { CheckFailure, failCheck } from './check-failure.js';
-import { checkCollateral, CollateralCheck, type CollateralFile, type CollateralVerdict } from './collateral.js';
+import { CollateralCheck, type CollateralFile, type CollateralVerdict, checkCollateral } from './collateral.js';
+import { type CertificateParts, DerError, parseCertificateDer } from './der.js';
 import { INTEL_SGX_ROOT_CA_SHA256, intelSgxRootCa } from './intel-sgx-root-ca.js';
 
 /** The checks, in the order they run; a failure names the first one that failed. */
@@ -509,7 +509,9 @@ export function verifyQuote(quote: Uint8Array, options: VerifyQuoteOptions): Quo
       );
     }
     checkExpectations(parsed, options.expected ?? {});
-    return collateral ? { ok: true, quote: parsed, notChecked: [], collateral } : { ok: true, quote: parsed, notChecked: NOT_CHECKED_OFFLINE };
+    return collateral
+      ? { ok: true, quote: parsed, notChecked: [], collateral }
+      : { ok: true, quote: parsed, notChecked: NOT_CHECKED_OFFLINE };
   } catch (error) {
     if (error instanceof CheckFailure) {
       const failure = { ok: false as const, failedCheck: error.check as QuoteCheck, reason: error.message };

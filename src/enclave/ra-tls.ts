@@ -9,7 +9,7 @@ import 'reflect-metadata'; // @peculiar/x509 resolves its ASN.1 handlers through
 import * as x509 from '@peculiar/x509';
 import { decode, encode, Tag } from 'cbor2';
 import { BastionError } from '../errors.js';
-import { parseQuoteBody, spkiSha256, type Attestor } from './attestation.js';
+import { type Attestor, parseQuoteBody, spkiSha256 } from './attestation.js';
 import { type CertificateParts, DerError, parseCertificateDer } from './der.js';
 import {
   checkQuoteExpectations,
@@ -133,7 +133,9 @@ export async function createRaTlsCertificate(
   const notBefore = new Date(options.now.getTime() - CLOCK_SKEW_MS);
   const x509Keys = keys as unknown as X509KeyPair;
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^./, '7'),
+    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+      .toString('hex')
+      .replace(/^./, '7'),
     // Gramine's layout names the software, not a host (CN=RATLS, O=GramineDevelopers, C=US): keep CN and O,
     // with our names. No client may rely on them: an RA-TLS certificate is trusted through its quotes only.
     name: 'CN=Bastion RA-TLS, O=Bastion',
@@ -327,7 +329,7 @@ function checkBinding(item: FoundEvidence, quote: ParsedQuote, keyHash: Buffer, 
   let how: string;
   if (item.format === RaTlsFormat.GRAMINE_LEGACY) {
     expected = Buffer.concat([keyHash, Buffer.alloc(32)]);
-    how = 'SHA-256 of the certificate\'s public key';
+    how = "SHA-256 of the certificate's public key";
   } else {
     // The Intel SDK quote binds the key through the TCG DICE claims in the same certificate (README: its report data
     // is not a hash of the key); without them it binds nothing this verifier can see.

@@ -5,21 +5,16 @@
 // the named enclave vouched for just now, so a client that keeps using a key it has checked this way
 // talks to that enclave. A machine in the middle presents its own key and fails; a replayed answer
 // carries another nonce and fails.
-import { once } from 'node:events';
+
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { spkiSha256 } from './attestation.js';
 import type { CollateralFile, CollateralVerdict } from './collateral.js';
 import { DerError } from './der.js';
-import {
-  checkQuoteExpectations,
-  type ParsedQuote,
-  type QuoteCheck,
-  type QuoteExpectations,
-  verifyQuote,
-} from './quote-verify.js';
+import { checkQuoteExpectations, type ParsedQuote, type QuoteCheck, type QuoteExpectations, verifyQuote } from './quote-verify.js';
 import { hasRaTlsEvidence, RaTlsCheck, type RaTlsEvidence, verifyRaTlsCertificate } from './ra-tls.js';
 
 /** The checks of verifyServer that are its own; quote and RA-TLS checks keep their names. */
@@ -201,8 +196,15 @@ export async function verifyServer(
 
   const anchor = options.trustAnchor ? { trustAnchor: options.trustAnchor } : {};
   // allowDebug here: the identity policy runs last, once the quote is known to be genuine and bound to this connection.
-  const withCollateral = options.collateral ? { collateral: options.collateral, ...(options.acceptTcbStatuses ? { acceptTcbStatuses: options.acceptTcbStatuses } : {}) } : {};
-  const verified = verifyQuote(Buffer.from(body.quote, 'base64'), { at: options.at, expected: { allowDebug: true }, ...anchor, ...withCollateral });
+  const withCollateral = options.collateral
+    ? { collateral: options.collateral, ...(options.acceptTcbStatuses ? { acceptTcbStatuses: options.acceptTcbStatuses } : {}) }
+    : {};
+  const verified = verifyQuote(Buffer.from(body.quote, 'base64'), {
+    at: options.at,
+    expected: { allowDebug: true },
+    ...anchor,
+    ...withCollateral,
+  });
   if (!verified.ok) return failure(verified.failedCheck, verified.reason);
   const reportData = verified.quote.reportData;
   let presentedKeyHash: Buffer;

@@ -1,7 +1,7 @@
 // TLS material for the HTTPS listener: the operator's own certificate and key when configured, else a
 // self-signed development certificate made at first start and kept in `<dataDir>/tls/`. The private
 // key never leaves the data folder and is written 0600. (Inside an enclave, RA-TLS replaces this: ra-tls.ts.)
-import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import { X509Certificate as NodeX509, webcrypto } from 'node:crypto';
 import fs from 'node:fs';
 import 'reflect-metadata'; // @peculiar/x509 resolves its ASN.1 handlers through tsyringe, which needs it
 import * as x509 from '@peculiar/x509';

@@ -10,14 +10,14 @@
 // few values the last one can take, could otherwise find it by hashing candidates (the adversary DP
 // is defined against). The commitment is SHA-256(salt ‖ SHA-256(file)) with a random 32-byte salt only
 // the dataset's owner sees, so the owner can check it and nobody else can test guesses against it.
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject, type X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify, type X509Certificate } from 'node:crypto';
 import { canonicalize } from 'json-canonicalize';
-import { Type, type Static } from 'typebox';
+import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
-import type { CollateralFile, CollateralVerdict } from './collateral.js';
-import { KeyPurpose, type KeyProvider } from './keys.js';
 import type { Attestor } from './attestation.js';
-import { parseQuote, verifyQuote, type QuoteCheck, type QuoteExpectations, type ParsedQuote } from './quote-verify.js';
+import type { CollateralFile, CollateralVerdict } from './collateral.js';
+import { type KeyProvider, KeyPurpose } from './keys.js';
+import { type ParsedQuote, parseQuote, type QuoteCheck, type QuoteExpectations, verifyQuote } from './quote-verify.js';
 
 export const CERTIFICATE_FORMAT = 'bastion.training-certificate/1';
 /** Prefixed to the canonical JSON of the statement before signing: a signature means nothing else. */
@@ -41,7 +41,10 @@ export const TrainingStatementSchema = Type.Object(
       Type.Object(
         {
           id: Id,
-          commitment: Type.String({ ...Hex64, description: "SHA-256(salt ‖ SHA-256(uploaded file)); the salt is shown to the dataset's owner only" }),
+          commitment: Type.String({
+            ...Hex64,
+            description: "SHA-256(salt ‖ SHA-256(uploaded file)); the salt is shown to the dataset's owner only",
+          }),
         },
         { additionalProperties: false },
       ),
@@ -58,7 +61,9 @@ export const TrainingStatementSchema = Type.Object(
     clipping: Type.Union([Type.Literal('flat'), Type.Literal('per-layer'), Type.Null()]),
     codeVersion: Type.String({ maxLength: 64 }),
     finishedAt: Type.String({ format: 'date-time' }),
-    enclave: Type.Boolean({ description: 'signed inside an SGX enclave by a key its quote binds; false: by the development key, attested by nothing' }),
+    enclave: Type.Boolean({
+      description: 'signed inside an SGX enclave by a key its quote binds; false: by the development key, attested by nothing',
+    }),
   },
   { additionalProperties: false },
 );
@@ -67,10 +72,17 @@ export type TrainingStatement = Static<typeof TrainingStatementSchema>;
 export const TrainingCertificateSchema = Type.Object(
   {
     statement: TrainingStatementSchema,
-    signature: Type.String({ ...Base64, description: 'Ed25519 signature, base64, over "bastion.training-certificate/1\\n" ‖ the statement as RFC 8785 canonical JSON' }),
+    signature: Type.String({
+      ...Base64,
+      description: 'Ed25519 signature, base64, over "bastion.training-certificate/1\\n" ‖ the statement as RFC 8785 canonical JSON',
+    }),
     publicKey: Type.String({ ...Base64, description: 'the Ed25519 public key, base64 of its 32 raw bytes' }),
     keyQuote: Type.Optional(
-      Type.String({ ...Base64, description: 'inside an enclave: the DCAP quote whose report data is SHA-256("bastion.training-certificate-key/1\\n" ‖ publicKey) ‖ 32 zero bytes' }),
+      Type.String({
+        ...Base64,
+        description:
+          'inside an enclave: the DCAP quote whose report data is SHA-256("bastion.training-certificate-key/1\\n" ‖ publicKey) ‖ 32 zero bytes',
+      }),
     ),
   },
   { additionalProperties: false, $id: 'TrainingCertificate' },
@@ -116,10 +128,17 @@ function signingKeyPair(keys: KeyProvider): { privateKey: KeyObject; publicKey: 
   const seed = keys.deriveKey(KeyPurpose.TRAINING_CERTIFICATES);
   const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
   seed.fill(0);
-  return { privateKey, publicKey: createPublicKey(privateKey).export({ format: 'der', type: 'spki' }).subarray(ED25519_SPKI_PREFIX.length) };
+  return {
+    privateKey,
+    publicKey: createPublicKey(privateKey).export({ format: 'der', type: 'spki' }).subarray(ED25519_SPKI_PREFIX.length),
+  };
 }
 
-function signerOf({ privateKey, publicKey }: ReturnType<typeof signingKeyPair>, enclave: boolean, keyQuote: Buffer | null): CertificateSigner {
+function signerOf(
+  { privateKey, publicKey }: ReturnType<typeof signingKeyPair>,
+  enclave: boolean,
+  keyQuote: Buffer | null,
+): CertificateSigner {
   return {
     publicKey,
     enclave,
@@ -173,7 +192,14 @@ export const CertificateCheck = {
 export type CertificateCheck = (typeof CertificateCheck)[keyof typeof CertificateCheck];
 
 export type CertificateVerification =
-  | { ok: true; statement: TrainingStatement; attested: true; quote: ParsedQuote; notChecked: readonly string[]; collateral?: CollateralVerdict }
+  | {
+      ok: true;
+      statement: TrainingStatement;
+      attested: true;
+      quote: ParsedQuote;
+      notChecked: readonly string[];
+      collateral?: CollateralVerdict;
+    }
   | { ok: true; statement: TrainingStatement; attested: false }
   | { ok: false; failedCheck: CertificateCheck; quoteCheck?: QuoteCheck; reason: string };
 
@@ -199,30 +225,54 @@ export interface CertificateVerifyOptions {
 export function verifyTrainingCertificate(certificate: unknown, options: CertificateVerifyOptions): CertificateVerification {
   if (!Value.Check(TrainingCertificateSchema, certificate)) {
     const [first] = Value.Errors(TrainingCertificateSchema, certificate);
-    return { ok: false, failedCheck: CertificateCheck.FORMAT, reason: `not a ${CERTIFICATE_FORMAT} certificate${first ? `: ${first.instancePath || '/'} ${first.message}` : ''}` };
+    return {
+      ok: false,
+      failedCheck: CertificateCheck.FORMAT,
+      reason: `not a ${CERTIFICATE_FORMAT} certificate${first ? `: ${first.instancePath || '/'} ${first.message}` : ''}`,
+    };
   }
   const { statement } = certificate;
   const modelSha256 = createHash('sha256').update(options.model).digest('hex');
   if (modelSha256 !== statement.modelSha256) {
-    return { ok: false, failedCheck: CertificateCheck.MODEL_HASH, reason: `the model file's SHA-256 ${modelSha256} is not the certified ${statement.modelSha256}` };
+    return {
+      ok: false,
+      failedCheck: CertificateCheck.MODEL_HASH,
+      reason: `the model file's SHA-256 ${modelSha256} is not the certified ${statement.modelSha256}`,
+    };
   }
   const publicKeyRaw = Buffer.from(certificate.publicKey, 'base64');
   let valid = false;
   try {
-    valid = publicKeyRaw.length === 32 && verify(null, signedBytes(statement), publicKeyFromRaw(publicKeyRaw), Buffer.from(certificate.signature, 'base64'));
+    valid =
+      publicKeyRaw.length === 32 &&
+      verify(null, signedBytes(statement), publicKeyFromRaw(publicKeyRaw), Buffer.from(certificate.signature, 'base64'));
   } catch {
     valid = false;
   }
-  if (!valid) return { ok: false, failedCheck: CertificateCheck.SIGNATURE, reason: 'the signature does not verify with the certificate key over this statement' };
+  if (!valid)
+    return {
+      ok: false,
+      failedCheck: CertificateCheck.SIGNATURE,
+      reason: 'the signature does not verify with the certificate key over this statement',
+    };
 
   const quote = options.quote ?? (certificate.keyQuote === undefined ? undefined : Buffer.from(certificate.keyQuote, 'base64'));
   if (!statement.enclave) {
     if (!options.allowDevelopment) {
-      return { ok: false, failedCheck: CertificateCheck.ENCLAVE, reason: 'signed outside an enclave by the development key: nothing attests to it (allow development certificates to accept it)' };
+      return {
+        ok: false,
+        failedCheck: CertificateCheck.ENCLAVE,
+        reason: 'signed outside an enclave by the development key: nothing attests to it (allow development certificates to accept it)',
+      };
     }
     return { ok: true, statement, attested: false };
   }
-  if (!quote) return { ok: false, failedCheck: CertificateCheck.QUOTE, reason: 'the statement says it was signed in an enclave, but no quote binds its key' };
+  if (!quote)
+    return {
+      ok: false,
+      failedCheck: CertificateCheck.QUOTE,
+      reason: 'the statement says it was signed in an enclave, but no quote binds its key',
+    };
   const result = verifyQuote(quote, {
     at: options.at,
     expected: { ...options.expected, reportData: signingKeyReportData(publicKeyRaw).toString('hex') },
@@ -232,7 +282,19 @@ export function verifyTrainingCertificate(certificate: unknown, options: Certifi
   });
   if (!result.ok) {
     const what = result.failedCheck === 'report-data' ? 'the quote does not bind this certificate key' : result.reason;
-    return { ok: false, failedCheck: CertificateCheck.QUOTE, quoteCheck: result.failedCheck, reason: `quote check ${result.failedCheck} failed: ${what}` };
+    return {
+      ok: false,
+      failedCheck: CertificateCheck.QUOTE,
+      quoteCheck: result.failedCheck,
+      reason: `quote check ${result.failedCheck} failed: ${what}`,
+    };
   }
-  return { ok: true, statement, attested: true, quote: result.quote, notChecked: result.notChecked, ...(result.collateral ? { collateral: result.collateral } : {}) };
+  return {
+    ok: true,
+    statement,
+    attested: true,
+    quote: result.quote,
+    notChecked: result.notChecked,
+    ...(result.collateral ? { collateral: result.collateral } : {}),
+  };
 }

@@ -12,14 +12,14 @@
 // transaction commits), so only entries committed in the turn before a crash escape this check.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
-import { Type, type Static } from 'typebox';
+import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { BastionError } from '../errors.js';
+import { type AuditRow, findAuditRow, insertAuditRow, iterateAuditRows, lastAuditRow, listAuditRows } from '../store/audit.js';
 import type { Store } from '../store/db.js';
 import { writeFileAtomic } from '../store/files.js';
-import { authorize } from './authorize.js';
 import type { Role } from '../store/principals.js';
-import { findAuditRow, insertAuditRow, iterateAuditRows, lastAuditRow, listAuditRows, type AuditRow } from '../store/audit.js';
+import { authorize } from './authorize.js';
 
 export type AuditTargetKind = 'principal' | 'dataset' | 'model' | 'training' | 'evaluation';
 
@@ -108,7 +108,9 @@ export type HighWaterReading = { kind: 'missing' } | { kind: 'invalid'; reason: 
 // hide a truncation.
 function highWaterTag(key: Buffer, seq: number, macHex: string): string {
   const markKey = createHmac('sha256', key).update('bastion/audit/high-water-mark').digest();
-  return createHmac('sha256', markKey).update(JSON.stringify([seq, macHex]), 'utf8').digest('hex');
+  return createHmac('sha256', markKey)
+    .update(JSON.stringify([seq, macHex]), 'utf8')
+    .digest('hex');
 }
 
 function sealHighWaterMark(key: Buffer, row: Pick<AuditRow, 'seq' | 'mac'>): HighWaterMark {

@@ -91,7 +91,12 @@ function datasetVisible(p: Viewer, t: Extract<Target, { kind: 'dataset' }>): boo
   return p.id === t.ownerId || t.policy.trainers === 'everyone' || t.policy.trainers.includes(p.id);
 }
 
-function useOfDataset(p: Viewer, t: Extract<Target, { kind: 'dataset' }>, use: UseContext | undefined, what: 'training' | 'evaluation'): Decision {
+function useOfDataset(
+  p: Viewer,
+  t: Extract<Target, { kind: 'dataset' }>,
+  use: UseContext | undefined,
+  what: 'training' | 'evaluation',
+): Decision {
   if (what === 'evaluation' && p.id !== t.ownerId && !t.policy.allowEvaluation) {
     return forbid('dataset.policy.allowEvaluation', `The policy of dataset ${t.id} does not allow evaluations`);
   }
@@ -166,7 +171,10 @@ function decideModel(p: Viewer, action: Action, t: Extract<Target, { kind: 'mode
     case 'model.decideRelease':
       return t.approverIds.includes(p.id)
         ? allow
-        : forbid('model.release.approvers', `Only the owners of datasets whose policy asks for approval decide the release of model ${t.id}`);
+        : forbid(
+            'model.release.approvers',
+            `Only the owners of datasets whose policy asks for approval decide the release of model ${t.id}`,
+          );
     default:
       return forbid('action', `${action} does not apply to a model`);
   }
@@ -256,10 +264,17 @@ export function enforce(deps: GovernanceDeps, principal: Principal, action: Acti
     outcome: 'refused',
     // A 404's entry says no more than a 404 for an id that names nothing: the actor reads its own entries,
     // and the rule would tell it the target exists.
-    details: decision.status === 404 ? { status: 404 } : { status: decision.status, rule: decision.rule, ...(use ? { private: use.private, epsilon: use.epsilon } : {}) },
+    details:
+      decision.status === 404
+        ? { status: 404 }
+        : { status: decision.status, rule: decision.rule, ...(use ? { private: use.private, epsilon: use.epsilon } : {}) },
     subjects: targetSubjects(target),
   });
-  throw new BastionError(decision.status === 404 ? 'NOT_FOUND' : 'FORBIDDEN', decision.detail, decision.status === 403 ? { extensions: { rule: decision.rule } } : {});
+  throw new BastionError(
+    decision.status === 404 ? 'NOT_FOUND' : 'FORBIDDEN',
+    decision.detail,
+    decision.status === 403 ? { extensions: { rule: decision.rule } } : {},
+  );
 }
 
 /** A refused access to an id that names nothing (so no owner to tell): audited, then NOT_FOUND. */

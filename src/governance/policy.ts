@@ -3,10 +3,10 @@
 // stored JSON are all checked against them); omitted fields take the defaults, which are the private
 // ones — nobody but the owner, no non-private use, releases go to the trainer.
 import { Ajv, type ErrorObject } from 'ajv';
-import { Type, type Static } from 'typebox';
+import { type Static, Type } from 'typebox';
 import { BastionError, type FieldError } from '../errors.js';
-import { findActivePrincipal } from '../store/principals.js';
 import type { Store } from '../store/db.js';
+import { findActivePrincipal } from '../store/principals.js';
 import type { AuditLog } from './audit.js';
 
 const principalIds = Type.Array(Type.String({ format: 'uuid' }), { maxItems: 1000, uniqueItems: true });
@@ -19,18 +19,30 @@ export const DatasetPolicyInputSchema = Type.Object(
       }),
     ),
     maxEpsilonPerTraining: Type.Optional(
-      Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'Largest ε one training or evaluation may ask for (metrics included); default: no limit but the budget' }),
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1000,
+        description: 'Largest ε one training or evaluation may ask for (metrics included); default: no limit but the budget',
+      }),
     ),
     allowEvaluation: Type.Optional(Type.Boolean({ description: 'Whether trainers may evaluate models on it (default true)' })),
-    allowNonPrivate: Type.Optional(Type.Boolean({ description: 'Whether trainings and evaluations without DP may use it (default false)' })),
+    allowNonPrivate: Type.Optional(
+      Type.Boolean({ description: 'Whether trainings and evaluations without DP may use it (default false)' }),
+    ),
     release: Type.Optional(
       Type.Enum(['trainer', 'approval'], {
         type: 'string',
-        description: 'Who may download a model trained on it: whoever trained it (trainer), or only once the owner approved (approval); default trainer',
+        description:
+          'Who may download a model trained on it: whoever trained it (trainer), or only once the owner approved (approval); default trainer',
       }),
     ),
   },
-  { $id: 'DatasetPolicyInput', title: 'DatasetPolicyInput', additionalProperties: false, description: "A dataset's policy as given; omitted fields take their defaults" },
+  {
+    $id: 'DatasetPolicyInput',
+    title: 'DatasetPolicyInput',
+    additionalProperties: false,
+    description: "A dataset's policy as given; omitted fields take their defaults",
+  },
 );
 export type DatasetPolicyInput = Static<typeof DatasetPolicyInputSchema>;
 
@@ -53,7 +65,12 @@ export const ModelPolicyInputSchema = Type.Object(
       }),
     ),
   },
-  { $id: 'ModelPolicyInput', title: 'ModelPolicyInput', additionalProperties: false, description: "A model's policy as given; omitted fields take their defaults" },
+  {
+    $id: 'ModelPolicyInput',
+    title: 'ModelPolicyInput',
+    additionalProperties: false,
+    description: "A model's policy as given; omitted fields take their defaults",
+  },
 );
 export type ModelPolicyInput = Static<typeof ModelPolicyInputSchema>;
 
@@ -87,14 +104,19 @@ export function parseModelPolicy(json: string): ModelPolicy {
   return modelPolicyFrom(JSON.parse(json) as ModelPolicyInput);
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false, formats: { uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i } });
+const ajv = new Ajv({
+  allErrors: true,
+  strict: false,
+  formats: { uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i },
+});
 const checkDatasetInput = ajv.compile<DatasetPolicyInput>(DatasetPolicyInputSchema);
 const checkModelInput = ajv.compile<ModelPolicyInput>(ModelPolicyInputSchema);
 
 function fieldErrors(base: string, errors: ErrorObject[]): FieldError[] {
   return errors.map((e) => {
     const params = e.params as Record<string, unknown>;
-    if (typeof params.additionalProperty === 'string') return { pointer: `${base}${e.instancePath}/${params.additionalProperty}`, detail: 'is not a policy field' };
+    if (typeof params.additionalProperty === 'string')
+      return { pointer: `${base}${e.instancePath}/${params.additionalProperty}`, detail: 'is not a policy field' };
     return { pointer: `${base}${e.instancePath}`, detail: e.message ?? 'is invalid' };
   });
 }
@@ -115,7 +137,9 @@ export function parsePolicyField(kind: 'dataset' | 'model', text: string, pointe
   const check = kind === 'dataset' ? checkDatasetInput : checkModelInput;
   if (!check(value)) {
     const errors = fieldErrors(pointer, check.errors ?? []);
-    throw new BastionError('VALIDATION_FAILED', `The policy is not valid: ${errors.map((e) => `${e.pointer} ${e.detail}`).join('; ')}`, { errors });
+    throw new BastionError('VALIDATION_FAILED', `The policy is not valid: ${errors.map((e) => `${e.pointer} ${e.detail}`).join('; ')}`, {
+      errors,
+    });
   }
   return value as DatasetPolicyInput | ModelPolicyInput;
 }
@@ -128,9 +152,13 @@ export function requireKnownPrincipals(store: Store, ids: readonly string[] | 'e
   if (ids === 'everyone') return;
   const unknown = ids.filter((id) => !findActivePrincipal(store, id));
   if (unknown.length > 0) {
-    throw new BastionError('UNPROCESSABLE_POLICY', `${pointer} names ${unknown.length === 1 ? 'an id that is not an active principal' : 'ids that are not active principals'}: ${unknown.join(', ')}`, {
-      errors: unknown.map((id) => ({ pointer, detail: `${id} is not an active principal` })),
-    });
+    throw new BastionError(
+      'UNPROCESSABLE_POLICY',
+      `${pointer} names ${unknown.length === 1 ? 'an id that is not an active principal' : 'ids that are not active principals'}: ${unknown.join(', ')}`,
+      {
+        errors: unknown.map((id) => ({ pointer, detail: `${id} is not an active principal` })),
+      },
+    );
   }
 }
 

@@ -14,9 +14,9 @@ import {
   insertPrincipal,
   insertToken,
   listActivePrincipals,
-  revokePrincipalRow,
   type PrincipalRow,
   type Role,
+  revokePrincipalRow,
 } from '../store/principals.js';
 import { enforce, type GovernanceDeps } from './authorize.js';
 import { mintToken, parseToken, parseTokenVerifier, secretMatches } from './tokens.js';
@@ -56,7 +56,14 @@ export function createPrincipal(deps: GovernanceDeps, actor: Principal, input: {
   deps.store.transaction(() => {
     insertPrincipal(deps.store, row);
     insertToken(deps.store, { id: minted.id, principalId: row.id, secretHash: minted.secretHash, createdAt, revokedAt: null });
-    deps.audit.record({ principalId: actor.id, action: 'principal.create', target: { kind: 'principal', id: row.id }, outcome: 'ok', details: { role: row.role }, subjects: [row.id] });
+    deps.audit.record({
+      principalId: actor.id,
+      action: 'principal.create',
+      target: { kind: 'principal', id: row.id },
+      outcome: 'ok',
+      details: { role: row.role },
+      subjects: [row.id],
+    });
   });
   return { ...toPrincipal(row), token: minted.token };
 }
@@ -87,7 +94,14 @@ export function revokePrincipal(deps: GovernanceDeps, actor: Principal, id: stri
       throw new BastionError('LAST_ADMIN', 'This is the only active admin; create another admin before removing it');
     }
     revokePrincipalRow(deps.store, id, new Date().toISOString());
-    deps.audit.record({ principalId: actor.id, action: 'principal.revoke', target: { kind: 'principal', id }, outcome: 'ok', details: { role: row.role }, subjects: [id] });
+    deps.audit.record({
+      principalId: actor.id,
+      action: 'principal.revoke',
+      target: { kind: 'principal', id },
+      outcome: 'ok',
+      details: { role: row.role },
+      subjects: [id],
+    });
   });
 }
 
@@ -120,7 +134,11 @@ export function bootstrapAdmin(deps: GovernanceDeps, dataDir: string): string | 
  */
 export function bootstrapAdminFromVerifier(deps: GovernanceDeps, verifier: string): boolean {
   const parsed = parseTokenVerifier(verifier);
-  if (!parsed) throw new BastionError('VALIDATION_FAILED', 'The admin token verifier is not bstv_<32 hex digits>_<64 hex digits> (bastion token new prints one)');
+  if (!parsed)
+    throw new BastionError(
+      'VALIDATION_FAILED',
+      'The admin token verifier is not bstv_<32 hex digits>_<64 hex digits> (bastion token new prints one)',
+    );
   return createFirstAdmin(deps, parsed, () => undefined);
 }
 
@@ -133,7 +151,13 @@ function createFirstAdmin(deps: GovernanceDeps, token: { id: string; secretHash:
     if (countPrincipals(store) > 0) return false;
     insertPrincipal(store, row);
     insertToken(store, { id: token.id, principalId: row.id, secretHash: token.secretHash, createdAt, revokedAt: null });
-    deps.audit.record({ principalId: null, action: 'principal.create', target: { kind: 'principal', id: row.id }, outcome: 'ok', details: { role: 'admin', bootstrap: true } });
+    deps.audit.record({
+      principalId: null,
+      action: 'principal.create',
+      target: { kind: 'principal', id: row.id },
+      outcome: 'ok',
+      details: { role: 'admin', bootstrap: true },
+    });
     alsoInTransaction();
     return true;
   });

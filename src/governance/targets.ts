@@ -1,8 +1,9 @@
 // The facts authorize() decides on, read from the rows: a dataset's owner and policy; a model's owner,
 // policy, co-owners and release state (from its approvals); a training's owner and its datasets' owners.
+
+import { type ApprovalRow, listApprovals } from '../store/approvals.js';
 import type { DatasetRow, ModelRow } from '../store/artifacts.js';
 import { findDatasetRow } from '../store/artifacts.js';
-import { listApprovals, type ApprovalRow } from '../store/approvals.js';
 import type { Store } from '../store/db.js';
 import type { TrainingRow } from '../store/trainings.js';
 import type { ReleaseState, Target } from './authorize.js';
@@ -48,5 +49,10 @@ export function datasetOwners(store: Store, datasetIds: readonly string[]): stri
 }
 
 export function trainingTarget(store: Store, row: TrainingRow): JobTarget {
-  return { kind: 'training', id: row.id, ownerId: row.ownerId, datasetOwnerIds: datasetOwners(store, JSON.parse(row.datasetIds) as string[]) };
+  return {
+    kind: 'training',
+    id: row.id,
+    ownerId: row.ownerId,
+    datasetOwnerIds: datasetOwners(store, JSON.parse(row.datasetIds) as string[]),
+  };
 }

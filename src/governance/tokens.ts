@@ -61,7 +61,10 @@ export function parseTokenVerifier(verifier: string): { id: string; secretHash: 
   const match = VERIFIER_PATTERN.exec(verifier);
   if (!match) return null;
   const hex = match[1]!;
-  return { id: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`, secretHash: Buffer.from(match[2]!, 'hex') };
+  return {
+    id: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,
+    secretHash: Buffer.from(match[2]!, 'hex'),
+  };
 }
 
 /** Constant-time comparison of a presented secret with a stored hash. */

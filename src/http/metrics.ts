@@ -9,7 +9,7 @@
 // per-training figures (a label per training or dataset would tie each series to one party's data).
 // The step rate is timing: the sum over running trainings of what their progress already reports.
 import http from 'node:http';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { TrainingStats } from '../training/jobs.js';
 
 export type UploadKind = 'model' | 'dataset';
@@ -148,7 +148,7 @@ export function createMetrics(initial: MetricSources = {}): Metrics {
 
   const uploadBytes = new Counter({
     name: 'bastion_upload_bytes_total',
-    help: "Bytes of uploaded files received, by kind (model or dataset), whether the upload was accepted or not",
+    help: 'Bytes of uploaded files received, by kind (model or dataset), whether the upload was accepted or not',
     labelNames: ['kind'] as const,
     registers,
   });
@@ -167,7 +167,8 @@ export function createMetrics(initial: MetricSources = {}): Metrics {
   return {
     registry: Registry.merge([processMetrics(), own]),
     countUploadBytes: (kind, bytes) => uploadBytes.inc({ kind }, bytes),
-    observeRequest: ({ method, route, statusCode }, seconds) => requestDuration.observe({ method, route, status_code: statusCode }, seconds),
+    observeRequest: ({ method, route, statusCode }, seconds) =>
+      requestDuration.observe({ method, route, status_code: statusCode }, seconds),
     setSources(next) {
       Object.assign(sources, next);
     },

@@ -6,17 +6,18 @@
 import { BastionError, type FieldError } from '../errors.js';
 import {
   composePlds,
-  type PldDirections,
-  pldEpsilon,
-  pldDelta,
-  sampledGaussianPld,
-  gaussianPld,
-  discreteGaussianPld,
-  DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
   DEFAULT_TAIL_MASS_TRUNCATION,
+  DEFAULT_VALUE_DISCRETIZATION_INTERVAL,
+  discreteGaussianPld,
+  gaussianPld,
+  type PldDirections,
+  pldDelta,
+  pldEpsilon,
+  sampledGaussianPld,
 } from './analysis/pld.js';
 
 export { PldGridLimitError } from './analysis/pld.js';
+
 import { DEFAULT_RDP_ORDERS, discreteGaussianRdp, gaussianRdp, rdpToDelta, rdpToEpsilon, sampledGaussianRdp } from './analysis/rdp.js';
 
 /**
@@ -92,12 +93,16 @@ const describe = (value: unknown): string => `${typeof value === 'number' ? Stri
 /** Every problem with an event list, as field errors under `/events/<i>/<field>`; [] when valid. */
 export function checkEvents(events: readonly PrivacyEvent[]): FieldError[] {
   const errors: FieldError[] = [];
-  if (!Array.isArray(events)) return [{ pointer: '/events', detail: `Expected an array of privacy events but received ${describe(events)}` }];
+  if (!Array.isArray(events))
+    return [{ pointer: '/events', detail: `Expected an array of privacy events but received ${describe(events)}` }];
   events.forEach((event, i) => {
     const at = `/events/${i}`;
     const e = event as Record<string, unknown>;
     if (e === null || typeof e !== 'object' || !EVENT_KINDS.includes(e.kind as string)) {
-      errors.push({ pointer: `${at}/kind`, detail: `Expected 'poisson-gaussian', 'gaussian' or 'discrete-gaussian' for kind but received ${describe(e?.kind)}` });
+      errors.push({
+        pointer: `${at}/kind`,
+        detail: `Expected 'poisson-gaussian', 'gaussian' or 'discrete-gaussian' for kind but received ${describe(e?.kind)}`,
+      });
       return;
     }
     if (e.kind === 'poisson-gaussian') {
@@ -109,7 +114,10 @@ export function checkEvents(events: readonly PrivacyEvent[]): FieldError[] {
     if (e.kind === 'discrete-gaussian') {
       const sigmaSquared = e.sigmaSquared;
       if (typeof sigmaSquared !== 'number' || !(sigmaSquared > 0) || !Number.isFinite(sigmaSquared)) {
-        errors.push({ pointer: `${at}/sigmaSquared`, detail: `Expected finite number > 0 for sigmaSquared but received ${describe(sigmaSquared)}` });
+        errors.push({
+          pointer: `${at}/sigmaSquared`,
+          detail: `Expected finite number > 0 for sigmaSquared but received ${describe(sigmaSquared)}`,
+        });
       }
       const sensitivity = e.sensitivity;
       if (typeof sensitivity !== 'number' || !Number.isSafeInteger(sensitivity) || sensitivity < 1) {
@@ -118,7 +126,10 @@ export function checkEvents(events: readonly PrivacyEvent[]): FieldError[] {
     } else {
       const sigma = e.noiseMultiplier;
       if (typeof sigma !== 'number' || !(sigma > 0) || !Number.isFinite(sigma)) {
-        errors.push({ pointer: `${at}/noiseMultiplier`, detail: `Expected finite number > 0 for noiseMultiplier but received ${describe(sigma)}` });
+        errors.push({
+          pointer: `${at}/noiseMultiplier`,
+          detail: `Expected finite number > 0 for noiseMultiplier but received ${describe(sigma)}`,
+        });
       }
     }
     const count = e.count;
@@ -154,7 +165,9 @@ function assertEpsilon(value: number): void {
 function normalise(events: readonly PrivacyEvent[]): PrivacyEvent[] {
   return events
     .filter((e) => e.count > 0)
-    .map((e) => (e.kind === 'poisson-gaussian' && e.sampleRate === 1 ? { kind: 'gaussian', noiseMultiplier: e.noiseMultiplier, count: e.count } : e));
+    .map((e) =>
+      e.kind === 'poisson-gaussian' && e.sampleRate === 1 ? { kind: 'gaussian', noiseMultiplier: e.noiseMultiplier, count: e.count } : e,
+    );
 }
 
 /**

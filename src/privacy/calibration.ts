@@ -4,14 +4,14 @@
 // epsilonBudget); the search only trades how close to the optimum it lands, never feasibility.
 import { BastionError, type FieldError } from '../errors.js';
 import {
-  createPldAccountant,
-  createRdpAccountant,
-  PldGridLimitError,
-  SERVER_PLD_MAX_GRID_POINTS,
   type Accountant,
   type AccountantName,
+  createPldAccountant,
+  createRdpAccountant,
   type PldAccountant,
+  PldGridLimitError,
   type PrivacyEvent,
+  SERVER_PLD_MAX_GRID_POINTS,
 } from './accountant.js';
 import { calibrateDiscreteGaussian } from './analysis/discrete-gaussian.js';
 import { analyticGaussianDelta } from './analysis/gaussian.js';
@@ -158,19 +158,45 @@ export function calibrateNoiseMultiplier(options: CalibrationOptions): number {
 }
 
 function searchNoiseMultiplier(options: CalibrationOptions): number {
-  const { accountant, targetEpsilon, delta, sampleRate, steps, tolerance = 1e-5, minNoiseMultiplier = 1e-3, maxNoiseMultiplier = 1e4, initialNoiseMultiplier = 1, bracketRatio = 2 } = options;
+  const {
+    accountant,
+    targetEpsilon,
+    delta,
+    sampleRate,
+    steps,
+    tolerance = 1e-5,
+    minNoiseMultiplier = 1e-3,
+    maxNoiseMultiplier = 1e4,
+    initialNoiseMultiplier = 1,
+    bracketRatio = 2,
+  } = options;
   const errors: FieldError[] = [];
   if (typeof targetEpsilon !== 'number' || !(targetEpsilon > 0) || !Number.isFinite(targetEpsilon)) {
-    errors.push({ parameter: 'targetEpsilon', detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}` });
+    errors.push({
+      parameter: 'targetEpsilon',
+      detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}`,
+    });
   }
   checkCommon({ delta, sampleRate }, errors);
-  if (!Number.isSafeInteger(steps) || steps < 1) errors.push({ parameter: 'steps', detail: `Expected integer ≥ 1 for steps but received ${describe(steps)}` });
-  if (!(tolerance > 0)) errors.push({ parameter: 'tolerance', detail: `Expected number > 0 for tolerance but received ${describe(tolerance)}` });
-  if (!(bracketRatio > 1) || !Number.isFinite(bracketRatio)) errors.push({ parameter: 'bracketRatio', detail: `Expected finite number > 1 for bracketRatio but received ${describe(bracketRatio)}` });
+  if (!Number.isSafeInteger(steps) || steps < 1)
+    errors.push({ parameter: 'steps', detail: `Expected integer ≥ 1 for steps but received ${describe(steps)}` });
+  if (!(tolerance > 0))
+    errors.push({ parameter: 'tolerance', detail: `Expected number > 0 for tolerance but received ${describe(tolerance)}` });
+  if (!(bracketRatio > 1) || !Number.isFinite(bracketRatio))
+    errors.push({
+      parameter: 'bracketRatio',
+      detail: `Expected finite number > 1 for bracketRatio but received ${describe(bracketRatio)}`,
+    });
   if (!(minNoiseMultiplier > 0 && maxNoiseMultiplier > minNoiseMultiplier)) {
-    errors.push({ parameter: 'maxNoiseMultiplier', detail: `Expected 0 < minNoiseMultiplier < maxNoiseMultiplier but received ${minNoiseMultiplier} and ${maxNoiseMultiplier}` });
+    errors.push({
+      parameter: 'maxNoiseMultiplier',
+      detail: `Expected 0 < minNoiseMultiplier < maxNoiseMultiplier but received ${minNoiseMultiplier} and ${maxNoiseMultiplier}`,
+    });
   } else if (!(initialNoiseMultiplier >= minNoiseMultiplier && initialNoiseMultiplier <= maxNoiseMultiplier)) {
-    errors.push({ parameter: 'initialNoiseMultiplier', detail: `Expected number in [${minNoiseMultiplier}, ${maxNoiseMultiplier}] for initialNoiseMultiplier but received ${describe(initialNoiseMultiplier)}` });
+    errors.push({
+      parameter: 'initialNoiseMultiplier',
+      detail: `Expected number in [${minNoiseMultiplier}, ${maxNoiseMultiplier}] for initialNoiseMultiplier but received ${describe(initialNoiseMultiplier)}`,
+    });
   }
   if (errors.length > 0) refuse(errors);
 
@@ -189,7 +215,12 @@ function searchNoiseMultiplier(options: CalibrationOptions): number {
     fLo = fHi;
     while (fHi > 0) {
       if (hi >= maxNoiseMultiplier) {
-        refuse([{ parameter: 'targetEpsilon', detail: `No noiseMultiplier up to ${maxNoiseMultiplier} reaches targetEpsilon ${targetEpsilon} at delta ${delta} with the ${accountant.name} accountant` }]);
+        refuse([
+          {
+            parameter: 'targetEpsilon',
+            detail: `No noiseMultiplier up to ${maxNoiseMultiplier} reaches targetEpsilon ${targetEpsilon} at delta ${delta} with the ${accountant.name} accountant`,
+          },
+        ]);
       }
       lo = hi;
       fLo = fHi;
@@ -249,12 +280,16 @@ export function maxSteps(options: MaxStepsOptions): number {
   const errors: FieldError[] = [];
   checkCommon({ delta, sampleRate }, errors);
   if (typeof noiseMultiplier !== 'number' || !(noiseMultiplier > 0) || !Number.isFinite(noiseMultiplier)) {
-    errors.push({ parameter: 'noiseMultiplier', detail: `Expected finite number > 0 for noiseMultiplier but received ${describe(noiseMultiplier)}` });
+    errors.push({
+      parameter: 'noiseMultiplier',
+      detail: `Expected finite number > 0 for noiseMultiplier but received ${describe(noiseMultiplier)}`,
+    });
   }
   if (typeof epsilonBudget !== 'number' || !(epsilonBudget >= 0)) {
     errors.push({ parameter: 'epsilonBudget', detail: `Expected number ≥ 0 for epsilonBudget but received ${describe(epsilonBudget)}` });
   }
-  if (!Number.isSafeInteger(limit) || limit < 1) errors.push({ parameter: 'limit', detail: `Expected integer ≥ 1 for limit but received ${describe(limit)}` });
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    errors.push({ parameter: 'limit', detail: `Expected integer ≥ 1 for limit but received ${describe(limit)}` });
   if (errors.length > 0) refuse(errors);
 
   const fits = (steps: number): boolean =>
@@ -287,10 +322,19 @@ export function maxSteps(options: MaxStepsOptions): number {
  * T releases at σ equal one at σ/√T). Microseconds, so it can run on the event loop. The σ returned
  * meets the target; it is at most 1e-9 relative above the smallest that does.
  */
-export function calibrateGaussianNoiseMultiplier({ targetEpsilon, delta, releases = 1 }: { targetEpsilon: number; delta: number; releases?: number }): number {
+export function calibrateGaussianNoiseMultiplier({
+  targetEpsilon,
+  delta,
+  releases = 1,
+}: {
+  targetEpsilon: number;
+  delta: number;
+  releases?: number;
+}): number {
   const errors: FieldError[] = [];
   checkSingleRelease(errors, { targetEpsilon, delta });
-  if (!Number.isSafeInteger(releases) || releases < 1) errors.push({ parameter: 'releases', detail: `Expected integer ≥ 1 for releases but received ${describe(releases)}` });
+  if (!Number.isSafeInteger(releases) || releases < 1)
+    errors.push({ parameter: 'releases', detail: `Expected integer ≥ 1 for releases but received ${describe(releases)}` });
   if (errors.length > 0) refuse(errors);
   const fits = (sigma: number) => analyticGaussianDelta({ noiseMultiplier: sigma / Math.sqrt(releases), epsilon: targetEpsilon }) <= delta;
   let hi = 1;
@@ -376,17 +420,30 @@ export function calibrateTrainingNoise(options: TrainingNoiseOptions): TrainingN
 
 function calibrateTrainingNoiseWith(accountant: Accountant, options: TrainingNoiseOptions): TrainingNoise {
   const { targetEpsilon, extraEpsilon, delta, sampleRate, steps } = options;
-  const epsilonOf = (noiseMultiplier: number) => accountant.epsilon([{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps }], { delta });
+  const epsilonOf = (noiseMultiplier: number) =>
+    accountant.epsilon([{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count: steps }], { delta });
   const noiseMultiplier = calibrateNoiseMultiplier({ accountant, targetEpsilon, delta, sampleRate, steps });
   const epsilon = epsilonOf(noiseMultiplier);
   const calibrated = { accountant: accountant.name, noiseMultiplier, epsilon };
   if (!(extraEpsilon > 0)) {
     return { ...calibrated, extraNoiseMultiplier: null, chargedNoiseMultiplier: noiseMultiplier, epsilonTotal: epsilon };
   }
-  const joint = calibrateNoiseMultiplier({ accountant, targetEpsilon: targetEpsilon + extraEpsilon, delta, sampleRate, steps, initialNoiseMultiplier: noiseMultiplier });
+  const joint = calibrateNoiseMultiplier({
+    accountant,
+    targetEpsilon: targetEpsilon + extraEpsilon,
+    delta,
+    sampleRate,
+    steps,
+    initialNoiseMultiplier: noiseMultiplier,
+  });
   const extra = companionNoiseMultiplier(noiseMultiplier, joint);
   if (!Number.isFinite(extra)) {
-    refuse([{ parameter: 'extraEpsilon', detail: `extraEpsilon ${extraEpsilon} is too small to release anything next to noise σ = ${noiseMultiplier}` }]);
+    refuse([
+      {
+        parameter: 'extraEpsilon',
+        detail: `extraEpsilon ${extraEpsilon} is too small to release anything next to noise σ = ${noiseMultiplier}`,
+      },
+    ]);
   }
   return { ...calibrated, extraNoiseMultiplier: extra, chargedNoiseMultiplier: joint, epsilonTotal: epsilonOf(joint) };
 }
@@ -402,9 +459,13 @@ export interface DiscreteGaussianRelease {
 
 /** The (targetEpsilon, delta) of one release: a finite ε > 0 and δ in (0, 1). */
 function checkSingleRelease(errors: FieldError[], { targetEpsilon, delta }: { targetEpsilon: number; delta: number }): void {
-  if (typeof delta !== 'number' || !(delta > 0 && delta < 1)) errors.push({ parameter: 'delta', detail: `Expected number in (0, 1) for delta but received ${describe(delta)}` });
+  if (typeof delta !== 'number' || !(delta > 0 && delta < 1))
+    errors.push({ parameter: 'delta', detail: `Expected number in (0, 1) for delta but received ${describe(delta)}` });
   if (typeof targetEpsilon !== 'number' || !(targetEpsilon > 0) || !Number.isFinite(targetEpsilon)) {
-    errors.push({ parameter: 'targetEpsilon', detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}` });
+    errors.push({
+      parameter: 'targetEpsilon',
+      detail: `Expected finite number > 0 for targetEpsilon but received ${describe(targetEpsilon)}`,
+    });
   }
 }
 
@@ -414,10 +475,19 @@ function checkSingleRelease(errors: FieldError[], { targetEpsilon, delta }: { ta
  * (./analysis/discrete-gaussian.ts), searched from the continuous Gaussian's σ. Milliseconds, so it can
  * run on the event loop. Throws VALIDATION_FAILED listing every bad argument.
  */
-export function calibrateDiscreteGaussianRelease({ targetEpsilon, delta, sensitivity }: { targetEpsilon: number; delta: number; sensitivity: number }): DiscreteGaussianRelease {
+export function calibrateDiscreteGaussianRelease({
+  targetEpsilon,
+  delta,
+  sensitivity,
+}: {
+  targetEpsilon: number;
+  delta: number;
+  sensitivity: number;
+}): DiscreteGaussianRelease {
   const errors: FieldError[] = [];
   checkSingleRelease(errors, { targetEpsilon, delta });
-  if (!Number.isSafeInteger(sensitivity) || sensitivity < 1) errors.push({ parameter: 'sensitivity', detail: `Expected integer ≥ 1 for sensitivity but received ${describe(sensitivity)}` });
+  if (!Number.isSafeInteger(sensitivity) || sensitivity < 1)
+    errors.push({ parameter: 'sensitivity', detail: `Expected integer ≥ 1 for sensitivity but received ${describe(sensitivity)}` });
   if (errors.length > 0) refuse(errors);
   const continuous = calibrateGaussianNoiseMultiplier({ targetEpsilon, delta }) * sensitivity;
   const found = calibrateDiscreteGaussian({ epsilon: targetEpsilon, delta, sensitivity, initialSigmaSquared: continuous * continuous });

@@ -11,19 +11,19 @@
 import { v7 as uuidv7 } from 'uuid';
 import { BastionError } from '../errors.js';
 import type { AuditLog } from '../governance/audit.js';
-import type { Store } from '../store/db.js';
 import { findDatasetRow } from '../store/artifacts.js';
-import { insertCharge, lastChargeId, listCharges, type ChargeSourceKind } from '../store/ledger.js';
+import type { Store } from '../store/db.js';
+import { type ChargeSourceKind, insertCharge, lastChargeId, listCharges } from '../store/ledger.js';
 import { findTrainingRow } from '../store/trainings.js';
 import {
+  type Accountant,
+  type AccountantName,
   checkEvents,
   createPldAccountant,
   createRdpAccountant,
   PldGridLimitError,
-  SERVER_PLD_MAX_GRID_POINTS,
-  type Accountant,
-  type AccountantName,
   type PrivacyEvent,
+  SERVER_PLD_MAX_GRID_POINTS,
 } from './accountant.js';
 import type { TrainingNoise, TrainingNoiseOptions } from './calibration.js';
 
@@ -183,7 +183,11 @@ function entries(store: Store, datasetId: string): (LedgerEntry & { principalId:
   }));
 }
 
-async function privacyOf(deps: Pick<LedgerDeps, 'store' | 'math'>, datasetId: string, extra: readonly PrivacyEvent[] = []): Promise<DatasetPrivacy> {
+async function privacyOf(
+  deps: Pick<LedgerDeps, 'store' | 'math'>,
+  datasetId: string,
+  extra: readonly PrivacyEvent[] = [],
+): Promise<DatasetPrivacy> {
   const dataset = requireDataset(deps.store, datasetId);
   const events = entries(deps.store, datasetId);
   const { epsilon, accountant } = await compose(deps, [...events.map((e) => e.event), ...extra], dataset.delta);
@@ -203,7 +207,11 @@ async function privacyOf(deps: Pick<LedgerDeps, 'store' | 'math'>, datasetId: st
  * dataset's owner), each event names the principal whose request caused it, and each training's events
  * carry the samples of this dataset the training dropped (once it recorded them); without, neither.
  */
-export async function datasetPrivacy(deps: Pick<LedgerDeps, 'store' | 'math'>, datasetId: string, details = false): Promise<DatasetPrivacy> {
+export async function datasetPrivacy(
+  deps: Pick<LedgerDeps, 'store' | 'math'>,
+  datasetId: string,
+  details = false,
+): Promise<DatasetPrivacy> {
   const privacy = await privacyOf(deps, datasetId);
   if (!details) return { ...privacy, events: privacy.events.map(({ principalId: _, ...entry }) => entry) };
   const events = privacy.events.map((entry) => {
@@ -211,7 +219,10 @@ export async function datasetPrivacy(deps: Pick<LedgerDeps, 'store' | 'math'>, d
     const dropped = findTrainingRow(deps.store, entry.source.id)?.dropped;
     const mine = dropped ? (JSON.parse(dropped) as Record<string, DroppedSampleCounts>)[datasetId] : undefined;
     if (!mine) return entry;
-    return { ...entry, dropped: { exception: mine.exception, nonFiniteLoss: mine.nonFiniteLoss, nonFiniteGradient: mine.nonFiniteGradient } };
+    return {
+      ...entry,
+      dropped: { exception: mine.exception, nonFiniteLoss: mine.nonFiniteLoss, nonFiniteGradient: mine.nonFiniteGradient },
+    };
   });
   return { ...privacy, events };
 }
@@ -239,17 +250,19 @@ function checkItems(items: readonly ChargeItem[]): void {
 /** What charging `items` would do to each dataset's budget, without charging anything. */
 export function previewCharges(deps: Pick<LedgerDeps, 'store' | 'math'>, items: readonly ChargeItem[]): Promise<ChargePreview[]> {
   checkItems(items);
-  return Promise.all(items.map(async (item) => {
-    const [before, after] = await Promise.all([privacyOf(deps, item.datasetId), privacyOf(deps, item.datasetId, item.events)]);
-    return {
-      datasetId: item.datasetId,
-      privacyLimit: before.privacyLimit,
-      delta: before.delta,
-      epsilonBefore: before.epsilonSpent,
-      epsilonAfter: after.epsilonSpent,
-      allowed: after.epsilonSpent <= before.privacyLimit,
-    };
-  }));
+  return Promise.all(
+    items.map(async (item) => {
+      const [before, after] = await Promise.all([privacyOf(deps, item.datasetId), privacyOf(deps, item.datasetId, item.events)]);
+      return {
+        datasetId: item.datasetId,
+        privacyLimit: before.privacyLimit,
+        delta: before.delta,
+        epsilonBefore: before.epsilonSpent,
+        epsilonAfter: after.epsilonSpent,
+        allowed: after.epsilonSpent <= before.privacyLimit,
+      };
+    }),
+  );
 }
 
 /** How often a charge is recomputed when other charges keep landing on its datasets meanwhile. */
@@ -284,7 +297,9 @@ export async function chargeLedger(
         if (refused.length > 0) {
           throw new BastionError(
             'BUDGET_EXHAUSTED',
-            refused.map((p) => `dataset ${p.datasetId} would spend ε = ${p.epsilonAfter.toPrecision(4)} of its limit ${p.privacyLimit}`).join('; '),
+            refused
+              .map((p) => `dataset ${p.datasetId} would spend ε = ${p.epsilonAfter.toPrecision(4)} of its limit ${p.privacyLimit}`)
+              .join('; '),
             { extensions: { datasets: refused } },
           );
         }
@@ -308,7 +323,12 @@ export async function chargeLedger(
             action: 'ledger.charge',
             target: { kind: 'dataset', id: item.datasetId },
             outcome: 'ok',
-            details: { source: { kind: source.kind, id: source.id }, events: item.events, epsilonBefore: preview.epsilonBefore, epsilonAfter: preview.epsilonAfter },
+            details: {
+              source: { kind: source.kind, id: source.id },
+              events: item.events,
+              epsilonBefore: preview.epsilonBefore,
+              epsilonAfter: preview.epsilonAfter,
+            },
             subjects: [requireDataset(deps.store, item.datasetId).ownerId],
           });
         });
@@ -318,5 +338,7 @@ export async function chargeLedger(
       if (!(err instanceof StaleSnapshot)) throw err;
     }
   }
-  throw new BastionError('SERVICE_UNAVAILABLE', 'The privacy ledger is busy with other charges to the same datasets; retry', { retryAfterSeconds: 1 });
+  throw new BastionError('SERVICE_UNAVAILABLE', 'The privacy ledger is busy with other charges to the same datasets; retry', {
+    retryAfterSeconds: 1,
+  });
 }

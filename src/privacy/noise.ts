@@ -4,7 +4,7 @@
 // releases get the discrete Gaussian, sampled exactly from CSPRNG integers (no floating point between
 // the random bits and the released integer, hence no Mironov 2012 style leak through its low bits).
 import { randomBytes, randomFillSync } from 'node:crypto';
-import { randomSourceFromBytes, rationalFromDouble, sampleDiscreteGaussian, type RandomSource } from './analysis/discrete-gaussian.js';
+import { type RandomSource, randomSourceFromBytes, rationalFromDouble, sampleDiscreteGaussian } from './analysis/discrete-gaussian.js';
 
 /** Uniform integers from the OS CSPRNG (node:crypto randomFillSync, buffered 4 KiB at a time). */
 export const cryptoRandomSource: RandomSource = randomSourceFromBytes((bytes) => randomFillSync(bytes));
@@ -17,7 +17,8 @@ export const cryptoRandomSource: RandomSource = randomSourceFromBytes((bytes) =>
 export function discreteGaussianNoise(sigmaSquared: number, random: RandomSource = cryptoRandomSource): number {
   const draw = sampleDiscreteGaussian(rationalFromDouble(sigmaSquared), random);
   const value = Number(draw);
-  if (!Number.isSafeInteger(value)) throw new RangeError(`A discrete Gaussian draw of ${draw} is beyond the safe integers (σ² = ${sigmaSquared})`);
+  if (!Number.isSafeInteger(value))
+    throw new RangeError(`A discrete Gaussian draw of ${draw} is beyond the safe integers (σ² = ${sigmaSquared})`);
   return value;
 }
 

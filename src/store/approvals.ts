@@ -29,7 +29,14 @@ export function listApprovals(store: Store, modelId: string): ApprovalRow[] {
 }
 
 /** Records a decision on a pending approval; false when there was none pending. */
-export function decideApproval(store: Store, modelId: string, approverId: string, decision: 'approve' | 'reject', reason: string | null, decidedAt: string): boolean {
+export function decideApproval(
+  store: Store,
+  modelId: string,
+  approverId: string,
+  decision: 'approve' | 'reject',
+  reason: string | null,
+  decidedAt: string,
+): boolean {
   return (
     store.db
       .prepare('UPDATE approvals SET decision = ?, reason = ?, decided_at = ? WHERE model_id = ? AND approver_id = ? AND decision IS NULL')

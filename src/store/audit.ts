@@ -44,7 +44,9 @@ export function findAuditRow(store: Store, seq: number): AuditRow | undefined {
 /** Entries after `afterSeq`, in order, at most `limit` (every entry when `subject` is null, else those about it). */
 export function listAuditRows(store: Store, options: { afterSeq: number; limit: number; subject: string | null }): AuditRow[] {
   if (options.subject === null) {
-    return store.db.prepare(`SELECT ${columns} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`).all(options.afterSeq, options.limit) as AuditRow[];
+    return store.db
+      .prepare(`SELECT ${columns} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`)
+      .all(options.afterSeq, options.limit) as AuditRow[];
   }
   return store.db
     .prepare(

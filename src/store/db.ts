@@ -1,7 +1,8 @@
 // The SQLite database of one data folder: opened with WAL and foreign keys, migrated to the newest
 // schema at start inside one transaction. A database newer than this code is refused, never touched.
-import Database from 'better-sqlite3';
+
 import fs from 'node:fs';
+import Database from 'better-sqlite3';
 import { dataLayout } from '../config.js';
 import { migrations as allMigrations, type Migration } from './migrations.js';
 
@@ -19,7 +20,6 @@ export interface Store {
 export class StoreError extends Error {
   override readonly name = 'StoreError';
 }
-
 
 /** Opens (creating if needed) `<dataDir>/bastion.db`, or an in-memory database for ':memory:'. */
 export function openStore(location: string, migrations: readonly Migration[] = allMigrations): Store {

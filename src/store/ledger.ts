@@ -17,7 +17,8 @@ export interface ChargeRow {
   createdAt: string;
 }
 
-const columns = 'id, dataset_id AS datasetId, source_kind AS sourceKind, source_id AS sourceId, principal_id AS principalId, event, created_at AS createdAt';
+const columns =
+  'id, dataset_id AS datasetId, source_kind AS sourceKind, source_id AS sourceId, principal_id AS principalId, event, created_at AS createdAt';
 
 export function insertCharge(store: Store, row: ChargeRow): void {
   store.db

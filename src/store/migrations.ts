@@ -127,7 +127,7 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE trainings ADD COLUMN dropped TEXT;
     `,
   },
-{
+  {
     version: 7,
     name: 'flow governance',
     sql: `

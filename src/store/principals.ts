@@ -36,15 +36,13 @@ export function insertToken(store: Store, row: TokenRow): void {
 
 /** Active principals, oldest first (UUID v7 ids sort by creation). */
 export function listActivePrincipals(store: Store): PrincipalRow[] {
-  return store.db
-    .prepare(`SELECT ${principalColumns} FROM principals WHERE revoked_at IS NULL ORDER BY id`)
-    .all() as PrincipalRow[];
+  return store.db.prepare(`SELECT ${principalColumns} FROM principals WHERE revoked_at IS NULL ORDER BY id`).all() as PrincipalRow[];
 }
 
 export function findActivePrincipal(store: Store, id: string): PrincipalRow | undefined {
-  return store.db
-    .prepare(`SELECT ${principalColumns} FROM principals WHERE id = ? AND revoked_at IS NULL`)
-    .get(id) as PrincipalRow | undefined;
+  return store.db.prepare(`SELECT ${principalColumns} FROM principals WHERE id = ? AND revoked_at IS NULL`).get(id) as
+    | PrincipalRow
+    | undefined;
 }
 
 export function countPrincipals(store: Store): number {
@@ -61,9 +59,7 @@ export function countActiveAdmins(store: Store): number {
 
 /** Marks the principal and all its tokens revoked. Returns false when no active principal had the id. */
 export function revokePrincipalRow(store: Store, id: string, at: string): boolean {
-  const changed = store.db
-    .prepare('UPDATE principals SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
-    .run(at, id).changes;
+  const changed = store.db.prepare('UPDATE principals SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes;
   if (changed === 0) return false;
   store.db.prepare('UPDATE tokens SET revoked_at = ? WHERE principal_id = ? AND revoked_at IS NULL').run(at, id);
   return true;

@@ -61,7 +61,9 @@ export function listTrainingRows(store: Store): TrainingRow[] {
 
 /** Queued or running trainings of one principal, oldest first. */
 export function activeTrainingsOf(store: Store, ownerId: string): TrainingRow[] {
-  return store.db.prepare(`SELECT ${columns} FROM trainings WHERE owner_id = ? AND status IN ('queued', 'running') ORDER BY id`).all(ownerId) as TrainingRow[];
+  return store.db
+    .prepare(`SELECT ${columns} FROM trainings WHERE owner_id = ? AND status IN ('queued', 'running') ORDER BY id`)
+    .all(ownerId) as TrainingRow[];
 }
 
 /** Trainings in one status, oldest first (the queue's order). */
@@ -70,7 +72,10 @@ export function listTrainingRowsByStatus(store: Store, status: TrainingStatus): 
 }
 
 type Patch = Partial<
-  Pick<TrainingRow, 'status' | 'step' | 'checkpointStep' | 'samplesPerSec' | 'error' | 'resultModelId' | 'metrics' | 'dropped' | 'startedAt' | 'finishedAt'>
+  Pick<
+    TrainingRow,
+    'status' | 'step' | 'checkpointStep' | 'samplesPerSec' | 'error' | 'resultModelId' | 'metrics' | 'dropped' | 'startedAt' | 'finishedAt'
+  >
 >;
 
 const patchColumns: Record<keyof Patch, string> = {

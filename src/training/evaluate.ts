@@ -9,15 +9,15 @@
 // where the owner allows. An evaluation in flight can be cancelled by whoever asked for it, the dataset's
 // owner or an admin (or by revoking the principal who asked): its charge stands and nothing is released.
 import { v7 as uuidv7 } from 'uuid';
-import { getDataset, datasetLayout, requireDatasetUse } from '../artifacts/datasets.js';
+import { datasetLayout, getDataset, requireDatasetUse } from '../artifacts/datasets.js';
 import { LABELS_NAME } from '../artifacts/formats/canonical.js';
 import { requireBatchIndependence, usableModel } from '../artifacts/models.js';
-import { datasetOwners } from '../governance/targets.js';
 import type { ArtifactDeps } from '../artifacts/service.js';
 import { BastionError } from '../errors.js';
 import { authorize, enforce, refuseUnknown } from '../governance/authorize.js';
 import type { Principal } from '../governance/principals.js';
 import type { JobTarget } from '../governance/targets.js';
+import { datasetOwners } from '../governance/targets.js';
 import type { PrivacyEvent } from '../privacy/accountant.js';
 import { discreteGaussianVariance } from '../privacy/analysis/discrete-gaussian.js';
 import { calibrateDiscreteGaussianRelease, type DiscreteGaussianRelease } from '../privacy/calibration.js';
@@ -25,7 +25,7 @@ import { chargeLedger } from '../privacy/ledger.js';
 import { discreteGaussianNoise } from '../privacy/noise.js';
 import type { LossName } from '../vocabulary.js';
 import { accuracyUnitsPerSample, type EvaluateModelInput, type EvaluateModelOutput } from './measure.js';
-import { preflightEvaluation, type PreflightPool } from './preflight.js';
+import { type PreflightPool, preflightEvaluation } from './preflight.js';
 
 export interface EvaluationRequest {
   modelId: string;
@@ -118,13 +118,18 @@ export function createEvaluations(deps: EvaluationDeps): Evaluations {
         },
         check(id) {
           const by = inFlight.get(id)?.cancelledBy;
-          if (by) throw new BastionError('EVALUATION_CANCELLED', `Evaluation ${id} was cancelled by principal ${by}; its charge stands and nothing is released`);
+          if (by)
+            throw new BastionError(
+              'EVALUATION_CANCELLED',
+              `Evaluation ${id} was cancelled by principal ${by}; its charge stands and nothing is released`,
+            );
         },
         ended(id) {
           inFlight.delete(id);
         },
       }),
-    list: (principal) => [...inFlight.values()].filter((e) => authorize(principal, 'job.read', e.target).allowed).map((e) => ({ ...e.run })),
+    list: (principal) =>
+      [...inFlight.values()].filter((e) => authorize(principal, 'job.read', e.target).allowed).map((e) => ({ ...e.run })),
     cancel(principal, id) {
       const entry = inFlight.get(id);
       if (!entry) refuseUnknown(deps, principal, 'job.cancel', 'evaluation', id);
@@ -149,13 +154,21 @@ interface EvaluationHooks {
  * Evaluates a model the caller may use on a dataset whose policy lets it evaluate (as asked: private or
  * not, at this ε); charges the dataset's ledger first when private.
  */
-export async function evaluateModel(deps: EvaluationDeps, principal: Principal, request: EvaluationRequest, hooks?: EvaluationHooks): Promise<EvaluationResult> {
+export async function evaluateModel(
+  deps: EvaluationDeps,
+  principal: Principal,
+  request: EvaluationRequest,
+  hooks?: EvaluationHooks,
+): Promise<EvaluationResult> {
   const isPrivate = request.epsilon !== undefined;
   const use = { private: isPrivate, epsilon: request.epsilon ?? null };
   const model = usableModel(deps, principal, request.modelId, 'evaluate', use);
   const dataset = getDataset(deps, principal, request.datasetId);
   requireDatasetUse(deps, principal, dataset.id, 'evaluate', use);
-  requireBatchIndependence(model, dataset.inputs.map((t) => t.shape.length));
+  requireBatchIndependence(
+    model,
+    dataset.inputs.map((t) => t.shape.length),
+  );
   const id = uuidv7();
   const datasetOwnerIds = datasetOwners(deps.store, [dataset.id]);
   const audited = {
@@ -167,7 +180,16 @@ export async function evaluateModel(deps: EvaluationDeps, principal: Principal, 
     subjects: [model.ownerId, ...datasetOwnerIds],
   };
   hooks?.started(
-    { id, ownerId: principal.id, modelId: model.id, datasetId: dataset.id, private: isPrivate, epsilon: use.epsilon, status: 'running', startedAt: new Date().toISOString() },
+    {
+      id,
+      ownerId: principal.id,
+      modelId: model.id,
+      datasetId: dataset.id,
+      private: isPrivate,
+      epsilon: use.epsilon,
+      status: 'running',
+      startedAt: new Date().toISOString(),
+    },
     { kind: 'evaluation', id, ownerId: principal.id, datasetOwnerIds },
   );
   try {
@@ -202,8 +224,15 @@ export async function evaluateModel(deps: EvaluationDeps, principal: Principal, 
         delta: dataset.delta,
         sensitivity,
       });
-      const event: PrivacyEvent = { kind: 'discrete-gaussian', sigmaSquared: release.sigmaSquared, sensitivity: release.sensitivity, count: 1 };
-      await chargeLedger(deps, { kind: 'evaluation', id, principalId: principal.id }, [{ datasetId: dataset.id, events: [event] }], () => deps.audit.record(audited));
+      const event: PrivacyEvent = {
+        kind: 'discrete-gaussian',
+        sigmaSquared: release.sigmaSquared,
+        sensitivity: release.sensitivity,
+        count: 1,
+      };
+      await chargeLedger(deps, { kind: 'evaluation', id, principalId: principal.id }, [{ datasetId: dataset.id, events: [event] }], () =>
+        deps.audit.record(audited),
+      );
     } else {
       deps.audit.record(audited);
     }

@@ -6,22 +6,22 @@ import { MessageChannel, type TransferListItem } from 'node:worker_threads';
 import { v7 as uuidv7 } from 'uuid';
 import { removeBlob, stagedBlob } from '../artifacts/blob-store.js';
 import { datasetLayout } from '../artifacts/datasets.js';
-import { createTrainedModel, storedModel, type ModelLineage } from '../artifacts/models.js';
+import { createTrainedModel, type ModelLineage, storedModel } from '../artifacts/models.js';
 import type { ArtifactDeps } from '../artifacts/service.js';
-import { datasetCommitment, type CertificateSigner } from '../enclave/training-certificate.js';
+import { type CertificateSigner, datasetCommitment } from '../enclave/training-certificate.js';
 import { targetSubjects } from '../governance/authorize.js';
 import { parseDatasetPolicy } from '../governance/policy.js';
 import { datasetOwners, trainingTarget } from '../governance/targets.js';
 import { findDatasetRow } from '../store/artifacts.js';
 import type { Store } from '../store/db.js';
-import { findTrainingRow, updateTraining, type TrainingRow, type TrainingStatus } from '../store/trainings.js';
+import { findTrainingRow, type TrainingRow, type TrainingStatus, updateTraining } from '../store/trainings.js';
 import type { TrainingEventType } from './events.js';
 import { codeVersion, metricsSpec, trainerConfig } from './job-config.js';
 import type { TrainingPlan, TrainingRequest } from './plan.js';
 import type { PreflightPool } from './preflight.js';
 import { publicProgress } from './progress.js';
-import { checkpointIdentity, Control, type TrainingMessage, type TrainModelInput, type TrainModelOutput } from './runner.js';
-import { mergeMetrics, type LiveFigures } from './training-view.js';
+import { Control, checkpointIdentity, type TrainingMessage, type TrainModelInput, type TrainModelOutput } from './runner.js';
+import { type LiveFigures, mergeMetrics } from './training-view.js';
 
 export interface TrainingLog {
   info(fields: Record<string, unknown>, message: string): void;
@@ -62,7 +62,11 @@ interface Live extends LiveFigures {
  * owners become its co-owners, and each owner (but the trainer) whose policy says `release: approval`
  * must approve it before it can leave.
  */
-function releaseRule(store: TrainingDeps['store'], trainerId: string, datasetIds: readonly string[]): { coOwnerIds: string[]; approvals: { approverId: string; datasetIds: string[] }[] } {
+function releaseRule(
+  store: TrainingDeps['store'],
+  trainerId: string,
+  datasetIds: readonly string[],
+): { coOwnerIds: string[]; approvals: { approverId: string; datasetIds: string[] }[] } {
   const asks = new Map<string, string[]>();
   for (const id of datasetIds) {
     const row = findDatasetRow(store, id);
@@ -104,7 +108,13 @@ export function createJobRunner(
   const requireRow = (id: string): TrainingRow => requireTrainingRow(deps.store, id);
 
   /** A change of the job's row and its audit entry, in one transaction. */
-  function changeRow(id: string, patch: Parameters<typeof updateTraining>[2], action: string, actor: string | null, details: Record<string, unknown> = {}): void {
+  function changeRow(
+    id: string,
+    patch: Parameters<typeof updateTraining>[2],
+    action: string,
+    actor: string | null,
+    details: Record<string, unknown> = {},
+  ): void {
     deps.store.transaction(() => {
       updateTraining(deps.store, id, patch);
       const row = requireRow(id);
@@ -119,8 +129,18 @@ export function createJobRunner(
     });
   }
 
-  function finishRow(id: string, status: 'succeeded' | 'failed' | 'cancelled', patch: Parameters<typeof updateTraining>[2] = {}, actor: string | null = null): void {
-    changeRow(id, { status, finishedAt: new Date().toISOString(), ...patch }, status === 'cancelled' ? 'training.cancel' : 'training.finish', actor);
+  function finishRow(
+    id: string,
+    status: 'succeeded' | 'failed' | 'cancelled',
+    patch: Parameters<typeof updateTraining>[2] = {},
+    actor: string | null = null,
+  ): void {
+    changeRow(
+      id,
+      { status, finishedAt: new Date().toISOString(), ...patch },
+      status === 'cancelled' ? 'training.cancel' : 'training.finish',
+      actor,
+    );
   }
 
   async function dropCheckpoint(id: string): Promise<void> {
@@ -133,7 +153,14 @@ export function createJobRunner(
     const plan = JSON.parse(row.plan) as TrainingPlan;
     const request = JSON.parse(row.request) as TrainingRequest;
     const control = new Int32Array(new SharedArrayBuffer(4));
-    const live: Live = { step: row.step, stepsPerSec: null, checkpointStep: row.checkpointStep, control, done: Promise.resolve(), cancelledBy: null };
+    const live: Live = {
+      step: row.step,
+      stepsPerSec: null,
+      checkpointStep: row.checkpointStep,
+      control,
+      done: Promise.resolve(),
+      cancelledBy: null,
+    };
     /** What the row keeps of the throughput: the expected figure at the latest step rate (public), or nothing. */
     const storedThroughput = (stepsPerSec: number | null) => {
       const samplesPerSec = publicProgress(plan, { step: live.step, stepsPerSec, running: false }).samplesPerSec;
@@ -165,7 +192,12 @@ export function createJobRunner(
       return;
     }
     running.set(id, live);
-    changeRow(id, { status: 'running', ...(row.startedAt ? {} : { startedAt: new Date().toISOString() }) }, row.startedAt ? 'training.resume' : 'training.start', null);
+    changeRow(
+      id,
+      { status: 'running', ...(row.startedAt ? {} : { startedAt: new Date().toISOString() }) },
+      row.startedAt ? 'training.resume' : 'training.start',
+      null,
+    );
     hooks.emit(id, 'state');
 
     channel.port1.on('message', (message: TrainingMessage) => {
@@ -176,7 +208,8 @@ export function createJobRunner(
           updateTraining(deps.store, id, { metrics });
           hooks.emit(id, 'metric');
         }
-        if (message.resumedFrom !== null) deps.log?.info({ trainingId: id, step: message.resumedFrom }, 'training resumed from its checkpoint');
+        if (message.resumedFrom !== null)
+          deps.log?.info({ trainingId: id, step: message.resumedFrom }, 'training resumed from its checkpoint');
         else deps.log?.info({ trainingId: id }, 'training started');
       } else if (message.type === 'progress') {
         advance(live, message.step);
@@ -187,7 +220,12 @@ export function createJobRunner(
         live.checkpointStep = message.step;
         // The checkpoint and the metric released with it land in one row update.
         const metrics = message.metric ? mergeMetrics(requireRow(id), [message.metric]) : null;
-        updateTraining(deps.store, id, { step: message.step, checkpointStep: message.step, ...(metrics ? { metrics } : {}), ...storedThroughput(live.stepsPerSec) });
+        updateTraining(deps.store, id, {
+          step: message.step,
+          checkpointStep: message.step,
+          ...(metrics ? { metrics } : {}),
+          ...storedThroughput(live.stepsPerSec),
+        });
         hooks.emit(id, 'checkpoint');
         if (metrics) hooks.emit(id, 'metric');
       }
@@ -200,7 +238,10 @@ export function createJobRunner(
       } catch (err) {
         deps.log?.error({ trainingId: id, err }, 'training failed');
         try {
-          finishRow(id, 'failed', { step: live.step, error: `The training failed after step ${live.step}: ${err instanceof Error ? err.message : String(err)}` });
+          finishRow(id, 'failed', {
+            step: live.step,
+            error: `The training failed after step ${live.step}: ${err instanceof Error ? err.message : String(err)}`,
+          });
           await dropCheckpoint(id);
           hooks.emit(id, 'failed');
         } catch {
@@ -247,7 +288,9 @@ export function createJobRunner(
         return;
       case 'succeeded': {
         const source = JSON.parse(row.request) as TrainingRequest;
-        const staged = stagedBlob(deps.blobs, { artifactId: resultModelId, kind: 'model' }, output.model) as ReturnType<typeof stagedBlob> & { sha256: string };
+        const staged = stagedBlob(deps.blobs, { artifactId: resultModelId, kind: 'model' }, output.model) as ReturnType<
+          typeof stagedBlob
+        > & { sha256: string };
         const sourceModel = storedModel(deps, row.modelId);
         const datasetRows = plan.datasetIds.map((datasetId) => findDatasetRow(deps.store, datasetId));
         const missingDataset = plan.datasetIds.find((_, i) => !datasetRows[i]);

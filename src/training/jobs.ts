@@ -16,15 +16,23 @@ import type { Principal } from '../governance/principals.js';
 import { trainingTarget } from '../governance/targets.js';
 import { chargeLedger } from '../privacy/ledger.js';
 import { findActivePrincipal } from '../store/principals.js';
-import { activeTrainingsOf, findTrainingRow, insertTraining, listTrainingRows, listTrainingRowsByStatus, updateTraining, type TrainingRow } from '../store/trainings.js';
+import {
+  activeTrainingsOf,
+  findTrainingRow,
+  insertTraining,
+  listTrainingRows,
+  listTrainingRowsByStatus,
+  type TrainingRow,
+  updateTraining,
+} from '../store/trainings.js';
 import { createTrainingEvents, type TrainingEventType, type TrainingSubscriber } from './events.js';
 import { createFairQueue } from './fair-queue.js';
 import { trainerConfig } from './job-config.js';
-import { createJobRunner, requireTrainingRow, terminal, type TrainingDeps } from './job-runner.js';
+import { createJobRunner, requireTrainingRow, type TrainingDeps, terminal } from './job-runner.js';
 import { planTraining, type TrainingRequest } from './plan.js';
 import { preflightTraining } from './preflight.js';
 import { checkpointIdentity } from './runner.js';
-import { trainingView, type Training } from './training-view.js';
+import { type Training, trainingView } from './training-view.js';
 
 export interface TrainingJobsOptions {
   /** Jobs running at once (default: the pool's size). */
@@ -72,7 +80,11 @@ export interface TrainingJobs {
   stats(): TrainingStats;
 }
 
-const terminalEvent: Record<'succeeded' | 'failed' | 'cancelled', TrainingEventType> = { succeeded: 'completed', failed: 'failed', cancelled: 'cancelled' };
+const terminalEvent: Record<'succeeded' | 'failed' | 'cancelled', TrainingEventType> = {
+  succeeded: 'completed',
+  failed: 'failed',
+  cancelled: 'cancelled',
+};
 
 /** ε for messages: 4 significant digits, no trailing zeros. */
 const fmt = (x: number): string => String(Number(x.toPrecision(4)));
@@ -106,7 +118,8 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     return row;
   }
 
-  const seesResults = (principal: Principal, row: TrainingRow) => authorize(principal, 'job.readResults', trainingTarget(deps.store, row)).allowed;
+  const seesResults = (principal: Principal, row: TrainingRow) =>
+    authorize(principal, 'job.readResults', trainingTarget(deps.store, row)).allowed;
 
   function pump(): void {
     while (started && !closing && runner.stats().running < maxConcurrent && queue.size > 0) runner.launch(queue.shift()!);
@@ -122,10 +135,14 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
   function requireRoomFor(principalId: string): void {
     const active = activeTrainingsOf(deps.store, principalId).length;
     if (active >= maxJobsPerPrincipal) {
-      throw new BastionError('TOO_MANY_JOBS', `This principal has ${active} trainings queued or running, the most it may have at once (${maxJobsPerPrincipal}); wait for one to end or cancel one`, {
-        retryAfterSeconds: 60,
-        extensions: { limit: maxJobsPerPrincipal },
-      });
+      throw new BastionError(
+        'TOO_MANY_JOBS',
+        `This principal has ${active} trainings queued or running, the most it may have at once (${maxJobsPerPrincipal}); wait for one to end or cancel one`,
+        {
+          retryAfterSeconds: 60,
+          extensions: { limit: maxJobsPerPrincipal },
+        },
+      );
     }
   }
 
@@ -138,7 +155,12 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
         throw new BastionError(
           'BUDGET_EXHAUSTED',
           `This training would spend ε = ${fmt(plan.epsilonTotal ?? 0)} at δ = ${plan.delta}${plan.metrics?.epsilon ? ' (metrics included)' : ''}; ` +
-            refused.map((d) => `dataset ${d.datasetId} has spent ${fmt(d.epsilonSpent)} of its limit ${d.privacyLimit} (${fmt(Math.max(0, d.privacyLimit - d.epsilonSpent))} left) and would reach ${fmt(d.epsilonAfter)}`).join('; '),
+            refused
+              .map(
+                (d) =>
+                  `dataset ${d.datasetId} has spent ${fmt(d.epsilonSpent)} of its limit ${d.privacyLimit} (${fmt(Math.max(0, d.privacyLimit - d.epsilonSpent))} left) and would reach ${fmt(d.epsilonAfter)}`,
+              )
+              .join('; '),
           {
             extensions: {
               epsilon: plan.epsilonTotal,
@@ -186,12 +208,24 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
           action: 'training.create',
           target: { kind: 'training', id },
           outcome: 'ok',
-          details: { modelId: plan.modelId, datasetIds: plan.datasetIds, private: plan.private, epsilon: plan.epsilonTotal ?? plan.epsilon, delta: plan.delta, steps: plan.steps },
+          details: {
+            modelId: plan.modelId,
+            datasetIds: plan.datasetIds,
+            private: plan.private,
+            epsilon: plan.epsilonTotal ?? plan.epsilon,
+            delta: plan.delta,
+            steps: plan.steps,
+          },
           subjects: targetSubjects(trainingTarget(deps.store, row)),
         });
       };
       if (plan.events.length > 0) {
-        await chargeLedger(deps, { kind: 'training', id, principalId: principal.id }, plan.datasetIds.map((datasetId) => ({ datasetId, events: plan.events })), insert);
+        await chargeLedger(
+          deps,
+          { kind: 'training', id, principalId: principal.id },
+          plan.datasetIds.map((datasetId) => ({ datasetId, events: plan.events })),
+          insert,
+        );
       } else {
         deps.store.transaction(insert);
       }
@@ -216,7 +250,11 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
 
     async cancel(principal, id) {
       const row = authorizedRow(principal, id, 'job.cancel');
-      if (terminal.has(row.status)) throw new BastionError('TRAINING_FINISHED', `The training has already ${row.status === 'succeeded' ? 'succeeded' : row.status}; there is nothing to cancel`);
+      if (terminal.has(row.status))
+        throw new BastionError(
+          'TRAINING_FINISHED',
+          `The training has already ${row.status === 'succeeded' ? 'succeeded' : row.status}; there is nothing to cancel`,
+        );
       await stop(id, principal.id);
       return view(requireRow(id), seesResults(principal, row));
     },

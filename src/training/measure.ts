@@ -5,8 +5,8 @@
 // the worker counted cannot disagree unnoticed.
 import type { BlobStore } from '../artifacts/blob-store.js';
 import type { Trainer, TrainerConfig, TrainingData } from '../native.js';
-import { loadModelBytes, loadTrainingData, type DatasetSource } from './load.js';
 import type { LossName } from '../vocabulary.js';
+import { type DatasetSource, loadModelBytes, loadTrainingData } from './load.js';
 
 export interface EvaluateModelInput {
   blobs: BlobStore;

@@ -87,7 +87,12 @@ export function epochEndingAt(spec: MetricsSpec, step: number): number {
 }
 
 /** The release for the epoch ending at `step` from its sums (which must cover ≥ 1 step). */
-export function releaseMetric(spec: MetricsSpec, step: number, sums: EpochSums, noise: (std: number) => number = gaussianNoise): TrainingMetric {
+export function releaseMetric(
+  spec: MetricsSpec,
+  step: number,
+  sums: EpochSums,
+  noise: (std: number) => number = gaussianNoise,
+): TrainingMetric {
   const epoch = epochEndingAt(spec, step) + 1;
   if (epoch === 0) throw new RangeError(`Step ${step} ends no epoch`);
   if (sums.steps < 1) throw new RangeError('An epoch metric needs at least one step');

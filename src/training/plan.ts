@@ -5,15 +5,16 @@
 // the guarantee holds at each), and what each dataset's ledger would show afterwards. Planning charges
 // nothing; POST /v1/trainings charges exactly the events the plan lists. Every inconsistency is
 // reported here, before anything is charged.
+
+import { type Dataset, getDataset, requireDatasetUse } from '../artifacts/datasets.js';
+import type { DatasetSummary, TensorSummary } from '../artifacts/formats/canonical.js';
+import { type Model, requireBatchIndependence, usableModel } from '../artifacts/models.js';
 import { BastionError, type FieldError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
-import type { DatasetSummary, TensorSummary } from '../artifacts/formats/canonical.js';
-import { getDataset, requireDatasetUse, type Dataset } from '../artifacts/datasets.js';
-import { requireBatchIndependence, usableModel, type Model } from '../artifacts/models.js';
+import type { OptimizerConfig } from '../native.js';
 import { DEFAULT_ACCOUNTANT, type PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
-import { ledgerEpsilon, previewCharges, type ChargeItem, type LedgerDeps } from '../privacy/ledger.js';
-import type { OptimizerConfig } from '../native.js';
+import { type ChargeItem, type LedgerDeps, ledgerEpsilon, previewCharges } from '../privacy/ledger.js';
 import { CLASS_INDEX_LOSSES, type LossName } from '../vocabulary.js';
 import { DEFAULT_METRICS_LOSS_BOUND, epochEnds } from './metrics.js';
 
@@ -104,9 +105,15 @@ function checkCompatible(datasets: Dataset[], loss: LossName): void {
       continue;
     }
     other.inputs.forEach((t, i) => {
-      if (!sameTensor(t, first.inputs[i]!)) problems.push(`${t.name} is ${perSample(t)} per sample in dataset ${other.id} but ${perSample(first.inputs[i]!)} in dataset ${first.id}`);
+      if (!sameTensor(t, first.inputs[i]!))
+        problems.push(
+          `${t.name} is ${perSample(t)} per sample in dataset ${other.id} but ${perSample(first.inputs[i]!)} in dataset ${first.id}`,
+        );
     });
-    if (!sameTensor(other.labels, first.labels)) problems.push(`labels are ${perSample(other.labels)} per sample in dataset ${other.id} but ${perSample(first.labels)} in dataset ${first.id}`);
+    if (!sameTensor(other.labels, first.labels))
+      problems.push(
+        `labels are ${perSample(other.labels)} per sample in dataset ${other.id} but ${perSample(first.labels)} in dataset ${first.id}`,
+      );
   }
   const labels: DatasetSummary['labels'] = first.labels;
   const integerLabels = labels.dtype.startsWith('I') || labels.dtype.startsWith('U') || labels.dtype === 'BOOL';
@@ -114,7 +121,8 @@ function checkCompatible(datasets: Dataset[], loss: LossName): void {
     problems.push(`${loss} needs I64 class labels of shape [samples], the datasets have ${labels.dtype} [${labels.shape.join(', ')}]`);
   }
   if (!integerLosses.has(loss) && integerLabels) problems.push(`${loss} needs float labels, the datasets have ${labels.dtype}`);
-  if (problems.length > 0) throw new BastionError('UNPROCESSABLE_TRAINING', `These datasets cannot be trained together: ${problems.join('; ')}`);
+  if (problems.length > 0)
+    throw new BastionError('UNPROCESSABLE_TRAINING', `These datasets cannot be trained together: ${problems.join('; ')}`);
 }
 
 const sgdOnly = ['momentum', 'dampening', 'nesterov'] as const;
@@ -136,7 +144,8 @@ function optimizerProblems(optimizer: TrainingRequest['optimizer']): FieldError[
     if (optimizer.nesterov === true && (optimizer.dampening ?? 0) !== 0) {
       errors.push({ pointer: at('dampening'), detail: 'must be 0 with nesterov' });
     }
-    for (const field of adamOnly) if (optimizer[field] !== undefined) errors.push({ pointer: at(field), detail: 'applies to adam and adamw only' });
+    for (const field of adamOnly)
+      if (optimizer[field] !== undefined) errors.push({ pointer: at(field), detail: 'applies to adam and adamw only' });
   } else {
     for (const field of sgdOnly) if (optimizer[field] !== undefined) errors.push({ pointer: at(field), detail: 'applies to sgd only' });
   }
@@ -165,9 +174,15 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   const isPrivate = request.private !== false;
   if (isPrivate && !request.privacy) errors.push({ pointer: '/privacy', detail: 'is required unless private is false' });
   if (!isPrivate && request.privacy) errors.push({ pointer: '/privacy', detail: 'must be absent when private is false' });
-  if (!isPrivate && (request.metricsEpsilon ?? 0) > 0) errors.push({ pointer: '/metricsEpsilon', detail: 'applies to private trainings only (a non-private training releases exact metrics)' });
-  if (request.metricsLossBound !== undefined && !((request.metricsEpsilon ?? 0) > 0)) errors.push({ pointer: '/metricsLossBound', detail: 'applies only with metricsEpsilon > 0' });
-  if (request.labelSmoothing !== undefined && request.loss !== 'cross_entropy') errors.push({ pointer: '/labelSmoothing', detail: 'applies to cross_entropy only' });
+  if (!isPrivate && (request.metricsEpsilon ?? 0) > 0)
+    errors.push({
+      pointer: '/metricsEpsilon',
+      detail: 'applies to private trainings only (a non-private training releases exact metrics)',
+    });
+  if (request.metricsLossBound !== undefined && !((request.metricsEpsilon ?? 0) > 0))
+    errors.push({ pointer: '/metricsLossBound', detail: 'applies only with metricsEpsilon > 0' });
+  if (request.labelSmoothing !== undefined && request.loss !== 'cross_entropy')
+    errors.push({ pointer: '/labelSmoothing', detail: 'applies to cross_entropy only' });
   errors.push(...optimizerProblems(request.optimizer));
   if (errors.length > 0) throw new BastionError('VALIDATION_FAILED', errors.map((e) => `${e.pointer} ${e.detail}`).join('; '), { errors });
 
@@ -176,24 +191,54 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   // Visibility, non-private use: before anything is computed. ε per training: once the plan knows it.
   for (const d of datasets) requireDatasetUse(deps, principal, d.id, 'train', { private: isPrivate, epsilon: null });
   checkCompatible(datasets, request.loss);
-  requireBatchIndependence(model, datasets[0]!.inputs.map((t) => t.shape.length));
+  requireBatchIndependence(
+    model,
+    datasets[0]!.inputs.map((t) => t.shape.length),
+  );
   const sampleCount = datasets.reduce((n, d) => n + d.sampleCount, 0);
   if (request.expectedBatchSize > sampleCount) {
-    throw new BastionError('VALIDATION_FAILED', `/expectedBatchSize ${request.expectedBatchSize} exceeds the ${sampleCount} samples of the datasets`, {
-      errors: [{ pointer: '/expectedBatchSize', detail: `must be at most the pooled sample count ${sampleCount}` }],
-    });
+    throw new BastionError(
+      'VALIDATION_FAILED',
+      `/expectedBatchSize ${request.expectedBatchSize} exceeds the ${sampleCount} samples of the datasets`,
+      {
+        errors: [{ pointer: '/expectedBatchSize', detail: `must be at most the pooled sample count ${sampleCount}` }],
+      },
+    );
   }
   const maxPhysicalBatchSize = request.maxPhysicalBatchSize ?? request.expectedBatchSize;
 
   if (!isPrivate) {
     const steps = Math.ceil((request.epochs * sampleCount) / request.expectedBatchSize);
     return {
-      modelId: model.id, datasetIds: request.datasetIds, private: false, sampleCount, epochs: request.epochs,
-      expectedBatchSize: request.expectedBatchSize, maxPhysicalBatchSize, sampleRate: 0, steps, noiseMultiplier: 0,
-      maxGradNorm: null, clipping: null, accountant: null, delta: null, epsilon: null, epsilonTotal: null,
+      modelId: model.id,
+      datasetIds: request.datasetIds,
+      private: false,
+      sampleCount,
+      epochs: request.epochs,
+      expectedBatchSize: request.expectedBatchSize,
+      maxPhysicalBatchSize,
+      sampleRate: 0,
+      steps,
+      noiseMultiplier: 0,
+      maxGradNorm: null,
+      clipping: null,
+      accountant: null,
+      delta: null,
+      epsilon: null,
+      epsilonTotal: null,
       metrics: { epsilon: null, noiseMultiplier: 0, lossBound: null, releases: epochEnds(steps, request.epochs).length },
-      datasets: datasets.map((d) => ({ datasetId: d.id, privacyLimit: d.privacyLimit, delta: d.delta, epsilonSpent: 0, epsilonAfter: 0, epsilonRemainingAfter: d.privacyLimit, allowed: true })),
-      allowed: true, clipGroups: null, events: [],
+      datasets: datasets.map((d) => ({
+        datasetId: d.id,
+        privacyLimit: d.privacyLimit,
+        delta: d.delta,
+        epsilonSpent: 0,
+        epsilonAfter: 0,
+        epsilonRemainingAfter: d.privacyLimit,
+        allowed: true,
+      })),
+      allowed: true,
+      clipGroups: null,
+      events: [],
     };
   }
 
@@ -205,15 +250,26 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
   // Metrics (training/metrics.ts) come from the training's own batches: calibrateTrainingNoise charges
   // both as one mechanism of ε ≤ targetEpsilon + metricsEpsilon and keeps σ as without them.
   const metricsEpsilon = request.metricsEpsilon ?? 0;
-  const options = { accountant: accountantName, targetEpsilon: privacy.targetEpsilon, extraEpsilon: metricsEpsilon, delta, sampleRate, steps };
+  const options = {
+    accountant: accountantName,
+    targetEpsilon: privacy.targetEpsilon,
+    extraEpsilon: metricsEpsilon,
+    delta,
+    sampleRate,
+    steps,
+  };
   let noise: Awaited<ReturnType<typeof calibrateTrainingNoise>>;
   try {
     noise = await (deps.math ? deps.math.calibrateTrainingNoise(options) : calibrateTrainingNoise(options));
   } catch (err) {
     if (err instanceof BastionError && err.details.errors?.some((e) => e.parameter === 'extraEpsilon')) {
-      throw new BastionError('UNPROCESSABLE_TRAINING', `metricsEpsilon ${metricsEpsilon} is too small to release any metric next to this training's noise; use a larger one or 0`, {
-        errors: [{ pointer: '/metricsEpsilon', detail: 'too small for this training' }],
-      });
+      throw new BastionError(
+        'UNPROCESSABLE_TRAINING',
+        `metricsEpsilon ${metricsEpsilon} is too small to release any metric next to this training's noise; use a larger one or 0`,
+        {
+          errors: [{ pointer: '/metricsEpsilon', detail: 'too small for this training' }],
+        },
+      );
     }
     throw err;
   }

@@ -9,11 +9,11 @@
 // be shown to the model's author. The trainer runs with failFast here, and only here, because its
 // inputs are synthetic: on records a failure must drop the sample instead (core/dp/trainer.h).
 import type { BlobStore } from '../artifacts/blob-store.js';
-import { storedDataset, type Dataset } from '../artifacts/datasets.js';
+import { type Dataset, storedDataset } from '../artifacts/datasets.js';
 import type { TensorSummary } from '../artifacts/formats/canonical.js';
 import { BastionError } from '../errors.js';
 import type { NativeErrorCode, TensorData, Trainer, TrainerConfig, TrainingData } from '../native.js';
-import { dtypeSizeBytes, type Dtype, type LossName } from '../vocabulary.js';
+import { type Dtype, dtypeSizeBytes, type LossName } from '../vocabulary.js';
 import type { TrainingPlan } from './plan.js';
 
 /**
@@ -71,7 +71,13 @@ export async function preflightTraining(deps: PreflightDeps, plan: TrainingPlan,
     config.mode === 'private'
       ? { ...config, sampleRate: 1, maxPhysicalBatchSize: samples, failFast: true }
       : { ...config, batchSize: samples, maxPhysicalBatchSize: samples, failFast: true };
-  return deps.pool.run('preflight', { kind: 'training', blobs: deps.blobs, modelId: plan.modelId, ...synthetic(dataset, samples), config: preflight });
+  return deps.pool.run('preflight', {
+    kind: 'training',
+    blobs: deps.blobs,
+    modelId: plan.modelId,
+    ...synthetic(dataset, samples),
+    config: preflight,
+  });
 }
 
 /**
@@ -83,14 +89,26 @@ export async function preflightEvaluation(
   request: { modelId: string; dataset: Pick<Dataset, 'inputs' | 'labels' | 'sampleCount'>; loss: LossName },
 ): Promise<PreflightOutput> {
   const samples = Math.max(1, Math.min(PREFLIGHT_MAX_SAMPLES, request.dataset.sampleCount));
-  return deps.pool.run('preflight', { kind: 'evaluation', blobs: deps.blobs, modelId: request.modelId, ...synthetic(request.dataset, samples), loss: request.loss });
+  return deps.pool.run('preflight', {
+    kind: 'evaluation',
+    blobs: deps.blobs,
+    modelId: request.modelId,
+    ...synthetic(request.dataset, samples),
+    loss: request.loss,
+  });
 }
 
 /** The part of Trainer a pre-flight uses (the worker passes Trainer.create). */
 export type CreatePreflightTrainer = (model: Uint8Array, data: TrainingData, config: TrainerConfig) => Pick<Trainer, 'step' | 'evaluate'>;
 
 /** Native failures that say the model, loss or settings do not work (the rest are the server's: memory, the addon). */
-const modelFailures: ReadonlySet<NativeErrorCode> = new Set<NativeErrorCode>(['INVALID_ARGUMENT', 'MODEL_LOAD_FAILED', 'NON_FINITE', 'TORCH_ERROR', 'NATIVE_ERROR']);
+const modelFailures: ReadonlySet<NativeErrorCode> = new Set<NativeErrorCode>([
+  'INVALID_ARGUMENT',
+  'MODEL_LOAD_FAILED',
+  'NON_FINITE',
+  'TORCH_ERROR',
+  'NATIVE_ERROR',
+]);
 
 /** Zeros of a synthetic tensor's dtype and shape (valid embedding indices and class labels). */
 function zeros(tensor: SyntheticTensor): TensorData {
@@ -126,7 +144,9 @@ export function runPreflight(input: PreflightInput, model: Uint8Array, createTra
     const code = (err as { code?: unknown }).code;
     if (!(err instanceof Error) || typeof code !== 'string' || !modelFailures.has(code as NativeErrorCode)) throw err;
     const [what, whose] =
-      input.kind === 'training' ? ['The model cannot be trained on these datasets as asked', "the datasets'"] : ['The model cannot be evaluated on this dataset', "the dataset's"];
+      input.kind === 'training'
+        ? ['The model cannot be trained on these datasets as asked', "the datasets'"]
+        : ['The model cannot be evaluated on this dataset', "the dataset's"];
     throw new BastionError(
       'UNPROCESSABLE_TRAINING',
       `${what}: it fails on synthetic inputs (a batch of ${samples} zeros of ${whose} public per-sample shapes and dtypes; no record was read): ${err.message}`,

@@ -16,10 +16,10 @@
 // returned with the result), never before it is durable.
 import fs from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
-import { blobPath, readBlob, stageBlobFrom, type BlobStore } from '../artifacts/blob-store.js';
+import { type BlobStore, blobPath, readBlob, stageBlobFrom } from '../artifacts/blob-store.js';
 import type { DropReason, Trainer, TrainerConfig, TrainingData, TrainingStep } from '../native.js';
-import { loadModelBytes, loadTrainingData, type DatasetSource } from './load.js';
-import { addStep, emptySums, epochEndingAt, releaseMetric, type EpochSums, type MetricsSpec, type TrainingMetric } from './metrics.js';
+import { type DatasetSource, loadModelBytes, loadTrainingData } from './load.js';
+import { addStep, type EpochSums, emptySums, epochEndingAt, type MetricsSpec, releaseMetric, type TrainingMetric } from './metrics.js';
 
 /** The control word's values (Int32Array over `control`, index 0), written by the event loop. */
 export const Control = { RUN: 0, CANCEL: 1, STOP: 2 } as const;
@@ -88,7 +88,13 @@ export type TrainingMessage =
 
 /** `dropped`: absent when the job failed before its first step could run. */
 export type TrainModelOutput = (
-  | { outcome: 'succeeded'; steps: number; stepsPerSec: number | null; model: { sha256: string; sizeBytes: number }; metric: TrainingMetric | null }
+  | {
+      outcome: 'succeeded';
+      steps: number;
+      stepsPerSec: number | null;
+      model: { sha256: string; sizeBytes: number };
+      metric: TrainingMetric | null;
+    }
   | { outcome: 'cancelled' | 'stopped'; steps: number; stepsPerSec: number | null }
   | { outcome: 'failed'; steps: number; stepsPerSec: number | null; error: string }
 ) & { dropped?: DroppedCounts };
@@ -120,10 +126,15 @@ async function writeCheckpoint(blobs: BlobStore, jobId: string, header: Checkpoi
   const json = Buffer.from(JSON.stringify(header));
   const length = Buffer.alloc(4);
   length.writeUInt32LE(json.length);
-  const { staged } = await stageBlobFrom(blobs, checkpointIdentity(jobId), async (sink) => {
-    await sink.write(Buffer.concat([MAGIC, length, json]));
-    await sink.write(state);
-  }, { hash: false });
+  const { staged } = await stageBlobFrom(
+    blobs,
+    checkpointIdentity(jobId),
+    async (sink) => {
+      await sink.write(Buffer.concat([MAGIC, length, json]));
+      await sink.write(state);
+    },
+    { hash: false },
+  );
   await staged.commit();
 }
 
@@ -216,7 +227,11 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
       }
       if (steps === input.totalSteps) {
         finalMetric = metric;
-      } else if (metric || steps - lastCheckpointStep >= input.checkpointEverySteps || Date.now() - lastCheckpointAt >= input.checkpointEveryMs) {
+      } else if (
+        metric ||
+        steps - lastCheckpointStep >= input.checkpointEverySteps ||
+        Date.now() - lastCheckpointAt >= input.checkpointEveryMs
+      ) {
         await checkpoint(metric);
       }
     }

@@ -65,7 +65,12 @@ export interface LiveFigures {
  * The job as `full` (its owner) or without its released results (metrics). `live` is the running job's
  * figures, if it runs; `epsilonCache` keeps each job's ε at its last step (RDP is evaluated once a step).
  */
-export function trainingView(row: TrainingRow, live: LiveFigures | undefined, full: boolean, epsilonCache: Map<string, { step: number; epsilon: number | null }>): Training {
+export function trainingView(
+  row: TrainingRow,
+  live: LiveFigures | undefined,
+  full: boolean,
+  epsilonCache: Map<string, { step: number; epsilon: number | null }>,
+): Training {
   const plan = JSON.parse(row.plan) as TrainingPlan;
   const step = live?.step ?? row.step;
   let cached = epsilonCache.get(row.id);

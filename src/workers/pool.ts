@@ -65,7 +65,12 @@ export function createPool(options: PoolOptions): WorkerPool {
       throw taskError(envelope.error);
     },
     isAlive: () => !closed && piscina.threads.length > 0,
-    stats: () => ({ threads: piscina.threads.length, queueSize: piscina.queueSize, utilization: piscina.utilization, completed: piscina.completed }),
+    stats: () => ({
+      threads: piscina.threads.length,
+      queueSize: piscina.queueSize,
+      utilization: piscina.utilization,
+      completed: piscina.completed,
+    }),
     async close() {
       if (closed) return;
       closed = true;

@@ -41,9 +41,7 @@ export interface TaskFailure {
   bastion?: { code: ErrorCode; details: BastionErrorDetails };
 }
 
-export type TaskEnvelope<K extends TaskKind = TaskKind> =
-  | { ok: true; value: TaskMap[K]['output'] }
-  | { ok: false; error: TaskFailure };
+export type TaskEnvelope<K extends TaskKind = TaskKind> = { ok: true; value: TaskMap[K]['output'] } | { ok: false; error: TaskFailure };
 
 export interface WorkerInit {
   /** libtorch intra-op threads, set once at the worker's start. */

@@ -25,7 +25,8 @@ const handlers: Handlers = {
   version: () => version(),
   convertDataset: (input) => convertDataset(input),
   trainModel: (input) => runTraining(input, (model, data, config) => Trainer.create(model, data, config)),
-  preflight: async (input) => runPreflight(input, await loadModelBytes(input.blobs, input.modelId), (model, data, config) => Trainer.create(model, data, config)),
+  preflight: async (input) =>
+    runPreflight(input, await loadModelBytes(input.blobs, input.modelId), (model, data, config) => Trainer.create(model, data, config)),
   composeEpsilon: ({ events, delta }) => composedEpsilon(events, delta),
   calibrateTrainingNoise: (options) => calibrateTrainingNoise(options),
   evaluateModel: (input) => measureModel(input, (model, data, config) => Trainer.create(model, data, config)),

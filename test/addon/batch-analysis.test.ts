@@ -7,11 +7,18 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { acceptedRanks, analyseBatchIndependence, batchRules, problemsForRanks, publicOnlyOperators, scalarRules } from '../../src/artifacts/batch-analysis.js';
+import {
+  acceptedRanks,
+  analyseBatchIndependence,
+  batchRules,
+  problemsForRanks,
+  publicOnlyOperators,
+  scalarRules,
+} from '../../src/artifacts/batch-analysis.js';
 import { allowedOperators, decideModelPolicy, PolicyRule } from '../../src/artifacts/operator-policy.js';
 import { inspectModel } from '../../src/native.js';
-import { batchModels } from '../helpers/torch-fixtures.js';
 import { modelName, readSafetensorsHeader, testdataPath, torchscriptFiles, torchscriptProducers } from '../helpers/testdata.js';
+import { batchModels } from '../helpers/torch-fixtures.js';
 
 async function graphOf(name: string): Promise<string> {
   const dir = await batchModels();
@@ -85,11 +92,16 @@ for (const producer of torchscriptProducers) {
 test('the reference CNN is refused at rank 3, where conv2d would read the batch as channels', () => {
   const file = testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.script.pt');
   const problems = problemsForRanks(analyseBatchIndependence(inspectModel(readFileSync(file)).forward!.graph), [3]);
-  assert.ok(problems.some((p) => p.operator === 'aten::conv2d' && /unbatched sample/.test(p.message)), problems.map((p) => p.message).join(' | '));
+  assert.ok(
+    problems.some((p) => p.operator === 'aten::conv2d' && /unbatched sample/.test(p.message)),
+    problems.map((p) => p.message).join(' | '),
+  );
 });
 
 test('every allowed operator has a batch rule, a scalar rule, or is public-only (refused on batched input)', () => {
-  const missing = Object.keys(allowedOperators).filter((kind) => !(kind in batchRules) && !(kind in scalarRules) && !publicOnlyOperators.has(kind));
+  const missing = Object.keys(allowedOperators).filter(
+    (kind) => !(kind in batchRules) && !(kind in scalarRules) && !publicOnlyOperators.has(kind),
+  );
   assert.deepEqual(missing, []);
   const stray = Object.keys(batchRules).filter((kind) => !(kind in allowedOperators));
   assert.deepEqual(stray, []);
@@ -97,16 +109,42 @@ test('every allowed operator has a batch rule, a scalar rule, or is public-only 
 
 test('a graph that reduces over every dimension of its input is refused; one that keeps rows is accepted', () => {
   // Hand-built graphs: forward(self, x) -> x.sum() and forward(self, x) -> x * 2.
-  const sum = { in: [[0, 'M'], [1, 'Tensor']], nodes: [{ k: 'prim::Constant', in: [], out: [[2, 'NoneType']], value: null }, { k: 'aten::sum', in: [1, 2], out: [[3, 'Tensor']], loc: 'code/m.py:3' }], out: [3] };
-  assert.match(problemsForRanks(analyseBatchIndependence(JSON.stringify(sum)), [2])[0]!.message, /^aten::sum at code\/m\.py:3 sum reduces over the batch dimension/);
-  const scale = { in: [[0, 'M'], [1, 'Tensor']], nodes: [{ k: 'prim::Constant', in: [], out: [[2, 'int']], value: 2 }, { k: 'aten::mul', in: [1, 2], out: [[3, 'Tensor']] }], out: [3] };
+  const sum = {
+    in: [
+      [0, 'M'],
+      [1, 'Tensor'],
+    ],
+    nodes: [
+      { k: 'prim::Constant', in: [], out: [[2, 'NoneType']], value: null },
+      { k: 'aten::sum', in: [1, 2], out: [[3, 'Tensor']], loc: 'code/m.py:3' },
+    ],
+    out: [3],
+  };
+  assert.match(
+    problemsForRanks(analyseBatchIndependence(JSON.stringify(sum)), [2])[0]!.message,
+    /^aten::sum at code\/m\.py:3 sum reduces over the batch dimension/,
+  );
+  const scale = {
+    in: [
+      [0, 'M'],
+      [1, 'Tensor'],
+    ],
+    nodes: [
+      { k: 'prim::Constant', in: [], out: [[2, 'int']], value: 2 },
+      { k: 'aten::mul', in: [1, 2], out: [[3, 'Tensor']] },
+    ],
+    out: [3],
+  };
   assert.deepEqual(acceptedRanks(analyseBatchIndependence(JSON.stringify(scale))), ['1', '2', '3', '4', '5']);
 });
 
 test('a value whose batch dimension the analysis lost track of is refused where it is used, even when no rule said why', () => {
   // forward(self, x) -> relu(x.squeeze(1)): with x [B, F] and F unknown, the rank of the result is unknown.
   const graph = {
-    in: [[0, 'M'], [1, 'Tensor']],
+    in: [
+      [0, 'M'],
+      [1, 'Tensor'],
+    ],
     nodes: [
       { k: 'prim::Constant', in: [], out: [[2, 'int']], value: 1 },
       { k: 'aten::squeeze', in: [1, 2], out: [[3, 'Tensor']], loc: 'code/m.py:3' },
@@ -115,6 +153,9 @@ test('a value whose batch dimension the analysis lost track of is refused where 
     out: [4],
   };
   const problems = problemsForRanks(analyseBatchIndependence(JSON.stringify(graph)), [2]);
-  assert.deepEqual(problems.map((p) => [p.operator, p.location]), [['aten::relu', 'code/m.py:4']]);
+  assert.deepEqual(
+    problems.map((p) => [p.operator, p.location]),
+    [['aten::relu', 'code/m.py:4']],
+  );
   assert.match(problems[0]!.message, /lost track of the batch dimension/);
 });

@@ -3,34 +3,51 @@
 // exactly the failing samples (re-run one at a time) and sums the others' clipped gradients as if the
 // failing record were absent; creation probes on synthetic zeros, so it never depends on a record;
 // evaluation counts a failing sample as incorrect. The model's author sees none of this (HTTP tests).
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { extractTensors, Trainer, type TensorData, type TrainerConfig, type TrainingData, type TrainingStep } from '../../src/native.js';
-import { trainerFixtures, type TrainerFixtures, type TrainerModelName } from '../helpers/trainer-fixtures.js';
+import { test } from 'node:test';
+import { extractTensors, type TensorData, Trainer, type TrainerConfig, type TrainingData, type TrainingStep } from '../../src/native.js';
+import { type TrainerFixtures, type TrainerModelName, trainerFixtures } from '../helpers/trainer-fixtures.js';
 
 const f32 = (data: Float32Array, shape: number[]): TensorData => ({ dtype: 'F32', shape, data });
 const i64 = (data: BigInt64Array, shape: number[]): TensorData => ({ dtype: 'I64', shape, data });
 
 /** The fixture dataset, with `edit` applied to copies of its features and labels, and without the rows in `without`. */
-function dataset(fx: TrainerFixtures, edit: (x: Float32Array, y: BigInt64Array) => void = () => undefined, without: number[] = []): TrainingData {
+function dataset(
+  fx: TrainerFixtures,
+  edit: (x: Float32Array, y: BigInt64Array) => void = () => undefined,
+  without: number[] = [],
+): TrainingData {
   const x = Float32Array.from(fx.x);
   const y = BigInt64Array.from(fx.y);
   edit(x, y);
   const keep = Array.from({ length: fx.n }, (_, i) => i).filter((i) => !without.includes(i));
   const xs = new Float32Array(keep.length * fx.d);
-  keep.forEach((row, i) => { xs.set(x.subarray(row * fx.d, (row + 1) * fx.d), i * fx.d); });
+  keep.forEach((row, i) => {
+    xs.set(x.subarray(row * fx.d, (row + 1) * fx.d), i * fx.d);
+  });
   const ys = BigInt64Array.from(keep, (row) => y[row]!);
   return { inputs: [f32(xs, [keep.length, fx.d])], labels: i64(ys, [keep.length]) };
 }
 
 /** q = 1, σ = 0, clipping active: one step moves the parameters by lr · Σ_i clip(g_i) / N exactly. */
 const exact = (extra: Partial<TrainerConfig> = {}): TrainerConfig =>
-  ({ mode: 'private', loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 1 }, sampleRate: 1, noiseMultiplier: 0, maxGradNorm: 0.5, ...extra }) as TrainerConfig;
+  ({
+    mode: 'private',
+    loss: { kind: 'cross_entropy' },
+    optimizer: { type: 'sgd', learningRate: 1 },
+    sampleRate: 1,
+    noiseMultiplier: 0,
+    maxGradNorm: 0.5,
+    ...extra,
+  }) as TrainerConfig;
 
 function parameters(trainer: Trainer): Float64Array {
   const names = new Set(trainer.info().trainableParameters);
   const tensors = extractTensors(trainer.exportModel(), 1 << 30).filter((t) => names.has(t.name));
-  return Float64Array.from(tensors.flatMap((t) => Array.from(new Float32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength)))));
+  return Float64Array.from(
+    tensors.flatMap((t) => Array.from(new Float32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength)))),
+  );
 }
 
 const none = { exception: [], nonFiniteLoss: [], nonFiniteGradient: [] };
@@ -39,7 +56,13 @@ const none = { exception: [], nonFiniteLoss: [], nonFiniteGradient: [] };
  * Steps a trainer on the data with a failing record and one on the data without it (both q = 1, σ = 0)
  * from the same weights; checks the drop and that N·Δθ agrees: the failing record contributed nothing.
  */
-function assertDroppedExactly(model: TrainerModelName, fx: TrainerFixtures, bad: TrainingData, clean: TrainingData, expected: TrainingStep['dropped']) {
+function assertDroppedExactly(
+  model: TrainerModelName,
+  fx: TrainerFixtures,
+  bad: TrainingData,
+  clean: TrainingData,
+  expected: TrainingStep['dropped'],
+) {
   const bytes = fx.bytes(model);
   for (const maxPhysicalBatchSize of [undefined, 8, 1]) {
     const config = exact(maxPhysicalBatchSize ? { maxPhysicalBatchSize } : {});
@@ -67,13 +90,21 @@ function assertDroppedExactly(model: TrainerModelName, fx: TrainerFixtures, bad:
 test('a record that overflows a huge weight is dropped for its non-finite loss; the others give the clipped sum without it', async () => {
   const fx = await trainerFixtures();
   const overflow = (x: Float32Array) => void (x[5 * fx.d] = 1e4);
-  assertDroppedExactly('huge_weight.pt', fx, dataset(fx, overflow), dataset(fx, overflow, [5]), { exception: [], nonFiniteLoss: [5], nonFiniteGradient: [] });
+  assertDroppedExactly('huge_weight.pt', fx, dataset(fx, overflow), dataset(fx, overflow, [5]), {
+    exception: [],
+    nonFiniteLoss: [5],
+    nonFiniteGradient: [],
+  });
 });
 
 test('a label out of range is dropped as an exception; the others give the clipped sum without it', async () => {
   const fx = await trainerFixtures();
   const outOfRange = (_x: Float32Array, y: BigInt64Array) => void (y[3] = 7n);
-  assertDroppedExactly('tiny_mlp.script.pt', fx, dataset(fx, outOfRange), dataset(fx, outOfRange, [3]), { exception: [3], nonFiniteLoss: [], nonFiniteGradient: [] });
+  assertDroppedExactly('tiny_mlp.script.pt', fx, dataset(fx, outOfRange), dataset(fx, outOfRange, [3]), {
+    exception: [3],
+    nonFiniteLoss: [],
+    nonFiniteGradient: [],
+  });
 });
 
 test('a model that raises on some records: the step succeeds and drops exactly those records', async () => {
@@ -82,7 +113,11 @@ test('a model that raises on some records: the step succeeds and drops exactly t
     x[2 * fx.d + 1] = 1000;
     x[17 * fx.d + 4] = 500;
   };
-  assertDroppedExactly('raises_above.pt', fx, dataset(fx, above), dataset(fx, above, [2, 17]), { exception: [2, 17], nonFiniteLoss: [], nonFiniteGradient: [] });
+  assertDroppedExactly('raises_above.pt', fx, dataset(fx, above), dataset(fx, above, [2, 17]), {
+    exception: [2, 17],
+    nonFiniteLoss: [],
+    nonFiniteGradient: [],
+  });
 });
 
 test('with Poisson sampling and noise, steps succeed alike with and without the failing record, over many steps', async () => {
@@ -93,7 +128,13 @@ test('with Poisson sampling and noise, steps succeed alike with and without the 
     ['raises_above.pt', (x) => void (x[0] = 1e3), 'exception'],
   ];
   for (const [model, edit, reason] of cases) {
-    const config = exact({ sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, optimizer: { type: 'sgd', learningRate: 0.1 }, maxPhysicalBatchSize: 4 });
+    const config = exact({
+      sampleRate: 0.5,
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+      maxPhysicalBatchSize: 4,
+    });
     const hostile = Trainer.create(fx.bytes(model), dataset(fx, edit), config);
     const plain = Trainer.create(fx.bytes(model), dataset(fx), config);
     let drops = 0;
@@ -102,7 +143,10 @@ test('with Poisson sampling and noise, steps succeed alike with and without the 
       assert.equal(step.step, s);
       assert.equal(plain.step().step, s);
       const dropped = step.dropped[reason];
-      assert.ok(dropped.every((i) => i === 0), `${model}: only record 0 is ever dropped`);
+      assert.ok(
+        dropped.every((i) => i === 0),
+        `${model}: only record 0 is ever dropped`,
+      );
       drops += dropped.length;
     }
     // P(record 0 is never sampled in 40 steps) = 2^-40.
@@ -116,7 +160,10 @@ test('a model whose every sample is NaN: each step drops its whole batch and app
   const trainer = Trainer.create(fx.bytes('log_of_linear.pt'), dataset(fx), exact({ noiseMultiplier: 0 }));
   const before = parameters(trainer);
   const step = trainer.step();
-  assert.deepEqual(step.dropped.nonFiniteLoss, Array.from({ length: fx.n }, (_, i) => i));
+  assert.deepEqual(
+    step.dropped.nonFiniteLoss,
+    Array.from({ length: fx.n }, (_, i) => i),
+  );
   assert.equal(step.lossSum, 0);
   assert.deepEqual(parameters(trainer), before, 'σ = 0 and nothing contributed: the parameters stay');
   assert.equal(trainer.info().steps, 1);
@@ -130,7 +177,10 @@ test('creation probes on zeros: it succeeds whatever the records hold, and still
     y.fill(9n);
   });
   for (const mode of ['private', 'non-private'] as const) {
-    const config = mode === 'private' ? exact() : ({ mode, loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 1 }, batchSize: 4 } as TrainerConfig);
+    const config =
+      mode === 'private'
+        ? exact()
+        : ({ mode, loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 1 }, batchSize: 4 } as TrainerConfig);
     assert.equal(Trainer.create(fx.bytes('raises_above.pt'), hostile, config).info().steps, 0);
   }
   const step = Trainer.create(fx.bytes('raises_above.pt'), hostile, exact()).step();
@@ -165,7 +215,7 @@ test('evaluation counts a failing sample as incorrect and leaves it out of the l
   assert.ok(Number.isFinite(nan.meanLoss));
 });
 
-test('failFast (pre-flight only) makes a step throw the model\'s own message where the trainer would drop the sample', async () => {
+test("failFast (pre-flight only) makes a step throw the model's own message where the trainer would drop the sample", async () => {
   const fx = await trainerFixtures();
   const above = dataset(fx, (x) => void (x[2 * fx.d + 1] = 1000));
   const dropping = Trainer.create(fx.bytes('raises_above.pt'), above, exact());
@@ -174,38 +224,56 @@ test('failFast (pre-flight only) makes a step throw the model\'s own message whe
     const config = exact({ failFast: true, ...(maxPhysicalBatchSize ? { maxPhysicalBatchSize } : {}) });
     const failing = Trainer.create(fx.bytes('raises_above.pt'), above, config);
     const before = parameters(failing);
-    assert.throws(() => failing.step(), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'INVALID_ARGUMENT');
-      assert.match(err.message, /^Step 1: the model fails on a batch of \d+ synthetic samples: .*a feature is above 100/);
-      return true;
-    });
+    assert.throws(
+      () => failing.step(),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'INVALID_ARGUMENT');
+        assert.match(err.message, /^Step 1: the model fails on a batch of \d+ synthetic samples: .*a feature is above 100/);
+        return true;
+      },
+    );
     assert.equal(failing.info().steps, 0, 'the failed step is not counted');
     assert.deepEqual(parameters(failing), before, 'nor applied');
   }
   // A non-finite loss is an error too, not a drop.
   const overflow = dataset(fx, (x) => void (x[5 * fx.d] = 1e4));
   const overflowing = Trainer.create(fx.bytes('huge_weight.pt'), overflow, exact({ failFast: true }));
-  assert.throws(() => overflowing.step(), (err: Error & { code?: string }) => {
-    assert.equal(err.code, 'NON_FINITE');
-    assert.match(err.message, /per-sample loss of the synthetic batch is NaN or infinite/);
-    return true;
-  });
+  assert.throws(
+    () => overflowing.step(),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'NON_FINITE');
+      assert.match(err.message, /per-sample loss of the synthetic batch is NaN or infinite/);
+      return true;
+    },
+  );
   // Non-private steps and evaluations fail with the model's message as well.
-  const nonPrivate = { mode: 'non-private', loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 1 }, batchSize: fx.n, failFast: true };
+  const nonPrivate = {
+    mode: 'non-private',
+    loss: { kind: 'cross_entropy' },
+    optimizer: { type: 'sgd', learningRate: 1 },
+    batchSize: fx.n,
+    failFast: true,
+  };
   const raising = () => Trainer.create(fx.bytes('raises_above.pt'), above, nonPrivate as TrainerConfig);
   assert.throws(() => raising().step(), /: Step 1: the model fails on synthetic samples: .*a feature is above 100/);
   assert.throws(() => raising().evaluate(), /: Evaluation: the model fails on a batch of 32 synthetic samples: .*a feature is above 100/);
-  assert.equal(Trainer.create(fx.bytes('raises_above.pt'), above, { ...nonPrivate, failFast: false } as TrainerConfig).evaluate().failed, 1);
+  assert.equal(
+    Trainer.create(fx.bytes('raises_above.pt'), above, { ...nonPrivate, failFast: false } as TrainerConfig).evaluate().failed,
+    1,
+  );
 });
 
-test('creation names the model\'s own libtorch message when it fails on the synthetic probe (public shapes only)', async () => {
+test("creation names the model's own libtorch message when it fails on the synthetic probe (public shapes only)", async () => {
   const fx = await trainerFixtures();
   const narrow: TrainingData = { inputs: [f32(new Float32Array(fx.n * 5), [fx.n, 5])], labels: i64(new BigInt64Array(fx.n), [fx.n]) };
-  assert.throws(() => Trainer.create(fx.bytes('tiny_mlp.script.pt'), narrow, exact()), (err: Error & { code?: string }) => {
-    assert.equal(err.code, 'INVALID_ARGUMENT');
-    const shapes = /: RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x5 and 6x8\)$/;
-    assert.match(err.message, /^The model fails on two synthetic samples \(zeros of the data's per-sample shapes and dtypes\)/);
-    assert.match(err.message, shapes);
-    return true;
-  });
+  assert.throws(
+    () => Trainer.create(fx.bytes('tiny_mlp.script.pt'), narrow, exact()),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'INVALID_ARGUMENT');
+      const shapes = /: RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x5 and 6x8\)$/;
+      assert.match(err.message, /^The model fails on two synthetic samples \(zeros of the data's per-sample shapes and dtypes\)/);
+      assert.match(err.message, shapes);
+      return true;
+    },
+  );
 });

@@ -1,21 +1,21 @@
 // inspectModel on inputs that are not TorchScript, or are damaged TorchScript: every call must
 // return a result or throw a NativeError with a known code and a one-line message, and the process
 // must survive. All inputs are deterministic (seeded PRNG).
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NativeError, NativeErrorCode, inspectModel, type ModelInspection } from '../../src/native.js';
+import { test } from 'node:test';
+import { inspectModel, type ModelInspection, NativeError, NativeErrorCode } from '../../src/native.js';
+import { prng } from '../helpers/prng.js';
 import { testdataPath } from '../helpers/testdata.js';
 import { readStoredZip, storedZip } from '../helpers/zip.js';
-import { prng } from '../helpers/prng.js';
 
 const knownCodes = new Set<string>(Object.values(NativeErrorCode));
 const mnistFile = testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.script.pt');
 const mnist = readFileSync(mnistFile);
-
 
 type Outcome = { ok: true; inspection: ModelInspection } | { ok: false; error: NativeError };
 
@@ -75,7 +75,10 @@ test('inspectModel refuses deeply nested TorchScript source, which overflows the
     [`    return ${'('.repeat(100_000)}input${')'.repeat(100_000)}\n`, /nested brackets exceed 256$/],
     [`    return ${'-'.repeat(100_000)}input\n`, /operators in one statement exceed 1024$/],
     [`    return ${Array(100_000).fill('input').join(' + ')}\n`, /operators in one statement exceed 1024$/],
-    [`${Array.from({ length: 300 }, (_, i) => `${'  '.repeat(i + 2)}if True:\n`).join('')}${'  '.repeat(302)}pass\n${line}`, /nested blocks exceed 256$/],
+    [
+      `${Array.from({ length: 300 }, (_, i) => `${'  '.repeat(i + 2)}if True:\n`).join('')}${'  '.repeat(302)}pass\n${line}`,
+      /nested blocks exceed 256$/,
+    ],
   ];
   for (const [replacement, message] of cases) {
     const archive = mnistWith('/nn/modules/flatten.py', (data) => {
@@ -146,11 +149,9 @@ test('inspectModel refuses what torch.save writes (not TorchScript) with MODEL_L
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bastion-torch-save-'));
   try {
     const file = path.join(dir, 'state_dict.pt');
-    const run = spawnSync('/usr/bin/python3', [
-      '-c',
-      'import sys, torch; torch.save({"w": torch.zeros(3)}, sys.argv[1])',
-      file,
-    ], { encoding: 'utf8' });
+    const run = spawnSync('/usr/bin/python3', ['-c', 'import sys, torch; torch.save({"w": torch.zeros(3)}, sys.argv[1])', file], {
+      encoding: 'utf8',
+    });
     assert.equal(run.status, 0, run.stderr);
     assertLoadFails(readFileSync(file));
   } finally {
@@ -219,5 +220,11 @@ test('inspectModel refuses arguments that are not a Buffer or Uint8Array with IN
 test('inspectModel still describes a real model correctly after all hostile inputs', () => {
   const inspection = inspectModel(mnist);
   assert.equal(inspection.parameters.length, 8);
-  assert.deepEqual(inspection.parameters[0], { name: 'net.0.weight', shape: [16, 1, 8, 8], dtype: 'F32', requiresGrad: true, contiguous: true });
+  assert.deepEqual(inspection.parameters[0], {
+    name: 'net.0.weight',
+    shape: [16, 1, 8, 8],
+    dtype: 'F32',
+    requiresGrad: true,
+    contiguous: true,
+  });
 });

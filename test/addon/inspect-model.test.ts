@@ -3,26 +3,20 @@
 // graph analysis (where operators run, writes to module state, tensor constants, BatchNorm mode)
 // against the hostile fixtures and small models built here with PyTorch; extractTensors against the
 // dataset manifests.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NativeError, extractTensors, inspectModel, type ModelInspection } from '../../src/native.js';
+import { test } from 'node:test';
+import { extractTensors, inspectModel, type ModelInspection, NativeError } from '../../src/native.js';
+import { dtypeSizeBytes } from '../../src/vocabulary.js';
+import { prng } from '../helpers/prng.js';
+import { modelName, numel, readSafetensorsHeader, testdataPath, torchscriptFiles, torchscriptProducers } from '../helpers/testdata.js';
 import { hostileModels } from '../helpers/torch-fixtures.js';
 import { readStoredZip, storedZip } from '../helpers/zip.js';
-import { prng } from '../helpers/prng.js';
-import { dtypeSizeBytes } from '../../src/vocabulary.js';
-import {
-  modelName,
-  numel,
-  readSafetensorsHeader,
-  testdataPath,
-  torchscriptFiles,
-  torchscriptProducers,
-} from '../helpers/testdata.js';
 
 interface PythonTensor {
   name: string;
@@ -31,9 +25,7 @@ interface PythonTensor {
   requiresGrad?: boolean;
   contiguous?: boolean;
 }
-type PythonView =
-  | { error: string }
-  | { methods: string[]; parameters: PythonTensor[]; buffers: PythonTensor[]; training: boolean };
+type PythonView = { error: string } | { methods: string[]; parameters: PythonTensor[]; buffers: PythonTensor[]; training: boolean };
 
 // What torch.jit.load sees in each file; files torch 1.13 refuses carry the first line of its error.
 const PYTHON_REFERENCE = `
@@ -113,7 +105,10 @@ test('the test data folders hold exactly the files their manifests list', () => 
       files: { file: string }[];
     };
     const listed = manifest.files.map((entry) => entry.file).sort();
-    assert.deepEqual(torchscriptFiles(producer).map((file) => path.basename(file)), listed);
+    assert.deepEqual(
+      torchscriptFiles(producer).map((file) => path.basename(file)),
+      listed,
+    );
   }
   assert.ok(allFiles.length >= 24, `expected the 12 files of each producer, found ${allFiles.length}`);
 });
@@ -238,7 +233,10 @@ for (const file of allFiles.filter((f) => !f.endsWith('dataset_bastion.script.pt
   test(`inspectModel reports where each operator of ${name} runs, and no state writes, BatchNorm or frozen weights`, () => {
     const forward = forwardOf(inspect(file));
     for (const op of forward.operators) {
-      assert.ok(Number.isInteger(op.unconditional) && op.unconditional >= 0 && op.unconditional <= op.count, `${op.kind}: ${op.unconditional} of ${op.count}`);
+      assert.ok(
+        Number.isInteger(op.unconditional) && op.unconditional >= 0 && op.unconditional <= op.count,
+        `${op.kind}: ${op.unconditional} of ${op.count}`,
+      );
       assert.ok(op.locations.length <= 3, `${op.kind} has ${op.locations.length} locations`);
       assert.equal(new Set(op.locations).size, op.locations.length, `${op.kind} repeats a location`);
       for (const location of op.locations) assert.match(location, /^code\/__torch__[\w./-]*\.py:\d+$/);
@@ -255,12 +253,20 @@ for (const producer of torchscriptProducers) {
     assert.equal(conv.unconditional, 2);
     assert.ok(conv.locations.length >= 1);
     const convPy = /^code\/__torch__\/torch\/nn\/modules\/conv(\/___torch_mangle_\d+)?\.py:\d+$/;
-    assert.ok(conv.locations.every((l) => convPy.test(l)), conv.locations.join(', '));
+    assert.ok(
+      conv.locations.every((l) => convPy.test(l)),
+      conv.locations.join(', '),
+    );
   });
 
   test(`inspectModel finds the fused kernels and raises of ${producer}/transformer.script.pt only inside branches`, () => {
     const inspection = inspect(testdataPath('torchscript', producer, 'transformer.script.pt'));
-    for (const kind of ['aten::_transformer_encoder_layer_fwd', 'aten::_native_multi_head_attention', 'prim::RaiseException', 'aten::warn']) {
+    for (const kind of [
+      'aten::_transformer_encoder_layer_fwd',
+      'aten::_native_multi_head_attention',
+      'prim::RaiseException',
+      'aten::warn',
+    ]) {
       const op = use(inspection, kind);
       assert.ok(op.count > 0);
       assert.equal(op.unconditional, 0, `${kind} outside a branch`);
@@ -274,7 +280,10 @@ for (const producer of torchscriptProducers) {
 }
 
 test('inspectModel counts the scalar tensor constants a trace bakes into torch-1.13/transformer.trace.pt', () => {
-  assert.deepEqual(forwardOf(inspect(testdataPath('torchscript', 'torch-1.13', 'transformer.trace.pt'))).tensorConstants, { count: 2, elements: 2 });
+  assert.deepEqual(forwardOf(inspect(testdataPath('torchscript', 'torch-1.13', 'transformer.trace.pt'))).tensorConstants, {
+    count: 2,
+    elements: 2,
+  });
 });
 
 test('inspectModel reports the buffer writes of the buffer_mutation fixture by name, the in-place add and the SetAttr', async () => {
@@ -310,7 +319,10 @@ test('inspectModel reports BatchNorm in training mode, and its num_batches_track
   const { bytes } = await hostileModels();
   const forward = forwardOf(inspectModel(bytes('batchnorm.pt')));
   assert.equal(forward.batchNormTraining, true);
-  assert.deepEqual(forward.mutations.map((m) => [m.kind, m.attribute]), [['aten::add_', 'bn.num_batches_tracked']]);
+  assert.deepEqual(
+    forward.mutations.map((m) => [m.kind, m.attribute]),
+    [['aten::add_', 'bn.num_batches_tracked']],
+  );
 });
 
 test('inspectModel reports the weights of the frozen fixture as tensor constants and no parameters', async () => {
@@ -499,7 +511,10 @@ test('inspectModel refuses a tensor whose sizes address more than its storage ho
   });
   assert.throws(
     () => inspectModel(bytes),
-    (error: unknown) => error instanceof NativeError && error.code === 'MODEL_LOAD_FAILED' && /Tensor 'net\.0\.weight' addresses more bytes than its storage holds/.test(error.message),
+    (error: unknown) =>
+      error instanceof NativeError &&
+      error.code === 'MODEL_LOAD_FAILED' &&
+      /Tensor 'net\.0\.weight' addresses more bytes than its storage holds/.test(error.message),
   );
 });
 
@@ -523,7 +538,12 @@ for (const producer of torchscriptProducers) {
     assert.ok(expected, 'the manifest describes the dataset tensors');
     const tensors = extractTensors(readFileSync(testdataPath('torchscript', producer, 'dataset_bastion.script.pt')), 1024 ** 3);
     assert.deepEqual(
-      tensors.map((t) => ({ name: t.name, dtype: torchDtypes[t.dtype], shape: t.shape, sha256: createHash('sha256').update(t.data).digest('hex') })),
+      tensors.map((t) => ({
+        name: t.name,
+        dtype: torchDtypes[t.dtype],
+        shape: t.shape,
+        sha256: createHash('sha256').update(t.data).digest('hex'),
+      })),
       Object.entries(expected).map(([name, entry]) => ({ name, ...entry })),
     );
     assert.ok(tensors.every((t) => Buffer.isBuffer(t.data)));
@@ -556,10 +576,16 @@ print(json.dumps([[n, hashlib.sha256(t.detach().contiguous().numpy().tobytes()).
 test('extractTensors accepts tensors of exactly maxBytes and refuses one byte less before copying anything', () => {
   const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'dataset_bastion.script.pt'));
   const total = 100 * 28 * 28 * 4 + 100 * 8 + 4;
-  assert.equal(extractTensors(bytes, total).reduce((sum, t) => sum + t.data.length, 0), total);
+  assert.equal(
+    extractTensors(bytes, total).reduce((sum, t) => sum + t.data.length, 0),
+    total,
+  );
   assert.throws(
     () => extractTensors(bytes, total - 1),
-    (error: unknown) => error instanceof NativeError && error.code === 'MODEL_LOAD_FAILED' && error.message === `The archive's tensors hold more than the limit of ${total - 1} bytes`,
+    (error: unknown) =>
+      error instanceof NativeError &&
+      error.code === 'MODEL_LOAD_FAILED' &&
+      error.message === `The archive's tensors hold more than the limit of ${total - 1} bytes`,
   );
 });
 
@@ -590,13 +616,13 @@ test('extractTensors refuses bytes that are not a TorchScript archive with MODEL
     writeFileSync(garbage, Buffer.from('not a zip archive at all'));
     assert.throws(
       () => extractTensors(readFileSync(garbage), 1024),
-      (error: unknown) => error instanceof NativeError && error.code === 'MODEL_LOAD_FAILED' && /^Cannot load the TorchScript archive: /.test(error.message),
+      (error: unknown) =>
+        error instanceof NativeError && error.code === 'MODEL_LOAD_FAILED' && /^Cannot load the TorchScript archive: /.test(error.message),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
 
 const elementBytes: Record<string, number> = dtypeSizeBytes;
 
@@ -623,7 +649,11 @@ test('extractTensors on 60 damaged copies of the dataset (records cut, sizes cha
     try {
       for (const tensor of extractTensors(storedZip(entries), 16 * 1024 ** 2)) {
         const numel = tensor.shape.reduce((a, b) => a * b, 1);
-        assert.equal(tensor.data.length, numel * (elementBytes[tensor.dtype] ?? Number.NaN), `${tensor.name} ${tensor.dtype} ${tensor.shape.join('x')}`);
+        assert.equal(
+          tensor.data.length,
+          numel * (elementBytes[tensor.dtype] ?? Number.NaN),
+          `${tensor.name} ${tensor.dtype} ${tensor.shape.join('x')}`,
+        );
       }
       outcomes.ok += 1;
     } catch (error) {

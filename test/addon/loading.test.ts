@@ -1,12 +1,13 @@
 // How src/native.ts loads the addon: lazily, with OpenBLAS limited to one thread, and with an
 // explanation when the addon cannot be loaded. Each case runs in a child process, since a process
 // loads the addon once.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { repoRoot } from '../helpers/testdata.js';
 

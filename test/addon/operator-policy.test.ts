@@ -2,22 +2,23 @@
 // the README names as negative; every hostile fixture is refused naming what it does) and on
 // synthesized inspections for the rules no file exercises. Inspections come from the addon in this
 // process: these files are trusted test data.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
 import {
-  MAX_TENSOR_CONSTANT_ELEMENTS,
-  PolicyRule,
   allowedOperators,
   checkModelPolicy,
+  MAX_TENSOR_CONSTANT_ELEMENTS,
+  type PolicyProblem,
+  PolicyRule,
   refusedOperators,
   refusedPrefixes,
-  type PolicyProblem,
 } from '../../src/artifacts/operator-policy.js';
 import { inspectModel, type ModelInspection, type OperatorUse } from '../../src/native.js';
-import { hostileModels } from '../helpers/torch-fixtures.js';
 import { torchscriptFiles, torchscriptProducers } from '../helpers/testdata.js';
+import { hostileModels } from '../helpers/torch-fixtures.js';
 
 function rules(problems: PolicyProblem[]): string[] {
   return problems.map((p) => p.rule);
@@ -38,7 +39,10 @@ for (const producer of torchscriptProducers) {
         assert.equal(problem!.operator, 'aten::_transformer_encoder_layer_fwd');
         assert.match(problem!.message, /^aten::_transformer_encoder_layer_fwd is an inference-only fused kernel without a derivative/);
         assert.ok(problem!.locations.length > 0);
-        assert.ok(problem!.locations.every((l) => problem!.message.includes(l)), 'the message says where');
+        assert.ok(
+          problem!.locations.every((l) => problem!.message.includes(l)),
+          'the message says where',
+        );
       });
     } else if (base === 'dataset_bastion.script.pt') {
       test(`refuses ${name} as a model because it has no forward`, () => {
@@ -174,7 +178,14 @@ function inspection(operators: OperatorUse[], changes: Partial<NonNullable<Model
       tensorConstants: { count: 0, elements: 0 },
       batchNormTraining: false,
       // forward(self, x) returns x: batch-independent, so only the synthesized operators decide.
-      graph: JSON.stringify({ in: [[0, '__torch__.M'], [1, 'Tensor']], nodes: [], out: [1] }),
+      graph: JSON.stringify({
+        in: [
+          [0, '__torch__.M'],
+          [1, 'Tensor'],
+        ],
+        nodes: [],
+        out: [1],
+      }),
       ...changes,
     },
     training: false,
@@ -209,7 +220,10 @@ test('accepts prim::RaiseException and aten::warn inside branches but refuses th
     problems.map((p) => [p.rule, p.operator]),
     [[PolicyRule.OPERATOR_REFUSED, 'prim::RaiseException']],
   );
-  assert.equal(problems[0]!.message, 'prim::RaiseException raises on every call, so the model can never train (1 of 3 outside any branch; at code/__torch__.py:3)');
+  assert.equal(
+    problems[0]!.message,
+    'prim::RaiseException raises on every call, so the model can never train (1 of 3 outside any branch; at code/__torch__.py:3)',
+  );
 });
 
 test('accepts the fused transformer kernels inside the fast-path branch and refuses them outside it', () => {
@@ -236,7 +250,11 @@ test('refuses file, call, async, RPC and uninitialised-memory operators with the
   ];
   for (const [kind, reason] of cases) {
     const problems = checkModelPolicy(inspection([op(kind)]));
-    assert.deepEqual(problems.map((p) => [p.rule, p.operator]), [[PolicyRule.OPERATOR_REFUSED, kind]], kind);
+    assert.deepEqual(
+      problems.map((p) => [p.rule, p.operator]),
+      [[PolicyRule.OPERATOR_REFUSED, kind]],
+      kind,
+    );
     assert.match(problems[0]!.message, reason, kind);
     assert.ok(problems[0]!.message.startsWith(`${kind} `), kind);
   }
@@ -253,23 +271,42 @@ test('refuses profiler, test, c10d, CUDA and quantized operators by namespace', 
   ];
   for (const [kind, reason] of cases) {
     const problems = checkModelPolicy(inspection([op(kind)]));
-    assert.deepEqual(problems.map((p) => [p.rule, p.operator]), [[PolicyRule.OPERATOR_REFUSED, kind]], kind);
+    assert.deepEqual(
+      problems.map((p) => [p.rule, p.operator]),
+      [[PolicyRule.OPERATOR_REFUSED, kind]],
+      kind,
+    );
     assert.match(problems[0]!.message, reason, kind);
   }
 });
 
 test(`refuses tensor constants holding more than ${MAX_TENSOR_CONSTANT_ELEMENTS} elements as frozen weights, and accepts exactly that many`, () => {
-  assert.deepEqual(checkModelPolicy(inspection([op('prim::Constant')], { tensorConstants: { count: 3, elements: MAX_TENSOR_CONSTANT_ELEMENTS } })), []);
-  const problems = checkModelPolicy(inspection([op('prim::Constant')], { tensorConstants: { count: 3, elements: MAX_TENSOR_CONSTANT_ELEMENTS + 1 } }));
-  assert.deepEqual(problems.map((p) => [p.rule, p.operator]), [[PolicyRule.FROZEN_WEIGHTS, 'prim::Constant']]);
-  assert.match(problems[0]!.message, /^forward holds 3 tensor constants with 1001 elements \(more than 1000\): weights frozen into the graph/);
+  assert.deepEqual(
+    checkModelPolicy(inspection([op('prim::Constant')], { tensorConstants: { count: 3, elements: MAX_TENSOR_CONSTANT_ELEMENTS } })),
+    [],
+  );
+  const problems = checkModelPolicy(
+    inspection([op('prim::Constant')], { tensorConstants: { count: 3, elements: MAX_TENSOR_CONSTANT_ELEMENTS + 1 } }),
+  );
+  assert.deepEqual(
+    problems.map((p) => [p.rule, p.operator]),
+    [[PolicyRule.FROZEN_WEIGHTS, 'prim::Constant']],
+  );
+  assert.match(
+    problems[0]!.message,
+    /^forward holds 3 tensor constants with 1001 elements \(more than 1000\): weights frozen into the graph/,
+  );
 });
 
 test('refuses a model whose parameters all have requires_grad off', () => {
   const frozen = inspection([]);
   frozen.parameters = frozen.parameters.map((p) => ({ ...p, requiresGrad: false }));
   assert.deepEqual(checkModelPolicy(frozen), [
-    { rule: PolicyRule.NO_TRAINABLE_PARAMETERS, locations: [], message: 'The model has no trainable parameters; upload it before torch.jit.freeze' },
+    {
+      rule: PolicyRule.NO_TRAINABLE_PARAMETERS,
+      locations: [],
+      message: 'The model has no trainable parameters; upload it before torch.jit.freeze',
+    },
   ]);
 });
 
@@ -325,7 +362,8 @@ test('every allowed operator says why it is safe, and only-in-branch operators a
   for (const [kind, entry] of Object.entries(allowedOperators)) {
     assert.match(kind, /^(aten|prim)::\w+$/, kind);
     assert.ok(entry.why.length > 10, `${kind} has no reason`);
-    if (entry.placement === 'branch') assert.ok(Object.hasOwn(refusedOperators, kind), `${kind} lacks the reason it is refused outside branches`);
+    if (entry.placement === 'branch')
+      assert.ok(Object.hasOwn(refusedOperators, kind), `${kind} lacks the reason it is refused outside branches`);
   }
 });
 

@@ -3,21 +3,22 @@
 // scripted and traced models, every rule, the fallback cases and the shared reference models; the
 // clipped sums of every path (materialised, ghost/book-keeping, auto) agree, flat and per layer; and
 // without clipping they equal PyTorch's own gradient of Σ_i l_i over the whole batch.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
 import {
-  NativeError,
+  type ClipOptions,
   clippedGradientSum,
+  type FloatTensor,
   gradientPlan,
+  type LossConfig,
+  NativeError,
   perSampleGradients,
   setThreads,
-  type ClipOptions,
-  type FloatTensor,
   type TensorData,
-  type LossConfig,
 } from '../../src/native.js';
-import { hostTensor, perSampleFixtures, readSafetensors, } from '../helpers/per-sample-fixtures.js';
+import { hostTensor, perSampleFixtures, readSafetensors } from '../helpers/per-sample-fixtures.js';
 import { prng } from '../helpers/prng.js';
 import { testdataPath } from '../helpers/testdata.js';
 
@@ -27,7 +28,7 @@ const RTOL = 1e-5;
 const ATOL = 1e-6;
 
 interface Worst {
-  ratio: number;   // max |Δ| / tolerance; ≤ 1 passes
+  ratio: number; // max |Δ| / tolerance; ≤ 1 passes
   relative: number; // max |Δ| / max|want| over the tensor
   where: string;
 }
@@ -68,7 +69,10 @@ test.after(() => {
 function enginesAgree(bytes: Buffer, inputs: TensorData[], labels: TensorData, loss: LossConfig, label: string): FloatTensor[] {
   const engine = perSampleGradients(bytes, inputs, labels, loss, 'engine');
   const loop = perSampleGradients(bytes, inputs, labels, loss, 'loop');
-  assert.deepEqual(engine.map((g) => [g.name, g.shape]), loop.map((g) => [g.name, g.shape]));
+  assert.deepEqual(
+    engine.map((g) => [g.name, g.shape]),
+    loop.map((g) => [g.name, g.shape]),
+  );
   const plan = new Map(gradientPlan(bytes, inputs).map((p) => [p.parameter, p.rule]));
   const all = newWorst();
   for (let p = 0; p < engine.length; p += 1) {
@@ -93,14 +97,48 @@ function sumOverBatch(g: FloatTensor): Float64Array {
 // Expected rule per parameter name for each fixture (names as in named_parameters()).
 const expectedRules: Record<string, Record<string, string | RegExp>> = {
   linear_seq: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
-  conv2d_mix: { 'conv1.weight': 'conv2d', 'conv1.bias': 'conv2d', 'conv2.weight': 'conv2d', 'conv2.bias': 'conv2d', 'fc.weight': 'linear', 'fc.bias': 'linear' },
+  conv2d_mix: {
+    'conv1.weight': 'conv2d',
+    'conv1.bias': 'conv2d',
+    'conv2.weight': 'conv2d',
+    'conv2.bias': 'conv2d',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
   conv1d_mix: { 'conv1.weight': 'conv1d', 'conv1.bias': 'conv1d', 'conv2.weight': 'conv1d', 'fc.weight': 'linear', 'fc.bias': 'linear' },
-  embed_pad: { 'emb.weight': 'embedding', 'norm.weight': 'layer_norm', 'norm.bias': 'layer_norm', 'fc.weight': 'linear', 'fc.bias': 'linear' },
-  layer_norm_seq: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'norm.weight': 'layer_norm', 'norm.bias': 'layer_norm', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
-  group_norm_conv: { 'conv.weight': 'conv2d', 'conv.bias': 'conv2d', 'gn.weight': 'group_norm', 'gn.bias': 'group_norm', 'fc.weight': 'linear', 'fc.bias': 'linear' },
+  embed_pad: {
+    'emb.weight': 'embedding',
+    'norm.weight': 'layer_norm',
+    'norm.bias': 'layer_norm',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
+  layer_norm_seq: {
+    'fc1.weight': 'linear',
+    'fc1.bias': 'linear',
+    'norm.weight': 'layer_norm',
+    'norm.bias': 'layer_norm',
+    'fc2.weight': 'linear',
+    'fc2.bias': 'linear',
+  },
+  group_norm_conv: {
+    'conv.weight': 'conv2d',
+    'conv.bias': 'conv2d',
+    'gn.weight': 'group_norm',
+    'gn.bias': 'group_norm',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
   tied: { 'emb.weight': 'embedding+linear', bias: 'linear' },
   matmul: { 'fc.weight': 'linear', 'fc.bias': 'linear', proj: 'fallback' },
-  if_branch: { 'a.weight': 'fallback', 'a.bias': 'fallback', 'b.weight': 'fallback', 'b.bias': 'fallback', 'head.weight': 'linear', 'head.bias': 'linear' },
+  if_branch: {
+    'a.weight': 'fallback',
+    'a.bias': 'fallback',
+    'b.weight': 'fallback',
+    'b.bias': 'fallback',
+    'head.weight': 'linear',
+    'head.bias': 'linear',
+  },
   inplace_mlp: { 'net.0.weight': 'linear', 'net.0.bias': 'linear', 'net.2.weight': 'linear', 'net.2.bias': 'linear' },
   regression: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
 };
@@ -117,7 +155,10 @@ for (const name of fixtureNames) {
       const bytes = fixture.files[kind];
       assert.ok(bytes, `the fixture generator wrote the ${kind} file of ${name}`);
       const plan = gradientPlan(bytes, fixture.inputs);
-      assert.deepEqual(plan.map((p) => p.parameter), fixture.parameters);
+      assert.deepEqual(
+        plan.map((p) => p.parameter),
+        fixture.parameters,
+      );
       for (const entry of plan) {
         assert.equal(entry.rule, expectedRules[name]![entry.parameter], `${entry.parameter}: ${entry.rule} (${entry.reason})`);
         if (entry.rule === 'fallback') assert.ok(entry.reason.length > 0, `${entry.parameter} has a reason`);
@@ -154,7 +195,9 @@ function clipCases(parameters: number): Array<{ label: string; clip: ClipOptions
     { label: 'flat C=1', clip: { maxGradNorm: 1 } },
     {
       label: 'per-layer',
-      clip: second.length ? { maxGradNorm: 0, groups: [first, second], bounds: [0.03, 0.2] } : { maxGradNorm: 0, groups: [first], bounds: [0.03] },
+      clip: second.length
+        ? { maxGradNorm: 0, groups: [first, second], bounds: [0.03, 0.2] }
+        : { maxGradNorm: 0, groups: [first], bounds: [0.03] },
     },
   ];
 }
@@ -177,7 +220,9 @@ function expectedClippedSum(perSample: FloatTensor[], clip: ClipOptions): { sums
     }
   });
   const groupOf = new Map<number, number>();
-  groups.forEach((members, g) => { for (const p of members) groupOf.set(p, g); });
+  groups.forEach((members, g) => {
+    for (const p of members) groupOf.set(p, g);
+  });
   const sums = perSample.map((g, p) => {
     const size = g.data.length / batch;
     const out = new Float64Array(size);
@@ -202,7 +247,9 @@ for (const name of ['linear_seq', 'conv2d_mix', 'conv1d_mix', 'embed_pad', 'tied
           const got = clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, clip, path);
           const worst = newWorst();
           compare(got.perSampleNorms, want.norms, `${name}.${kind} ${label} ${path} norms`, worst);
-          got.grads.forEach((g, p) => { compare(g.data, want.sums[p]!, `${name}.${kind} ${label} ${path} ${g.name}`, worst); });
+          got.grads.forEach((g, p) => {
+            compare(g.data, want.sums[p]!, `${name}.${kind} ${label} ${path} ${g.name}`, worst);
+          });
           assertClose(worst, `${name}.${kind} ${label} ${path}`);
         }
       }
@@ -218,7 +265,7 @@ function tiled(t: TensorData, size: number): TensorData {
   const shape = [size, ...t.shape.slice(1)];
   if (t.data instanceof BigInt64Array) {
     const data = new BigInt64Array(size * per);
-    for (let b = 0; b < size; b += 1) data.set(t.data.subarray((b % batch) * per, (b % batch + 1) * per), b * per);
+    for (let b = 0; b < size; b += 1) data.set(t.data.subarray((b % batch) * per, ((b % batch) + 1) * per), b * per);
     return { ...t, shape, data };
   }
   const source = t.data as Float32Array;
@@ -250,7 +297,9 @@ for (const name of ['conv2d_mix', 'conv1d_mix', 'group_norm_conv', 'embed_pad'])
             const worst = newWorst();
             const where = `${name} x70 ${label} ${path} on ${threads} threads`;
             compare(got.perSampleNorms, want.norms, `${where} norms`, worst);
-            got.grads.forEach((g, p) => { compare(g.data, want.sums[p]!, `${where} ${g.name}`, worst); });
+            got.grads.forEach((g, p) => {
+              compare(g.data, want.sums[p]!, `${where} ${g.name}`, worst);
+            });
             assertClose(worst, where);
           }
         }
@@ -269,7 +318,11 @@ test('mnist_cnn, batch 256: clipped sums on 2 threads equal those on 1 thread, m
   const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.io.safetensors'));
   const inputs = [tiled(io.input!, 256)];
   const random = prng(256);
-  const labels = hostTensor('I64', [256], Array.from({ length: 256 }, () => Math.floor(random() * 10)));
+  const labels = hostTensor(
+    'I64',
+    [256],
+    Array.from({ length: 256 }, () => Math.floor(random() * 10)),
+  );
   const sums = (threads: number, path: 'materialize' | 'ghost') => {
     setThreads(threads);
     return clippedGradientSum(bytes, inputs, labels, { kind: 'cross_entropy' }, { maxGradNorm: 0.5 }, path);
@@ -280,7 +333,9 @@ test('mnist_cnn, batch 256: clipped sums on 2 threads equal those on 1 thread, m
       const got = sums(2, path);
       const worst = newWorst();
       compare(got.perSampleNorms, want.perSampleNorms, `${path} norms`, worst);
-      got.grads.forEach((g, p) => { compare(g.data, want.grads[p]!.data, `${path} ${g.name}`, worst); });
+      got.grads.forEach((g, p) => {
+        compare(g.data, want.grads[p]!.data, `${path} ${g.name}`, worst);
+      });
       assertClose(worst, `mnist_cnn x256 ${path} on 2 threads`);
     }
   } finally {
@@ -290,7 +345,11 @@ test('mnist_cnn, batch 256: clipped sums on 2 threads equal those on 1 thread, m
 
 test('every sample is clipped to at most C: the clipped sum of one sample has norm ≤ C', async () => {
   const fixture = (await perSampleFixtures()).get('conv2d_mix')!;
-  const one = (t: TensorData): TensorData => ({ ...t, shape: [1, ...t.shape.slice(1)], data: (t.data as Float32Array).subarray(0, (t.data as Float32Array).length / t.shape[0]!) });
+  const one = (t: TensorData): TensorData => ({
+    ...t,
+    shape: [1, ...t.shape.slice(1)],
+    data: (t.data as Float32Array).subarray(0, (t.data as Float32Array).length / t.shape[0]!),
+  });
   const labels = { ...fixture.labels, shape: [1], data: (fixture.labels.data as BigInt64Array).subarray(0, 1) };
   const sum = clippedGradientSum(fixture.files.trace!, fixture.inputs.map(one), labels, fixture.loss, { maxGradNorm: 0.01 });
   const norm = Math.sqrt(sum.grads.reduce((acc, g) => acc + g.data.reduce((a, v) => a + v * v, 0), 0));
@@ -303,7 +362,11 @@ test('loss kinds: nll, mse, l1, bce_with_logits and cross_entropy with label smo
   const regression = fixtures.get('regression')!;
   for (const kind of ['mse', 'l1', 'bce_with_logits'] as const) {
     const random = prng(kind.length);
-    const labels = hostTensor('F32', [5, 2], Array.from({ length: 10 }, () => (kind === 'bce_with_logits' ? (random() < 0.5 ? 0 : 1) : random() * 2 - 1)));
+    const labels = hostTensor(
+      'F32',
+      [5, 2],
+      Array.from({ length: 10 }, () => (kind === 'bce_with_logits' ? (random() < 0.5 ? 0 : 1) : random() * 2 - 1)),
+    );
     enginesAgree(regression.files.trace!, regression.inputs, labels, { kind }, `regression ${kind}`);
   }
   const mlp = fixtures.get('inplace_mlp')!;
@@ -324,10 +387,18 @@ for (const model of referenceModels) {
       const gradOutput = io.grad_output!.data as Float32Array;
       const [batch, classes] = io.output!.shape as [number, number];
       const random = prng(model.length * 7 + kind.length);
-      const labels = hostTensor('I64', [batch], Array.from({ length: batch }, () => Math.floor(random() * classes)));
+      const labels = hostTensor(
+        'I64',
+        [batch],
+        Array.from({ length: batch }, () => Math.floor(random() * classes)),
+      );
       enginesAgree(bytes, [input], labels, { kind: 'cross_entropy' }, `${model}.${kind}`);
       // Σ_i mean_j (out_ij − y_ij)²: ∂/∂out = 2 (out − y) / classes = grad_output when y = out − grad_output·classes/2.
-      const targets = hostTensor('F32', [batch, classes], Array.from(output, (o, i) => o - (gradOutput[i]! * classes) / 2));
+      const targets = hostTensor(
+        'F32',
+        [batch, classes],
+        Array.from(output, (o, i) => o - (gradOutput[i]! * classes) / 2),
+      );
       const sum = clippedGradientSum(bytes, [input], targets, { kind: 'mse' }, { maxGradNorm: Infinity });
       const flat = new Float32Array(sum.grads.reduce((n, g) => n + g.data.length, 0));
       let offset = 0;
@@ -372,17 +443,56 @@ test('refuses labels of the wrong dtype or shape, with INVALID_ARGUMENT naming w
   const bytes = fixture.files.script;
   const floatLabels = hostTensor('F32', [5], [0, 1, 2, 0, 1]);
   for (const method of ['engine', 'loop'] as const) {
-    assertInvalid(() => perSampleGradients(bytes, fixture.inputs, floatLabels, fixture.loss, method), /cross_entropy needs I64 class labels, got F32/);
+    assertInvalid(
+      () => perSampleGradients(bytes, fixture.inputs, floatLabels, fixture.loss, method),
+      /cross_entropy needs I64 class labels, got F32/,
+    );
   }
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, hostTensor('I64', [6], [0, 1, 2, 0, 1, 2]), fixture.loss, { maxGradNorm: 1 }), /6 samples/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, hostTensor('I64', [5], [0, 1, 2, 0, 7]), fixture.loss, { maxGradNorm: 1 }), /class indices in \[0, 3\)/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, hostTensor('F32', [5, 4], new Array(20).fill(0)), { kind: 'mse' }, { maxGradNorm: 1 }), /mse needs labels shaped as the model output \[5, 3\]/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, { dtype: 'I64', shape: [5], data: new BigInt64Array(4) }, fixture.loss, { maxGradNorm: 1 }), /Tensor 'labels' of dtype I64 and shape \[5\] needs 5 × 8 bytes but has 32/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, { kind: 'hinge' as 'mse' }, { maxGradNorm: 1 }), /loss.kind is 'hinge'; expected one of cross_entropy, nll/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1 }, 'fast' as 'auto'), /path but received fast/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 0 }), /maxGradNorm must be positive/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1, groups: [[0, 1], [1, 2, 3]], bounds: [1, 1] }), /more than one clipping group/);
-  assertInvalid(() => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1, groups: [[0, 1]], bounds: [1] }), /in no clipping group/);
+  assertInvalid(
+    () => clippedGradientSum(bytes, fixture.inputs, hostTensor('I64', [6], [0, 1, 2, 0, 1, 2]), fixture.loss, { maxGradNorm: 1 }),
+    /6 samples/,
+  );
+  assertInvalid(
+    () => clippedGradientSum(bytes, fixture.inputs, hostTensor('I64', [5], [0, 1, 2, 0, 7]), fixture.loss, { maxGradNorm: 1 }),
+    /class indices in \[0, 3\)/,
+  );
+  assertInvalid(
+    () => clippedGradientSum(bytes, fixture.inputs, hostTensor('F32', [5, 4], new Array(20).fill(0)), { kind: 'mse' }, { maxGradNorm: 1 }),
+    /mse needs labels shaped as the model output \[5, 3\]/,
+  );
+  assertInvalid(
+    () =>
+      clippedGradientSum(bytes, fixture.inputs, { dtype: 'I64', shape: [5], data: new BigInt64Array(4) }, fixture.loss, { maxGradNorm: 1 }),
+    /Tensor 'labels' of dtype I64 and shape \[5\] needs 5 × 8 bytes but has 32/,
+  );
+  assertInvalid(
+    () => clippedGradientSum(bytes, fixture.inputs, fixture.labels, { kind: 'hinge' as 'mse' }, { maxGradNorm: 1 }),
+    /loss.kind is 'hinge'; expected one of cross_entropy, nll/,
+  );
+  assertInvalid(
+    () => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1 }, 'fast' as 'auto'),
+    /path but received fast/,
+  );
+  assertInvalid(
+    () => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 0 }),
+    /maxGradNorm must be positive/,
+  );
+  assertInvalid(
+    () =>
+      clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, {
+        maxGradNorm: 1,
+        groups: [
+          [0, 1],
+          [1, 2, 3],
+        ],
+        bounds: [1, 1],
+      }),
+    /more than one clipping group/,
+  );
+  assertInvalid(
+    () => clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1, groups: [[0, 1]], bounds: [1] }),
+    /in no clipping group/,
+  );
   assertInvalid(() => perSampleGradients(bytes, [], fixture.labels, fixture.loss, 'engine'), /takes 1 inputs, got 0/);
 });
 
@@ -393,6 +503,9 @@ test('refuses a model whose output does not keep the batch (it sums over the bat
       () => clippedGradientSum(fixture.files[kind]!, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1 }),
       /The model output has 1 samples \(shape \[1, 3\]\) but the batch has 5/,
     );
-    assertInvalid(() => perSampleGradients(fixture.files[kind]!, fixture.inputs, fixture.labels, fixture.loss, 'engine'), /but the batch has 5/);
+    assertInvalid(
+      () => perSampleGradients(fixture.files[kind]!, fixture.inputs, fixture.labels, fixture.loss, 'engine'),
+      /but the batch has 5/,
+    );
   }
 });

@@ -3,8 +3,9 @@
 // is NaN for every sample (log_of_linear.pt): every sampled index is then dropped and reported, so
 // step.dropped.nonFiniteLoss is exactly the step's batch. A sampler biased by more than a fraction of a
 // percent, or whose inclusions depend on the index or on the previous step, fails these bounds.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { Trainer, type TrainerConfig, type TrainingData } from '../../src/native.js';
 import { normalCdf } from '../../src/privacy/analysis/gaussian.js';
 import { prng } from '../helpers/prng.js';
@@ -54,7 +55,8 @@ test('each index is included with probability q: per-index counts against Binomi
   const mean = steps * q;
   const sd = Math.sqrt(steps * q * (1 - q));
   // Each count is Binomial(1000, 0.3) (sd 14.5): 6 sd bounds every one of the 100 at p ≈ 2e-7 overall.
-  for (let i = 0; i < n; i += 1) assert.ok(Math.abs(counts[i]! - mean) < 6 * sd, `index ${i} included ${counts[i]} times, expected ${mean} ± ${sd.toFixed(1)}`);
+  for (let i = 0; i < n; i += 1)
+    assert.ok(Math.abs(counts[i]! - mean) < 6 * sd, `index ${i} included ${counts[i]} times, expected ${mean} ± ${sd.toFixed(1)}`);
   // Σ ((c_i − Tq)/sd)² is χ² with n degrees of freedom (approximately normal: mean n, variance 2n).
   const chi2 = counts.reduce((sum, c) => sum + ((c - mean) / sd) ** 2, 0);
   assert.ok(pValue((chi2 - n) / Math.sqrt(2 * n)) > 1e-6, `χ² = ${chi2.toFixed(1)} over ${n} indices`);

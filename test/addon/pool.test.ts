@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { openBlobStore, stageBlob, type BlobStore } from '../../src/artifacts/blob-store.js';
+import { type BlobStore, openBlobStore, stageBlob } from '../../src/artifacts/blob-store.js';
 import { keyProviderFromRootKey } from '../../src/enclave/keys.js';
 import { BastionError } from '../../src/errors.js';
 import type { PrivacyEvent } from '../../src/privacy/accountant.js';
@@ -113,9 +113,15 @@ test('a closed pool refuses work with SERVICE_UNAVAILABLE', async () => {
 
 test('the privacy accountants run in the pool with the figures of the calling thread, and keep their refusals', async () => {
   const math = privacyMathOn(pool);
-  const events: PrivacyEvent[] = [{ kind: 'poisson-gaussian', sampleRate: 0.01, noiseMultiplier: 1.1, count: 500 }, { kind: 'gaussian', noiseMultiplier: 4, count: 1 }];
+  const events: PrivacyEvent[] = [
+    { kind: 'poisson-gaussian', sampleRate: 0.01, noiseMultiplier: 1.1, count: 500 },
+    { kind: 'gaussian', noiseMultiplier: 4, count: 1 },
+  ];
   assert.deepEqual(await math.composedEpsilon(events, 1e-5), composedEpsilon(events, 1e-5));
   const options = { accountant: 'rdp' as const, targetEpsilon: 2, extraEpsilon: 0.25, delta: 1e-5, sampleRate: 0.01, steps: 500 };
   assert.deepEqual(await math.calibrateTrainingNoise(options), calibrateTrainingNoise(options));
-  await assert.rejects(math.calibrateTrainingNoise({ ...options, targetEpsilon: -1 }), (err: unknown) => err instanceof BastionError && err.code === 'VALIDATION_FAILED' && /targetEpsilon/.test(err.message));
+  await assert.rejects(
+    math.calibrateTrainingNoise({ ...options, targetEpsilon: -1 }),
+    (err: unknown) => err instanceof BastionError && err.code === 'VALIDATION_FAILED' && /targetEpsilon/.test(err.message),
+  );
 });

@@ -2,18 +2,19 @@
 // addon reports them in-process) and with small child scripts (test/fixtures/sandbox/) that crash,
 // hang, allocate without bound, exit early or answer garbage: each must become a 422 with a clear
 // message, and this process must carry on.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BastionError } from '../../src/errors.js';
-import { DEFAULT_SANDBOX_MEMORY_BYTES, PRLIMIT_PATH, runSandboxed, type SandboxOptions } from '../../src/artifacts/sandbox.js';
+import { test } from 'node:test';
 import { analyseBatchIndependence } from '../../src/artifacts/batch-analysis.js';
+import { DEFAULT_SANDBOX_MEMORY_BYTES, PRLIMIT_PATH, runSandboxed, type SandboxOptions } from '../../src/artifacts/sandbox.js';
+import { BastionError } from '../../src/errors.js';
 import { extractTensors, inspectModel } from '../../src/native.js';
-import { hostileModelsForLoading } from '../helpers/torch-fixtures.js';
 import { repoRoot, testdataPath } from '../helpers/testdata.js';
+import { hostileModelsForLoading } from '../helpers/torch-fixtures.js';
 import { readStoredZip, storedZip } from '../helpers/zip.js';
 
 const limits: SandboxOptions = { timeoutMs: 60_000, memoryBytes: DEFAULT_SANDBOX_MEMORY_BYTES };
@@ -65,11 +66,14 @@ test('refuses a dataset whose tensors exceed maxBytes with 422 UNPROCESSABLE_DAT
   );
 });
 
-test('refuses garbage bytes with 422 and the first line of libtorch\'s message', async () => {
+test("refuses garbage bytes with 422 and the first line of libtorch's message", async () => {
   const garbage = Buffer.from('this is not a TorchScript archive');
   await assert.rejects(
     runSandboxed({ mode: 'inspect' }, garbage, limits),
-    rejectsWith('UNPROCESSABLE_MODEL', /^Cannot load the TorchScript archive: PytorchStreamReader failed reading zip archive: failed finding central directory$/),
+    rejectsWith(
+      'UNPROCESSABLE_MODEL',
+      /^Cannot load the TorchScript archive: PytorchStreamReader failed reading zip archive: failed finding central directory$/,
+    ),
   );
   await assert.rejects(
     runSandboxed({ mode: 'extract', maxBytes: 10 }, garbage, { ...limits, errorCode: 'UNPROCESSABLE_DATASET' }),
@@ -111,14 +115,20 @@ test('kills a child that hangs after timeoutMs and answers 422 saying how long i
 test('stops a child that allocates past its memory limit and answers 422', async () => {
   await assert.rejects(
     runSandboxed({ mode: 'inspect' }, mnist, { ...limits, memoryBytes: 512 * 1024 ** 2, childScript: child('allocate.mjs') }),
-    rejectsWith('UNPROCESSABLE_MODEL', /^(The process loading the file exited with status \d+|libtorch crashed while loading the file \(SIG[A-Z]+\))/),
+    rejectsWith(
+      'UNPROCESSABLE_MODEL',
+      /^(The process loading the file exited with status \d+|libtorch crashed while loading the file \(SIG[A-Z]+\))/,
+    ),
   );
 });
 
 test('answers 422 when the real child cannot even start libtorch under a too small memory limit', async () => {
   await assert.rejects(
     runSandboxed({ mode: 'inspect' }, mnist, { ...limits, memoryBytes: 64 * 1024 ** 2 }),
-    rejectsWith('UNPROCESSABLE_MODEL', /^(The process loading the file exited with status \d+|libtorch crashed while loading the file \(SIG[A-Z]+\))/),
+    rejectsWith(
+      'UNPROCESSABLE_MODEL',
+      /^(The process loading the file exited with status \d+|libtorch crashed while loading the file \(SIG[A-Z]+\))/,
+    ),
   );
 });
 
@@ -142,16 +152,25 @@ test('gives the child no BASTION_* settings or other environment, and no way to 
   try {
     const target = path.join(dir, 'written-by-child');
     let report: { env: Record<string, string>; writeError: string | null } | undefined;
-    await assert.rejects(runSandboxed({ mode: 'inspect' }, Buffer.from(target), { ...limits, childScript: child('probe.mjs') }), (error: unknown) => {
-      assert.ok(error instanceof BastionError && error.code === 'INTERNAL', String(error));
-      report = JSON.parse(error.message.replace(/^The sandbox failed \(PROBE\): /, '')) as typeof report;
-      return true;
-    });
+    await assert.rejects(
+      runSandboxed({ mode: 'inspect' }, Buffer.from(target), { ...limits, childScript: child('probe.mjs') }),
+      (error: unknown) => {
+        assert.ok(error instanceof BastionError && error.code === 'INTERNAL', String(error));
+        report = JSON.parse(error.message.replace(/^The sandbox failed \(PROBE\): /, '')) as typeof report;
+        return true;
+      },
+    );
     assert.ok(report);
-    assert.deepEqual(Object.keys(report.env).filter((key) => key.startsWith('BASTION')), []);
+    assert.deepEqual(
+      Object.keys(report.env).filter((key) => key.startsWith('BASTION')),
+      [],
+    );
     assert.equal(report.env.OPENBLAS_NUM_THREADS, '1');
     const allowed = new Set(['PATH', 'OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'TSX_DISABLE_CACHE', 'LD_LIBRARY_PATH']);
-    assert.deepEqual(Object.keys(report.env).filter((key) => !allowed.has(key)), []);
+    assert.deepEqual(
+      Object.keys(report.env).filter((key) => !allowed.has(key)),
+      [],
+    );
     assert.equal(report.writeError, 'EFBIG');
     assert.ok(!existsSync(target) || statSync(target).size === 0, 'the child wrote data to a file');
   } finally {
@@ -162,7 +181,10 @@ test('gives the child no BASTION_* settings or other environment, and no way to 
 
 test('lets a __setstate__ that writes a file during load write no data, and answers 422', async () => {
   const { bytes, marker } = await hostileModelsForLoading();
-  await assert.rejects(runSandboxed({ mode: 'inspect' }, bytes('setstate_writes_file.pt'), limits), rejectsWith('UNPROCESSABLE_MODEL', /^Cannot load the TorchScript archive: /));
+  await assert.rejects(
+    runSandboxed({ mode: 'inspect' }, bytes('setstate_writes_file.pt'), limits),
+    rejectsWith('UNPROCESSABLE_MODEL', /^Cannot load the TorchScript archive: /),
+  );
   assert.ok(!existsSync(marker) || statSync(marker).size === 0, 'the __setstate__ wrote data to the marker');
   rmSync(marker, { force: true });
 });
@@ -176,19 +198,32 @@ test('discards what the child writes to stdout and stderr', () => {
     } catch (error) {
       console.log('parent caught', error.code);
     }`;
-  const run = spawnSync(process.execPath, [...process.execArgv.filter((flag) => !flag.startsWith('--test')), '--input-type=module', '-e', script], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-  });
+  const run = spawnSync(
+    process.execPath,
+    [...process.execArgv.filter((flag) => !flag.startsWith('--test')), '--input-type=module', '-e', script],
+    {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    },
+  );
   assert.equal(run.status, 0, run.stderr);
   assert.equal(run.stdout.trim(), 'parent caught UNPROCESSABLE_MODEL');
   assert.ok(!run.stdout.includes('LEAK') && !run.stderr.includes('LEAK'), `${run.stdout}${run.stderr}`);
 });
 
 test('refuses limits that are not positive integers as a server error, before starting a child', async () => {
-  await assert.rejects(runSandboxed({ mode: 'inspect' }, mnist, { ...limits, timeoutMs: 0 }), rejectsWith('INTERNAL', /timeoutMs must be an integer ≥ 1/));
-  await assert.rejects(runSandboxed({ mode: 'inspect' }, mnist, { ...limits, memoryBytes: 1.5 }), rejectsWith('INTERNAL', /memoryBytes must be an integer ≥ 1/));
-  await assert.rejects(runSandboxed({ mode: 'extract', maxBytes: -1 }, mnist, limits), rejectsWith('INTERNAL', /maxBytes must be an integer ≥ 0/));
+  await assert.rejects(
+    runSandboxed({ mode: 'inspect' }, mnist, { ...limits, timeoutMs: 0 }),
+    rejectsWith('INTERNAL', /timeoutMs must be an integer ≥ 1/),
+  );
+  await assert.rejects(
+    runSandboxed({ mode: 'inspect' }, mnist, { ...limits, memoryBytes: 1.5 }),
+    rejectsWith('INTERNAL', /memoryBytes must be an integer ≥ 1/),
+  );
+  await assert.rejects(
+    runSandboxed({ mode: 'extract', maxBytes: -1 }, mnist, limits),
+    rejectsWith('INTERNAL', /maxBytes must be an integer ≥ 0/),
+  );
 });
 
 test('still inspects a model after every failure above: the parent process survived them', async () => {

@@ -11,13 +11,25 @@ import { buildZip, readZip } from '../helpers/zip.js';
 
 test('the hostile fixtures that only misbehave in forward pass this check (they are caught after loading)', async () => {
   const models = await hostileModels();
-  for (const name of ['forward_print.pt', 'forward_save.pt', 'forward_warn.pt', 'batchnorm.pt', 'frozen.pt', 'buffer_mutation.pt', 'setattr.pt', 'good_mlp.pt']) {
+  for (const name of [
+    'forward_print.pt',
+    'forward_save.pt',
+    'forward_warn.pt',
+    'batchnorm.pt',
+    'frozen.pt',
+    'buffer_mutation.pt',
+    'setattr.pt',
+    'good_mlp.pt',
+  ]) {
     const report = await checkTorchscriptArchive(models.bytes(name), { kind: 'model' });
     assert.equal(report.topFolder, name.replace(/\.pt$/, ''));
   }
   // frozen.pt keeps its weights as graph constants: storages under constants/.
   const frozen = await checkTorchscriptArchive(models.bytes('frozen.pt'), { kind: 'model' });
-  assert.ok(frozen.storages.length > 0 && frozen.storages.every((storage) => storage.pickle === 'constants.pkl' && storage.record.startsWith('frozen/constants/')));
+  assert.ok(
+    frozen.storages.length > 0 &&
+      frozen.storages.every((storage) => storage.pickle === 'constants.pkl' && storage.record.startsWith('frozen/constants/')),
+  );
 });
 
 test('refuses a debug pickle that holds anything but source ranges', async () => {
@@ -27,7 +39,13 @@ test('refuses a debug pickle that holds anything but source ranges', async () =>
   const dataPickle = entries.find((entry) => entry.name === 'good_mlp/data.pkl')!.data;
   const debug = entries.find((entry) => entry.name.endsWith('.debug_pkl'))!;
   const rebuilt = buildZip(entries.map(({ name, data }) => ({ name, data: name === debug.name ? dataPickle : data })));
-  await assertRefused(rebuilt, refusedModel(ArchiveProblem.FORBIDDEN_GLOBAL, /___torch_mangle_8\.py\.debug_pkl: the global collections\.OrderedDict is not allowed in a TorchScript debug pickle/));
+  await assertRefused(
+    rebuilt,
+    refusedModel(
+      ArchiveProblem.FORBIDDEN_GLOBAL,
+      /___torch_mangle_8\.py\.debug_pkl: the global collections\.OrderedDict is not allowed in a TorchScript debug pickle/,
+    ),
+  );
 });
 
 test('refuses setstate_writes_file.pt, and loading nothing means the marker file is never written', async () => {
@@ -35,7 +53,10 @@ test('refuses setstate_writes_file.pt, and loading nothing means the marker file
   assert.equal(existsSync(models.marker), false);
   await assertRefused(
     models.bytes('setstate_writes_file.pt'),
-    refusedModel(ArchiveProblem.LOAD_TIME_CODE, /setstate_writes_file\/code\/__torch__\.py: the code defines or calls __setstate__, which torch::jit::load runs while loading/),
+    refusedModel(
+      ArchiveProblem.LOAD_TIME_CODE,
+      /setstate_writes_file\/code\/__torch__\.py: the code defines or calls __setstate__, which torch::jit::load runs while loading/,
+    ),
   );
   assert.equal(existsSync(models.marker), false, 'the check must not run the archive');
 });

@@ -1,10 +1,11 @@
 // Trainers in worker_threads: two workers each create a private trainer on the reference mlp and
 // step it at the same time, in their own addon instance; neither crashes and both report finite
 // losses. This file is also the workers' script: it runs the worker branch when it is not the main thread.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { test } from 'node:test';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { setThreads, Trainer } from '../../src/native.js';
 import { prng } from '../helpers/prng.js';
 import { testdataPath } from '../helpers/testdata.js';
@@ -33,7 +34,15 @@ function runWorker(job: Job): void {
   const trainer = Trainer.create(
     readFileSync(job.file),
     { inputs: [{ dtype: 'F32', shape: [n, 100], data: x }], labels: { dtype: 'I64', shape: [n], data: y } },
-    { mode: 'private', loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 0.1 }, sampleRate: 0.25, noiseMultiplier: 1, maxGradNorm: 1, maxPhysicalBatchSize: 8 },
+    {
+      mode: 'private',
+      loss: { kind: 'cross_entropy' },
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+      sampleRate: 0.25,
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      maxPhysicalBatchSize: 8,
+    },
   );
   const samples: number[] = [];
   const lossSums: number[] = [];
@@ -59,7 +68,9 @@ if (!isMainThread) {
       let report: Report | undefined;
       worker.once('message', (message: Report) => (report = message));
       worker.once('error', reject);
-      worker.once('exit', (code) => (report ? resolve({ report, code }) : reject(new Error(`worker exited with ${code} before reporting`))));
+      worker.once('exit', (code) =>
+        report ? resolve({ report, code }) : reject(new Error(`worker exited with ${code} before reporting`)),
+      );
     });
   }
 

@@ -3,23 +3,24 @@
 // checkpoints, export to PyTorch, and the refusals (labels of the wrong dtype or shape, models that drop
 // the batch; NaN in non-private training). Samples that fail in private training: dropped-samples.test.ts.
 // Noise is tested statistically: there is no way to seed the trainer, by design.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
 import {
   extractTensors,
   NativeError,
   setThreads,
-  Trainer,
   type TensorData,
+  Trainer,
   type TrainerConfig,
   type TrainingData,
 } from '../../src/native.js';
 import { normalCdf } from '../../src/privacy/analysis/gaussian.js';
-import { testdataPath } from '../helpers/testdata.js';
 import { prng } from '../helpers/prng.js';
-import { runPythonJson, trainerFixtures, type TrainerFixtures } from '../helpers/trainer-fixtures.js';
+import { testdataPath } from '../helpers/testdata.js';
+import { runPythonJson, type TrainerFixtures, trainerFixtures } from '../helpers/trainer-fixtures.js';
 
 const f32 = (data: Float32Array, shape: number[]): TensorData => ({ dtype: 'F32', shape, data });
 const i64 = (data: BigInt64Array, shape: number[]): TensorData => ({ dtype: 'I64', shape, data });
@@ -96,7 +97,12 @@ test('σ = 0, C = ∞ and q = 1 reproduce one plain SGD step of PyTorch, as does
     assert.equal(step.samples, fx.n);
     assert.ok(maxAbsDiff(parameters(priv), reference) < 1e-5, `${model}: private step equals torch.optim.SGD`);
 
-    const plain = Trainer.create(fx.bytes(model), classification(fx), { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: fx.n });
+    const plain = Trainer.create(fx.bytes(model), classification(fx), {
+      mode: 'non-private',
+      loss: ce,
+      optimizer: sgd(0.1),
+      batchSize: fx.n,
+    });
     plain.step();
     assert.ok(maxAbsDiff(parameters(plain), reference) < 1e-5, `${model}: non-private step equals torch.optim.SGD`);
   }
@@ -111,10 +117,7 @@ test('SGD with momentum, nesterov, dampening and weight decay, Adam and AdamW ma
     ['adamw_3', { type: 'adamw', learningRate: 0.01, weightDecay: 0.1 }],
   ];
   for (const [name, optimizer] of cases) {
-    for (const config of [
-      { mode: 'non-private', loss: ce, optimizer, batchSize: fx.n },
-      plainPrivate({ optimizer }),
-    ] as TrainerConfig[]) {
+    for (const config of [{ mode: 'non-private', loss: ce, optimizer, batchSize: fx.n }, plainPrivate({ optimizer })] as TrainerConfig[]) {
       const trainer = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), config);
       for (let i = 0; i < 3; i += 1) trainer.step();
       const diff = maxAbsDiff(parameters(trainer), fx.refs[name] ?? []);
@@ -139,7 +142,11 @@ test('per-sample clipping, flat and per layer, matches clipping PyTorch per-samp
     ],
   ];
   for (const [name, clip] of cases) {
-    const trainer = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), plainPrivate({ optimizer: sgd(0.5), maxPhysicalBatchSize: 7, ...clip }));
+    const trainer = Trainer.create(
+      fx.bytes('tiny_mlp.script.pt'),
+      classification(fx),
+      plainPrivate({ optimizer: sgd(0.5), maxPhysicalBatchSize: 7, ...clip }),
+    );
     trainer.step();
     const diff = maxAbsDiff(parameters(trainer), fx.refs[name] ?? []);
     assert.ok(diff < 1e-6, `${name}: max |Δ| ${diff}`);
@@ -164,7 +171,11 @@ test('physical batches accumulate exactly: with σ = 0 and clipping active, any 
   assert.ok(maxAbsDiff(five, whole) < 1e-6);
   // Clipping to 0.05 changed the step: it differs from the unclipped one.
   assert.ok(maxAbsDiff(whole, fx.refs.initial ?? []) > 0);
-  const unclipped = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), plainPrivate({ optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 } }));
+  const unclipped = Trainer.create(
+    fx.bytes('tiny_mlp.script.pt'),
+    classification(fx),
+    plainPrivate({ optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 } }),
+  );
   unclipped.step();
   unclipped.step();
   assert.ok(maxAbsDiff(parameters(unclipped), whole) > 1e-3);
@@ -198,7 +209,15 @@ test('the noise has standard deviation σ·C/(q·N) per coordinate, mean 0, flat
   const cases: Array<{ clip: Partial<TrainerConfig>; bound: number }> = [
     { clip: { maxGradNorm: 2 }, bound: 2 },
     // Per-layer: C = sqrt(1² + 2²) on every coordinate (Opacus's convention).
-    { clip: { perLayer: [{ parameters: ['w1'], maxGradNorm: 1 }, { parameters: ['w2'], maxGradNorm: 2 }] }, bound: Math.sqrt(5) },
+    {
+      clip: {
+        perLayer: [
+          { parameters: ['w1'], maxGradNorm: 1 },
+          { parameters: ['w2'], maxGradNorm: 2 },
+        ],
+      },
+      bound: Math.sqrt(5),
+    },
   ];
   for (const { clip, bound } of cases) {
     const trainer = Trainer.create(fx.bytes('zero_grad.pt'), zeroGradData(fx), {
@@ -223,7 +242,11 @@ test('the noise has standard deviation σ·C/(q·N) per coordinate, mean 0, flat
     }
     // Its shape is Gaussian: the fractions beyond 1σ, 2σ and 3σ (5 standard errors each).
     const w2 = moved.subarray(20000);
-    for (const [k, tail] of [[1, 0.3173], [2, 0.0455], [3, 0.0027]] as const) {
+    for (const [k, tail] of [
+      [1, 0.3173],
+      [2, 0.0455],
+      [3, 0.0027],
+    ] as const) {
       const beyond = w2.filter((v) => Math.abs(v) > k * expected).length / w2.length;
       assert.ok(Math.abs(beyond - tail) < 5 * Math.sqrt((tail * (1 - tail)) / w2.length), `beyond ${k}σ: ${beyond}, Gaussian ${tail}`);
     }
@@ -244,7 +267,12 @@ test('the noise is standard normal in distribution: Kolmogorov–Smirnov, χ² o
   const q = 0.5;
   const steps = 24;
   const trainer = Trainer.create(fx.bytes('zero_grad.pt'), zeroGradData(fx), {
-    mode: 'private', loss: { kind: 'mse' }, optimizer: sgd(1), sampleRate: q, noiseMultiplier: 1, maxGradNorm: 1,
+    mode: 'private',
+    loss: { kind: 'mse' },
+    optimizer: sgd(1),
+    sampleRate: q,
+    noiseMultiplier: 1,
+    maxGradNorm: 1,
   });
   const unit = 1 / (q * fx.n);
   const draws: number[] = [];
@@ -295,7 +323,14 @@ test('the noise is standard normal in distribution: Kolmogorov–Smirnov, χ² o
 
 test('two identically created trainers draw independent noise, and restore() re-seeds the generator', async () => {
   const fx = await trainerFixtures();
-  const config: TrainerConfig = { mode: 'private', loss: { kind: 'mse' }, optimizer: sgd(1), sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1 };
+  const config: TrainerConfig = {
+    mode: 'private',
+    loss: { kind: 'mse' },
+    optimizer: sgd(1),
+    sampleRate: 0.5,
+    noiseMultiplier: 1,
+    maxGradNorm: 1,
+  };
   const moves = [0, 1].map(() => {
     const trainer = Trainer.create(fx.bytes('zero_grad.pt'), zeroGradData(fx), config);
     const before = parameters(trainer);
@@ -368,7 +403,8 @@ test('an empty Poisson batch is a noise-only step', async () => {
 
 test('lossBound L: a step also sums its per-sample losses clamped to [0, L], in both modes', async () => {
   const fx = await trainerFixtures();
-  const first = (extra: Partial<TrainerConfig>) => Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), plainPrivate(extra)).step();
+  const first = (extra: Partial<TrainerConfig>) =>
+    Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), plainPrivate(extra)).step();
   const plain = first({});
   assert.equal(plain.clippedLossSum, undefined, 'reported only with lossBound');
   const loose = first({ lossBound: 1e6 });
@@ -379,10 +415,20 @@ test('lossBound L: a step also sums its per-sample losses clamped to [0, L], in 
   const middle = first({ lossBound: plain.lossSum / fx.n });
   assert.ok(middle.clippedLossSum! < plain.lossSum && middle.clippedLossSum! > tight.clippedLossSum!);
 
-  const nonPrivate = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: fx.n, lossBound: 1e-3 }).step();
+  const nonPrivate = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), {
+    mode: 'non-private',
+    loss: ce,
+    optimizer: sgd(0.1),
+    batchSize: fx.n,
+    lossBound: 1e-3,
+  }).step();
   assert.ok(Math.abs(nonPrivate.clippedLossSum! - fx.n * 1e-3) < 1e-12);
   for (const bad of [0, -1, Number.NaN, Infinity]) {
-    assert.throws(() => first({ lossBound: bad }), (e: unknown) => e instanceof NativeError && e.code === 'INVALID_ARGUMENT' && /lossBound/.test(e.message), String(bad));
+    assert.throws(
+      () => first({ lossBound: bad }),
+      (e: unknown) => e instanceof NativeError && e.code === 'INVALID_ARGUMENT' && /lossBound/.test(e.message),
+      String(bad),
+    );
   }
 });
 
@@ -394,7 +440,12 @@ test('non-private training of the reference mlp lowers the loss; private trainin
   const data: TrainingData = { inputs: [f32(x, [n, 100])], labels: i64(y, [n]) };
   for (const file of ['mlp.script.pt', 'mlp.trace.pt']) {
     const model = readFileSync(testdataPath('torchscript', 'torch-1.13', file));
-    const trainer = Trainer.create(model, data, { mode: 'non-private', loss: ce, optimizer: { type: 'adam', learningRate: 1e-3 }, batchSize: 32 });
+    const trainer = Trainer.create(model, data, {
+      mode: 'non-private',
+      loss: ce,
+      optimizer: { type: 'adam', learningRate: 1e-3 },
+      batchSize: 32,
+    });
     const before = trainer.evaluate();
     for (let i = 0; i < 40; i += 1) trainer.step();
     const after = trainer.evaluate();
@@ -406,15 +457,19 @@ test('non-private training of the reference mlp lowers the loss; private trainin
   const images = Float32Array.from({ length: 16 * 28 * 28 }, () => random());
   const digits = BigInt64Array.from({ length: 16 }, (_, i) => BigInt(i % 10));
   for (const file of ['mnist_cnn.script.pt', 'mnist_cnn.trace.pt']) {
-    const trainer = Trainer.create(readFileSync(testdataPath('torchscript', 'torch-2.6', file)), { inputs: [f32(images, [16, 1, 28, 28])], labels: i64(digits, [16]) }, {
-      mode: 'private',
-      loss: ce,
-      optimizer: { type: 'sgd', learningRate: 0.05, momentum: 0.9 },
-      sampleRate: 0.5,
-      noiseMultiplier: 1,
-      maxGradNorm: 1,
-      maxPhysicalBatchSize: 4,
-    });
+    const trainer = Trainer.create(
+      readFileSync(testdataPath('torchscript', 'torch-2.6', file)),
+      { inputs: [f32(images, [16, 1, 28, 28])], labels: i64(digits, [16]) },
+      {
+        mode: 'private',
+        loss: ce,
+        optimizer: { type: 'sgd', learningRate: 0.05, momentum: 0.9 },
+        sampleRate: 0.5,
+        noiseMultiplier: 1,
+        maxGradNorm: 1,
+        maxPhysicalBatchSize: 4,
+      },
+    );
     const before = parameters(trainer);
     const step = trainer.step();
     assert.ok(Number.isFinite(step.lossSum) && step.durationMs >= 0);
@@ -428,7 +483,12 @@ test('every loss kind runs a private and a non-private step; accuracy is reporte
   const random = prng(3);
   const targets = Float32Array.from({ length: fx.n * 2 }, () => random() * 2 - 1);
   const binary = Float32Array.from({ length: fx.n * 2 }, () => (random() < 0.5 ? 0 : 1));
-  const cases: Array<{ loss: TrainerConfig['loss']; model: 'tiny_mlp.script.pt' | 'regression.trace.pt'; labels: TensorData; accuracy: boolean }> = [
+  const cases: Array<{
+    loss: TrainerConfig['loss'];
+    model: 'tiny_mlp.script.pt' | 'regression.trace.pt';
+    labels: TensorData;
+    accuracy: boolean;
+  }> = [
     { loss: { kind: 'cross_entropy', labelSmoothing: 0.1 }, model: 'tiny_mlp.script.pt', labels: i64(fx.y, [fx.n]), accuracy: true },
     { loss: { kind: 'nll' }, model: 'tiny_mlp.script.pt', labels: i64(fx.y, [fx.n]), accuracy: true },
     { loss: { kind: 'mse' }, model: 'regression.trace.pt', labels: f32(targets, [fx.n, 2]), accuracy: false },
@@ -450,8 +510,16 @@ test('every loss kind runs a private and a non-private step; accuracy is reporte
     }
   }
   // The non-private fixed-size batches: 32 samples in batches of 8.
-  const trainer = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: 12 });
-  assert.deepEqual([1, 2, 3, 4].map(() => trainer.step().samples), [12, 12, 8, 12]);
+  const trainer = Trainer.create(fx.bytes('tiny_mlp.script.pt'), classification(fx), {
+    mode: 'non-private',
+    loss: ce,
+    optimizer: sgd(0.1),
+    batchSize: 12,
+  });
+  assert.deepEqual(
+    [1, 2, 3, 4].map(() => trainer.step().samples),
+    [12, 12, 8, 12],
+  );
 });
 
 test('a model with two inputs trains on inputs.0 and inputs.1, evaluates on given data, and predicts', async () => {
@@ -513,7 +581,11 @@ test('restore() refuses a state of another model, optimizer or mode, and garbage
   const trainer = Trainer.create(model, classification(fx), plainPrivate());
   trainer.step();
   const before = parameters(trainer);
-  const other = Trainer.create(fx.bytes('regression.trace.pt'), { inputs: [f32(fx.x, [fx.n, fx.d])], labels: f32(new Float32Array(fx.n * 2), [fx.n, 2]) }, plainPrivate({ loss: { kind: 'mse' } }));
+  const other = Trainer.create(
+    fx.bytes('regression.trace.pt'),
+    { inputs: [f32(fx.x, [fx.n, fx.d])], labels: f32(new Float32Array(fx.n * 2), [fx.n, 2]) },
+    plainPrivate({ loss: { kind: 'mse' } }),
+  );
   assertNativeError(() => trainer.restore(other.state()), 'INVALID_ARGUMENT', /another model/);
   const adam = Trainer.create(model, classification(fx), plainPrivate({ optimizer: { type: 'adam', learningRate: 0.1 } }));
   assertNativeError(() => trainer.restore(adam.state()), 'INVALID_ARGUMENT', /another optimizer/);
@@ -527,7 +599,12 @@ test('restore() refuses a state of another model, optimizer or mode, and garbage
 
 test('exportModel() loads in PyTorch, gives the outputs of predict(), and keeps the original buffers', async () => {
   const fx = await trainerFixtures();
-  const trainer = Trainer.create(fx.bytes('buffered.pt'), classification(fx), { mode: 'non-private', loss: ce, optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.5 }, batchSize: 8 });
+  const trainer = Trainer.create(fx.bytes('buffered.pt'), classification(fx), {
+    mode: 'non-private',
+    loss: ce,
+    optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.5 },
+    batchSize: 8,
+  });
   for (let i = 0; i < 4; i += 1) trainer.step();
   const exported = path.join(fx.dir, 'buffered.exported.pt');
   writeFileSync(exported, trainer.exportModel());
@@ -554,10 +631,12 @@ print(json.dumps({
     changed: Record<string, boolean>;
   };
   assert.equal(result.training, false, 'exported in the mode it was uploaded in');
-  assert.deepEqual(result.debug, [], 'no source ranges of the uploader\'s machine');
+  assert.deepEqual(result.debug, [], "no source ranges of the uploader's machine");
   assert.deepEqual(result.buffers, { offset: true, scale: true });
   assert.deepEqual(result.changed, { 'fc.weight': true, 'fc.bias': true });
-  const ours = new Float32Array(predicted.data.buffer.slice(predicted.data.byteOffset, predicted.data.byteOffset + predicted.data.byteLength));
+  const ours = new Float32Array(
+    predicted.data.buffer.slice(predicted.data.byteOffset, predicted.data.byteOffset + predicted.data.byteLength),
+  );
   assert.ok(maxAbsDiff(ours, result.output) < 1e-5);
 });
 
@@ -565,7 +644,11 @@ test('refuses labels of the wrong dtype or shape for the loss, naming what it ne
   const fx = await trainerFixtures();
   const model = fx.bytes('tiny_mlp.script.pt');
   const withLabels = (labels: TensorData): TrainingData => ({ inputs: [f32(fx.x, [fx.n, fx.d])], labels });
-  assertNativeError(() => Trainer.create(model, withLabels(f32(new Float32Array(fx.n), [fx.n])), plainPrivate()), 'INVALID_ARGUMENT', /cross_entropy needs I64 class labels, got F32/);
+  assertNativeError(
+    () => Trainer.create(model, withLabels(f32(new Float32Array(fx.n), [fx.n])), plainPrivate()),
+    'INVALID_ARGUMENT',
+    /cross_entropy needs I64 class labels, got F32/,
+  );
   assertNativeError(
     () => Trainer.create(model, withLabels({ dtype: 'I32', shape: [fx.n], data: new Int32Array(fx.n) }), plainPrivate()),
     'INVALID_ARGUMENT',
@@ -573,20 +656,37 @@ test('refuses labels of the wrong dtype or shape for the loss, naming what it ne
   );
   // Values are data: Create probes on zeros, so labels out of range do not decide whether it succeeds.
   assert.equal(Trainer.create(model, withLabels(i64(new BigInt64Array(fx.n).fill(7n), [fx.n])), plainPrivate()).info().steps, 0);
-  assertNativeError(() => Trainer.create(model, withLabels(i64(fx.y, [fx.n])), plainPrivate({ loss: { kind: 'mse' } })), 'INVALID_ARGUMENT', /mse needs float labels/);
+  assertNativeError(
+    () => Trainer.create(model, withLabels(i64(fx.y, [fx.n])), plainPrivate({ loss: { kind: 'mse' } })),
+    'INVALID_ARGUMENT',
+    /mse needs float labels/,
+  );
 });
 
 test('refuses a model whose output loses the batch dimension', async () => {
   const fx = await trainerFixtures();
-  assertNativeError(() => Trainer.create(fx.bytes('batch_mean.pt'), classification(fx), plainPrivate()), 'INVALID_ARGUMENT', /model output has 1 samples .* but the batch has 2/);
+  assertNativeError(
+    () => Trainer.create(fx.bytes('batch_mean.pt'), classification(fx), plainPrivate()),
+    'INVALID_ARGUMENT',
+    /model output has 1 samples .* but the batch has 2/,
+  );
 });
 
 test('non-private: a NaN loss fails the step with NON_FINITE naming the step and no count, leaving the parameters and the step count unchanged', async () => {
   const fx = await trainerFixtures();
   {
-    const trainer = Trainer.create(fx.bytes('log_of_linear.pt'), classification(fx), { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: 8 });
+    const trainer = Trainer.create(fx.bytes('log_of_linear.pt'), classification(fx), {
+      mode: 'non-private',
+      loss: ce,
+      optimizer: sgd(0.1),
+      batchSize: 8,
+    });
     const before = parameters(trainer);
-    assertNativeError(() => trainer.step(), 'NON_FINITE', /^Step 1: a per-sample loss is NaN or infinite; the step was not applied and the parameters are unchanged$/);
+    assertNativeError(
+      () => trainer.step(),
+      'NON_FINITE',
+      /^Step 1: a per-sample loss is NaN or infinite; the step was not applied and the parameters are unchanged$/,
+    );
     assertNativeError(() => trainer.step(), 'NON_FINITE', /^Step 1:/);
     assert.equal(trainer.info().steps, 0);
     assert.equal(maxAbsDiff(parameters(trainer), before), 0);
@@ -607,22 +707,56 @@ test('refuses invalid configs and datasets, listing every problem at once', asyn
   const model = fx.bytes('tiny_mlp.script.pt');
   const data = classification(fx);
   assertNativeError(
-    () => Trainer.create(model, data, { mode: 'private', loss: ce, optimizer: sgd(0.1), sampleRate: 0, noiseMultiplier: -1, maxGradNorm: 0 }),
+    () =>
+      Trainer.create(model, data, { mode: 'private', loss: ce, optimizer: sgd(0.1), sampleRate: 0, noiseMultiplier: -1, maxGradNorm: 0 }),
     'INVALID_ARGUMENT',
     /3 problems.*sampleRate \(q\) must be in \(0, 1\], got 0.*noiseMultiplier \(σ\) must be a finite number ≥ 0, got -1.*maxGradNorm \(C\) must be > 0, got 0/,
   );
-  assertNativeError(() => Trainer.create(model, data, plainPrivate({ sampleRate: 1.5 })), 'INVALID_ARGUMENT', /sampleRate \(q\) must be in \(0, 1\], got 1.5/);
-  assertNativeError(() => Trainer.create(model, data, plainPrivate({ noiseMultiplier: 1 })), 'INVALID_ARGUMENT', /maxGradNorm \(C\) is infinite/);
-  assertNativeError(() => Trainer.create(model, data, plainPrivate({ maxGradNorm: undefined })), 'INVALID_ARGUMENT', /exactly one of config.maxGradNorm .* but received neither/);
   assertNativeError(
-    () => Trainer.create(model, data, plainPrivate({ perLayer: [{ parameters: ['fc1.weight', 'nope'], maxGradNorm: 1 }], maxGradNorm: undefined })),
+    () => Trainer.create(model, data, plainPrivate({ sampleRate: 1.5 })),
+    'INVALID_ARGUMENT',
+    /sampleRate \(q\) must be in \(0, 1\], got 1.5/,
+  );
+  assertNativeError(
+    () => Trainer.create(model, data, plainPrivate({ noiseMultiplier: 1 })),
+    'INVALID_ARGUMENT',
+    /maxGradNorm \(C\) is infinite/,
+  );
+  assertNativeError(
+    () => Trainer.create(model, data, plainPrivate({ maxGradNorm: undefined })),
+    'INVALID_ARGUMENT',
+    /exactly one of config.maxGradNorm .* but received neither/,
+  );
+  assertNativeError(
+    () =>
+      Trainer.create(
+        model,
+        data,
+        plainPrivate({ perLayer: [{ parameters: ['fc1.weight', 'nope'], maxGradNorm: 1 }], maxGradNorm: undefined }),
+      ),
     'INVALID_ARGUMENT',
     /'nope', which is not a trainable parameter.*'fc1.bias' is in no perLayer group/,
   );
-  assertNativeError(() => Trainer.create(model, data, plainPrivate({ optimizer: { type: 'sgd', learningRate: 0.1, nesterov: true } })), 'INVALID_ARGUMENT', /nesterov needs momentum > 0/);
-  assertNativeError(() => Trainer.create(model, data, { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: 0 }), 'INVALID_ARGUMENT', /Expected integer between 1 and 9007199254740991 for config.batchSize but received 0/);
-  assertNativeError(() => Trainer.create(model, data, { ...plainPrivate(), mode: 'secret' } as unknown as TrainerConfig), 'INVALID_ARGUMENT', /'private' or 'non-private' for config.mode/);
-  assertNativeError(() => Trainer.create(model, data, plainPrivate({ loss: { kind: 'hinge' as 'mse' } })), 'INVALID_ARGUMENT', /loss.kind is 'hinge'/);
+  assertNativeError(
+    () => Trainer.create(model, data, plainPrivate({ optimizer: { type: 'sgd', learningRate: 0.1, nesterov: true } })),
+    'INVALID_ARGUMENT',
+    /nesterov needs momentum > 0/,
+  );
+  assertNativeError(
+    () => Trainer.create(model, data, { mode: 'non-private', loss: ce, optimizer: sgd(0.1), batchSize: 0 }),
+    'INVALID_ARGUMENT',
+    /Expected integer between 1 and 9007199254740991 for config.batchSize but received 0/,
+  );
+  assertNativeError(
+    () => Trainer.create(model, data, { ...plainPrivate(), mode: 'secret' } as unknown as TrainerConfig),
+    'INVALID_ARGUMENT',
+    /'private' or 'non-private' for config.mode/,
+  );
+  assertNativeError(
+    () => Trainer.create(model, data, plainPrivate({ loss: { kind: 'hinge' as 'mse' } })),
+    'INVALID_ARGUMENT',
+    /loss.kind is 'hinge'/,
+  );
   assertNativeError(
     () => Trainer.create(model, { inputs: [f32(fx.x, [fx.n, fx.d])], labels: i64(fx.y.subarray(0, 10), [10]) }, plainPrivate()),
     'INVALID_ARGUMENT',
@@ -633,20 +767,41 @@ test('refuses invalid configs and datasets, listing every problem at once', asyn
     'INVALID_ARGUMENT',
     /dataset is empty/,
   );
-  assertNativeError(() => Trainer.create(model, { inputs: [f32(fx.x, [fx.n, 5])], labels: i64(fx.y, [fx.n]) }, plainPrivate()), 'INVALID_ARGUMENT', /needs 160 × 4 bytes but has 768/);
   assertNativeError(
-    () => Trainer.create(model, { inputs: [{ dtype: 'F8' as 'F32', shape: [fx.n, fx.d], data: fx.x }], labels: i64(fx.y, [fx.n]) }, plainPrivate()),
+    () => Trainer.create(model, { inputs: [f32(fx.x, [fx.n, 5])], labels: i64(fx.y, [fx.n]) }, plainPrivate()),
+    'INVALID_ARGUMENT',
+    /needs 160 × 4 bytes but has 768/,
+  );
+  assertNativeError(
+    () =>
+      Trainer.create(
+        model,
+        { inputs: [{ dtype: 'F8' as 'F32', shape: [fx.n, fx.d], data: fx.x }], labels: i64(fx.y, [fx.n]) },
+        plainPrivate(),
+      ),
     'INVALID_ARGUMENT',
     /dtype F8; expected one of F64, F32/,
   );
-  assertNativeError(() => Trainer.create(model, { inputs: [], labels: i64(fx.y, [fx.n]) }, plainPrivate()), 'INVALID_ARGUMENT', /no input tensor/);
-  assertNativeError(() => Trainer.create(Buffer.from('garbage'), data, plainPrivate()), 'MODEL_LOAD_FAILED', /Cannot load the TorchScript archive/);
+  assertNativeError(
+    () => Trainer.create(model, { inputs: [], labels: i64(fx.y, [fx.n]) }, plainPrivate()),
+    'INVALID_ARGUMENT',
+    /no input tensor/,
+  );
+  assertNativeError(
+    () => Trainer.create(Buffer.from('garbage'), data, plainPrivate()),
+    'MODEL_LOAD_FAILED',
+    /Cannot load the TorchScript archive/,
+  );
 });
 
 test('training tensors are borrowed: a detached buffer is refused at the next call; SharedArrayBuffer data is copied', async () => {
   const fx = await trainerFixtures();
   const x = fx.x.slice();
-  const trainer = Trainer.create(fx.bytes('tiny_mlp.script.pt'), { inputs: [f32(x, [fx.n, fx.d])], labels: i64(fx.y, [fx.n]) }, plainPrivate());
+  const trainer = Trainer.create(
+    fx.bytes('tiny_mlp.script.pt'),
+    { inputs: [f32(x, [fx.n, fx.d])], labels: i64(fx.y, [fx.n]) },
+    plainPrivate(),
+  );
   trainer.step();
   structuredClone(x.buffer, { transfer: [x.buffer] });
   assert.equal(x.byteLength, 0, 'the buffer is detached');
@@ -654,7 +809,11 @@ test('training tensors are borrowed: a detached buffer is refused at the next ca
 
   const shared = new Float32Array(new SharedArrayBuffer(fx.x.byteLength));
   shared.set(fx.x);
-  const copied = Trainer.create(fx.bytes('tiny_mlp.script.pt'), { inputs: [f32(shared, [fx.n, fx.d])], labels: i64(fx.y, [fx.n]) }, plainPrivate());
+  const copied = Trainer.create(
+    fx.bytes('tiny_mlp.script.pt'),
+    { inputs: [f32(shared, [fx.n, fx.d])], labels: i64(fx.y, [fx.n]) },
+    plainPrivate(),
+  );
   shared.fill(Number.NaN);
   copied.step();
   assert.ok(maxAbsDiff(parameters(copied), fx.refs.sgd_plain_1 ?? []) < 1e-5, 'trained on the values at creation');

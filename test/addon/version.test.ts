@@ -1,7 +1,8 @@
 // version() and setThreads(): what the addon reports about libtorch on this machine, and how it
 // validates thread counts.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { NativeError, NativeErrorCode, setThreads, version } from '../../src/native.js';
 
 test('version() reports libtorch 1.13 with the C++11 ABI, OpenBLAS and at least one thread', () => {

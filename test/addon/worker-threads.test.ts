@@ -1,11 +1,12 @@
 // The addon in worker_threads: several workers load it at once, each with its own per-environment
 // instance, and terminating them (even in the middle of native calls) leaves the process working.
 // This file is also the workers' script: it runs the worker branch when it is not the main thread.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { inspectModel, setThreads, version, type ModelInspection } from '../../src/native.js';
+import { test } from 'node:test';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { inspectModel, type ModelInspection, setThreads, version } from '../../src/native.js';
 import { testdataPath } from '../helpers/testdata.js';
 
 interface Job {
@@ -13,9 +14,7 @@ interface Job {
   file: string;
 }
 
-type Report =
-  | { kind: 'inspected'; intraOpThreads: number; inspection: ModelInspection }
-  | { kind: 'looping' };
+type Report = { kind: 'inspected'; intraOpThreads: number; inspection: ModelInspection } | { kind: 'looping' };
 
 function runWorker(job: Job): void {
   const port = parentPort;

@@ -9,9 +9,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { curlFor } from '../helpers/curl.js';
-import { startServerProcess, type ServerProcess } from '../helpers/server.js';
+import { type ServerProcess, startServerProcess } from '../helpers/server.js';
 import { testdataPath } from '../helpers/testdata.js';
-
 
 describe('artifacts over HTTPS with curl', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-e2e-artifacts-'));
@@ -63,23 +62,53 @@ describe('artifacts over HTTPS with curl', () => {
     assert.equal(csv.status, 201, csv.body);
     assert.equal(JSON.parse(csv.body).sampleCount, 30);
 
-    const safetensors = await curl(['-F', `data=@${bigFile}`, '-F', 'name=big', '-F', 'privacyLimit=8', '-F', 'delta=1e-7', `${server.url}/v1/datasets`]);
+    const safetensors = await curl([
+      '-F',
+      `data=@${bigFile}`,
+      '-F',
+      'name=big',
+      '-F',
+      'privacyLimit=8',
+      '-F',
+      'delta=1e-7',
+      `${server.url}/v1/datasets`,
+    ]);
     assert.equal(safetensors.status, 201, safetensors.body);
     assert.equal(JSON.parse(safetensors.body).format, 'safetensors');
 
-    const torchscript = await curl(['-F', `file=@${testdataPath('torchscript', 'torch-1.13', 'dataset_bastion.script.pt')}`, '-F', 'name=bastion-layout', `${server.url}/v1/datasets`]);
+    const torchscript = await curl([
+      '-F',
+      `file=@${testdataPath('torchscript', 'torch-1.13', 'dataset_bastion.script.pt')}`,
+      '-F',
+      'name=bastion-layout',
+      `${server.url}/v1/datasets`,
+    ]);
     assert.equal(torchscript.status, 201, torchscript.body);
     assert.equal(JSON.parse(torchscript.body).privacyLimit, 6);
 
     const modelFile = testdataPath('torchscript', 'torch-1.13', 'text_cls_v1000.trace.pt');
-    const model = await curl(['-F', `file=@${modelFile}`, '-F', 'name=text-classifier', '-F', 'description=traced', `${server.url}/v1/models`]);
+    const model = await curl([
+      '-F',
+      `file=@${modelFile}`,
+      '-F',
+      'name=text-classifier',
+      '-F',
+      'description=traced',
+      `${server.url}/v1/models`,
+    ]);
     assert.equal(model.status, 201, model.body);
     const modelId = JSON.parse(model.body).id as string;
 
     const datasets = JSON.parse((await curl([`${server.url}/v1/datasets`])).body).items as { name: string }[];
-    assert.deepEqual(datasets.map((d) => d.name), ['patients', 'big', 'bastion-layout']);
+    assert.deepEqual(
+      datasets.map((d) => d.name),
+      ['patients', 'big', 'bastion-layout'],
+    );
     const models = JSON.parse((await curl([`${server.url}/v1/models`])).body).items as { id: string }[];
-    assert.deepEqual(models.map((m) => m.id), [modelId]);
+    assert.deepEqual(
+      models.map((m) => m.id),
+      [modelId],
+    );
 
     const downloaded = path.join(work, 'downloaded.pt');
     const download = await curl(['-o', downloaded, `${server.url}/v1/models/${modelId}/content`]);
@@ -94,7 +123,14 @@ describe('artifacts over HTTPS with curl', () => {
   });
 
   test('a client that disconnects mid-upload leaves no staged file and no dataset', async () => {
-    const client = spawn('curl', [...curlArgs(['--limit-rate', '1M', '-F', `file=@${bigFile}`, '-F', 'name=abandoned', '-F', 'privacyLimit=1']), `${server.url}/v1/datasets`], { stdio: 'ignore' });
+    const client = spawn(
+      'curl',
+      [
+        ...curlArgs(['--limit-rate', '1M', '-F', `file=@${bigFile}`, '-F', 'name=abandoned', '-F', 'privacyLimit=1']),
+        `${server.url}/v1/datasets`,
+      ],
+      { stdio: 'ignore' },
+    );
     await whenDir(stagingDir, (names) => names.length > 0);
     client.kill('SIGKILL');
     await whenDir(stagingDir, (names) => names.length === 0);
@@ -102,7 +138,14 @@ describe('artifacts over HTTPS with curl', () => {
   });
 
   test('a server killed mid-upload restarts with no partial artifact', async () => {
-    const client = spawn('curl', [...curlArgs(['--limit-rate', '1M', '-F', `file=@${bigFile}`, '-F', 'name=interrupted', '-F', 'privacyLimit=1']), `${server.url}/v1/datasets`], { stdio: 'ignore' });
+    const client = spawn(
+      'curl',
+      [
+        ...curlArgs(['--limit-rate', '1M', '-F', `file=@${bigFile}`, '-F', 'name=interrupted', '-F', 'privacyLimit=1']),
+        `${server.url}/v1/datasets`,
+      ],
+      { stdio: 'ignore' },
+    );
     await whenDir(stagingDir, (names) => names.length > 0);
     server.child.kill('SIGKILL');
     await server.stop();

@@ -10,11 +10,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fakeAttestationTree, enclaveAdmin } from '../helpers/attestation.js';
+import { createSelfSigned } from '../../src/enclave/tls.js';
+import { enclaveAdmin, fakeAttestationTree } from '../helpers/attestation.js';
 import { curlFor } from '../helpers/curl.js';
 import { repoRoot, startServerProcess } from '../helpers/server.js';
 import { testdataPath } from '../helpers/testdata.js';
-import { createSelfSigned } from '../../src/enclave/tls.js';
 
 const nonce = '5eed'.repeat(8);
 
@@ -53,9 +53,12 @@ test('bastion attest verify --url against a server outside an enclave exits 1 sa
   }
 });
 
-test('in an enclave with the operator\'s own certificate, the quote binds that certificate\'s key and the caller\'s nonce', async () => {
+test("in an enclave with the operator's own certificate, the quote binds that certificate's key and the caller's nonce", async () => {
   const recorded = fs.readFileSync(testdataPath('attestation', 'phala-dcap-qvl.v3.quote'));
-  const tree = fakeAttestationTree({ mrenclave: Buffer.alloc(32, 1), mrsigner: Buffer.alloc(32, 2), isvProdId: 0, isvSvn: 0, debug: false }, recorded);
+  const tree = fakeAttestationTree(
+    { mrenclave: Buffer.alloc(32, 1), mrsigner: Buffer.alloc(32, 2), isvProdId: 0, isvSvn: 0, debug: false },
+    recorded,
+  );
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-attest-'));
   // An operator certificate turns RA-TLS off (the recorded quote could not bind an RA-TLS key anyway).
   const certFile = path.join(dataDir, 'operator-cert.pem');
@@ -64,19 +67,42 @@ test('in an enclave with the operator\'s own certificate, the quote binds that c
   fs.writeFileSync(certFile, operator.cert);
   fs.writeFileSync(keyFile, operator.key, { mode: 0o600 });
   const tlsFlags = ['--tls-cert', certFile, '--tls-key', keyFile];
-  const server = await startServerProcess(['--data-dir', dataDir, '--port', '0', '--attestation-dir', tree, '--admin-token-verifier', enclaveAdmin.verifier, ...tlsFlags]);
+  const server = await startServerProcess([
+    '--data-dir',
+    dataDir,
+    '--port',
+    '0',
+    '--attestation-dir',
+    tree,
+    '--admin-token-verifier',
+    enclaveAdmin.verifier,
+    ...tlsFlags,
+  ]);
   try {
     const res = await curlFor(dataDir)(['--cacert', certFile, `${server.url}/v1/attestation?nonce=${nonce}`]);
     assert.equal(res.status, 200, res.body);
-    const body = JSON.parse(res.body) as { quote: string; version: number; reportData: string; certificate: string; identity: { mrenclave: string } };
+    const body = JSON.parse(res.body) as {
+      quote: string;
+      version: number;
+      reportData: string;
+      certificate: string;
+      identity: { mrenclave: string };
+    };
     assert.deepEqual(Buffer.from(body.quote, 'base64'), recorded);
     assert.equal(body.version, 3);
     // The certificate returned is the one the server presents, and the report data binds its key and the nonce.
     assert.equal(body.certificate, operator.cert);
     const spki = new X509Certificate(body.certificate).publicKey.export({ type: 'spki', format: 'der' });
-    const expected = Buffer.concat([createHash('sha256').update(spki).digest(), createHash('sha256').update(Buffer.from(nonce, 'hex')).digest()]);
+    const expected = Buffer.concat([
+      createHash('sha256').update(spki).digest(),
+      createHash('sha256').update(Buffer.from(nonce, 'hex')).digest(),
+    ]);
     assert.equal(body.reportData, expected.toString('hex'));
-    assert.deepEqual(fs.readFileSync(path.join(tree, 'user_report_data')), expected, 'the enclave was asked for a quote over exactly these bytes');
+    assert.deepEqual(
+      fs.readFileSync(path.join(tree, 'user_report_data')),
+      expected,
+      'the enclave was asked for a quote over exactly these bytes',
+    );
     // The identity is the quote's own (MRENCLAVE at body offset 64, after the 48-byte header).
     assert.equal(body.identity.mrenclave, recorded.subarray(48 + 64, 48 + 96).toString('hex'));
   } finally {
@@ -86,7 +112,10 @@ test('in an enclave with the operator\'s own certificate, the quote binds that c
 
 test('in an enclave whose quotes lack the report data asked for, the server refuses to start (no unverifiable RA-TLS)', async () => {
   const recorded = fs.readFileSync(testdataPath('attestation', 'phala-dcap-qvl.v3.quote'));
-  const tree = fakeAttestationTree({ mrenclave: Buffer.alloc(32, 1), mrsigner: Buffer.alloc(32, 2), isvProdId: 0, isvSvn: 0, debug: false }, recorded);
+  const tree = fakeAttestationTree(
+    { mrenclave: Buffer.alloc(32, 1), mrsigner: Buffer.alloc(32, 2), isvProdId: 0, isvSvn: 0, debug: false },
+    recorded,
+  );
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-attest-'));
   await assert.rejects(
     startServerProcess(['--data-dir', dataDir, '--port', '0', '--attestation-dir', tree, '--admin-token-verifier', enclaveAdmin.verifier]),

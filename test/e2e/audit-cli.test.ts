@@ -3,12 +3,12 @@
 // listening on a free port.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
-import { randomBytes } from 'node:crypto';
 import { dataLayout } from '../../src/config.js';
 import { KeyPurpose, openDevKeyProvider } from '../../src/enclave/keys.js';
 import { openAuditLog } from '../../src/governance/audit.js';
@@ -119,12 +119,18 @@ test('what cannot be checked exits 2 with a message: no database, a schema befor
 
   const old = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-audit-cli-'));
   folders.push(old);
-  openStore(old, migrations.filter((m) => m.version < 7)).close();
+  openStore(
+    old,
+    migrations.filter((m) => m.version < 7),
+  ).close();
   const tooOld = await bastion(['audit', 'verify', '--data-dir', old, '--json']);
   assert.equal(tooOld.code, 2);
   assert.equal(tooOld.stdout, '');
   assert.match(tooOld.stderr, /schema version 6, older than the audit log \(version 7\); start the server once to migrate it/);
-  const reopened = openStore(old, migrations.filter((m) => m.version < 7));
+  const reopened = openStore(
+    old,
+    migrations.filter((m) => m.version < 7),
+  );
   assert.equal(reopened.db.pragma('user_version', { simple: true }), 6, 'verify did not migrate it');
   reopened.close();
 

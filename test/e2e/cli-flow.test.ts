@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createSelfSigned } from '../../src/enclave/tls.js';
 import { prng } from '../helpers/prng.js';
-import { repoRoot, startServerProcess, type ServerProcess } from '../helpers/server.js';
+import { repoRoot, type ServerProcess, startServerProcess } from '../helpers/server.js';
 import { testdataPath } from '../helpers/testdata.js';
 
 interface CliResult {
@@ -49,13 +49,20 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
   let trainedModelId: string;
 
   /** Runs bin/bastion.mjs with the server's URL and data folder; `token` goes in BASTION_TOKEN (not argv). */
-  function bastion(args: string[], options: { token?: string; input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+  function bastion(
+    args: string[],
+    options: { token?: string; input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  ): Promise<CliResult> {
     const env: NodeJS.ProcessEnv = { ...process.env, BASTION_URL: server.url, BASTION_DATA_DIR: dataDir, ...options.env };
     delete env.BASTION_TOKEN;
     delete env.BASTION_CA;
     if (options.token !== undefined) env.BASTION_TOKEN = options.token;
     for (const [key, value] of Object.entries(options.env ?? {})) if (value === undefined) delete env[key];
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'bastion.mjs'), ...args], { cwd: options.cwd ?? work, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'bastion.mjs'), ...args], {
+      cwd: options.cwd ?? work,
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -75,8 +82,22 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
   }
 
   const trainingFlags = (epochs: number, epsilon: number) => [
-    '--model', modelId, '--dataset', datasetId, '--epochs', String(epochs), '--batch-size', '32', '--epsilon', String(epsilon),
-    '--max-grad-norm', '1', '--lr', '0.1', '--loss', 'cross_entropy',
+    '--model',
+    modelId,
+    '--dataset',
+    datasetId,
+    '--epochs',
+    String(epochs),
+    '--batch-size',
+    '32',
+    '--epsilon',
+    String(epsilon),
+    '--max-grad-norm',
+    '1',
+    '--lr',
+    '0.1',
+    '--loss',
+    'cross_entropy',
   ];
 
   before(async () => {
@@ -103,14 +124,33 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
 
   test('the owner uploads a CSV dataset (streamed) whose policy names the scientist and asks for approval', async () => {
     const policy = JSON.stringify({ trainers: [scientist.id], release: 'approval' });
-    const args = ['datasets', 'upload', 'points.csv', '--name', 'points', '--privacy-limit', '20', '--format', 'csv', '--label-column', 'label', '--policy', policy];
+    const args = [
+      'datasets',
+      'upload',
+      'points.csv',
+      '--name',
+      'points',
+      '--privacy-limit',
+      '20',
+      '--format',
+      'csv',
+      '--label-column',
+      'label',
+      '--policy',
+      policy,
+    ];
     const dataset = await json(args, { token: owner.token });
     datasetId = dataset.id;
     assert.equal(dataset.format, 'csv');
     assert.equal(dataset.sampleCount, SAMPLES);
     assert.deepEqual(dataset.inputs[0].shape, [SAMPLES, FEATURES]);
     assert.deepEqual(dataset.policy, { trainers: [scientist.id], allowEvaluation: true, allowNonPrivate: false, release: 'approval' });
-    assert.equal(dataset.sha256, createHash('sha256').update(fs.readFileSync(path.join(work, 'points.csv'))).digest('hex'));
+    assert.equal(
+      dataset.sha256,
+      createHash('sha256')
+        .update(fs.readFileSync(path.join(work, 'points.csv')))
+        .digest('hex'),
+    );
 
     // Without --json: one sentence (no progress bar on a pipe).
     const again = await bastion(['datasets', 'upload', 'points.csv', '--name', 'copy', '--privacy-limit', '1'], { token: owner.token });
@@ -120,23 +160,34 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
     assert.deepEqual(await json(['datasets', 'delete', copyId], { token: owner.token }), { id: copyId, deleted: true });
 
     const seen = await json(['datasets', 'list'], { token: scientist.token });
-    assert.deepEqual(seen.items.map((d: { id: string }) => d.id), [datasetId]);
+    assert.deepEqual(
+      seen.items.map((d: { id: string }) => d.id),
+      [datasetId],
+    );
     const shown = await json(['datasets', 'show', datasetId], { token: scientist.token });
     assert.equal(shown.name, 'points');
   });
 
   test('the scientist uploads a TorchScript model; its policy is shown to its owner', async () => {
-    const model = await json(['models', 'upload', testdataPath('torchscript', 'torch-1.13', 'mlp.script.pt'), '--name', 'mlp'], { token: scientist.token });
+    const model = await json(['models', 'upload', testdataPath('torchscript', 'torch-1.13', 'mlp.script.pt'), '--name', 'mlp'], {
+      token: scientist.token,
+    });
     modelId = model.id;
     assert.equal(model.check.parameterCount, 92162);
     assert.equal(model.release, 'released');
     assert.deepEqual(await json(['models', 'policy', modelId], { token: scientist.token }), { readers: [] });
     const list = await json(['models', 'list'], { token: scientist.token });
-    assert.deepEqual(list.items.map((m: { id: string }) => m.id), [modelId]);
+    assert.deepEqual(
+      list.items.map((m: { id: string }) => m.id),
+      [modelId],
+    );
   });
 
   test('trainings plan takes the request from stdin (--request -) with flags for the common fields', async () => {
-    const request = JSON.stringify({ optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 }, privacy: { accountant: 'rdp', maxGradNorm: 3 } });
+    const request = JSON.stringify({
+      optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 },
+      privacy: { accountant: 'rdp', maxGradNorm: 3 },
+    });
     const plan = await json(['trainings', 'plan', '--request', '-', ...trainingFlags(2, 1)], { token: scientist.token, input: request });
     assert.equal(plan.allowed, true);
     assert.equal(plan.steps, (2 * SAMPLES) / 32);
@@ -162,12 +213,21 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
     const trainingId = started[1]!;
     const head = `training ${trainingId}`;
     const shapes = [
-      new RegExp(`^${head} (queued|running|succeeded): step \\d+/320 \\(epoch [0-9.]+\\), ε [0-9.e-]+ of 2(, [0-9.e+]+ samples/s)?(, ETA \\w+)?$`),
+      new RegExp(
+        `^${head} (queued|running|succeeded): step \\d+/320 \\(epoch [0-9.]+\\), ε [0-9.e-]+ of 2(, [0-9.e+]+ samples/s)?(, ETA \\w+)?$`,
+      ),
       new RegExp(`^${head} checkpoint at step \\d+$`),
       new RegExp(`^${head} succeeded: step 320/320 \\(epoch 40\\), ε 2 of 2; trained model (${UUID})$`),
     ];
-    for (const line of lines.slice(1)) assert.ok(shapes.some((s) => s.test(line)), `unexpected line: ${line}`);
-    assert.ok(lines.slice(1, -1).some((line) => shapes[0]!.test(line)), 'at least one line of progress or state');
+    for (const line of lines.slice(1))
+      assert.ok(
+        shapes.some((s) => s.test(line)),
+        `unexpected line: ${line}`,
+      );
+    assert.ok(
+      lines.slice(1, -1).some((line) => shapes[0]!.test(line)),
+      'at least one line of progress or state',
+    );
     const end = lines.at(-1)!.match(shapes[2]!);
     assert.ok(end, `the last line says how it ended: ${lines.at(-1)}`);
     trainedModelId = end[1]!;
@@ -175,7 +235,10 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
     const shown = await json(['trainings', 'show', trainingId], { token: scientist.token });
     assert.deepEqual([shown.status, shown.step, shown.resultModelId], ['succeeded', 320, trainedModelId]);
     const list = await json(['trainings', 'list'], { token: scientist.token });
-    assert.deepEqual(list.items.map((t: { id: string }) => t.id), [trainingId]);
+    assert.deepEqual(
+      list.items.map((t: { id: string }) => t.id),
+      [trainingId],
+    );
   });
 
   test('the trained model is downloaded only once the owner approves its release', async () => {
@@ -188,7 +251,10 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
 
     const pending = await json(['models', 'approvals', trainedModelId], { token: owner.token });
     assert.equal(pending.release, 'pending');
-    assert.deepEqual(pending.approvals.map((a: { approverId: string; decision: null }) => [a.approverId, a.decision]), [[owner.id, null]]);
+    assert.deepEqual(
+      pending.approvals.map((a: { approverId: string; decision: null }) => [a.approverId, a.decision]),
+      [[owner.id, null]],
+    );
     const approved = await json(['models', 'approve', trainedModelId, '--reason', 'DP at ε 2 is acceptable'], { token: owner.token });
     assert.equal(approved.release, 'released');
     assert.equal(approved.approvals[0].reason, 'DP at ε 2 is acceptable');
@@ -214,19 +280,33 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
     assert.match(strict.stdout, /check enclave failed: signed outside an enclave/);
     const verified = await bastion(['attest', 'verify-model', '--model', target, '--certificate', certFile, '--allow-development']);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
-    assert.match(verified.stdout, new RegExp(`^model ${trainedModelId}: SHA-256 [0-9a-f]{64} matches the certificate, signature verified$`, 'm'));
+    assert.match(
+      verified.stdout,
+      new RegExp(`^model ${trainedModelId}: SHA-256 [0-9a-f]{64} matches the certificate, signature verified$`, 'm'),
+    );
     assert.match(verified.stdout, /^NOT attested: signed outside an enclave/m);
     const tampered = path.join(work, 'tampered.pt');
     const bytes = fs.readFileSync(target);
     bytes[bytes.length >> 1]! ^= 0x01;
     fs.writeFileSync(tampered, bytes);
-    const result = await bastion(['attest', 'verify-model', '--model', tampered, '--certificate', certFile, '--allow-development', '--json']);
+    const result = await bastion([
+      'attest',
+      'verify-model',
+      '--model',
+      tampered,
+      '--certificate',
+      certFile,
+      '--allow-development',
+      '--json',
+    ]);
     assert.equal(result.code, 1);
     assert.equal(JSON.parse(result.stdout).failedCheck, 'model-hash');
     // The dataset is in it as a commitment the owner can recompute from the file and the salt only the owner sees.
     const certificate = JSON.parse(fs.readFileSync(certFile, 'utf8'));
     const ownerView = await json(['datasets', 'show', datasetId], { token: owner.token });
-    const fileSha = createHash('sha256').update(fs.readFileSync(path.join(work, 'points.csv'))).digest();
+    const fileSha = createHash('sha256')
+      .update(fs.readFileSync(path.join(work, 'points.csv')))
+      .digest();
     const commitment = createHash('sha256').update(Buffer.from(ownerView.commitmentSalt, 'hex')).update(fileSha).digest('hex');
     assert.deepEqual(certificate.statement.datasets, [{ id: datasetId, commitment }]);
     const trainerView = await json(['datasets', 'show', datasetId], { token: scientist.token });
@@ -239,18 +319,26 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
   });
 
   test('evaluate with --epsilon releases a noisy accuracy and charges the dataset; privacy shows both charges', async () => {
-    const evaluation = await json(['evaluate', '--model', trainedModelId, '--dataset', datasetId, '--loss', 'cross_entropy', '--epsilon', '0.5'], {
-      token: scientist.token,
-    });
+    const evaluation = await json(
+      ['evaluate', '--model', trainedModelId, '--dataset', datasetId, '--loss', 'cross_entropy', '--epsilon', '0.5'],
+      {
+        token: scientist.token,
+      },
+    );
     assert.equal(evaluation.private, true);
     assert.equal(evaluation.epsilon, 0.5);
     assert.equal(evaluation.samples, SAMPLES);
-    const exact = await bastion(['evaluate', '--model', trainedModelId, '--dataset', datasetId, '--loss', 'cross_entropy'], { token: scientist.token });
+    const exact = await bastion(['evaluate', '--model', trainedModelId, '--dataset', datasetId, '--loss', 'cross_entropy'], {
+      token: scientist.token,
+    });
     assert.equal(exact.code, 1);
     assert.match(exact.stderr, /does not allow non-private use/);
 
     const budget = await json(['datasets', 'privacy', datasetId], { token: owner.token });
-    assert.deepEqual(budget.events.map((e: { source: { kind: string } }) => e.source.kind), ['training', 'evaluation']);
+    assert.deepEqual(
+      budget.events.map((e: { source: { kind: string } }) => e.source.kind),
+      ['training', 'evaluation'],
+    );
     assert.ok(budget.epsilonSpent > 2 && budget.epsilonSpent < 20, String(budget.epsilonSpent));
     assert.equal(budget.epsilonRemaining, budget.privacyLimit - budget.epsilonSpent);
     assert.deepEqual(await json(['evaluations', 'list'], { token: scientist.token }), { items: [] }, 'none in flight');
@@ -278,7 +366,12 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
     assert.equal(hidden.code, 1);
     assert.match(hidden.stderr, /^bastion: No such resource/);
     const audit = await json(['audit', 'list', '--limit', '1000']);
-    assert.ok(audit.items.some((e: { action: string; target: { id: string } | null }) => e.action === 'dataset.setPolicy' && e.target?.id === datasetId), 'the change is audited');
+    assert.ok(
+      audit.items.some(
+        (e: { action: string; target: { id: string } | null }) => e.action === 'dataset.setPolicy' && e.target?.id === datasetId,
+      ),
+      'the change is audited',
+    );
   });
 
   test('connection failures name their sources: no token, a refused token, a CA that does not verify', async () => {
@@ -286,7 +379,10 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
     try {
       const none = await bastion(['whoami'], { cwd: elsewhere, env: { BASTION_DATA_DIR: undefined } });
       assert.equal(none.code, 1);
-      assert.equal(none.stderr.split('\n')[0], `bastion: no token: looked for --token, BASTION_TOKEN, .${path.sep}var${path.sep}admin-token; pass --token <token>, set BASTION_TOKEN, or --data-dir <dir> of a server whose admin token you may use`);
+      assert.equal(
+        none.stderr.split('\n')[0],
+        `bastion: no token: looked for --token, BASTION_TOKEN, .${path.sep}var${path.sep}admin-token; pass --token <token>, set BASTION_TOKEN, or --data-dir <dir> of a server whose admin token you may use`,
+      );
 
       const refused = await bastion(['whoami'], { token: 'bst_wrong-token-value' });
       assert.equal(refused.code, 1);
@@ -297,7 +393,12 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
       fs.writeFileSync(other, (await createSelfSigned(['127.0.0.1'])).cert);
       const untrusted = await bastion(['whoami', '--ca', other], { token: owner.token });
       assert.equal(untrusted.code, 1);
-      assert.match(untrusted.stderr, new RegExp(`^bastion: could not verify the server's certificate using CA file ${other} \\(from --ca\\): [A-Z_]+; pass --ca <file> or --data-dir <dir>\\n$`));
+      assert.match(
+        untrusted.stderr,
+        new RegExp(
+          `^bastion: could not verify the server's certificate using CA file ${other} \\(from --ca\\): [A-Z_]+; pass --ca <file> or --data-dir <dir>\\n$`,
+        ),
+      );
     } finally {
       fs.rmSync(elsewhere, { recursive: true, force: true });
     }

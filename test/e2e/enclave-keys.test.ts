@@ -6,13 +6,30 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fakeAttestationTree, enclaveAdmin } from '../helpers/attestation.js';
+import { enclaveAdmin, fakeAttestationTree } from '../helpers/attestation.js';
 import { startServerProcess } from '../helpers/server.js';
 
 test('in an enclave the server seals with its sealing key and /readyz names the enclave', async () => {
-  const tree = fakeAttestationTree({ mrenclave: Buffer.alloc(32, 0x11), mrsigner: Buffer.alloc(32, 0x22), isvProdId: 9, isvSvn: 2, debug: false });
+  const tree = fakeAttestationTree({
+    mrenclave: Buffer.alloc(32, 0x11),
+    mrsigner: Buffer.alloc(32, 0x22),
+    isvProdId: 9,
+    isvSvn: 2,
+    debug: false,
+  });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-enclave-'));
-  const server = await startServerProcess(['--data-dir', dataDir, '--port', '0', '--insecure-http', '--attestation-dir', tree, '--require-enclave', '--admin-token-verifier', enclaveAdmin.verifier]);
+  const server = await startServerProcess([
+    '--data-dir',
+    dataDir,
+    '--port',
+    '0',
+    '--insecure-http',
+    '--attestation-dir',
+    tree,
+    '--require-enclave',
+    '--admin-token-verifier',
+    enclaveAdmin.verifier,
+  ]);
   try {
     const ready = (await (await fetch(`${server.url}/readyz`)).json()) as { keys: unknown };
     assert.deepEqual(ready.keys, {
@@ -30,7 +47,9 @@ test('told to require an enclave where there is none, the server refuses to star
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-no-enclave-'));
   const nowhere = path.join(dataDir, 'attestation');
   await assert.rejects(
-    startServerProcess(['--data-dir', dataDir, '--port', '0', '--insecure-http', '--attestation-dir', nowhere], { BASTION_REQUIRE_ENCLAVE: '1' }),
+    startServerProcess(['--data-dir', dataDir, '--port', '0', '--insecure-http', '--attestation-dir', nowhere], {
+      BASTION_REQUIRE_ENCLAVE: '1',
+    }),
     (err: Error) => err.message.includes(path.join(nowhere, 'keys', '_sgx_mrenclave')),
   );
 });
@@ -44,9 +63,12 @@ test('in an enclave the first admin comes from the configured token verifier (no
   );
   assert.equal(fs.existsSync(path.join(refusedDir, 'admin-token')), false);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-enclave-'));
-  const server = await startServerProcess(['--data-dir', dataDir, '--port', '0', '--insecure-http', '--attestation-dir', fakeAttestationTree(identity)], {
-    BASTION_ADMIN_TOKEN_VERIFIER: enclaveAdmin.verifier,
-  });
+  const server = await startServerProcess(
+    ['--data-dir', dataDir, '--port', '0', '--insecure-http', '--attestation-dir', fakeAttestationTree(identity)],
+    {
+      BASTION_ADMIN_TOKEN_VERIFIER: enclaveAdmin.verifier,
+    },
+  );
   try {
     const me = await fetch(`${server.url}/v1/whoami`, { headers: { authorization: `Bearer ${enclaveAdmin.token}` } });
     assert.equal(me.status, 200);

@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { fixturePython } from '../helpers/torch-fixtures.js';
 import { repoRoot, startServerProcess } from '../helpers/server.js';
+import { fixturePython } from '../helpers/torch-fixtures.js';
 
 const run = promisify(execFile);
 

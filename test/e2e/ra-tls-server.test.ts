@@ -16,7 +16,7 @@ import { verifyQuote } from '../../src/enclave/quote-verify.js';
 import { verifyRaTlsCertificate } from '../../src/enclave/ra-tls.js';
 import { createLogger } from '../../src/logger.js';
 import { startServer } from '../../src/main.js';
-import { fakeAttestationTree, enclaveAdmin } from '../helpers/attestation.js';
+import { enclaveAdmin, fakeAttestationTree } from '../helpers/attestation.js';
 import { createFakeQuotingEnclave, type FakeQuotingEnclave } from '../helpers/fake-quote.js';
 
 /** GET over a TLS connection that trusts nothing, returning the body and the certificate the server presented. */
@@ -38,7 +38,15 @@ async function startInEnclave(enclave: FakeQuotingEnclave, logger: Logger) {
   const identity = { mrenclave: Buffer.alloc(32, 0x11), mrsigner: Buffer.alloc(32, 0x22), isvProdId: 0, isvSvn: 0, debug: false };
   const tree = fakeAttestationTree(identity);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-ratls-'));
-  const config = { ...defaultConfig(), dataDir, port: 0, poolSize: 1, torchThreads: 1, attestationDir: tree, adminTokenVerifier: enclaveAdmin.verifier };
+  const config = {
+    ...defaultConfig(),
+    dataDir,
+    port: 0,
+    poolSize: 1,
+    torchThreads: 1,
+    attestationDir: tree,
+    adminTokenVerifier: enclaveAdmin.verifier,
+  };
   return { dataDir, server: await startServer(config, logger, { attestor: enclave.attestor }) };
 }
 

@@ -16,11 +16,11 @@ import { defaultConfig } from '../../src/config.js';
 import { attestationReportData } from '../../src/enclave/attestation.js';
 import { QuoteCheck } from '../../src/enclave/quote-verify.js';
 import { RaTlsFormat } from '../../src/enclave/ra-tls.js';
-import { RemoteCheck, ServerUnreachable, verifyServer, type ServerVerification } from '../../src/enclave/remote-verify.js';
+import { RemoteCheck, ServerUnreachable, type ServerVerification, verifyServer } from '../../src/enclave/remote-verify.js';
 import { createSelfSigned } from '../../src/enclave/tls.js';
 import { createLogger } from '../../src/logger.js';
-import { startServer, type RunningServer } from '../../src/main.js';
-import { fakeAttestationTree, enclaveAdmin } from '../helpers/attestation.js';
+import { type RunningServer, startServer } from '../../src/main.js';
+import { enclaveAdmin, fakeAttestationTree } from '../helpers/attestation.js';
 import { createFakeCollateral } from '../helpers/fake-collateral.js';
 import { createFakeQuotingEnclave } from '../helpers/fake-quote.js';
 
@@ -32,7 +32,15 @@ before(async () => {
   const identity = { mrenclave: Buffer.alloc(32, 0x11), mrsigner: Buffer.alloc(32, 0x22), isvProdId: 0, isvSvn: 0, debug: false };
   const tree = fakeAttestationTree(identity);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-remote-'));
-  const config = { ...defaultConfig(), dataDir, port: 0, poolSize: 1, torchThreads: 1, attestationDir: tree, adminTokenVerifier: enclaveAdmin.verifier };
+  const config = {
+    ...defaultConfig(),
+    dataDir,
+    port: 0,
+    poolSize: 1,
+    torchThreads: 1,
+    attestationDir: tree,
+    adminTokenVerifier: enclaveAdmin.verifier,
+  };
   server = await startServer(config, createLogger('silent'), { attestor: enclave.attestor });
 });
 after(() => server.close());
@@ -72,11 +80,22 @@ test('the same server with a wrong expected MRENCLAVE fails at mrenclave; withou
 
 test("with the platform's collateral the server's quote is checked for TCB status and revocation too", async () => {
   const at = new Date();
-  const window = { issueDate: new Date(at.getTime() - 86_400_000).toISOString(), nextUpdate: new Date(at.getTime() + 30 * 86_400_000).toISOString() };
-  const current = await verifyServer(server.url, { at, trustAnchor: enclave.rootCa, collateral: await createFakeCollateral(enclave, window) });
+  const window = {
+    issueDate: new Date(at.getTime() - 86_400_000).toISOString(),
+    nextUpdate: new Date(at.getTime() + 30 * 86_400_000).toISOString(),
+  };
+  const current = await verifyServer(server.url, {
+    at,
+    trustAnchor: enclave.rootCa,
+    collateral: await createFakeCollateral(enclave, window),
+  });
   assert.ok(current.ok, explain(current));
   assert.deepEqual([current.collateral?.tcbStatus, current.notChecked], ['UpToDate', []]);
-  const revoked = await verifyServer(server.url, { at, trustAnchor: enclave.rootCa, collateral: await createFakeCollateral(enclave, { ...window, revokePck: true }) });
+  const revoked = await verifyServer(server.url, {
+    at,
+    trustAnchor: enclave.rootCa,
+    collateral: await createFakeCollateral(enclave, { ...window, revokePck: true }),
+  });
   assert.equal(revoked.ok ? 'ok' : revoked.failedCheck, 'revocation');
 });
 

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { repoRoot, startServerProcess, type ServerProcess } from '../helpers/server.js';
+import { repoRoot, type ServerProcess, startServerProcess } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
@@ -48,8 +48,15 @@ describe('the server as `npm start` runs it', () => {
     assert.equal(insecure.status, 200);
     assert.deepEqual(JSON.parse(insecure.body), { status: 'ok' });
     const verified = await curl(['--cacert', certFile, `${server.url}/readyz`]);
-    assert.deepEqual(JSON.parse(verified.body), { status: 'ready', checks: { addon: true, store: true, pool: true }, keys: { provider: 'development' } });
-    const untrusted = await run('curl', ['-sS', `${server.url}/healthz`]).then(() => 'accepted', () => 'refused');
+    assert.deepEqual(JSON.parse(verified.body), {
+      status: 'ready',
+      checks: { addon: true, store: true, pool: true },
+      keys: { provider: 'development' },
+    });
+    const untrusted = await run('curl', ['-sS', `${server.url}/healthz`]).then(
+      () => 'accepted',
+      () => 'refused',
+    );
     assert.equal(untrusted, 'refused', 'the certificate is self-signed, so curl without -k or --cacert refuses it');
   });
 
@@ -109,7 +116,10 @@ describe('the server as `npm start` runs it', () => {
     assert.equal(tls?.generated, false);
     assert.equal(tls?.fingerprint256, fingerprint);
     assert.equal(fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim(), adminToken);
-    assert.equal(server.logs.some((l) => String(l.msg).startsWith('first start')), false);
+    assert.equal(
+      server.logs.some((l) => String(l.msg).startsWith('first start')),
+      false,
+    );
     const res = await curl(['--cacert', certFile, '-H', `Authorization: Bearer ${adminToken}`, `${server.url}/v1/whoami`]);
     assert.equal(res.status, 200);
   });

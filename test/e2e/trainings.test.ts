@@ -11,10 +11,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyTrainingCertificate } from '../../src/enclave/training-certificate.js';
 import { curlFor } from '../helpers/curl.js';
-import { startServerProcess, type ServerProcess } from '../helpers/server.js';
+import { type ServerProcess, startServerProcess } from '../helpers/server.js';
 import { SseLog } from '../helpers/sse.js';
-import { classifierDataset, classifierModel, CLASSES, runInPytorch } from '../helpers/training-fixtures.js';
-
+import { CLASSES, classifierDataset, classifierModel, runInPytorch } from '../helpers/training-fixtures.js';
 
 describe('trainings over HTTPS with curl', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-e2e-trainings-'));
@@ -24,7 +23,10 @@ describe('trainings over HTTPS with curl', () => {
   let modelId: string;
 
   const start = async () => {
-    server = await startServerProcess(['--port', '0', '--pool-size', '1'], { BASTION_DATA_DIR: dataDir, BASTION_CHECKPOINT_EVERY_STEPS: '25' });
+    server = await startServerProcess(['--port', '0', '--pool-size', '1'], {
+      BASTION_DATA_DIR: dataDir,
+      BASTION_CHECKPOINT_EVERY_STEPS: '25',
+    });
     curl.refreshToken();
   };
   const curl = curlFor(dataDir);
@@ -41,11 +43,19 @@ describe('trainings over HTTPS with curl', () => {
   }
   const train = (epochs: number, metricsEpsilon = 0) =>
     curl([
-      '-H', 'content-type: application/json',
-      '--data', JSON.stringify({
-        modelId, datasetIds: [datasetId], epochs, expectedBatchSize: 64, maxPhysicalBatchSize: 64, loss: 'cross_entropy',
+      '-H',
+      'content-type: application/json',
+      '--data',
+      JSON.stringify({
+        modelId,
+        datasetIds: [datasetId],
+        epochs,
+        expectedBatchSize: 64,
+        maxPhysicalBatchSize: 64,
+        loss: 'cross_entropy',
         optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 },
-        privacy: { targetEpsilon: 2, maxGradNorm: 1.0, clipping: 'flat', accountant: 'rdp' }, metricsEpsilon,
+        privacy: { targetEpsilon: 2, maxGradNorm: 1.0, clipping: 'flat', accountant: 'rdp' },
+        metricsEpsilon,
       }),
       `${server.url}/v1/trainings`,
     ]);
@@ -96,7 +106,13 @@ describe('trainings over HTTPS with curl', () => {
     const verified = verifyTrainingCertificate(certificate, { model: fs.readFileSync(file), at: new Date(), allowDevelopment: true });
     assert.ok(verified.ok, JSON.stringify(verified));
     assert.deepEqual(
-      [verified.statement.trainingId, verified.statement.noiseMultiplier, verified.statement.sampleRate, verified.statement.steps, verified.statement.enclave],
+      [
+        verified.statement.trainingId,
+        verified.statement.noiseMultiplier,
+        verified.statement.sampleRate,
+        verified.statement.steps,
+        verified.statement.enclave,
+      ],
       [job.id, job.plan.noiseMultiplier, job.plan.sampleRate, 160, false],
     );
   });
@@ -125,10 +141,21 @@ describe('trainings over HTTPS with curl', () => {
     assert.equal(done.step, done.totalSteps);
     assert.equal((await json([`${server.url}/v1/datasets/${datasetId}/privacy`])).epsilonSpent, epsilonBefore);
     const epochs = done.metrics.map((m: { epoch: number }) => m.epoch);
-    assert.deepEqual(epochs, [...epochs].sort((a, b) => a - b), 'in order');
+    assert.deepEqual(
+      epochs,
+      [...epochs].sort((a, b) => a - b),
+      'in order',
+    );
     assert.equal(new Set(epochs).size, epochs.length, 'no epoch twice');
-    assert.deepEqual(epochs, Array.from({ length: 400 }, (_, i) => i + 1), 'every epoch, those the killed server had not recorded too');
-    assert.ok(done.metrics.every((m: { steps: number; noiseStd: number }) => m.steps === 8 && m.noiseStd > 0), 'every release covers its whole epoch');
+    assert.deepEqual(
+      epochs,
+      Array.from({ length: 400 }, (_, i) => i + 1),
+      'every epoch, those the killed server had not recorded too',
+    );
+    assert.ok(
+      done.metrics.every((m: { steps: number; noiseStd: number }) => m.steps === 8 && m.noiseStd > 0),
+      'every release covers its whole epoch',
+    );
   });
 
   test('SIGTERM checkpoints a running job before the server exits; the next start resumes it', async () => {

@@ -4,18 +4,18 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
-import { openBlobStore, type BlobStore } from '../../src/artifacts/blob-store.js';
+import { type BlobStore, openBlobStore } from '../../src/artifacts/blob-store.js';
 import { dataLayout } from '../../src/config.js';
 import { KeyPurpose, keyProviderFromRootKey, openDevKeyProvider } from '../../src/enclave/keys.js';
 import { developmentCertificateSigner } from '../../src/enclave/training-certificate.js';
-import { openAuditLog, type AuditLog } from '../../src/governance/audit.js';
+import { type AuditLog, openAuditLog } from '../../src/governance/audit.js';
 import type { GovernanceDeps } from '../../src/governance/authorize.js';
-import { authenticate, bootstrapAdmin, createPrincipal, type CreatedPrincipal, type Principal } from '../../src/governance/principals.js';
-import { openStore, type Store } from '../../src/store/db.js';
-import { privacyMathOn, type WorkerPool } from '../../src/workers/pool.js';
-import type { TrainingJobsOptions } from '../../src/training/jobs.js';
-import { composedEpsilon, type PrivacyMath } from '../../src/privacy/ledger.js';
+import { authenticate, bootstrapAdmin, type CreatedPrincipal, createPrincipal, type Principal } from '../../src/governance/principals.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
+import { composedEpsilon, type PrivacyMath } from '../../src/privacy/ledger.js';
+import { openStore, type Store } from '../../src/store/db.js';
+import type { TrainingJobsOptions } from '../../src/training/jobs.js';
+import { privacyMathOn, type WorkerPool } from '../../src/workers/pool.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -48,7 +48,9 @@ export const idlePool: WorkerPool = {
 export const preflightPassingPool: WorkerPool = {
   ...idlePool,
   run: ((kind: string, input: { labels: { shape: number[] } }) =>
-    kind === 'preflight' ? Promise.resolve({ samples: input.labels.shape[0] }) : idlePool.run(kind as never, input as never)) as WorkerPool['run'],
+    kind === 'preflight'
+      ? Promise.resolve({ samples: input.labels.shape[0] })
+      : idlePool.run(kind as never, input as never)) as WorkerPool['run'],
 };
 
 /** The accountants on the calling thread (for apps whose pool does not run them). */
@@ -61,14 +63,25 @@ export const inlineMath: PrivacyMath = {
 export const unusedArtifacts = {
   certificates: developmentCertificateSigner(keyProviderFromRootKey(Buffer.alloc(32), 'a test key of zeros')),
   artifacts: {
-    blobs: { blobsDir: '/nonexistent/blobs', stagingDir: '/nonexistent/blobs/staging', sealingKey: { keyId: '0000000000000000', key: Buffer.alloc(32) } },
+    blobs: {
+      blobsDir: '/nonexistent/blobs',
+      stagingDir: '/nonexistent/blobs/staging',
+      sealingKey: { keyId: '0000000000000000', key: Buffer.alloc(32) },
+    },
     sandbox: { timeoutMs: 1000, memoryBytes: 1024 ** 3 },
   },
   maxUploadBytes: 1024,
 };
 
 export async function buildTestApp(
-  overrides: { pool?: WorkerPool; isAddonLoaded?: () => boolean; maxUploadBytes?: number; sandbox?: { timeoutMs: number; memoryBytes: number }; training?: TrainingJobsOptions; privacyMath?: PrivacyMath } = {},
+  overrides: {
+    pool?: WorkerPool;
+    isAddonLoaded?: () => boolean;
+    maxUploadBytes?: number;
+    sandbox?: { timeoutMs: number; memoryBytes: number };
+    training?: TrainingJobsOptions;
+    privacyMath?: PrivacyMath;
+  } = {},
 ): Promise<TestApp> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-http-'));
   const store = openStore(dataDir);
@@ -89,7 +102,11 @@ export async function buildTestApp(
     certificates: developmentCertificateSigner(keys),
     ...(overrides.training ? { training: overrides.training } : {}),
     // With a real pool the accountants run in it, as in the server; otherwise inline.
-    ...(overrides.privacyMath ? { privacyMath: overrides.privacyMath } : overrides.pool ? { privacyMath: privacyMathOn(overrides.pool) } : {}),
+    ...(overrides.privacyMath
+      ? { privacyMath: overrides.privacyMath }
+      : overrides.pool
+        ? { privacyMath: privacyMathOn(overrides.pool) }
+        : {}),
   });
   await app.ready();
   return {

@@ -2,7 +2,11 @@
 // code, the problem and a one-line message, for the unit tests on crafted archives and the addon-tier tests on
 // archives PyTorch itself wrote.
 import assert from 'node:assert/strict';
-import { type ArchiveProblem, checkTorchscriptArchive, type CheckTorchscriptArchiveOptions } from '../../src/artifacts/formats/torchscript-archive.js';
+import {
+  type ArchiveProblem,
+  type CheckTorchscriptArchiveOptions,
+  checkTorchscriptArchive,
+} from '../../src/artifacts/formats/torchscript-archive.js';
 import { isBastionError } from '../../src/errors.js';
 
 export interface Refusal {
@@ -12,7 +16,11 @@ export interface Refusal {
 }
 
 /** Asserts the check refuses `bytes` with this code, problem and message; returns the message. */
-export async function assertRefused(bytes: Uint8Array, expected: Refusal, options: Partial<CheckTorchscriptArchiveOptions> = {}): Promise<string> {
+export async function assertRefused(
+  bytes: Uint8Array,
+  expected: Refusal,
+  options: Partial<CheckTorchscriptArchiveOptions> = {},
+): Promise<string> {
   const kind = expected.code === 'UNPROCESSABLE_DATASET' ? 'dataset' : 'model';
   let caught: unknown;
   try {

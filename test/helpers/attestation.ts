@@ -33,4 +33,3 @@ export function fakeAttestationTree(
   if (quote) fs.writeFileSync(path.join(dir, 'quote'), quote);
   return dir;
 }
-

@@ -17,7 +17,14 @@ export interface Curl {
 /** A curl bound to `dataDir`: call refreshToken() after each (re)start of the server. */
 export function curlFor(dataDir: string): Curl & { refreshToken(): void } {
   let token = '';
-  const args = (extra: string[]) => ['-sS', '--cacert', path.join(dataDir, 'tls', 'server-cert.pem'), '-H', `Authorization: Bearer ${token}`, ...extra];
+  const args = (extra: string[]) => [
+    '-sS',
+    '--cacert',
+    path.join(dataDir, 'tls', 'server-cert.pem'),
+    '-H',
+    `Authorization: Bearer ${token}`,
+    ...extra,
+  ];
   const curl = async (extra: string[]) => {
     const { stdout } = await run('curl', [...args(extra), '-w', '\n%{http_code}'], { maxBuffer: 64 << 20 });
     const cut = stdout.lastIndexOf('\n');

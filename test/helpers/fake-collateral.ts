@@ -46,17 +46,38 @@ export async function createFakeCollateral(enclave: FakeQuotingEnclave, options:
   const signed = (text: string) => sign('sha256', Buffer.from(text, 'utf8'), { key: signerKey, dsaEncoding: 'ieee-p1363' }).toString('hex');
   const levels = options.tcbLevels ?? [{ components: platform.components, pceSvn: platform.pceSvn, tcbStatus: 'UpToDate' }];
   const tcbInfo = JSON.stringify({
-    id: 'SGX', version: 3, issueDate, nextUpdate, fmspc: (options.fmspc ?? platform.fmspc).toUpperCase(), pceId: platform.pceId, tcbType: 0, tcbEvaluationDataNumber: 1,
+    id: 'SGX',
+    version: 3,
+    issueDate,
+    nextUpdate,
+    fmspc: (options.fmspc ?? platform.fmspc).toUpperCase(),
+    pceId: platform.pceId,
+    tcbType: 0,
+    tcbEvaluationDataNumber: 1,
     tcbLevels: levels.map((l) => ({
       tcb: { sgxtcbcomponents: l.components.map((svn) => ({ svn })), pcesvn: l.pceSvn },
-      tcbDate: '2025-01-01T00:00:00Z', tcbStatus: l.tcbStatus, ...(l.advisoryIDs ? { advisoryIDs: l.advisoryIDs } : {}),
+      tcbDate: '2025-01-01T00:00:00Z',
+      tcbStatus: l.tcbStatus,
+      ...(l.advisoryIDs ? { advisoryIDs: l.advisoryIDs } : {}),
     })),
   });
   const qeIdentity = JSON.stringify({
-    id: 'QE', version: 2, issueDate, nextUpdate, tcbEvaluationDataNumber: 1,
-    miscselect: '00000000', miscselectMask: 'FFFFFFFF', attributes: '05000000000000000000000000000000', attributesMask: 'FBFFFFFFFFFFFFFF0000000000000000',
-    mrsigner: options.qeMrsigner ?? 'E2'.repeat(32), isvprodid: 1,
-    tcbLevels: (options.qeLevels ?? [{ isvsvn: 9, tcbStatus: 'UpToDate' }]).map((l) => ({ tcb: { isvsvn: l.isvsvn }, tcbDate: '2025-01-01T00:00:00Z', tcbStatus: l.tcbStatus })),
+    id: 'QE',
+    version: 2,
+    issueDate,
+    nextUpdate,
+    tcbEvaluationDataNumber: 1,
+    miscselect: '00000000',
+    miscselectMask: 'FFFFFFFF',
+    attributes: '05000000000000000000000000000000',
+    attributesMask: 'FBFFFFFFFFFFFFFF0000000000000000',
+    mrsigner: options.qeMrsigner ?? 'E2'.repeat(32),
+    isvprodid: 1,
+    tcbLevels: (options.qeLevels ?? [{ isvsvn: 9, tcbStatus: 'UpToDate' }]).map((l) => ({
+      tcb: { isvsvn: l.isvsvn },
+      tcbDate: '2025-01-01T00:00:00Z',
+      tcbStatus: l.tcbStatus,
+    })),
   });
   const crl = async (issuer: typeof root, revoked: string | null) =>
     Buffer.from(

@@ -75,7 +75,8 @@ const SGX_EXTENSION = '1.2.840.113741.1.13.1';
 
 /** The SGX extension Intel writes into PCK certificates: a SEQUENCE of (OID, value) pairs. */
 function sgxExtension(platform: FakePlatform): ArrayBuffer {
-  const entry = (suffix: string, value: asn1js.AsnType) => new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: `${SGX_EXTENSION}.${suffix}` }), value] });
+  const entry = (suffix: string, value: asn1js.AsnType) =>
+    new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: `${SGX_EXTENSION}.${suffix}` }), value] });
   const octets = (hex: string) => new asn1js.OctetString({ valueHex: Buffer.from(hex, 'hex') });
   const tcb = new asn1js.Sequence({
     value: [
@@ -85,13 +86,21 @@ function sgxExtension(platform: FakePlatform): ArrayBuffer {
     ],
   });
   return new asn1js.Sequence({
-    value: [entry('1', octets('00'.repeat(16))), entry('2', tcb), entry('3', octets(platform.pceId)), entry('4', octets(platform.fmspc)), entry('5', new asn1js.Enumerated({ value: 0 }))],
+    value: [
+      entry('1', octets('00'.repeat(16))),
+      entry('2', tcb),
+      entry('3', octets(platform.pceId)),
+      entry('4', octets(platform.fmspc)),
+      entry('5', new asn1js.Enumerated({ value: 0 })),
+    ],
   }).toBER();
 }
 
 /** PEM exactly as in real quotes: 64-character base64 lines, `\n` line ends. */
 function pem(der: ArrayBuffer): string {
-  const lines = Buffer.from(der).toString('base64').match(/.{1,64}/g)!;
+  const lines = Buffer.from(der)
+    .toString('base64')
+    .match(/.{1,64}/g)!;
   return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
 }
 
@@ -131,7 +140,12 @@ export async function createFakeQuotingEnclave(options: FakeQuotingEnclaveOption
   const notBefore = options.notBefore ?? new Date('2000-01-01T00:00:00Z');
   const notAfter = options.notAfter ?? new Date('2049-12-31T23:59:59Z');
   const [rootKeys, caKeys, pckKeys] = await Promise.all([generate(), generate(), generate()]);
-  const platform = options.platform ?? { fmspc: '00906ed50000', pceId: '0000', components: Array.from({ length: 16 }, () => 2), pceSvn: 11 };
+  const platform = options.platform ?? {
+    fmspc: '00906ed50000',
+    pceId: '0000',
+    components: Array.from({ length: 16 }, () => 2),
+    pceSvn: 11,
+  };
   const common = { notBefore, notAfter, signingAlgorithm: ALG };
   const caExtensions = async (keys: KeyPair, pathLength: number) => [
     new x509.BasicConstraintsExtension(true, pathLength, true),

@@ -8,7 +8,10 @@ export interface FormFile {
   content: Uint8Array | string;
 }
 
-export async function multipartForm(fields: Record<string, string>, files: FormFile[]): Promise<{ payload: Buffer; headers: Record<string, string> }> {
+export async function multipartForm(
+  fields: Record<string, string>,
+  files: FormFile[],
+): Promise<{ payload: Buffer; headers: Record<string, string> }> {
   const form = new FormData();
   for (const [name, value] of Object.entries(fields)) form.append(name, value);
   for (const file of files) {

@@ -7,7 +7,6 @@ import path from 'node:path';
 import type { LossConfig, TensorData } from '../../src/native.js';
 import { buildFixtures } from './torch-fixtures.js';
 
-
 interface JsonTensor {
   dtype: 'F32' | 'I64';
   shape: number[];
@@ -44,7 +43,14 @@ async function generate(): Promise<Map<string, PerSampleFixture>> {
   const dir = await buildFixtures('per_sample_models.py', 'per-sample');
   const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<
     string,
-    { files: { script: string; trace?: string }; inputs: JsonTensor[]; labels: JsonTensor; loss: LossConfig; parameters: string[]; batchGrads?: number[][] }
+    {
+      files: { script: string; trace?: string };
+      inputs: JsonTensor[];
+      labels: JsonTensor;
+      loss: LossConfig;
+      parameters: string[];
+      batchGrads?: number[][];
+    }
   >;
   const fixtures = new Map<string, PerSampleFixture>();
   for (const [name, entry] of Object.entries(manifest)) {

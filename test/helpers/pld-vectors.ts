@@ -54,14 +54,19 @@ export const heterogeneousVectors = data.heterogeneous;
 
 /** One event of `count` steps; q = 1 is the plain Gaussian mechanism. */
 export const step = (q: number, sigma: number, count: number): PrivacyEvent =>
-  q === 1 ? { kind: 'gaussian', noiseMultiplier: sigma, count } : { kind: 'poisson-gaussian', sampleRate: q, noiseMultiplier: sigma, count };
+  q === 1
+    ? { kind: 'gaussian', noiseMultiplier: sigma, count }
+    : { kind: 'poisson-gaussian', sampleRate: q, noiseMultiplier: sigma, count };
 
 const pld = createPldAccountant();
 
 /** The README's PLD rule: ≤ 1.01·ref, ≥ ref − max(0.01·ref, 0.004), and never below the optimistic estimate. */
 export function assertPldTolerance(epsilon: number, ref: number, optimistic: number | undefined, at: string): void {
   assert.ok(epsilon <= 1.01 * ref, `${at}: ε=${epsilon} above 1.01 × dp_accounting ${ref}`);
-  assert.ok(epsilon >= ref - Math.max(0.01 * ref, 0.004), `${at}: ε=${epsilon} below dp_accounting ${ref} by more than its discretization error`);
+  assert.ok(
+    epsilon >= ref - Math.max(0.01 * ref, 0.004),
+    `${at}: ε=${epsilon} below dp_accounting ${ref} by more than its discretization error`,
+  );
   if (optimistic !== undefined) assert.ok(epsilon >= optimistic, `${at}: ε=${epsilon} below the optimistic lower estimate ${optimistic}`);
 }
 

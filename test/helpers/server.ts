@@ -1,6 +1,6 @@
 // Runs the compiled server (what `npm start` runs) in a child process on a free port and waits for its
 // "listening" log line — no sleeps. Collects its log lines for assertions.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import readline from 'node:readline';

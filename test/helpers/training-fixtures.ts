@@ -44,7 +44,12 @@ export const evalOnlyModel = (): Promise<Buffer> => builtModel('eval-only');
 export const hugeWeightModel = (): Promise<Buffer> => builtModel('huge');
 
 /** `samples` × FEATURES float32 features in [-1, 1) and labels = argmax of the first CLASSES features, then `edit` applied to them. */
-export function classifierDataset(samples: number, seed = 1, features = FEATURES, edit: (x: Float32Array, y: BigInt64Array) => void = () => undefined): Buffer {
+export function classifierDataset(
+  samples: number,
+  seed = 1,
+  features = FEATURES,
+  edit: (x: Float32Array, y: BigInt64Array) => void = () => undefined,
+): Buffer {
   const random = prng(seed);
   const x = Float32Array.from({ length: samples * features }, () => random() * 2 - 1);
   const y = BigInt64Array.from({ length: samples }, (_, i) => {

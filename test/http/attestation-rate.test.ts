@@ -11,10 +11,17 @@ import { idlePool, unusedArtifacts } from '../helpers/app.js';
 
 test('one address gets the limit of attestations a minute, then 429 with Retry-After; other addresses and routes go on', async () => {
   const store = openStore(':memory:');
-  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true });
+  const app = await buildApp({
+    store,
+    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
+    pool: idlePool,
+    ...unusedArtifacts,
+    isAddonLoaded: () => true,
+  });
   try {
     const ask = (remoteAddress: string) => app.inject({ url: `/v1/attestation?nonce=${'ab'.repeat(16)}`, remoteAddress });
-    for (let i = 0; i < ATTESTATION_RATE_LIMIT.max; i++) assert.equal((await ask('10.0.0.1')).statusCode, 503, `request ${i + 1}: not in an enclave`);
+    for (let i = 0; i < ATTESTATION_RATE_LIMIT.max; i++)
+      assert.equal((await ask('10.0.0.1')).statusCode, 503, `request ${i + 1}: not in an enclave`);
     const limited = await ask('10.0.0.1');
     assert.equal(limited.statusCode, 429);
     assert.match(String(limited.headers['content-type']), /^application\/problem\+json/);
@@ -22,7 +29,8 @@ test('one address gets the limit of attestations a minute, then 429 with Retry-A
     assert.match(limited.json().detail, new RegExp(`At most ${ATTESTATION_RATE_LIMIT.max} attestations a minute`));
     assert.ok(Number(limited.headers['retry-after']) >= 1 && Number(limited.headers['retry-after']) <= 60);
     assert.equal((await ask('10.0.0.2')).statusCode, 503, 'another address is not held back');
-    for (let i = 0; i < ATTESTATION_RATE_LIMIT.max + 5; i++) assert.equal((await app.inject({ url: '/healthz', remoteAddress: '10.0.0.1' })).statusCode, 200);
+    for (let i = 0; i < ATTESTATION_RATE_LIMIT.max + 5; i++)
+      assert.equal((await app.inject({ url: '/healthz', remoteAddress: '10.0.0.1' })).statusCode, 200);
   } finally {
     await app.close();
     store.close();

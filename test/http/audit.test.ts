@@ -28,9 +28,18 @@ test('an admin reads every entry in seq order, each as an AuditEntry', async () 
   const res = await t.app.inject({ url: '/v1/audit', headers: t.auth() });
   assert.equal(res.statusCode, 200);
   const page = res.json();
-  assert.deepEqual(page.items.map((e: { seq: number }) => e.seq), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(
+    page.items.map((e: { seq: number }) => e.seq),
+    [1, 2, 3, 4, 5, 6],
+  );
   assert.equal(page.next, null);
-  assert.deepEqual(page.items.slice(0, 2).map((e: { action: string; principalId: string | null }) => [e.action, e.principalId]), [['principal.create', null], ['principal.create', adminId]]);
+  assert.deepEqual(
+    page.items.slice(0, 2).map((e: { action: string; principalId: string | null }) => [e.action, e.principalId]),
+    [
+      ['principal.create', null],
+      ['principal.create', adminId],
+    ],
+  );
   assert.deepEqual(page.items[4], {
     seq: 5,
     time: page.items[4].time,
@@ -46,7 +55,10 @@ test('an admin reads every entry in seq order, each as an AuditEntry', async () 
 test('a member reads only the entries it made or is a subject of', async () => {
   const res = await t.app.inject({ url: '/v1/audit', headers: t.auth(member.token) });
   assert.equal(res.statusCode, 200);
-  assert.deepEqual(res.json().items.map((e: { seq: number }) => e.seq), [2, 4, 5]);
+  assert.deepEqual(
+    res.json().items.map((e: { seq: number }) => e.seq),
+    [2, 4, 5],
+  );
 });
 
 test('after and limit arrive as query text and page through the log with the next cursor', async () => {
@@ -72,7 +84,11 @@ test('out-of-range or unknown query parameters get 400 validation-failed naming 
     const res = await t.app.inject({ url: `/v1/audit?${query}`, headers: t.auth() });
     assert.equal(res.statusCode, 400, query);
     assert.equal(res.json().type, 'urn:bastion:problem:validation-failed', query);
-    assert.deepEqual(res.json().errors.map((e: { parameter: string }) => e.parameter), [parameter], query);
+    assert.deepEqual(
+      res.json().errors.map((e: { parameter: string }) => e.parameter),
+      [parameter],
+      query,
+    );
   }
 });
 

@@ -9,10 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import { openBlob } from '../../src/artifacts/blob-store.js';
 import { datasetLayout } from '../../src/artifacts/datasets.js';
 import { MAX_CLASS_INDEX } from '../../src/artifacts/formats/canonical.js';
-import { readSafetensors, encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
+import { encodeSafetensors, readSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
-import { multipartForm, type FormFile } from '../helpers/multipart.js';
+import { type FormFile, multipartForm } from '../helpers/multipart.js';
 import { testdataPath } from '../helpers/testdata.js';
 import { readStoredZip, storedZip } from '../helpers/zip.js';
 
@@ -38,7 +38,8 @@ async function upload(fields: Record<string, string>, files: FormFile[], token =
   return t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(token) } });
 }
 
-const csv = (rows: number) => `${['age,blood_pressure,label', ...Array.from({ length: rows }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}`)].join('\n')}\n`;
+const csv = (rows: number) =>
+  `${['age,blood_pressure,label', ...Array.from({ length: rows }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}`)].join('\n')}\n`;
 
 async function canonicalOf(id: string) {
   const reader = await openBlob(t.blobs, { artifactId: id, kind: 'dataset-tensors' });
@@ -74,7 +75,10 @@ describe('uploading datasets', () => {
     assert.deepEqual(dataset.labelClasses, [0, 1, 2]);
     assert.equal(dataset.sha256, createHash('sha256').update(body).digest('hex'));
     const canonical = await canonicalOf(dataset.id);
-    assert.deepEqual(canonical.tensors.map((x) => x.name), ['inputs.0', 'labels']);
+    assert.deepEqual(
+      canonical.tensors.map((x) => x.name),
+      ['inputs.0', 'labels'],
+    );
     assert.deepEqual(Array.from(new Float32Array(new Uint8Array(canonical.tensors[0]!.data).buffer).slice(0, 4)), [20, 110, 21, 111]);
   });
 
@@ -99,7 +103,10 @@ describe('uploading datasets', () => {
     const headerEnd = 8 + Number(file.readBigUInt64LE(0));
     assert.deepEqual(
       layout.tensors.map((x) => [x.name, x.offsetBytes, x.sizeBytes]),
-      [['inputs.0', headerEnd, n * 3 * 4], ['labels', headerEnd + n * 3 * 4, n * 8]],
+      [
+        ['inputs.0', headerEnd, n * 3 * 4],
+        ['labels', headerEnd + n * 3 * 4, n * 8],
+      ],
     );
   });
 
@@ -115,7 +122,7 @@ describe('uploading datasets', () => {
     assert.deepEqual(dataset.labels, { name: 'labels', dtype: 'I64', shape: [100] });
   });
 
-  test('a dataset without a policy is its owner\'s alone: any other principal, admins too, gets 404 and does not see it listed', async () => {
+  test("a dataset without a policy is its owner's alone: any other principal, admins too, gets 404 and does not see it listed", async () => {
     const created = (await upload({ name: 'private-by-default', privacyLimit: '1' }, [{ content: csv(20) }])).json();
     for (const token of [other, t.adminToken]) {
       for (const [method, url] of [
@@ -128,26 +135,53 @@ describe('uploading datasets', () => {
         assert.equal(res.statusCode, 404, `${method} ${url}`);
         assert.equal(res.json().detail, `No dataset with id ${created.id}`, 'the same answer as for an id that names nothing');
       }
-      const put = await t.app.inject({ method: 'PUT', url: `/v1/datasets/${created.id}/policy`, payload: { trainers: 'everyone' }, headers: t.auth(token) });
+      const put = await t.app.inject({
+        method: 'PUT',
+        url: `/v1/datasets/${created.id}/policy`,
+        payload: { trainers: 'everyone' },
+        headers: t.auth(token),
+      });
       assert.equal(put.statusCode, 404);
-      assert.ok(!(await t.app.inject({ url: '/v1/datasets', headers: t.auth(token) })).json().items.some((d: { id: string }) => d.id === created.id));
+      assert.ok(
+        !(await t.app.inject({ url: '/v1/datasets', headers: t.auth(token) }))
+          .json()
+          .items.some((d: { id: string }) => d.id === created.id),
+      );
     }
     assert.deepEqual((await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(owner) })).json(), created);
-    assert.ok((await t.app.inject({ url: '/v1/datasets', headers: t.auth(owner) })).json().items.some((d: { id: string }) => d.id === created.id));
+    assert.ok(
+      (await t.app.inject({ url: '/v1/datasets', headers: t.auth(owner) })).json().items.some((d: { id: string }) => d.id === created.id),
+    );
   });
 
   test('a trainer its policy names sees the dataset (without labelClasses, trainers, the file hash, size and commitment salt), but only the owner downloads, deletes or changes its policy', async () => {
     const body = csv(20);
     const created = (
-      await upload({ name: 'shared-with-a-trainer', privacyLimit: '1', policy: JSON.stringify({ trainers: [otherId], maxEpsilonPerTraining: 0.5 }) }, [{ content: body }])
+      await upload(
+        { name: 'shared-with-a-trainer', privacyLimit: '1', policy: JSON.stringify({ trainers: [otherId], maxEpsilonPerTraining: 0.5 }) },
+        [{ content: body }],
+      )
     ).json();
-    assert.deepEqual(created.policy, { trainers: [otherId], maxEpsilonPerTraining: 0.5, allowEvaluation: true, allowNonPrivate: false, release: 'trainer' });
+    assert.deepEqual(created.policy, {
+      trainers: [otherId],
+      maxEpsilonPerTraining: 0.5,
+      allowEvaluation: true,
+      allowNonPrivate: false,
+      release: 'trainer',
+    });
     const seen = await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(other) });
     assert.equal(seen.statusCode, 200);
     // Everything but which labels occur (a fact about the data), whom else it is shared with, and the file's
     // hash and size: with every record but one known, a hash tests guesses of the last, and a CSV's size
     // moves with its values. The commitment salt is what keeps certificates from being such a hash.
-    const { labelClasses, sha256, sizeBytes, commitmentSalt, policy: { trainers, ...policy }, ...catalogue } = created;
+    const {
+      labelClasses,
+      sha256,
+      sizeBytes,
+      commitmentSalt,
+      policy: { trainers, ...policy },
+      ...catalogue
+    } = created;
     assert.deepEqual(labelClasses, [0, 1, 2]);
     assert.deepEqual(trainers, [otherId]);
     assert.equal(sha256, createHash('sha256').update(body).digest('hex'));
@@ -169,13 +203,18 @@ describe('uploading datasets', () => {
       assert.equal(res.statusCode, 403, `${method} ${url}`);
       assert.equal(res.json().rule, 'dataset.owner');
     }
-    assert.deepEqual((await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(owner) })).json(), created, 'the refused policy change changed nothing');
+    assert.deepEqual(
+      (await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(owner) })).json(),
+      created,
+      'the refused policy change changed nothing',
+    );
     const content = await t.app.inject({ url: `/v1/datasets/${created.id}/content`, headers: t.auth(owner) });
     assert.equal(content.statusCode, 200);
     assert.equal(content.body, body);
     const deleted = await t.app.inject({ method: 'DELETE', url: `/v1/datasets/${created.id}`, headers: t.auth(owner) });
     assert.equal(deleted.statusCode, 204);
-    for (const kind of ['dataset', 'dataset-tensors']) assert.equal(fs.existsSync(path.join(t.blobs.blobsDir, kind, `${created.id}.sealed`)), false);
+    for (const kind of ['dataset', 'dataset-tensors'])
+      assert.equal(fs.existsSync(path.join(t.blobs.blobsDir, kind, `${created.id}.sealed`)), false);
     assert.equal((await t.app.inject({ url: `/v1/datasets/${created.id}`, headers: t.auth(owner) })).statusCode, 404);
   });
 });
@@ -185,12 +224,22 @@ describe('refused datasets leave nothing behind', () => {
 
   test('a CSV with a ragged row gets 422 naming the line', async () => {
     const before = rows();
-    await assertRefused(await upload({ name: 'x', privacyLimit: '1' }, [{ content: 'a,b,label\n1,2,0\n3,0\n' }]), 422, 'unprocessable-dataset', /line 3/);
+    await assertRefused(
+      await upload({ name: 'x', privacyLimit: '1' }, [{ content: 'a,b,label\n1,2,0\n3,0\n' }]),
+      422,
+      'unprocessable-dataset',
+      /line 3/,
+    );
     assert.equal(rows(), before);
   });
 
   test('text in a numeric column gets 422 naming the column', async () => {
-    await assertRefused(await upload({ name: 'x', privacyLimit: '1' }, [{ content: 'a,b,label\n1,2,0\n3,four,1\n' }]), 422, 'unprocessable-dataset', /\bb\b/);
+    await assertRefused(
+      await upload({ name: 'x', privacyLimit: '1' }, [{ content: 'a,b,label\n1,2,0\n3,four,1\n' }]),
+      422,
+      'unprocessable-dataset',
+      /\bb\b/,
+    );
   });
 
   test('a safetensors header that lies about offsets gets 422', async () => {
@@ -199,9 +248,16 @@ describe('refused datasets leave nothing behind', () => {
       { name: 'labels', dtype: 'I64', shape: [4], data: new Uint8Array(32) },
     ]);
     const headerLength = Number(good.readBigUInt64LE(0));
-    const header = good.subarray(8, 8 + headerLength).toString('utf8').replace('[0,32]', '[0,64]');
+    const header = good
+      .subarray(8, 8 + headerLength)
+      .toString('utf8')
+      .replace('[0,32]', '[0,64]');
     const lying = Buffer.concat([good.subarray(0, 8), Buffer.from(header), good.subarray(8 + headerLength)]);
-    await assertRefused(await upload({ name: 'x', privacyLimit: '1', format: 'safetensors' }, [{ content: lying }]), 422, 'unprocessable-dataset');
+    await assertRefused(
+      await upload({ name: 'x', privacyLimit: '1', format: 'safetensors' }, [{ content: lying }]),
+      422,
+      'unprocessable-dataset',
+    );
   });
 
   describe('integer labels that are not class indices get 422 naming the problem, and no catalogue entry', () => {
@@ -233,7 +289,11 @@ describe('refused datasets leave nothing behind', () => {
     };
 
     test('safetensors with a label of −1, streamed or not', async () => {
-      await assertLabelsRefused('neg-st', await upload({ name: 'neg-st', privacyLimit: '1' }, [{ content: safetensors([0n, -1n, 1n]) }]), /tensor "labels" holds a negative label at element 1/);
+      await assertLabelsRefused(
+        'neg-st',
+        await upload({ name: 'neg-st', privacyLimit: '1' }, [{ content: safetensors([0n, -1n, 1n]) }]),
+        /tensor "labels" holds a negative label at element 1/,
+      );
       await assertLabelsRefused(
         'neg-st-declared',
         await upload({ name: 'neg-st-declared', privacyLimit: '1', format: 'safetensors' }, [{ content: safetensors([0n, -1n, 1n]) }]),
@@ -242,24 +302,48 @@ describe('refused datasets leave nothing behind', () => {
     });
 
     test('safetensors with an I64 label of 2^63 − 1', async () => {
-      await assertLabelsRefused('huge-st', await upload({ name: 'huge-st', privacyLimit: '1' }, [{ content: safetensors([2n ** 63n - 1n, 0n]) }]), /holds a label above 16777215 at element 0/);
+      await assertLabelsRefused(
+        'huge-st',
+        await upload({ name: 'huge-st', privacyLimit: '1' }, [{ content: safetensors([2n ** 63n - 1n, 0n]) }]),
+        /holds a label above 16777215 at element 0/,
+      );
     });
 
     test('safetensors with the label MAX_CLASS_INDEX is accepted, one more is refused', async () => {
       const res = await upload({ name: 'max-st', privacyLimit: '1' }, [{ content: safetensors([0n, BigInt(MAX_CLASS_INDEX)]) }]);
       assert.equal(res.statusCode, 201, res.body);
       assert.deepEqual(res.json().labelClasses, [0, MAX_CLASS_INDEX]);
-      await assertLabelsRefused('max-plus-st', await upload({ name: 'max-plus-st', privacyLimit: '1' }, [{ content: safetensors([0n, BigInt(MAX_CLASS_INDEX) + 1n]) }]), /above 16777215/);
+      await assertLabelsRefused(
+        'max-plus-st',
+        await upload({ name: 'max-plus-st', privacyLimit: '1' }, [{ content: safetensors([0n, BigInt(MAX_CLASS_INDEX) + 1n]) }]),
+        /above 16777215/,
+      );
     });
 
     test('CSV with a label of −1 or 2^63 − 1', async () => {
-      await assertLabelsRefused('neg-csv', await upload({ name: 'neg-csv', privacyLimit: '1' }, [{ content: 'a,b,label\n1,2,0\n3,4,-1\n' }]), /^line 3, column "label" holds a negative label/);
-      await assertLabelsRefused('huge-csv', await upload({ name: 'huge-csv', privacyLimit: '1' }, [{ content: `a,b,label\n1,2,${2n ** 63n - 1n}\n3,4,0\n` }]), /^line 2, column "label" holds a label above/);
+      await assertLabelsRefused(
+        'neg-csv',
+        await upload({ name: 'neg-csv', privacyLimit: '1' }, [{ content: 'a,b,label\n1,2,0\n3,4,-1\n' }]),
+        /^line 3, column "label" holds a negative label/,
+      );
+      await assertLabelsRefused(
+        'huge-csv',
+        await upload({ name: 'huge-csv', privacyLimit: '1' }, [{ content: `a,b,label\n1,2,${2n ** 63n - 1n}\n3,4,0\n` }]),
+        /^line 2, column "label" holds a label above/,
+      );
     });
 
     test('a TorchScript dataset with a label of −1 or 2^63 − 1', async () => {
-      await assertLabelsRefused('neg-ts', await upload({ name: 'neg-ts' }, [{ content: torchscript(-1n) }]), /tensor "labels" holds a negative label at element 0 \(sample 0\)/);
-      await assertLabelsRefused('huge-ts', await upload({ name: 'huge-ts' }, [{ content: torchscript(2n ** 63n - 1n) }]), /tensor "labels" holds a label above 16777215 at element 0/);
+      await assertLabelsRefused(
+        'neg-ts',
+        await upload({ name: 'neg-ts' }, [{ content: torchscript(-1n) }]),
+        /tensor "labels" holds a negative label at element 0 \(sample 0\)/,
+      );
+      await assertLabelsRefused(
+        'huge-ts',
+        await upload({ name: 'huge-ts' }, [{ content: torchscript(2n ** 63n - 1n) }]),
+        /tensor "labels" holds a label above 16777215 at element 0/,
+      );
     });
   });
 
@@ -269,21 +353,40 @@ describe('refused datasets leave nothing behind', () => {
 
   test('a CSV without privacyLimit is a 400 naming /privacyLimit', async () => {
     const problem = await assertRefused(await upload({ name: 'x' }, [{ content: csv(10) }]), 400, 'validation-failed');
-    assert.deepEqual(problem.errors.map((e: { pointer: string }) => e.pointer), ['/privacyLimit']);
+    assert.deepEqual(
+      problem.errors.map((e: { pointer: string }) => e.pointer),
+      ['/privacyLimit'],
+    );
   });
 
   test('δ at or above 1/n is refused: it would allow releasing whole samples', async () => {
-    const problem = await assertRefused(await upload({ name: 'x', privacyLimit: '1', delta: '0.2' }, [{ content: csv(10) }]), 400, 'validation-failed');
-    assert.deepEqual(problem.errors.map((e: { pointer: string }) => e.pointer), ['/delta']);
+    const problem = await assertRefused(
+      await upload({ name: 'x', privacyLimit: '1', delta: '0.2' }, [{ content: csv(10) }]),
+      400,
+      'validation-failed',
+    );
+    assert.deepEqual(
+      problem.errors.map((e: { pointer: string }) => e.pointer),
+      ['/delta'],
+    );
   });
 
   test('form fields are checked: ε must be positive, format one of three, labelColumn only for CSV', async () => {
-    const bad = await assertRefused(await upload({ name: 'x', privacyLimit: '-1', format: 'parquet' }, [{ content: csv(10) }]), 400, 'validation-failed');
+    const bad = await assertRefused(
+      await upload({ name: 'x', privacyLimit: '-1', format: 'parquet' }, [{ content: csv(10) }]),
+      400,
+      'validation-failed',
+    );
     assert.deepEqual(bad.errors.map((e: { pointer: string }) => e.pointer).sort(), ['/format', '/privacyLimit']);
     const safetensors = encodeSafetensors([
       { name: 'inputs', dtype: 'F32', shape: [2, 1], data: new Uint8Array(8) },
       { name: 'labels', dtype: 'I64', shape: [2], data: new Uint8Array(16) },
     ]);
-    await assertRefused(await upload({ name: 'x', privacyLimit: '1', labelColumn: 'y' }, [{ content: safetensors }]), 400, 'validation-failed', /labelColumn/);
+    await assertRefused(
+      await upload({ name: 'x', privacyLimit: '1', labelColumn: 'y' }, [{ content: safetensors }]),
+      400,
+      'validation-failed',
+      /labelColumn/,
+    );
   });
 });

@@ -35,7 +35,12 @@ before(async () => {
   owner = t.principal('hospital').token;
   modelId = await upload('/v1/models', { name: 'classifier' }, await classifierModel(), scientist);
   // The hospital's datasets name the scientist as a trainer; one allows non-private use.
-  openId = await upload('/v1/datasets', { name: 'open', privacyLimit: '5', allowNonPrivate: 'true', policy: forScientist() }, classifierDataset(400, 3), owner);
+  openId = await upload(
+    '/v1/datasets',
+    { name: 'open', privacyLimit: '5', allowNonPrivate: 'true', policy: forScientist() },
+    classifierDataset(400, 3),
+    owner,
+  );
   closedId = await upload('/v1/datasets', { name: 'closed', privacyLimit: '5', policy: forScientist() }, classifierDataset(400, 4), owner);
 });
 after(async () => {
@@ -43,7 +48,8 @@ after(async () => {
   await pool.close();
 });
 
-const evaluate = (body: Record<string, unknown>, token = scientist) => t.app.inject({ method: 'POST', url: '/v1/evaluations', payload: body, headers: t.auth(token) });
+const evaluate = (body: Record<string, unknown>, token = scientist) =>
+  t.app.inject({ method: 'POST', url: '/v1/evaluations', payload: body, headers: t.auth(token) });
 
 test('an exact evaluation where the owner allows it gives accuracy and loss and charges nothing', async () => {
   const res = await evaluate({ modelId, datasetId: openId, loss: 'cross_entropy' });
@@ -105,7 +111,13 @@ test('a DP evaluation charges the ledger the discrete Gaussian it releases: an i
     const charged = composedEpsilon([event], ledger.delta).epsilon;
     assert.ok(Math.abs(charged - e.epsilon) < 2e-4, `the ledger charges ε = ${charged} for a release reported as ε = ${e.epsilon}`);
   }
-  assert.equal(ledger.epsilonSpent, composedEpsilon(ledger.events.map((entry) => entry.event), ledger.delta).epsilon);
+  assert.equal(
+    ledger.epsilonSpent,
+    composedEpsilon(
+      ledger.events.map((entry) => entry.event),
+      ledger.delta,
+    ).epsilon,
+  );
 });
 
 test('a DP evaluation the budget cannot pay for is refused with 409 before the model runs', async () => {
@@ -117,7 +129,12 @@ test('a DP evaluation the budget cannot pay for is refused with 409 before the m
 
 test("someone else's model and a dataset whose policy does not name the caller are 404, and regression losses have no DP release (422)", async () => {
   assert.equal((await evaluate({ modelId, datasetId: openId, loss: 'cross_entropy' }, owner)).statusCode, 404);
-  const unshared = await upload('/v1/datasets', { name: 'unshared', privacyLimit: '5', allowNonPrivate: 'true' }, classifierDataset(100, 6), owner);
+  const unshared = await upload(
+    '/v1/datasets',
+    { name: 'unshared', privacyLimit: '5', allowNonPrivate: 'true' },
+    classifierDataset(100, 6),
+    owner,
+  );
   for (const body of [{}, { epsilon: 1 }]) {
     const hidden = await evaluate({ modelId, datasetId: unshared, loss: 'cross_entropy', ...body });
     assert.equal(hidden.statusCode, 404, hidden.body);
@@ -131,13 +148,21 @@ test("someone else's model and a dataset whose policy does not name the caller a
 
 test("a model that cannot run on the dataset's public shapes is 422 with libtorch's own message from the pre-flight, and nothing is charged", async () => {
   const narrowId = await upload('/v1/models', { name: 'narrow' }, await narrowModel(), scientist);
-  const fourId = await upload('/v1/datasets', { name: 'four features', privacyLimit: '5', allowNonPrivate: 'true', policy: forScientist() }, classifierDataset(300, 5, 4), owner);
+  const fourId = await upload(
+    '/v1/datasets',
+    { name: 'four features', privacyLimit: '5', allowNonPrivate: 'true', policy: forScientist() },
+    classifierDataset(300, 5, 4),
+    owner,
+  );
   for (const body of [{ epsilon: 1 }, {}]) {
     const res = await evaluate({ modelId: narrowId, datasetId: fourId, loss: 'cross_entropy', ...body });
     assert.equal(res.statusCode, 422, res.body);
     const problem = res.json();
     assert.equal(problem.type, 'urn:bastion:problem:unprocessable-training');
-    assert.match(problem.detail, /^The model cannot be evaluated on this dataset: it fails on synthetic inputs \(a batch of 256 zeros of the dataset's public/);
+    assert.match(
+      problem.detail,
+      /^The model cannot be evaluated on this dataset: it fails on synthetic inputs \(a batch of 256 zeros of the dataset's public/,
+    );
     assert.match(problem.detail, /RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x4 and 5x16\)$/);
   }
   const ledger = await t.app.inject({ url: `/v1/datasets/${fourId}/privacy`, headers: t.auth(owner) });

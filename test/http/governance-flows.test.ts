@@ -11,9 +11,9 @@ import { stageBlobFrom } from '../../src/artifacts/blob-store.js';
 import type { CreatedPrincipal } from '../../src/governance/principals.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
 import { createTrainingJobs } from '../../src/training/jobs.js';
-import type { WorkerPool } from '../../src/workers/pool.js';
 import { Control, type TrainModelInput, type TrainModelOutput } from '../../src/training/runner.js';
-import { buildTestApp, idlePool, inlineMath, unusedArtifacts, type TestApp } from '../helpers/app.js';
+import type { WorkerPool } from '../../src/workers/pool.js';
+import { buildTestApp, idlePool, inlineMath, type TestApp, unusedArtifacts } from '../helpers/app.js';
 
 const SAMPLES = 400;
 
@@ -29,8 +29,16 @@ async function stubTraining(input: TrainModelInput): Promise<TrainModelOutput> {
     if (word === Control.CANCEL) return { outcome: 'cancelled', steps: 1, stepsPerSec: null };
     if (word === Control.STOP) return { outcome: 'stopped', steps: 1, stepsPerSec: null };
     if (finishing.has(input.jobId)) {
-      const { staged } = await stageBlobFrom(input.blobs, { artifactId: input.resultModelId, kind: 'model' }, (sink) => sink.write(Buffer.from('trained weights')));
-      return { outcome: 'succeeded', steps: input.totalSteps, stepsPerSec: null, model: { sha256: staged.sha256!, sizeBytes: staged.sizeBytes }, metric: null };
+      const { staged } = await stageBlobFrom(input.blobs, { artifactId: input.resultModelId, kind: 'model' }, (sink) =>
+        sink.write(Buffer.from('trained weights')),
+      );
+      return {
+        outcome: 'succeeded',
+        steps: input.totalSteps,
+        stepsPerSec: null,
+        model: { sha256: staged.sha256!, sizeBytes: staged.sizeBytes },
+        metric: null,
+      };
     }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
@@ -57,7 +65,11 @@ const stubPool: WorkerPool = {
 
 let t: TestApp;
 before(async () => {
-  t = await buildTestApp({ pool: stubPool, privacyMath: inlineMath, training: { checkpointEverySteps: 1000, checkpointEveryMs: 60_000, maxConcurrent: 1, maxJobsPerPrincipal: 3 } });
+  t = await buildTestApp({
+    pool: stubPool,
+    privacyMath: inlineMath,
+    training: { checkpointEverySteps: 1000, checkpointEveryMs: 60_000, maxConcurrent: 1, maxJobsPerPrincipal: 3 },
+  });
 });
 after(async () => {
   await t.close();
@@ -67,24 +79,64 @@ const name = (who: string) => `${who}-${uuidv7()}`;
 
 function addDataset(ownerId: string, policy: object = {}, limit = 20): string {
   const id = uuidv7();
-  const summary = { sampleCount: SAMPLES, inputs: [{ name: 'inputs.0', dtype: 'F32', shape: [SAMPLES, 4] }], labels: { name: 'labels', dtype: 'I64', shape: [SAMPLES] }, labelClasses: [0, 1] };
+  const summary = {
+    sampleCount: SAMPLES,
+    inputs: [{ name: 'inputs.0', dtype: 'F32', shape: [SAMPLES, 4] }],
+    labels: { name: 'labels', dtype: 'I64', shape: [SAMPLES] },
+    labelClasses: [0, 1],
+  };
   insertDataset(t.store, {
-    id, ownerId, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: 1, privacyLimit: limit, delta: 1e-5, sampleCount: SAMPLES,
-    details: JSON.stringify({ summary, layout: { blob: 'dataset', tensors: [{ name: 'labels', dtype: 'I64', shape: [SAMPLES], offsetBytes: 0, sizeBytes: SAMPLES * 8 }] } }),
-    policy: JSON.stringify({ trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer', ...policy }), commitmentSalt: '0'.repeat(64), createdAt: new Date().toISOString(),
+    id,
+    ownerId,
+    name: 'd',
+    description: '',
+    format: 'safetensors',
+    sha256: '0'.repeat(64),
+    sizeBytes: 1,
+    privacyLimit: limit,
+    delta: 1e-5,
+    sampleCount: SAMPLES,
+    details: JSON.stringify({
+      summary,
+      layout: { blob: 'dataset', tensors: [{ name: 'labels', dtype: 'I64', shape: [SAMPLES], offsetBytes: 0, sizeBytes: SAMPLES * 8 }] },
+    }),
+    policy: JSON.stringify({ trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer', ...policy }),
+    commitmentSalt: '0'.repeat(64),
+    createdAt: new Date().toISOString(),
   });
   return id;
 }
 
 function addModel(ownerId: string, readers: string[] = []): string {
   const id = uuidv7();
-  const check = { methods: ['forward'], parameters: [{ name: 'fc.weight', shape: [2, 4], dtype: 'F32', requiresGrad: true }], buffers: [], parameterCount: 8, operators: ['aten::linear'], inputRanks: ['2'] };
-  insertModel(t.store, { id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), policy: JSON.stringify({ readers }), createdAt: new Date().toISOString() });
+  const check = {
+    methods: ['forward'],
+    parameters: [{ name: 'fc.weight', shape: [2, 4], dtype: 'F32', requiresGrad: true }],
+    buffers: [],
+    parameterCount: 8,
+    operators: ['aten::linear'],
+    inputRanks: ['2'],
+  };
+  insertModel(t.store, {
+    id,
+    ownerId,
+    name: 'm',
+    description: '',
+    sha256: '0'.repeat(64),
+    sizeBytes: 1,
+    details: JSON.stringify(check),
+    policy: JSON.stringify({ readers }),
+    createdAt: new Date().toISOString(),
+  });
   return id;
 }
 
 const body = (modelId: string, datasetIds: string[], extra: Record<string, unknown> = {}) => ({
-  modelId, datasetIds, epochs: 1, expectedBatchSize: 40, loss: 'cross_entropy',
+  modelId,
+  datasetIds,
+  epochs: 1,
+  expectedBatchSize: 40,
+  loss: 'cross_entropy',
   optimizer: { type: 'sgd', learningRate: 0.1 },
   privacy: { targetEpsilon: 1, maxGradNorm: 1, accountant: 'rdp' },
   ...extra,
@@ -93,7 +145,11 @@ const body = (modelId: string, datasetIds: string[], extra: Record<string, unkno
 const call = (who: CreatedPrincipal | 'admin', method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) =>
   t.app.inject({ method, url, headers: t.auth(who === 'admin' ? t.adminToken : who.token), ...(payload ? { payload } : {}) });
 
-const spent = async (datasetId: string, owner: CreatedPrincipal) => (await call(owner, 'GET', `/v1/datasets/${datasetId}/privacy`)).json() as { epsilonSpent: number; events: { principalId?: string | null }[] };
+const spent = async (datasetId: string, owner: CreatedPrincipal) =>
+  (await call(owner, 'GET', `/v1/datasets/${datasetId}/privacy`)).json() as {
+    epsilonSpent: number;
+    events: { principalId?: string | null }[];
+  };
 
 async function waitFor(what: string, predicate: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -103,15 +159,17 @@ async function waitFor(what: string, predicate: () => Promise<boolean> | boolean
   }
 }
 
-const statusOf = async (who: CreatedPrincipal | 'admin', id: string) => ((await call(who, 'GET', `/v1/trainings/${id}`)).json() as { status: string }).status;
+const statusOf = async (who: CreatedPrincipal | 'admin', id: string) =>
+  ((await call(who, 'GET', `/v1/trainings/${id}`)).json() as { status: string }).status;
 
 /** Cancels every job still active, so the next test starts with a free slot. */
 async function drain(): Promise<void> {
   const list = (await call('admin', 'GET', '/v1/trainings')).json() as { items: { id: string; status: string }[] };
-  for (const job of list.items) if (job.status === 'queued' || job.status === 'running') await call('admin', 'POST', `/v1/trainings/${job.id}/cancel`);
+  for (const job of list.items)
+    if (job.status === 'queued' || job.status === 'running') await call('admin', 'POST', `/v1/trainings/${job.id}/cancel`);
 }
 
-test('eve cannot spend alice\'s budget in any way: plan, train, evaluate, non-private or beyond the policy\'s ε, all refused uncharged', async () => {
+test("eve cannot spend alice's budget in any way: plan, train, evaluate, non-private or beyond the policy's ε, all refused uncharged", async () => {
   const alice = t.principal(name('alice'));
   const eve = t.principal(name('eve'));
   const bob = t.principal(name('bob'));
@@ -132,7 +190,12 @@ test('eve cannot spend alice\'s budget in any way: plan, train, evaluate, non-pr
   }
   // bob is named, but within the policy only: ε per training and DP are the owner's to set.
   const bobsModel = addModel(bob.id);
-  const tooMuch = await call(bob, 'POST', '/v1/trainings', body(bobsModel, [D], { privacy: { targetEpsilon: 3, maxGradNorm: 1, accountant: 'rdp' } }));
+  const tooMuch = await call(
+    bob,
+    'POST',
+    '/v1/trainings',
+    body(bobsModel, [D], { privacy: { targetEpsilon: 3, maxGradNorm: 1, accountant: 'rdp' } }),
+  );
   assert.equal(tooMuch.statusCode, 403, tooMuch.body);
   assert.match(tooMuch.json().detail, /allows at most ε = 2 per training/);
   assert.equal(tooMuch.json().rule, 'dataset.policy.maxEpsilonPerTraining');
@@ -145,10 +208,18 @@ test('eve cannot spend alice\'s budget in any way: plan, train, evaluate, non-pr
   const ledger = await spent(D, alice);
   assert.equal(ledger.epsilonSpent, 0);
   assert.equal(ledger.events.length, 0);
-  const audit = (await call(alice, 'GET', '/v1/audit?limit=1000')).json() as { items: { principalId: string | null; outcome: string; target: { id: string } | null }[] };
+  const audit = (await call(alice, 'GET', '/v1/audit?limit=1000')).json() as {
+    items: { principalId: string | null; outcome: string; target: { id: string } | null }[];
+  };
   const refusedOnD = audit.items.filter((e) => e.outcome === 'refused' && e.target?.id === D);
-  assert.ok(refusedOnD.some((e) => e.principalId === eve.id), 'eve\'s refusals are audited for alice');
-  assert.ok(refusedOnD.some((e) => e.principalId === bob.id), 'bob\'s refusals are audited for alice');
+  assert.ok(
+    refusedOnD.some((e) => e.principalId === eve.id),
+    "eve's refusals are audited for alice",
+  );
+  assert.ok(
+    refusedOnD.some((e) => e.principalId === bob.id),
+    "bob's refusals are audited for alice",
+  );
 });
 
 test('a policy change applies to the next request; a training accepted before it runs on and its charge stands', async () => {
@@ -178,13 +249,15 @@ test('a policy change applies to the next request; a training accepted before it
   assert.equal(stopped.json().status, 'cancelled');
   assert.deepEqual(stopped.json().metrics, [], 'the owner of the data does not see what the training released to its author');
   assert.equal((await spent(D, alice)).epsilonSpent, charged);
-  const audit = (await call(alice, 'GET', '/v1/audit?limit=1000')).json() as { items: { principalId: string | null; action: string; target: { id: string } | null; details: { before?: unknown } }[] };
+  const audit = (await call(alice, 'GET', '/v1/audit?limit=1000')).json() as {
+    items: { principalId: string | null; action: string; target: { id: string } | null; details: { before?: unknown } }[];
+  };
   assert.ok(audit.items.some((e) => e.action === 'training.cancel' && e.target?.id === job && e.principalId === alice.id));
   assert.ok(audit.items.some((e) => e.action === 'dataset.setPolicy' && e.target?.id === D && e.details.before !== undefined));
   await drain();
 });
 
-test('the ledger names the principal who caused each charge, for the dataset\'s owner only', async () => {
+test("the ledger names the principal who caused each charge, for the dataset's owner only", async () => {
   const alice = t.principal(name('alice'));
   const bob = t.principal(name('bob'));
   const D = addDataset(alice.id, { trainers: [bob.id] });
@@ -234,7 +307,10 @@ test('a trained model leaves only once every approval its datasets ask for is gi
   // carol's policy asks for nothing: she may not decide.
   assert.equal((await call(carol, 'POST', `/v1/models/${T}/approvals`, { decision: 'approve' })).statusCode, 403);
   const pending = (await call(carol, 'GET', `/v1/models/${T}/approvals`)).json();
-  assert.deepEqual(pending.approvals.map((a: { approverId: string; decision: unknown; datasetIds: string[] }) => [a.approverId, a.decision, a.datasetIds]), [[alice.id, null, [D]]]);
+  assert.deepEqual(
+    pending.approvals.map((a: { approverId: string; decision: unknown; datasetIds: string[] }) => [a.approverId, a.decision, a.datasetIds]),
+    [[alice.id, null, [D]]],
+  );
 
   const approved = await call(alice, 'POST', `/v1/models/${T}/approvals`, { decision: 'approve', reason: 'checked the lineage' });
   assert.equal(approved.statusCode, 200, approved.body);
@@ -287,7 +363,7 @@ test('an admin may stop any job but sees no results and owns nothing; revoking a
   await drain();
 });
 
-test('the queue is fair between principals, and one principal\'s queued and running jobs are limited', async () => {
+test("the queue is fair between principals, and one principal's queued and running jobs are limited", async () => {
   const alice = t.principal(name('alice'));
   const bob = t.principal(name('bob'));
   const carol = t.principal(name('carol'));
@@ -295,7 +371,7 @@ test('the queue is fair between principals, and one principal\'s queued and runn
   const bobs = addModel(bob.id);
   const carols = addModel(carol.id);
   const b1 = (await call(bob, 'POST', '/v1/trainings', body(bobs, [D]))).json().id as string;
-  await waitFor('bob\'s first job to run', async () => (await statusOf(bob, b1)) === 'running');
+  await waitFor("bob's first job to run", async () => (await statusOf(bob, b1)) === 'running');
   const b2 = (await call(bob, 'POST', '/v1/trainings', body(bobs, [D]))).json().id as string;
   const b3 = (await call(bob, 'POST', '/v1/trainings', body(bobs, [D]))).json().id as string;
   const limited = await call(bob, 'POST', '/v1/trainings', body(bobs, [D]));
@@ -311,7 +387,7 @@ test('the queue is fair between principals, and one principal\'s queued and runn
   // Carol queued after bob's second and third, but ran before them: the queue takes principals in turn.
   assert.deepEqual(started.slice(before, before + 2), [c1, b2]);
   finishing.add(b3);
-  await waitFor('bob\'s third job to succeed', async () => (await statusOf(bob, b3)) === 'succeeded');
+  await waitFor("bob's third job to succeed", async () => (await statusOf(bob, b3)) === 'succeeded');
 });
 
 test('a bad policy is refused naming the field, and changes nothing', async () => {
@@ -331,7 +407,12 @@ test('a bad policy is refused naming the field, and changes nothing', async () =
   const readers = await call(alice, 'PUT', `/v1/models/${M}/policy`, { readers: [stranger] });
   assert.equal(readers.statusCode, 422, readers.body);
   // The policies are as they were.
-  assert.deepEqual((await call(alice, 'GET', `/v1/datasets/${D}`)).json().policy, { trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer' });
+  assert.deepEqual((await call(alice, 'GET', `/v1/datasets/${D}`)).json().policy, {
+    trainers: [],
+    allowEvaluation: true,
+    allowNonPrivate: false,
+    release: 'trainer',
+  });
   assert.deepEqual((await call(alice, 'GET', `/v1/models/${M}`)).json().policy, { readers: [] });
 });
 
@@ -343,9 +424,16 @@ test('a start after a crash cancels the jobs of principals revoked meanwhile ins
   const job = (await call(bob, 'POST', '/v1/trainings', body(M, [D]))).json().id as string;
   await waitFor('the job to run', async () => (await statusOf(bob, job)) === 'running');
   // As if the process died here: the row says running; meanwhile bob is revoked without this process.
-  t.store.db.prepare("UPDATE principals SET revoked_at = ? WHERE id = ?").run(new Date().toISOString(), bob.id);
+  t.store.db.prepare('UPDATE principals SET revoked_at = ? WHERE id = ?').run(new Date().toISOString(), bob.id);
   const restarted = createTrainingJobs(
-    { store: t.store, blobs: t.blobs, pool: stubPool, sandbox: { timeoutMs: 1000, memoryBytes: 1 << 30 }, audit: t.audit, certificates: unusedArtifacts.certificates },
+    {
+      store: t.store,
+      blobs: t.blobs,
+      pool: stubPool,
+      sandbox: { timeoutMs: 1000, memoryBytes: 1 << 30 },
+      audit: t.audit,
+      certificates: unusedArtifacts.certificates,
+    },
     { checkpointEverySteps: 1000, checkpointEveryMs: 60_000, maxConcurrent: 1 },
   );
   restarted.start();
@@ -368,7 +456,10 @@ test('the owner of the data stops an evaluation in flight: nothing is released, 
     runId = items.find((e) => e.datasetId === D)?.id ?? '';
     return runId !== '';
   });
-  assert.deepEqual((await call(eve, 'GET', '/v1/evaluations')).json().items.filter((e: { datasetId: string }) => e.datasetId === D), []);
+  assert.deepEqual(
+    (await call(eve, 'GET', '/v1/evaluations')).json().items.filter((e: { datasetId: string }) => e.datasetId === D),
+    [],
+  );
   assert.equal((await call(eve, 'POST', `/v1/evaluations/${runId}/cancel`)).statusCode, 404);
   const cancelled = await call(alice, 'POST', `/v1/evaluations/${runId}/cancel`);
   assert.equal(cancelled.statusCode, 200, cancelled.body);
@@ -388,11 +479,21 @@ test('a refusal in the audit log tells its actor no more than the 404 did: an un
   const D = addDataset(alice.id);
   const nothing = uuidv7();
   for (const id of [D, nothing]) assert.equal((await call(eve, 'GET', `/v1/datasets/${id}`)).statusCode, 404);
-  const entries = (await call(eve, 'GET', '/v1/audit?limit=1000')).json().items as { action: string; outcome: string; target: { id: string }; details: unknown }[];
-  const about = (id: string) => entries.filter((e) => e.target?.id === id).map(({ action, outcome, details }) => ({ action, outcome, details }));
+  const entries = (await call(eve, 'GET', '/v1/audit?limit=1000')).json().items as {
+    action: string;
+    outcome: string;
+    target: { id: string };
+    details: unknown;
+  }[];
+  const about = (id: string) =>
+    entries.filter((e) => e.target?.id === id).map(({ action, outcome, details }) => ({ action, outcome, details }));
   assert.equal(about(D).length, 1);
   assert.deepEqual(about(D), about(nothing));
   // The owner sees that someone tried.
-  const owners = (await call(alice, 'GET', '/v1/audit?limit=1000')).json().items as { principalId: string; outcome: string; target: { id: string } }[];
+  const owners = (await call(alice, 'GET', '/v1/audit?limit=1000')).json().items as {
+    principalId: string;
+    outcome: string;
+    target: { id: string };
+  }[];
   assert.ok(owners.some((e) => e.principalId === eve.id && e.outcome === 'refused' && e.target.id === D));
 });

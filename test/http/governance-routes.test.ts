@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { v7 as uuidv7 } from 'uuid';
 import { parse } from 'yaml';
+import { OPENAPI_FILE } from '../../scripts/openapi.js';
 import { stageBlob } from '../../src/artifacts/blob-store.js';
 import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import type { CreatedPrincipal } from '../../src/governance/principals.js';
@@ -24,8 +25,7 @@ import { insertApproval } from '../../src/store/approvals.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
 import { insertTraining, type TrainingRow } from '../../src/store/trainings.js';
 import type { WorkerPool } from '../../src/workers/pool.js';
-import { OPENAPI_FILE } from '../../scripts/openapi.js';
-import { buildTestApp, idlePool, inlineMath, unusedArtifacts, type TestApp } from '../helpers/app.js';
+import { buildTestApp, idlePool, inlineMath, type TestApp, unusedArtifacts } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { testdataPath } from '../helpers/testdata.js';
 
@@ -67,7 +67,9 @@ interface World {
 
 interface Row {
   /** The request, in the world of this cell. */
-  request(w: World): Promise<{ method: 'GET' | 'POST' | 'PUT' | 'DELETE'; url: string; payload?: unknown; headers?: Record<string, string> }>;
+  request(
+    w: World,
+  ): Promise<{ method: 'GET' | 'POST' | 'PUT' | 'DELETE'; url: string; payload?: unknown; headers?: Record<string, string> }>;
   expect: Record<Caller, number>;
 }
 
@@ -92,9 +94,13 @@ const checkOf = (inputRanks: string[]) => ({
 });
 
 async function sealed(id: string, kind: 'model' | 'dataset', bytes: Uint8Array): Promise<void> {
-  const staged = await stageBlob(t.blobs, { artifactId: id, kind }, (async function* () {
-    yield bytes;
-  })());
+  const staged = await stageBlob(
+    t.blobs,
+    { artifactId: id, kind },
+    (async function* () {
+      yield bytes;
+    })(),
+  );
   await staged.commit();
 }
 
@@ -116,58 +122,155 @@ async function addDataset(ownerId: string, policy: object): Promise<string> {
   const file = datasetFile();
   await sealed(id, 'dataset', file);
   insertDataset(t.store, {
-    id, ownerId, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: file.length,
-    privacyLimit: 50, delta: 1e-5, sampleCount: SAMPLES, details: JSON.stringify({ summary, layout: { blob: 'dataset', tensors: [{ name: 'labels', dtype: 'I64', shape: [SAMPLES], offsetBytes: 0, sizeBytes: SAMPLES * 8 }] } }),
-    policy: JSON.stringify({ trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer', ...policy }), commitmentSalt: '0'.repeat(64), createdAt: new Date().toISOString(),
+    id,
+    ownerId,
+    name: 'd',
+    description: '',
+    format: 'safetensors',
+    sha256: '0'.repeat(64),
+    sizeBytes: file.length,
+    privacyLimit: 50,
+    delta: 1e-5,
+    sampleCount: SAMPLES,
+    details: JSON.stringify({
+      summary,
+      layout: { blob: 'dataset', tensors: [{ name: 'labels', dtype: 'I64', shape: [SAMPLES], offsetBytes: 0, sizeBytes: SAMPLES * 8 }] },
+    }),
+    policy: JSON.stringify({ trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer', ...policy }),
+    commitmentSalt: '0'.repeat(64),
+    createdAt: new Date().toISOString(),
   });
   return id;
 }
 
-async function addModel(ownerId: string, readers: string[], extra: { lineage?: object; coOwnerIds?: string[]; certificate?: object } = {}, id = uuidv7()): Promise<string> {
+async function addModel(
+  ownerId: string,
+  readers: string[],
+  extra: { lineage?: object; coOwnerIds?: string[]; certificate?: object } = {},
+  id = uuidv7(),
+): Promise<string> {
   await sealed(id, 'model', Buffer.from('not parsed: only downloaded'));
   insertModel(t.store, {
-    id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 27,
-    details: JSON.stringify({ ...checkOf(['2']), ...extra }), policy: JSON.stringify({ readers }), createdAt: new Date().toISOString(),
+    id,
+    ownerId,
+    name: 'm',
+    description: '',
+    sha256: '0'.repeat(64),
+    sizeBytes: 27,
+    details: JSON.stringify({ ...checkOf(['2']), ...extra }),
+    policy: JSON.stringify({ readers }),
+    createdAt: new Date().toISOString(),
   });
   return id;
 }
 
-function addTraining(ownerId: string, modelId: string, datasetIds: string[], status: TrainingRow['status'], resultModelId: string | null = null): string {
+function addTraining(
+  ownerId: string,
+  modelId: string,
+  datasetIds: string[],
+  status: TrainingRow['status'],
+  resultModelId: string | null = null,
+): string {
   const id = uuidv7();
   const now = new Date().toISOString();
   insertTraining(t.store, {
-    id, ownerId, modelId, datasetIds: JSON.stringify(datasetIds), status, request: JSON.stringify(trainingBody(modelId, datasetIds)), plan: planJson,
-    step: status === 'succeeded' ? 10 : 0, checkpointStep: null, samplesPerSec: null, error: null, resultModelId, metrics: '[{"epoch":1,"step":10,"steps":10,"meanLoss":0.5,"noiseStd":0.1}]', dropped: null,
-    createdAt: now, startedAt: status === 'queued' ? null : now, finishedAt: status === 'succeeded' ? now : null,
+    id,
+    ownerId,
+    modelId,
+    datasetIds: JSON.stringify(datasetIds),
+    status,
+    request: JSON.stringify(trainingBody(modelId, datasetIds)),
+    plan: planJson,
+    step: status === 'succeeded' ? 10 : 0,
+    checkpointStep: null,
+    samplesPerSec: null,
+    error: null,
+    resultModelId,
+    metrics: '[{"epoch":1,"step":10,"steps":10,"meanLoss":0.5,"noiseStd":0.1}]',
+    dropped: null,
+    createdAt: now,
+    startedAt: status === 'queued' ? null : now,
+    finishedAt: status === 'succeeded' ? now : null,
   });
   return id;
 }
 
 const trainingBody = (modelId: string, datasetIds: string[]) => ({
-  modelId, datasetIds, epochs: 1, expectedBatchSize: 40, loss: 'cross_entropy',
+  modelId,
+  datasetIds,
+  epochs: 1,
+  expectedBatchSize: 40,
+  loss: 'cross_entropy',
   optimizer: { type: 'sgd', learningRate: 0.1 },
   privacy: { targetEpsilon: 1, maxGradNorm: 1, accountant: 'rdp' },
 });
 
 async function buildWorld(): Promise<World> {
   const name = (who: string) => `${who}-${uuidv7()}`;
-  const p = { alice: t.principal(name('alice')), bob: t.principal(name('bob')), carol: t.principal(name('carol')), dave: t.principal(name('dave')), eve: t.principal(name('eve')), spare: t.principal(name('spare')) };
+  const p = {
+    alice: t.principal(name('alice')),
+    bob: t.principal(name('bob')),
+    carol: t.principal(name('carol')),
+    dave: t.principal(name('dave')),
+    eve: t.principal(name('eve')),
+    spare: t.principal(name('spare')),
+  };
   const D = await addDataset(p.alice.id, { trainers: [p.bob.id], release: 'approval' });
   const D2 = await addDataset(p.carol.id, { trainers: [p.bob.id] });
   const M = await addModel(p.bob.id, [p.dave.id]);
   const M2 = await addModel(p.bob.id, []);
   const J0 = uuidv7();
   const lineage = {
-    trainingId: J0, sourceModelId: M, datasetIds: [D, D2], private: true, noiseMultiplier: 5, sampleRate: 0.1, steps: 10, epochs: 1, expectedBatchSize: 40,
-    epsilon: 1, delta: 1e-5, accountant: 'rdp', maxGradNorm: 1, clipping: 'flat', loss: 'cross_entropy', optimizer: { type: 'sgd', learningRate: 0.1 }, codeVersion: '0',
+    trainingId: J0,
+    sourceModelId: M,
+    datasetIds: [D, D2],
+    private: true,
+    noiseMultiplier: 5,
+    sampleRate: 0.1,
+    steps: 10,
+    epochs: 1,
+    expectedBatchSize: 40,
+    epsilon: 1,
+    delta: 1e-5,
+    accountant: 'rdp',
+    maxGradNorm: 1,
+    clipping: 'flat',
+    loss: 'cross_entropy',
+    optimizer: { type: 'sgd', learningRate: 0.1 },
+    codeVersion: '0',
   };
   const T0 = uuidv7();
   const certificate = unusedArtifacts.certificates.sign({
-    modelId: T0, trainingId: J0, modelSha256: '0'.repeat(64), sourceModelId: M, sourceModelSha256: '0'.repeat(64), datasets: [{ id: D, commitment: '1'.repeat(64) }, { id: D2, commitment: '2'.repeat(64) }],
-    private: true, noiseMultiplier: 5, sampleRate: 0.1, steps: 10, epsilon: 1, delta: 1e-5, accountant: 'rdp', maxGradNorm: 1, clipping: 'flat', codeVersion: '0', finishedAt: new Date().toISOString(),
+    modelId: T0,
+    trainingId: J0,
+    modelSha256: '0'.repeat(64),
+    sourceModelId: M,
+    sourceModelSha256: '0'.repeat(64),
+    datasets: [
+      { id: D, commitment: '1'.repeat(64) },
+      { id: D2, commitment: '2'.repeat(64) },
+    ],
+    private: true,
+    noiseMultiplier: 5,
+    sampleRate: 0.1,
+    steps: 10,
+    epsilon: 1,
+    delta: 1e-5,
+    accountant: 'rdp',
+    maxGradNorm: 1,
+    clipping: 'flat',
+    codeVersion: '0',
+    finishedAt: new Date().toISOString(),
   });
   const T = await addModel(p.bob.id, [], { lineage, coOwnerIds: [p.alice.id, p.carol.id], certificate }, T0);
-  insertApproval(t.store, { modelId: T, approverId: p.alice.id, datasetIds: JSON.stringify([D]), decision: null, reason: null, decidedAt: null });
+  insertApproval(t.store, {
+    modelId: T,
+    approverId: p.alice.id,
+    datasetIds: JSON.stringify([D]),
+    decision: null,
+    reason: null,
+    decidedAt: null,
+  });
   if (planJson === '') return { p, D, D2, M, M2, T, J0, J: '' };
   const j0 = addTraining(p.bob.id, M, [D, D2], 'succeeded', T);
   t.store.db.prepare('UPDATE trainings SET id = ? WHERE id = ?').run(J0, j0);
@@ -178,9 +281,16 @@ async function buildWorld(): Promise<World> {
 /** Starts bob's evaluation of M on D2, held in the pool until released, and waits until it is in flight. */
 async function evaluationInFlight(w: World): Promise<string> {
   held.set(w.D2, () => undefined);
-  const done = t.app.inject({ method: 'POST', url: '/v1/evaluations', payload: { modelId: w.M, datasetId: w.D2, loss: 'cross_entropy', epsilon: 1 }, headers: t.auth(w.p.bob.token) });
+  const done = t.app.inject({
+    method: 'POST',
+    url: '/v1/evaluations',
+    payload: { modelId: w.M, datasetId: w.D2, loss: 'cross_entropy', epsilon: 1 },
+    headers: t.auth(w.p.bob.token),
+  });
   for (;;) {
-    const list = (await t.app.inject({ method: 'GET', url: '/v1/evaluations', headers: t.auth(w.p.bob.token) })).json() as { items: { id: string; datasetId: string }[] };
+    const list = (await t.app.inject({ method: 'GET', url: '/v1/evaluations', headers: t.auth(w.p.bob.token) })).json() as {
+      items: { id: string; datasetId: string }[];
+    };
     const run = list.items.find((e) => e.datasetId === w.D2);
     if (run) {
       w.E = { id: run.id, done, release: () => held.get(w.D2)?.() };
@@ -195,11 +305,29 @@ function headersOf(w: World, caller: Caller): Record<string, string> {
   return t.auth(caller === 'admin' ? t.adminToken : w.p[caller].token);
 }
 
-const json = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) => async () => ({ method, url, ...(payload !== undefined ? { payload } : {}) });
+const json = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) => async () => ({
+  method,
+  url,
+  ...(payload !== undefined ? { payload } : {}),
+});
 
 // Expected status per caller:                 anonymous alice bob carol dave eve admin
-const s = (anonymous: number, alice: number, bob: number, carol: number, dave: number, eve: number, admin: number): Record<Caller, number> => ({
-  anonymous, alice, bob, carol, dave, eve, admin,
+const s = (
+  anonymous: number,
+  alice: number,
+  bob: number,
+  carol: number,
+  dave: number,
+  eve: number,
+  admin: number,
+): Record<Caller, number> => ({
+  anonymous,
+  alice,
+  bob,
+  carol,
+  dave,
+  eve,
+  admin,
 });
 
 const table: Record<string, Row> = {
@@ -212,9 +340,18 @@ const table: Record<string, Row> = {
   },
   'GET /v1/datasets': { request: json('GET', '/v1/datasets'), expect: s(401, 200, 200, 200, 200, 200, 200) },
   'GET /v1/datasets/{id}': { request: async (w) => json('GET', `/v1/datasets/${w.D}`)(), expect: s(401, 200, 200, 404, 404, 404, 404) },
-  'DELETE /v1/datasets/{id}': { request: async (w) => json('DELETE', `/v1/datasets/${w.D}`)(), expect: s(401, 204, 403, 404, 404, 404, 404) },
-  'GET /v1/datasets/{id}/privacy': { request: async (w) => json('GET', `/v1/datasets/${w.D}/privacy`)(), expect: s(401, 200, 200, 404, 404, 404, 404) },
-  'GET /v1/datasets/{id}/content': { request: async (w) => json('GET', `/v1/datasets/${w.D}/content`)(), expect: s(401, 200, 403, 404, 404, 404, 404) },
+  'DELETE /v1/datasets/{id}': {
+    request: async (w) => json('DELETE', `/v1/datasets/${w.D}`)(),
+    expect: s(401, 204, 403, 404, 404, 404, 404),
+  },
+  'GET /v1/datasets/{id}/privacy': {
+    request: async (w) => json('GET', `/v1/datasets/${w.D}/privacy`)(),
+    expect: s(401, 200, 200, 404, 404, 404, 404),
+  },
+  'GET /v1/datasets/{id}/content': {
+    request: async (w) => json('GET', `/v1/datasets/${w.D}/content`)(),
+    expect: s(401, 200, 403, 404, 404, 404, 404),
+  },
   'PUT /v1/datasets/{id}/policy': {
     request: async (w) => json('PUT', `/v1/datasets/${w.D}/policy`, { trainers: [w.p.bob.id, w.p.dave.id], maxEpsilonPerTraining: 5 })(),
     expect: s(401, 200, 403, 404, 404, 404, 404),
@@ -231,27 +368,60 @@ const table: Record<string, Row> = {
   'GET /v1/models/{id}': { request: async (w) => json('GET', `/v1/models/${w.T}`)(), expect: s(401, 200, 200, 200, 404, 404, 404) },
   'DELETE /v1/models/{id}': { request: async (w) => json('DELETE', `/v1/models/${w.M}`)(), expect: s(401, 404, 204, 404, 403, 404, 404) },
   // T awaits alice's approval: nobody downloads it yet, not even its owner.
-  'GET /v1/models/{id}/content': { request: async (w) => json('GET', `/v1/models/${w.T}/content`)(), expect: s(401, 403, 403, 403, 404, 404, 404) },
-  'PUT /v1/models/{id}/policy': { request: async (w) => json('PUT', `/v1/models/${w.M}/policy`, { readers: [w.p.eve.id] })(), expect: s(401, 404, 200, 404, 403, 404, 404) },
+  'GET /v1/models/{id}/content': {
+    request: async (w) => json('GET', `/v1/models/${w.T}/content`)(),
+    expect: s(401, 403, 403, 403, 404, 404, 404),
+  },
+  'PUT /v1/models/{id}/policy': {
+    request: async (w) => json('PUT', `/v1/models/${w.M}/policy`, { readers: [w.p.eve.id] })(),
+    expect: s(401, 404, 200, 404, 403, 404, 404),
+  },
   // The certificate states hashes and DP parameters: whoever sees the model sees it, before release too.
-  'GET /v1/models/{id}/certificate': { request: async (w) => json('GET', `/v1/models/${w.T}/certificate`)(), expect: s(401, 200, 200, 200, 404, 404, 404) },
-  'GET /v1/models/{id}/approvals': { request: async (w) => json('GET', `/v1/models/${w.T}/approvals`)(), expect: s(401, 200, 200, 200, 404, 404, 404) },
+  'GET /v1/models/{id}/certificate': {
+    request: async (w) => json('GET', `/v1/models/${w.T}/certificate`)(),
+    expect: s(401, 200, 200, 200, 404, 404, 404),
+  },
+  'GET /v1/models/{id}/approvals': {
+    request: async (w) => json('GET', `/v1/models/${w.T}/approvals`)(),
+    expect: s(401, 200, 200, 200, 404, 404, 404),
+  },
   // Only alice's policy asks for approval: carol (a co-owner) and bob (the owner) see T but may not decide.
-  'POST /v1/models/{id}/approvals': { request: async (w) => json('POST', `/v1/models/${w.T}/approvals`, { decision: 'approve' })(), expect: s(401, 200, 403, 403, 404, 404, 404) },
+  'POST /v1/models/{id}/approvals': {
+    request: async (w) => json('POST', `/v1/models/${w.T}/approvals`, { decision: 'approve' })(),
+    expect: s(401, 200, 403, 403, 404, 404, 404),
+  },
   'POST /v1/principals': { request: json('POST', '/v1/principals', { name: 'new-party' }), expect: s(401, 403, 403, 403, 403, 403, 201) },
   'GET /v1/principals': { request: json('GET', '/v1/principals'), expect: s(401, 403, 403, 403, 403, 403, 200) },
-  'GET /v1/principals/{id}': { request: async (w) => json('GET', `/v1/principals/${w.p.eve.id}`)(), expect: s(401, 403, 403, 403, 403, 403, 200) },
-  'DELETE /v1/principals/{id}': { request: async (w) => json('DELETE', `/v1/principals/${w.p.spare.id}`)(), expect: s(401, 403, 403, 403, 403, 403, 204) },
+  'GET /v1/principals/{id}': {
+    request: async (w) => json('GET', `/v1/principals/${w.p.eve.id}`)(),
+    expect: s(401, 403, 403, 403, 403, 403, 200),
+  },
+  'DELETE /v1/principals/{id}': {
+    request: async (w) => json('DELETE', `/v1/principals/${w.p.spare.id}`)(),
+    expect: s(401, 403, 403, 403, 403, 403, 204),
+  },
   'GET /v1/whoami': { request: json('GET', '/v1/whoami'), expect: s(401, 200, 200, 200, 200, 200, 200) },
   // M on D: bob may use both; dave may use M but not see D; alice sees D but not M.
-  'POST /v1/trainings/plan': { request: async (w) => json('POST', '/v1/trainings/plan', trainingBody(w.M, [w.D]))(), expect: s(401, 404, 200, 404, 404, 404, 404) },
-  'POST /v1/trainings': { request: async (w) => json('POST', '/v1/trainings', trainingBody(w.M, [w.D]))(), expect: s(401, 404, 202, 404, 404, 404, 404) },
+  'POST /v1/trainings/plan': {
+    request: async (w) => json('POST', '/v1/trainings/plan', trainingBody(w.M, [w.D]))(),
+    expect: s(401, 404, 200, 404, 404, 404, 404),
+  },
+  'POST /v1/trainings': {
+    request: async (w) => json('POST', '/v1/trainings', trainingBody(w.M, [w.D]))(),
+    expect: s(401, 404, 202, 404, 404, 404, 404),
+  },
   'GET /v1/trainings': { request: json('GET', '/v1/trainings'), expect: s(401, 200, 200, 200, 200, 200, 200) },
   // J reads carol's D2 only: carol and the operator may see and stop it; alice may not.
   'GET /v1/trainings/{id}': { request: async (w) => json('GET', `/v1/trainings/${w.J}`)(), expect: s(401, 404, 200, 200, 404, 404, 200) },
-  'POST /v1/trainings/{id}/cancel': { request: async (w) => json('POST', `/v1/trainings/${w.J}/cancel`)(), expect: s(401, 404, 200, 200, 404, 404, 200) },
+  'POST /v1/trainings/{id}/cancel': {
+    request: async (w) => json('POST', `/v1/trainings/${w.J}/cancel`)(),
+    expect: s(401, 404, 200, 200, 404, 404, 200),
+  },
   // J0 (finished) read D and D2: the stream ends at once.
-  'GET /v1/trainings/{id}/events': { request: async (w) => json('GET', `/v1/trainings/${w.J0}/events`)(), expect: s(401, 200, 200, 200, 404, 404, 200) },
+  'GET /v1/trainings/{id}/events': {
+    request: async (w) => json('GET', `/v1/trainings/${w.J0}/events`)(),
+    expect: s(401, 200, 200, 200, 404, 404, 200),
+  },
   'POST /v1/evaluations': {
     request: async (w) => json('POST', '/v1/evaluations', { modelId: w.M, datasetId: w.D, loss: 'cross_entropy', epsilon: 1 })(),
     expect: s(401, 404, 200, 404, 404, 404, 404),
@@ -270,25 +440,41 @@ const table: Record<string, Row> = {
 test('every route answers every kind of caller as the table says', async () => {
   // One plan, computed once, serves as the stored plan of the trainings inserted into each world.
   const w0 = await buildWorld();
-  const planned = await t.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: trainingBody(w0.M, [w0.D]), headers: t.auth(w0.p.bob.token) });
+  const planned = await t.app.inject({
+    method: 'POST',
+    url: '/v1/trainings/plan',
+    payload: trainingBody(w0.M, [w0.D]),
+    headers: t.auth(w0.p.bob.token),
+  });
   assert.equal(planned.statusCode, 200, planned.body);
-  planJson = JSON.stringify({ ...planned.json(), events: [{ kind: 'poisson-gaussian', sampleRate: 0.1, noiseMultiplier: 5, count: 10 }], clipGroups: null });
+  planJson = JSON.stringify({
+    ...planned.json(),
+    events: [{ kind: 'poisson-gaussian', sampleRate: 0.1, noiseMultiplier: 5, count: 10 }],
+    clipGroups: null,
+  });
 
   const wrong: string[] = [];
   for (const [route, row] of Object.entries(table)) {
     for (const caller of callers) {
       const w = await buildWorld();
       const request = await row.request(w);
-      const res = await t.app.inject({ method: request.method, url: request.url, ...(request.payload !== undefined ? { payload: request.payload as string } : {}), headers: { ...request.headers, ...headersOf(w, caller) } });
+      const res = await t.app.inject({
+        method: request.method,
+        url: request.url,
+        ...(request.payload !== undefined ? { payload: request.payload as string } : {}),
+        headers: { ...request.headers, ...headersOf(w, caller) },
+      });
       if (w.E) {
         w.E.release();
         await w.E.done;
         held.delete(w.D2);
       }
-      if (res.statusCode !== row.expect[caller]) wrong.push(`${route} as ${caller}: ${res.statusCode}, expected ${row.expect[caller]} (${res.body.slice(0, 200)})`);
+      if (res.statusCode !== row.expect[caller])
+        wrong.push(`${route} as ${caller}: ${res.statusCode}, expected ${row.expect[caller]} (${res.body.slice(0, 200)})`);
       else if (res.statusCode === 403) {
         const problem = res.json() as { detail?: string; type: string };
-        if (!problem.detail || problem.type !== 'urn:bastion:problem:forbidden') wrong.push(`${route} as ${caller}: a 403 must name the rule that refused`);
+        if (!problem.detail || problem.type !== 'urn:bastion:problem:forbidden')
+          wrong.push(`${route} as ${caller}: a 403 must name the rule that refused`);
       }
     }
   }

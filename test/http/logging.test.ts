@@ -36,7 +36,9 @@ test('the request log keeps the path and plain parameter names, and replaces eve
   ];
   for (const url of urls) await app.inject({ url });
   assert.equal(lines.join('').includes('SECRETSECRET'), false, 'no query value reaches the log');
-  const incoming = logged().filter((l) => l.msg === 'incoming request').map((l) => l.req!.url);
+  const incoming = logged()
+    .filter((l) => l.msg === 'incoming request')
+    .map((l) => l.req!.url);
   assert.deepEqual(incoming, [
     '/v1/whoami?access_token=[redacted]',
     '/healthz?[redacted]',

@@ -4,8 +4,8 @@
 // (BASTION_METRICS_PORT) serves the same text without a token.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createMetrics, serveMetrics } from '../../src/http/metrics.js';
 import { listAuditEntries } from '../../src/governance/audit.js';
+import { createMetrics, serveMetrics } from '../../src/http/metrics.js';
 import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
@@ -96,10 +96,16 @@ describe('what /metrics shows', () => {
     const before = (await scrape()).body;
     const content = `${['age,blood_pressure,label', ...Array.from({ length: 40 }, (_, i) => `${20 + i},${110 + (i % 7)},${i % 3}`)].join('\n')}\n`;
     const form = await multipartForm({ name: 'ward-a', privacyLimit: '4', delta: '1e-5' }, [{ filename: 'ward-a.csv', content }]);
-    const response = await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(member) } });
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/v1/datasets',
+      payload: form.payload,
+      headers: { ...form.headers, ...t.auth(member) },
+    });
     assert.equal(response.statusCode, 201, response.body);
     const afterText = (await scrape()).body;
-    const grown = sample(afterText, 'bastion_upload_bytes_total{kind="dataset"}')! - sample(before, 'bastion_upload_bytes_total{kind="dataset"}')!;
+    const grown =
+      sample(afterText, 'bastion_upload_bytes_total{kind="dataset"}')! - sample(before, 'bastion_upload_bytes_total{kind="dataset"}')!;
     assert.equal(grown, Buffer.byteLength(content));
     assert.equal(sample(afterText, 'bastion_upload_bytes_total{kind="model"}'), sample(before, 'bastion_upload_bytes_total{kind="model"}'));
     assert.ok(sample(afterText, 'bastion_pool_tasks_completed_total')! >= 1, 'the conversion ran in the pool');
@@ -111,7 +117,10 @@ describe('what /metrics shows', () => {
     assert.equal(missing.statusCode, 404);
     await t.app.inject({ method: 'GET', url: `/no/such/route/${id}` });
     const text = (await scrape()).body;
-    assert.ok(sample(text, 'bastion_http_request_duration_seconds_count{method="GET",route="/v1/datasets/:id",status_code="404"}')! >= 1, text);
+    assert.ok(
+      sample(text, 'bastion_http_request_duration_seconds_count{method="GET",route="/v1/datasets/:id",status_code="404"}')! >= 1,
+      text,
+    );
     assert.ok(sample(text, 'bastion_http_request_duration_seconds_count{method="GET",route="unmatched",status_code="404"}')! >= 1);
     assert.ok(sample(text, 'bastion_http_request_duration_seconds_count{method="POST",route="/v1/datasets",status_code="201"}')! >= 1);
     assert.ok(sample(text, 'bastion_http_request_duration_seconds_count{method="GET",route="/metrics",status_code="401"}')! >= 1);

@@ -8,9 +8,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
-import { multipartForm, type FormFile } from '../helpers/multipart.js';
-import { batchModels, hostileModels } from '../helpers/torch-fixtures.js';
+import { type FormFile, multipartForm } from '../helpers/multipart.js';
 import { testdataPath } from '../helpers/testdata.js';
+import { batchModels, hostileModels } from '../helpers/torch-fixtures.js';
 
 let t: TestApp;
 let pool: WorkerPool;
@@ -64,7 +64,10 @@ describe('uploading a model', () => {
     assert.equal(model.name, 'mnist');
     assert.equal(model.description, 'a small CNN');
     assert.equal(model.check.parameterCount, 26010);
-    assert.deepEqual(model.check.parameters.map((p: { name: string }) => p.name), ['net.0.weight', 'net.0.bias', 'net.3.weight', 'net.3.bias', 'net.7.weight', 'net.7.bias', 'net.9.weight', 'net.9.bias']);
+    assert.deepEqual(
+      model.check.parameters.map((p: { name: string }) => p.name),
+      ['net.0.weight', 'net.0.bias', 'net.3.weight', 'net.3.bias', 'net.7.weight', 'net.7.bias', 'net.9.weight', 'net.9.bias'],
+    );
     assert.ok(model.check.operators.includes('aten::conv2d'));
     // An uploaded model: no co-owners, nothing to approve, and without a policy no reader but its owner.
     assert.deepEqual(model.coOwnerIds, []);
@@ -94,7 +97,11 @@ describe('uploading a model', () => {
   test('a principal its policy does not name gets 404 for the model, its content and its deletion, and does not see it listed', async () => {
     const created = (await upload({ name: 'private' }, [{ content: mnist() }])).json();
     const other = t.principal('hospital-b').token;
-    for (const [method, url] of [['GET', `/v1/models/${created.id}`], ['GET', `/v1/models/${created.id}/content`], ['DELETE', `/v1/models/${created.id}`]] as const) {
+    for (const [method, url] of [
+      ['GET', `/v1/models/${created.id}`],
+      ['GET', `/v1/models/${created.id}/content`],
+      ['DELETE', `/v1/models/${created.id}`],
+    ] as const) {
       const res = await t.app.inject({ method, url, headers: t.auth(other) });
       assert.equal(res.statusCode, 404, `${method} ${url}`);
     }
@@ -112,12 +119,19 @@ describe('uploading a model', () => {
     const { policy: _policy, ...view } = created;
     assert.deepEqual((await t.app.inject({ url: `/v1/models/${created.id}`, headers: t.auth(reader.token) })).json(), view);
     assert.deepEqual((await t.app.inject({ url: '/v1/models', headers: t.auth(reader.token) })).json().items, [view]);
-    for (const [method, url] of [['GET', `/v1/models/${created.id}/content`], ['DELETE', `/v1/models/${created.id}`]] as const) {
+    for (const [method, url] of [
+      ['GET', `/v1/models/${created.id}/content`],
+      ['DELETE', `/v1/models/${created.id}`],
+    ] as const) {
       const res = await t.app.inject({ method, url, headers: t.auth(reader.token) });
       assert.equal(res.statusCode, 403, `${method} ${url}`);
       assert.equal(res.json().rule, 'model.owner');
     }
-    assert.equal((await t.app.inject({ url: `/v1/models/${created.id}`, headers: t.auth(member) })).statusCode, 200, 'the refused deletion deleted nothing');
+    assert.equal(
+      (await t.app.inject({ url: `/v1/models/${created.id}`, headers: t.auth(member) })).statusCode,
+      200,
+      'the refused deletion deleted nothing',
+    );
   });
 
   test('the owner deletes a model: row and sealed file are gone', async () => {
@@ -135,7 +149,11 @@ describe('uploading a model', () => {
 describe('refused models leave nothing behind', () => {
   test('garbage bytes get 422 unprocessable-model', async () => {
     const before = modelRows();
-    await assertRefused(await upload({ name: 'x' }, [{ content: Buffer.from('this is not a zip archive at all') }]), 422, 'unprocessable-model');
+    await assertRefused(
+      await upload({ name: 'x' }, [{ content: Buffer.from('this is not a zip archive at all') }]),
+      422,
+      'unprocessable-model',
+    );
     assert.equal(modelRows(), before);
   });
 
@@ -145,18 +163,37 @@ describe('refused models leave nothing behind', () => {
 
   test('a truncated TorchScript file gets 422', async () => {
     const bytes = mnist();
-    await assertRefused(await upload({ name: 'x' }, [{ content: bytes.subarray(0, Math.floor(bytes.length / 2)) }]), 422, 'unprocessable-model');
+    await assertRefused(
+      await upload({ name: 'x' }, [{ content: bytes.subarray(0, Math.floor(bytes.length / 2)) }]),
+      422,
+      'unprocessable-model',
+    );
   });
 
   test('a trace made under no_grad is refused naming its inference-only operator', async () => {
     const bytes = fs.readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.trace_nograd.pt'));
-    await assertRefused(await upload({ name: 'x' }, [{ content: bytes }]), 422, 'unprocessable-model', /aten::_transformer_encoder_layer_fwd/);
+    await assertRefused(
+      await upload({ name: 'x' }, [{ content: bytes }]),
+      422,
+      'unprocessable-model',
+      /aten::_transformer_encoder_layer_fwd/,
+    );
   });
 
   test('a forward that prints or saves files is refused naming the operator', async () => {
     const fixtures = await hostileModels();
-    await assertRefused(await upload({ name: 'x' }, [{ content: fixtures.bytes('forward_print.pt') }]), 422, 'unprocessable-model', /prim::Print/);
-    await assertRefused(await upload({ name: 'x' }, [{ content: fixtures.bytes('forward_save.pt') }]), 422, 'unprocessable-model', /aten::save/);
+    await assertRefused(
+      await upload({ name: 'x' }, [{ content: fixtures.bytes('forward_print.pt') }]),
+      422,
+      'unprocessable-model',
+      /prim::Print/,
+    );
+    await assertRefused(
+      await upload({ name: 'x' }, [{ content: fixtures.bytes('forward_save.pt') }]),
+      422,
+      'unprocessable-model',
+      /aten::save/,
+    );
   });
 
   test('a forward that mixes samples or lets a record steer it is refused with 422 naming the operator and its line; nothing is kept', async () => {
@@ -170,7 +207,12 @@ describe('refused models leave nothing behind', () => {
       ['mix_only_in_training.script.pt', /aten::mean at code\/__torch__\.py:\d+/],
     ];
     for (const [file, detail] of cases) {
-      const problem = await assertRefused(await upload({ name: 'x' }, [{ content: fs.readFileSync(path.join(dir, file)) }]), 422, 'unprocessable-model', detail);
+      const problem = await assertRefused(
+        await upload({ name: 'x' }, [{ content: fs.readFileSync(path.join(dir, file)) }]),
+        422,
+        'unprocessable-model',
+        detail,
+      );
       assert.ok(
         problem.problems.some((p: { rule: string }) => p.rule === 'batch-mixing' || p.rule === 'data-control-flow'),
         `${file}: ${JSON.stringify(problem.problems)}`,
@@ -189,17 +231,30 @@ describe('refused models leave nothing behind', () => {
 
   test('a __setstate__ that writes a file is refused before anything loads it: the file never appears', async () => {
     const fixtures = await hostileModels();
-    await assertRefused(await upload({ name: 'x' }, [{ content: fixtures.bytes('setstate_writes_file.pt') }]), 422, 'unprocessable-model', /__setstate__/);
+    await assertRefused(
+      await upload({ name: 'x' }, [{ content: fixtures.bytes('setstate_writes_file.pt') }]),
+      422,
+      'unprocessable-model',
+      /__setstate__/,
+    );
     assert.equal(fs.existsSync(fixtures.marker), false);
   });
 
   test('a missing file part is a 400 naming /file', async () => {
     const problem = await assertRefused(await upload({ name: 'x' }, []), 400, 'validation-failed');
-    assert.deepEqual(problem.errors.map((e: { pointer: string }) => e.pointer), ['/file']);
+    assert.deepEqual(
+      problem.errors.map((e: { pointer: string }) => e.pointer),
+      ['/file'],
+    );
   });
 
   test('two file parts are a 400', async () => {
-    await assertRefused(await upload({ name: 'x' }, [{ content: mnist() }, { content: mnist(), field: 'second' }]), 400, 'validation-failed', /second file part/);
+    await assertRefused(
+      await upload({ name: 'x' }, [{ content: mnist() }, { content: mnist(), field: 'second' }]),
+      400,
+      'validation-failed',
+      /second file part/,
+    );
   });
 
   test('a missing name and an unknown field are both named', async () => {
@@ -227,7 +282,10 @@ describe('the reference TorchScript files', () => {
   test('are accepted or refused as testdata/torchscript/README.md says, in both PyTorch versions', async () => {
     for (const producer of ['torch-1.13', 'torch-2.6']) {
       const dir = testdataPath('torchscript', producer);
-      for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.pt')).sort()) {
+      for (const name of fs
+        .readdirSync(dir)
+        .filter((n) => n.endsWith('.pt'))
+        .sort()) {
         const res = await upload({ name }, [{ content: fs.readFileSync(path.join(dir, name)) }]);
         if (name === 'transformer.trace_nograd.pt') {
           assert.equal(res.statusCode, 422, `${producer}/${name}`);

@@ -90,7 +90,11 @@ describe('numbers and booleans in form fields', () => {
     refused.push('1_000', '.5', '5.', '1e', '1e+', '8px', '1,5', '١');
     for (const value of refused) {
       const problem = assertProblem(await uploadDataset({ privacyLimit: value }), 400, 'validation-failed');
-      assert.deepEqual(problem.errors.map((e: { pointer: string }) => e.pointer), ['/privacyLimit'], JSON.stringify(value));
+      assert.deepEqual(
+        problem.errors.map((e: { pointer: string }) => e.pointer),
+        ['/privacyLimit'],
+        JSON.stringify(value),
+      );
       assert.match(problem.errors[0].detail, /must be a decimal number/);
     }
   });
@@ -105,7 +109,13 @@ describe('numbers and booleans in form fields', () => {
 
   test('decimal numbers, exponents included, reach the schema: ranges are checked on the value', async () => {
     // Well-formed but out of range: the schema's own errors, so the number was read as written.
-    const outOfRange = [['privacyLimit', '1e4'], ['privacyLimit', '-1'], ['privacyLimit', '0'], ['delta', '1E0'], ['delta', '2.5']];
+    const outOfRange = [
+      ['privacyLimit', '1e4'],
+      ['privacyLimit', '-1'],
+      ['privacyLimit', '0'],
+      ['delta', '1E0'],
+      ['delta', '2.5'],
+    ];
     for (const [field, value] of outOfRange as [string, string][]) {
       const problem = assertProblem(await uploadDataset({ [field]: value }), 400, 'validation-failed');
       assert.equal(problem.errors[0].pointer, `/${field}`, `${field}=${value}`);
@@ -119,10 +129,16 @@ describe('artifact names', () => {
   test('a model or dataset name with a control or bidirectional formatting character is refused with 400 naming /name, in words', async () => {
     for (const url of ['/v1/models', '/v1/datasets'] as const) {
       for (const name of ['invoice\u202Etxt.pt', 'line\nbreak', 'bell\u0007']) {
-        const form = await multipartForm({ name, ...(url === '/v1/datasets' ? { privacyLimit: '1' } : {}) }, [{ content: 'a,label\n1,0\n' }]);
+        const form = await multipartForm({ name, ...(url === '/v1/datasets' ? { privacyLimit: '1' } : {}) }, [
+          { content: 'a,label\n1,0\n' },
+        ]);
         const res = await post(url, form.headers['content-type']!, form.payload);
         const problem = assertProblem(res, 400, 'validation-failed');
-        assert.deepEqual(problem.errors, [{ pointer: '/name', detail: 'must not contain control characters, line separators or bidirectional formatting characters' }], url);
+        assert.deepEqual(
+          problem.errors,
+          [{ pointer: '/name', detail: 'must not contain control characters, line separators or bidirectional formatting characters' }],
+          url,
+        );
       }
     }
   });

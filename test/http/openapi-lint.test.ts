@@ -113,7 +113,7 @@ test('openapi.yaml passes redocly lint (recommended rules, redocly.yaml) with no
   assert.equal(run.code, 0, say('redocly', run));
 });
 
-test("openapi.yaml passes spectral lint (spectral:oas, .spectral.yaml) with no error", async () => {
+test('openapi.yaml passes spectral lint (spectral:oas, .spectral.yaml) with no error', async () => {
   const { run, results } = await runs.spectral;
   assert.ok(results, say('spectral', run));
   const errors = results.filter((r) => r.severity === 0);

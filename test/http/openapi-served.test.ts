@@ -42,34 +42,56 @@ test('/openapi.json names the port the server really listens on as its server', 
   assert.equal(res.status, 200);
   const document = (await res.json()) as { openapi: string; servers: { url: string }[]; paths: Record<string, unknown> };
   assert.equal(document.openapi, '3.1.0');
-  assert.deepEqual(document.servers.map((s) => s.url), [`http://127.0.0.1:${port}`]);
+  assert.deepEqual(
+    document.servers.map((s) => s.url),
+    [`http://127.0.0.1:${port}`],
+  );
   assert.ok(document.paths['/v1/models'], 'the rest of the document is served as ever');
 });
 
 test('the document behind /docs (/docs/json and /docs/yaml) names the same server, so "Try it out" calls it', async () => {
   const json = await get('/docs/json');
   assert.equal(json.status, 200);
-  assert.deepEqual(serversOf(json.body).map((s) => s.url), [`http://127.0.0.1:${port}`]);
+  assert.deepEqual(
+    serversOf(json.body).map((s) => s.url),
+    [`http://127.0.0.1:${port}`],
+  );
   const yaml = await get('/docs/yaml');
   assert.equal(yaml.status, 200);
-  assert.deepEqual((parse(yaml.body) as { servers: { url: string }[] }).servers.map((s) => s.url), [`http://127.0.0.1:${port}`]);
+  assert.deepEqual(
+    (parse(yaml.body) as { servers: { url: string }[] }).servers.map((s) => s.url),
+    [`http://127.0.0.1:${port}`],
+  );
 });
 
 test('the server is the Host the client used (a name, or a port mapped in front of the server)', async () => {
-  assert.deepEqual(serversOf((await get('/openapi.json', 'Bastion.Example:9443')).body).map((s) => s.url), ['http://bastion.example:9443']);
-  assert.deepEqual(serversOf((await get('/openapi.json', `localhost:${port}`)).body).map((s) => s.url), [`http://localhost:${port}`]);
-  assert.deepEqual(serversOf((await get('/openapi.json', '[::1]:8080')).body).map((s) => s.url), ['http://[::1]:8080']);
+  assert.deepEqual(
+    serversOf((await get('/openapi.json', 'Bastion.Example:9443')).body).map((s) => s.url),
+    ['http://bastion.example:9443'],
+  );
+  assert.deepEqual(
+    serversOf((await get('/openapi.json', `localhost:${port}`)).body).map((s) => s.url),
+    [`http://localhost:${port}`],
+  );
+  assert.deepEqual(
+    serversOf((await get('/openapi.json', '[::1]:8080')).body).map((s) => s.url),
+    ['http://[::1]:8080'],
+  );
 });
 
 test('a Host header that is not a plain host[:port] is not echoed: the server is the socket address instead', async () => {
   for (const host of ['evil.example/phish?x=', 'user@evil.example', 'evil.example:80 onerror=alert(1)', '"><script>', 'a:b:c']) {
     const res = await get('/openapi.json', host);
     assert.equal(res.status, 200, host);
-    assert.deepEqual(serversOf(res.body).map((s) => s.url), [`http://127.0.0.1:${port}`], host);
+    assert.deepEqual(
+      serversOf(res.body).map((s) => s.url),
+      [`http://127.0.0.1:${port}`],
+      host,
+    );
   }
 });
 
-test('/docs is branded Bastion: page title, logo and favicon are Bastion\'s, none of them Fastify\'s', async () => {
+test("/docs is branded Bastion: page title, logo and favicon are Bastion's, none of them Fastify's", async () => {
   const page = await get('/docs');
   assert.equal(page.status, 200);
   assert.match(page.body, /<title>Bastion API<\/title>/);

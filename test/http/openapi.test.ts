@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import { test } from 'node:test';
 import { compileErrors, validate } from '@readme/openapi-parser';
 import { parse } from 'yaml';
+import { buildOpenapiDocument, CLIENT_TYPES_FILE, OPENAPI_FILE, renderClientTypes, renderOpenapiYaml } from '../../scripts/openapi.js';
 import { buildApp } from '../../src/app.js';
 import { openAuditLog } from '../../src/governance/audit.js';
 import { openStore } from '../../src/store/db.js';
-import { buildOpenapiDocument, CLIENT_TYPES_FILE, OPENAPI_FILE, renderClientTypes, renderOpenapiYaml } from '../../scripts/openapi.js';
 import { idlePool, unusedArtifacts } from '../helpers/app.js';
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
@@ -17,7 +17,13 @@ const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
  */
 async function servedRoutes(): Promise<Set<string>> {
   const store = openStore(':memory:');
-  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true });
+  const app = await buildApp({
+    store,
+    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
+    pool: idlePool,
+    ...unusedArtifacts,
+    isAddonLoaded: () => true,
+  });
   await app.ready();
   const tree = app.printRoutes({ commonPrefix: false });
   await app.close();
@@ -69,7 +75,12 @@ test('openapi.yaml is a valid OpenAPI 3.1 document', async () => {
 });
 
 test('every operation has an operationId and lists its problem responses', () => {
-  const committed = parse(fs.readFileSync(OPENAPI_FILE, 'utf8')) as { paths: Record<string, Record<string, { operationId?: string; security?: unknown[]; responses: Record<string, { content?: Record<string, unknown> }> }>> };
+  const committed = parse(fs.readFileSync(OPENAPI_FILE, 'utf8')) as {
+    paths: Record<
+      string,
+      Record<string, { operationId?: string; security?: unknown[]; responses: Record<string, { content?: Record<string, unknown> }> }>
+    >;
+  };
   const ids = new Set<string>();
   for (const [path, item] of Object.entries(committed.paths)) {
     for (const method of METHODS) {

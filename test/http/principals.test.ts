@@ -10,7 +10,12 @@ after(async () => t.close());
 
 describe('authentication on /v1', () => {
   test('a request without a token gets 401 problem+json with WWW-Authenticate: Bearer', async () => {
-    for (const [method, url] of [['GET', '/v1/whoami'], ['GET', '/v1/principals'], ['POST', '/v1/principals'], ['DELETE', '/v1/principals/01a2130d-2975-764e-9b8b-fddd285cddb6']] as const) {
+    for (const [method, url] of [
+      ['GET', '/v1/whoami'],
+      ['GET', '/v1/principals'],
+      ['POST', '/v1/principals'],
+      ['DELETE', '/v1/principals/01a2130d-2975-764e-9b8b-fddd285cddb6'],
+    ] as const) {
       const res = await t.app.inject({ method, url });
       assert.equal(res.statusCode, 401, `${method} ${url}`);
       assert.match(res.headers['content-type'] as string, /^application\/problem\+json/);
@@ -90,7 +95,12 @@ describe('principals', () => {
     const res = await t.app.inject({ method: 'DELETE', url: `/v1/principals/${me.id}`, headers: t.auth() });
     assert.equal(res.statusCode, 409);
     assert.equal(res.json().type, 'urn:bastion:problem:last-admin');
-    const second = await t.app.inject({ method: 'POST', url: '/v1/principals', headers: t.auth(), payload: { name: 'ops', role: 'admin' } });
+    const second = await t.app.inject({
+      method: 'POST',
+      url: '/v1/principals',
+      headers: t.auth(),
+      payload: { name: 'ops', role: 'admin' },
+    });
     assert.equal(second.json().role, 'admin');
     assert.equal((await t.app.inject({ url: '/v1/principals', headers: t.auth(second.json().token) })).statusCode, 200);
   });
@@ -103,7 +113,10 @@ describe('principals', () => {
     const pointers = problem.errors.map((e: { pointer: string }) => e.pointer).sort();
     assert.deepEqual(pointers, ['/extra', '/name', '/role']);
     const empty = await t.app.inject({ method: 'POST', url: '/v1/principals', headers: t.auth(), payload: { name: '' } });
-    assert.deepEqual(empty.json().errors.map((e: { pointer: string }) => e.pointer), ['/name']);
+    assert.deepEqual(
+      empty.json().errors.map((e: { pointer: string }) => e.pointer),
+      ['/name'],
+    );
   });
 
   test('a name with a control, line-separator or bidirectional formatting character is 400 naming /name; nothing is created', async () => {
@@ -132,7 +145,10 @@ describe('principals', () => {
   test('a malformed id in the path is 400 naming the parameter; an unknown id is 404', async () => {
     const bad = await t.app.inject({ url: '/v1/principals/not-a-uuid', headers: t.auth() });
     assert.equal(bad.statusCode, 400);
-    assert.deepEqual(bad.json().errors.map((e: { parameter: string }) => e.parameter), ['id']);
+    assert.deepEqual(
+      bad.json().errors.map((e: { parameter: string }) => e.parameter),
+      ['id'],
+    );
     const unknown = await t.app.inject({ url: '/v1/principals/01a2130d-2975-764e-9b8b-fddd285cddb6', headers: t.auth() });
     assert.equal(unknown.statusCode, 404);
   });

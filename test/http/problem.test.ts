@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { buildApp } from '../../src/app.js';
-import { openAuditLog } from '../../src/governance/audit.js';
 import { BastionError } from '../../src/errors.js';
+import { openAuditLog } from '../../src/governance/audit.js';
 import { createLogger } from '../../src/logger.js';
 import { openStore, type Store } from '../../src/store/db.js';
-import { buildTestApp, idlePool, unusedArtifacts, type TestApp } from '../helpers/app.js';
+import { buildTestApp, idlePool, type TestApp, unusedArtifacts } from '../helpers/app.js';
 
 let t: TestApp;
 before(async () => {
@@ -15,7 +15,12 @@ before(async () => {
 after(async () => t.close());
 
 test('a body that is not JSON gets 400 bad-request as problem+json', async () => {
-  const res = await t.app.inject({ method: 'POST', url: '/v1/principals', headers: { ...t.auth(), 'content-type': 'application/json' }, payload: '{"name":' });
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/v1/principals',
+    headers: { ...t.auth(), 'content-type': 'application/json' },
+    payload: '{"name":',
+  });
   assert.equal(res.statusCode, 400);
   assert.match(res.headers['content-type'] as string, /^application\/problem\+json/);
   assert.equal(res.json().type, 'urn:bastion:problem:bad-request');
@@ -23,7 +28,12 @@ test('a body that is not JSON gets 400 bad-request as problem+json', async () =>
 
 test('a body of another media type gets 415', async () => {
   for (const type of ['text/plain', 'application/xml']) {
-    const res = await t.app.inject({ method: 'POST', url: '/v1/principals', headers: { ...t.auth(), 'content-type': type }, payload: 'name=x' });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/principals',
+      headers: { ...t.auth(), 'content-type': type },
+      payload: 'name=x',
+    });
     assert.equal(res.statusCode, 415, type);
     assert.equal(res.json().type, 'urn:bastion:problem:unsupported-media-type');
   }
@@ -45,7 +55,14 @@ test('an unexpected error is a 500 with only a requestId; the details go to the 
   const lines: string[] = [];
   const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
   const store: Store = openStore(':memory:');
-  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true, logger: createLogger('info', sink) });
+  const app = await buildApp({
+    store,
+    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
+    pool: idlePool,
+    ...unusedArtifacts,
+    isAddonLoaded: () => true,
+    logger: createLogger('info', sink),
+  });
   app.get('/boom', async () => {
     throw new Error('secret internal detail /etc/bastion');
   });
@@ -73,7 +90,14 @@ test('bearer tokens never reach the log', async () => {
   const lines: string[] = [];
   const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
   const store: Store = openStore(':memory:');
-  const app = await buildApp({ store, audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }), pool: idlePool, ...unusedArtifacts, isAddonLoaded: () => true, logger: createLogger('trace', sink) });
+  const app = await buildApp({
+    store,
+    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
+    pool: idlePool,
+    ...unusedArtifacts,
+    isAddonLoaded: () => true,
+    logger: createLogger('trace', sink),
+  });
   await app.inject({ url: '/v1/whoami', headers: { authorization: `Bearer ${t.adminToken}` } });
   await app.inject({ method: 'POST', url: '/v1/principals', headers: { authorization: 'Bearer bst_0123' }, payload: { name: 'x' } });
   assert.ok(lines.length > 0);

@@ -35,7 +35,12 @@ const STEPS = 3;
 
 async function uploadModel(content: Buffer): Promise<string> {
   const form = await multipartForm({ name: 'model' }, [{ content, filename: 'model.pt' }]);
-  const res = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/v1/models',
+    payload: form.payload,
+    headers: { ...form.headers, ...t.auth(scientist.token) },
+  });
   assert.equal(res.statusCode, 201, res.body);
   return res.json().id;
 }
@@ -43,8 +48,15 @@ async function uploadModel(content: Buffer): Promise<string> {
 /** A dataset of `by` whose policy names the model's author as a trainer. */
 async function uploadDataset(edit?: (x: Float32Array, y: BigInt64Array) => void, by = owner): Promise<string> {
   const content = classifierDataset(SAMPLES, 5, FEATURES, edit);
-  const form = await multipartForm({ name: 'points', privacyLimit: '50', policy: JSON.stringify({ trainers: [scientist.id] }) }, [{ content, filename: 'points.safetensors' }]);
-  const res = await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(by.token) } });
+  const form = await multipartForm({ name: 'points', privacyLimit: '50', policy: JSON.stringify({ trainers: [scientist.id] }) }, [
+    { content, filename: 'points.safetensors' },
+  ]);
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/v1/datasets',
+    payload: form.payload,
+    headers: { ...form.headers, ...t.auth(by.token) },
+  });
   assert.equal(res.statusCode, 201, res.body);
   return res.json().id;
 }
@@ -139,7 +151,11 @@ test("a training on two owners' datasets: each owner sees only its own dataset's
   assert.deepEqual(droppedOf(run), { exception: STEPS, nonFiniteLoss: 0, nonFiniteGradient: 0 });
   const others = (await t.app.inject({ url: `/v1/datasets/${othersId}/privacy`, headers: t.auth(otherOwner.token) })).json();
   const event = others.events.find((e: { source: { id: string } }) => e.source.id === run.id);
-  assert.deepEqual(event.dropped, { exception: 0, nonFiniteLoss: 0, nonFiniteGradient: 0 }, 'the other owner learns nothing of the first dataset');
+  assert.deepEqual(
+    event.dropped,
+    { exception: 0, nonFiniteLoss: 0, nonFiniteGradient: 0 },
+    'the other owner learns nothing of the first dataset',
+  );
   // The first dataset is not shared with the other owner: its ledger is 404 to it, and the training,
   // which the other owner sees as the owner of one of its datasets, carries no count.
   const crossed = await t.app.inject({ url: `/v1/datasets/${hostileId}/privacy`, headers: t.auth(otherOwner.token) });
@@ -148,6 +164,10 @@ test("a training on two owners' datasets: each owner sees only its own dataset's
   const othersView = await t.app.inject({ url: `/v1/trainings/${run.id}`, headers: t.auth(otherOwner.token) });
   assert.equal(othersView.statusCode, 200);
   const othersStream = (await t.app.inject({ url: `/v1/trainings/${run.id}/events`, headers: t.auth(otherOwner.token) })).body;
-  assert.doesNotMatch(othersView.body + othersStream, /dropped|nonFinite|exception/i, 'the other owner gets no drop count from the training');
+  assert.doesNotMatch(
+    othersView.body + othersStream,
+    /dropped|nonFinite|exception/i,
+    'the other owner gets no drop count from the training',
+  );
   assertAuthorSeesNoCount(run);
 });

@@ -23,8 +23,29 @@ after(() => t.close());
 
 function addModel(ownerId: string, app: TestApp = t, inputRanks: string[] | null = ['2']): string {
   const id = uuidv7();
-  const check = { methods: ['forward'], parameters: [{ name: 'fc1.weight', shape: [8, 4], dtype: 'F32', requiresGrad: true }, { name: 'fc1.bias', shape: [8], dtype: 'F32', requiresGrad: true }, { name: 'fc2.weight', shape: [3, 8], dtype: 'F32', requiresGrad: true }], buffers: [], parameterCount: 67, operators: ['aten::linear'], ...(inputRanks ? { inputRanks } : {}) };
-  insertModel(app.store, { id, ownerId, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), policy: '{"readers":[]}', createdAt: new Date().toISOString() });
+  const check = {
+    methods: ['forward'],
+    parameters: [
+      { name: 'fc1.weight', shape: [8, 4], dtype: 'F32', requiresGrad: true },
+      { name: 'fc1.bias', shape: [8], dtype: 'F32', requiresGrad: true },
+      { name: 'fc2.weight', shape: [3, 8], dtype: 'F32', requiresGrad: true },
+    ],
+    buffers: [],
+    parameterCount: 67,
+    operators: ['aten::linear'],
+    ...(inputRanks ? { inputRanks } : {}),
+  };
+  insertModel(app.store, {
+    id,
+    ownerId,
+    name: 'm',
+    description: '',
+    sha256: '0'.repeat(64),
+    sizeBytes: 1,
+    details: JSON.stringify(check),
+    policy: '{"readers":[]}',
+    createdAt: new Date().toISOString(),
+  });
   return id;
 }
 
@@ -33,7 +54,15 @@ function addModel(ownerId: string, app: TestApp = t, inputRanks: string[] | null
  * pass them for another app).
  */
 function addDataset(
-  options: { samples: number; features?: number[]; labels?: 'I64' | 'F32'; delta?: number; limit?: number; allowNonPrivate?: boolean; trainers?: string[] | 'everyone' },
+  options: {
+    samples: number;
+    features?: number[];
+    labels?: 'I64' | 'F32';
+    delta?: number;
+    limit?: number;
+    allowNonPrivate?: boolean;
+    trainers?: string[] | 'everyone';
+  },
   app: TestApp = t,
 ): string {
   const owner = app.principal(`owner-${uuidv7()}`);
@@ -46,8 +75,16 @@ function addDataset(
     labelClasses: [0, 1, 2],
   };
   insertDataset(app.store, {
-    id, ownerId: owner.id, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: 1,
-    privacyLimit: options.limit ?? 10, delta: options.delta ?? 1e-5, sampleCount: n,
+    id,
+    ownerId: owner.id,
+    name: 'd',
+    description: '',
+    format: 'safetensors',
+    sha256: '0'.repeat(64),
+    sizeBytes: 1,
+    privacyLimit: options.limit ?? 10,
+    delta: options.delta ?? 1e-5,
+    sampleCount: n,
     details: JSON.stringify({ summary, layout: { blob: 'dataset', tensors: [] } }),
     policy: JSON.stringify({ trainers: options.trainers ?? [scientist.id], allowNonPrivate: options.allowNonPrivate ?? false }),
     commitmentSalt: '0'.repeat(64),
@@ -57,21 +94,30 @@ function addDataset(
 }
 
 const body = (modelId: string, datasetIds: string[], extra: Record<string, unknown> = {}) => ({
-  modelId, datasetIds, epochs: 3, expectedBatchSize: 256, maxPhysicalBatchSize: 128, loss: 'cross_entropy',
+  modelId,
+  datasetIds,
+  epochs: 3,
+  expectedBatchSize: 256,
+  maxPhysicalBatchSize: 128,
+  loss: 'cross_entropy',
   optimizer: { type: 'sgd', learningRate: 0.5, momentum: 0.9 },
   privacy: { targetEpsilon: 3, maxGradNorm: 1.0, clipping: 'flat', accountant: 'rdp' },
   metricsEpsilon: 0,
   ...extra,
 });
 
-const plan = (payload: unknown, token = scientist.token) => t.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: payload as object, headers: t.auth(token) });
+const plan = (payload: unknown, token = scientist.token) =>
+  t.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: payload as object, headers: t.auth(token) });
 
 test('a model shown batch-independent only at other input ranks, or checked before that analysis, is refused with 422 at planning', async () => {
   const dataset = addDataset({ samples: 1000, delta: 1e-5 });
   const conv = addModel(scientist.id, t, ['4']);
   const res = await plan(body(conv, [dataset], { expectedBatchSize: 100 }));
   assert.equal(res.statusCode, 422, res.body);
-  assert.match(res.json().detail, /keeps the samples of a batch apart only for inputs of rank 4 \(the sample dimension included\); the dataset's inputs have rank 2/);
+  assert.match(
+    res.json().detail,
+    /keeps the samples of a batch apart only for inputs of rank 4 \(the sample dimension included\); the dataset's inputs have rank 2/,
+  );
   const legacy = addModel(scientist.id, t, null);
   const old = await plan(body(legacy, [dataset], { expectedBatchSize: 100 }));
   assert.equal(old.statusCode, 422, old.body);
@@ -105,11 +151,24 @@ test('a plan pools the datasets: q = B / N, steps = ⌈epochs / q⌉, σ calibra
   const rdp = createRdpAccountant();
   const expected = calibrateNoiseMultiplier({ accountant: rdp, targetEpsilon: 3, delta: 1e-6, sampleRate: 256 / 60000, steps: p.steps });
   assert.equal(p.noiseMultiplier, expected);
-  assert.ok(rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: p.noiseMultiplier, count: p.steps }], { delta: 1e-6 }) > 2.99, 'σ is the smallest RDP allows');
-  assert.equal(p.epsilon, composedEpsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: p.noiseMultiplier, count: p.steps }], 1e-6).epsilon, 'ε as the ledger composes it');
+  assert.ok(
+    rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: p.noiseMultiplier, count: p.steps }], {
+      delta: 1e-6,
+    }) > 2.99,
+    'σ is the smallest RDP allows',
+  );
+  assert.equal(
+    p.epsilon,
+    composedEpsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: p.noiseMultiplier, count: p.steps }], 1e-6)
+      .epsilon,
+    'ε as the ledger composes it',
+  );
   assert.ok(p.epsilon <= 3, `ε ${p.epsilon}`);
   assert.equal(p.allowed, true);
-  assert.deepEqual(p.datasets.map((d: { datasetId: string }) => d.datasetId), [a, b]);
+  assert.deepEqual(
+    p.datasets.map((d: { datasetId: string }) => d.datasetId),
+    [a, b],
+  );
   for (const d of p.datasets) {
     assert.equal(d.epsilonSpent, 0);
     assert.ok(d.epsilonAfter <= 3 + 1e-9);
@@ -120,7 +179,9 @@ test('a plan pools the datasets: q = B / N, steps = ⌈epochs / q⌉, σ calibra
 test('a budget too small for the plan is reported with what the training would spend and what is left', async () => {
   const model = addModel(scientist.id);
   const ds = addDataset({ samples: 60000, limit: 2 });
-  await chargeLedger(t.governance, { kind: 'training', id: 'earlier-job', principalId: scientist.id }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2000 }] }]);
+  await chargeLedger(t.governance, { kind: 'training', id: 'earlier-job', principalId: scientist.id }, [
+    { datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2000 }] },
+  ]);
   const p = (await plan(body(model, [ds]))).json();
   assert.equal(p.allowed, false);
   assert.ok(p.datasets[0].epsilonSpent > 0.5, String(p.datasets[0].epsilonSpent));
@@ -141,22 +202,53 @@ test('DP training-loss metrics add metricsEpsilon to the charge: training and me
   assert.equal(p.epsilon, without.epsilon);
 
   const rdp = createRdpAccountant();
-  const joint = calibrateNoiseMultiplier({ accountant: rdp, targetEpsilon: 3.5, delta: 1e-5, sampleRate: p.sampleRate, steps: p.steps, initialNoiseMultiplier: p.noiseMultiplier });
-  assert.ok(Math.abs(1 / Math.sqrt(p.noiseMultiplier ** -2 + p.metrics.noiseMultiplier ** -2) - joint) < 1e-12, 'σ_m makes the calibrated joint σ');
-  assert.ok(rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: joint, count: p.steps }], { delta: 1e-5 }) > 3.49, 'the joint σ is the smallest RDP allows');
-  assert.equal(p.epsilonTotal, composedEpsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: joint, count: p.steps }], 1e-5).epsilon, 'ε as the ledger composes it');
+  const joint = calibrateNoiseMultiplier({
+    accountant: rdp,
+    targetEpsilon: 3.5,
+    delta: 1e-5,
+    sampleRate: p.sampleRate,
+    steps: p.steps,
+    initialNoiseMultiplier: p.noiseMultiplier,
+  });
+  assert.ok(
+    Math.abs(1 / Math.sqrt(p.noiseMultiplier ** -2 + p.metrics.noiseMultiplier ** -2) - joint) < 1e-12,
+    'σ_m makes the calibrated joint σ',
+  );
+  assert.ok(
+    rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: joint, count: p.steps }], { delta: 1e-5 }) > 3.49,
+    'the joint σ is the smallest RDP allows',
+  );
+  assert.equal(
+    p.epsilonTotal,
+    composedEpsilon([{ kind: 'poisson-gaussian', sampleRate: p.sampleRate, noiseMultiplier: joint, count: p.steps }], 1e-5).epsilon,
+    'ε as the ledger composes it',
+  );
   assert.ok(p.epsilonTotal <= 3.5, String(p.epsilonTotal));
-  assert.deepEqual(p.metrics, { epsilon: p.epsilonTotal - p.epsilon, noiseMultiplier: p.metrics.noiseMultiplier, lossBound: 3, releases: 3 });
+  assert.deepEqual(p.metrics, {
+    epsilon: p.epsilonTotal - p.epsilon,
+    noiseMultiplier: p.metrics.noiseMultiplier,
+    lossBound: 3,
+    releases: 3,
+  });
   assert.ok(p.metrics.noiseMultiplier > p.noiseMultiplier);
-  assert.ok(p.datasets[0].epsilonAfter <= p.epsilonTotal + 1e-9 && p.datasets[0].epsilonAfter > without.datasets[0].epsilonAfter, 'the ledger preview composes the joint event (under the tighter of PLD and RDP)');
+  assert.ok(
+    p.datasets[0].epsilonAfter <= p.epsilonTotal + 1e-9 && p.datasets[0].epsilonAfter > without.datasets[0].epsilonAfter,
+    'the ledger preview composes the joint event (under the tighter of PLD and RDP)',
+  );
 
   assert.equal((await plan(body(model, [ds], { metricsEpsilon: 0.5 }))).json().metrics.lossBound, 5, 'L defaults to 5');
   const stray = await plan(body(model, [ds], { metricsLossBound: 3 }));
   assert.equal(stray.statusCode, 400);
-  assert.deepEqual(stray.json().errors.map((e: { pointer: string }) => e.pointer), ['/metricsLossBound']);
+  assert.deepEqual(
+    stray.json().errors.map((e: { pointer: string }) => e.pointer),
+    ['/metricsLossBound'],
+  );
   const tiny = await plan(body(model, [ds], { metricsEpsilon: 1e-9 }));
   assert.equal(tiny.statusCode, 422, tiny.body);
-  assert.deepEqual(tiny.json().errors.map((e: { pointer: string }) => e.pointer), ['/metricsEpsilon']);
+  assert.deepEqual(
+    tiny.json().errors.map((e: { pointer: string }) => e.pointer),
+    ['/metricsEpsilon'],
+  );
 });
 
 test('σ is calibrated with PLD unless the request names RDP: at the Fashion-MNIST recipe ε = 3 costs σ ≈ 1.808 against RDP’s ≈ 1.929', async () => {
@@ -182,7 +274,12 @@ test('the plan shows exactly what the ledger charges, with PLD (the default) and
   for (const extra of [{ privacy }, { privacy: { ...privacy, accountant: 'rdp' }, metricsEpsilon: 0.5 }]) {
     const ds = addDataset({ samples: 60000, delta: 1e-5 });
     const shown = (await plan(body(model, [ds], { ...recipe, ...extra }))).json();
-    const res = await t.app.inject({ method: 'POST', url: '/v1/trainings', payload: body(model, [ds], { ...recipe, ...extra }), headers: t.auth(scientist.token) });
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/trainings',
+      payload: body(model, [ds], { ...recipe, ...extra }),
+      headers: t.auth(scientist.token),
+    });
     assert.equal(res.statusCode, 202, res.body);
     const charged = (await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(scientist.token) })).json();
     assert.equal(charged.epsilonSpent, shown.epsilonTotal, `${JSON.stringify(extra)}: the ledger records the plan's ε`);
@@ -239,13 +336,25 @@ test("someone else's model, unknown datasets and datasets whose policy does not 
   const { privacy: _p, ...noPrivacy } = body(mine, [ds]);
   const missing = await plan(noPrivacy);
   assert.equal(missing.statusCode, 400);
-  assert.deepEqual(missing.json().errors.map((e: { pointer: string }) => e.pointer), ['/privacy']);
+  assert.deepEqual(
+    missing.json().errors.map((e: { pointer: string }) => e.pointer),
+    ['/privacy'],
+  );
   const bad = await plan({ ...body(mine, [ds]), epochs: 0, surprise: 1 });
   assert.equal(bad.statusCode, 400);
-  assert.deepEqual(bad.json().errors.map((e: { pointer: string }) => e.pointer).sort(), ['/epochs', '/surprise']);
+  assert.deepEqual(
+    bad
+      .json()
+      .errors.map((e: { pointer: string }) => e.pointer)
+      .sort(),
+    ['/epochs', '/surprise'],
+  );
   const tooBig = await plan(body(mine, [ds], { expectedBatchSize: 5000 }));
   assert.equal(tooBig.statusCode, 400);
-  assert.deepEqual(tooBig.json().errors.map((e: { pointer: string }) => e.pointer), ['/expectedBatchSize']);
+  assert.deepEqual(
+    tooBig.json().errors.map((e: { pointer: string }) => e.pointer),
+    ['/expectedBatchSize'],
+  );
 });
 
 test('optimizer settings that cannot work are 400 naming the field, at /plan and at POST /v1/trainings, before anything is charged', async () => {
@@ -267,11 +376,21 @@ test('optimizer settings that cannot work are 400 naming the field, at /plan and
       const res = await t.app.inject({ method: 'POST', url, payload: body(mine, [ds], { optimizer }), headers: t.auth(scientist.token) });
       assert.equal(res.statusCode, 400, `${url} ${JSON.stringify(optimizer)}: ${res.body}`);
       assert.equal(res.json().type, 'urn:bastion:problem:validation-failed');
-      assert.deepEqual(res.json().errors.map((e: { pointer: string }) => e.pointer), pointers, `${url} ${JSON.stringify(optimizer)}`);
+      assert.deepEqual(
+        res.json().errors.map((e: { pointer: string }) => e.pointer),
+        pointers,
+        `${url} ${JSON.stringify(optimizer)}`,
+      );
     }
   }
   assert.deepEqual((await datasetPrivacy({ store: t.store }, ds)).events, [], 'nothing was charged');
-  assert.equal((await t.app.inject({ url: '/v1/trainings', headers: t.auth(scientist.token) })).json().items.filter((x: { datasetIds: string[] }) => x.datasetIds.includes(ds)).length, 0, 'no training was created');
+  assert.equal(
+    (await t.app.inject({ url: '/v1/trainings', headers: t.auth(scientist.token) }))
+      .json()
+      .items.filter((x: { datasetIds: string[] }) => x.datasetIds.includes(ds)).length,
+    0,
+    'no training was created',
+  );
   // Nesterov with momentum and no dampening is fine.
   const ok = await plan(body(mine, [ds], { optimizer: { type: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: true } }));
   assert.equal(ok.statusCode, 200, ok.body);
@@ -280,8 +399,13 @@ test('optimizer settings that cannot work are 400 naming the field, at /plan and
 test('GET /v1/datasets/:id/privacy shows a trainer the limit, δ, the composed ε spent and remaining, and each release; others get 404', async () => {
   const ds = addDataset({ samples: 60000, limit: 8, trainers: [other.id] });
   const empty = (await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(other.token) })).json();
-  assert.deepEqual({ ...empty, accountant: undefined }, { datasetId: ds, privacyLimit: 8, delta: 1e-5, epsilonSpent: 0, epsilonRemaining: 8, accountant: undefined, events: [] });
-  await chargeLedger(t.governance, { kind: 'training', id: 'job-7', principalId: other.id }, [{ datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2343 }] }]);
+  assert.deepEqual(
+    { ...empty, accountant: undefined },
+    { datasetId: ds, privacyLimit: 8, delta: 1e-5, epsilonSpent: 0, epsilonRemaining: 8, accountant: undefined, events: [] },
+  );
+  await chargeLedger(t.governance, { kind: 'training', id: 'job-7', principalId: other.id }, [
+    { datasetId: ds, events: [{ kind: 'poisson-gaussian', sampleRate: 256 / 60000, noiseMultiplier: 1.1, count: 2343 }] },
+  ]);
   const res = await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(other.token) });
   assert.equal(res.statusCode, 200);
   const privacy = res.json();
@@ -289,10 +413,21 @@ test('GET /v1/datasets/:id/privacy shows a trainer the limit, δ, the composed �
   assert.ok(privacy.epsilonSpent > 0.5 && privacy.epsilonSpent < 2, String(privacy.epsilonSpent));
   assert.equal(privacy.epsilonRemaining, 8 - privacy.epsilonSpent);
   assert.ok(['pld', 'rdp'].includes(privacy.accountant));
-  assert.deepEqual(privacy.events.map((e: { source: { id: string } }) => e.source.id), ['job-7']);
+  assert.deepEqual(
+    privacy.events.map((e: { source: { id: string } }) => e.source.id),
+    ['job-7'],
+  );
   assert.equal(privacy.events[0].principalId, undefined, 'who caused a charge is for the owner only');
-  assert.equal((await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(scientist.token) })).statusCode, 404, 'a member the policy does not name');
-  assert.equal((await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth() })).statusCode, 404, 'an admin has no right on datasets');
+  assert.equal(
+    (await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth(scientist.token) })).statusCode,
+    404,
+    'a member the policy does not name',
+  );
+  assert.equal(
+    (await t.app.inject({ url: `/v1/datasets/${ds}/privacy`, headers: t.auth() })).statusCode,
+    404,
+    'an admin has no right on datasets',
+  );
   assert.equal((await t.app.inject({ url: `/v1/datasets/${uuidv7()}/privacy`, headers: t.auth() })).statusCode, 404);
 });
 
@@ -313,7 +448,12 @@ test('the server hands every accountant computation of planning and budgets to i
     const user = spied.principal('spied');
     const modelId = addModel(user.id, spied);
     const ds = addDataset({ samples: 5000, limit: 7.25, trainers: [user.id] }, spied);
-    const res = await spied.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: body(modelId, [ds], { epochs: 1.5 }), headers: spied.auth(user.token) });
+    const res = await spied.app.inject({
+      method: 'POST',
+      url: '/v1/trainings/plan',
+      payload: body(modelId, [ds], { epochs: 1.5 }),
+      headers: spied.auth(user.token),
+    });
     assert.equal(res.statusCode, 200, res.body);
     assert.ok(calls.includes('calibrateTrainingNoise') && calls.includes('composedEpsilon'), calls.join(','));
     calls.length = 0;

@@ -13,8 +13,8 @@ import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon } from '../../src/privacy/ledger.js';
 import { insertDataset, insertModel } from '../../src/store/artifacts.js';
+import { type CreateTrainer, runTraining, type TrainModelInput } from '../../src/training/runner.js';
 import type { WorkerPool } from '../../src/workers/pool.js';
-import { runTraining, type CreateTrainer, type TrainModelInput } from '../../src/training/runner.js';
 import { buildTestApp, idlePool, type TestApp } from '../helpers/app.js';
 import { openSse } from '../helpers/sse.js';
 
@@ -38,7 +38,13 @@ const varyingTrainer: CreateTrainer = () => {
       const samples = SIZES[(steps - 1) % SIZES.length]!;
       const until = performance.now() + 0.2 + samples * 0.02;
       while (performance.now() < until);
-      return { step: steps, samples, lossSum: samples, durationMs: 0, dropped: { exception: [], nonFiniteLoss: [], nonFiniteGradient: [] } };
+      return {
+        step: steps,
+        samples,
+        lossSum: samples,
+        durationMs: 0,
+        dropped: { exception: [], nonFiniteLoss: [], nonFiniteGradient: [] },
+      };
     },
     state: () => Buffer.from(JSON.stringify({ steps })),
     restore: () => undefined,
@@ -59,9 +65,13 @@ const pool: WorkerPool = {
 };
 
 async function commit(artifactId: string, kind: 'model' | 'dataset', bytes: Buffer) {
-  const staged = await stageBlob(t.blobs, { artifactId, kind }, (async function* () {
-    yield bytes;
-  })());
+  const staged = await stageBlob(
+    t.blobs,
+    { artifactId, kind },
+    (async function* () {
+      yield bytes;
+    })(),
+  );
   await staged.commit();
 }
 
@@ -69,7 +79,10 @@ before(async () => {
   t = await buildTestApp({
     pool,
     // The accountants run inline: this pool only trains.
-    privacyMath: { composedEpsilon: async (events, delta) => composedEpsilon(events, delta), calibrateTrainingNoise: async (options) => calibrateTrainingNoise(options) },
+    privacyMath: {
+      composedEpsilon: async (events, delta) => composedEpsilon(events, delta),
+      calibrateTrainingNoise: async (options) => calibrateTrainingNoise(options),
+    },
     training: { checkpointEverySteps: 1000, checkpointEveryMs: 3_600_000, progressIntervalMs: 0 },
   });
   base = await t.app.listen({ host: '127.0.0.1', port: 0 });
@@ -79,8 +92,25 @@ after(() => t.close());
 
 async function addModel(): Promise<string> {
   const id = uuidv7();
-  const check = { methods: ['forward'], parameters: [{ name: 'fc.weight', shape: [3, 2], dtype: 'F32', requiresGrad: true }], buffers: [], parameterCount: 6, operators: ['aten::linear'], inputRanks: ['2'] };
-  insertModel(t.store, { id, ownerId: scientist.id, name: 'm', description: '', sha256: '0'.repeat(64), sizeBytes: 1, details: JSON.stringify(check), policy: '{"readers":[]}', createdAt: new Date().toISOString() });
+  const check = {
+    methods: ['forward'],
+    parameters: [{ name: 'fc.weight', shape: [3, 2], dtype: 'F32', requiresGrad: true }],
+    buffers: [],
+    parameterCount: 6,
+    operators: ['aten::linear'],
+    inputRanks: ['2'],
+  };
+  insertModel(t.store, {
+    id,
+    ownerId: scientist.id,
+    name: 'm',
+    description: '',
+    sha256: '0'.repeat(64),
+    sizeBytes: 1,
+    details: JSON.stringify(check),
+    policy: '{"readers":[]}',
+    createdAt: new Date().toISOString(),
+  });
   await commit(id, 'model', Buffer.from('not really torchscript'));
   return id;
 }
@@ -97,7 +127,12 @@ async function addDataset(): Promise<string> {
   ]);
   const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
   await commit(id, 'dataset', bytes);
-  const summary = { sampleCount: N, inputs: [{ name: 'inputs.0', dtype: 'F32', shape: [N, 2] }], labels: { name: 'labels', dtype: 'I64', shape: [N] }, labelClasses: [0, 1, 2] };
+  const summary = {
+    sampleCount: N,
+    inputs: [{ name: 'inputs.0', dtype: 'F32', shape: [N, 2] }],
+    labels: { name: 'labels', dtype: 'I64', shape: [N] },
+    labelClasses: [0, 1, 2],
+  };
   const layout = {
     blob: 'dataset',
     tensors: [
@@ -106,9 +141,20 @@ async function addDataset(): Promise<string> {
     ],
   };
   insertDataset(t.store, {
-    id, ownerId: owner.id, name: 'd', description: '', format: 'safetensors', sha256: '0'.repeat(64), sizeBytes: bytes.length,
-    privacyLimit: 100, delta: 1e-5, sampleCount: N, details: JSON.stringify({ summary, layout }),
-    policy: JSON.stringify({ trainers: [scientist.id] }), commitmentSalt: '0'.repeat(64), createdAt: new Date().toISOString(),
+    id,
+    ownerId: owner.id,
+    name: 'd',
+    description: '',
+    format: 'safetensors',
+    sha256: '0'.repeat(64),
+    sizeBytes: bytes.length,
+    privacyLimit: 100,
+    delta: 1e-5,
+    sampleCount: N,
+    details: JSON.stringify({ summary, layout }),
+    policy: JSON.stringify({ trainers: [scientist.id] }),
+    commitmentSalt: '0'.repeat(64),
+    createdAt: new Date().toISOString(),
   });
   return id;
 }
@@ -119,8 +165,13 @@ test('progress events and the job view show step, epoch = step · q, q · N · s
     url: '/v1/trainings',
     headers: t.auth(scientist.token),
     payload: {
-      modelId: await addModel(), datasetIds: [await addDataset()], epochs: 4, expectedBatchSize: BATCH, loss: 'cross_entropy',
-      optimizer: { type: 'sgd', learningRate: 0.1 }, privacy: { targetEpsilon: 8, maxGradNorm: 1, accountant: 'rdp' },
+      modelId: await addModel(),
+      datasetIds: [await addDataset()],
+      epochs: 4,
+      expectedBatchSize: BATCH,
+      loss: 'cross_entropy',
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+      privacy: { targetEpsilon: 8, maxGradNorm: 1, accountant: 'rdp' },
     },
   });
   assert.equal(res.statusCode, 202, res.body);
@@ -143,7 +194,10 @@ test('progress events and the job view show step, epoch = step · q, q · N · s
     // samplesPerSec = q·N·r and etaSeconds = (T − step)/r for the same step rate r, so their product is
     // q·N·(T − step) exactly: nothing of the realised sizes is in either.
     const product = p.samplesPerSec * p.etaSeconds;
-    assert.ok(Math.abs(product - BATCH * (p.totalSteps - p.step)) < 1e-6 * BATCH * p.totalSteps, `step ${p.step}: ${p.samplesPerSec} × ${p.etaSeconds}`);
+    assert.ok(
+      Math.abs(product - BATCH * (p.totalSteps - p.step)) < 1e-6 * BATCH * p.totalSteps,
+      `step ${p.step}: ${p.samplesPerSec} × ${p.etaSeconds}`,
+    );
   }
   for (const e of stream.log.events) assert.doesNotMatch(e.data, /"(samples|batchSize|realised)"/, 'no field names a batch size');
 

@@ -13,7 +13,7 @@ import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { openSse, parseSse } from '../helpers/sse.js';
-import { classifierDataset, classifierModel, CLASSES, evalOnlyModel, narrowModel, runInPytorch } from '../helpers/training-fixtures.js';
+import { CLASSES, classifierDataset, classifierModel, evalOnlyModel, narrowModel, runInPytorch } from '../helpers/training-fixtures.js';
 
 let t: TestApp;
 let pool: WorkerPool;
@@ -31,7 +31,12 @@ before(async () => {
   stranger = t.principal('stranger');
   base = await t.app.listen({ host: '127.0.0.1', port: 0 });
   const form = await multipartForm({ name: 'classifier' }, [{ content: await classifierModel(), filename: 'classifier.pt' }]);
-  const res = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/v1/models',
+    payload: form.payload,
+    headers: { ...form.headers, ...t.auth(scientist.token) },
+  });
   assert.equal(res.statusCode, 201, res.body);
   modelId = res.json().id;
 });
@@ -41,12 +46,20 @@ after(async () => {
 });
 
 /** The data owner's policy for the scientist: may train on it (with `allowNonPrivate`, without DP too). */
-const forScientist = (allowNonPrivate = false) => JSON.stringify({ trainers: [scientist.id], ...(allowNonPrivate ? { allowNonPrivate } : {}) });
+const forScientist = (allowNonPrivate = false) =>
+  JSON.stringify({ trainers: [scientist.id], ...(allowNonPrivate ? { allowNonPrivate } : {}) });
 
 async function uploadDataset(options: { samples?: number; features?: number; privacyLimit?: number; seed?: number } = {}): Promise<string> {
   const content = classifierDataset(options.samples ?? 512, options.seed ?? 1, options.features);
-  const form = await multipartForm({ name: 'points', privacyLimit: String(options.privacyLimit ?? 20), policy: forScientist() }, [{ content, filename: 'points.safetensors' }]);
-  const res = await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(owner.token) } });
+  const form = await multipartForm({ name: 'points', privacyLimit: String(options.privacyLimit ?? 20), policy: forScientist() }, [
+    { content, filename: 'points.safetensors' },
+  ]);
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/v1/datasets',
+    payload: form.payload,
+    headers: { ...form.headers, ...t.auth(owner.token) },
+  });
   assert.equal(res.statusCode, 201, res.body);
   return res.json().id;
 }
@@ -64,11 +77,14 @@ const body = (datasetIds: string[], extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-const create = (payload: unknown, token = scientist.token) => t.app.inject({ method: 'POST', url: '/v1/trainings', payload: payload as object, headers: t.auth(token) });
+const create = (payload: unknown, token = scientist.token) =>
+  t.app.inject({ method: 'POST', url: '/v1/trainings', payload: payload as object, headers: t.auth(token) });
 const get = (id: string, token = scientist.token) => t.app.inject({ url: `/v1/trainings/${id}`, headers: t.auth(token) });
-const privacy = async (datasetId: string) => (await t.app.inject({ url: `/v1/datasets/${datasetId}/privacy`, headers: t.auth(owner.token) })).json();
+const privacy = async (datasetId: string) =>
+  (await t.app.inject({ url: `/v1/datasets/${datasetId}/privacy`, headers: t.auth(owner.token) })).json();
 /** The whole event stream of a job; resolves when the server ends it (after a terminal event). */
-const events = async (id: string) => parseSse((await t.app.inject({ url: `/v1/trainings/${id}/events`, headers: t.auth(scientist.token) })).body);
+const events = async (id: string) =>
+  parseSse((await t.app.inject({ url: `/v1/trainings/${id}/events`, headers: t.auth(scientist.token) })).body);
 const sse = (id: string, token = scientist.token) => openSse(`${base}/v1/trainings/${id}/events`, t.auth(token));
 const trainingRows = () => (t.store.db.prepare('SELECT count(*) AS n FROM trainings').get() as { n: number }).n;
 
@@ -91,8 +107,14 @@ describe('a private training', () => {
     const stream = await events(job.id);
     assert.equal(stream[0]!.event, 'state', 'a subscriber first gets the current state');
     assert.equal(stream.at(-1)!.event, 'completed');
-    assert.ok(stream.some((e) => e.event === 'progress'), stream.map((e) => e.event).join(','));
-    assert.ok(stream.some((e) => e.event === 'checkpoint'), 'checkpoints every 5 steps');
+    assert.ok(
+      stream.some((e) => e.event === 'progress'),
+      stream.map((e) => e.event).join(','),
+    );
+    assert.ok(
+      stream.some((e) => e.event === 'checkpoint'),
+      'checkpoints every 5 steps',
+    );
     for (const e of stream) assert.doesNotMatch(e.data, /loss"?\s*:\s*\d/i, 'no un-noised loss leaves the server');
 
     const done = (await get(job.id)).json();
@@ -103,7 +125,11 @@ describe('a private training', () => {
     assert.ok(done.samplesPerSec > 0);
     assert.equal(done.error, null);
     assert.ok(done.startedAt && done.finishedAt);
-    assert.equal(fs.existsSync(path.join(t.blobs.blobsDir, 'checkpoint', `${job.id}.sealed`)), false, 'the checkpoint is removed once the job ends');
+    assert.equal(
+      fs.existsSync(path.join(t.blobs.blobsDir, 'checkpoint', `${job.id}.sealed`)),
+      false,
+      'the checkpoint is removed once the job ends',
+    );
 
     const model = (await t.app.inject({ url: `/v1/models/${done.resultModelId}`, headers: t.auth(scientist.token) })).json();
     assert.equal(model.ownerId, scientist.id);
@@ -139,10 +165,25 @@ describe('a private training', () => {
     const source = (await t.app.inject({ url: `/v1/models/${modelId}`, headers: t.auth(scientist.token) })).json();
     const dataset = (await t.app.inject({ url: `/v1/datasets/${datasetId}`, headers: t.auth(owner.token) })).json();
     assert.deepEqual(verified.statement, {
-      format: 'bastion.training-certificate/1', modelId: done.resultModelId, trainingId: job.id, modelSha256: model.sha256,
-      sourceModelId: modelId, sourceModelSha256: source.sha256, datasets: [{ id: datasetId, commitment: datasetCommitment(dataset.commitmentSalt, dataset.sha256) }],
-      private: true, noiseMultiplier: job.plan.noiseMultiplier, sampleRate: job.plan.sampleRate, steps: job.totalSteps, epsilon: job.plan.epsilon,
-      delta: job.plan.delta, accountant: 'rdp', maxGradNorm: 1, clipping: 'flat', codeVersion: model.lineage.codeVersion, finishedAt: done.finishedAt, enclave: false,
+      format: 'bastion.training-certificate/1',
+      modelId: done.resultModelId,
+      trainingId: job.id,
+      modelSha256: model.sha256,
+      sourceModelId: modelId,
+      sourceModelSha256: source.sha256,
+      datasets: [{ id: datasetId, commitment: datasetCommitment(dataset.commitmentSalt, dataset.sha256) }],
+      private: true,
+      noiseMultiplier: job.plan.noiseMultiplier,
+      sampleRate: job.plan.sampleRate,
+      steps: job.totalSteps,
+      epsilon: job.plan.epsilon,
+      delta: job.plan.delta,
+      accountant: 'rdp',
+      maxGradNorm: 1,
+      clipping: 'flat',
+      codeVersion: model.lineage.codeVersion,
+      finishedAt: done.finishedAt,
+      enclave: false,
     });
     const uploaded = await t.app.inject({ url: `/v1/models/${modelId}/certificate`, headers: t.auth(scientist.token) });
     assert.equal(uploaded.statusCode, 404);
@@ -157,8 +198,14 @@ describe('a private training', () => {
 
     // The ledger holds exactly the planned events, charged to this job at the scientist's request.
     const ledger = await privacy(datasetId);
-    assert.deepEqual(ledger.events.map((e: { source: unknown }) => e.source), [{ kind: 'training', id: job.id }]);
-    assert.deepEqual(ledger.events.map((e: { principalId: string }) => e.principalId), [scientist.id]);
+    assert.deepEqual(
+      ledger.events.map((e: { source: unknown }) => e.source),
+      [{ kind: 'training', id: job.id }],
+    );
+    assert.deepEqual(
+      ledger.events.map((e: { principalId: string }) => e.principalId),
+      [scientist.id],
+    );
     assert.ok(Math.abs(ledger.epsilonSpent - job.plan.datasets[0].epsilonAfter) < 1e-9);
   });
 
@@ -168,17 +215,31 @@ describe('a private training', () => {
     assert.equal(res.statusCode, 202, res.body);
     const job = res.json();
     assert.equal(job.epsilonPlanned, job.plan.epsilonTotal);
-    assert.ok(job.plan.epsilonTotal > job.plan.epsilon && job.plan.epsilonTotal <= 4, `${job.plan.epsilon} + metrics → ${job.plan.epsilonTotal}`);
+    assert.ok(
+      job.plan.epsilonTotal > job.plan.epsilon && job.plan.epsilonTotal <= 4,
+      `${job.plan.epsilon} + metrics → ${job.plan.epsilonTotal}`,
+    );
     assert.equal(job.plan.metrics.releases, 3);
 
     const stream = await events(job.id);
     assert.equal(stream.at(-1)!.event, 'completed', stream.at(-1)!.data);
     const metricEvents = stream.filter((e) => e.event === 'metric').map((e) => JSON.parse(e.data).metrics.at(-1));
-    assert.deepEqual(metricEvents.map((m) => m.epoch), [1, 2, 3], 'one metric event per epoch, in order');
+    assert.deepEqual(
+      metricEvents.map((m) => m.epoch),
+      [1, 2, 3],
+      'one metric event per epoch, in order',
+    );
     const done = (await get(job.id)).json();
     assert.deepEqual(done.metrics, metricEvents);
-    assert.equal(done.metrics.reduce((n: number, m: { steps: number }) => n + m.steps, 0), done.totalSteps, 'every step in exactly one release');
-    assert.deepEqual(done.metrics.map((m: { step: number }) => m.step), [8, 16, 24]);
+    assert.equal(
+      done.metrics.reduce((n: number, m: { steps: number }) => n + m.steps, 0),
+      done.totalSteps,
+      'every step in exactly one release',
+    );
+    assert.deepEqual(
+      done.metrics.map((m: { step: number }) => m.step),
+      [8, 16, 24],
+    );
     for (const m of done.metrics) {
       // σ_m·L·√k / (k·q·N) with q·N = 64.
       assert.ok(Math.abs(m.noiseStd - (job.plan.metrics.noiseMultiplier * 4) / (64 * Math.sqrt(m.steps))) < 1e-12, String(m.noiseStd));
@@ -195,10 +256,12 @@ describe('a private training', () => {
 
   test('per-layer clipping with adam trains to a model whose lineage says so', async () => {
     const datasetId = await uploadDataset({ seed: 9 });
-    const res = await create(body([datasetId], {
-      optimizer: { type: 'adam', learningRate: 0.01, betas: [0.9, 0.99], weightDecay: 0.001 },
-      privacy: { targetEpsilon: 3, maxGradNorm: 1.0, clipping: 'per-layer', accountant: 'pld' },
-    }));
+    const res = await create(
+      body([datasetId], {
+        optimizer: { type: 'adam', learningRate: 0.01, betas: [0.9, 0.99], weightDecay: 0.001 },
+        privacy: { targetEpsilon: 3, maxGradNorm: 1.0, clipping: 'per-layer', accountant: 'pld' },
+      }),
+    );
     assert.equal(res.statusCode, 202, res.body);
     const stream = await events(res.json().id);
     assert.equal(stream.at(-1)!.event, 'completed', stream.at(-1)!.data);
@@ -214,14 +277,24 @@ describe('a private training', () => {
     const job = (await create(body([datasetId]))).json();
     await events(job.id);
     const again = await events(job.id);
-    assert.deepEqual(again.map((e) => e.event), ['state', 'completed']);
+    assert.deepEqual(
+      again.map((e) => e.event),
+      ['state', 'completed'],
+    );
     assert.equal(JSON.parse(again[0]!.data).status, 'succeeded');
   });
 
   test('a non-private training on datasets that allow it is charged nothing and succeeds', async () => {
     const content = classifierDataset(256, 7);
     const form = await multipartForm({ name: 'open', privacyLimit: '1', allowNonPrivate: 'true', policy: forScientist() }, [{ content }]);
-    const datasetId = (await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: form.payload, headers: { ...form.headers, ...t.auth(owner.token) } })).json().id;
+    const datasetId = (
+      await t.app.inject({
+        method: 'POST',
+        url: '/v1/datasets',
+        payload: form.payload,
+        headers: { ...form.headers, ...t.auth(owner.token) },
+      })
+    ).json().id;
     const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body([datasetId]);
     const res = await create({ ...rest, private: false });
     assert.equal(res.statusCode, 202, res.body);
@@ -232,7 +305,11 @@ describe('a private training', () => {
     assert.equal(done.totalSteps, Math.ceil(256 / 64));
     assert.equal(stream.filter((e) => e.event === 'metric').length, 1);
     assert.equal(done.metrics.length, 1);
-    assert.deepEqual({ ...done.metrics[0], meanLoss: undefined }, { epoch: 1, step: 4, steps: 4, meanLoss: undefined, noiseStd: 0 }, 'owners allowed non-private use: the exact mean loss');
+    assert.deepEqual(
+      { ...done.metrics[0], meanLoss: undefined },
+      { epoch: 1, step: 4, steps: 4, meanLoss: undefined, noiseStd: 0 },
+      'owners allowed non-private use: the exact mean loss',
+    );
     assert.ok(done.metrics[0].meanLoss > 0 && done.metrics[0].meanLoss < 10, String(done.metrics[0].meanLoss));
     assert.deepEqual((await privacy(datasetId)).events, []);
   });
@@ -269,35 +346,63 @@ describe('refusals charge nothing', () => {
     assert.deepEqual((await privacy(b)).events, []);
   });
 
-  test('a model that cannot run on the datasets\' public shapes is 422 with libtorch\'s own message from the pre-flight: no charge, no job', async () => {
+  test("a model that cannot run on the datasets' public shapes is 422 with libtorch's own message from the pre-flight: no charge, no job", async () => {
     const form = await multipartForm({ name: 'narrow' }, [{ content: await narrowModel(), filename: 'narrow.pt' }]);
-    const upload = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
+    const upload = await t.app.inject({
+      method: 'POST',
+      url: '/v1/models',
+      payload: form.payload,
+      headers: { ...form.headers, ...t.auth(scientist.token) },
+    });
     assert.equal(upload.statusCode, 201, upload.body);
     const datasetId = await uploadDataset({ features: 4 });
     const before = trainingRows();
-    for (const extra of [{}, { optimizer: { type: 'adam', learningRate: 0.01 }, privacy: { targetEpsilon: 3, maxGradNorm: 1, clipping: 'per-layer' } }]) {
+    for (const extra of [
+      {},
+      { optimizer: { type: 'adam', learningRate: 0.01 }, privacy: { targetEpsilon: 3, maxGradNorm: 1, clipping: 'per-layer' } },
+    ]) {
       const res = await create(body([datasetId], { modelId: upload.json().id, ...extra }));
       assert.equal(res.statusCode, 422, res.body);
       const problem = res.json();
       assert.equal(problem.type, 'urn:bastion:problem:unprocessable-training');
-      assert.match(problem.detail, /^The model cannot be trained on these datasets as asked: it fails on synthetic inputs \(a batch of 32 zeros of the datasets' public/);
+      assert.match(
+        problem.detail,
+        /^The model cannot be trained on these datasets as asked: it fails on synthetic inputs \(a batch of 32 zeros of the datasets' public/,
+      );
       assert.match(problem.detail, /RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x4 and 5x16\)$/);
       assert.deepEqual(problem.preflight, { samples: 32, code: 'INVALID_ARGUMENT' });
     }
     assert.deepEqual((await privacy(datasetId)).events, [], 'the ledger has no event');
     assert.equal(trainingRows(), before, 'no training was created');
     // The same model is refused by the dry run only at creation: /plan runs no model.
-    const planned = await t.app.inject({ method: 'POST', url: '/v1/trainings/plan', payload: body([datasetId], { modelId: upload.json().id }), headers: t.auth(scientist.token) });
+    const planned = await t.app.inject({
+      method: 'POST',
+      url: '/v1/trainings/plan',
+      payload: body([datasetId], { modelId: upload.json().id }),
+      headers: t.auth(scientist.token),
+    });
     assert.equal(planned.statusCode, 200, planned.body);
   });
 
   test('the pre-flight takes a training step, not only a forward: a model that raises in training mode is 422 with its message', async () => {
     const form = await multipartForm({ name: 'eval-only' }, [{ content: await evalOnlyModel(), filename: 'eval-only.pt' }]);
-    const upload = await t.app.inject({ method: 'POST', url: '/v1/models', payload: form.payload, headers: { ...form.headers, ...t.auth(scientist.token) } });
+    const upload = await t.app.inject({
+      method: 'POST',
+      url: '/v1/models',
+      payload: form.payload,
+      headers: { ...form.headers, ...t.auth(scientist.token) },
+    });
     assert.equal(upload.statusCode, 201, upload.body);
     const content = classifierDataset(128, 9);
     const open = await multipartForm({ name: 'open', privacyLimit: '5', policy: forScientist(true) }, [{ content }]);
-    const datasetId = (await t.app.inject({ method: 'POST', url: '/v1/datasets', payload: open.payload, headers: { ...open.headers, ...t.auth(owner.token) } })).json().id;
+    const datasetId = (
+      await t.app.inject({
+        method: 'POST',
+        url: '/v1/datasets',
+        payload: open.payload,
+        headers: { ...open.headers, ...t.auth(owner.token) },
+      })
+    ).json().id;
     const before = trainingRows();
     const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body([datasetId], { modelId: upload.json().id });
     // Non-private: the trainer's creation probes in eval mode only, so only the pre-flight's step meets the raise.
@@ -315,7 +420,10 @@ describe('refusals charge nothing', () => {
     const before = trainingRows();
     const res = await create(body([datasetId], { optimizer: { type: 'sgd', learningRate: 0.5, nesterov: true } }));
     assert.equal(res.statusCode, 400, res.body);
-    assert.deepEqual(res.json().errors.map((e: { pointer: string }) => e.pointer), ['/optimizer/nesterov']);
+    assert.deepEqual(
+      res.json().errors.map((e: { pointer: string }) => e.pointer),
+      ['/optimizer/nesterov'],
+    );
     assert.deepEqual((await privacy(datasetId)).events, []);
     assert.equal(trainingRows(), before);
   });
@@ -371,7 +479,11 @@ describe('running jobs', () => {
     await Promise.all(streams.map((s) => s.log.next('progress')));
     for (const s of streams) assert.ok(!s.log.types().some((type) => ['completed', 'failed', 'cancelled'].includes(type)));
     for (const j of jobs) assert.equal((await get(j.id)).json().status, 'running');
-    for (const j of jobs) assert.equal((await t.app.inject({ method: 'POST', url: `/v1/trainings/${j.id}/cancel`, headers: t.auth(scientist.token) })).json().status, 'cancelled');
+    for (const j of jobs)
+      assert.equal(
+        (await t.app.inject({ method: 'POST', url: `/v1/trainings/${j.id}/cancel`, headers: t.auth(scientist.token) })).json().status,
+        'cancelled',
+      );
     await Promise.all(streams.map((s) => s.log.whenEnded()));
   });
 
@@ -384,7 +496,9 @@ describe('running jobs', () => {
     assert.equal(cancel.statusCode, 404);
     assert.equal(cancel.json().type, 'urn:bastion:problem:not-found');
     assert.deepEqual((await t.app.inject({ url: '/v1/trainings', headers: t.auth(stranger.token) })).json().items, []);
-    const mine = (await t.app.inject({ url: '/v1/trainings', headers: t.auth(scientist.token) })).json().items.map((j: { id: string }) => j.id);
+    const mine = (await t.app.inject({ url: '/v1/trainings', headers: t.auth(scientist.token) }))
+      .json()
+      .items.map((j: { id: string }) => j.id);
     assert.ok(mine.includes(job.id));
     assert.equal((await events(job.id)).at(-1)!.event, 'completed');
 
@@ -392,10 +506,15 @@ describe('running jobs', () => {
     assert.equal(done.metrics.length, 1, 'the scientist sees the released metric');
     for (const token of [owner.token, t.adminToken]) {
       assert.deepEqual((await get(job.id, token)).json(), { ...done, metrics: [] });
-      const listed = (await t.app.inject({ url: '/v1/trainings', headers: t.auth(token) })).json().items.filter((j: { id: string }) => j.id === job.id);
+      const listed = (await t.app.inject({ url: '/v1/trainings', headers: t.auth(token) }))
+        .json()
+        .items.filter((j: { id: string }) => j.id === job.id);
       assert.deepEqual(listed, [{ ...done, metrics: [] }]);
       const stream = parseSse((await t.app.inject({ url: `/v1/trainings/${job.id}/events`, headers: t.auth(token) })).body);
-      assert.deepEqual(stream.map((e) => e.event), ['state', 'completed']);
+      assert.deepEqual(
+        stream.map((e) => e.event),
+        ['state', 'completed'],
+      );
       assert.deepEqual(JSON.parse(stream.at(-1)!.data).metrics, []);
       // They may cancel it: a finished job has nothing left to cancel.
       const late = await t.app.inject({ method: 'POST', url: `/v1/trainings/${job.id}/cancel`, headers: t.auth(token) });

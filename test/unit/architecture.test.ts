@@ -27,7 +27,17 @@ function importsOf(file: string, text: string): Edge[] {
   return [...text.matchAll(pattern)].map((m) => {
     const spec = m[3] ?? m[4]!;
     const to = path.relative(src, path.resolve(src, path.dirname(file), spec)).replace(/\.(js|ts)$/, '');
-    const names = (m[2] ?? '').replace(/[{}]/g, '').split(',').map((n) => n.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0]!).filter(Boolean);
+    const names = (m[2] ?? '')
+      .replace(/[{}]/g, '')
+      .split(',')
+      .map(
+        (n) =>
+          n
+            .trim()
+            .replace(/^type\s+/, '')
+            .split(/\s+as\s+/)[0]!,
+      )
+      .filter(Boolean);
     return { from, to, typeOnly: Boolean(m[1]), names };
   });
 }
@@ -134,7 +144,10 @@ function folderCycles(all: readonly Edge[]): string[] {
 test('imports point one way, type-only imports included: roots → http → services → store | native, roots → workers → services', () => {
   const all = edges();
   assert.ok(all.length > 20, 'the import scan found the source files');
-  assert.ok(all.some((e) => e.typeOnly), 'the scan sees type-only imports');
+  assert.ok(
+    all.some((e) => e.typeOnly),
+    'the scan sees type-only imports',
+  );
   const violations = all
     .filter((e) => !allowed[layerOf(e.from)]!.includes(layerOf(e.to)))
     .map((e) => `${e.from} (${layerOf(e.from)}) imports ${e.to} (${layerOf(e.to)})${e.typeOnly ? ' (type only)' : ''}`);
@@ -142,7 +155,11 @@ test('imports point one way, type-only imports included: roots → http → serv
 });
 
 test('only the composition roots (app.ts, main.ts) import src/workers, types included: services state the narrow interface they need', () => {
-  const importers = new Set(edges().filter((e) => unitOf(e.to) === 'workers' && unitOf(e.from) !== 'workers').map((e) => e.from));
+  const importers = new Set(
+    edges()
+      .filter((e) => unitOf(e.to) === 'workers' && unitOf(e.from) !== 'workers')
+      .map((e) => e.from),
+  );
   assert.deepEqual([...importers].sort(), ['app', 'main']);
 });
 
@@ -151,16 +168,37 @@ test('no top-level folder or file of src/ imports itself back through others, ty
 });
 
 test('the cycle finder reports a cycle of three, one of two and a self-import, and nothing in a graph whose edges all point one way', () => {
-  const graph = [['a', 'b'], ['b', 'c'], ['c', 'a'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'e'], ['g', 'g'], ['a', 'g']] as const;
+  const graph = [
+    ['a', 'b'],
+    ['b', 'c'],
+    ['c', 'a'],
+    ['c', 'd'],
+    ['d', 'e'],
+    ['e', 'f'],
+    ['f', 'e'],
+    ['g', 'g'],
+    ['a', 'g'],
+  ] as const;
   assert.deepEqual(findCycles(graph), [['a', 'b', 'c'], ['e', 'f'], ['g']]);
-  assert.deepEqual(findCycles([['a', 'b'], ['b', 'c'], ['a', 'c'], ['c', 'd']]), []);
+  assert.deepEqual(
+    findCycles([
+      ['a', 'b'],
+      ['b', 'c'],
+      ['a', 'c'],
+      ['c', 'd'],
+    ]),
+    [],
+  );
   assert.deepEqual(findCycles([]), []);
 });
 
 test('a type-only import closes a folder cycle: the WorkerPool that artifacts/service.ts once took from training/ is reported with its file', () => {
   const synthetic = [
     ...importsOf(path.join('artifacts', 'service.ts'), "import type { WorkerPool } from '../training/pool.js';\n"),
-    ...importsOf(path.join('training', 'jobs.ts'), "import { datasetLayout } from '../artifacts/datasets.js';\nimport { BastionError } from '../errors.js';\n"),
+    ...importsOf(
+      path.join('training', 'jobs.ts'),
+      "import { datasetLayout } from '../artifacts/datasets.js';\nimport { BastionError } from '../errors.js';\n",
+    ),
     ...importsOf(path.join('training', 'pool.ts'), "import type { TaskMap } from './tasks.js';\n"),
   ];
   assert.deepEqual(folderCycles(synthetic), [
@@ -170,10 +208,16 @@ test('a type-only import closes a folder cycle: the WorkerPool that artifacts/se
 });
 
 test('the import scan reads side-effect imports, re-exports and dynamic imports as edges too', () => {
-  const text = "import './side.js';\nexport * from '../errors.js';\nexport { a, type B } from './c.js';\nconst m = await import('../main.js');\n";
+  const text =
+    "import './side.js';\nexport * from '../errors.js';\nexport { a, type B } from './c.js';\nconst m = await import('../main.js');\n";
   assert.deepEqual(
     importsOf(path.join('cli', 'x.ts'), text).map((e) => [e.to, e.typeOnly]),
-    [[path.join('cli', 'side'), false], ['errors', false], [path.join('cli', 'c'), false], ['main', false]],
+    [
+      [path.join('cli', 'side'), false],
+      ['errors', false],
+      [path.join('cli', 'c'), false],
+      ['main', false],
+    ],
   );
 });
 
@@ -185,7 +229,10 @@ test('heavy addon functions are imported only by pool workers and the sandbox ch
     .filter((e) => e.to === 'native' && !e.typeOnly && e.names.some((n) => heavy.has(n) || n.startsWith('*')) && !workers.has(e.from))
     .map((e) => `${e.from} imports ${e.names.join(', ')}`);
   assert.deepEqual(offenders, []);
-  assert.ok(edges().some((e) => e.from === path.join('workers', 'worker') && e.to === 'native' && e.names.includes('Trainer')), 'the pool worker is where Trainer is called');
+  assert.ok(
+    edges().some((e) => e.from === path.join('workers', 'worker') && e.to === 'native' && e.names.includes('Trainer')),
+    'the pool worker is where Trainer is called',
+  );
   assert.ok(
     edges().some((e) => e.from === path.join('artifacts', 'sandbox-child') && e.to === 'native' && e.names.includes('extractTensors')),
     'the sandbox child is where extractTensors is called',
@@ -202,6 +249,8 @@ test('an uploaded archive reaches libtorch only in the sandbox child: inspectMod
 
 test('the sandbox parent manages a process and never loads the addon', () => {
   const parent = path.join('artifacts', 'sandbox');
-  const imports = edges().filter((e) => e.from === parent && !e.typeOnly).map((e) => e.to);
+  const imports = edges()
+    .filter((e) => e.from === parent && !e.typeOnly)
+    .map((e) => e.to);
   assert.ok(!imports.includes('native'), `${parent} imports native at run time`);
 });

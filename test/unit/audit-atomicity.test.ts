@@ -49,13 +49,19 @@ test('a process killed after writing a change and its entry, before the commit, 
   assert.equal(await runChild(dir, 'crash', 'crash-victim'), 137, 'the child died in the afterAppend hook');
   const store = openStore(dir);
   assert.deepEqual(principalsNamed(store, 'crash-victim'), []);
-  assert.deepEqual(entries(store).map((e) => e.seq), [1, 2]);
+  assert.deepEqual(
+    entries(store).map((e) => e.seq),
+    [1, 2],
+  );
   assert.deepEqual(verify(store, dir), { ok: true, entries: 2, lastSeq: 2 });
   store.close();
   // The next process continues the chain at 3, with no hole where the lost entry was.
   assert.equal(await runChild(dir, 'commit', 'after-crash'), 0);
   const after = openStore(dir);
-  assert.deepEqual(entries(after).map((e) => e.seq), [1, 2, 3]);
+  assert.deepEqual(
+    entries(after).map((e) => e.seq),
+    [1, 2, 3],
+  );
   assert.deepEqual(verify(after, dir), { ok: true, entries: 3, lastSeq: 3 });
   after.close();
   fs.rmSync(dir, { recursive: true, force: true });

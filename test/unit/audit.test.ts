@@ -9,13 +9,13 @@ import { test } from 'node:test';
 import { dataLayout } from '../../src/config.js';
 import { BastionError } from '../../src/errors.js';
 import {
+  type AuditInput,
+  type AuditLog,
+  type HighWaterMark,
   listAuditEntries,
   openAuditLog,
   readHighWaterMark,
   verifyAuditLog,
-  type AuditInput,
-  type AuditLog,
-  type HighWaterMark,
 } from '../../src/governance/audit.js';
 import { openStore, type Store } from '../../src/store/db.js';
 
@@ -289,15 +289,24 @@ test('records in one event-loop turn cost one mark write, after the commit, at t
   );
   assert.equal(fs.existsSync(f.markFile), false, 'nothing is written inside the turn');
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(f.marksWritten.map((m) => m.seq), [6]);
+  assert.deepEqual(
+    f.marksWritten.map((m) => m.seq),
+    [6],
+  );
   f.log.record(entry(bob, 'model.create'));
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(f.marksWritten.map((m) => m.seq), [6, 7]);
+  assert.deepEqual(
+    f.marksWritten.map((m) => m.seq),
+    [6, 7],
+  );
   // flush with nothing new writes nothing; close after a record writes at once.
   f.log.flush();
   f.log.record(entry(bob, 'model.delete'));
   f.log.close();
-  assert.deepEqual(f.marksWritten.map((m) => m.seq), [6, 7, 8]);
+  assert.deepEqual(
+    f.marksWritten.map((m) => m.seq),
+    [6, 7, 8],
+  );
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(f.marksWritten.length, 3, 'the write scheduled before close does not run after it');
   assert.deepEqual(f.verify(), { ok: true, entries: 8, lastSeq: 8 });
@@ -328,15 +337,24 @@ test('pages follow the cursor to the end, and the last page has no next even whe
   const f = seeded();
   const admin = { id: alice, role: 'admin' as const };
   const first = listAuditEntries(f.store, admin, { limit: 4 });
-  assert.deepEqual(first.items.map((e) => e.seq), [1, 2, 3, 4]);
+  assert.deepEqual(
+    first.items.map((e) => e.seq),
+    [1, 2, 3, 4],
+  );
   assert.equal(first.next, 4);
   const second = listAuditEntries(f.store, admin, { after: first.next!, limit: 4 });
-  assert.deepEqual(second.items.map((e) => e.seq), [5, 6]);
+  assert.deepEqual(
+    second.items.map((e) => e.seq),
+    [5, 6],
+  );
   assert.equal(second.next, null);
   assert.equal(listAuditEntries(f.store, admin, { limit: 3 }).next, 3);
   assert.equal(listAuditEntries(f.store, admin, { after: 3, limit: 3 }).next, null);
   const member = listAuditEntries(f.store, { id: alice, role: 'member' }, { after: 2, limit: 2 });
-  assert.deepEqual(member.items.map((e) => e.seq), [3, 4]);
+  assert.deepEqual(
+    member.items.map((e) => e.seq),
+    [3, 4],
+  );
   assert.equal(member.next, 4);
   const last = listAuditEntries(f.store, { id: alice, role: 'member' }, { after: 4, limit: 2 });
   assert.deepEqual([last.items.map((e) => e.seq), last.next], [[6], null], 'entry 5 is not alice’s; 6 is her last');
@@ -345,7 +363,12 @@ test('pages follow the cursor to the end, and the last page has no next even whe
 
 test('page parameters out of range are refused naming the parameter', () => {
   const f = seeded();
-  const cases = [[{ limit: 0 }, 'limit'], [{ limit: 1001 }, 'limit'], [{ limit: 2.5 }, 'limit'], [{ after: -1 }, 'after']] as const;
+  const cases = [
+    [{ limit: 0 }, 'limit'],
+    [{ limit: 1001 }, 'limit'],
+    [{ limit: 2.5 }, 'limit'],
+    [{ after: -1 }, 'after'],
+  ] as const;
   for (const [options, parameter] of cases) {
     assert.throws(
       () => listAuditEntries(f.store, { id: alice, role: 'admin' }, options),

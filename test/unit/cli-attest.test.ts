@@ -57,12 +57,24 @@ test('attest verify --collateral: the TCB status is refused unless accepted, the
   const at = '2025-07-01T00:00:00Z';
   const refused = await attestVerify({ quote: quotePath, collateral, at }, now);
   assert.equal(refused.exitCode, ATTEST_EXIT.failed);
-  assert.match(refused.output, /^quote NOT verified: check tcb-status failed: the platform's TCB status is ConfigurationAndSWHardeningNeeded/);
-  const accepted = await attestVerify({ quote: quotePath, collateral, at, acceptTcbStatus: ['UpToDate', 'ConfigurationAndSWHardeningNeeded'] }, now);
+  assert.match(
+    refused.output,
+    /^quote NOT verified: check tcb-status failed: the platform's TCB status is ConfigurationAndSWHardeningNeeded/,
+  );
+  const accepted = await attestVerify(
+    { quote: quotePath, collateral, at, acceptTcbStatus: ['UpToDate', 'ConfigurationAndSWHardeningNeeded'] },
+    now,
+  );
   assert.equal(accepted.exitCode, ATTEST_EXIT.verified, accepted.output);
-  assert.match(accepted.output, /^TCB status ConfigurationAndSWHardeningNeeded \(quoting enclave UpToDate\), advisories INTEL-SA-00289, INTEL-SA-00615; not revoked$/m);
+  assert.match(
+    accepted.output,
+    /^TCB status ConfigurationAndSWHardeningNeeded \(quoting enclave UpToDate\), advisories INTEL-SA-00289, INTEL-SA-00615; not revoked$/m,
+  );
   assert.doesNotMatch(accepted.output, /not checked offline/);
-  const stale = await attestVerify({ quote: quotePath, collateral, acceptTcbStatus: ['ConfigurationAndSWHardeningNeeded'], at: '2026-01-01T00:00:00Z' }, now);
+  const stale = await attestVerify(
+    { quote: quotePath, collateral, acceptTcbStatus: ['ConfigurationAndSWHardeningNeeded'], at: '2026-01-01T00:00:00Z' },
+    now,
+  );
   assert.match(stale.output, /check collateral failed: the TCB info is stale/);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-collateral-'));
   fs.writeFileSync(path.join(dir, 'c.json'), '{"tcb_info": 1}');

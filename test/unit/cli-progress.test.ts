@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { Training, TrainingEvent, TrainingEventType } from '../../src/client/events.js';
 import { eventLine, formatDuration, LineThrottle, progressMode } from '../../src/cli/progress.js';
 import { trainingRequest } from '../../src/cli/trainings.js';
+import type { Training, TrainingEvent, TrainingEventType } from '../../src/client/events.js';
 
 const id = '01a24b0a-d516-70ea-a2f3-419986865ce1';
 
@@ -34,14 +34,23 @@ const event = (type: TrainingEventType, overrides: Partial<Training> = {}): Trai
 
 test('a progress line says status, step of total, epoch, ε spent of planned, throughput and ETA', () => {
   assert.equal(eventLine(event('progress')), `training ${id} running: step 40/160 (epoch 5), ε 0.812 of 2, 1520 samples/s, ETA 1m15s`);
-  assert.equal(eventLine(event('state', { status: 'queued', step: 0, epoch: 0, epsilonSpent: null, samplesPerSec: null, etaSeconds: null })), `training ${id} queued: step 0/160 (epoch 0), ε 0 of 2`);
-  assert.equal(eventLine(event('progress', { epsilonPlanned: null, epsilonSpent: null })), `training ${id} running: step 40/160 (epoch 5), non-private, 1520 samples/s, ETA 1m15s`);
+  assert.equal(
+    eventLine(event('state', { status: 'queued', step: 0, epoch: 0, epsilonSpent: null, samplesPerSec: null, etaSeconds: null })),
+    `training ${id} queued: step 0/160 (epoch 0), ε 0 of 2`,
+  );
+  assert.equal(
+    eventLine(event('progress', { epsilonPlanned: null, epsilonSpent: null })),
+    `training ${id} running: step 40/160 (epoch 5), non-private, 1520 samples/s, ETA 1m15s`,
+  );
 });
 
 test('the end lines: succeeded names the trained model, failed and cancelled the error', () => {
   const done = event('completed', { status: 'succeeded', step: 160, epoch: 20, epsilonSpent: 2, resultModelId: 'm-1' });
   assert.equal(eventLine(done), `training ${id} succeeded: step 160/160 (epoch 20), ε 2 of 2; trained model m-1`);
-  assert.equal(eventLine(event('failed', { status: 'failed', error: 'the model raised: boom' })), `training ${id} failed at step 40/160 (epoch 5): the model raised: boom`);
+  assert.equal(
+    eventLine(event('failed', { status: 'failed', error: 'the model raised: boom' })),
+    `training ${id} failed at step 40/160 (epoch 5): the model raised: boom`,
+  );
   assert.equal(eventLine(event('cancelled', { status: 'cancelled' })), `training ${id} cancelled at step 40/160 (epoch 5)`);
   const metric = event('metric', { metrics: [{ epoch: 5, step: 40, steps: 8, meanLoss: Math.LN2, noiseStd: 0.0123 }] });
   assert.equal(eventLine(metric), `training ${id} epoch 5: mean training loss 0.6931 (noise std 0.0123)`);
@@ -65,7 +74,10 @@ test('the throttle prints every state change and at most one progress line per i
 });
 
 test('durations read as people say them', () => {
-  assert.deepEqual([formatDuration(0), formatDuration(59.6), formatDuration(75), formatDuration(3600 * 2 + 60 * 5)], ['0s', '1m00s', '1m15s', '2h05m']);
+  assert.deepEqual(
+    [formatDuration(0), formatDuration(59.6), formatDuration(75), formatDuration(3600 * 2 + 60 * 5)],
+    ['0s', '1m00s', '1m15s', '2h05m'],
+  );
 });
 
 test('a bar on a terminal stdout, lines to a pipe; with --json stdout carries only the result', () => {
@@ -81,10 +93,24 @@ test('a training request from a file, with flags overriding its fields and filli
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-request-')), 'request.json');
   fs.writeFileSync(
     file,
-    JSON.stringify({ modelId: 'm-file', datasetIds: ['d-file'], epochs: 1, optimizer: { type: 'adam', learningRate: 0.001, betas: [0.9, 0.99] }, privacy: { accountant: 'rdp', targetEpsilon: 1, maxGradNorm: 2 } }),
+    JSON.stringify({
+      modelId: 'm-file',
+      datasetIds: ['d-file'],
+      epochs: 1,
+      optimizer: { type: 'adam', learningRate: 0.001, betas: [0.9, 0.99] },
+      privacy: { accountant: 'rdp', targetEpsilon: 1, maxGradNorm: 2 },
+    }),
   );
   try {
-    const merged = await trainingRequest({ request: file, dataset: ['d1', 'd2'], epochs: 3, batchSize: 64, lr: 0.01, epsilon: 4, loss: 'cross_entropy' });
+    const merged = await trainingRequest({
+      request: file,
+      dataset: ['d1', 'd2'],
+      epochs: 3,
+      batchSize: 64,
+      lr: 0.01,
+      epsilon: 4,
+      loss: 'cross_entropy',
+    });
     assert.deepEqual(merged, {
       modelId: 'm-file',
       datasetIds: ['d1', 'd2'],

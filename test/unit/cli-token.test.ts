@@ -10,7 +10,10 @@ const repoRoot = path.resolve(import.meta.dirname, '../..');
 test('bastion token new prints a fresh token and the verifier that matches it, and only it', () => {
   const script = `import('./src/cli/main.ts').then((m) => m.runCli(process.argv.slice(1)))`;
   const run = () => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, 'token', 'new', '--json'], { cwd: repoRoot, encoding: 'utf8' });
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, 'token', 'new', '--json'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    });
     assert.equal(result.status, 0, result.stderr);
     return JSON.parse(result.stdout) as { token: string; verifier: string };
   };

@@ -45,13 +45,40 @@ const errorOf = (fn: () => unknown): Error => {
 
 test('a flag wins over its variable, and each value remembers its source', () => {
   const cwd = tempDir();
-  const env = { BASTION_URL: 'https://env.example:1', BASTION_TOKEN: 'from-env', BASTION_CA: path.join(cwd, 'env.pem'), BASTION_DATA_DIR: path.join(cwd, 'env-dir') };
+  const env = {
+    BASTION_URL: 'https://env.example:1',
+    BASTION_TOKEN: 'from-env',
+    BASTION_CA: path.join(cwd, 'env.pem'),
+    BASTION_DATA_DIR: path.join(cwd, 'env-dir'),
+  };
   const fromEnv = resolveConnection({}, env, cwd);
   assert.deepEqual(
-    [fromEnv.url, fromEnv.urlSource, fromEnv.token, fromEnv.tokenSource, fromEnv.caPath, fromEnv.caSource, fromEnv.dataDir, fromEnv.dataDirSource],
-    ['https://env.example:1', 'BASTION_URL', 'from-env', 'BASTION_TOKEN', env.BASTION_CA, 'BASTION_CA', env.BASTION_DATA_DIR, 'BASTION_DATA_DIR'],
+    [
+      fromEnv.url,
+      fromEnv.urlSource,
+      fromEnv.token,
+      fromEnv.tokenSource,
+      fromEnv.caPath,
+      fromEnv.caSource,
+      fromEnv.dataDir,
+      fromEnv.dataDirSource,
+    ],
+    [
+      'https://env.example:1',
+      'BASTION_URL',
+      'from-env',
+      'BASTION_TOKEN',
+      env.BASTION_CA,
+      'BASTION_CA',
+      env.BASTION_DATA_DIR,
+      'BASTION_DATA_DIR',
+    ],
   );
-  const fromFlags = resolveConnection({ url: 'http://flag.example:2/', token: 'from-flag', ca: 'flag.pem', dataDir: 'flag-dir', insecure: true }, env, cwd);
+  const fromFlags = resolveConnection(
+    { url: 'http://flag.example:2/', token: 'from-flag', ca: 'flag.pem', dataDir: 'flag-dir', insecure: true },
+    env,
+    cwd,
+  );
   assert.equal(fromFlags.url, 'http://flag.example:2');
   assert.equal(fromFlags.urlSource, '--url');
   assert.equal(fromFlags.tokenSource, '--token');
@@ -124,13 +151,21 @@ test("a certificate the CA file does not verify: the message names the CA file a
     await assert.rejects(createBastionClient(connection).GET('/v1/whoami'), (err: Error) => {
       assert.ok(err instanceof ConnectionError);
       const cert = path.join(dir, 'tls', 'server-cert.pem');
-      assert.match(err.message, new RegExp(`^could not verify the server's certificate using CA file ${cert} \\(from --data-dir\\): [A-Z_]+; pass --ca <file> or --data-dir <dir>$`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `^could not verify the server's certificate using CA file ${cert} \\(from --data-dir\\): [A-Z_]+; pass --ca <file> or --data-dir <dir>$`,
+        ),
+      );
       assert.doesNotMatch(err.message, /secret-token/);
       return true;
     });
     // Without any CA file: the system's roots, and the message says which file would have been used.
     const bare = resolveConnection({ url: server.url, token: 't', dataDir: tempDir() }, {});
-    await assert.rejects(createBastionClient(bare).GET('/v1/whoami'), /using the system's trusted roots \(no --ca, BASTION_CA, or .*server-cert\.pem from --data-dir\)/);
+    await assert.rejects(
+      createBastionClient(bare).GET('/v1/whoami'),
+      /using the system's trusted roots \(no --ca, BASTION_CA, or .*server-cert\.pem from --data-dir\)/,
+    );
     // The right CA: the request goes through.
     const good = resolveConnection({ url: server.url, token: 't', dataDir: dataFolder(tempDir(), { cert: served.cert }) }, {});
     assert.equal((await createBastionClient(good).GET('/v1/whoami')).response.status, 200);
@@ -147,7 +182,9 @@ test('nobody listening: the message names the URL and its source, and what to do
   const connection = resolveConnection({ token: 't' }, { BASTION_URL: `https://127.0.0.1:${port}` }, tempDir());
   await assert.rejects(
     createBastionClient(connection).GET('/v1/whoami'),
-    new ConnectionError(`could not connect to https://127.0.0.1:${port} (from BASTION_URL): connection refused; is the server running? pass --url <url> or set BASTION_URL`),
+    new ConnectionError(
+      `could not connect to https://127.0.0.1:${port} (from BASTION_URL): connection refused; is the server running? pass --url <url> or set BASTION_URL`,
+    ),
   );
 });
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { readSse, SseParser, type SseEvent } from '../../src/client/sse.js';
+import { readSse, type SseEvent, SseParser } from '../../src/client/sse.js';
 
 const parseAll = (text: string): SseEvent[] => {
   const parser = new SseParser();

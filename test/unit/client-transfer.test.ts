@@ -49,8 +49,13 @@ test('an upload streams a 256 MiB file with memory bounded well below its size, 
     assert.match(answer.contentType, /^multipart\/form-data; boundary=bastion-[0-9a-f]{32}$/);
     assert.equal(answer.authorization, 'Bearer test-token');
     assert.ok(answer.received > sizeBytes, 'the whole file and the form around it');
-    const order = ['name="name"', 'name="privacyLimit"', 'name="format"', 'name="file"; filename="big.safetensors"'].map((part) => head.indexOf(part));
-    assert.ok(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)), `fields before the file: ${order.join(',')}`);
+    const order = ['name="name"', 'name="privacyLimit"', 'name="format"', 'name="file"; filename="big.safetensors"'].map((part) =>
+      head.indexOf(part),
+    );
+    assert.ok(
+      order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)),
+      `fields before the file: ${order.join(',')}`,
+    );
     // Stream and socket buffers, and garbage not yet collected (about 40 MB here), not the file: undici's
     // fetch with a streamed body (what this replaced) kept about 285 MB for these 256 MiB.
     const grownBytes = maxRss - rssBefore;
@@ -84,7 +89,10 @@ test('a complete download is renamed into place and reports its bytes', async ()
   const target = path.join(dir, 'model.pt');
   const seen: [number, number | null][] = [];
   try {
-    assert.equal(await downloadModel(client, '00000000-0000-0000-0000-000000000000', target, (done, total) => seen.push([done, total])), content.length);
+    assert.equal(
+      await downloadModel(client, '00000000-0000-0000-0000-000000000000', target, (done, total) => seen.push([done, total])),
+      content.length,
+    );
     assert.deepEqual(fs.readFileSync(target), content);
     assert.deepEqual(seen.at(-1), [content.length, content.length]);
     assert.equal(fs.existsSync(`${target}.partial`), false);

@@ -49,7 +49,10 @@ test('every option has a BASTION_ variable and a matching --flag', () => {
 });
 
 test('refuses a port that is not an integer in range, naming the variable', () => {
-  assert.throws(() => loadConfig({ BASTION_PORT: 'http' }), (err: unknown) => err instanceof ConfigError && /BASTION_PORT/.test(err.message) && /'http'/.test(err.message));
+  assert.throws(
+    () => loadConfig({ BASTION_PORT: 'http' }),
+    (err: unknown) => err instanceof ConfigError && /BASTION_PORT/.test(err.message) && /'http'/.test(err.message),
+  );
   assert.throws(() => loadConfig({ BASTION_PORT: '70000' }), ConfigError);
   assert.throws(() => loadConfig({}, { poolSize: '0' }), /--pool-size/);
 });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { BastionError } from '../../src/errors.js';
-import { CANONICAL_FORMAT, MAX_CLASS_INDEX, MAX_LABEL_CLASSES, type ByteSink } from '../../src/artifacts/formats/canonical.js';
-import { MAX_RECORD_CHARS, convertCsv } from '../../src/artifacts/formats/csv.js';
+import { type ByteSink, CANONICAL_FORMAT, MAX_CLASS_INDEX, MAX_LABEL_CLASSES } from '../../src/artifacts/formats/canonical.js';
+import { convertCsv, MAX_RECORD_CHARS } from '../../src/artifacts/formats/csv.js';
 import { readSafetensors } from '../../src/artifacts/formats/safetensors.js';
+import { BastionError } from '../../src/errors.js';
 import { datasetRefusal } from '../helpers/refusal.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -145,18 +145,32 @@ test('any matrix of finite numbers round-trips to float32 features and labels', 
   await fc.assert(
     fc.asyncProperty(
       fc.integer({ min: 1, max: 5 }).chain((width) =>
-        fc.array(fc.tuple(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: width, maxLength: width }), fc.integer({ min: 0, max: 5 })), {
-          minLength: 1,
-          maxLength: 20,
-        }),
+        fc.array(
+          fc.tuple(
+            fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: width, maxLength: width }),
+            fc.integer({ min: 0, max: 5 }),
+          ),
+          {
+            minLength: 1,
+            maxLength: 20,
+          },
+        ),
       ),
       async (rows) => {
         const width = rows[0]![0].length;
         const header = [...Array.from({ length: width }, (_, i) => `f${i}`), 'label'].join(',');
-        const body = rows.map(([features, label]) => [...features.map((v) => (Object.is(v, -0) ? "-0" : String(v))), String(label)].join(',')).join('\n');
+        const body = rows
+          .map(([features, label]) => [...features.map((v) => (Object.is(v, -0) ? '-0' : String(v))), String(label)].join(','))
+          .join('\n');
         const result = await convert(`${header}\n${body}\n`);
-        assert.deepEqual(result.features, rows.flatMap(([features]) => features.map((v) => Math.fround(v))));
-        assert.deepEqual(result.labels, rows.map(([, label]) => label));
+        assert.deepEqual(
+          result.features,
+          rows.flatMap(([features]) => features.map((v) => Math.fround(v))),
+        );
+        assert.deepEqual(
+          result.labels,
+          rows.map(([, label]) => label),
+        );
       },
     ),
     { numRuns: 60 },
@@ -228,7 +242,10 @@ test('refuses empty cells, naming the line and column', async () => {
 
 test('refuses NaN and infinities in features', async () => {
   for (const token of ['NaN', 'nan', 'Inf', '-inf', '+Infinity']) {
-    await refuses(`a,label\n${token},1\n`, new RegExp(`line 2, column "a": "\\${token[0]}?${token.replace(/^[+-]/, '')}" is not a finite number`));
+    await refuses(
+      `a,label\n${token},1\n`,
+      new RegExp(`line 2, column "a": "\\${token[0]}?${token.replace(/^[+-]/, '')}" is not a finite number`),
+    );
   }
 });
 
@@ -251,7 +268,9 @@ const classIndexRule = `integer labels must be class indices from 0 to ${MAX_CLA
 
 test('refuses a negative integer label, naming its line and the class-index rule but not the value', async () => {
   await assert.rejects(convertCsv(opener('a,label\n1,0\n2,-7\n3,1\n'), {}, collectingSink()), (error: unknown) => {
-    refusal(new RegExp(`^line 3, column "label" holds a negative label; ${classIndexRule} \\(write regression targets with a decimal point`))(error);
+    refusal(
+      new RegExp(`^line 3, column "label" holds a negative label; ${classIndexRule} \\(write regression targets with a decimal point`),
+    )(error);
     assert.doesNotMatch((error as Error).message, /-7|line [24]/, 'neither the value nor other rows');
     return true;
   });
@@ -261,7 +280,10 @@ test('refuses a negative integer label, naming its line and the class-index rule
 });
 
 test('refuses an integer label of 2^63 − 1 instead of turning the column into float labels', async () => {
-  await refuses(`a,label\n1,0\n2,${2n ** 63n - 1n}\n`, /^line 3, column "label" holds a label above 16777215; integer labels must be class indices/);
+  await refuses(
+    `a,label\n1,0\n2,${2n ** 63n - 1n}\n`,
+    /^line 3, column "label" holds a label above 16777215; integer labels must be class indices/,
+  );
   await refuses(`a,label\n1,0\n2,-${2n ** 63n}\n`, /^line 3, column "label" holds a negative label; /);
 });
 
@@ -340,7 +362,11 @@ test('stops reading the source when it refuses a row', async () => {
 test('reports the first problem in file order whatever the chunking', async () => {
   const text = 'a,label\n1,0\nx,1\n4,5,6\n"unclosed,2\n';
   for (const size of [1, 7, 1 << 16]) {
-    await assert.rejects(convertCsv(opener(text, size), {}, collectingSink()), refusal(/^line 3, column "a": "x" is not a number$/), `${size}-byte chunks`);
+    await assert.rejects(
+      convertCsv(opener(text, size), {}, collectingSink()),
+      refusal(/^line 3, column "a": "x" is not a number$/),
+      `${size}-byte chunks`,
+    );
   }
 });
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { DETECT_PREFIX_BYTES, detectDatasetFormat } from '../../src/artifacts/formats/detect.js';
-import { MAX_HEADER_BYTES, encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
+import { encodeSafetensors, MAX_HEADER_BYTES } from '../../src/artifacts/formats/safetensors.js';
 import { testdataPath } from '../helpers/testdata.js';
 
 const TESTDATA = testdataPath('torchscript', 'torch-1.13');
@@ -18,7 +18,12 @@ function lengthPrefixed(length: bigint, rest: string): Uint8Array {
 test('detects a TorchScript archive by its zip magic', () => {
   assert.equal(detectDatasetFormat(readFileSync(`${TESTDATA}/mlp.script.pt`)), 'torchscript');
   assert.equal(detectDatasetFormat(Uint8Array.from([0x50, 0x4b, 0x03, 0x04])), 'torchscript');
-  fc.assert(fc.property(fc.uint8Array(), (tail) => detectDatasetFormat(Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), tail])) === 'torchscript'));
+  fc.assert(
+    fc.property(
+      fc.uint8Array(),
+      (tail) => detectDatasetFormat(Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), tail])) === 'torchscript',
+    ),
+  );
 });
 
 test('detects safetensors by a plausible header length followed by {', () => {
@@ -75,8 +80,14 @@ test('looks only at the first DETECT_PREFIX_BYTES bytes', () => {
 test('any printable text whose first line holds a comma is CSV', () => {
   const printable = fc.string({ unit: fc.constantFrom(...'abcXYZ019 .;"é€-_'.split('')) });
   fc.assert(
-    fc.property(printable, printable, fc.constantFrom(',', '\t'), fc.string({ unit: fc.constantFrom(...'ab,12\n\r\t'.split('')) }), (left, right, delimiter, rest) => {
-      return detectDatasetFormat(bytes(`${left}${delimiter}${right}\n${rest}`)) === 'csv';
-    }),
+    fc.property(
+      printable,
+      printable,
+      fc.constantFrom(',', '\t'),
+      fc.string({ unit: fc.constantFrom(...'ab,12\n\r\t'.split('')) }),
+      (left, right, delimiter, rest) => {
+        return detectDatasetFormat(bytes(`${left}${delimiter}${right}\n${rest}`)) === 'csv';
+      },
+    ),
   );
 });

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { openBlobStore, readBlob, stageBlob } from '../../src/artifacts/blob-store.js';
-import { KeyPurpose, KeyProviderError, openEnclaveKeyProvider, openKeyProvider } from '../../src/enclave/keys.js';
+import { KeyProviderError, KeyPurpose, openEnclaveKeyProvider, openKeyProvider } from '../../src/enclave/keys.js';
 import { fakeAttestationTree } from '../helpers/attestation.js';
 
 const mrenclave = Buffer.alloc(32, 0xab);
@@ -31,17 +31,33 @@ test('inside an enclave the sealing key is the root: stable per purpose, distinc
   });
   // The report was asked for with (zero) user data, as Gramine's interface has it.
   assert.deepEqual(fs.readFileSync(path.join(tree, 'user_report_data')), Buffer.alloc(64));
-  assert.equal(openEnclaveKeyProvider({ attestationDir: fakeAttestationTree({ mrenclave, mrsigner, isvProdId: 0, isvSvn: 0, debug: true }), sealingKey: 'mrenclave' })!.source.provider, 'enclave');
+  assert.equal(
+    openEnclaveKeyProvider({
+      attestationDir: fakeAttestationTree({ mrenclave, mrsigner, isvProdId: 0, isvSvn: 0, debug: true }),
+      sealingKey: 'mrenclave',
+    })!.source.provider,
+    'enclave',
+  );
 });
 
 test('what one enclave sealed, another enclave cannot open', async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-sealed-'));
-  const mine = openEnclaveKeyProvider({ attestationDir: fakeAttestationTree({ mrenclave, mrsigner, isvProdId: 1, isvSvn: 1, debug: false }), sealingKey: 'mrenclave' })!;
-  const other = openEnclaveKeyProvider({ attestationDir: fakeAttestationTree({ mrenclave, mrsigner, isvProdId: 1, isvSvn: 1, debug: false }), sealingKey: 'mrenclave' })!;
+  const mine = openEnclaveKeyProvider({
+    attestationDir: fakeAttestationTree({ mrenclave, mrsigner, isvProdId: 1, isvSvn: 1, debug: false }),
+    sealingKey: 'mrenclave',
+  })!;
+  const other = openEnclaveKeyProvider({
+    attestationDir: fakeAttestationTree({ mrenclave, mrsigner, isvProdId: 1, isvSvn: 1, debug: false }),
+    sealingKey: 'mrenclave',
+  })!;
   const identity = { artifactId: '01a24b50-0000-7000-8000-000000000001', kind: 'model' as const };
-  const staged = await stageBlob(openBlobStore(dataDir, mine.keys), identity, (async function* () {
-    yield Buffer.from('weights of a model');
-  })());
+  const staged = await stageBlob(
+    openBlobStore(dataDir, mine.keys),
+    identity,
+    (async function* () {
+      yield Buffer.from('weights of a model');
+    })(),
+  );
   await staged.commit();
   assert.equal((await readBlob(openBlobStore(dataDir, mine.keys), identity)).toString(), 'weights of a model');
   await assert.rejects(readBlob(openBlobStore(dataDir, other.keys), identity));
@@ -50,12 +66,17 @@ test('what one enclave sealed, another enclave cannot open', async () => {
 test('outside an enclave: the development key, unless an enclave is required; a wrong-sized sealing key is refused', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-dev-'));
   const nowhere = path.join(dataDir, 'no-attestation');
-  assert.deepEqual(openKeyProvider(dataDir, { attestationDir: nowhere, sealingKey: 'mrenclave', requireEnclave: false }).source, { provider: 'development' });
+  assert.deepEqual(openKeyProvider(dataDir, { attestationDir: nowhere, sealingKey: 'mrenclave', requireEnclave: false }).source, {
+    provider: 'development',
+  });
   assert.throws(
     () => openKeyProvider(dataDir, { attestationDir: nowhere, sealingKey: 'mrenclave', requireEnclave: true }),
     (err: unknown) => err instanceof KeyProviderError && err.message.includes(path.join(nowhere, 'keys', '_sgx_mrenclave')),
   );
   const tree = fakeAttestationTree({ mrenclave, mrsigner, isvProdId: 0, isvSvn: 0, debug: false });
   fs.writeFileSync(path.join(tree, 'keys', '_sgx_mrenclave'), randomBytes(32));
-  assert.throws(() => openKeyProvider(dataDir, { attestationDir: tree, sealingKey: 'mrenclave', requireEnclave: true }), /not a 16-byte SGX sealing key/);
+  assert.throws(
+    () => openKeyProvider(dataDir, { attestationDir: tree, sealingKey: 'mrenclave', requireEnclave: true }),
+    /not a 16-byte SGX sealing key/,
+  );
 });

@@ -27,7 +27,7 @@ test('without the trust anchor a fake quote fails at pck-chain: the pinned Intel
   assert.match(result.reason, /not the pinned Intel SGX Root CA/);
 });
 
-test('another fake enclave\'s root as trust anchor fails at pck-chain naming the trust anchor', async () => {
+test("another fake enclave's root as trust anchor fails at pck-chain naming the trust anchor", async () => {
   const other = await createFakeQuotingEnclave();
   const result = verifyQuote(enclave.quote(Buffer.alloc(64)), { at: now, trustAnchor: other.rootCa });
   assert.ok(!result.ok);

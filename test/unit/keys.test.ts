@@ -44,7 +44,10 @@ test('refuses a key file others can read, naming the fix', () => {
   const dir = tempDir();
   openDevKeyProvider(dir);
   fs.chmodSync(path.join(dir, 'dev-root.key'), 0o644);
-  assert.throws(() => openDevKeyProvider(dir), (e: unknown) => e instanceof KeyProviderError && /chmod 600/.test(e.message));
+  assert.throws(
+    () => openDevKeyProvider(dir),
+    (e: unknown) => e instanceof KeyProviderError && /chmod 600/.test(e.message),
+  );
 });
 
 test('refuses a key file of the wrong size and a root key of the wrong length', () => {

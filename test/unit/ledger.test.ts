@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { v7 as uuidv7 } from 'uuid';
 import { BastionError } from '../../src/errors.js';
-import { openAuditLog, type AuditLog } from '../../src/governance/audit.js';
+import { type AuditLog, openAuditLog } from '../../src/governance/audit.js';
 import { authenticate, bootstrapAdmin, createPrincipal, type Principal } from '../../src/governance/principals.js';
 import { createPldAccountant, createRdpAccountant, type PrivacyEvent } from '../../src/privacy/accountant.js';
 import { chargeLedger, coalesce, composedEpsilon, datasetPrivacy, previewCharges } from '../../src/privacy/ledger.js';
@@ -37,13 +37,30 @@ function addDataset({ store, audit, admin }: Ledger, privacyLimit: number, delta
   const owner = createPrincipal({ store, audit }, admin, { name: `owner-${uuidv7()}`, role: 'member' });
   const id = uuidv7();
   insertDataset(store, {
-    id, ownerId: owner.id, name: 'd', description: '', format: 'csv', sha256: '0'.repeat(64), sizeBytes: 1,
-    privacyLimit, delta, sampleCount: 60000, details: '{}', policy: '{}', commitmentSalt: '0'.repeat(64), createdAt: new Date().toISOString(),
+    id,
+    ownerId: owner.id,
+    name: 'd',
+    description: '',
+    format: 'csv',
+    sha256: '0'.repeat(64),
+    sizeBytes: 1,
+    privacyLimit,
+    delta,
+    sampleCount: 60000,
+    details: '{}',
+    policy: '{}',
+    commitmentSalt: '0'.repeat(64),
+    createdAt: new Date().toISOString(),
   });
   return id;
 }
 
-const training = (sampleRate: number, noiseMultiplier: number, count: number): PrivacyEvent => ({ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count });
+const training = (sampleRate: number, noiseMultiplier: number, count: number): PrivacyEvent => ({
+  kind: 'poisson-gaussian',
+  sampleRate,
+  noiseMultiplier,
+  count,
+});
 const rejectsBudget = (e: unknown) => e instanceof BastionError && e.code === 'BUDGET_EXHAUSTED';
 
 test('spent ε is the composition of every event, tighter than adding up each charge’s ε', async () => {
@@ -55,10 +72,16 @@ test('spent ε is the composition of every event, tighter than adding up each ch
   await chargeLedger(ledger, { kind: 'training', id: 'job-1', principalId: scientist.id }, [{ datasetId: id, events: [a] }]);
   await chargeLedger(ledger, { kind: 'training', id: 'job-2', principalId: scientist.id }, [{ datasetId: id, events: [b] }]);
   const privacy = await datasetPrivacy({ store }, id, false);
-  assert.deepEqual(privacy.events.map((e) => e.source.id), ['job-1', 'job-2']);
+  assert.deepEqual(
+    privacy.events.map((e) => e.source.id),
+    ['job-1', 'job-2'],
+  );
   // Who caused each charge is in the owner's view (details) only.
   assert.ok(privacy.events.every((e) => !('principalId' in e)));
-  assert.deepEqual((await datasetPrivacy({ store }, id, true)).events.map((e) => e.principalId), [scientist.id, scientist.id]);
+  assert.deepEqual(
+    (await datasetPrivacy({ store }, id, true)).events.map((e) => e.principalId),
+    [scientist.id, scientist.id],
+  );
   const together = composedEpsilon([training(256 / 60000, 1.1, 2343)], 1e-5).epsilon;
   assert.ok(Math.abs(privacy.epsilonSpent - together) <= 1e-3 * together, `${privacy.epsilonSpent} vs ${together}`);
   const summed = composedEpsilon([a], 1e-5).epsilon + composedEpsilon([b], 1e-5).epsilon;
@@ -89,15 +112,24 @@ test('a charge that would pass any one dataset’s limit charges none of them', 
   const roomy = addDataset(ledger, 100);
   const tight = addDataset(ledger, 0.5);
   const events = [training(0.01, 1.0, 1000)];
-  const [forRoomy, forTight] = await previewCharges({ store }, [{ datasetId: roomy, events }, { datasetId: tight, events }]);
+  const [forRoomy, forTight] = await previewCharges({ store }, [
+    { datasetId: roomy, events },
+    { datasetId: tight, events },
+  ]);
   assert.equal(forRoomy!.allowed, true);
   assert.equal(forTight!.allowed, false);
-  await assert.rejects(chargeLedger(ledger, { kind: 'training', id: 'job', principalId: scientist.id }, [{ datasetId: roomy, events }, { datasetId: tight, events }]), (e: unknown) => {
-    assert.ok(rejectsBudget(e));
-    assert.match((e as Error).message, new RegExp(tight));
-    assert.doesNotMatch((e as Error).message, new RegExp(roomy));
-    return true;
-  });
+  await assert.rejects(
+    chargeLedger(ledger, { kind: 'training', id: 'job', principalId: scientist.id }, [
+      { datasetId: roomy, events },
+      { datasetId: tight, events },
+    ]),
+    (e: unknown) => {
+      assert.ok(rejectsBudget(e));
+      assert.match((e as Error).message, new RegExp(tight));
+      assert.doesNotMatch((e as Error).message, new RegExp(roomy));
+      return true;
+    },
+  );
   assert.deepEqual((await datasetPrivacy({ store }, roomy)).events, []);
   assert.deepEqual((await datasetPrivacy({ store }, tight)).events, []);
 });
@@ -107,10 +139,15 @@ test('malformed events and unknown datasets are refused before anything is writt
   const { store, scientist } = ledger;
   const id = addDataset(ledger, 5);
   await assert.rejects(
-    chargeLedger(ledger, { kind: 'metric', id: 'm', principalId: scientist.id }, [{ datasetId: id, events: [{ kind: 'gaussian', noiseMultiplier: -1, count: 1 }] }]),
+    chargeLedger(ledger, { kind: 'metric', id: 'm', principalId: scientist.id }, [
+      { datasetId: id, events: [{ kind: 'gaussian', noiseMultiplier: -1, count: 1 }] },
+    ]),
     (e: unknown) => e instanceof BastionError && e.code === 'VALIDATION_FAILED' && /\/charges\/0\/events\/0/.test(e.message),
   );
-  await assert.rejects(chargeLedger(ledger, { kind: 'metric', id: 'm', principalId: scientist.id }, [{ datasetId: uuidv7(), events: [training(0.1, 1, 1)] }]), (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND');
+  await assert.rejects(
+    chargeLedger(ledger, { kind: 'metric', id: 'm', principalId: scientist.id }, [{ datasetId: uuidv7(), events: [training(0.1, 1, 1)] }]),
+    (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND',
+  );
   assert.deepEqual((await datasetPrivacy({ store }, id)).events, []);
 });
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { PickleError, isGlobal, readPickle, walkPickle, type PickleCall, type PickleValue } from '../../src/artifacts/formats/pickle.js';
+import { isGlobal, type PickleCall, PickleError, type PickleValue, readPickle, walkPickle } from '../../src/artifacts/formats/pickle.js';
 import { testdataPath, torchscriptFiles, torchscriptProducers } from '../helpers/testdata.js';
 import { readZip } from '../helpers/zip.js';
 
@@ -51,8 +51,17 @@ test('reads the data.pkl of mnist_cnn.script.pt as an object tree of inert calls
   assert.equal(tensors.length, 8);
   const first = tensors.find((call) => {
     const [storage] = call.args;
-    return typeof storage === 'object' && storage !== null && 'kind' in storage && storage.kind === 'persistent' &&
-      typeof storage.pid === 'object' && storage.pid !== null && 'kind' in storage.pid && storage.pid.kind === 'tuple' && storage.pid.items[2] === '0';
+    return (
+      typeof storage === 'object' &&
+      storage !== null &&
+      'kind' in storage &&
+      storage.kind === 'persistent' &&
+      typeof storage.pid === 'object' &&
+      storage.pid !== null &&
+      'kind' in storage.pid &&
+      storage.pid.kind === 'tuple' &&
+      storage.pid.items[2] === '0'
+    );
   })!;
   const [storage, offset, size, stride] = first.args;
   assert.deepEqual(storage, {
@@ -87,7 +96,14 @@ test('executes nothing: a REDUCE of os.system comes back as an inert call node, 
   length.writeUInt32LE(command.length);
   // PROTO 2, GLOBAL 'os system', BINUNICODE command, TUPLE1, REDUCE, STOP: what pickle.dumps of a
   // __reduce__ returning (os.system, (command,)) looks like.
-  const evil = Buffer.concat([Buffer.from([0x80, 0x02, 0x63]), Buffer.from('os\nsystem\n'), Buffer.from([0x58]), length, command, Buffer.from([0x85, 0x52, 0x2e])]);
+  const evil = Buffer.concat([
+    Buffer.from([0x80, 0x02, 0x63]),
+    Buffer.from('os\nsystem\n'),
+    Buffer.from([0x58]),
+    length,
+    command,
+    Buffer.from([0x85, 0x52, 0x2e]),
+  ]);
   const value = readPickle(evil);
   assert.ok(isCall(value));
   assert.equal(value.via, 'reduce');
@@ -98,8 +114,16 @@ test('executes nothing: a REDUCE of os.system comes back as an inert call node, 
 
 test('BUILD state is attached to the call it builds, never applied', () => {
   // GLOBAL 'builtins eval', EMPTY_TUPLE, NEWOBJ, EMPTY_DICT, BUILD, STOP.
-  const value = readPickle(Buffer.concat([Buffer.from([0x80, 0x02, 0x63]), Buffer.from('builtins\neval\n'), Buffer.from([0x29, 0x81, 0x7d, 0x62, 0x2e])]));
-  assert.deepEqual(value, { kind: 'call', via: 'newobj', fn: { kind: 'global', module: 'builtins', name: 'eval' }, args: [], state: [{ kind: 'dict', entries: [] }] });
+  const value = readPickle(
+    Buffer.concat([Buffer.from([0x80, 0x02, 0x63]), Buffer.from('builtins\neval\n'), Buffer.from([0x29, 0x81, 0x7d, 0x62, 0x2e])]),
+  );
+  assert.deepEqual(value, {
+    kind: 'call',
+    via: 'newobj',
+    fn: { kind: 'global', module: 'builtins', name: 'eval' },
+    args: [],
+    state: [{ kind: 'dict', entries: [] }],
+  });
 });
 
 test('isGlobal matches module and name exactly', () => {
@@ -124,16 +148,50 @@ test('walkPickle visits a node shared through the memo once, and stops on a valu
 test('reads integers of every width, floats, strings, bytes and the constants', () => {
   const value = readPickle(
     new Uint8Array([
-      0x80, 0x02, 0x28,
-      0x4b, 0xff, // BININT1 255
-      0x4d, 0x00, 0x01, // BININT2 256
-      0x4a, 0xff, 0xff, 0xff, 0xff, // BININT -1
-      0x8a, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x80, // LONG1 -2**63
-      0x47, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, // BINFLOAT 1.5
-      0x8c, 0x02, 0x68, 0x69, // SHORT_BINUNICODE 'hi'
-      0x43, 0x01, 0x07, // SHORT_BINBYTES 07
-      0x4e, 0x88, 0x89, // NONE NEWTRUE NEWFALSE
-      0x74, 0x2e, // TUPLE STOP
+      0x80,
+      0x02,
+      0x28,
+      0x4b,
+      0xff, // BININT1 255
+      0x4d,
+      0x00,
+      0x01, // BININT2 256
+      0x4a,
+      0xff,
+      0xff,
+      0xff,
+      0xff, // BININT -1
+      0x8a,
+      0x08,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0x80, // LONG1 -2**63
+      0x47,
+      0x3f,
+      0xf8,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0, // BINFLOAT 1.5
+      0x8c,
+      0x02,
+      0x68,
+      0x69, // SHORT_BINUNICODE 'hi'
+      0x43,
+      0x01,
+      0x07, // SHORT_BINBYTES 07
+      0x4e,
+      0x88,
+      0x89, // NONE NEWTRUE NEWFALSE
+      0x74,
+      0x2e, // TUPLE STOP
     ]),
   );
   assert.deepEqual(value, { kind: 'tuple', items: [255, 256, -1, -(2n ** 63n), 1.5, 'hi', new Uint8Array([7]), null, true, false] });

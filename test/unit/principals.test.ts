@@ -14,11 +14,11 @@ import {
   createPrincipal,
   getPrincipal,
   listPrincipals,
-  revokePrincipal,
   type Principal,
+  revokePrincipal,
 } from '../../src/governance/principals.js';
-import { openStore } from '../../src/store/db.js';
 import { mintToken, parseToken, tokenVerifier } from '../../src/governance/tokens.js';
+import { openStore } from '../../src/store/db.js';
 
 /** A store in a fresh folder with its bootstrapped admin, the actor of the tests' principal management. */
 function governed(): GovernanceDeps & { dir: string; admin: Principal } {
@@ -56,8 +56,12 @@ test('given a token verifier, the first start creates the admin with that token 
   assert.match(verifier, /^bstv_[0-9a-f]{32}_[0-9a-f]{64}$/);
   // The secret is base64url and may itself hold '_': take it by parsing, never by splitting the token.
   const { secret } = parseToken(token)!;
-  for (const form of [secret.toString('hex'), secret.toString('base64url')]) assert.equal(verifier.includes(form), false, 'the secret is not in the verifier');
-  assert.throws(() => bootstrapAdminFromVerifier(deps, 'bstv_nope'), (e: unknown) => e instanceof BastionError && e.code === 'VALIDATION_FAILED');
+  for (const form of [secret.toString('hex'), secret.toString('base64url')])
+    assert.equal(verifier.includes(form), false, 'the secret is not in the verifier');
+  assert.throws(
+    () => bootstrapAdminFromVerifier(deps, 'bstv_nope'),
+    (e: unknown) => e instanceof BastionError && e.code === 'VALIDATION_FAILED',
+  );
   assert.equal(bootstrapAdminFromVerifier(deps, verifier), true);
   assert.equal(fs.existsSync(dataLayout(dir).adminToken), false, 'no token file');
   assert.equal(authenticate(store, token)?.role, 'admin');
@@ -74,7 +78,10 @@ test('ids are UUID v7 and lists come oldest first', () => {
   const names = ['a', 'b', 'c', 'd'];
   for (const name of names) createPrincipal(deps, deps.admin, { name, role: 'member' });
   const list = listPrincipals(deps, deps.admin);
-  assert.deepEqual(list.map((p) => p.name), ['admin', ...names]);
+  assert.deepEqual(
+    list.map((p) => p.name),
+    ['admin', ...names],
+  );
   for (const p of list) assert.match(p.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   deps.store.close();
 });
@@ -86,20 +93,35 @@ test('revoking a principal stops its token at once and hides it from the list', 
   assert.equal(authenticate(store, member.token)?.id, member.id);
   revokePrincipal(deps, admin, member.id);
   assert.equal(authenticate(store, member.token), null);
-  assert.equal(listPrincipals(deps, admin).some((p) => p.id === member.id), false);
-  assert.throws(() => getPrincipal(deps, admin, member.id), (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND');
-  assert.throws(() => revokePrincipal(deps, admin, member.id), (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND');
+  assert.equal(
+    listPrincipals(deps, admin).some((p) => p.id === member.id),
+    false,
+  );
+  assert.throws(
+    () => getPrincipal(deps, admin, member.id),
+    (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND',
+  );
+  assert.throws(
+    () => revokePrincipal(deps, admin, member.id),
+    (e: unknown) => e instanceof BastionError && e.code === 'NOT_FOUND',
+  );
   store.close();
 });
 
 test('the last active admin cannot be revoked', () => {
   const deps = governed();
   const { store, admin } = deps;
-  assert.throws(() => revokePrincipal(deps, admin, admin.id), (e: unknown) => e instanceof BastionError && e.code === 'LAST_ADMIN');
+  assert.throws(
+    () => revokePrincipal(deps, admin, admin.id),
+    (e: unknown) => e instanceof BastionError && e.code === 'LAST_ADMIN',
+  );
   const second = createPrincipal(deps, admin, { name: 'root2', role: 'admin' });
   revokePrincipal(deps, second, admin.id);
   assert.equal(authenticate(store, second.token)?.id, second.id);
-  assert.throws(() => revokePrincipal(deps, second, second.id), (e: unknown) => e instanceof BastionError && e.code === 'LAST_ADMIN');
+  assert.throws(
+    () => revokePrincipal(deps, second, second.id),
+    (e: unknown) => e instanceof BastionError && e.code === 'LAST_ADMIN',
+  );
   store.close();
 });
 

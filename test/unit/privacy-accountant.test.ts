@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BastionError } from '../../src/errors.js';
-import { checkEvents, createAccountant, createPldAccountant, createRdpAccountant, type PrivacyEvent } from '../../src/privacy/accountant.js';
+import {
+  checkEvents,
+  createAccountant,
+  createPldAccountant,
+  createRdpAccountant,
+  type PrivacyEvent,
+} from '../../src/privacy/accountant.js';
 
 const dpSgd: PrivacyEvent = { kind: 'poisson-gaussian', sampleRate: 256 / 60_000, noiseMultiplier: 1.1, count: 2343 };
 const metric: PrivacyEvent = { kind: 'gaussian', noiseMultiplier: 10, count: 10 };
@@ -73,8 +79,14 @@ test('refuses malformed events, naming every bad field by JSON pointer', () => {
 test('refuses δ outside (0, 1) and negative ε', () => {
   const rdp = createRdpAccountant();
   for (const delta of [0, 1, -1e-5, Number.NaN]) {
-    assert.throws(() => rdp.epsilon([dpSgd], { delta }), (error: unknown) => error instanceof BastionError && error.details.errors?.[0]?.parameter === 'delta');
+    assert.throws(
+      () => rdp.epsilon([dpSgd], { delta }),
+      (error: unknown) => error instanceof BastionError && error.details.errors?.[0]?.parameter === 'delta',
+    );
   }
-  assert.throws(() => rdp.delta([dpSgd], { epsilon: -1 }), (error: unknown) => error instanceof BastionError && error.details.errors?.[0]?.parameter === 'epsilon');
+  assert.throws(
+    () => rdp.delta([dpSgd], { epsilon: -1 }),
+    (error: unknown) => error instanceof BastionError && error.details.errors?.[0]?.parameter === 'epsilon',
+  );
   assert.throws(() => createPldAccountant({ valueDiscretizationInterval: 0 }), /valueDiscretizationInterval/);
 });

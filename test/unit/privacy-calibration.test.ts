@@ -15,16 +15,26 @@ interface CalibrationVector {
   sigma_rdp_dpacc: number;
   sigma_opacus: number;
 }
-const { calibration } = JSON.parse(readFileSync(testdataPath('accounting', 'vectors.json'), 'utf8')) as { calibration: CalibrationVector[] };
+const { calibration } = JSON.parse(readFileSync(testdataPath('accounting', 'vectors.json'), 'utf8')) as {
+  calibration: CalibrationVector[];
+};
 
 const rdp = createRdpAccountant();
 const pld = createPldAccountant();
-const event = (sampleRate: number, noiseMultiplier: number, count: number): PrivacyEvent[] => [{ kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count }];
+const event = (sampleRate: number, noiseMultiplier: number, count: number): PrivacyEvent[] => [
+  { kind: 'poisson-gaussian', sampleRate, noiseMultiplier, count },
+];
 
 test('RDP calibration of all 20 reference cases: σ within 1e-3 relative of dp_accounting’s, and ε(σ) ≤ target', () => {
   let worst = 0;
   for (const c of calibration) {
-    const sigma = calibrateNoiseMultiplier({ accountant: rdp, targetEpsilon: c.targetEpsilon, delta: c.delta, sampleRate: c.q, steps: c.steps });
+    const sigma = calibrateNoiseMultiplier({
+      accountant: rdp,
+      targetEpsilon: c.targetEpsilon,
+      delta: c.delta,
+      sampleRate: c.q,
+      steps: c.steps,
+    });
     const deviation = Math.abs(sigma - c.sigma_rdp_dpacc) / c.sigma_rdp_dpacc;
     worst = Math.max(worst, deviation);
     const at = `target ${c.targetEpsilon}, q=${c.q}, T=${c.steps}: σ=${sigma} vs ${c.sigma_rdp_dpacc}`;
@@ -57,13 +67,22 @@ test('PLD calibration meets the target under PLD and needs less noise than RDP',
 test('PLD calibration places its bracket on a 10× coarser grid and judges σ at full precision: the σ of a one-pass search in half the full evaluations', () => {
   const c = { targetEpsilon: 1, delta: 1e-6, sampleRate: 64 / 512, steps: 16 };
   let evaluations = 0;
-  const counted = { ...pld, epsilon: (events: readonly PrivacyEvent[], options: { delta: number }) => (evaluations++, pld.epsilon(events, options)) };
+  const counted = {
+    ...pld,
+    epsilon: (events: readonly PrivacyEvent[], options: { delta: number }) => (evaluations++, pld.epsilon(events, options)),
+  };
   const onePass = calibrateNoiseMultiplier({ ...c, accountant: counted, bracketRatio: 2 });
   const onePassEvaluations = evaluations;
   evaluations = 0;
   const sigma = calibrateNoiseMultiplier({ ...c, accountant: counted });
-  assert.ok(pld.epsilon(event(c.sampleRate, sigma, c.steps), { delta: c.delta }) <= c.targetEpsilon, `σ ${sigma} meets the target at full precision`);
-  assert.ok(pld.epsilon(event(c.sampleRate, sigma - 2e-5, c.steps), { delta: c.delta }) > c.targetEpsilon, `σ ${sigma} is the smallest to 2 tolerances`);
+  assert.ok(
+    pld.epsilon(event(c.sampleRate, sigma, c.steps), { delta: c.delta }) <= c.targetEpsilon,
+    `σ ${sigma} meets the target at full precision`,
+  );
+  assert.ok(
+    pld.epsilon(event(c.sampleRate, sigma - 2e-5, c.steps), { delta: c.delta }) > c.targetEpsilon,
+    `σ ${sigma} is the smallest to 2 tolerances`,
+  );
   assert.ok(Math.abs(sigma - onePass) <= 1e-5, `${sigma} vs one pass ${onePass}`);
   assert.ok(evaluations * 2 <= onePassEvaluations, `${evaluations} full-precision evaluations against ${onePassEvaluations}`);
 });
@@ -104,10 +123,19 @@ test('calibration refuses bad arguments, listing every problem at once', () => {
 
 test('calibration refuses a target no σ in range can reach, and returns the least σ allowed when any σ will do', () => {
   assert.throws(
-    () => calibrateNoiseMultiplier({ accountant: rdp, targetEpsilon: 1e-3, delta: 1e-5, sampleRate: 1, steps: 1000, maxNoiseMultiplier: 100 }),
-    (error: unknown) => error instanceof BastionError && error.code === 'VALIDATION_FAILED' && /No noiseMultiplier up to 100/.test(error.message),
+    () =>
+      calibrateNoiseMultiplier({ accountant: rdp, targetEpsilon: 1e-3, delta: 1e-5, sampleRate: 1, steps: 1000, maxNoiseMultiplier: 100 }),
+    (error: unknown) =>
+      error instanceof BastionError && error.code === 'VALIDATION_FAILED' && /No noiseMultiplier up to 100/.test(error.message),
   );
-  const sigma = calibrateNoiseMultiplier({ accountant: rdp, targetEpsilon: 1e6, delta: 1e-5, sampleRate: 1e-3, steps: 1, minNoiseMultiplier: 0.05 });
+  const sigma = calibrateNoiseMultiplier({
+    accountant: rdp,
+    targetEpsilon: 1e6,
+    delta: 1e-5,
+    sampleRate: 1e-3,
+    steps: 1,
+    minNoiseMultiplier: 0.05,
+  });
   assert.equal(sigma, 0.05);
 });
 
@@ -165,7 +193,13 @@ test('a second release from the same batches: σ stays as without it, the joint 
   assert.ok(Math.abs(jointNoiseMultiplier(both.noiseMultiplier, both.extraNoiseMultiplier!) - both.chargedNoiseMultiplier) < 1e-12);
   // Calibrating σ₂ to 0.5 alone and composing as if independent would charge about 3.02, but the two
   // share each batch: that same σ₂ is really worth far more next to σ.
-  const independent = calibrateNoiseMultiplier({ accountant: createRdpAccountant(), targetEpsilon: 0.5, delta: 1e-5, sampleRate: base.sampleRate, steps: base.steps });
+  const independent = calibrateNoiseMultiplier({
+    accountant: createRdpAccountant(),
+    targetEpsilon: 0.5,
+    delta: 1e-5,
+    sampleRate: base.sampleRate,
+    steps: base.steps,
+  });
   assert.ok(independent < both.extraNoiseMultiplier!, `${independent} < ${both.extraNoiseMultiplier}`);
   assert.throws(() => calibrateTrainingNoise({ ...base, extraEpsilon: 1e-12 }), /extraEpsilon/);
 });

@@ -8,19 +8,19 @@ import assert from 'node:assert/strict';
 import { createCipheriv, createHash } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { checkEvents, createPldAccountant, createRdpAccountant, type PrivacyEvent } from '../../src/privacy/accountant.js';
 import {
   calibrateDiscreteGaussian,
   discreteGaussianDelta,
   discreteGaussianVariance,
+  type RandomSource,
+  type Rational,
   randomSourceFromBytes,
   rationalFromDouble,
   roundUpSignificant,
   sampleBernoulliExp,
   sampleDiscreteGaussian,
-  type RandomSource,
-  type Rational,
 } from '../../src/privacy/analysis/discrete-gaussian.js';
-import { checkEvents, createPldAccountant, createRdpAccountant, type PrivacyEvent } from '../../src/privacy/accountant.js';
 import { discreteGaussianPld, pldDelta } from '../../src/privacy/analysis/pld.js';
 import { gaussianRdp } from '../../src/privacy/analysis/rdp.js';
 import { calibrateDiscreteGaussianRelease } from '../../src/privacy/calibration.js';
@@ -53,7 +53,14 @@ const rational = (numerator: number, denominator: number): Rational => ({ numera
 test('Bernoulli(exp(−γ)) is drawn with probability exp(−γ) for rational γ below, at and above 1 (CKS20 Algorithm 1)', () => {
   const random = seededSource('bernoulli');
   const n = 40_000;
-  for (const [num, den] of [[1, 3], [1, 1], [5, 2], [7, 3], [9, 100], [3, 1]] as const) {
+  for (const [num, den] of [
+    [1, 3],
+    [1, 1],
+    [5, 2],
+    [7, 3],
+    [9, 100],
+    [3, 1],
+  ] as const) {
     const p = Math.exp(-num / den);
     let hits = 0;
     for (let i = 0; i < n; i++) if (sampleBernoulliExp(rational(num, den), random)) hits += 1;
@@ -83,7 +90,10 @@ test('the sampler follows N_Z(0, σ²): mean 0 and the exact variance of the pmf
         variance += k * k * pmf(k);
         fourth += k ** 4 * pmf(k);
       }
-      assert.ok(Math.abs(discreteGaussianVariance(exact) - variance) <= 1e-12 * variance, `Var at σ² = ${exact}: ${discreteGaussianVariance(exact)} vs ${variance}`);
+      assert.ok(
+        Math.abs(discreteGaussianVariance(exact) - variance) <= 1e-12 * variance,
+        `Var at σ² = ${exact}: ${discreteGaussianVariance(exact)} vs ${variance}`,
+      );
     }
     assert.ok(variance <= exact, 'Var[N_Z(0, σ²)] ≤ σ²');
     let sum = 0;
@@ -96,7 +106,10 @@ test('the sampler follows N_Z(0, σ²): mean 0 and the exact variance of the pmf
     const mean = sum / n;
     const secondMoment = sumSquares / n;
     assert.ok(Math.abs(mean) < 5 * Math.sqrt(variance / n), `σ² = ${exact}: mean ${mean}`);
-    assert.ok(Math.abs(secondMoment - variance) < 5 * Math.sqrt((fourth - variance * variance) / n), `σ² = ${exact}: E[Z²] ${secondMoment} vs ${variance}`);
+    assert.ok(
+      Math.abs(secondMoment - variance) < 5 * Math.sqrt((fourth - variance * variance) / n),
+      `σ² = ${exact}: E[Z²] ${secondMoment} vs ${variance}`,
+    );
   }
 });
 
@@ -218,7 +231,10 @@ test('calibration meets the target δ at ε, and 1e-5 less noise would not', () 
     const exact = bruteForceDelta(release.sigmaSquared, sensitivity, epsilon);
     assert.ok(exact <= delta, `ε ${epsilon} δ ${delta} Δ ${sensitivity}: σ² ${release.sigmaSquared} has δ ${exact}`);
     assert.ok(release.delta >= exact * (1 - 1e-12) && release.delta <= delta);
-    assert.ok(bruteForceDelta(release.sigmaSquared * (1 - 1e-5), sensitivity, epsilon) > delta, `σ² ${release.sigmaSquared} is not near the least`);
+    assert.ok(
+      bruteForceDelta(release.sigmaSquared * (1 - 1e-5), sensitivity, epsilon) > delta,
+      `σ² ${release.sigmaSquared} is not near the least`,
+    );
   }
   // From a start far too high or far too low, the search still lands on a point that meets the target.
   for (const initialSigmaSquared of [1e-3, 1e6]) {
@@ -246,7 +262,12 @@ function bruteForceEpsilon(sigmaSquared: number, sensitivity: number, delta: num
 }
 
 test('the PLD of a discrete Gaussian release dominates its exact δ(ε) and is tight to the grid', () => {
-  for (const [sigmaSquared, sensitivity] of [[0.7, 1], [49.43429183959961, 1], [30, 3], [1e7, 1]] as const) {
+  for (const [sigmaSquared, sensitivity] of [
+    [0.7, 1],
+    [49.43429183959961, 1],
+    [30, 3],
+    [1e7, 1],
+  ] as const) {
     const pld = discreteGaussianPld({ sigmaSquared, sensitivity });
     assert.equal(pld.add, pld.remove, 'symmetric: one PLD for both neighbour orders');
     for (const epsilon of [0, 0.05, 0.3, 1, 2.5]) {
@@ -254,7 +275,10 @@ test('the PLD of a discrete Gaussian release dominates its exact δ(ε) and is t
       const bound = pldDelta(pld, { epsilon });
       assert.ok(bound >= exact * (1 - 1e-9), `σ² ${sigmaSquared} ε ${epsilon}: PLD δ ${bound} below exact ${exact}`);
       // Connect-the-dots interpolates the true curve between grid points 1e-4 apart.
-      assert.ok(bound <= bruteForceDelta(sigmaSquared, sensitivity, epsilon - 1e-4) * (1 + 1e-9) + 1e-15, `σ² ${sigmaSquared} ε ${epsilon}: PLD δ ${bound} vs ${exact}`);
+      assert.ok(
+        bound <= bruteForceDelta(sigmaSquared, sensitivity, epsilon - 1e-4) * (1 + 1e-9) + 1e-15,
+        `σ² ${sigmaSquared} ε ${epsilon}: PLD δ ${bound} vs ${exact}`,
+      );
     }
   }
 });
@@ -262,7 +286,11 @@ test('the PLD of a discrete Gaussian release dominates its exact δ(ε) and is t
 test('both accountants charge a discrete Gaussian release at least its exact ε; RDP is the continuous Gaussian curve of σ/Δ (CKS20 Prop. 14)', () => {
   const pld = createPldAccountant();
   const rdp = createRdpAccountant();
-  for (const [epsilon, delta, sensitivity] of [[0.5, 1e-5, 1], [2, 1e-6, 1], [0.3, 1e-5, 2]] as const) {
+  for (const [epsilon, delta, sensitivity] of [
+    [0.5, 1e-5, 1],
+    [2, 1e-6, 1],
+    [0.3, 1e-5, 2],
+  ] as const) {
     const { sigmaSquared } = calibrateDiscreteGaussianRelease({ targetEpsilon: epsilon, delta, sensitivity });
     const event: PrivacyEvent = { kind: 'discrete-gaussian', sigmaSquared, sensitivity, count: 1 };
     const exact = bruteForceEpsilon(sigmaSquared, sensitivity, delta);
@@ -273,7 +301,9 @@ test('both accountants charge a discrete Gaussian release at least its exact ε;
     assert.ok(rdpEpsilon >= exact, `RDP ${rdpEpsilon} vs exact ${exact}`);
     const curve = rdp.rdp([event]);
     const continuous = gaussianRdp({ noiseMultiplier: Math.sqrt(sigmaSquared) / sensitivity, orders: rdp.orders });
-    curve.forEach((value, i) => { assert.ok(value >= continuous[i]! * (1 - 1e-15) && value <= continuous[i]! * (1 + 1e-12)); });
+    curve.forEach((value, i) => {
+      assert.ok(value >= continuous[i]! * (1 - 1e-15) && value <= continuous[i]! * (1 + 1e-12));
+    });
     // The ledger composes under the tighter accountant: here PLD, and k releases cost more than one.
     const once = composedEpsilon([event], delta);
     assert.equal(once.accountant, 'pld');
@@ -289,5 +319,8 @@ test('discrete Gaussian events are validated field by field, and repeats coalesc
   );
   assert.deepEqual(checkEvents([{ kind: 'discrete-gaussian', sigmaSquared: 49.5, sensitivity: 2, count: 3 }]), []);
   const event: PrivacyEvent = { kind: 'discrete-gaussian', sigmaSquared: 49.5, sensitivity: 2, count: 1 };
-  assert.deepEqual(coalesce([event, event, { ...event, sensitivity: 1 }]), [{ ...event, count: 2 }, { ...event, sensitivity: 1 }]);
+  assert.deepEqual(coalesce([event, event, { ...event, sensitivity: 1 }]), [
+    { ...event, count: 2 },
+    { ...event, sensitivity: 1 },
+  ]);
 });

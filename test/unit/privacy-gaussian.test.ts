@@ -3,12 +3,17 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { analyticGaussianDelta, analyticGaussianEpsilon } from '../../src/privacy/analysis/gaussian.js';
 import { createPldAccountant } from '../../src/privacy/accountant.js';
+import { analyticGaussianDelta, analyticGaussianEpsilon } from '../../src/privacy/analysis/gaussian.js';
 import { calibrateGaussianNoiseMultiplier } from '../../src/privacy/calibration.js';
 import { testdataPath } from '../helpers/testdata.js';
 
-interface GaussianVector { sigma: number; steps: number; delta: number; eps_exact_dpacc: number }
+interface GaussianVector {
+  sigma: number;
+  steps: number;
+  delta: number;
+  eps_exact_dpacc: number;
+}
 const vectors = (JSON.parse(readFileSync(testdataPath('accounting', 'vectors.json'), 'utf8')) as { gaussian: GaussianVector[] }).gaussian;
 
 test('analytic Gaussian ε equals dp_accounting’s exact value for every Gaussian vector (T releases = one at σ/√T)', () => {
@@ -24,7 +29,12 @@ test('analytic Gaussian ε equals dp_accounting’s exact value for every Gaussi
 });
 
 test('the calibrated σ meets the target exactly, a slightly smaller one does not, and PLD agrees within its discretization', () => {
-  for (const [targetEpsilon, delta, releases] of [[0.5, 1e-5, 1], [1, 1e-6, 1], [3, 1e-5, 10], [50, 1e-5, 1]] as const) {
+  for (const [targetEpsilon, delta, releases] of [
+    [0.5, 1e-5, 1],
+    [1, 1e-6, 1],
+    [3, 1e-5, 10],
+    [50, 1e-5, 1],
+  ] as const) {
     const sigma = calibrateGaussianNoiseMultiplier({ targetEpsilon, delta, releases });
     const effective = sigma / Math.sqrt(releases);
     assert.ok(analyticGaussianDelta({ noiseMultiplier: effective, epsilon: targetEpsilon }) <= delta);

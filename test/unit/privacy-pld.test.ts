@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { createPldAccountant, createRdpAccountant } from '../../src/privacy/accountant.js';
 import { fft, inverseFft, nextPowerOfTwo } from '../../src/privacy/analysis/fft.js';
-import { composePlds, discretePldDelta, discretePldEpsilon, gaussianPld, pldDelta, pldEpsilon, sampledGaussianPld } from '../../src/privacy/analysis/pld.js';
+import {
+  composePlds,
+  discretePldDelta,
+  discretePldEpsilon,
+  gaussianPld,
+  pldDelta,
+  pldEpsilon,
+  sampledGaussianPld,
+} from '../../src/privacy/analysis/pld.js';
 import {
   assertGaussianVectors,
   assertGridVectors,
@@ -66,7 +74,9 @@ test('plain Gaussian releases of one step (every σ and δ): PLD ε within 1e-3 
 });
 
 test('a composition of a subsampled and a plain Gaussian event meets the PLD rule', () => {
-  const mixed = heterogeneousVectors.filter((h) => h.parts.length === 2 && h.parts.some((p) => p.q === 1) && h.parts.every((p) => p.steps <= 1000));
+  const mixed = heterogeneousVectors.filter(
+    (h) => h.parts.length === 2 && h.parts.some((p) => p.q === 1) && h.parts.every((p) => p.steps <= 1000),
+  );
   assert.equal(mixed.length, 1);
   assertHeterogeneousVectors(mixed);
 });
@@ -124,14 +134,20 @@ const sigmaArb = fc.double({ min: 0.8, max: 4, noNaN: true });
 
 test('ε grows with steps and with the sampling rate, and falls with the noise multiplier', () => {
   fc.assert(
-    fc.property(qArb, sigmaArb, fc.integer({ min: 1, max: 500 }), fc.double({ min: 1.05, max: 2, noNaN: true }), (q, sigma, steps, factor) => {
-      const delta = 1e-5;
-      const eps = (qq: number, s: number, t: number) => pld.epsilon([step(qq, s, t)], { delta });
-      const base = eps(q, sigma, steps);
-      assert.ok(eps(q, sigma, Math.ceil(steps * factor)) >= base, 'more steps');
-      assert.ok(eps(q * factor, sigma, steps) >= base, 'larger q');
-      assert.ok(eps(q, sigma * factor, steps) <= base, 'larger σ');
-    }),
+    fc.property(
+      qArb,
+      sigmaArb,
+      fc.integer({ min: 1, max: 500 }),
+      fc.double({ min: 1.05, max: 2, noNaN: true }),
+      (q, sigma, steps, factor) => {
+        const delta = 1e-5;
+        const eps = (qq: number, s: number, t: number) => pld.epsilon([step(qq, s, t)], { delta });
+        const base = eps(q, sigma, steps);
+        assert.ok(eps(q, sigma, Math.ceil(steps * factor)) >= base, 'more steps');
+        assert.ok(eps(q * factor, sigma, steps) >= base, 'larger q');
+        assert.ok(eps(q, sigma * factor, steps) <= base, 'larger σ');
+      },
+    ),
     { numRuns: 6 },
   );
 });
@@ -140,7 +156,10 @@ test('composing events one by one equals composing them at once, within the disc
   const rdp = createRdpAccountant();
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.option(qArb, { nil: 1 }), fc.double({ min: 1.5, max: 6, noNaN: true }), fc.integer({ min: 1, max: 200 })), { minLength: 1, maxLength: 3 }),
+      fc.array(fc.tuple(fc.option(qArb, { nil: 1 }), fc.double({ min: 1.5, max: 6, noNaN: true }), fc.integer({ min: 1, max: 200 })), {
+        minLength: 1,
+        maxLength: 3,
+      }),
       (parts) => {
         const delta = 1e-5;
         const events = parts.map(([q, s, t]) => step(q, s, t));

@@ -3,7 +3,14 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { createRdpAccountant, type PrivacyEvent } from '../../src/privacy/accountant.js';
-import { DEFAULT_RDP_ORDERS, OPACUS_RDP_ORDERS, gaussianRdp, rdpToDelta, rdpToEpsilon, sampledGaussianRdp } from '../../src/privacy/analysis/rdp.js';
+import {
+  DEFAULT_RDP_ORDERS,
+  gaussianRdp,
+  OPACUS_RDP_ORDERS,
+  rdpToDelta,
+  rdpToEpsilon,
+  sampledGaussianRdp,
+} from '../../src/privacy/analysis/rdp.js';
 import { testdataPath } from '../helpers/testdata.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -51,7 +58,9 @@ const vectors = JSON.parse(readFileSync(testdataPath('accounting', 'vectors.json
 };
 
 const step = (q: number, sigma: number, count: number): PrivacyEvent =>
-  q === 1 ? { kind: 'gaussian', noiseMultiplier: sigma, count } : { kind: 'poisson-gaussian', sampleRate: q, noiseMultiplier: sigma, count };
+  q === 1
+    ? { kind: 'gaussian', noiseMultiplier: sigma, count }
+    : { kind: 'poisson-gaussian', sampleRate: q, noiseMultiplier: sigma, count };
 const relative = (a: number, b: number): number => Math.abs(a - b) / Math.abs(b);
 
 // Tolerances from the README ("Tolerances a good implementation should meet").
@@ -93,7 +102,8 @@ test('per-step RDP at fractional orders is the exact signed series: Opacus’s v
       const exact = entry.orders_rdp_opacus[k]!;
       assert.ok(relative(mine[k]!, exact) <= PER_ORDER_RELATIVE, `q=${entry.q} σ=${entry.sigma} α=${order}: ${mine[k]} vs exact ${exact}`);
       const loose = entry.orders_rdp[k];
-      if (loose !== null && loose !== undefined) assert.ok(mine[k]! <= loose * (1 + 1e-12), `α=${order}: ${mine[k]} above dp_accounting's bound ${loose}`);
+      if (loose !== null && loose !== undefined)
+        assert.ok(mine[k]! <= loose * (1 + 1e-12), `α=${order}: ${mine[k]} above dp_accounting's bound ${loose}`);
     });
   }
 });
@@ -103,7 +113,10 @@ test('per-step RDP of the plain Gaussian is α/(2σ²), for q = 1 and for the ga
   const sampled = sampledGaussianRdp({ sampleRate: 1, noiseMultiplier: 2, orders });
   const plain = gaussianRdp({ noiseMultiplier: 2, orders });
   assert.deepEqual([...sampled], [...plain]);
-  assert.deepEqual([...plain], orders.map((a) => a / 8));
+  assert.deepEqual(
+    [...plain],
+    orders.map((a) => a / 8),
+  );
   assert.deepEqual([...sampledGaussianRdp({ sampleRate: 0, noiseMultiplier: 2, orders })], [0, 0, 0, 0]);
 });
 
@@ -126,10 +139,16 @@ test('RDP ε of all 292 grid vectors lies within [exact-series value·(1-1e-3), 
     worstBelow = Math.max(worstBelow, below);
     const at = `q=${v.q} σ=${v.sigma} T=${v.steps} δ=${v.delta}: ε=${epsilon}`;
     assert.ok(epsilon <= v.eps_rdp_dpacc * (1 + RDP_RELATIVE), `${at} above dp_accounting ${v.eps_rdp_dpacc}`);
-    assert.ok(epsilon >= v.eps_rdp_opacus_dpacc_orders * (1 - RDP_RELATIVE), `${at} below the exact-series value ${v.eps_rdp_opacus_dpacc_orders}`);
+    assert.ok(
+      epsilon >= v.eps_rdp_opacus_dpacc_orders * (1 - RDP_RELATIVE),
+      `${at} below the exact-series value ${v.eps_rdp_opacus_dpacc_orders}`,
+    );
   }
   // Exact fractional orders land on the exact-series value (the README's expectation).
-  assert.ok(worstBelow < 1e-9 && worstAbove < 1e-9, `worst relative deviations: above dp_accounting ${worstAbove}, below exact ${worstBelow}`);
+  assert.ok(
+    worstBelow < 1e-9 && worstAbove < 1e-9,
+    `worst relative deviations: above dp_accounting ${worstAbove}, below exact ${worstBelow}`,
+  );
 });
 
 test('the optimal order is dp_accounting’s wherever both libraries’ ε agree', () => {
@@ -206,13 +225,20 @@ const deltaArb = fc.constantFrom(1e-6, 1e-5, 1e-3);
 
 test('ε grows with steps and with the sampling rate, and falls with the noise multiplier', () => {
   fc.assert(
-    fc.property(qArb, sigmaArb, fc.integer({ min: 1, max: 100_000 }), deltaArb, fc.double({ min: 1.01, max: 3, noNaN: true }), (q, sigma, steps, delta, factor) => {
-      const eps = (qq: number, s: number, t: number) => rdp.epsilon([step(qq, s, t)], { delta });
-      const base = eps(q, sigma, steps);
-      assert.ok(eps(q, sigma, Math.ceil(steps * factor)) >= base, 'more steps');
-      assert.ok(eps(Math.min(1, q * factor), sigma, steps) >= base, 'larger q');
-      assert.ok(eps(q, sigma * factor, steps) <= base, 'larger σ');
-    }),
+    fc.property(
+      qArb,
+      sigmaArb,
+      fc.integer({ min: 1, max: 100_000 }),
+      deltaArb,
+      fc.double({ min: 1.01, max: 3, noNaN: true }),
+      (q, sigma, steps, delta, factor) => {
+        const eps = (qq: number, s: number, t: number) => rdp.epsilon([step(qq, s, t)], { delta });
+        const base = eps(q, sigma, steps);
+        assert.ok(eps(q, sigma, Math.ceil(steps * factor)) >= base, 'more steps');
+        assert.ok(eps(Math.min(1, q * factor), sigma, steps) >= base, 'larger q');
+        assert.ok(eps(q, sigma * factor, steps) <= base, 'larger σ');
+      },
+    ),
     { numRuns: 25 },
   );
 });

@@ -3,14 +3,14 @@
 // a plan at a very large ε takes milliseconds instead of holding a pool worker for minutes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { composePlds, discreteGaussianPld, gaussianPld, sampledGaussianPld } from '../../src/privacy/analysis/pld.js';
 import {
   createPldAccountant,
   createRdpAccountant,
   PldGridLimitError,
-  SERVER_PLD_MAX_GRID_POINTS,
   type PrivacyEvent,
+  SERVER_PLD_MAX_GRID_POINTS,
 } from '../../src/privacy/accountant.js';
+import { composePlds, discreteGaussianPld, gaussianPld, sampledGaussianPld } from '../../src/privacy/analysis/pld.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon } from '../../src/privacy/ledger.js';
 

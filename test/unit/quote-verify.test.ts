@@ -132,18 +132,69 @@ test('flipping bit 0 and, separately, bit 7 of every byte of the v3 quote: no mu
   const failures = new Map<string, number>();
   for (const bit of [0x01, 0x80]) {
     for (let i = 0; i < phala.length; i++) {
-      const result = verifyQuote(mutate(phala, i, (b) => b ^ bit), { at: VALID_AT });
+      const result = verifyQuote(
+        mutate(phala, i, (b) => b ^ bit),
+        { at: VALID_AT },
+      );
       assert.equal(result.ok, false, `byte ${i} with bit 0x${bit.toString(16)} flipped still verifies`);
       if (!result.ok) failures.set(result.failedCheck, (failures.get(result.failedCheck) ?? 0) + 1);
     }
   }
   // Each region stops at the check the reference table names.
-  assert.equal(pick(verifyQuote(mutate(phala, 100, (b) => b ^ 1), { at: VALID_AT })), QuoteCheck.QUOTE_SIGNATURE); // report body
-  assert.equal(pick(verifyQuote(mutate(phala, 440, (b) => b ^ 1), { at: VALID_AT })), QuoteCheck.QUOTE_SIGNATURE); // signature
-  assert.equal(pick(verifyQuote(mutate(phala, 600, (b) => b ^ 1), { at: VALID_AT })), QuoteCheck.QE_REPORT_SIGNATURE); // QE report
-  assert.equal(pick(verifyQuote(mutate(phala, 900, (b) => b ^ 1), { at: VALID_AT })), QuoteCheck.QE_REPORT_BINDING); // QE report data
-  assert.equal(pick(verifyQuote(mutate(phala, 960, (b) => b ^ 1), { at: VALID_AT })), QuoteCheck.QE_REPORT_SIGNATURE); // QE signature
-  assert.equal(pick(verifyQuote(mutate(phala, 1020, (b) => b ^ 1), { at: VALID_AT })), QuoteCheck.QE_REPORT_BINDING); // QE auth data
+  assert.equal(
+    pick(
+      verifyQuote(
+        mutate(phala, 100, (b) => b ^ 1),
+        { at: VALID_AT },
+      ),
+    ),
+    QuoteCheck.QUOTE_SIGNATURE,
+  ); // report body
+  assert.equal(
+    pick(
+      verifyQuote(
+        mutate(phala, 440, (b) => b ^ 1),
+        { at: VALID_AT },
+      ),
+    ),
+    QuoteCheck.QUOTE_SIGNATURE,
+  ); // signature
+  assert.equal(
+    pick(
+      verifyQuote(
+        mutate(phala, 600, (b) => b ^ 1),
+        { at: VALID_AT },
+      ),
+    ),
+    QuoteCheck.QE_REPORT_SIGNATURE,
+  ); // QE report
+  assert.equal(
+    pick(
+      verifyQuote(
+        mutate(phala, 900, (b) => b ^ 1),
+        { at: VALID_AT },
+      ),
+    ),
+    QuoteCheck.QE_REPORT_BINDING,
+  ); // QE report data
+  assert.equal(
+    pick(
+      verifyQuote(
+        mutate(phala, 960, (b) => b ^ 1),
+        { at: VALID_AT },
+      ),
+    ),
+    QuoteCheck.QE_REPORT_SIGNATURE,
+  ); // QE signature
+  assert.equal(
+    pick(
+      verifyQuote(
+        mutate(phala, 1020, (b) => b ^ 1),
+        { at: VALID_AT },
+      ),
+    ),
+    QuoteCheck.QE_REPORT_BINDING,
+  ); // QE auth data
   const { STRUCTURE, QUOTE_SIGNATURE, QE_REPORT_BINDING, QE_REPORT_SIGNATURE, PCK_CHAIN } = QuoteCheck;
   const checks = [STRUCTURE, QUOTE_SIGNATURE, QE_REPORT_BINDING, QE_REPORT_SIGNATURE, PCK_CHAIN];
   for (const check of checks) {
@@ -157,7 +208,14 @@ test('flipping bit 0 of every even byte and of the final NUL of the TDX v4 and v
     // Even offsets cover every region (each is at least 2 bytes long); the final NULs (4935, 5005) are odd, so add them.
     const positions = [...Array.from({ length: Math.ceil(quote.length / 2) }, (_, k) => 2 * k), 4935, 5005];
     for (const i of positions) {
-      assert.equal(verifyQuote(mutate(quote, i, (b) => b ^ 1), { at: VALID_AT }).ok, false, `${name} byte ${i}`);
+      assert.equal(
+        verifyQuote(
+          mutate(quote, i, (b) => b ^ 1),
+          { at: VALID_AT },
+        ).ok,
+        false,
+        `${name} byte ${i}`,
+      );
     }
   }
 });
@@ -166,12 +224,20 @@ test('flipping bit 0 of every even byte and of the final NUL of the TDX v4 and v
 
 test('signature data length changed (bytes 432-435): structure', () => {
   for (let i = 432; i < 436; i++) {
-    for (const bit of [0x01, 0x80]) expectFailure(mutate(phala, i, (b) => b ^ bit), QuoteCheck.STRUCTURE);
+    for (const bit of [0x01, 0x80])
+      expectFailure(
+        mutate(phala, i, (b) => b ^ bit),
+        QuoteCheck.STRUCTURE,
+      );
   }
 });
 
 test('certification data size larger or smaller than the chain (bytes 1048-1051): structure', () => {
-  for (let i = 1048; i < 1052; i++) expectFailure(mutate(phala, i, (b) => b ^ 0x01), QuoteCheck.STRUCTURE);
+  for (let i = 1048; i < 1052; i++)
+    expectFailure(
+      mutate(phala, i, (b) => b ^ 0x01),
+      QuoteCheck.STRUCTURE,
+    );
   const larger = Buffer.from(phala);
   larger.writeUInt32LE(larger.readUInt32LE(1048) + 1, 1048);
   expectFailure(larger, QuoteCheck.STRUCTURE);
@@ -179,7 +245,11 @@ test('certification data size larger or smaller than the chain (bytes 1048-1051)
 
 test('PEM line ends around each END line and the final NUL (2664, 2690, 3624, 3650, 4572, 4598, 4599): structure', () => {
   for (const i of [2664, 2690, 3624, 3650, 4572, 4598, 4599]) {
-    for (const bit of [0x01, 0x80]) expectFailure(mutate(phala, i, (b) => b ^ bit), QuoteCheck.STRUCTURE);
+    for (const bit of [0x01, 0x80])
+      expectFailure(
+        mutate(phala, i, (b) => b ^ bit),
+        QuoteCheck.STRUCTURE,
+      );
   }
 });
 
@@ -192,7 +262,10 @@ test('non-canonical base64 (unused low bits before "=" changed) fails although N
   const twin = alphabet[alphabet.indexOf(before) ^ 1]!;
   const line = text.slice(text.lastIndexOf('\n', at) + 1, at + 1);
   assert.deepEqual(Buffer.from(`${line.slice(0, -2) + twin}=`, 'base64'), Buffer.from(line, 'base64'), 'Node decodes both the same');
-  expectFailure(mutate(phala, at - 1, () => twin.charCodeAt(0)), QuoteCheck.STRUCTURE);
+  expectFailure(
+    mutate(phala, at - 1, () => twin.charCodeAt(0)),
+    QuoteCheck.STRUCTURE,
+  );
 });
 
 test('bytes after the signature data: any byte after a v3 quote, and non-zero padding after a TDX v4 quote, fail as structure', () => {
@@ -200,7 +273,10 @@ test('bytes after the signature data: any byte after a v3 quote, and non-zero pa
   expectFailure(Buffer.concat([phala, Buffer.from([0])]), QuoteCheck.STRUCTURE);
   const tdx = read('phala-dcap-qvl-tdx.v4.quote');
   expectFailure(Buffer.concat([tdx, Buffer.from([1])]), QuoteCheck.STRUCTURE);
-  expectFailure(mutate(tdx, 5000, () => 7), QuoteCheck.STRUCTURE);
+  expectFailure(
+    mutate(tdx, 5000, () => 7),
+    QuoteCheck.STRUCTURE,
+  );
   assert.ok(verifyQuote(Buffer.concat([tdx, Buffer.alloc(8)]), { at: VALID_AT }).ok, 'zero padding is what real TDX v4 quotes carry');
 });
 
@@ -294,7 +370,10 @@ test('forgery: a new attestation key re-signing header and body fails qe-report-
 });
 
 const pem = (der: ArrayBuffer) =>
-  `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+  `-----BEGIN CERTIFICATE-----\n${Buffer.from(der)
+    .toString('base64')
+    .match(/.{1,64}/g)!
+    .join('\n')}\n-----END CERTIFICATE-----\n`;
 
 test('forgery: everything re-signed under a self-made "Intel SGX Root CA" of the same name fails pck-chain (root pin)', async () => {
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -322,8 +401,12 @@ test('forgery: everything re-signed under a self-made "Intel SGX Root CA" of the
     extensions: caExt,
   });
   const pck = await x509.X509CertificateGenerator.create({
-    ...validity, serialNumber: '03', subject: 'CN=Intel SGX PCK Certificate, O=Intel Corporation, L=Santa Clara, ST=CA, C=US',
-    issuer: caName, publicKey: pckKeys.publicKey, signingKey: caKeys.privateKey,
+    ...validity,
+    serialNumber: '03',
+    subject: 'CN=Intel SGX PCK Certificate, O=Intel Corporation, L=Santa Clara, ST=CA, C=US',
+    issuer: caName,
+    publicKey: pckKeys.publicKey,
+    signingKey: caKeys.privateKey,
     extensions: [new x509.BasicConstraintsExtension(false, undefined, true)],
   });
   const pemChain = Buffer.from(`${pem(pck.rawData) + pem(ca.rawData) + pem(root.rawData)}\0`, 'latin1');
@@ -350,12 +433,27 @@ function KeyObjectFrom(pkcs8: ArrayBuffer): KeyObject {
 }
 
 test('hostile headers: unsupported version, key type, TEE type and v5 body descriptors fail as structure', () => {
-  expectFailure(mutate(phala, 0, () => 2), QuoteCheck.STRUCTURE);
-  expectFailure(mutate(phala, 2, () => 3), QuoteCheck.STRUCTURE);
-  expectFailure(mutate(phala, 4, () => 1), QuoteCheck.STRUCTURE);
+  expectFailure(
+    mutate(phala, 0, () => 2),
+    QuoteCheck.STRUCTURE,
+  );
+  expectFailure(
+    mutate(phala, 2, () => 3),
+    QuoteCheck.STRUCTURE,
+  );
+  expectFailure(
+    mutate(phala, 4, () => 1),
+    QuoteCheck.STRUCTURE,
+  );
   const v5 = read('automata-dcap-tdx.v5.quote');
-  expectFailure(mutate(v5, 48, () => 1), QuoteCheck.STRUCTURE); // SGX body type under a TDX TEE type
-  expectFailure(mutate(v5, 50, (b) => b + 1), QuoteCheck.STRUCTURE); // body size
+  expectFailure(
+    mutate(v5, 48, () => 1),
+    QuoteCheck.STRUCTURE,
+  ); // SGX body type under a TDX TEE type
+  expectFailure(
+    mutate(v5, 50, (b) => b + 1),
+    QuoteCheck.STRUCTURE,
+  ); // body size
   expectFailure(Buffer.alloc(0), QuoteCheck.STRUCTURE);
 });
 

@@ -15,8 +15,8 @@ import {
   createRaTlsCertificate,
   RaTlsCheck,
   RaTlsFormat,
-  verifyRaTlsCertificate,
   type RaTlsVerification,
+  verifyRaTlsCertificate,
 } from '../../src/enclave/ra-tls.js';
 import { createFakeQuotingEnclave } from '../helpers/fake-quote.js';
 
@@ -138,7 +138,7 @@ test('a byte appended, the last byte removed, and PEM text instead of DER: refus
 const enclave = await createFakeQuotingEnclave();
 const now = new Date();
 
-test('createRaTlsCertificate: a fresh P-384 key, Gramine\'s two extensions (exact OID bytes), verifies with the fake root', async () => {
+test("createRaTlsCertificate: a fresh P-384 key, Gramine's two extensions (exact OID bytes), verifies with the fake root", async () => {
   const made = await createRaTlsCertificate(enclave.attestor, { now, hosts: ['bastion.example'] });
   const cert = new X509Certificate(made.cert);
   const der = cert.raw;
@@ -146,7 +146,12 @@ test('createRaTlsCertificate: a fresh P-384 key, Gramine\'s two extensions (exac
   assert.ok(der.includes(Buffer.from('060b06092a864886f84d8a3906', 'hex')), 'the legacy extnID: an OID whose content is a whole DER OID');
   assert.ok(der.includes(Buffer.from('0606678105050409', 'hex')), 'the TCG DICE tagged evidence extnID 2.23.133.5.4.9');
   assert.match(cert.subjectAltName ?? '', /DNS:bastion\.example/);
-  assert.equal(made.spkiSha256, createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex'));
+  assert.equal(
+    made.spkiSha256,
+    createHash('sha256')
+      .update(cert.publicKey.export({ type: 'spki', format: 'der' }))
+      .digest('hex'),
+  );
   const result = verifyRaTlsCertificate(der, { at: now, trustAnchor: enclave.rootCa, expected: { mrenclave: '11'.repeat(32) } });
   assert.ok(result.ok, explain(result));
   assert.equal(result.spkiSha256, made.spkiSha256);

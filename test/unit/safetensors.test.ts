@@ -2,19 +2,19 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { BastionError } from '../../src/errors.js';
 import { CANONICAL_FORMAT, MAX_CLASS_INDEX, MAX_LABEL_CLASSES } from '../../src/artifacts/formats/canonical.js';
-import { DTYPES, dtypeSizeBytes, type Dtype } from '../../src/vocabulary.js';
 import {
-  MAX_HEADER_BYTES,
+  type ByteSink,
   convertSafetensors,
   encodeSafetensors,
+  MAX_HEADER_BYTES,
   parseSafetensorsHeader,
   readSafetensors,
-  safetensorsHeaderLength,
-  type ByteSink,
   type SafetensorsTensor,
+  safetensorsHeaderLength,
 } from '../../src/artifacts/formats/safetensors.js';
+import { BastionError } from '../../src/errors.js';
+import { DTYPES, type Dtype, dtypeSizeBytes } from '../../src/vocabulary.js';
 import { datasetRefusal } from '../helpers/refusal.js';
 import { testdataPath } from '../helpers/testdata.js';
 
@@ -157,7 +157,11 @@ test('skips a privacy_limit tensor and reports its value', async () => {
     ['BF16', [], u16(0x4020)],
     ['F16', [1, 1], u16(0x4100)],
   ] as const) {
-    const file = encodeSafetensors([tensor('inputs', 'F32', [1], f32(1)), tensor('privacy_limit', dtype, [...shape], data), tensor('labels', 'I64', [1], i64(0))]);
+    const file = encodeSafetensors([
+      tensor('inputs', 'F32', [1], f32(1)),
+      tensor('privacy_limit', dtype, [...shape], data),
+      tensor('labels', 'I64', [1], i64(0)),
+    ]);
     const { extras, output } = await convert(file);
     assert.deepEqual(extras, { privacyLimit: 2.5 }, dtype);
     assert.deepEqual(
@@ -168,12 +172,19 @@ test('skips a privacy_limit tensor and reports its value', async () => {
 });
 
 test('reports an infinite privacy_limit as Infinity', async () => {
-  const file = encodeSafetensors([tensor('inputs', 'F32', [1], f32(1)), tensor('labels', 'F32', [1], f32(0)), tensor('privacy_limit', 'F32', [], f32(Infinity))]);
+  const file = encodeSafetensors([
+    tensor('inputs', 'F32', [1], f32(1)),
+    tensor('labels', 'F32', [1], f32(0)),
+    tensor('privacy_limit', 'F32', [], f32(Infinity)),
+  ]);
   assert.equal((await convert(file)).extras.privacyLimit, Infinity);
 });
 
 test('replaces the source __metadata__ with the canonical format marker', async () => {
-  const file = encodeSafetensors([tensor('inputs', 'F32', [1], f32(1)), tensor('labels', 'F32', [1], f32(0.5))], { producer: 'x', format: 'pt' });
+  const file = encodeSafetensors([tensor('inputs', 'F32', [1], f32(1)), tensor('labels', 'F32', [1], f32(0.5))], {
+    producer: 'x',
+    format: 'pt',
+  });
   const { output, summary } = await convert(file);
   assert.deepEqual(readSafetensors(output).metadata, { format: CANONICAL_FORMAT });
   assert.equal(summary.labelClasses, null);
@@ -244,7 +255,10 @@ test('gives the same output whether the file comes in 1-byte, 7-byte, random or 
 });
 
 test('writes tensor bytes chunk by chunk as they arrive rather than whole tensors', async () => {
-  const file = encodeSafetensors([tensor('inputs', 'U8', [1000], new Uint8Array(1000)), tensor('labels', 'U8', [1000], new Uint8Array(1000))]);
+  const file = encodeSafetensors([
+    tensor('inputs', 'U8', [1000], new Uint8Array(1000)),
+    tensor('labels', 'U8', [1000], new Uint8Array(1000)),
+  ]);
   const { sink } = await convert(file, 100);
   assert.ok(sink.writes > 20, `wrote in ${sink.writes} pieces`);
 });
@@ -302,7 +316,10 @@ test('refuses a header that is not UTF-8 or not JSON', async () => {
 
 test('refuses dtypes datasets do not accept, naming the tensor and the dtype', async () => {
   for (const dtype of ['F8_E4M3', 'F8_E5M2', 'C64', 'U32']) {
-    const file = rawFile({ inputs: { dtype, shape: [1], data_offsets: [0, 1] }, labels: { dtype: 'U8', shape: [1], data_offsets: [1, 2] } }, u8(0, 0));
+    const file = rawFile(
+      { inputs: { dtype, shape: [1], data_offsets: [0, 1] }, labels: { dtype: 'U8', shape: [1], data_offsets: [1, 2] } },
+      u8(0, 0),
+    );
     await refuses(file, new RegExp(`tensor "inputs" has dtype ${dtype}, which datasets do not accept \\(accepted: F64, F32`));
   }
   const unknown = rawFile({ labels: { dtype: 'Q4_K', shape: [1], data_offsets: [0, 1] } }, u8(0));
@@ -338,24 +355,39 @@ test('refuses a header whose sizes lie about the shape, naming the tensor', asyn
 });
 
 test('refuses offsets that run past the data section, naming the tensor', async () => {
-  const file = rawFile({ inputs: { dtype: 'U8', shape: [2], data_offsets: [0, 2] }, labels: { dtype: 'U8', shape: [2], data_offsets: [2, 4] } }, u8(1, 2, 3));
+  const file = rawFile(
+    { inputs: { dtype: 'U8', shape: [2], data_offsets: [0, 2] }, labels: { dtype: 'U8', shape: [2], data_offsets: [2, 4] } },
+    u8(1, 2, 3),
+  );
   await refuses(file, /tensor "labels": data_offsets \[2, 4\] run past the 3-byte data section/);
 });
 
 test('refuses overlapping tensors, naming both', async () => {
-  const file = rawFile({ inputs: { dtype: 'U8', shape: [2], data_offsets: [0, 2] }, labels: { dtype: 'U8', shape: [2], data_offsets: [1, 3] } }, u8(1, 2, 3));
+  const file = rawFile(
+    { inputs: { dtype: 'U8', shape: [2], data_offsets: [0, 2] }, labels: { dtype: 'U8', shape: [2], data_offsets: [1, 3] } },
+    u8(1, 2, 3),
+  );
   await refuses(file, /tensor "labels" at data offset 1 overlaps tensor "inputs", which ends at 2/);
 });
 
 test('refuses a gap between tensors', async () => {
-  const file = rawFile({ inputs: { dtype: 'U8', shape: [1], data_offsets: [0, 1] }, labels: { dtype: 'U8', shape: [1], data_offsets: [3, 4] } }, u8(1, 2, 3, 4));
+  const file = rawFile(
+    { inputs: { dtype: 'U8', shape: [1], data_offsets: [0, 1] }, labels: { dtype: 'U8', shape: [1], data_offsets: [3, 4] } },
+    u8(1, 2, 3, 4),
+  );
   await refuses(file, /tensor "labels" begins at data offset 3, leaving a gap of 2 bytes after offset 1/);
-  const leading = rawFile({ inputs: { dtype: 'U8', shape: [1], data_offsets: [1, 2] }, labels: { dtype: 'U8', shape: [1], data_offsets: [2, 3] } }, u8(1, 2, 3));
+  const leading = rawFile(
+    { inputs: { dtype: 'U8', shape: [1], data_offsets: [1, 2] }, labels: { dtype: 'U8', shape: [1], data_offsets: [2, 3] } },
+    u8(1, 2, 3),
+  );
   await refuses(leading, /tensor "inputs" begins at data offset 1, leaving a gap of 1 bytes after offset 0/);
 });
 
 test('refuses bytes in the data section that no tensor covers', async () => {
-  const file = rawFile({ inputs: { dtype: 'U8', shape: [1], data_offsets: [0, 1] }, labels: { dtype: 'U8', shape: [1], data_offsets: [1, 2] } }, u8(1, 2, 3, 4));
+  const file = rawFile(
+    { inputs: { dtype: 'U8', shape: [1], data_offsets: [0, 1] }, labels: { dtype: 'U8', shape: [1], data_offsets: [1, 2] } },
+    u8(1, 2, 3, 4),
+  );
   await refuses(file, /2 trailing bytes after the last tensor, at data offset 2/);
 });
 
@@ -374,21 +406,37 @@ test('refuses unknown fields in a tensor entry and a __metadata__ that is not a 
 // conversion: refusals of names and shapes
 
 test('refuses an unexpected tensor name even when labels are present', async () => {
-  const file = encodeSafetensors([tensor('inputs', 'U8', [1], u8(1)), tensor('weights', 'U8', [1], u8(1)), tensor('labels', 'U8', [1], u8(1))]);
+  const file = encodeSafetensors([
+    tensor('inputs', 'U8', [1], u8(1)),
+    tensor('weights', 'U8', [1], u8(1)),
+    tensor('labels', 'U8', [1], u8(1)),
+  ]);
   await refuses(file, /^tensor "weights" is not a dataset tensor/);
 });
 
 test('refuses feature tensors numbered with a gap, naming the missing one', async () => {
-  const samples = encodeSafetensors([tensor('samples_0', 'U8', [1], u8(1)), tensor('samples_2', 'U8', [1], u8(1)), tensor('labels', 'U8', [1], u8(1))]);
+  const samples = encodeSafetensors([
+    tensor('samples_0', 'U8', [1], u8(1)),
+    tensor('samples_2', 'U8', [1], u8(1)),
+    tensor('labels', 'U8', [1], u8(1)),
+  ]);
   await refuses(samples, /numbered from 0 without gaps, but "samples_1" is missing/);
   const canonical = encodeSafetensors([tensor('inputs.1', 'U8', [1], u8(1)), tensor('labels', 'U8', [1], u8(1))]);
   await refuses(canonical, /"inputs.0" is missing/);
-  const leadingZero = encodeSafetensors([tensor('samples_0', 'U8', [1], u8(1)), tensor('samples_01', 'U8', [1], u8(1)), tensor('labels', 'U8', [1], u8(1))]);
+  const leadingZero = encodeSafetensors([
+    tensor('samples_0', 'U8', [1], u8(1)),
+    tensor('samples_01', 'U8', [1], u8(1)),
+    tensor('labels', 'U8', [1], u8(1)),
+  ]);
   await refuses(leadingZero, /tensor "samples_01" is not a dataset tensor/);
 });
 
 test('refuses feature tensors that mix naming schemes', async () => {
-  const file = encodeSafetensors([tensor('inputs', 'U8', [1], u8(1)), tensor('samples_0', 'U8', [1], u8(1)), tensor('labels', 'U8', [1], u8(1))]);
+  const file = encodeSafetensors([
+    tensor('inputs', 'U8', [1], u8(1)),
+    tensor('samples_0', 'U8', [1], u8(1)),
+    tensor('labels', 'U8', [1], u8(1)),
+  ]);
   await refuses(file, /mix the naming schemes "inputs" and "samples_<i>"/);
 });
 
@@ -411,7 +459,11 @@ test('refuses a scalar feature or label tensor', async () => {
 });
 
 test('refuses tensors whose first dimensions differ, naming the tensor', async () => {
-  const file = encodeSafetensors([tensor('samples_0', 'U8', [2, 2], u8(1, 2, 3, 4)), tensor('samples_1', 'U8', [3], u8(1, 2, 3)), tensor('labels', 'U8', [2], u8(1, 1))]);
+  const file = encodeSafetensors([
+    tensor('samples_0', 'U8', [2, 2], u8(1, 2, 3, 4)),
+    tensor('samples_1', 'U8', [3], u8(1, 2, 3)),
+    tensor('labels', 'U8', [2], u8(1, 1)),
+  ]);
   await refuses(file, /tensor "samples_1" has 3 samples \(first dimension\) but "samples_0" has 2/);
   const labels = encodeSafetensors([tensor('inputs', 'U8', [2], u8(1, 2)), tensor('labels', 'U8', [1], u8(1))]);
   await refuses(labels, /tensor "labels" has 1 samples/);
@@ -423,9 +475,17 @@ test('refuses a dataset with no samples', async () => {
 });
 
 test('refuses a privacy_limit that is not one number, or is NaN', async () => {
-  const two = encodeSafetensors([tensor('inputs', 'U8', [1], u8(1)), tensor('labels', 'U8', [1], u8(1)), tensor('privacy_limit', 'F32', [2], f32(1, 2))]);
+  const two = encodeSafetensors([
+    tensor('inputs', 'U8', [1], u8(1)),
+    tensor('labels', 'U8', [1], u8(1)),
+    tensor('privacy_limit', 'F32', [2], f32(1, 2)),
+  ]);
   await refuses(two, /"privacy_limit" must hold exactly one number, not shape \[2\]/);
-  const nan = encodeSafetensors([tensor('inputs', 'U8', [1], u8(1)), tensor('labels', 'U8', [1], u8(1)), tensor('privacy_limit', 'F32', [], f32(NaN))]);
+  const nan = encodeSafetensors([
+    tensor('inputs', 'U8', [1], u8(1)),
+    tensor('labels', 'U8', [1], u8(1)),
+    tensor('privacy_limit', 'F32', [], f32(NaN)),
+  ]);
   await refuses(nan, /"privacy_limit" holds NaN/);
 });
 
@@ -477,13 +537,19 @@ const labelsOf = (dtype: Dtype, data: Uint8Array, count: number) =>
 
 test('refuses a negative integer label, naming the element and the class-index rule', async () => {
   const rule = `integer labels must be class indices from 0 to ${MAX_CLASS_INDEX}`;
-  await refuses(labelsOf('I64', i64(0, 1, -1), 3), new RegExp(`^tensor "labels" holds a negative label at element 2 \\(sample 2\\); ${rule}$`));
+  await refuses(
+    labelsOf('I64', i64(0, 1, -1), 3),
+    new RegExp(`^tensor "labels" holds a negative label at element 2 \\(sample 2\\); ${rule}$`),
+  );
   await refuses(labelsOf('I32', i32(-(2 ** 31), 0), 2), /holds a negative label at element 0 /);
   await refuses(labelsOf('I8', Uint8Array.of(0xff), 1), /holds a negative label at element 0 /);
 });
 
 test('refuses an I64 label of 2^63 − 1 (and 2^60), which no classifier has an output for', async () => {
-  await refuses(labelsOf('I64', i64(0, 2n ** 63n - 1n), 2), new RegExp(`tensor "labels" holds a label above ${MAX_CLASS_INDEX} at element 1 \\(sample 1\\)`));
+  await refuses(
+    labelsOf('I64', i64(0, 2n ** 63n - 1n), 2),
+    new RegExp(`tensor "labels" holds a label above ${MAX_CLASS_INDEX} at element 1 \\(sample 1\\)`),
+  );
   await refuses(labelsOf('I64', i64(2n ** 60n), 1), /holds a label above 16777215 at element 0 /);
   // The most negative int64 is negative, whatever a conversion to a double would make of it.
   await refuses(labelsOf('I64', i64(-(2n ** 63n)), 1), /holds a negative label at element 0 /);
@@ -491,7 +557,10 @@ test('refuses an I64 label of 2^63 − 1 (and 2^60), which no classifier has an 
 
 test('accepts the class index MAX_CLASS_INDEX = 2^24 − 1 and refuses one more, in every integer dtype wide enough', async () => {
   assert.equal(MAX_CLASS_INDEX, 2 ** 24 - 1);
-  for (const [dtype, encode] of [['I64', i64], ['I32', i32]] as const) {
+  for (const [dtype, encode] of [
+    ['I64', i64],
+    ['I32', i32],
+  ] as const) {
     const { summary } = await convert(labelsOf(dtype, encode(0, MAX_CLASS_INDEX), 2));
     assert.deepEqual(summary.labelClasses, [0, MAX_CLASS_INDEX], dtype);
     await refuses(labelsOf(dtype, encode(0, MAX_CLASS_INDEX + 1), 2), /holds a label above 16777215 at element 1 /);
@@ -566,17 +635,21 @@ test('passes on an error from the source unchanged', async () => {
 // in-memory encode / read / header
 
 const dtypeArb = fc.constantFrom(...DTYPES);
-const tensorArb = fc
-  .tuple(dtypeArb, fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 3 }))
-  .chain(([dtype, shape]) => {
-    const bytes = shape.reduce((a, b) => a * b, 1) * dtypeSizeBytes[dtype];
-    return fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((data) => ({ dtype, shape, data }));
-  });
+const tensorArb = fc.tuple(dtypeArb, fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 3 })).chain(([dtype, shape]) => {
+  const bytes = shape.reduce((a, b) => a * b, 1) * dtypeSizeBytes[dtype];
+  return fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((data) => ({ dtype, shape, data }));
+});
 
 test('encodeSafetensors and readSafetensors round-trip any tensors and metadata', () => {
   fc.assert(
     fc.property(
-      fc.uniqueArray(fc.tuple(fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s !== '__metadata__'), tensorArb), { selector: ([name]) => name, maxLength: 6 }),
+      fc.uniqueArray(
+        fc.tuple(
+          fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s !== '__metadata__'),
+          tensorArb,
+        ),
+        { selector: ([name]) => name, maxLength: 6 },
+      ),
       fc.option(fc.dictionary(fc.string(), fc.string()), { nil: undefined }),
       (entries, metadata) => {
         const tensors = entries.map(([name, t]) => ({ name, ...t }));
@@ -598,7 +671,10 @@ test('encodes and reads back a tensor named __proto__ like any other name', () =
   const bytes = encodeSafetensors([tensor('__proto__', 'U8', [2], u8(1, 2))], metadata);
   const back = readSafetensors(bytes);
   assert.deepEqual(Object.entries(back.metadata!), [['__proto__', 'x']]);
-  assert.deepEqual(back.tensors.map((t) => t.name), ['__proto__']);
+  assert.deepEqual(
+    back.tensors.map((t) => t.name),
+    ['__proto__'],
+  );
   assert.deepEqual(Buffer.from(back.tensors[0]!.data), Buffer.from([1, 2]));
 });
 

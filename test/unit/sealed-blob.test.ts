@@ -7,12 +7,12 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { v7 as uuidv7 } from 'uuid';
 import {
+  type BlobIdentity,
   createSealedBlobWriter,
   HEADER_BYTES,
   openSealedBlob,
   plaintextSizeOf,
   readSealedBlob,
-  type BlobIdentity,
   type SealingKey,
 } from '../../src/artifacts/sealed-blob.js';
 import { BastionError } from '../../src/errors.js';
@@ -31,7 +31,8 @@ async function seal(content: Buffer, identity: BlobIdentity, options: { segmentB
   return { file, ...result };
 }
 
-const isCorrupt = (pattern: RegExp) => (e: unknown) => e instanceof BastionError && e.code === 'SEALED_BLOB_CORRUPT' && pattern.test(e.message);
+const isCorrupt = (pattern: RegExp) => (e: unknown) =>
+  e instanceof BastionError && e.code === 'SEALED_BLOB_CORRUPT' && pattern.test(e.message);
 
 test('what is sealed reads back byte-identical, for empty, one-segment, exact-multiple and multi-segment contents', async () => {
   for (const size of [0, 1, 100, 4096, 4097, 3 * 4096, 50_000]) {

@@ -34,7 +34,10 @@ test('migrations are applied once: reopening applies nothing', () => {
 
 test('migration versions are unique and increasing', () => {
   const versions = migrations.map((m) => m.version);
-  assert.deepEqual(versions, [...versions].sort((a, b) => a - b));
+  assert.deepEqual(
+    versions,
+    [...versions].sort((a, b) => a - b),
+  );
   assert.equal(new Set(versions).size, versions.length);
   assert.equal(versions[0], 1);
 });
@@ -53,7 +56,10 @@ test('refuses to open a database newer than this server', () => {
   const db = new Database(dataLayout(dir).database);
   db.pragma('user_version = 999');
   db.close();
-  assert.throws(() => openStore(dir), (err: unknown) => err instanceof StoreError && /999/.test(err.message));
+  assert.throws(
+    () => openStore(dir),
+    (err: unknown) => err instanceof StoreError && /999/.test(err.message),
+  );
 });
 
 test('foreign keys are enforced: a token cannot point at a missing principal', () => {
@@ -67,7 +73,10 @@ test('foreign keys are enforced: a token cannot point at a missing principal', (
 
 test('migration 8 gives each dataset that existed before it a random commitment salt of its own', () => {
   const db = new Database(':memory:');
-  migrate(db, migrations.filter((m) => m.version < 8));
+  migrate(
+    db,
+    migrations.filter((m) => m.version < 8),
+  );
   db.prepare("INSERT INTO principals (id, name, role, created_at) VALUES ('p', 'owner', 'member', '2026-01-01T00:00:00Z')").run();
   const insert = db.prepare(
     `INSERT INTO datasets (id, owner_id, name, description, format, sha256, size_bytes, privacy_limit, delta, sample_count, details, created_at)
@@ -85,7 +94,10 @@ test('migration 8 gives each dataset that existed before it a random commitment 
 
 test('migration 9 renames the dtypes of stored model checks to the safetensors names, keeping everything else', () => {
   const db = new Database(':memory:');
-  migrate(db, migrations.filter((m) => m.version < 9));
+  migrate(
+    db,
+    migrations.filter((m) => m.version < 9),
+  );
   db.prepare("INSERT INTO principals (id, name, role, created_at) VALUES ('p', 'owner', 'member', '2026-01-01T00:00:00Z')").run();
   const details = {
     methods: ['forward'],

@@ -28,7 +28,8 @@ async function drain(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-const isDatasetRefusal = (pattern: RegExp) => (e: unknown) => e instanceof BastionError && e.code === 'UNPROCESSABLE_DATASET' && pattern.test(e.message);
+const isDatasetRefusal = (pattern: RegExp) => (e: unknown) =>
+  e instanceof BastionError && e.code === 'UNPROCESSABLE_DATASET' && pattern.test(e.message);
 
 test('a safetensors upload checked while streaming gives what checking the whole file gives, and passes every byte on', async () => {
   const bytes = dataset(5000);

@@ -66,7 +66,11 @@ function impurities(entry: string): string[] {
       const spec = m[3] ?? m[4]!;
       if (!spec.startsWith('.')) continue;
       const target = resolve(file, spec);
-      const names = (m[2] ?? '*').replace(/[{}]/g, '').split(',').map((n) => n.trim()).filter(Boolean);
+      const names = (m[2] ?? '*')
+        .replace(/[{}]/g, '')
+        .split(',')
+        .map((n) => n.trim())
+        .filter(Boolean);
       const typeOnly = Boolean(m[1]) || names.every((n) => n.startsWith('type '));
       if (typeOnly) continue;
       const inSrc = target.startsWith(srcDir + path.sep);

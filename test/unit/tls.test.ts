@@ -16,7 +16,10 @@ test('first start generates a self-signed certificate for localhost and the list
   assert.equal(tls.certPath, dataLayout(dataDir).tlsCert);
   assert.equal(fs.statSync(dataLayout(dataDir).tlsKey).mode & 0o777, 0o600);
   const cert = new X509Certificate(tls.cert);
-  assert.equal(cert.subjectAltName, 'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:bastion.internal, IP Address:10.1.2.3');
+  assert.equal(
+    cert.subjectAltName,
+    'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:bastion.internal, IP Address:10.1.2.3',
+  );
   assert.ok(cert.checkPrivateKey(createPrivateKey(tls.key)));
   assert.ok(cert.verify(cert.publicKey), 'self-signed');
   assert.equal(cert.ca, false);

@@ -12,9 +12,9 @@ import {
   developmentCertificateSigner,
   openCertificateSigner,
   signingKeyReportData,
-  verifyTrainingCertificate,
   type TrainingCertificate,
   type TrainingStatement,
+  verifyTrainingCertificate,
 } from '../../src/enclave/training-certificate.js';
 import { createFakeCollateral } from '../helpers/fake-collateral.js';
 import { createFakeQuotingEnclave, type FakeQuotingEnclave } from '../helpers/fake-quote.js';
@@ -97,11 +97,20 @@ test('an edited statement, or one re-signed under another key, fails the signatu
   // A forger's own key over the edited statement: signature verifies, but nothing binds the key.
   const forged = developmentCertificateSigner(keys(9)).sign({ ...fields(), epsilon: 0.1 });
   const swapped = { ...forged, publicKey: certificate.publicKey };
-  assert.equal((verifyTrainingCertificate(swapped, { model, at, allowDevelopment: true }) as { failedCheck: string }).failedCheck, 'signature');
+  assert.equal(
+    (verifyTrainingCertificate(swapped, { model, at, allowDevelopment: true }) as { failedCheck: string }).failedCheck,
+    'signature',
+  );
 });
 
 test('what is not a certificate fails the format check, naming where', () => {
-  for (const bad of [null, 'cert', {}, { statement: {}, signature: '', publicKey: '' }, { ...developmentCertificateSigner(keys(1)).sign(fields()), extra: 1 }]) {
+  for (const bad of [
+    null,
+    'cert',
+    {},
+    { statement: {}, signature: '', publicKey: '' },
+    { ...developmentCertificateSigner(keys(1)).sign(fields()), extra: 1 },
+  ]) {
     const result = verifyTrainingCertificate(bad, { model, at, allowDevelopment: true });
     assert.equal(!result.ok && result.failedCheck, 'format', JSON.stringify(bad));
   }
@@ -113,7 +122,12 @@ test("inside an enclave the certificate carries the quote binding its key, and v
   const certificate = signer.sign(fields());
   assert.equal(certificate.statement.enclave, true);
   const quote = Buffer.from(certificate.keyQuote!, 'base64');
-  const result = verifyTrainingCertificate(certificate, { model, at, trustAnchor: enclave.rootCa, expected: { mrenclave: enclave.identity.mrenclave.toString('hex') } });
+  const result = verifyTrainingCertificate(certificate, {
+    model,
+    at,
+    trustAnchor: enclave.rootCa,
+    expected: { mrenclave: enclave.identity.mrenclave.toString('hex') },
+  });
   assert.ok(result.ok, JSON.stringify(result));
   assert.equal(result.attested, true);
   assert.equal(result.ok && result.attested && result.quote.reportData, signingKeyReportData(signer.publicKey).toString('hex'));
@@ -123,12 +137,20 @@ test("inside an enclave the certificate carries the quote binding its key, and v
   const unpinned = verifyTrainingCertificate(certificate, { model, at });
   assert.deepEqual(!unpinned.ok && [unpinned.failedCheck, unpinned.quoteCheck], ['quote', 'pck-chain']);
   // Another enclave expected.
-  const other = verifyTrainingCertificate(certificate, { model, at, trustAnchor: enclave.rootCa, expected: { mrenclave: 'ab'.repeat(32) } });
+  const other = verifyTrainingCertificate(certificate, {
+    model,
+    at,
+    trustAnchor: enclave.rootCa,
+    expected: { mrenclave: 'ab'.repeat(32) },
+  });
   assert.deepEqual(!other.ok && [other.failedCheck, other.quoteCheck], ['quote', 'mrenclave']);
   // A one-byte change of the model still fails first at its hash.
   const changed = Buffer.from(model);
   changed[3]! ^= 0x80;
-  assert.equal((verifyTrainingCertificate(certificate, { model: changed, at, trustAnchor: enclave.rootCa }) as { failedCheck: string }).failedCheck, 'model-hash');
+  assert.equal(
+    (verifyTrainingCertificate(certificate, { model: changed, at, trustAnchor: enclave.rootCa }) as { failedCheck: string }).failedCheck,
+    'model-hash',
+  );
 });
 
 test('a real quote that binds another key does not vouch for this one; an "enclave" statement without a quote fails', async () => {
@@ -157,7 +179,12 @@ test('a real quote that binds another key does not vouch for this one; an "encla
 
 test("a dataset's commitment is SHA-256(salt ‖ SHA-256(file)): its owner recomputes it, and without the salt guesses cannot be tested", () => {
   const commitment = datasetCommitment(salt, fileSha);
-  assert.equal(commitment, createHash('sha256').update(Buffer.concat([Buffer.from(salt, 'hex'), Buffer.from(fileSha, 'hex')])).digest('hex'));
+  assert.equal(
+    commitment,
+    createHash('sha256')
+      .update(Buffer.concat([Buffer.from(salt, 'hex'), Buffer.from(fileSha, 'hex')]))
+      .digest('hex'),
+  );
   assert.notEqual(commitment, fileSha);
   assert.notEqual(datasetCommitment(randomBytes(32).toString('hex'), fileSha), commitment);
 });
@@ -178,7 +205,9 @@ test("with Intel's collateral the certificate's quote is also checked for TCB st
   const current = verifyTrainingCertificate(certificate, { ...options, collateral: await createFakeCollateral(enclave) });
   assert.ok(current.ok && current.attested, JSON.stringify(current));
   assert.deepEqual([current.collateral?.tcbStatus, current.notChecked], ['UpToDate', []]);
-  const revoked = verifyTrainingCertificate(certificate, { ...options, collateral: await createFakeCollateral(enclave, { revokePck: true }) });
+  const revoked = verifyTrainingCertificate(certificate, {
+    ...options,
+    collateral: await createFakeCollateral(enclave, { revokePck: true }),
+  });
   assert.deepEqual(!revoked.ok && [revoked.failedCheck, revoked.quoteCheck], ['quote', 'revocation']);
 });
-

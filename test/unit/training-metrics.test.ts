@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createRdpAccountant } from '../../src/privacy/accountant.js';
-import { companionNoiseMultiplier as metricsMultiplier, jointNoiseMultiplier as jointMultiplier } from '../../src/privacy/calibration.js';
-import { addStep, emptySums, epochEnds, releaseMetric, type MetricsSpec } from '../../src/training/metrics.js';
+import { jointNoiseMultiplier as jointMultiplier, companionNoiseMultiplier as metricsMultiplier } from '../../src/privacy/calibration.js';
+import { addStep, emptySums, epochEnds, type MetricsSpec, releaseMetric } from '../../src/training/metrics.js';
 
 test('epochs end at ⌈e · steps / epochs⌉; a fractional last epoch ends at the last step', () => {
   assert.deepEqual(epochEnds(30, 3), [10, 20, 30]);
@@ -22,7 +22,8 @@ test('the joint multiplier is one Gaussian for both releases, and never spends l
   const joint = jointMultiplier(sigma, metrics);
   assert.ok(joint < sigma && joint > 0.98 * sigma, String(joint));
   const rdp = createRdpAccountant();
-  const eps = (noiseMultiplier: number) => rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: 0.01, noiseMultiplier, count: 1000 }], { delta: 1e-5 });
+  const eps = (noiseMultiplier: number) =>
+    rdp.epsilon([{ kind: 'poisson-gaussian', sampleRate: 0.01, noiseMultiplier, count: 1000 }], { delta: 1e-5 });
   assert.ok(eps(joint) > eps(sigma) && eps(joint) > eps(metrics));
   assert.ok(Math.abs(metricsMultiplier(sigma, joint) - metrics) < 1e-9, 'metricsMultiplier inverts it');
   assert.ok(Number.isNaN(metricsMultiplier(sigma, sigma)), 'no σ_m reaches a joint σ that is not below σ');

@@ -9,7 +9,11 @@ const plain = { private: false, sampleRate: 0, sampleCount: 1000, epochs: 3, ste
 
 test('a private training shows epoch = step · q, q · N · steps/s and the ETA from the step rate', () => {
   assert.equal(expectedSamplesPerStep(dp), 2048);
-  assert.deepEqual(publicProgress(dp, { step: 586, stepsPerSec: 4, running: true }), { epoch: 586 * dp.sampleRate, samplesPerSec: 2048 * 4, etaSeconds: (1172 - 586) / 4 });
+  assert.deepEqual(publicProgress(dp, { step: 586, stepsPerSec: 4, running: true }), {
+    epoch: 586 * dp.sampleRate,
+    samplesPerSec: 2048 * 4,
+    etaSeconds: (1172 - 586) / 4,
+  });
   assert.equal(publicProgress(dp, { step: 1172, stepsPerSec: 4, running: false }).etaSeconds, null, 'no ETA once stopped');
 });
 

@@ -7,26 +7,38 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MessageChannel } from 'node:worker_threads';
 import { after, before, test } from 'node:test';
+import { MessageChannel } from 'node:worker_threads';
 import { v7 as uuidv7 } from 'uuid';
-import { openBlobStore, readBlob, stageBlob, type BlobStore } from '../../src/artifacts/blob-store.js';
+import { type BlobStore, openBlobStore, readBlob, stageBlob } from '../../src/artifacts/blob-store.js';
+import type { DatasetLayout } from '../../src/artifacts/formats/canonical.js';
 import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { openDevKeyProvider } from '../../src/enclave/keys.js';
-import type { DatasetLayout } from '../../src/artifacts/formats/canonical.js';
 import type { TrainingStep } from '../../src/native.js';
 import { loadTrainingData } from '../../src/training/load.js';
 import type { MetricsSpec, TrainingMetric } from '../../src/training/metrics.js';
-import { Control, parseCheckpoint, runTraining, type CreateTrainer, type TrainerHandle, type TrainingMessage, type TrainModelInput } from '../../src/training/runner.js';
+import {
+  Control,
+  type CreateTrainer,
+  parseCheckpoint,
+  runTraining,
+  type TrainerHandle,
+  type TrainingMessage,
+  type TrainModelInput,
+} from '../../src/training/runner.js';
 
 let dir: string;
 let blobs: BlobStore;
 const modelId = uuidv7();
 
 async function commit(identity: { artifactId: string; kind: 'model' | 'dataset' }, bytes: Buffer) {
-  const staged = await stageBlob(blobs, identity, (async function* () {
-    yield bytes;
-  })());
+  const staged = await stageBlob(
+    blobs,
+    identity,
+    (async function* () {
+      yield bytes;
+    })(),
+  );
   await staged.commit();
 }
 
@@ -61,7 +73,9 @@ before(async () => {
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** A trainer that counts steps; `failAt` makes that step throw NON_FINITE like the addon. */
-function fakeTrainer(options: { failAt?: number; onStep?: (step: number) => void; drops?: (step: number) => Partial<TrainingStep['dropped']> } = {}): { create: CreateTrainer; restored: Buffer[] } {
+function fakeTrainer(
+  options: { failAt?: number; onStep?: (step: number) => void; drops?: (step: number) => Partial<TrainingStep['dropped']> } = {},
+): { create: CreateTrainer; restored: Buffer[] } {
   const restored: Buffer[] = [];
   const create: CreateTrainer = () => {
     let steps = 0;
@@ -87,7 +101,14 @@ function fakeTrainer(options: { failAt?: number; onStep?: (step: number) => void
   return { create, restored };
 }
 
-async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, prepare: (control: Int32Array) => void = () => undefined, metrics: MetricsSpec | null = null, datasets?: { id: string; layout: DatasetLayout }[]) {
+async function runJob(
+  jobId: string,
+  totalSteps: number,
+  create: CreateTrainer,
+  prepare: (control: Int32Array) => void = () => undefined,
+  metrics: MetricsSpec | null = null,
+  datasets?: { id: string; layout: DatasetLayout }[],
+) {
   const data = datasets ?? [await dataset(8, 1)];
   const channel = new MessageChannel();
   const messages: TrainingMessage[] = [];
@@ -97,10 +118,26 @@ async function runJob(jobId: string, totalSteps: number, create: CreateTrainer, 
   const control = new SharedArrayBuffer(4);
   prepare(new Int32Array(control));
   const input: TrainModelInput = {
-    jobId, blobs, modelId, datasets: data,
-    config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 0.1 } },
-    totalSteps, metrics, resultModelId: uuidv7(), checkpointEverySteps: 3, checkpointEveryMs: 3_600_000, progressIntervalMs: 0,
-    control, port: channel.port2,
+    jobId,
+    blobs,
+    modelId,
+    datasets: data,
+    config: {
+      mode: 'private',
+      sampleRate: 0.5,
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      loss: { kind: 'cross_entropy' },
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+    },
+    totalSteps,
+    metrics,
+    resultModelId: uuidv7(),
+    checkpointEverySteps: 3,
+    checkpointEveryMs: 3_600_000,
+    progressIntervalMs: 0,
+    control,
+    port: channel.port2,
   };
   const output = await runTraining(input, create);
   await closed;
@@ -112,7 +149,10 @@ test('datasets are concatenated along the sample dimension, tensor by tensor', a
   const b = await dataset(2, 2);
   const data = await loadTrainingData(blobs, [a, b]);
   assert.deepEqual(data.inputs[0]!.shape, [5, 2]);
-  assert.deepEqual(Array.from(new Float32Array(Uint8Array.from(data.inputs[0]!.data as Buffer).buffer)), [100, 101, 102, 103, 104, 105, 200, 201, 202, 203]);
+  assert.deepEqual(
+    Array.from(new Float32Array(Uint8Array.from(data.inputs[0]!.data as Buffer).buffer)),
+    [100, 101, 102, 103, 104, 105, 200, 201, 202, 203],
+  );
   assert.deepEqual(data.labels.shape, [5]);
   assert.deepEqual(Array.from(new BigInt64Array(Uint8Array.from(data.labels.data as Buffer).buffer)), [10n, 11n, 12n, 20n, 21n]);
 });
@@ -122,36 +162,76 @@ test('a step that meets NaN fails the job naming the step, and no model is stage
   assert.equal(output.outcome, 'failed');
   assert.equal(output.steps, 3);
   assert.match((output as { error: string }).error, /^Step 4 met a NaN/);
-  assert.deepEqual(fs.readdirSync(blobs.stagingDir).filter((f) => f.includes('.model.')), []);
+  assert.deepEqual(
+    fs.readdirSync(blobs.stagingDir).filter((f) => f.includes('.model.')),
+    [],
+  );
 });
 
 test('a training on records refuses failFast before it loads anything: failing samples must be dropped there', async () => {
   const channel = new MessageChannel();
   let created = false;
   const input: TrainModelInput = {
-    jobId: uuidv7(), blobs, modelId, datasets: [await dataset(8, 1)],
-    config: { mode: 'private', sampleRate: 0.5, noiseMultiplier: 1, maxGradNorm: 1, loss: { kind: 'cross_entropy' }, optimizer: { type: 'sgd', learningRate: 0.1 }, failFast: true },
-    totalSteps: 1, metrics: null, resultModelId: uuidv7(), checkpointEverySteps: 3, checkpointEveryMs: 3_600_000, progressIntervalMs: 0,
-    control: new SharedArrayBuffer(4), port: channel.port2,
+    jobId: uuidv7(),
+    blobs,
+    modelId,
+    datasets: [await dataset(8, 1)],
+    config: {
+      mode: 'private',
+      sampleRate: 0.5,
+      noiseMultiplier: 1,
+      maxGradNorm: 1,
+      loss: { kind: 'cross_entropy' },
+      optimizer: { type: 'sgd', learningRate: 0.1 },
+      failFast: true,
+    },
+    totalSteps: 1,
+    metrics: null,
+    resultModelId: uuidv7(),
+    checkpointEverySteps: 3,
+    checkpointEveryMs: 3_600_000,
+    progressIntervalMs: 0,
+    control: new SharedArrayBuffer(4),
+    port: channel.port2,
   };
-  await assert.rejects(runTraining(input, (...args) => ((created = true), fakeTrainer().create(...args))), /failFast is for the pre-flight on synthetic data only/);
+  await assert.rejects(
+    runTraining(input, (...args) => ((created = true), fakeTrainer().create(...args))),
+    /failFast is for the pre-flight on synthetic data only/,
+  );
   assert.equal(created, false);
   channel.port1.close();
 });
 
 test('the cancel word stops the loop before the next step', async () => {
   let control: Int32Array | undefined;
-  const { output } = await runJob(uuidv7(), 1000, fakeTrainer({ onStep: (s) => s === 2 && Atomics.store(control!, 0, Control.CANCEL) }).create, (c) => (control = c));
+  const { output } = await runJob(
+    uuidv7(),
+    1000,
+    fakeTrainer({ onStep: (s) => s === 2 && Atomics.store(control!, 0, Control.CANCEL) }).create,
+    (c) => (control = c),
+  );
   assert.deepEqual({ outcome: output.outcome, steps: output.steps }, { outcome: 'cancelled', steps: 2 });
 });
 
 test('checkpoints are sealed every N steps; a later run restores the latest and finishes the plan', async () => {
   const jobId = uuidv7();
   let control: Int32Array | undefined;
-  const first = await runJob(jobId, 10, fakeTrainer({ onStep: (s) => s === 7 && Atomics.store(control!, 0, Control.STOP) }).create, (c) => (control = c));
+  const first = await runJob(
+    jobId,
+    10,
+    fakeTrainer({ onStep: (s) => s === 7 && Atomics.store(control!, 0, Control.STOP) }).create,
+    (c) => (control = c),
+  );
   assert.deepEqual({ outcome: first.output.outcome, steps: first.output.steps }, { outcome: 'stopped', steps: 7 });
-  assert.deepEqual(first.messages.filter((m) => m.type === 'checkpoint').map((m) => m.step), [3, 6, 7], 'every 3 steps, and at the stop');
-  assert.equal(parseCheckpoint(await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' })).state.toString(), JSON.stringify({ steps: 7 }));
+  assert.deepEqual(
+    first.messages.filter((m) => m.type === 'checkpoint').map((m) => m.step),
+    [3, 6, 7],
+    'every 3 steps, and at the stop',
+  );
+  assert.equal(
+    parseCheckpoint(await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' })).state.toString(),
+    JSON.stringify({ steps: 7 }),
+  );
 
   const fake = fakeTrainer();
   const second = await runJob(jobId, 10, fake.create);
@@ -170,37 +250,67 @@ const metricsOf = (messages: TrainingMessage[]) => messages.flatMap((m) => (m.ty
 test('an epoch metric is released with the checkpoint at its last step, the last one with the result', async () => {
   const { output, messages } = await runJob(uuidv7(), 10, fakeTrainer().create, undefined, noisy([4, 8, 10]));
   assert.equal(output.outcome, 'succeeded');
-  assert.deepEqual(messages.filter((m) => m.type === 'checkpoint').map((m) => m.step), [3, 4, 7, 8], 'every 3 steps since the last, and at each epoch end');
+  assert.deepEqual(
+    messages.filter((m) => m.type === 'checkpoint').map((m) => m.step),
+    [3, 4, 7, 8],
+    'every 3 steps since the last, and at each epoch end',
+  );
   const released = [...metricsOf(messages), (output as { metric: TrainingMetric }).metric];
-  assert.deepEqual(released.map(({ epoch, step, steps }) => ({ epoch, step, steps })), [
-    { epoch: 1, step: 4, steps: 4 },
-    { epoch: 2, step: 8, steps: 4 },
-    { epoch: 3, step: 10, steps: 2 },
-  ]);
+  assert.deepEqual(
+    released.map(({ epoch, step, steps }) => ({ epoch, step, steps })),
+    [
+      { epoch: 1, step: 4, steps: 4 },
+      { epoch: 2, step: 8, steps: 4 },
+      { epoch: 3, step: 10, steps: 2 },
+    ],
+  );
   // σ_m·L·√k / (k·q·N): 3·2·2/(4·4) for the 4-step epochs, 3·2·√2/(2·4) for the last.
-  assert.deepEqual(released.map((m) => m.noiseStd), [0.75, 0.75, (3 * 2 * Math.SQRT2) / 8]);
+  assert.deepEqual(
+    released.map((m) => m.noiseStd),
+    [0.75, 0.75, (3 * 2 * Math.SQRT2) / 8],
+  );
   const exact = [1 + 2 + 3 + 4, 5 + 6 + 7 + 8, 9 + 10].map((sum, i) => sum / (released[i]!.steps * 4));
-  assert.ok(released.every((m, i) => m.meanLoss !== exact[i]), 'the released means carry noise');
+  assert.ok(
+    released.every((m, i) => m.meanLoss !== exact[i]),
+    'the released means carry noise',
+  );
 });
 
 test('a job resumed mid-epoch finishes that epoch over all its steps: the sums travel in the sealed checkpoint', async () => {
   const jobId = uuidv7();
   let control: Int32Array | undefined;
   const spec: MetricsSpec = { kind: 'exact', epochEnds: [4, 8, 10] };
-  const first = await runJob(jobId, 10, fakeTrainer({ onStep: (s) => s === 6 && Atomics.store(control!, 0, Control.STOP) }).create, (c) => (control = c), spec);
+  const first = await runJob(
+    jobId,
+    10,
+    fakeTrainer({ onStep: (s) => s === 6 && Atomics.store(control!, 0, Control.STOP) }).create,
+    (c) => (control = c),
+    spec,
+  );
   assert.equal(first.output.outcome, 'stopped');
-  assert.deepEqual(metricsOf(first.messages).map((m) => m.epoch), [1]);
+  assert.deepEqual(
+    metricsOf(first.messages).map((m) => m.epoch),
+    [1],
+  );
   const saved = parseCheckpoint(await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' }));
   assert.deepEqual(saved.header.epoch, { steps: 2, lossSum: 2, samples: 8 }, 'steps 5 and 6');
   assert.deepEqual(saved.header.metrics, metricsOf(first.messages), 'the released metrics travel with it');
 
   const second = await runJob(jobId, 10, fakeTrainer().create, undefined, spec);
-  assert.deepEqual(second.messages[0], { type: 'started', step: 6, resumedFrom: 6, metrics: metricsOf(first.messages) }, 'handed back to the event loop');
+  assert.deepEqual(
+    second.messages[0],
+    { type: 'started', step: 6, resumedFrom: 6, metrics: metricsOf(first.messages) },
+    'handed back to the event loop',
+  );
   const released = [...metricsOf(second.messages), (second.output as { metric: TrainingMetric }).metric];
-  assert.deepEqual(released, [
-    { epoch: 2, step: 8, steps: 4, meanLoss: 0.25, noiseStd: 0 },
-    { epoch: 3, step: 10, steps: 2, meanLoss: 0.25, noiseStd: 0 },
-  ], 'epoch 1 is not computed again; epoch 2 covers steps 5–8');
+  assert.deepEqual(
+    released,
+    [
+      { epoch: 2, step: 8, steps: 4, meanLoss: 0.25, noiseStd: 0 },
+      { epoch: 3, step: 10, steps: 2, meanLoss: 0.25, noiseStd: 0 },
+    ],
+    'epoch 1 is not computed again; epoch 2 covers steps 5–8',
+  );
 });
 
 test('a noisy spec refuses a trainer that reports no clamped loss sum rather than release an unclamped one', async () => {
@@ -212,22 +322,29 @@ test('a noisy spec refuses a trainer that reports no clamped loss sum rather tha
 });
 
 test('progress messages carry the step and the step rate only: the same messages whatever batch sizes Poisson sampling realised', async () => {
-  const withSizes = (sizes: number[]): CreateTrainer => (...args) => {
-    const inner = fakeTrainer().create(...args);
-    return {
-      ...inner,
-      step: () => {
-        const result = inner.step();
-        return { ...result, samples: sizes[(result.step - 1) % sizes.length]! };
-      },
+  const withSizes =
+    (sizes: number[]): CreateTrainer =>
+    (...args) => {
+      const inner = fakeTrainer().create(...args);
+      return {
+        ...inner,
+        step: () => {
+          const result = inner.step();
+          return { ...result, samples: sizes[(result.step - 1) % sizes.length]! };
+        },
+      };
     };
-  };
   const runs = [await runJob(uuidv7(), 12, withSizes([4])), await runJob(uuidv7(), 12, withSizes([0, 40, 1, 17, 0, 3]))];
-  const withoutRate = (messages: TrainingMessage[]) => messages.map((m) => (m.type === 'progress' ? { ...m, stepsPerSec: typeof m.stepsPerSec } : m));
+  const withoutRate = (messages: TrainingMessage[]) =>
+    messages.map((m) => (m.type === 'progress' ? { ...m, stepsPerSec: typeof m.stepsPerSec } : m));
   for (const { output, messages } of runs) {
     assert.equal(output.outcome, 'succeeded');
     const progress = messages.filter((m) => m.type === 'progress');
-    assert.deepEqual(progress.map((m) => m.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'with progressIntervalMs 0, after every step');
+    assert.deepEqual(
+      progress.map((m) => m.step),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+      'with progressIntervalMs 0, after every step',
+    );
     for (const m of progress) assert.deepEqual(Object.keys(m).sort(), ['step', 'stepsPerSec', 'type']);
     assert.deepEqual(Object.keys(output).sort(), ['dropped', 'metric', 'model', 'outcome', 'steps', 'stepsPerSec']);
   }
@@ -241,14 +358,28 @@ test('dropped samples are counted per dataset and reason, and the counts survive
   // Every step drops index 1 (a) for an exception and 6 (b) for a NaN loss; step 2 also 3 (b) for a NaN gradient.
   const drops = (step: number) => ({ exception: [1], nonFiniteLoss: [6], nonFiniteGradient: step === 2 ? [3] : [] });
   let control: Int32Array | undefined;
-  const first = await runJob(jobId, 6, fakeTrainer({ drops, onStep: (s) => s === 4 && Atomics.store(control!, 0, Control.STOP) }).create, (c) => (control = c), null, [a, b]);
+  const first = await runJob(
+    jobId,
+    6,
+    fakeTrainer({ drops, onStep: (s) => s === 4 && Atomics.store(control!, 0, Control.STOP) }).create,
+    (c) => (control = c),
+    null,
+    [a, b],
+  );
   assert.equal(first.output.outcome, 'stopped');
   assert.deepEqual(first.output.dropped, {
     [a.id]: { exception: 4, nonFiniteLoss: 0, nonFiniteGradient: 0 },
     [b.id]: { exception: 0, nonFiniteLoss: 4, nonFiniteGradient: 1 },
   });
-  assert.deepEqual(parseCheckpoint(await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' })).header.dropped, first.output.dropped, 'sealed with the checkpoint');
-  assert.ok(!first.messages.some((m) => JSON.stringify(m).includes('dropped')), 'no message to the event loop carries them before the outcome');
+  assert.deepEqual(
+    parseCheckpoint(await readBlob(blobs, { artifactId: jobId, kind: 'checkpoint' })).header.dropped,
+    first.output.dropped,
+    'sealed with the checkpoint',
+  );
+  assert.ok(
+    !first.messages.some((m) => JSON.stringify(m).includes('dropped')),
+    'no message to the event loop carries them before the outcome',
+  );
 
   const second = await runJob(jobId, 6, fakeTrainer({ drops }).create, undefined, null, [a, b]);
   assert.equal(second.output.outcome, 'succeeded');

@@ -13,17 +13,28 @@ namespace {
 
 std::string TypedArrayName(napi_typedarray_type type) {
   switch (type) {
-    case napi_int8_array: return "Int8Array";
-    case napi_uint8_array: return "Uint8Array";
-    case napi_uint8_clamped_array: return "Uint8ClampedArray";
-    case napi_int16_array: return "Int16Array";
-    case napi_uint16_array: return "Uint16Array";
-    case napi_int32_array: return "Int32Array";
-    case napi_uint32_array: return "Uint32Array";
-    case napi_float32_array: return "Float32Array";
-    case napi_float64_array: return "Float64Array";
-    case napi_bigint64_array: return "BigInt64Array";
-    case napi_biguint64_array: return "BigUint64Array";
+    case napi_int8_array:
+      return "Int8Array";
+    case napi_uint8_array:
+      return "Uint8Array";
+    case napi_uint8_clamped_array:
+      return "Uint8ClampedArray";
+    case napi_int16_array:
+      return "Int16Array";
+    case napi_uint16_array:
+      return "Uint16Array";
+    case napi_int32_array:
+      return "Int32Array";
+    case napi_uint32_array:
+      return "Uint32Array";
+    case napi_float32_array:
+      return "Float32Array";
+    case napi_float64_array:
+      return "Float64Array";
+    case napi_bigint64_array:
+      return "BigInt64Array";
+    case napi_biguint64_array:
+      return "BigUint64Array";
   }
   return "TypedArray";
 }
@@ -36,16 +47,26 @@ bool IsPlainObject(const Napi::Value& value) {
 
 std::string TypeName(const Napi::Value& value) {
   switch (value.Type()) {
-    case napi_undefined: return "undefined";
-    case napi_null: return "null";
-    case napi_boolean: return "boolean";
-    case napi_number: return "number";
-    case napi_string: return "string";
-    case napi_symbol: return "symbol";
-    case napi_bigint: return "bigint";
-    case napi_function: return "function";
-    case napi_external: return "external";
-    case napi_object: break;
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
+    case napi_boolean:
+      return "boolean";
+    case napi_number:
+      return "number";
+    case napi_string:
+      return "string";
+    case napi_symbol:
+      return "symbol";
+    case napi_bigint:
+      return "bigint";
+    case napi_function:
+      return "function";
+    case napi_external:
+      return "external";
+    case napi_object:
+      break;
   }
   if (value.IsArray()) return "array";
   if (value.IsTypedArray()) return TypedArrayName(value.As<Napi::TypedArray>().TypedArrayType());
@@ -55,7 +76,8 @@ std::string TypeName(const Napi::Value& value) {
 }
 
 void Reject(const std::string& expected, const std::string& name, const std::string& received) {
-  throw core::Error(core::ErrorCode::kInvalidArgument, "Expected " + expected + " for " + name + " but received " + received);
+  throw core::Error(core::ErrorCode::kInvalidArgument,
+                    "Expected " + expected + " for " + name + " but received " + received);
 }
 
 Napi::Value Argument(const Napi::CallbackInfo& info, size_t index) {
@@ -164,7 +186,8 @@ core::dp::HostTensor ReadTensor(const Napi::Value& value, const std::string& nam
 std::vector<core::dp::HostTensor> ReadTensors(const Napi::Value& value, const std::string& name) {
   const Napi::Array array = ReadArray(value, name);
   std::vector<core::dp::HostTensor> tensors;
-  for (uint32_t i = 0; i < array.Length(); ++i) tensors.push_back(ReadTensor(array.Get(i), name + "." + std::to_string(i)));
+  for (uint32_t i = 0; i < array.Length(); ++i)
+    tensors.push_back(ReadTensor(array.Get(i), name + "." + std::to_string(i)));
   return tensors;
 }
 

@@ -58,8 +58,12 @@ class ObjectArgument {
   double Number(const char* key) const { return ReadNumber(Get(key), NameOf(key)); }
   double Number(const char* key, double fallback) const { return Has(key) ? Number(key) : fallback; }
   std::optional<double> OptionalNumber(const char* key) const;
-  int64_t Integer(const char* key, int64_t min, int64_t max) const { return ReadInteger(Get(key), NameOf(key), min, max); }
-  bool Boolean(const char* key, bool fallback) const { return Has(key) ? ReadBoolean(Get(key), NameOf(key)) : fallback; }
+  int64_t Integer(const char* key, int64_t min, int64_t max) const {
+    return ReadInteger(Get(key), NameOf(key), min, max);
+  }
+  bool Boolean(const char* key, bool fallback) const {
+    return Has(key) ? ReadBoolean(Get(key), NameOf(key)) : fallback;
+  }
   std::string String(const char* key) const { return ReadString(Get(key), NameOf(key)); }
   std::string Choice(const char* key, const std::vector<std::string>& choices) const {
     return ReadChoice(Get(key), NameOf(key), choices);

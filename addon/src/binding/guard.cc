@@ -25,9 +25,12 @@ struct Failure {
 
 const char* CodeName(core::ErrorCode code) {
   switch (code) {
-    case core::ErrorCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case core::ErrorCode::kModelLoadFailed: return "MODEL_LOAD_FAILED";
-    case core::ErrorCode::kNonFinite: return "NON_FINITE";
+    case core::ErrorCode::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case core::ErrorCode::kModelLoadFailed:
+      return "MODEL_LOAD_FAILED";
+    case core::ErrorCode::kNonFinite:
+      return "NON_FINITE";
   }
   return "NATIVE_ERROR";
 }

@@ -18,8 +18,7 @@ Napi::Array Strings(Napi::Env env, const std::vector<std::string>& values) {
   return array;
 }
 
-Napi::Array Tensors(Napi::Env env, const std::vector<core::TensorInfo>& tensors,
-                    bool with_requires_grad) {
+Napi::Array Tensors(Napi::Env env, const std::vector<core::TensorInfo>& tensors, bool with_requires_grad) {
   Napi::Array array = Napi::Array::New(env, tensors.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     const core::TensorInfo& tensor = tensors[i];

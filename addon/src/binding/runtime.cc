@@ -1,7 +1,7 @@
 // version() and setThreads(): libtorch runtime facts and per-thread settings as plain JS values.
+#include "core/runtime.h"
 #include "binding/args.h"
 #include "binding/exports.h"
-#include "core/runtime.h"
 
 namespace bastion::binding {
 

@@ -49,7 +49,8 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
 
 Trainer::~Trainer() = default;
 
-core::dp::HostTensor Trainer::ReadTensor(const Napi::Value& value, const std::string& name, std::vector<Borrowed>& borrowed) {
+core::dp::HostTensor Trainer::ReadTensor(const Napi::Value& value, const std::string& name,
+                                         std::vector<Borrowed>& borrowed) {
   Napi::TypedArray view;
   core::dp::HostTensor tensor = binding::ReadTensor(value, name, &view);
   if (!tensor.owner) borrowed.push_back({name, Napi::Persistent(view), tensor.data, tensor.byte_length});
@@ -95,7 +96,8 @@ core::dp::TrainerConfig Trainer::ReadConfig(const Napi::Value& value) {
     out.optimizer.eps = optimizer.Number("eps", 1e-8);
   }
 
-  out.max_physical_batch_size = config.Has("maxPhysicalBatchSize") ? config.Integer("maxPhysicalBatchSize", 1, kMaxSafeInteger) : 0;
+  out.max_physical_batch_size =
+      config.Has("maxPhysicalBatchSize") ? config.Integer("maxPhysicalBatchSize", 1, kMaxSafeInteger) : 0;
   out.fail_fast = config.Boolean("failFast", false);
   if (const std::optional<double> bound = config.OptionalNumber("lossBound")) {
     if (!(*bound > 0)) Reject("number > 0", config.NameOf("lossBound"), core::NumberText(*bound));
@@ -106,8 +108,10 @@ core::dp::TrainerConfig Trainer::ReadConfig(const Napi::Value& value) {
     out.noise_multiplier = config.Number("noiseMultiplier");
     const bool has_flat = config.Has("maxGradNorm");
     if (has_flat == config.Has("perLayer")) {
-      core::Refuse("Expected exactly one of config.maxGradNorm (flat clipping) and config.perLayer (per-layer clipping) for a "
-                   "private trainer but received " + std::string(has_flat ? "both" : "neither"));
+      core::Refuse(
+          "Expected exactly one of config.maxGradNorm (flat clipping) and config.perLayer (per-layer clipping) for a "
+          "private trainer but received " +
+          std::string(has_flat ? "both" : "neither"));
     }
     if (has_flat) {
       out.max_grad_norm = config.Number("maxGradNorm");
@@ -119,7 +123,8 @@ core::dp::TrainerConfig Trainer::ReadConfig(const Napi::Value& value) {
         bound.max_grad_norm = group.Number("maxGradNorm");
         const Napi::Array names = group.Array("parameters");
         for (uint32_t i = 0; i < names.Length(); ++i) {
-          bound.parameters.push_back(ReadString(names.Get(i), group.NameOf("parameters") + "[" + std::to_string(i) + "]"));
+          bound.parameters.push_back(
+              ReadString(names.Get(i), group.NameOf("parameters") + "[" + std::to_string(i) + "]"));
         }
         out.per_layer.push_back(std::move(bound));
       }
@@ -136,7 +141,8 @@ void Trainer::CheckBorrowed(const std::vector<Borrowed>& borrowed) {
   for (const Borrowed& entry : borrowed) {
     const View view = ViewOf(Env(), entry.array.Value());
     if (view.data != entry.data || view.byte_length != entry.byte_length) {
-      core::Refuse("The buffer of " + std::string(training ? "training " : "") + "tensor '" + entry.name + "' was detached or resized " +
+      core::Refuse("The buffer of " + std::string(training ? "training " : "") + "tensor '" + entry.name +
+                   "' was detached or resized " +
                    (training ? "after it was handed to the trainer" : "while the call read its arguments") +
                    " (transferred to another thread, or a resizable ArrayBuffer changed)" +
                    (training ? "; create a new trainer from fresh buffers" : ""));
@@ -184,7 +190,8 @@ Napi::Value Trainer::Evaluate(const Napi::CallbackInfo& info) {
     Napi::Object result = Napi::Object::New(info.Env());
     result.Set("samples", static_cast<double>(evaluation.samples));
     result.Set("meanLoss", evaluation.mean_loss);
-    result.Set("accuracy", evaluation.accuracy ? Napi::Value(Napi::Number::New(info.Env(), *evaluation.accuracy)) : info.Env().Null());
+    result.Set("accuracy", evaluation.accuracy ? Napi::Value(Napi::Number::New(info.Env(), *evaluation.accuracy))
+                                               : info.Env().Null());
     result.Set("failed", static_cast<double>(evaluation.failed));
     return result;
   });

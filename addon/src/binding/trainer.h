@@ -42,7 +42,8 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
 
   // Tensors are borrowed (binding/args.h's ReadTensor), their views added to `borrowed`: borrowed_ for
   // the training data, a list of the call's own for the data of one call.
-  static core::dp::HostTensor ReadTensor(const Napi::Value& value, const std::string& name, std::vector<Borrowed>& borrowed);
+  static core::dp::HostTensor ReadTensor(const Napi::Value& value, const std::string& name,
+                                         std::vector<Borrowed>& borrowed);
   static core::dp::HostData ReadData(const Napi::Value& value, std::vector<Borrowed>& borrowed);
   static core::dp::TrainerConfig ReadConfig(const Napi::Value& value);
   // Throws when a borrowed buffer no longer is where it was read (before core reads it).

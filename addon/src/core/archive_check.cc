@@ -64,8 +64,7 @@ void CheckClass(const torch::jit::ClassDef& class_def) {
     const std::string& name = torch::jit::Var(target).name().name();
     if (IsModuleMetadata(name) || !assign.rhs().present()) continue;
     if (!assign.type().present() || assign.type().get().kind() != torch::jit::TK_SUBSCRIPT) {
-      throw ErrorReport(assign.range())
-          << "Class constant '" << name << "' needs a Final[...] type annotation";
+      throw ErrorReport(assign.range()) << "Class constant '" << name << "' needs a Final[...] type annotation";
     }
   }
 }
@@ -207,18 +206,53 @@ void CheckPickle(const std::string& record, std::string_view pickle) {
     switch (opcode) {
       case '.':  // STOP
         return;
-      case '(': case '0': case '1': case '2': case 'N': case 'Q': case 'R': case 'a': case 'b':
-      case 'd': case '}': case 'e': case 'l': case ']': case 'o': case 's': case 't': case ')':
-      case 'u': case 0x81: case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f:
-      case 0x90: case 0x91: case 0x92: case 0x93: case 0x97: case 0x98:
-        break;  // no argument
+      case '(':
+      case '0':
+      case '1':
+      case '2':
+      case 'N':
+      case 'Q':
+      case 'R':
+      case 'a':
+      case 'b':
+      case 'd':
+      case '}':
+      case 'e':
+      case 'l':
+      case ']':
+      case 'o':
+      case 's':
+      case 't':
+      case ')':
+      case 'u':
+      case 0x81:
+      case 0x85:
+      case 0x86:
+      case 0x87:
+      case 0x88:
+      case 0x89:
+      case 0x8f:
+      case 0x90:
+      case 0x91:
+      case 0x92:
+      case 0x93:
+      case 0x97:
+      case 0x98:
+        break;    // no argument
       case 0x94:  // MEMOIZE
         ++memo_size;
         break;
-      case 'F': case 'I': case 'L': case 'P': case 'S': case 'V': case 'g':
+      case 'F':
+      case 'I':
+      case 'L':
+      case 'P':
+      case 'S':
+      case 'V':
+      case 'g':
         skip_line(at);
         break;
-      case 'c': case 'i':  // GLOBAL, INST: module and name lines
+      case 'c':
+      case 'i':  // GLOBAL, INST: module and name lines
         skip_line(at);
         skip_line(at);
         break;
@@ -240,25 +274,40 @@ void CheckPickle(const std::string& record, std::string_view pickle) {
       case 'r':  // LONG_BINPUT
         memo_put(at, take(at, 4));
         break;
-      case 'h': case 'K': case 0x80: case 0x82:
+      case 'h':
+      case 'K':
+      case 0x80:
+      case 0x82:
         take(at, 1);
         break;
-      case 'M': case 0x83:
+      case 'M':
+      case 0x83:
         take(at, 2);
         break;
-      case 'j': case 'J': case 0x84:
+      case 'j':
+      case 'J':
+      case 0x84:
         take(at, 4);
         break;
-      case 'G': case 0x95:  // BINFLOAT; FRAME (its opcodes follow inline)
+      case 'G':
+      case 0x95:  // BINFLOAT; FRAME (its opcodes follow inline)
         take(at, 8);
         break;
-      case 'U': case 'C': case 0x8a: case 0x8c:  // 1-byte length, then data
+      case 'U':
+      case 'C':
+      case 0x8a:
+      case 0x8c:  // 1-byte length, then data
         skip(at, take(at, 1));
         break;
-      case 'T': case 'X': case 'B': case 0x8b:  // 4-byte length, then data
+      case 'T':
+      case 'X':
+      case 'B':
+      case 0x8b:  // 4-byte length, then data
         skip(at, take(at, 4));
         break;
-      case 0x8d: case 0x8e: case 0x96:  // 8-byte length, then data
+      case 0x8d:
+      case 0x8e:
+      case 0x96:  // 8-byte length, then data
         skip(at, take(at, 8));
         break;
       default:

@@ -18,8 +18,7 @@ enum class ErrorCode {
 // May carry a nested exception (std::throw_with_nested) whose first line the guard appends.
 class Error : public std::runtime_error {
  public:
-  Error(ErrorCode code, const std::string& message)
-      : std::runtime_error(message), code_(code) {}
+  Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
 
   ErrorCode code() const noexcept { return code_; }
 

@@ -30,11 +30,21 @@ void AppendString(std::string& out, const std::string& text) {
   out += '"';
   for (const unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char escaped[8];
@@ -83,7 +93,8 @@ void AppendIValue(std::string& out, const c10::IValue& value, int depth = 0) {
     // The values of small constants (traced shape arithmetic bakes sizes and head counts into
     // 0-dim tensors); the model's own values, never a dataset's.
     if (tensor.defined() && tensor.layout() == c10::kStrided && tensor.numel() <= kMaxConstantValues &&
-        (c10::isIntegralType(tensor.scalar_type(), /*includeBool=*/false) || c10::isFloatingType(tensor.scalar_type()))) {
+        (c10::isIntegralType(tensor.scalar_type(), /*includeBool=*/false) ||
+         c10::isFloatingType(tensor.scalar_type()))) {
       const at::Tensor flat = tensor.detach().to(at::kDouble).contiguous().reshape({-1});
       const double* values = flat.data_ptr<double>();
       out += ",\"values\":[";

@@ -78,9 +78,8 @@ void CheckStorageBuffer(const std::string& name, const c10::Storage& storage) {
                             ? malloc_usable_size(data.get())
                             : storage.nbytes();  // not ours to measure
   if (buffer < storage.nbytes()) {
-    RefuseTensor(name, "has a storage of " + std::to_string(storage.nbytes()) +
-                           " bytes but the archive holds only " + std::to_string(buffer) +
-                           " bytes of data for it");
+    RefuseTensor(name, "has a storage of " + std::to_string(storage.nbytes()) + " bytes but the archive holds only " +
+                           std::to_string(buffer) + " bytes of data for it");
   }
 }
 
@@ -103,10 +102,9 @@ void CheckTensorBounds(const std::string& name, const at::Tensor& tensor) {
   }
   const auto item = static_cast<int64_t>(tensor.dtype().itemsize());
   int64_t needed = 0;
-  if (__builtin_mul_overflow(last + 1, item, &needed) ||
-      static_cast<uint64_t>(needed) > tensor.storage().nbytes()) {
-    RefuseTensor(name, "addresses more bytes than its storage holds (" + std::to_string(needed) +
-                           " > " + std::to_string(tensor.storage().nbytes()) + ")");
+  if (__builtin_mul_overflow(last + 1, item, &needed) || static_cast<uint64_t>(needed) > tensor.storage().nbytes()) {
+    RefuseTensor(name, "addresses more bytes than its storage holds (" + std::to_string(needed) + " > " +
+                           std::to_string(tensor.storage().nbytes()) + ")");
   }
 }
 
@@ -116,9 +114,7 @@ void CheckTensorBounds(const std::string& name, const at::Tensor& tensor) {
 void CheckModuleTensors(const torch::jit::Module& module) {
   std::vector<std::pair<c10::IValue, std::string>> pending{{module._ivalue(), ""}};
   std::unordered_set<const void*> seen;
-  auto join = [](const std::string& path, const std::string& name) {
-    return path.empty() ? name : path + "." + name;
-  };
+  auto join = [](const std::string& path, const std::string& name) { return path.empty() ? name : path + "." + name; };
   while (!pending.empty()) {
     auto [value, path] = std::move(pending.back());
     pending.pop_back();
@@ -140,7 +136,8 @@ void CheckModuleTensors(const torch::jit::Module& module) {
       for (size_t i = 0; i < list.size(); ++i) pending.emplace_back(list[i], path + "[" + std::to_string(i) + "]");
     } else if (value.isTuple()) {
       const auto& elements = value.toTupleRef().elements();
-      for (size_t i = 0; i < elements.size(); ++i) pending.emplace_back(elements[i], path + "[" + std::to_string(i) + "]");
+      for (size_t i = 0; i < elements.size(); ++i)
+        pending.emplace_back(elements[i], path + "[" + std::to_string(i) + "]");
     } else if (value.isGenericDict()) {
       for (const auto& entry : value.toGenericDict()) {
         pending.emplace_back(entry.key(), path + "{key}");
@@ -215,7 +212,7 @@ bool UsesBatchStatistics(const Node& node) {
   const auto kind = node.kind();
   const bool batch_norm = kind == kBatchNorm || kind == kBatchNormImpl || kind == kNativeBatchNorm;
   if (!batch_norm && kind != kInstanceNorm) return false;
-  if (node.inputs().size() <= kTraining) return true;  // not the schema we know: assume the worst
+  if (node.inputs().size() <= kTraining) return true;                    // not the schema we know: assume the worst
   if (!batch_norm && IsNone(node.inputs()[kRunningMean])) return false;  // no running statistics
   return !IsConstantFalse(node.inputs()[kTraining]);
 }
@@ -332,8 +329,7 @@ class StateValues {
     const torch::jit::Operator* op = node.maybeOperator();
     if (op == nullptr || node.maybeSchema() == nullptr) return false;
     const auto kind = op->aliasAnalysisKind();
-    return kind == c10::AliasAnalysisKind::FROM_SCHEMA ||
-           kind == c10::AliasAnalysisKind::PURE_FUNCTION;
+    return kind == c10::AliasAnalysisKind::FROM_SCHEMA || kind == c10::AliasAnalysisKind::PURE_FUNCTION;
   }
 
   void Visit(const Node& node) {
@@ -379,8 +375,8 @@ class StateValues {
     const auto& returns = schema.returns();
     // The first argument that is state and that the schema lets output i alias.
     auto aliased_state = [&](size_t output) -> const Value* {
-      const auto returned = output < returns.size() ? AliasSets(returns[output].alias_info())
-                                                    : std::unordered_set<c10::Symbol>{};
+      const auto returned =
+          output < returns.size() ? AliasSets(returns[output].alias_info()) : std::unordered_set<c10::Symbol>{};
       const bool unknown = output >= returns.size();  // varret
       for (size_t i = 0; i < node.inputs().size(); ++i) {
         if (!Contains(node.inputs()[i])) continue;
@@ -447,8 +443,7 @@ ForwardInfo DescribeForward(const torch::jit::Module& module, const torch::jit::
     if (top_level) ++use.unconditional;
     if (use.locations.size() < kMaxLocations) {
       std::string location = Location(node);
-      if (!location.empty() &&
-          std::find(use.locations.begin(), use.locations.end(), location) == use.locations.end()) {
+      if (!location.empty() && std::find(use.locations.begin(), use.locations.end(), location) == use.locations.end()) {
         use.locations.push_back(std::move(location));
       }
     }
@@ -524,8 +519,7 @@ std::vector<TensorData> ExtractTensors(std::string bytes, int64_t max_bytes) {
     if (__builtin_mul_overflow(tensor.numel(), static_cast<int64_t>(tensor.dtype().itemsize()), &size) ||
         __builtin_add_overflow(total, size, &total) || total > max_bytes) {
       throw Error(ErrorCode::kModelLoadFailed,
-                  "The archive's tensors hold more than the limit of " + std::to_string(max_bytes) +
-                      " bytes");
+                  "The archive's tensors hold more than the limit of " + std::to_string(max_bytes) + " bytes");
     }
   }
 

@@ -19,7 +19,7 @@ struct Node;
 namespace bastion::core {
 
 struct TensorInfo {
-  std::string name;            // qualified, e.g. "0.weight"
+  std::string name;  // qualified, e.g. "0.weight"
   std::vector<int64_t> shape;
   std::string dtype;           // core/dtype.h's name: "F32", "I64", ... (c10::toString outside its list)
   bool requires_grad = false;  // meaningful for parameters only
@@ -45,8 +45,8 @@ struct StateMutation {
 };
 
 struct ForwardInfo {
-  std::vector<OperatorUse> operators;  // every node kind, sorted by kind
-  int64_t inputs = 0;                  // graph inputs excluding self
+  std::vector<OperatorUse> operators;    // every node kind, sorted by kind
+  int64_t inputs = 0;                    // graph inputs excluding self
   std::vector<StateMutation> mutations;  // in graph order
   int64_t tensor_constants = 0;          // tensor-valued prim::Constant nodes
   int64_t tensor_constant_elements = 0;  // their elements in total
@@ -61,10 +61,10 @@ struct ForwardInfo {
 };
 
 struct ModelInfo {
-  std::vector<std::string> methods;     // the module's own methods, sorted
-  std::vector<TensorInfo> parameters;   // named_parameters(recurse=true) order
-  std::vector<TensorInfo> buffers;      // named_buffers(recurse=true) order
-  std::optional<ForwardInfo> forward;   // empty when the module has no forward
+  std::vector<std::string> methods;    // the module's own methods, sorted
+  std::vector<TensorInfo> parameters;  // named_parameters(recurse=true) order
+  std::vector<TensorInfo> buffers;     // named_buffers(recurse=true) order
+  std::optional<ForwardInfo> forward;  // empty when the module has no forward
   bool training = false;
 };
 
@@ -79,10 +79,10 @@ inline constexpr size_t kMaxLocations = 3;
 ModelInfo InspectModel(std::string bytes);
 
 struct TensorData {
-  std::string name;           // qualified, e.g. "samples_0"
-  std::string dtype;          // as TensorInfo::dtype
+  std::string name;   // qualified, e.g. "samples_0"
+  std::string dtype;  // as TensorInfo::dtype
   std::vector<int64_t> shape;
-  std::string bytes;          // the elements, contiguous, row-major, little-endian
+  std::string bytes;  // the elements, contiguous, row-major, little-endian
 };
 
 // Loads the archive like InspectModel and copies out every parameter (named_parameters order), then

@@ -8,10 +8,10 @@
 namespace bastion::core {
 
 struct RuntimeInfo {
-  std::string torch_version;  // TORCH_VERSION, e.g. "1.13.0"
-  bool cxx11_abi = false;     // _GLIBCXX_USE_CXX11_ABI this addon was built with
-  int intra_op_threads = 0;   // at::get_num_threads() as seen by the calling thread
-  int interop_threads = 0;    // at::get_num_interop_threads()
+  std::string torch_version;        // TORCH_VERSION, e.g. "1.13.0"
+  bool cxx11_abi = false;           // _GLIBCXX_USE_CXX11_ABI this addon was built with
+  int intra_op_threads = 0;         // at::get_num_threads() as seen by the calling thread
+  int interop_threads = 0;          // at::get_num_interop_threads()
   std::optional<std::string> blas;  // openblas_get_config(), when OpenBLAS is loaded
   std::string parallel_backend;     // "OpenMP", "native" or "TBB"
 };

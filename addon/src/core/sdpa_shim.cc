@@ -28,14 +28,13 @@ at::Tensor MaskToBias(const at::Tensor& mask, const at::Tensor& query) {
   return at::zeros_like(mask, query.options()).masked_fill(mask.logical_not(), kMinusInfinity);
 }
 
-at::Tensor ScaledDotProductAttention(const at::Tensor& query, const at::Tensor& key,
-                                     const at::Tensor& value,
-                                     const c10::optional<at::Tensor>& attn_mask, double dropout_p,
-                                     bool is_causal, c10::optional<double> scale, bool enable_gqa) {
+at::Tensor ScaledDotProductAttention(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                                     const c10::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,
+                                     c10::optional<double> scale, bool enable_gqa) {
   TORCH_CHECK(query.dim() >= 2 && key.dim() >= 2 && value.dim() >= 2,
               "scaled_dot_product_attention: query, key and value need at least 2 dimensions");
-  TORCH_CHECK(dropout_p >= 0.0 && dropout_p <= 1.0,
-              "scaled_dot_product_attention: dropout_p must be in [0, 1], got ", dropout_p);
+  TORCH_CHECK(dropout_p >= 0.0 && dropout_p <= 1.0, "scaled_dot_product_attention: dropout_p must be in [0, 1], got ",
+              dropout_p);
   const int64_t target_length = query.size(-2);
   const int64_t source_length = key.size(-2);
 
@@ -45,8 +44,8 @@ at::Tensor ScaledDotProductAttention(const at::Tensor& query, const at::Tensor& 
     const int64_t query_heads = query.size(-3);
     const int64_t kv_heads = key.size(-3);
     TORCH_CHECK(kv_heads > 0 && query_heads % kv_heads == 0 && value.size(-3) == kv_heads,
-                "scaled_dot_product_attention: query heads (", query_heads,
-                ") must be a multiple of key/value heads (", kv_heads, ") with enable_gqa");
+                "scaled_dot_product_attention: query heads (", query_heads, ") must be a multiple of key/value heads (",
+                kv_heads, ") with enable_gqa");
     k = k.repeat_interleave(query_heads / kv_heads, -3);
     v = v.repeat_interleave(query_heads / kv_heads, -3);
   }
@@ -56,19 +55,15 @@ at::Tensor ScaledDotProductAttention(const at::Tensor& query, const at::Tensor& 
     TORCH_CHECK(!attn_mask.has_value(),
                 "scaled_dot_product_attention: Explicit attn_mask should not be set when "
                 "is_causal=True");
-    bias = MaskToBias(at::ones({target_length, source_length}, query.options().dtype(at::kBool)).tril(),
-                      query);
+    bias = MaskToBias(at::ones({target_length, source_length}, query.options().dtype(at::kBool)).tril(), query);
   } else if (attn_mask.has_value() && attn_mask->defined()) {
     bias = MaskToBias(*attn_mask, query);
   }
 
   // Like PyTorch 2.x: scale q and k by sqrt(scale) each, which keeps q·k in range for large scales.
-  const double scale_factor = scale.has_value()
-                                  ? *scale
-                                  : 1.0 / std::sqrt(static_cast<double>(query.size(-1)));
+  const double scale_factor = scale.has_value() ? *scale : 1.0 / std::sqrt(static_cast<double>(query.size(-1)));
   const double root = std::sqrt(std::abs(scale_factor));
-  at::Tensor logits =
-      at::matmul(query.mul(scale_factor < 0 ? -root : root), k.transpose(-2, -1).mul(root));
+  at::Tensor logits = at::matmul(query.mul(scale_factor < 0 ? -root : root), k.transpose(-2, -1).mul(root));
 
   at::Tensor weights;
   if (bias.has_value()) {
@@ -93,8 +88,7 @@ TORCH_LIBRARY_FRAGMENT(aten, m) {
   m.def(
       "scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, "
       "float dropout_p=0.0, bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor",
-      torch::dispatch(c10::DispatchKey::CompositeImplicitAutograd,
-                      TORCH_FN(bastion::core::ScaledDotProductAttention)));
+      torch::dispatch(c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(bastion::core::ScaledDotProductAttention)));
 }
 
 #endif  // TORCH_VERSION_MAJOR < 2

@@ -10,21 +10,21 @@
 // out in 64 KiB chunks and keeps the labels in memory (N × 8 bytes for I64, N × 4 for F32), because
 // they follow the features in the file; everything else is bounded by one record (≤ 1 MiB).
 
-import { Readable, pipeline } from 'node:stream';
-import { CsvError, parse, type InfoRecord } from 'csv-parse';
+import { pipeline, Readable } from 'node:stream';
+import { CsvError, type InfoRecord, parse } from 'csv-parse';
 import { BastionError } from '../../errors.js';
+import type { Dtype } from '../../vocabulary.js';
 import {
+  type ByteSink,
   CANONICAL_FORMAT,
   CLASS_INDEX_RULE,
+  classIndexProblem,
+  type DatasetSummary,
+  inputName,
   LABELS_NAME,
   MAX_LABEL_CLASSES,
-  classIndexProblem,
-  inputName,
   quoteToken,
-  type ByteSink,
-  type DatasetSummary,
 } from './canonical.js';
-import type { Dtype } from '../../vocabulary.js';
 import { encodeSafetensorsHeader } from './safetensors.js';
 
 /** Longest record (line) accepted, in characters: guards against a wrong delimiter or a stray quote. */

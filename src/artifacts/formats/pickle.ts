@@ -57,7 +57,10 @@ export interface PicklePersistent {
 
 export class PickleError extends Error {
   override readonly name = 'PickleError';
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(`${message} (at byte ${offset})`);
   }
 }
@@ -167,7 +170,8 @@ export function readPickle(bytes: Uint8Array, limits: Partial<PickleLimits> = {}
     if (data.length > 0 && (data[data.length - 1]! & 0x80) !== 0) value -= 1n << BigInt(8 * data.length);
     return value;
   };
-  const smallest = (value: bigint): number | bigint => (value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value);
+  const smallest = (value: bigint): number | bigint =>
+    value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
 
   while (true) {
     if (++ops > limit.maxOps) fail('too many opcodes');
@@ -374,7 +378,8 @@ export function readPickle(bytes: Uint8Array, limits: Partial<PickleLimits> = {}
         // BUILD
         const state = pop();
         const target = top();
-        if (typeof target !== 'object' || target === null || !('kind' in target) || target.kind !== 'call') fail('BUILD on a value that is not an object', at);
+        if (typeof target !== 'object' || target === null || !('kind' in target) || target.kind !== 'call')
+          fail('BUILD on a value that is not an object', at);
         (target as PickleCall).state.push(state);
         break;
       }
@@ -406,14 +411,22 @@ export function readPickle(bytes: Uint8Array, limits: Partial<PickleLimits> = {}
     return value as PickleDict;
   }
   function tupleItems(value: PickleValue, at: number): PickleValue[] {
-    if (typeof value !== 'object' || value === null || !('kind' in value) || value.kind !== 'tuple') fail('call arguments are not a tuple', at);
+    if (typeof value !== 'object' || value === null || !('kind' in value) || value.kind !== 'tuple')
+      fail('call arguments are not a tuple', at);
     return (value as PickleTuple).items;
   }
 }
 
 /** True when `value` is the global `module.name`. */
 export function isGlobal(value: PickleValue, module: string, name: string): boolean {
-  return typeof value === 'object' && value !== null && 'kind' in value && value.kind === 'global' && value.module === module && value.name === name;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'kind' in value &&
+    value.kind === 'global' &&
+    value.module === module &&
+    value.name === name
+  );
 }
 
 /** Visits every node of a value tree once (shared nodes from the memo are visited once). */

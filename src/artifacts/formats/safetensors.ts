@@ -8,20 +8,20 @@
 // of an element split across two chunks, whatever the file's size.
 
 import { BastionError } from '../../errors.js';
+import { DTYPES, type Dtype, dtypeSizeBytes } from '../../vocabulary.js';
 import {
+  type ByteSink,
   CANONICAL_FORMAT,
   CLASS_INDEX_RULE,
+  classIndexProblem,
+  type DatasetSummary,
+  inputName,
   LABELS_NAME,
   MAX_LABEL_CLASSES,
-  classIndexProblem,
-  inputName,
   quoteToken,
-  type ByteSink,
-  type DatasetSummary,
   type TensorLocation,
   type TensorSummary,
 } from './canonical.js';
-import { DTYPES, dtypeSizeBytes, type Dtype } from '../../vocabulary.js';
 
 export type { ByteSink } from './canonical.js';
 
@@ -89,7 +89,9 @@ function elementCount(shape: readonly number[]): number | null {
  */
 export function safetensorsHeaderLength(prefix: Uint8Array, fileSizeBytes: number | null): number {
   if ((fileSizeBytes !== null && fileSizeBytes < 8) || prefix.length < 8) {
-    refuse(`the file has ${Math.min(fileSizeBytes ?? prefix.length, prefix.length)} bytes, fewer than the 8 of a safetensors header length`);
+    refuse(
+      `the file has ${Math.min(fileSizeBytes ?? prefix.length, prefix.length)} bytes, fewer than the 8 of a safetensors header length`,
+    );
   }
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const length = view.getBigUint64(0, true);
@@ -129,7 +131,9 @@ function parseTensorEntry(name: string, value: unknown, dataSizeBytes: number): 
   if (expectedBytes === null || !Number.isSafeInteger(expectedBytes)) refuse(`${label}: shape [${shape.join(', ')}] is too large`);
   if (end < begin) refuse(`${label}: data_offsets [${begin}, ${end}] end before they begin`);
   if (end - begin !== expectedBytes) {
-    refuse(`${label}: shape [${shape.join(', ')}] of ${typed} needs ${expectedBytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+    refuse(
+      `${label}: shape [${shape.join(', ')}] of ${typed} needs ${expectedBytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+    );
   }
   if (end > dataSizeBytes) refuse(`${label}: data_offsets [${begin}, ${end}] run past the ${dataSizeBytes}-byte data section`);
   return { name, dtype: typed, shape: [...shape], dataOffsets: [begin, end] };
@@ -143,10 +147,14 @@ function checkTiling(tensors: readonly SafetensorsTensorInfo[], dataSizeBytes: n
   for (const tensor of sorted) {
     const [begin] = tensor.dataOffsets;
     if (begin < cursor) {
-      refuse(`tensor ${nameToken(tensor.name)} at data offset ${begin} overlaps tensor ${nameToken(previous!.name)}, which ends at ${cursor}`);
+      refuse(
+        `tensor ${nameToken(tensor.name)} at data offset ${begin} overlaps tensor ${nameToken(previous!.name)}, which ends at ${cursor}`,
+      );
     }
     if (begin > cursor) {
-      refuse(`tensor ${nameToken(tensor.name)} begins at data offset ${begin}, leaving a gap of ${begin - cursor} bytes after offset ${cursor}`);
+      refuse(
+        `tensor ${nameToken(tensor.name)} begins at data offset ${begin}, leaving a gap of ${begin - cursor} bytes after offset ${cursor}`,
+      );
     }
     cursor = tensor.dataOffsets[1];
     previous = tensor;
@@ -268,7 +276,9 @@ export function encodeSafetensors(tensors: readonly SafetensorsTensor[], metadat
   for (const t of tensors) {
     const expected = elementCount(t.shape)! * dtypeSizeBytes[t.dtype];
     if (t.data.length !== expected) {
-      throw new RangeError(`tensor ${nameToken(t.name)}: shape [${t.shape.join(', ')}] of ${t.dtype} needs ${expected} bytes, got ${t.data.length}`);
+      throw new RangeError(
+        `tensor ${nameToken(t.name)}: shape [${t.shape.join(', ')}] of ${t.dtype} needs ${expected} bytes, got ${t.data.length}`,
+      );
     }
   }
   return Buffer.concat([header, ...tensors.map((t) => t.data)]);
@@ -581,7 +591,8 @@ export async function convertSafetensors(
   options: { sizeBytes: number | null },
 ): Promise<SafetensorsConversion> {
   const { sizeBytes } = options;
-  if (sizeBytes !== null && (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0)) throw new RangeError(`sizeBytes must be a non-negative integer, got ${sizeBytes}`);
+  if (sizeBytes !== null && (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0))
+    throw new RangeError(`sizeBytes must be a non-negative integer, got ${sizeBytes}`);
   const iterator = source[Symbol.asyncIterator]();
   try {
     return await convertFrom(iterator, sink, sizeBytes);
@@ -591,7 +602,11 @@ export async function convertSafetensors(
   }
 }
 
-async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink | null, sizeBytes: number | null): Promise<SafetensorsConversion> {
+async function convertFrom(
+  iterator: AsyncIterator<Uint8Array>,
+  sink: ByteSink | null,
+  sizeBytes: number | null,
+): Promise<SafetensorsConversion> {
   const buffered: Uint8Array[] = [];
   if (!(await fill(iterator, buffered, Math.min(8, sizeBytes ?? 8)))) {
     refuse(`the file ends after ${Buffer.concat(buffered).length} bytes, before its safetensors header length`);
@@ -702,7 +717,11 @@ async function convertFrom(iterator: AsyncIterator<Uint8Array>, sink: ByteSink |
     if (Number.isNaN(value)) refuse('tensor "privacy_limit" holds NaN');
     extras.privacyLimit = value;
   }
-  const summaryOf = (t: SafetensorsTensorInfo): TensorSummary => ({ name: canonicalNames.get(t.name)!, dtype: t.dtype, shape: [...t.shape] });
+  const summaryOf = (t: SafetensorsTensorInfo): TensorSummary => ({
+    name: canonicalNames.get(t.name)!,
+    dtype: t.dtype,
+    shape: [...t.shape],
+  });
   const summary: DatasetSummary = {
     sampleCount,
     inputs: features.map((f) => summaryOf(f.tensor)),

@@ -28,10 +28,10 @@
 // class attributes) and re-checks the pickles' memo fields.
 import { Buffer } from 'node:buffer';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { createInflateRaw, crc32 } from 'node:zlib';
+import { crc32, createInflateRaw } from 'node:zlib';
 import yauzl from 'yauzl';
 import { BastionError } from '../../errors.js';
-import { PickleError, readPickle, walkPickle, type PickleCall, type PickleGlobal, type PickleValue } from './pickle.js';
+import { type PickleCall, PickleError, type PickleGlobal, type PickleValue, readPickle, walkPickle } from './pickle.js';
 
 export type ArtifactKind = 'model' | 'dataset';
 
@@ -163,10 +163,7 @@ const listBuilders = new Set(['build_intlist', 'build_doublelist', 'build_boolli
  * Checks an uploaded TorchScript archive before it is loaded, and describes it. Throws BastionError
  * (UNPROCESSABLE_MODEL or UNPROCESSABLE_DATASET, by `kind`) naming the first problem found.
  */
-export async function checkTorchscriptArchive(
-  bytes: Uint8Array,
-  options: CheckTorchscriptArchiveOptions,
-): Promise<ArchiveReport> {
+export async function checkTorchscriptArchive(bytes: Uint8Array, options: CheckTorchscriptArchiveOptions): Promise<ArchiveReport> {
   const limits = {
     maxUncompressedBytes: options.maxUncompressedBytes ?? defaults.maxUncompressedBytes,
     maxEntries: options.maxEntries ?? defaults.maxEntries,
@@ -199,12 +196,18 @@ export async function checkTorchscriptArchive(
   }
   if (zip.entryCount === 0) throw refuse(ArchiveProblem.EMPTY, 'the zip archive has no entries');
   if (zip.entryCount > limits.maxEntries) {
-    throw refuse(ArchiveProblem.TOO_MANY_ENTRIES, `the zip archive has ${zip.entryCount} entries, more than the limit of ${limits.maxEntries}`);
+    throw refuse(
+      ArchiveProblem.TOO_MANY_ENTRIES,
+      `the zip archive has ${zip.entryCount} entries, more than the limit of ${limits.maxEntries}`,
+    );
   }
   // torch::jit::load sniffs the first bytes: "PK" is a zip, "PTMF" at offset 4 a flatbuffer module
   // that would bypass every check here. Demand a real local file header at offset 0.
   if (!hasLocalHeaderAt0(buffer)) {
-    throw refuse(ArchiveProblem.NOT_A_ZIP, 'the zip archive does not start with a local file header (data before it, or a flatbuffer magic)');
+    throw refuse(
+      ArchiveProblem.NOT_A_ZIP,
+      'the zip archive does not start with a local file header (data before it, or a flatbuffer magic)',
+    );
   }
 
   interface Record {
@@ -308,12 +311,20 @@ export async function checkTorchscriptArchive(
   for (const record of records) {
     const size = record.entry.uncompressedSize;
     if ((pickleNames.has(record.path) || isDebugPickle(record)) && size > limits.maxPickleBytes) {
-      throw refuse(ArchiveProblem.TOO_LARGE, `${show(record.name)}: the pickle is ${size} bytes, more than the limit of ${limits.maxPickleBytes}`, record.name);
+      throw refuse(
+        ArchiveProblem.TOO_LARGE,
+        `${show(record.name)}: the pickle is ${size} bytes, more than the limit of ${limits.maxPickleBytes}`,
+        record.name,
+      );
     }
     if (isCode(record)) {
       codeBytes += size;
       if (codeBytes > limits.maxCodeBytes) {
-        throw refuse(ArchiveProblem.TOO_LARGE, `${show(record.name)}: the code files so far are ${codeBytes} bytes, more than the limit of ${limits.maxCodeBytes}`, record.name);
+        throw refuse(
+          ArchiveProblem.TOO_LARGE,
+          `${show(record.name)}: the code files so far are ${codeBytes} bytes, more than the limit of ${limits.maxCodeBytes}`,
+          record.name,
+        );
       }
     }
   }
@@ -321,7 +332,11 @@ export async function checkTorchscriptArchive(
   // --- Every entry's bytes: decompressed under a hard cap, sizes and CRC-32 verified ---------------
   const contents = new Map<string, Buffer>();
   const wanted = (record: Record): boolean =>
-    pickleNames.has(record.path) || record.path === 'version' || record.path === '.data/version' || record.path === 'byteorder' || isCode(record);
+    pickleNames.has(record.path) ||
+    record.path === 'version' ||
+    record.path === '.data/version' ||
+    record.path === 'byteorder' ||
+    isCode(record);
   for (const record of records) {
     if (record.isDirectory) continue;
     const data = await readEntry(zip, buffer, record.name, record.entry, wanted(record), refuse);
@@ -333,13 +348,20 @@ export async function checkTorchscriptArchive(
   if (find('.data/version')) readVersion(`${top}/.data/version`, contents.get(`${top}/.data/version`)!, refuse);
   const byteorder = contents.get(`${top}/byteorder`);
   if (byteorder && byteorder.toString('latin1') !== 'little') {
-    throw refuse(ArchiveProblem.BAD_RECORD, `${show(`${top}/byteorder`)}: only little-endian archives are accepted, the record says ${show(byteorder.subarray(0, 16).toString('latin1'))}`, `${top}/byteorder`);
+    throw refuse(
+      ArchiveProblem.BAD_RECORD,
+      `${show(`${top}/byteorder`)}: only little-endian archives are accepted, the record says ${show(byteorder.subarray(0, 16).toString('latin1'))}`,
+      `${top}/byteorder`,
+    );
   }
 
   // --- data.pkl and constants.pkl: globals, storages, tensor views ---------------------------------
   const storages = new Map<string, ArchiveStorage>();
   let tensorCount = 0;
-  for (const [pickle, folder] of [['data.pkl', 'data'], ['constants.pkl', 'constants']] as const) {
+  for (const [pickle, folder] of [
+    ['data.pkl', 'data'],
+    ['constants.pkl', 'constants'],
+  ] as const) {
     const name = `${top}/${pickle}`;
     const root = parseTorchPickle(name, contents.get(name)!, refuse);
     const storageOf = new Map<PickleValue, ArchiveStorage>();
@@ -347,11 +369,22 @@ export async function checkTorchscriptArchive(
       if (!isNode(node)) return;
       if (node.kind === 'global') checkGlobal(name, node, 'tensors', refuse);
       if (node.kind === 'persistent') {
-        const storage = checkStorage(name, pickle, node.pid, (key) => find(`${folder}/${key}`)?.entry.uncompressedSize, `${top}/${folder}`, refuse);
+        const storage = checkStorage(
+          name,
+          pickle,
+          node.pid,
+          (key) => find(`${folder}/${key}`)?.entry.uncompressedSize,
+          `${top}/${folder}`,
+          refuse,
+        );
         storageOf.set(node, storage);
         const earlier = storages.get(storage.record);
         if (earlier && (earlier.dtype !== storage.dtype || earlier.numel !== storage.numel)) {
-          throw refuse(ArchiveProblem.BAD_STORAGE, `${name}: storage ${show(storage.key)} is referenced as ${earlier.numel} × ${earlier.dtype} and as ${storage.numel} × ${storage.dtype}`, name);
+          throw refuse(
+            ArchiveProblem.BAD_STORAGE,
+            `${name}: storage ${show(storage.key)} is referenced as ${earlier.numel} × ${earlier.dtype} and as ${storage.numel} × ${storage.dtype}`,
+            name,
+          );
         }
         storages.set(storage.record, storage);
       }
@@ -379,7 +412,11 @@ export async function checkTorchscriptArchive(
         if (!isNode(node)) return;
         if (node.kind === 'call') checkCall(record.name, node, 'source-ranges', refuse);
         if (node.kind === 'persistent') {
-          throw refuse(ArchiveProblem.BAD_PICKLE, `${show(record.name)}: a debug pickle holds a storage reference; it may only hold source ranges`, record.name);
+          throw refuse(
+            ArchiveProblem.BAD_PICKLE,
+            `${show(record.name)}: a debug pickle holds a storage reference; it may only hold source ranges`,
+            record.name,
+          );
         }
       });
       continue;
@@ -411,7 +448,10 @@ export async function checkTorchscriptArchive(
     storages: [...storages.values()].sort((a, b) => compareNames(a.record, b.record)),
     tensorCount,
     codeFiles: codeFiles.sort(compareNames),
-    uninterpretedEntries: records.filter((record) => !interpreted(record)).map((record) => record.name).sort(compareNames),
+    uninterpretedEntries: records
+      .filter((record) => !interpreted(record))
+      .map((record) => record.name)
+      .sort(compareNames),
   };
 }
 
@@ -457,7 +497,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function decodeEntryName(raw: Buffer, refuse: Refuse): string {
   if (raw.length === 0) throw refuse(ArchiveProblem.BAD_ENTRY_NAME, 'an entry has an empty name');
-  if (raw.length > maxNameBytes) throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${show(raw.toString('latin1'))}: the entry name is longer than ${maxNameBytes} bytes`);
+  if (raw.length > maxNameBytes)
+    throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${show(raw.toString('latin1'))}: the entry name is longer than ${maxNameBytes} bytes`);
   let name: string;
   try {
     name = utf8.decode(raw);
@@ -466,15 +507,22 @@ function decodeEntryName(raw: Buffer, refuse: Refuse): string {
   }
   const shown = show(name);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name contains control characters`, name);
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name))
+    throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name contains control characters`, name);
   if (name.includes('\\')) throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name contains a backslash`, name);
-  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name is an absolute path`, name);
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name))
+    throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name is an absolute path`, name);
   const segments = (name.endsWith('/') ? name.slice(0, -1) : name).split('/');
   if (segments.length < 2 && !name.endsWith('/')) {
-    throw refuse(ArchiveProblem.OUTSIDE_TOP_FOLDER, `${shown}: the entry is not inside a top folder (libtorch: "file in archive is not in a subdirectory")`, name);
+    throw refuse(
+      ArchiveProblem.OUTSIDE_TOP_FOLDER,
+      `${shown}: the entry is not inside a top folder (libtorch: "file in archive is not in a subdirectory")`,
+      name,
+    );
   }
   for (const segment of segments) {
-    if (segment === '..' || segment === '.') throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name has a "${segment}" segment`, name);
+    if (segment === '..' || segment === '.')
+      throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name has a "${segment}" segment`, name);
     if (segment === '') throw refuse(ArchiveProblem.BAD_ENTRY_NAME, `${shown}: the entry name has an empty segment`, name);
   }
   return name;
@@ -494,7 +542,14 @@ function checkRatio(name: string, uncompressed: number, compressed: number, refu
  * The bytes of one entry (when `keep`), after verifying what its directory record claims: a deflated
  * entry is inflated with the claimed size as a hard cap, so a header that lies is caught, not trusted.
  */
-async function readEntry(zip: yauzl.ZipFile, buffer: Buffer, name: string, entry: yauzl.Entry, keep: boolean, refuse: Refuse): Promise<Buffer | undefined> {
+async function readEntry(
+  zip: yauzl.ZipFile,
+  buffer: Buffer,
+  name: string,
+  entry: yauzl.Entry,
+  keep: boolean,
+  refuse: Refuse,
+): Promise<Buffer | undefined> {
   const corrupt = (why: string): BastionError => refuse(ArchiveProblem.CORRUPT_ENTRY, `${show(name)}: ${why}`, name);
   let start: number;
   try {
@@ -576,7 +631,11 @@ function readVersion(name: string, data: Buffer, refuse: Refuse): number {
   const text = data.subarray(0, 32).toString('latin1');
   const match = data.length <= 16 ? /^\s*(\d{1,6})\s*$/.exec(text) : null;
   if (!match) {
-    throw refuse(ArchiveProblem.BAD_RECORD, `${show(name)}: the file format version must be a decimal number, the record holds ${show(JSON.stringify(text.slice(0, 16)))}`, name);
+    throw refuse(
+      ArchiveProblem.BAD_RECORD,
+      `${show(name)}: the file format version must be a decimal number, the record holds ${show(JSON.stringify(text.slice(0, 16)))}`,
+      name,
+    );
   }
   return Number(match[1]);
 }
@@ -599,16 +658,37 @@ function parseTorchPickle(name: string, data: Buffer, refuse: Refuse): PickleVal
   }
   const depth = pickleDepth(root);
   if (depth === 'cyclic') throw refuse(ArchiveProblem.BAD_PICKLE, `${show(name)}: the pickled value contains itself`, name);
-  if (depth > maxPickleDepth) throw refuse(ArchiveProblem.BAD_PICKLE, `${show(name)}: values are nested ${depth} deep, more than ${maxPickleDepth}`, name);
+  if (depth > maxPickleDepth)
+    throw refuse(ArchiveProblem.BAD_PICKLE, `${show(name)}: values are nested ${depth} deep, more than ${maxPickleDepth}`, name);
   return root;
 }
 
 /** Argument bytes of the fixed-size opcodes libtorch's Unpickler reads; the others are handled below. */
 const fixedArgumentBytes: ReadonlyMap<number, number> = new Map([
-  [0x28, 0], [0x88, 0], [0x89, 0], [0x4e, 0], [0x74, 0], [0x85, 0], [0x86, 0], [0x87, 0], [0x7d, 0],
-  [0x65, 0], [0x6c, 0], [0x64, 0], [0x75, 0], [0x5d, 0], [0x29, 0], [0x81, 0], [0x62, 0], [0x52, 0],
-  [0x51, 0], [0x73, 0], // MARK NEWTRUE NEWFALSE NONE TUPLE TUPLE1-3 EMPTY_DICT APPENDS LIST DICT SETITEMS EMPTY_LIST EMPTY_TUPLE NEWOBJ BUILD REDUCE BINPERSID SETITEM
-  [0x4b, 1], [0x4d, 2], [0x4a, 4], [0x47, 8], // BININT1 BININT2 BININT BINFLOAT
+  [0x28, 0],
+  [0x88, 0],
+  [0x89, 0],
+  [0x4e, 0],
+  [0x74, 0],
+  [0x85, 0],
+  [0x86, 0],
+  [0x87, 0],
+  [0x7d, 0],
+  [0x65, 0],
+  [0x6c, 0],
+  [0x64, 0],
+  [0x75, 0],
+  [0x5d, 0],
+  [0x29, 0],
+  [0x81, 0],
+  [0x62, 0],
+  [0x52, 0],
+  [0x51, 0],
+  [0x73, 0], // MARK NEWTRUE NEWFALSE NONE TUPLE TUPLE1-3 EMPTY_DICT APPENDS LIST DICT SETITEMS EMPTY_LIST EMPTY_TUPLE NEWOBJ BUILD REDUCE BINPERSID SETITEM
+  [0x4b, 1],
+  [0x4d, 2],
+  [0x4a, 4],
+  [0x47, 8], // BININT1 BININT2 BININT BINFLOAT
 ]);
 
 function libtorchDialectProblem(data: Uint8Array): string | undefined {
@@ -718,7 +798,8 @@ function checkGlobal(pickleName: string, node: PickleGlobal, use: PickleUse, ref
   );
 }
 
-const isInteger = (value: PickleValue): value is number | bigint => (typeof value === 'number' && Number.isInteger(value)) || typeof value === 'bigint';
+const isInteger = (value: PickleValue): value is number | bigint =>
+  (typeof value === 'number' && Number.isInteger(value)) || typeof value === 'bigint';
 const isTuple = (value: PickleValue): value is { kind: 'tuple'; items: PickleValue[] } => isNode(value) && value.kind === 'tuple';
 const isList = (value: PickleValue): boolean => isNode(value) && value.kind === 'list';
 
@@ -730,7 +811,8 @@ function checkCall(pickleName: string, call: PickleCall, use: PickleUse, refuse:
   const callee = describeGlobal(fn);
   if (call.via === 'newobj') {
     // GLOBAL cls, EMPTY_TUPLE, NEWOBJ, state, BUILD: a TorchScript object and its attributes.
-    if (use !== 'tensors' || !fn.module.startsWith('__torch__')) throw bad(`${callee} is instantiated, but only TorchScript classes may be`);
+    if (use !== 'tensors' || !fn.module.startsWith('__torch__'))
+      throw bad(`${callee} is instantiated, but only TorchScript classes may be`);
     if (call.state.length > 1) throw bad(`an object of ${callee} is built ${call.state.length} times`);
     return 'other';
   }
@@ -747,15 +829,18 @@ function checkCall(pickleName: string, call: PickleCall, use: PickleUse, refuse:
     return 'other';
   }
   if (module === 'torch.jit._pickle' && name === 'restore_type_tag') {
-    if (args.length !== 2 || typeof args[1] !== 'string' || args[1].length > 1000) throw bad(`${callee} is not called with a value and a type name`);
+    if (args.length !== 2 || typeof args[1] !== 'string' || args[1].length > 1000)
+      throw bad(`${callee} is not called with a value and a type name`);
     return 'other';
   }
   if (module === 'torch' && name === 'device') {
-    if (args.length !== 1 || typeof args[0] !== 'string' || !/^[a-z]+(:\d{1,4})?$/.test(args[0])) throw bad('torch.device is not called with a device name');
+    if (args.length !== 1 || typeof args[0] !== 'string' || !/^[a-z]+(:\d{1,4})?$/.test(args[0]))
+      throw bad('torch.device is not called with a device name');
     return 'other';
   }
   if (module === 'builtins' && name === 'complex') {
-    if (args.length !== 2 || typeof args[0] !== 'number' || typeof args[1] !== 'number') throw bad('builtins.complex is not called with two floats');
+    if (args.length !== 2 || typeof args[0] !== 'number' || typeof args[1] !== 'number')
+      throw bad('builtins.complex is not called with two floats');
     return 'other';
   }
   throw bad(`${callee} is called, but it may only be referenced`);
@@ -776,11 +861,15 @@ function checkStorage(
   }
   const [, type, key, location, numelValue] = pid.items as [PickleValue, PickleValue, PickleValue, PickleValue, PickleValue];
   if (!isNode(type) || type.kind !== 'global' || type.module !== 'torch' || !Object.hasOwn(storageTypes, type.name)) {
-    throw bad(`a storage has type ${isNode(type) && type.kind === 'global' ? describeGlobal(type) : 'that is not a global'}, not one of torch's typed storages`);
+    throw bad(
+      `a storage has type ${isNode(type) && type.kind === 'global' ? describeGlobal(type) : 'that is not a global'}, not one of torch's typed storages`,
+    );
   }
   if (typeof key !== 'string' || !/^\d{1,12}$/.test(key)) throw bad('a storage key is not a decimal number');
-  if (typeof location !== 'string' || !/^[a-z]+(:\d{1,4})?$/.test(location)) throw bad(`storage ${key} has a location that is not a device name`);
-  if (!isInteger(numelValue) || numelValue < 0 || numelValue > Number.MAX_SAFE_INTEGER) throw bad(`storage ${key} has a size that is not a non-negative integer`);
+  if (typeof location !== 'string' || !/^[a-z]+(:\d{1,4})?$/.test(location))
+    throw bad(`storage ${key} has a location that is not a device name`);
+  if (!isInteger(numelValue) || numelValue < 0 || numelValue > Number.MAX_SAFE_INTEGER)
+    throw bad(`storage ${key} has a size that is not a non-negative integer`);
   const { dtype, elementBytes } = storageTypes[type.name]!;
   const numel = Number(numelValue);
   const sizeBytes = numel * elementBytes;
@@ -808,7 +897,8 @@ function checkTensorView(pickleName: string, call: PickleCall, storageOf: Map<Pi
   if (!storage) throw bad('a tensor rebuild does not start with a storage reference');
   const where = `tensor over storage ${storage.key}`;
   if (offset === undefined || !isInteger(offset) || offset < 0) throw bad(`${where}: the storage offset is not a non-negative integer`);
-  if (size === undefined || stride === undefined || !isTuple(size) || !isTuple(stride)) throw bad(`${where}: size and stride are not tuples`);
+  if (size === undefined || stride === undefined || !isTuple(size) || !isTuple(stride))
+    throw bad(`${where}: size and stride are not tuples`);
   if (size.items.length !== stride.items.length || size.items.length > maxTensorDims) {
     throw bad(`${where}: ${size.items.length} sizes and ${stride.items.length} strides (at most ${maxTensorDims}, and as many of each)`);
   }
@@ -820,7 +910,11 @@ function checkTensorView(pickleName: string, call: PickleCall, storageOf: Map<Pi
   const shape = `[${size.items.join(', ')}]`;
   if (sizes.some((n) => n === 0n)) {
     if (start > numel) {
-      throw refuse(ArchiveProblem.TENSOR_OUT_OF_BOUNDS, `${show(pickleName)}: an empty tensor starts at element ${start}, past the end of storage ${storage.key} (${numel} elements)`, pickleName);
+      throw refuse(
+        ArchiveProblem.TENSOR_OUT_OF_BOUNDS,
+        `${show(pickleName)}: an empty tensor starts at element ${start}, past the end of storage ${storage.key} (${numel} elements)`,
+        pickleName,
+      );
     }
     return;
   }

@@ -84,7 +84,8 @@ function fieldErrors(errors: ErrorObject[]): FieldError[] {
     const params = e.params as Record<string, unknown>;
     let pointer = e.instancePath;
     if (typeof params.missingProperty === 'string') pointer = `${pointer}/${params.missingProperty}`;
-    if (typeof params.additionalProperty === 'string') return { pointer: `${pointer}/${params.additionalProperty}`, detail: 'is not a field of this form' };
+    if (typeof params.additionalProperty === 'string')
+      return { pointer: `${pointer}/${params.additionalProperty}`, detail: 'is not a field of this form' };
     if (e.keyword === 'pattern' && params.pattern === PRINTABLE_TEXT_PATTERN) return { pointer, detail: PRINTABLE_TEXT_DETAIL };
     return { pointer, detail: e.message ?? 'is invalid' };
   });

@@ -1,10 +1,11 @@
 // The OpenAPI 3.1 document, built from the route schemas by @fastify/swagger, served at /openapi.json
 // (and browsable at /docs). scripts/openapi.ts writes the same document to openapi.yaml; a test fails
 // when the committed file and the code disagree. The served copies name the server they came from.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import fp from 'fastify-plugin';
+
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { Type } from 'typebox';
 import { problemResponses } from '../schemas/common.js';
 

@@ -8,7 +8,7 @@ import { maxHeaderSize, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { BastionError, errorSpecs, PROBLEM_TYPE_BASE, type ErrorCode, type FieldError } from '../../errors.js';
+import { BastionError, type ErrorCode, errorSpecs, type FieldError, PROBLEM_TYPE_BASE } from '../../errors.js';
 import { PRINTABLE_TEXT_DETAIL, PRINTABLE_TEXT_PATTERN, PROBLEM_MEDIA_TYPE } from '../schemas/common.js';
 
 export interface ProblemDocument {
@@ -75,17 +75,34 @@ export default fp(
         if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
         const status = errorSpecs[error.code].status;
         if (status >= 500) request.log.error({ err: error, code: error.code }, 'request failed');
-        return sendProblem(reply, problemFor(error.code, error.message, { ...extensions, ...(errors ? { errors } : {}), ...(status >= 500 ? { requestId: request.id } : {}) }));
+        return sendProblem(
+          reply,
+          problemFor(error.code, error.message, {
+            ...extensions,
+            ...(errors ? { errors } : {}),
+            ...(status >= 500 ? { requestId: request.id } : {}),
+          }),
+        );
       }
       if (error.validation) {
         const errors = fieldErrors(error);
         const where = error.validationContext ?? 'body';
-        return sendProblem(reply, problemFor('VALIDATION_FAILED', `The request ${where} is not valid: ${errors.map((e) => `${e.pointer ?? e.parameter ?? e.header ?? ''} ${e.detail}`.trim()).join('; ')}`, { errors }));
+        return sendProblem(
+          reply,
+          problemFor(
+            'VALIDATION_FAILED',
+            `The request ${where} is not valid: ${errors.map((e) => `${e.pointer ?? e.parameter ?? e.header ?? ''} ${e.detail}`.trim()).join('; ')}`,
+            { errors },
+          ),
+        );
       }
       const code = typeof error.code === 'string' && error.code.startsWith('FST_') ? codeForFastifyError(error) : null;
       if (code) return sendProblem(reply, problemFor(code, error.message));
       request.log.error({ err: error }, 'unexpected error');
-      return sendProblem(reply, problemFor('INTERNAL', 'An unexpected error occurred; quote the requestId when reporting it', { requestId: request.id }));
+      return sendProblem(
+        reply,
+        problemFor('INTERNAL', 'An unexpected error occurred; quote the requestId when reporting it', { requestId: request.id }),
+      );
     });
 
     app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>

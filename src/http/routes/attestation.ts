@@ -2,10 +2,10 @@
 // clients attest the server before they trust it with one). Outside an enclave, or over plain HTTP,
 // it answers 503 saying so; it never makes up a quote.
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type, type Static } from 'typebox';
-import { parseQuoteBody, reportDataForKey, serialized, spkiSha256, type Attestor } from '../../enclave/attestation.js';
+import type { FastifyInstance } from 'fastify';
+import { type Static, Type } from 'typebox';
+import { type Attestor, parseQuoteBody, reportDataForKey, serialized, spkiSha256 } from '../../enclave/attestation.js';
 import { BastionError } from '../../errors.js';
 import { EnclaveIdentitySchema, problemResponses } from '../schemas/common.js';
 
@@ -15,7 +15,10 @@ const AttestationSchema = Type.Object(
     version: Type.Integer({ description: 'quote format version (3, 4 or 5)' }),
     reportData: Type.String({ description: 'hex: SHA-256(TLS public key, SPKI DER) ‖ SHA-256(nonce), as in the quote' }),
     certificate: Type.String({ description: 'the TLS certificate (PEM) whose public key the quote binds' }),
-    identity: Type.Unsafe<Static<typeof EnclaveIdentitySchema>>({ ...EnclaveIdentitySchema, description: 'as the quote states it (verify the quote before trusting it)' }),
+    identity: Type.Unsafe<Static<typeof EnclaveIdentitySchema>>({
+      ...EnclaveIdentitySchema,
+      description: 'as the quote states it (verify the quote before trusting it)',
+    }),
   },
   { additionalProperties: false },
 );
@@ -28,15 +31,22 @@ const NonceQuery = Type.Object(
 /** Quotes per client address and minute: a quote costs the enclave tens of milliseconds to seconds, and the route needs no token. */
 export const ATTESTATION_RATE_LIMIT = { max: 20, timeWindow: 60_000 } as const;
 
-export default async function attestationRoutes(root: FastifyInstance, options: { attestor: Attestor | null; certificatePem: string | null }) {
+export default async function attestationRoutes(
+  root: FastifyInstance,
+  options: { attestor: Attestor | null; certificatePem: string | null },
+) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   // Scoped to this plugin: only the attestation route is limited (per client address, in memory).
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_request, context) =>
-      new BastionError('TOO_MANY_REQUESTS', `At most ${context.max} attestations a minute from one address; retry in ${Math.ceil(context.ttl / 1000)} s`, {
-        retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)),
-      }),
+      new BastionError(
+        'TOO_MANY_REQUESTS',
+        `At most ${context.max} attestations a minute from one address; retry in ${Math.ceil(context.ttl / 1000)} s`,
+        {
+          retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)),
+        },
+      ),
   });
   const attestor = options.attestor ? serialized(options.attestor) : null;
   // Once, at start: a certificate whose key cannot be read strictly stops the server here, not each request.
@@ -61,11 +71,18 @@ export default async function attestationRoutes(root: FastifyInstance, options: 
     },
     async (request) => {
       if (!attestor) throw new BastionError('SERVICE_UNAVAILABLE', 'This server does not run in an SGX enclave: it has no quote to give');
-      if (!options.certificatePem || !tlsKeySha256) throw new BastionError('SERVICE_UNAVAILABLE', 'This server serves plain HTTP: there is no TLS key for a quote to bind');
+      if (!options.certificatePem || !tlsKeySha256)
+        throw new BastionError('SERVICE_UNAVAILABLE', 'This server serves plain HTTP: there is no TLS key for a quote to bind');
       const reportData = reportDataForKey(tlsKeySha256, Buffer.from(request.query.nonce, 'hex'));
       const quote = await attestor.quote(reportData);
       const parsed = parseQuoteBody(quote);
-      return { quote: quote.toString('base64'), version: parsed.version, reportData: reportData.toString('hex'), certificate: options.certificatePem, identity: parsed.identity };
+      return {
+        quote: quote.toString('base64'),
+        version: parsed.version,
+        reportData: reportData.toString('hex'),
+        certificate: options.certificatePem,
+        identity: parsed.identity,
+      };
     },
   );
 }

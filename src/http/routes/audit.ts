@@ -1,9 +1,10 @@
 // /v1/audit: pages of the tamper-evident audit log, oldest first. Admins read every entry; members read
 // the entries they made or are subjects of (about what they own). Whether the log is intact is checked
 // offline by `bastion audit verify`, which needs the audit key, not by this route.
-import type { FastifyInstance, FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
+
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
+import type { FastifyInstance, FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
 import { listAuditEntries } from '../../governance/audit.js';
 import type { GovernanceDeps } from '../../governance/authorize.js';
 import { principalOf } from '../plugins/auth.js';
@@ -20,13 +21,15 @@ const queryCompiler: FastifySchemaCompiler<unknown> = ({ schema }) => {
   const validate = (data: unknown): boolean => {
     const bad = Object.entries(data as Record<string, unknown>).filter(([, v]) => typeof v === 'string' && !DECIMAL_INTEGER.test(v));
     if (bad.length > 0) {
-      validate.errors = bad.map(([name]): FastifySchemaValidationError => ({
-        instancePath: `/${name}`,
-        schemaPath: '#/pattern',
-        keyword: 'pattern',
-        params: {},
-        message: 'must be a decimal integer',
-      }));
+      validate.errors = bad.map(
+        ([name]): FastifySchemaValidationError => ({
+          instancePath: `/${name}`,
+          schemaPath: '#/pattern',
+          keyword: 'pattern',
+          params: {},
+          message: 'must be a decimal integer',
+        }),
+      );
       return false;
     }
     const ok = check(data);

@@ -1,8 +1,9 @@
 // /v1/datasets: upload (multipart), list, get, download, delete datasets and replace their policy. A
 // dataset is seen by its owner and the trainers its policy names (governance/authorize.ts); its content,
 // policy and deletion are the owner's alone.
-import type { FastifyInstance } from 'fastify';
+
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import {
   authorizedDatasetRow,
@@ -14,15 +15,21 @@ import {
   setDatasetPolicy,
   stageDatasetUpload,
 } from '../../artifacts/datasets.js';
+import type { ArtifactDeps } from '../../artifacts/service.js';
 import { authorize } from '../../governance/authorize.js';
 import { datasetPolicyFromForm } from '../../governance/policy.js';
 import { datasetTarget } from '../../governance/targets.js';
-import type { ArtifactDeps } from '../../artifacts/service.js';
 import { datasetPrivacy } from '../../privacy/ledger.js';
 import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import { binaryContent, DatasetFieldsSchema, DatasetListSchema, type DatasetPolicyInputSchema, multipartBody } from '../schemas/artifacts.js';
+import {
+  binaryContent,
+  DatasetFieldsSchema,
+  DatasetListSchema,
+  type DatasetPolicyInputSchema,
+  multipartBody,
+} from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 
 export default async function datasetRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
@@ -46,7 +53,9 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
     },
     async (request, reply) => {
       const owner = principalOf(request);
-      const { fields, staged } = await receiveUpload(request, DatasetFieldsSchema, (source, before) => stageDatasetUpload(deps, source, before.format));
+      const { fields, staged } = await receiveUpload(request, DatasetFieldsSchema, (source, before) =>
+        stageDatasetUpload(deps, source, before.format),
+      );
       let policy: ReturnType<typeof datasetPolicyFromForm>;
       try {
         policy = datasetPolicyFromForm(fields);

@@ -1,7 +1,8 @@
 // /v1/evaluations: a model's accuracy on a dataset, DP-released (charged) or exact where allowed; the
 // evaluations in flight, and cancelling one (its asker, the dataset's owner, an admin).
-import type { FastifyInstance } from 'fastify';
+
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { Evaluations } from '../../training/evaluate.js';
 import { principalOf } from '../plugins/auth.js';

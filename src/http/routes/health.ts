@@ -27,7 +27,10 @@ const ReadinessSchema = Type.Object(
           { additionalProperties: false },
         ),
       ],
-      { description: 'What data at rest is sealed with: the SGX enclave\'s sealing key (and the enclave\'s identity), or the development key file' },
+      {
+        description:
+          "What data at rest is sealed with: the SGX enclave's sealing key (and the enclave's identity), or the development key file",
+      },
     ),
   },
   { additionalProperties: false },

@@ -1,8 +1,9 @@
 // /v1/models: upload (multipart), list, get, download and delete TorchScript models, replace their
 // policy, and the release approvals of trained models. A model is seen by its owner, the readers its
 // policy names and, for a trained model, the owners of its datasets (governance/authorize.ts).
-import type { FastifyInstance } from 'fastify';
+
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import {
   createModel,
@@ -15,12 +16,19 @@ import {
   openModelContent,
   setModelPolicy,
 } from '../../artifacts/models.js';
+import { type ArtifactDeps, stageUpload } from '../../artifacts/service.js';
 import { modelPolicyFromForm } from '../../governance/policy.js';
-import { stageUpload, type ArtifactDeps } from '../../artifacts/service.js';
 import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import { binaryContent, ModelFieldsSchema, ModelListSchema, type ModelPolicyInputSchema, multipartBody, ReleaseDecisionBody } from '../schemas/artifacts.js';
+import {
+  binaryContent,
+  ModelFieldsSchema,
+  ModelListSchema,
+  type ModelPolicyInputSchema,
+  multipartBody,
+  ReleaseDecisionBody,
+} from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 
 export default async function modelRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
@@ -156,8 +164,8 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
         tags: ['models', 'attestation'],
         summary: "Get a trained model's signed training certificate",
         description:
-          'What the server did to make this model, signed when its training finished: the model file\'s SHA-256, the source model\'s, ' +
-          "each dataset as a salted commitment (its owner sees the salt), σ, q, steps, ε, δ, clipping and the code version. Inside an " +
+          "What the server did to make this model, signed when its training finished: the model file's SHA-256, the source model's, " +
+          'each dataset as a salted commitment (its owner sees the salt), σ, q, steps, ε, δ, clipping and the code version. Inside an ' +
           'enclave the Ed25519 key is bound by the enclave quote the certificate carries (`keyQuote`), so the quote vouches for it; ' +
           'outside one the statement says `"enclave": false`. Check it offline with `bastion attest verify-model`. 404 for a model that ' +
           'was uploaded rather than trained.',

@@ -1,14 +1,18 @@
 // /v1/principals and /v1/whoami: who may use the server. Admin-only except whoami.
-import type { FastifyInstance } from 'fastify';
+
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { GovernanceDeps } from '../../governance/authorize.js';
-import { createPrincipal, getPrincipal, listPrincipals, revokePrincipal, type Principal } from '../../governance/principals.js';
+import { createPrincipal, getPrincipal, listPrincipals, type Principal, revokePrincipal } from '../../governance/principals.js';
 import { principalOf } from '../plugins/auth.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 import { CreatedPrincipalSchema, CreatePrincipalBody, PrincipalListSchema } from '../schemas/principals.js';
 
-export default async function principalRoutes(root: FastifyInstance, options: { governance: GovernanceDeps; stopAllOf: (principalId: string, actor: Principal) => Promise<void> }) {
+export default async function principalRoutes(
+  root: FastifyInstance,
+  options: { governance: GovernanceDeps; stopAllOf: (principalId: string, actor: Principal) => Promise<void> },
+) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const { governance, stopAllOf } = options;
 

@@ -1,12 +1,13 @@
 // /v1/trainings: plan (dry run), create (plan, charge, queue), list, get, cancel, and the job's
 // Server-Sent Events. Routes parse, authorize and call one service function; the job service
 // (training/jobs.ts) owns the queue and every state change.
-import type { FastifyInstance } from 'fastify';
+
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type, type TSchema } from 'typebox';
+import type { FastifyInstance } from 'fastify';
+import { type TSchema, Type } from 'typebox';
 import type { TrainingEvent } from '../../training/events.js';
 import type { TrainingJobs } from '../../training/jobs.js';
-import { planTraining, planView, type PlanDeps } from '../../training/plan.js';
+import { type PlanDeps, planTraining, planView } from '../../training/plan.js';
 import { principalOf } from '../plugins/auth.js';
 import { streamEvents } from '../plugins/sse.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
@@ -18,7 +19,7 @@ const TERMINAL: ReadonlySet<TrainingEvent['type']> = new Set(['completed', 'fail
 const eventStream = {
   description:
     'Server-Sent Events. `state` first (the job as now), again on every status change; `progress` (at least once a second while running), ' +
-    '`checkpoint`, `metric` (an epoch\'s mean training loss was released: the last of `metrics`); the stream ends after `completed`, `failed` or `cancelled`. Each event\'s data is the Training as JSON. Comment lines keep the stream alive.',
+    "`checkpoint`, `metric` (an epoch's mean training loss was released: the last of `metrics`); the stream ends after `completed`, `failed` or `cancelled`. Each event's data is the Training as JSON. Comment lines keep the stream alive.",
   content: { 'text/event-stream': { schema: { type: 'string', description: 'event: <type>\\ndata: <Training JSON>\\n\\n …' } } },
 } as unknown as TSchema;
 

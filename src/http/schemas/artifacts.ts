@@ -1,6 +1,6 @@
 // Wire shapes of models and datasets, their policies and release approvals, and the multipart form
 // fields of their uploads.
-import { Type, type Static, type TSchema } from 'typebox';
+import { type Static, type TSchema, Type } from 'typebox';
 import { DatasetPolicyInputSchema, ModelPolicyInputSchema } from '../../governance/policy.js';
 import { DTYPES, LOSSES } from '../../vocabulary.js';
 import { PRINTABLE_TEXT_PATTERN } from './common.js';
@@ -9,7 +9,9 @@ const TensorInfoSchema = Type.Object(
   {
     name: Type.String(),
     shape: Type.Array(Type.Integer({ minimum: 0 })),
-    dtype: Type.String({ description: `safetensors dtype name (${DTYPES.join(', ')}); libtorch's name for other types, e.g. ComplexFloat` }),
+    dtype: Type.String({
+      description: `safetensors dtype name (${DTYPES.join(', ')}); libtorch's name for other types, e.g. ComplexFloat`,
+    }),
     requiresGrad: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
@@ -52,19 +54,31 @@ const principalIdList = Type.Array(Type.String({ format: 'uuid' }));
 export const DatasetPolicySchema = Type.Object(
   {
     trainers: Type.Optional(
-      Type.Union([principalIdList, Type.Literal('everyone')], { description: "Principals besides the owner who may see and train on the dataset, or \"everyone\"; in the owner's view only" }),
+      Type.Union([principalIdList, Type.Literal('everyone')], {
+        description: 'Principals besides the owner who may see and train on the dataset, or "everyone"; in the owner\'s view only',
+      }),
     ),
-    maxEpsilonPerTraining: Type.Optional(Type.Number({ description: 'Largest ε one training (metrics included) or evaluation may spend; absent: no limit but the budget' })),
+    maxEpsilonPerTraining: Type.Optional(
+      Type.Number({ description: 'Largest ε one training (metrics included) or evaluation may spend; absent: no limit but the budget' }),
+    ),
     allowEvaluation: Type.Boolean({ description: 'Whether trainers may evaluate models on it' }),
     allowNonPrivate: Type.Boolean({ description: 'Whether trainings and evaluations without DP may use it' }),
-    release: Type.Enum(['trainer', 'approval'], { type: 'string', description: 'trainer: whoever trained a model may download it; approval: only once the owner approved' }),
+    release: Type.Enum(['trainer', 'approval'], {
+      type: 'string',
+      description: 'trainer: whoever trained a model may download it; approval: only once the owner approved',
+    }),
   },
   { $id: 'DatasetPolicy', title: 'DatasetPolicy', additionalProperties: false, description: "A dataset's policy, as in force" },
 );
 
 export const ModelPolicySchema = Type.Object(
   { readers: principalIdList },
-  { $id: 'ModelPolicy', title: 'ModelPolicy', additionalProperties: false, description: 'Who besides its owner may see the model and train or evaluate with it' },
+  {
+    $id: 'ModelPolicy',
+    title: 'ModelPolicy',
+    additionalProperties: false,
+    description: 'Who besides its owner may see the model and train or evaluate with it',
+  },
 );
 
 export { DatasetPolicyInputSchema, ModelPolicyInputSchema };
@@ -126,7 +140,8 @@ export const ModelSchema = Type.Object(
     ),
     lineage: Type.Optional(ModelLineageSchema),
     coOwnerIds: Type.Array(Type.String({ format: 'uuid' }), {
-      description: 'Owners of the datasets a trained model was trained on: they see its metadata, lineage and approvals. Empty for an uploaded model',
+      description:
+        'Owners of the datasets a trained model was trained on: they see its metadata, lineage and approvals. Empty for an uploaded model',
     }),
     release: releaseStateSchema,
     policy: Type.Optional(Type.Ref('ModelPolicy', { description: "Who else may use the model; in its owner's view only" })),
@@ -153,13 +168,22 @@ export const DatasetSchema = Type.Object(
     description: Type.String(),
     format: datasetFormatSchema,
     sha256: Type.Optional(
-      Type.String({ description: "SHA-256 of the uploaded file, hex; only in the owner's view (a hash lets whoever knows all records but one test guesses of the last)" }),
+      Type.String({
+        description:
+          "SHA-256 of the uploaded file, hex; only in the owner's view (a hash lets whoever knows all records but one test guesses of the last)",
+      }),
     ),
-    sizeBytes: Type.Optional(Type.Integer({ minimum: 0, description: "Size of the uploaded file; only in the owner's view (a text file's size moves with its values)" })),
+    sizeBytes: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: "Size of the uploaded file; only in the owner's view (a text file's size moves with its values)",
+      }),
+    ),
     commitmentSalt: Type.Optional(
       Type.String({
         pattern: '^[0-9a-f]{64}$',
-        description: "Only in the owner's view: the salt of this dataset's commitment in training certificates, SHA-256(salt ‖ SHA-256(file))",
+        description:
+          "Only in the owner's view: the salt of this dataset's commitment in training certificates, SHA-256(salt ‖ SHA-256(file))",
       }),
     ),
     privacyLimit: Type.Number({ description: 'Total ε the owner allows all trainings to spend' }),
@@ -170,7 +194,9 @@ export const DatasetSchema = Type.Object(
     inputs: Type.Array(CanonicalTensorSchema),
     labels: CanonicalTensorSchema,
     labelClasses: Type.Optional(
-      Type.Union([Type.Array(Type.Number()), Type.Null()], { description: "Distinct integer labels, null for float labels; only in the owner's view" }),
+      Type.Union([Type.Array(Type.Number()), Type.Null()], {
+        description: "Distinct integer labels, null for float labels; only in the owner's view",
+      }),
     ),
     createdAt: Type.String({ format: 'date-time' }),
   },
@@ -187,7 +213,12 @@ const fileField = Type.String({
   contentMediaType: 'application/octet-stream',
   description: 'The file; any part name is accepted, exactly one file part',
 });
-const nameField = Type.String({ minLength: 1, maxLength: 200, pattern: PRINTABLE_TEXT_PATTERN, description: 'printable text: no control or bidirectional formatting characters' });
+const nameField = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  pattern: PRINTABLE_TEXT_PATTERN,
+  description: 'printable text: no control or bidirectional formatting characters',
+});
 const descriptionField = Type.String({ maxLength: 4000 });
 
 /** Form fields of POST /v1/models (the file part aside). */
@@ -195,7 +226,12 @@ export const ModelFieldsSchema = Type.Object(
   {
     name: nameField,
     description: Type.Optional(descriptionField),
-    policy: Type.Optional(Type.String({ maxLength: 64 * 1024, description: 'The model policy as JSON (ModelPolicyInput), e.g. {"readers":["<principal id>"]}; default: owner only' })),
+    policy: Type.Optional(
+      Type.String({
+        maxLength: 64 * 1024,
+        description: 'The model policy as JSON (ModelPolicyInput), e.g. {"readers":["<principal id>"]}; default: owner only',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -207,14 +243,31 @@ export const DatasetFieldsSchema = Type.Object(
     name: nameField,
     description: Type.Optional(descriptionField),
     format: Type.Optional(datasetFormatSchema),
-    privacyLimit: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'ε; required unless a TorchScript file carries privacy_limit' })),
-    delta: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'δ; default min(1e-5, 1/(10·samples)); must be below 1/samples' })),
-    labelColumn: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'CSV: the label column (default label, labels, target or y, else the last)' })),
-    allowNonPrivate: Type.Optional(Type.Boolean({ description: "Allow trainings without DP (default false); the same as the policy's allowNonPrivate" })),
+    privacyLimit: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'ε; required unless a TorchScript file carries privacy_limit' }),
+    ),
+    delta: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        exclusiveMaximum: 1,
+        description: 'δ; default min(1e-5, 1/(10·samples)); must be below 1/samples',
+      }),
+    ),
+    labelColumn: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        description: 'CSV: the label column (default label, labels, target or y, else the last)',
+      }),
+    ),
+    allowNonPrivate: Type.Optional(
+      Type.Boolean({ description: "Allow trainings without DP (default false); the same as the policy's allowNonPrivate" }),
+    ),
     policy: Type.Optional(
       Type.String({
         maxLength: 64 * 1024,
-        description: 'The dataset policy as JSON (DatasetPolicyInput), e.g. {"trainers":["<principal id>"],"release":"approval"}; default: owner only',
+        description:
+          'The dataset policy as JSON (DatasetPolicyInput), e.g. {"trainers":["<principal id>"],"release":"approval"}; default: owner only',
       }),
     ),
   },

@@ -1,6 +1,6 @@
 // Wire shapes of the audit log: one entry (the AuditEntry of src/governance/audit.ts), a page of
 // entries with its cursor, and the page's query parameters.
-import { Type, type TSchema } from 'typebox';
+import { type TSchema, Type } from 'typebox';
 
 const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 

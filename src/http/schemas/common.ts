@@ -1,6 +1,6 @@
 // Schemas shared by every route: the problem document (RFC 9457) and helpers that attach problem
 // responses to a route, so every operation in openapi.yaml lists the problems it can answer.
-import { Type, type TSchema } from 'typebox';
+import { type TSchema, Type } from 'typebox';
 
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 
@@ -71,11 +71,11 @@ export const PRINTABLE_TEXT_DETAIL = 'must not contain control characters, line 
 /** An SGX enclave's identity as its report or quote states it (src/enclave/keys.ts EnclaveIdentity). */
 export const EnclaveIdentitySchema = Type.Object(
   {
-    mrenclave: Type.String({ description: 'hex: the measurement of the enclave\'s code and data' }),
+    mrenclave: Type.String({ description: "hex: the measurement of the enclave's code and data" }),
     mrsigner: Type.String({ description: 'hex: the hash of the key that signed the enclave' }),
     isvProdId: Type.Integer(),
     isvSvn: Type.Integer(),
-    debug: Type.Boolean({ description: 'a debug enclave\'s memory is readable by the host' }),
+    debug: Type.Boolean({ description: "a debug enclave's memory is readable by the host" }),
   },
   { additionalProperties: false },
 );

@@ -8,7 +8,12 @@ export const EvaluationRequestSchema = Type.Object(
     datasetId: Type.String({ format: 'uuid' }),
     loss: LossNameSchema,
     epsilon: Type.Optional(
-      Type.Number({ exclusiveMinimum: 0, maximum: 100, description: "ε to spend (charged to the dataset) on a DP release of the accuracy; absent: exact, only where the dataset's owner allows non-private use" }),
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 100,
+        description:
+          "ε to spend (charged to the dataset) on a DP release of the accuracy; absent: exact, only where the dataset's owner allows non-private use",
+      }),
     ),
   },
   { additionalProperties: false },
@@ -22,12 +27,17 @@ export const EvaluationSchema = Type.Object(
     samples: Type.Integer(),
     private: Type.Boolean(),
     accuracy: Type.Union([Type.Number(), Type.Null()], { description: 'noisy when private; null for regression losses' }),
-    accuracyNoiseStd: Type.Number({ description: 'standard deviation of the noise on accuracy: √Var[N_Z(0, σ²)] / units (≤ σ / units); 0 when exact' }),
+    accuracyNoiseStd: Type.Number({
+      description: 'standard deviation of the noise on accuracy: √Var[N_Z(0, σ²)] / units (≤ σ / units); 0 when exact',
+    }),
     loss: Type.Union([Type.Number(), Type.Null()], { description: 'mean loss, exact evaluations only' }),
-    epsilon: Type.Union([Type.Number(), Type.Null()], { description: 'ε charged; the release is (ε, δ)-DP by its exact δ(ε) (CKS20 Theorem 7)' }),
+    epsilon: Type.Union([Type.Number(), Type.Null()], {
+      description: 'ε charged; the release is (ε, δ)-DP by its exact δ(ε) (CKS20 Theorem 7)',
+    }),
     delta: Type.Union([Type.Number(), Type.Null()], { description: "the dataset's δ" }),
     noiseMultiplier: Type.Union([Type.Number(), Type.Null()], {
-      description: 'σ/Δ of the discrete Gaussian N_Z(0, σ²) added to the correct count of sensitivity Δ (the ledger event holds σ² exactly); null when exact',
+      description:
+        'σ/Δ of the discrete Gaussian N_Z(0, σ²) added to the correct count of sensitivity Δ (the ledger event holds σ² exactly); null when exact',
     }),
   },
   { $id: 'Evaluation', title: 'Evaluation', additionalProperties: false },

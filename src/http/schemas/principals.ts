@@ -42,7 +42,4 @@ export const CreatedPrincipalSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const PrincipalListSchema = Type.Object(
-  { items: Type.Array(Type.Ref('Principal')) },
-  { additionalProperties: false },
-);
+export const PrincipalListSchema = Type.Object({ items: Type.Array(Type.Ref('Principal')) }, { additionalProperties: false });

@@ -1,6 +1,6 @@
 // Wire shapes of trainings: the request (the same body for POST /v1/trainings and POST
 // /v1/trainings/plan) and the plan the server derives from it.
-import { Type, type Static } from 'typebox';
+import { type Static, Type } from 'typebox';
 import { DEFAULT_ACCOUNTANT } from '../../privacy/accountant.js';
 import { LOSSES, OPTIMIZERS } from '../../vocabulary.js';
 
@@ -30,8 +30,15 @@ export const PrivacySchema = Type.Object(
   {
     targetEpsilon: Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'ε this training may spend on each dataset' }),
     maxGradNorm: Type.Number({ exclusiveMinimum: 0, maximum: 1e6, description: 'C: per-sample clipping bound' }),
-    clipping: Type.Optional(Type.Enum(['flat', 'per-layer'], { type: 'string', description: 'default flat; per-layer gives each layer C/√layers' })),
-    accountant: Type.Optional(Type.Enum(['rdp', 'pld'], { type: 'string', description: `calibrates σ; default ${DEFAULT_ACCOUNTANT} (the tighter: the same ε buys less noise). Where PLD would need more than its bounded work (very large ε), RDP calibrates and the plan says so` })),
+    clipping: Type.Optional(
+      Type.Enum(['flat', 'per-layer'], { type: 'string', description: 'default flat; per-layer gives each layer C/√layers' }),
+    ),
+    accountant: Type.Optional(
+      Type.Enum(['rdp', 'pld'], {
+        type: 'string',
+        description: `calibrates σ; default ${DEFAULT_ACCOUNTANT} (the tighter: the same ε buys less noise). Where PLD would need more than its bounded work (very large ε), RDP calibrates and the plan says so`,
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -39,10 +46,21 @@ export const PrivacySchema = Type.Object(
 export const TrainingRequestSchema = Type.Object(
   {
     modelId: Type.String({ format: 'uuid', description: "One of the caller's models" }),
-    datasetIds: Type.Array(Type.String({ format: 'uuid' }), { minItems: 1, maxItems: 32, uniqueItems: true, description: 'Trained on their union; each ledger is charged' }),
+    datasetIds: Type.Array(Type.String({ format: 'uuid' }), {
+      minItems: 1,
+      maxItems: 32,
+      uniqueItems: true,
+      description: 'Trained on their union; each ledger is charged',
+    }),
     epochs: Type.Number({ exclusiveMinimum: 0, maximum: 10000 }),
-    expectedBatchSize: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'q · N: Poisson sampling rate times the pooled sample count' }),
-    maxPhysicalBatchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'largest batch one forward sees (memory); default expectedBatchSize' })),
+    expectedBatchSize: Type.Integer({
+      minimum: 1,
+      maximum: 1_000_000,
+      description: 'q · N: Poisson sampling rate times the pooled sample count',
+    }),
+    maxPhysicalBatchSize: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'largest batch one forward sees (memory); default expectedBatchSize' }),
+    ),
     loss: LossNameSchema,
     labelSmoothing: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'cross_entropy only' })),
     optimizer: OptimizerSchema,
@@ -57,7 +75,11 @@ export const TrainingRequestSchema = Type.Object(
       }),
     ),
     metricsLossBound: Type.Optional(
-      Type.Number({ exclusiveMinimum: 0, maximum: 1e6, description: 'L: per-sample losses are clamped to [0, L] before the noisy sum (noise ∝ L); default 5; only with metricsEpsilon > 0' }),
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1e6,
+        description: 'L: per-sample losses are clamped to [0, L] before the noisy sum (noise ∝ L); default 5; only with metricsEpsilon > 0',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -91,20 +113,28 @@ export const TrainingPlanSchema = Type.Object(
     noiseMultiplier: Type.Number({ description: 'σ calibrated to targetEpsilon; 0 when not private' }),
     maxGradNorm: Type.Union([Type.Number(), Type.Null()]),
     clipping: Type.Union([Type.Enum(['flat', 'per-layer'], { type: 'string' }), Type.Null()]),
-    accountant: Type.Union([Type.Enum(['rdp', 'pld'], { type: 'string' }), Type.Null()], { description: 'the accountant that calibrated σ' }),
+    accountant: Type.Union([Type.Enum(['rdp', 'pld'], { type: 'string' }), Type.Null()], {
+      description: 'the accountant that calibrated σ',
+    }),
     delta: Type.Union([Type.Number(), Type.Null()], { description: 'the smallest δ of the datasets: the guarantee holds at each' }),
     epsilon: Type.Union([Type.Number(), Type.Null()], {
-      description: "the trained model's ε at delta (the training without its metrics), composed as the ledger does: the tighter of PLD and RDP, at most the calibrating accountant's figure",
+      description:
+        "the trained model's ε at delta (the training without its metrics), composed as the ledger does: the tighter of PLD and RDP, at most the calibrating accountant's figure",
     }),
     epsilonTotal: Type.Union([Type.Number(), Type.Null()], {
-      description: 'ε at delta of what is charged (the training and its metrics as one mechanism), exactly as the ledger records it for a dataset with no history',
+      description:
+        'ε at delta of what is charged (the training and its metrics as one mechanism), exactly as the ledger records it for a dataset with no history',
     }),
     metrics: Type.Union(
       [
         Type.Object(
           {
-            epsilon: Type.Union([Type.Number(), Type.Null()], { description: 'what the metrics add: epsilonTotal − epsilon, at most metricsEpsilon; null when exact (non-private)' }),
-            noiseMultiplier: Type.Number({ description: 'σ_m: the noise on each step’s clamped loss sum is σ_m · lossBound; 0 when exact' }),
+            epsilon: Type.Union([Type.Number(), Type.Null()], {
+              description: 'what the metrics add: epsilonTotal − epsilon, at most metricsEpsilon; null when exact (non-private)',
+            }),
+            noiseMultiplier: Type.Number({
+              description: 'σ_m: the noise on each step’s clamped loss sum is σ_m · lossBound; 0 when exact',
+            }),
             lossBound: Type.Union([Type.Number(), Type.Null()], { description: 'L; null when exact' }),
             releases: Type.Integer({ description: 'one per epoch (the last may be partial)' }),
           },
@@ -133,10 +163,14 @@ export const DatasetPrivacySchema = Type.Object(
       Type.Object(
         {
           id: Type.String(),
-          event: Type.Object({}, {
-            additionalProperties: true,
-            description: 'poisson-gaussian {sampleRate, noiseMultiplier, count}, gaussian {noiseMultiplier, count} or discrete-gaussian {sigmaSquared, sensitivity, count}',
-          }),
+          event: Type.Object(
+            {},
+            {
+              additionalProperties: true,
+              description:
+                'poisson-gaussian {sampleRate, noiseMultiplier, count}, gaussian {noiseMultiplier, count} or discrete-gaussian {sigmaSquared, sensitivity, count}',
+            },
+          ),
           source: Type.Object({ kind: Type.String(), id: Type.String() }, { additionalProperties: false }),
           principalId: Type.Optional(
             Type.Union([Type.String({ format: 'uuid' }), Type.Null()], {
@@ -147,7 +181,10 @@ export const DatasetPrivacySchema = Type.Object(
           dropped: Type.Optional(
             Type.Object(
               {
-                exception: Type.Integer({ minimum: 0, description: "the model's forward, the loss or the backward threw (e.g. a label out of range)" }),
+                exception: Type.Integer({
+                  minimum: 0,
+                  description: "the model's forward, the loss or the backward threw (e.g. a label out of range)",
+                }),
                 nonFiniteLoss: Type.Integer({ minimum: 0, description: 'the per-sample loss was NaN or infinite' }),
                 nonFiniteGradient: Type.Integer({ minimum: 0, description: 'the per-sample gradient (its norm) was NaN or infinite' }),
               },
@@ -173,7 +210,9 @@ export const TrainingMetricSchema = Type.Object(
     epoch: Type.Integer({ minimum: 1 }),
     step: Type.Integer({ minimum: 1, description: 'the epoch’s last step, when it was released' }),
     steps: Type.Integer({ minimum: 1, description: 'steps whose losses it covers' }),
-    meanLoss: Type.Number({ description: 'mean per-sample training loss over the epoch; private: of losses clamped to [0, L], with Gaussian noise' }),
+    meanLoss: Type.Number({
+      description: 'mean per-sample training loss over the epoch; private: of losses clamped to [0, L], with Gaussian noise',
+    }),
     noiseStd: Type.Number({ minimum: 0, description: 'standard deviation of the noise in meanLoss; 0 when exact' }),
   },
   { $id: 'TrainingMetric', title: 'TrainingMetric', additionalProperties: false },
@@ -194,8 +233,13 @@ export const TrainingSchema = Type.Object(
     plan: Type.Ref('TrainingPlan'),
     step: Type.Integer({ minimum: 0, description: 'steps run' }),
     totalSteps: Type.Integer({ minimum: 0 }),
-    epoch: Type.Number({ minimum: 0, description: 'epochs run so far (fractional): step · sampleRate for a private training, step · epochs / totalSteps otherwise' }),
-    epsilonPlanned: nullableNumber("the plan's total ε, metrics included (charged to every dataset when the training was accepted); null when not private"),
+    epoch: Type.Number({
+      minimum: 0,
+      description: 'epochs run so far (fractional): step · sampleRate for a private training, step · epochs / totalSteps otherwise',
+    }),
+    epsilonPlanned: nullableNumber(
+      "the plan's total ε, metrics included (charged to every dataset when the training was accepted); null when not private",
+    ),
     epsilonSpent: nullableNumber('ε of the steps run so far, at the plan’s δ; the ledger holds the whole planned charge'),
     delta: nullableNumber('δ of both ε figures'),
     samplesPerSec: nullableNumber(
@@ -206,7 +250,9 @@ export const TrainingSchema = Type.Object(
     checkpointStep: Type.Union([Type.Integer(), Type.Null()], { description: 'step of the latest sealed checkpoint' }),
     metrics: Type.Array(Type.Ref('TrainingMetric'), { description: 'the per-epoch metrics released so far, oldest first' }),
     error: Type.Union([Type.String(), Type.Null()], { description: 'why the training failed' }),
-    resultModelId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'the trained model (a model artifact of the owner, with lineage), once succeeded' }),
+    resultModelId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], {
+      description: 'the trained model (a model artifact of the owner, with lineage), once succeeded',
+    }),
     createdAt: Type.String({ format: 'date-time' }),
     startedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     finishedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),

@@ -203,7 +203,7 @@ function tailSums(sigmaSquared: number): { tail: (n: number) => Bounds; normalis
     const beyond = (n: number): Bounds => {
       // n > last: Σ_{j≥n} f(j) ≤ f(n)/(1 − r_n), r_n = e^{−(2n+1)/(2σ²)}.
       const r = Math.exp(-(2 * n + 1) / (2 * sigmaSquared));
-      return { lo: 0, hi: ((f(n) / (1 - r)) * (1 + 8 * ULP)) };
+      return { lo: 0, hi: (f(n) / (1 - r)) * (1 + 8 * ULP) };
     };
     const nonNegative = (n: number): Bounds =>
       n > last ? beyond(n) : { lo: suffix[n]! * (1 - slack), hi: (suffix[n]! + remainder) * (1 + slack) };

@@ -184,7 +184,8 @@ export function sampledGaussianPld({
 }): PldDirections {
   assertInterval(valueDiscretizationInterval);
   if (!(sampleRate > 0 && sampleRate <= 1)) throw new RangeError(`sampleRate must be in (0, 1], got ${sampleRate}`);
-  if (!(noiseMultiplier > 0) || !Number.isFinite(noiseMultiplier)) throw new RangeError(`noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`);
+  if (!(noiseMultiplier > 0) || !Number.isFinite(noiseMultiplier))
+    throw new RangeError(`noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`);
   if (sampleRate === 1) return gaussianPld({ noiseMultiplier, valueDiscretizationInterval, maxGridPoints });
   const h = valueDiscretizationInterval;
   const sigma = noiseMultiplier;
@@ -228,7 +229,8 @@ export function gaussianPld({
   maxGridPoints?: number;
 }): PldDirections {
   assertInterval(valueDiscretizationInterval);
-  if (!(noiseMultiplier > 0) || !Number.isFinite(noiseMultiplier)) throw new RangeError(`noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`);
+  if (!(noiseMultiplier > 0) || !Number.isFinite(noiseMultiplier))
+    throw new RangeError(`noiseMultiplier must be a finite number > 0, got ${noiseMultiplier}`);
   const h = valueDiscretizationInterval;
   const sigma = noiseMultiplier;
   const mean = 1 / (2 * sigma * sigma);
@@ -304,7 +306,10 @@ function logMgf(probs: Float64Array, lambda: number): number {
  * over a grid of λ (dp_accounting `compute_self_convolve_bounds`, with a wider λ grid so heterogeneous
  * and long compositions get tight windows).
  */
-function compositionWindow(parts: readonly { pld: DiscretePld; count: number }[], tailMassTruncation: number): { lower: number; upper: number } {
+function compositionWindow(
+  parts: readonly { pld: DiscretePld; count: number }[],
+  tailMassTruncation: number,
+): { lower: number; upper: number } {
   let upper = 0;
   let longest = 1;
   for (const { pld, count } of parts) {

@@ -136,7 +136,15 @@ export function gaussianRdp({ noiseMultiplier, orders }: { noiseMultiplier: numb
  * Δ plus N_Z(0, σ²)): D_α(N_Z(0,σ²) ‖ N_Z(Δ,σ²)) ≤ αΔ²/(2σ²), the continuous Gaussian's (Canonne, Kamath
  * & Steinke 2020, Proposition 14 — ½(Δ/σ)²-concentrated DP). Rounded up by 4 ulps so it never under-states.
  */
-export function discreteGaussianRdp({ sigmaSquared, sensitivity, orders }: { sigmaSquared: number; sensitivity: number; orders: readonly number[] }): Float64Array {
+export function discreteGaussianRdp({
+  sigmaSquared,
+  sensitivity,
+  orders,
+}: {
+  sigmaSquared: number;
+  sensitivity: number;
+  orders: readonly number[];
+}): Float64Array {
   return Float64Array.from(orders, (order) => ((order * sensitivity * sensitivity) / (2 * sigmaSquared)) * (1 + 2 ** -50));
 }
 
@@ -182,7 +190,15 @@ export function rdpToEpsilon({ orders, rdp, delta }: { orders: readonly number[]
  * (Canonne, Kamath & Steinke 2020, Proposition 12, solved for δ; as dp_accounting's `compute_delta`).
  * ε ≥ 0; the result is in [0, 1].
  */
-export function rdpToDelta({ orders, rdp, epsilon }: { orders: readonly number[]; rdp: ArrayLike<number>; epsilon: number }): RdpConversion {
+export function rdpToDelta({
+  orders,
+  rdp,
+  epsilon,
+}: {
+  orders: readonly number[];
+  rdp: ArrayLike<number>;
+  epsilon: number;
+}): RdpConversion {
   let best = Infinity;
   let bestOrder = NaN;
   for (let k = 0; k < orders.length; k++) {

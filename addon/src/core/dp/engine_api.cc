@@ -92,13 +92,15 @@ std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<
   return result;
 }
 
-HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs,
-                                  const HostTensor& labels, const LossConfig& loss, const HostClip& clip,
-                                  const std::string& path) {
+HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs, const HostTensor& labels,
+                                  const LossConfig& loss, const HostClip& clip, const std::string& path) {
   ClipPath clip_path = ClipPath::kAuto;
-  if (path == "materialize") clip_path = ClipPath::kMaterialize;
-  else if (path == "ghost") clip_path = ClipPath::kGhost;
-  else if (path != "auto") Refuse("Expected one of auto, materialize, ghost for path but received " + path);
+  if (path == "materialize")
+    clip_path = ClipPath::kMaterialize;
+  else if (path == "ghost")
+    clip_path = ClipPath::kGhost;
+  else if (path != "auto")
+    Refuse("Expected one of auto, materialize, ghost for path but received " + path);
   torch::jit::Module module = LoadModule(std::move(model));
   const LossSpec spec = ToLoss(loss);
   const Batch batch = ToBatch(inputs, labels);

@@ -47,9 +47,8 @@ std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<
                                            const HostTensor& labels, const LossConfig& loss, bool loop);
 
 // path: "auto", "materialize" or "ghost".
-HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs,
-                                  const HostTensor& labels, const LossConfig& loss, const HostClip& clip,
-                                  const std::string& path);
+HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs, const HostTensor& labels,
+                                  const LossConfig& loss, const HostClip& clip, const std::string& path);
 
 }  // namespace bastion::core::dp
 

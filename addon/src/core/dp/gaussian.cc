@@ -92,7 +92,8 @@ const bool kHasAvx2 = [] {
 
 // The core for 8 words at a time, in float: candidates into value, and bit b of the result set when
 // word b needs the slow path.
-__attribute__((target("avx2,fma"))) inline unsigned CandidatesAvx2(const uint32_t* words, const Ziggurat& z, float* value) {
+__attribute__((target("avx2,fma"))) inline unsigned CandidatesAvx2(const uint32_t* words, const Ziggurat& z,
+                                                                   float* value) {
   const __m256i layer_mask = _mm256_set1_epi32(kLayers - 1);
   const __m256i word = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
   const __m256i layer = _mm256_and_si256(word, layer_mask);
@@ -101,16 +102,18 @@ __attribute__((target("avx2,fma"))) inline unsigned CandidatesAvx2(const uint32_
   const auto* pairs = reinterpret_cast<const long long*>(z.pairs);
   const __m256 low = _mm256_castsi256_ps(_mm256_i32gather_epi64(pairs, _mm256_castsi256_si128(layer), 8));
   const __m256 high = _mm256_castsi256_ps(_mm256_i32gather_epi64(pairs, _mm256_extracti128_si256(layer, 1), 8));
-  const __m256i threshold = _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0));
-  const __m256 width = _mm256_castsi256_ps(
-      _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
+  const __m256i threshold = _mm256_permute4x64_epi64(
+      _mm256_castps_si256(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0));
+  const __m256 width = _mm256_castsi256_ps(_mm256_permute4x64_epi64(
+      _mm256_castps_si256(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
   const __m256i accepted = _mm256_cmpgt_epi32(threshold, _mm256_abs_epi32(h));
   _mm256_storeu_ps(value, _mm256_mul_ps(_mm256_cvtepi32_ps(h), width));
   return ~static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(accepted))) & 0xFFu;
 }
 
 // data ← scale·data + amplitude·value for 8 floats; returns a mask that is non-zero for a non-finite result.
-__attribute__((target("avx2,fma"))) inline __m256 CombineAvx2(float* data, const float* value, __m256 amplitude, __m256 scale) {
+__attribute__((target("avx2,fma"))) inline __m256 CombineAvx2(float* data, const float* value, __m256 amplitude,
+                                                              __m256 scale) {
   const __m256 result = _mm256_fmadd_ps(amplitude, _mm256_loadu_ps(value), _mm256_mul_ps(scale, _mm256_loadu_ps(data)));
   _mm256_storeu_ps(data, result);
   // x - x is 0 for finite x and NaN for ±inf and NaN.
@@ -128,8 +131,8 @@ GaussianStream::GaussianStream() : cipher_(std::make_unique<Cipher>()), next_(bu
   Tables();
   unsigned char key_and_counter[32];
   OsRandomBytes(key_and_counter, sizeof(key_and_counter));
-  const bool ok = cipher_->context != nullptr &&
-                  EVP_EncryptInit_ex(cipher_->context, EVP_aes_128_ctr(), nullptr, key_and_counter, key_and_counter + 16) == 1;
+  const bool ok = cipher_->context != nullptr && EVP_EncryptInit_ex(cipher_->context, EVP_aes_128_ctr(), nullptr,
+                                                                    key_and_counter, key_and_counter + 16) == 1;
   OPENSSL_cleanse(key_and_counter, sizeof(key_and_counter));
   if (!ok) throw std::runtime_error("could not initialise AES-128-CTR for the noise generator");
 }
@@ -211,7 +214,8 @@ bool GaussianStream::AddScaledPortable(T* data, int64_t count, double amplitude,
   return finite;
 }
 
-__attribute__((target("avx2,fma"))) bool GaussianStream::AddScaledAvx2(float* data, int64_t count, float amplitude, float scale) {
+__attribute__((target("avx2,fma"))) bool GaussianStream::AddScaledAvx2(float* data, int64_t count, float amplitude,
+                                                                       float scale) {
   const Ziggurat& z = Tables();
   alignas(32) float value[kBlock];
   uint32_t missed[kBlock];
@@ -232,7 +236,8 @@ __attribute__((target("avx2,fma"))) bool GaussianStream::AddScaledAvx2(float* da
     }
     // The slow path draws more words, which may refill the buffer: the missed words were copied.
     for (int64_t m = 0; m < misses; ++m) value[where[m]] = static_cast<float>(Slow(missed[m]));
-    for (int64_t g = 0; g < block; g += 8) bad = _mm256_or_ps(bad, CombineAvx2(data + g, value + g, amplitude8, scale8));
+    for (int64_t g = 0; g < block; g += 8)
+      bad = _mm256_or_ps(bad, CombineAvx2(data + g, value + g, amplitude8, scale8));
     data += block;
     count -= block;
   }

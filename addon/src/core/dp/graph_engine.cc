@@ -185,8 +185,8 @@ class Engine final : public GraphGradEngine {
     for (size_t g = 0; g < groups; ++g) {
       const double bound = clip.groups.empty() ? clip.max_grad_norm : clip.bounds[g];
       total += norm2[g];
-      factors[g] = std::isinf(bound) ? at::ones({size}, at::kDouble)
-                                     : at::clamp_max(bound / (norm2[g].sqrt() + 1e-6), 1.0);
+      factors[g] =
+          std::isinf(bound) ? at::ones({size}, at::kDouble) : at::clamp_max(bound / (norm2[g].sqrt() + 1e-6), 1.0);
     }
     ClippedSum result;
     for (size_t p = 0; p < names_.size(); ++p) {
@@ -214,7 +214,8 @@ class Engine final : public GraphGradEngine {
   }
 
   void Probe(const std::vector<at::Tensor>& inputs) override {
-    if (inputs.size() != inputs_) Refuse("The model's forward takes " + std::to_string(inputs_) + " inputs, got " + std::to_string(inputs.size()));
+    if (inputs.size() != inputs_)
+      Refuse("The model's forward takes " + std::to_string(inputs_) + " inputs, got " + std::to_string(inputs.size()));
     if (inputs.empty() || inputs[0].dim() < 1 || inputs[0].size(0) < 2) return;
     ProbeLayout(inputs);
   }
@@ -223,8 +224,8 @@ class Engine final : public GraphGradEngine {
   struct Work {
     at::Tensor losses;
     std::vector<std::unique_ptr<gs::LayerBatch>> batches;  // per layer; null when inactive
-    std::vector<bool> ghost;                                // per layer: path chosen
-    std::vector<at::Tensor> fallback;                       // per parameter; defined for fallback ones
+    std::vector<bool> ghost;                               // per layer: path chosen
+    std::vector<at::Tensor> fallback;                      // per parameter; defined for fallback ones
   };
 
   // Node inputs as rules see them.
@@ -373,7 +374,9 @@ class Engine final : public GraphGradEngine {
     for (const auto& [i, p] : parameter_args) {
       const bool slot = std::any_of(match.layer->slots.begin(), match.layer->slots.end(),
                                     [&](const gs::Slot& s) { return s.arg == i; });
-      record(i, p, slot ? layer : -1, slot ? "" : "used by " + kind + where + " as input " + std::to_string(i) + ", which its rule does not cover");
+      record(
+          i, p, slot ? layer : -1,
+          slot ? "" : "used by " + kind + where + " as input " + std::to_string(i) + ", which its rule does not cover");
     }
     entry.layer = std::move(match.layer);
     layers_.push_back(std::move(entry));
@@ -394,7 +397,8 @@ class Engine final : public GraphGradEngine {
     for (size_t l = 0; l < layers_.size(); ++l) {
       LayerEntry& entry = layers_[l];
       if (alias.hasWriters(entry.a) || alias.hasWriters(entry.z)) {
-        Demote(l, entry.layer->Rule() + " node " + entry.kind + entry.where + " has its input or output modified in place");
+        Demote(l, entry.layer->Rule() + " node " + entry.kind + entry.where +
+                      " has its input or output modified in place");
         continue;
       }
       entry.a_out = expose(entry.a);
@@ -461,7 +465,8 @@ class Engine final : public GraphGradEngine {
     if (!elements[0].isTensor()) Refuse("The model's forward did not return a tensor");
     output = elements[0].toTensor();
     std::vector<at::Tensor> values;
-    for (size_t i = 1; i < elements.size(); ++i) values.push_back(elements[i].isTensor() ? elements[i].toTensor() : at::Tensor());
+    for (size_t i = 1; i < elements.size(); ++i)
+      values.push_back(elements[i].isTensor() ? elements[i].toTensor() : at::Tensor());
     return values;
   }
 
@@ -501,7 +506,8 @@ class Engine final : public GraphGradEngine {
 
   int64_t CheckBatch(const Batch& batch) const {
     if (batch.inputs.size() != inputs_) {
-      Refuse("The model's forward takes " + std::to_string(inputs_) + " inputs, got " + std::to_string(batch.inputs.size()));
+      Refuse("The model's forward takes " + std::to_string(inputs_) + " inputs, got " +
+             std::to_string(batch.inputs.size()));
     }
     if (!batch.labels.defined() || batch.labels.dim() < 1) Refuse("The labels must have the batch as first dimension");
     const int64_t size = batch.labels.size(0);
@@ -510,7 +516,8 @@ class Engine final : public GraphGradEngine {
       const at::Tensor& input = batch.inputs[i];
       if (!input.defined() || input.dim() < 1 || input.size(0) != size) {
         Refuse("Input " + std::to_string(i) + " has shape " + (input.defined() ? ShapeText(input.sizes()) : "?") +
-               " but the labels have " + std::to_string(size) + " samples: every input needs the batch as first dimension");
+               " but the labels have " + std::to_string(size) +
+               " samples: every input needs the batch as first dimension");
       }
     }
     return size;
@@ -527,8 +534,11 @@ class Engine final : public GraphGradEngine {
     for (size_t g = 0; g < clip.groups.size(); ++g) {
       if (!(clip.bounds[g] > 0)) Refuse("Every per-layer bound must be positive");
       for (int64_t p : clip.groups[g]) {
-        if (p < 0 || p >= static_cast<int64_t>(names_.size())) Refuse("Clipping group " + std::to_string(g) + " names parameter index " + std::to_string(p) + ", which does not exist");
-        if (group_of[static_cast<size_t>(p)] >= 0) Refuse("Parameter " + names_[static_cast<size_t>(p)] + " is in more than one clipping group");
+        if (p < 0 || p >= static_cast<int64_t>(names_.size()))
+          Refuse("Clipping group " + std::to_string(g) + " names parameter index " + std::to_string(p) +
+                 ", which does not exist");
+        if (group_of[static_cast<size_t>(p)] >= 0)
+          Refuse("Parameter " + names_[static_cast<size_t>(p)] + " is in more than one clipping group");
         group_of[static_cast<size_t>(p)] = static_cast<int64_t>(g);
       }
     }

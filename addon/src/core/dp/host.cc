@@ -36,7 +36,8 @@ at::Tensor WrapHostTensor(const HostTensor& host) {
   // from_blob never writes; every use of these tensors reads them (index_select, narrow + clone).
   void* data = const_cast<void*>(host.data);
   std::shared_ptr<const void> owner = host.owner;
-  return at::from_blob(data, host.shape, [owner](void* /*data*/) mutable { owner.reset(); }, options);
+  return at::from_blob(
+      data, host.shape, [owner](void* /*data*/) mutable { owner.reset(); }, options);
 }
 
 }  // namespace bastion::core::dp

@@ -20,8 +20,11 @@ struct LossName {
 };
 
 constexpr LossName kLosses[] = {
-    {"cross_entropy", LossSpec::Kind::kCrossEntropy}, {"nll", LossSpec::Kind::kNll}, {"mse", LossSpec::Kind::kMse},
-    {"l1", LossSpec::Kind::kL1}, {"bce_with_logits", LossSpec::Kind::kBceWithLogits},
+    {"cross_entropy", LossSpec::Kind::kCrossEntropy},
+    {"nll", LossSpec::Kind::kNll},
+    {"mse", LossSpec::Kind::kMse},
+    {"l1", LossSpec::Kind::kL1},
+    {"bce_with_logits", LossSpec::Kind::kBceWithLogits},
 };
 
 const char* Name(LossSpec::Kind kind) {
@@ -74,8 +77,9 @@ std::optional<LossSpec> ParseLoss(const LossConfig& config, std::vector<std::str
 at::Tensor PerSampleLoss(const at::Tensor& output, const at::Tensor& labels, const LossSpec& loss) {
   if (output.dim() == 0) Refuse("The model output is a scalar; it must have the batch as first dimension");
   if (labels.dim() == 0 || labels.size(0) != output.size(0)) {
-    Refuse("The model output has " + std::to_string(output.size(0)) + " samples (first dimension of " + ShapeText(output.sizes()) +
-           ") but the batch has " + std::to_string(labels.dim() ? labels.size(0) : 0) + ": outputs must keep the batch dimension");
+    Refuse("The model output has " + std::to_string(output.size(0)) + " samples (first dimension of " +
+           ShapeText(output.sizes()) + ") but the batch has " + std::to_string(labels.dim() ? labels.size(0) : 0) +
+           ": outputs must keep the batch dimension");
   }
   switch (loss.kind) {
     case LossSpec::Kind::kCrossEntropy:
@@ -84,8 +88,8 @@ at::Tensor PerSampleLoss(const at::Tensor& output, const at::Tensor& labels, con
         Refuse(std::string(Name(loss.kind)) + " needs I64 class labels, got " + DtypeName(labels.scalar_type()));
       }
       if (labels.dim() != 1 || output.dim() != 2) {
-        Refuse(std::string(Name(loss.kind)) + " needs outputs [batch, classes] and labels [batch], got " + ShapeText(output.sizes()) +
-               " and " + ShapeText(labels.sizes()));
+        Refuse(std::string(Name(loss.kind)) + " needs outputs [batch, classes] and labels [batch], got " +
+               ShapeText(output.sizes()) + " and " + ShapeText(labels.sizes()));
       }
       const int64_t classes = output.size(1);
       if (labels.numel() > 0 && (labels.min().item<int64_t>() < 0 || labels.max().item<int64_t>() >= classes)) {

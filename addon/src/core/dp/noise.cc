@@ -42,7 +42,8 @@ void NoiseStreams::Reseed() {
 
 bool NoiseStreams::AddToOne(at::Tensor& tensor, double stddev, double scale) {
   const int64_t numel = tensor.numel();
-  const bool direct = tensor.is_contiguous() && (tensor.scalar_type() == at::kFloat || tensor.scalar_type() == at::kDouble);
+  const bool direct =
+      tensor.is_contiguous() && (tensor.scalar_type() == at::kFloat || tensor.scalar_type() == at::kDouble);
   // Anything else (a strided view, half precision) goes through a double copy.
   at::Tensor work = direct ? tensor : tensor.reshape({numel}).to(at::kDouble, /*non_blocking=*/false, /*copy=*/true);
   const auto count = static_cast<int64_t>(numel < kParallelNoiseElements ? 1 : streams_.size());

@@ -148,7 +148,8 @@ std::string ModelMessage(const std::exception& error) {
 
 void ThrowProblems(const std::vector<std::string>& problems) {
   if (problems.empty()) return;
-  std::string message = problems.size() == 1 ? "Invalid trainer: " : "Invalid trainer (" + std::to_string(problems.size()) + " problems): ";
+  std::string message = problems.size() == 1 ? "Invalid trainer: "
+                                             : "Invalid trainer (" + std::to_string(problems.size()) + " problems): ";
   for (size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
   Refuse(message);
 }
@@ -162,7 +163,8 @@ void CheckOptimizer(const OptimizerConfig& optimizer, std::vector<std::string>& 
     return;
   }
   if (!(std::isfinite(optimizer.learning_rate) && optimizer.learning_rate > 0)) {
-    problems.push_back("optimizer.learningRate must be a finite number > 0, got " + NumberText(optimizer.learning_rate));
+    problems.push_back("optimizer.learningRate must be a finite number > 0, got " +
+                       NumberText(optimizer.learning_rate));
   }
   if (optimizer.weight_decay && !IsFiniteAtLeast(*optimizer.weight_decay, 0)) {
     problems.push_back("optimizer.weightDecay must be a finite number ≥ 0, got " + NumberText(*optimizer.weight_decay));
@@ -179,7 +181,8 @@ void CheckOptimizer(const OptimizerConfig& optimizer, std::vector<std::string>& 
     }
     return;
   }
-  for (const auto& [name, beta] : {std::pair{"optimizer.betas[0]", optimizer.beta1}, std::pair{"optimizer.betas[1]", optimizer.beta2}}) {
+  for (const auto& [name, beta] :
+       {std::pair{"optimizer.betas[0]", optimizer.beta1}, std::pair{"optimizer.betas[1]", optimizer.beta2}}) {
     if (!(beta >= 0 && beta < 1)) problems.push_back(std::string(name) + " must be in [0, 1), got " + NumberText(beta));
   }
   if (!(std::isfinite(optimizer.eps) && optimizer.eps > 0)) {
@@ -187,7 +190,8 @@ void CheckOptimizer(const OptimizerConfig& optimizer, std::vector<std::string>& 
   }
 }
 
-std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& config, const std::vector<at::Tensor>& params) {
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const OptimizerConfig& config,
+                                                       const std::vector<at::Tensor>& params) {
   if (config.type == "sgd") {
     return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(config.learning_rate)
                                                            .momentum(config.momentum)
@@ -277,7 +281,8 @@ std::string WithoutDebugInfo(const std::string& archive) {
   const std::string debug_suffix = ".debug_pkl";
   for (const std::string& name : reader.getAllRecords()) {
     if (name == "version" || name == ".data/version") continue;  // writeEndOfFile writes it
-    if (name.size() >= debug_suffix.size() && name.compare(name.size() - debug_suffix.size(), debug_suffix.size(), debug_suffix) == 0) {
+    if (name.size() >= debug_suffix.size() &&
+        name.compare(name.size() - debug_suffix.size(), debug_suffix.size(), debug_suffix) == 0) {
       continue;
     }
     auto [data, size] = reader.getRecord(name);
@@ -325,8 +330,8 @@ struct Trainer::Impl {
   }
 
   [[noreturn]] static void NonFinite(int64_t number, const std::string& what) {
-    throw Error(ErrorCode::kNonFinite,
-                "Step " + std::to_string(number) + ": " + what + "; the step was not applied and the parameters are unchanged");
+    throw Error(ErrorCode::kNonFinite, "Step " + std::to_string(number) + ": " + what +
+                                           "; the step was not applied and the parameters are unchanged");
   }
 
   // Non-private training only. The message names no count: it is a fixed string.
@@ -384,13 +389,14 @@ struct Trainer::Impl {
     try {
       sum = engine->ComputeClippedSum(Gather(data, part), loss, clip);
     } catch (...) {
-      RethrowAsModelFailure("Step " + std::to_string(step + 1) + ": the model fails on a batch of " + std::to_string(part.size(0)) +
-                            " synthetic samples");
+      RethrowAsModelFailure("Step " + std::to_string(step + 1) + ": the model fails on a batch of " +
+                            std::to_string(part.size(0)) + " synthetic samples");
     }
     if (!sum.losses.defined() || !sum.losses.isfinite().all().item<bool>()) {
       NonFinite(step + 1, "a per-sample loss of the synthetic batch is NaN or infinite");
     }
-    if (!IsUsable(sum, /*check_sums=*/true)) NonFinite(step + 1, "a per-sample gradient of the synthetic batch is NaN or infinite");
+    if (!IsUsable(sum, /*check_sums=*/true))
+      NonFinite(step + 1, "a per-sample gradient of the synthetic batch is NaN or infinite");
     return sum;
   }
 
@@ -400,7 +406,8 @@ struct Trainer::Impl {
     if (!sum.losses.defined() || !sum.losses.isfinite().all().item<bool>()) return false;
     if (!sum.per_sample_norms.defined() || !sum.per_sample_norms.isfinite().all().item<bool>()) return false;
     if (!check_sums) return true;
-    return std::all_of(sum.grads.begin(), sum.grads.end(), [](const at::Tensor& g) { return !g.defined() || AllFinite(g); });
+    return std::all_of(sum.grads.begin(), sum.grads.end(),
+                       [](const at::Tensor& g) { return !g.defined() || AllFinite(g); });
   }
 
   // Sets the gradients, steps the optimizer, and undoes the step when a parameter became non-finite.
@@ -431,8 +438,8 @@ struct Trainer::Impl {
     const auto start = std::chrono::steady_clock::now();
     const int64_t number = step + 1;
     module.train(true);
-    const at::Tensor indices = config.is_private ? PoissonSample(data.samples, config.sample_rate, *sampling)
-                                                 : batches->Next(generator);
+    const at::Tensor indices =
+        config.is_private ? PoissonSample(data.samples, config.sample_rate, *sampling) : batches->Next(generator);
     DroppedSamples dropped;
     const int64_t count = indices.size(0);
     // Undefined until a physical batch contributes: the first contribution is taken as it is (a fresh
@@ -450,7 +457,8 @@ struct Trainer::Impl {
     };
     double loss_sum = 0;
     double clipped_loss_sum = 0;
-    const int64_t chunk = config.max_physical_batch_size > 0 ? config.max_physical_batch_size : std::max<int64_t>(count, 1);
+    const int64_t chunk =
+        config.max_physical_batch_size > 0 ? config.max_physical_batch_size : std::max<int64_t>(count, 1);
     for (int64_t begin = 0; begin < count; begin += chunk) {
       const at::Tensor part = indices.narrow(0, begin, std::min(chunk, count - begin));
       at::Tensor losses;
@@ -486,7 +494,8 @@ struct Trainer::Impl {
       }
     }
     if (non_finite >= 0) {
-      NonFinite(number, "the gradient of parameter '" + names[static_cast<size_t>(non_finite)] + "' is NaN or infinite");
+      NonFinite(number,
+                "the gradient of parameter '" + names[static_cast<size_t>(non_finite)] + "' is NaN or infinite");
     }
     Apply(grads, number);
     step = number;
@@ -544,7 +553,8 @@ struct Trainer::Impl {
         try {
           judged = Judge(Gather(from, indices));
         } catch (...) {
-          RethrowAsModelFailure("Evaluation: the model fails on a batch of " + std::to_string(indices.size(0)) + " synthetic samples");
+          RethrowAsModelFailure("Evaluation: the model fails on a batch of " + std::to_string(indices.size(0)) +
+                                " synthetic samples");
         }
         if (judged.first.size(0) != indices.size(0) || judged.second.size(0) != indices.size(0)) {
           Refuse("Evaluation: the model judged " + std::to_string(judged.first.size(0)) + " of a batch of " +
@@ -634,7 +644,8 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
   impl->engine = MakeGraphGradEngine(impl->module);
   impl->names = impl->engine->TrainableParameters();
   std::unordered_map<std::string, at::Tensor> by_name;
-  for (const auto& parameter : impl->module.named_parameters(/*recurse=*/true)) by_name.emplace(parameter.name, parameter.value);
+  for (const auto& parameter : impl->module.named_parameters(/*recurse=*/true))
+    by_name.emplace(parameter.name, parameter.value);
   for (const std::string& name : impl->names) impl->params.push_back(by_name.at(name));
 
   if (config.is_private) {
@@ -654,7 +665,8 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
         for (const std::string& name : config.per_layer[k].parameters) {
           const auto it = index.find(name);
           if (it == index.end()) {
-            problems.push_back("perLayer[" + std::to_string(k) + "] names '" + name + "', which is not a trainable parameter");
+            problems.push_back("perLayer[" + std::to_string(k) + "] names '" + name +
+                               "', which is not a trainable parameter");
             continue;
           }
           if (seen[it->second]++ > 0) problems.push_back("parameter '" + name + "' is in more than one perLayer group");
@@ -691,7 +703,8 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
       impl->engine->Probe(probe.inputs);
     }
   } catch (...) {
-    RethrowAsModelFailure("The model fails on two synthetic samples (zeros of the data's per-sample shapes and dtypes)");
+    RethrowAsModelFailure(
+        "The model fails on two synthetic samples (zeros of the data's per-sample shapes and dtypes)");
   }
 
   if (config.is_private) {
@@ -704,7 +717,8 @@ std::unique_ptr<Trainer> Trainer::Create(std::string model, HostData data, const
     const bool float_params = std::all_of(impl->params.begin(), impl->params.end(), [](const at::Tensor& p) {
       return p.scalar_type() == at::kFloat || p.scalar_type() == at::kDouble;
     });
-    impl->sums_may_overflow = !(float_params && std::isfinite(bound) && bound * static_cast<double>(impl->data.samples) < 1e30);
+    impl->sums_may_overflow =
+        !(float_params && std::isfinite(bound) && bound * static_cast<double>(impl->data.samples) < 1e30);
   }
 
   impl->config = config;
@@ -768,7 +782,8 @@ std::string Trainer::State() {
   archive.write("optimizer_kind", c10::IValue(impl.config.optimizer.type));  // the key of format 1
   archive.write("parameter_names", c10::IValue(c10::List<std::string>(impl.names)));
   torch::serialize::OutputArchive parameters;
-  for (size_t p = 0; p < impl.params.size(); ++p) parameters.write(std::to_string(p), impl.params[p].detach(), /*is_buffer=*/true);
+  for (size_t p = 0; p < impl.params.size(); ++p)
+    parameters.write(std::to_string(p), impl.params[p].detach(), /*is_buffer=*/true);
   archive.write("parameters", parameters);
   torch::serialize::OutputArchive optimizer;
   impl.optimizer->save(optimizer);
@@ -807,7 +822,8 @@ void Trainer::Restore(std::string state) {
   if (!step.isInt() || step.toInt() < 0) Refuse("The trainer state has an invalid step count");
   const c10::IValue mode = read("mode");
   const std::string expected_mode = impl.config.is_private ? "private" : "non-private";
-  if (!mode.isString() || mode.toStringRef() != expected_mode) Refuse("The trainer state is not of a " + expected_mode + " trainer");
+  if (!mode.isString() || mode.toStringRef() != expected_mode)
+    Refuse("The trainer state is not of a " + expected_mode + " trainer");
   const c10::IValue kind = read("optimizer_kind");
   if (!kind.isString() || kind.toStringRef() != impl.config.optimizer.type) {
     Refuse("The trainer state is of another optimizer than " + impl.config.optimizer.type);
@@ -835,8 +851,8 @@ void Trainer::Restore(std::string state) {
   }
   for (size_t p = 0; p < impl.params.size(); ++p) {
     const at::Tensor& value = values[p];
-    if (!value.defined() || value.sizes() != impl.params[p].sizes() || value.scalar_type() != impl.params[p].scalar_type() ||
-        !AllFinite(value)) {
+    if (!value.defined() || value.sizes() != impl.params[p].sizes() ||
+        value.scalar_type() != impl.params[p].scalar_type() || !AllFinite(value)) {
       Refuse("The trainer state's value of parameter '" + impl.names[p] + "' does not fit the model");
     }
   }

@@ -18,11 +18,11 @@ namespace bastion::core::dp {
 
 // The optimizer as the API states it (src/http/schemas/trainings.ts: type, learningRate, ...).
 struct OptimizerConfig {
-  std::string type = "sgd";  // "sgd" | "adam" | "adamw" (torch::optim's SGD, Adam, AdamW)
-  double learning_rate = 0;  // > 0
-  double momentum = 0;       // sgd, ≥ 0
-  double dampening = 0;      // sgd, ≥ 0
-  bool nesterov = false;     // sgd; needs momentum > 0 and dampening 0
+  std::string type = "sgd";            // "sgd" | "adam" | "adamw" (torch::optim's SGD, Adam, AdamW)
+  double learning_rate = 0;            // > 0
+  double momentum = 0;                 // sgd, ≥ 0
+  double dampening = 0;                // sgd, ≥ 0
+  bool nesterov = false;               // sgd; needs momentum > 0 and dampening 0
   std::optional<double> weight_decay;  // ≥ 0; default 0, and 0.01 for adamw (PyTorch's defaults)
   double beta1 = 0.9;                  // adam/adamw, in [0, 1)
   double beta2 = 0.999;                // adam/adamw, in [0, 1)
@@ -40,9 +40,9 @@ struct TrainerConfig {
   LossConfig loss;
   OptimizerConfig optimizer;
   // Private only.
-  double sample_rate = 0;       // q in (0, 1]
-  double noise_multiplier = 0;  // σ ≥ 0
-  double max_grad_norm = 0;     // C > 0 (flat clipping; infinity = none, allowed only with σ = 0)
+  double sample_rate = 0;             // q in (0, 1]
+  double noise_multiplier = 0;        // σ ≥ 0
+  double max_grad_norm = 0;           // C > 0 (flat clipping; infinity = none, allowed only with σ = 0)
   std::vector<LayerBound> per_layer;  // non-empty = per-layer clipping instead of max_grad_norm
   // Both modes: the largest batch one forward sees (physical batch); 0 = the whole logical batch.
   int64_t max_physical_batch_size = 0;
@@ -66,15 +66,17 @@ struct DroppedSamples {
   std::vector<int64_t> exception;            // forward, loss or backward threw (e.g. a label out of range)
   std::vector<int64_t> non_finite_loss;      // l_i is NaN or infinite
   std::vector<int64_t> non_finite_gradient;  // ||g_i|| (or an element of clip(g_i)) is NaN or infinite
-  int64_t count() const { return static_cast<int64_t>(exception.size() + non_finite_loss.size() + non_finite_gradient.size()); }
+  int64_t count() const {
+    return static_cast<int64_t>(exception.size() + non_finite_loss.size() + non_finite_gradient.size());
+  }
 };
 
 struct StepResult {
-  int64_t step = 0;     // 1-based number of the step just taken
-  int64_t samples = 0;  // size of the logical batch (Poisson: random, may be 0), dropped samples included
+  int64_t step = 0;        // 1-based number of the step just taken
+  int64_t samples = 0;     // size of the logical batch (Poisson: random, may be 0), dropped samples included
   DroppedSamples dropped;  // private training only; always empty in non-private training
-  // Σ_i l_i over the batch's contributing samples. Computed from private data without noise: NOT differentially private;
-  // callers must not release it (progress events carry it only inside the enclave's trust boundary).
+  // Σ_i l_i over the batch's contributing samples. Computed from private data without noise: NOT differentially
+  // private; callers must not release it (progress events carry it only inside the enclave's trust boundary).
   double loss_sum = 0;
   // Σ_i clamp(l_i, 0, L) with L = TrainerConfig.loss_bound (0 when that is off). One sample changes
   // it by at most L: the caller adds noise before anything derived from it leaves the enclave.

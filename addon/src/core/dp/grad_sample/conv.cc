@@ -44,7 +44,10 @@ constexpr int64_t kChunk = 32;
 class ConvBatch final : public LayerBatch {
  public:
   ConvBatch(ConvInputs inputs, std::vector<bool> is_weight, std::vector<int64_t> weight_shape, bool ghost)
-      : x_(std::move(inputs)), is_weight_(std::move(is_weight)), weight_shape_(std::move(weight_shape)), ghost_(ghost) {}
+      : x_(std::move(inputs)),
+        is_weight_(std::move(is_weight)),
+        weight_shape_(std::move(weight_shape)),
+        ghost_(ghost) {}
 
   at::Tensor PerSample(size_t slot) override {
     if (!is_weight_.at(slot)) return Bias();
@@ -89,7 +92,8 @@ class ConvBatch final : public LayerBatch {
       return sum.view(weight_shape_);
     }
     // Only the weight's shape [O, C/G, kh, kw] matters for the weight gradient: it is never read.
-    const at::Tensor weight = at::empty({x_.groups * x_.og, x_.a.size(1) / x_.groups, x_.kernel[0], x_.kernel[1]}, x_.d.options());
+    const at::Tensor weight =
+        at::empty({x_.groups * x_.og, x_.a.size(1) / x_.groups, x_.kernel[0], x_.kernel[1]}, x_.d.options());
     const at::Tensor grad = std::get<1>(at::convolution_backward(
         x_.d * c.view({x_.batch, 1, 1, 1}), x_.a, weight, c10::nullopt, x_.stride, x_.padding, x_.dilation,
         /*transposed=*/false, /*output_padding=*/{0, 0}, x_.groups, {false, true, false}));
@@ -140,7 +144,8 @@ class ConvBatch final : public LayerBatch {
     const at::Tensor input = a.contiguous().view({1, kChunk * channels, a.size(2), a.size(3)});
     const at::Tensor grad_output = d.contiguous().view({1, kChunk * out, d.size(2), d.size(3)});
     // Only its shape matters for the weight gradient: it is never read.
-    const at::Tensor weight = at::empty({kChunk * out, channels / x_.groups, x_.kernel[0], x_.kernel[1]}, x_.d.options());
+    const at::Tensor weight =
+        at::empty({kChunk * out, channels / x_.groups, x_.kernel[0], x_.kernel[1]}, x_.d.options());
     const at::Tensor grad = std::get<1>(at::convolution_backward(
         grad_output, input, weight, c10::nullopt, x_.stride, x_.padding, x_.dilation, /*transposed=*/false,
         /*output_padding=*/{0, 0}, kChunk * x_.groups, {false, true, false}));
@@ -152,7 +157,8 @@ class ConvBatch final : public LayerBatch {
   void Unfold() {
     if (u_.defined()) return;
     const at::Tensor unfolded = at::im2col(x_.a, x_.kernel, x_.dilation, x_.padding, x_.stride);  // [B, C·k, L]
-    if (unfolded.size(2) != x_.positions) ShapeError(weight_shape_.size() == 3 ? "conv1d" : "conv2d", "unfolded positions do not match the output");
+    if (unfolded.size(2) != x_.positions)
+      ShapeError(weight_shape_.size() == 3 ? "conv1d" : "conv2d", "unfolded positions do not match the output");
     const int64_t kg = unfolded.size(1) / x_.groups;
     u_ = unfolded.view({x_.batch, x_.groups, kg, x_.positions});
     d_ = x_.d.reshape({x_.batch, x_.groups, x_.og, x_.positions});
@@ -162,9 +168,9 @@ class ConvBatch final : public LayerBatch {
   std::vector<bool> is_weight_;
   std::vector<int64_t> weight_shape_;
   bool ghost_;
-  at::Tensor bias_;   // [B, O], once computed
+  at::Tensor bias_;                 // [B, O], once computed
   std::vector<at::Tensor> chunks_;  // materialised path: g_i(W) per chunk, [n, O·K], after NormSquared
-  at::Tensor u_, d_;  // ghost only
+  at::Tensor u_, d_;                // ghost only
 };
 
 class ConvLayer final : public Layer {
@@ -259,7 +265,8 @@ MatchResult MatchConvolution(const OpView& op) {
     return {nullptr, op.kind + " with a computed weight"};
   }
   if (config.spatial != 1 && config.spatial != 2) {
-    return {nullptr, op.kind + " with " + std::to_string(config.spatial) + " spatial dimensions (only 1-D and 2-D have a rule)"};
+    return {nullptr,
+            op.kind + " with " + std::to_string(config.spatial) + " spatial dimensions (only 1-D and 2-D have a rule)"};
   }
   if (traced) {
     const auto transposed = ConstantBool(args[6]);
@@ -268,7 +275,8 @@ MatchResult MatchConvolution(const OpView& op) {
   const auto stride = Expand(ConstantInts(args[3]), config.spatial);
   const auto dilation = Expand(ConstantInts(args[5]), config.spatial);
   const auto groups = ConstantInt(args[traced ? 8 : 6]);
-  if (!stride || !dilation || !groups || *groups < 1) return {nullptr, op.kind + " with non-constant stride, dilation or groups"};
+  if (!stride || !dilation || !groups || *groups < 1)
+    return {nullptr, op.kind + " with non-constant stride, dilation or groups"};
   config.stride = *stride;
   config.dilation = *dilation;
   config.groups = *groups;

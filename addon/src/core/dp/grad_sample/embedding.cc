@@ -82,7 +82,8 @@ class EmbeddingBatch final : public LayerBatch {
               slot_of[static_cast<size_t>(t)] = -1;
               continue;
             }
-            size_t slot = static_cast<size_t>((static_cast<uint64_t>(token[t]) * 0x9E3779B97F4A7C15ull) >> 40) & (capacity - 1);
+            size_t slot =
+                static_cast<size_t>((static_cast<uint64_t>(token[t]) * 0x9E3779B97F4A7C15ull) >> 40) & (capacity - 1);
             while (key[slot] != -1 && key[slot] != token[t]) slot = (slot + 1) & (capacity - 1);
             if (key[slot] == -1) {
               key[slot] = token[t];

@@ -29,9 +29,9 @@ struct OpArg {
     kUnknown,    // anything else (computed ints, lists of tensors, ...)
   };
   Kind kind = Kind::kUnknown;
-  c10::IValue constant;         // kConstant
-  int64_t parameter = -1;       // kParameter: index into the trainable parameters
-  std::vector<int64_t> shape;   // kParameter, kState: the tensor's shape
+  c10::IValue constant;        // kConstant
+  int64_t parameter = -1;      // kParameter: index into the trainable parameters
+  std::vector<int64_t> shape;  // kParameter, kState: the tensor's shape
 };
 
 // A node of the inlined forward graph, e.g. kind "aten::linear" with its inputs.

@@ -65,7 +65,7 @@ class LinearBatch final : public LayerBatch {
     }
     if (!ghost_) return LayerBatch::WeightedSum(slot, factors);
     const at::Tensor scaled = r_.delta * factors.to(r_.delta.scalar_type()).view({r_.batch, 1, 1});  // [B, T, O]
-    return at::mm(scaled.reshape({-1, r_.out}).t(), r_.a.reshape({-1, r_.in}));  // [O, K]
+    return at::mm(scaled.reshape({-1, r_.out}).t(), r_.a.reshape({-1, r_.in}));                      // [O, K]
   }
 
  private:

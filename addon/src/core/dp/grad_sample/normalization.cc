@@ -19,14 +19,16 @@ class LayerNormLayer final : public Layer {
 
   std::unique_ptr<LayerBatch> Prepare(const at::Tensor& a, const at::Tensor& delta, Path /*path*/) const override {
     const int64_t nd = static_cast<int64_t>(normalized_.size());
-    if (a.dim() <= nd || !a.sizes().equals(delta.sizes())) ShapeError("layer_norm", "expected a batched input shaped as its output gradient");
+    if (a.dim() <= nd || !a.sizes().equals(delta.sizes()))
+      ShapeError("layer_norm", "expected a batched input shaped as its output gradient");
     const int64_t batch = a.size(0);
     int64_t features = 1;
     for (int64_t n : normalized_) features *= n;
     const at::Tensor x = a.to(at::kDouble).reshape({-1, features});
     const at::Tensor mean = x.mean(at::IntArrayRef{1}, /*keepdim=*/true);
     const at::Tensor var = (x - mean).pow(2).mean(at::IntArrayRef{1}, /*keepdim=*/true);
-    const at::Tensor normalized = ((x - mean) * (var + eps_).rsqrt()).to(delta.scalar_type()).reshape({batch, -1, features});
+    const at::Tensor normalized =
+        ((x - mean) * (var + eps_).rsqrt()).to(delta.scalar_type()).reshape({batch, -1, features});
     const at::Tensor d = delta.reshape({batch, -1, features});
     std::vector<int64_t> shape{batch};
     shape.insert(shape.end(), normalized_.begin(), normalized_.end());
@@ -57,7 +59,8 @@ class GroupNormLayer final : public Layer {
     const at::Tensor x = a.to(at::kDouble).reshape({batch, groups_, -1});
     const at::Tensor mean = x.mean(at::IntArrayRef{2}, /*keepdim=*/true);
     const at::Tensor var = (x - mean).pow(2).mean(at::IntArrayRef{2}, /*keepdim=*/true);
-    const at::Tensor normalized = ((x - mean) * (var + eps_).rsqrt()).to(delta.scalar_type()).reshape({batch, channels, -1});
+    const at::Tensor normalized =
+        ((x - mean) * (var + eps_).rsqrt()).to(delta.scalar_type()).reshape({batch, channels, -1});
     const at::Tensor d = delta.reshape({batch, channels, -1});
     std::vector<at::Tensor> grads;
     for (const Slot& slot : slots) grads.push_back(slot.arg == 2 ? (normalized * d).sum(2) : d.sum(2));

@@ -13,14 +13,10 @@ namespace bastion::core::dp::grad_sample {
 
 Matcher FindRule(const std::string& kind) {
   static const std::unordered_map<std::string, Matcher> rules = {
-      {"aten::linear", &MatchLinear},
-      {"aten::conv1d", &MatchConvolution},
-      {"aten::conv2d", &MatchConvolution},
-      {"aten::_convolution", &MatchConvolution},
-      {"aten::convolution", &MatchConvolution},
-      {"aten::embedding", &MatchEmbedding},
-      {"aten::layer_norm", &MatchLayerNorm},
-      {"aten::group_norm", &MatchGroupNorm},
+      {"aten::linear", &MatchLinear},           {"aten::conv1d", &MatchConvolution},
+      {"aten::conv2d", &MatchConvolution},      {"aten::_convolution", &MatchConvolution},
+      {"aten::convolution", &MatchConvolution}, {"aten::embedding", &MatchEmbedding},
+      {"aten::layer_norm", &MatchLayerNorm},    {"aten::group_norm", &MatchGroupNorm},
   };
   const auto it = rules.find(kind);
   return it == rules.end() ? nullptr : it->second;
