@@ -21,17 +21,11 @@ export interface RequestLabels {
   statusCode: number;
 }
 
-/** The worker pool's figures the pool gauges show (src/workers/pool.ts's stats() gives them; app.ts wires it in). */
-export interface PoolGauges {
-  /** Live worker threads. */
-  threads: number;
-  /** Tasks waiting for a free worker. */
-  queueSize: number;
-  /** Time spent running tasks over the capacity available since the pool started, 0 … 1. */
-  utilization: number;
-  /** Tasks completed since the pool started (a counter). */
-  completed: number;
-}
+/**
+ * The worker pool's figures the pool gauges show, as src/workers/pool.ts's stats() gives them (PoolStats
+ * documents each); app.ts wires it in. `completed` is a counter, the rest are gauges.
+ */
+export type PoolGauges = Readonly<Record<'threads' | 'queueSize' | 'utilization' | 'completed', number>>;
 
 /** Where the gauges read their figures at scrape time; absent: zeros. */
 export interface MetricSources {

@@ -18,7 +18,7 @@ export interface PoolOptions {
   torchThreads: number;
 }
 
-/** The pool's own figures; /metrics shows them (http/metrics.ts PoolGauges). */
+/** The pool's own figures; /metrics shows them (http/metrics.ts PoolGauges is what it reads of them). */
 export interface PoolStats {
   /** Live worker threads. */
   threads: number;
