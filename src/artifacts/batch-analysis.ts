@@ -1810,6 +1810,64 @@ const attentionRule: Rule = (a, _node, inputs) => {
   return [{ ...q! }];
 };
 
+/**
+ * The recurrent layers (nn.LSTM, nn.GRU, nn.RNN: aten::lstm, gru, rnn_tanh, rnn_relu), input overloads:
+ * (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first). The recurrence
+ * runs along the time dimension, so the batch must be the other leading dimension of a 3-D input (dim 0
+ * when batch_first, else 1) and dim 1 of every initial state; the outputs keep it there. The packed
+ * overloads (a PackedSequence: data, batch_sizes, ...) interleave the samples of a batch and are refused.
+ */
+const recurrentRule: Rule = (a, node, inputs) => {
+  const lstm = node.k === 'aten::lstm';
+  const packed = lstm ? inputs[1]?.t !== 'list' : inputs[2]?.t !== 'list';
+  if (packed) {
+    if (inputs.some(isBatched)) {
+      a.mixing('runs a recurrent layer on a packed sequence, whose layout interleaves the samples of a batch (pass padded tensors)');
+    }
+    return unknownOutputs(node, inputs.some(isBatched));
+  }
+  checkArguments(a, inputs.slice(3));
+  const x = asTensor(inputs[0]);
+  const hx = lstm ? ((inputs[1] as ListVal).items ?? [(inputs[1] as ListVal).elem ?? OTHER]) : [inputs[1]!];
+  const params = inputs[2]!;
+  const states = hx.map(asTensor).filter((t): t is TensorVal => t !== null);
+  if (!x || anyPoisoned([x, ...states])) return unknownOutputs(node, true);
+  const batchedParams =
+    params.t === 'list' && ((params.items ?? []).some((p) => isBatched(p) || hasPoison(p)) || isBatched(params.elem ?? undefined));
+  if (batchedParams) {
+    a.mixing('runs a recurrent layer with weights computed from the samples, which combines the samples of a batch');
+    return unknownOutputs(node, true);
+  }
+  if (!x.batch && !states.some((t) => t.batch)) return node.out.map(([, type]) => fromType(type));
+  const batchFirst = knownConst(inputs[8])?.v;
+  if (typeof batchFirst !== 'boolean') {
+    a.mixing('runs a recurrent layer whose batch_first flag the analysis cannot determine, so the recurrence could run over the batch');
+    return unknownOutputs(node, true);
+  }
+  const at = batchFirst ? 0 : 1;
+  const leading = (t: TensorVal, dim: number) => t.batch === null || (rankOf(t) === 3 && t.batch.dim === dim && monoEq(t.batch.inner, ONE));
+  if (!leading(x, at) || rankOf(x) !== 3) {
+    a.mixing(
+      `runs a recurrence over a tensor whose batch is not dim ${at} of 3 (${batchFirst ? 'batch_first: [batch, time, features]' : '[time, batch, features]'}), so it would carry state from one sample to the next`,
+    );
+    return unknownOutputs(node, true);
+  }
+  if (!states.every((t) => leading(t, 1))) {
+    a.mixing('starts a recurrence from a state whose batch is not dim 1 of [layers, batch, hidden], so it would mix samples');
+    return unknownOutputs(node, true);
+  }
+  const batchSize = x.batch ? x.dims![at]! : states.find((t) => t.batch)!.dims![1]!;
+  const batch: BatchAt = { dim: at, inner: ONE };
+  return node.out.map(([, type], i) => {
+    if (type !== 'Tensor') return fromType(type);
+    if (i === 0) {
+      const dims = x.dims!.map((d, k) => (k === 2 ? fresh() : k === at ? batchSize : d));
+      return { t: 'tensor', dims, batch };
+    }
+    return { t: 'tensor', dims: [fresh(), batchSize, fresh()], batch: { dim: 1, inner: ONE } };
+  });
+};
+
 /** The fused nn.TransformerEncoderLayer / MultiheadAttention kernels (batch_first inputs, batch at dim 0). */
 const fusedTransformer: Rule = (a, node, inputs) => {
   const x = asTensor(inputs[0]!);
@@ -1894,6 +1952,10 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   'aten::instance_norm': perSampleNorm,
   'aten::batch_norm': batchNormEval,
   'aten::scaled_dot_product_attention': attentionRule,
+  'aten::lstm': recurrentRule,
+  'aten::gru': recurrentRule,
+  'aten::rnn_tanh': recurrentRule,
+  'aten::rnn_relu': recurrentRule,
   'aten::_transformer_encoder_layer_fwd': fusedTransformer,
   'aten::_native_multi_head_attention': fusedTransformer,
   'aten::_transformer_decoder_only_layer_fwd': fusedTransformer,

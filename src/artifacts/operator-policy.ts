@@ -171,6 +171,10 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
       'aten::feature_alpha_dropout',
       'aten::native_dropout',
     ]),
+    ...group(
+      "recurrent layers (nn.LSTM, nn.GRU, nn.RNN): a recurrence along each sample's time dimension; the weights are parameters, and the batch rule keeps samples apart",
+      ['aten::lstm', 'aten::gru', 'aten::rnn_tanh', 'aten::rnn_relu'],
+    ),
     ...group('attention as matmul/softmax (PyTorch 2.x writes it; the addon registers a differentiable kernel for libtorch 1.13)', [
       'aten::scaled_dot_product_attention',
     ]),

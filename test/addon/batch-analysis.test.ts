@@ -48,6 +48,8 @@ const hostile: Record<string, { operator: string; words: RegExp }> = {
   'mix_only_in_training.script.pt': { operator: 'aten::mean', words: /mean reduces over the batch dimension/ },
   'text_of_batch.script.pt': { operator: 'aten::str', words: /turns a tensor computed from the samples into a Python number/ },
   'in_place_leak.script.pt': { operator: 'aten::add_', words: /writes values computed from the samples, in place/ },
+  'recurrence_over_batch.script.pt': { operator: 'aten::lstm', words: /runs a recurrence over a tensor whose batch is not dim 1 of 3/ },
+  'unbatched_recurrence.script.pt': { operator: 'aten::gru', words: /would carry state from one sample to the next/ },
 };
 
 for (const [name, expected] of Object.entries(hostile)) {
@@ -71,8 +73,20 @@ test('the item() attack (a record value as an output length) is refused as a pol
   assert.ok(decision.problems.every((p) => /analysed with an input of rank \d/.test(p.message) || p.rule !== PolicyRule.BATCH_MIXING));
 });
 
-test('accepts public shape checks, views that keep the batch, per-sample reductions and equal batch sizes', async () => {
-  for (const name of ['shape_checks.script.pt', 'shape_checks.trace.pt', 'two_tensors_same_batch.script.pt']) {
+test('nn.LSTM and nn.GRU pass the whole model policy (allowlist and batch analysis) at the rank of their real input', async () => {
+  const inspection = inspectModel(readFileSync(path.join(await batchModels(), 'recurrent_controls.script.pt')));
+  const decision = decideModelPolicy(inspection);
+  assert.deepEqual(decision.problems, []);
+  assert.ok(decision.inputRanks.includes('2'));
+});
+
+test('accepts public shape checks, views that keep the batch, per-sample reductions, equal batch sizes and recurrences over time', async () => {
+  for (const name of [
+    'shape_checks.script.pt',
+    'shape_checks.trace.pt',
+    'two_tensors_same_batch.script.pt',
+    'recurrent_controls.script.pt',
+  ]) {
     const analysis = analyseBatchIndependence(await graphOf(name));
     assert.deepEqual(problemsForRanks(analysis, [2]), [], name);
   }
