@@ -12,10 +12,10 @@ import { type Model, requireBatchIndependence, usableModel } from '../artifacts/
 import { BastionError, type FieldError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
 import type { OptimizerConfig } from '../native.js';
-import { DEFAULT_ACCOUNTANT, type PrivacyEvent } from '../privacy/accountant.js';
+import type { PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
 import { type ChargeItem, type LedgerDeps, ledgerEpsilon, previewCharges } from '../privacy/ledger.js';
-import { CLASS_INDEX_LOSSES, type LossName } from '../vocabulary.js';
+import { CLASS_INDEX_LOSSES, DEFAULT_ACCOUNTANT, type LossName } from '../vocabulary.js';
 import { DEFAULT_METRICS_LOSS_BOUND, epochEnds } from './metrics.js';
 
 export interface TrainingRequest {

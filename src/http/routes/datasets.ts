@@ -20,17 +20,13 @@ import { authorize } from '../../governance/authorize.js';
 import { datasetPolicyFromForm } from '../../governance/policy.js';
 import { datasetTarget } from '../../governance/targets.js';
 import { datasetPrivacy } from '../../privacy/ledger.js';
+import { DatasetFieldsSchema, DatasetListSchema } from '../../schemas/artifacts.js';
+import type { DatasetPolicyInputSchema } from '../../schemas/policies.js';
 import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import {
-  binaryContent,
-  DatasetFieldsSchema,
-  DatasetListSchema,
-  type DatasetPolicyInputSchema,
-  multipartBody,
-} from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
+import { binaryContent, multipartBody } from '../schemas/uploads.js';
 
 export default async function datasetRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();

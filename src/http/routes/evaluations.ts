@@ -4,10 +4,10 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
+import { EvaluationRequestSchema, EvaluationRunListSchema } from '../../schemas/evaluations.js';
 import type { Evaluations } from '../../training/evaluate.js';
 import { principalOf } from '../plugins/auth.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
-import { EvaluationRequestSchema, EvaluationRunListSchema } from '../schemas/evaluations.js';
 
 export default async function evaluationRoutes(root: FastifyInstance, options: { evaluations: Evaluations }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();

@@ -18,18 +18,13 @@ import {
 } from '../../artifacts/models.js';
 import { type ArtifactDeps, stageUpload } from '../../artifacts/service.js';
 import { modelPolicyFromForm } from '../../governance/policy.js';
+import { ModelFieldsSchema, ModelListSchema, ReleaseDecisionBody } from '../../schemas/artifacts.js';
+import type { ModelPolicyInputSchema } from '../../schemas/policies.js';
 import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import {
-  binaryContent,
-  ModelFieldsSchema,
-  ModelListSchema,
-  type ModelPolicyInputSchema,
-  multipartBody,
-  ReleaseDecisionBody,
-} from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
+import { binaryContent, multipartBody } from '../schemas/uploads.js';
 
 export default async function modelRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();

@@ -5,9 +5,9 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { GovernanceDeps } from '../../governance/authorize.js';
 import { createPrincipal, getPrincipal, listPrincipals, type Principal, revokePrincipal } from '../../governance/principals.js';
+import { CreatedPrincipalSchema, CreatePrincipalBody, PrincipalListSchema } from '../../schemas/principals.js';
 import { principalOf } from '../plugins/auth.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
-import { CreatedPrincipalSchema, CreatePrincipalBody, PrincipalListSchema } from '../schemas/principals.js';
 
 export default async function principalRoutes(
   root: FastifyInstance,

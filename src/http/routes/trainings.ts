@@ -5,13 +5,13 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { type TSchema, Type } from 'typebox';
+import { TrainingListSchema, TrainingRequestSchema } from '../../schemas/trainings.js';
 import type { TrainingEvent } from '../../training/events.js';
 import type { TrainingJobs } from '../../training/jobs.js';
 import { type PlanDeps, planTraining, planView } from '../../training/plan.js';
 import { principalOf } from '../plugins/auth.js';
 import { streamEvents } from '../plugins/sse.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
-import { TrainingListSchema, TrainingRequestSchema } from '../schemas/trainings.js';
 
 /** Comment lines that keep proxies and clients from timing out an idle stream. */
 const TERMINAL: ReadonlySet<TrainingEvent['type']> = new Set(['completed', 'failed', 'cancelled']);

@@ -58,16 +58,6 @@ export const authedProblems = [400, 401, 500] as const;
 
 export const IdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'Resource id (UUID)' }) });
 
-/**
- * Text a person reads back in listings, logs and audit entries (names): no control characters (C0,
- * DEL, C1), no line or paragraph separators and no bidirectional formatting characters (ALM, LRM,
- * RLM, the embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069), nor a BOM. Each of
- * these can make a name display as another (U+202E reverses what follows) or forge log lines.
- */
-export const PRINTABLE_TEXT_PATTERN = '^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069\\uFEFF]*$';
-/** The validation detail of a value that does not match PRINTABLE_TEXT_PATTERN. */
-export const PRINTABLE_TEXT_DETAIL = 'must not contain control characters, line separators or bidirectional formatting characters';
-
 /** An SGX enclave's identity as its report or quote states it (src/enclave/keys.ts EnclaveIdentity). */
 export const EnclaveIdentitySchema = Type.Object(
   {
