@@ -1,6 +1,7 @@
 // Schemas shared by every route: the problem document (RFC 9457) and helpers that attach problem
 // responses to a route, so every operation in openapi.yaml lists the problems it can answer.
 import { type TSchema, Type } from 'typebox';
+import { ref } from '../../schemas/common.js';
 
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 
@@ -47,7 +48,7 @@ export function problemResponses(...statuses: number[]): Record<number, TSchema>
   for (const status of statuses) {
     out[status] = {
       description: problemDescriptions[status] ?? 'Problem',
-      content: { [PROBLEM_MEDIA_TYPE]: { schema: Type.Ref('Problem') } },
+      content: { [PROBLEM_MEDIA_TYPE]: { schema: ref(ProblemSchema) } },
     } as unknown as TSchema;
   }
   return out;
