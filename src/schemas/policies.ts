@@ -55,6 +55,8 @@ export const ModelPolicyInputSchema = Type.Object(
     description: "A model's policy as given; omitted fields take their defaults",
   },
 );
+
+// The policies in force, as shown: the inputs' bounds were checked when they were set.
 const principalIdList = Type.Array(Type.String({ format: 'uuid' }));
 
 export const DatasetPolicySchema = Type.Object(
