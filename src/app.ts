@@ -26,21 +26,14 @@ import metricsRoutes from './http/routes/metrics.js';
 import modelRoutes from './http/routes/models.js';
 import principalRoutes from './http/routes/principals.js';
 import trainingRoutes from './http/routes/trainings.js';
-import {
-  DatasetPolicyInputSchema,
-  DatasetPolicySchema,
-  DatasetSchema,
-  ModelApprovalsSchema,
-  ModelPolicyInputSchema,
-  ModelPolicySchema,
-  ModelSchema,
-} from './http/schemas/artifacts.js';
-import { AuditEntrySchema } from './http/schemas/audit.js';
 import { ProblemSchema } from './http/schemas/common.js';
-import { EvaluationRunSchema, EvaluationSchema } from './http/schemas/evaluations.js';
-import { PrincipalSchema } from './http/schemas/principals.js';
-import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './http/schemas/trainings.js';
 import type { PrivacyMath } from './privacy/ledger.js';
+import { DatasetSchema, ModelApprovalsSchema, ModelSchema } from './schemas/artifacts.js';
+import { AuditEntrySchema } from './schemas/audit.js';
+import { EvaluationRunSchema, EvaluationSchema } from './schemas/evaluations.js';
+import { DatasetPolicyInputSchema, DatasetPolicySchema, ModelPolicyInputSchema, ModelPolicySchema } from './schemas/policies.js';
+import { PrincipalSchema } from './schemas/principals.js';
+import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './schemas/trainings.js';
 import type { Store } from './store/db.js';
 import { createEvaluations } from './training/evaluate.js';
 import { createTrainingJobs, type TrainingJobsOptions } from './training/jobs.js';

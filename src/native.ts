@@ -398,7 +398,7 @@ export interface TrainingData {
 }
 
 /**
- * The optimizer as the API states it (http/schemas/trainings.ts), read by the addon under these
+ * The optimizer as the API states it (schemas/trainings.ts), read by the addon under these
  * names: torch.optim.SGD, Adam or AdamW, with PyTorch's defaults. The settings of another type than
  * `type` are ignored (the planner refuses them).
  */

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { encodeSafetensorsHeader } from '../../src/artifacts/formats/safetensors.js';
-import { DEFAULT_ACCOUNTANT } from '../../src/privacy/accountant.js';
+import { DEFAULT_ACCOUNTANT } from '../../src/vocabulary.js';
 import { startBenchServer } from './server.js';
 
 const run = promisify(execFile);

@@ -7,18 +7,14 @@
 // fixed at upload: the ledger (privacy/) charges against them. Its policy (governance/policy.ts) says
 // who else may see and use it; the owner alone may change it, effective for the next request.
 import { randomBytes } from 'node:crypto';
+import type { Static } from 'typebox';
 import { BastionError, type FieldError } from '../errors.js';
 import { type Action, authorize, enforce, refuseUnknown, type UseContext } from '../governance/authorize.js';
-import {
-  type DatasetPolicy,
-  type DatasetPolicyInput,
-  datasetPolicyFrom,
-  replacePolicy,
-  requireKnownPrincipals,
-} from '../governance/policy.js';
+import { type DatasetPolicyInput, datasetPolicyFrom, replacePolicy, requireKnownPrincipals } from '../governance/policy.js';
 import type { Principal } from '../governance/principals.js';
 import { datasetTarget } from '../governance/targets.js';
 import type { ExtractedTensor } from '../native.js';
+import type { DatasetSchema } from '../schemas/artifacts.js';
 import {
   type DatasetRow,
   deleteDatasetRow,
@@ -56,30 +52,12 @@ export interface DatasetFields {
   policy: DatasetPolicyInput;
 }
 
-export interface Dataset extends Omit<DatasetSummary, 'labelClasses'> {
-  /** The distinct labels (see DatasetSummary); shown to the dataset's owner only. */
-  labelClasses?: number[] | null;
-  id: string;
-  ownerId: string;
-  name: string;
-  description: string;
-  format: DatasetFormat;
-  /**
-   * SHA-256 and size of the uploaded file: the owner's only. A hash lets whoever knows every record but
-   * one test guesses of the last, and a text file's size moves with its values' lengths.
-   */
-  sha256?: string;
-  sizeBytes?: number;
-  /** The salt of this dataset's commitment in training certificates (owner only; see src/enclave/training-certificate.ts). */
-  commitmentSalt?: string;
-  privacyLimit: number;
-  delta: number;
-  /** The policy's allowNonPrivate (kept for clients written before policies). */
-  allowNonPrivate: boolean;
-  /** The policy; `trainers` only in the owner's view. */
-  policy: Omit<DatasetPolicy, 'trainers'> & { trainers?: DatasetPolicy['trainers'] };
-  createdAt: string;
-}
+/**
+ * A dataset as its viewer sees it. The file's SHA-256 and size, the commitment salt, the label classes and
+ * the policy's trainers are the owner's only: a hash lets whoever knows every record but one test guesses
+ * of the last, and a text file's size moves with its values' lengths.
+ */
+export type Dataset = Static<typeof DatasetSchema>;
 
 /** A staged dataset upload; a safetensors file was already checked while it streamed in. */
 export interface StagedDatasetUpload extends StagedUpload {

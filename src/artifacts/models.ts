@@ -6,17 +6,18 @@
 // and use a model is its policy's (governance/); a trained model is also seen by the owners of the
 // datasets it was trained on, and leaves only once every approval their policies asked for is given.
 
+import type { Static } from 'typebox';
 import type { TrainingCertificate } from '../enclave/training-certificate.js';
 import { BastionError } from '../errors.js';
 import { type Action, authorize, enforce, type ReleaseState, refuseUnknown, type UseContext } from '../governance/authorize.js';
-import { type ModelPolicy, type ModelPolicyInput, modelPolicyFrom, replacePolicy, requireKnownPrincipals } from '../governance/policy.js';
+import { type ModelPolicyInput, modelPolicyFrom, replacePolicy, requireKnownPrincipals } from '../governance/policy.js';
 import type { Principal } from '../governance/principals.js';
 import { type ModelTarget, modelTarget, releaseState } from '../governance/targets.js';
 import type { ModelInspection } from '../native.js';
+import type { ModelApprovalsSchema, ModelLineageSchema, ModelSchema } from '../schemas/artifacts.js';
 import { decideApproval, insertApproval, listApprovals } from '../store/approvals.js';
 import { deleteModelRow, findModelRow, insertModel, listModelRows, type ModelRow, updateModelPolicy } from '../store/artifacts.js';
 import type { Store } from '../store/db.js';
-import type { LossName } from '../vocabulary.js';
 import { openBlob, readBlob, removeBlob, type StagedBlob, type StagedUpload } from './blob-store.js';
 import { checkTorchscriptArchive } from './formats/torchscript-archive.js';
 import { decideModelPolicy } from './operator-policy.js';
@@ -30,70 +31,16 @@ export interface ModelFields {
   policy: ModelPolicyInput;
 }
 
-/** What the model check found, as stored and returned. */
-export interface ModelCheck {
-  methods: string[];
-  parameters: Omit<ModelInspection['parameters'][number], 'contiguous'>[];
-  buffers: ModelInspection['buffers'];
-  /** Total elements of all parameters. */
-  parameterCount: number;
-  /** Operator kinds of the inlined forward graph, sorted. */
-  operators: string[];
-  /**
-   * Input ranks (sample dimension included; comma-separated per forward input) at which forward was
-   * shown batch-independent; empty for models checked before that analysis existed (upload again).
-   */
-  inputRanks: string[];
-}
-
 /**
  * Where a trained model came from: the training, its source model and datasets, and every figure of
  * its DP guarantee, so a released model can be audited without the server's database.
  */
-export interface ModelLineage {
-  trainingId: string;
-  sourceModelId: string;
-  datasetIds: string[];
-  private: boolean;
-  /** σ; 0 when not private. */
-  noiseMultiplier: number;
-  /** q; 0 when not private. */
-  sampleRate: number;
-  steps: number;
-  epochs: number;
-  expectedBatchSize: number;
-  /** ε of the training at delta under accountant; null when not private. */
-  epsilon: number | null;
-  delta: number | null;
-  accountant: 'rdp' | 'pld' | null;
-  maxGradNorm: number | null;
-  clipping: 'flat' | 'per-layer' | null;
-  loss: LossName;
-  /** The optimizer as requested: type, learningRate and its parameters. */
-  optimizer: Record<string, unknown>;
-  /** Version of the server code (package.json) that trained it. */
-  codeVersion: string;
-}
+export type ModelLineage = Static<typeof ModelLineageSchema>;
 
-export interface Model {
-  id: string;
-  ownerId: string;
-  name: string;
-  description: string;
-  format: 'torchscript';
-  sha256: string;
-  sizeBytes: number;
-  createdAt: string;
-  check: ModelCheck;
-  /** Present on models produced by a training. */
-  lineage?: ModelLineage;
-  /** Owners of the datasets a trained model was trained on: they see it and its lineage. */
-  coOwnerIds: string[];
-  /** Whether the model may leave: released (no approval pending), pending, or rejected (final). */
-  release: ReleaseState;
-  /** The policy; in the owner's view only. */
-  policy?: ModelPolicy;
-}
+export type Model = Static<typeof ModelSchema>;
+
+/** What the model check found, as stored and returned. */
+export type ModelCheck = Model['check'];
 
 /** The `details` column: the check, and the lineage and co-owners of a trained model. */
 /** A trained model's details also hold its signed training certificate (src/enclave/training-certificate.ts). */
@@ -213,22 +160,10 @@ export function requireBatchIndependence(model: Model, inputRanks: readonly numb
   );
 }
 
-/** A release approval a trained model needs from the owner of some of its datasets. */
-export interface ModelApproval {
-  approverId: string;
-  /** The approver's datasets the model was trained on. */
-  datasetIds: string[];
-  decision: 'approve' | 'reject' | null;
-  reason: string | null;
-  decidedAt: string | null;
-}
+export type ModelApprovals = Static<typeof ModelApprovalsSchema>;
 
-export interface ModelApprovals {
-  modelId: string;
-  release: ReleaseState;
-  /** Every approval required (none: the model is released to its owner as trained). */
-  approvals: ModelApproval[];
-}
+/** A release approval a trained model needs from the owner of some of its datasets. */
+export type ModelApproval = ModelApprovals['approvals'][number];
 
 /**
  * Commits a model a training produced (staged, sealed and hashed by the pool worker) as an artifact of

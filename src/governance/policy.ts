@@ -1,82 +1,23 @@
 // Policies: what a dataset's owner allows others to do with it, and whom a model's owner lets use a
-// model. Their wire shapes are the schemas below (one place: the routes, the multipart form and the
+// model. Their wire shapes are src/schemas/policies.ts (one place: the routes, the multipart form and the
 // stored JSON are all checked against them); omitted fields take the defaults, which are the private
 // ones — nobody but the owner, no non-private use, releases go to the trainer.
 import { Ajv, type ErrorObject } from 'ajv';
-import { type Static, Type } from 'typebox';
+import type { Static } from 'typebox';
 import { BastionError, type FieldError } from '../errors.js';
+import { DatasetPolicyInputSchema, type DatasetPolicySchema, ModelPolicyInputSchema, type ModelPolicySchema } from '../schemas/policies.js';
 import type { Store } from '../store/db.js';
 import { findActivePrincipal } from '../store/principals.js';
 import type { AuditLog } from './audit.js';
 
-const principalIds = Type.Array(Type.String({ format: 'uuid' }), { maxItems: 1000, uniqueItems: true });
-
-export const DatasetPolicyInputSchema = Type.Object(
-  {
-    trainers: Type.Optional(
-      Type.Union([principalIds, Type.Literal('everyone')], {
-        description: 'Principals besides the owner who may see the dataset and train on it (or "everyone"); default: nobody',
-      }),
-    ),
-    maxEpsilonPerTraining: Type.Optional(
-      Type.Number({
-        exclusiveMinimum: 0,
-        maximum: 1000,
-        description: 'Largest ε one training or evaluation may ask for (metrics included); default: no limit but the budget',
-      }),
-    ),
-    allowEvaluation: Type.Optional(Type.Boolean({ description: 'Whether trainers may evaluate models on it (default true)' })),
-    allowNonPrivate: Type.Optional(
-      Type.Boolean({ description: 'Whether trainings and evaluations without DP may use it (default false)' }),
-    ),
-    release: Type.Optional(
-      Type.Enum(['trainer', 'approval'], {
-        type: 'string',
-        description:
-          'Who may download a model trained on it: whoever trained it (trainer), or only once the owner approved (approval); default trainer',
-      }),
-    ),
-  },
-  {
-    $id: 'DatasetPolicyInput',
-    title: 'DatasetPolicyInput',
-    additionalProperties: false,
-    description: "A dataset's policy as given; omitted fields take their defaults",
-  },
-);
 export type DatasetPolicyInput = Static<typeof DatasetPolicyInputSchema>;
 
-export interface DatasetPolicy {
-  trainers: string[] | 'everyone';
-  /** Absent: no limit per training beyond the dataset's budget. */
-  maxEpsilonPerTraining?: number;
-  allowEvaluation: boolean;
-  allowNonPrivate: boolean;
-  release: 'trainer' | 'approval';
-}
+/** A dataset's policy in force; `trainers` is always known here (the wire omits it outside the owner's view). */
+export type DatasetPolicy = Static<typeof DatasetPolicySchema> & Required<Pick<Static<typeof DatasetPolicySchema>, 'trainers'>>;
 
-export const ModelPolicyInputSchema = Type.Object(
-  {
-    readers: Type.Optional(
-      Type.Array(Type.String({ format: 'uuid' }), {
-        maxItems: 1000,
-        uniqueItems: true,
-        description: 'Principals besides the owner who may see the model and train or evaluate with it; default: nobody',
-      }),
-    ),
-  },
-  {
-    $id: 'ModelPolicyInput',
-    title: 'ModelPolicyInput',
-    additionalProperties: false,
-    description: "A model's policy as given; omitted fields take their defaults",
-  },
-);
 export type ModelPolicyInput = Static<typeof ModelPolicyInputSchema>;
 
-export interface ModelPolicy {
-  readers: string[];
-}
+export type ModelPolicy = Static<typeof ModelPolicySchema>;
 
 export const defaultDatasetPolicy: DatasetPolicy = { trainers: [], allowEvaluation: true, allowNonPrivate: false, release: 'trainer' };
 export const defaultModelPolicy: ModelPolicy = { readers: [] };

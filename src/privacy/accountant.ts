@@ -4,6 +4,7 @@
 // upper bound on the true ε or δ, up to the numerical error each analysis module states), and it
 // refuses malformed events (reporting every problem at once) rather than guessing.
 import { BastionError, type FieldError } from '../errors.js';
+import type { AccountantName } from '../vocabulary.js';
 import {
   composePlds,
   DEFAULT_TAIL_MASS_TRUNCATION,
@@ -38,15 +39,6 @@ export type PrivacyEvent =
 
 /** Every event kind, for validation. */
 const EVENT_KINDS: readonly string[] = ['poisson-gaussian', 'gaussian', 'discrete-gaussian'];
-
-export type AccountantName = 'rdp' | 'pld';
-
-/**
- * The accountant that calibrates σ when a request names none: PLD, the tighter of the two (at the
- * Fashion-MNIST recipe, q = 2048/60000, 1172 steps, δ = 1e-5, ε = 3, it gives σ ≈ 1.808 against RDP's
- * ≈ 1.929), so the same ε buys less noise. About a second of pool time per calibration.
- */
-export const DEFAULT_ACCOUNTANT: AccountantName = 'pld';
 
 /**
  * The most grid points the server lets one PLD computation use (one mechanism's grid, or the FFT of a

@@ -3,9 +3,9 @@
 // returned satisfies the budget under the accountant used (ε(σ) ≤ targetEpsilon, ε(maxSteps) ≤
 // epsilonBudget); the search only trades how close to the optimum it lands, never feasibility.
 import { BastionError, type FieldError } from '../errors.js';
+import type { AccountantName } from '../vocabulary.js';
 import {
   type Accountant,
-  type AccountantName,
   createPldAccountant,
   createRdpAccountant,
   type PldAccountant,

@@ -15,9 +15,9 @@ import { findDatasetRow } from '../store/artifacts.js';
 import type { Store } from '../store/db.js';
 import { type ChargeSourceKind, insertCharge, lastChargeId, listCharges } from '../store/ledger.js';
 import { findTrainingRow } from '../store/trainings.js';
+import type { AccountantName } from '../vocabulary.js';
 import {
   type Accountant,
-  type AccountantName,
   checkEvents,
   createPldAccountant,
   createRdpAccountant,

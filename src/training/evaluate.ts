@@ -8,6 +8,7 @@
 // no bounded sensitivity (losses are not clipped here), so it is released only exactly, and only
 // where the owner allows. An evaluation in flight can be cancelled by whoever asked for it, the dataset's
 // owner or an admin (or by revoking the principal who asked): its charge stands and nothing is released.
+import type { Static } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import { datasetLayout, getDataset, requireDatasetUse } from '../artifacts/datasets.js';
 import { LABELS_NAME } from '../artifacts/formats/canonical.js';
@@ -23,36 +24,14 @@ import { discreteGaussianVariance } from '../privacy/analysis/discrete-gaussian.
 import { calibrateDiscreteGaussianRelease, type DiscreteGaussianRelease } from '../privacy/calibration.js';
 import { chargeLedger } from '../privacy/ledger.js';
 import { discreteGaussianNoise } from '../privacy/noise.js';
+import type { EvaluationRequestSchema, EvaluationRunSchema, EvaluationSchema } from '../schemas/evaluations.js';
 import type { LossName } from '../vocabulary.js';
 import { accuracyUnitsPerSample, type EvaluateModelInput, type EvaluateModelOutput } from './measure.js';
 import { type PreflightPool, preflightEvaluation } from './preflight.js';
 
-export interface EvaluationRequest {
-  modelId: string;
-  datasetId: string;
-  loss: LossName;
-  /** ε to spend on a DP release; absent: an exact evaluation (the owner must allow non-private use). */
-  epsilon?: number;
-}
+export type EvaluationRequest = Static<typeof EvaluationRequestSchema>;
 
-export interface EvaluationResult {
-  id: string;
-  modelId: string;
-  datasetId: string;
-  /** The dataset's sample count (public, as in the catalogue). */
-  samples: number;
-  private: boolean;
-  /** Accuracy in [0, 1] (noisy when private); null for regression losses. */
-  accuracy: number | null;
-  /** Standard deviation of the noise added to accuracy: √Var[N_Z(0, σ²)] / units (≤ σ/units); 0 when exact. */
-  accuracyNoiseStd: number;
-  /** Mean loss, exact; null in a private evaluation (its sensitivity is unbounded). */
-  loss: number | null;
-  epsilon: number | null;
-  delta: number | null;
-  /** σ/Δ of the discrete Gaussian N_Z(0, σ²) on the correct count of sensitivity Δ; null when exact. */
-  noiseMultiplier: number | null;
-}
+export type EvaluationResult = Static<typeof EvaluationSchema>;
 
 /**
  * The worker pool as evaluations use it: the pre-flight, then the exact measurement (measure.ts).
@@ -67,16 +46,7 @@ export type EvaluationDeps = Omit<ArtifactDeps, 'pool'> & { pool: EvaluationPool
 const classification: ReadonlySet<LossName> = new Set(['cross_entropy', 'nll', 'bce_with_logits']);
 
 /** An evaluation in flight, as those who may stop it see it. */
-export interface EvaluationRun {
-  id: string;
-  ownerId: string;
-  modelId: string;
-  datasetId: string;
-  private: boolean;
-  epsilon: number | null;
-  status: 'running' | 'cancelled';
-  startedAt: string;
-}
+export type EvaluationRun = Static<typeof EvaluationRunSchema>;
 
 export interface Evaluations {
   /** Evaluates as evaluateModel does; EVALUATION_CANCELLED (409) when it was cancelled meanwhile. */

@@ -16,21 +16,12 @@
 //
 // A metric is released only at a durable checkpoint (or with the result), so no step whose loss went
 // into a release is ever run again after a crash, and no step's loss enters two releases.
+import type { Static } from 'typebox';
 import { gaussianNoise } from '../privacy/noise.js';
+import type { TrainingMetricSchema } from '../schemas/trainings.js';
 
 /** One released metric, as the API shows it. */
-export interface TrainingMetric {
-  /** 1-based epoch; the last may be partial when epochs is fractional. */
-  epoch: number;
-  /** Step at which it was released (the epoch's last). */
-  step: number;
-  /** Steps whose losses it covers: the epoch's. */
-  steps: number;
-  /** Mean per-sample training loss (clamped to [0, lossBound] when private), noisy when private. */
-  meanLoss: number;
-  /** Standard deviation of the noise on meanLoss; 0 when exact. */
-  noiseStd: number;
-}
+export type TrainingMetric = Static<typeof TrainingMetricSchema>;
 
 /** How a job releases metrics (null in the job input: none). */
 export type MetricsSpec =

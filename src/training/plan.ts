@@ -6,84 +6,31 @@
 // nothing; POST /v1/trainings charges exactly the events the plan lists. Every inconsistency is
 // reported here, before anything is charged.
 
+import type { Static } from 'typebox';
 import { type Dataset, getDataset, requireDatasetUse } from '../artifacts/datasets.js';
 import type { DatasetSummary, TensorSummary } from '../artifacts/formats/canonical.js';
 import { type Model, requireBatchIndependence, usableModel } from '../artifacts/models.js';
 import { BastionError, type FieldError } from '../errors.js';
 import type { Principal } from '../governance/principals.js';
-import type { OptimizerConfig } from '../native.js';
-import { DEFAULT_ACCOUNTANT, type PrivacyEvent } from '../privacy/accountant.js';
+import type { PrivacyEvent } from '../privacy/accountant.js';
 import { calibrateTrainingNoise } from '../privacy/calibration.js';
 import { type ChargeItem, type LedgerDeps, ledgerEpsilon, previewCharges } from '../privacy/ledger.js';
-import { CLASS_INDEX_LOSSES, type LossName } from '../vocabulary.js';
+import type { TrainingPlanSchema, TrainingRequestSchema } from '../schemas/trainings.js';
+import { CLASS_INDEX_LOSSES, DEFAULT_ACCOUNTANT, type LossName } from '../vocabulary.js';
 import { DEFAULT_METRICS_LOSS_BOUND, epochEnds } from './metrics.js';
 
-export interface TrainingRequest {
-  modelId: string;
-  datasetIds: string[];
-  epochs: number;
-  expectedBatchSize: number;
-  maxPhysicalBatchSize?: number;
-  loss: LossName;
-  labelSmoothing?: number;
-  optimizer: OptimizerConfig;
-  privacy?: { targetEpsilon: number; maxGradNorm: number; clipping?: 'flat' | 'per-layer'; accountant?: 'rdp' | 'pld' };
-  private?: boolean;
-  metricsEpsilon?: number;
-  metricsLossBound?: number;
-}
+export type TrainingRequest = Static<typeof TrainingRequestSchema>;
 
-export interface DatasetCharge {
-  datasetId: string;
-  privacyLimit: number;
-  delta: number;
-  epsilonSpent: number;
-  epsilonAfter: number;
-  epsilonRemainingAfter: number;
-  allowed: boolean;
-}
+/** The plan as the API shows it. */
+export type TrainingPlanView = Static<typeof TrainingPlanSchema>;
 
-export interface TrainingPlan {
-  modelId: string;
-  datasetIds: string[];
-  private: boolean;
-  sampleCount: number;
-  epochs: number;
-  expectedBatchSize: number;
-  maxPhysicalBatchSize: number;
-  /** q; 0 when not private (fixed-size shuffled batches). */
-  sampleRate: number;
-  steps: number;
-  /** σ; 0 when not private. */
-  noiseMultiplier: number;
-  maxGradNorm: number | null;
-  clipping: 'flat' | 'per-layer' | null;
-  accountant: 'rdp' | 'pld' | null;
-  /** The smallest δ of the datasets; null when not private. */
-  delta: number | null;
-  /**
-   * This training's ε at `delta` without the metrics, null when not private. Like epsilonTotal, the
-   * ledger's figure (the tighter of PLD and RDP), which is at most the calibrating accountant's.
-   */
-  epsilon: number | null;
-  /**
-   * ε at `delta` of everything charged (the training and its metrics together) exactly as the ledger
-   * composes it: what the charge adds to a dataset with no history; null when not private.
-   */
-  epsilonTotal: number | null;
-  /**
-   * The per-epoch mean training loss: noisy for a private training that asked for it (epsilon: what the
-   * metrics add to the training's ε, at most metricsEpsilon; σ_m relative to the loss bound L), exact for
-   * a non-private one (epsilon null, σ_m 0, L null); null: none.
-   */
-  metrics: { epsilon: number | null; noiseMultiplier: number; lossBound: number | null; releases: number } | null;
-  datasets: DatasetCharge[];
-  allowed: boolean;
+/** The plan as a job keeps it: the view and what only the server needs to run and charge it. */
+export type TrainingPlan = TrainingPlanView & {
   /** Per-layer clipping groups: parameter names with their bound; null for flat clipping. */
   clipGroups: { parameters: string[]; maxGradNorm: number }[] | null;
   /** What to charge each dataset when the training is accepted (empty when not private). */
   events: PrivacyEvent[];
-}
+};
 
 export type PlanDeps = LedgerDeps;
 
@@ -332,7 +279,7 @@ export async function planTraining(deps: PlanDeps, principal: Principal, request
 }
 
 /** The plan as the API shows it (without the internal charge list and clip groups). */
-export function planView(plan: TrainingPlan): Omit<TrainingPlan, 'events' | 'clipGroups'> {
+export function planView(plan: TrainingPlan): TrainingPlanView {
   const { events: _events, clipGroups: _groups, ...view } = plan;
   return view;
 }

@@ -1,40 +1,16 @@
 // How a training job is shown: its row and, while it runs, its live figures, as its owner sees it or without
 // its released results; ε of the steps run so far; and the one place epoch metrics are merged (an epoch is
 // released once, however often it is reported).
+import type { Static } from 'typebox';
 import { createRdpAccountant } from '../privacy/accountant.js';
-import type { TrainingRow, TrainingStatus } from '../store/trainings.js';
+import type { TrainingSchema } from '../schemas/trainings.js';
+import type { TrainingRow } from '../store/trainings.js';
 import type { TrainingMetric } from './metrics.js';
 import { planView, type TrainingPlan, type TrainingRequest } from './plan.js';
 import { publicProgress } from './progress.js';
 
 /** A training job as its owner sees it; the owners of its datasets and admins see it without `metrics`. */
-export interface Training {
-  id: string;
-  ownerId: string;
-  status: TrainingStatus;
-  modelId: string;
-  datasetIds: string[];
-  request: TrainingRequest;
-  plan: ReturnType<typeof planView>;
-  step: number;
-  totalSteps: number;
-  /** Epochs run so far, fractional (training/progress.ts: public figures only). */
-  epoch: number;
-  epsilonPlanned: number | null;
-  epsilonSpent: number | null;
-  delta: number | null;
-  /** Expected samples per second: the plan's mean batch size times the step rate, never a count of sampled records. */
-  samplesPerSec: number | null;
-  etaSeconds: number | null;
-  checkpointStep: number | null;
-  /** The per-epoch metrics released so far, oldest first. */
-  metrics: TrainingMetric[];
-  error: string | null;
-  resultModelId: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+export type Training = Static<typeof TrainingSchema>;
 
 const rdp = createRdpAccountant();
 

@@ -1,5 +1,6 @@
 // The shape of src/ as its imports show it, checked on every test run: dependencies point one way
-// (roots → http → services → store | native, and roots → workers → services), only the composition roots
+// (roots → http → services → store | native, roots → workers → services, and http and services → schemas:
+// the API's wire shapes, from which the services' types are derived), only the composition roots
 // know the worker pool, no top-level folder imports itself back through others, heavy addon functions
 // stay in pool workers and the sandbox child, and an uploaded archive meets libtorch only in that child.
 // Type-only imports count everywhere except where the question is what loads at run time: a type is a
@@ -55,6 +56,7 @@ const layerOf = (file: string): string => {
   const top = file.split(path.sep)[0]!;
   if (['artifacts', 'training', 'privacy', 'governance', 'enclave'].includes(top)) return 'service';
   if (top === 'http') return 'http';
+  if (top === 'schemas') return 'schemas';
   if (top === 'store') return 'store';
   if (top === 'workers') return 'workers';
   if (file === 'native') return 'native';
@@ -66,16 +68,18 @@ const layerOf = (file: string): string => {
  * Which layers each layer may import, types included. The worker pool sits between the roots and the
  * services: its worker runs the services' worker-side code (training/runner.ts, artifacts/convert.ts,
  * the accountants), so it imports them, and no service imports it back (each declares the narrow
- * interface it needs, which the roots fill with the pool).
+ * interface it needs, which the roots fill with the pool). The wire shapes (src/schemas) sit below http and
+ * the services and above base, so a route's schema and a service's type can be one declaration.
  */
 const allowed: Record<string, string[]> = {
-  http: ['http', 'service', 'base'],
-  service: ['service', 'store', 'native', 'base'],
-  workers: ['workers', 'service', 'native', 'base'],
+  http: ['http', 'service', 'schemas', 'base'],
+  service: ['service', 'schemas', 'store', 'native', 'base'],
+  workers: ['workers', 'service', 'schemas', 'native', 'base'],
+  schemas: ['schemas', 'base'],
   store: ['store', 'base'],
   native: ['base'],
   base: ['base'],
-  root: ['root', 'http', 'service', 'workers', 'store', 'native', 'base'],
+  root: ['root', 'http', 'service', 'workers', 'schemas', 'store', 'native', 'base'],
 };
 
 /** The node of the folder graph a src file belongs to: its top-level folder, or itself for a top-level file (native, config, app…). */

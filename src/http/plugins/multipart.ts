@@ -11,7 +11,7 @@ import fp from 'fastify-plugin';
 import type { Static, TSchema } from 'typebox';
 import type { StagedUpload } from '../../artifacts/blob-store.js';
 import { BastionError, type FieldError } from '../../errors.js';
-import { PRINTABLE_TEXT_DETAIL, PRINTABLE_TEXT_PATTERN } from '../schemas/common.js';
+import { PRINTABLE_TEXT_DETAIL, PRINTABLE_TEXT_PATTERN } from '../../schemas/common.js';
 
 export interface MultipartOptions {
   /** Largest accepted file part in bytes; above it, 413. */

@@ -9,7 +9,8 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { BastionError, type ErrorCode, errorSpecs, type FieldError, PROBLEM_TYPE_BASE } from '../../errors.js';
-import { PRINTABLE_TEXT_DETAIL, PRINTABLE_TEXT_PATTERN, PROBLEM_MEDIA_TYPE } from '../schemas/common.js';
+import { PRINTABLE_TEXT_DETAIL, PRINTABLE_TEXT_PATTERN } from '../../schemas/common.js';
+import { PROBLEM_MEDIA_TYPE } from '../schemas/common.js';
 
 export interface ProblemDocument {
   type: string;

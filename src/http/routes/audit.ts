@@ -7,8 +7,8 @@ import { Ajv } from 'ajv';
 import type { FastifyInstance, FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
 import { listAuditEntries } from '../../governance/audit.js';
 import type { GovernanceDeps } from '../../governance/authorize.js';
+import { AuditPageSchema, AuditQuerySchema } from '../../schemas/audit.js';
 import { principalOf } from '../plugins/auth.js';
-import { AuditPageSchema, AuditQuerySchema } from '../schemas/audit.js';
 import { authedProblems, problemResponses } from '../schemas/common.js';
 
 // The app's validator does not coerce (a JSON body's "5" is not 5), but a query string is all text:

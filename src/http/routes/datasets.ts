@@ -20,17 +20,15 @@ import { authorize } from '../../governance/authorize.js';
 import { datasetPolicyFromForm } from '../../governance/policy.js';
 import { datasetTarget } from '../../governance/targets.js';
 import { datasetPrivacy } from '../../privacy/ledger.js';
+import { DatasetFieldsSchema, DatasetListSchema, DatasetSchema } from '../../schemas/artifacts.js';
+import { ref } from '../../schemas/common.js';
+import { DatasetPolicyInputSchema } from '../../schemas/policies.js';
+import { DatasetPrivacySchema } from '../../schemas/trainings.js';
 import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import {
-  binaryContent,
-  DatasetFieldsSchema,
-  DatasetListSchema,
-  type DatasetPolicyInputSchema,
-  multipartBody,
-} from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
+import { binaryContent, multipartBody } from '../schemas/uploads.js';
 
 export default async function datasetRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -47,7 +45,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
           'Uploads a dataset as multipart/form-data: exactly one file part (TorchScript, safetensors or CSV), a name, its privacy limit ' +
           'ε and δ, and an optional policy (DatasetPolicyInput as JSON). The file is checked, converted to canonical tensors and sealed ' +
           'before the 201; a 422 says why a file was refused. Without a policy the dataset is private to its owner.',
-        response: { 201: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 413, 415, 422) },
+        response: { 201: ref(DatasetSchema), ...problemResponses(...authedProblems, 413, 415, 422) },
       },
       config: { multipartBody: multipartBody(DatasetFieldsSchema) },
     },
@@ -108,7 +106,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
           "One dataset the caller may see: metadata, the public shapes and dtypes of its tensors, and its policy. The policy's trainers " +
           "and the label classes are in the owner's view only; a dataset the caller may not see is 404.",
         params: IdParams,
-        response: { 200: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 404) },
+        response: { 200: ref(DatasetSchema), ...problemResponses(...authedProblems, 404) },
       },
     },
     async (request) => getDataset(deps, principalOf(request), request.params.id),
@@ -126,7 +124,7 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
           'and RDP) and remaining, and each charge. The owner also sees who caused each charge and how many of its samples each training ' +
           'dropped.',
         params: IdParams,
-        response: { 200: Type.Ref('DatasetPrivacy'), ...problemResponses(...authedProblems, 404) },
+        response: { 200: ref(DatasetPrivacySchema), ...problemResponses(...authedProblems, 404) },
       },
     },
     async (request) => {
@@ -189,8 +187,8 @@ export default async function datasetRoutes(root: FastifyInstance, options: { ar
           "Replaces the dataset's policy with the one given; omitted fields take their defaults. Owner only. It applies from the next " +
           'request: trainings already accepted run on, and their charges stand.',
         params: IdParams,
-        body: Type.Ref('DatasetPolicyInput') as unknown as typeof DatasetPolicyInputSchema,
-        response: { 200: Type.Ref('Dataset'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
+        body: ref(DatasetPolicyInputSchema),
+        response: { 200: ref(DatasetSchema), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
       },
     },
     async (request) => setDatasetPolicy(deps, principalOf(request), request.params.id, request.body),

@@ -3,11 +3,11 @@
 
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
+import { ref } from '../../schemas/common.js';
+import { EvaluationRequestSchema, EvaluationRunListSchema, EvaluationRunSchema, EvaluationSchema } from '../../schemas/evaluations.js';
 import type { Evaluations } from '../../training/evaluate.js';
 import { principalOf } from '../plugins/auth.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
-import { EvaluationRequestSchema, EvaluationRunListSchema } from '../schemas/evaluations.js';
 
 export default async function evaluationRoutes(root: FastifyInstance, options: { evaluations: Evaluations }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -25,7 +25,7 @@ export default async function evaluationRoutes(root: FastifyInstance, options: {
           "zeros of the dataset's public shapes (422 with the model's message when that fails, nothing charged); 409 when it was " +
           'cancelled meanwhile.',
         body: EvaluationRequestSchema,
-        response: { 200: Type.Ref('Evaluation'), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422) },
+        response: { 200: ref(EvaluationSchema), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422) },
       },
     },
     async (request) => evaluations.run(principalOf(request), request.body),
@@ -58,7 +58,7 @@ export default async function evaluationRoutes(root: FastifyInstance, options: {
           "Cancels an evaluation in flight, by whoever asked for it, the dataset's owner or an admin. Its charge stands and nothing is " +
           'released.',
         params: IdParams,
-        response: { 200: Type.Ref('EvaluationRun'), ...problemResponses(...authedProblems, 404) },
+        response: { 200: ref(EvaluationRunSchema), ...problemResponses(...authedProblems, 404) },
       },
     },
     async (request) => evaluations.cancel(principalOf(request), request.params.id),

@@ -17,19 +17,16 @@ import {
   setModelPolicy,
 } from '../../artifacts/models.js';
 import { type ArtifactDeps, stageUpload } from '../../artifacts/service.js';
+import { TrainingCertificateSchema } from '../../enclave/training-certificate.js';
 import { modelPolicyFromForm } from '../../governance/policy.js';
+import { ModelApprovalsSchema, ModelFieldsSchema, ModelListSchema, ModelSchema, ReleaseDecisionBody } from '../../schemas/artifacts.js';
+import { ref } from '../../schemas/common.js';
+import { ModelPolicyInputSchema } from '../../schemas/policies.js';
 import { sendContent } from '../content.js';
 import { principalOf } from '../plugins/auth.js';
 import { receiveUpload } from '../plugins/multipart.js';
-import {
-  binaryContent,
-  ModelFieldsSchema,
-  ModelListSchema,
-  type ModelPolicyInputSchema,
-  multipartBody,
-  ReleaseDecisionBody,
-} from '../schemas/artifacts.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
+import { binaryContent, multipartBody } from '../schemas/uploads.js';
 
 export default async function modelRoutes(root: FastifyInstance, options: { artifacts: ArtifactDeps }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -46,7 +43,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
           'Uploads a TorchScript model as multipart/form-data: exactly one file part, a name, an optional description and an optional ' +
           'policy (ModelPolicyInput as JSON). The model is checked (its operators, and that its forward keeps samples apart) and sealed ' +
           'before the 201; a 422 says why a model was refused. Without a policy only its owner sees it.',
-        response: { 201: Type.Ref('Model'), ...problemResponses(...authedProblems, 413, 415, 422) },
+        response: { 201: ref(ModelSchema), ...problemResponses(...authedProblems, 413, 415, 422) },
       },
       config: { multipartBody: multipartBody(ModelFieldsSchema) },
     },
@@ -92,7 +89,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
           'One model the caller may see: metadata, what the check found, lineage (for a trained model) and release state. The policy is ' +
           "in its owner's view only; a model the caller may not see is 404.",
         params: IdParams,
-        response: { 200: Type.Ref('Model'), ...problemResponses(...authedProblems, 404) },
+        response: { 200: ref(ModelSchema), ...problemResponses(...authedProblems, 404) },
       },
     },
     async (request) => getModel(deps, principalOf(request), request.params.id),
@@ -149,8 +146,8 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
           "Replaces the model's policy with the one given; omitted fields take their defaults (no readers). Owner only; it applies from " +
           'the next request on.',
         params: IdParams,
-        body: Type.Ref('ModelPolicyInput') as unknown as typeof ModelPolicyInputSchema,
-        response: { 200: Type.Ref('Model'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
+        body: ref(ModelPolicyInputSchema),
+        response: { 200: ref(ModelSchema), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
       },
     },
     async (request) => setModelPolicy(deps, principalOf(request), request.params.id, request.body),
@@ -170,7 +167,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
           'outside one the statement says `"enclave": false`. Check it offline with `bastion attest verify-model`. 404 for a model that ' +
           'was uploaded rather than trained.',
         params: IdParams,
-        response: { 200: Type.Ref('TrainingCertificate'), ...problemResponses(...authedProblems, 404) },
+        response: { 200: ref(TrainingCertificateSchema), ...problemResponses(...authedProblems, 404) },
       },
     },
     async (request) => getModelCertificate(deps, principalOf(request), request.params.id),
@@ -187,7 +184,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
           'The release approvals a trained model needs, one per owner of its datasets whose policy says `release: approval`, with each ' +
           'decision given so far and the resulting release state. The list is empty for a model that needs none.',
         params: IdParams,
-        response: { 200: Type.Ref('ModelApprovals'), ...problemResponses(...authedProblems, 404) },
+        response: { 200: ref(ModelApprovalsSchema), ...problemResponses(...authedProblems, 404) },
       },
     },
     async (request) => getModelApprovals(deps, principalOf(request), request.params.id),
@@ -206,7 +203,7 @@ export default async function modelRoutes(root: FastifyInstance, options: { arti
           'given, and one rejection keeps it unreleased for good.',
         params: IdParams,
         body: ReleaseDecisionBody,
-        response: { 200: Type.Ref('ModelApprovals'), ...problemResponses(...authedProblems, 403, 404, 409, 415) },
+        response: { 200: ref(ModelApprovalsSchema), ...problemResponses(...authedProblems, 403, 404, 409, 415) },
       },
     },
     async (request) => decideModelRelease(deps, principalOf(request), request.params.id, request.body),

@@ -5,9 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { GovernanceDeps } from '../../governance/authorize.js';
 import { createPrincipal, getPrincipal, listPrincipals, type Principal, revokePrincipal } from '../../governance/principals.js';
+import { ref } from '../../schemas/common.js';
+import { CreatedPrincipalSchema, CreatePrincipalBody, PrincipalListSchema, PrincipalSchema } from '../../schemas/principals.js';
 import { principalOf } from '../plugins/auth.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
-import { CreatedPrincipalSchema, CreatePrincipalBody, PrincipalListSchema } from '../schemas/principals.js';
 
 export default async function principalRoutes(
   root: FastifyInstance,
@@ -61,7 +62,7 @@ export default async function principalRoutes(
         summary: 'Get a principal (admin)',
         description: 'One active principal by id; a revoked or unknown id is 404. Admin only.',
         params: IdParams,
-        response: { 200: Type.Ref('Principal'), ...problemResponses(...authedProblems, 403, 404) },
+        response: { 200: ref(PrincipalSchema), ...problemResponses(...authedProblems, 403, 404) },
       },
     },
     async (request) => {
@@ -101,7 +102,7 @@ export default async function principalRoutes(
         description:
           'The principal the bearer token belongs to: id, name, role and creation time. Any valid token may call it, which makes it the ' +
           'simplest check that a token works.',
-        response: { 200: Type.Ref('Principal'), ...problemResponses(...authedProblems) },
+        response: { 200: ref(PrincipalSchema), ...problemResponses(...authedProblems) },
       },
     },
     async (request) => principalOf(request),

@@ -4,14 +4,15 @@
 
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { type TSchema, Type } from 'typebox';
+import type { TSchema } from 'typebox';
+import { ref } from '../../schemas/common.js';
+import { TrainingListSchema, TrainingPlanSchema, TrainingRequestSchema, TrainingSchema } from '../../schemas/trainings.js';
 import type { TrainingEvent } from '../../training/events.js';
 import type { TrainingJobs } from '../../training/jobs.js';
 import { type PlanDeps, planTraining, planView } from '../../training/plan.js';
 import { principalOf } from '../plugins/auth.js';
 import { streamEvents } from '../plugins/sse.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
-import { TrainingListSchema, TrainingRequestSchema } from '../schemas/trainings.js';
 
 /** Comment lines that keep proxies and clients from timing out an idle stream. */
 const TERMINAL: ReadonlySet<TrainingEvent['type']> = new Set(['completed', 'failed', 'cancelled']);
@@ -40,7 +41,7 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
           "sample rate q, the steps, the ε of the model and of its metrics, and what each dataset's budget would show after it. It takes " +
           'the same body as createTraining; `allowed` says whether every budget allows it.',
         body: TrainingRequestSchema,
-        response: { 200: Type.Ref('TrainingPlan'), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
+        response: { 200: ref(TrainingPlanSchema), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
       },
     },
     async (request) => planView(await planTraining(deps, principalOf(request), request.body)),
@@ -58,7 +59,7 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
           "model's message when it fails), charges every dataset's ledger the whole plan at once, then queues it (202). 409 when a " +
           'budget does not allow it; 429 when the caller already has as many trainings queued and running as it may.',
         body: TrainingRequestSchema,
-        response: { 202: Type.Ref('Training'), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422, 429, 503) },
+        response: { 202: ref(TrainingSchema), ...problemResponses(...authedProblems, 403, 404, 409, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -92,7 +93,7 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
           "One of the caller's trainings: status, step of total, ε planned and spent so far, throughput, ETA, released metrics, error " +
           'and result model. Poll it, or follow getTrainingEvents for live updates.',
         params: IdParams,
-        response: { 200: Type.Ref('Training'), ...problemResponses(...authedProblems, 404) },
+        response: { 200: ref(TrainingSchema), ...problemResponses(...authedProblems, 404) },
       },
     },
     async (request) => jobs.get(principalOf(request), request.params.id),
@@ -109,7 +110,7 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
           'Cancels a queued or running training and answers once it has stopped (within one step). The ledger keeps the whole planned ' +
           'charge; a training that has already ended is 409.',
         params: IdParams,
-        response: { 200: Type.Ref('Training'), ...problemResponses(...authedProblems, 404, 409) },
+        response: { 200: ref(TrainingSchema), ...problemResponses(...authedProblems, 404, 409) },
       },
     },
     async (request) => jobs.cancel(principalOf(request), request.params.id),

@@ -1,6 +1,7 @@
 // Schemas shared by every route: the problem document (RFC 9457) and helpers that attach problem
 // responses to a route, so every operation in openapi.yaml lists the problems it can answer.
 import { type TSchema, Type } from 'typebox';
+import { ref } from '../../schemas/common.js';
 
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 
@@ -47,7 +48,7 @@ export function problemResponses(...statuses: number[]): Record<number, TSchema>
   for (const status of statuses) {
     out[status] = {
       description: problemDescriptions[status] ?? 'Problem',
-      content: { [PROBLEM_MEDIA_TYPE]: { schema: Type.Ref('Problem') } },
+      content: { [PROBLEM_MEDIA_TYPE]: { schema: ref(ProblemSchema) } },
     } as unknown as TSchema;
   }
   return out;
@@ -57,16 +58,6 @@ export function problemResponses(...statuses: number[]): Record<number, TSchema>
 export const authedProblems = [400, 401, 500] as const;
 
 export const IdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'Resource id (UUID)' }) });
-
-/**
- * Text a person reads back in listings, logs and audit entries (names): no control characters (C0,
- * DEL, C1), no line or paragraph separators and no bidirectional formatting characters (ALM, LRM,
- * RLM, the embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069), nor a BOM. Each of
- * these can make a name display as another (U+202E reverses what follows) or forge log lines.
- */
-export const PRINTABLE_TEXT_PATTERN = '^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069\\uFEFF]*$';
-/** The validation detail of a value that does not match PRINTABLE_TEXT_PATTERN. */
-export const PRINTABLE_TEXT_DETAIL = 'must not contain control characters, line separators or bidirectional formatting characters';
 
 /** An SGX enclave's identity as its report or quote states it (src/enclave/keys.ts EnclaveIdentity). */
 export const EnclaveIdentitySchema = Type.Object(

@@ -1,9 +1,9 @@
-// Wire shapes of models and datasets, their policies and release approvals, and the multipart form
-// fields of their uploads.
-import { type Static, type TSchema, Type } from 'typebox';
-import { DatasetPolicyInputSchema, ModelPolicyInputSchema } from '../../governance/policy.js';
-import { DTYPES, LOSSES } from '../../vocabulary.js';
-import { PRINTABLE_TEXT_PATTERN } from './common.js';
+// Wire shapes of models and datasets, their lineage and release approvals, and the multipart form
+// fields of their uploads (the policies: policies.ts).
+import { type Static, Type } from 'typebox';
+import { DTYPES, LOSSES } from '../vocabulary.js';
+import { nullable, PRINTABLE_TEXT_PATTERN, ref } from './common.js';
+import { DatasetPolicySchema, ModelPolicySchema } from './policies.js';
 
 const TensorInfoSchema = Type.Object(
   {
@@ -16,8 +16,6 @@ const TensorInfoSchema = Type.Object(
   },
   { additionalProperties: false },
 );
-
-const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
 export const ModelLineageSchema = Type.Object(
   {
@@ -49,40 +47,6 @@ const releaseStateSchema = Type.Enum(['released', 'pending', 'rejected'], {
     'An unreleased model cannot be downloaded or trained further, and is evaluated only with DP',
 });
 
-const principalIdList = Type.Array(Type.String({ format: 'uuid' }));
-
-export const DatasetPolicySchema = Type.Object(
-  {
-    trainers: Type.Optional(
-      Type.Union([principalIdList, Type.Literal('everyone')], {
-        description: 'Principals besides the owner who may see and train on the dataset, or "everyone"; in the owner\'s view only',
-      }),
-    ),
-    maxEpsilonPerTraining: Type.Optional(
-      Type.Number({ description: 'Largest ε one training (metrics included) or evaluation may spend; absent: no limit but the budget' }),
-    ),
-    allowEvaluation: Type.Boolean({ description: 'Whether trainers may evaluate models on it' }),
-    allowNonPrivate: Type.Boolean({ description: 'Whether trainings and evaluations without DP may use it' }),
-    release: Type.Enum(['trainer', 'approval'], {
-      type: 'string',
-      description: 'trainer: whoever trained a model may download it; approval: only once the owner approved',
-    }),
-  },
-  { $id: 'DatasetPolicy', title: 'DatasetPolicy', additionalProperties: false, description: "A dataset's policy, as in force" },
-);
-
-export const ModelPolicySchema = Type.Object(
-  { readers: principalIdList },
-  {
-    $id: 'ModelPolicy',
-    title: 'ModelPolicy',
-    additionalProperties: false,
-    description: 'Who besides its owner may see the model and train or evaluate with it',
-  },
-);
-
-export { DatasetPolicyInputSchema, ModelPolicyInputSchema };
-
 export const ModelApprovalsSchema = Type.Object(
   {
     modelId: Type.String({ format: 'uuid' }),
@@ -91,7 +55,7 @@ export const ModelApprovalsSchema = Type.Object(
       Type.Object(
         {
           approverId: Type.String({ format: 'uuid', description: 'Owner of datasets whose policy asks for approval' }),
-          datasetIds: principalIdList,
+          datasetIds: Type.Array(Type.String({ format: 'uuid' })),
           decision: Type.Union([Type.Enum(['approve', 'reject'], { type: 'string' }), Type.Null()], { description: 'null while pending' }),
           reason: Type.Union([Type.String(), Type.Null()]),
           decidedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
@@ -144,7 +108,7 @@ export const ModelSchema = Type.Object(
         'Owners of the datasets a trained model was trained on: they see its metadata, lineage and approvals. Empty for an uploaded model',
     }),
     release: releaseStateSchema,
-    policy: Type.Optional(Type.Ref('ModelPolicy', { description: "Who else may use the model; in its owner's view only" })),
+    policy: Type.Optional(ref(ModelPolicySchema, { description: "Who else may use the model; in its owner's view only" })),
   },
   { $id: 'Model', title: 'Model', additionalProperties: false },
 );
@@ -189,7 +153,7 @@ export const DatasetSchema = Type.Object(
     privacyLimit: Type.Number({ description: 'Total ε the owner allows all trainings to spend' }),
     delta: Type.Number({ description: 'δ of every guarantee given on this dataset' }),
     allowNonPrivate: Type.Boolean({ description: "Whether trainings without DP may use it (the policy's allowNonPrivate)" }),
-    policy: Type.Ref('DatasetPolicy'),
+    policy: ref(DatasetPolicySchema),
     sampleCount: Type.Integer({ minimum: 1 }),
     inputs: Type.Array(CanonicalTensorSchema),
     labels: CanonicalTensorSchema,
@@ -203,16 +167,9 @@ export const DatasetSchema = Type.Object(
   { $id: 'Dataset', title: 'Dataset', additionalProperties: false },
 );
 
-export const ModelListSchema = Type.Object({ items: Type.Array(Type.Ref('Model')) }, { additionalProperties: false });
-export const DatasetListSchema = Type.Object({ items: Type.Array(Type.Ref('Dataset')) }, { additionalProperties: false });
+export const ModelListSchema = Type.Object({ items: Type.Array(ref(ModelSchema)) }, { additionalProperties: false });
+export const DatasetListSchema = Type.Object({ items: Type.Array(ref(DatasetSchema)) }, { additionalProperties: false });
 
-// A file part: format binary (what OpenAPI 3.0 tools and Swagger UI's file picker read) and contentMediaType
-// (its OpenAPI 3.1 / JSON Schema 2020-12 spelling); the typed client makes it a Blob (scripts/openapi.ts).
-const fileField = Type.String({
-  format: 'binary',
-  contentMediaType: 'application/octet-stream',
-  description: 'The file; any part name is accepted, exactly one file part',
-});
 const nameField = Type.String({
   minLength: 1,
   maxLength: 200,
@@ -274,13 +231,3 @@ export const DatasetFieldsSchema = Type.Object(
   { additionalProperties: false },
 );
 export type DatasetFieldsInput = Static<typeof DatasetFieldsSchema>;
-
-/** The multipart body as OpenAPI documents it: the fields plus one file part. */
-export function multipartBody(fields: typeof ModelFieldsSchema | typeof DatasetFieldsSchema): TSchema {
-  return Type.Object({ file: fileField, ...fields.properties });
-}
-
-export const binaryContent = {
-  description: 'The file as uploaded, decrypted as it streams',
-  content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
-} as unknown as TSchema;

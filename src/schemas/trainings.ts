@@ -1,8 +1,8 @@
 // Wire shapes of trainings: the request (the same body for POST /v1/trainings and POST
 // /v1/trainings/plan) and the plan the server derives from it.
-import { type Static, Type } from 'typebox';
-import { DEFAULT_ACCOUNTANT } from '../../privacy/accountant.js';
-import { LOSSES, OPTIMIZERS } from '../../vocabulary.js';
+import { Type } from 'typebox';
+import { DEFAULT_ACCOUNTANT, LOSSES, OPTIMIZERS } from '../vocabulary.js';
+import { ref } from './common.js';
 
 export const LossNameSchema = Type.Enum(LOSSES, { type: 'string' });
 
@@ -84,7 +84,6 @@ export const TrainingRequestSchema = Type.Object(
   },
   { additionalProperties: false },
 );
-export type TrainingRequest = Static<typeof TrainingRequestSchema>;
 
 const DatasetChargeSchema = Type.Object(
   {
@@ -149,7 +148,6 @@ export const TrainingPlanSchema = Type.Object(
   },
   { $id: 'TrainingPlan', title: 'TrainingPlan', additionalProperties: false },
 );
-export type TrainingPlanWire = Static<typeof TrainingPlanSchema>;
 
 export const DatasetPrivacySchema = Type.Object(
   {
@@ -230,7 +228,7 @@ export const TrainingSchema = Type.Object(
     modelId: Type.String({ format: 'uuid', description: 'the source model' }),
     datasetIds: Type.Array(Type.String({ format: 'uuid' })),
     request: TrainingRequestSchema,
-    plan: Type.Ref('TrainingPlan'),
+    plan: ref(TrainingPlanSchema),
     step: Type.Integer({ minimum: 0, description: 'steps run' }),
     totalSteps: Type.Integer({ minimum: 0 }),
     epoch: Type.Number({
@@ -248,7 +246,7 @@ export const TrainingSchema = Type.Object(
     ),
     etaSeconds: nullableNumber('estimated seconds to the end while running: steps left divided by the recent steps per second'),
     checkpointStep: Type.Union([Type.Integer(), Type.Null()], { description: 'step of the latest sealed checkpoint' }),
-    metrics: Type.Array(Type.Ref('TrainingMetric'), { description: 'the per-epoch metrics released so far, oldest first' }),
+    metrics: Type.Array(ref(TrainingMetricSchema), { description: 'the per-epoch metrics released so far, oldest first' }),
     error: Type.Union([Type.String(), Type.Null()], { description: 'why the training failed' }),
     resultModelId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], {
       description: 'the trained model (a model artifact of the owner, with lineage), once succeeded',
@@ -260,4 +258,4 @@ export const TrainingSchema = Type.Object(
   { $id: 'Training', title: 'Training', additionalProperties: false },
 );
 
-export const TrainingListSchema = Type.Object({ items: Type.Array(Type.Ref('Training')) }, { additionalProperties: false });
+export const TrainingListSchema = Type.Object({ items: Type.Array(ref(TrainingSchema)) }, { additionalProperties: false });

@@ -1,6 +1,6 @@
 // Wire shapes of principals.
 import { Type } from 'typebox';
-import { PRINTABLE_TEXT_PATTERN } from './common.js';
+import { PRINTABLE_TEXT_PATTERN, ref } from './common.js';
 
 export const RoleSchema = Type.Enum(['admin', 'member'], {
   type: 'string',
@@ -42,4 +42,4 @@ export const CreatedPrincipalSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const PrincipalListSchema = Type.Object({ items: Type.Array(Type.Ref('Principal')) }, { additionalProperties: false });
+export const PrincipalListSchema = Type.Object({ items: Type.Array(ref(PrincipalSchema)) }, { additionalProperties: false });

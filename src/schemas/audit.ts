@@ -1,8 +1,7 @@
 // Wire shapes of the audit log: one entry (the AuditEntry of src/governance/audit.ts), a page of
 // entries with its cursor, and the page's query parameters.
-import { type TSchema, Type } from 'typebox';
-
-const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+import { Type } from 'typebox';
+import { nullable, ref } from './common.js';
 
 export const AuditEntrySchema = Type.Object(
   {
@@ -24,7 +23,7 @@ export const AuditEntrySchema = Type.Object(
 
 export const AuditPageSchema = Type.Object(
   {
-    items: Type.Array(Type.Ref('AuditEntry')),
+    items: Type.Array(ref(AuditEntrySchema)),
     next: nullable(Type.Integer({ minimum: 1, description: 'Pass as `after` for the next page; null on the last page' })),
   },
   { additionalProperties: false },

@@ -1,5 +1,6 @@
 // Wire shapes of evaluations.
 import { Type } from 'typebox';
+import { ref } from './common.js';
 import { LossNameSchema } from './trainings.js';
 
 export const EvaluationRequestSchema = Type.Object(
@@ -57,4 +58,4 @@ export const EvaluationRunSchema = Type.Object(
   { $id: 'EvaluationRun', title: 'EvaluationRun', additionalProperties: false, description: 'An evaluation in flight' },
 );
 
-export const EvaluationRunListSchema = Type.Object({ items: Type.Array(Type.Ref('EvaluationRun')) }, { additionalProperties: false });
+export const EvaluationRunListSchema = Type.Object({ items: Type.Array(ref(EvaluationRunSchema)) }, { additionalProperties: false });
