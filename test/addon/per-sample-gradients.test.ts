@@ -141,6 +141,33 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
   },
   inplace_mlp: { 'net.0.weight': 'linear', 'net.0.bias': 'linear', 'net.2.weight': 'linear', 'net.2.bias': 'linear' },
   regression: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
+  lstm_seq: {
+    'rnn.weight_ih_l0': 'lstm',
+    'rnn.weight_hh_l0': 'lstm',
+    'rnn.bias_ih_l0': 'lstm',
+    'rnn.bias_hh_l0': 'lstm',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
+  gru_stack: {
+    ...Object.fromEntries(
+      ['l0', 'l0_reverse', 'l1', 'l1_reverse'].flatMap((k) =>
+        ['weight_ih', 'weight_hh', 'bias_ih', 'bias_hh'].map((w) => [`rnn.${w}_${k}`, 'gru']),
+      ),
+    ),
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
+  rnn_relu: { 'rnn.weight_ih_l0': 'rnn_relu', 'rnn.weight_hh_l0': 'rnn_relu', 'fc.weight': 'linear', 'fc.bias': 'linear' },
+  lstm_proj: {
+    'rnn.weight_ih_l0': 'fallback',
+    'rnn.weight_hh_l0': 'fallback',
+    'rnn.bias_ih_l0': 'fallback',
+    'rnn.bias_hh_l0': 'fallback',
+    'rnn.weight_hr_l0': 'fallback',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
 };
 
 const fixtureNames = Object.keys(expectedRules);
@@ -174,6 +201,16 @@ for (const name of fixtureNames) {
     });
   }
 }
+
+test('a recurrence that runs across the samples (time-first nn.LSTM fed [B, T, F]) is left to the fallback, with the reason', async () => {
+  const fixture = (await perSampleFixtures()).get('lstm_over_batch')!;
+  const plan = gradientPlan(fixture.files.script!, fixture.inputs);
+  for (const entry of plan.filter((p) => p.parameter.startsWith('rnn.'))) {
+    assert.equal(entry.rule, 'fallback', entry.parameter);
+    assert.match(entry.reason, /aten::lstm.*does not keep the batch where batch_first says \(4 sequences for a batch of 5\)/);
+  }
+  assert.equal(plan.find((p) => p.parameter === 'fc.weight')!.rule, 'linear');
+});
 
 test('the plan explains each fallback: torch.matmul on a parameter, a layer inside an if-branch', async () => {
   const fixtures = await perSampleFixtures();

@@ -27,6 +27,7 @@
 
 #include "core/dp/grad_sample/fallback.h"
 #include "core/dp/grad_sample/layer.h"
+#include "core/dp/grad_sample/recurrent.h"
 #include "core/error.h"
 #include "core/model.h"
 #include "core/text.h"
@@ -93,7 +94,9 @@ struct LayerEntry {
   Value* z = nullptr;
   size_t a_out = 0, z_out = 0;  // positions in the captured tuple (after the output)
   bool active = true;
-  std::string reason;  // when not active
+  bool taped = false;                       // a recurrent layer: reads its tape, has no (a, z) in the capture
+  std::shared_ptr<gs::RnnTapeHandle> tape;  // its tape, whose id the rewritten node writes to
+  std::string reason;                       // when not active
 };
 
 struct Contribution {
@@ -109,6 +112,7 @@ class Engine final : public GraphGradEngine {
     for (const auto& parameter : module_.named_parameters(/*recurse=*/true)) {
       if (!parameter.value.requires_grad()) continue;
       index_[parameter.name] = static_cast<int64_t>(names_.size());
+      impl_index_[parameter.value.unsafeGetTensorImpl()] = static_cast<int64_t>(names_.size());
       names_.push_back(parameter.name);
       parameters_.push_back(parameter.value);
     }
@@ -124,6 +128,7 @@ class Engine final : public GraphGradEngine {
     }
     inputs_ = graph_->inputs().size() - 1;
     Analyse();
+    RewriteRecurrent();
     BuildCapture();
     Resolve();
   }
@@ -286,6 +291,28 @@ class Engine final : public GraphGradEngine {
     return found == index_.end() ? -1 : found->second;
   }
 
+  // The trainable parameters a Tensor[] value holds, one entry per element (-1 for an element that is
+  // not one), when it is a list of module tensors: a list attribute (nn.LSTM's _flat_weights) or a
+  // prim::ListConstruct of attributes (a traced model). nullopt for any other list.
+  std::optional<std::vector<int64_t>> ParametersOfList(const Value* value) const {
+    const Node* node = value->node();
+    std::vector<int64_t> found;
+    if (node->kind() == c10::prim::ListConstruct) {
+      for (const Value* element : node->inputs()) found.push_back(ParameterOf(element));
+      return found;
+    }
+    if (node->kind() != c10::prim::GetAttr || value->type()->kind() != c10::TypeKind::ListType) return std::nullopt;
+    const auto path = AttrPath(value, self_);
+    if (!path) return std::nullopt;
+    const auto attribute = AttrValue(module_, *path);
+    if (!attribute || !attribute->isTensorList()) return std::nullopt;
+    for (const at::Tensor& t : attribute->toTensorVector()) {
+      const auto it = impl_index_.find(t.unsafeGetTensorImpl());
+      found.push_back(it == impl_index_.end() ? -1 : it->second);
+    }
+    return found;
+  }
+
   void Analyse() {
     self_ = graph_->inputs()[0];
     VisitBlock(*graph_->block(), /*nested=*/false);
@@ -302,8 +329,12 @@ class Engine final : public GraphGradEngine {
     // Values a block returns (If/Loop results, the graph's output).
     Node* ret = block.return_node();
     for (Value* input : ret->inputs()) {
-      const int64_t p = ParameterOf(input);
-      if (p >= 0) uses_[static_cast<size_t>(p)].push_back({"a block output", "", nested, -1, "returned from a block"});
+      std::vector<int64_t> returned{ParameterOf(input)};
+      if (const auto list = ParametersOfList(input)) returned.insert(returned.end(), list->begin(), list->end());
+      for (int64_t p : returned) {
+        if (p >= 0)
+          uses_[static_cast<size_t>(p)].push_back({"a block output", "", nested, -1, "returned from a block"});
+      }
     }
   }
 
@@ -332,11 +363,18 @@ class Engine final : public GraphGradEngine {
   }
 
   void VisitNode(Node& node, bool nested) {
-    if (YieldsNoGradient(node)) return;
+    // A list of parameters is not a use: whatever consumes the list is (ParametersOfList), and so is a block
+    // that returns it.
+    if (YieldsNoGradient(node) || node.kind() == c10::prim::ListConstruct) return;
     std::vector<std::pair<size_t, int64_t>> parameter_args;
     for (size_t i = 0; i < node.inputs().size(); ++i) {
       const int64_t p = ParameterOf(node.inputs()[i]);
       if (p >= 0) parameter_args.emplace_back(i, p);
+      if (const auto list = ParametersOfList(node.inputs()[i])) {
+        for (int64_t q : *list) {
+          if (q >= 0) parameter_args.emplace_back(i, q);
+        }
+      }
     }
     if (parameter_args.empty()) return;
     const std::string kind = node.kind().toQualString();
@@ -349,6 +387,12 @@ class Engine final : public GraphGradEngine {
       for (const auto& [i, p] : parameter_args) {
         record(i, p, -1, "used by " + kind + where + " inside a prim::If or prim::Loop block");
       }
+      return;
+    }
+    if (const auto mode = RecurrentMode(kind)) {
+      std::string reason;
+      if (MatchRecurrent(node, *mode, where, reason)) return;
+      for (const auto& [i, p] : parameter_args) record(i, p, -1, "used by " + kind + where + ": " + reason);
       return;
     }
     const gs::Matcher matcher = gs::FindRule(kind);
@@ -382,6 +426,106 @@ class Engine final : public GraphGradEngine {
     layers_.push_back(std::move(entry));
   }
 
+  static std::optional<gs::RnnMode> RecurrentMode(const std::string& kind) {
+    if (kind == "aten::lstm") return gs::RnnMode::kLstm;
+    if (kind == "aten::gru") return gs::RnnMode::kGru;
+    if (kind == "aten::rnn_tanh") return gs::RnnMode::kRnnTanh;
+    if (kind == "aten::rnn_relu") return gs::RnnMode::kRnnRelu;
+    return std::nullopt;
+  }
+
+  // A recurrent node (input overload: input, hx, params, has_biases, num_layers, dropout, train,
+  // bidirectional, batch_first) becomes a taped layer and is queued for the rewrite to bastion::dp_rnn;
+  // false with the reason when its configuration has no rule.
+  bool MatchRecurrent(Node& node, gs::RnnMode mode, const std::string& where, std::string& reason) {
+    const bool lstm = mode == gs::RnnMode::kLstm;
+    if (node.inputs().size() != 9 || node.inputs()[lstm ? 1 : 2]->type()->kind() != c10::TypeKind::ListType) {
+      reason = "a packed sequence (PackedSequence) has no rule";
+      return false;
+    }
+    std::vector<gs::OpArg> args;
+    for (size_t i = 3; i < 9; ++i) args.push_back(Resolve(node.inputs()[i]));
+    const auto has_biases = gs::ConstantBool(args[0]);
+    const auto num_layers = gs::ConstantInt(args[1]);
+    const auto dropout = gs::ConstantDouble(args[2]);
+    const auto train = gs::ConstantBool(args[3]);
+    const auto bidirectional = gs::ConstantBool(args[4]);
+    const auto batch_first = gs::ConstantBool(args[5]);
+    if (!has_biases || !num_layers || !dropout || !train || !bidirectional || !batch_first || *num_layers < 1) {
+      reason = "its configuration (layers, biases, dropout, direction, batch_first) is not constant";
+      return false;
+    }
+    if (*train && *dropout > 0) {
+      reason = "dropout between recurrent layers in training has no rule (its masks are drawn inside the kernel)";
+      return false;
+    }
+    const size_t params_arg = 2;
+    const auto params = ParametersOfList(node.inputs()[params_arg]);
+    const int64_t directions = *bidirectional ? 2 : 1;
+    const auto expected = static_cast<size_t>(*num_layers * directions * (*has_biases ? 4 : 2));
+    if (!params || params->size() != expected) {
+      reason = params ? "LSTM projections (proj_size) have no rule"
+                      : "its weights are not a list of the module's parameters";
+      return false;
+    }
+    gs::RnnConfig config;
+    config.mode = mode;
+    config.has_biases = *has_biases;
+    config.num_layers = *num_layers;
+    config.bidirectional = *bidirectional;
+    config.batch_first = *batch_first;
+    std::vector<gs::Slot> slots;
+    std::vector<size_t> flat;
+    for (size_t k = 0; k < params->size(); ++k) {
+      const int64_t p = (*params)[k];
+      if (p < 0) continue;
+      slots.push_back({params_arg, p, parameters_[static_cast<size_t>(p)].sizes().vec()});
+      flat.push_back(k);
+    }
+    const int64_t layer = static_cast<int64_t>(layers_.size());
+    LayerEntry entry;
+    entry.kind = node.kind().toQualString();
+    entry.where = where;
+    entry.taped = true;
+    entry.tape = std::make_shared<gs::RnnTapeHandle>();
+    entry.layer = gs::MakeRecurrentLayer(config, entry.tape, slots, flat);
+    for (const gs::Slot& slot : entry.layer->slots) {
+      uses_[static_cast<size_t>(slot.parameter)].push_back({entry.kind, where, false, layer, ""});
+    }
+    layers_.push_back(std::move(entry));
+    recurrent_.emplace_back(&node, static_cast<size_t>(layer));
+    return true;
+  }
+
+  // Replaces each matched recurrent node by bastion::dp_rnn with its layer's tape (graph_ only: the
+  // module's own forward, which the fallback and non-private training run, keeps aten::lstm).
+  void RewriteRecurrent() {
+    for (const auto& [node, layer] : recurrent_) {
+      const torch::jit::WithInsertPoint guard(node);
+      const auto mode = *RecurrentMode(node->kind().toQualString());
+      Value* hx = node->inputs()[1];
+      if (mode != gs::RnnMode::kLstm) {
+        Node* list = graph_->createList(c10::TensorType::get(), {hx});
+        list->insertBefore(node);
+        hx = list->output();
+      }
+      const int64_t tape = layers_[layer].tape->id();
+      std::vector<Value*> inputs{node->inputs()[0],           hx,
+                                 node->inputs()[2],           graph_->insertConstant(static_cast<int64_t>(mode)),
+                                 node->inputs()[3],           node->inputs()[4],
+                                 node->inputs()[7],           node->inputs()[8],
+                                 graph_->insertConstant(tape)};
+      Node* replacement = graph_->create(c10::Symbol::fromQualString(gs::kDpRnnOperator), inputs, 3);
+      replacement->insertBefore(node);
+      replacement->copyMetadata(node);
+      for (size_t i = 0; i < 3; ++i) replacement->output(i)->setType(c10::TensorType::get());
+      for (size_t i = 0; i < node->outputs().size(); ++i) node->output(i)->replaceAllUsesWith(replacement->output(i));
+      node->destroy();
+      replacement->getOperation();  // fails here, not at the first batch, if the operator does not match
+    }
+    recurrent_.clear();
+  }
+
   // Exposes (output, a_1, z_1, ...) as one tuple; demotes layers whose values are written in place.
   void BuildCapture() {
     torch::jit::AliasDb alias(graph_);
@@ -396,6 +540,7 @@ class Engine final : public GraphGradEngine {
     };
     for (size_t l = 0; l < layers_.size(); ++l) {
       LayerEntry& entry = layers_[l];
+      if (entry.taped) continue;
       if (alias.hasWriters(entry.a) || alias.hasWriters(entry.z)) {
         Demote(l, entry.layer->Rule() + " node " + entry.kind + entry.where +
                       " has its input or output modified in place");
@@ -451,6 +596,15 @@ class Engine final : public GraphGradEngine {
     }
   }
 
+  // Per layer: the batch its tape saw since the last call (taped layers), else -1.
+  std::vector<int64_t> TapedBatches() {
+    std::vector<int64_t> batches(layers_.size(), -1);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      if (layers_[l].taped) batches[l] = layers_[l].tape->Take().batch;
+    }
+    return batches;
+  }
+
   bool AnyActive() const {
     return std::any_of(layers_.begin(), layers_.end(), [](const LayerEntry& e) { return e.active; });
   }
@@ -488,10 +642,21 @@ class Engine final : public GraphGradEngine {
     for (const at::Tensor& input : inputs) first.push_back(input.narrow(0, 0, 1));
     at::Tensor out_one, out_full;
     const auto one = RunCapture(first, out_one);
+    const std::vector<int64_t> taped_one = TapedBatches();
     const auto full = RunCapture(inputs, out_full);
+    const std::vector<int64_t> taped_full = TapedBatches();
     for (size_t l = 0; l < layers_.size(); ++l) {
       LayerEntry& entry = layers_[l];
       if (!entry.active) continue;
+      if (entry.taped) {
+        // The recurrence must run along time, not across samples: its batch is the model's (the upload
+        // analysis refuses other layouts; this keeps a miss from mixing samples under one clip).
+        if (taped_one[l] != 1 || taped_full[l] != size) {
+          Demote(l, entry.kind + entry.where + ": its input does not keep the batch where batch_first says (" +
+                        std::to_string(taped_full[l]) + " sequences for a batch of " + std::to_string(size) + ")");
+        }
+        continue;
+      }
       const bool a_ok = Scales(one[entry.a_out], full[entry.a_out]) && full[entry.a_out].size(0) == size;
       const bool z_ok = Scales(one[entry.z_out], full[entry.z_out]) && full[entry.z_out].size(0) == size;
       if (a_ok && z_ok) continue;
@@ -572,7 +737,7 @@ class Engine final : public GraphGradEngine {
       bool demoted = false;
       for (size_t l = 0; l < layers_.size(); ++l) {
         LayerEntry& entry = layers_[l];
-        if (!entry.active) continue;
+        if (!entry.active || entry.taped) continue;
         const at::Tensor& a = values[entry.a_out];
         const at::Tensor& z = values[entry.z_out];
         if (!a.defined() || !z.defined() || a.dim() < 1 || z.dim() < 1 || a.size(0) != size || z.size(0) != size) {
@@ -583,6 +748,7 @@ class Engine final : public GraphGradEngine {
       if (demoted) Resolve();
       std::vector<size_t> needed;  // layers with a fast slot
       std::vector<at::Tensor> zs;
+      std::vector<at::Tensor> forced;              // weights of taped layers
       std::unordered_map<size_t, size_t> z_index;  // tuple position -> index in zs
       for (size_t l = 0; l < layers_.size(); ++l) {
         const LayerEntry& entry = layers_[l];
@@ -591,6 +757,11 @@ class Engine final : public GraphGradEngine {
                                         [&](const gs::Slot& s) { return fast_[static_cast<size_t>(s.parameter)]; });
         if (!useful) continue;
         needed.push_back(l);
+        if (entry.taped) {
+          // One of its weights among the targets makes autograd run the node's backward, which writes the tape.
+          forced.push_back(parameters_[static_cast<size_t>(entry.layer->slots.front().parameter)]);
+          continue;
+        }
         const at::Tensor& z = values[entry.z_out];
         if (z.requires_grad() && z_index.find(entry.z_out) == z_index.end()) {
           z_index[entry.z_out] = zs.size();
@@ -598,12 +769,18 @@ class Engine final : public GraphGradEngine {
         }
       }
       std::vector<at::Tensor> deltas;
-      if (!zs.empty()) {
-        deltas = torch::autograd::grad({work.losses.sum()}, zs, {}, /*retain_graph=*/false,
+      if (!zs.empty() || !forced.empty()) {
+        std::vector<at::Tensor> targets = zs;
+        targets.insert(targets.end(), forced.begin(), forced.end());
+        deltas = torch::autograd::grad({work.losses.sum()}, targets, {}, /*retain_graph=*/false,
                                        /*create_graph=*/false, /*allow_unused=*/true);
       }
       for (size_t l : needed) {
         const LayerEntry& entry = layers_[l];
+        if (entry.taped) {
+          work.batches[l] = entry.layer->Prepare(at::Tensor(), at::Tensor(), gs::Path::kMaterialize);
+          continue;
+        }
         const at::Tensor a = values[entry.a_out].detach();
         const at::Tensor& z = values[entry.z_out];
         const auto found = z_index.find(entry.z_out);
@@ -659,6 +836,8 @@ class Engine final : public GraphGradEngine {
   std::vector<std::string> names_;
   std::vector<at::Tensor> parameters_;
   std::unordered_map<std::string, int64_t> index_;
+  std::unordered_map<const c10::TensorImpl*, int64_t> impl_index_;  // the same parameters, by tensor
+  std::vector<std::pair<Node*, size_t>> recurrent_;                 // nodes to rewrite, with their layer
   std::vector<std::vector<Use>> uses_;
   std::vector<LayerEntry> layers_;
   std::vector<bool> fast_;

@@ -1,0 +1,499 @@
+// See recurrent.h. The forward follows ATen's CPU recurrences (aten/src/ATen/native/RNN.cpp: the input
+// projection of every step at once, then one matmul and the cell's pointwise ops per step; gate order
+// i, f, g, o for the LSTM and r, z, n for the GRU), so its outputs match the fused kernel's to float
+// rounding; the backward is the usual backpropagation through time, written out so that the gate
+// gradients of every step are at hand.
+#include "core/dp/grad_sample/recurrent.h"
+
+#include <atomic>
+#include <mutex>
+#include <stdexcept>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+namespace bastion::core::dp::grad_sample {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// --- Tapes -------------------------------------------------------------------------------------------
+
+std::mutex tapes_mutex;
+std::unordered_map<int64_t, RnnTape>& Tapes() {
+  static auto* tapes = new std::unordered_map<int64_t, RnnTape>();
+  return *tapes;
+}
+std::atomic<int64_t> next_tape{0};
+
+void WriteTape(int64_t id, RnnTape tape) {
+  const std::lock_guard<std::mutex> lock(tapes_mutex);
+  auto found = Tapes().find(id);
+  if (found != Tapes().end()) found->second = std::move(tape);
+}
+
+// --- The recurrence ------------------------------------------------------------------------------------
+
+int64_t GatesPerUnit(RnnMode mode) {
+  switch (mode) {
+    case RnnMode::kLstm:
+      return 4;
+    case RnnMode::kGru:
+      return 3;
+    default:
+      return 1;
+  }
+}
+
+struct Weights {
+  at::Tensor w_ih, w_hh, b_ih, b_hh;  // biases undefined without has_biases
+};
+
+Weights WeightsOf(const std::vector<at::Tensor>& params, const RnnConfig& config, int64_t k) {
+  const int64_t stride = config.has_biases ? 4 : 2;
+  Weights w;
+  w.w_ih = params[static_cast<size_t>(k * stride)];
+  w.w_hh = params[static_cast<size_t>(k * stride + 1)];
+  if (config.has_biases) {
+    w.b_ih = params[static_cast<size_t>(k * stride + 2)];
+    w.b_hh = params[static_cast<size_t>(k * stride + 3)];
+  }
+  return w;
+}
+
+at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+// What the backward of one layer-direction needs, batch-first [B, T, ...].
+struct Saved {
+  at::Tensor input;     // x, [B, T, I]
+  at::Tensor previous;  // h_{t-1}, [B, T, H]
+  at::Tensor gates;     // LSTM: i, f, g, o after activation [B, T, 4H]; GRU: r, z, n [B, T, 3H]; RNN: h_t [B, T, H]
+  at::Tensor cells;     // LSTM: c_t [B, T, H]; GRU: (W_hh h + b_hh)_n [B, T, H]
+  at::Tensor previous_cells;  // LSTM: c_{t-1} [B, T, H]
+};
+
+struct ForwardResult {
+  at::Tensor output;  // [B, T, D·H]
+  at::Tensor h_n, c_n;
+  std::vector<Saved> saved;  // per layer-direction
+};
+
+ForwardResult RunForward(const at::Tensor& input, const std::vector<at::Tensor>& hx,
+                         const std::vector<at::Tensor>& params, const RnnConfig& config) {
+  const int64_t directions = config.bidirectional ? 2 : 1;
+  at::Tensor x = config.batch_first ? input : input.transpose(0, 1);
+  x = x.contiguous();
+  const int64_t batch = x.size(0);
+  const int64_t steps = x.size(1);
+  const at::Tensor& h0 = hx.at(0);
+  const int64_t hidden = h0.size(2);
+  const int64_t gates = GatesPerUnit(config.mode) * hidden;
+  ForwardResult result;
+  result.h_n = at::empty_like(h0);
+  if (config.mode == RnnMode::kLstm) result.c_n = at::empty_like(hx.at(1));
+  result.saved.resize(static_cast<size_t>(config.num_layers * directions));
+  for (int64_t layer = 0; layer < config.num_layers; ++layer) {
+    at::Tensor y = at::empty({batch, steps, directions * hidden}, x.options());
+    for (int64_t direction = 0; direction < directions; ++direction) {
+      const int64_t k = layer * directions + direction;
+      const Weights w = WeightsOf(params, config, k);
+      Saved& saved = result.saved[static_cast<size_t>(k)];
+      saved.input = x;
+      saved.previous = at::empty({batch, steps, hidden}, x.options());
+      saved.gates = at::empty(
+          {batch, steps, config.mode == RnnMode::kLstm || config.mode == RnnMode::kGru ? gates : hidden}, x.options());
+      if (config.mode == RnnMode::kLstm || config.mode == RnnMode::kGru) {
+        saved.cells = at::empty({batch, steps, hidden}, x.options());
+      }
+      if (config.mode == RnnMode::kLstm) saved.previous_cells = at::empty({batch, steps, hidden}, x.options());
+      const at::Tensor projected = Linear(x, w.w_ih, w.b_ih);  // [B, T, G]
+      at::Tensor h = h0[k];
+      at::Tensor c = config.mode == RnnMode::kLstm ? hx.at(1)[k] : at::Tensor();
+      for (int64_t s = 0; s < steps; ++s) {
+        const int64_t t = direction == 0 ? s : steps - 1 - s;
+        saved.previous.select(1, t).copy_(h);
+        const at::Tensor from_input = projected.select(1, t);
+        const at::Tensor from_state = Linear(h, w.w_hh, w.b_hh);
+        switch (config.mode) {
+          case RnnMode::kLstm: {
+            saved.previous_cells.select(1, t).copy_(c);
+            const at::Tensor pre = from_input + from_state;
+            const auto chunks = pre.chunk(4, 1);
+            const at::Tensor i = chunks[0].sigmoid();
+            const at::Tensor f = chunks[1].sigmoid();
+            const at::Tensor g = chunks[2].tanh();
+            const at::Tensor o = chunks[3].sigmoid();
+            c = f * c + i * g;
+            h = o * c.tanh();
+            at::Tensor slot = saved.gates.select(1, t);
+            slot.narrow(1, 0, hidden).copy_(i);
+            slot.narrow(1, hidden, hidden).copy_(f);
+            slot.narrow(1, 2 * hidden, hidden).copy_(g);
+            slot.narrow(1, 3 * hidden, hidden).copy_(o);
+            saved.cells.select(1, t).copy_(c);
+            break;
+          }
+          case RnnMode::kGru: {
+            const auto in = from_input.chunk(3, 1);
+            const auto st = from_state.chunk(3, 1);
+            const at::Tensor r = (in[0] + st[0]).sigmoid();
+            const at::Tensor z = (in[1] + st[1]).sigmoid();
+            const at::Tensor n = (in[2] + r * st[2]).tanh();
+            h = n + z * (h - n);
+            at::Tensor slot = saved.gates.select(1, t);
+            slot.narrow(1, 0, hidden).copy_(r);
+            slot.narrow(1, hidden, hidden).copy_(z);
+            slot.narrow(1, 2 * hidden, hidden).copy_(n);
+            saved.cells.select(1, t).copy_(st[2]);
+            break;
+          }
+          case RnnMode::kRnnTanh:
+            h = (from_input + from_state).tanh();
+            saved.gates.select(1, t).copy_(h);
+            break;
+          case RnnMode::kRnnRelu:
+            h = (from_input + from_state).relu();
+            saved.gates.select(1, t).copy_(h);
+            break;
+        }
+        y.select(1, t).narrow(1, direction * hidden, hidden).copy_(h);
+      }
+      result.h_n[k].copy_(h);
+      if (config.mode == RnnMode::kLstm) result.c_n[k].copy_(c);
+    }
+    x = y;
+  }
+  result.output = x;
+  return result;
+}
+
+// Gradients of one backward through time.
+struct BackwardResult {
+  at::Tensor d_input;  // [B, T, I] batch-first
+  at::Tensor d_h0, d_c0;
+  std::vector<at::Tensor> d_params;  // flat order; undefined when not needed
+  RnnTape tape;
+};
+
+BackwardResult RunBackward(const std::vector<Saved>& saved, const std::vector<at::Tensor>& params,
+                           const RnnConfig& config, at::Tensor d_output, const at::Tensor& d_h_n,
+                           const at::Tensor& d_c_n, const std::vector<bool>& params_needed, bool record) {
+  const int64_t directions = config.bidirectional ? 2 : 1;
+  const int64_t layers = config.num_layers;
+  const Saved& first = saved.front();
+  const int64_t batch = first.input.size(0);
+  const int64_t steps = first.input.size(1);
+  const int64_t hidden = first.previous.size(2);
+  const int64_t stride = config.has_biases ? 4 : 2;
+  BackwardResult result;
+  result.d_params.resize(params.size());
+  result.d_h0 = at::zeros({layers * directions, batch, hidden}, first.input.options());
+  if (config.mode == RnnMode::kLstm) result.d_c0 = at::zeros_like(result.d_h0);
+  if (record) {
+    result.tape.batch = batch;
+    const size_t count = saved.size();
+    result.tape.inputs.resize(count);
+    result.tape.previous.resize(count);
+    result.tape.d_input_gates.resize(count);
+    result.tape.d_hidden_gates.resize(count);
+  }
+  for (int64_t layer = layers - 1; layer >= 0; --layer) {
+    at::Tensor d_x;
+    for (int64_t direction = 0; direction < directions; ++direction) {
+      const int64_t k = layer * directions + direction;
+      const Saved& s = saved[static_cast<size_t>(k)];
+      const Weights w = WeightsOf(params, config, k);
+      const int64_t gates = w.w_hh.size(0);
+      at::Tensor d_in_gates = at::empty({batch, steps, gates}, s.input.options());
+      at::Tensor d_state_gates = config.mode == RnnMode::kGru ? at::empty_like(d_in_gates) : d_in_gates;
+      at::Tensor dh = d_h_n.defined() ? d_h_n[k].clone() : at::zeros({batch, hidden}, s.input.options());
+      at::Tensor dc;
+      if (config.mode == RnnMode::kLstm) dc = d_c_n.defined() ? d_c_n[k].clone() : at::zeros_like(dh);
+      for (int64_t step = 0; step < steps; ++step) {
+        const int64_t t = direction == 0 ? steps - 1 - step : step;
+        if (d_output.defined()) dh = dh + d_output.select(1, t).narrow(1, direction * hidden, hidden);
+        const at::Tensor g_slot = s.gates.select(1, t);
+        switch (config.mode) {
+          case RnnMode::kLstm: {
+            const at::Tensor i = g_slot.narrow(1, 0, hidden);
+            const at::Tensor f = g_slot.narrow(1, hidden, hidden);
+            const at::Tensor g = g_slot.narrow(1, 2 * hidden, hidden);
+            const at::Tensor o = g_slot.narrow(1, 3 * hidden, hidden);
+            const at::Tensor tc = s.cells.select(1, t).tanh();
+            const at::Tensor d_o = dh * tc;
+            dc = dc + dh * o * (1 - tc * tc);
+            at::Tensor slot = d_in_gates.select(1, t);
+            slot.narrow(1, 0, hidden).copy_(dc * g * i * (1 - i));
+            slot.narrow(1, hidden, hidden).copy_(dc * s.previous_cells.select(1, t) * f * (1 - f));
+            slot.narrow(1, 2 * hidden, hidden).copy_(dc * i * (1 - g * g));
+            slot.narrow(1, 3 * hidden, hidden).copy_(d_o * o * (1 - o));
+            dc = dc * f;
+            dh = at::mm(slot, w.w_hh);
+            break;
+          }
+          case RnnMode::kGru: {
+            const at::Tensor r = g_slot.narrow(1, 0, hidden);
+            const at::Tensor z = g_slot.narrow(1, hidden, hidden);
+            const at::Tensor n = g_slot.narrow(1, 2 * hidden, hidden);
+            const at::Tensor h_prev = s.previous.select(1, t);
+            const at::Tensor d_n = dh * (1 - z) * (1 - n * n);
+            const at::Tensor d_z = dh * (h_prev - n) * z * (1 - z);
+            const at::Tensor d_r = d_n * s.cells.select(1, t) * r * (1 - r);
+            at::Tensor in_slot = d_in_gates.select(1, t);
+            at::Tensor state_slot = d_state_gates.select(1, t);
+            in_slot.narrow(1, 0, hidden).copy_(d_r);
+            in_slot.narrow(1, hidden, hidden).copy_(d_z);
+            in_slot.narrow(1, 2 * hidden, hidden).copy_(d_n);
+            state_slot.narrow(1, 0, hidden).copy_(d_r);
+            state_slot.narrow(1, hidden, hidden).copy_(d_z);
+            state_slot.narrow(1, 2 * hidden, hidden).copy_(d_n * r);
+            dh = dh * z + at::mm(state_slot, w.w_hh);
+            break;
+          }
+          case RnnMode::kRnnTanh:
+          case RnnMode::kRnnRelu: {
+            const at::Tensor slot_h = g_slot;
+            at::Tensor slot = d_in_gates.select(1, t);
+            if (config.mode == RnnMode::kRnnTanh) {
+              slot.copy_(dh * (1 - slot_h * slot_h));
+            } else {
+              slot.copy_(dh * slot_h.gt(0).to(dh.scalar_type()));
+            }
+            dh = at::mm(slot, w.w_hh);
+            break;
+          }
+        }
+      }
+      result.d_h0[k].copy_(dh);
+      if (config.mode == RnnMode::kLstm) result.d_c0[k].copy_(dc);
+      const at::Tensor dx = at::matmul(d_in_gates, w.w_ih);
+      d_x = d_x.defined() ? d_x + dx : dx;
+      const at::Tensor flat_in = d_in_gates.reshape({batch * steps, gates});
+      const at::Tensor flat_state = d_state_gates.reshape({batch * steps, gates});
+      const size_t base = static_cast<size_t>(k * stride);
+      if (params_needed[base]) result.d_params[base] = at::mm(flat_in.t(), s.input.reshape({batch * steps, -1}));
+      if (params_needed[base + 1]) {
+        result.d_params[base + 1] = at::mm(flat_state.t(), s.previous.reshape({batch * steps, hidden}));
+      }
+      if (config.has_biases) {
+        if (params_needed[base + 2]) result.d_params[base + 2] = flat_in.sum(0);
+        if (params_needed[base + 3]) result.d_params[base + 3] = flat_state.sum(0);
+      }
+      if (record) {
+        const auto kk = static_cast<size_t>(k);
+        result.tape.inputs[kk] = s.input;
+        result.tape.previous[kk] = s.previous;
+        result.tape.d_input_gates[kk] = d_in_gates;
+        result.tape.d_hidden_gates[kk] = d_state_gates;
+      }
+    }
+    d_output = d_x;
+  }
+  result.d_input = d_output;
+  return result;
+}
+
+RnnConfig ConfigOf(int64_t mode, bool has_biases, int64_t num_layers, bool bidirectional, bool batch_first) {
+  if (mode < 0 || mode > 3) throw std::invalid_argument("dp_rnn: unknown mode " + std::to_string(mode));
+  RnnConfig config;
+  config.mode = static_cast<RnnMode>(mode);
+  config.has_biases = has_biases;
+  config.num_layers = num_layers;
+  config.bidirectional = bidirectional;
+  config.batch_first = batch_first;
+  return config;
+}
+
+void CheckArguments(const at::Tensor& input, at::TensorList hx, at::TensorList params, const RnnConfig& config) {
+  const int64_t directions = config.bidirectional ? 2 : 1;
+  const size_t expected_params = static_cast<size_t>(config.num_layers * directions * (config.has_biases ? 4 : 2));
+  const size_t expected_states = config.mode == RnnMode::kLstm ? 2 : 1;
+  TORCH_CHECK(input.dim() == 3, "dp_rnn: the input must be 3-D, got ", input.dim(), " dimensions");
+  TORCH_CHECK(params.size() == expected_params, "dp_rnn: expected ", expected_params, " weights, got ", params.size());
+  TORCH_CHECK(hx.size() == expected_states, "dp_rnn: expected ", expected_states, " initial states, got ", hx.size());
+  TORCH_CHECK(config.num_layers >= 1, "dp_rnn: num_layers must be at least 1");
+}
+
+class DpRnnFunction : public torch::autograd::Function<DpRnnFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& input, at::TensorList hx, at::TensorList params,
+                               int64_t mode, bool has_biases, int64_t num_layers, bool bidirectional, bool batch_first,
+                               int64_t tape) {
+    const RnnConfig config = ConfigOf(mode, has_biases, num_layers, bidirectional, batch_first);
+    CheckArguments(input, hx, params, config);
+    const std::vector<at::Tensor> states(hx.begin(), hx.end());
+    const std::vector<at::Tensor> weights(params.begin(), params.end());
+    ForwardResult forward = RunForward(input, states, weights, config);
+    if (tape >= 0) {
+      RnnTape empty;
+      empty.batch = forward.output.size(0);
+      WriteTape(tape, std::move(empty));
+    }
+    c10::List<at::Tensor> saved;
+    for (const Saved& s : forward.saved) {
+      // A c10::List holds no undefined tensor: an empty one stands for "not used by this mode".
+      for (const at::Tensor& t : {s.input, s.previous, s.gates, s.cells, s.previous_cells}) {
+        saved.push_back(t.defined() ? t : at::empty({0}, input.options()));
+      }
+    }
+    ctx->saved_data["saved"] = saved;
+    ctx->saved_data["params"] = c10::List<at::Tensor>(weights);
+    ctx->saved_data["config"] = std::vector<int64_t>{mode, has_biases, num_layers, bidirectional, batch_first};
+    ctx->saved_data["tape"] = tape;
+    ctx->saved_data["states"] = static_cast<int64_t>(states.size());
+    at::Tensor output = batch_first ? forward.output : forward.output.transpose(0, 1);
+    at::Tensor c_n = forward.c_n.defined() ? forward.c_n : at::empty({0}, input.options());
+    if (!forward.c_n.defined()) ctx->mark_non_differentiable({c_n});
+    return {output, forward.h_n, c_n};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto c = ctx->saved_data["config"].toIntVector();
+    const RnnConfig config = ConfigOf(c[0], c[1] != 0, c[2], c[3] != 0, c[4] != 0);
+    const auto saved_list = ctx->saved_data["saved"].toTensorList();
+    std::vector<Saved> saved(saved_list.size() / 5);
+    for (size_t k = 0; k < saved.size(); ++k) {
+      saved[k] = {saved_list[5 * k], saved_list[5 * k + 1], saved_list[5 * k + 2], saved_list[5 * k + 3],
+                  saved_list[5 * k + 4]};
+    }
+    const auto params_list = ctx->saved_data["params"].toTensorList();
+    const std::vector<at::Tensor> params(params_list.begin(), params_list.end());
+    const int64_t tape = ctx->saved_data["tape"].toInt();
+    const auto states = static_cast<size_t>(ctx->saved_data["states"].toInt());
+    // Inputs in the order autograd counts them: input, each state, each weight, then the five flags and the tape.
+    std::vector<bool> params_needed(params.size());
+    for (size_t p = 0; p < params.size(); ++p) params_needed[p] = ctx->needs_input_grad(1 + states + p);
+    at::Tensor d_output = grads[0];
+    if (d_output.defined() && !config.batch_first) d_output = d_output.transpose(0, 1);
+    BackwardResult result =
+        RunBackward(saved, params, config, d_output, grads[1], config.mode == RnnMode::kLstm ? grads[2] : at::Tensor(),
+                    params_needed, tape >= 0);
+    if (tape >= 0) WriteTape(tape, std::move(result.tape));
+    variable_list out;
+    out.push_back(config.batch_first ? result.d_input : result.d_input.transpose(0, 1));
+    out.push_back(result.d_h0);
+    if (states == 2) out.push_back(result.d_c0);
+    for (at::Tensor& g : result.d_params) out.push_back(std::move(g));
+    for (int i = 0; i < 6; ++i) out.emplace_back();
+    return out;
+  }
+};
+
+// --- The rule ------------------------------------------------------------------------------------------
+
+class RecurrentBatch final : public LayerBatch {
+ public:
+  RecurrentBatch(RnnTape tape, const std::vector<Slot>& slots, const std::vector<size_t>& flat, bool has_biases)
+      : tape_(std::move(tape)), slots_(slots), flat_(flat), has_biases_(has_biases) {}
+
+  at::Tensor PerSample(size_t slot) override {
+    const size_t stride = has_biases_ ? 4 : 2;
+    const size_t k = flat_.at(slot) / stride;
+    const size_t which = flat_.at(slot) % stride;
+    const Slot& s = slots_.at(slot);
+    if (k >= tape_.inputs.size() || !tape_.inputs[k].defined()) {
+      // No backward reached the node (the loss does not depend on it): zero gradients.
+      std::vector<int64_t> shape{tape_.batch};
+      shape.insert(shape.end(), s.shape.begin(), s.shape.end());
+      return at::zeros(shape);
+    }
+    const at::Tensor& gi = tape_.d_input_gates[k];
+    const at::Tensor& gh = tape_.d_hidden_gates[k];
+    switch (which) {
+      case 0:
+        return at::bmm(gi.transpose(1, 2), tape_.inputs[k]);
+      case 1:
+        return at::bmm(gh.transpose(1, 2), tape_.previous[k]);
+      case 2:
+        return gi.sum(1);
+      default:
+        return gh.sum(1);
+    }
+  }
+
+ private:
+  RnnTape tape_;
+  std::vector<Slot> slots_;
+  std::vector<size_t> flat_;
+  bool has_biases_;
+};
+
+class RecurrentLayer final : public Layer {
+ public:
+  RecurrentLayer(const RnnConfig& config, std::shared_ptr<RnnTapeHandle> tape, std::vector<size_t> flat)
+      : config_(config), tape_(std::move(tape)), flat_(std::move(flat)) {}
+  std::string Rule() const override { return RnnRuleName(config_.mode); }
+  std::unique_ptr<LayerBatch> Prepare(const at::Tensor& /*a*/, const at::Tensor& /*delta*/,
+                                      Path /*path*/) const override {
+    return std::make_unique<RecurrentBatch>(tape_->Take(), slots, flat_, config_.has_biases);
+  }
+
+ private:
+  RnnConfig config_;
+  std::shared_ptr<RnnTapeHandle> tape_;
+  std::vector<size_t> flat_;
+};
+
+}  // namespace
+
+// The kernel of bastion::dp_rnn (registered below).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> DpRnn(const at::Tensor& input, at::TensorList hx, at::TensorList params,
+                                                     int64_t mode, bool has_biases, int64_t num_layers,
+                                                     bool bidirectional, bool batch_first, int64_t tape) {
+  variable_list out =
+      DpRnnFunction::apply(input, hx, params, mode, has_biases, num_layers, bidirectional, batch_first, tape);
+  return {out[0], out[1], out[2]};
+}
+
+std::string RnnRuleName(RnnMode mode) {
+  switch (mode) {
+    case RnnMode::kLstm:
+      return "lstm";
+    case RnnMode::kGru:
+      return "gru";
+    case RnnMode::kRnnTanh:
+      return "rnn_tanh";
+    default:
+      return "rnn_relu";
+  }
+}
+
+RnnTapeHandle::RnnTapeHandle() : id_(next_tape.fetch_add(1)) {
+  const std::lock_guard<std::mutex> lock(tapes_mutex);
+  Tapes().emplace(id_, RnnTape{});
+}
+
+RnnTapeHandle::~RnnTapeHandle() {
+  const std::lock_guard<std::mutex> lock(tapes_mutex);
+  Tapes().erase(id_);
+}
+
+RnnTape RnnTapeHandle::Take() {
+  const std::lock_guard<std::mutex> lock(tapes_mutex);
+  RnnTape taken = std::move(Tapes()[id_]);
+  Tapes()[id_] = RnnTape{};
+  return taken;
+}
+
+std::unique_ptr<Layer> MakeRecurrentLayer(const RnnConfig& config, std::shared_ptr<RnnTapeHandle> tape,
+                                          std::vector<Slot> slots, std::vector<size_t> flat) {
+  auto layer = std::make_unique<RecurrentLayer>(config, std::move(tape), std::move(flat));
+  layer->slots = std::move(slots);
+  return layer;
+}
+
+}  // namespace bastion::core::dp::grad_sample
+
+TORCH_LIBRARY(bastion, m) {
+  m.def(
+      "dp_rnn(Tensor input, Tensor[] hx, Tensor[] params, int mode, bool has_biases, int num_layers, "
+      "bool bidirectional, bool batch_first, int tape) -> (Tensor, Tensor, Tensor)",
+      torch::dispatch(c10::DispatchKey::CompositeImplicitAutograd, TORCH_FN(bastion::core::dp::grad_sample::DpRnn)));
+}
