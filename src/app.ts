@@ -33,7 +33,13 @@ import { AuditEntrySchema } from './schemas/audit.js';
 import { EvaluationRunSchema, EvaluationSchema } from './schemas/evaluations.js';
 import { DatasetPolicyInputSchema, DatasetPolicySchema, ModelPolicyInputSchema, ModelPolicySchema } from './schemas/policies.js';
 import { PrincipalSchema } from './schemas/principals.js';
-import { DatasetPrivacySchema, TrainingMetricSchema, TrainingPlanSchema, TrainingSchema } from './schemas/trainings.js';
+import {
+  DatasetPrivacySchema,
+  ParameterRuleSchema,
+  TrainingMetricSchema,
+  TrainingPlanSchema,
+  TrainingSchema,
+} from './schemas/trainings.js';
 import type { Store } from './store/db.js';
 import { createEvaluations } from './training/evaluate.js';
 import { createTrainingJobs, type TrainingJobsOptions } from './training/jobs.js';
@@ -91,6 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addSchema(DatasetPolicyInputSchema);
   app.addSchema(DatasetPolicySchema);
   app.addSchema(DatasetSchema);
+  app.addSchema(ParameterRuleSchema);
   app.addSchema(TrainingPlanSchema);
   app.addSchema(TrainingMetricSchema);
   app.addSchema(TrainingSchema);
@@ -137,7 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await jobs.cancelAllOf(principalId, actor);
   };
   await app.register(principalRoutes, { governance: { store: deps.store, audit: deps.audit }, stopAllOf });
-  await app.register(trainingRoutes, { plan: artifacts, jobs });
+  await app.register(trainingRoutes, { jobs });
   await app.register(evaluationRoutes, { evaluations });
   await app.register(auditRoutes, { store: deps.store });
   await app.register(attestationRoutes, { attestor: deps.attestor ?? null, certificatePem: deps.https?.cert ?? null });

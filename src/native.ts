@@ -520,6 +520,8 @@ export interface TrainerInfo {
   samples: number;
   /** Parameters that require grad, named_parameters() order. */
   trainableParameters: string[];
+  /** How the DP engine computes each one's per-sample gradients (as gradientPlan, after the trainer's probe). */
+  gradients: ParameterPlan[];
 }
 
 interface NativeTrainer {

@@ -114,9 +114,17 @@ function planText(plan: Schemas['TrainingPlan']): string {
     remaining: String(d.epsilonRemainingAfter),
     allowed: d.allowed ? 'yes' : 'NO',
   }));
+  const exact = (plan.gradients ?? []).filter((g) => g.rule === 'fallback');
+  const gradients = plan.gradients
+    ? [
+        `per-sample gradients: ${plan.gradients.length - exact.length} of ${plan.gradients.length} parameters by rule` +
+          (exact.length ? `; one sample at a time (slow): ${exact.map((g) => `${g.parameter} (${g.reason})`).join(', ')}` : ''),
+      ]
+    : [];
   return [
     `${plan.allowed ? 'allowed' : 'NOT ALLOWED'}: ${plan.steps} steps over ${plan.sampleCount} samples (q ${plan.sampleRate}, batch ${plan.expectedBatchSize}, ${plan.epochs} epochs)`,
     privacy,
+    ...gradients,
     table(rows, ['dataset', 'spent', 'after', 'limit', 'remaining', 'allowed']),
   ].join('\n');
 }

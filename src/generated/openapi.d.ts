@@ -379,7 +379,7 @@ export interface paths {
         put?: never;
         /**
          * Plan a training (dry run)
-         * @description Computes what a training with this body would do, charging nothing and running no model: σ calibrated to the target ε, the sample rate q, the steps, the ε of the model and of its metrics, and what each dataset's budget would show after it. It takes the same body as createTraining; `allowed` says whether every budget allows it.
+         * @description Computes what a training with this body would do, charging nothing: σ calibrated to the target ε, the sample rate q, the steps, the ε of the model and of its metrics, and what each dataset's budget would show after it. It pre-flights the model as createTraining does (one step on zeros of the datasets' public shapes; 422 with the model's message when it fails), and says how each parameter's per-sample gradients will be computed (`gradients`). It takes the same body as createTraining; `allowed` says whether every budget allows it.
          */
         post: operations["planTraining"];
         delete?: never;
@@ -865,6 +865,15 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /** ParameterRule */
+        ParameterRule: {
+            /** @description the trainable parameter, as named_parameters() names it */
+            parameter: string;
+            /** @description how its per-sample gradients are computed: a rule of its layer ("linear", "conv2d", "embedding", "layer_norm", "lstm", …; "a+b" when tied), or "fallback": the exact path, one sample at a time, which costs about one forward and backward per sample */
+            rule: string;
+            /** @description for "fallback", why no rule applies; for a tied parameter, that its contributions are summed; else "" */
+            reason: string;
+        };
         /** TrainingPlan */
         TrainingPlan: {
             /** Format: uuid */
@@ -916,6 +925,8 @@ export interface components {
             }[];
             /** @description every dataset budget allows it */
             allowed: boolean;
+            /** @description for a private training, how the DP engine computes each trainable parameter's per-sample gradients, as the pre-flight found it on zeros of the datasets' shapes; null when not private; absent from plans made before it was reported */
+            gradients?: components["schemas"]["ParameterRule"][] | null;
         };
         /** TrainingMetric */
         TrainingMetric: {

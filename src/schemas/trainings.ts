@@ -98,6 +98,20 @@ const DatasetChargeSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const ParameterRuleSchema = Type.Object(
+  {
+    parameter: Type.String({ description: 'the trainable parameter, as named_parameters() names it' }),
+    rule: Type.String({
+      description:
+        'how its per-sample gradients are computed: a rule of its layer ("linear", "conv2d", "embedding", "layer_norm", "lstm", …; "a+b" when tied), or "fallback": the exact path, one sample at a time, which costs about one forward and backward per sample',
+    }),
+    reason: Type.String({
+      description: 'for "fallback", why no rule applies; for a tied parameter, that its contributions are summed; else ""',
+    }),
+  },
+  { $id: 'ParameterRule', title: 'ParameterRule', additionalProperties: false },
+);
+
 export const TrainingPlanSchema = Type.Object(
   {
     modelId: Type.String({ format: 'uuid' }),
@@ -145,6 +159,12 @@ export const TrainingPlanSchema = Type.Object(
     ),
     datasets: Type.Array(DatasetChargeSchema),
     allowed: Type.Boolean({ description: 'every dataset budget allows it' }),
+    gradients: Type.Optional(
+      Type.Union([Type.Array(ref(ParameterRuleSchema)), Type.Null()], {
+        description:
+          "for a private training, how the DP engine computes each trainable parameter's per-sample gradients, as the pre-flight found it on zeros of the datasets' shapes; null when not private; absent from plans made before it was reported",
+      }),
+    ),
   },
   { $id: 'TrainingPlan', title: 'TrainingPlan', additionalProperties: false },
 );

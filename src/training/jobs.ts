@@ -29,7 +29,7 @@ import { createTrainingEvents, type TrainingEventType, type TrainingSubscriber }
 import { createFairQueue } from './fair-queue.js';
 import { trainerConfig } from './job-config.js';
 import { createJobRunner, requireTrainingRow, type TrainingDeps, terminal } from './job-runner.js';
-import { planTraining, type TrainingRequest } from './plan.js';
+import { planTraining, type TrainingPlan, type TrainingRequest } from './plan.js';
 import { preflightTraining } from './preflight.js';
 import { checkpointIdentity } from './runner.js';
 import { type Training, trainingView } from './training-view.js';
@@ -60,6 +60,8 @@ export interface TrainingStats {
 }
 
 export interface TrainingJobs {
+  /** Plans a training and pre-flights it (charging nothing): the plan with its gradient rules; rejects as planTraining and the pre-flight do. */
+  plan(principal: Principal, request: TrainingRequest): Promise<TrainingPlan>;
   /** Plans, charges and queues a training for `principal`; rejects as planTraining does, BUDGET_EXHAUSTED or TOO_MANY_JOBS. */
   create(principal: Principal, request: TrainingRequest): Promise<Training>;
   /** The jobs `principal` may see: its own, those on its datasets, every job for an admin. */
@@ -146,15 +148,25 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     }
   }
 
+  /** One step on synthetic inputs of the datasets' public shapes: a model that cannot train here is a 422 with its own message. */
+  async function preflighted(plan: TrainingPlan, request: TrainingRequest): Promise<TrainingPlan> {
+    const { gradients } = await preflightTraining(deps, plan, trainerConfig(plan, request));
+    return { ...plan, gradients };
+  }
+
   return {
+    async plan(principal, request) {
+      return preflighted(await planTraining(deps, principal, request), request);
+    },
+
     async create(principal, request) {
       requireRoomFor(principal.id);
-      const plan = await planTraining(deps, principal, request);
-      if (!plan.allowed) {
-        const refused = plan.datasets.filter((d) => !d.allowed);
+      const planned = await planTraining(deps, principal, request);
+      if (!planned.allowed) {
+        const refused = planned.datasets.filter((d) => !d.allowed);
         throw new BastionError(
           'BUDGET_EXHAUSTED',
-          `This training would spend ε = ${fmt(plan.epsilonTotal ?? 0)} at δ = ${plan.delta}${plan.metrics?.epsilon ? ' (metrics included)' : ''}; ` +
+          `This training would spend ε = ${fmt(planned.epsilonTotal ?? 0)} at δ = ${planned.delta}${planned.metrics?.epsilon ? ' (metrics included)' : ''}; ` +
             refused
               .map(
                 (d) =>
@@ -163,8 +175,8 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
               .join('; '),
           {
             extensions: {
-              epsilon: plan.epsilonTotal,
-              delta: plan.delta,
+              epsilon: planned.epsilonTotal,
+              delta: planned.delta,
               datasets: refused.map((d) => ({
                 datasetId: d.datasetId,
                 privacyLimit: d.privacyLimit,
@@ -176,9 +188,8 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
           },
         );
       }
-      // One step on synthetic inputs of the datasets' public shapes: a model that cannot train here is a
-      // 422 with its own message, before anything is charged or stored.
-      await preflightTraining(deps, plan, trainerConfig(plan, request));
+      // Before anything is charged or stored.
+      const plan = await preflighted(planned, request);
       const id = uuidv7();
       const row: TrainingRow = {
         id,

@@ -12,7 +12,7 @@ import type { BlobStore } from '../artifacts/blob-store.js';
 import { type Dataset, storedDataset } from '../artifacts/datasets.js';
 import type { TensorSummary } from '../artifacts/formats/canonical.js';
 import { BastionError } from '../errors.js';
-import type { NativeErrorCode, TensorData, Trainer, TrainerConfig, TrainingData } from '../native.js';
+import type { NativeErrorCode, ParameterPlan, TensorData, Trainer, TrainerConfig, TrainingData } from '../native.js';
 import { type Dtype, dtypeSizeBytes, type LossName } from '../vocabulary.js';
 import type { TrainingPlan } from './plan.js';
 
@@ -39,6 +39,8 @@ export type PreflightInput = {
 export interface PreflightOutput {
   /** Synthetic samples the model ran on. */
   samples: number;
+  /** A private training's per-parameter gradient rules (the engine's plan after its probe); null otherwise. */
+  gradients: ParameterPlan[] | null;
 }
 
 /** The worker pool as a pre-flight uses it (src/workers/pool.ts implements it; app.ts wires it in). */
@@ -99,7 +101,11 @@ export async function preflightEvaluation(
 }
 
 /** The part of Trainer a pre-flight uses (the worker passes Trainer.create). */
-export type CreatePreflightTrainer = (model: Uint8Array, data: TrainingData, config: TrainerConfig) => Pick<Trainer, 'step' | 'evaluate'>;
+export type CreatePreflightTrainer = (
+  model: Uint8Array,
+  data: TrainingData,
+  config: TrainerConfig,
+) => Pick<Trainer, 'step' | 'evaluate' | 'info'>;
 
 /** Native failures that say the model, loss or settings do not work (the rest are the server's: memory, the addon). */
 const modelFailures: ReadonlySet<NativeErrorCode> = new Set<NativeErrorCode>([
@@ -125,9 +131,12 @@ function zeros(tensor: SyntheticTensor): TensorData {
 export function runPreflight(input: PreflightInput, model: Uint8Array, createTrainer: CreatePreflightTrainer): PreflightOutput {
   const data = { inputs: input.inputs.map(zeros), labels: zeros(input.labels) };
   const samples = input.labels.shape[0] ?? 0;
+  let gradients: ParameterPlan[] | null = null;
   try {
     if (input.kind === 'training') {
-      createTrainer(model, data, { ...input.config, failFast: true }).step();
+      const trainer = createTrainer(model, data, { ...input.config, failFast: true });
+      trainer.step();
+      if (input.config.mode === 'private') gradients = trainer.info().gradients;
     } else {
       const config: TrainerConfig = {
         mode: 'non-private',
@@ -153,5 +162,5 @@ export function runPreflight(input: PreflightInput, model: Uint8Array, createTra
       { extensions: { preflight: { samples, code } } },
     );
   }
-  return { samples };
+  return { samples, gradients };
 }

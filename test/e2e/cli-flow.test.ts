@@ -200,6 +200,11 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
     const human = await bastion(['trainings', 'plan', ...trainingFlags(2, 1)], { token: scientist.token });
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /^allowed: 16 steps over 256 samples \(q 0\.125, batch 32, 2 epochs\)\nσ [0-9.]+ \(C 1, flat, pld\): ε /);
+    assert.match(
+      human.stdout,
+      /\nper-sample gradients: (\d+) of \1 parameters by rule\n/,
+      'the pre-flight found a rule for every parameter',
+    );
   });
 
   test('trainings start --watch on a pipe prints plain lines until the training succeeds, then exits 0', async () => {

@@ -443,7 +443,7 @@ test('the server hands every accountant computation of planning and budgets to i
       return calibrateTrainingNoise(options);
     },
   };
-  const spied = await buildTestApp({ privacyMath: math });
+  const spied = await buildTestApp({ pool: preflightPassingPool, privacyMath: math });
   try {
     const user = spied.principal('spied');
     const modelId = addModel(user.id, spied);

@@ -49,7 +49,7 @@ const varyingTrainer: CreateTrainer = () => {
     state: () => Buffer.from(JSON.stringify({ steps })),
     restore: () => undefined,
     exportModel: () => Buffer.from(`model after ${steps}`),
-    info: () => ({ steps, samples: N, trainableParameters: [] }),
+    info: () => ({ steps, samples: N, trainableParameters: [], gradients: [] }),
   };
 };
 

@@ -103,6 +103,11 @@ describe('a private training', () => {
     assert.equal(job.epsilonPlanned, job.plan.epsilon);
     assert.equal(job.delta, job.plan.delta);
     assert.equal(job.resultModelId, null);
+    // The pre-flight's engine plan: every parameter of the classifier on the linear rule, none on the exact path.
+    assert.deepEqual(
+      job.plan.gradients,
+      ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias'].map((parameter) => ({ parameter, rule: 'linear', reason: '' })),
+    );
 
     const stream = await events(job.id);
     assert.equal(stream[0]!.event, 'state', 'a subscriber first gets the current state');
@@ -374,14 +379,16 @@ describe('refusals charge nothing', () => {
     }
     assert.deepEqual((await privacy(datasetId)).events, [], 'the ledger has no event');
     assert.equal(trainingRows(), before, 'no training was created');
-    // The same model is refused by the dry run only at creation: /plan runs no model.
+    // The dry run pre-flights too: the same 422, and nothing charged.
     const planned = await t.app.inject({
       method: 'POST',
       url: '/v1/trainings/plan',
       payload: body([datasetId], { modelId: upload.json().id }),
       headers: t.auth(scientist.token),
     });
-    assert.equal(planned.statusCode, 200, planned.body);
+    assert.equal(planned.statusCode, 422, planned.body);
+    assert.match(planned.json().detail, /RuntimeError: mat1 and mat2 shapes cannot be multiplied \(2x4 and 5x16\)$/);
+    assert.deepEqual((await privacy(datasetId)).events, []);
   });
 
   test('the pre-flight takes a training step, not only a forward: a model that raises in training mode is 422 with its message', async () => {

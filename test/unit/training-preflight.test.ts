@@ -35,12 +35,16 @@ function recorder(fail?: { code: string; message: string }) {
       call.ran.push(what);
       if (fail) throw Object.assign(new Error(fail.message), { code: fail.code });
     };
-    return { step: () => (run('step'), {}) as never, evaluate: () => (run('evaluate'), {}) as never };
+    return {
+      step: () => (run('step'), {}) as never,
+      evaluate: () => (run('evaluate'), {}) as never,
+      info: () => ({ steps: 1, samples: 0, trainableParameters: ['w'], gradients: [{ parameter: 'w', rule: 'linear', reason: '' }] }),
+    };
   };
   return { calls, create };
 }
 
-test('a training pre-flight steps once on zeros of the public shapes, with failFast', () => {
+test('a training pre-flight steps once on zeros of the public shapes, with failFast, and reports the gradient rules', () => {
   const { calls, create } = recorder();
   assert.deepEqual(
     runPreflight(
@@ -48,7 +52,7 @@ test('a training pre-flight steps once on zeros of the public shapes, with failF
       new Uint8Array(1),
       create,
     ),
-    { samples: 32 },
+    { samples: 32, gradients: [{ parameter: 'w', rule: 'linear', reason: '' }] },
   );
   assert.equal(calls.length, 1);
   const [call] = calls;
@@ -109,7 +113,9 @@ test("a native failure is 422 unprocessable-training with its message; out of me
 test("an evaluation pre-flight asks the pool for min(256, N) samples of the catalogue's per-sample shapes", async () => {
   const asked: PreflightInput[] = [];
   const pool = {
-    run: (async (kind: string, input: PreflightInput) => (assert.equal(kind, 'preflight'), asked.push(input), { samples: 0 })) as never,
+    run: (async (kind: string, input: PreflightInput) => (
+      assert.equal(kind, 'preflight'), asked.push(input), { samples: 0, gradients: null }
+    )) as never,
   };
   for (const sampleCount of [1000, 10]) {
     const dataset = {

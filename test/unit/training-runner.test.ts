@@ -94,7 +94,7 @@ function fakeTrainer(
         steps = (JSON.parse(Buffer.from(state).toString()) as { steps: number }).steps;
       },
       exportModel: () => Buffer.from(`model after ${steps}`),
-      info: () => ({ steps, samples: 8, trainableParameters: [] }),
+      info: () => ({ steps, samples: 8, trainableParameters: [], gradients: [] }),
     };
     return trainer;
   };

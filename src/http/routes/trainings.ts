@@ -9,7 +9,7 @@ import { ref } from '../../schemas/common.js';
 import { TrainingListSchema, TrainingPlanSchema, TrainingRequestSchema, TrainingSchema } from '../../schemas/trainings.js';
 import type { TrainingEvent } from '../../training/events.js';
 import type { TrainingJobs } from '../../training/jobs.js';
-import { type PlanDeps, planTraining, planView } from '../../training/plan.js';
+import { planView } from '../../training/plan.js';
 import { principalOf } from '../plugins/auth.js';
 import { streamEvents } from '../plugins/sse.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
@@ -24,9 +24,8 @@ const eventStream = {
   content: { 'text/event-stream': { schema: { type: 'string', description: 'event: <type>\\ndata: <Training JSON>\\n\\n …' } } },
 } as unknown as TSchema;
 
-export default async function trainingRoutes(root: FastifyInstance, options: { plan: PlanDeps; jobs: TrainingJobs }) {
+export default async function trainingRoutes(root: FastifyInstance, options: { jobs: TrainingJobs }) {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const deps = options.plan;
   const jobs = options.jobs;
 
   app.post(
@@ -37,14 +36,16 @@ export default async function trainingRoutes(root: FastifyInstance, options: { p
         tags: ['trainings'],
         summary: 'Plan a training (dry run)',
         description:
-          'Computes what a training with this body would do, charging nothing and running no model: σ calibrated to the target ε, the ' +
-          "sample rate q, the steps, the ε of the model and of its metrics, and what each dataset's budget would show after it. It takes " +
-          'the same body as createTraining; `allowed` says whether every budget allows it.',
+          'Computes what a training with this body would do, charging nothing: σ calibrated to the target ε, the sample rate q, the ' +
+          "steps, the ε of the model and of its metrics, and what each dataset's budget would show after it. It pre-flights the model as " +
+          "createTraining does (one step on zeros of the datasets' public shapes; 422 with the model's message when it fails), and says " +
+          "how each parameter's per-sample gradients will be computed (`gradients`). It takes the same body as createTraining; " +
+          '`allowed` says whether every budget allows it.',
         body: TrainingRequestSchema,
         response: { 200: ref(TrainingPlanSchema), ...problemResponses(...authedProblems, 403, 404, 415, 422) },
       },
     },
-    async (request) => planView(await planTraining(deps, principalOf(request), request.body)),
+    async (request) => planView(await jobs.plan(principalOf(request), request.body)),
   );
 
   app.post(

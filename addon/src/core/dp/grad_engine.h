@@ -16,6 +16,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "core/dp/host.h"
+#include "core/dp/parameter_rule.h"
 
 namespace torch::jit {
 struct Module;
@@ -55,13 +56,6 @@ struct ClippedSum {
   at::Tensor per_sample_norms;
   // l_i, [batch] float.
   at::Tensor losses;
-};
-
-// Which rule computes each trainable parameter's per-sample gradient, for the model check's report.
-struct ParameterRule {
-  std::string parameter;  // qualified name, e.g. "net.0.weight"
-  std::string rule;       // "linear", "conv2d", "embedding", "layer_norm", "group_norm", ..., "fallback"
-  std::string reason;     // for "fallback": why no fast rule applies (e.g. "used by aten::matmul")
 };
 
 class GradEngine {

@@ -899,5 +899,6 @@ std::string Trainer::ExportModel() {
 int64_t Trainer::steps() const { return impl_->step; }
 const std::vector<std::string>& Trainer::trainable_parameters() const { return impl_->names; }
 int64_t Trainer::dataset_size() const { return impl_->data.samples; }
+std::vector<ParameterRule> Trainer::gradient_plan() const { return impl_->engine->Plan(); }
 
 }  // namespace bastion::core::dp

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/dp/host.h"
+#include "core/dp/parameter_rule.h"
 
 namespace bastion::core::dp {
 
@@ -148,6 +149,9 @@ class Trainer {
   int64_t steps() const;
   const std::vector<std::string>& trainable_parameters() const;
   int64_t dataset_size() const;
+  // How the engine computes each trainable parameter's per-sample gradients (after Create's probe:
+  // from the graph and synthetic inputs only, so public).
+  std::vector<ParameterRule> gradient_plan() const;
 
  private:
   struct Impl;
