@@ -66,7 +66,8 @@ export async function startServer(
     } else if (source.provider === 'enclave' && countPrincipals(store) === 0) {
       // A token written into the sealed data folder could never be read: nobody could ever sign in.
       throw new Error(
-        'In an enclave the first admin needs BASTION_ADMIN_TOKEN_VERIFIER (make one with bastion token new; make -C gramine ADMIN_TOKEN_VERIFIER=…)',
+        'In an enclave the first admin needs BASTION_ADMIN_TOKEN_VERIFIER (make one with bastion token new; make -C gramine ' +
+          'ADMIN_TOKEN_VERIFIER=…)',
       );
     } else {
       const adminTokenFile = bootstrapAdmin({ store, audit }, config.dataDir);

@@ -138,7 +138,8 @@ async function detectFormat(deps: ArtifactDeps, staged: StagedUpload): Promise<D
   if (!format) {
     throw new BastionError(
       'UNPROCESSABLE_DATASET',
-      'Cannot tell the dataset format from its first bytes; it is not a TorchScript archive, safetensors or CSV with a header row (give the format field to say which it is)',
+      'Cannot tell the dataset format from its first bytes; it is not a TorchScript archive, safetensors or CSV with a header row ' +
+        '(give the format field to say which it is)',
     );
   }
   return format;

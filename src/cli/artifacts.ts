@@ -120,7 +120,8 @@ export function addDatasetCommands(program: Command): void {
         options,
         dataset,
         () =>
-          `uploaded dataset ${dataset.name} (${dataset.id}): ${dataset.sampleCount} samples, ε limit ${dataset.privacyLimit}, δ ${dataset.delta}`,
+          `uploaded dataset ${dataset.name} (${dataset.id}): ${dataset.sampleCount} samples, ` +
+          `ε limit ${dataset.privacyLimit}, δ ${dataset.delta}`,
       );
     },
   );
@@ -184,7 +185,9 @@ export function addDatasetCommands(program: Command): void {
   ).action(async (id: string, options: ClientCommandOptions) => {
     const budget = unwrap(await clientFor(options).GET('/v1/datasets/{id}/privacy', { params: { path: { id } } }));
     print(options, budget, () => {
-      const head = `dataset ${id}: ε spent ${budget.epsilonSpent} of ${budget.privacyLimit} (remaining ${budget.epsilonRemaining}), δ ${budget.delta}, ${budget.accountant}`;
+      const head =
+        `dataset ${id}: ε spent ${budget.epsilonSpent} of ${budget.privacyLimit} ` +
+        `(remaining ${budget.epsilonRemaining}), δ ${budget.delta}, ${budget.accountant}`;
       const rows = budget.events.map((e) => ({
         charged: short(e.createdAt),
         source: `${e.source.kind} ${e.source.id}`,
@@ -302,7 +305,8 @@ export function addModelCommands(program: Command): void {
       options,
       { id, file: target, enclave: statement.enclave },
       () =>
-        `saved the training certificate of model ${id} to ${displayPath(target)} (${statement.enclave ? 'signed in an enclave' : 'signed by the development key, not attested'})`,
+        `saved the training certificate ` +
+        `of model ${id} to ${displayPath(target)} (${statement.enclave ? 'signed in an enclave' : 'signed by the development key, not attested'})`,
     );
   });
 

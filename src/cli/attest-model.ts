@@ -25,11 +25,13 @@ export interface VerifyModelOptions extends Output {
 function describe(result: CertificateVerification & { ok: true }, at: Date): string {
   const s = result.statement;
   const dp = s.private
-    ? `DP-SGD: σ ${s.noiseMultiplier}, q ${s.sampleRate}, C ${s.maxGradNorm} (${s.clipping}), ${s.steps} steps, ε ${s.epsilon} at δ ${s.delta} (${s.accountant})`
+    ? `DP-SGD: σ ${s.noiseMultiplier}, q ${s.sampleRate}, C ${s.maxGradNorm} (${s.clipping}), ${s.steps} ` +
+      `steps, ε ${s.epsilon} at δ ${s.delta} (${s.accountant})`
     : `not private: ${s.steps} steps without noise`;
   const lines = [
     `model ${s.modelId}: SHA-256 ${s.modelSha256} matches the certificate, signature verified`,
-    `trained by training ${s.trainingId} from model ${s.sourceModelId} (SHA-256 ${s.sourceModelSha256}) on ${s.datasets.map((d) => d.id).join(', ')}`,
+    `trained by training ${s.trainingId} from model ${s.sourceModelId} ` +
+      `(SHA-256 ${s.sourceModelSha256}) on ${s.datasets.map((d) => d.id).join(', ')}`,
     dp,
     `server code ${s.codeVersion}, finished ${s.finishedAt}`,
   ];
@@ -88,7 +90,8 @@ export function addVerifyModelCommand(attest: Command): void {
   attest
     .command('verify-model')
     .description(
-      'verify a trained model file against its training certificate and the enclave quote binding the signing key; exit 0 verified, 1 a check failed, 2 unchecked',
+      'verify a trained model file against its training certificate and the enclave quote binding the signing key; exit 0 verified, ' +
+        '1 a check failed, 2 unchecked',
     )
     .addOption(new Option('--model <file>', 'the trained model file, as downloaded').makeOptionMandatory())
     .addOption(new Option('--certificate <file>', 'the certificate JSON (bastion models certificate <id>)').makeOptionMandatory())

@@ -101,7 +101,8 @@ export function collateralLines(result: { notChecked: readonly string[]; collate
   const c = result.collateral;
   if (!c) return [`not checked offline: ${result.notChecked.join(', ')} (give --collateral)`];
   return [
-    `TCB status ${c.tcbStatus} (quoting enclave ${c.qeTcbStatus})${c.advisoryIds.length ? `, advisories ${c.advisoryIds.join(', ')}` : ''}; not revoked`,
+    `TCB status ${c.tcbStatus} (quoting ` +
+      `enclave ${c.qeTcbStatus})${c.advisoryIds.length ? `, advisories ${c.advisoryIds.join(', ')}` : ''}; not revoked`,
     `collateral for FMSPC ${c.fmspc} current until ${c.validUntil}`,
   ];
 }
@@ -180,7 +181,8 @@ export function addAttestCommands(program: Command): Command {
   attest
     .command('verify')
     .description(
-      'verify an Intel DCAP quote file offline (TCB status and revocation with --collateral), or attest a running server over one TLS connection; ' +
+      'verify an Intel DCAP quote file offline (TCB status and revocation with --collateral), or attest a running server over one ' +
+        'TLS connection; ' +
         'exit 0 verified, 1 a check failed, 2 unchecked',
     )
     .addOption(new Option('--quote <file>', 'the quote, binary'))

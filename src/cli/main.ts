@@ -99,7 +99,8 @@ function addTokenCommands(program: Command): void {
   token
     .command('new')
     .description(
-      'make a token and its verifier: give the server the verifier (BASTION_ADMIN_TOKEN_VERIFIER, make -C gramine ADMIN_TOKEN_VERIFIER=…) and keep the token',
+      'make a token and its verifier: give the server the verifier (BASTION_ADMIN_TOKEN_VERIFIER, make -C gramine ' +
+        'ADMIN_TOKEN_VERIFIER=…) and keep the token',
     )
     .addOption(new Option('--json', 'print JSON'))
     .action((options: Output) => {

@@ -122,7 +122,8 @@ function planText(plan: Schemas['TrainingPlan']): string {
       ]
     : [];
   return [
-    `${plan.allowed ? 'allowed' : 'NOT ALLOWED'}: ${plan.steps} steps over ${plan.sampleCount} samples (q ${plan.sampleRate}, batch ${plan.expectedBatchSize}, ${plan.epochs} epochs)`,
+    `${plan.allowed ? 'allowed' : 'NOT ALLOWED'}: ${plan.steps} steps over ${plan.sampleCount} ` +
+      `samples (q ${plan.sampleRate}, batch ${plan.expectedBatchSize}, ${plan.epochs} epochs)`,
     privacy,
     ...gradients,
     table(rows, ['dataset', 'spent', 'after', 'limit', 'remaining', 'allowed']),
@@ -216,7 +217,8 @@ export function addTrainingCommands(program: Command): void {
     trainings
       .command('watch')
       .description(
-        'follow a training until it ends: a bar on a terminal, else a line per state change and at most one per second of progress; exit 1 unless it succeeds',
+        'follow a training until it ends: a bar on a terminal, else a line per state change and at most one per second of progress; ' +
+          'exit 1 unless it succeeds',
       )
       .argument('<id>', 'training id'),
   ).action(async (id: string, options: ClientCommandOptions) => {

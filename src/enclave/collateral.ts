@@ -310,7 +310,8 @@ function checkRevocation(crlHex: string, issuer: X509Certificate, subject: X509C
   if (t < crl.thisUpdate.getTime() || (crl.nextUpdate && t > crl.nextUpdate.getTime())) {
     fail(
       CollateralCheck.COLLATERAL,
-      `the ${what} is not current at ${at.toISOString()} (this update ${crl.thisUpdate.toISOString()}, next ${crl.nextUpdate?.toISOString() ?? 'none'})`,
+      `the ${what} is not current at ${at.toISOString()} ` +
+        `(this update ${crl.thisUpdate.toISOString()}, next ${crl.nextUpdate?.toISOString() ?? 'none'})`,
     );
   }
   const serial = subject.serialNumber.toLowerCase().replace(/^0+/, '');

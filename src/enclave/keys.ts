@@ -151,7 +151,8 @@ export function openKeyProvider(dataDir: string, settings: KeySettings): { keys:
   if (enclave) return enclave;
   if (settings.requireEnclave) {
     throw new KeyProviderError(
-      `BASTION_REQUIRE_ENCLAVE is set, but there is no SGX sealing key at ${path.join(settings.attestationDir, 'keys', `_sgx_${settings.sealingKey}`)}: ` +
+      `BASTION_REQUIRE_ENCLAVE is set, but there is no SGX ` +
+        `sealing key at ${path.join(settings.attestationDir, 'keys', `_sgx_${settings.sealingKey}`)}: ` +
         'run the server in its Gramine enclave (gramine-sgx), or unset BASTION_REQUIRE_ENCLAVE for development',
     );
   }

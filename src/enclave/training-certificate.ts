@@ -81,7 +81,8 @@ export const TrainingCertificateSchema = Type.Object(
       Type.String({
         ...Base64,
         description:
-          'inside an enclave: the DCAP quote whose report data is SHA-256("bastion.training-certificate-key/1\\n" ‖ publicKey) ‖ 32 zero bytes',
+          'inside an enclave: the DCAP quote whose report data is SHA-256("bastion.training-certificate-key/1\\n" ‖ publicKey) ‖ 32 ' +
+          'zero bytes',
       }),
     ),
   },

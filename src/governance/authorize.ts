@@ -112,7 +112,8 @@ function useOfDataset(
   if (use && use.epsilon !== null && max !== undefined && use.epsilon > max) {
     return forbid(
       'dataset.policy.maxEpsilonPerTraining',
-      `This ${what} would spend ε = ${fmt(use.epsilon)}; the policy of dataset ${t.id} allows at most ε = ${max} per ${what === 'training' ? 'training' : 'evaluation'}`,
+      `This ${what} would spend ε = ${fmt(use.epsilon)}; the policy of dataset ${t.id} allows at ` +
+        `most ε = ${max} per ${what === 'training' ? 'training' : 'evaluation'}`,
     );
   }
   return allow;

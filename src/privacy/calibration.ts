@@ -195,7 +195,9 @@ function searchNoiseMultiplier(options: CalibrationOptions): number {
   } else if (!(initialNoiseMultiplier >= minNoiseMultiplier && initialNoiseMultiplier <= maxNoiseMultiplier)) {
     errors.push({
       parameter: 'initialNoiseMultiplier',
-      detail: `Expected number in [${minNoiseMultiplier}, ${maxNoiseMultiplier}] for initialNoiseMultiplier but received ${describe(initialNoiseMultiplier)}`,
+      detail:
+        `Expected number in [${minNoiseMultiplier}, ${maxNoiseMultiplier}] for initialNoiseMultiplier but ` +
+        `received ${describe(initialNoiseMultiplier)}`,
     });
   }
   if (errors.length > 0) refuse(errors);
@@ -218,7 +220,9 @@ function searchNoiseMultiplier(options: CalibrationOptions): number {
         refuse([
           {
             parameter: 'targetEpsilon',
-            detail: `No noiseMultiplier up to ${maxNoiseMultiplier} reaches targetEpsilon ${targetEpsilon} at delta ${delta} with the ${accountant.name} accountant`,
+            detail:
+              `No noiseMultiplier up to ${maxNoiseMultiplier} reaches targetEpsilon ${targetEpsilon} at delta ${delta} ` +
+              `with the ${accountant.name} accountant`,
           },
         ]);
       }

@@ -43,7 +43,8 @@ export const ModelLineageSchema = Type.Object(
 const releaseStateSchema = Type.Enum(['released', 'pending', 'rejected'], {
   type: 'string',
   description:
-    'Whether the model may leave: released (every approval its datasets asked for was given, or none was asked), pending, or rejected (final). ' +
+    'Whether the model may leave: released (every approval its datasets asked for was given, or none was asked), pending, or ' +
+    'rejected (final). ' +
     'An unreleased model cannot be downloaded or trained further, and is evaluated only with DP',
 });
 
@@ -134,7 +135,8 @@ export const DatasetSchema = Type.Object(
     sha256: Type.Optional(
       Type.String({
         description:
-          "SHA-256 of the uploaded file, hex; only in the owner's view (a hash lets whoever knows all records but one test guesses of the last)",
+          "SHA-256 of the uploaded file, hex; only in the owner's view (a hash lets whoever knows all records but one test guesses " +
+          'of the last)',
       }),
     ),
     sizeBytes: Type.Optional(

@@ -13,7 +13,8 @@ export const EvaluationRequestSchema = Type.Object(
         exclusiveMinimum: 0,
         maximum: 100,
         description:
-          "ε to spend (charged to the dataset) on a DP release of the accuracy; absent: exact, only where the dataset's owner allows non-private use",
+          "ε to spend (charged to the dataset) on a DP release of the accuracy; absent: exact, only where the dataset's owner " +
+          'allows non-private use',
       }),
     ),
   },
@@ -38,7 +39,8 @@ export const EvaluationSchema = Type.Object(
     delta: Type.Union([Type.Number(), Type.Null()], { description: "the dataset's δ" }),
     noiseMultiplier: Type.Union([Type.Number(), Type.Null()], {
       description:
-        'σ/Δ of the discrete Gaussian N_Z(0, σ²) added to the correct count of sensitivity Δ (the ledger event holds σ² exactly); null when exact',
+        'σ/Δ of the discrete Gaussian N_Z(0, σ²) added to the correct count of sensitivity Δ (the ledger event holds σ² exactly); ' +
+        'null when exact',
     }),
   },
   { $id: 'Evaluation', title: 'Evaluation', additionalProperties: false },

@@ -27,7 +27,8 @@ export const DatasetPolicyInputSchema = Type.Object(
       Type.Enum(['trainer', 'approval'], {
         type: 'string',
         description:
-          'Who may download a model trained on it: whoever trained it (trainer), or only once the owner approved (approval); default trainer',
+          'Who may download a model trained on it: whoever trained it (trainer), or only once the owner approved (approval); ' +
+          'default trainer',
       }),
     ),
   },

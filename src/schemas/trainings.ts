@@ -36,7 +36,9 @@ export const PrivacySchema = Type.Object(
     accountant: Type.Optional(
       Type.Enum(['rdp', 'pld'], {
         type: 'string',
-        description: `calibrates σ; default ${DEFAULT_ACCOUNTANT} (the tighter: the same ε buys less noise). Where PLD would need more than its bounded work (very large ε), RDP calibrates and the plan says so`,
+        description:
+          `calibrates σ; default ${DEFAULT_ACCOUNTANT} (the tighter: the same ε buys less noise). Where PLD would need ` +
+          `more than its bounded work (very large ε), RDP calibrates and the plan says so`,
       }),
     ),
   },
@@ -71,7 +73,9 @@ export const TrainingRequestSchema = Type.Object(
         minimum: 0,
         maximum: 100,
         description:
-          'private trainings: the ε that releasing the noisy mean training loss at the end of every epoch adds to the training (the ledger is charged both as one mechanism of ε ≤ targetEpsilon + metricsEpsilon; the model’s own noise is unchanged); 0 (default) releases none. Non-private trainings release the exact mean loss.',
+          'private trainings: the ε that releasing the noisy mean training loss at the end of every epoch adds to the training (the ' +
+          'ledger is charged both as one mechanism of ε ≤ targetEpsilon + metricsEpsilon; the model’s own noise is unchanged); 0 ' +
+          '(default) releases none. Non-private trainings release the exact mean loss.',
       }),
     ),
     metricsLossBound: Type.Optional(
@@ -103,7 +107,8 @@ export const ParameterRuleSchema = Type.Object(
     parameter: Type.String({ description: 'the trainable parameter, as named_parameters() names it' }),
     rule: Type.String({
       description:
-        'how its per-sample gradients are computed: a rule of its layer ("linear", "conv2d", "embedding", "layer_norm", "lstm", …; "a+b" when tied), or "fallback": the exact path, one sample at a time, which costs about one forward and backward per sample',
+        'how its per-sample gradients are computed: a rule of its layer ("linear", "conv2d", "embedding", "layer_norm", "lstm", …; ' +
+        '"a+b" when tied), or "fallback": the exact path, one sample at a time, which costs about one forward and backward per sample',
     }),
     reason: Type.String({
       description: 'for "fallback", why no rule applies; for a tied parameter, that its contributions are summed; else ""',
@@ -132,11 +137,13 @@ export const TrainingPlanSchema = Type.Object(
     delta: Type.Union([Type.Number(), Type.Null()], { description: 'the smallest δ of the datasets: the guarantee holds at each' }),
     epsilon: Type.Union([Type.Number(), Type.Null()], {
       description:
-        "the trained model's ε at delta (the training without its metrics), composed as the ledger does: the tighter of PLD and RDP, at most the calibrating accountant's figure",
+        "the trained model's ε at delta (the training without its metrics), composed as the ledger does: the tighter of PLD and " +
+        "RDP, at most the calibrating accountant's figure",
     }),
     epsilonTotal: Type.Union([Type.Number(), Type.Null()], {
       description:
-        'ε at delta of what is charged (the training and its metrics as one mechanism), exactly as the ledger records it for a dataset with no history',
+        'ε at delta of what is charged (the training and its metrics as one mechanism), exactly as the ledger records it for a ' +
+        'dataset with no history',
     }),
     metrics: Type.Union(
       [
@@ -162,7 +169,8 @@ export const TrainingPlanSchema = Type.Object(
     gradients: Type.Optional(
       Type.Union([Type.Array(ref(ParameterRuleSchema)), Type.Null()], {
         description:
-          "for a private training, how the DP engine computes each trainable parameter's per-sample gradients, as the pre-flight found it on zeros of the datasets' shapes; null when not private; absent from plans made before it was reported",
+          "for a private training, how the DP engine computes each trainable parameter's per-sample gradients, as the pre-flight " +
+          "found it on zeros of the datasets' shapes; null when not private; absent from plans made before it was reported",
       }),
     ),
   },
@@ -186,7 +194,8 @@ export const DatasetPrivacySchema = Type.Object(
             {
               additionalProperties: true,
               description:
-                'poisson-gaussian {sampleRate, noiseMultiplier, count}, gaussian {noiseMultiplier, count} or discrete-gaussian {sigmaSquared, sensitivity, count}',
+                'poisson-gaussian {sampleRate, noiseMultiplier, count}, gaussian {noiseMultiplier, count} or discrete-gaussian ' +
+                '{sigmaSquared, sensitivity, count}',
             },
           ),
           source: Type.Object({ kind: Type.String(), id: Type.String() }, { additionalProperties: false }),
@@ -210,7 +219,8 @@ export const DatasetPrivacySchema = Type.Object(
                 additionalProperties: false,
                 description:
                   "a training's events, for the dataset's owner only, once the training has ended or stopped: how many of this dataset's " +
-                  'samples the private training dropped, and why (each drop changes the clipped sum by at most C, so the guarantee holds). ' +
+                  'samples the private training dropped, and why (each drop changes the clipped sum by at most C, so the guarantee ' +
+                  'holds). ' +
                   "Computed from the data, so never shown to the model's author",
               },
             ),
@@ -261,8 +271,10 @@ export const TrainingSchema = Type.Object(
     epsilonSpent: nullableNumber('ε of the steps run so far, at the plan’s δ; the ledger holds the whole planned charge'),
     delta: nullableNumber('δ of both ε figures'),
     samplesPerSec: nullableNumber(
-      'expected throughput: recent steps per second times the mean batch size the plan fixes (sampleRate · sampleCount for a private training), ' +
-        'never a count of the records actually sampled (under Poisson sampling that count is private); the last measured once the job stopped',
+      'expected throughput: recent steps per second times the mean batch size the plan fixes (sampleRate · sampleCount for a ' +
+        'private training), ' +
+        'never a count of the records actually sampled (under Poisson sampling that count is private); the last measured once the ' +
+        'job stopped',
     ),
     etaSeconds: nullableNumber('estimated seconds to the end while running: steps left divided by the recent steps per second'),
     checkpointStep: Type.Union([Type.Integer(), Type.Null()], { description: 'step of the latest sealed checkpoint' }),

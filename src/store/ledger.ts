@@ -18,7 +18,8 @@ export interface ChargeRow {
 }
 
 const columns =
-  'id, dataset_id AS datasetId, source_kind AS sourceKind, source_id AS sourceId, principal_id AS principalId, event, created_at AS createdAt';
+  'id, dataset_id AS datasetId, source_kind AS sourceKind, source_id AS sourceId, principal_id AS principalId, event, created_at AS ' +
+  'createdAt';
 
 export function insertCharge(store: Store, row: ChargeRow): void {
   store.db

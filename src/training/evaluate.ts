@@ -179,7 +179,8 @@ export async function evaluateModel(
     if (isPrivate && !classification.has(request.loss)) {
       throw new BastionError(
         'UNPROCESSABLE_TRAINING',
-        `A DP evaluation releases accuracy, which ${request.loss} does not have; regression models can only be evaluated exactly, where the owner allows it`,
+        `A DP evaluation releases accuracy, which ${request.loss} does not have; regression models can only be evaluated exactly, ` +
+          `where the owner allows it`,
       );
     }
     // Forward and loss on synthetic inputs of the dataset's public shapes: a model that cannot run here

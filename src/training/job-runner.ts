@@ -349,7 +349,9 @@ export function createJobRunner(
             ...releaseRule(deps.store, row.ownerId, plan.datasetIds),
             ownerId: row.ownerId,
             name: `${sourceName} (trained)`,
-            description: `Trained by training ${id} from model ${row.modelId} on ${plan.datasetIds.length === 1 ? 'dataset' : 'datasets'} ${plan.datasetIds.join(', ')}`,
+            description:
+              `Trained by training ${id} ` +
+              `from model ${row.modelId} on ${plan.datasetIds.length === 1 ? 'dataset' : 'datasets'} ${plan.datasetIds.join(', ')}`,
             check,
             lineage,
             certificate,

@@ -139,7 +139,8 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
     if (active >= maxJobsPerPrincipal) {
       throw new BastionError(
         'TOO_MANY_JOBS',
-        `This principal has ${active} trainings queued or running, the most it may have at once (${maxJobsPerPrincipal}); wait for one to end or cancel one`,
+        `This principal has ${active} trainings queued or running, the most it may have at once (${maxJobsPerPrincipal}); wait for ` +
+          `one to end or cancel one`,
         {
           retryAfterSeconds: 60,
           extensions: { limit: maxJobsPerPrincipal },
@@ -170,7 +171,9 @@ export function createTrainingJobs(deps: TrainingDeps, options: TrainingJobsOpti
             refused
               .map(
                 (d) =>
-                  `dataset ${d.datasetId} has spent ${fmt(d.epsilonSpent)} of its limit ${d.privacyLimit} (${fmt(Math.max(0, d.privacyLimit - d.epsilonSpent))} left) and would reach ${fmt(d.epsilonAfter)}`,
+                  `dataset ${d.datasetId} has spent ${fmt(d.epsilonSpent)} of ` +
+                  `its limit ${d.privacyLimit} (${fmt(Math.max(0, d.privacyLimit - d.epsilonSpent))} left) and ` +
+                  `would reach ${fmt(d.epsilonAfter)}`,
               )
               .join('; '),
           {

@@ -55,7 +55,8 @@ export async function loadTrainingData(blobs: BlobStore, datasets: readonly Data
       if (t.dtype !== target.dtype || t.shape.slice(1).join(',') !== target.rest.join(',')) {
         throw new BastionError(
           'UNPROCESSABLE_TRAINING',
-          `${t.name} of dataset ${dataset.id} is ${t.dtype} [${t.shape.slice(1).join(', ')}] per sample, not ${target.dtype} [${target.rest.join(', ')}]`,
+          `${t.name} of dataset ${dataset.id} is ${t.dtype} [${t.shape.slice(1).join(', ')}] per ` +
+            `sample, not ${target.dtype} [${target.rest.join(', ')}]`,
         );
       }
       target.samples += t.shape[0] ?? 0;

@@ -158,7 +158,8 @@ export function runPreflight(input: PreflightInput, model: Uint8Array, createTra
         : ['The model cannot be evaluated on this dataset', "the dataset's"];
     throw new BastionError(
       'UNPROCESSABLE_TRAINING',
-      `${what}: it fails on synthetic inputs (a batch of ${samples} zeros of ${whose} public per-sample shapes and dtypes; no record was read): ${err.message}`,
+      `${what}: it fails on synthetic inputs (a batch of ${samples} zeros of ${whose} public per-sample shapes and dtypes; no ` +
+        `record was read): ${err.message}`,
       { extensions: { preflight: { samples, code } } },
     );
   }

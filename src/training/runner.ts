@@ -200,7 +200,9 @@ export async function runTraining(input: TrainModelInput, createTrainer: CreateT
         if ((err as { code?: unknown }).code === 'NON_FINITE') {
           // The trainer's message names the step and the parameter of a non-finite noisy update (post-processing
           // of the DP output), or, in non-private training, a non-finite loss: no number computed from a record.
-          const error = `Step ${steps + 1} met a NaN or infinite value (loss, gradient or parameter); the step was undone and no model was released: ${(err as Error).message}`;
+          const error =
+            `Step ${steps + 1} met a NaN or infinite value (loss, gradient or parameter); the step was undone and no ` +
+            `model was released: ${(err as Error).message}`;
           return { outcome: 'failed', steps, stepsPerSec, dropped, error };
         }
         throw err;

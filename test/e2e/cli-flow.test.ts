@@ -386,7 +386,8 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
       assert.equal(none.code, 1);
       assert.equal(
         none.stderr.split('\n')[0],
-        `bastion: no token: looked for --token, BASTION_TOKEN, .${path.sep}var${path.sep}admin-token; pass --token <token>, set BASTION_TOKEN, or --data-dir <dir> of a server whose admin token you may use`,
+        `bastion: no token: looked for --token, BASTION_TOKEN, .${path.sep}var${path.sep}admin-token; pass --token <token>, set ` +
+          `BASTION_TOKEN, or --data-dir <dir> of a server whose admin token you may use`,
       );
 
       const refused = await bastion(['whoami'], { token: 'bst_wrong-token-value' });
@@ -401,7 +402,8 @@ describe('the bastion CLI drives the whole flow against a real server', () => {
       assert.match(
         untrusted.stderr,
         new RegExp(
-          `^bastion: could not verify the server's certificate using CA file ${other} \\(from --ca\\): [A-Z_]+; pass --ca <file> or --data-dir <dir>\\n$`,
+          `^bastion: could not verify the server's certificate using CA file ${other} \\(from --ca\\): [A-Z_]+; pass --ca <file> or ` +
+            `--data-dir <dir>\\n$`,
         ),
       );
     } finally {

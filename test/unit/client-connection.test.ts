@@ -154,7 +154,8 @@ test("a certificate the CA file does not verify: the message names the CA file a
       assert.match(
         err.message,
         new RegExp(
-          `^could not verify the server's certificate using CA file ${cert} \\(from --data-dir\\): [A-Z_]+; pass --ca <file> or --data-dir <dir>$`,
+          `^could not verify the server's certificate using CA file ${cert} \\(from --data-dir\\): [A-Z_]+; pass --ca <file> or ` +
+            `--data-dir <dir>$`,
         ),
       );
       assert.doesNotMatch(err.message, /secret-token/);
@@ -183,7 +184,8 @@ test('nobody listening: the message names the URL and its source, and what to do
   await assert.rejects(
     createBastionClient(connection).GET('/v1/whoami'),
     new ConnectionError(
-      `could not connect to https://127.0.0.1:${port} (from BASTION_URL): connection refused; is the server running? pass --url <url> or set BASTION_URL`,
+      `could not connect to https://127.0.0.1:${port} (from BASTION_URL): connection refused; is the server running? pass --url ` +
+        `<url> or set BASTION_URL`,
     ),
   );
 });

@@ -21,7 +21,8 @@ test("the real collateral gives the platform's TCB status: refused unless accept
   const refused = verifyQuote(quote, { at: current, collateral: real() });
   assert.equal(
     failure(refused),
-    "tcb-status: the platform's TCB status is ConfigurationAndSWHardeningNeeded (advisories INTEL-SA-00289, INTEL-SA-00615); accepted: UpToDate",
+    "tcb-status: the platform's TCB status is ConfigurationAndSWHardeningNeeded (advisories INTEL-SA-00289, INTEL-SA-00615); " +
+      'accepted: UpToDate',
   );
   const accepted = verifyQuote(quote, {
     at: current,

@@ -161,7 +161,9 @@ test('two processes’ worth of concurrent charges against one dataset never pas
     new Promise<number>((resolve, reject) => {
       // Node 20 workers do not inherit tsx's loader hooks: boot them through tsx's tsImport.
       const script = new URL('../fixtures/ledger-worker.ts', import.meta.url).href;
-      const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => tsx.tsImport(${JSON.stringify(script)}, ${JSON.stringify(script)}))`;
+      const bootstrap =
+        `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => ` +
+        `tsx.tsImport(${JSON.stringify(script)}, ${JSON.stringify(script)}))`;
       const w = new Worker(bootstrap, { eval: true, workerData: { dataDir, datasetId, principalId: scientist.id, worker: n } });
       w.once('message', resolve);
       w.once('error', reject);

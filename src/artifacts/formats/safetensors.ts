@@ -132,7 +132,8 @@ function parseTensorEntry(name: string, value: unknown, dataSizeBytes: number): 
   if (end < begin) refuse(`${label}: data_offsets [${begin}, ${end}] end before they begin`);
   if (end - begin !== expectedBytes) {
     refuse(
-      `${label}: shape [${shape.join(', ')}] of ${typed} needs ${expectedBytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+      `${label}: shape [${shape.join(', ')}] of ${typed} needs ${expectedBytes} bytes but ` +
+        `data_offsets [${begin}, ${end}] span ${end - begin}`,
     );
   }
   if (end > dataSizeBytes) refuse(`${label}: data_offsets [${begin}, ${end}] run past the ${dataSizeBytes}-byte data section`);
@@ -706,7 +707,8 @@ async function convertFrom(
   if (cursor < header.dataSizeBytes) {
     const inside = segments.find((s) => s.info.dataOffsets[1] > cursor)!;
     refuse(
-      `the file ends early, inside tensor ${nameToken(inside.info.name)}, at byte ${dataStart + cursor} of the ${dataStart + header.dataSizeBytes} its header describes`,
+      `the file ends early, inside tensor ${nameToken(inside.info.name)}, ` +
+        `at byte ${dataStart + cursor} of the ${dataStart + header.dataSizeBytes} its header describes`,
     );
   }
 

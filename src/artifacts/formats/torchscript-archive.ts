@@ -262,7 +262,8 @@ export async function checkTorchscriptArchive(bytes: Uint8Array, options: CheckT
       if (totalUncompressedBytes > limits.maxUncompressedBytes) {
         throw refuse(
           ArchiveProblem.TOO_LARGE,
-          `${shown}: the entries so far uncompress to ${totalUncompressedBytes} bytes, more than the limit of ${limits.maxUncompressedBytes}`,
+          `${shown}: the entries so far uncompress to ${totalUncompressedBytes} bytes, more than the ` +
+            `limit of ${limits.maxUncompressedBytes}`,
           name,
         );
       }
@@ -272,7 +273,8 @@ export async function checkTorchscriptArchive(bytes: Uint8Array, options: CheckT
         if (inflatedBytes > limits.maxInflatedBytes) {
           throw refuse(
             ArchiveProblem.ZIP_BOMB,
-            `${shown}: the deflated entries so far inflate to ${inflatedBytes} bytes, more than the limit of ${limits.maxInflatedBytes}; store large entries uncompressed, as torch.jit.save does`,
+            `${shown}: the deflated entries so far inflate to ${inflatedBytes} bytes, more than the ` +
+              `limit of ${limits.maxInflatedBytes}; store large entries uncompressed, as torch.jit.save does`,
             name,
           );
         }
@@ -350,7 +352,8 @@ export async function checkTorchscriptArchive(bytes: Uint8Array, options: CheckT
   if (byteorder && byteorder.toString('latin1') !== 'little') {
     throw refuse(
       ArchiveProblem.BAD_RECORD,
-      `${show(`${top}/byteorder`)}: only little-endian archives are accepted, the record says ${show(byteorder.subarray(0, 16).toString('latin1'))}`,
+      `${show(`${top}/byteorder`)}: only little-endian archives are accepted, the ` +
+        `record says ${show(byteorder.subarray(0, 16).toString('latin1'))}`,
       `${top}/byteorder`,
     );
   }
@@ -382,7 +385,8 @@ export async function checkTorchscriptArchive(bytes: Uint8Array, options: CheckT
         if (earlier && (earlier.dtype !== storage.dtype || earlier.numel !== storage.numel)) {
           throw refuse(
             ArchiveProblem.BAD_STORAGE,
-            `${name}: storage ${show(storage.key)} is referenced as ${earlier.numel} × ${earlier.dtype} and as ${storage.numel} × ${storage.dtype}`,
+            `${name}: storage ${show(storage.key)} is ` +
+              `referenced as ${earlier.numel} × ${earlier.dtype} and as ${storage.numel} × ${storage.dtype}`,
             name,
           );
         }
@@ -426,14 +430,16 @@ export async function checkTorchscriptArchive(bytes: Uint8Array, options: CheckT
     if (text.includes('__setstate__')) {
       throw refuse(
         ArchiveProblem.LOAD_TIME_CODE,
-        `${show(record.name)}: the code defines or calls __setstate__, which torch::jit::load runs while loading; re-export the model without a custom __setstate__`,
+        `${show(record.name)}: the code defines or calls __setstate__, which torch::jit::load runs while loading; re-export the ` +
+          `model without a custom __setstate__`,
         record.name,
       );
     }
     if (/torch[\s\\]*\.[\s\\]*classes/.test(text)) {
       throw refuse(
         ArchiveProblem.LOAD_TIME_CODE,
-        `${show(record.name)}: the code refers to torch.classes (C++ custom classes such as quantized packed parameters run native __setstate__ code while loading)`,
+        `${show(record.name)}: the code refers to torch.classes (C++ custom classes such as quantized packed parameters run native ` +
+          `__setstate__ code while loading)`,
         record.name,
       );
     }
@@ -532,7 +538,8 @@ function checkRatio(name: string, uncompressed: number, compressed: number, refu
   if (uncompressed > bombThresholdBytes && uncompressed > maxDeflateRatio * Math.max(compressed, 1)) {
     throw refuse(
       ArchiveProblem.ZIP_BOMB,
-      `${show(name)}: ${compressed} deflated bytes expand to ${uncompressed} (more than ${maxDeflateRatio}:1); store large entries uncompressed, as torch.jit.save does`,
+      `${show(name)}: ${compressed} deflated bytes expand to ${uncompressed} (more than ${maxDeflateRatio}:1); store large entries ` +
+        `uncompressed, as torch.jit.save does`,
       name,
     );
   }
@@ -793,7 +800,8 @@ function checkGlobal(pickleName: string, node: PickleGlobal, use: PickleUse, ref
   if (allowedGlobal(node, use)) return;
   throw refuse(
     ArchiveProblem.FORBIDDEN_GLOBAL,
-    `${show(pickleName)}: the global ${describeGlobal(node)} is not allowed in a TorchScript ${use === 'tensors' ? 'archive' : 'debug pickle'}`,
+    `${show(pickleName)}: the global ${describeGlobal(node)} is not allowed in a ` +
+      `TorchScript ${use === 'tensors' ? 'archive' : 'debug pickle'}`,
     pickleName,
   );
 }
@@ -862,7 +870,8 @@ function checkStorage(
   const [, type, key, location, numelValue] = pid.items as [PickleValue, PickleValue, PickleValue, PickleValue, PickleValue];
   if (!isNode(type) || type.kind !== 'global' || type.module !== 'torch' || !Object.hasOwn(storageTypes, type.name)) {
     throw bad(
-      `a storage has type ${isNode(type) && type.kind === 'global' ? describeGlobal(type) : 'that is not a global'}, not one of torch's typed storages`,
+      `a storage has type ${isNode(type) && type.kind === 'global' ? describeGlobal(type) : 'that is not a global'}, not one of ` +
+        `torch's typed storages`,
     );
   }
   if (typeof key !== 'string' || !/^\d{1,12}$/.test(key)) throw bad('a storage key is not a decimal number');
@@ -923,7 +932,8 @@ function checkTensorView(pickleName: string, call: PickleCall, storageOf: Map<Pi
   if (last >= numel) {
     throw refuse(
       ArchiveProblem.TENSOR_OUT_OF_BOUNDS,
-      `${show(pickleName)}: a tensor of shape ${show(shape)} reaches element ${last} of storage ${storage.key}, which has ${numel} elements (${show(storage.record)})`,
+      `${show(pickleName)}: a tensor of shape ${show(shape)} reaches element ${last} of storage ${storage.key}, which has ${numel} ` +
+        `elements (${show(storage.record)})`,
       pickleName,
     );
   }

@@ -92,7 +92,8 @@ export default fp(
           reply,
           problemFor(
             'VALIDATION_FAILED',
-            `The request ${where} is not valid: ${errors.map((e) => `${e.pointer ?? e.parameter ?? e.header ?? ''} ${e.detail}`.trim()).join('; ')}`,
+            `The request ${where} is ` +
+              `not valid: ${errors.map((e) => `${e.pointer ?? e.parameter ?? e.header ?? ''} ${e.detail}`.trim()).join('; ')}`,
             { errors },
           ),
         );

@@ -19,8 +19,10 @@ const TERMINAL: ReadonlySet<TrainingEvent['type']> = new Set(['completed', 'fail
 
 const eventStream = {
   description:
-    'Server-Sent Events. `state` first (the job as now), again on every status change; `progress` (at least once a second while running), ' +
-    "`checkpoint`, `metric` (an epoch's mean training loss was released: the last of `metrics`); the stream ends after `completed`, `failed` or `cancelled`. Each event's data is the Training as JSON. Comment lines keep the stream alive.",
+    'Server-Sent Events. `state` first (the job as now), again on every status change; `progress` (at least once a second while ' +
+    'running), ' +
+    "`checkpoint`, `metric` (an epoch's mean training loss was released: the last of `metrics`); the stream ends after `completed`, " +
+    "`failed` or `cancelled`. Each event's data is the Training as JSON. Comment lines keep the stream alive.",
   content: { 'text/event-stream': { schema: { type: 'string', description: 'event: <type>\\ndata: <Training JSON>\\n\\n …' } } },
 } as unknown as TSchema;
 
