@@ -15,20 +15,17 @@ import fs from 'node:fs';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { BastionError } from '../errors.js';
+import type { AuditEntrySchema, AuditTargetSchema } from '../schemas/audit.js';
 import { type AuditRow, findAuditRow, insertAuditRow, iterateAuditRows, lastAuditRow, listAuditRows } from '../store/audit.js';
 import type { Store } from '../store/db.js';
 import { writeFileAtomic } from '../store/files.js';
 import type { Role } from '../store/principals.js';
 import { authorize } from './authorize.js';
 
-export type AuditTargetKind = 'principal' | 'dataset' | 'model' | 'training' | 'evaluation';
-
-export interface AuditTarget {
-  kind: AuditTargetKind;
-  id: string;
-}
-
-export type AuditOutcome = 'ok' | 'refused';
+export type AuditTarget = Static<typeof AuditTargetSchema>;
+export type AuditTargetKind = AuditTarget['kind'];
+export type AuditEntry = Static<typeof AuditEntrySchema>;
+export type AuditOutcome = AuditEntry['outcome'];
 
 export interface AuditInput {
   /** Who acted; null for the server itself (resuming, cancelling a revoked principal's jobs). */
@@ -41,16 +38,6 @@ export interface AuditInput {
   details?: Record<string, unknown>;
   /** Principals besides the actor whom the entry concerns (the target's owners): they may read it. */
   subjects?: readonly string[];
-}
-
-export interface AuditEntry {
-  seq: number;
-  time: string;
-  principalId: string | null;
-  action: string;
-  target: AuditTarget | null;
-  outcome: AuditOutcome;
-  details: Record<string, unknown>;
 }
 
 export interface AuditLog {

@@ -1,9 +1,11 @@
 // Principals (the parties: people, services, CI pipelines) and their tokens: creation, listing,
 // revocation, authentication and the first admin. Invariants: a token is usable only while it and its
 // principal are active; revocation takes effect on the next request; there is always an active admin.
+import type { Static } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import { dataLayout } from '../config.js';
 import { BastionError } from '../errors.js';
+import type { CreatedPrincipalSchema, PrincipalSchema } from '../schemas/principals.js';
 import type { Store } from '../store/db.js';
 import { writeFileAtomic } from '../store/files.js';
 import {
@@ -23,17 +25,9 @@ import { mintToken, parseToken, parseTokenVerifier, secretMatches } from './toke
 
 export type { Role } from '../store/principals.js';
 
-export interface Principal {
-  id: string;
-  name: string;
-  role: Role;
-  createdAt: string;
-}
-
-export interface CreatedPrincipal extends Principal {
-  /** The bearer token; returned once, never stored in clear. */
-  token: string;
-}
+export type Principal = Static<typeof PrincipalSchema>;
+/** With the bearer token: returned once, never stored in clear. */
+export type CreatedPrincipal = Static<typeof CreatedPrincipalSchema>;
 
 function toPrincipal(row: PrincipalRow): Principal {
   return { id: row.id, name: row.name, role: row.role, createdAt: row.createdAt };

@@ -8,9 +8,11 @@
 // The accountants take up to seconds (PLD), so the ε figures are computed outside the transaction and,
 // in the server, in the worker pool (deps.math): a charge computes from a snapshot of the ledgers and
 // writes only if the transaction finds the snapshot still current, recomputing otherwise.
+import type { Static } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import { BastionError } from '../errors.js';
 import type { AuditLog } from '../governance/audit.js';
+import type { DatasetPrivacySchema } from '../schemas/trainings.js';
 import { findDatasetRow } from '../store/artifacts.js';
 import type { Store } from '../store/db.js';
 import { type ChargeSourceKind, insertCharge, lastChargeId, listCharges } from '../store/ledger.js';
@@ -80,17 +82,8 @@ export interface LedgerEntry {
   dropped?: DroppedSampleCounts;
 }
 
-export interface DatasetPrivacy {
-  datasetId: string;
-  /** The owner's limit ε over all releases. */
-  privacyLimit: number;
-  delta: number;
-  epsilonSpent: number;
-  epsilonRemaining: number;
-  /** The accountant whose bound `epsilonSpent` is (the tighter of the two). */
-  accountant: AccountantName;
-  events: LedgerEntry[];
-}
+/** The wire shape (schemas/trainings.ts), with each event as the ledger types it. */
+export type DatasetPrivacy = Omit<Static<typeof DatasetPrivacySchema>, 'events'> & { events: LedgerEntry[] };
 
 const accountants: readonly Accountant[] = [createPldAccountant({ maxGridPoints: SERVER_PLD_MAX_GRID_POINTS }), createRdpAccountant()];
 

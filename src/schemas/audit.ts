@@ -3,18 +3,18 @@
 import { Type } from 'typebox';
 import { nullable, ref } from './common.js';
 
+export const AuditTargetSchema = Type.Object(
+  { kind: Type.Enum(['principal', 'dataset', 'model', 'training', 'evaluation'], { type: 'string' }), id: Type.String() },
+  { additionalProperties: false },
+);
+
 export const AuditEntrySchema = Type.Object(
   {
     seq: Type.Integer({ minimum: 1, description: 'Position in the log: 1, 2, 3, … without gaps' }),
     time: Type.String({ format: 'date-time' }),
     principalId: nullable(Type.String({ description: 'Who acted; null for the server itself' })),
     action: Type.String({ description: '<noun>.<verb>, e.g. dataset.create, training.cancel, ledger.charge' }),
-    target: nullable(
-      Type.Object(
-        { kind: Type.Enum(['principal', 'dataset', 'model', 'training', 'evaluation'], { type: 'string' }), id: Type.String() },
-        { additionalProperties: false },
-      ),
-    ),
+    target: nullable(AuditTargetSchema),
     outcome: Type.Enum(['ok', 'refused'], { type: 'string', description: 'refused: an access the server denied' }),
     details: Type.Object({}, { additionalProperties: true, description: 'Facts of the change (never data values, tokens or keys)' }),
   },

@@ -33,10 +33,7 @@ export const CreatePrincipalBody = Type.Object(
 
 export const CreatedPrincipalSchema = Type.Object(
   {
-    id: Type.String({ format: 'uuid' }),
-    name: Type.String(),
-    role: RoleSchema,
-    createdAt: Type.String({ format: 'date-time' }),
+    ...PrincipalSchema.properties,
     token: Type.String({ description: 'Bearer token. Shown only in this response; store it now.' }),
   },
   { additionalProperties: false },
