@@ -13,9 +13,10 @@
 // N, N such processes run and the medians are reported. Memory: each mode also runs alone in a fresh
 // process, whose peak resident memory (VmHWM) is its own. Prints a table, or with --json one object
 // {"models": [{"name", "nonPrivateSamplesPerSec", "privateSamplesPerSec", "ratio", "peakRssBytes",
-// "fallback", ...}]}. --models a,b runs only those.
+// "fallback", ...}]}. --models a,b runs only those; --threads N sets libtorch's intra-op threads (default:
+// the CPUs; on a loaded machine 1 avoids OpenMP threads spinning at barriers while the other is descheduled).
 //
-//   npm run bench:dp [-- --steps 40] [--repeat 3] [--models gn_resnet,mnist_cnn] [--json]
+//   npm run bench:dp [-- --steps 40] [--repeat 3] [--models gn_resnet,mnist_cnn] [--threads 1] [--json]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
     models: { type: 'string' },
+    threads: { type: 'string' },
     child: { type: 'string' },
     mode: { type: 'string' },
     manifest: { type: 'string' },
@@ -37,6 +39,7 @@ const { values } = parseArgs({
 });
 
 type Mode = 'private' | 'non-private';
+const threads = Number(values.threads ?? os.availableParallelism());
 const ROUND = 5; // steps per mode and round
 
 interface SpeedResult {
@@ -70,7 +73,7 @@ function status(field: 'VmRSS' | 'VmHWM'): number {
 
 async function trainers(spec: ModelSpec, modes: Mode[]) {
   const { Trainer, setThreads } = await import('../../src/native.js');
-  setThreads(os.availableParallelism());
+  setThreads(threads);
   const n = spec.batchSize * 20;
   const data = syntheticData(spec, n);
   const common = { loss: { kind: 'cross_entropy' as const }, optimizer: { type: 'sgd' as const, learningRate: 0.05 } };
@@ -176,6 +179,8 @@ async function main() {
         [
           ...process.execArgv,
           fileURLToPath(import.meta.url),
+          '--threads',
+          String(threads),
           '--child',
           name,
           '--mode',
@@ -227,13 +232,13 @@ async function main() {
   });
   fs.rmSync(dir, { recursive: true, force: true });
   if (values.json) {
-    console.log(JSON.stringify({ threads: os.availableParallelism(), steps: Number(values.steps), repeat, models }));
+    console.log(JSON.stringify({ threads, steps: Number(values.steps), repeat, models }));
     return;
   }
   const mb = (b: number) => (b / 1e6).toFixed(0);
   console.log(
     `DP-SGD vs non-private, ${values.steps} timed steps per mode in alternating rounds of ${ROUND}, both modes in one process, ` +
-      `medians of ${repeat} processes, ${os.availableParallelism()} libtorch threads, OpenBLAS`,
+      `medians of ${repeat} processes, ${threads} libtorch threads, OpenBLAS`,
   );
   console.log(
     '| model (batch) | non-private samples/s | private samples/s | time ratio | ratio range over rounds | peak RSS private / non-private (MB) | peak RSS ratio | step memory growth private / non-private (MB) | fallback parameters (tensors, elements) |',
