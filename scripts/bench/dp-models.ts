@@ -4,12 +4,14 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import type { TrainingData } from '../../src/native.js';
 
-/** One model of dp_models.py's manifest: its file, per-sample input, classes and benchmark batch size. */
+/** One model of dp_models.py's manifest: its file, per-sample input, classes, benchmark batch size and trainable parameters. */
 export interface ModelSpec {
   file: string;
   input: { dtype: 'F32' | 'I64'; shape: number[]; vocabulary?: number };
   classes: number;
   batchSize: number;
+  /** Elements per trainable parameter, by qualified name, in named_parameters() order. */
+  parameters: Record<string, number>;
 }
 
 /** Writes the benchmark models into `dir` and returns their manifest, by name. */

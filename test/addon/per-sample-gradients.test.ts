@@ -129,6 +129,34 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'fc.weight': 'linear',
     'fc.bias': 'linear',
   },
+  group_norm_shapes: {
+    'conv.weight': 'conv2d',
+    'conv.bias': 'conv2d',
+    'gn_one.weight': 'group_norm',
+    'gn_one.bias': 'group_norm',
+    'gn_all.weight': 'group_norm',
+    'gn_all.bias': 'group_norm',
+    gamma: 'group_norm',
+    'conv1d.weight': 'conv1d',
+    'conv1d.bias': 'conv1d',
+    'gn_1d.weight': 'group_norm',
+    'gn_1d.bias': 'group_norm',
+    'gn_flat.weight': 'group_norm',
+    'gn_flat.bias': 'group_norm',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
+  layer_norm_shapes: {
+    'fc1.weight': 'linear',
+    'fc1.bias': 'linear',
+    'ln_seq.weight': 'layer_norm',
+    'ln_seq.bias': 'layer_norm',
+    gamma: 'layer_norm',
+    'ln_row.weight': 'layer_norm',
+    'ln_row.bias': 'layer_norm',
+    'fc2.weight': 'linear',
+    'fc2.bias': 'linear',
+  },
   tied: { 'emb.weight': 'embedding+linear', bias: 'linear' },
   matmul: { 'fc.weight': 'linear', 'fc.bias': 'linear', proj: 'fallback' },
   if_branch: {
@@ -272,7 +300,17 @@ function expectedClippedSum(perSample: FloatTensor[], clip: ClipOptions): { sums
   return { sums, norms: norms.map(Math.sqrt) };
 }
 
-for (const name of ['linear_seq', 'conv2d_mix', 'conv1d_mix', 'embed_pad', 'tied', 'matmul', 'group_norm_conv']) {
+for (const name of [
+  'linear_seq',
+  'conv2d_mix',
+  'conv1d_mix',
+  'embed_pad',
+  'tied',
+  'matmul',
+  'group_norm_conv',
+  'group_norm_shapes',
+  'layer_norm_shapes',
+]) {
   test(`${name}: clipped sums from the ghost, materialised and auto paths agree with clipping each g_i, flat and per layer`, async () => {
     const fixture = (await perSampleFixtures()).get(name)!;
     for (const kind of ['script', 'trace'] as const) {
@@ -316,7 +354,7 @@ function tiled(t: TensorData, size: number): TensorData {
 
 // 70 samples: more than one chunk of the batched convolution rules (32), the last one partial; on one
 // intra-op thread and on two, where the chunks and the embedding's slices run in parallel.
-for (const name of ['conv2d_mix', 'conv1d_mix', 'group_norm_conv', 'embed_pad']) {
+for (const name of ['conv2d_mix', 'conv1d_mix', 'group_norm_conv', 'group_norm_shapes', 'layer_norm_shapes', 'embed_pad']) {
   test(`${name}: a batch of 70 (several convolution chunks) gives the loop's per-sample gradients and clipped sums on every path, on 1 and 2 threads`, async () => {
     const fixture = (await perSampleFixtures()).get(name)!;
     const bytes = fixture.files.script;

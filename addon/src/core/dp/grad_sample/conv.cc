@@ -131,7 +131,10 @@ class ConvBatch final : public LayerBatch {
       // One input channel per group (a first layer on one channel, a depthwise convolution): the
       // weight gradient as a forward convolution of the input (channels as groups) with δ as the
       // kernel, dilated by the stride, strided by the dilation: gW[o, kh, kw] =
-      // Σ_yx δ[o, y, x] x[y·s + kh·d − p, x·s + kw·d − p]. oneDNN runs this form faster.
+      // Σ_yx δ[o, y, x] x[y·s + kh·d − p, x·s + kw·d − p]. oneDNN runs this form faster. On AVX-512
+      // (Zen 5, oneDNN 2.6) it still runs as x64:gemm:jit, ~9 ms of the MNIST CNN's ~17 ms private
+      // overhead at B = 256; the folded backward (gemm:jit too), im2col + bmm and a depthwise
+      // expansion (gemm:jit backward, 8x slower) measured slower (issue 17).
       const at::Tensor input = a.contiguous().view({1, kChunk * channels, a.size(2), a.size(3)});
       const at::Tensor kernel = d.contiguous().view({kChunk * out, 1, d.size(2), d.size(3)});
       at::Tensor grad = at::conv2d(input, kernel, {}, x_.dilation, x_.padding, x_.stride, kChunk * x_.groups);

@@ -1,8 +1,14 @@
 // aten::layer_norm and aten::group_norm: g_i(γ) = Σ x̂_i·δ_i and g_i(β) = Σ δ_i over every position of
 // sample i (positions before the normalised shape for LayerNorm, the spatial positions of each
-// channel for GroupNorm), with x̂ recomputed from the input in float64 exactly as the forward
-// normalises it. Per-sample gradients are [B, C]-sized, so they are always materialised.
+// channel for GroupNorm). x̂ and its statistics come from the forward's own kernels on the input, in
+// its dtype, so they are the numbers the forward (and the one-sample reference's backward) used.
+// Per-sample gradients are [B, C]-sized, so they are always materialised.
+//   LayerNorm: x̂ = native_layer_norm(x) without affine, then δ·x̂ summed over the rows of each sample.
+//   GroupNorm: the weight and bias gradients of the layer's own backward with the batch folded into
+//   the channels and groups (N = 1, B·C channels, B·G groups): per channel of [1, B·C] they are
+//   Σ_s (δ·x − δ·mean)·rstd and Σ_s δ, i.e. g_i(γ), g_i(β), in one pass over δ and x and no x̂.
 #include <string>
+#include <tuple>
 
 #include <ATen/ATen.h>
 
@@ -19,22 +25,25 @@ class LayerNormLayer final : public Layer {
 
   std::unique_ptr<LayerBatch> Prepare(const at::Tensor& a, const at::Tensor& delta, Path /*path*/) const override {
     const int64_t nd = static_cast<int64_t>(normalized_.size());
-    if (a.dim() <= nd || !a.sizes().equals(delta.sizes()))
-      ShapeError("layer_norm", "expected a batched input shaped as its output gradient");
+    if (a.dim() <= nd || !a.sizes().equals(delta.sizes()) || !a.sizes().slice(a.dim() - nd).equals(normalized_))
+      ShapeError("layer_norm",
+                 "expected a batched input shaped as its output gradient, ending in the normalised shape");
     const int64_t batch = a.size(0);
     int64_t features = 1;
     for (int64_t n : normalized_) features *= n;
-    const at::Tensor x = a.to(at::kDouble).reshape({-1, features});
-    const at::Tensor mean = x.mean(at::IntArrayRef{1}, /*keepdim=*/true);
-    const at::Tensor var = (x - mean).pow(2).mean(at::IntArrayRef{1}, /*keepdim=*/true);
-    const at::Tensor normalized =
-        ((x - mean) * (var + eps_).rsqrt()).to(delta.scalar_type()).reshape({batch, -1, features});
-    const at::Tensor d = delta.reshape({batch, -1, features});
     std::vector<int64_t> shape{batch};
     shape.insert(shape.end(), normalized_.begin(), normalized_.end());
+    const at::Tensor d = delta.reshape({batch, -1, features});
     std::vector<at::Tensor> grads;
     for (const Slot& slot : slots) {
-      grads.push_back((slot.arg == 2 ? (normalized * d).sum(1) : d.sum(1)).reshape(shape));
+      if (slot.arg != 2) {
+        grads.push_back(d.sum(1).view(shape));
+        continue;
+      }
+      // x̂ without γ, β: what the forward computed before its affine step.
+      at::Tensor normalized = std::get<0>(at::native_layer_norm(a.contiguous(), normalized_, {}, {}, eps_));
+      normalized = normalized.view({batch, -1, features}).mul_(d);
+      grads.push_back((normalized.size(1) == 1 ? normalized : normalized.sum(1)).view(shape));
     }
     return std::make_unique<MaterializedBatch>(std::move(grads));
   }
@@ -56,15 +65,24 @@ class GroupNormLayer final : public Layer {
     }
     const int64_t batch = a.size(0);
     const int64_t channels = a.size(1);
-    const at::Tensor x = a.to(at::kDouble).reshape({batch, groups_, -1});
-    const at::Tensor mean = x.mean(at::IntArrayRef{2}, /*keepdim=*/true);
-    const at::Tensor var = (x - mean).pow(2).mean(at::IntArrayRef{2}, /*keepdim=*/true);
-    const at::Tensor normalized =
-        ((x - mean) * (var + eps_).rsqrt()).to(delta.scalar_type()).reshape({batch, channels, -1});
-    const at::Tensor d = delta.reshape({batch, channels, -1});
-    std::vector<at::Tensor> grads;
-    for (const Slot& slot : slots) grads.push_back(slot.arg == 2 ? (normalized * d).sum(2) : d.sum(2));
-    return std::make_unique<MaterializedBatch>(std::move(grads));
+    const int64_t positions = batch * channels == 0 ? 0 : a.numel() / (batch * channels);
+    bool need_gamma = false, need_beta = false;
+    for (const Slot& slot : slots) (slot.arg == 2 ? need_gamma : need_beta) = true;
+    const at::Tensor x = a.contiguous();
+    // mean and rstd [B, G] from the forward's kernel (its output, x̂, is not used).
+    const auto moments = at::native_group_norm(x, {}, {}, batch, channels, positions, groups_, eps_);
+    const int64_t folded = batch * channels;
+    // The backward allocates dγ like γ, and reads γ only for dx, which is not requested.
+    const at::Tensor gamma = at::empty({folded}, x.options());
+    const auto grads = at::native_group_norm_backward(
+        delta.contiguous().view({1, folded, positions}), x.view({1, folded, positions}),
+        std::get<1>(moments).view({1, batch * groups_}), std::get<2>(moments).view({1, batch * groups_}), gamma,
+        /*N=*/1, folded, positions, batch * groups_, {false, need_gamma, need_beta});
+    std::vector<at::Tensor> per_sample;
+    for (const Slot& slot : slots) {
+      per_sample.push_back((slot.arg == 2 ? std::get<1>(grads) : std::get<2>(grads)).view({batch, channels}));
+    }
+    return std::make_unique<MaterializedBatch>(std::move(per_sample));
   }
 
  private:
@@ -73,7 +91,6 @@ class GroupNormLayer final : public Layer {
 };
 
 }  // namespace
-
 MatchResult MatchLayerNorm(const OpView& op) {
   // layer_norm(input, normalized_shape, weight?, bias?, eps, cudnn_enable)
   if (op.args.size() < 5) return {nullptr, "aten::layer_norm with an unknown signature"};
