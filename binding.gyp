@@ -14,6 +14,7 @@
         "addon/src/binding/trainer.cc",
         "addon/src/core/archive_check.cc",
         "addon/src/core/dtype.cc",
+        "addon/src/core/dp/branch_folding.cc",
         "addon/src/core/dp/engine_api.cc",
         "addon/src/core/dp/grad_sample/conv.cc",
         "addon/src/core/dp/grad_sample/embedding.cc",

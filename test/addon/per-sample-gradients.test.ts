@@ -140,13 +140,31 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'head.bias': 'linear',
   },
   inplace_mlp: { 'net.0.weight': 'linear', 'net.0.bias': 'linear', 'net.2.weight': 'linear', 'net.2.bias': 'linear' },
+  encoder_layer: {
+    pos: 'fallback',
+    'emb.weight': 'embedding',
+    'enc.self_attn.in_proj_weight': 'fallback',
+    'enc.self_attn.in_proj_bias': 'fallback',
+    'enc.self_attn.out_proj.weight': 'fallback',
+    'enc.self_attn.out_proj.bias': 'fallback',
+    'enc.linear1.weight': 'linear',
+    'enc.linear1.bias': 'linear',
+    'enc.linear2.weight': 'linear',
+    'enc.linear2.bias': 'linear',
+    'enc.norm1.weight': 'layer_norm',
+    'enc.norm1.bias': 'layer_norm',
+    'enc.norm2.weight': 'layer_norm',
+    'enc.norm2.bias': 'layer_norm',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
   regression: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
 };
 
 const fixtureNames = Object.keys(expectedRules);
 
 // Models with data-dependent control flow exist only scripted (tracing would bake one branch in).
-const scriptedOnly = new Set(['if_branch']);
+const scriptedOnly = new Set(['if_branch', 'encoder_layer']);
 
 for (const name of fixtureNames) {
   for (const kind of scriptedOnly.has(name) ? (['script'] as const) : (['script', 'trace'] as const)) {
@@ -183,6 +201,15 @@ test('the plan explains each fallback: torch.matmul on a parameter, a layer insi
   }
   const branch = gradientPlan(fixtures.get('if_branch')!.files.script).find((p) => p.parameter === 'a.weight')!;
   assert.match(branch.reason, /aten::linear.* inside a prim::If or prim::Loop block/);
+});
+
+test('scripted TransformerEncoderLayer: the fast-path checks that cannot pass in training are resolved, so its feed-forward and norms get rules', () => {
+  const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.script.pt'));
+  const plan = new Map(gradientPlan(bytes).map((p) => [p.parameter, p]));
+  for (const name of ['encoder.linear1.weight', 'encoder.linear2.bias']) assert.equal(plan.get(name)!.rule, 'linear', name);
+  assert.equal(plan.get('encoder.norm1.weight')!.rule, 'layer_norm');
+  // `k is v` after `if is_batched:` depends on the input's rank, which the graph alone does not give.
+  assert.match(plan.get('encoder.self_attn.in_proj_weight')!.reason, /inside a prim::If or prim::Loop block/);
 });
 
 // Clipped sums: every path gives the numbers of materialising and clipping each g_i.

@@ -5,6 +5,7 @@
 #include "core/dp/graph_engine.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -25,6 +26,7 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
+#include "core/dp/branch_folding.h"
 #include "core/dp/grad_sample/fallback.h"
 #include "core/dp/grad_sample/layer.h"
 #include "core/error.h"
@@ -103,7 +105,8 @@ struct Contribution {
 
 class Engine final : public GraphGradEngine {
  public:
-  explicit Engine(torch::jit::Module& module) : module_(module) {
+  // training: the flag every module has whenever this engine runs (nullopt: unknown).
+  Engine(torch::jit::Module& module, std::optional<bool> training) : module_(module) {
     const auto forward = module_.find_method("forward");
     if (!forward) Refuse("The model has no forward method");
     for (const auto& parameter : module_.named_parameters(/*recurse=*/true)) {
@@ -119,6 +122,21 @@ class Engine final : public GraphGradEngine {
     torch::jit::Inline(*graph_);
     torch::jit::RemoveTensorMutation(graph_);
     torch::jit::EliminateDeadCode(graph_);
+    self_ = graph_->inputs()[0];
+    GraphFacts facts;
+    facts.training = training;
+    facts.grad_enabled = true;  // Run() and the fallback differentiate with autograd on
+    facts.is_trainable = [this](const Value* value) { return ParameterOf(value) >= 0; };
+    facts.dense_inputs = !HasNestedTensor();
+    facts.attribute = [this](const Value* value) -> std::optional<c10::IValue> {
+      const auto path = AttrPath(value, self_);
+      if (!path) return std::nullopt;
+      const auto attribute = AttrValue(module_, *path);
+      if (!attribute || !(attribute->isBool() || attribute->isInt() || attribute->isDouble() || attribute->isString()))
+        return std::nullopt;
+      return attribute;
+    };
+    FoldKnownBranches(graph_, facts);
     if (graph_->outputs().size() != 1 || graph_->outputs()[0]->type()->kind() != c10::TypeKind::TensorType) {
       Refuse("The model's forward must return one tensor, not " + graph_->outputs()[0]->type()->str());
     }
@@ -275,6 +293,20 @@ class Engine final : public GraphGradEngine {
     }
     if (value->type()->kind() == c10::TypeKind::TensorType) arg.kind = gs::OpArg::Kind::kTensor;
     return arg;
+  }
+
+  // Whether a tensor of the module or a tensor constant of the graph is nested (batches never are).
+  bool HasNestedTensor() const {
+    for (const auto& attribute : module_.named_attributes(/*recurse=*/true)) {
+      if (attribute.value.isTensor() && attribute.value.toTensor().defined() && attribute.value.toTensor().is_nested())
+        return true;
+    }
+    for (const Node* node : graph_->nodes()) {
+      if (node->kind() != c10::prim::Constant || node->outputs().size() != 1) continue;
+      const auto constant = torch::jit::toIValue(node->output());
+      if (constant && constant->isTensor() && constant->toTensor().is_nested()) return true;
+    }
+    return false;
   }
 
   // The trainable parameter a value is, or -1.
@@ -671,10 +703,54 @@ class Engine final : public GraphGradEngine {
   bool probed_ = false;
 };
 
+// The folded graph depends on the modules' training flags, so there is one Engine per flag the
+// module runs with; DP training runs it in training mode (trainer.cc), so Plan() and Probe() are
+// that engine's.
+class ModeEngine final : public GraphGradEngine {
+ public:
+  explicit ModeEngine(torch::jit::Module& module) : module_(module) { For(true); }
+
+  const std::vector<std::string>& TrainableParameters() const override { return engines_[1]->TrainableParameters(); }
+  std::vector<ParameterRule> Plan() const override { return engines_[1]->Plan(); }
+
+  ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip) override {
+    return Current().ComputeClippedSum(batch, loss, clip, ClipPath::kAuto);
+  }
+  ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip, ClipPath path) override {
+    return Current().ComputeClippedSum(batch, loss, clip, path);
+  }
+  std::vector<at::Tensor> ComputePerSampleGrads(const Batch& batch, const LossSpec& loss) override {
+    return Current().ComputePerSampleGrads(batch, loss);
+  }
+  void Probe(const std::vector<at::Tensor>& inputs) override { For(true).Probe(inputs); }
+
+ private:
+  Engine& For(std::optional<bool> training) {
+    auto& engine = engines_[!training ? 2 : *training ? 1 : 0];
+    if (!engine) engine = std::make_unique<Engine>(module_, training);
+    return *engine;
+  }
+
+  // The flag all modules have now, or nullopt when they differ.
+  Engine& Current() {
+    std::optional<bool> training;
+    bool mixed = false;
+    for (const auto& module : module_.modules()) {
+      const bool flag = module.is_training();
+      if (training && *training != flag) mixed = true;
+      training = flag;
+    }
+    return For(mixed ? std::nullopt : training);
+  }
+
+  torch::jit::Module module_;
+  std::array<std::unique_ptr<Engine>, 3> engines_;  // by flag: false, true, mixed
+};
+
 }  // namespace
 
 std::unique_ptr<GraphGradEngine> MakeGraphGradEngine(torch::jit::Module& module) {
-  return std::make_unique<Engine>(module);
+  return std::make_unique<ModeEngine>(module);
 }
 
 std::unique_ptr<GradEngine> MakeGradEngine(torch::jit::Module& module) { return MakeGraphGradEngine(module); }

@@ -1,5 +1,7 @@
 // The GradEngine built by graph surgery (MakeGradEngine returns one). Once, when it is made: inline
-// forward, remove tensor mutation, match every top-level node against the rules in grad_sample/,
+// forward, remove tensor mutation, resolve the branches that are constant while it runs
+// (branch_folding.h: the modules' training flags, autograd on; one engine per training flag, and
+// Plan() is training mode's, as DP-SGD runs), match every top-level node against the rules in grad_sample/,
 // send every parameter no rule fully covers to the batch-of-one fallback, and rewrite the graph so
 // that it returns (output, a_1, z_1, ...) for the covered nodes, run by a SIMPLE-mode GraphFunction
 // (the profiling executor fuses z_i away). Per batch: one forward, autograd::grad of Σ l_i to the

@@ -1,0 +1,46 @@
+// Static branch resolution for the per-sample gradient engine: replaces values that are provably
+// constant while the engine runs (module training flags, autograd on, requires_grad of trainable
+// parameters, no nested tensors) by constants, folds what follows from them (not, and/or, len of a
+// string known non-empty, `x is x`, any/all of lists with a known element), and inlines every
+// prim::If whose condition becomes constant. PyTorch's scripted TransformerEncoderLayer and
+// MultiheadAttention check an inference fast path this way (torch/nn/modules/transformer.py,
+// activation.py: `why_not_sparsity_fast_path` / `why_not_fast_path`), which puts every parameter
+// use inside a prim::If; in training mode with autograd on that fast path cannot run.
+// Only what the facts prove is folded; anything else stays as is.
+#ifndef BASTION_CORE_DP_BRANCH_FOLDING_H_
+#define BASTION_CORE_DP_BRANCH_FOLDING_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include <ATen/core/ivalue.h>
+
+namespace torch::jit {
+struct Graph;
+struct Value;
+}  // namespace torch::jit
+
+namespace bastion::core::dp {
+
+// What holds whenever the folded graph runs.
+struct GraphFacts {
+  // The `training` flag of every module of the model, when they all have this value.
+  std::optional<bool> training;
+  // torch.is_grad_enabled() is true.
+  bool grad_enabled = false;
+  // Values that are trainable parameters (requires_grad is true).
+  std::function<bool(const torch::jit::Value*)> is_trainable;
+  // The value of a prim::GetAttr of a bool, int, float or string attribute of a module (its value
+  // when the engine was made), or nullopt. Used only when forward assigns no attribute.
+  std::function<std::optional<c10::IValue>(const torch::jit::Value*)> attribute;
+  // No tensor the graph starts from (inputs, module tensors, constants) is nested.
+  bool dense_inputs = false;
+};
+
+// Folds in place; returns the number of prim::If nodes resolved.
+size_t FoldKnownBranches(std::shared_ptr<torch::jit::Graph>& graph, const GraphFacts& facts);
+
+}  // namespace bastion::core::dp
+
+#endif  // BASTION_CORE_DP_BRANCH_FOLDING_H_
