@@ -131,9 +131,10 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
   },
   tied: { 'emb.weight': 'embedding+linear', bias: 'linear' },
   matmul: { 'fc.weight': 'linear', 'fc.bias': 'linear', proj: 'fallback' },
+  // The probe batch's rank decides `x.dim() == 2`: `b` is then never used (its gradients are zeros).
   if_branch: {
-    'a.weight': 'fallback',
-    'a.bias': 'fallback',
+    'a.weight': 'linear',
+    'a.bias': 'linear',
     'b.weight': 'fallback',
     'b.bias': 'fallback',
     'head.weight': 'linear',
@@ -143,8 +144,8 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
   encoder_layer: {
     pos: 'fallback',
     'emb.weight': 'embedding',
-    'enc.self_attn.in_proj_weight': 'fallback',
-    'enc.self_attn.in_proj_bias': 'fallback',
+    'enc.self_attn.in_proj_weight': 'linear',
+    'enc.self_attn.in_proj_bias': 'linear',
     'enc.self_attn.out_proj.weight': 'fallback',
     'enc.self_attn.out_proj.bias': 'fallback',
     'enc.linear1.weight': 'linear',
@@ -208,8 +209,10 @@ test('scripted TransformerEncoderLayer: the fast-path checks that cannot pass in
   const plan = new Map(gradientPlan(bytes).map((p) => [p.parameter, p]));
   for (const name of ['encoder.linear1.weight', 'encoder.linear2.bias']) assert.equal(plan.get(name)!.rule, 'linear', name);
   assert.equal(plan.get('encoder.norm1.weight')!.rule, 'layer_norm');
-  // `k is v` after `if is_batched:` depends on the input's rank, which the graph alone does not give.
+  // `k is v` after `if is_batched:` depends on the input's rank: without a probe batch it stays unknown.
   assert.match(plan.get('encoder.self_attn.in_proj_weight')!.reason, /inside a prim::If or prim::Loop block/);
+  const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'transformer.io.safetensors'));
+  assert.equal(gradientPlan(bytes, [io.input!]).find((p) => p.parameter === 'encoder.self_attn.in_proj_weight')!.rule, 'linear');
 });
 
 // Clipped sums: every path gives the numbers of materialising and clipping each g_i.
@@ -441,14 +444,17 @@ for (const model of referenceModels) {
   }
 }
 
-test('the traced transformer: attention projections see [T, B, D] and merged [T·B, D] layouts and go to the fallback', () => {
-  const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.trace.pt'));
+test('the transformer: the attention in-projection sees [T, B, D] and gets the linear rule with the batch in dimension 1; the merged [T·B, D] out-projection goes to the fallback', () => {
   const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'transformer.io.safetensors'));
-  const plan = new Map(gradientPlan(bytes, [io.input!]).map((p) => [p.parameter, p]));
-  for (const name of ['encoder.self_attn.in_proj_weight', 'encoder.self_attn.out_proj.weight']) {
-    assert.equal(plan.get(name)!.rule, 'fallback');
-    assert.match(plan.get(name)!.reason, /does not keep the batch in its first dimension/);
+  for (const kind of ['script', 'trace'] as const) {
+    const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', `transformer.${kind}.pt`));
+    const plan = new Map(gradientPlan(bytes, [io.input!]).map((p) => [p.parameter, p]));
+    assert.equal(plan.get('encoder.self_attn.in_proj_weight')!.rule, 'linear', kind);
+    assert.equal(plan.get('encoder.self_attn.out_proj.weight')!.rule, 'fallback', kind);
+    assert.match(plan.get('encoder.self_attn.out_proj.weight')!.reason, /does not keep the batch in a dimension of its own/);
   }
+  const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.trace.pt'));
+  const plan = new Map(gradientPlan(bytes, [io.input!]).map((p) => [p.parameter, p]));
   assert.equal(plan.get('encoder.linear1.weight')!.rule, 'linear');
   assert.equal(plan.get('embedding.weight')!.rule, 'embedding');
   // Without a batch to check the layout on, the static plan covers them.

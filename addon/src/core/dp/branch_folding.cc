@@ -6,6 +6,7 @@
 #include "core/dp/branch_folding.h"
 
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <torch/csrc/jit/ir/constants.h>
@@ -97,6 +98,9 @@ class Round {
 
   // Whether anything was replaced.
   bool Run() {
+    const auto inputs = graph_.inputs();
+    for (size_t i = 0; i < facts_.input_ranks.size() && i + 1 < inputs.size(); ++i)
+      rank_[inputs[i + 1]] = facts_.input_ranks[i];
     Visit(graph_.block());
     return replaced_;
   }
@@ -115,7 +119,62 @@ class Round {
     }
   }
 
+  std::optional<int64_t> RankOf(const Value* value) const {
+    const auto found = rank_.find(value);
+    if (found != rank_.end()) return found->second;
+    if (value->node()->kind() == c10::prim::GetAttr && facts_.tensor_rank) return facts_.tensor_rank(value);
+    return std::nullopt;
+  }
+
+  static bool IsTensor(const Value* value) { return value->type()->kind() == c10::TypeKind::TensorType; }
+
+  // Ranks through the ops between forward's inputs and MultiheadAttention's `query.dim()`; an op
+  // not listed gives an unknown rank.
+  void LearnRank(const Node& node) {
+    if (node.outputs().empty() || !IsTensor(node.outputs()[0])) {
+      if (node.kind() != c10::prim::If) return;
+    }
+    const std::string kind = node.kind().toQualString();
+    const auto& in = node.inputs();
+    std::optional<int64_t> rank;
+    static const std::unordered_set<std::string> same = {
+        "aten::relu",    "aten::gelu",       "aten::tanh",  "aten::sigmoid",     "aten::dropout",   "aten::layer_norm",
+        "aten::softmax", "aten::contiguous", "aten::clone", "aten::neg",         "aten::transpose", "aten::linear",
+        "aten::silu",    "aten::detach",     "aten::to",    "aten::log_softmax", "aten::elu",       "aten::leaky_relu"};
+    static const std::unordered_set<std::string> broadcast = {"aten::add", "aten::sub", "aten::mul", "aten::div"};
+    if (node.kind() == c10::prim::If) {
+      for (size_t i = 0; i < node.outputs().size(); ++i) {
+        std::optional<int64_t> common;
+        bool agree = true;
+        for (const Block* block : node.blocks()) {
+          const auto r = RankOf(block->outputs()[i]);
+          if (!r || (common && *common != *r)) agree = false;
+          common = r;
+        }
+        if (agree && common) rank_[node.outputs()[i]] = *common;
+      }
+      return;
+    }
+    if (node.outputs().size() != 1 || in.empty()) return;
+    if (same.count(kind) && IsTensor(in[0])) {
+      rank = RankOf(in[0]);
+    } else if (broadcast.count(kind) && in.size() >= 2 && IsTensor(in[0])) {
+      const auto a = RankOf(in[0]);
+      if (!IsTensor(in[1])) {
+        rank = a;
+      } else if (const auto b = RankOf(in[1]); a && b) {
+        rank = std::max(*a, *b);
+      }
+    } else if (kind == "aten::embedding" && in.size() >= 2) {
+      if (const auto r = RankOf(in[1])) rank = *r + 1;
+    } else if (kind == "aten::unsqueeze") {
+      if (const auto r = RankOf(in[0])) rank = *r + 1;
+    }
+    if (rank) rank_[node.output()] = *rank;
+  }
+
   void Learn(const Node& node) {
+    LearnRank(node);
     const auto kind = node.kind();
     if (kind == c10::prim::Constant) {
       const auto c = ConstantOf(node.output());
@@ -187,6 +246,8 @@ class Round {
       if (empty_vs_known) return c10::IValue(kind == c10::aten::ne);
     } else if (kind == c10::aten::Bool && in.size() == 1 && nonempty_.count(in[0])) {
       return c10::IValue(true);
+    } else if (kind == c10::aten::dim && in.size() == 1) {
+      if (const auto rank = RankOf(in[0])) return c10::IValue(*rank);
     }
     return std::nullopt;
   }
@@ -196,8 +257,9 @@ class Round {
   bool attributes_written_;
   bool no_nested_ = false;
   bool replaced_ = false;
-  std::unordered_set<const Value*> nonempty_;  // strings never empty
-  std::unordered_set<const Value*> positive_;  // ints ≥ 1
+  std::unordered_set<const Value*> nonempty_;       // strings never empty
+  std::unordered_set<const Value*> positive_;       // ints ≥ 1
+  std::unordered_map<const Value*, int64_t> rank_;  // tensors of known rank
 };
 
 // Output k of a prim::If is output j when every branch returns the same value for both.

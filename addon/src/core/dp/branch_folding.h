@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include <ATen/core/ivalue.h>
 
@@ -34,6 +35,11 @@ struct GraphFacts {
   // The value of a prim::GetAttr of a bool, int, float or string attribute of a module (its value
   // when the engine was made), or nullopt. Used only when forward assigns no attribute.
   std::function<std::optional<c10::IValue>(const torch::jit::Value*)> attribute;
+  // The rank of each forward input (graph input 1, 2, ...) when known: the engine is made per input
+  // ranks, so `x.dim() == 3` (MultiheadAttention's is_batched) folds. Empty: unknown.
+  std::vector<int64_t> input_ranks;
+  // The rank of a module tensor a value is (a parameter or buffer), or nullopt.
+  std::function<std::optional<int64_t>(const torch::jit::Value*)> tensor_rank;
   // No tensor the graph starts from (inputs, module tensors, constants) is nested.
   bool dense_inputs = false;
 };

@@ -5,7 +5,6 @@
 #include "core/dp/graph_engine.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -95,7 +94,8 @@ struct LayerEntry {
   Value* z = nullptr;
   size_t a_out = 0, z_out = 0;  // positions in the captured tuple (after the output)
   bool active = true;
-  std::string reason;  // when not active
+  std::string reason;     // when not active
+  int64_t batch_dim = 0;  // of a, z and δ, as the probe found it
 };
 
 struct Contribution {
@@ -105,8 +105,9 @@ struct Contribution {
 
 class Engine final : public GraphGradEngine {
  public:
-  // training: the flag every module has whenever this engine runs (nullopt: unknown).
-  Engine(torch::jit::Module& module, std::optional<bool> training) : module_(module) {
+  // training: the flag every module has whenever this engine runs (nullopt: unknown); ranks: the
+  // ranks of forward's inputs whenever it runs (empty: unknown).
+  Engine(torch::jit::Module& module, std::optional<bool> training, std::vector<int64_t> ranks) : module_(module) {
     const auto forward = module_.find_method("forward");
     if (!forward) Refuse("The model has no forward method");
     for (const auto& parameter : module_.named_parameters(/*recurse=*/true)) {
@@ -128,6 +129,14 @@ class Engine final : public GraphGradEngine {
     facts.grad_enabled = true;  // Run() and the fallback differentiate with autograd on
     facts.is_trainable = [this](const Value* value) { return ParameterOf(value) >= 0; };
     facts.dense_inputs = !HasNestedTensor();
+    facts.input_ranks = std::move(ranks);
+    facts.tensor_rank = [this](const Value* value) -> std::optional<int64_t> {
+      const auto path = AttrPath(value, self_);
+      if (!path) return std::nullopt;
+      const auto attribute = AttrValue(module_, *path);
+      if (!attribute || !attribute->isTensor() || !attribute->toTensor().defined()) return std::nullopt;
+      return attribute->toTensor().dim();
+    };
     facts.attribute = [this](const Value* value) -> std::optional<c10::IValue> {
       const auto path = AttrPath(value, self_);
       if (!path) return std::nullopt;
@@ -502,13 +511,17 @@ class Engine final : public GraphGradEngine {
     return values;
   }
 
-  static bool Scales(const at::Tensor& one, const at::Tensor& full) {
-    if (!one.defined() || !full.defined() || one.dim() < 1 || one.dim() != full.dim()) return false;
-    if (one.size(0) != 1) return false;
-    for (int64_t d = 1; d < one.dim(); ++d) {
-      if (one.size(d) != full.size(d)) return false;
+  // The dimension of `full` that holds the batch of `size`, when `one` is the same tensor for its
+  // first sample alone: the only dimension that differs, 1 there and `size` here.
+  static std::optional<int64_t> BatchDim(const at::Tensor& one, const at::Tensor& full, int64_t size) {
+    if (!one.defined() || !full.defined() || one.dim() < 1 || one.dim() != full.dim()) return std::nullopt;
+    std::optional<int64_t> found;
+    for (int64_t d = 0; d < one.dim(); ++d) {
+      if (one.size(d) == full.size(d)) continue;
+      if (found || one.size(d) != 1 || full.size(d) != size) return std::nullopt;
+      found = d;
     }
-    return true;
+    return found;
   }
 
   void ProbeLayout(const std::vector<at::Tensor>& inputs) {
@@ -524,13 +537,21 @@ class Engine final : public GraphGradEngine {
     for (size_t l = 0; l < layers_.size(); ++l) {
       LayerEntry& entry = layers_[l];
       if (!entry.active) continue;
-      const bool a_ok = Scales(one[entry.a_out], full[entry.a_out]) && full[entry.a_out].size(0) == size;
-      const bool z_ok = Scales(one[entry.z_out], full[entry.z_out]) && full[entry.z_out].size(0) == size;
-      if (a_ok && z_ok) continue;
+      const auto a_dim = BatchDim(one[entry.a_out], full[entry.a_out], size);
+      const auto z_dim = BatchDim(one[entry.z_out], full[entry.z_out], size);
+      // A rule that allows it gets the batch in another dimension, the same for a and z ([T, B, E]).
+      const bool other_ok = entry.layer->AnyBatchDim() && a_dim && z_dim && *a_dim == *z_dim;
+      if (a_dim == int64_t{0} && z_dim == int64_t{0}) continue;
+      if (other_ok) {
+        entry.batch_dim = *a_dim;
+        continue;
+      }
+      const bool a_ok = a_dim == int64_t{0};
       const at::Tensor& bad = a_ok ? full[entry.z_out] : full[entry.a_out];
-      Demote(l, entry.kind + entry.where + ": its " + (a_ok ? "output" : "input") +
-                    " does not keep the batch in its first dimension (shape " +
-                    (bad.defined() ? ShapeText(bad.sizes()) : std::string("?")) + " for a batch of " +
+      Demote(l, entry.kind + entry.where + ": its " + (a_ok ? "output" : "input") + " does not keep the batch in " +
+                    (entry.layer->AnyBatchDim() ? "a dimension of its own, the same for input and output"
+                                                : "its first dimension") +
+                    " (shape " + (bad.defined() ? ShapeText(bad.sizes()) : std::string("?")) + " for a batch of " +
                     std::to_string(size) + ")");
     }
     Resolve();
@@ -607,8 +628,10 @@ class Engine final : public GraphGradEngine {
         if (!entry.active) continue;
         const at::Tensor& a = values[entry.a_out];
         const at::Tensor& z = values[entry.z_out];
-        if (!a.defined() || !z.defined() || a.dim() < 1 || z.dim() < 1 || a.size(0) != size || z.size(0) != size) {
-          Demote(l, entry.kind + entry.where + ": its input or output does not have the batch as first dimension");
+        const int64_t d = entry.batch_dim;
+        if (!a.defined() || !z.defined() || a.dim() <= d || z.dim() <= d || a.size(d) != size || z.size(d) != size) {
+          Demote(l, entry.kind + entry.where + ": its input or output does not have the batch in dimension " +
+                        std::to_string(d) + " as the layout check found");
           demoted = true;
         }
       }
@@ -636,11 +659,13 @@ class Engine final : public GraphGradEngine {
       }
       for (size_t l : needed) {
         const LayerEntry& entry = layers_[l];
-        const at::Tensor a = values[entry.a_out].detach();
         const at::Tensor& z = values[entry.z_out];
         const auto found = z_index.find(entry.z_out);
         at::Tensor delta = found != z_index.end() ? deltas[found->second] : at::Tensor();
         if (!delta.defined()) delta = at::zeros_like(z);
+        // Rules see the batch first.
+        const at::Tensor a = values[entry.a_out].detach().movedim(entry.batch_dim, 0);
+        delta = delta.movedim(entry.batch_dim, 0);
         bool ghost = false;
         if (entry.layer->HasGhost()) {
           if (path == ClipPath::kGhost) {
@@ -703,36 +728,52 @@ class Engine final : public GraphGradEngine {
   bool probed_ = false;
 };
 
-// The folded graph depends on the modules' training flags, so there is one Engine per flag the
-// module runs with; DP training runs it in training mode (trainer.cc), so Plan() and Probe() are
-// that engine's.
+// The folded graph depends on the modules' training flags and the inputs' ranks, so there is one
+// Engine per flag and ranks the module runs with. DP training runs it in training mode (trainer.cc),
+// so Plan() is that engine's, for the ranks of the last probe (unknown before one).
 class ModeEngine final : public GraphGradEngine {
  public:
-  explicit ModeEngine(torch::jit::Module& module) : module_(module) { For(true); }
+  explicit ModeEngine(torch::jit::Module& module) : module_(module) { For(true, {}); }
 
-  const std::vector<std::string>& TrainableParameters() const override { return engines_[1]->TrainableParameters(); }
-  std::vector<ParameterRule> Plan() const override { return engines_[1]->Plan(); }
+  const std::vector<std::string>& TrainableParameters() const override {
+    return engines_.begin()->second->TrainableParameters();
+  }
+  std::vector<ParameterRule> Plan() const override { return engines_.at({1, probed_ranks_})->Plan(); }
 
   ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip) override {
-    return Current().ComputeClippedSum(batch, loss, clip, ClipPath::kAuto);
+    return Current(batch.inputs).ComputeClippedSum(batch, loss, clip, ClipPath::kAuto);
   }
   ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip, ClipPath path) override {
-    return Current().ComputeClippedSum(batch, loss, clip, path);
+    return Current(batch.inputs).ComputeClippedSum(batch, loss, clip, path);
   }
   std::vector<at::Tensor> ComputePerSampleGrads(const Batch& batch, const LossSpec& loss) override {
-    return Current().ComputePerSampleGrads(batch, loss);
+    return Current(batch.inputs).ComputePerSampleGrads(batch, loss);
   }
-  void Probe(const std::vector<at::Tensor>& inputs) override { For(true).Probe(inputs); }
+  void Probe(const std::vector<at::Tensor>& inputs) override {
+    For(true, Ranks(inputs)).Probe(inputs);
+    probed_ranks_ = Ranks(inputs);
+  }
 
  private:
-  Engine& For(std::optional<bool> training) {
-    auto& engine = engines_[!training ? 2 : *training ? 1 : 0];
-    if (!engine) engine = std::make_unique<Engine>(module_, training);
+  using Key = std::pair<int, std::vector<int64_t>>;  // training flag (0, 1; 2: mixed), input ranks
+
+  static std::vector<int64_t> Ranks(const std::vector<at::Tensor>& inputs) {
+    std::vector<int64_t> ranks;
+    for (const at::Tensor& input : inputs) {
+      if (!input.defined()) return {};
+      ranks.push_back(input.dim());
+    }
+    return ranks;
+  }
+
+  Engine& For(std::optional<bool> training, const std::vector<int64_t>& ranks) {
+    auto& engine = engines_[{!training ? 2 : *training ? 1 : 0, ranks}];
+    if (!engine) engine = std::make_unique<Engine>(module_, training, ranks);
     return *engine;
   }
 
-  // The flag all modules have now, or nullopt when they differ.
-  Engine& Current() {
+  // The engine for the flag all modules have now (unknown when they differ) and these inputs.
+  Engine& Current(const std::vector<at::Tensor>& inputs) {
     std::optional<bool> training;
     bool mixed = false;
     for (const auto& module : module_.modules()) {
@@ -740,11 +781,12 @@ class ModeEngine final : public GraphGradEngine {
       if (training && *training != flag) mixed = true;
       training = flag;
     }
-    return For(mixed ? std::nullopt : training);
+    return For(mixed ? std::nullopt : training, Ranks(inputs));
   }
 
   torch::jit::Module module_;
-  std::array<std::unique_ptr<Engine>, 3> engines_;  // by flag: false, true, mixed
+  std::map<Key, std::unique_ptr<Engine>> engines_;
+  std::vector<int64_t> probed_ranks_;
 };
 
 }  // namespace
