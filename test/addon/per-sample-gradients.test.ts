@@ -141,8 +141,19 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'head.bias': 'linear',
   },
   inplace_mlp: { 'net.0.weight': 'linear', 'net.0.bias': 'linear', 'net.2.weight': 'linear', 'net.2.bias': 'linear' },
+  elementwise: {
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+    pos: 'elementwise',
+    scale: 'elementwise',
+    shift: 'elementwise',
+    offset: 'elementwise',
+    gain: 'elementwise',
+    'head.weight': 'linear',
+    'head.bias': 'linear',
+  },
   encoder_layer: {
-    pos: 'fallback',
+    pos: 'elementwise',
     'emb.weight': 'embedding',
     'enc.self_attn.in_proj_weight': 'linear',
     'enc.self_attn.in_proj_bias': 'linear',
@@ -265,7 +276,7 @@ function expectedClippedSum(perSample: FloatTensor[], clip: ClipOptions): { sums
   return { sums, norms: norms.map(Math.sqrt) };
 }
 
-for (const name of ['linear_seq', 'conv2d_mix', 'conv1d_mix', 'embed_pad', 'tied', 'matmul', 'group_norm_conv']) {
+for (const name of ['linear_seq', 'conv2d_mix', 'conv1d_mix', 'embed_pad', 'tied', 'matmul', 'group_norm_conv', 'elementwise']) {
   test(`${name}: clipped sums from the ghost, materialised and auto paths agree with clipping each g_i, flat and per layer`, async () => {
     const fixture = (await perSampleFixtures()).get(name)!;
     for (const kind of ['script', 'trace'] as const) {

@@ -109,6 +109,7 @@ MatchResult MatchConvolution(const OpView& op);  // aten::conv1d, conv2d, _convo
 MatchResult MatchEmbedding(const OpView& op);    // aten::embedding
 MatchResult MatchLayerNorm(const OpView& op);    // aten::layer_norm
 MatchResult MatchGroupNorm(const OpView& op);    // aten::group_norm
+MatchResult MatchElementwise(const OpView& op);  // aten::add, aten::sub, aten::mul of a parameter
 
 // Helpers for rules: constants of OpArgs.
 std::optional<int64_t> ConstantInt(const OpArg& arg);
