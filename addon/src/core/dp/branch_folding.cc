@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
@@ -77,6 +78,39 @@ bool FormatNonEmpty(std::string format) {
   return !format.empty();
 }
 
+// The attribute path of a prim::GetAttr chain from self, e.g. "enc.self_attn.in_proj_weight".
+std::optional<std::vector<std::string>> AttrPath(const Value* value, const Value* self) {
+  std::vector<std::string> names;
+  while (value != self) {
+    const Node* node = value->node();
+    if (node->kind() != c10::prim::GetAttr) return std::nullopt;
+    names.insert(names.begin(), node->s(c10::attr::name));
+    value = node->input();
+  }
+  return names;
+}
+
+std::optional<c10::IValue> AttrValue(const c10::IValue& root, const Value* value, const Value* self) {
+  const auto path = AttrPath(value, self);
+  if (!path || path->empty()) return std::nullopt;
+  c10::IValue current = root;
+  for (const std::string& name : *path) {
+    if (!current.isObject()) return std::nullopt;
+    const auto object = current.toObject();
+    if (!object->type()->hasAttribute(name)) return std::nullopt;
+    current = object->getAttr(name);
+  }
+  return current;
+}
+
+bool HasNestedConstant(Block* block) {
+  return AnyNode(block, [](const Node& node) {
+    if (node.kind() != c10::prim::Constant || node.outputs().size() != 1) return false;
+    const auto constant = torch::jit::toIValue(node.output());
+    return constant && constant->isTensor() && constant->toTensor().is_nested();
+  });
+}
+
 // Nodes that may make a nested tensor (their names say so), or run code this pass cannot see.
 bool MayMakeNested(const Node& node) {
   if (node.kind() == c10::prim::CallFunction || node.kind() == c10::prim::CallMethod) return true;
@@ -93,7 +127,7 @@ class Round {
  public:
   Round(Graph& graph, const GraphFacts& facts, bool attributes_written)
       : graph_(graph), facts_(facts), attributes_written_(attributes_written) {
-    no_nested_ = facts.dense_inputs && !AnyNode(graph.block(), MayMakeNested);
+    no_nested_ = facts.dense_inputs && !AnyNode(graph.block(), MayMakeNested) && !HasNestedConstant(graph.block());
   }
 
   // Whether anything was replaced.
@@ -285,6 +319,43 @@ bool MergeIfOutputs(Block* block) {
 }
 
 }  // namespace
+
+GraphFacts EngineFacts(const torch::jit::Module& module, const Value* self, std::optional<bool> training,
+                       std::vector<int64_t> ranks) {
+  GraphFacts facts;
+  facts.training = training;
+  facts.grad_enabled = true;  // the engine and its fallback differentiate with autograd on
+  facts.input_ranks = std::move(ranks);
+  auto trainable = std::make_shared<std::unordered_set<std::string>>();
+  facts.dense_inputs = true;
+  for (const auto& parameter : module.named_parameters(/*recurse=*/true)) {
+    if (parameter.value.requires_grad()) trainable->insert(parameter.name);
+  }
+  for (const auto& attribute : module.named_attributes(/*recurse=*/true)) {
+    if (attribute.value.isTensor() && attribute.value.toTensor().defined() && attribute.value.toTensor().is_nested())
+      facts.dense_inputs = false;
+  }
+  const c10::IValue root = module._ivalue();
+  facts.is_trainable = [trainable, self](const Value* value) {
+    const auto path = AttrPath(value, self);
+    if (!path || path->empty()) return false;
+    std::string name;
+    for (const std::string& part : *path) name += (name.empty() ? "" : ".") + part;
+    return trainable->count(name) > 0;
+  };
+  facts.attribute = [root, self](const Value* value) -> std::optional<c10::IValue> {
+    const auto attribute = AttrValue(root, value, self);
+    if (!attribute || !(attribute->isBool() || attribute->isInt() || attribute->isDouble() || attribute->isString()))
+      return std::nullopt;
+    return attribute;
+  };
+  facts.tensor_rank = [root, self](const Value* value) -> std::optional<int64_t> {
+    const auto attribute = AttrValue(root, value, self);
+    if (!attribute || !attribute->isTensor() || !attribute->toTensor().defined()) return std::nullopt;
+    return attribute->toTensor().dim();
+  };
+  return facts;
+}
 
 size_t FoldKnownBranches(std::shared_ptr<Graph>& graph, const GraphFacts& facts) {
   const size_t before = CountIfs(graph->block());

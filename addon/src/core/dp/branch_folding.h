@@ -19,6 +19,7 @@
 
 namespace torch::jit {
 struct Graph;
+struct Module;
 struct Value;
 }  // namespace torch::jit
 
@@ -40,9 +41,15 @@ struct GraphFacts {
   std::vector<int64_t> input_ranks;
   // The rank of a module tensor a value is (a parameter or buffer), or nullopt.
   std::function<std::optional<int64_t>(const torch::jit::Value*)> tensor_rank;
-  // No tensor the graph starts from (inputs, module tensors, constants) is nested.
+  // No input and no module tensor is nested (FoldKnownBranches checks the graph's constants).
   bool dense_inputs = false;
 };
+
+// What holds when the DP engine runs `module`'s inlined forward graph (self: its input 0): autograd
+// on, every module's training flag `training`, forward inputs of `ranks` (empty: unknown), dense
+// batches. The engine folds with these; the upload check (core/model.cc) with training mode.
+GraphFacts EngineFacts(const torch::jit::Module& module, const torch::jit::Value* self, std::optional<bool> training,
+                       std::vector<int64_t> ranks);
 
 // Folds in place; returns the number of prim::If nodes resolved.
 size_t FoldKnownBranches(std::shared_ptr<torch::jit::Graph>& graph, const GraphFacts& facts);

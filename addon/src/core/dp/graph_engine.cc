@@ -124,27 +124,7 @@ class Engine final : public GraphGradEngine {
     torch::jit::RemoveTensorMutation(graph_);
     torch::jit::EliminateDeadCode(graph_);
     self_ = graph_->inputs()[0];
-    GraphFacts facts;
-    facts.training = training;
-    facts.grad_enabled = true;  // Run() and the fallback differentiate with autograd on
-    facts.is_trainable = [this](const Value* value) { return ParameterOf(value) >= 0; };
-    facts.dense_inputs = !HasNestedTensor();
-    facts.input_ranks = std::move(ranks);
-    facts.tensor_rank = [this](const Value* value) -> std::optional<int64_t> {
-      const auto path = AttrPath(value, self_);
-      if (!path) return std::nullopt;
-      const auto attribute = AttrValue(module_, *path);
-      if (!attribute || !attribute->isTensor() || !attribute->toTensor().defined()) return std::nullopt;
-      return attribute->toTensor().dim();
-    };
-    facts.attribute = [this](const Value* value) -> std::optional<c10::IValue> {
-      const auto path = AttrPath(value, self_);
-      if (!path) return std::nullopt;
-      const auto attribute = AttrValue(module_, *path);
-      if (!attribute || !(attribute->isBool() || attribute->isInt() || attribute->isDouble() || attribute->isString()))
-        return std::nullopt;
-      return attribute;
-    };
+    GraphFacts facts = EngineFacts(module_, self_, training, std::move(ranks));
     FoldKnownBranches(graph_, facts);
     if (graph_->outputs().size() != 1 || graph_->outputs()[0]->type()->kind() != c10::TypeKind::TensorType) {
       Refuse("The model's forward must return one tensor, not " + graph_->outputs()[0]->type()->str());
@@ -302,20 +282,6 @@ class Engine final : public GraphGradEngine {
     }
     if (value->type()->kind() == c10::TypeKind::TensorType) arg.kind = gs::OpArg::Kind::kTensor;
     return arg;
-  }
-
-  // Whether a tensor of the module or a tensor constant of the graph is nested (batches never are).
-  bool HasNestedTensor() const {
-    for (const auto& attribute : module_.named_attributes(/*recurse=*/true)) {
-      if (attribute.value.isTensor() && attribute.value.toTensor().defined() && attribute.value.toTensor().is_nested())
-        return true;
-    }
-    for (const Node* node : graph_->nodes()) {
-      if (node->kind() != c10::prim::Constant || node->outputs().size() != 1) continue;
-      const auto constant = torch::jit::toIValue(node->output());
-      if (constant && constant->isTensor() && constant->toTensor().is_nested()) return true;
-    }
-    return false;
   }
 
   // The trainable parameter a value is, or -1.
