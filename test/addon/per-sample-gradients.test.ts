@@ -170,13 +170,37 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'fc.weight': 'linear',
     'fc.bias': 'linear',
   },
+  encoder_stack: {
+    'emb.weight': 'embedding',
+    ...Object.fromEntries(
+      [0, 1].flatMap((i) =>
+        Object.entries({
+          'self_attn.in_proj_weight': 'linear',
+          'self_attn.in_proj_bias': 'linear',
+          // nn.MultiheadAttention's out-projection sees the merged [T·B, E] layout.
+          'self_attn.out_proj.weight': 'fallback',
+          'self_attn.out_proj.bias': 'fallback',
+          'linear1.weight': 'linear',
+          'linear1.bias': 'linear',
+          'linear2.weight': 'linear',
+          'linear2.bias': 'linear',
+          'norm1.weight': 'layer_norm',
+          'norm1.bias': 'layer_norm',
+          'norm2.weight': 'layer_norm',
+          'norm2.bias': 'layer_norm',
+        }).map(([name, rule]) => [`enc.layers.${i}.${name}`, rule]),
+      ),
+    ),
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
   regression: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
 };
 
 const fixtureNames = Object.keys(expectedRules);
 
 // Models with data-dependent control flow exist only scripted (tracing would bake one branch in).
-const scriptedOnly = new Set(['if_branch', 'encoder_layer']);
+const scriptedOnly = new Set(['if_branch', 'encoder_layer', 'encoder_stack']);
 
 for (const name of fixtureNames) {
   for (const kind of scriptedOnly.has(name) ? (['script'] as const) : (['script', 'trace'] as const)) {

@@ -165,9 +165,9 @@ class Round {
   // Ranks through the ops between forward's inputs and MultiheadAttention's `query.dim()`; an op
   // not listed gives an unknown rank.
   void LearnRank(const Node& node) {
-    if (node.outputs().empty() || !IsTensor(node.outputs()[0])) {
-      if (node.kind() != c10::prim::If) return;
-    }
+    if (node.outputs().empty()) return;
+    if (!IsTensor(node.outputs()[0]) && node.kind() != c10::prim::If && node.kind() != c10::prim::TupleConstruct)
+      return;
     const std::string kind = node.kind().toQualString();
     const auto& in = node.inputs();
     std::optional<int64_t> rank;
@@ -189,8 +189,28 @@ class Round {
       }
       return;
     }
+    if (node.kind() == c10::prim::TupleConstruct) {
+      tuples_[node.output()] = &node;
+      return;
+    }
+    if (node.kind() == c10::prim::TupleUnpack || node.kind() == c10::prim::TupleIndex) {
+      const auto tuple = tuples_.find(in[0]);
+      if (tuple == tuples_.end()) return;
+      const auto& elements = tuple->second->inputs();
+      for (size_t i = 0; i < node.outputs().size(); ++i) {
+        const auto c = node.kind() == c10::prim::TupleIndex ? ConstantOf(in[1]) : c10::IValue(static_cast<int64_t>(i));
+        if (!c || !c->isInt() || c->toInt() < 0 || c->toInt() >= static_cast<int64_t>(elements.size())) continue;
+        if (const auto r = RankOf(elements[static_cast<size_t>(c->toInt())])) rank_[node.outputs()[i]] = *r;
+      }
+      return;
+    }
     if (node.outputs().size() != 1 || in.empty()) return;
-    if (same.count(kind) && IsTensor(in[0])) {
+    if ((kind == "aten::view" || kind == "aten::reshape") && in.size() == 2 &&
+        in[1]->node()->kind() == c10::prim::ListConstruct) {
+      rank = static_cast<int64_t>(in[1]->node()->inputs().size());
+    } else if (kind == "aten::bmm") {
+      rank = 3;
+    } else if (same.count(kind) && IsTensor(in[0])) {
       rank = RankOf(in[0]);
     } else if (broadcast.count(kind) && in.size() >= 2 && IsTensor(in[0])) {
       const auto a = RankOf(in[0]);
@@ -291,9 +311,10 @@ class Round {
   bool attributes_written_;
   bool no_nested_ = false;
   bool replaced_ = false;
-  std::unordered_set<const Value*> nonempty_;       // strings never empty
-  std::unordered_set<const Value*> positive_;       // ints ≥ 1
-  std::unordered_map<const Value*, int64_t> rank_;  // tensors of known rank
+  std::unordered_set<const Value*> nonempty_;             // strings never empty
+  std::unordered_set<const Value*> positive_;             // ints ≥ 1
+  std::unordered_map<const Value*, int64_t> rank_;        // tensors of known rank
+  std::unordered_map<const Value*, const Node*> tuples_;  // tuples by their prim::TupleConstruct
 };
 
 // Output k of a prim::If is output j when every branch returns the same value for both.
