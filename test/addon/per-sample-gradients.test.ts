@@ -157,8 +157,8 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'emb.weight': 'embedding',
     'enc.self_attn.in_proj_weight': 'linear',
     'enc.self_attn.in_proj_bias': 'linear',
-    'enc.self_attn.out_proj.weight': 'fallback',
-    'enc.self_attn.out_proj.bias': 'fallback',
+    'enc.self_attn.out_proj.weight': 'linear',
+    'enc.self_attn.out_proj.bias': 'linear',
     'enc.linear1.weight': 'linear',
     'enc.linear1.bias': 'linear',
     'enc.linear2.weight': 'linear',
@@ -178,8 +178,8 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
           'self_attn.in_proj_weight': 'linear',
           'self_attn.in_proj_bias': 'linear',
           // nn.MultiheadAttention's out-projection sees the merged [T·B, E] layout.
-          'self_attn.out_proj.weight': 'fallback',
-          'self_attn.out_proj.bias': 'fallback',
+          'self_attn.out_proj.weight': 'linear',
+          'self_attn.out_proj.bias': 'linear',
           'linear1.weight': 'linear',
           'linear1.bias': 'linear',
           'linear2.weight': 'linear',
@@ -194,13 +194,17 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'fc.weight': 'linear',
     'fc.bias': 'linear',
   },
+  // [B·T, E] rows: sample-major, every row reaching the output.
+  merged_rows: { 'fc.weight': 'linear', 'fc.bias': 'linear', 'head.weight': 'linear', 'head.bias': 'linear' },
+  // The same rows, but only each sample's first reaches the output: the layout cannot be told.
+  merged_unused_rows: { 'fc.weight': 'fallback', 'fc.bias': 'fallback', 'head.weight': 'linear', 'head.bias': 'linear' },
   regression: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
 };
 
 const fixtureNames = Object.keys(expectedRules);
 
 // Models with data-dependent control flow exist only scripted (tracing would bake one branch in).
-const scriptedOnly = new Set(['if_branch', 'encoder_layer', 'encoder_stack']);
+const scriptedOnly = new Set(['if_branch', 'encoder_layer', 'encoder_stack', 'merged_rows', 'merged_unused_rows']);
 
 for (const name of fixtureNames) {
   for (const kind of scriptedOnly.has(name) ? (['script'] as const) : (['script', 'trace'] as const)) {
@@ -229,7 +233,7 @@ for (const name of fixtureNames) {
   }
 }
 
-test('the plan explains each fallback: torch.matmul on a parameter, a layer inside an if-branch', async () => {
+test('the plan explains each fallback: torch.matmul on a parameter, a layer inside an if-branch, a merged layout that cannot be told', async () => {
   const fixtures = await perSampleFixtures();
   for (const kind of ['script', 'trace'] as const) {
     const proj = gradientPlan(fixtures.get('matmul')!.files[kind]!).find((p) => p.parameter === 'proj')!;
@@ -237,6 +241,13 @@ test('the plan explains each fallback: torch.matmul on a parameter, a layer insi
   }
   const branch = gradientPlan(fixtures.get('if_branch')!.files.script).find((p) => p.parameter === 'a.weight')!;
   assert.match(branch.reason, /aten::linear.* inside a prim::If or prim::Loop block/);
+  const merged = perSampleFixtures().then((f) => f.get('merged_unused_rows')!);
+  const fixture = await merged;
+  const fc = gradientPlan(fixture.files.script, fixture.inputs).find((p) => p.parameter === 'fc.weight')!;
+  assert.match(
+    fc.reason,
+    /merge the batch with another dimension \(shape \[20, 6\] for a batch of 5\) in a way the layout check could not match/,
+  );
 });
 
 test('scripted TransformerEncoderLayer: the fast-path checks that cannot pass in training are resolved, so its feed-forward and norms get rules', () => {
@@ -479,15 +490,18 @@ for (const model of referenceModels) {
   }
 }
 
-test('the transformer: the attention in-projection sees [T, B, D] and gets the linear rule with the batch in dimension 1; the merged [T·B, D] out-projection goes to the fallback', () => {
-  const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'transformer.io.safetensors'));
-  for (const kind of ['script', 'trace'] as const) {
-    const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', `transformer.${kind}.pt`));
-    const plan = new Map(gradientPlan(bytes, [io.input!]).map((p) => [p.parameter, p]));
-    assert.equal(plan.get('encoder.self_attn.in_proj_weight')!.rule, 'linear', kind);
-    assert.equal(plan.get('encoder.self_attn.out_proj.weight')!.rule, 'fallback', kind);
-    assert.match(plan.get('encoder.self_attn.out_proj.weight')!.reason, /does not keep the batch in a dimension of its own/);
+test('the transformer: the attention in-projection sees [T, B, D] and the out-projection the merged [T·B, D]; both get the linear rule, with the batch found by the layout check', () => {
+  for (const producer of ['torch-1.13', 'torch-2.6']) {
+    const io = readSafetensors(testdataPath('torchscript', producer, 'transformer.io.safetensors'));
+    for (const kind of ['script', 'trace'] as const) {
+      const bytes = readFileSync(testdataPath('torchscript', producer, `transformer.${kind}.pt`));
+      const plan = new Map(gradientPlan(bytes, [io.input!]).map((p) => [p.parameter, p]));
+      for (const name of ['encoder.self_attn.in_proj_weight', 'encoder.self_attn.out_proj.weight']) {
+        assert.equal(plan.get(name)!.rule, 'linear', `${producer} ${kind} ${name}: ${plan.get(name)!.reason}`);
+      }
+    }
   }
+  const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'transformer.io.safetensors'));
   const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.trace.pt'));
   const plan = new Map(gradientPlan(bytes, [io.input!]).map((p) => [p.parameter, p]));
   assert.equal(plan.get('encoder.linear1.weight')!.rule, 'linear');

@@ -96,6 +96,9 @@ struct LayerEntry {
   bool active = true;
   std::string reason;     // when not active
   int64_t batch_dim = 0;  // of a, z and δ, as the probe found it
+  // Or the batch merged with the rows of dimension 0 ([T·B, E] as nn.MultiheadAttention's
+  // out-projection sees it): row r is sample r % B (inner) or r / (rows / B) (outer).
+  enum class Merge { kNone, kInner, kOuter } merge = Merge::kNone;
 };
 
 struct Contribution {
@@ -490,6 +493,77 @@ class Engine final : public GraphGradEngine {
     return found;
   }
 
+  // Whether `full` holds `size` times the rows of `one` in dimension 0, the rest equal.
+  static bool Merged(const at::Tensor& one, const at::Tensor& full, int64_t size) {
+    if (!one.defined() || !full.defined() || one.dim() < 2 || one.dim() != full.dim()) return false;
+    if (one.size(0) < 2 || one.size(0) * size != full.size(0)) return false;
+    for (int64_t d = 1; d < one.dim(); ++d) {
+      if (one.size(d) != full.size(d)) return false;
+    }
+    return true;
+  }
+
+  // Which rows of each merged layer's output belong to which sample, from autograd: for sample b,
+  // the rows of z that out[b] has a non-zero gradient for must be exactly b's rows in one of the two
+  // layouts. Batch independence (checked at upload) puts the true rows' support inside b's rows;
+  // requiring every row of b to be reached makes the layout that matches the only one possible.
+  // Anything else, or both layouts matching, goes to the fallback.
+  void ResolveMerged(const std::vector<at::Tensor>& inputs, const std::vector<size_t>& merged, int64_t size) {
+    const c10::AutoGradMode grad_mode(true);
+    at::Tensor out;
+    const auto values = RunCapture(inputs, out);
+    std::vector<at::Tensor> zs;
+    for (size_t l : merged) zs.push_back(values[layers_[l].z_out]);
+    const bool usable = out.dim() >= 1 && out.size(0) == size &&
+                        std::all_of(zs.begin(), zs.end(), [](const at::Tensor& z) { return z.requires_grad(); });
+    std::vector<bool> inner(merged.size(), usable), outer(merged.size(), usable);
+    std::vector<int64_t> samples{0, 1};
+    if (size <= 4) {
+      for (int64_t b = 2; b < size; ++b) samples.push_back(b);
+    } else {
+      samples.push_back(size - 1);
+    }
+    for (size_t s = 0; usable && s < samples.size(); ++s) {
+      const int64_t b = samples[s];
+      const auto grads = torch::autograd::grad({out[b].sum()}, zs, {}, /*retain_graph=*/s + 1 < samples.size(),
+                                               /*create_graph=*/false, /*allow_unused=*/true);
+      for (size_t k = 0; k < merged.size(); ++k) {
+        const int64_t rows_total = zs[k].size(0);
+        const int64_t rows = rows_total / size;
+        const at::Tensor reached = grads[k].defined() ? grads[k].reshape({rows_total, -1}).abs().sum(1).gt(0)
+                                                      : at::zeros({rows_total}, at::kBool);
+        const at::Tensor index = at::arange(rows_total);
+        inner[k] = inner[k] && at::equal(reached, index.remainder(size).eq(b));
+        outer[k] = outer[k] && at::equal(reached, index.div(rows, "floor").eq(b));
+      }
+    }
+    for (size_t k = 0; k < merged.size(); ++k) {
+      LayerEntry& entry = layers_[merged[k]];
+      if (inner[k] != outer[k]) {
+        entry.merge = inner[k] ? LayerEntry::Merge::kInner : LayerEntry::Merge::kOuter;
+        continue;
+      }
+      Demote(merged[k], entry.kind + entry.where +
+                            ": its input and output merge the batch with another dimension (shape " +
+                            ShapeText(values[entry.a_out].sizes()) + " for a batch of " + std::to_string(size) +
+                            ") in a way the layout check could not match to samples");
+    }
+  }
+
+  // a, z or δ of a layer with the batch first.
+  static at::Tensor BatchFirst(const LayerEntry& entry, const at::Tensor& t, int64_t size) {
+    if (entry.merge == LayerEntry::Merge::kNone) return t.movedim(entry.batch_dim, 0);
+    std::vector<int64_t> shape = t.sizes().vec();
+    const int64_t rows = shape[0] / size;
+    shape.erase(shape.begin());
+    if (entry.merge == LayerEntry::Merge::kOuter) {
+      shape.insert(shape.begin(), {size, rows});
+      return t.view(shape);
+    }
+    shape.insert(shape.begin(), {rows, size});
+    return t.view(shape).movedim(1, 0);
+  }
+
   void ProbeLayout(const std::vector<at::Tensor>& inputs) {
     probed_ = true;
     if (!AnyActive()) return;
@@ -500,6 +574,7 @@ class Engine final : public GraphGradEngine {
     at::Tensor out_one, out_full;
     const auto one = RunCapture(first, out_one);
     const auto full = RunCapture(inputs, out_full);
+    std::vector<size_t> merged;
     for (size_t l = 0; l < layers_.size(); ++l) {
       LayerEntry& entry = layers_[l];
       if (!entry.active) continue;
@@ -508,6 +583,11 @@ class Engine final : public GraphGradEngine {
       // A rule that allows it gets the batch in another dimension, the same for a and z ([T, B, E]).
       const bool other_ok = entry.layer->AnyBatchDim() && a_dim && z_dim && *a_dim == *z_dim;
       if (a_dim == int64_t{0} && z_dim == int64_t{0}) continue;
+      if (!other_ok && entry.layer->AnyBatchDim() && Merged(one[entry.a_out], full[entry.a_out], size) &&
+          Merged(one[entry.z_out], full[entry.z_out], size) && one[entry.a_out].size(0) == one[entry.z_out].size(0)) {
+        merged.push_back(l);
+        continue;
+      }
       if (other_ok) {
         entry.batch_dim = *a_dim;
         continue;
@@ -520,6 +600,7 @@ class Engine final : public GraphGradEngine {
                     " (shape " + (bad.defined() ? ShapeText(bad.sizes()) : std::string("?")) + " for a batch of " +
                     std::to_string(size) + ")");
     }
+    if (!merged.empty()) ResolveMerged(inputs, merged, size);
     Resolve();
   }
 
@@ -595,7 +676,12 @@ class Engine final : public GraphGradEngine {
         const at::Tensor& a = values[entry.a_out];
         const at::Tensor& z = values[entry.z_out];
         const int64_t d = entry.batch_dim;
-        if (!a.defined() || !z.defined() || a.dim() <= d || z.dim() <= d || a.size(d) != size || z.size(d) != size) {
+        const bool merged = entry.merge != LayerEntry::Merge::kNone;
+        const bool fits =
+            merged ? a.defined() && z.defined() && a.dim() >= 2 && a.size(0) % size == 0 && z.dim() >= 2 &&
+                         z.size(0) == a.size(0)
+                   : a.defined() && z.defined() && a.dim() > d && z.dim() > d && a.size(d) == size && z.size(d) == size;
+        if (!fits) {
           Demote(l, entry.kind + entry.where + ": its input or output does not have the batch in dimension " +
                         std::to_string(d) + " as the layout check found");
           demoted = true;
@@ -630,8 +716,8 @@ class Engine final : public GraphGradEngine {
         at::Tensor delta = found != z_index.end() ? deltas[found->second] : at::Tensor();
         if (!delta.defined()) delta = at::zeros_like(z);
         // Rules see the batch first.
-        const at::Tensor a = values[entry.a_out].detach().movedim(entry.batch_dim, 0);
-        delta = delta.movedim(entry.batch_dim, 0);
+        const at::Tensor a = BatchFirst(entry, values[entry.a_out].detach(), size);
+        delta = BatchFirst(entry, delta, size);
         bool ghost = false;
         if (entry.layer->HasGhost()) {
           if (path == ClipPath::kGhost) {

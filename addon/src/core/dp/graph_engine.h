@@ -7,12 +7,13 @@
 // fuses z_i away). Per batch: one forward, autograd::grad of Σ l_i to the z_i only, then each rule's per-sample
 // gradients, ghost norms or clipped sums.
 //
-// Batch layout: a rule needs the batch in one dimension of its node's input and output of its own.
+// Batch layout: a rule needs to know which part of its node's input and output is each sample's.
 // The first batch with at least two samples is also run as a batch of one; the dimension that
 // scales from 1 to B there is the batch. Rules that allow it (Layer::AnyBatchDim, e.g. linear on
-// nn.MultiheadAttention's [T, B, E]) get it moved first; a layer whose batch is not first for a rule
-// that needs that, or is merged with another dimension ([T·B, D]), goes to the fallback for good,
-// and Plan() says so.
+// nn.MultiheadAttention's [T, B, E]) get it moved first; when dimension 0 grows from T to T·B (the
+// merged [T·B, E] of its out-projection), autograd on that batch tells which rows are whose, and
+// only a layout that matches every row exactly is taken. Any other layer goes to the fallback for
+// good, and Plan() says so.
 #ifndef BASTION_CORE_DP_GRAPH_ENGINE_H_
 #define BASTION_CORE_DP_GRAPH_ENGINE_H_
 
