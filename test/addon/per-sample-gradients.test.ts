@@ -140,6 +140,14 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'head.weight': 'linear',
     'head.bias': 'linear',
   },
+  size_branch: {
+    'a.weight': 'fallback',
+    'a.bias': 'fallback',
+    'b.weight': 'fallback',
+    'b.bias': 'fallback',
+    'head.weight': 'linear',
+    'head.bias': 'linear',
+  },
   inplace_mlp: { 'net.0.weight': 'linear', 'net.0.bias': 'linear', 'net.2.weight': 'linear', 'net.2.bias': 'linear' },
   elementwise: {
     'fc.weight': 'linear',
@@ -204,7 +212,7 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
 const fixtureNames = Object.keys(expectedRules);
 
 // Models with data-dependent control flow exist only scripted (tracing would bake one branch in).
-const scriptedOnly = new Set(['if_branch', 'encoder_layer', 'encoder_stack', 'merged_rows', 'merged_unused_rows']);
+const scriptedOnly = new Set(['if_branch', 'size_branch', 'encoder_layer', 'encoder_stack', 'merged_rows', 'merged_unused_rows']);
 
 for (const name of fixtureNames) {
   for (const kind of scriptedOnly.has(name) ? (['script'] as const) : (['script', 'trace'] as const)) {
@@ -241,6 +249,9 @@ test('the plan explains each fallback: torch.matmul on a parameter, a layer insi
   }
   const branch = gradientPlan(fixtures.get('if_branch')!.files.script).find((p) => p.parameter === 'a.weight')!;
   assert.match(branch.reason, /aten::linear.* inside a prim::If or prim::Loop block/);
+  const sized = fixtures.get('size_branch')!;
+  const a = gradientPlan(sized.files.script, sized.inputs).find((p) => p.parameter === 'a.weight')!;
+  assert.match(a.reason, /aten::linear.* inside a prim::If or prim::Loop block/);
   const merged = perSampleFixtures().then((f) => f.get('merged_unused_rows')!);
   const fixture = await merged;
   const fc = gradientPlan(fixture.files.script, fixture.inputs).find((p) => p.parameter === 'fc.weight')!;
