@@ -1,7 +1,8 @@
 // See graph_engine.h. Invariant: every trainable parameter gets exact per-sample gradients, either
 // from rules covering every one of its uses in the graph, or from the batch-of-one fallback; a
 // parameter used by several covered nodes (weight tying) gets the sum of their contributions before
-// any norm is taken.
+// any norm is taken. "The graph" is forward with the branches resolved that cannot run under the
+// facts of its Engine (branch_folding.h); an Engine runs only where they hold (ModeEngine).
 #include "core/dp/graph_engine.h"
 
 #include <algorithm>
