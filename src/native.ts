@@ -85,6 +85,12 @@ export interface OperatorUse {
   /** Of those, the nodes on the graph's top-level block, which run on every call; 0..count. */
   unconditional: number;
   /**
+   * Of those, the nodes left once the branches that cannot run in DP training (training mode, autograd
+   * on, as the per-sample gradient engine resolves them) are removed and what they prove constant is
+   * folded; 0..count.
+   */
+  inTraining: number;
+  /**
    * Up to 3 distinct places in the archive's serialized source, in graph order, as "file:line",
    * e.g. "code/__torch__/torch/nn/modules/linear.py:12"; empty when libtorch knows none.
    */

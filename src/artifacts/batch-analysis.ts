@@ -1883,6 +1883,35 @@ const fusedTransformer: Rule = (a, node, inputs) => {
   );
 };
 
+/**
+ * Nested-tensor conversions of nn.TransformerEncoder's inference fast path: a nested tensor from a
+ * padded batch and its padding mask (row i from sample i's row and mask row), whether the mask is
+ * left-aligned (a number computed from the mask's values), and back to a padded tensor (to the size
+ * given, or the longest sample's: then a sample's shape depends on the others').
+ */
+const nestedFromMask: Rule = (a, node, inputs) => {
+  const x = asTensor(inputs[0]!);
+  const rest = inputs.slice(1).filter(isBatched);
+  if (!x || x.poisoned || rest.some((t) => t.poisoned)) return unknownOutputs(node, true);
+  const ok = (t: TensorVal) => t.batch === null || (t.batch.dim === 0 && monoEq(t.batch.inner, ONE));
+  if (!ok(x) || !rest.every(ok)) {
+    a.mixing('builds a nested tensor from tensors whose batch is not dim 0, so its rows would mix samples');
+    return unknownOutputs(node, true);
+  }
+  const fromData = isBatched(inputs[0]!) || rest.length > 0;
+  return node.out.map(([, type]) => (type === 'Tensor' ? { ...x } : { t: 'scalar', batch: fromData }));
+};
+
+const toPadded: Rule = (a, node, inputs) => {
+  const x = asTensor(inputs[0]!);
+  if (!x || x.poisoned) return unknownOutputs(node, true);
+  if (x.batch !== null && (inputs[2] === undefined || knownConst(inputs[2])?.v === null)) {
+    a.mixing("pads a nested batch to its longest sample, so each sample's shape depends on the others");
+    return unknownOutputs(node, true);
+  }
+  return [{ ...x }];
+};
+
 /** tril/triu/diagonal on the last two dims. */
 const lastTwo: Rule = lastDims(
   () => 2,
@@ -1960,6 +1989,9 @@ export const batchRules: Readonly<Record<string, Rule>> = Object.freeze<Record<s
   'aten::_native_multi_head_attention': fusedTransformer,
   'aten::_transformer_decoder_only_layer_fwd': fusedTransformer,
   'aten::_native_decoder_only_multi_head_attention': fusedTransformer,
+  'aten::_nested_tensor_from_mask': nestedFromMask,
+  'aten::_nested_tensor_from_mask_left_aligned': nestedFromMask,
+  'aten::to_padded_tensor': toPadded,
   // Pooling, padding, upsampling: over trailing spatial dims
   ...Object.fromEntries(
     [

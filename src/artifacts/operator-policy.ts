@@ -21,16 +21,25 @@
 // traced under no_grad) fails at the first backward. This is a usability rule, not a security
 // boundary: a crafted model can always reach a branch. The trainer therefore must not relay the
 // text of exceptions or warnings raised in forward (it could be built from the data) to anyone.
+//
+// Why "only in inference" for the nested-tensor conversions: nn.TransformerEncoder converts its
+// input to a nested tensor only on its fast path, which needs eval mode and autograd off. The
+// inspection counts the uses left once the branches that cannot run in training (training mode,
+// autograd on, trainable parameters: the facts the per-sample gradient engine resolves them with,
+// addon core/dp/branch_folding.h) are removed (OperatorUse.inTraining); there must be none.
 import type { ModelInspection, OperatorUse } from '../native.js';
 import { acceptedRanks, analyseBatchIndependence, type BatchAnalysis, type BatchProblem } from './batch-analysis.js';
 
 /** Where an allowed operator may appear. */
-export type OperatorPlacement = 'anywhere' | 'branch';
+export type OperatorPlacement = 'anywhere' | 'branch' | 'inference';
 
 export interface AllowedOperator {
   /** Why the operator is safe in a forward that trains under DP. */
   readonly why: string;
-  /** 'branch': only inside prim::If/prim::Loop blocks (see the module comment). */
+  /**
+   * 'branch': only inside prim::If/prim::Loop blocks; 'inference': only in branches that cannot run
+   * in DP training (see the module comment).
+   */
   readonly placement: OperatorPlacement;
 }
 
@@ -187,6 +196,11 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
         'aten::_native_decoder_only_multi_head_attention',
       ],
       'branch',
+    ),
+    ...group(
+      "nested-tensor conversion: nn.TransformerEncoder calls it only on its inference fast path (eval mode, autograd off), which DP training's facts rule out; batch-analysis.ts checks it keeps each sample's rows",
+      ['aten::_nested_tensor_from_mask', 'aten::_nested_tensor_from_mask_left_aligned', 'aten::to_padded_tensor'],
+      'inference',
     ),
     ...group('pooling and padding; pure functions of their input', [
       'aten::max_pool1d',
@@ -503,6 +517,12 @@ export const refusedOperators: Readonly<Record<string, string>> = Object.freeze(
     'is an inference-only fused kernel without a derivative, run on every call: training fails at the first backward',
   'aten::_native_decoder_only_multi_head_attention':
     'is an inference-only fused kernel without a derivative, run on every call: training fails at the first backward',
+  'aten::_nested_tensor_from_mask':
+    "makes a nested tensor, which DP training's per-sample gradients do not support, on a path that runs in training; it may appear only on an inference path (eval mode or autograd off)",
+  'aten::_nested_tensor_from_mask_left_aligned':
+    'inspects a nested-tensor padding mask on a path that runs in training; it may appear only on an inference path (eval mode or autograd off)',
+  'aten::to_padded_tensor':
+    "converts a nested tensor, which DP training's per-sample gradients do not support, on a path that runs in training; it may appear only on an inference path (eval mode or autograd off)",
 });
 
 /** Namespaces and prefixes refused with a reason; a node kind matching one is never allowed. */
@@ -686,9 +706,13 @@ function checkOperator(use: OperatorUse): PolicyProblem | undefined {
   const allowed = Object.hasOwn(allowedOperators, use.kind) ? allowedOperators[use.kind] : undefined;
   const where = at(use.locations);
   if (allowed) {
-    if (allowed.placement === 'anywhere' || use.unconditional === 0) return undefined;
+    if (allowed.placement === 'anywhere') return undefined;
+    const inference = allowed.placement === 'inference';
+    const outside = inference ? use.inTraining : use.unconditional;
+    if (outside === 0) return undefined;
     const why = refusedOperators[use.kind] ?? 'may appear only inside a conditional block';
-    return refuse(use, `${use.kind} ${why} (${use.unconditional} of ${use.count} outside any branch${where ? `; ${where.trim()}` : ''})`);
+    const what = inference ? 'on a path that runs in training (training mode, autograd on)' : 'outside any branch';
+    return refuse(use, `${use.kind} ${why} (${outside} of ${use.count} ${what}${where ? `; ${where.trim()}` : ''})`);
   }
   const reason = Object.hasOwn(refusedOperators, use.kind)
     ? refusedOperators[use.kind]

@@ -424,7 +424,13 @@ function isModelInspection(value: unknown): value is ModelInspection {
   const operatorsOk =
     Array.isArray(forward.operators) &&
     forward.operators.every(
-      (op) => isRecord(op) && typeof op.kind === 'string' && isCount(op.count) && isCount(op.unconditional) && isStrings(op.locations),
+      (op) =>
+        isRecord(op) &&
+        typeof op.kind === 'string' &&
+        isCount(op.count) &&
+        isCount(op.unconditional) &&
+        isCount(op.inTraining) &&
+        isStrings(op.locations),
     );
   const mutationsOk =
     Array.isArray(forward.mutations) &&

@@ -237,6 +237,10 @@ for (const file of allFiles.filter((f) => !f.endsWith('dataset_bastion.script.pt
         Number.isInteger(op.unconditional) && op.unconditional >= 0 && op.unconditional <= op.count,
         `${op.kind}: ${op.unconditional} of ${op.count}`,
       );
+      assert.ok(
+        Number.isInteger(op.inTraining) && op.inTraining >= 0 && op.inTraining <= op.count,
+        `${op.kind}: ${op.inTraining} in training`,
+      );
       assert.ok(op.locations.length <= 3, `${op.kind} has ${op.locations.length} locations`);
       assert.equal(new Set(op.locations).size, op.locations.length, `${op.kind} repeats a location`);
       for (const location of op.locations) assert.match(location, /^code\/__torch__[\w./-]*\.py:\d+$/);

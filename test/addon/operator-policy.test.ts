@@ -157,10 +157,33 @@ test('accepts the good_mlp fixture', async () => {
   assert.deepEqual(await problemsOf('good_mlp.pt'), []);
 });
 
+test('accepts nn.TransformerEncoder, whose nested-tensor conversions sit only on its inference fast path', async () => {
+  assert.deepEqual(await problemsOf('transformer_encoder.pt'), []);
+  const { bytes } = await hostileModels();
+  const uses = inspectModel(bytes('transformer_encoder.pt')).forward!.operators.filter((use) => /nested_tensor|padded/.test(use.kind));
+  assert.equal(uses.length, 3, JSON.stringify(uses));
+  for (const use of uses) assert.ok(use.count > 0 && use.inTraining === 0, JSON.stringify(use));
+});
+
+test('refuses the nested-tensor conversions on a path that runs in training, naming each and where', async () => {
+  const problems = await problemsOf('nested_in_training.pt');
+  assert.deepEqual(
+    problems.map((p) => [p.rule, p.operator]),
+    [
+      [PolicyRule.OPERATOR_REFUSED, 'aten::_nested_tensor_from_mask'],
+      [PolicyRule.OPERATOR_REFUSED, 'aten::to_padded_tensor'],
+    ],
+  );
+  for (const problem of problems) {
+    assert.match(problem.message, /on a path that runs in training; it may appear only on an inference path/);
+    assert.match(problem.message, /\(1 of 1 on a path that runs in training \(training mode, autograd on\); at code\/__torch__\.py:\d+\)$/);
+  }
+});
+
 // --- Synthesized inspections --------------------------------------------------------------------
 
-function op(kind: string, count = 1, unconditional = count, locations = ['code/__torch__.py:3']): OperatorUse {
-  return { kind, count, unconditional, locations };
+function op(kind: string, count = 1, unconditional = count, locations = ['code/__torch__.py:3'], inTraining = unconditional): OperatorUse {
+  return { kind, count, unconditional, inTraining, locations };
 }
 
 function inspection(operators: OperatorUse[], changes: Partial<NonNullable<ModelInspection['forward']>> = {}): ModelInspection {
@@ -232,6 +255,22 @@ test('accepts the fused transformer kernels inside the fast-path branch and refu
   assert.deepEqual(
     checkModelPolicy(inspection(kinds.map((kind) => op(kind)))).map((p) => p.operator),
     kinds,
+  );
+});
+
+test('accepts the nested-tensor conversions where no use is left in training, and refuses one that runs in training', () => {
+  const kinds = ['aten::_nested_tensor_from_mask', 'aten::_nested_tensor_from_mask_left_aligned', 'aten::to_padded_tensor'];
+  // Inside branches, all of them resolved away under training mode with autograd on.
+  assert.deepEqual(checkModelPolicy(inspection([op('prim::If'), ...kinds.map((kind) => op(kind, 2, 0, ['code/x.py:4'], 0))])), []);
+  // Inside a branch that training can take: being in a branch is not enough.
+  const problems = checkModelPolicy(inspection([op('prim::If'), op('aten::_nested_tensor_from_mask', 2, 0, ['code/x.py:4'], 1)]));
+  assert.deepEqual(
+    problems.map((p) => [p.rule, p.operator]),
+    [[PolicyRule.OPERATOR_REFUSED, 'aten::_nested_tensor_from_mask']],
+  );
+  assert.equal(
+    problems[0]!.message,
+    "aten::_nested_tensor_from_mask makes a nested tensor, which DP training's per-sample gradients do not support, on a path that runs in training; it may appear only on an inference path (eval mode or autograd off) (1 of 2 on a path that runs in training (training mode, autograd on); at code/x.py:4)",
   );
 });
 
@@ -362,8 +401,8 @@ test('every allowed operator says why it is safe, and only-in-branch operators a
   for (const [kind, entry] of Object.entries(allowedOperators)) {
     assert.match(kind, /^(aten|prim)::\w+$/, kind);
     assert.ok(entry.why.length > 10, `${kind} has no reason`);
-    if (entry.placement === 'branch')
-      assert.ok(Object.hasOwn(refusedOperators, kind), `${kind} lacks the reason it is refused outside branches`);
+    if (entry.placement !== 'anywhere')
+      assert.ok(Object.hasOwn(refusedOperators, kind), `${kind} lacks the reason it is refused outside its placement`);
   }
 });
 

@@ -159,7 +159,16 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
   },
   tied: { 'emb.weight': 'embedding+linear', bias: 'linear' },
   matmul: { 'fc.weight': 'linear', 'fc.bias': 'linear', proj: 'fallback' },
+  // The probe batch's rank decides `x.dim() == 2`: `b` is then never used (its gradients are zeros).
   if_branch: {
+    'a.weight': 'linear',
+    'a.bias': 'linear',
+    'b.weight': 'fallback',
+    'b.bias': 'fallback',
+    'head.weight': 'linear',
+    'head.bias': 'linear',
+  },
+  size_branch: {
     'a.weight': 'fallback',
     'a.bias': 'fallback',
     'b.weight': 'fallback',
@@ -168,6 +177,63 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'head.bias': 'linear',
   },
   inplace_mlp: { 'net.0.weight': 'linear', 'net.0.bias': 'linear', 'net.2.weight': 'linear', 'net.2.bias': 'linear' },
+  elementwise: {
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+    pos: 'elementwise',
+    scale: 'elementwise',
+    shift: 'elementwise',
+    offset: 'elementwise',
+    gain: 'elementwise',
+    'head.weight': 'linear',
+    'head.bias': 'linear',
+  },
+  encoder_layer: {
+    pos: 'elementwise',
+    'emb.weight': 'embedding',
+    'enc.self_attn.in_proj_weight': 'linear',
+    'enc.self_attn.in_proj_bias': 'linear',
+    'enc.self_attn.out_proj.weight': 'linear',
+    'enc.self_attn.out_proj.bias': 'linear',
+    'enc.linear1.weight': 'linear',
+    'enc.linear1.bias': 'linear',
+    'enc.linear2.weight': 'linear',
+    'enc.linear2.bias': 'linear',
+    'enc.norm1.weight': 'layer_norm',
+    'enc.norm1.bias': 'layer_norm',
+    'enc.norm2.weight': 'layer_norm',
+    'enc.norm2.bias': 'layer_norm',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
+  encoder_stack: {
+    'emb.weight': 'embedding',
+    ...Object.fromEntries(
+      [0, 1].flatMap((i) =>
+        Object.entries({
+          'self_attn.in_proj_weight': 'linear',
+          'self_attn.in_proj_bias': 'linear',
+          // nn.MultiheadAttention's out-projection sees the merged [T·B, E] layout.
+          'self_attn.out_proj.weight': 'linear',
+          'self_attn.out_proj.bias': 'linear',
+          'linear1.weight': 'linear',
+          'linear1.bias': 'linear',
+          'linear2.weight': 'linear',
+          'linear2.bias': 'linear',
+          'norm1.weight': 'layer_norm',
+          'norm1.bias': 'layer_norm',
+          'norm2.weight': 'layer_norm',
+          'norm2.bias': 'layer_norm',
+        }).map(([name, rule]) => [`enc.layers.${i}.${name}`, rule]),
+      ),
+    ),
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
+  // [B·T, E] rows: sample-major, every row reaching the output.
+  merged_rows: { 'fc.weight': 'linear', 'fc.bias': 'linear', 'head.weight': 'linear', 'head.bias': 'linear' },
+  // The same rows, but only each sample's first reaches the output: the layout cannot be told.
+  merged_unused_rows: { 'fc.weight': 'fallback', 'fc.bias': 'fallback', 'head.weight': 'linear', 'head.bias': 'linear' },
   regression: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
   lstm_seq: {
     'rnn.weight_ih_l0': 'lstm',
@@ -201,7 +267,7 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
 const fixtureNames = Object.keys(expectedRules);
 
 // Models with data-dependent control flow exist only scripted (tracing would bake one branch in).
-const scriptedOnly = new Set(['if_branch']);
+const scriptedOnly = new Set(['if_branch', 'size_branch', 'encoder_layer', 'encoder_stack', 'merged_rows', 'merged_unused_rows']);
 
 for (const name of fixtureNames) {
   for (const kind of scriptedOnly.has(name) ? (['script'] as const) : (['script', 'trace'] as const)) {
@@ -240,7 +306,7 @@ test('a recurrence that runs across the samples (time-first nn.LSTM fed [B, T, F
   assert.equal(plan.find((p) => p.parameter === 'fc.weight')!.rule, 'linear');
 });
 
-test('the plan explains each fallback: torch.matmul on a parameter, a layer inside an if-branch', async () => {
+test('the plan explains each fallback: torch.matmul on a parameter, a layer inside an if-branch, a merged layout that cannot be told', async () => {
   const fixtures = await perSampleFixtures();
   for (const kind of ['script', 'trace'] as const) {
     const proj = gradientPlan(fixtures.get('matmul')!.files[kind]!).find((p) => p.parameter === 'proj')!;
@@ -248,6 +314,27 @@ test('the plan explains each fallback: torch.matmul on a parameter, a layer insi
   }
   const branch = gradientPlan(fixtures.get('if_branch')!.files.script).find((p) => p.parameter === 'a.weight')!;
   assert.match(branch.reason, /aten::linear.* inside a prim::If or prim::Loop block/);
+  const sized = fixtures.get('size_branch')!;
+  const a = gradientPlan(sized.files.script, sized.inputs).find((p) => p.parameter === 'a.weight')!;
+  assert.match(a.reason, /aten::linear.* inside a prim::If or prim::Loop block/);
+  const merged = perSampleFixtures().then((f) => f.get('merged_unused_rows')!);
+  const fixture = await merged;
+  const fc = gradientPlan(fixture.files.script, fixture.inputs).find((p) => p.parameter === 'fc.weight')!;
+  assert.match(
+    fc.reason,
+    /merge the batch with another dimension \(shape \[20, 6\] for a batch of 5\) in a way the layout check could not match/,
+  );
+});
+
+test('scripted TransformerEncoderLayer: the fast-path checks that cannot pass in training are resolved, so its feed-forward and norms get rules', () => {
+  const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.script.pt'));
+  const plan = new Map(gradientPlan(bytes).map((p) => [p.parameter, p]));
+  for (const name of ['encoder.linear1.weight', 'encoder.linear2.bias']) assert.equal(plan.get(name)!.rule, 'linear', name);
+  assert.equal(plan.get('encoder.norm1.weight')!.rule, 'layer_norm');
+  // `k is v` after `if is_batched:` depends on the input's rank: without a probe batch it stays unknown.
+  assert.match(plan.get('encoder.self_attn.in_proj_weight')!.reason, /inside a prim::If or prim::Loop block/);
+  const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'transformer.io.safetensors'));
+  assert.equal(gradientPlan(bytes, [io.input!]).find((p) => p.parameter === 'encoder.self_attn.in_proj_weight')!.rule, 'linear');
 });
 
 // Clipped sums: every path gives the numbers of materialising and clipping each g_i.
@@ -310,10 +397,13 @@ for (const name of [
   'group_norm_conv',
   'group_norm_shapes',
   'layer_norm_shapes',
+  'elementwise',
+  'encoder_stack',
+  'merged_rows',
 ]) {
   test(`${name}: clipped sums from the ghost, materialised and auto paths agree with clipping each g_i, flat and per layer`, async () => {
     const fixture = (await perSampleFixtures()).get(name)!;
-    for (const kind of ['script', 'trace'] as const) {
+    for (const kind of (['script', 'trace'] as const).filter((k) => fixture.files[k])) {
       const bytes = fixture.files[kind]!;
       const perSample = perSampleGradients(bytes, fixture.inputs, fixture.labels, fixture.loss, 'loop');
       for (const { label, clip } of clipCases(perSample.length)) {
@@ -489,14 +579,20 @@ for (const model of referenceModels) {
   }
 }
 
-test('the traced transformer: attention projections see [T, B, D] and merged [T·B, D] layouts and go to the fallback', () => {
-  const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.trace.pt'));
-  const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'transformer.io.safetensors'));
-  const plan = new Map(gradientPlan(bytes, [io.input!]).map((p) => [p.parameter, p]));
-  for (const name of ['encoder.self_attn.in_proj_weight', 'encoder.self_attn.out_proj.weight']) {
-    assert.equal(plan.get(name)!.rule, 'fallback');
-    assert.match(plan.get(name)!.reason, /does not keep the batch in its first dimension/);
+test('the transformer: the attention in-projection sees [T, B, D] and the out-projection the merged [T·B, D]; both get the linear rule, with the batch found by the layout check', () => {
+  for (const producer of ['torch-1.13', 'torch-2.6']) {
+    const io = readSafetensors(testdataPath('torchscript', producer, 'transformer.io.safetensors'));
+    for (const kind of ['script', 'trace'] as const) {
+      const bytes = readFileSync(testdataPath('torchscript', producer, `transformer.${kind}.pt`));
+      const plan = new Map(gradientPlan(bytes, [io.input!]).map((p) => [p.parameter, p]));
+      for (const name of ['encoder.self_attn.in_proj_weight', 'encoder.self_attn.out_proj.weight']) {
+        assert.equal(plan.get(name)!.rule, 'linear', `${producer} ${kind} ${name}: ${plan.get(name)!.reason}`);
+      }
+    }
   }
+  const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'transformer.io.safetensors'));
+  const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'transformer.trace.pt'));
+  const plan = new Map(gradientPlan(bytes, [io.input!]).map((p) => [p.parameter, p]));
   assert.equal(plan.get('encoder.linear1.weight')!.rule, 'linear');
   assert.equal(plan.get('embedding.weight')!.rule, 'embedding');
   // Without a batch to check the layout on, the static plan covers them.

@@ -143,6 +143,9 @@ function isAlive(pid: number): boolean {
  * - `frozen.pt`: torch.jit.freeze of an eval-mode Linear-ReLU-Linear: weights are graph constants;
  * - `buffer_mutation.pt`: forward does `self.counter += 1` and `self.running.add_(x.mean())` on buffers;
  * - `setattr.pt`: forward assigns an int attribute (`self.calls = self.calls + 1`);
+ * - `transformer_encoder.pt`: a control: Embedding + 2-layer nn.TransformerEncoder + Linear, whose
+ *   nested-tensor conversions sit only on its inference fast path; inputs are token ids `[n, t]` (< 20);
+ * - `nested_in_training.pt`: the nested-tensor round trip on a path that runs in training;
  * - `good_mlp.pt`: a clean Linear(4, 8)-ReLU-Linear(8, 2), the control. Inputs are `[n, 4]` for
  *   `frozen.pt` and `good_mlp.pt`, `[n, 1, 4, 4]` for `batchnorm.pt`, `[n, 2]` for the others.
  */
@@ -155,6 +158,8 @@ export const hostileModelNames = [
   'frozen.pt',
   'buffer_mutation.pt',
   'setattr.pt',
+  'transformer_encoder.pt',
+  'nested_in_training.pt',
   'good_mlp.pt',
 ] as const;
 export type HostileModelName = (typeof hostileModelNames)[number];

@@ -43,6 +43,7 @@ Napi::Array Operators(Napi::Env env, const std::vector<core::OperatorUse>& opera
     op.Set("kind", use.kind);
     op.Set("count", static_cast<double>(use.count));
     op.Set("unconditional", static_cast<double>(use.unconditional));
+    op.Set("inTraining", static_cast<double>(use.in_training));
     op.Set("locations", Strings(env, use.locations));
     array.Set(i, op);
   }

@@ -25,6 +25,7 @@
 #include <torch/script.h>
 
 #include "core/archive_check.h"
+#include "core/dp/branch_folding.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/graph_json.h"
@@ -458,6 +459,13 @@ ForwardInfo DescribeForward(const torch::jit::Module& module, const torch::jit::
       }
     }
     if (UsesBatchStatistics(node)) info.batch_norm_training = true;
+  });
+  // The nodes left once the branches that cannot run in training are resolved, as the engine does.
+  std::shared_ptr<Graph> trained = graph->copy();
+  dp::FoldKnownBranches(trained, dp::EngineFacts(module, trained->inputs()[0], /*training=*/true, {}));
+  ForEachNode(*trained->block(), true, [&](const Node& node, bool /*top_level*/) {
+    const auto found = uses.find(node.kind().toQualString());
+    if (found != uses.end()) ++found->second.in_training;
   });
   for (auto& entry : uses) info.operators.push_back(std::move(entry.second));
   info.mutations = FindMutations(*graph);

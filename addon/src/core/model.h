@@ -30,9 +30,12 @@ struct TensorInfo {
 
 // One node kind of the inlined forward graph.
 struct OperatorUse {
-  std::string kind;                    // e.g. "aten::conv2d"
-  int64_t count = 0;                   // nodes of this kind, nested blocks included
-  int64_t unconditional = 0;           // of which on the graph's top-level block (not in If/Loop)
+  std::string kind;           // e.g. "aten::conv2d"
+  int64_t count = 0;          // nodes of this kind, nested blocks included
+  int64_t unconditional = 0;  // of which on the graph's top-level block (not in If/Loop)
+  // Of count, those left once the branches that cannot run in training (training mode, autograd
+  // on: core/dp/branch_folding.h) are resolved and what they prove constant is folded; 0..count.
+  int64_t in_training = 0;
   std::vector<std::string> locations;  // up to kMaxLocations distinct "file:line", in graph order
 };
 

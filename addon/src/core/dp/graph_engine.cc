@@ -1,7 +1,8 @@
 // See graph_engine.h. Invariant: every trainable parameter gets exact per-sample gradients, either
 // from rules covering every one of its uses in the graph, or from the batch-of-one fallback; a
 // parameter used by several covered nodes (weight tying) gets the sum of their contributions before
-// any norm is taken.
+// any norm is taken. "The graph" is forward with the branches resolved that cannot run under the
+// facts of its Engine (branch_folding.h); an Engine runs only where they hold (ModeEngine).
 #include "core/dp/graph_engine.h"
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
+#include "core/dp/branch_folding.h"
 #include "core/dp/grad_sample/fallback.h"
 #include "core/dp/grad_sample/layer.h"
 #include "core/dp/grad_sample/recurrent.h"
@@ -97,6 +99,10 @@ struct LayerEntry {
   bool taped = false;                       // a recurrent layer: reads its tape, has no (a, z) in the capture
   std::shared_ptr<gs::RnnTapeHandle> tape;  // its tape, whose id the rewritten node writes to
   std::string reason;                       // when not active
+  int64_t batch_dim = 0;                    // of a, z and δ, as the probe found it
+  // Or the batch merged with the rows of dimension 0 ([T·B, E] as nn.MultiheadAttention's
+  // out-projection sees it): row r is sample r % B (inner) or r / (rows / B) (outer).
+  enum class Merge { kNone, kInner, kOuter } merge = Merge::kNone;
 };
 
 struct Contribution {
@@ -106,7 +112,9 @@ struct Contribution {
 
 class Engine final : public GraphGradEngine {
  public:
-  explicit Engine(torch::jit::Module& module) : module_(module) {
+  // training: the flag every module has whenever this engine runs (nullopt: unknown); ranks: the
+  // ranks of forward's inputs whenever it runs (empty: unknown).
+  Engine(torch::jit::Module& module, std::optional<bool> training, std::vector<int64_t> ranks) : module_(module) {
     const auto forward = module_.find_method("forward");
     if (!forward) Refuse("The model has no forward method");
     for (const auto& parameter : module_.named_parameters(/*recurse=*/true)) {
@@ -123,6 +131,9 @@ class Engine final : public GraphGradEngine {
     torch::jit::Inline(*graph_);
     torch::jit::RemoveTensorMutation(graph_);
     torch::jit::EliminateDeadCode(graph_);
+    self_ = graph_->inputs()[0];
+    GraphFacts facts = EngineFacts(module_, self_, training, std::move(ranks));
+    FoldKnownBranches(graph_, facts);
     if (graph_->outputs().size() != 1 || graph_->outputs()[0]->type()->kind() != c10::TypeKind::TensorType) {
       Refuse("The model's forward must return one tensor, not " + graph_->outputs()[0]->type()->str());
     }
@@ -624,13 +635,88 @@ class Engine final : public GraphGradEngine {
     return values;
   }
 
-  static bool Scales(const at::Tensor& one, const at::Tensor& full) {
-    if (!one.defined() || !full.defined() || one.dim() < 1 || one.dim() != full.dim()) return false;
-    if (one.size(0) != 1) return false;
+  // The dimension of `full` that holds the batch of `size`, when `one` is the same tensor for its
+  // first sample alone: the only dimension that differs, 1 there and `size` here.
+  static std::optional<int64_t> BatchDim(const at::Tensor& one, const at::Tensor& full, int64_t size) {
+    if (!one.defined() || !full.defined() || one.dim() < 1 || one.dim() != full.dim()) return std::nullopt;
+    std::optional<int64_t> found;
+    for (int64_t d = 0; d < one.dim(); ++d) {
+      if (one.size(d) == full.size(d)) continue;
+      if (found || one.size(d) != 1 || full.size(d) != size) return std::nullopt;
+      found = d;
+    }
+    return found;
+  }
+
+  // Whether `full` holds `size` times the rows of `one` in dimension 0, the rest equal.
+  static bool Merged(const at::Tensor& one, const at::Tensor& full, int64_t size) {
+    if (!one.defined() || !full.defined() || one.dim() < 2 || one.dim() != full.dim()) return false;
+    if (one.size(0) < 2 || one.size(0) * size != full.size(0)) return false;
     for (int64_t d = 1; d < one.dim(); ++d) {
       if (one.size(d) != full.size(d)) return false;
     }
     return true;
+  }
+
+  // Which rows of each merged layer's output belong to which sample, from autograd: for sample b,
+  // the rows of z that out[b] has a non-zero gradient for must be exactly b's rows in one of the two
+  // layouts. Batch independence (checked at upload) puts the true rows' support inside b's rows;
+  // requiring every row of b to be reached makes the layout that matches the only one possible.
+  // Anything else, or both layouts matching, goes to the fallback.
+  void ResolveMerged(const std::vector<at::Tensor>& inputs, const std::vector<size_t>& merged, int64_t size) {
+    const c10::AutoGradMode grad_mode(true);
+    at::Tensor out;
+    const auto values = RunCapture(inputs, out);
+    std::vector<at::Tensor> zs;
+    for (size_t l : merged) zs.push_back(values[layers_[l].z_out]);
+    const bool usable = out.dim() >= 1 && out.size(0) == size &&
+                        std::all_of(zs.begin(), zs.end(), [](const at::Tensor& z) { return z.requires_grad(); });
+    std::vector<bool> inner(merged.size(), usable), outer(merged.size(), usable);
+    std::vector<int64_t> samples{0, 1};
+    if (size <= 4) {
+      for (int64_t b = 2; b < size; ++b) samples.push_back(b);
+    } else {
+      samples.push_back(size - 1);
+    }
+    for (size_t s = 0; usable && s < samples.size(); ++s) {
+      const int64_t b = samples[s];
+      const auto grads = torch::autograd::grad({out[b].sum()}, zs, {}, /*retain_graph=*/s + 1 < samples.size(),
+                                               /*create_graph=*/false, /*allow_unused=*/true);
+      for (size_t k = 0; k < merged.size(); ++k) {
+        const int64_t rows_total = zs[k].size(0);
+        const int64_t rows = rows_total / size;
+        const at::Tensor reached = grads[k].defined() ? grads[k].reshape({rows_total, -1}).abs().sum(1).gt(0)
+                                                      : at::zeros({rows_total}, at::kBool);
+        const at::Tensor index = at::arange(rows_total);
+        inner[k] = inner[k] && at::equal(reached, index.remainder(size).eq(b));
+        outer[k] = outer[k] && at::equal(reached, index.div(rows, "floor").eq(b));
+      }
+    }
+    for (size_t k = 0; k < merged.size(); ++k) {
+      LayerEntry& entry = layers_[merged[k]];
+      if (inner[k] != outer[k]) {
+        entry.merge = inner[k] ? LayerEntry::Merge::kInner : LayerEntry::Merge::kOuter;
+        continue;
+      }
+      Demote(merged[k], entry.kind + entry.where +
+                            ": its input and output merge the batch with another dimension (shape " +
+                            ShapeText(values[entry.a_out].sizes()) + " for a batch of " + std::to_string(size) +
+                            ") in a way the layout check could not match to samples");
+    }
+  }
+
+  // a, z or δ of a layer with the batch first.
+  static at::Tensor BatchFirst(const LayerEntry& entry, const at::Tensor& t, int64_t size) {
+    if (entry.merge == LayerEntry::Merge::kNone) return t.movedim(entry.batch_dim, 0);
+    std::vector<int64_t> shape = t.sizes().vec();
+    const int64_t rows = shape[0] / size;
+    shape.erase(shape.begin());
+    if (entry.merge == LayerEntry::Merge::kOuter) {
+      shape.insert(shape.begin(), {size, rows});
+      return t.view(shape);
+    }
+    shape.insert(shape.begin(), {rows, size});
+    return t.view(shape).movedim(1, 0);
   }
 
   void ProbeLayout(const std::vector<at::Tensor>& inputs) {
@@ -645,6 +731,7 @@ class Engine final : public GraphGradEngine {
     const std::vector<int64_t> taped_one = TapedBatches();
     const auto full = RunCapture(inputs, out_full);
     const std::vector<int64_t> taped_full = TapedBatches();
+    std::vector<size_t> merged;
     for (size_t l = 0; l < layers_.size(); ++l) {
       LayerEntry& entry = layers_[l];
       if (!entry.active) continue;
@@ -657,15 +744,29 @@ class Engine final : public GraphGradEngine {
         }
         continue;
       }
-      const bool a_ok = Scales(one[entry.a_out], full[entry.a_out]) && full[entry.a_out].size(0) == size;
-      const bool z_ok = Scales(one[entry.z_out], full[entry.z_out]) && full[entry.z_out].size(0) == size;
-      if (a_ok && z_ok) continue;
+      const auto a_dim = BatchDim(one[entry.a_out], full[entry.a_out], size);
+      const auto z_dim = BatchDim(one[entry.z_out], full[entry.z_out], size);
+      // A rule that allows it gets the batch in another dimension, the same for a and z ([T, B, E]).
+      const bool other_ok = entry.layer->AnyBatchDim() && a_dim && z_dim && *a_dim == *z_dim;
+      if (a_dim == int64_t{0} && z_dim == int64_t{0}) continue;
+      if (!other_ok && entry.layer->AnyBatchDim() && Merged(one[entry.a_out], full[entry.a_out], size) &&
+          Merged(one[entry.z_out], full[entry.z_out], size) && one[entry.a_out].size(0) == one[entry.z_out].size(0)) {
+        merged.push_back(l);
+        continue;
+      }
+      if (other_ok) {
+        entry.batch_dim = *a_dim;
+        continue;
+      }
+      const bool a_ok = a_dim == int64_t{0};
       const at::Tensor& bad = a_ok ? full[entry.z_out] : full[entry.a_out];
-      Demote(l, entry.kind + entry.where + ": its " + (a_ok ? "output" : "input") +
-                    " does not keep the batch in its first dimension (shape " +
-                    (bad.defined() ? ShapeText(bad.sizes()) : std::string("?")) + " for a batch of " +
+      Demote(l, entry.kind + entry.where + ": its " + (a_ok ? "output" : "input") + " does not keep the batch in " +
+                    (entry.layer->AnyBatchDim() ? "a dimension of its own, the same for input and output"
+                                                : "its first dimension") +
+                    " (shape " + (bad.defined() ? ShapeText(bad.sizes()) : std::string("?")) + " for a batch of " +
                     std::to_string(size) + ")");
     }
+    if (!merged.empty()) ResolveMerged(inputs, merged, size);
     Resolve();
   }
 
@@ -740,8 +841,15 @@ class Engine final : public GraphGradEngine {
         if (!entry.active || entry.taped) continue;
         const at::Tensor& a = values[entry.a_out];
         const at::Tensor& z = values[entry.z_out];
-        if (!a.defined() || !z.defined() || a.dim() < 1 || z.dim() < 1 || a.size(0) != size || z.size(0) != size) {
-          Demote(l, entry.kind + entry.where + ": its input or output does not have the batch as first dimension");
+        const int64_t d = entry.batch_dim;
+        const bool merged = entry.merge != LayerEntry::Merge::kNone;
+        const bool fits =
+            merged ? a.defined() && z.defined() && a.dim() >= 2 && a.size(0) % size == 0 && z.dim() >= 2 &&
+                         z.size(0) == a.size(0)
+                   : a.defined() && z.defined() && a.dim() > d && z.dim() > d && a.size(d) == size && z.size(d) == size;
+        if (!fits) {
+          Demote(l, entry.kind + entry.where + ": its input or output does not have the batch in dimension " +
+                        std::to_string(d) + " as the layout check found");
           demoted = true;
         }
       }
@@ -781,11 +889,13 @@ class Engine final : public GraphGradEngine {
           work.batches[l] = entry.layer->Prepare(at::Tensor(), at::Tensor(), gs::Path::kMaterialize);
           continue;
         }
-        const at::Tensor a = values[entry.a_out].detach();
         const at::Tensor& z = values[entry.z_out];
         const auto found = z_index.find(entry.z_out);
         at::Tensor delta = found != z_index.end() ? deltas[found->second] : at::Tensor();
         if (!delta.defined()) delta = at::zeros_like(z);
+        // Rules see the batch first.
+        const at::Tensor a = BatchFirst(entry, values[entry.a_out].detach(), size);
+        delta = BatchFirst(entry, delta, size);
         bool ghost = false;
         if (entry.layer->HasGhost()) {
           if (path == ClipPath::kGhost) {
@@ -850,10 +960,71 @@ class Engine final : public GraphGradEngine {
   bool probed_ = false;
 };
 
+// The folded graph depends on the modules' training flags and the inputs' ranks, so there is one
+// Engine per flag and ranks the module runs with. DP training runs it in training mode (trainer.cc),
+// so Plan() is that engine's, for the ranks of the last probe (unknown before one).
+class ModeEngine final : public GraphGradEngine {
+ public:
+  explicit ModeEngine(torch::jit::Module& module) : module_(module) { For(true, {}); }
+
+  const std::vector<std::string>& TrainableParameters() const override {
+    return engines_.begin()->second->TrainableParameters();
+  }
+  std::vector<ParameterRule> Plan() const override { return engines_.at({1, probed_ranks_})->Plan(); }
+
+  ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip) override {
+    return Current(batch.inputs).ComputeClippedSum(batch, loss, clip, ClipPath::kAuto);
+  }
+  ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip, ClipPath path) override {
+    return Current(batch.inputs).ComputeClippedSum(batch, loss, clip, path);
+  }
+  std::vector<at::Tensor> ComputePerSampleGrads(const Batch& batch, const LossSpec& loss) override {
+    return Current(batch.inputs).ComputePerSampleGrads(batch, loss);
+  }
+  void Probe(const std::vector<at::Tensor>& inputs) override {
+    For(true, Ranks(inputs)).Probe(inputs);
+    probed_ranks_ = Ranks(inputs);
+  }
+
+ private:
+  using Key = std::pair<int, std::vector<int64_t>>;  // training flag (0, 1; 2: mixed), input ranks
+
+  static std::vector<int64_t> Ranks(const std::vector<at::Tensor>& inputs) {
+    std::vector<int64_t> ranks;
+    for (const at::Tensor& input : inputs) {
+      if (!input.defined()) return {};
+      ranks.push_back(input.dim());
+    }
+    return ranks;
+  }
+
+  Engine& For(std::optional<bool> training, const std::vector<int64_t>& ranks) {
+    auto& engine = engines_[{!training ? 2 : *training ? 1 : 0, ranks}];
+    if (!engine) engine = std::make_unique<Engine>(module_, training, ranks);
+    return *engine;
+  }
+
+  // The engine for the flag all modules have now (unknown when they differ) and these inputs.
+  Engine& Current(const std::vector<at::Tensor>& inputs) {
+    std::optional<bool> training;
+    bool mixed = false;
+    for (const auto& module : module_.modules()) {
+      const bool flag = module.is_training();
+      if (training && *training != flag) mixed = true;
+      training = flag;
+    }
+    return For(mixed ? std::nullopt : training, Ranks(inputs));
+  }
+
+  torch::jit::Module module_;
+  std::map<Key, std::unique_ptr<Engine>> engines_;
+  std::vector<int64_t> probed_ranks_;
+};
+
 }  // namespace
 
 std::unique_ptr<GraphGradEngine> MakeGraphGradEngine(torch::jit::Module& module) {
-  return std::make_unique<Engine>(module);
+  return std::make_unique<ModeEngine>(module);
 }
 
 std::unique_ptr<GradEngine> MakeGradEngine(torch::jit::Module& module) { return MakeGraphGradEngine(module); }

@@ -1,14 +1,19 @@
 // The GradEngine built by graph surgery (MakeGradEngine returns one). Once, when it is made: inline
-// forward, remove tensor mutation, match every top-level node against the rules in grad_sample/,
-// send every parameter no rule fully covers to the batch-of-one fallback, and rewrite the graph so
-// that it returns (output, a_1, z_1, ...) for the covered nodes, run by a SIMPLE-mode GraphFunction
-// (the profiling executor fuses z_i away). Per batch: one forward, autograd::grad of Σ l_i to the
-// z_i only, then each rule's per-sample gradients, ghost norms or clipped sums.
+// forward, remove tensor mutation, resolve the branches that are constant while it runs
+// (branch_folding.h: the modules' training flags, autograd on, the inputs' ranks; one engine per
+// flag and ranks, and Plan() is training mode's, as DP-SGD runs), match every top-level node against the rules in
+// grad_sample/, send every parameter no rule fully covers to the batch-of-one fallback, and rewrite the graph so that
+// it returns (output, a_1, z_1, ...) for the covered nodes, run by a SIMPLE-mode GraphFunction (the profiling executor
+// fuses z_i away). Per batch: one forward, autograd::grad of Σ l_i to the z_i only, then each rule's per-sample
+// gradients, ghost norms or clipped sums.
 //
-// Batch layout: a rule needs the batch in the first dimension of its node's input and output.
-// The first batch with at least two samples is also run as a batch of one; a layer whose tensors
-// do not scale from [1, ...] to [B, ...] there (a transposed [T, B, D] or merged [T·B, D] layout,
-// as nn.MultiheadAttention produces) goes to the fallback for good, and Plan() says so.
+// Batch layout: a rule needs to know which part of its node's input and output is each sample's.
+// The first batch with at least two samples is also run as a batch of one; the dimension that
+// scales from 1 to B there is the batch. Rules that allow it (Layer::AnyBatchDim, e.g. linear on
+// nn.MultiheadAttention's [T, B, E]) get it moved first; when dimension 0 grows from T to T·B (the
+// merged [T·B, E] of its out-projection), autograd on that batch tells which rows are whose, and
+// only a layout that matches every row exactly is taken. Any other layer goes to the fallback for
+// good, and Plan() says so.
 #ifndef BASTION_CORE_DP_GRAPH_ENGINE_H_
 #define BASTION_CORE_DP_GRAPH_ENGINE_H_
 

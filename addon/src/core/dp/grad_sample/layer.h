@@ -76,6 +76,9 @@ class Layer {
   virtual ~Layer() = default;
   // "linear", "conv2d", ...
   virtual std::string Rule() const = 0;
+  // Whether the node computes each position of a leading dimension alone, so that a batch found in
+  // any dimension of a and z (the engine moves it first before Prepare) gives the same rule.
+  virtual bool AnyBatchDim() const { return false; }
   // Whether Path::kGhost is a distinct, cheaper-for-some-shapes path.
   virtual bool HasGhost() const { return false; }
   // Estimated multiply-adds of a path for this batch (a and delta as Prepare receives them).
@@ -106,6 +109,7 @@ MatchResult MatchConvolution(const OpView& op);  // aten::conv1d, conv2d, _convo
 MatchResult MatchEmbedding(const OpView& op);    // aten::embedding
 MatchResult MatchLayerNorm(const OpView& op);    // aten::layer_norm
 MatchResult MatchGroupNorm(const OpView& op);    // aten::group_norm
+MatchResult MatchElementwise(const OpView& op);  // aten::add, aten::sub, aten::mul of a parameter
 
 // Helpers for rules: constants of OpArgs.
 std::optional<int64_t> ConstantInt(const OpArg& arg);

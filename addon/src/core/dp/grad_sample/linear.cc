@@ -1,5 +1,6 @@
 // aten::linear(input [B, ..., K], weight [O, K], bias [O]): g_i(W) = Σ_t δ_it a_itᵀ, g_i(b) = Σ_t δ_it
-// over every leading dimension t after the batch. Ghost norm (Goodfellow 2015; Li et al. 2022,
+// over every leading dimension t besides the batch (the engine moves a batch found elsewhere, as in
+// MultiheadAttention's [T, B, E] projections, to the front). Ghost norm (Goodfellow 2015; Li et al. 2022,
 // "Large Language Models Can Be Strong Differentially Private Learners", §4): ||g_i(W)||² =
 // ||a_i||²·||δ_i||² for one row per sample, else <a_i a_iᵀ, δ_i δ_iᵀ> over the T×T Gram matrices;
 // the clipped sum is then one product (δ·c)ᵀ a, as in an ordinary weight gradient.
@@ -83,6 +84,7 @@ class LinearBatch final : public LayerBatch {
 class LinearLayer final : public Layer {
  public:
   std::string Rule() const override { return kRule; }
+  bool AnyBatchDim() const override { return true; }
   bool HasGhost() const override { return true; }
 
   double Cost(Path path, const at::Tensor& a, const at::Tensor& delta) const override {

@@ -17,6 +17,8 @@ Matcher FindRule(const std::string& kind) {
       {"aten::conv2d", &MatchConvolution},      {"aten::_convolution", &MatchConvolution},
       {"aten::convolution", &MatchConvolution}, {"aten::embedding", &MatchEmbedding},
       {"aten::layer_norm", &MatchLayerNorm},    {"aten::group_norm", &MatchGroupNorm},
+      {"aten::add", &MatchElementwise},         {"aten::sub", &MatchElementwise},
+      {"aten::mul", &MatchElementwise},
   };
   const auto it = rules.find(kind);
   return it == rules.end() ? nullptr : it->second;
