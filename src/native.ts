@@ -19,7 +19,6 @@ export const NativeErrorCode = {
   NON_FINITE: 'NON_FINITE',
   /** libtorch raised an error outside loading. */
   TORCH_ERROR: 'TORCH_ERROR',
-  /** An allocation failed. */
   OUT_OF_MEMORY: 'OUT_OF_MEMORY',
   /** Any other C++ exception. */
   NATIVE_ERROR: 'NATIVE_ERROR',
@@ -591,7 +590,6 @@ export class Trainer {
     return call(this.exportModel, () => this.#native.exportModel());
   }
 
-  /** Steps taken, dataset size and the trainable parameters' names. */
   info(): TrainerInfo {
     return call(this.info, () => this.#native.info());
   }

@@ -42,8 +42,10 @@ export type Model = Static<typeof ModelSchema>;
 /** What the model check found, as stored and returned. */
 export type ModelCheck = Model['check'];
 
-/** The `details` column: the check, and the lineage and co-owners of a trained model. */
-/** A trained model's details also hold its signed training certificate (src/enclave/training-certificate.ts). */
+/**
+ * The `details` column: the check, and the lineage and co-owners of a trained model. A trained model's
+ * details also hold its signed training certificate (src/enclave/training-certificate.ts).
+ */
 type ModelDetails = ModelCheck & { lineage?: ModelLineage; coOwnerIds?: string[]; certificate?: TrainingCertificate };
 
 function coOwnersOf(row: ModelRow): string[] {
@@ -359,7 +361,6 @@ function approvalsOf(store: Store, id: string, release: ReleaseState): ModelAppr
   return { modelId: id, release, approvals };
 }
 
-/** What release approvals the model needs, and which were given (anyone who may see the model). */
 /**
  * The signed training certificate of a trained model, for whoever may see the model (it states hashes and
  * DP parameters, not weights). NOT_FOUND for an uploaded model, or one trained before certificates.
@@ -378,6 +379,7 @@ export function getModelCertificate(deps: Pick<ArtifactDeps, 'store' | 'audit'>,
   return certificate;
 }
 
+/** What release approvals the model needs, and which were given (anyone who may see the model). */
 export function getModelApprovals(deps: Pick<ArtifactDeps, 'store' | 'audit'>, principal: Principal, id: string): ModelApprovals {
   const { target } = authorizedModel(deps, principal, id, 'model.read');
   return approvalsOf(deps.store, id, target.release);

@@ -39,7 +39,7 @@ function stepText(t: Training): string {
   return `step ${t.step}/${t.totalSteps} (epoch ${round(t.epoch)})`;
 }
 
-/** The plain line for one event (null: nothing worth a line). */
+/** The plain line for one event. */
 export function eventLine(event: TrainingEvent): string {
   const t = event.training;
   const head = `training ${t.id}`;

@@ -54,7 +54,7 @@ const filePath: Parser<string> = (raw, name) => path.resolve(text(raw, name));
 
 const on: Parser<boolean> = () => true;
 
-/** The connection table: the CLI adds a flag per row (src/cli/connection-options.ts), the resolver reads them. */
+/** The connection table: the CLI adds a flag per row (src/cli/common.ts), the resolver reads them. */
 export const connectionOptions = [
   {
     key: 'url',

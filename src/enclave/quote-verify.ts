@@ -81,7 +81,6 @@ export interface QuoteExpectations {
   /** 64 hex digits. */
   mrsigner?: string;
   isvProdId?: number;
-  /** The smallest acceptable ISV SVN. */
   minIsvSvn?: number;
   /** Accept an enclave (or TD) with DEBUG set. Default false: a debug enclave protects nothing. */
   allowDebug?: boolean;

@@ -38,7 +38,7 @@ export type Target =
       release: ReleaseState;
       /** Approvers still to decide (for the refusal's detail). */
       pendingApproverIds: readonly string[];
-      /** Whether the principal is one of the approvers this model's datasets asked for. */
+      /** The approvers this model's datasets asked for. */
       approverIds: readonly string[];
     }
   | { kind: 'training'; id: string; ownerId: string; datasetOwnerIds: readonly string[] }

@@ -36,7 +36,6 @@ export function lastAuditRow(store: Store): AuditRow | undefined {
   return store.db.prepare(`SELECT ${columns} FROM audit_log ORDER BY seq DESC LIMIT 1`).get() as AuditRow | undefined;
 }
 
-/** The entry at `seq`, or undefined when there is none. */
 export function findAuditRow(store: Store, seq: number): AuditRow | undefined {
   return store.db.prepare(`SELECT ${columns} FROM audit_log WHERE seq = ?`).get(seq) as AuditRow | undefined;
 }

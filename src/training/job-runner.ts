@@ -372,7 +372,6 @@ export function createJobRunner(
     }
   }
 
-  /** Cancels a job for `actor` (running: at its next step) and resolves once it has stopped. */
   async function stop(id: string, actor: string | null): Promise<void> {
     const live = running.get(id);
     if (live) {

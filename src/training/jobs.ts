@@ -49,9 +49,7 @@ export interface TrainingJobsOptions {
 
 /** What /metrics shows of the jobs (http/metrics.ts): counts and step rates, no ids, nothing computed from data. */
 export interface TrainingStats {
-  /** Jobs waiting in the queue. */
   queued: number;
-  /** Jobs running in the pool. */
   running: number;
   /** Steps this process's jobs have run, all together (a resumed job counts again from its checkpoint). */
   steps: number;

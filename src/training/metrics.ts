@@ -55,7 +55,7 @@ export function epochEnds(steps: number, epochs: number): number[] {
 /** The running sums of the epoch in progress; they travel in the sealed checkpoint (un-noised). */
 export interface EpochSums {
   steps: number;
-  /** Σ clampedLossSum (noisy) or Σ lossSum (exact). */
+  /** Σ clippedLossSum (noisy) or Σ lossSum (exact). */
   lossSum: number;
   /** Realised samples (exact metrics only divide by them). */
   samples: number;

@@ -62,7 +62,7 @@ function synthetic(dataset: Pick<Dataset, 'inputs' | 'labels'>, samples: number)
 
 /**
  * Runs the plan's training for one step on synthetic inputs of its datasets' shapes: `config` as the
- * job will use it (trainerConfig of jobs.ts), with q = 1 over min(maxPhysicalBatchSize, 256, N)
+ * job will use it (trainerConfig of job-config.ts), with q = 1 over min(maxPhysicalBatchSize, 256, N)
  * synthetic samples, so the step is one physical batch. Resolves when the step succeeds; throws
  * UNPROCESSABLE_TRAINING with the model's message when it fails.
  */

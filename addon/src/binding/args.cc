@@ -199,7 +199,6 @@ core::dp::LossConfig ReadLoss(const Napi::Value& value, const std::string& name)
   return loss;
 }
 
-// A Buffer that owns the bytes (no second copy): the string is freed with the Buffer.
 Napi::Buffer<char> OwningBuffer(Napi::Env env, std::string&& bytes) {
   if (bytes.empty()) return Napi::Buffer<char>::New(env, 0);
   auto owned = std::make_unique<std::string>(std::move(bytes));

@@ -98,7 +98,6 @@ core::dp::LossConfig ReadLoss(const Napi::Value& value, const std::string& name)
 
 // A Buffer that takes ownership of the bytes without copying them.
 Napi::Buffer<char> OwningBuffer(Napi::Env env, std::string&& bytes);
-// A shape as a JS array of numbers.
 Napi::Array ShapeArray(Napi::Env env, const std::vector<int64_t>& shape);
 
 }  // namespace bastion::binding

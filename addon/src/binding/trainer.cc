@@ -74,7 +74,7 @@ core::dp::TrainerConfig Trainer::ReadConfig(const Napi::Value& value) {
   out.is_private = config.Choice("mode", {"private", "non-private"}) == "private";
   out.loss = ReadLoss(config.Get("loss"), config.NameOf("loss"));
 
-  // As the API states it (src/http/schemas/trainings.ts); core checks the values.
+  // As the API states it (src/schemas/trainings.ts); core checks the values.
   const ObjectArgument optimizer = config.Object("optimizer");
   out.optimizer.type = optimizer.String("type");
   out.optimizer.learning_rate = optimizer.Number("learningRate");

@@ -417,7 +417,6 @@ export function readPickle(bytes: Uint8Array, limits: Partial<PickleLimits> = {}
   }
 }
 
-/** True when `value` is the global `module.name`. */
 export function isGlobal(value: PickleValue, module: string, name: string): boolean {
   return (
     typeof value === 'object' &&

@@ -14,7 +14,6 @@ import { principalOf } from '../plugins/auth.js';
 import { streamEvents } from '../plugins/sse.js';
 import { authedProblems, IdParams, problemResponses } from '../schemas/common.js';
 
-/** Comment lines that keep proxies and clients from timing out an idle stream. */
 const TERMINAL: ReadonlySet<TrainingEvent['type']> = new Set(['completed', 'failed', 'cancelled']);
 
 const eventStream = {

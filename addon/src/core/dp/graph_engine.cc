@@ -893,7 +893,6 @@ class Engine final : public GraphGradEngine {
         const auto found = z_index.find(entry.z_out);
         at::Tensor delta = found != z_index.end() ? deltas[found->second] : at::Tensor();
         if (!delta.defined()) delta = at::zeros_like(z);
-        // Rules see the batch first.
         const at::Tensor a = BatchFirst(entry, values[entry.a_out].detach(), size);
         delta = BatchFirst(entry, delta, size);
         bool ghost = false;

@@ -311,7 +311,7 @@ struct Trainer::Impl {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   at::Generator generator;                   // non-private shuffling
   std::unique_ptr<GaussianStream> sampling;  // Poisson sampling (private): a keystream of its own
-  NoiseStreams noise;                        // the gradient noise
+  NoiseStreams noise;
   std::optional<ShuffledBatches> batches;
   int64_t step = 0;
 

@@ -17,7 +17,7 @@
 
 namespace bastion::core::dp {
 
-// The optimizer as the API states it (src/http/schemas/trainings.ts: type, learningRate, ...).
+// The optimizer as the API states it (src/schemas/trainings.ts: type, learningRate, ...).
 struct OptimizerConfig {
   std::string type = "sgd";            // "sgd" | "adam" | "adamw" (torch::optim's SGD, Adam, AdamW)
   double learning_rate = 0;            // > 0

@@ -117,7 +117,6 @@ std::optional<bool> ConstantBool(const OpArg& arg);
 std::optional<double> ConstantDouble(const OpArg& arg);
 std::optional<std::vector<int64_t>> ConstantInts(const OpArg& arg);
 bool IsNone(const OpArg& arg);
-// Adds a slot for args[index] when it is a trainable parameter.
 void AddSlotIfParameter(Layer& layer, const OpView& op, size_t index);
 
 // A LayerBatch that materialises every slot's g_i once, from a function of the rule.
