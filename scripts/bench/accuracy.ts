@@ -6,7 +6,7 @@
 // private to the benchmark's principal). Prints a table, or with --json one object
 // {"accuracy", "epsilon", "delta", "wallSeconds", "samplesPerSec"}.
 //
-//   npm run bench:accuracy [-- --epochs 40] [--accountant rdp|pld] [--json]
+//   npm run bench:accuracy [-- --epochs 40] [--learning-rate 4] [--accountant rdp|pld] [--json]
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,6 +23,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
     epochs: { type: 'string', default: '40' },
+    'learning-rate': { type: 'string', default: '4' },
     accountant: { type: 'string', default: DEFAULT_ACCOUNTANT },
     json: { type: 'boolean', default: false },
   },
@@ -98,7 +99,7 @@ async function main() {
       expectedBatchSize: 2048,
       maxPhysicalBatchSize: 1024,
       loss: 'cross_entropy',
-      optimizer: { type: 'sgd', learningRate: 4, momentum: 0.9 },
+      optimizer: { type: 'sgd', learningRate: Number(values['learning-rate']), momentum: 0.9 },
       privacy: { targetEpsilon: 3, maxGradNorm: 0.1, clipping: 'flat', accountant: values.accountant },
       metricsEpsilon: 0,
     };
@@ -141,7 +142,7 @@ async function main() {
       console.log(JSON.stringify(result));
     } else {
       console.log(
-        `Fashion-MNIST, Tramèr–Boneh CNN, ${values.epochs} epochs, expected batch 2048, C = 0.1, through the HTTP API (${os.availableParallelism()} cores)`,
+        `Fashion-MNIST, Tramèr–Boneh CNN, ${values.epochs} epochs, lr ${values['learning-rate']}, expected batch 2048, C = 0.1, through the HTTP API (${os.availableParallelism()} cores)`,
       );
       console.log('| test accuracy | ε spent | δ | wall time (s) | samples/s |');
       console.log('|---|---|---|---|---|');
