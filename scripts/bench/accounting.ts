@@ -61,7 +61,8 @@ if (json) {
 } else {
   const fmt = (x: number, digits = 4) => x.toPrecision(digits);
   console.log(
-    `Accounting benchmark (δ = ${DELTA}, median of ${runs} runs; PLD median of ${Math.min(runs, 3)}; targets: RDP < ${targets.rdpMs} ms, calibration < ${targets.calibrationMs} ms, PLD < ${targets.pldMs} ms)`,
+    `Accounting benchmark (δ = ${DELTA}, median of ${runs} runs; PLD median of ${Math.min(runs, 3)}; ` +
+      `targets: RDP < ${targets.rdpMs} ms, calibration < ${targets.calibrationMs} ms, PLD < ${targets.pldMs} ms)`,
   );
   console.log(
     ['q', 'σ', 'RDP ε (1e5 steps)', 'order', 'RDP ms', 'σ for ε=8 (1e4 steps)', 'calib ms', 'PLD ε (1e4 steps)', 'PLD ms'].join('\t'),

@@ -142,7 +142,8 @@ async function main() {
       console.log(JSON.stringify(result));
     } else {
       console.log(
-        `Fashion-MNIST, Tramèr–Boneh CNN, ${values.epochs} epochs, lr ${values['learning-rate']}, expected batch 2048, C = 0.1, through the HTTP API (${os.availableParallelism()} cores)`,
+        `Fashion-MNIST, Tramèr–Boneh CNN, ${values.epochs} epochs, lr ${values['learning-rate']}, expected batch 2048, C = 0.1, ` +
+          `through the HTTP API (${os.availableParallelism()} cores)`,
       );
       console.log('| test accuracy | ε spent | δ | wall time (s) | samples/s |');
       console.log('|---|---|---|---|---|');

@@ -241,7 +241,8 @@ async function main() {
       `medians of ${repeat} processes, ${threads} libtorch threads, OpenBLAS`,
   );
   console.log(
-    '| model (batch) | non-private samples/s | private samples/s | time ratio | ratio range over rounds | peak RSS private / non-private (MB) | peak RSS ratio | step memory growth private / non-private (MB) | fallback parameters (tensors, elements) |',
+    '| model (batch) | non-private samples/s | private samples/s | time ratio | ratio range over rounds | peak RSS private / ' +
+      'non-private (MB) | peak RSS ratio | step memory growth private / non-private (MB) | fallback parameters (tensors, elements) |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const m of models) {

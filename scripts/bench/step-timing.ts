@@ -165,12 +165,14 @@ async function main() {
     return;
   }
   console.log(
-    `Step duration against realised Poisson batch size: ${values.model}, N = ${sampleCount}, q = ${batch}/${sampleCount}, ${steps} steps after 5 warm-up, ` +
+    `Step duration against realised Poisson batch size: ${values.model}, N = ${sampleCount}, q = ${batch}/${sampleCount}, ${steps} ` +
+      `steps after 5 warm-up, ` +
       `${threads} libtorch threads, ${result.cpu} (${result.cores} cores, load average ${result.loadAverage.toFixed(1)} at the end); ` +
       `realised sizes ${result.realisedSizes.min}–${result.realisedSizes.max} (std ${result.realisedSizes.std.toFixed(1)})`,
   );
   console.log(
-    '| clock | step ms (mean ± std) | fit: ms + ms per record | correlation r | k steps per observation | std of the size estimated from the duration (records) | Poisson std √(k·qN(1−q)) | ratio | std given duration and prior |',
+    '| clock | step ms (mean ± std) | fit: ms + ms per record | correlation r | k steps per observation | std of the size estimated ' +
+      'from the duration (records) | Poisson std √(k·qN(1−q)) | ratio | std given duration and prior |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const [clock, a] of [

@@ -117,7 +117,8 @@ async function main() {
     return;
   }
   console.log(
-    `upload of a ${(sizeBytes / 2 ** 20).toFixed(0)} MiB safetensors dataset, curl over HTTPS on loopback, ${runs} runs (${os.cpus().length} cores)`,
+    `upload of a ${(sizeBytes / 2 ** 20).toFixed(0)} MiB safetensors dataset, curl over HTTPS on ` +
+      `loopback, ${runs} runs (${os.cpus().length} cores)`,
   );
   console.log('| run | seconds | MB/s | server RSS growth (MB) |');
   console.log('|---|---|---|---|');

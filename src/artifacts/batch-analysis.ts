@@ -386,7 +386,8 @@ class Analysis {
     if (!poisoned) {
       this.mixing(
         batched
-          ? 'receives a batched tensor, and the analysis cannot establish that it keeps samples apart; use an operator it knows, or ask for this one to be added'
+          ? 'receives a batched tensor, and the analysis cannot establish that it keeps samples apart; use an operator it knows, or ' +
+              'ask for this one to be added'
           : 'receives a number derived from the batch size, which is private under Poisson sampling',
       );
     }
@@ -582,7 +583,8 @@ function reshapeBatched(a: Analysis, x: TensorVal, targetIn: IntVal[]): TensorVa
   const after = product(dims.slice(batch.dim + 1));
   const refuse = (why: string): TensorVal => {
     a.mixing(
-      `reshapes a batched tensor ${why}; keep the batch dimension as it is (x.view(x.size(0), ...)), or split and merge it only as the outermost factor of a dimension`,
+      `reshapes a batched tensor ${why}; keep the batch dimension as it is (x.view(x.size(0), ...)), or split and merge it only as ` +
+        `the outermost factor of a dimension`,
     );
     return poisonedTensor();
   };
@@ -703,7 +705,8 @@ function compare(op: string, x: Abs, y: Abs): Abs {
 }
 
 const conversionMessage =
-  'turns a tensor computed from the samples into a Python number, list or text, which could steer control flow or reach an error message; ' +
+  'turns a tensor computed from the samples into a Python number, list or text, which could steer control flow or reach an error ' +
+  'message; ' +
   'only public values (parameters, constants, shapes) may be converted';
 
 /** tensor → Python value: refused on anything computed from the samples. */
@@ -1054,7 +1057,8 @@ function lastDims(count: (inputs: Abs[]) => number | null, outLast: (inputs: Abs
       }
       if (x.batch.dim >= rank - k) {
         a.mixing(
-          `${what} over the batch dimension (the input has the batch at dim ${x.batch.dim} of ${rank}), which combines the samples of a batch`,
+          `${what} over the batch dimension (the input has the batch at dim ${x.batch.dim} of ${rank}), which combines the samples ` +
+            `of a batch`,
         );
         return unknownOutputs(node, true);
       }
@@ -1087,8 +1091,10 @@ function spatialOp(spatialOf: (node: GraphNode, inputs: Abs[]) => number | null,
       if (x.batch.dim >= rank - mixed || (channels && rank !== spatial + 2)) {
         a.mixing(
           channels && rank === spatial + 1
-            ? `${what} on a ${rank}-dimensional input treats it as one unbatched sample, so the batch dimension is read as channels and mixed`
-            : `${what} over the batch dimension (the input has the batch at dim ${x.batch.dim} of ${rank}), which combines the samples of a batch`,
+            ? `${what} on a ${rank}-dimensional input treats it as one unbatched sample, so the batch dimension is read as channels ` +
+                `and mixed`
+            : `${what} over the batch dimension (the input has the batch at dim ${x.batch.dim} of ${rank}), which combines the ` +
+                `samples of a batch`,
         );
         return unknownOutputs(node, true);
       }
@@ -1139,7 +1145,8 @@ const matmulRule: Rule = (a, node, inputs) => {
   if (lr === null || rr === null || lr < 2 || rr < 2) {
     if (left.batch || right.batch) {
       a.mixing(
-        'multiplies a batched tensor as a vector or with operands of unknown rank, so the analysis cannot rule out a product over the batch dimension',
+        'multiplies a batched tensor as a vector or with operands of unknown rank, so the analysis cannot rule out a product over ' +
+          'the batch dimension',
       );
       return unknownOutputs(node, true);
     }
@@ -1209,7 +1216,8 @@ const einsumRule: Rule = (a, node, inputs) => {
   }
   if (typeof eq !== 'string' || eq.includes('.') || !eq.includes('->')) {
     a.mixing(
-      'einsum on batched tensors needs a constant equation with an explicit output and no ellipsis, so the analysis can follow the batch dimension',
+      'einsum on batched tensors needs a constant equation with an explicit output and no ellipsis, so the analysis can follow the ' +
+        'batch dimension',
     );
     return unknownOutputs(node, true);
   }
@@ -1498,7 +1506,8 @@ function joinRule(stack: boolean): Rule {
     );
     if (d === null || !aligned || !first.dims) {
       a.mixing(
-        `${stack ? 'stacks' : 'concatenates'} batched tensors along a dimension the analysis cannot determine, or whose batch dimensions do not line up`,
+        `${stack ? 'stacks' : 'concatenates'} batched tensors along a dimension the analysis cannot determine, or whose batch ` +
+          `dimensions do not line up`,
       );
       return [poisonedTensor()];
     }
@@ -1590,7 +1599,8 @@ function indexAlong(kind: 'select' | 'narrow' | 'slice'): Rule {
       a.mixing(
         d === null
           ? `${kind === 'select' ? 'indexes' : 'slices'} a batched tensor along a dimension the analysis cannot determine`
-          : `${kind === 'select' ? 'picks one sample of' : 'slices'} the batch dimension, which makes one sample's result depend on which others are in the batch`,
+          : `${kind === 'select' ? 'picks one sample of' : 'slices'} the batch dimension, which makes one sample's result depend on ` +
+              `which others are in the batch`,
       );
       return [poisonedTensor()];
     }
@@ -1637,7 +1647,8 @@ function indexedAlong(dimIndex: number, what: string): Rule {
     if (x.batch) {
       if (d === null || d === x.batch.dim) {
         a.mixing(
-          `${what} along ${d === null ? 'a dimension the analysis cannot determine' : 'the batch dimension'}, which moves values between samples`,
+          `${what} along ${d === null ? 'a dimension the analysis cannot determine' : 'the batch dimension'}, which moves values ` +
+            `between samples`,
         );
         return unknownOutputs(node, true);
       }
@@ -1796,7 +1807,8 @@ const attentionRule: Rule = (a, _node, inputs) => {
     const r = rankOf(t);
     if (t.batch && (r === null || t.batch.dim >= r - 2)) {
       a.mixing(
-        'attends over the batch dimension (it must be a leading dimension of queries, keys and values), which combines the samples of a batch',
+        'attends over the batch dimension (it must be a leading dimension of queries, keys and values), which combines the samples ' +
+          'of a batch',
       );
       return [poisonedTensor()];
     }
@@ -1848,7 +1860,9 @@ const recurrentRule: Rule = (a, node, inputs) => {
   const leading = (t: TensorVal, dim: number) => t.batch === null || (rankOf(t) === 3 && t.batch.dim === dim && monoEq(t.batch.inner, ONE));
   if (!leading(x, at) || rankOf(x) !== 3) {
     a.mixing(
-      `runs a recurrence over a tensor whose batch is not dim ${at} of 3 (${batchFirst ? 'batch_first: [batch, time, features]' : '[time, batch, features]'}), so it would carry state from one sample to the next`,
+      `runs a recurrence over a tensor whose batch is ` +
+        `not dim ${at} of 3 (${batchFirst ? 'batch_first: [batch, time, features]' : '[time, batch, features]'}), so it would carry ` +
+        `state from one sample to the next`,
     );
     return unknownOutputs(node, true);
   }
@@ -2444,7 +2458,9 @@ export function problemsForRanks(analysis: BatchAnalysis, ranks: readonly number
       operator: 'prim::Param',
       location: '',
       rule: 'batch-mixing',
-      message: `the analysis tried inputs of rank 1 to ${MAX_INPUT_RANK} (the sample dimension included), and this dataset's inputs have rank ${ranks.join(', ')}`,
+      message:
+        `the analysis tried inputs of rank 1 to ${MAX_INPUT_RANK} (the sample dimension included), and this dataset's inputs ` +
+        `have rank ${ranks.join(', ')}`,
     },
   ];
 }

@@ -152,7 +152,8 @@ export function requireBatchIndependence(model: Model, inputRanks: readonly numb
   if (model.check.inputRanks.length === 0) {
     throw new BastionError(
       'UNPROCESSABLE_TRAINING',
-      `Model ${model.id} was not shown to keep the samples of a batch apart (it was checked before that analysis existed, or at no input rank): upload it again`,
+      `Model ${model.id} was not shown to keep the samples of a batch apart (it was checked before that analysis existed, or at no ` +
+        `input rank): upload it again`,
     );
   }
   throw new BastionError(

@@ -78,7 +78,8 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
       'prim::Loop',
     ]),
     ...group(
-      'assigns an attribute: harmless on objects created in forward (which need prim::CreateObject, not allowed); writes to module state are refused by the mutation rule',
+      'assigns an attribute: harmless on objects created in forward (which need prim::CreateObject, not allowed); writes to module ' +
+        'state are refused by the mutation rule',
       ['prim::SetAttr'],
     ),
     ...group('reads tensor metadata (device, dtype, flags); nothing leaves the process', [
@@ -106,7 +107,8 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
     ]),
     // --- Python values (ints, floats, bools, strings, lists, dicts) ---------------------------
     ...group(
-      'arithmetic, comparison and conversion of Python scalars and tensors; pure (the batch analysis refuses converting values computed from the samples)',
+      'arithmetic, comparison and conversion of Python scalars and tensors; pure (the batch analysis refuses converting values ' +
+        'computed from the samples)',
       [
         'aten::Int',
         'aten::Float',
@@ -181,14 +183,16 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
       'aten::native_dropout',
     ]),
     ...group(
-      "recurrent layers (nn.LSTM, nn.GRU, nn.RNN): a recurrence along each sample's time dimension; the weights are parameters, and the batch rule keeps samples apart",
+      "recurrent layers (nn.LSTM, nn.GRU, nn.RNN): a recurrence along each sample's time dimension; the weights are parameters, and " +
+        'the batch rule keeps samples apart',
       ['aten::lstm', 'aten::gru', 'aten::rnn_tanh', 'aten::rnn_relu'],
     ),
     ...group('attention as matmul/softmax (PyTorch 2.x writes it; the addon registers a differentiable kernel for libtorch 1.13)', [
       'aten::scaled_dot_product_attention',
     ]),
     ...group(
-      'fused inference kernel without a derivative: nn.Transformer*/MultiheadAttention call it only on their fast path, taken when autograd is off, never in training',
+      'fused inference kernel without a derivative: nn.Transformer*/MultiheadAttention call it only on their fast path, taken when ' +
+        'autograd is off, never in training',
       [
         'aten::_transformer_encoder_layer_fwd',
         'aten::_native_multi_head_attention',
@@ -198,7 +202,8 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
       'branch',
     ),
     ...group(
-      "nested-tensor conversion: nn.TransformerEncoder calls it only on its inference fast path (eval mode, autograd off), which DP training's facts rule out; batch-analysis.ts checks it keeps each sample's rows",
+      'nested-tensor conversion: nn.TransformerEncoder calls it only on its inference fast path (eval mode, autograd off), which DP ' +
+        "training's facts rule out; batch-analysis.ts checks it keeps each sample's rows",
       ['aten::_nested_tensor_from_mask', 'aten::_nested_tensor_from_mask_left_aligned', 'aten::to_padded_tensor'],
       'inference',
     ),
@@ -510,19 +515,24 @@ export const refusedOperators: Readonly<Record<string, string>> = Object.freeze(
   'aten::set_': 'points a tensor at other storage',
   'aten::as_strided': "builds an arbitrary view over a tensor's storage",
   'aten::_transformer_encoder_layer_fwd':
-    'is an inference-only fused kernel without a derivative, run on every call (a model traced under torch.no_grad()?): training fails at the first backward',
+    'is an inference-only fused kernel without a derivative, run on every call (a model traced under torch.no_grad()?): training ' +
+    'fails at the first backward',
   'aten::_native_multi_head_attention':
-    'is an inference-only fused kernel without a derivative, run on every call (a model traced under torch.no_grad()?): training fails at the first backward',
+    'is an inference-only fused kernel without a derivative, run on every call (a model traced under torch.no_grad()?): training ' +
+    'fails at the first backward',
   'aten::_transformer_decoder_only_layer_fwd':
     'is an inference-only fused kernel without a derivative, run on every call: training fails at the first backward',
   'aten::_native_decoder_only_multi_head_attention':
     'is an inference-only fused kernel without a derivative, run on every call: training fails at the first backward',
   'aten::_nested_tensor_from_mask':
-    "makes a nested tensor, which DP training's per-sample gradients do not support, on a path that runs in training; it may appear only on an inference path (eval mode or autograd off)",
+    "makes a nested tensor, which DP training's per-sample gradients do not support, on a path that runs in training; it may appear " +
+    'only on an inference path (eval mode or autograd off)',
   'aten::_nested_tensor_from_mask_left_aligned':
-    'inspects a nested-tensor padding mask on a path that runs in training; it may appear only on an inference path (eval mode or autograd off)',
+    'inspects a nested-tensor padding mask on a path that runs in training; it may appear only on an inference path (eval mode or ' +
+    'autograd off)',
   'aten::to_padded_tensor':
-    "converts a nested tensor, which DP training's per-sample gradients do not support, on a path that runs in training; it may appear only on an inference path (eval mode or autograd off)",
+    "converts a nested tensor, which DP training's per-sample gradients do not support, on a path that runs in training; it may " +
+    'appear only on an inference path (eval mode or autograd off)',
 });
 
 /** Namespaces and prefixes refused with a reason; a node kind matching one is never allowed. */
@@ -685,7 +695,9 @@ function checkStaticPolicy(inspection: ModelInspection): PolicyProblem[] {
         rule: PolicyRule.PARAMETER_LAYOUT,
         attribute: parameter.name,
         locations: [],
-        message: `The parameter ${parameter.name} ${wrong}: the DP trainer trains dense F32 (float32) parameters with contiguous strides (model.float(), and save parameters made from contiguous tensors)`,
+        message:
+          `The parameter ${parameter.name} ${wrong}: the DP trainer trains dense F32 (float32) parameters with contiguous ` +
+          `strides (model.float(), and save parameters made from contiguous tensors)`,
       });
     }
   }

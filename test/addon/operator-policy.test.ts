@@ -270,7 +270,9 @@ test('accepts the nested-tensor conversions where no use is left in training, an
   );
   assert.equal(
     problems[0]!.message,
-    "aten::_nested_tensor_from_mask makes a nested tensor, which DP training's per-sample gradients do not support, on a path that runs in training; it may appear only on an inference path (eval mode or autograd off) (1 of 2 on a path that runs in training (training mode, autograd on); at code/x.py:4)",
+    "aten::_nested_tensor_from_mask makes a nested tensor, which DP training's per-sample gradients do not support, on a path that " +
+      'runs in training; it may appear only on an inference path (eval mode or autograd off) (1 of 2 on a path that runs in ' +
+      'training (training mode, autograd on); at code/x.py:4)',
   );
 });
 
