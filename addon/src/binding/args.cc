@@ -216,4 +216,16 @@ Napi::Array ShapeArray(Napi::Env env, const std::vector<int64_t>& shape) {
   return array;
 }
 
+Napi::Array ParameterRules(Napi::Env env, const std::vector<core::dp::ParameterRule>& plan) {
+  Napi::Array array = Napi::Array::New(env, plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("parameter", plan[i].parameter);
+    entry.Set("rule", plan[i].rule);
+    entry.Set("reason", plan[i].reason);
+    array.Set(i, entry);
+  }
+  return array;
+}
+
 }  // namespace bastion::binding

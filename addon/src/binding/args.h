@@ -17,6 +17,7 @@
 #include <napi.h>
 
 #include "core/dp/host.h"
+#include "core/dp/parameter_rule.h"
 
 namespace bastion::binding {
 
@@ -99,6 +100,8 @@ core::dp::LossConfig ReadLoss(const Napi::Value& value, const std::string& name)
 // A Buffer that takes ownership of the bytes without copying them.
 Napi::Buffer<char> OwningBuffer(Napi::Env env, std::string&& bytes);
 Napi::Array ShapeArray(Napi::Env env, const std::vector<int64_t>& shape);
+// [{ parameter, rule, reason }]: the engine's plan as gradientPlan() and Trainer.info() return it.
+Napi::Array ParameterRules(Napi::Env env, const std::vector<core::dp::ParameterRule>& plan);
 
 }  // namespace bastion::binding
 

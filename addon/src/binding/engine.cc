@@ -61,17 +61,7 @@ Napi::Value GradientPlan(const Napi::CallbackInfo& info) {
   std::string bytes = CopyBytes(Argument(info, 0), "bytes");
   const Napi::Value probe = Argument(info, 1);
   const auto inputs = probe.IsUndefined() ? std::vector<core::dp::HostTensor>{} : ReadTensors(probe, "inputs");
-  const auto plan = core::dp::GradientPlan(std::move(bytes), inputs);
-  const Napi::Env env = info.Env();
-  Napi::Array result = Napi::Array::New(env, plan.size());
-  for (size_t i = 0; i < plan.size(); ++i) {
-    Napi::Object entry = Napi::Object::New(env);
-    entry.Set("parameter", plan[i].parameter);
-    entry.Set("rule", plan[i].rule);
-    entry.Set("reason", plan[i].reason);
-    result.Set(i, entry);
-  }
-  return result;
+  return ParameterRules(info.Env(), core::dp::GradientPlan(std::move(bytes), inputs));
 }
 
 Napi::Value PerSampleGradients(const Napi::CallbackInfo& info) {

@@ -240,16 +240,7 @@ Napi::Value Trainer::Info(const Napi::CallbackInfo& info) {
     Napi::Array array = Napi::Array::New(env, names.size());
     for (size_t i = 0; i < names.size(); ++i) array.Set(i, names[i]);
     result.Set("trainableParameters", array);
-    const auto plan = trainer_->gradient_plan();
-    Napi::Array gradients = Napi::Array::New(env, plan.size());
-    for (size_t i = 0; i < plan.size(); ++i) {
-      Napi::Object rule = Napi::Object::New(env);
-      rule.Set("parameter", plan[i].parameter);
-      rule.Set("rule", plan[i].rule);
-      rule.Set("reason", plan[i].reason);
-      gradients.Set(i, rule);
-    }
-    result.Set("gradients", gradients);
+    result.Set("gradients", ParameterRules(env, trainer_->gradient_plan()));
     return result;
   });
 }

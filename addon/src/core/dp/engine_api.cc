@@ -54,13 +54,11 @@ Batch ToBatch(const std::vector<HostTensor>& inputs, const HostTensor& labels) {
 
 }  // namespace
 
-std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<HostTensor>& probe_inputs) {
+std::vector<ParameterRule> GradientPlan(std::string model, const std::vector<HostTensor>& probe_inputs) {
   torch::jit::Module module = LoadModule(std::move(model));
   auto engine = MakeGraphGradEngine(module);
   if (!probe_inputs.empty()) engine->Probe(ToTensors(probe_inputs));
-  std::vector<PlanEntry> plan;
-  for (const ParameterRule& rule : engine->Plan()) plan.push_back({rule.parameter, rule.rule, rule.reason});
-  return plan;
+  return engine->Plan();
 }
 
 std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<HostTensor>& inputs,

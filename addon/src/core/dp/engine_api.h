@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/dp/host.h"
+#include "core/dp/parameter_rule.h"
 
 namespace bastion::core::dp {
 
@@ -25,10 +26,6 @@ struct HostClip {
   std::vector<double> bounds;
 };
 
-struct PlanEntry {
-  std::string parameter, rule, reason;
-};
-
 struct HostClippedSum {
   std::vector<FloatArray> grads;
   std::vector<float> per_sample_norms;
@@ -39,7 +36,7 @@ struct HostClippedSum {
 // through the call.
 
 // The engine's plan. With probe_inputs (a batch of at least two), the batch-layout check runs first.
-std::vector<PlanEntry> GradientPlan(std::string model, const std::vector<HostTensor>& probe_inputs);
+std::vector<ParameterRule> GradientPlan(std::string model, const std::vector<HostTensor>& probe_inputs);
 
 // Every g_i, [batch, *shape] per trainable parameter: by the engine, or (loop) by autograd through
 // forward on each sample alone.

@@ -6,6 +6,7 @@
 #include "core/dp/grad_sample/recurrent.h"
 
 #include <atomic>
+#include <cstddef>
 #include <mutex>
 #include <stdexcept>
 #include <tuple>
@@ -336,15 +337,11 @@ class DpRnnFunction : public torch::autograd::Function<DpRnnFunction> {
       empty.batch = forward.output.size(0);
       WriteTape(tape, std::move(empty));
     }
-    c10::List<at::Tensor> saved;
-    for (const Saved& s : forward.saved) {
-      // A c10::List holds no undefined tensor: an empty one stands for "not used by this mode".
-      for (const at::Tensor& t : {s.input, s.previous, s.gates, s.cells, s.previous_cells}) {
-        saved.push_back(t.defined() ? t : at::empty({0}, input.options()));
-      }
-    }
-    ctx->saved_data["saved"] = saved;
-    ctx->saved_data["params"] = c10::List<at::Tensor>(weights);
+    // The weights, then five tensors per layer-direction (undefined where the mode has none).
+    variable_list saved(weights.begin(), weights.end());
+    for (const Saved& s : forward.saved)
+      saved.insert(saved.end(), {s.input, s.previous, s.gates, s.cells, s.previous_cells});
+    ctx->save_for_backward(saved);
     ctx->saved_data["config"] = std::vector<int64_t>{mode, has_biases, num_layers, bidirectional, batch_first};
     ctx->saved_data["tape"] = tape;
     ctx->saved_data["states"] = static_cast<int64_t>(states.size());
@@ -357,14 +354,12 @@ class DpRnnFunction : public torch::autograd::Function<DpRnnFunction> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto c = ctx->saved_data["config"].toIntVector();
     const RnnConfig config = ConfigOf(c[0], c[1] != 0, c[2], c[3] != 0, c[4] != 0);
-    const auto saved_list = ctx->saved_data["saved"].toTensorList();
-    std::vector<Saved> saved(saved_list.size() / 5);
-    for (size_t k = 0; k < saved.size(); ++k) {
-      saved[k] = {saved_list[5 * k], saved_list[5 * k + 1], saved_list[5 * k + 2], saved_list[5 * k + 3],
-                  saved_list[5 * k + 4]};
-    }
-    const auto params_list = ctx->saved_data["params"].toTensorList();
-    const std::vector<at::Tensor> params(params_list.begin(), params_list.end());
+    const variable_list all = ctx->get_saved_variables();
+    const size_t weights = all.size() - 5 * static_cast<size_t>(config.num_layers * (config.bidirectional ? 2 : 1));
+    const std::vector<at::Tensor> params(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(weights));
+    std::vector<Saved> saved;
+    for (size_t i = weights; i < all.size(); i += 5)
+      saved.push_back({all[i], all[i + 1], all[i + 2], all[i + 3], all[i + 4]});
     const int64_t tape = ctx->saved_data["tape"].toInt();
     const auto states = static_cast<size_t>(ctx->saved_data["states"].toInt());
     // Inputs in the order autograd counts them: input, each state, each weight, then the five flags and the tape.
