@@ -426,15 +426,15 @@ for (const name of [
 // that no two are equal (integer inputs, token ids, are repeated as they are).
 function tiled(t: TensorData, size: number): TensorData {
   const batch = t.shape[0]!;
-  const per = (t.data as Float32Array | BigInt64Array).length / batch;
+  const per = (t.data as Float32Array | Float64Array | BigInt64Array).length / batch;
   const shape = [size, ...t.shape.slice(1)];
   if (t.data instanceof BigInt64Array) {
     const data = new BigInt64Array(size * per);
     for (let b = 0; b < size; b += 1) data.set(t.data.subarray((b % batch) * per, ((b % batch) + 1) * per), b * per);
     return { ...t, shape, data };
   }
-  const source = t.data as Float32Array;
-  const data = new Float32Array(size * per);
+  const source = t.data as Float32Array | Float64Array;
+  const data = source instanceof Float64Array ? new Float64Array(size * per) : new Float32Array(size * per);
   for (let b = 0; b < size; b += 1) {
     const scale = 1 + 0.013 * b;
     for (let i = 0; i < per; i += 1) data[b * per + i] = source[(b % batch) * per + i]! * scale;
@@ -444,7 +444,15 @@ function tiled(t: TensorData, size: number): TensorData {
 
 // 70 samples: more than one chunk of the batched convolution rules (32), the last one partial; on one
 // intra-op thread and on two, where the chunks and the embedding's slices run in parallel.
-for (const name of ['conv2d_mix', 'conv1d_mix', 'group_norm_conv', 'group_norm_shapes', 'layer_norm_shapes', 'embed_pad']) {
+for (const name of [
+  'conv2d_mix',
+  'conv2d_mix_f64',
+  'conv1d_mix',
+  'group_norm_conv',
+  'group_norm_shapes',
+  'layer_norm_shapes',
+  'embed_pad',
+]) {
   test(`${name}: a batch of 70 (several convolution chunks) gives the loop's per-sample gradients and clipped sums on every path, on 1 and 2 threads`, async () => {
     const fixture = (await perSampleFixtures()).get(name)!;
     const bytes = fixture.files.script;
@@ -474,6 +482,35 @@ for (const name of ['conv2d_mix', 'conv1d_mix', 'group_norm_conv', 'group_norm_s
     }
   });
 }
+
+// The float32 convolution kernel has a variant per instruction set; a full run takes the widest this
+// machine has, and BASTION_MAX_CPU_ISA (read per batch) caps it, so each variant is checked here.
+test('the AVX2 and baseline variants of the convolution kernel give the per-sample gradients and clipped sums of the loop', async () => {
+  const fixtures = await perSampleFixtures();
+  try {
+    for (const isa of ['avx2', 'baseline']) {
+      process.env.BASTION_MAX_CPU_ISA = isa;
+      for (const name of ['conv2d_mix', 'conv1d_mix', 'group_norm_conv']) {
+        const fixture = fixtures.get(name)!;
+        const inputs = fixture.inputs.map((t) => tiled(t, 37));
+        const labels = tiled(fixture.labels, 37);
+        const perSample = perSampleGradients(fixture.files.script, inputs, labels, fixture.loss, 'loop');
+        const { clip } = clipCases(perSample.length)[0]!;
+        const want = expectedClippedSum(perSample, clip);
+        const got = clippedGradientSum(fixture.files.script, inputs, labels, fixture.loss, clip, 'materialize');
+        const worst = newWorst();
+        const where = `${name} x37 with ${isa}`;
+        compare(got.perSampleNorms, want.norms, `${where} norms`, worst);
+        got.grads.forEach((g, p) => {
+          compare(g.data, want.sums[p]!, `${where} ${g.name}`, worst);
+        });
+        assertClose(worst, where);
+      }
+    }
+  } finally {
+    delete process.env.BASTION_MAX_CPU_ISA;
+  }
+});
 
 // The benchmark's batch of 256 on the shared MNIST CNN (8 convolution chunks): two intra-op threads
 // give the clipped sums of one, on the materialising and the ghost path (chunks once run in parallel

@@ -8,7 +8,7 @@ import type { LossConfig, TensorData } from '../../src/native.js';
 import { buildFixtures } from './torch-fixtures.js';
 
 interface JsonTensor {
-  dtype: 'F32' | 'I64';
+  dtype: 'F32' | 'F64' | 'I64';
   shape: number[];
   data: number[];
 }
@@ -26,8 +26,9 @@ export interface PerSampleFixture {
 }
 
 /** A TensorData from plain numbers. */
-export function hostTensor(dtype: 'F32' | 'I64', shape: number[], data: ArrayLike<number>): TensorData {
+export function hostTensor(dtype: 'F32' | 'F64' | 'I64', shape: number[], data: ArrayLike<number>): TensorData {
   if (dtype === 'I64') return { dtype, shape, data: BigInt64Array.from(Array.from(data), (v) => BigInt(v)) };
+  if (dtype === 'F64') return { dtype, shape, data: Float64Array.from(data) };
   return { dtype, shape, data: Float32Array.from(data) };
 }
 

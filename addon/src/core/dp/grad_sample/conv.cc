@@ -2,18 +2,21 @@
 // and traced (aten::_convolution, aten::convolution, not transposed), with any stride, padding,
 // dilation and groups (a 1-D convolution is a 2-D one of height 1). Per group, g_i(W) = δ_i U_iᵀ with
 // U_i [C·k, L] the unfolded input, and g_i(b) = Σ_l δ_il.
-// Materialised path: the g_i(W) of a chunk of S samples are the weight gradient of one convolution
-// with the chunk folded into the groups (input [1, S·C, H, W], output gradient [1, S·O, Ho, Wo],
-// S·G groups), which the CPU backend (oneDNN) computes without unfolding anything; the norms and
-// the clipped sum (Σ over chunks of c_chunk · g_chunk) use the same chunks. Ghost path: norms as
+// Materialised path: the g_i(W) of the batch, [B, O·C/G·k], by the per-sample kernel of
+// conv_kernel.h (float32, where it is the faster form) or, in chunks of samples, as the weight
+// gradient of one convolution with the chunk folded into the groups (input [1, S·C, H, W], output
+// gradient [1, S·O, Ho, Wo], S·G groups), which oneDNN computes without unfolding anything; the norms
+// and the clipped sum (Σ over chunks of c_chunk · g_chunk) use the same gradients. Ghost path: norms as
 // <U_iᵀU_i, δ_iᵀδ_i> over L×L Gram matrices (im2col), which only pays off for small L (the cost
 // rule decides), and the clipped sum as the ordinary weight gradient of the convolution for the
 // output gradient c_i δ_i.
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
+#include "core/dp/grad_sample/conv_kernel.h"
 #include "core/dp/grad_sample/layer.h"
 
 namespace bastion::core::dp::grad_sample {
@@ -41,6 +44,12 @@ struct ConvInputs {
 // Poisson sampling makes every batch size different), and keeps each chunk's gradients small.
 constexpr int64_t kChunk = 32;
 
+// Output positions up to which the per-sample kernel (float32) beats oneDNN's batched-groups forms;
+// beyond, oneDNN's backward-weights kernels win where the input has several channels per group
+// (measured on AVX-512 on the benchmark models: the MNIST CNN's 5x5 second layer and its first layer,
+// against the GroupNorm ResNet's 28x28 and 14x14 3x3 layers; issue 17).
+constexpr int64_t kKernelMaxPositions = 64;
+
 class ConvBatch final : public LayerBatch {
  public:
   ConvBatch(ConvInputs inputs, std::vector<bool> is_weight, std::vector<int64_t> weight_shape, bool ghost)
@@ -51,24 +60,17 @@ class ConvBatch final : public LayerBatch {
 
   at::Tensor PerSample(size_t slot) override {
     if (!is_weight_.at(slot)) return Bias();
-    std::vector<at::Tensor> chunks;
-    for (int64_t begin = 0; begin < x_.batch; begin += kChunk) chunks.push_back(ChunkWeight(begin));
+    Materialize();
     std::vector<int64_t> shape{x_.batch};
     shape.insert(shape.end(), weight_shape_.begin(), weight_shape_.end());
-    return at::cat(chunks).view(shape);  // [B, O, C/G, k...]
+    return (chunks_.size() == 1 ? chunks_[0] : at::cat(chunks_)).view(shape);  // [B, O, C/G, k...]
   }
 
   at::Tensor NormSquared(size_t slot) override {
     if (!is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
     if (!ghost_) {
-      // Chunk by chunk, kept for the weighted sum.
-      std::vector<at::Tensor> norms;
-      chunks_.clear();
-      for (int64_t begin = 0; begin < x_.batch; begin += kChunk) {
-        chunks_.push_back(ChunkWeight(begin));
-        norms.push_back(chunks_.back().pow(2).sum(1));
-      }
-      return norms.size() == 1 ? norms[0] : at::cat(norms);
+      Materialize();
+      return norms_;
     }
     Unfold();
     const at::Tensor gram_u = at::matmul(u_.transpose(2, 3), u_);  // [B, G, L, L]
@@ -76,12 +78,12 @@ class ConvBatch final : public LayerBatch {
     return (gram_u * gram_d).sum(at::IntArrayRef{1, 2, 3});
   }
 
-  // Σ_i c_i g_i: the ordinary weight gradient of the convolution for the output gradient c_i δ_i.
   at::Tensor WeightedSum(size_t slot, const at::Tensor& factors) override {
     const at::Tensor c = factors.to(x_.d.scalar_type());
     if (!is_weight_.at(slot)) return at::mv(Bias().t(), c);  // [O]
     if (!chunks_.empty()) {
-      // Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used.
+      // Materialised: Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used.
+      if (chunks_.size() == 1) return at::mv(chunks_[0].t(), c).view(weight_shape_);
       at::Tensor sum = at::zeros({1, chunks_[0].size(1)}, chunks_[0].options());
       int64_t begin = 0;
       for (const at::Tensor& chunk : chunks_) {
@@ -91,7 +93,8 @@ class ConvBatch final : public LayerBatch {
       }
       return sum.view(weight_shape_);
     }
-    // Only the weight's shape [O, C/G, kh, kw] matters for the weight gradient: it is never read.
+    // Ghost: the ordinary weight gradient of the convolution for the output gradient c_i δ_i. Only the
+    // weight's shape [O, C/G, kh, kw] matters for the weight gradient: it is never read.
     const at::Tensor weight =
         at::empty({x_.groups * x_.og, x_.a.size(1) / x_.groups, x_.kernel[0], x_.kernel[1]}, x_.d.options());
     const at::Tensor grad = std::get<1>(at::convolution_backward(
@@ -104,6 +107,43 @@ class ConvBatch final : public LayerBatch {
   at::Tensor Bias() {
     if (!bias_.defined()) bias_ = x_.d.sum(at::IntArrayRef{2, 3});  // [B, O]
     return bias_;
+  }
+
+  // chunks_ (g_i(W) [n, O·C/G·k] per chunk, in sample order) and norms_ [B], once per batch: one chunk
+  // by the kernel of conv_kernel.h for float32 with one input channel per group or few output
+  // positions; otherwise chunks of kChunk samples by oneDNN (ChunkWeight).
+  void Materialize() {
+    if (!chunks_.empty()) return;
+    const bool kernel = x_.d.scalar_type() == at::kFloat && x_.a.scalar_type() == at::kFloat &&
+                        (x_.a.size(1) == x_.groups || x_.positions <= kKernelMaxPositions);
+    if (!kernel) {
+      std::vector<at::Tensor> norms;
+      for (int64_t begin = 0; begin < x_.batch; begin += kChunk) {
+        chunks_.push_back(ChunkWeight(begin));
+        norms.push_back(chunks_.back().square().sum(1));
+      }
+      norms_ = norms.size() == 1 ? norms[0] : at::cat(norms);
+      return;
+    }
+    const at::Tensor a = x_.a.contiguous(), d = x_.d.contiguous();
+    const ConvShape shape{x_.batch,
+                          a.size(1),
+                          a.size(2),
+                          a.size(3),
+                          d.size(1),
+                          d.size(2),
+                          d.size(3),
+                          x_.groups,
+                          {x_.kernel[0], x_.kernel[1]},
+                          {x_.stride[0], x_.stride[1]},
+                          {x_.padding[0], x_.padding[1]},
+                          {x_.dilation[0], x_.dilation[1]}};
+    const int64_t columns = (a.size(1) / x_.groups) * x_.kernel[0] * x_.kernel[1];
+    at::Tensor grads = at::empty({x_.batch, d.size(1) * columns}, d.options());
+    norms_ = at::empty({x_.batch}, d.options());
+    ConvWeightPerSample(shape, a.data_ptr<float>(), d.data_ptr<float>(), norms_.data_ptr<float>(),
+                        grads.data_ptr<float>());
+    chunks_.push_back(std::move(grads));
   }
 
   // g_i(W) of the samples [begin, begin + kChunk) ∩ [0, B), [n, O·C/G·k]: the weight gradient of one
@@ -172,7 +212,8 @@ class ConvBatch final : public LayerBatch {
   std::vector<int64_t> weight_shape_;
   bool ghost_;
   at::Tensor bias_;                 // [B, O], once computed
-  std::vector<at::Tensor> chunks_;  // materialised path: g_i(W) per chunk, [n, O·K], after NormSquared
+  std::vector<at::Tensor> chunks_;  // materialised path: g_i(W) per chunk, [n, O·C/G·k]
+  at::Tensor norms_;                // materialised path: ||g_i(W)||² [B]
   at::Tensor u_, d_;                // ghost only
 };
 
