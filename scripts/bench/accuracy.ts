@@ -111,7 +111,7 @@ async function main() {
     for (;;) {
       state = JSON.parse(await curl([`${url}/v1/trainings/${job.id}`]));
       if (['succeeded', 'failed', 'cancelled'].includes(state.status)) break;
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, 250));
     }
     const wallSeconds = (performance.now() - started) / 1000;
     if (state.status !== 'succeeded') throw new Error(`training ${state.status}: ${state.error ?? ''}`);

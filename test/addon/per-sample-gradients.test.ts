@@ -512,10 +512,11 @@ test('the AVX2 and baseline variants of the convolution kernel give the per-samp
   }
 });
 
-// The benchmark's batch of 256 on the shared MNIST CNN (8 convolution chunks): two intra-op threads
-// give the clipped sums of one, on the materialising and the ghost path (chunks once run in parallel
-// gave wrong gradients for the second thread's half of the batch here, though not on the small models).
-test('mnist_cnn, batch 256: clipped sums on 2 threads equal those on 1 thread, materialised and ghost', () => {
+// The benchmark's batch of 256 on the shared MNIST CNN (several chunks of gradients): on one thread
+// the loop's clipped sums, and two intra-op threads give those of one, on the materialising and the
+// ghost path (chunks once run in parallel gave wrong gradients for the second thread's half of the
+// batch here, though not on the small models).
+test('mnist_cnn, batch 256: clipped sums equal those of the loop on 1 thread, and on 2 threads those on 1, materialised and ghost', () => {
   const bytes = readFileSync(testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.script.pt'));
   const io = readSafetensors(testdataPath('torchscript', 'torch-1.13', 'mnist_cnn.io.safetensors'));
   const inputs = [tiled(io.input!, 256)];
@@ -531,6 +532,15 @@ test('mnist_cnn, batch 256: clipped sums on 2 threads equal those on 1 thread, m
   };
   try {
     const want = sums(1, 'materialize');
+    // On one thread, the loop's numbers (the kernel's gradients of the second layer come in chunks).
+    setThreads(1);
+    const loop = expectedClippedSum(perSampleGradients(bytes, inputs, labels, { kind: 'cross_entropy' }, 'loop'), { maxGradNorm: 0.5 });
+    const exact = newWorst();
+    compare(want.perSampleNorms, loop.norms, 'materialize norms against the loop', exact);
+    want.grads.forEach((g, p) => {
+      compare(g.data, loop.sums[p]!, `materialize ${g.name} against the loop`, exact);
+    });
+    assertClose(exact, 'mnist_cnn x256 materialize on 1 thread against the loop');
     for (const path of ['materialize', 'ghost'] as const) {
       const got = sums(2, path);
       const worst = newWorst();

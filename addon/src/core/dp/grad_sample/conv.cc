@@ -49,6 +49,7 @@ constexpr int64_t kChunk = 32;
 // (measured on AVX-512 on the benchmark models: the MNIST CNN's 5x5 second layer and its first layer,
 // against the GroupNorm ResNet's 28x28 and 14x14 3x3 layers; issue 17).
 constexpr int64_t kKernelMaxPositions = 64;
+constexpr int64_t kKernelChunkBytes = int64_t{4} << 20;
 
 class ConvBatch final : public LayerBatch {
  public:
@@ -139,11 +140,20 @@ class ConvBatch final : public LayerBatch {
                           {x_.padding[0], x_.padding[1]},
                           {x_.dilation[0], x_.dilation[1]}};
     const int64_t columns = (a.size(1) / x_.groups) * x_.kernel[0] * x_.kernel[1];
-    at::Tensor grads = at::empty({x_.batch, d.size(1) * columns}, d.options());
+    const int64_t row = d.size(1) * columns;
+    // Chunks of at most kKernelChunkBytes of gradients: blocks that size come back from the heap
+    // step after step, where larger ones would be fresh pages (mmap) every step.
+    const int64_t chunk =
+        std::clamp<int64_t>(kKernelChunkBytes / (row * static_cast<int64_t>(sizeof(float))), 1, x_.batch);
     norms_ = at::empty({x_.batch}, d.options());
-    ConvWeightPerSample(shape, a.data_ptr<float>(), d.data_ptr<float>(), norms_.data_ptr<float>(),
-                        grads.data_ptr<float>());
-    chunks_.push_back(std::move(grads));
+    for (int64_t begin = 0; begin < x_.batch; begin += chunk) {
+      ConvShape part = shape;
+      part.batch = std::min(chunk, x_.batch - begin);
+      at::Tensor grads = at::empty({part.batch, row}, d.options());
+      ConvWeightPerSample(part, a.data_ptr<float>() + begin * a.stride(0), d.data_ptr<float>() + begin * d.stride(0),
+                          norms_.data_ptr<float>() + begin, grads.data_ptr<float>());
+      chunks_.push_back(std::move(grads));
+    }
   }
 
   // g_i(W) of the samples [begin, begin + kChunk) ∩ [0, B), [n, O·C/G·k]: the weight gradient of one
