@@ -57,7 +57,8 @@ class ConvBatch final : public LayerBatch {
       : x_(std::move(inputs)),
         is_weight_(std::move(is_weight)),
         weight_shape_(std::move(weight_shape)),
-        ghost_(ghost) {}
+        ghost_(ghost),
+        dtype_(x_.d.scalar_type()) {}
 
   at::Tensor PerSample(size_t slot) override {
     if (!is_weight_.at(slot)) return Bias();
@@ -71,6 +72,11 @@ class ConvBatch final : public LayerBatch {
     if (!is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
     if (!ghost_) {
       Materialize();
+      // The gradients (and the bias's sums) are all the rest needs: the input and output gradient go
+      // now, so that the layers' activations leave memory one by one as the norms are taken.
+      if (std::find(is_weight_.begin(), is_weight_.end(), false) != is_weight_.end()) Bias();
+      x_.a = at::Tensor();
+      x_.d = at::Tensor();
       return norms_;
     }
     Unfold();
@@ -80,7 +86,7 @@ class ConvBatch final : public LayerBatch {
   }
 
   at::Tensor WeightedSum(size_t slot, const at::Tensor& factors) override {
-    const at::Tensor c = factors.to(x_.d.scalar_type());
+    const at::Tensor c = factors.to(dtype_);
     if (!is_weight_.at(slot)) return at::mv(Bias().t(), c);  // [O]
     if (!chunks_.empty()) {
       // Materialised: Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used.
@@ -221,6 +227,7 @@ class ConvBatch final : public LayerBatch {
   std::vector<bool> is_weight_;
   std::vector<int64_t> weight_shape_;
   bool ghost_;
+  at::ScalarType dtype_;
   at::Tensor bias_;                 // [B, O], once computed
   std::vector<at::Tensor> chunks_;  // materialised path: g_i(W) per chunk, [n, O·C/G·k]
   at::Tensor norms_;                // materialised path: ||g_i(W)||² [B]
