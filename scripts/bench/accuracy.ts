@@ -107,12 +107,14 @@ async function main() {
     const job = JSON.parse(await curl(['-H', 'content-type: application/json', '-d', JSON.stringify(request), `${url}/v1/trainings`])) as {
       id: string;
     };
-    let state: { status: string; resultModelId?: string; error?: string; step?: number; totalSteps?: number };
-    for (;;) {
-      state = JSON.parse(await curl([`${url}/v1/trainings/${job.id}`]));
-      if (['succeeded', 'failed', 'cancelled'].includes(state.status)) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    // Follow the training's events (one curl, no polling to compete with the training for the CPUs);
+    // the stream ends with the training.
+    await curl(['-N', `${url}/v1/trainings/${job.id}/events`]);
+    const state = JSON.parse(await curl([`${url}/v1/trainings/${job.id}`])) as {
+      status: string;
+      resultModelId?: string;
+      error?: string;
+    };
     const wallSeconds = (performance.now() - started) / 1000;
     if (state.status !== 'succeeded') throw new Error(`training ${state.status}: ${state.error ?? ''}`);
     const trained = path.join(work, 'trained.pt');

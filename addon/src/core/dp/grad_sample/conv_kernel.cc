@@ -41,7 +41,7 @@ __attribute__((always_inline)) inline void Block(const float* d, int64_t positio
   }
 }
 
-// One block of kRows output channels by NV·16 columns: its squared norm, and its valid part written
+// One block of kRows output channels by NV·Lanes columns: its squared norm, and its valid part written
 // to out (rows of stride k) when out is not null.
 template <int Lanes, int NV, typename Vec = typename VecOf<Lanes>::type>
 __attribute__((always_inline)) inline double BlockNorm(const float* d, int64_t positions, const float* u, int64_t kp,
@@ -53,7 +53,13 @@ __attribute__((always_inline)) inline double BlockNorm(const float* d, int64_t p
   for (int64_t r = 0; r < kRows; ++r)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) squares += acc[r][j] * acc[r][j];  // padding rows and columns are 0
-  if (out != nullptr) {
+  if (out != nullptr && columns == NV * Lanes) {
+    // Whole vectors: stored as they are.
+    for (int64_t r = 0; r < rows; ++r) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) std::memcpy(out + r * k + j * Lanes, &acc[r][j], sizeof(Vec));
+    }
+  } else if (out != nullptr) {
     for (int64_t r = 0; r < rows; ++r) {
       float values[NV * Lanes];
       std::memcpy(values, acc[r], sizeof(values));
