@@ -6,9 +6,10 @@
 // is in no tier, so no test silently stops running.
 //
 // The Python-built fixtures (test/helpers/torch-fixtures.ts) are built once per run: the runner makes a
-// temporary folder for them, names it in BASTION_TEST_FIXTURE_CACHE for every test process, and removes it
-// at exit. A folder already named there is used and kept (fixtures then survive across runs; its entries
-// are keyed by the generator's text and arguments, not by the PyTorch installed).
+// folder for them in the run's temporary folder (TMPDIR for every test process, removed at exit) and
+// names it in BASTION_TEST_FIXTURE_CACHE for every test process. A folder already named there is used
+// and kept (fixtures then survive across runs; its entries are keyed by the generator's text and
+// arguments, not by the PyTorch installed).
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,15 +75,19 @@ const rank = (file) => {
 };
 files.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
 
+// One temporary folder for the run, named in TMPDIR for every test process (os.tmpdir(), Python's
+// tempfile, mktemp), so that what the tests leave there goes with it at exit.
+const runTmp = mkdtempSync(path.join(os.tmpdir(), 'bastion-test-'));
+process.env.TMPDIR = runTmp;
+process.on('exit', () => rmSync(runTmp, { recursive: true, force: true }));
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+])
+  process.once(signal, () => process.exit(code));
 if (!process.env.BASTION_TEST_FIXTURE_CACHE) {
-  const cache = mkdtempSync(path.join(os.tmpdir(), 'bastion-test-fixtures-'));
+  const cache = mkdtempSync(path.join(runTmp, 'fixtures-'));
   process.env.BASTION_TEST_FIXTURE_CACHE = cache;
-  process.on('exit', () => rmSync(cache, { recursive: true, force: true }));
-  for (const [signal, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-  ])
-    process.once(signal, () => process.exit(code));
 }
 
 const counts = tierNames.map((tier) => [tier, files.filter((file) => tierOf(file) === tier).length]).filter(([, n]) => n > 0);
