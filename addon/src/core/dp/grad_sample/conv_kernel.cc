@@ -19,7 +19,7 @@ struct VecOf {
 };
 constexpr int64_t kRows = 4;  // output channels per register block
 
-// acc [kRows, NV·16] = d [kRows, L] · u [L, NV·16 of a row of stride kp]: kRows·NV accumulators stay
+// acc [kRows, NV·Lanes] = d [kRows, L] · u [L, NV·Lanes of a row of stride kp]: kRows·NV accumulators stay
 // in registers while the positions stream through, each loaded row of u feeding kRows rows of δ.
 template <int Lanes, int NV, typename Vec = typename VecOf<Lanes>::type>
 __attribute__((always_inline)) inline void Block(const float* d, int64_t positions, const float* u, int64_t kp,
@@ -73,24 +73,25 @@ __attribute__((always_inline)) inline double BlockNorm(const float* d, int64_t p
 
 // Copies n floats of src at stride `step` to row and returns the position after them; the common
 // kernel widths at stride 1 as fixed-size copies.
+template <int N>
+__attribute__((always_inline)) inline float* CopyFixed(float* row, const float* src) {
+  std::memcpy(row, src, N * sizeof(float));
+  return row + N;
+}
+
 __attribute__((always_inline)) inline float* CopyRow(float* row, const float* src, int64_t n, int64_t step) {
   if (step == 1) {
     switch (n) {
       case 3:
-        std::memcpy(row, src, 3 * sizeof(float));
-        return row + 3;
+        return CopyFixed<3>(row, src);
       case 4:
-        std::memcpy(row, src, 4 * sizeof(float));
-        return row + 4;
+        return CopyFixed<4>(row, src);
       case 5:
-        std::memcpy(row, src, 5 * sizeof(float));
-        return row + 5;
+        return CopyFixed<5>(row, src);
       case 7:
-        std::memcpy(row, src, 7 * sizeof(float));
-        return row + 7;
+        return CopyFixed<7>(row, src);
       case 8:
-        std::memcpy(row, src, 8 * sizeof(float));
-        return row + 8;
+        return CopyFixed<8>(row, src);
       default:
         break;
     }
@@ -100,7 +101,7 @@ __attribute__((always_inline)) inline float* CopyRow(float* row, const float* sr
 }
 
 // Samples [begin, end): per sample and group, U_i gathered into u [L, kp] (kp = C/G·kh·kw rounded up to
-// 16, the padding columns 0) and δ_i's rows into d [⌈O/G⌉₄, L] (padding rows 0), then the blocks.
+// Lanes, the padding columns 0) and δ_i's rows into d [⌈O/G⌉₄, L] (padding rows 0), then the blocks.
 template <int Lanes, int MaxVectors>
 __attribute__((always_inline)) inline void Samples(const ConvShape& s, const float* input, const float* delta,
                                                    float* norms, float* grads, int64_t begin, int64_t end) {
