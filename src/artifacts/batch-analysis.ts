@@ -709,6 +709,28 @@ const conversionMessage =
   'message; ' +
   'only public values (parameters, constants, shapes) may be converted';
 
+/**
+ * Operators that read a tensor's metadata which the batch does not change (dtype, device, layout, flags):
+ * scalars that carry nothing of the samples. The operator policy allows them with the shape readers.
+ */
+export const TENSOR_FLAG_OPERATORS = [
+  'prim::device',
+  'prim::dtype',
+  'prim::layout',
+  'prim::is_cuda',
+  'prim::is_cpu',
+  'prim::is_nested',
+  'prim::is_quantized',
+  'prim::is_sparse',
+  'prim::is_mkldnn',
+  'prim::requires_grad',
+  'aten::is_floating_point',
+  'aten::is_complex',
+  'aten::element_size',
+  'aten::is_grad_enabled',
+  'aten::is_autocast_enabled',
+] as const;
+
 /** tensor → Python value: refused on anything computed from the samples. */
 const convert: ScalarRule = (a, node, inputs) => {
   const x = inputs[0]!;
@@ -882,23 +904,7 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
   'aten::str': (a, _node, inputs) => textOf(a, inputs),
   // Tensor metadata that the batch does not change (dtype, device, flags).
   ...Object.fromEntries(
-    [
-      'prim::device',
-      'prim::dtype',
-      'prim::layout',
-      'prim::is_cuda',
-      'prim::is_cpu',
-      'prim::is_nested',
-      'prim::is_quantized',
-      'prim::is_sparse',
-      'prim::is_mkldnn',
-      'prim::requires_grad',
-      'aten::is_floating_point',
-      'aten::is_complex',
-      'aten::element_size',
-      'aten::is_grad_enabled',
-      'aten::is_autocast_enabled',
-    ].map((kind) => [kind, ((_a, node) => node.out.map(() => ({ t: 'scalar', batch: false }) as Abs)) as ScalarRule]),
+    TENSOR_FLAG_OPERATORS.map((kind) => [kind, ((_a, node) => node.out.map(() => ({ t: 'scalar', batch: false }) as Abs)) as ScalarRule]),
   ),
   // Error paths: the trainer never relays their text, so what they format does not matter.
   'prim::RaiseException': () => [],

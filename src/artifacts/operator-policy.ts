@@ -28,7 +28,7 @@
 // autograd on, trainable parameters: the facts the per-sample gradient engine resolves them with,
 // addon core/dp/branch_folding.h) are removed (OperatorUse.inTraining); there must be none.
 import type { ModelInspection, OperatorUse } from '../native.js';
-import { acceptedRanks, analyseBatchIndependence, type BatchAnalysis, type BatchProblem } from './batch-analysis.js';
+import { acceptedRanks, analyseBatchIndependence, type BatchAnalysis, type BatchProblem, TENSOR_FLAG_OPERATORS } from './batch-analysis.js';
 
 /** Where an allowed operator may appear. */
 export type OperatorPlacement = 'anywhere' | 'branch' | 'inference';
@@ -83,27 +83,13 @@ export const allowedOperators: Readonly<Record<string, AllowedOperator>> = Objec
       ['prim::SetAttr'],
     ),
     ...group('reads tensor metadata (device, dtype, flags); nothing leaves the process', [
-      'prim::device',
-      'prim::dtype',
-      'prim::layout',
+      ...TENSOR_FLAG_OPERATORS,
       'prim::type',
-      'prim::is_cuda',
-      'prim::is_cpu',
-      'prim::is_nested',
-      'prim::is_quantized',
-      'prim::is_sparse',
-      'prim::is_mkldnn',
-      'prim::requires_grad',
       'aten::dim',
       'aten::size',
       'aten::numel',
       'aten::stride',
-      'aten::element_size',
       'aten::is_contiguous',
-      'aten::is_floating_point',
-      'aten::is_complex',
-      'aten::is_grad_enabled',
-      'aten::is_autocast_enabled',
     ]),
     // --- Python values (ints, floats, bools, strings, lists, dicts) ---------------------------
     ...group(

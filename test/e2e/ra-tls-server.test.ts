@@ -5,19 +5,15 @@ import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import type { Logger } from 'pino';
-import { defaultConfig } from '../../src/config.js';
 import { attestationReportData } from '../../src/enclave/attestation.js';
 import { verifyQuote } from '../../src/enclave/quote-verify.js';
 import { verifyRaTlsCertificate } from '../../src/enclave/ra-tls.js';
 import { createLogger } from '../../src/logger.js';
-import { startServer } from '../../src/main.js';
-import { enclaveAdmin, fakeAttestationTree } from '../helpers/attestation.js';
-import { createFakeQuotingEnclave, type FakeQuotingEnclave } from '../helpers/fake-quote.js';
+import { startInFakeEnclave } from '../helpers/enclave-server.js';
+import { createFakeQuotingEnclave } from '../helpers/fake-quote.js';
 
 /** GET over a TLS connection that trusts nothing, returning the body and the certificate the server presented. */
 function getPresenting(url: string): Promise<{ status: number; body: string; presented: X509Certificate }> {
@@ -33,29 +29,12 @@ function getPresenting(url: string): Promise<{ status: number; body: string; pre
   });
 }
 
-/** startServer in a fake enclave (sealing keys from a fake tree, quotes from `enclave`), no operator certificate. */
-async function startInEnclave(enclave: FakeQuotingEnclave, logger: Logger) {
-  const identity = { mrenclave: Buffer.alloc(32, 0x11), mrsigner: Buffer.alloc(32, 0x22), isvProdId: 0, isvSvn: 0, debug: false };
-  const tree = fakeAttestationTree(identity);
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-ratls-'));
-  const config = {
-    ...defaultConfig(),
-    dataDir,
-    port: 0,
-    poolSize: 1,
-    torchThreads: 1,
-    attestationDir: tree,
-    adminTokenVerifier: enclaveAdmin.verifier,
-  };
-  return { dataDir, server: await startServer(config, logger, { attestor: enclave.attestor }) };
-}
-
 test('in an enclave without an operator certificate the server serves RA-TLS: key in memory, quotes bound, route binds it', async () => {
   const enclave = await createFakeQuotingEnclave();
   const logLines: string[] = [];
   const sink = new PassThrough();
   sink.on('data', (chunk: Buffer) => logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
-  const { dataDir, server } = await startInEnclave(enclave, createLogger('info', sink));
+  const { dataDir, server } = await startInFakeEnclave(enclave, createLogger('info', sink));
   try {
     const nonce = Buffer.from('5eed'.repeat(8), 'hex');
     const res = await getPresenting(`${server.url}/v1/attestation?nonce=${nonce.toString('hex')}`);
@@ -92,7 +71,7 @@ test('each start makes a new RA-TLS key: two servers in the same enclave present
   const enclave = await createFakeQuotingEnclave();
   const keys: string[] = [];
   for (let i = 0; i < 2; i++) {
-    const { server } = await startInEnclave(enclave, createLogger('silent'));
+    const { server } = await startInFakeEnclave(enclave, createLogger('silent'));
     try {
       const res = await getPresenting(`${server.url}/readyz`);
       keys.push(res.presented.fingerprint256);

@@ -4,23 +4,19 @@
 // made for another nonce fails at the nonce binding. The CLI refuses what it cannot check with exit 2.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import { ATTEST_EXIT, attestVerify } from '../../src/cli/attest.js';
-import { defaultConfig } from '../../src/config.js';
 import { attestationReportData } from '../../src/enclave/attestation.js';
 import { QuoteCheck } from '../../src/enclave/quote-verify.js';
 import { RaTlsFormat } from '../../src/enclave/ra-tls.js';
 import { RemoteCheck, ServerUnreachable, type ServerVerification, verifyServer } from '../../src/enclave/remote-verify.js';
 import { createSelfSigned } from '../../src/enclave/tls.js';
 import { createLogger } from '../../src/logger.js';
-import { type RunningServer, startServer } from '../../src/main.js';
-import { enclaveAdmin, fakeAttestationTree } from '../helpers/attestation.js';
+import type { RunningServer } from '../../src/main.js';
+import { startInFakeEnclave } from '../helpers/enclave-server.js';
 import { createFakeCollateral } from '../helpers/fake-collateral.js';
 import { createFakeQuotingEnclave } from '../helpers/fake-quote.js';
 
@@ -29,19 +25,7 @@ const MRENCLAVE = '11'.repeat(32);
 let server: RunningServer;
 
 before(async () => {
-  const identity = { mrenclave: Buffer.alloc(32, 0x11), mrsigner: Buffer.alloc(32, 0x22), isvProdId: 0, isvSvn: 0, debug: false };
-  const tree = fakeAttestationTree(identity);
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bastion-remote-'));
-  const config = {
-    ...defaultConfig(),
-    dataDir,
-    port: 0,
-    poolSize: 1,
-    torchThreads: 1,
-    attestationDir: tree,
-    adminTokenVerifier: enclaveAdmin.verifier,
-  };
-  server = await startServer(config, createLogger('silent'), { attestor: enclave.attestor });
+  ({ server } = await startInFakeEnclave(enclave, createLogger('silent')));
 });
 after(() => server.close());
 

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { type BlobStore, openBlobStore } from '../../src/artifacts/blob-store.js';
 import { dataLayout } from '../../src/config.js';
@@ -72,6 +73,29 @@ export const unusedArtifacts = {
   },
   maxUploadBytes: 1024,
 };
+
+/**
+ * An app on an in-memory store, with no admin, no worker pool and no artifact folder, for tests of
+ * what every route shares (errors, logging, limits, the route table). close() closes app and store.
+ */
+export async function bareApp(options: { logger?: Logger } = {}): Promise<{ app: FastifyInstance; close(): Promise<void> }> {
+  const store = openStore(':memory:');
+  const app = await buildApp({
+    store,
+    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
+    pool: idlePool,
+    ...unusedArtifacts,
+    isAddonLoaded: () => true,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+  return {
+    app,
+    close: async () => {
+      await app.close();
+      store.close();
+    },
+  };
+}
 
 export async function buildTestApp(
   overrides: {

@@ -3,21 +3,11 @@
 // not held back, and no other route is limited by it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildApp } from '../../src/app.js';
-import { openAuditLog } from '../../src/governance/audit.js';
 import { ATTESTATION_RATE_LIMIT } from '../../src/http/routes/attestation.js';
-import { openStore } from '../../src/store/db.js';
-import { idlePool, unusedArtifacts } from '../helpers/app.js';
+import { bareApp } from '../helpers/app.js';
 
 test('one address gets the limit of attestations a minute, then 429 with Retry-After; other addresses and routes go on', async () => {
-  const store = openStore(':memory:');
-  const app = await buildApp({
-    store,
-    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
-    pool: idlePool,
-    ...unusedArtifacts,
-    isAddonLoaded: () => true,
-  });
+  const { app, close } = await bareApp();
   try {
     const ask = (remoteAddress: string) => app.inject({ url: `/v1/attestation?nonce=${'ab'.repeat(16)}`, remoteAddress });
     for (let i = 0; i < ATTESTATION_RATE_LIMIT.max; i++)
@@ -32,7 +22,6 @@ test('one address gets the limit of attestations a minute, then 429 with Retry-A
     for (let i = 0; i < ATTESTATION_RATE_LIMIT.max + 5; i++)
       assert.equal((await app.inject({ url: '/healthz', remoteAddress: '10.0.0.1' })).statusCode, 200);
   } finally {
-    await app.close();
-    store.close();
+    await close();
   }
 });

@@ -4,10 +4,7 @@ import { test } from 'node:test';
 import { compileErrors, validate } from '@readme/openapi-parser';
 import { parse } from 'yaml';
 import { buildOpenapiDocument, CLIENT_TYPES_FILE, OPENAPI_FILE, renderClientTypes, renderOpenapiYaml } from '../../scripts/openapi.js';
-import { buildApp } from '../../src/app.js';
-import { openAuditLog } from '../../src/governance/audit.js';
-import { openStore } from '../../src/store/db.js';
-import { idlePool, unusedArtifacts } from '../helpers/app.js';
+import { bareApp } from '../helpers/app.js';
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
@@ -16,18 +13,10 @@ const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
  * rebuilt from Fastify's route tree: each line is a path segment under its parent, 4 columns deeper.
  */
 async function servedRoutes(): Promise<Set<string>> {
-  const store = openStore(':memory:');
-  const app = await buildApp({
-    store,
-    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
-    pool: idlePool,
-    ...unusedArtifacts,
-    isAddonLoaded: () => true,
-  });
+  const { app, close } = await bareApp();
   await app.ready();
   const tree = app.printRoutes({ commonPrefix: false });
-  await app.close();
-  store.close();
+  await close();
   const routes = new Set<string>();
   const stack: string[] = [];
   for (const line of tree.split('\n')) {

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { buildApp } from '../../src/app.js';
 import { BastionError } from '../../src/errors.js';
-import { openAuditLog } from '../../src/governance/audit.js';
 import { createLogger } from '../../src/logger.js';
-import { openStore, type Store } from '../../src/store/db.js';
-import { buildTestApp, idlePool, type TestApp, unusedArtifacts } from '../helpers/app.js';
+import { bareApp, buildTestApp, type TestApp } from '../helpers/app.js';
 
 let t: TestApp;
 before(async () => {
@@ -54,15 +51,7 @@ test('every response carries the request id', async () => {
 test('an unexpected error is a 500 with only a requestId; the details go to the log under that id', async () => {
   const lines: string[] = [];
   const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
-  const store: Store = openStore(':memory:');
-  const app = await buildApp({
-    store,
-    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
-    pool: idlePool,
-    ...unusedArtifacts,
-    isAddonLoaded: () => true,
-    logger: createLogger('info', sink),
-  });
+  const { app, close } = await bareApp({ logger: createLogger('info', sink) });
   app.get('/boom', async () => {
     throw new Error('secret internal detail /etc/bastion');
   });
@@ -82,28 +71,18 @@ test('an unexpected error is a 500 with only a requestId; the details go to the 
   const typed = await app.inject({ url: '/typed' });
   assert.equal(typed.statusCode, 503);
   assert.equal(typed.headers['retry-after'], '7');
-  await app.close();
-  store.close();
+  await close();
 });
 
 test('bearer tokens never reach the log', async () => {
   const lines: string[] = [];
   const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
-  const store: Store = openStore(':memory:');
-  const app = await buildApp({
-    store,
-    audit: openAuditLog(store, Buffer.alloc(32), { highWaterFile: null }),
-    pool: idlePool,
-    ...unusedArtifacts,
-    isAddonLoaded: () => true,
-    logger: createLogger('trace', sink),
-  });
+  const { app, close } = await bareApp({ logger: createLogger('trace', sink) });
   await app.inject({ url: '/v1/whoami', headers: { authorization: `Bearer ${t.adminToken}` } });
   await app.inject({ method: 'POST', url: '/v1/principals', headers: { authorization: 'Bearer bst_0123' }, payload: { name: 'x' } });
   assert.ok(lines.length > 0);
   const all = lines.join('');
   assert.equal(all.includes(t.adminToken), false);
   assert.equal(all.includes('bst_0123'), false);
-  await app.close();
-  store.close();
+  await close();
 });
