@@ -14,6 +14,7 @@ import type { GovernanceDeps } from '../../src/governance/authorize.js';
 import { authenticate, bootstrapAdmin, type CreatedPrincipal, createPrincipal, type Principal } from '../../src/governance/principals.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon, type PrivacyMath } from '../../src/privacy/ledger.js';
+import { insertModel } from '../../src/store/artifacts.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import type { TrainingJobsOptions } from '../../src/training/jobs.js';
 import { privacyMathOn, type WorkerPool } from '../../src/workers/pool.js';
@@ -151,4 +152,26 @@ export async function buildTestApp(
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A model's catalogue row without an upload: its check (details) as given, readable by `readers`. The
+ * sealed bytes, where a test needs them, are its own to write.
+ */
+export function insertModelRow(
+  store: Store,
+  row: { id: string; ownerId: string; details: object; readers?: string[]; sizeBytes?: number },
+): string {
+  insertModel(store, {
+    id: row.id,
+    ownerId: row.ownerId,
+    name: 'm',
+    description: '',
+    sha256: '0'.repeat(64),
+    sizeBytes: row.sizeBytes ?? 1,
+    details: JSON.stringify(row.details),
+    policy: JSON.stringify({ readers: row.readers ?? [] }),
+    createdAt: new Date().toISOString(),
+  });
+  return row.id;
 }

@@ -9,11 +9,11 @@ import { after, before, test } from 'node:test';
 import { v7 as uuidv7 } from 'uuid';
 import { stageBlobFrom } from '../../src/artifacts/blob-store.js';
 import type { CreatedPrincipal } from '../../src/governance/principals.js';
-import { insertDataset, insertModel } from '../../src/store/artifacts.js';
+import { insertDataset } from '../../src/store/artifacts.js';
 import { createTrainingJobs } from '../../src/training/jobs.js';
 import { Control, type TrainModelInput, type TrainModelOutput } from '../../src/training/runner.js';
 import type { WorkerPool } from '../../src/workers/pool.js';
-import { buildTestApp, idlePool, inlineMath, type TestApp, unusedArtifacts } from '../helpers/app.js';
+import { buildTestApp, idlePool, inlineMath, insertModelRow, type TestApp, unusedArtifacts } from '../helpers/app.js';
 
 const SAMPLES = 400;
 
@@ -117,17 +117,7 @@ function addModel(ownerId: string, readers: string[] = []): string {
     operators: ['aten::linear'],
     inputRanks: ['2'],
   };
-  insertModel(t.store, {
-    id,
-    ownerId,
-    name: 'm',
-    description: '',
-    sha256: '0'.repeat(64),
-    sizeBytes: 1,
-    details: JSON.stringify(check),
-    policy: JSON.stringify({ readers }),
-    createdAt: new Date().toISOString(),
-  });
+  insertModelRow(t.store, { id, ownerId, details: check, readers });
   return id;
 }
 

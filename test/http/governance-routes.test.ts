@@ -22,10 +22,10 @@ import { stageBlob } from '../../src/artifacts/blob-store.js';
 import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import type { CreatedPrincipal } from '../../src/governance/principals.js';
 import { insertApproval } from '../../src/store/approvals.js';
-import { insertDataset, insertModel } from '../../src/store/artifacts.js';
+import { insertDataset } from '../../src/store/artifacts.js';
 import { insertTraining, type TrainingRow } from '../../src/store/trainings.js';
 import type { WorkerPool } from '../../src/workers/pool.js';
-import { buildTestApp, idlePool, inlineMath, type TestApp, unusedArtifacts } from '../helpers/app.js';
+import { buildTestApp, idlePool, inlineMath, insertModelRow, type TestApp, unusedArtifacts } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { testdataPath } from '../helpers/testdata.js';
 
@@ -150,17 +150,7 @@ async function addModel(
   id = uuidv7(),
 ): Promise<string> {
   await sealed(id, 'model', Buffer.from('not parsed: only downloaded'));
-  insertModel(t.store, {
-    id,
-    ownerId,
-    name: 'm',
-    description: '',
-    sha256: '0'.repeat(64),
-    sizeBytes: 27,
-    details: JSON.stringify({ ...checkOf(['2']), ...extra }),
-    policy: JSON.stringify({ readers }),
-    createdAt: new Date().toISOString(),
-  });
+  insertModelRow(t.store, { id, ownerId, details: { ...checkOf(['2']), ...extra }, readers, sizeBytes: 27 });
   return id;
 }
 

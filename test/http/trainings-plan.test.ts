@@ -6,8 +6,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { createRdpAccountant } from '../../src/privacy/accountant.js';
 import { calibrateNoiseMultiplier, calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { chargeLedger, composedEpsilon, datasetPrivacy, type PrivacyMath } from '../../src/privacy/ledger.js';
-import { insertDataset, insertModel } from '../../src/store/artifacts.js';
-import { buildTestApp, inlineMath, preflightPassingPool, type TestApp } from '../helpers/app.js';
+import { insertDataset } from '../../src/store/artifacts.js';
+import { buildTestApp, inlineMath, insertModelRow, preflightPassingPool, type TestApp } from '../helpers/app.js';
 
 let t: TestApp;
 let scientist: { id: string; token: string };
@@ -35,17 +35,7 @@ function addModel(ownerId: string, app: TestApp = t, inputRanks: string[] | null
     operators: ['aten::linear'],
     ...(inputRanks ? { inputRanks } : {}),
   };
-  insertModel(app.store, {
-    id,
-    ownerId,
-    name: 'm',
-    description: '',
-    sha256: '0'.repeat(64),
-    sizeBytes: 1,
-    details: JSON.stringify(check),
-    policy: '{"readers":[]}',
-    createdAt: new Date().toISOString(),
-  });
+  insertModelRow(app.store, { id, ownerId, details: check });
   return id;
 }
 

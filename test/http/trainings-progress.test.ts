@@ -12,10 +12,10 @@ import { stageBlob } from '../../src/artifacts/blob-store.js';
 import { encodeSafetensors } from '../../src/artifacts/formats/safetensors.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon } from '../../src/privacy/ledger.js';
-import { insertDataset, insertModel } from '../../src/store/artifacts.js';
+import { insertDataset } from '../../src/store/artifacts.js';
 import { type CreateTrainer, runTraining, type TrainModelInput } from '../../src/training/runner.js';
 import type { WorkerPool } from '../../src/workers/pool.js';
-import { buildTestApp, idlePool, type TestApp } from '../helpers/app.js';
+import { buildTestApp, idlePool, insertModelRow, type TestApp } from '../helpers/app.js';
 import { openSse } from '../helpers/sse.js';
 
 const N = 200;
@@ -100,17 +100,7 @@ async function addModel(): Promise<string> {
     operators: ['aten::linear'],
     inputRanks: ['2'],
   };
-  insertModel(t.store, {
-    id,
-    ownerId: scientist.id,
-    name: 'm',
-    description: '',
-    sha256: '0'.repeat(64),
-    sizeBytes: 1,
-    details: JSON.stringify(check),
-    policy: '{"readers":[]}',
-    createdAt: new Date().toISOString(),
-  });
+  insertModelRow(t.store, { id, ownerId: scientist.id, details: check });
   await commit(id, 'model', Buffer.from('not really torchscript'));
   return id;
 }
