@@ -27,6 +27,7 @@
         "addon/src/core/dp/grad_sample/registry.cc",
         "addon/src/core/dp/gaussian.cc",
         "addon/src/core/dp/graph_engine.cc",
+        "addon/src/core/dp/tap.cc",
         "addon/src/core/dp/host.cc",
         "addon/src/core/dp/loop_engine.cc",
         "addon/src/core/dp/loss.cc",

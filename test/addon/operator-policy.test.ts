@@ -153,6 +153,19 @@ test('refuses a model whose forward assigns a module attribute, naming the attri
   assert.match(problems[0]!.message, /^forward writes to the attribute calls \(prim::SetAttr\)/);
 });
 
+test("refuses a model that calls the engine's own tap operator (bastion::tap) as not on the allowlist", async () => {
+  const problems = await problemsOf('engine_tap.pt');
+  assert.deepEqual(
+    problems.map((p) => [p.rule, p.operator]),
+    [
+      [PolicyRule.OPERATOR_NOT_ALLOWED, 'bastion::tap'],
+      // An operator the batch analysis does not know is taken to mix samples.
+      [PolicyRule.BATCH_MIXING, 'bastion::tap'],
+    ],
+  );
+  assert.match(problems[0]!.message, /^bastion::tap is not on the allowlist of operators a model may use at code\/__torch__\.py:\d+$/);
+});
+
 test('accepts the good_mlp fixture', async () => {
   assert.deepEqual(await problemsOf('good_mlp.pt'), []);
 });

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -30,6 +32,7 @@
 #include "core/dp/grad_sample/fallback.h"
 #include "core/dp/grad_sample/layer.h"
 #include "core/dp/grad_sample/recurrent.h"
+#include "core/dp/tap.h"
 #include "core/error.h"
 #include "core/model.h"
 #include "core/text.h"
@@ -176,7 +179,16 @@ class Engine final : public GraphGradEngine {
     const int64_t size = CheckBatch(batch);
     const std::vector<int64_t> group_of = CheckClip(clip);
     const size_t groups = clip.groups.empty() ? 1 : clip.groups.size();
-    Work work = Run(batch, loss, path);
+    // The norms of a parameter with one layer are taken as soon as its layer is ready, in the backward.
+    std::vector<at::Tensor> early(names_.size());
+    const auto on_layer = [&](Work& work, size_t l) {
+      const auto& slots = layers_[l].layer->slots;
+      for (size_t s = 0; s < slots.size(); ++s) {
+        const auto p = static_cast<size_t>(slots[s].parameter);
+        if (fast_[p] && contributions_[p].size() == 1) early[p] = work.batches[l]->NormSquared(s);
+      }
+    };
+    Work work = Run(batch, loss, path, on_layer);
 
     // Per parameter: either its one layer (layer, slot), whose path gives its norms and weighted sum
     // (ghost, or from the per-sample gradients the layer computes its own way), or materialised g_i
@@ -189,7 +201,7 @@ class Engine final : public GraphGradEngine {
       at::Tensor n2;
       if (fast_[p] && contributions_[p].size() == 1) {
         single[p] = contributions_[p][0];
-        n2 = work.batches[single[p]->layer]->NormSquared(single[p]->slot);
+        n2 = early[p].defined() ? early[p] : work.batches[single[p]->layer]->NormSquared(single[p]->slot);
       } else {
         materialized[p] = PerSample(work, p);
         n2 = materialized[p].reshape({size, -1}).pow(2).sum(1);
@@ -537,7 +549,9 @@ class Engine final : public GraphGradEngine {
     recurrent_.clear();
   }
 
-  // Exposes (output, a_1, z_1, ...) as one tuple; demotes layers whose values are written in place.
+  // Exposes (output, a_1, z_1, ...) as one tuple, and puts a tap (tap.h) after every exposed z, which all
+  // of z's uses read instead; demotes layers whose values are written in place. The graph gains the
+  // taps' key as its last input.
   void BuildCapture() {
     torch::jit::AliasDb alias(graph_);
     std::vector<Value*> exposed;
@@ -559,6 +573,20 @@ class Engine final : public GraphGradEngine {
       }
       entry.a_out = expose(entry.a);
       entry.z_out = expose(entry.z);
+    }
+    Value* key = graph_->addInput("tap_key")->setType(c10::TensorType::get());
+    std::unordered_map<Value*, bool> tapped;
+    for (const LayerEntry& entry : layers_) {
+      if (!entry.active || entry.taped || tapped[entry.z]) continue;
+      tapped[entry.z] = true;
+      Node* next = entry.z->node()->next();
+      const torch::jit::WithInsertPoint guard(next);
+      Node* tap = graph_->create(c10::Symbol::fromQualString(kTapOperator),
+                                 {entry.z, key, graph_->insertConstant(sink_.id()),
+                                  graph_->insertConstant(static_cast<int64_t>(entry.z_out))});
+      tap->insertBefore(next);
+      tap->output()->setType(entry.z->type());
+      entry.z->replaceAllUsesAfterNodeWith(tap, tap->output());
     }
     Value* output = graph_->outputs()[0];
     std::vector<Value*> values{output};
@@ -625,6 +653,7 @@ class Engine final : public GraphGradEngine {
     stack.reserve(inputs.size() + 1);
     stack.emplace_back(module_._ivalue());
     for (const at::Tensor& input : inputs) stack.emplace_back(input);
+    stack.emplace_back(key_);
     capture_->run(stack);
     auto elements = stack.back().toTupleRef().elements();
     if (!elements[0].isTensor()) Refuse("The model's forward did not return a tensor");
@@ -822,7 +851,10 @@ class Engine final : public GraphGradEngine {
     }
   }
 
-  Work Run(const Batch& batch, const LossSpec& loss, ClipPath path) {
+  // on_layer(work, l), when given, runs as soon as layer l's batch is in work.batches (for most layers
+  // inside the backward: see BuildCapture's taps).
+  Work Run(const Batch& batch, const LossSpec& loss, ClipPath path,
+           const std::function<void(Work&, size_t)>& on_layer = nullptr) {
     const int64_t size = batch.labels.size(0);
     if (!probed_ && size >= 2) ProbeLayout(batch.inputs);
     const c10::AutoGradMode grad_mode(true);
@@ -831,7 +863,7 @@ class Engine final : public GraphGradEngine {
     work.ghost.assign(layers_.size(), false);
     if (AnyActive()) {
       at::Tensor output;
-      const std::vector<at::Tensor> values = RunCapture(batch.inputs, output);
+      std::vector<at::Tensor> values = RunCapture(batch.inputs, output);
       CheckOutput(output, size);
       work.losses = PerSampleLoss(output, batch.labels, loss);
       // The batch of the live tensors must be first (the probe saw a batch of ≥ 2 once).
@@ -854,10 +886,12 @@ class Engine final : public GraphGradEngine {
         }
       }
       if (demoted) Resolve();
-      std::vector<size_t> needed;  // layers with a fast slot
-      std::vector<at::Tensor> zs;
-      std::vector<at::Tensor> forced;              // weights of taped layers
-      std::unordered_map<size_t, size_t> z_index;  // tuple position -> index in zs
+      // Layers with a fast slot; per captured value, the layers still to take it (as a or z) and, per z,
+      // the layers whose output it is.
+      std::vector<size_t> needed;
+      std::vector<at::Tensor> forced;  // weights of taped layers
+      std::vector<int> pending(values.size(), 0);
+      std::unordered_map<size_t, std::vector<size_t>> by_z;
       for (size_t l = 0; l < layers_.size(); ++l) {
         const LayerEntry& entry = layers_[l];
         if (!entry.active) continue;
@@ -870,31 +904,19 @@ class Engine final : public GraphGradEngine {
           forced.push_back(parameters_[static_cast<size_t>(entry.layer->slots.front().parameter)]);
           continue;
         }
-        const at::Tensor& z = values[entry.z_out];
-        if (z.requires_grad() && z_index.find(entry.z_out) == z_index.end()) {
-          z_index[entry.z_out] = zs.size();
-          zs.push_back(z);
-        }
+        ++pending[entry.a_out];
+        ++pending[entry.z_out];
+        by_z[entry.z_out].push_back(l);
       }
-      std::vector<at::Tensor> deltas;
-      if (!zs.empty() || !forced.empty()) {
-        std::vector<at::Tensor> targets = zs;
-        targets.insert(targets.end(), forced.begin(), forced.end());
-        deltas = torch::autograd::grad({work.losses.sum()}, targets, {}, /*retain_graph=*/false,
-                                       /*create_graph=*/false, /*allow_unused=*/true);
+      for (size_t v = 0; v < values.size(); ++v) {
+        if (pending[v] == 0) values[v] = at::Tensor();
       }
-      for (size_t l : needed) {
+      std::vector<bool> done(layers_.size(), false);
+      // A layer's batch from its a and δ; then on_layer (the caller's norms) and the values it no longer needs.
+      const auto take = [&](size_t l, const at::Tensor& grad) {
         const LayerEntry& entry = layers_[l];
-        if (entry.taped) {
-          work.batches[l] = entry.layer->Prepare(at::Tensor(), at::Tensor(), gs::Path::kMaterialize);
-          continue;
-        }
-        const at::Tensor& z = values[entry.z_out];
-        const auto found = z_index.find(entry.z_out);
-        at::Tensor delta = found != z_index.end() ? deltas[found->second] : at::Tensor();
-        if (!delta.defined()) delta = at::zeros_like(z);
         const at::Tensor a = BatchFirst(entry, values[entry.a_out].detach(), size);
-        delta = BatchFirst(entry, delta, size);
+        const at::Tensor delta = BatchFirst(entry, grad.detach(), size);
         bool ghost = false;
         if (entry.layer->HasGhost()) {
           if (path == ClipPath::kGhost) {
@@ -904,7 +926,43 @@ class Engine final : public GraphGradEngine {
           }
         }
         work.ghost[l] = ghost;
-        work.batches[l] = entry.layer->Prepare(a, delta.detach(), ghost ? gs::Path::kGhost : gs::Path::kMaterialize);
+        work.batches[l] = entry.layer->Prepare(a, delta, ghost ? gs::Path::kGhost : gs::Path::kMaterialize);
+        done[l] = true;
+        if (on_layer) on_layer(work, l);
+        for (size_t v : {entry.a_out, entry.z_out}) {
+          if (--pending[v] == 0) values[v] = at::Tensor();
+        }
+      };
+      if ((!by_z.empty() || !forced.empty()) && work.losses.requires_grad()) {
+        // Each layer's work runs in its tap's backward, as autograd reaches it. An error there waits
+        // for the backward to end (the taps must not throw through autograd) and is rethrown after it.
+        std::exception_ptr failed;
+        const auto receive = [&](int64_t which, const at::Tensor& grad) {
+          const auto found = by_z.find(static_cast<size_t>(which));
+          if (failed || found == by_z.end()) return;
+          try {
+            for (size_t l : found->second) take(l, grad);
+          } catch (...) {
+            failed = std::current_exception();
+          }
+        };
+        std::vector<at::Tensor> targets{key_};
+        targets.insert(targets.end(), forced.begin(), forced.end());
+        {
+          const TapSink::Listening listening = sink_.Listen(receive);
+          torch::autograd::grad({work.losses.sum()}, targets, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                /*allow_unused=*/true);
+        }
+        if (failed) std::rethrow_exception(failed);
+      }
+      for (size_t l : needed) {
+        const LayerEntry& entry = layers_[l];
+        if (entry.taped) {
+          work.batches[l] = entry.layer->Prepare(at::Tensor(), at::Tensor(), gs::Path::kMaterialize);
+          if (on_layer) on_layer(work, l);
+        } else if (!done[l]) {
+          take(l, at::zeros_like(values[entry.z_out]));  // the loss does not depend on its output
+        }
       }
     } else {
       const c10::AutoGradMode no_grad(false);
@@ -956,6 +1014,8 @@ class Engine final : public GraphGradEngine {
   Value* self_ = nullptr;
   size_t inputs_ = 0;
   std::unique_ptr<torch::jit::GraphFunction> capture_;
+  TapSink sink_;
+  at::Tensor key_ = at::zeros({}).requires_grad_(true);  // the taps' key (tap.h)
   bool probed_ = false;
 };
 

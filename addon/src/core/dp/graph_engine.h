@@ -3,9 +3,10 @@
 // (branch_folding.h: the modules' training flags, autograd on, the inputs' ranks; one engine per
 // flag and ranks, and Plan() is training mode's, as DP-SGD runs), match every top-level node against the rules in
 // grad_sample/, send every parameter no rule fully covers to the batch-of-one fallback, and rewrite the graph so that
-// it returns (output, a_1, z_1, ...) for the covered nodes, run by a SIMPLE-mode GraphFunction (the profiling executor
-// fuses z_i away). Per batch: one forward, autograd::grad of Σ l_i to the z_i only, then each rule's per-sample
-// gradients, ghost norms or clipped sums.
+// it returns (output, a_1, z_1, ...) for the covered nodes, with a tap (tap.h) after each z_i, run by a SIMPLE-mode
+// GraphFunction (the profiling executor fuses z_i away). Per batch: one forward, then one backward of Σ l_i that runs
+// no weight gradient, in which each tap hands its δ_i to the rule as autograd computes it: the rule's per-sample
+// norms are taken there and the activations it no longer needs let go; the clipped sums follow.
 //
 // Batch layout: a rule needs to know which part of its node's input and output is each sample's.
 // The first batch with at least two samples is also run as a batch of one; the dimension that
