@@ -18,6 +18,7 @@
         "addon/src/core/dp/engine_api.cc",
         "addon/src/core/dp/grad_sample/conv.cc",
         "addon/src/core/dp/grad_sample/conv_kernel.cc",
+        "addon/src/core/dp/grad_sample/cpu_isa.cc",
         "addon/src/core/dp/grad_sample/elementwise.cc",
         "addon/src/core/dp/grad_sample/embedding.cc",
         "addon/src/core/dp/grad_sample/fallback.cc",

@@ -483,9 +483,9 @@ for (const name of [
   });
 }
 
-// The float32 convolution kernel has a variant per instruction set; a full run takes the widest this
-// machine has, and BASTION_MAX_CPU_ISA (read per batch) caps it, so each variant is checked here.
-test('the AVX2 and baseline variants of the convolution kernel give the per-sample gradients and clipped sums of the loop', async () => {
+// The float32 convolution and GroupNorm kernels have a variant per instruction set; a full run takes the
+// widest this machine has, and BASTION_MAX_CPU_ISA (read per batch) caps it, so each variant is checked here.
+test('the AVX2 and baseline variants of the convolution and GroupNorm kernels give the per-sample gradients and clipped sums of the loop', async () => {
   const fixtures = await perSampleFixtures();
   try {
     for (const isa of ['avx2', 'baseline']) {

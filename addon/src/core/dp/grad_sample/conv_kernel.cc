@@ -1,12 +1,12 @@
 #include "core/dp/grad_sample/conv_kernel.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
 #include <ATen/Parallel.h>
+
+#include "core/dp/grad_sample/cpu_isa.h"
 
 namespace bastion::core::dp::grad_sample {
 namespace {
@@ -188,19 +188,16 @@ __attribute__((target("arch=x86-64-v4"))) void SamplesAvx512(const ConvShape& s,
 }
 #endif
 
-// The widest variant this CPU runs, capped by BASTION_MAX_CPU_ISA (avx512, avx2 or baseline; read on
-// every call, so that tests can run each variant on one machine).
 SamplesFn PickSamples() {
-  const char* cap = std::getenv("BASTION_MAX_CPU_ISA");
-  const std::string limit = cap == nullptr ? "" : cap;
 #if defined(__x86_64__)
-  static const bool avx512 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("x86-64-v4") != 0;
-  }();
-  static const bool avx2 = __builtin_cpu_supports("x86-64-v3") != 0;
-  if (avx512 && limit != "avx2" && limit != "baseline") return SamplesAvx512;
-  if (avx2 && limit != "baseline") return SamplesAvx2;
+  switch (MaxIsa()) {
+    case Isa::kAvx512:
+      return SamplesAvx512;
+    case Isa::kAvx2:
+      return SamplesAvx2;
+    default:
+      break;
+  }
 #endif
   return SamplesBaseline;
 }

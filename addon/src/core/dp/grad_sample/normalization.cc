@@ -4,18 +4,137 @@
 // its dtype, so they are the numbers the forward (and the one-sample reference's backward) used.
 // Per-sample gradients are [B, C]-sized, so they are always materialised.
 //   LayerNorm: x̂ = native_layer_norm(x) without affine, then δ·x̂ summed over the rows of each sample.
-//   GroupNorm: the weight and bias gradients of the layer's own backward with the batch folded into
-//   the channels and groups (N = 1, B·C channels, B·G groups): per channel of [1, B·C] they are
-//   Σ_s (δ·x − δ·mean)·rstd and Σ_s δ, i.e. g_i(γ), g_i(β), in one pass over δ and x and no x̂.
+//   GroupNorm: g_i(γ)_c = (Σ_s δ·x − mean·Σ_s δ)·rstd and g_i(β)_c = Σ_s δ, mean and rstd those of
+//   the channel's group in sample i. float32: one pass over x and δ (the kernel below) takes Σx, Σx²,
+//   Σδx and Σδ per sample and channel in float64, where every product of two floats is exact and the
+//   difference loses nothing to cancellation; the moments follow from the sums. Other dtypes: the
+//   forward's moments, then the layer's own backward with the batch folded into the channels and
+//   groups (N = 1, B·C channels, B·G groups), whose weight and bias gradients per channel of [1, B·C]
+//   are g_i(γ), g_i(β).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include "core/dp/grad_sample/cpu_isa.h"
 #include "core/dp/grad_sample/layer.h"
 
 namespace bastion::core::dp::grad_sample {
 namespace {
+
+// --- The GroupNorm kernel --------------------------------------------------------------------------
+
+typedef float Floats8 __attribute__((vector_size(8 * sizeof(float))));
+typedef double Doubles8 __attribute__((vector_size(8 * sizeof(double))));
+
+// sums[r] = (Σx, Σx², Σδx, Σδ) over the `positions` values of rows [begin, end) of x and δ.
+__attribute__((always_inline)) inline void RowSums(const float* x, const float* d, int64_t positions, double* sums,
+                                                   int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const float* xr = x + r * positions;
+    const float* dr = d + r * positions;
+    Doubles8 sx{}, sxx{}, sdx{}, sd{};
+    int64_t s = 0;
+    for (; s + 8 <= positions; s += 8) {
+      Floats8 xf, df;
+      std::memcpy(&xf, xr + s, sizeof(xf));
+      std::memcpy(&df, dr + s, sizeof(df));
+      const Doubles8 xv = __builtin_convertvector(xf, Doubles8);
+      const Doubles8 dv = __builtin_convertvector(df, Doubles8);
+      sx += xv;
+      sxx += xv * xv;
+      sdx += dv * xv;
+      sd += dv;
+    }
+    double out[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 8; ++i) {
+      out[0] += sx[i];
+      out[1] += sxx[i];
+      out[2] += sdx[i];
+      out[3] += sd[i];
+    }
+    for (; s < positions; ++s) {
+      const double xv = xr[s], dv = dr[s];
+      out[0] += xv;
+      out[1] += xv * xv;
+      out[2] += dv * xv;
+      out[3] += dv;
+    }
+    std::memcpy(sums + 4 * r, out, sizeof(out));
+  }
+}
+
+using RowSumsFn = void (*)(const float*, const float*, int64_t, double*, int64_t, int64_t);
+void RowSumsBaseline(const float* x, const float* d, int64_t positions, double* sums, int64_t begin, int64_t end) {
+  RowSums(x, d, positions, sums, begin, end);
+}
+#if defined(__x86_64__)
+__attribute__((target("arch=x86-64-v3"))) void RowSumsAvx2(const float* x, const float* d, int64_t positions,
+                                                           double* sums, int64_t begin, int64_t end) {
+  RowSums(x, d, positions, sums, begin, end);
+}
+__attribute__((target("arch=x86-64-v4"))) void RowSumsAvx512(const float* x, const float* d, int64_t positions,
+                                                             double* sums, int64_t begin, int64_t end) {
+  RowSums(x, d, positions, sums, begin, end);
+}
+#endif
+
+RowSumsFn PickRowSums() {
+#if defined(__x86_64__)
+  switch (MaxIsa()) {
+    case Isa::kAvx512:
+      return RowSumsAvx512;
+    case Isa::kAvx2:
+      return RowSumsAvx2;
+    default:
+      break;
+  }
+#endif
+  return RowSumsBaseline;
+}
+
+// g_i(γ) and g_i(β), [B, C] float32 each, of a float32 GroupNorm with input x and output gradient d,
+// both contiguous [B, C, S].
+std::pair<at::Tensor, at::Tensor> GroupNormGrads(const at::Tensor& x, const at::Tensor& d, int64_t groups, double eps) {
+  const int64_t batch = x.size(0), channels = x.size(1);
+  const int64_t positions = batch * channels == 0 ? 0 : x.numel() / (batch * channels);
+  const int64_t rows = batch * channels;
+  std::vector<double> sums(static_cast<size_t>(4 * rows));
+  const RowSumsFn row_sums = PickRowSums();
+  const float* xp = x.data_ptr<float>();
+  const float* dp = d.data_ptr<float>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(positions, 1)),
+                   [&](int64_t begin, int64_t end) { row_sums(xp, dp, positions, sums.data(), begin, end); });
+  at::Tensor gamma = at::empty({batch, channels}, x.options());
+  at::Tensor beta = at::empty({batch, channels}, x.options());
+  float* gp = gamma.data_ptr<float>();
+  float* bp = beta.data_ptr<float>();
+  const int64_t per_group = channels / groups;
+  const double count = static_cast<double>(per_group * positions);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t first = b * channels + g * per_group;
+      double sx = 0, sxx = 0;
+      for (int64_t c = first; c < first + per_group; ++c) {
+        sx += sums[4 * c];
+        sxx += sums[4 * c + 1];
+      }
+      const double mean = sx / count;
+      const double rstd = 1.0 / std::sqrt(std::max(sxx / count - mean * mean, 0.0) + eps);
+      for (int64_t c = first; c < first + per_group; ++c) {
+        gp[c] = static_cast<float>((sums[4 * c + 2] - mean * sums[4 * c + 3]) * rstd);
+        bp[c] = static_cast<float>(sums[4 * c + 3]);
+      }
+    }
+  }
+  return {gamma, beta};
+}
 
 class LayerNormLayer final : public Layer {
  public:
@@ -69,6 +188,12 @@ class GroupNormLayer final : public Layer {
     bool need_gamma = false, need_beta = false;
     for (const Slot& slot : slots) (slot.arg == 2 ? need_gamma : need_beta) = true;
     const at::Tensor x = a.contiguous();
+    if (x.scalar_type() == at::kFloat && delta.scalar_type() == at::kFloat) {
+      const auto [gamma, beta] = GroupNormGrads(x, delta.contiguous(), groups_, eps_);
+      std::vector<at::Tensor> per_sample;
+      for (const Slot& slot : slots) per_sample.push_back(slot.arg == 2 ? gamma : beta);
+      return std::make_unique<MaterializedBatch>(std::move(per_sample));
+    }
     // mean and rstd [B, G] from the forward's kernel (its output, x̂, is not used).
     const auto moments = at::native_group_norm(x, {}, {}, batch, channels, positions, groups_, eps_);
     const int64_t folded = batch * channels;
