@@ -6,7 +6,9 @@
 // conv_kernel.h (float32, where it is the faster form) or, in chunks of samples, as the weight
 // gradient of one convolution with the chunk folded into the groups (input [1, S·C, H, W], output
 // gradient [1, S·O, Ho, Wo], S·G groups), which oneDNN computes without unfolding anything; the norms
-// and the clipped sum (Σ over chunks of c_chunk · g_chunk) use the same gradients. Ghost path: norms as
+// and the clipped sum (Σ over chunks of c_chunk · g_chunk) use the same gradients, except where the
+// kernel runs and g_i is larger than a_i and δ_i together: there it takes the norms alone and the
+// clipped sum is that of the ghost path, which keeps a and δ instead of B gradients. Ghost path: norms as
 // <U_iᵀU_i, δ_iᵀδ_i> over L×L Gram matrices (im2col), which only pays off for small L (the cost
 // rule decides), and the clipped sum as the ordinary weight gradient of the convolution for the
 // output gradient c_i δ_i.
@@ -71,6 +73,17 @@ class ConvBatch final : public LayerBatch {
 
   at::Tensor NormSquared(size_t slot) override {
     if (!is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
+    if (!ghost_ && KernelEligible() &&
+        x_.d.size(1) * (x_.a.size(1) / x_.groups) * x_.kernel[0] * x_.kernel[1] > x_.a[0].numel() + x_.d[0].numel()) {
+      // g_i is larger than a_i and δ_i together: the kernel takes the norms alone, and the clipped sum
+      // is the convolution's weight gradient for c_i δ_i, as on the ghost path (WeightedSum).
+      const at::Tensor a = x_.a.contiguous(), d = x_.d.contiguous();
+      x_.a = a;
+      x_.d = d;
+      norms_ = at::empty({x_.batch}, d.options());
+      ConvWeightPerSample(Shape(a, d), a.data_ptr<float>(), d.data_ptr<float>(), norms_.data_ptr<float>(), nullptr);
+      return norms_;
+    }
     if (!ghost_) {
       Materialize();
       // The gradients (and the bias's sums) are all the rest needs: the input and output gradient go
@@ -120,10 +133,27 @@ class ConvBatch final : public LayerBatch {
   // chunks_ (g_i(W) [n, O·C/G·k] per chunk, in sample order) and norms_ [B], once per batch: one chunk
   // by the kernel of conv_kernel.h for float32 with one input channel per group or few output
   // positions; otherwise chunks of kChunk samples by oneDNN (ChunkWeight).
+  bool KernelEligible() const {
+    return x_.d.scalar_type() == at::kFloat && x_.a.scalar_type() == at::kFloat &&
+           (x_.a.size(1) == x_.groups || x_.positions <= kKernelMaxPositions);
+  }
+  ConvShape Shape(const at::Tensor& a, const at::Tensor& d) const {
+    return ConvShape{x_.batch,
+                     a.size(1),
+                     a.size(2),
+                     a.size(3),
+                     d.size(1),
+                     d.size(2),
+                     d.size(3),
+                     x_.groups,
+                     {x_.kernel[0], x_.kernel[1]},
+                     {x_.stride[0], x_.stride[1]},
+                     {x_.padding[0], x_.padding[1]},
+                     {x_.dilation[0], x_.dilation[1]}};
+  }
   void Materialize() {
     if (!chunks_.empty()) return;
-    const bool kernel = x_.d.scalar_type() == at::kFloat && x_.a.scalar_type() == at::kFloat &&
-                        (x_.a.size(1) == x_.groups || x_.positions <= kKernelMaxPositions);
+    const bool kernel = KernelEligible();
     if (!kernel) {
       std::vector<at::Tensor> norms;
       for (int64_t begin = 0; begin < x_.batch; begin += kChunk) {
@@ -134,18 +164,7 @@ class ConvBatch final : public LayerBatch {
       return;
     }
     const at::Tensor a = x_.a.contiguous(), d = x_.d.contiguous();
-    const ConvShape shape{x_.batch,
-                          a.size(1),
-                          a.size(2),
-                          a.size(3),
-                          d.size(1),
-                          d.size(2),
-                          d.size(3),
-                          x_.groups,
-                          {x_.kernel[0], x_.kernel[1]},
-                          {x_.stride[0], x_.stride[1]},
-                          {x_.padding[0], x_.padding[1]},
-                          {x_.dilation[0], x_.dilation[1]}};
+    const ConvShape shape = Shape(a, d);
     const int64_t columns = (a.size(1) / x_.groups) * x_.kernel[0] * x_.kernel[1];
     const int64_t row = d.size(1) * columns;
     // Chunks of at most kKernelChunkBytes of gradients: blocks that size come back from the heap
