@@ -105,6 +105,14 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'fc.weight': 'linear',
     'fc.bias': 'linear',
   },
+  conv2d_wide: {
+    'conv1.weight': 'conv2d',
+    'conv1.bias': 'conv2d',
+    'conv2.weight': 'conv2d',
+    'conv2.bias': 'conv2d',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
   conv1d_mix: { 'conv1.weight': 'conv1d', 'conv1.bias': 'conv1d', 'conv2.weight': 'conv1d', 'fc.weight': 'linear', 'fc.bias': 'linear' },
   embed_pad: {
     'emb.weight': 'embedding',
@@ -390,6 +398,7 @@ function expectedClippedSum(perSample: FloatTensor[], clip: ClipOptions): { sums
 for (const name of [
   'linear_seq',
   'conv2d_mix',
+  'conv2d_wide',
   'conv1d_mix',
   'embed_pad',
   'tied',
@@ -447,6 +456,7 @@ function tiled(t: TensorData, size: number): TensorData {
 for (const name of [
   'conv2d_mix',
   'conv2d_mix_f64',
+  'conv2d_wide',
   'conv1d_mix',
   'group_norm_conv',
   'group_norm_shapes',
@@ -490,7 +500,7 @@ test('the AVX2 and baseline variants of the convolution and GroupNorm kernels gi
   try {
     for (const isa of ['avx2', 'baseline']) {
       process.env.BASTION_MAX_CPU_ISA = isa;
-      for (const name of ['conv2d_mix', 'conv1d_mix', 'group_norm_conv']) {
+      for (const name of ['conv2d_mix', 'conv2d_wide', 'conv1d_mix', 'group_norm_conv']) {
         const fixture = fixtures.get(name)!;
         const inputs = fixture.inputs.map((t) => tiled(t, 37));
         const labels = tiled(fixture.labels, 37);

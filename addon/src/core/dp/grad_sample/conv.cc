@@ -19,6 +19,7 @@
 #include <ATen/ATen.h>
 
 #include "core/dp/grad_sample/conv_kernel.h"
+#include "core/dp/grad_sample/cpu_isa.h"
 #include "core/dp/grad_sample/layer.h"
 
 namespace bastion::core::dp::grad_sample {
@@ -47,10 +48,11 @@ struct ConvInputs {
 constexpr int64_t kChunk = 32;
 
 // Output positions up to which the per-sample kernel (float32) takes layers with several input
-// channels per group. On AVX-512 it runs the MNIST CNN's layers (28x28 input on one channel, and a 5x5
-// output) 3–5x faster than oneDNN's batched-groups forms; on the GroupNorm ResNet's 3x3 layers with
-// 14x14 and 28x28 outputs the two forms measured alike, within this shared machine's noise, and its
-// gather of many 3-wide rows is the kernel's weak spot there (issue 17).
+// channels per group whatever their number. On AVX-512 it runs the MNIST CNN's layers (28x28 input on
+// one channel, and a 5x5 output) 3–5x faster than oneDNN's batched-groups forms. With a multiple of
+// 16 input channels per group it reads U in place (channels-last, no gather) and takes layers of any
+// size on AVX-512: on the GroupNorm ResNet's 3x3 layers with 14x14 and 28x28 outputs it measured as
+// fast as oneDNN or up to 1.6x faster (issue 17); on AVX2 oneDNN keeps the larger layers.
 constexpr int64_t kKernelMaxPositions = 64;
 constexpr int64_t kKernelChunkBytes = int64_t{4} << 20;
 
@@ -135,7 +137,8 @@ class ConvBatch final : public LayerBatch {
   // positions; otherwise chunks of kChunk samples by oneDNN (ChunkWeight).
   bool KernelEligible() const {
     return x_.d.scalar_type() == at::kFloat && x_.a.scalar_type() == at::kFloat &&
-           (x_.a.size(1) == x_.groups || x_.positions <= kKernelMaxPositions);
+           (x_.a.size(1) == x_.groups || x_.positions <= kKernelMaxPositions ||
+            ((x_.a.size(1) / x_.groups) % 16 == 0 && MaxIsa() == Isa::kAvx512));
   }
   ConvShape Shape(const at::Tensor& a, const at::Tensor& d) const {
     return ConvShape{x_.batch,

@@ -19,11 +19,12 @@ struct VecOf {
 };
 constexpr int64_t kRows = 4;  // output channels per register block
 
-// acc [kRows, NV·Lanes] = d [kRows, L] · u [L, NV·Lanes of a row of stride kp]: kRows·NV accumulators stay
-// in registers while the positions stream through, each loaded row of u feeding kRows rows of δ.
+// acc [kRows, NV·Lanes] = d [kRows, L] · U [L, NV·Lanes], vector v of U's row l at base[v] + offset[l]:
+// kRows·NV accumulators stay in registers while the positions stream through, each loaded vector of U
+// feeding kRows rows of δ.
 template <int Lanes, int NV, typename Vec = typename VecOf<Lanes>::type>
-__attribute__((always_inline)) inline void Block(const float* d, int64_t positions, const float* u, int64_t kp,
-                                                 Vec (&acc)[kRows][NV]) {
+__attribute__((always_inline)) inline void Block(const float* d, int64_t positions, const float* const* base,
+                                                 const int64_t* offset, Vec (&acc)[kRows][NV]) {
 #pragma GCC unroll 16
   for (int64_t r = 0; r < kRows; ++r)
 #pragma GCC unroll 4
@@ -31,7 +32,7 @@ __attribute__((always_inline)) inline void Block(const float* d, int64_t positio
   for (int64_t l = 0; l < positions; ++l) {
     Vec row[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) std::memcpy(&row[j], u + l * kp + j * Lanes, sizeof(Vec));
+    for (int j = 0; j < NV; ++j) std::memcpy(&row[j], base[j] + offset[l], sizeof(Vec));
 #pragma GCC unroll 16
     for (int64_t r = 0; r < kRows; ++r) {
       const float s = d[r * positions + l];
@@ -41,19 +42,41 @@ __attribute__((always_inline)) inline void Block(const float* d, int64_t positio
   }
 }
 
+// Where a block's results go when they are kept: out (rows of stride k) at columns [0, columns) in
+// order, or, when spread > 0, lane i of vector v at column (first[v] + i)·spread + second[v].
+struct BlockOut {
+  float* out = nullptr;
+  int64_t k = 0, columns = 0, spread = 0;
+  const int64_t* first = nullptr;
+  const int64_t* second = nullptr;
+};
+
 // One block of kRows output channels by NV·Lanes columns: its squared norm, and its valid part written
-// to out (rows of stride k) when out is not null.
+// as `to` says when to.out is not null.
 template <int Lanes, int NV, typename Vec = typename VecOf<Lanes>::type>
-__attribute__((always_inline)) inline double BlockNorm(const float* d, int64_t positions, const float* u, int64_t kp,
-                                                       int64_t rows, int64_t columns, float* out, int64_t k) {
+__attribute__((always_inline)) inline double BlockNorm(const float* d, int64_t positions, const float* const* base,
+                                                       const int64_t* offset, int64_t rows, const BlockOut& to) {
   Vec acc[kRows][NV];
-  Block<Lanes, NV>(d, positions, u, kp, acc);
-  Vec squares{};
+  Block<Lanes, NV>(d, positions, base, offset, acc);
+  // One partial sum per row: four independent chains rather than one through every accumulator.
+  Vec partial[kRows];
 #pragma GCC unroll 16
-  for (int64_t r = 0; r < kRows; ++r)
+  for (int64_t r = 0; r < kRows; ++r) {
+    partial[r] = acc[r][0] * acc[r][0];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) squares += acc[r][j] * acc[r][j];  // padding rows and columns are 0
-  if (out != nullptr && columns == NV * Lanes) {
+    for (int j = 1; j < NV; ++j) partial[r] += acc[r][j] * acc[r][j];  // padding rows and columns are 0
+  }
+  const Vec squares = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+  float* out = to.out;
+  const int64_t k = to.k;
+  if (out != nullptr && to.spread > 0) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int j = 0; j < NV; ++j) {
+        float* column = out + r * k + to.first[j] * to.spread + to.second[j];
+        for (int i = 0; i < Lanes; ++i) column[i * to.spread] = acc[r][j][i];
+      }
+    }
+  } else if (out != nullptr && to.columns == NV * Lanes) {
     // Whole vectors: stored as they are.
     for (int64_t r = 0; r < rows; ++r) {
 #pragma GCC unroll 4
@@ -63,7 +86,7 @@ __attribute__((always_inline)) inline double BlockNorm(const float* d, int64_t p
     for (int64_t r = 0; r < rows; ++r) {
       float values[NV * Lanes];
       std::memcpy(values, acc[r], sizeof(values));
-      std::memcpy(out + r * k, values, static_cast<size_t>(columns) * sizeof(float));
+      std::memcpy(out + r * k, values, static_cast<size_t>(to.columns) * sizeof(float));
     }
   }
   double sum = 0;
@@ -71,95 +94,162 @@ __attribute__((always_inline)) inline double BlockNorm(const float* d, int64_t p
   return sum;
 }
 
-// Copies n floats of src at stride `step` to row and returns the position after them; the common
-// kernel widths at stride 1 as fixed-size copies.
-template <int N>
-__attribute__((always_inline)) inline float* CopyFixed(float* row, const float* src) {
-  std::memcpy(row, src, N * sizeof(float));
-  return row + N;
-}
-
-__attribute__((always_inline)) inline float* CopyRow(float* row, const float* src, int64_t n, int64_t step) {
-  if (step == 1) {
-    switch (n) {
-      case 3:
-        return CopyFixed<3>(row, src);
-      case 4:
-        return CopyFixed<4>(row, src);
-      case 5:
-        return CopyFixed<5>(row, src);
-      case 7:
-        return CopyFixed<7>(row, src);
-      case 8:
-        return CopyFixed<8>(row, src);
-      default:
-        break;
+// U_i of one group into u [L, kp] from its zero-padded input planes: u[l, (c, kh, kw)] =
+// padded[c, y·s + kh·d, x·s + kw·d]. KW > 0: kernels KW wide at dilation 1, whose rows of KW floats are
+// fixed-size copies; KW = 0: any width and dilation.
+template <int KW>
+__attribute__((always_inline)) inline void Gather(const ConvShape& s, const float* padded, int64_t wp,
+                                                  int64_t padded_plane, int64_t cg, int64_t kp, float* u) {
+  const int64_t kw = KW > 0 ? KW : s.kernel[1];
+  for (int64_t oy = 0; oy < s.out_height; ++oy) {
+    for (int64_t ox = 0; ox < s.out_width; ++ox) {
+      float* row = u + (oy * s.out_width + ox) * kp;
+      const float* corner = padded + oy * s.stride[0] * wp + ox * s.stride[1];
+      for (int64_t c = 0; c < cg; ++c) {
+        for (int64_t kh = 0; kh < s.kernel[0]; ++kh) {
+          const float* src = corner + c * padded_plane + kh * s.dilation[0] * wp;
+          if constexpr (KW > 0) {
+            std::memcpy(row, src, KW * sizeof(float));
+          } else {
+            for (int64_t i = 0; i < kw; ++i) row[i] = src[i * s.dilation[1]];
+          }
+          row += kw;
+        }
+      }
     }
   }
-  for (int64_t i = 0; i < n; ++i) row[i] = src[i * step];
-  return row + n;
 }
 
-// Samples [begin, end): per sample and group, U_i gathered into u [L, kp] (kp = C/G·kh·kw rounded up to
-// Lanes, the padding columns 0) and δ_i's rows into d [⌈O/G⌉₄, L] (padding rows 0), then the blocks.
+using GatherFn = void (*)(const ConvShape&, const float*, int64_t, int64_t, int64_t, int64_t, float*);
+
+// Samples [begin, end): per sample and group, δ_i's rows into d [⌈O/G⌉₄, L] (padding rows 0), U_i's
+// rows located in one of two ways, then the blocks of kRows rows by up to MaxVectors vectors.
+//   Channels-last (C/G a multiple of Lanes): the group's input is copied, zero-padded, as
+//   [Hp, Wp, C/G]; U's columns are taken in the order (kh, kw, c), so that every vector of a row of U is
+//   Lanes consecutive channels of one input position, read in place: no gather. The gradient's
+//   columns (c, kh, kw) are written lane by lane.
+//   Gathered (any other shape): u [L, kp] (kp = C/G·kh·kw rounded up to Lanes, padding columns 0) with
+//   u[l, (c, kh, kw)] = padded[c, y·s + kh·d, x·s + kw·d], from a zero-padded copy of the planes.
 template <int Lanes, int MaxVectors>
 __attribute__((always_inline)) inline void Samples(const ConvShape& s, const float* input, const float* delta,
                                                    float* norms, float* grads, int64_t begin, int64_t end) {
   constexpr int64_t kLanes = Lanes;
   const int64_t cg = s.channels / s.groups, og = s.out / s.groups;
-  const int64_t k = cg * s.kernel[0] * s.kernel[1];
-  const int64_t kp = (k + kLanes - 1) / kLanes * kLanes;
+  const int64_t taps = s.kernel[0] * s.kernel[1];
+  const int64_t k = cg * taps;
   const int64_t positions = s.out_height * s.out_width;
   const int64_t rows_padded = (og + kRows - 1) / kRows * kRows;
-  std::vector<float> u(static_cast<size_t>(positions * kp), 0.0f);
+  // Lane by lane, the gradient's writes cost more than the gather saves when there are few positions.
+  const bool channels_last = cg % kLanes == 0 && (grads == nullptr || positions >= 128);
+  const int64_t kp = channels_last ? k : (k + kLanes - 1) / kLanes * kLanes;
   std::vector<float> d(static_cast<size_t>(rows_padded * positions), 0.0f);
   const int64_t plane = s.height * s.width;
   const int64_t wp = s.width + 2 * s.padding[1];
   const int64_t padded_plane = (s.height + 2 * s.padding[0]) * wp;
   std::vector<float> padded(static_cast<size_t>(cg * padded_plane), 0.0f);  // borders stay 0
+  std::vector<float> u(channels_last ? 0 : static_cast<size_t>(positions * kp), 0.0f);
+  // Per position l = (y, x), where its row of U starts relative to a column's base.
+  std::vector<int64_t> offset(static_cast<size_t>(positions));
+  for (int64_t oy = 0; oy < s.out_height; ++oy) {
+    for (int64_t ox = 0; ox < s.out_width; ++ox) {
+      const int64_t l = oy * s.out_width + ox;
+      offset[static_cast<size_t>(l)] = channels_last ? (oy * s.stride[0] * wp + ox * s.stride[1]) * cg : l * kp;
+    }
+  }
+  // Per vector of U's columns: its base, and (channels-last) its channel and tap for the gradient's layout.
+  const int64_t vectors_total = kp / kLanes;
+  std::vector<const float*> base(static_cast<size_t>(vectors_total));
+  std::vector<int64_t> channel(static_cast<size_t>(vectors_total)), tap(static_cast<size_t>(vectors_total));
+  for (int64_t v = 0; v < vectors_total; ++v) {
+    const int64_t column = v * kLanes;
+    if (channels_last) {
+      tap[v] = column / cg;
+      channel[v] = column % cg;
+      const int64_t kh = tap[v] / s.kernel[1], kw = tap[v] % s.kernel[1];
+      base[v] = padded.data() + (kh * s.dilation[0] * wp + kw * s.dilation[1]) * cg + channel[v];
+    } else {
+      base[v] = u.data() + column;
+    }
+  }
+  GatherFn gather = Gather<0>;
+  if (s.dilation[1] == 1) {
+    switch (s.kernel[1]) {
+      case 1:
+        gather = Gather<1>;
+        break;
+      case 3:
+        gather = Gather<3>;
+        break;
+      case 4:
+        gather = Gather<4>;
+        break;
+      case 5:
+        gather = Gather<5>;
+        break;
+      case 7:
+        gather = Gather<7>;
+        break;
+      case 8:
+        gather = Gather<8>;
+        break;
+      default:
+        break;
+    }
+  }
   for (int64_t i = begin; i < end; ++i) {
     double norm = 0;
     for (int64_t g = 0; g < s.groups; ++g) {
-      // The group's input planes into a zero-padded copy, then U_i for group g:
-      // u[l, (c, kh, kw)] = padded[c, y·s + kh·d, x·s + kw·d].
       const float* x = input + (i * s.channels + g * cg) * plane;
-      for (int64_t c = 0; c < cg; ++c) {
-        for (int64_t y = 0; y < s.height; ++y) {
-          std::memcpy(padded.data() + c * padded_plane + (y + s.padding[0]) * wp + s.padding[1],
-                      x + c * plane + y * s.width, static_cast<size_t>(s.width) * sizeof(float));
-        }
-      }
-      for (int64_t oy = 0; oy < s.out_height; ++oy) {
-        for (int64_t ox = 0; ox < s.out_width; ++ox) {
-          float* row = u.data() + (oy * s.out_width + ox) * kp;
-          const float* corner = padded.data() + oy * s.stride[0] * wp + ox * s.stride[1];
-          for (int64_t c = 0; c < cg; ++c) {
-            for (int64_t kh = 0; kh < s.kernel[0]; ++kh) {
-              const float* src = corner + c * padded_plane + kh * s.dilation[0] * wp;
-              row = CopyRow(row, src, s.kernel[1], s.dilation[1]);
-            }
+      if (channels_last) {
+        for (int64_t c = 0; c < cg; ++c) {
+          for (int64_t y = 0; y < s.height; ++y) {
+            float* row = padded.data() + ((y + s.padding[0]) * wp + s.padding[1]) * cg + c;
+            const float* src = x + c * plane + y * s.width;
+            for (int64_t xx = 0; xx < s.width; ++xx) row[xx * cg] = src[xx];
           }
         }
+      } else {
+        for (int64_t c = 0; c < cg; ++c) {
+          for (int64_t y = 0; y < s.height; ++y) {
+            std::memcpy(padded.data() + c * padded_plane + (y + s.padding[0]) * wp + s.padding[1],
+                        x + c * plane + y * s.width, static_cast<size_t>(s.width) * sizeof(float));
+          }
+        }
+        gather(s, padded.data(), wp, padded_plane, cg, kp, u.data());
       }
       std::memcpy(d.data(), delta + (i * s.out + g * og) * positions,
                   static_cast<size_t>(og * positions) * sizeof(float));
       float* out = grads == nullptr ? nullptr : grads + (i * s.out + g * og) * k;
-      for (int64_t o = 0; o < og; o += kRows) {
-        const int64_t rows = std::min(kRows, og - o);
-        for (int64_t j = 0; j < kp; j += MaxVectors * kLanes) {
-          const int64_t vectors = std::min<int64_t>(MaxVectors, (kp - j) / kLanes);
-          const int64_t columns = std::min(k - j, vectors * kLanes);
+      // Column blocks outside: one block of U's columns stays in L1 for every row block.
+      for (int64_t j = 0; j < kp; j += MaxVectors * kLanes) {
+        const int64_t vectors = std::min<int64_t>(MaxVectors, (kp - j) / kLanes);
+        const int64_t v0 = j / kLanes;
+        const float* const* bases = base.data() + v0;
+        for (int64_t o = 0; o < og; o += kRows) {
+          const int64_t rows = std::min(kRows, og - o);
           const float* dr = d.data() + o * positions;
-          const float* uj = u.data() + j;
-          float* oj = out == nullptr ? nullptr : out + o * k + j;
+          BlockOut to;
+          if (out != nullptr) {
+            to.k = k;
+            if (channels_last) {
+              to.out = out + o * k;
+              to.spread = taps;
+              to.first = channel.data() + v0;
+              to.second = tap.data() + v0;
+            } else {
+              to.out = out + o * k + j;
+              to.columns = std::min(k - j, vectors * kLanes);
+            }
+          }
+          const int64_t* off = offset.data();
           if (MaxVectors >= 4 && vectors == 4) {
-            norm += BlockNorm<Lanes, (MaxVectors >= 4 ? 4 : 1)>(dr, positions, uj, kp, rows, columns, oj, k);
+            norm += BlockNorm<Lanes, (MaxVectors >= 4 ? 4 : 1)>(dr, positions, bases, off, rows, to);
           } else if (MaxVectors >= 3 && vectors == 3) {
-            norm += BlockNorm<Lanes, (MaxVectors >= 3 ? 3 : 1)>(dr, positions, uj, kp, rows, columns, oj, k);
+            norm += BlockNorm<Lanes, (MaxVectors >= 3 ? 3 : 1)>(dr, positions, bases, off, rows, to);
           } else if (vectors == 2) {
-            norm += BlockNorm<Lanes, 2>(dr, positions, uj, kp, rows, columns, oj, k);
+            norm += BlockNorm<Lanes, 2>(dr, positions, bases, off, rows, to);
           } else {
-            norm += BlockNorm<Lanes, 1>(dr, positions, uj, kp, rows, columns, oj, k);
+            norm += BlockNorm<Lanes, 1>(dr, positions, bases, off, rows, to);
           }
         }
       }
