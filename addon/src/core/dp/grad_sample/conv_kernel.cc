@@ -171,6 +171,9 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
       base[v] = u.data() + column;
     }
   }
+  // Blocks of `width` vectors: 3 where that divides the columns and 4 does not (9 vectors: 3 + 3 + 3
+  // rather than 4 + 4 + 1, whose last block feeds 4 FMAs per 4 broadcasts).
+  const int64_t width = MaxVectors >= 4 && vectors_total % 4 != 0 && vectors_total % 3 == 0 ? 3 : MaxVectors;
   GatherFn gather = Gather<0>;
   if (s.dilation[1] == 1) {
     switch (s.kernel[1]) {
@@ -201,11 +204,12 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
     for (int64_t g = 0; g < s.groups; ++g) {
       const float* x = input + (i * s.channels + g * cg) * plane;
       if (channels_last) {
-        for (int64_t c = 0; c < cg; ++c) {
-          for (int64_t y = 0; y < s.height; ++y) {
-            float* row = padded.data() + ((y + s.padding[0]) * wp + s.padding[1]) * cg + c;
-            const float* src = x + c * plane + y * s.width;
-            for (int64_t xx = 0; xx < s.width; ++xx) row[xx * cg] = src[xx];
+        // Written in order, one position's channels after another.
+        for (int64_t y = 0; y < s.height; ++y) {
+          float* row = padded.data() + ((y + s.padding[0]) * wp + s.padding[1]) * cg;
+          const float* src = x + y * s.width;
+          for (int64_t xx = 0; xx < s.width; ++xx) {
+            for (int64_t c = 0; c < cg; ++c) row[xx * cg + c] = src[c * plane + xx];
           }
         }
       } else {
@@ -221,8 +225,8 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
                   static_cast<size_t>(og * positions) * sizeof(float));
       float* out = grads == nullptr ? nullptr : grads + (i * s.out + g * og) * k;
       // Column blocks outside: one block of U's columns stays in L1 for every row block.
-      for (int64_t j = 0; j < kp; j += MaxVectors * kLanes) {
-        const int64_t vectors = std::min<int64_t>(MaxVectors, (kp - j) / kLanes);
+      for (int64_t j = 0; j < kp; j += width * kLanes) {
+        const int64_t vectors = std::min<int64_t>(width, (kp - j) / kLanes);
         const int64_t v0 = j / kLanes;
         const float* const* bases = base.data() + v0;
         for (int64_t o = 0; o < og; o += kRows) {
