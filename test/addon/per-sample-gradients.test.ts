@@ -112,6 +112,9 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'conv2.bias': 'conv2d',
     'fc.weight': 'linear',
     'fc.bias': 'linear',
+    'conv3.weight': 'conv2d',
+    'fc3.weight': 'linear',
+    'fc3.bias': 'linear',
   },
   conv1d_mix: { 'conv1.weight': 'conv1d', 'conv1.bias': 'conv1d', 'conv2.weight': 'conv1d', 'fc.weight': 'linear', 'fc.bias': 'linear' },
   embed_pad: {

@@ -7,8 +7,8 @@
 // gradient of one convolution with the chunk folded into the groups (input [1, S·C, H, W], output
 // gradient [1, S·O, Ho, Wo], S·G groups), which oneDNN computes without unfolding anything; the norms
 // and the clipped sum (Σ over chunks of c_chunk · g_chunk) use the same gradients, except where the
-// kernel runs and g_i is larger than a_i and δ_i together: there it takes the norms alone and the
-// clipped sum is that of the ghost path, which keeps a and δ instead of B gradients. Ghost path: norms as
+// kernel runs and g_i is larger than a_i and δ_i together: there it takes the norms alone, keeping a
+// and δ instead of B gradients, and runs again for the clipped sum on c_i δ_i. Ghost path: norms as
 // <U_iᵀU_i, δ_iᵀδ_i> over L×L Gram matrices (im2col), which only pays off for small L (the cost
 // rule decides), and the clipped sum as the ordinary weight gradient of the convolution for the
 // output gradient c_i δ_i.
@@ -75,15 +75,16 @@ class ConvBatch final : public LayerBatch {
 
   at::Tensor NormSquared(size_t slot) override {
     if (!is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
-    if (!ghost_ && KernelEligible() &&
+    if (!ghost_ && !weight_shape_.empty() && KernelEligible() &&
         x_.d.size(1) * (x_.a.size(1) / x_.groups) * x_.kernel[0] * x_.kernel[1] > x_.a[0].numel() + x_.d[0].numel()) {
       // g_i is larger than a_i and δ_i together: the kernel takes the norms alone, and the clipped sum
-      // is the convolution's weight gradient for c_i δ_i, as on the ghost path (WeightedSum).
+      // runs its blocks again on c_i δ_i, summed over the samples (WeightedSum).
       const at::Tensor a = x_.a.contiguous(), d = x_.d.contiguous();
       x_.a = a;
       x_.d = d;
       norms_ = at::empty({x_.batch}, d.options());
       ConvWeightPerSample(Shape(a, d), a.data_ptr<float>(), d.data_ptr<float>(), norms_.data_ptr<float>(), nullptr);
+      norms_only_ = true;
       return norms_;
     }
     if (!ghost_) {
@@ -104,6 +105,14 @@ class ConvBatch final : public LayerBatch {
   at::Tensor WeightedSum(size_t slot, const at::Tensor& factors) override {
     const at::Tensor c = factors.to(dtype_);
     if (!is_weight_.at(slot)) return at::mv(Bias().t(), c);  // [O]
+    if (norms_only_) {
+      // The kernel's own blocks again, each sample's δ scaled by its factor.
+      at::Tensor sum = at::empty(weight_shape_, x_.d.options());
+      const at::Tensor factors = c.contiguous();
+      ConvWeightSum(Shape(x_.a, x_.d), x_.a.data_ptr<float>(), x_.d.data_ptr<float>(), factors.data_ptr<float>(),
+                    sum.data_ptr<float>());
+      return sum;
+    }
     if (!chunks_.empty()) {
       // Materialised: Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used.
       if (chunks_.size() == 1) return at::mv(chunks_[0].t(), c).view(weight_shape_);
@@ -251,6 +260,7 @@ class ConvBatch final : public LayerBatch {
   std::vector<int64_t> weight_shape_;
   bool ghost_;
   at::ScalarType dtype_;
+  bool norms_only_ = false;         // NormSquared took the norms alone (kernel); WeightedSum runs it again
   at::Tensor bias_;                 // [B, O], once computed
   std::vector<at::Tensor> chunks_;  // materialised path: g_i(W) per chunk, [n, O·C/G·k]
   at::Tensor norms_;                // materialised path: ||g_i(W)||² [B]

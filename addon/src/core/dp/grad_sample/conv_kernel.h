@@ -23,4 +23,8 @@ struct ConvShape {
 // intra-op threads (the loops call no libtorch kernel).
 void ConvWeightPerSample(const ConvShape& shape, const float* input, const float* delta, float* norms, float* grads);
 
+// sum [O, C/G·kh·kw] (the weight's layout) = Σ_i factors_i g_i, by the same blocks: the clipped sum of
+// a layer whose norms were taken without writing g_i.
+void ConvWeightSum(const ConvShape& shape, const float* input, const float* delta, const float* factors, float* sum);
+
 }  // namespace bastion::core::dp::grad_sample
