@@ -10,7 +10,8 @@
 // Speed: both trainers live in one process and take their steps in alternating rounds of 5, so that
 // the machine's drift (a shared VM can run one process 1.5x slower than the next) hits both modes
 // alike; each figure is over all rounds, and the range is that of the per-round ratios. With --repeat
-// N, N such processes run and the medians are reported. Memory: each mode also runs alone in a fresh
+// N, N such processes run and the medians are reported, beside the median of every round's ratio (one
+// slow spell of the machine moves a process's totals, but only the rounds it falls in). Memory: each mode also runs alone in a fresh
 // process, whose peak resident memory (VmHWM) is its own. Prints a table, or with --json one object
 // {"models": [{"name", "nonPrivateSamplesPerSec", "privateSamplesPerSec", "ratio", "peakRssBytes",
 // "fallback", ...}]}. --models a,b runs only those; --threads N sets libtorch's intra-op threads (default:
@@ -221,6 +222,8 @@ async function main() {
       ratio: median(ratios),
       /** The smallest and largest ratio of one round (ROUND steps of each mode, back to back). */
       ratioRange: [Math.min(...rounds), Math.max(...rounds)],
+      /** The median of the per-round ratios over every round of every process. */
+      roundMedianRatio: median(rounds),
       peakRssBytes: memory.dp.peakRssBytes,
       nonPrivatePeakRssBytes: memory.np.peakRssBytes,
       stepPeakGrowthBytes: memory.dp.stepPeakGrowthBytes,
@@ -241,14 +244,14 @@ async function main() {
       `medians of ${repeat} processes, ${threads} libtorch threads, OpenBLAS`,
   );
   console.log(
-    '| model (batch) | non-private samples/s | private samples/s | time ratio | ratio range over rounds | peak RSS private / ' +
+    '| model (batch) | non-private samples/s | private samples/s | time ratio | median round ratio | ratio range over rounds | peak RSS private / ' +
       'non-private (MB) | peak RSS ratio | step memory growth private / non-private (MB) | fallback parameters (tensors, elements) |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const m of models) {
     const f = m.fallback;
     console.log(
-      `| ${m.name} (${m.batchSize}) | ${m.nonPrivateSamplesPerSec.toFixed(0)} | ${m.privateSamplesPerSec.toFixed(0)} | ${m.ratio.toFixed(2)} | ${m.ratioRange.map((r) => r.toFixed(2)).join('–')} | ${mb(m.peakRssBytes)} / ${mb(m.nonPrivatePeakRssBytes)} | ${m.peakRssRatio.toFixed(2)} | ${mb(m.stepPeakGrowthBytes)} / ${mb(m.nonPrivateStepPeakGrowthBytes)} | ${f.fallbackParameters}/${f.parameters}, ${f.fallbackElements}/${f.elements} |`,
+      `| ${m.name} (${m.batchSize}) | ${m.nonPrivateSamplesPerSec.toFixed(0)} | ${m.privateSamplesPerSec.toFixed(0)} | ${m.ratio.toFixed(2)} | ${m.roundMedianRatio.toFixed(2)} | ${m.ratioRange.map((r) => r.toFixed(2)).join('–')} | ${mb(m.peakRssBytes)} / ${mb(m.nonPrivatePeakRssBytes)} | ${m.peakRssRatio.toFixed(2)} | ${mb(m.stepPeakGrowthBytes)} / ${mb(m.nonPrivateStepPeakGrowthBytes)} | ${f.fallbackParameters}/${f.parameters}, ${f.fallbackElements}/${f.elements} |`,
     );
   }
   for (const m of models) {
