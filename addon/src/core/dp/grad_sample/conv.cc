@@ -70,7 +70,7 @@ class ConvBatch final : public LayerBatch {
     Materialize();
     std::vector<int64_t> shape{x_.batch};
     shape.insert(shape.end(), weight_shape_.begin(), weight_shape_.end());
-    return (chunks_.size() == 1 ? chunks_[0] : at::cat(chunks_)).view(shape);  // [B, O, C/G, k...]
+    return InWeightOrder(chunks_.size() == 1 ? chunks_[0] : at::cat(chunks_)).view(shape);  // [B, O, C/G, k...]
   }
 
   at::Tensor NormSquared(size_t slot) override {
@@ -115,7 +115,7 @@ class ConvBatch final : public LayerBatch {
     }
     if (!chunks_.empty()) {
       // Materialised: Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used.
-      if (chunks_.size() == 1) return at::mv(chunks_[0].t(), c).view(weight_shape_);
+      if (chunks_.size() == 1) return InWeightOrder(at::mv(chunks_[0].t(), c)).view(weight_shape_);
       at::Tensor sum = at::zeros({1, chunks_[0].size(1)}, chunks_[0].options());
       int64_t begin = 0;
       for (const at::Tensor& chunk : chunks_) {
@@ -123,7 +123,7 @@ class ConvBatch final : public LayerBatch {
         sum.addmm_(c.narrow(0, begin, n).view({1, n}), chunk);
         begin += n;
       }
-      return sum.view(weight_shape_);
+      return InWeightOrder(sum).view(weight_shape_);
     }
     // Ghost: the ordinary weight gradient of the convolution for the output gradient c_i δ_i. Only the
     // weight's shape [O, C/G, kh, kw] matters for the weight gradient: it is never read.
@@ -188,8 +188,9 @@ class ConvBatch final : public LayerBatch {
       ConvShape part = shape;
       part.batch = std::min(chunk, x_.batch - begin);
       at::Tensor grads = at::empty({part.batch, row}, d.options());
-      ConvWeightPerSample(part, a.data_ptr<float>() + begin * a.stride(0), d.data_ptr<float>() + begin * d.stride(0),
-                          norms_.data_ptr<float>() + begin, grads.data_ptr<float>());
+      tap_order_ = ConvWeightPerSample(part, a.data_ptr<float>() + begin * a.stride(0),
+                                       d.data_ptr<float>() + begin * d.stride(0), norms_.data_ptr<float>() + begin,
+                                       grads.data_ptr<float>());
       chunks_.push_back(std::move(grads));
     }
   }
@@ -260,7 +261,20 @@ class ConvBatch final : public LayerBatch {
   std::vector<int64_t> weight_shape_;
   bool ghost_;
   at::ScalarType dtype_;
-  bool norms_only_ = false;         // NormSquared took the norms alone (kernel); WeightedSum runs it again
+  bool norms_only_ = false;  // NormSquared took the norms alone (kernel); WeightedSum runs it again
+  bool tap_order_ = false;   // chunks_ hold each group's columns as (kh, kw, c), the kernel's channels-last form
+
+  // Rows of O·C/G·k gradient columns, [..., O·C/G·k], in the weight's order (c, kh, kw) per group.
+  at::Tensor InWeightOrder(const at::Tensor& rows) const {
+    if (!tap_order_) return rows;
+    std::vector<int64_t> shape = rows.sizes().vec();
+    // weight_shape_ is [O, C/G, k...]: the input and output gradient may be gone by now.
+    int64_t taps = 1;
+    for (size_t i = 2; i < weight_shape_.size(); ++i) taps *= weight_shape_[i];
+    std::vector<int64_t> split(shape.begin(), shape.end() - 1);
+    split.insert(split.end(), {weight_shape_[0], taps, weight_shape_[1]});
+    return rows.reshape(split).transpose(-1, -2).reshape(shape);
+  }
   at::Tensor bias_;                 // [B, O], once computed
   std::vector<at::Tensor> chunks_;  // materialised path: g_i(W) per chunk, [n, O·C/G·k]
   at::Tensor norms_;                // materialised path: ||g_i(W)||² [B]

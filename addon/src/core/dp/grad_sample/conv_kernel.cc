@@ -43,13 +43,10 @@ __attribute__((always_inline)) inline void Block(const float* d, int64_t positio
   }
 }
 
-// Where a block's results go when they are kept: out (rows of stride k) at columns [0, columns) in
-// order, or, when spread > 0, lane i of vector v at column (first[v] + i)·spread + second[v].
+// Where a block's results go when they are kept: out (rows of stride k) at columns [0, columns).
 struct BlockOut {
   float* out = nullptr;
-  int64_t k = 0, columns = 0, spread = 0;
-  const int64_t* first = nullptr;
-  const int64_t* second = nullptr;
+  int64_t k = 0, columns = 0;
 };
 
 // One block of kRows output channels by NV·Lanes columns: its squared norm, and its valid part written
@@ -70,14 +67,7 @@ __attribute__((always_inline)) inline double BlockNorm(const float* d, int64_t p
   const Vec squares = (partial[0] + partial[1]) + (partial[2] + partial[3]);
   float* out = to.out;
   const int64_t k = to.k;
-  if (out != nullptr && to.spread > 0) {
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int j = 0; j < NV; ++j) {
-        float* column = out + r * k + to.first[j] * to.spread + to.second[j];
-        for (int i = 0; i < Lanes; ++i) column[i * to.spread] = acc[r][j][i];
-      }
-    }
-  } else if (out != nullptr && to.columns == NV * Lanes) {
+  if (out != nullptr && to.columns == NV * Lanes) {
     // Whole vectors: stored as they are.
     for (int64_t r = 0; r < rows; ++r) {
 #pragma GCC unroll 4
@@ -147,18 +137,16 @@ __attribute__((always_inline)) inline void Gather(const ConvShape& s, const floa
 
 using GatherFn = void (*)(const ConvShape&, const float*, int64_t, int64_t, int64_t, int64_t, float*);
 
-// Whether Samples reads U channels-last for this shape and vector width, with or without writing g_i:
-// lane by lane, the gradient's writes cost more than the gather saves when there are few positions.
-bool ChannelsLast(const ConvShape& s, int64_t lanes, bool stores) {
-  return (s.channels / s.groups) % lanes == 0 && (!stores || s.out_height * s.out_width >= 128);
-}
+// Whether Samples reads U channels-last for this shape and vector width.
+bool ChannelsLast(const ConvShape& s, int64_t lanes) { return (s.channels / s.groups) % lanes == 0; }
 
 // Samples [begin, end): per sample and group, δ_i's rows into d [⌈O/G⌉₄, L] (padding rows 0), U_i's
 // rows located in one of two ways, then the blocks of kRows rows by up to MaxVectors vectors.
 //   Channels-last (C/G a multiple of Lanes): the group's input is copied, zero-padded, as
 //   [Hp, Wp, C/G]; U's columns are taken in the order (kh, kw, c), so that every vector of a row of U is
-//   Lanes consecutive channels of one input position, read in place: no gather. The gradient's
-//   columns (c, kh, kw) are written lane by lane.
+//   Lanes consecutive channels of one input position, read in place: no gather. g_i is written in that
+//   column order too, [O/G, kh·kw, C/G] per group (ConvWeightPerSample says so; the norms and sums do not
+//   depend on the order, and the caller permutes what it hands on).
 //   Gathered (any other shape): u [L, kp] (kp = C/G·kh·kw rounded up to Lanes, padding columns 0) with
 //   u[l, (c, kh, kw)] = padded[c, y·s + kh·d, x·s + kw·d], from a zero-padded copy of the planes.
 template <int Lanes, int MaxVectors>
@@ -172,7 +160,7 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
   const int64_t positions = s.out_height * s.out_width;
   const int64_t rows_padded = (og + kRows - 1) / kRows * kRows;
   // Lane by lane, the gradient's writes cost more than the gather saves when there are few positions.
-  const bool channels_last = ChannelsLast(s, kLanes, grads != nullptr);
+  const bool channels_last = ChannelsLast(s, kLanes);
   const int64_t kp = channels_last ? k : (k + kLanes - 1) / kLanes * kLanes;
   std::vector<float> d(static_cast<size_t>(rows_padded * positions), 0.0f);
   const int64_t plane = s.height * s.width;
@@ -188,17 +176,14 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
       offset[static_cast<size_t>(l)] = channels_last ? (oy * s.stride[0] * wp + ox * s.stride[1]) * cg : l * kp;
     }
   }
-  // Per vector of U's columns: its base, and (channels-last) its channel and tap for the gradient's layout.
+  // Per vector of U's columns: its base.
   const int64_t vectors_total = kp / kLanes;
   std::vector<const float*> base(static_cast<size_t>(vectors_total));
-  std::vector<int64_t> channel(static_cast<size_t>(vectors_total)), tap(static_cast<size_t>(vectors_total));
   for (int64_t v = 0; v < vectors_total; ++v) {
     const int64_t column = v * kLanes;
     if (channels_last) {
-      tap[v] = column / cg;
-      channel[v] = column % cg;
-      const int64_t kh = tap[v] / s.kernel[1], kw = tap[v] % s.kernel[1];
-      base[v] = padded.data() + (kh * s.dilation[0] * wp + kw * s.dilation[1]) * cg + channel[v];
+      const int64_t tap = column / cg, kh = tap / s.kernel[1], kw = tap % s.kernel[1];
+      base[v] = padded.data() + (kh * s.dilation[0] * wp + kw * s.dilation[1]) * cg + column % cg;
     } else {
       base[v] = u.data() + column;
     }
@@ -272,15 +257,8 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
           BlockOut to;
           if (out != nullptr) {
             to.k = k;
-            if (channels_last) {
-              to.out = out + o * k;
-              to.spread = taps;
-              to.first = channel.data() + v0;
-              to.second = tap.data() + v0;
-            } else {
-              to.out = out + o * k + j;
-              to.columns = std::min(k - j, vectors * kLanes);
-            }
+            to.out = out + o * k + j;
+            to.columns = std::min(k - j, vectors * kLanes);
           }
           const int64_t* off = offset.data();
           if (sum != nullptr) {
@@ -350,11 +328,12 @@ std::pair<SamplesFn, int64_t> PickSamples() {
 
 }  // namespace
 
-void ConvWeightPerSample(const ConvShape& shape, const float* input, const float* delta, float* norms, float* grads) {
-  const SamplesFn samples = PickSamples().first;
+bool ConvWeightPerSample(const ConvShape& shape, const float* input, const float* delta, float* norms, float* grads) {
+  const auto [samples, lanes] = PickSamples();
   at::parallel_for(0, shape.batch, 1, [&](int64_t begin, int64_t end) {
     samples(shape, input, delta, norms, grads, nullptr, begin, end);
   });
+  return ChannelsLast(shape, lanes);
 }
 
 void ConvWeightSum(const ConvShape& shape, const float* input, const float* delta, const float* factors, float* sum) {
@@ -362,7 +341,7 @@ void ConvWeightSum(const ConvShape& shape, const float* input, const float* delt
   const int64_t cg = shape.channels / shape.groups, og = shape.out / shape.groups;
   const int64_t taps = shape.kernel[0] * shape.kernel[1];
   const int64_t k = cg * taps;
-  const bool channels_last = ChannelsLast(shape, lanes, /*stores=*/false);
+  const bool channels_last = ChannelsLast(shape, lanes);
   const int64_t kp = channels_last ? k : (k + lanes - 1) / lanes * lanes;
   const int64_t rows_padded = (og + kRows - 1) / kRows * kRows;
   const int64_t size = shape.groups * rows_padded * kp;

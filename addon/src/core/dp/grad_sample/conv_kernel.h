@@ -18,10 +18,11 @@ struct ConvShape {
   int64_t kernel[2], stride[2], padding[2], dilation[2];
 };
 
-// norms [B] = ||g_i||²; when grads is not null, also g_i into grads [B, O·C/G·kh·kw] (the weight's
-// layout [O, C/G, kh, kw]). input and delta are contiguous. Samples run in parallel over libtorch's
-// intra-op threads (the loops call no libtorch kernel).
-void ConvWeightPerSample(const ConvShape& shape, const float* input, const float* delta, float* norms, float* grads);
+// norms [B] = ||g_i||²; when grads is not null, also g_i into grads [B, O·C/G·kh·kw], in the weight's
+// layout [O, C/G, kh, kw] or, when this returns true, per group in the order [O/G, kh·kw, C/G] (the
+// kernel's channels-last form). input and delta are contiguous. Samples run in parallel over
+// libtorch's intra-op threads (the loops call no libtorch kernel).
+bool ConvWeightPerSample(const ConvShape& shape, const float* input, const float* delta, float* norms, float* grads);
 
 // sum [O, C/G·kh·kw] (the weight's layout) = Σ_i factors_i g_i, by the same blocks: the clipped sum of
 // a layer whose norms were taken without writing g_i.
