@@ -97,6 +97,15 @@ function sumOverBatch(g: FloatTensor): Float64Array {
 // Expected rule per parameter name for each fixture (names as in named_parameters()).
 const expectedRules: Record<string, Record<string, string | RegExp>> = {
   linear_seq: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
+  // side's output reaches the loss only through detach(): its δ never arrives, its gradients are zeros.
+  detached_side: {
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+    'side.weight': 'linear',
+    'side.bias': 'linear',
+    'head.weight': 'linear',
+    'head.bias': 'linear',
+  },
   conv2d_mix: {
     'conv1.weight': 'conv2d',
     'conv1.bias': 'conv2d',
