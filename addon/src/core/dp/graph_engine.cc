@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <ATen/ATen.h>
@@ -575,10 +576,9 @@ class Engine final : public GraphGradEngine {
       entry.z_out = expose(entry.z);
     }
     Value* key = graph_->addInput("tap_key")->setType(c10::TensorType::get());
-    std::unordered_map<Value*, bool> tapped;
+    std::unordered_set<Value*> tapped;
     for (const LayerEntry& entry : layers_) {
-      if (!entry.active || entry.taped || tapped[entry.z]) continue;
-      tapped[entry.z] = true;
+      if (!entry.active || entry.taped || !tapped.insert(entry.z).second) continue;
       Node* next = entry.z->node()->next();
       const torch::jit::WithInsertPoint guard(next);
       Node* tap = graph_->create(c10::Symbol::fromQualString(kTapOperator),

@@ -141,9 +141,7 @@ class ConvBatch final : public LayerBatch {
     return bias_;
   }
 
-  // chunks_ (g_i(W) [n, O·C/G·k] per chunk, in sample order) and norms_ [B], once per batch: one chunk
-  // by the kernel of conv_kernel.h for float32 with one input channel per group or few output
-  // positions; otherwise chunks of kChunk samples by oneDNN (ChunkWeight).
+  // Whether the kernel of conv_kernel.h takes this layer (see kKernelMaxPositions).
   bool KernelEligible() const {
     return x_.d.scalar_type() == at::kFloat && x_.a.scalar_type() == at::kFloat &&
            (x_.a.size(1) == x_.groups || x_.positions <= kKernelMaxPositions ||
@@ -163,6 +161,9 @@ class ConvBatch final : public LayerBatch {
                      {x_.padding[0], x_.padding[1]},
                      {x_.dilation[0], x_.dilation[1]}};
   }
+  // chunks_ (g_i(W) [n, O·C/G·k] per chunk, in sample order) and norms_ [B], once per batch: chunks of
+  // at most kKernelChunkBytes by the kernel where KernelEligible; otherwise chunks of kChunk samples by
+  // oneDNN (ChunkWeight).
   void Materialize() {
     if (!chunks_.empty()) return;
     const bool kernel = KernelEligible();

@@ -137,6 +137,14 @@ __attribute__((always_inline)) inline void Gather(const ConvShape& s, const floa
 
 using GatherFn = void (*)(const ConvShape&, const float*, int64_t, int64_t, int64_t, int64_t, float*);
 
+// The fixed-width gather for the common widths at dilation 1, the general one otherwise.
+GatherFn PickGather(const ConvShape& s) {
+  static constexpr GatherFn kByWidth[] = {Gather<0>, Gather<1>, Gather<0>, Gather<3>, Gather<4>,
+                                          Gather<5>, Gather<0>, Gather<7>, Gather<8>};
+  const int64_t width = s.kernel[1];
+  return s.dilation[1] == 1 && width >= 1 && width <= 8 ? kByWidth[width] : Gather<0>;
+}
+
 // Whether Samples reads U channels-last for this shape and vector width.
 bool ChannelsLast(const ConvShape& s, int64_t lanes) { return (s.channels / s.groups) % lanes == 0; }
 
@@ -159,7 +167,6 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
   const int64_t k = cg * taps;
   const int64_t positions = s.out_height * s.out_width;
   const int64_t rows_padded = (og + kRows - 1) / kRows * kRows;
-  // Lane by lane, the gradient's writes cost more than the gather saves when there are few positions.
   const bool channels_last = ChannelsLast(s, kLanes);
   const int64_t kp = channels_last ? k : (k + kLanes - 1) / kLanes * kLanes;
   std::vector<float> d(static_cast<size_t>(rows_padded * positions), 0.0f);
@@ -191,31 +198,7 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
   // Blocks of `width` vectors: 3 where that divides the columns and 4 does not (9 vectors: 3 + 3 + 3
   // rather than 4 + 4 + 1, whose last block feeds 4 FMAs per 4 broadcasts).
   const int64_t width = MaxVectors >= 4 && vectors_total % 4 != 0 && vectors_total % 3 == 0 ? 3 : MaxVectors;
-  GatherFn gather = Gather<0>;
-  if (s.dilation[1] == 1) {
-    switch (s.kernel[1]) {
-      case 1:
-        gather = Gather<1>;
-        break;
-      case 3:
-        gather = Gather<3>;
-        break;
-      case 4:
-        gather = Gather<4>;
-        break;
-      case 5:
-        gather = Gather<5>;
-        break;
-      case 7:
-        gather = Gather<7>;
-        break;
-      case 8:
-        gather = Gather<8>;
-        break;
-      default:
-        break;
-    }
-  }
+  const GatherFn gather = PickGather(s);
   for (int64_t i = begin; i < end; ++i) {
     double norm = 0;
     for (int64_t g = 0; g < s.groups; ++g) {
