@@ -259,13 +259,34 @@ test('the noise has standard deviation σ·C/(q·N) per coordinate, mean 0, flat
   }
 });
 
-// The sampler (a ziggurat: layers, wedges and a tail beyond r ≈ 3.65) must give N(0, 1) exactly, not
-// only the right variance. 24 steps × 84,000 coordinates ≈ 2 million draws, on 2 threads (the
-// streams in parallel): a Kolmogorov–Smirnov test, a χ² test over 34 bins, and the mass in the tail.
-test('the noise is standard normal in distribution: Kolmogorov–Smirnov, χ² over 34 bins, and the tail beyond the ziggurat', async () => {
-  const fx = await trainerFixtures();
+// The sampler (a ziggurat: layers, wedges and a tail beyond r) must give N(0, 1) exactly, not only the
+// right variance, in each of its variants: 128 layers 16 at a time over a VAES keystream (AVX-512),
+// 256 layers 8 at a time over OpenSSL's (AVX2), and the scalar one; BASTION_MAX_CPU_ISA caps the
+// variant (a machine without AVX-512 runs the narrower ones twice). 24 steps × 84,000 coordinates ≈ 2
+// million draws each, on 2 threads (the streams in parallel): a Kolmogorov–Smirnov test, a χ² test
+// over 34 bins, and the mass beyond each ziggurat's r and beyond 4.
+for (const isa of ['avx512', 'avx2', 'baseline'] as const) {
+  test(`the noise is standard normal in distribution (${isa}): Kolmogorov–Smirnov, χ² over 34 bins, and the tails beyond the ziggurats`, async () => {
+    const fx = await trainerFixtures();
+    const z = Float64Array.from(withMaxIsa(isa, () => noiseDraws(fx, 24))).sort();
+    assertStandardNormal(z);
+  });
+}
+
+// The variant is chosen when a trainer's streams are created (the keystream) and at every draw (the
+// core), so the cap holds across both.
+function withMaxIsa<T>(isa: string, body: () => T): T {
+  process.env.BASTION_MAX_CPU_ISA = isa;
+  try {
+    return body();
+  } finally {
+    delete process.env.BASTION_MAX_CPU_ISA;
+  }
+}
+
+// The noise of `steps` steps of a private trainer whose gradients are all zero, in units of σ·C/(q·N).
+function noiseDraws(fx: TrainerFixtures, steps: number): number[] {
   const q = 0.5;
-  const steps = 24;
   const trainer = Trainer.create(fx.bytes('zero_grad.pt'), zeroGradData(fx), {
     mode: 'private',
     loss: { kind: 'mse' },
@@ -288,7 +309,32 @@ test('the noise is standard normal in distribution: Kolmogorov–Smirnov, χ² o
   } finally {
     setThreads(1);
   }
-  const z = Float64Array.from(draws).sort();
+  return draws;
+}
+
+// The ziggurats of the sampler (layers, r, v: Marsaglia and Tsang 2000).
+const ZIGGURATS = [
+  [128, 3.442619855899, 9.91256303526217e-3],
+  [256, 3.6541528853610088, 4.92867323399e-3],
+] as const;
+
+// The right edges x_1 < … < x_{n-1} = r of a ziggurat's layers: every layer has area v.
+function zigguratEdges(layers: number, r: number, v: number): number[] {
+  const edges = [r];
+  for (let i = layers - 2; i >= 1; i -= 1) {
+    const x = edges[0]!;
+    edges.unshift(Math.sqrt(-2 * Math.log(v / x + Math.exp(-0.5 * x * x))));
+  }
+  return edges;
+}
+
+// The χ² quantile z standard deviations out (Wilson and Hilferty 1931): 4.75 is P < 1e-6.
+function chiSquareQuantile(df: number, z: number): number {
+  const c = 2 / (9 * df);
+  return df * (1 - c + z * Math.sqrt(c)) ** 3;
+}
+
+function assertStandardNormal(z: Float64Array): void {
   const n = z.length;
   // KS: sqrt(n)·sup|F_n − Φ| exceeds 2.6 with probability about 2·exp(−2·2.6²) ≈ 3e-6.
   let sup = 0;
@@ -312,14 +358,44 @@ test('the noise is standard normal in distribution: Kolmogorov–Smirnov, χ² o
     chi += (count - expected) ** 2 / expected;
   }
   assert.ok(chi < 90, `χ² ${chi} over 34 bins`);
-  // The ziggurat's tail (|z| > r) and beyond 4σ: their fractions within 5 standard errors.
-  for (const cut of [3.6541528853610088, 4]) {
+  // χ² over the layers of each ziggurat: |z| binned at the layers' edges x_1 < … < x_{n-1} = r. A
+  // wrong wedge test moves mass between these bins: accepting every point of a wedge adds a
+  // non-centrality of about 430 (128 layers) or 200 (256 layers) at 2 million draws.
+  for (const [layers, r, v] of ZIGGURATS) {
+    const cuts = zigguratEdges(layers, r, v);
+    const counts = new Array<number>(cuts.length + 1).fill(0);
+    for (const value of z) {
+      const magnitude = Math.abs(value);
+      let lo = 0;
+      let hi = cuts.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (cuts[mid]! <= magnitude) lo = mid + 1;
+        else hi = mid;
+      }
+      counts[lo]! += 1;
+    }
+    const bounds = [0, ...cuts, Infinity];
+    let layerChi = 0;
+    for (let b = 0; b < counts.length; b += 1) {
+      const expected = 2 * n * (normalCdf(bounds[b + 1]!) - normalCdf(bounds[b]!));
+      layerChi += (counts[b]! - expected) ** 2 / expected;
+    }
+    const limit = chiSquareQuantile(counts.length - 1, 4.75);
+    assert.ok(layerChi < limit, `χ² ${layerChi} over the ${layers} layers (limit ${limit})`);
+  }
+  // Symmetric: as many negative draws as positive, within 5 standard errors.
+  const negative = z.filter((v) => v < 0).length;
+  assert.ok(Math.abs(negative / n - 0.5) < 5 * Math.sqrt(0.25 / n), `${negative} negative of ${n}`);
+  // The ziggurats' tails (|z| > r, for 128 and 256 layers) and beyond 4σ: their fractions within 5
+  // standard errors.
+  for (const cut of [3.442619855899, 3.6541528853610088, 4]) {
     const tail = 2 * normalCdf(-cut);
     const beyond = z.filter((v) => Math.abs(v) > cut).length / n;
     assert.ok(Math.abs(beyond - tail) < 5 * Math.sqrt((tail * (1 - tail)) / n), `beyond ${cut}: ${beyond}, Gaussian ${tail}`);
   }
   assert.ok(z[n - 1]! > 4 && z[0]! < -4, `the extremes reach the tail: ${z[0]}, ${z[n - 1]}`);
-});
+}
 
 test('two identically created trainers draw independent noise, and restore() re-seeds the generator', async () => {
   const fx = await trainerFixtures();

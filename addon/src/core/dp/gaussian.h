@@ -14,12 +14,15 @@ namespace bastion::core::dp {
 // std::runtime_error when the kernel refuses; there is deliberately no weaker fallback.
 void OsRandomBytes(void* out, size_t size);
 
-// A stream of N(0, 1) draws: the ziggurat method of Marsaglia and Tsang (2000, 256 layers) over the
-// keystream of AES-128 in counter mode (OpenSSL, as linked into Node), with a key and counter from the
-// OS. Unlike the published generator, the layer index and the abscissa come from disjoint bits of a
-// word (Doornik 2005 showed that the shared bits correlate the draws), and abscissae are cell
-// midpoints, so the distribution is exactly symmetric. The core of the ziggurat runs 8 words at a
-// time where the CPU has AVX2. Not thread-safe: one stream per thread.
+// A stream of N(0, 1) draws: the ziggurat method of Marsaglia and Tsang (2000) over the keystream of
+// AES-128 in counter mode, with a key and counter from the OS. The keystream comes from the VAES
+// instructions where the CPU has them (checked once against OpenSSL) and from OpenSSL, as linked into
+// Node, elsewhere. Unlike the published generator, the layer index and the abscissa come from disjoint
+// bits of a word (Doornik 2005 showed that the shared bits correlate the draws), and abscissae are
+// cell midpoints, so the distribution is exactly symmetric. The ziggurat has 128 layers on AVX-512
+// (16 words at a time, its tables in registers) and 256 elsewhere (8 words at a time with AVX2); the
+// CPU's widest set is used, capped by BASTION_MAX_CPU_ISA as for the per-sample kernels. Not
+// thread-safe: one stream per thread.
 class GaussianStream {
  public:
   GaussianStream();
@@ -49,8 +52,20 @@ class GaussianStream {
   template <typename T>
   bool AddScaledPortable(T* data, int64_t count, double amplitude, double scale);
   bool AddScaledAvx2(float* data, int64_t count, float amplitude, float scale);
-  // The draw for a word the core rejected (a wedge or the tail: about 1.5 % of words); draws more words.
-  double Slow(uint32_t word);
+  bool AddScaledAvx512(float* data, int64_t count, float amplitude, float scale);
+  // The AVX-512 core's rejected words (missed, with their places in data), resolved and combined; a
+  // non-finite result sets its lane in bad. Returns how many words it listed again in their place.
+  int64_t ResolveAvx512(float* data, uint32_t* missed, int32_t* where, int64_t misses, float amplitude, float scale,
+                        uint16_t* bad);
+  // The draw for a word a core rejected (a wedge or the tail: 1.5 % of words with 256 layers); draws
+  // more words. Tables is the ziggurat the word was drawn for.
+  template <typename Tables>
+  double Slow(const Tables& z, uint32_t word);
+  // A draw beyond the ziggurat's r, on the side of h's sign.
+  template <typename Tables>
+  double Tail(const Tables& z, int32_t h);
+  // A uniform in (0, 1), never 0 or 1, from one word.
+  double Uniform32();
   // Up to `block` (≥ multiple) words of the buffer, a multiple of `multiple` of them, refilling the
   // buffer when fewer are left (those are skipped); returns how many.
   int64_t Take(int64_t block, int64_t multiple, const uint32_t** words);
