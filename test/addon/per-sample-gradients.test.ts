@@ -254,6 +254,8 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
   merged_rows: { 'fc.weight': 'linear', 'fc.bias': 'linear', 'head.weight': 'linear', 'head.bias': 'linear' },
   // The same rows, but only each sample's first reaches the output: the layout cannot be told.
   merged_unused_rows: { 'fc.weight': 'fallback', 'fc.bias': 'fallback', 'head.weight': 'linear', 'head.bias': 'linear' },
+  // Hostile: samples 2 and 3 trade rows around fc, in neither layout (samples 0, 1 and B-1 keep theirs).
+  merged_swapped: { 'fc.weight': 'fallback', 'fc.bias': 'fallback', 'head.weight': 'linear', 'head.bias': 'linear' },
   regression: { 'fc1.weight': 'linear', 'fc1.bias': 'linear', 'fc2.weight': 'linear', 'fc2.bias': 'linear' },
   lstm_seq: {
     'rnn.weight_ih_l0': 'lstm',
@@ -287,7 +289,15 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
 const fixtureNames = Object.keys(expectedRules);
 
 // Models with data-dependent control flow exist only scripted (tracing would bake one branch in).
-const scriptedOnly = new Set(['if_branch', 'size_branch', 'encoder_layer', 'encoder_stack', 'merged_rows', 'merged_unused_rows']);
+const scriptedOnly = new Set([
+  'if_branch',
+  'size_branch',
+  'encoder_layer',
+  'encoder_stack',
+  'merged_rows',
+  'merged_unused_rows',
+  'merged_swapped',
+]);
 
 for (const name of fixtureNames) {
   for (const kind of scriptedOnly.has(name) ? (['script'] as const) : (['script', 'trace'] as const)) {

@@ -33,6 +33,7 @@
 #include "core/dp/grad_sample/fallback.h"
 #include "core/dp/grad_sample/layer.h"
 #include "core/dp/grad_sample/recurrent.h"
+#include "core/dp/noise.h"
 #include "core/dp/tap.h"
 #include "core/error.h"
 #include "core/model.h"
@@ -687,11 +688,19 @@ class Engine final : public GraphGradEngine {
     return true;
   }
 
-  // Which rows of each merged layer's output belong to which sample, from autograd: for sample b,
-  // the rows of z that out[b] has a non-zero gradient for must be exactly b's rows in one of the two
-  // layouts. Batch independence (checked at upload) puts the true rows' support inside b's rows;
-  // requiring every row of b to be reached makes the layout that matches the only one possible.
+  // Which rows of each merged layer's output belong to which sample, from autograd: the rows of z
+  // that out[b] has a non-zero gradient for must be exactly b's rows in one of the two layouts, for
+  // every sample b. Batch independence (checked at upload) puts the true rows' support inside b's
+  // rows; requiring every row of b to be reached makes the layout that matches the only one possible.
   // Anything else, or both layouts matching, goes to the fallback.
+  //
+  // Every sample is checked, in 2·⌈log2 B⌉ backward passes rather than B: pass (k, side) reaches the
+  // rows that some sample whose index has bit k equal to side depends on. A row of one sample is
+  // reached on exactly one side of every bit, and the sides spell its sample's index; a row that two
+  // samples reach is reached on both sides of a bit where their indices differ, and a row no sample
+  // reaches on neither. The outputs are weighted at random (in [0.5, 1.5)) so that no sum of several
+  // samples' gradients cancels to zero by construction. (Checking samples 0, 1 and B-1 alone let a
+  // model that moves the middle samples' rows through a layout that keeps those three in place pass.)
   void ResolveMerged(const std::vector<at::Tensor>& inputs, const std::vector<size_t>& merged, int64_t size) {
     const c10::AutoGradMode grad_mode(true);
     at::Tensor out;
@@ -701,24 +710,42 @@ class Engine final : public GraphGradEngine {
     const bool usable = out.dim() >= 1 && out.size(0) == size &&
                         std::all_of(zs.begin(), zs.end(), [](const at::Tensor& z) { return z.requires_grad(); });
     std::vector<bool> inner(merged.size(), usable), outer(merged.size(), usable);
-    std::vector<int64_t> samples{0, 1};
-    if (size <= 4) {
-      for (int64_t b = 2; b < size; ++b) samples.push_back(b);
-    } else {
-      samples.push_back(size - 1);
-    }
-    for (size_t s = 0; usable && s < samples.size(); ++s) {
-      const int64_t b = samples[s];
-      const auto grads = torch::autograd::grad({out[b].sum()}, zs, {}, /*retain_graph=*/s + 1 < samples.size(),
-                                               /*create_graph=*/false, /*allow_unused=*/true);
-      for (size_t k = 0; k < merged.size(); ++k) {
-        const int64_t rows_total = zs[k].size(0);
+    if (usable) {
+      int64_t bits = 1;
+      while ((int64_t{1} << bits) < size) ++bits;
+      const at::Tensor sample = at::arange(size);
+      // From a generator of its own, keyed from the OS: libtorch's default one starts from a fixed seed.
+      const at::Tensor weights = at::rand(out.sizes(), MakeOsSeededGenerator(), out.options()) + 0.5;
+      std::vector<at::Tensor> owner(merged.size());
+      std::vector<bool> single(merged.size(), true);
+      for (int64_t k = 0; k < bits; ++k) {
+        std::vector<at::Tensor> reached[2];
+        for (int side = 0; side < 2; ++side) {
+          std::vector<int64_t> mask_shape(static_cast<size_t>(out.dim()), 1);
+          mask_shape[0] = size;
+          const at::Tensor mask =
+              sample.bitwise_right_shift(k).bitwise_and(1).eq(side).to(out.scalar_type()).view(mask_shape);
+          const bool last = k + 1 == bits && side == 1;
+          const auto grads = torch::autograd::grad({(out * weights * mask).sum()}, zs, {}, /*retain_graph=*/!last,
+                                                   /*create_graph=*/false, /*allow_unused=*/true);
+          for (size_t m = 0; m < merged.size(); ++m) {
+            const int64_t rows_total = zs[m].size(0);
+            reached[side].push_back(grads[m].defined() ? grads[m].reshape({rows_total, -1}).abs().sum(1).gt(0)
+                                                       : at::zeros({rows_total}, at::kBool));
+          }
+        }
+        for (size_t m = 0; m < merged.size(); ++m) {
+          single[m] = single[m] && at::equal(reached[1][m], reached[0][m].logical_not());
+          const at::Tensor bit = reached[1][m].to(at::kLong) * (int64_t{1} << k);
+          owner[m] = owner[m].defined() ? owner[m] + bit : bit;
+        }
+      }
+      for (size_t m = 0; m < merged.size(); ++m) {
+        const int64_t rows_total = zs[m].size(0);
         const int64_t rows = rows_total / size;
-        const at::Tensor reached = grads[k].defined() ? grads[k].reshape({rows_total, -1}).abs().sum(1).gt(0)
-                                                      : at::zeros({rows_total}, at::kBool);
         const at::Tensor index = at::arange(rows_total);
-        inner[k] = inner[k] && at::equal(reached, index.remainder(size).eq(b));
-        outer[k] = outer[k] && at::equal(reached, index.div(rows, "floor").eq(b));
+        inner[m] = single[m] && at::equal(owner[m], index.remainder(size));
+        outer[m] = single[m] && at::equal(owner[m], index.div(rows, "floor"));
       }
     }
     for (size_t k = 0; k < merged.size(); ++k) {
