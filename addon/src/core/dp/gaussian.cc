@@ -552,6 +552,15 @@ __attribute__((target("arch=x86-64-v4"))) int64_t GaussianStream::ResolveAvx512(
   const Ziggurat<128>& z = Wide();
   const __m512 amplitude16 = _mm512_set1_ps(amplitude);
   const __m512 scale16 = _mm512_set1_ps(scale);
+  // k, w and f in registers, looked up by permutes (gathers cost more).
+  __m512i k_table[8];
+  __m512i w_table[8];
+  __m512i f_table[8];
+  for (int j = 0; j < 8; ++j) {
+    k_table[j] = _mm512_loadu_si512(z.k + 16 * j);
+    w_table[j] = _mm512_loadu_si512(z.w_float + 16 * j);
+    f_table[j] = _mm512_loadu_si512(z.f_float + 16 * j);
+  }
   int64_t kept = 0;  // replaced words, written over entries already read
   for (int64_t g = 0; g < misses; g += 16) {
     const auto live = static_cast<__mmask16>(misses - g >= 16 ? 0xFFFF : (1u << (misses - g)) - 1);
@@ -559,9 +568,10 @@ __attribute__((target("arch=x86-64-v4"))) int64_t GaussianStream::ResolveAvx512(
     const __m512i at = _mm512_maskz_loadu_epi32(live, where + g);
     const __m512i layer = _mm512_and_si512(word, _mm512_set1_epi32(127));
     const __m512i h = _mm512_add_epi32(_mm512_and_si512(word, _mm512_set1_epi32(~255)), _mm512_set1_epi32(128));
-    const __m512i k = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, layer, z.k, 4);
-    const __m512 x =
-        _mm512_mul_ps(_mm512_cvtepi32_ps(h), _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, layer, z.w_float, 4));
+    const __mmask16 bit5 = _mm512_test_epi32_mask(layer, _mm512_set1_epi32(32));
+    const __mmask16 bit6 = _mm512_test_epi32_mask(layer, _mm512_set1_epi32(64));
+    const __m512i k = Lookup128(k_table, layer, bit5, bit6);
+    const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(h), _mm512_castsi512_ps(Lookup128(w_table, layer, bit5, bit6)));
     const __mmask16 accepted = live & _mm512_cmpgt_epi32_mask(k, _mm512_abs_epi32(h));
     const __mmask16 tail = live & ~accepted & _mm512_cmpeq_epi32_mask(layer, _mm512_setzero_si512());
     const __mmask16 wedge = live & ~accepted & ~tail;
@@ -571,9 +581,12 @@ __attribute__((target("arch=x86-64-v4"))) int64_t GaussianStream::ResolveAvx512(
     const __m512 u =
         _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(_mm512_loadu_si512(fresh), 8)), _mm512_set1_ps(0x1p-24f));
     const __m512i replacement = _mm512_loadu_si512(fresh + 16);
-    const __m512 f = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), wedge, layer, z.f_float, 4);
-    const __m512 above = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), wedge,
-                                                  _mm512_sub_epi32(layer, _mm512_set1_epi32(1)), z.f_float, 4);
+    const __m512 f = _mm512_castsi512_ps(Lookup128(f_table, layer, bit5, bit6));
+    // f[i - 1]: layer 0 (the tail, not a wedge) wraps to 127, never used.
+    const __m512i previous = _mm512_and_si512(_mm512_sub_epi32(layer, _mm512_set1_epi32(1)), _mm512_set1_epi32(127));
+    const __m512 above =
+        _mm512_castsi512_ps(Lookup128(f_table, previous, _mm512_test_epi32_mask(previous, _mm512_set1_epi32(32)),
+                                      _mm512_test_epi32_mask(previous, _mm512_set1_epi32(64))));
     const __m512 height = _mm512_fmadd_ps(u, _mm512_sub_ps(above, f), f);
     const __m512 curve = ExpNonPositive(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(x, x)));
     const __m512 band = _mm512_mul_ps(curve, _mm512_set1_ps(1e-5f));
