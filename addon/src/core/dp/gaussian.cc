@@ -1,6 +1,6 @@
 // The Gaussian sampler behind the DP noise. ATen's normal_ (mt19937 under a lock, then Box–Muller)
 // took 7 ns a draw on the benchmark machine, most of a private step for an embedding of 640k weights;
-// this takes 1.5 ns with AVX2 and OpenSSL's keystream, 0.45 ns with AVX-512 and VAES (one Zen 5 core,
+// this takes 1.5 ns with AVX2 and OpenSSL's keystream, 0.4 ns with AVX-512 and VAES (one Zen 5 core,
 // keystream included), and its bits come from a cryptographic generator, so no number of draws
 // predicts another.
 #include "core/dp/gaussian.h"
