@@ -143,10 +143,21 @@ __attribute__((target("arch=x86-64-v3"))) inline __m256 CombineAvx2(float* data,
   return _mm256_cmp_ps(_mm256_sub_ps(result, result), _mm256_setzero_ps(), _CMP_NEQ_UQ);
 }
 
+// A word's layer in the 128-layer ziggurat (its low 7 bits) and its abscissa h (the top 24 bits, at the
+// midpoint of their cell), 16 words at a time; Abscissa() for one.
+__attribute__((target("arch=x86-64-v4"))) inline __m512i WideLayer(__m512i word) {
+  return _mm512_and_si512(word, _mm512_set1_epi32(127));
+}
+__attribute__((target("arch=x86-64-v4"))) inline __m512i WideAbscissa(__m512i word) {
+  return _mm512_add_epi32(_mm512_and_si512(word, _mm512_set1_epi32(~255)), _mm512_set1_epi32(128));
+}
+
 // table[index] for 16 indices below 128, from a table of 128 words held in 8 registers: four
-// two-register permutes on the index's low 5 bits, then bits 5 and 6 pick among them.
-__attribute__((target("arch=x86-64-v4"))) inline __m512i Lookup128(const __m512i* table, __m512i index, __mmask16 bit5,
-                                                                   __mmask16 bit6) {
+// two-register permutes on the index's low 5 bits, then bits 5 and 6 pick among them. (Lookups with
+// the same index share the bit tests once inlined.)
+__attribute__((target("arch=x86-64-v4"))) inline __m512i Lookup128(const __m512i* table, __m512i index) {
+  const __mmask16 bit5 = _mm512_test_epi32_mask(index, _mm512_set1_epi32(32));
+  const __mmask16 bit6 = _mm512_test_epi32_mask(index, _mm512_set1_epi32(64));
   const __m512i low = _mm512_mask_blend_epi32(bit5, _mm512_permutex2var_epi32(table[0], index, table[1]),
                                               _mm512_permutex2var_epi32(table[2], index, table[3]));
   const __m512i high = _mm512_mask_blend_epi32(bit5, _mm512_permutex2var_epi32(table[4], index, table[5]),
@@ -154,11 +165,10 @@ __attribute__((target("arch=x86-64-v4"))) inline __m512i Lookup128(const __m512i
   return _mm512_mask_blend_epi32(bit6, low, high);
 }
 
-// table[index] for 16 indices below 128 from a table of 128 16-bit entries held in 4 registers, in
-// the low half of each lane: two two-register permutes of 16-bit lanes on the index's low 6 bits,
-// then bit 6 picks.
-__attribute__((target("arch=x86-64-v4"))) inline __m512i Lookup128Short(const __m512i* table, __m512i index,
-                                                                        __mmask16 bit6) {
+// The same from a table of 128 16-bit entries held in 4 registers, in the low half of each lane: two
+// two-register permutes of 16-bit lanes on the index's low 6 bits, then bit 6 picks.
+__attribute__((target("arch=x86-64-v4"))) inline __m512i Lookup128Short(const __m512i* table, __m512i index) {
+  const __mmask16 bit6 = _mm512_test_epi32_mask(index, _mm512_set1_epi32(64));
   const __m512i low = _mm512_permutex2var_epi16(table[0], index, table[1]);
   const __m512i high = _mm512_permutex2var_epi16(table[2], index, table[3]);
   return _mm512_and_si512(_mm512_mask_blend_epi32(bit6, low, high), _mm512_set1_epi32(0xFFFF));
@@ -484,9 +494,6 @@ __attribute__((target("arch=x86-64-v4"))) bool GaussianStream::AddScaledAvx512(f
   for (int j = 0; j < 8; ++j) {
     w_table[j] = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(z.w_float + 16 * j), _mm512_set1_ps(amplitude)));
   }
-  const __m512i layer_mask = _mm512_set1_epi32(127);
-  const __m512i cell_mask = _mm512_set1_epi32(~255);
-  const __m512i midpoint = _mm512_set1_epi32(128);
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512 scale16 = _mm512_set1_ps(scale);
   // At most kBlock entries carried from earlier blocks, kBlock from this one, and room for a whole
@@ -503,12 +510,10 @@ __attribute__((target("arch=x86-64-v4"))) bool GaussianStream::AddScaledAvx512(f
       const int64_t block = Take(std::min(kBlock, chunk - done), 16, &words);
       for (int64_t g = 0; g < block; g += 16) {
         const __m512i word = _mm512_loadu_si512(words + g);
-        const __m512i layer = _mm512_and_si512(word, layer_mask);
-        const __m512i h = _mm512_add_epi32(_mm512_and_si512(word, cell_mask), midpoint);
-        const __mmask16 bit5 = _mm512_test_epi32_mask(layer, _mm512_set1_epi32(32));
-        const __mmask16 bit6 = _mm512_test_epi32_mask(layer, _mm512_set1_epi32(64));
-        const __m512i k = Lookup128Short(k_table, layer, bit6);
-        const __m512 w = _mm512_castsi512_ps(Lookup128(w_table, layer, bit5, bit6));
+        const __m512i layer = WideLayer(word);
+        const __m512i h = WideAbscissa(word);
+        const __m512i k = Lookup128Short(k_table, layer);
+        const __m512 w = _mm512_castsi512_ps(Lookup128(w_table, layer));
         const __mmask16 accepted = _mm512_cmpgt_epi32_mask(k, _mm512_srli_epi32(_mm512_abs_epi32(h), 15));
         const __m512 scaled_draw = _mm512_mul_ps(_mm512_cvtepi32_ps(h), w);
         float* at = data + done + g;
@@ -566,12 +571,10 @@ __attribute__((target("arch=x86-64-v4"))) int64_t GaussianStream::ResolveAvx512(
     const auto live = static_cast<__mmask16>(misses - g >= 16 ? 0xFFFF : (1u << (misses - g)) - 1);
     const __m512i word = _mm512_maskz_loadu_epi32(live, missed + g);
     const __m512i at = _mm512_maskz_loadu_epi32(live, where + g);
-    const __m512i layer = _mm512_and_si512(word, _mm512_set1_epi32(127));
-    const __m512i h = _mm512_add_epi32(_mm512_and_si512(word, _mm512_set1_epi32(~255)), _mm512_set1_epi32(128));
-    const __mmask16 bit5 = _mm512_test_epi32_mask(layer, _mm512_set1_epi32(32));
-    const __mmask16 bit6 = _mm512_test_epi32_mask(layer, _mm512_set1_epi32(64));
-    const __m512i k = Lookup128(k_table, layer, bit5, bit6);
-    const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(h), _mm512_castsi512_ps(Lookup128(w_table, layer, bit5, bit6)));
+    const __m512i layer = WideLayer(word);
+    const __m512i h = WideAbscissa(word);
+    const __m512i k = Lookup128(k_table, layer);
+    const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(h), _mm512_castsi512_ps(Lookup128(w_table, layer)));
     const __mmask16 accepted = live & _mm512_cmpgt_epi32_mask(k, _mm512_abs_epi32(h));
     const __mmask16 tail = live & ~accepted & _mm512_cmpeq_epi32_mask(layer, _mm512_setzero_si512());
     const __mmask16 wedge = live & ~accepted & ~tail;
@@ -581,12 +584,10 @@ __attribute__((target("arch=x86-64-v4"))) int64_t GaussianStream::ResolveAvx512(
     const __m512 u =
         _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(_mm512_loadu_si512(fresh), 8)), _mm512_set1_ps(0x1p-24f));
     const __m512i replacement = _mm512_loadu_si512(fresh + 16);
-    const __m512 f = _mm512_castsi512_ps(Lookup128(f_table, layer, bit5, bit6));
+    const __m512 f = _mm512_castsi512_ps(Lookup128(f_table, layer));
     // f[i - 1]: layer 0 (the tail, not a wedge) wraps to 127, never used.
-    const __m512i previous = _mm512_and_si512(_mm512_sub_epi32(layer, _mm512_set1_epi32(1)), _mm512_set1_epi32(127));
     const __m512 above =
-        _mm512_castsi512_ps(Lookup128(f_table, previous, _mm512_test_epi32_mask(previous, _mm512_set1_epi32(32)),
-                                      _mm512_test_epi32_mask(previous, _mm512_set1_epi32(64))));
+        _mm512_castsi512_ps(Lookup128(f_table, WideLayer(_mm512_sub_epi32(layer, _mm512_set1_epi32(1)))));
     const __m512 height = _mm512_fmadd_ps(u, _mm512_sub_ps(above, f), f);
     const __m512 curve = ExpNonPositive(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(x, x)));
     const __m512 band = _mm512_mul_ps(curve, _mm512_set1_ps(1e-5f));
