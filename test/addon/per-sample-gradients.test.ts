@@ -18,6 +18,7 @@ import {
   setThreads,
   type TensorData,
 } from '../../src/native.js';
+import { withMaxIsa } from '../helpers/cpu-isa.js';
 import { hostTensor, perSampleFixtures, readSafetensors } from '../helpers/per-sample-fixtures.js';
 import { prng } from '../helpers/prng.js';
 import { testdataPath } from '../helpers/testdata.js';
@@ -519,9 +520,8 @@ for (const name of [
 // widest this machine has, and BASTION_MAX_CPU_ISA (read per batch) caps it, so each variant is checked here.
 test('the AVX2 and baseline variants of the convolution and GroupNorm kernels give the per-sample gradients and clipped sums of the loop', async () => {
   const fixtures = await perSampleFixtures();
-  try {
-    for (const isa of ['avx2', 'baseline']) {
-      process.env.BASTION_MAX_CPU_ISA = isa;
+  for (const isa of ['avx2', 'baseline']) {
+    withMaxIsa(isa, () => {
       for (const name of ['conv2d_mix', 'conv2d_wide', 'conv1d_mix', 'group_norm_conv']) {
         const fixture = fixtures.get(name)!;
         const inputs = fixture.inputs.map((t) => tiled(t, 37));
@@ -538,9 +538,7 @@ test('the AVX2 and baseline variants of the convolution and GroupNorm kernels gi
         });
         assertClose(worst, where);
       }
-    }
-  } finally {
-    delete process.env.BASTION_MAX_CPU_ISA;
+    });
   }
 });
 

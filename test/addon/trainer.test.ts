@@ -18,6 +18,7 @@ import {
   type TrainingData,
 } from '../../src/native.js';
 import { normalCdf } from '../../src/privacy/analysis/gaussian.js';
+import { withMaxIsa } from '../helpers/cpu-isa.js';
 import { prng } from '../helpers/prng.js';
 import { testdataPath } from '../helpers/testdata.js';
 import { runPythonJson, type TrainerFixtures, trainerFixtures } from '../helpers/trainer-fixtures.js';
@@ -271,17 +272,6 @@ for (const isa of ['avx512', 'avx2', 'baseline'] as const) {
     const z = Float64Array.from(withMaxIsa(isa, () => noiseDraws(fx, 24))).sort();
     assertStandardNormal(z);
   });
-}
-
-// The variant is chosen when a trainer's streams are created (the keystream) and at every draw (the
-// core), so the cap holds across both.
-function withMaxIsa<T>(isa: string, body: () => T): T {
-  process.env.BASTION_MAX_CPU_ISA = isa;
-  try {
-    return body();
-  } finally {
-    delete process.env.BASTION_MAX_CPU_ISA;
-  }
 }
 
 // The noise of `steps` steps of a private trainer whose gradients are all zero, in units of σ·C/(q·N).
