@@ -716,7 +716,8 @@ class Engine final : public GraphGradEngine {
       const at::Tensor sample = at::arange(size);
       // From a generator of its own, keyed from the OS: libtorch's default one starts from a fixed seed.
       const at::Tensor weights = at::rand(out.sizes(), MakeOsSeededGenerator(), out.options()) + 0.5;
-      std::vector<at::Tensor> owner(merged.size());
+      std::vector<at::Tensor> owner;  // per layer and row: the sample index its sides spell
+      for (const at::Tensor& z : zs) owner.push_back(at::zeros({z.size(0)}, at::kLong));
       std::vector<bool> single(merged.size(), true);
       for (int64_t k = 0; k < bits; ++k) {
         std::vector<at::Tensor> reached[2];
@@ -736,8 +737,7 @@ class Engine final : public GraphGradEngine {
         }
         for (size_t m = 0; m < merged.size(); ++m) {
           single[m] = single[m] && at::equal(reached[1][m], reached[0][m].logical_not());
-          const at::Tensor bit = reached[1][m].to(at::kLong) * (int64_t{1} << k);
-          owner[m] = owner[m].defined() ? owner[m] + bit : bit;
+          owner[m] += reached[1][m].to(at::kLong) * (int64_t{1} << k);
         }
       }
       for (size_t m = 0; m < merged.size(); ++m) {
