@@ -199,16 +199,36 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
   // rather than 4 + 4 + 1, whose last block feeds 4 FMAs per 4 broadcasts).
   const int64_t width = MaxVectors >= 4 && vectors_total % 4 != 0 && vectors_total % 3 == 0 ? 3 : MaxVectors;
   const GatherFn gather = PickGather(s);
+  // Channels-last: the input rows and columns some tap reads (a 1x1 stride-2 layer reads a quarter of
+  // its input); only those are copied, the rest of the padded copy is never read.
+  std::vector<int64_t> rows_read, columns_read;
+  if (channels_last) {
+    const auto read = [](int64_t size, int64_t out, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+      std::vector<char> used(static_cast<size_t>(size), 0);
+      for (int64_t o = 0; o < out; ++o) {
+        for (int64_t t = 0; t < kernel; ++t) {
+          const int64_t at = o * stride + t * dilation - padding;
+          if (at >= 0 && at < size) used[static_cast<size_t>(at)] = 1;
+        }
+      }
+      std::vector<int64_t> list;
+      for (int64_t i = 0; i < size; ++i)
+        if (used[static_cast<size_t>(i)]) list.push_back(i);
+      return list;
+    };
+    rows_read = read(s.height, s.out_height, s.kernel[0], s.stride[0], s.padding[0], s.dilation[0]);
+    columns_read = read(s.width, s.out_width, s.kernel[1], s.stride[1], s.padding[1], s.dilation[1]);
+  }
   for (int64_t i = begin; i < end; ++i) {
     double norm = 0;
     for (int64_t g = 0; g < s.groups; ++g) {
       const float* x = input + (i * s.channels + g * cg) * plane;
       if (channels_last) {
         // Written in order, one position's channels after another.
-        for (int64_t y = 0; y < s.height; ++y) {
+        for (const int64_t y : rows_read) {
           float* row = padded.data() + ((y + s.padding[0]) * wp + s.padding[1]) * cg;
           const float* src = x + y * s.width;
-          for (int64_t xx = 0; xx < s.width; ++xx) {
+          for (const int64_t xx : columns_read) {
             for (int64_t c = 0; c < cg; ++c) row[xx * cg + c] = src[c * plane + xx];
           }
         }
