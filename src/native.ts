@@ -168,6 +168,7 @@ interface Addon {
     loss: LossConfig,
     clip: ClipOptions,
     path?: ClipPath,
+    padding?: number,
   ): ClippedGradientSum;
   Trainer: new (model: Uint8Array, data: TrainingData, config: TrainerConfig) => NativeTrainer;
 }
@@ -380,7 +381,11 @@ export function perSampleGradients(
   return call(perSampleGradients, (native) => native.perSampleGradients(bytes, inputs, labels, loss, method));
 }
 
-/** Σ_i clip(g_i), the norms ||g_i|| and the losses l_i of one batch. */
+/**
+ * Σ_i clip(g_i), the norms ||g_i|| and the losses l_i of one batch. With `padding`, its last rows are
+ * copies that run but count for nothing (clip factor 0, no norm or loss returned), as the trainer pads
+ * a private batch to a size seen before.
+ */
 export function clippedGradientSum(
   bytes: Uint8Array,
   inputs: TensorData[],
@@ -388,8 +393,9 @@ export function clippedGradientSum(
   loss: LossConfig,
   clip: ClipOptions,
   path: ClipPath = 'auto',
+  padding = 0,
 ): ClippedGradientSum {
-  return call(clippedGradientSum, (native) => native.clippedGradientSum(bytes, inputs, labels, loss, clip, path));
+  return call(clippedGradientSum, (native) => native.clippedGradientSum(bytes, inputs, labels, loss, clip, path, padding));
 }
 
 // ---------------------------------------------------------------------------------------------

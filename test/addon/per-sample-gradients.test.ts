@@ -516,6 +516,65 @@ for (const name of [
   });
 }
 
+// The batch with `extra` copies of its first sample at the end, as the trainer pads a private batch.
+function padded(t: TensorData, extra: number): TensorData {
+  const batch = t.shape[0]!;
+  const rows = [...Array.from({ length: batch }, (_, i) => i), ...new Array<number>(extra).fill(0)];
+  const per = t.data.length / batch;
+  const shape = [rows.length, ...t.shape.slice(1)];
+  if (t.data instanceof BigInt64Array) {
+    const source = t.data;
+    const data = new BigInt64Array(rows.length * per);
+    rows.forEach((r, i) => {
+      data.set(source.subarray(r * per, (r + 1) * per), i * per);
+    });
+    return { ...t, shape, data };
+  }
+  const source = t.data as Float32Array | Float64Array;
+  const data = source instanceof Float64Array ? new Float64Array(rows.length * per) : new Float32Array(rows.length * per);
+  rows.forEach((r, i) => {
+    data.set(source.subarray(r * per, (r + 1) * per), i * per);
+  });
+  return { ...t, shape, data };
+}
+
+// Padding rows run through the model but count for nothing: the rules' layers (convolutions, GroupNorm,
+// embeddings, the merged layout of attention) and the fallback's alike.
+test('padding rows (copies of the first sample, as the trainer pads a private batch) change no clipped sum; their norms and losses are not returned', async () => {
+  const fixtures = await perSampleFixtures();
+  for (const name of ['conv2d_mix', 'group_norm_conv', 'embed_pad', 'encoder_stack', 'merged_rows', 'matmul', 'tied']) {
+    const fixture = fixtures.get(name)!;
+    const bytes = fixture.files.script;
+    const n = fixture.labels.shape[0]!;
+    const inputs = fixture.inputs.map((t) => padded(t, 3));
+    const labels = padded(fixture.labels, 3);
+    const perSample = perSampleGradients(bytes, fixture.inputs, fixture.labels, fixture.loss, 'loop');
+    const plain = clippedGradientSum(bytes, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1 });
+    for (const { label, clip } of clipCases(perSample.length)) {
+      const want = expectedClippedSum(perSample, clip);
+      for (const path of ['materialize', 'ghost', 'auto'] as const) {
+        const got = clippedGradientSum(bytes, inputs, labels, fixture.loss, clip, path, 3);
+        const where = `${name} padded by 3 ${label} ${path}`;
+        assert.equal(got.perSampleNorms.length, n, `${where}: norms of the real samples only`);
+        assert.equal(got.losses.length, n, `${where}: losses of the real samples only`);
+        const worst = newWorst();
+        compare(got.perSampleNorms, want.norms, `${where} norms`, worst);
+        compare(got.losses, plain.losses, `${where} losses`, worst);
+        got.grads.forEach((g, p) => {
+          compare(g.data, want.sums[p]!, `${where} ${g.name}`, worst);
+        });
+        assertClose(worst, where);
+      }
+    }
+  }
+  const fixture = fixtures.get('conv2d_mix')!;
+  const n = fixture.labels.shape[0]!;
+  assertInvalid(
+    () => clippedGradientSum(fixture.files.script, fixture.inputs, fixture.labels, fixture.loss, { maxGradNorm: 1 }, 'auto', n),
+    /padding must leave at least one sample/,
+  );
+});
+
 // The float32 convolution and GroupNorm kernels have a variant per instruction set; a full run takes the
 // widest this machine has, and BASTION_MAX_CPU_ISA (read per batch) caps it, so each variant is checked here.
 test('the AVX2 and baseline variants of the convolution and GroupNorm kernels give the per-sample gradients and clipped sums of the loop', async () => {

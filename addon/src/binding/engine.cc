@@ -82,7 +82,9 @@ Napi::Value ClippedGradientSum(const Napi::CallbackInfo& info) {
   const auto clip = ReadClip(Argument(info, 4));
   const Napi::Value path = Argument(info, 5);
   const std::string clip_path = path.IsUndefined() ? "auto" : ReadString(path, "path");
-  const auto sum = core::dp::ClippedGradientSum(std::move(bytes), inputs, labels, loss, clip, clip_path);
+  const Napi::Value padding = Argument(info, 6);
+  const int64_t rows = padding.IsUndefined() ? 0 : ReadInteger(padding, "padding", 0, kMaxSafeInteger);
+  const auto sum = core::dp::ClippedGradientSum(std::move(bytes), inputs, labels, loss, clip, clip_path, rows);
   const Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("grads", FloatArrays(env, sum.grads));

@@ -91,7 +91,8 @@ std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<
 }
 
 HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs, const HostTensor& labels,
-                                  const LossConfig& loss, const HostClip& clip, const std::string& path) {
+                                  const LossConfig& loss, const HostClip& clip, const std::string& path,
+                                  int64_t padding) {
   ClipPath clip_path = ClipPath::kAuto;
   if (path == "materialize")
     clip_path = ClipPath::kMaterialize;
@@ -101,7 +102,8 @@ HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTenso
     Refuse("Expected one of auto, materialize, ghost for path but received " + path);
   torch::jit::Module module = LoadModule(std::move(model));
   const LossSpec spec = ToLoss(loss);
-  const Batch batch = ToBatch(inputs, labels);
+  Batch batch = ToBatch(inputs, labels);
+  batch.padding = padding;
   ClipSpec clip_spec;
   clip_spec.max_grad_norm = clip.max_grad_norm;
   clip_spec.groups = clip.groups;

@@ -43,9 +43,11 @@ std::vector<ParameterRule> GradientPlan(std::string model, const std::vector<Hos
 std::vector<FloatArray> PerSampleGradients(std::string model, const std::vector<HostTensor>& inputs,
                                            const HostTensor& labels, const LossConfig& loss, bool loop);
 
-// path: "auto", "materialize" or "ghost".
+// path: "auto", "materialize" or "ghost"; padding: the last rows are copies that count for nothing
+// (Batch::padding), as the trainer pads a private batch.
 HostClippedSum ClippedGradientSum(std::string model, const std::vector<HostTensor>& inputs, const HostTensor& labels,
-                                  const LossConfig& loss, const HostClip& clip, const std::string& path);
+                                  const LossConfig& loss, const HostClip& clip, const std::string& path,
+                                  int64_t padding = 0);
 
 }  // namespace bastion::core::dp
 

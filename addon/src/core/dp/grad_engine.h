@@ -47,6 +47,10 @@ struct ClipSpec {
 struct Batch {
   std::vector<at::Tensor> inputs;
   at::Tensor labels;
+  // The last `padding` rows are copies of real ones that only make the batch a size seen before (the
+  // trainer's PaddedSize): they run through the model, but their clip factor is 0 and their losses and
+  // norms are not returned. Only the graph engine's ComputeClippedSum takes padding; the rest refuse it.
+  int64_t padding = 0;
 };
 
 struct ClippedSum {

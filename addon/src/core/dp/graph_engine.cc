@@ -143,6 +143,7 @@ class Engine final : public GraphGradEngine {
       Refuse("The model's forward must return one tensor, not " + graph_->outputs()[0]->type()->str());
     }
     inputs_ = graph_->inputs().size() - 1;
+    compiles_per_shape_ = HasConvolution(graph_->block());
     Analyse();
     RewriteRecurrent();
     BuildCapture();
@@ -150,6 +151,7 @@ class Engine final : public GraphGradEngine {
   }
 
   const std::vector<std::string>& TrainableParameters() const override { return names_; }
+  bool CompilesPerShape() const override { return compiles_per_shape_; }
 
   std::vector<ParameterRule> Plan() const override {
     std::vector<ParameterRule> plan;
@@ -179,6 +181,9 @@ class Engine final : public GraphGradEngine {
 
   ClippedSum ComputeClippedSum(const Batch& batch, const LossSpec& loss, const ClipSpec& clip, ClipPath path) override {
     const int64_t size = CheckBatch(batch);
+    const int64_t padding = batch.padding;
+    if (padding < 0 || padding >= size) Refuse("The padding must leave at least one sample of the batch");
+    const int64_t real = size - padding;
     const std::vector<int64_t> group_of = CheckClip(clip);
     const size_t groups = clip.groups.empty() ? 1 : clip.groups.size();
     // The norms of a parameter with one layer are taken as soon as its layer is ready, in the backward.
@@ -217,6 +222,14 @@ class Engine final : public GraphGradEngine {
       total += norm2[g];
       factors[g] =
           std::isinf(bound) ? at::ones({size}, at::kDouble) : at::clamp_max(bound / (norm2[g].sqrt() + 1e-6), 1.0);
+      if (padding > 0) factors[g].narrow(0, real, padding).zero_();
+    }
+    // A padding row copies a real one, so it fails where that one does; if it alone fails (a model that
+    // treats the copy differently), 0 · NaN would still reach the sum: the batch fails as a whole, and the
+    // trainer runs its samples alone.
+    if (padding > 0 && !(total.narrow(0, real, padding).isfinite().all().item<bool>() &&
+                         work.losses.narrow(0, real, padding).isfinite().all().item<bool>())) {
+      throw Error(ErrorCode::kNonFinite, "A padding row of the batch has a non-finite loss or gradient norm");
     }
     ClippedSum result;
     for (size_t p = 0; p < names_.size(); ++p) {
@@ -230,13 +243,14 @@ class Engine final : public GraphGradEngine {
       }
       result.grads.push_back(sum.reshape(parameters_[p].sizes()).detach());
     }
-    result.per_sample_norms = total.sqrt().to(at::kFloat);
-    result.losses = work.losses.detach().to(at::kFloat);
+    result.per_sample_norms = total.narrow(0, 0, real).sqrt().to(at::kFloat);
+    result.losses = work.losses.detach().narrow(0, 0, real).to(at::kFloat);
     return result;
   }
 
   std::vector<at::Tensor> ComputePerSampleGrads(const Batch& batch, const LossSpec& loss) override {
     CheckBatch(batch);
+    if (batch.padding != 0) Refuse("Per-sample gradients take no padding rows");
     Work work = Run(batch, loss, ClipPath::kMaterialize);
     std::vector<at::Tensor> result;
     for (size_t p = 0; p < names_.size(); ++p) result.push_back(PerSample(work, p).detach());
@@ -1044,6 +1058,17 @@ class Engine final : public GraphGradEngine {
   TapSink sink_;
   at::Tensor key_ = at::zeros({}).requires_grad_(true);  // the taps' key (tap.h)
   bool probed_ = false;
+  bool compiles_per_shape_ = false;
+
+  static bool HasConvolution(const torch::jit::Block* block) {
+    for (const Node* node : block->nodes()) {
+      const std::string kind = node->kind().toQualString();
+      if (kind.rfind("aten::conv", 0) == 0 || kind == "aten::_convolution") return true;
+      for (const torch::jit::Block* inner : node->blocks())
+        if (HasConvolution(inner)) return true;
+    }
+    return false;
+  }
 };
 
 // The folded graph depends on the modules' training flags and the inputs' ranks, so there is one
@@ -1071,6 +1096,7 @@ class ModeEngine final : public GraphGradEngine {
     For(true, Ranks(inputs)).Probe(inputs);
     probed_ranks_ = Ranks(inputs);
   }
+  bool CompilesPerShape() const override { return engines_.begin()->second->CompilesPerShape(); }
 
  private:
   using Key = std::pair<int, std::vector<int64_t>>;  // training flag (0, 1; 2: mixed), input ranks

@@ -36,6 +36,9 @@ class GraphGradEngine : public GradEngine {
                                        ClipPath path) = 0;
   // Runs the batch-layout check on these inputs now (batch of at least two; no labels needed).
   virtual void Probe(const std::vector<at::Tensor>& inputs) = 0;
+  // Whether the forward runs convolutions, whose CPU kernels oneDNN compiles for each input shape: each
+  // batch size not seen before costs a compilation (the trainer pads private batches for them).
+  virtual bool CompilesPerShape() const = 0;
 };
 
 // As MakeGradEngine.

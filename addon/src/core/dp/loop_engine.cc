@@ -101,6 +101,7 @@ class LoopGradEngine final : public GradEngine {
     if (!batch.labels.defined() || batch.labels.dim() == 0) {
       throw Error(ErrorCode::kInvalidArgument, "The batch has no labels with a batch dimension");
     }
+    if (batch.padding != 0) throw Error(ErrorCode::kInvalidArgument, "The reference engine takes no padding rows");
     const int64_t size = batch.labels.size(0);
     for (size_t k = 0; k < batch.inputs.size(); ++k) {
       if (batch.inputs[k].dim() == 0 || batch.inputs[k].size(0) != size) {
