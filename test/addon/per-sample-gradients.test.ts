@@ -454,24 +454,37 @@ for (const name of [
   });
 }
 
+// The batch made of t's samples `rows` (indices into t), each float sample multiplied by scale(i) for
+// its place i (integer inputs, token ids, are copied as they are).
+function rowsOf(t: TensorData, rows: number[], scale: (i: number) => number = () => 1): TensorData {
+  const per = t.data.length / t.shape[0]!;
+  const shape = [rows.length, ...t.shape.slice(1)];
+  if (t.data instanceof BigInt64Array) {
+    const source = t.data;
+    const data = new BigInt64Array(rows.length * per);
+    rows.forEach((r, i) => {
+      data.set(source.subarray(r * per, (r + 1) * per), i * per);
+    });
+    return { ...t, shape, data };
+  }
+  const source = t.data as Float32Array | Float64Array;
+  const data = source instanceof Float64Array ? new Float64Array(rows.length * per) : new Float32Array(rows.length * per);
+  rows.forEach((r, i) => {
+    const factor = scale(i);
+    for (let j = 0; j < per; j += 1) data[i * per + j] = source[r * per + j]! * factor;
+  });
+  return { ...t, shape, data };
+}
+
 // A batch of `size` samples cycled from the fixture's, each float sample scaled by its own factor so
 // that no two are equal (integer inputs, token ids, are repeated as they are).
 function tiled(t: TensorData, size: number): TensorData {
   const batch = t.shape[0]!;
-  const per = (t.data as Float32Array | Float64Array | BigInt64Array).length / batch;
-  const shape = [size, ...t.shape.slice(1)];
-  if (t.data instanceof BigInt64Array) {
-    const data = new BigInt64Array(size * per);
-    for (let b = 0; b < size; b += 1) data.set(t.data.subarray((b % batch) * per, ((b % batch) + 1) * per), b * per);
-    return { ...t, shape, data };
-  }
-  const source = t.data as Float32Array | Float64Array;
-  const data = source instanceof Float64Array ? new Float64Array(size * per) : new Float32Array(size * per);
-  for (let b = 0; b < size; b += 1) {
-    const scale = 1 + 0.013 * b;
-    for (let i = 0; i < per; i += 1) data[b * per + i] = source[(b % batch) * per + i]! * scale;
-  }
-  return { ...t, shape, data };
+  return rowsOf(
+    t,
+    Array.from({ length: size }, (_, b) => b % batch),
+    (b) => 1 + 0.013 * b,
+  );
 }
 
 // 70 samples: more than one chunk of the batched convolution rules (32), the last one partial; on one
@@ -519,23 +532,7 @@ for (const name of [
 // The batch with `extra` copies of its first sample at the end, as the trainer pads a private batch.
 function padded(t: TensorData, extra: number): TensorData {
   const batch = t.shape[0]!;
-  const rows = [...Array.from({ length: batch }, (_, i) => i), ...new Array<number>(extra).fill(0)];
-  const per = t.data.length / batch;
-  const shape = [rows.length, ...t.shape.slice(1)];
-  if (t.data instanceof BigInt64Array) {
-    const source = t.data;
-    const data = new BigInt64Array(rows.length * per);
-    rows.forEach((r, i) => {
-      data.set(source.subarray(r * per, (r + 1) * per), i * per);
-    });
-    return { ...t, shape, data };
-  }
-  const source = t.data as Float32Array | Float64Array;
-  const data = source instanceof Float64Array ? new Float64Array(rows.length * per) : new Float32Array(rows.length * per);
-  rows.forEach((r, i) => {
-    data.set(source.subarray(r * per, (r + 1) * per), i * per);
-  });
-  return { ...t, shape, data };
+  return rowsOf(t, [...Array.from({ length: batch }, (_, i) => i), ...new Array<number>(extra).fill(0)]);
 }
 
 // Padding rows run through the model but count for nothing: the rules' layers (convolutions, GroupNorm,

@@ -229,6 +229,16 @@ __attribute__((target("aes,sse4.1"))) void ExpandKey(const unsigned char* key, u
   for (size_t i = 0; i < sizeof(k); ++i) wipe[i] = 0;
 }
 
+// A 16-byte counter block as OpenSSL's CTR mode reads it, a big-endian number, into two native halves.
+inline void CounterHalves(const unsigned char* block, uint64_t& high, uint64_t& low) {
+  high = 0;
+  low = 0;
+  for (int i = 0; i < 8; ++i) {
+    high = (high << 8) | block[i];
+    low = (low << 8) | block[8 + i];
+  }
+}
+
 // `blocks` (a multiple of 16) blocks of keystream into out: block b is AES_k(counter + b), the
 // counter a 128-bit big-endian number as OpenSSL's CTR mode counts it, held as two native halves.
 __attribute__((target("arch=x86-64-v4,vaes"))) void CtrKeystream(const unsigned char* round_keys, uint64_t& high,
@@ -307,10 +317,7 @@ bool VaesAvailable() {
     ExpandKey(key, round_keys);
     uint64_t high = 0;
     uint64_t low = 0;
-    for (int i = 0; i < 8; ++i) {
-      high = (high << 8) | counter[i];
-      low = (low << 8) | counter[8 + i];
-    }
+    CounterHalves(counter, high, low);
     unsigned char ours[64 * 16];
     CtrKeystream(round_keys, high, low, ours, 64);
     unsigned char theirs[64 * 16] = {};
@@ -352,10 +359,7 @@ GaussianStream::GaussianStream() : cipher_(std::make_unique<Cipher>()), next_(bu
   bool ok = true;
   if (MaxIsa() == Isa::kAvx512 && VaesAvailable()) {
     ExpandKey(key_and_counter, cipher_->round_keys);
-    for (int i = 0; i < 8; ++i) {
-      cipher_->high = (cipher_->high << 8) | key_and_counter[16 + i];
-      cipher_->low = (cipher_->low << 8) | key_and_counter[24 + i];
-    }
+    CounterHalves(key_and_counter + 16, cipher_->high, cipher_->low);
   } else {
     cipher_->context = EVP_CIPHER_CTX_new();
     ok = cipher_->context != nullptr &&
