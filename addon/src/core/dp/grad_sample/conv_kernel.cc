@@ -85,30 +85,6 @@ __attribute__((always_inline)) inline double BlockNorm(const float* d, int64_t p
   return sum;
 }
 
-// One block of kRows output channels by NV·Lanes columns added to sum (rows of stride `stride`).
-template <int Lanes, int NV, typename Vec = typename VecOf<Lanes>::type>
-__attribute__((always_inline)) inline void BlockSum(const float* d, int64_t positions, const float* const* base,
-                                                    const int64_t* offset, float* sum, int64_t stride) {
-  Vec acc[kRows][NV];
-  Block<Lanes, NV>(d, positions, base, offset, acc);
-#pragma GCC unroll 16
-  for (int64_t r = 0; r < kRows; ++r) {
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) {
-      Vec total;
-      std::memcpy(&total, sum + r * stride + j * Lanes, sizeof(Vec));
-      total += acc[r][j];
-      std::memcpy(sum + r * stride + j * Lanes, &total, sizeof(Vec));
-    }
-  }
-}
-
-// Where Samples adds Σ_i c_i g_i instead of taking norms: per group, [⌈O/G⌉₄, kp] in U's column order.
-struct SumInto {
-  const float* factors;
-  float* buffer;
-};
-
 // U_i of one group into u [L, kp] from its zero-padded input planes: u[l, (c, kh, kw)] =
 // padded[c, y·s + kh·d, x·s + kw·d]. KW > 0: kernels KW wide at dilation 1, whose rows of KW floats are
 // fixed-size copies; KW = 0: any width and dilation.
@@ -159,8 +135,7 @@ bool ChannelsLast(const ConvShape& s, int64_t lanes) { return (s.channels / s.gr
 //   u[l, (c, kh, kw)] = padded[c, y·s + kh·d, x·s + kw·d], from a zero-padded copy of the planes.
 template <int Lanes, int MaxVectors>
 __attribute__((always_inline)) inline void Samples(const ConvShape& s, const float* input, const float* delta,
-                                                   float* norms, float* grads, const SumInto* sum, int64_t begin,
-                                                   int64_t end) {
+                                                   float* norms, float* grads, int64_t begin, int64_t end) {
   constexpr int64_t kLanes = Lanes;
   const int64_t cg = s.channels / s.groups, og = s.out / s.groups;
   const int64_t taps = s.kernel[0] * s.kernel[1];
@@ -242,12 +217,7 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
         gather(s, padded.data(), wp, padded_plane, cg, kp, u.data());
       }
       const float* di = delta + (i * s.out + g * og) * positions;
-      if (sum != nullptr) {
-        const float c = sum->factors[i];
-        for (int64_t e = 0; e < og * positions; ++e) d[static_cast<size_t>(e)] = c * di[e];
-      } else {
-        std::memcpy(d.data(), di, static_cast<size_t>(og * positions) * sizeof(float));
-      }
+      std::memcpy(d.data(), di, static_cast<size_t>(og * positions) * sizeof(float));
       float* out = grads == nullptr ? nullptr : grads + (i * s.out + g * og) * k;
       // Column blocks outside: one block of U's columns stays in L1 for every row block.
       for (int64_t j = 0; j < kp; j += width * kLanes) {
@@ -264,18 +234,7 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
             to.columns = std::min(k - j, vectors * kLanes);
           }
           const int64_t* off = offset.data();
-          if (sum != nullptr) {
-            float* into = sum->buffer + (g * rows_padded + o) * kp + j;
-            if (MaxVectors >= 4 && vectors == 4) {
-              BlockSum<Lanes, (MaxVectors >= 4 ? 4 : 1)>(dr, positions, bases, off, into, kp);
-            } else if (MaxVectors >= 3 && vectors == 3) {
-              BlockSum<Lanes, (MaxVectors >= 3 ? 3 : 1)>(dr, positions, bases, off, into, kp);
-            } else if (vectors == 2) {
-              BlockSum<Lanes, 2>(dr, positions, bases, off, into, kp);
-            } else {
-              BlockSum<Lanes, 1>(dr, positions, bases, off, into, kp);
-            }
-          } else if (MaxVectors >= 4 && vectors == 4) {
+          if (MaxVectors >= 4 && vectors == 4) {
             norm += BlockNorm<Lanes, (MaxVectors >= 4 ? 4 : 1)>(dr, positions, bases, off, rows, to);
           } else if (MaxVectors >= 3 && vectors == 3) {
             norm += BlockNorm<Lanes, (MaxVectors >= 3 ? 3 : 1)>(dr, positions, bases, off, rows, to);
@@ -292,25 +251,22 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
   }
 }
 
-using SamplesFn = void (*)(const ConvShape&, const float*, const float*, float*, float*, const SumInto*, int64_t,
-                           int64_t);
+using SamplesFn = void (*)(const ConvShape&, const float*, const float*, float*, float*, int64_t, int64_t);
 
 // One variant per instruction set, its block sized to the registers: 4 rows by 4 vectors (16 of the 32
 // AVX-512 registers), 4 by 2 for AVX2 and SSE2 (16 registers each).
 void SamplesBaseline(const ConvShape& s, const float* input, const float* delta, float* norms, float* grads,
-                     const SumInto* sum, int64_t begin, int64_t end) {
-  Samples<4, 2>(s, input, delta, norms, grads, sum, begin, end);
+                     int64_t begin, int64_t end) {
+  Samples<4, 2>(s, input, delta, norms, grads, begin, end);
 }
 #if defined(__x86_64__)
 __attribute__((target("arch=x86-64-v3"))) void SamplesAvx2(const ConvShape& s, const float* input, const float* delta,
-                                                           float* norms, float* grads, const SumInto* sum,
-                                                           int64_t begin, int64_t end) {
-  Samples<8, 2>(s, input, delta, norms, grads, sum, begin, end);
+                                                           float* norms, float* grads, int64_t begin, int64_t end) {
+  Samples<8, 2>(s, input, delta, norms, grads, begin, end);
 }
 __attribute__((target("arch=x86-64-v4"))) void SamplesAvx512(const ConvShape& s, const float* input, const float* delta,
-                                                             float* norms, float* grads, const SumInto* sum,
-                                                             int64_t begin, int64_t end) {
-  Samples<16, 4>(s, input, delta, norms, grads, sum, begin, end);
+                                                             float* norms, float* grads, int64_t begin, int64_t end) {
+  Samples<16, 4>(s, input, delta, norms, grads, begin, end);
 }
 #endif
 
@@ -333,40 +289,9 @@ std::pair<SamplesFn, int64_t> PickSamples() {
 
 bool ConvWeightPerSample(const ConvShape& shape, const float* input, const float* delta, float* norms, float* grads) {
   const auto [samples, lanes] = PickSamples();
-  at::parallel_for(0, shape.batch, 1, [&](int64_t begin, int64_t end) {
-    samples(shape, input, delta, norms, grads, nullptr, begin, end);
-  });
+  at::parallel_for(0, shape.batch, 1,
+                   [&](int64_t begin, int64_t end) { samples(shape, input, delta, norms, grads, begin, end); });
   return ChannelsLast(shape, lanes);
-}
-
-void ConvWeightSum(const ConvShape& shape, const float* input, const float* delta, const float* factors, float* sum) {
-  const auto [samples, lanes] = PickSamples();
-  const int64_t cg = shape.channels / shape.groups, og = shape.out / shape.groups;
-  const int64_t taps = shape.kernel[0] * shape.kernel[1];
-  const int64_t k = cg * taps;
-  const bool channels_last = ChannelsLast(shape, lanes);
-  const int64_t kp = channels_last ? k : (k + lanes - 1) / lanes * lanes;
-  const int64_t rows_padded = (og + kRows - 1) / kRows * kRows;
-  const int64_t size = shape.groups * rows_padded * kp;
-  // One partial sum per thread that runs (in U's column order), added up at the end.
-  std::vector<std::vector<float>> partial(static_cast<size_t>(at::get_num_threads()));
-  at::parallel_for(0, shape.batch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float>& mine = partial[static_cast<size_t>(at::get_thread_num())];
-    if (mine.empty()) mine.assign(static_cast<size_t>(size), 0.0f);
-    const SumInto into{factors, mine.data()};
-    samples(shape, input, delta, nullptr, nullptr, &into, begin, end);
-  });
-  std::fill(sum, sum + shape.out * k, 0.0f);
-  for (const std::vector<float>& part : partial) {
-    if (part.empty()) continue;
-    for (int64_t g = 0; g < shape.groups; ++g) {
-      for (int64_t o = 0; o < og; ++o) {
-        const float* row = part.data() + (g * rows_padded + o) * kp;
-        float* out = sum + (g * og + o) * k;
-        for (int64_t m = 0; m < k; ++m) out[channels_last ? (m % cg) * taps + m / cg : m] += row[m];
-      }
-    }
-  }
 }
 
 }  // namespace bastion::core::dp::grad_sample

@@ -24,8 +24,4 @@ struct ConvShape {
 // libtorch's intra-op threads (the loops call no libtorch kernel).
 bool ConvWeightPerSample(const ConvShape& shape, const float* input, const float* delta, float* norms, float* grads);
 
-// sum [O, C/G·kh·kw] (the weight's layout) = Σ_i factors_i g_i, by the same blocks: the clipped sum of
-// a layer whose norms were taken without writing g_i.
-void ConvWeightSum(const ConvShape& shape, const float* input, const float* delta, const float* factors, float* sum);
-
 }  // namespace bastion::core::dp::grad_sample
