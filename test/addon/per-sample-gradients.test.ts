@@ -285,6 +285,45 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'fc.weight': 'linear',
     'fc.bias': 'linear',
   },
+  // Cross-attention: `query is key` folds to false (both are tensors the graph creates), and the packed
+  // in-projection's row slices (split or chunk, sizes known at run time) each go to their linear.
+  decoder_layer: {
+    'emb.weight': 'embedding',
+    'memory.weight': 'linear',
+    'memory.bias': 'linear',
+    'dec.self_attn.in_proj_weight': 'linear',
+    'dec.self_attn.in_proj_bias': 'linear',
+    'dec.self_attn.out_proj.weight': 'linear',
+    'dec.self_attn.out_proj.bias': 'linear',
+    'dec.multihead_attn.in_proj_weight': 'linear+linear',
+    'dec.multihead_attn.in_proj_bias': 'linear+linear',
+    'dec.multihead_attn.out_proj.weight': 'linear',
+    'dec.multihead_attn.out_proj.bias': 'linear',
+    'dec.linear1.weight': 'linear',
+    'dec.linear1.bias': 'linear',
+    'dec.linear2.weight': 'linear',
+    'dec.linear2.bias': 'linear',
+    'dec.norm1.weight': 'layer_norm',
+    'dec.norm1.bias': 'layer_norm',
+    'dec.norm2.weight': 'layer_norm',
+    'dec.norm2.bias': 'layer_norm',
+    'dec.norm3.weight': 'layer_norm',
+    'dec.norm3.bias': 'layer_norm',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
+  cross_attention: {
+    'emb.weight': 'embedding',
+    'key.weight': 'linear',
+    'value.weight': 'linear',
+    'value.bias': 'linear',
+    'attn.in_proj_weight': 'linear+linear+linear',
+    'attn.in_proj_bias': 'linear+linear+linear',
+    'attn.out_proj.weight': 'linear',
+    'attn.out_proj.bias': 'linear',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
 };
 
 const fixtureNames = Object.keys(expectedRules);
@@ -298,6 +337,8 @@ const scriptedOnly = new Set([
   'merged_rows',
   'merged_unused_rows',
   'merged_swapped',
+  'decoder_layer',
+  'cross_attention',
 ]);
 
 for (const name of fixtureNames) {

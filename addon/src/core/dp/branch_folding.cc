@@ -162,6 +162,42 @@ class Round {
 
   static bool IsTensor(const Value* value) { return value->type()->kind() == c10::TypeKind::TensorType; }
 
+  // Whether a tensor value is an object its node creates: an op that never returns one of its inputs
+  // (views included: each makes a new tensor object). Ops that may hand back their input unchanged
+  // (contiguous, to, dropout, flatten, reshape, ...) are not listed. Or an element taken out of a list
+  // that only ever receives such objects (FreshList).
+  static bool Fresh(const Value* value) {
+    static const std::unordered_set<std::string> creates = {
+        "aten::linear", "aten::layer_norm", "aten::add",       "aten::sub",     "aten::mul",
+        "aten::matmul", "aten::bmm",        "aten::transpose", "aten::permute", "aten::embedding"};
+    const Node* node = value->node();
+    if (!IsTensor(value)) return false;
+    if (node->kind() == c10::prim::ListUnpack) return FreshList(node->input());
+    return node->outputs().size() == 1 && creates.count(node->kind().toQualString()) > 0;
+  }
+
+  // Whether a list is built empty and then only appended fresh objects to (in a loop: each run makes a
+  // new one) before it is taken apart: MultiheadAttention's `[x.transpose(1, 0) for x in (query, key)]`.
+  // Its elements are then distinct objects, none of them one of the graph's inputs.
+  static bool FreshList(const Value* list) {
+    const Node* producer = list->node();
+    if (producer->kind() != c10::prim::ListConstruct || !producer->inputs().empty()) return false;
+    for (const torch::jit::Use& use : list->uses()) {
+      const Node* user = use.user;
+      if (user->kind() == c10::prim::ListUnpack) continue;
+      if (user->kind() != c10::aten::append || use.offset != 0 || !Fresh(user->input(1))) return false;
+    }
+    return true;
+  }
+
+  // Whether a and b (distinct values) are always distinct objects, so that `a is b` is false: a is created
+  // by its node, and b is either created by another node or one of the graph's inputs, which exist
+  // before any node runs (MultiheadAttention's `query is key` in cross-attention).
+  bool Distinct(const Value* a, const Value* b) const {
+    if (!Fresh(a) || !IsTensor(b)) return false;
+    return Fresh(b) || b->node() == graph_.param_node();
+  }
+
   // Ranks through the ops between forward's inputs and MultiheadAttention's `query.dim()`; an op
   // not listed gives an unknown rank.
   void LearnRank(const Node& node) {
@@ -172,9 +208,10 @@ class Round {
     const auto& in = node.inputs();
     std::optional<int64_t> rank;
     static const std::unordered_set<std::string> same = {
-        "aten::relu",    "aten::gelu",       "aten::tanh",  "aten::sigmoid",     "aten::dropout",   "aten::layer_norm",
-        "aten::softmax", "aten::contiguous", "aten::clone", "aten::neg",         "aten::transpose", "aten::linear",
-        "aten::silu",    "aten::detach",     "aten::to",    "aten::log_softmax", "aten::elu",       "aten::leaky_relu"};
+        "aten::relu",        "aten::gelu",    "aten::tanh",       "aten::sigmoid", "aten::dropout",
+        "aten::layer_norm",  "aten::softmax", "aten::contiguous", "aten::clone",   "aten::neg",
+        "aten::transpose",   "aten::linear",  "aten::silu",       "aten::detach",  "aten::to",
+        "aten::log_softmax", "aten::elu",     "aten::leaky_relu", "aten::slice"};
     static const std::unordered_set<std::string> broadcast = {"aten::add", "aten::sub", "aten::mul", "aten::div"};
     if (node.kind() == c10::prim::If) {
       for (size_t i = 0; i < node.outputs().size(); ++i) {
@@ -191,6 +228,29 @@ class Round {
     }
     if (node.kind() == c10::prim::TupleConstruct) {
       tuples_[node.output()] = &node;
+      return;
+    }
+    if (node.kind() == c10::prim::ListUnpack && in.size() == 1 && in[0]->node()->kind() == c10::prim::ListConstruct) {
+      // A list of tensors of one rank, built and appended to (`[x.transpose(1, 0) for x in (query, key)]`):
+      // its elements have that rank.
+      std::optional<int64_t> common;
+      bool agree = true;
+      const auto join = [&](const Value* element) {
+        const auto r = RankOf(element);
+        if (!r || (common && *common != *r)) agree = false;
+        common = r;
+      };
+      for (const Value* element : in[0]->node()->inputs()) join(element);
+      for (const torch::jit::Use& use : in[0]->uses()) {
+        if (use.user->kind() == c10::aten::append && use.offset == 0) {
+          join(use.user->input(1));
+        } else if (use.user->kind() != c10::prim::ListUnpack) {
+          agree = false;
+        }
+      }
+      if (agree && common) {
+        for (const Value* output : node.outputs()) rank_[output] = *common;
+      }
       return;
     }
     if (node.kind() == c10::prim::TupleUnpack || node.kind() == c10::prim::TupleIndex) {
@@ -284,6 +344,7 @@ class Round {
       if (no_nested_) return c10::IValue(false);
     } else if ((kind == c10::aten::__is__ || kind == c10::aten::__isnot__) && in.size() == 2) {
       if (in[0] == in[1]) return c10::IValue(kind == c10::aten::__is__);
+      if (Distinct(in[0], in[1]) || Distinct(in[1], in[0])) return c10::IValue(kind == c10::aten::__isnot__);
     } else if (kind == c10::aten::any && in.size() == 1 && in[0]->type()->kind() == c10::TypeKind::ListType) {
       if (ListHolds(in[0], node, true)) return c10::IValue(true);
     } else if (kind == c10::aten::all && in.size() == 1 && in[0]->type()->kind() == c10::TypeKind::ListType) {

@@ -100,6 +100,10 @@ struct LayerEntry {
   Value* a = nullptr;
   Value* z = nullptr;
   size_t a_out = 0, z_out = 0;  // positions in the captured tuple (after the output)
+  // Per slot: the row slice of its parameter the node reads (null for the whole parameter), and its
+  // position in the captured tuple, where the slice's rows are read at run time.
+  std::vector<Value*> slices;
+  std::vector<size_t> slice_out;
   bool active = true;
   bool taped = false;                       // a recurrent layer: reads its tape, has no (a, z) in the capture
   std::shared_ptr<gs::RnnTapeHandle> tape;  // its tape, whose id the rewritten node writes to
@@ -163,7 +167,10 @@ class Engine final : public GraphGradEngine {
           const std::string name = layers_[c.layer].layer->Rule();
           rule.rule += (rule.rule.empty() ? "" : "+") + name;
         }
-        if (contributions_[p].size() > 1) {
+        if (Sliced(p)) {
+          rule.reason = "split into row slices read by " + std::to_string(contributions_[p].size()) +
+                        " node(s): per-sample gradients materialised, each slice's in its rows";
+        } else if (contributions_[p].size() > 1) {
           rule.reason = "used by " + std::to_string(contributions_[p].size()) + " nodes (tied): contributions summed";
         }
       } else {
@@ -192,7 +199,7 @@ class Engine final : public GraphGradEngine {
       const auto& slots = layers_[l].layer->slots;
       for (size_t s = 0; s < slots.size(); ++s) {
         const auto p = static_cast<size_t>(slots[s].parameter);
-        if (fast_[p] && contributions_[p].size() == 1) early[p] = work.batches[l]->NormSquared(s);
+        if (Single(p)) early[p] = work.batches[l]->NormSquared(s);
       }
     };
     Work work = Run(batch, loss, path, on_layer);
@@ -206,7 +213,7 @@ class Engine final : public GraphGradEngine {
     for (auto& n : norm2) n = at::zeros({size}, at::kDouble);
     for (size_t p = 0; p < names_.size(); ++p) {
       at::Tensor n2;
-      if (fast_[p] && contributions_[p].size() == 1) {
+      if (Single(p)) {
         single[p] = contributions_[p][0];
         n2 = early[p].defined() ? early[p] : work.batches[single[p]->layer]->NormSquared(single[p]->slot);
       } else {
@@ -270,6 +277,7 @@ class Engine final : public GraphGradEngine {
     std::vector<std::unique_ptr<gs::LayerBatch>> batches;  // per layer; null when inactive
     std::vector<bool> ghost;                               // per layer: path chosen
     std::vector<at::Tensor> fallback;                      // per parameter; defined for fallback ones
+    std::vector<std::vector<int64_t>> first_row;           // per layer and slot: a row slice's first row
   };
 
   // Node inputs as rules see them.
@@ -319,6 +327,29 @@ class Engine final : public GraphGradEngine {
     }
     if (value->type()->kind() == c10::TypeKind::TensorType) arg.kind = gs::OpArg::Kind::kTensor;
     return arg;
+  }
+
+  // Whether a node splits a tensor into row slices, all of which are taken apart (prim::ListUnpack):
+  // aten::split, aten::split_with_sizes or aten::chunk along dimension 0.
+  bool IsRowSplit(const Node& node) const {
+    const auto kind = node.kind();
+    if (kind != c10::aten::split && kind != c10::aten::split_with_sizes && kind != c10::aten::chunk) return false;
+    if (node.inputs().size() != 3 || node.outputs().size() != 1) return false;
+    if (gs::ConstantInt(Resolve(node.input(2))) != std::optional<int64_t>(0)) return false;
+    for (const torch::jit::Use& use : node.output()->uses()) {
+      if (use.user->kind() != c10::prim::ListUnpack) return false;
+    }
+    return true;
+  }
+
+  // The trainable parameter whose row slice a value is (an element of IsRowSplit's list), or -1:
+  // MultiheadAttention's packed in-projection in cross-attention, w_q, w_kv = w.split([E, 2E]). Its
+  // sizes may be computed (E = query.size(-1)): where the slice lies is read at run time.
+  int64_t SliceOf(const Value* value) const {
+    const Node* unpack = value->node();
+    if (unpack->kind() != c10::prim::ListUnpack) return -1;
+    const Node* split = unpack->input()->node();
+    return IsRowSplit(*split) ? ParameterOf(split->input(0)) : -1;
   }
 
   // The trainable parameter a value is, or -1.
@@ -405,10 +436,17 @@ class Engine final : public GraphGradEngine {
     // A list of parameters is not a use: whatever consumes the list is (ParametersOfList), and so is a block
     // that returns it.
     if (YieldsNoGradient(node) || node.kind() == c10::prim::ListConstruct) return;
+    // A split of a parameter into row slices is not a use either: the slices' readers are.
+    if (IsRowSplit(node) && ParameterOf(node.input(0)) >= 0) return;
     std::vector<std::pair<size_t, int64_t>> parameter_args;
+    std::vector<size_t> slice_args;
     for (size_t i = 0; i < node.inputs().size(); ++i) {
       const int64_t p = ParameterOf(node.inputs()[i]);
       if (p >= 0) parameter_args.emplace_back(i, p);
+      if (const int64_t q = SliceOf(node.inputs()[i]); q >= 0) {
+        parameter_args.emplace_back(i, q);
+        slice_args.push_back(i);
+      }
       if (const auto list = ParametersOfList(node.inputs()[i])) {
         for (int64_t q : *list) {
           if (q >= 0) parameter_args.emplace_back(i, q);
@@ -442,6 +480,15 @@ class Engine final : public GraphGradEngine {
     gs::OpView op;
     op.kind = kind;
     for (Value* input : node.inputs()) op.args.push_back(Resolve(input));
+    // Row slices go to the linear rule, whose per-sample gradients need no shape from the analysis;
+    // other rules see them as unknown values, and their parameter goes to the fallback.
+    for (size_t i : slice_args) {
+      if (kind != "aten::linear") break;
+      gs::OpArg& arg = op.args[i];
+      arg.kind = gs::OpArg::Kind::kParameter;
+      arg.parameter = SliceOf(node.inputs()[i]);
+      arg.row_slice = true;
+    }
     gs::MatchResult match = matcher(op);
     if (!match.layer) {
       const std::string why = match.reason.empty() ? kind + " is not covered" : match.reason;
@@ -454,6 +501,9 @@ class Engine final : public GraphGradEngine {
     entry.where = where;
     entry.a = node.inputs()[match.layer->activation_arg];
     entry.z = node.outputs()[0];
+    for (const gs::Slot& slot : match.layer->slots)
+      entry.slices.push_back(slot.row_slice ? node.inputs()[slot.arg] : nullptr);
+    entry.slice_out.assign(entry.slices.size(), 0);
     for (const auto& [i, p] : parameter_args) {
       const bool slot = std::any_of(match.layer->slots.begin(), match.layer->slots.end(),
                                     [&](const gs::Slot& s) { return s.arg == i; });
@@ -518,7 +568,7 @@ class Engine final : public GraphGradEngine {
     for (size_t k = 0; k < params->size(); ++k) {
       const int64_t p = (*params)[k];
       if (p < 0) continue;
-      slots.push_back({params_arg, p, parameters_[static_cast<size_t>(p)].sizes().vec()});
+      slots.push_back({params_arg, p, parameters_[static_cast<size_t>(p)].sizes().vec(), false});
       flat.push_back(k);
     }
     const int64_t layer = static_cast<int64_t>(layers_.size());
@@ -589,6 +639,9 @@ class Engine final : public GraphGradEngine {
       }
       entry.a_out = expose(entry.a);
       entry.z_out = expose(entry.z);
+      for (size_t s = 0; s < entry.slices.size(); ++s) {
+        if (entry.slices[s] != nullptr) entry.slice_out[s] = expose(entry.slices[s]);
+      }
     }
     Value* key = graph_->addInput("tap_key")->setType(c10::TensorType::get());
     std::unordered_set<Value*> tapped;
@@ -906,6 +959,17 @@ class Engine final : public GraphGradEngine {
       at::Tensor output;
       std::vector<at::Tensor> values = RunCapture(batch.inputs, output);
       CheckOutput(output, size);
+      work.first_row.resize(layers_.size());
+      for (size_t l = 0; l < layers_.size(); ++l) {
+        const LayerEntry& entry = layers_[l];
+        if (!entry.active || entry.taped) continue;
+        work.first_row[l].assign(entry.slices.size(), 0);
+        for (size_t s = 0; s < entry.slices.size(); ++s) {
+          if (entry.slices[s] == nullptr) continue;
+          const auto p = static_cast<size_t>(entry.layer->slots[s].parameter);
+          work.first_row[l][s] = FirstRow(values[entry.slice_out[s]], parameters_[p], names_[p]);
+        }
+      }
       work.losses = PerSampleLoss(output, batch.labels, loss);
       // The batch of the live tensors must be first (the probe saw a batch of ≥ 2 once).
       bool demoted = false;
@@ -1029,13 +1093,56 @@ class Engine final : public GraphGradEngine {
     return work;
   }
 
-  // g_i of parameter p, [B, *shape]: the sum of its layers' contributions, or the fallback's.
+  // Where a row slice of `parameter` starts, from the slice the forward made: a view of the parameter's
+  // own storage with its strides and trailing sizes, whole rows inside it. Throws otherwise.
+  static int64_t FirstRow(const at::Tensor& slice, const at::Tensor& parameter, const std::string& name) {
+    const int64_t offset = slice.defined() ? slice.storage_offset() - parameter.storage_offset() : -1;
+    const bool fits = slice.defined() && parameter.dim() >= 1 && slice.dim() == parameter.dim() &&
+                      slice.strides() == parameter.strides() && slice.sizes().slice(1) == parameter.sizes().slice(1) &&
+                      slice.storage().is_alias_of(parameter.storage()) && offset >= 0 && parameter.stride(0) > 0 &&
+                      offset % parameter.stride(0) == 0 &&
+                      offset / parameter.stride(0) + slice.size(0) <= parameter.size(0);
+    if (!fits) throw std::runtime_error("a split of parameter '" + name + "' is not a slice of its rows");
+    return offset / parameter.stride(0);
+  }
+
+  // Whether a contribution to p reads a row slice of it.
+  bool Sliced(size_t p) const {
+    return std::any_of(contributions_[p].begin(), contributions_[p].end(),
+                       [&](const Contribution& c) { return layers_[c.layer].layer->slots[c.slot].row_slice; });
+  }
+
+  // Whether p's one layer gives its norms and clipped sum (ghost or its own way), not materialised g_i.
+  bool Single(size_t p) const { return fast_[p] && contributions_[p].size() == 1 && !Sliced(p); }
+
+  // g_i of parameter p, [B, *shape]: the sum of its layers' contributions (a row slice's in its rows),
+  // or the fallback's.
   at::Tensor PerSample(Work& work, size_t p) const {
     if (!fast_[p]) return work.fallback[p];
     at::Tensor sum;
+    if (!Sliced(p)) {
+      for (const Contribution& c : contributions_[p]) {
+        const at::Tensor g = work.batches[c.layer]->PerSample(c.slot);
+        sum = sum.defined() ? sum + g : g;
+      }
+      return sum;
+    }
+    const at::Tensor& parameter = parameters_[p];
     for (const Contribution& c : contributions_[p]) {
       const at::Tensor g = work.batches[c.layer]->PerSample(c.slot);
-      sum = sum.defined() ? sum + g : g;
+      if (!sum.defined()) {
+        std::vector<int64_t> shape{g.size(0)};
+        shape.insert(shape.end(), parameter.sizes().begin(), parameter.sizes().end());
+        sum = at::zeros(shape, g.options());
+      }
+      at::Tensor into = sum;
+      if (layers_[c.layer].layer->slots[c.slot].row_slice) {
+        const int64_t rows = g.dim() == sum.dim() ? g.size(1) : -1;
+        into = rows >= 0 ? sum.narrow(1, work.first_row[c.layer][c.slot], rows) : at::Tensor();
+      }
+      if (!into.defined() || g.sizes() != into.sizes())
+        throw std::runtime_error("per-sample gradients of a part of parameter '" + names_[p] + "' do not fit it");
+      into.add_(g);
     }
     return sum;
   }

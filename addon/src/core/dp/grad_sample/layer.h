@@ -31,7 +31,8 @@ struct OpArg {
   Kind kind = Kind::kUnknown;
   c10::IValue constant;        // kConstant
   int64_t parameter = -1;      // kParameter: index into the trainable parameters
-  std::vector<int64_t> shape;  // kParameter, kState: the tensor's shape
+  std::vector<int64_t> shape;  // kParameter, kState: the tensor's shape (empty for a row slice)
+  bool row_slice = false;      // kParameter: a slice of the parameter's rows, located at run time
 };
 
 // A node of the inlined forward graph, e.g. kind "aten::linear" with its inputs.
@@ -45,6 +46,7 @@ struct Slot {
   size_t arg = 0;
   int64_t parameter = -1;
   std::vector<int64_t> shape;
+  bool row_slice = false;  // the node reads a slice of the parameter's rows (OpArg::row_slice)
 };
 
 enum class Path {

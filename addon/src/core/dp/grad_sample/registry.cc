@@ -75,7 +75,7 @@ bool IsNone(const OpArg& arg) { return arg.kind == OpArg::Kind::kConstant && arg
 
 void AddSlotIfParameter(Layer& layer, const OpView& op, size_t index) {
   if (index < op.args.size() && op.args[index].kind == OpArg::Kind::kParameter) {
-    layer.slots.push_back({index, op.args[index].parameter, op.args[index].shape});
+    layer.slots.push_back({index, op.args[index].parameter, op.args[index].shape, op.args[index].row_slice});
   }
 }
 
