@@ -246,18 +246,92 @@ function joinTensors(a: TensorVal, b: TensorVal): TensorVal {
 
 // --- The analysis ----------------------------------------------------------------------------------
 
+/**
+ * Operators whose tensor result is always an object they create, never one of their inputs (views
+ * included: each makes a new tensor). Ops that may hand an input back (contiguous, to, dropout, flatten,
+ * reshape, ...) are not listed.
+ */
+const CREATES: ReadonlySet<string> = new Set([
+  'aten::linear',
+  'aten::layer_norm',
+  'aten::add',
+  'aten::sub',
+  'aten::mul',
+  'aten::matmul',
+  'aten::bmm',
+  'aten::transpose',
+  'aten::permute',
+  'aten::embedding',
+]);
+
 class Analysis {
   readonly problems: BatchProblem[] = [];
   private readonly seen = new Set<string>();
   readonly env = new Map<number, Abs>();
   /** Value id → the id of the value it is known to be (forwarded through casts and decided branches), for `is`. */
   readonly same = new Map<number, number>();
+  /** Tensors their node creates (CREATES), for `is`. */
+  readonly created = new Set<number>();
+  /**
+   * Lists built empty and then only given distinct created tensors, each appended once (not in a loop
+   * body or undecided branch): the values appended so far, or null once anything else touched the list.
+   */
+  readonly freshLists = new Map<number, number[] | null>();
+  /** Elements unpacked from such a list: the unpacking node's first output, and the list's appended values. */
+  readonly elements = new Map<number, { unpack: number; appended: number[] }>();
+  /** The forward's tensor inputs: objects that exist before any node runs. */
+  readonly inputs = new Set<number>();
+  /** Loop bodies and undecided branches being analysed: their nodes may run any number of times. */
+  private uncertain = 0;
   node: GraphNode | null = null;
   /** The first node at which a poisoned value was made (see poisonedTensor). */
   poisonSite: GraphNode | null = null;
 
   canonical(id: number): number {
     return this.same.get(id) ?? id;
+  }
+
+  /** Whether the node being analysed runs exactly once per forward. */
+  certain(): boolean {
+    return this.uncertain === 0;
+  }
+
+  /**
+   * Whether two values are always different objects, so that `x is y` is false (nn.MultiheadAttention's
+   * `query is key` in cross-attention): both created by their nodes; one created and the other one of
+   * the forward's inputs, which exist before any node runs; or elements of a list of distinct created
+   * tensors. Mirrors the engine's branch folding (core/dp/branch_folding.cc).
+   */
+  distinct(x: number, y: number): boolean {
+    const [a, b] = [this.canonical(x), this.canonical(y)];
+    return a !== b && (this.distinctOrdered(a, b) || this.distinctOrdered(b, a));
+  }
+
+  private distinctOrdered(a: number, b: number): boolean {
+    const listB = this.elements.get(b);
+    if (this.created.has(a)) return this.created.has(b) || this.inputs.has(b) || (listB !== undefined && !listB.appended.includes(a));
+    const listA = this.elements.get(a);
+    if (!listA) return false;
+    if (this.inputs.has(b)) return true;
+    if (listB && listB.unpack === listA.unpack) return true; // two elements of the same unpacking
+    return this.created.has(b) && !listA.appended.includes(b);
+  }
+
+  /** Records which values are created objects and elements of lists of them, once node's outputs are known. */
+  private noteIdentity(node: GraphNode): void {
+    node.in.forEach((id, i) => {
+      const appended = this.freshLists.get(id);
+      if (!appended || node.k === 'prim::ListUnpack') return;
+      const value = this.canonical(node.in[1] ?? -1);
+      const once = node.k === 'aten::append' && i === 0 && this.certain() && this.created.has(value) && !appended.includes(value);
+      this.freshLists.set(id, once ? [...appended, value] : null);
+    });
+    if (node.k === 'prim::ListConstruct' && node.in.length === 0 && node.out.length === 1) this.freshLists.set(node.out[0]![0], []);
+    const appended = node.k === 'prim::ListUnpack' ? this.freshLists.get(node.in[0]!) : null;
+    if (appended && node.out.length > 0) {
+      for (const [id] of node.out) this.elements.set(id, { unpack: node.out[0]![0], appended });
+    }
+    if (CREATES.has(node.k) && node.out.length === 1 && node.out[0]![1] === 'Tensor') this.created.add(node.out[0]![0]);
   }
 
   problem(rule: BatchProblem['rule'], message: string): void {
@@ -298,6 +372,7 @@ class Analysis {
     node.out.forEach(([id, type], i) => {
       this.env.set(id, outputs[i]! ?? fromType(type));
     });
+    this.noteIdentity(node);
   }
 
   visitIf(node: GraphNode, inputs: Abs[]): Abs[] {
@@ -320,7 +395,9 @@ class Analysis {
           : 'branches on the number of samples in the batch, which is private under Poisson sampling',
       );
     }
+    this.uncertain += 1;
     const results = blocks.map((b) => this.block(b));
+    this.uncertain -= 1;
     this.node = node;
     node.out.forEach(([id], i) => {
       const sources = new Set(blocks.map((b) => this.canonical(b.out[i]!)));
@@ -343,7 +420,9 @@ class Analysis {
       body.in.slice(1).forEach(([id], i) => {
         this.env.set(id, state[i]! ?? OTHER);
       });
+      this.uncertain += 1;
       const out = this.block(body);
+      this.uncertain -= 1;
       this.node = node;
       if (isBatched(out[0]!) || carriesBatch(out[0]!)) this.flow('loops while a condition derived from the samples or their number holds');
       const next = state.map((s, i) => join(s, out[i + 1]!));
@@ -786,6 +865,7 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
   'aten::len': (_a, _node, inputs) => {
     const l = inputs[0]!;
     if (l?.t === 'list') return [l.items ? constInt(l.items.length) : opaqueInt(carriesBatch(l))];
+    if (l?.t === 'const' && typeof l.v === 'string') return [constInt(l.v.length)];
     if (l?.t === 'tensor') return [l.dims ? (l.dims[0]! ?? opaqueInt(false)) : opaqueInt(l.batch !== null)];
     return [opaqueInt(false)];
   },
@@ -894,7 +974,10 @@ export const scalarRules: Readonly<Record<string, ScalarRule>> = {
         if (l?.t !== 'list') return null;
         const added = inputs.slice(1).reduce<Abs | null>((acc, v) => joinOptional(acc, v.t === 'list' ? (v.elem ?? OTHER) : v), null);
         const base = l.items ? l.items.reduce<Abs | null>((acc, v) => joinOptional(acc, v), l.elem) : l.elem;
-        a.env.set(id, { t: 'list', items: null, elem: joinOptional(base, added) });
+        // An append that runs exactly once (not in a loop body or an undecided branch) keeps the items:
+        // nn.MultiheadAttention's `[x.transpose(1, 0) for x in (query, key)]`, unrolled when inlined.
+        const items = kind === 'aten::append' && l.items && a.certain() ? [...l.items, inputs[1]!] : null;
+        a.env.set(id, { t: 'list', items, elem: joinOptional(base, added) });
         return node.out.map(() => a.env.get(id)!);
       }) as ScalarRule,
     ]),
@@ -942,6 +1025,7 @@ function identity(a: Analysis, node: GraphNode, inputs: Abs[], is: boolean): Abs
   const [x, y] = inputs;
   const [xid, yid] = node.in.map((id) => a.canonical(id));
   if (xid === yid) return [{ t: 'const', v: is }];
+  if (a.distinct(xid!, yid!)) return [{ t: 'const', v: !is }];
   const nx = knownConst(x);
   const ny = knownConst(y);
   if (nx && ny && nx.v === null && ny.v === null) return [{ t: 'const', v: is }];
@@ -2404,6 +2488,7 @@ function runAnalysis(analysis: Analysis, graph: GraphJson, ranks: readonly numbe
   const [self, ...inputs] = graph.in;
   if (self) analysis.env.set(self[0]!, OTHER);
   inputs.forEach(([id, type], i) => {
+    if (type === 'Tensor') analysis.inputs.add(id);
     if (type !== 'Tensor' || ranks[i]! === undefined) {
       analysis.env.set(id, fromType(type));
       return;

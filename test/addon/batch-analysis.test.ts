@@ -17,6 +17,7 @@ import {
 } from '../../src/artifacts/batch-analysis.js';
 import { allowedOperators, decideModelPolicy, PolicyRule } from '../../src/artifacts/operator-policy.js';
 import { inspectModel } from '../../src/native.js';
+import { perSampleFixtures } from '../helpers/per-sample-fixtures.js';
 import { modelName, readSafetensorsHeader, testdataPath, torchscriptFiles, torchscriptProducers } from '../helpers/testdata.js';
 import { batchModels } from '../helpers/torch-fixtures.js';
 
@@ -51,6 +52,9 @@ const hostile: Record<string, { operator: string; words: RegExp }> = {
   'recurrence_over_batch.script.pt': { operator: 'aten::lstm', words: /runs a recurrence over a tensor whose batch is not dim 1 of 3/ },
   'unbatched_recurrence.script.pt': { operator: 'aten::gru', words: /would carry state from one sample to the next/ },
   'packed_recurrence.script.pt': { operator: 'aten::lstm', words: /packed sequence, whose layout interleaves the samples/ },
+  // `is` on list elements decides false only for distinct new tensors: these are the same object.
+  'same_object_branch.script.pt': { operator: 'aten::mean', words: /mean reduces over the batch dimension/ },
+  'element_is_appended.script.pt': { operator: 'aten::mean', words: /mean reduces over the batch dimension/ },
 };
 
 for (const [name, expected] of Object.entries(hostile)) {
@@ -72,6 +76,17 @@ test('the item() attack (a record value as an output length) is refused as a pol
   assert.deepEqual(decision.inputRanks, []);
   assert.ok(decision.problems.some((p) => p.rule === PolicyRule.BATCH_MIXING && p.operator === 'aten::select'));
   assert.ok(decision.problems.every((p) => /analysed with an input of rank \d/.test(p.message) || p.rule !== PolicyRule.BATCH_MIXING));
+});
+
+test('cross-attention passes the whole model policy: nn.TransformerDecoderLayer and time-first nn.MultiheadAttention with distinct query, key and value', async () => {
+  // `query is key` is false for two tensors the graph creates, so the analysis follows the
+  // cross-attention branch alone; the unrolled `[x.transpose(1, 0) for x in (query, key)]` keeps its items.
+  const fixtures = await perSampleFixtures();
+  for (const name of ['decoder_layer', 'cross_attention']) {
+    const decision = decideModelPolicy(inspectModel(fixtures.get(name)!.files.script!));
+    assert.deepEqual(decision.problems, [], name);
+    assert.ok(decision.inputRanks.includes('2'), `${name}: ${decision.inputRanks.join(' ')}`);
+  }
 });
 
 test('nn.LSTM and nn.GRU pass the whole model policy (allowlist and batch analysis) at the rank of their real input', async () => {

@@ -5,9 +5,12 @@
 // inline the prim::Ifs with constant conditions; until nothing changes.
 #include "core/dp/branch_folding.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/constants.h>
@@ -164,38 +167,57 @@ class Round {
 
   // Whether a tensor value is an object its node creates: an op that never returns one of its inputs
   // (views included: each makes a new tensor object). Ops that may hand back their input unchanged
-  // (contiguous, to, dropout, flatten, reshape, ...) are not listed. Or an element taken out of a list
-  // that only ever receives such objects (FreshList).
-  static bool Fresh(const Value* value) {
+  // (contiguous, to, dropout, flatten, reshape, ...) are not listed.
+  static bool Created(const Value* value) {
     static const std::unordered_set<std::string> creates = {
         "aten::linear", "aten::layer_norm", "aten::add",       "aten::sub",     "aten::mul",
         "aten::matmul", "aten::bmm",        "aten::transpose", "aten::permute", "aten::embedding"};
     const Node* node = value->node();
-    if (!IsTensor(value)) return false;
-    if (node->kind() == c10::prim::ListUnpack) return FreshList(node->input());
-    return node->outputs().size() == 1 && creates.count(node->kind().toQualString()) > 0;
+    return IsTensor(value) && node->outputs().size() == 1 && creates.count(node->kind().toQualString()) > 0;
   }
 
-  // Whether a list is built empty and then only appended fresh objects to (in a loop: each run makes a
-  // new one) before it is taken apart: MultiheadAttention's `[x.transpose(1, 0) for x in (query, key)]`.
-  // Its elements are then distinct objects, none of them one of the graph's inputs.
-  static bool FreshList(const Value* list) {
+  // The values appended to a list that is built empty and then, in its own block (so each append runs
+  // once per list), only given distinct created tensors (Created), before it is taken apart:
+  // MultiheadAttention's `[x.transpose(1, 0) for x in (query, key)]` once inlined. Its elements are
+  // then distinct objects, none of them a graph input. nullopt for any other list.
+  static std::optional<std::vector<const Value*>> FreshList(const Value* list) {
     const Node* producer = list->node();
-    if (producer->kind() != c10::prim::ListConstruct || !producer->inputs().empty()) return false;
+    if (producer->kind() != c10::prim::ListConstruct || !producer->inputs().empty()) return std::nullopt;
+    std::vector<const Value*> appended;
     for (const torch::jit::Use& use : list->uses()) {
       const Node* user = use.user;
       if (user->kind() == c10::prim::ListUnpack) continue;
-      if (user->kind() != c10::aten::append || use.offset != 0 || !Fresh(user->input(1))) return false;
+      if (user->kind() != c10::aten::append || use.offset != 0 || user->owningBlock() != producer->owningBlock() ||
+          !Created(user->input(1)) || std::find(appended.begin(), appended.end(), user->input(1)) != appended.end())
+        return std::nullopt;
+      appended.push_back(user->input(1));
     }
-    return true;
+    return appended;
   }
 
-  // Whether a and b (distinct values) are always distinct objects, so that `a is b` is false: a is created
-  // by its node, and b is either created by another node or one of the graph's inputs, which exist
-  // before any node runs (MultiheadAttention's `query is key` in cross-attention).
+  // Whether a and b (distinct values) are always distinct objects, so that `a is b` is false
+  // (MultiheadAttention's `query is key` in cross-attention): both created by their nodes; one created
+  // and the other a graph input, which exists before any node runs; or elements of a FreshList, which
+  // are its distinct appended tensors.
   bool Distinct(const Value* a, const Value* b) const {
-    if (!Fresh(a) || !IsTensor(b)) return false;
-    return Fresh(b) || b->node() == graph_.param_node();
+    if (a == b || !IsTensor(a) || !IsTensor(b)) return false;
+    const bool input_b = b->node() == graph_.param_node();
+    if (Created(a)) {
+      if (Created(b) || input_b) return true;
+      const auto list = ElementOf(b);
+      return list && std::find(list->begin(), list->end(), a) == list->end();
+    }
+    const auto list = ElementOf(a);
+    if (!list) return false;
+    if (input_b) return true;
+    if (b->node() == a->node()) return true;  // two elements of the same unpacking
+    return Created(b) && std::find(list->begin(), list->end(), b) == list->end();
+  }
+
+  // The appended values of the FreshList a value was unpacked from (prim::ListUnpack), or nullopt.
+  static std::optional<std::vector<const Value*>> ElementOf(const Value* value) {
+    if (value->node()->kind() != c10::prim::ListUnpack) return std::nullopt;
+    return FreshList(value->node()->input());
   }
 
   // Ranks through the ops between forward's inputs and MultiheadAttention's `query.dim()`; an op
