@@ -312,6 +312,7 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'fc.weight': 'linear',
     'fc.bias': 'linear',
   },
+  overlapping_slices: { w: 'linear+linear+linear', b: 'linear+linear', 'fc.weight': 'linear', 'fc.bias': 'linear' },
   // `a is b` true at run time for list elements (the same tensor twice; an appended tensor): not folded.
   same_object: { 'fc.weight': 'fallback', 'fc.bias': 'fallback' },
   cross_attention: {
@@ -340,6 +341,7 @@ const scriptedOnly = new Set([
   'merged_unused_rows',
   'merged_swapped',
   'decoder_layer',
+  'overlapping_slices',
   'same_object',
   'cross_attention',
 ]);
@@ -476,6 +478,9 @@ for (const name of [
   'elementwise',
   'encoder_stack',
   'merged_rows',
+  'decoder_layer',
+  'cross_attention',
+  'overlapping_slices',
 ]) {
   test(`${name}: clipped sums from the ghost, materialised and auto paths agree with clipping each g_i, flat and per layer`, async () => {
     const fixture = (await perSampleFixtures()).get(name)!;

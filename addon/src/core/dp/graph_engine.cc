@@ -169,7 +169,7 @@ class Engine final : public GraphGradEngine {
         }
         if (Sliced(p)) {
           rule.reason = "split into row slices read by " + std::to_string(contributions_[p].size()) +
-                        " node(s): per-sample gradients materialised, each slice's in its rows";
+                        " node(s): each slice by its node's rule, in its rows (materialised where slices overlap)";
         } else if (contributions_[p].size() > 1) {
           rule.reason = "used by " + std::to_string(contributions_[p].size()) + " nodes (tied): contributions summed";
         }
@@ -209,6 +209,7 @@ class Engine final : public GraphGradEngine {
     // (the sum of several layers' contributions, or the fallback's).
     std::vector<at::Tensor> materialized(names_.size());
     std::vector<std::optional<Contribution>> single(names_.size());
+    std::vector<bool> apart(names_.size(), false);
     std::vector<at::Tensor> norm2(groups);
     for (auto& n : norm2) n = at::zeros({size}, at::kDouble);
     for (size_t p = 0; p < names_.size(); ++p) {
@@ -216,6 +217,12 @@ class Engine final : public GraphGradEngine {
       if (Single(p)) {
         single[p] = contributions_[p][0];
         n2 = early[p].defined() ? early[p] : work.batches[single[p]->layer]->NormSquared(single[p]->slot);
+      } else if (SlicesApart(work, p)) {
+        apart[p] = true;
+        for (const Contribution& c : contributions_[p]) {
+          const at::Tensor part = work.batches[c.layer]->NormSquared(c.slot).to(at::kDouble);
+          n2 = n2.defined() ? n2 + part : part;
+        }
       } else {
         materialized[p] = PerSample(work, p);
         n2 = materialized[p].reshape({size, -1}).pow(2).sum(1);
@@ -244,6 +251,13 @@ class Engine final : public GraphGradEngine {
       at::Tensor sum;
       if (single[p]) {
         sum = work.batches[single[p]->layer]->WeightedSum(single[p]->slot, c);
+      } else if (apart[p]) {
+        sum = at::zeros_like(parameters_[p]);
+        for (const Contribution& part : contributions_[p]) {
+          const auto [first, count] = work.rows[part.layer][part.slot];
+          sum.narrow(0, first, count)
+              .add_(work.batches[part.layer]->WeightedSum(part.slot, c).reshape(sum.narrow(0, first, count).sizes()));
+        }
       } else {
         const at::Tensor& g = materialized[p];
         sum = at::mm(c.to(g.scalar_type()).view({1, size}), g.reshape({size, -1})).view(parameters_[p].sizes());
@@ -277,7 +291,8 @@ class Engine final : public GraphGradEngine {
     std::vector<std::unique_ptr<gs::LayerBatch>> batches;  // per layer; null when inactive
     std::vector<bool> ghost;                               // per layer: path chosen
     std::vector<at::Tensor> fallback;                      // per parameter; defined for fallback ones
-    std::vector<std::vector<int64_t>> first_row;           // per layer and slot: a row slice's first row
+    // Per layer and slot: the rows [first, first + count) of its parameter a row slice covers.
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> rows;
   };
 
   // Node inputs as rules see them.
@@ -959,15 +974,15 @@ class Engine final : public GraphGradEngine {
       at::Tensor output;
       std::vector<at::Tensor> values = RunCapture(batch.inputs, output);
       CheckOutput(output, size);
-      work.first_row.resize(layers_.size());
+      work.rows.resize(layers_.size());
       for (size_t l = 0; l < layers_.size(); ++l) {
         const LayerEntry& entry = layers_[l];
         if (!entry.active || entry.taped) continue;
-        work.first_row[l].assign(entry.slices.size(), 0);
+        work.rows[l].assign(entry.slices.size(), {0, 0});
         for (size_t s = 0; s < entry.slices.size(); ++s) {
           if (entry.slices[s] == nullptr) continue;
           const auto p = static_cast<size_t>(entry.layer->slots[s].parameter);
-          work.first_row[l][s] = FirstRow(values[entry.slice_out[s]], parameters_[p], names_[p]);
+          work.rows[l][s] = RowsOf(values[entry.slice_out[s]], parameters_[p], names_[p]);
         }
       }
       work.losses = PerSampleLoss(output, batch.labels, loss);
@@ -1093,9 +1108,11 @@ class Engine final : public GraphGradEngine {
     return work;
   }
 
-  // Where a row slice of `parameter` starts, from the slice the forward made: a view of the parameter's
-  // own storage with its strides and trailing sizes, whole rows inside it. Throws otherwise.
-  static int64_t FirstRow(const at::Tensor& slice, const at::Tensor& parameter, const std::string& name) {
+  // The rows [first, first + count) of `parameter` a row slice covers, from the slice the forward made: a
+  // view of the parameter's own storage with its strides and trailing sizes, whole rows inside it.
+  // Throws otherwise.
+  static std::pair<int64_t, int64_t> RowsOf(const at::Tensor& slice, const at::Tensor& parameter,
+                                            const std::string& name) {
     const int64_t offset = slice.defined() ? slice.storage_offset() - parameter.storage_offset() : -1;
     const bool fits = slice.defined() && parameter.dim() >= 1 && slice.dim() == parameter.dim() &&
                       slice.strides() == parameter.strides() && slice.sizes().slice(1) == parameter.sizes().slice(1) &&
@@ -1103,7 +1120,24 @@ class Engine final : public GraphGradEngine {
                       offset % parameter.stride(0) == 0 &&
                       offset / parameter.stride(0) + slice.size(0) <= parameter.size(0);
     if (!fits) throw std::runtime_error("a split of parameter '" + name + "' is not a slice of its rows");
-    return offset / parameter.stride(0);
+    return {offset / parameter.stride(0), slice.size(0)};
+  }
+
+  // Whether p is read only in row slices, none of whose rows overlap (one split taken apart once): then
+  // ||g_i||² is the sum of the slices' own, and the clipped sum their clipped sums in their rows, each
+  // from its layer's own path.
+  bool SlicesApart(const Work& work, size_t p) const {
+    if (!fast_[p] || contributions_[p].empty()) return false;
+    std::vector<std::pair<int64_t, int64_t>> taken;
+    for (const Contribution& c : contributions_[p]) {
+      if (!layers_[c.layer].layer->slots[c.slot].row_slice) return false;
+      taken.push_back(work.rows[c.layer][c.slot]);
+    }
+    std::sort(taken.begin(), taken.end());
+    for (size_t k = 1; k < taken.size(); ++k) {
+      if (taken[k].first < taken[k - 1].first + taken[k - 1].second) return false;
+    }
+    return true;
   }
 
   // Whether a contribution to p reads a row slice of it.
@@ -1138,7 +1172,7 @@ class Engine final : public GraphGradEngine {
       at::Tensor into = sum;
       if (layers_[c.layer].layer->slots[c.slot].row_slice) {
         const int64_t rows = g.dim() == sum.dim() ? g.size(1) : -1;
-        into = rows >= 0 ? sum.narrow(1, work.first_row[c.layer][c.slot], rows) : at::Tensor();
+        into = rows >= 0 ? sum.narrow(1, work.rows[c.layer][c.slot].first, rows) : at::Tensor();
       }
       if (!into.defined() || g.sizes() != into.sizes())
         throw std::runtime_error("per-sample gradients of a part of parameter '" + names_[p] + "' do not fit it");
