@@ -255,8 +255,8 @@ class Engine final : public GraphGradEngine {
         sum = at::zeros_like(parameters_[p]);
         for (const Contribution& part : contributions_[p]) {
           const auto [first, count] = work.rows[part.layer][part.slot];
-          sum.narrow(0, first, count)
-              .add_(work.batches[part.layer]->WeightedSum(part.slot, c).reshape(sum.narrow(0, first, count).sizes()));
+          at::Tensor rows = sum.narrow(0, first, count);
+          rows.add_(work.batches[part.layer]->WeightedSum(part.slot, c).reshape(rows.sizes()));
         }
       } else {
         const at::Tensor& g = materialized[p];
