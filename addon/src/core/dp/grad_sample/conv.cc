@@ -6,9 +6,9 @@
 // conv_kernel.h (float32, where it is the faster form) or, in chunks of samples, as the weight
 // gradient of one convolution with the chunk folded into the groups (input [1, S·C, H, W], output
 // gradient [1, S·O, Ho, Wo], S·G groups), which oneDNN computes without unfolding anything; the norms
-// and the clipped sum (Σ over chunks of c_chunk · g_chunk) use the same gradients, except where the
-// kernel runs and g_i is larger than a_i and δ_i together: there it takes the norms alone, keeping a
-// and δ instead of B gradients, and the clipped sum is computed as on the ghost path. Ghost path: norms
+// and the clipped sum (Σ over chunks of g_chunkᵀ c_chunk) use the same gradients, except where the
+// kernel runs and keeping the B gradients would cost too much memory (KeepsGradients): there it takes
+// the norms alone, keeping a and δ instead, and the clipped sum is computed as on the ghost path. Ghost path: norms
 // as <U_iᵀU_i, δ_iᵀδ_i> over L×L Gram matrices (im2col), which only pays off for small L (the cost
 // rule decides), and the clipped sum as the ordinary weight gradient of the convolution for the
 // output gradient c_i δ_i.
@@ -56,6 +56,16 @@ constexpr int64_t kChunk = 32;
 constexpr int64_t kKernelMaxPositions = 64;
 constexpr int64_t kKernelChunkBytes = int64_t{4} << 20;
 
+// The most a layer's kept gradients may take, in bytes and as a multiple of the input and output
+// gradient they replace. Within both, keeping them costs a write and a read of B·|g_i| floats, where
+// taking the norms alone costs the convolution's weight gradient once more for the clipped sum. On
+// the GroupNorm ResNet's 7x7 layers (|g_i| 2–6x |a_i| + |δ_i|, 28 MB at B = 128) keeping them took
+// the clipped sums from 2.65 to 1.3 ms on two threads, and the private step from 1.20 to 1.15–1.17 of
+// the non-private one (1.16 to 1.13 on one thread); the MNIST CNN's second layer (2.3x, 8 MB at
+// B = 256) went from 1.15 to 1.12 on one thread (issue 17).
+constexpr int64_t kKeepMaxBytes = int64_t{64} << 20;
+constexpr int64_t kKeepMaxRatio = 8;
+
 class ConvBatch final : public LayerBatch {
  public:
   ConvBatch(ConvInputs inputs, std::vector<bool> is_weight, std::vector<int64_t> weight_shape, bool ghost)
@@ -75,10 +85,9 @@ class ConvBatch final : public LayerBatch {
 
   at::Tensor NormSquared(size_t slot) override {
     if (!is_weight_.at(slot)) return LayerBatch::NormSquared(slot);
-    if (!ghost_ && !weight_shape_.empty() && KernelEligible() &&
-        x_.d.size(1) * (x_.a.size(1) / x_.groups) * x_.kernel[0] * x_.kernel[1] > x_.a[0].numel() + x_.d[0].numel()) {
-      // g_i is larger than a_i and δ_i together: the kernel takes the norms alone, and the clipped sum is
-      // the convolution's weight gradient for c_i δ_i (WeightedSum).
+    if (!ghost_ && !weight_shape_.empty() && KernelEligible() && !KeepsGradients()) {
+      // The kernel takes the norms alone, and the clipped sum is the convolution's weight gradient for
+      // c_i δ_i (WeightedSum).
       const at::Tensor a = x_.a.contiguous(), d = x_.d.contiguous();
       x_.a = a;
       x_.d = d;
@@ -105,13 +114,14 @@ class ConvBatch final : public LayerBatch {
     const at::Tensor c = factors.to(dtype_);
     if (!is_weight_.at(slot)) return at::mv(Bias().t(), c);  // [O]
     if (!chunks_.empty()) {
-      // Materialised: Σ over chunks of c_chunk [1, n] x g_chunk [n, O·K], from the gradients the norms used.
-      if (chunks_.size() == 1) return InWeightOrder(at::mv(chunks_[0].t(), c)).view(weight_shape_);
-      at::Tensor sum = at::zeros({1, chunks_[0].size(1)}, chunks_[0].options());
+      // Materialised: Σ over chunks of g_chunkᵀ [O·K, n] c_chunk [n], from the gradients the norms used
+      // (a matrix-vector product, a third faster than the same sum as a [1, n] x [n, O·K] one).
+      at::Tensor sum;
       int64_t begin = 0;
       for (const at::Tensor& chunk : chunks_) {
         const int64_t n = chunk.size(0);
-        sum.addmm_(c.narrow(0, begin, n).view({1, n}), chunk);
+        const at::Tensor part = at::mv(chunk.t(), c.narrow(0, begin, n));
+        sum = sum.defined() ? sum.add_(part) : part;
         begin += n;
       }
       return InWeightOrder(sum).view(weight_shape_);
@@ -131,6 +141,13 @@ class ConvBatch final : public LayerBatch {
   at::Tensor Bias() {
     if (!bias_.defined()) bias_ = x_.d.sum(at::IntArrayRef{2, 3});  // [B, O]
     return bias_;
+  }
+
+  // Whether the batch's g_i stay in memory from the norms to the clipped sum (see kKeepMaxBytes).
+  bool KeepsGradients() const {
+    const int64_t gradient = x_.d.size(1) * (x_.a.size(1) / x_.groups) * x_.kernel[0] * x_.kernel[1];
+    return gradient <= kKeepMaxRatio * (x_.a[0].numel() + x_.d[0].numel()) &&
+           x_.batch * gradient * static_cast<int64_t>(sizeof(float)) <= kKeepMaxBytes;
   }
 
   // Whether the kernel of conv_kernel.h takes this layer (see kKernelMaxPositions).
