@@ -48,6 +48,11 @@ using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
 
+// Memory a step's rules may spend to save time (LayerBatch::spare_bytes): a bound on what a private
+// step adds above what it holds anyway, whatever the number and size of its layers (the memory target
+// of issue 17 is 1.5x the non-private step's peak; a process holds 270 MB or more before any step).
+constexpr int64_t kSpareBytes = int64_t{64} << 20;
+
 std::string Location(const Node& node) { return SourceLocation(node); }
 
 std::string At(const Node& node) {
@@ -293,6 +298,8 @@ class Engine final : public GraphGradEngine {
     std::vector<at::Tensor> fallback;                      // per parameter; defined for fallback ones
     // Per layer and slot: the rows [first, first + count) of its parameter a row slice covers.
     std::vector<std::vector<std::pair<int64_t, int64_t>>> rows;
+    // The batches' shared budget of memory to spend for time (LayerBatch::spare_bytes).
+    std::shared_ptr<int64_t> spare_bytes = std::make_shared<int64_t>(kSpareBytes);
   };
 
   // Node inputs as rules see them.
@@ -1047,6 +1054,7 @@ class Engine final : public GraphGradEngine {
         }
         work.ghost[l] = ghost;
         work.batches[l] = entry.layer->Prepare(a, delta, ghost ? gs::Path::kGhost : gs::Path::kMaterialize);
+        work.batches[l]->spare_bytes = work.spare_bytes;
         done[l] = true;
         if (on_layer) on_layer(work, l);
         for (size_t v : {entry.a_out, entry.z_out}) {

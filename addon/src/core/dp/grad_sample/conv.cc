@@ -13,6 +13,7 @@
 // rule decides), and the clipped sum as the ordinary weight gradient of the convolution for the
 // output gradient c_i δ_i.
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,14 +57,15 @@ constexpr int64_t kChunk = 32;
 constexpr int64_t kKernelMaxPositions = 64;
 constexpr int64_t kKernelChunkBytes = int64_t{4} << 20;
 
-// The most a layer's kept gradients may take, in bytes and as a multiple of the input and output
-// gradient they replace. Within both, keeping them costs a write and a read of B·|g_i| floats, where
-// taking the norms alone costs the convolution's weight gradient once more for the clipped sum. On
-// the GroupNorm ResNet's 7x7 layers (|g_i| 2–6x |a_i| + |δ_i|, 28 MB at B = 128) keeping them took
-// the clipped sums from 2.65 to 1.3 ms on two threads, and the private step from 1.20 to 1.15–1.17 of
-// the non-private one (1.16 to 1.13 on one thread); the MNIST CNN's second layer (2.3x, 8 MB at
-// B = 256) went from 1.15 to 1.12 on one thread (issue 17).
-constexpr int64_t kKeepMaxBytes = int64_t{64} << 20;
+// Where the kernel takes a layer, its g_i are kept when they take no more memory than a_i and δ_i,
+// which they replace, and up to kKeepMaxRatio times that when the step's spare memory
+// (LayerBatch::spare_bytes) covers the difference. Keeping them costs a write and a read of B·|g_i|
+// floats, where taking the norms alone costs the convolution's weight gradient once more for the
+// clipped sum. On the GroupNorm ResNet's 7x7 layers (|g_i| 2–6x |a_i| + |δ_i|, 20 MB more at B = 128)
+// keeping them took the clipped sums from 2.65 to 1.3 ms on two threads, and the private step from
+// 1.20 to 1.15–1.17 of the non-private one (1.16 to 1.13 on one thread); the MNIST CNN's second layer
+// (2.3x, 5 MB more at B = 256) went from 1.15 to 1.12 on one thread (issue 17). Far larger gradients
+// (few output positions) cost more to write and read than to compute again.
 constexpr int64_t kKeepMaxRatio = 8;
 
 class ConvBatch final : public LayerBatch {
@@ -143,11 +145,22 @@ class ConvBatch final : public LayerBatch {
     return bias_;
   }
 
-  // Whether the batch's g_i stay in memory from the norms to the clipped sum (see kKeepMaxBytes).
-  bool KeepsGradients() const {
+  // Whether the batch's g_i stay in memory from the norms to the clipped sum (see kKeepMaxRatio),
+  // decided once per batch: the memory it spends is the step's.
+  bool KeepsGradients() {
+    if (keeps_gradients_) return *keeps_gradients_;
     const int64_t gradient = x_.d.size(1) * (x_.a.size(1) / x_.groups) * x_.kernel[0] * x_.kernel[1];
-    return gradient <= kKeepMaxRatio * (x_.a[0].numel() + x_.d[0].numel()) &&
-           x_.batch * gradient * static_cast<int64_t>(sizeof(float)) <= kKeepMaxBytes;
+    const int64_t held = x_.a[0].numel() + x_.d[0].numel();
+    bool keep = gradient <= held;
+    if (!keep && gradient <= kKeepMaxRatio * held && spare_bytes) {
+      const int64_t extra = x_.batch * (gradient - held) * static_cast<int64_t>(sizeof(float));
+      if (extra <= *spare_bytes) {
+        *spare_bytes -= extra;
+        keep = true;
+      }
+    }
+    keeps_gradients_ = keep;
+    return keep;
   }
 
   // Whether the kernel of conv_kernel.h takes this layer (see kKernelMaxPositions).
@@ -284,10 +297,11 @@ class ConvBatch final : public LayerBatch {
     split.insert(split.end(), {weight_shape_[0], taps, weight_shape_[1]});
     return rows.reshape(split).transpose(-1, -2).reshape(shape);
   }
-  at::Tensor bias_;                 // [B, O], once computed
-  std::vector<at::Tensor> chunks_;  // materialised path: g_i(W) per chunk, [n, O·C/G·k]
-  at::Tensor norms_;                // materialised path: ||g_i(W)||² [B]
-  at::Tensor u_, d_;                // ghost only
+  at::Tensor bias_;                      // [B, O], once computed
+  std::vector<at::Tensor> chunks_;       // materialised path: g_i(W) per chunk, [n, O·C/G·k]
+  at::Tensor norms_;                     // materialised path: ||g_i(W)||² [B]
+  std::optional<bool> keeps_gradients_;  // KeepsGradients, once decided
+  at::Tensor u_, d_;                     // ghost only
 };
 
 class ConvLayer final : public Layer {
