@@ -127,6 +127,10 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'conv3.weight': 'conv2d',
     'fc3.weight': 'linear',
     'fc3.bias': 'linear',
+    'conv4.weight': 'conv2d',
+    'conv4.bias': 'conv2d',
+    'fc4.weight': 'linear',
+    'fc4.bias': 'linear',
   },
   conv1d_mix: { 'conv1.weight': 'conv1d', 'conv1.bias': 'conv1d', 'conv2.weight': 'conv1d', 'fc.weight': 'linear', 'fc.bias': 'linear' },
   embed_pad: {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "core/dp/grad_sample/conv_kernel.h"
 #include "core/dp/grad_sample/cpu_isa.h"
@@ -68,6 +69,9 @@ constexpr int64_t kKernelChunkBytes = int64_t{4} << 20;
 // (few output positions) cost more to write and read than to compute again.
 constexpr int64_t kKeepMaxRatio = 8;
 
+// Columns of kept gradients below which their clipped sum runs on one thread.
+constexpr int64_t kSumColumnsPerThread = 16384;
+
 class ConvBatch final : public LayerBatch {
  public:
   ConvBatch(ConvInputs inputs, std::vector<bool> is_weight, std::vector<int64_t> weight_shape, bool ghost)
@@ -117,15 +121,20 @@ class ConvBatch final : public LayerBatch {
     if (!is_weight_.at(slot)) return at::mv(Bias().t(), c);  // [O]
     if (!chunks_.empty()) {
       // Materialised: Σ over chunks of g_chunkᵀ [O·K, n] c_chunk [n], from the gradients the norms used
-      // (a matrix-vector product, a third faster than the same sum as a [1, n] x [n, O·K] one).
-      at::Tensor sum;
-      int64_t begin = 0;
-      for (const at::Tensor& chunk : chunks_) {
-        const int64_t n = chunk.size(0);
-        const at::Tensor part = at::mv(chunk.t(), c.narrow(0, begin, n));
-        sum = sum.defined() ? sum.add_(part) : part;
-        begin += n;
-      }
+      // (a matrix-vector product, a third faster than the same sum as a [1, n] x [n, O·K] one), in
+      // ranges of columns over the intra-op threads (OpenBLAS runs on one): on two threads the
+      // GroupNorm ResNet's 64x64x3x3 sum took 0.52–0.60 ms rather than 0.95, the same numbers.
+      const int64_t columns = chunks_[0].size(1);
+      const at::Tensor sum = at::zeros({columns}, chunks_[0].options());
+      at::parallel_for(0, columns, kSumColumnsPerThread, [&](int64_t first, int64_t last) {
+        at::Tensor out = sum.narrow(0, first, last - first);
+        int64_t begin = 0;
+        for (const at::Tensor& chunk : chunks_) {
+          const int64_t n = chunk.size(0);
+          out.add_(at::mv(chunk.narrow(1, first, last - first).t(), c.narrow(0, begin, n)));
+          begin += n;
+        }
+      });
       return InWeightOrder(sum).view(weight_shape_);
     }
     // Ghost, or norms the kernel took alone: the ordinary weight gradient of the convolution for the output
