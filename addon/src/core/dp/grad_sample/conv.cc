@@ -7,11 +7,11 @@
 // gradient of one convolution with the chunk folded into the groups (input [1, S·C, H, W], output
 // gradient [1, S·O, Ho, Wo], S·G groups), which oneDNN computes without unfolding anything; the norms
 // and the clipped sum (Σ over chunks of g_chunkᵀ c_chunk) use the same gradients, except where the
-// kernel runs and keeping the B gradients would cost too much memory (KeepsGradients): there it takes
-// the norms alone, keeping a and δ instead, and the clipped sum is computed as on the ghost path. Ghost path: norms
-// as <U_iᵀU_i, δ_iᵀδ_i> over L×L Gram matrices (im2col), which only pays off for small L (the cost
-// rule decides), and the clipped sum as the ordinary weight gradient of the convolution for the
-// output gradient c_i δ_i.
+// kernel runs and keeping the B gradients would cost more memory or time than it saves
+// (KeepsGradients): there it takes the norms alone, keeping a and δ instead, and the clipped sum is
+// computed as on the ghost path. Ghost path: norms as <U_iᵀU_i, δ_iᵀδ_i> over L×L Gram matrices
+// (im2col), which only pays off for small L (the cost rule decides), and the clipped sum as the
+// ordinary weight gradient of the convolution for the output gradient c_i δ_i.
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -137,9 +137,10 @@ class ConvBatch final : public LayerBatch {
       });
       return InWeightOrder(sum).view(weight_shape_);
     }
-    // Ghost, or norms the kernel took alone: the ordinary weight gradient of the convolution for the output
-    // gradient c_i δ_i, by oneDNN (on the GroupNorm ResNet's 7x7 layers 3–16 % faster than the kernel's
-    // blocks run again over c_i δ_i). Only the weight's shape [O, C/G, kh, kw] matters: it is never read.
+    // Ghost, or norms the kernel took alone: the ordinary weight gradient of the convolution for the
+    // output gradient c_i δ_i, by oneDNN (3–16 % faster than the kernel's blocks run again over c_i δ_i,
+    // on the GroupNorm ResNet's 7x7 layers before they kept their gradients). Only the weight's shape
+    // [O, C/G, kh, kw] matters: it is never read.
     const at::Tensor weight =
         at::empty({x_.groups * x_.og, x_.a.size(1) / x_.groups, x_.kernel[0], x_.kernel[1]}, x_.d.options());
     const at::Tensor grad = std::get<1>(at::convolution_backward(
