@@ -1179,10 +1179,10 @@ class Engine final : public GraphGradEngine {
       }
       at::Tensor into = sum;
       if (layers_[c.layer].layer->slots[c.slot].row_slice) {
-        const int64_t rows = g.dim() == sum.dim() ? g.size(1) : -1;
-        into = rows >= 0 ? sum.narrow(1, work.rows[c.layer][c.slot].first, rows) : at::Tensor();
+        const auto [first, count] = work.rows[c.layer][c.slot];
+        into = sum.narrow(1, first, count);  // RowsOf checked that the rows lie inside the parameter
       }
-      if (!into.defined() || g.sizes() != into.sizes())
+      if (g.sizes() != into.sizes())
         throw std::runtime_error("per-sample gradients of a part of parameter '" + names_[p] + "' do not fit it");
       into.add_(g);
     }
