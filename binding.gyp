@@ -25,6 +25,7 @@
         "addon/src/core/dp/grad_sample/linear.cc",
         "addon/src/core/dp/grad_sample/normalization.cc",
         "addon/src/core/dp/grad_sample/recurrent.cc",
+        "addon/src/core/dp/grad_sample/rnn_steps.cc",
         "addon/src/core/dp/grad_sample/registry.cc",
         "addon/src/core/dp/gaussian.cc",
         "addon/src/core/dp/graph_engine.cc",

@@ -579,6 +579,14 @@ class Engine final : public GraphGradEngine {
                       : "its weights are not a list of the module's parameters";
       return false;
     }
+    for (const int64_t p : *params) {
+      const at::ScalarType type = p < 0 ? at::kFloat : parameters_[static_cast<size_t>(p)].scalar_type();
+      if (type != at::kFloat && type != at::kDouble) {
+        reason = std::string("a recurrent layer in ") + c10::toString(type) +
+                 " has no rule (its fused steps are written for float32 and float64)";
+        return false;
+      }
+    }
     gs::RnnConfig config;
     config.mode = mode;
     config.has_biases = *has_biases;

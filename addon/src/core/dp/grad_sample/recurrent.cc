@@ -1,8 +1,9 @@
 // See recurrent.h. The forward follows ATen's CPU recurrences (aten/src/ATen/native/RNN.cpp: the input
 // projection of every step at once, then one matmul and the cell's pointwise ops per step; gate order
 // i, f, g, o for the LSTM and r, z, n for the GRU), so its outputs match the fused kernel's to float
-// rounding; the backward is the usual backpropagation through time, written out so that the gate
-// gradients of every step are at hand.
+// rounding (the pointwise ops run fused, rnn_steps.cc, with activations within 3 ulp); the backward is
+// the usual backpropagation through time, written out so that the gate gradients of every step are at
+// hand.
 #include "core/dp/grad_sample/recurrent.h"
 
 #include <atomic>
@@ -14,8 +15,11 @@
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
+
+#include "core/dp/grad_sample/rnn_steps.h"
 
 namespace bastion::core::dp::grad_sample {
 namespace {
@@ -96,9 +100,11 @@ ForwardResult RunForward(const at::Tensor& input, const std::vector<at::Tensor>&
   const at::Tensor& h0 = hx.at(0);
   const int64_t hidden = h0.size(2);
   const int64_t gates = GatesPerUnit(config.mode) * hidden;
+  const bool lstm = config.mode == RnnMode::kLstm;
+  const bool gated = lstm || config.mode == RnnMode::kGru;
   ForwardResult result;
   result.h_n = at::empty_like(h0);
-  if (config.mode == RnnMode::kLstm) result.c_n = at::empty_like(hx.at(1));
+  if (lstm) result.c_n = at::empty_like(hx.at(1));
   result.saved.resize(static_cast<size_t>(config.num_layers * directions));
   for (int64_t layer = 0; layer < config.num_layers; ++layer) {
     at::Tensor y = at::empty({batch, steps, directions * hidden}, x.options());
@@ -108,66 +114,44 @@ ForwardResult RunForward(const at::Tensor& input, const std::vector<at::Tensor>&
       Saved& saved = result.saved[static_cast<size_t>(k)];
       saved.input = x;
       saved.previous = at::empty({batch, steps, hidden}, x.options());
-      saved.gates = at::empty(
-          {batch, steps, config.mode == RnnMode::kLstm || config.mode == RnnMode::kGru ? gates : hidden}, x.options());
-      if (config.mode == RnnMode::kLstm || config.mode == RnnMode::kGru) {
-        saved.cells = at::empty({batch, steps, hidden}, x.options());
-      }
-      if (config.mode == RnnMode::kLstm) saved.previous_cells = at::empty({batch, steps, hidden}, x.options());
-      const at::Tensor projected = Linear(x, w.w_ih, w.b_ih);  // [B, T, G]
-      at::Tensor h = h0[k];
-      at::Tensor c = config.mode == RnnMode::kLstm ? hx.at(1)[k] : at::Tensor();
-      for (int64_t s = 0; s < steps; ++s) {
-        const int64_t t = direction == 0 ? s : steps - 1 - s;
-        saved.previous.select(1, t).copy_(h);
-        const at::Tensor from_input = projected.select(1, t);
-        const at::Tensor from_state = Linear(h, w.w_hh, w.b_hh);
-        switch (config.mode) {
-          case RnnMode::kLstm: {
-            saved.previous_cells.select(1, t).copy_(c);
-            const at::Tensor pre = from_input + from_state;
-            const auto chunks = pre.chunk(4, 1);
-            const at::Tensor i = chunks[0].sigmoid();
-            const at::Tensor f = chunks[1].sigmoid();
-            const at::Tensor g = chunks[2].tanh();
-            const at::Tensor o = chunks[3].sigmoid();
-            c = f * c + i * g;
-            h = o * c.tanh();
-            at::Tensor slot = saved.gates.select(1, t);
-            slot.narrow(1, 0, hidden).copy_(i);
-            slot.narrow(1, hidden, hidden).copy_(f);
-            slot.narrow(1, 2 * hidden, hidden).copy_(g);
-            slot.narrow(1, 3 * hidden, hidden).copy_(o);
-            saved.cells.select(1, t).copy_(c);
-            break;
+      saved.gates = at::empty({batch, steps, gated ? gates : hidden}, x.options());
+      if (gated) saved.cells = at::empty({batch, steps, hidden}, x.options());
+      if (lstm) saved.previous_cells = at::empty({batch, steps, hidden}, x.options());
+      const at::Tensor projected = Linear(x, w.w_ih, w.b_ih).contiguous();  // [B, T, G]
+      // h_{t-1} and c_{t-1}, which each step overwrites; state: h_{t-1} W_hhᵀ + b_hh.
+      at::Tensor h = h0[k].clone(at::MemoryFormat::Contiguous);
+      at::Tensor c = lstm ? hx.at(1)[k].clone(at::MemoryFormat::Contiguous) : at::Tensor();
+      at::Tensor state = at::empty({batch, gates}, x.options());
+      const at::Tensor w_hh_t = w.w_hh.t();
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dp_rnn_forward", [&] {
+        RnnStep<scalar_t> step;
+        step.batch = batch;
+        step.hidden = hidden;
+        step.in_stride = steps * gates;
+        step.state = state.data_ptr<scalar_t>();
+        step.h = h.data_ptr<scalar_t>();
+        step.c = lstm ? c.data_ptr<scalar_t>() : nullptr;
+        step.gates_stride = steps * saved.gates.size(2);
+        step.saved_stride = steps * hidden;
+        step.y_stride = steps * directions * hidden;
+        for (int64_t s = 0; s < steps; ++s) {
+          const int64_t t = direction == 0 ? s : steps - 1 - s;
+          if (w.b_hh.defined()) {
+            at::addmm_out(state, w.b_hh, h, w_hh_t);
+          } else {
+            at::mm_out(state, h, w_hh_t);
           }
-          case RnnMode::kGru: {
-            const auto in = from_input.chunk(3, 1);
-            const auto st = from_state.chunk(3, 1);
-            const at::Tensor r = (in[0] + st[0]).sigmoid();
-            const at::Tensor z = (in[1] + st[1]).sigmoid();
-            const at::Tensor n = (in[2] + r * st[2]).tanh();
-            h = n + z * (h - n);
-            at::Tensor slot = saved.gates.select(1, t);
-            slot.narrow(1, 0, hidden).copy_(r);
-            slot.narrow(1, hidden, hidden).copy_(z);
-            slot.narrow(1, 2 * hidden, hidden).copy_(n);
-            saved.cells.select(1, t).copy_(st[2]);
-            break;
-          }
-          case RnnMode::kRnnTanh:
-            h = (from_input + from_state).tanh();
-            saved.gates.select(1, t).copy_(h);
-            break;
-          case RnnMode::kRnnRelu:
-            h = (from_input + from_state).relu();
-            saved.gates.select(1, t).copy_(h);
-            break;
+          step.in = projected.data_ptr<scalar_t>() + t * gates;
+          step.gates = saved.gates.data_ptr<scalar_t>() + t * saved.gates.size(2);
+          step.previous = saved.previous.data_ptr<scalar_t>() + t * hidden;
+          step.cells = gated ? saved.cells.data_ptr<scalar_t>() + t * hidden : nullptr;
+          step.previous_cells = lstm ? saved.previous_cells.data_ptr<scalar_t>() + t * hidden : nullptr;
+          step.y = y.data_ptr<scalar_t>() + t * directions * hidden + direction * hidden;
+          ForwardStep(config.mode, step);
         }
-        y.select(1, t).narrow(1, direction * hidden, hidden).copy_(h);
-      }
+      });
       result.h_n[k].copy_(h);
-      if (config.mode == RnnMode::kLstm) result.c_n[k].copy_(c);
+      if (lstm) result.c_n[k].copy_(c);
     }
     x = y;
   }
@@ -206,6 +190,7 @@ BackwardResult RunBackward(const std::vector<Saved>& saved, const std::vector<at
     result.tape.d_hidden_gates.resize(count);
   }
   for (int64_t layer = layers - 1; layer >= 0; --layer) {
+    if (d_output.defined()) d_output = d_output.contiguous();
     at::Tensor d_x;
     for (int64_t direction = 0; direction < directions; ++direction) {
       const int64_t k = layer * directions + direction;
@@ -214,64 +199,45 @@ BackwardResult RunBackward(const std::vector<Saved>& saved, const std::vector<at
       const int64_t gates = w.w_hh.size(0);
       at::Tensor d_in_gates = at::empty({batch, steps, gates}, s.input.options());
       at::Tensor d_state_gates = config.mode == RnnMode::kGru ? at::empty_like(d_in_gates) : d_in_gates;
-      at::Tensor dh = d_h_n.defined() ? d_h_n[k].clone() : at::zeros({batch, hidden}, s.input.options());
+      at::Tensor dh = d_h_n.defined() ? d_h_n[k].clone(at::MemoryFormat::Contiguous)
+                                      : at::zeros({batch, hidden}, s.input.options());
       at::Tensor dc;
-      if (config.mode == RnnMode::kLstm) dc = d_c_n.defined() ? d_c_n[k].clone() : at::zeros_like(dh);
-      for (int64_t step = 0; step < steps; ++step) {
-        const int64_t t = direction == 0 ? steps - 1 - step : step;
-        if (d_output.defined()) dh = dh + d_output.select(1, t).narrow(1, direction * hidden, hidden);
-        const at::Tensor g_slot = s.gates.select(1, t);
-        switch (config.mode) {
-          case RnnMode::kLstm: {
-            const at::Tensor i = g_slot.narrow(1, 0, hidden);
-            const at::Tensor f = g_slot.narrow(1, hidden, hidden);
-            const at::Tensor g = g_slot.narrow(1, 2 * hidden, hidden);
-            const at::Tensor o = g_slot.narrow(1, 3 * hidden, hidden);
-            const at::Tensor tc = s.cells.select(1, t).tanh();
-            const at::Tensor d_o = dh * tc;
-            dc = dc + dh * o * (1 - tc * tc);
-            at::Tensor slot = d_in_gates.select(1, t);
-            slot.narrow(1, 0, hidden).copy_(dc * g * i * (1 - i));
-            slot.narrow(1, hidden, hidden).copy_(dc * s.previous_cells.select(1, t) * f * (1 - f));
-            slot.narrow(1, 2 * hidden, hidden).copy_(dc * i * (1 - g * g));
-            slot.narrow(1, 3 * hidden, hidden).copy_(d_o * o * (1 - o));
-            dc = dc * f;
-            dh = at::mm(slot, w.w_hh);
-            break;
-          }
-          case RnnMode::kGru: {
-            const at::Tensor r = g_slot.narrow(1, 0, hidden);
-            const at::Tensor z = g_slot.narrow(1, hidden, hidden);
-            const at::Tensor n = g_slot.narrow(1, 2 * hidden, hidden);
-            const at::Tensor h_prev = s.previous.select(1, t);
-            const at::Tensor d_n = dh * (1 - z) * (1 - n * n);
-            const at::Tensor d_z = dh * (h_prev - n) * z * (1 - z);
-            const at::Tensor d_r = d_n * s.cells.select(1, t) * r * (1 - r);
-            at::Tensor in_slot = d_in_gates.select(1, t);
-            at::Tensor state_slot = d_state_gates.select(1, t);
-            in_slot.narrow(1, 0, hidden).copy_(d_r);
-            in_slot.narrow(1, hidden, hidden).copy_(d_z);
-            in_slot.narrow(1, 2 * hidden, hidden).copy_(d_n);
-            state_slot.narrow(1, 0, hidden).copy_(d_r);
-            state_slot.narrow(1, hidden, hidden).copy_(d_z);
-            state_slot.narrow(1, 2 * hidden, hidden).copy_(d_n * r);
-            dh = dh * z + at::mm(state_slot, w.w_hh);
-            break;
-          }
-          case RnnMode::kRnnTanh:
-          case RnnMode::kRnnRelu: {
-            const at::Tensor slot_h = g_slot;
-            at::Tensor slot = d_in_gates.select(1, t);
-            if (config.mode == RnnMode::kRnnTanh) {
-              slot.copy_(dh * (1 - slot_h * slot_h));
-            } else {
-              slot.copy_(dh * slot_h.gt(0).to(dh.scalar_type()));
-            }
-            dh = at::mm(slot, w.w_hh);
-            break;
-          }
-        }
+      if (config.mode == RnnMode::kLstm) {
+        dc = d_c_n.defined() ? d_c_n[k].clone(at::MemoryFormat::Contiguous) : at::zeros_like(dh);
       }
+      at::Tensor dh_next = at::empty_like(dh);
+      AT_DISPATCH_FLOATING_TYPES(s.input.scalar_type(), "dp_rnn_backward", [&] {
+        RnnStep<scalar_t> step;
+        step.batch = batch;
+        step.hidden = hidden;
+        step.d_output_stride = steps * directions * hidden;
+        step.dc = dc.defined() ? dc.data_ptr<scalar_t>() : nullptr;
+        step.gates_stride = steps * s.gates.size(2);
+        step.saved_stride = steps * hidden;
+        step.d_stride = steps * gates;
+        for (int64_t n = 0; n < steps; ++n) {
+          const int64_t t = direction == 0 ? steps - 1 - n : n;
+          step.dh = dh.data_ptr<scalar_t>();
+          step.d_output = d_output.defined()
+                              ? d_output.data_ptr<scalar_t>() + t * directions * hidden + direction * hidden
+                              : nullptr;
+          step.gates = s.gates.data_ptr<scalar_t>() + t * s.gates.size(2);
+          step.cells = s.cells.defined() ? s.cells.data_ptr<scalar_t>() + t * hidden : nullptr;
+          step.previous = s.previous.data_ptr<scalar_t>() + t * hidden;
+          step.previous_cells =
+              s.previous_cells.defined() ? s.previous_cells.data_ptr<scalar_t>() + t * hidden : nullptr;
+          step.d_in = d_in_gates.data_ptr<scalar_t>() + t * gates;
+          step.d_state = d_state_gates.data_ptr<scalar_t>() + t * gates;
+          BackwardStep(config.mode, step);
+          // dL/dh_{t-1}: the state gates' gradients through W_hh (the GRU adds them to dh·z).
+          if (config.mode == RnnMode::kGru) {
+            at::addmm_out(dh_next, dh, d_state_gates.select(1, t), w.w_hh);
+          } else {
+            at::mm_out(dh_next, d_in_gates.select(1, t), w.w_hh);
+          }
+          std::swap(dh, dh_next);
+        }
+      });
       result.d_h0[k].copy_(dh);
       if (config.mode == RnnMode::kLstm) result.d_c0[k].copy_(dc);
       const at::Tensor dx = at::matmul(d_in_gates, w.w_ih);

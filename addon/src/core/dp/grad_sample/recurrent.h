@@ -1,7 +1,8 @@
 // The rule for recurrent layers (nn.LSTM, nn.GRU, nn.RNN: aten::lstm, gru, rnn_tanh, rnn_relu). A
 // recurrent node cannot be split into (a, z) pairs the way a linear layer can: its weights act at every
 // time step, on states the node computes itself. So the engine replaces the node, in its own copy of
-// the graph, by bastion::dp_rnn: the same recurrence written out in ATen, with a backward through time
+// the graph, by bastion::dp_rnn: the same recurrence written out (ATen's matrix products, and each
+// step's pointwise work fused in rnn_steps.cc, float32 and float64), with a backward through time
 // of its own that, besides the gradients autograd asks for, leaves on a tape what per-sample gradients
 // need: for each layer and direction the layer's input x, the states h_{t-1} the step read, and the
 // gradients of the gate pre-activations (from the input and from the state, which differ for the GRU).
