@@ -231,17 +231,10 @@ BASTION_INLINE void Backward(RnnMode mode, const RnnStep<T>& s, T* __restrict sc
   }
 }
 
-// Scratch: the widest row a step needs (4H), on the stack up to 4096 values.
-template <typename T, typename F>
-void WithScratch(int64_t hidden, F&& run) {
-  constexpr int64_t kStack = 4096;
-  if (4 * hidden <= kStack) {
-    T scratch[kStack];
-    run(scratch);
-  } else {
-    std::vector<T> scratch(static_cast<size_t>(4 * hidden));
-    run(scratch.data());
-  }
+// A row of scratch for a step: the widest it needs is 4H.
+template <typename T>
+std::vector<T> Scratch(int64_t hidden) {
+  return std::vector<T>(static_cast<size_t>(4 * hidden));
 }
 
 void ForwardBaseline(RnnMode mode, const RnnStep<float>& s, float* scratch) { Forward(mode, s, scratch); }
@@ -280,21 +273,23 @@ StepFn Pick(bool forward) {
 }  // namespace
 
 void ForwardStep(RnnMode mode, const RnnStep<float>& step) {
-  const StepFn run = Pick(true);
-  WithScratch<float>(step.hidden, [&](float* scratch) { run(mode, step, scratch); });
+  std::vector<float> scratch = Scratch<float>(step.hidden);
+  Pick(true)(mode, step, scratch.data());
 }
 
 void BackwardStep(RnnMode mode, const RnnStep<float>& step) {
-  const StepFn run = Pick(false);
-  WithScratch<float>(step.hidden, [&](float* scratch) { run(mode, step, scratch); });
+  std::vector<float> scratch = Scratch<float>(step.hidden);
+  Pick(false)(mode, step, scratch.data());
 }
 
 void ForwardStep(RnnMode mode, const RnnStep<double>& step) {
-  WithScratch<double>(step.hidden, [&](double* scratch) { Forward(mode, step, scratch); });
+  std::vector<double> scratch = Scratch<double>(step.hidden);
+  Forward(mode, step, scratch.data());
 }
 
 void BackwardStep(RnnMode mode, const RnnStep<double>& step) {
-  WithScratch<double>(step.hidden, [&](double* scratch) { Backward(mode, step, scratch); });
+  std::vector<double> scratch = Scratch<double>(step.hidden);
+  Backward(mode, step, scratch.data());
 }
 
 }  // namespace bastion::core::dp::grad_sample
