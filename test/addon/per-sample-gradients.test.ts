@@ -581,7 +581,8 @@ function tiled(t: TensorData, size: number): TensorData {
 }
 
 // 70 samples: more than one chunk of the batched convolution rules (32), the last one partial; on one
-// intra-op thread and on two, where the chunks and the embedding's slices run in parallel.
+// intra-op thread and on two, where the chunks and the embedding's slices run in parallel (and the
+// recurrent steps' matrix products may).
 for (const name of [
   'conv2d_mix',
   'conv2d_mix_f64',
@@ -591,6 +592,7 @@ for (const name of [
   'group_norm_shapes',
   'layer_norm_shapes',
   'embed_pad',
+  'rnn_wide',
 ]) {
   test(`${name}: a batch of 70 (several convolution chunks) gives the loop's per-sample gradients and clipped sums on every path, on 1 and 2 threads`, async () => {
     const fixture = (await perSampleFixtures()).get(name)!;
@@ -629,10 +631,10 @@ function padded(t: TensorData, extra: number): TensorData {
 }
 
 // Padding rows run through the model but count for nothing: the rules' layers (convolutions, GroupNorm,
-// embeddings, the merged layout of attention) and the fallback's alike.
+// embeddings, the merged layout of attention, recurrences) and the fallback's alike.
 test('padding rows (copies of the first sample, as the trainer pads a private batch) change no clipped sum; their norms and losses are not returned', async () => {
   const fixtures = await perSampleFixtures();
-  for (const name of ['conv2d_mix', 'group_norm_conv', 'embed_pad', 'encoder_stack', 'merged_rows', 'matmul', 'tied']) {
+  for (const name of ['conv2d_mix', 'group_norm_conv', 'embed_pad', 'encoder_stack', 'merged_rows', 'matmul', 'tied', 'rnn_wide']) {
     const fixture = fixtures.get(name)!;
     const bytes = fixture.files.script;
     const n = fixture.labels.shape[0]!;
