@@ -14,8 +14,8 @@
 
 namespace bastion::core::dp::grad_sample {
 
-// One step of one layer-direction, B rows. G = gates per unit · H. A row stride of 0 is not allowed;
-// every pointer addresses row 0 of this step. [B, T, X] tensors are addressed through their step
+// One step of one layer-direction, B rows. G = gates per unit · H. Every pointer addresses row 0 of
+// this step, and rows are contiguous within; [B, T, X] tensors are addressed through their step's
 // slice (row stride T·X). Gate order i, f, g, o (LSTM) and r, z, n (GRU), as ATen's.
 template <typename T>
 struct RnnStep {
