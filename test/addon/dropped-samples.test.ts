@@ -97,6 +97,16 @@ test('a record that overflows a huge weight is dropped for its non-finite loss; 
   });
 });
 
+test('through an LSTM (the fused recurrent steps), a record that overflows to NaN gates is dropped for its non-finite loss; the others give the clipped sum without it', async () => {
+  const fx = await trainerFixtures();
+  const overflow = (x: Float32Array) => void (x[9 * fx.d] = 1e4);
+  assertDroppedExactly('huge_lstm.pt', fx, dataset(fx, overflow), dataset(fx, overflow, [9]), {
+    exception: [],
+    nonFiniteLoss: [9],
+    nonFiniteGradient: [],
+  });
+});
+
 test('a label out of range is dropped as an exception; the others give the clipped sum without it', async () => {
   const fx = await trainerFixtures();
   const outOfRange = (_x: Float32Array, y: BigInt64Array) => void (y[3] = 7n);

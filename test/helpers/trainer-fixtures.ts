@@ -18,6 +18,7 @@ export const trainerModelNames = [
   'log_of_linear.pt', // log(Linear(6, 3)(x) - 1000): NaN everywhere
   'batch_mean.pt', // Linear(6, 3) averaged over the batch: output [1, 3]
   'huge_weight.pt', // Linear(6, 3) with weight[0, 0] = 1e36: infinite output (NaN loss) when x[i, 0] > ~340
+  'huge_lstm.pt', // nn.LSTM(2, 4) over the 6 features as steps, the first times 1e36: NaN loss when x[i, 0] > ~340
   'raises_above.pt', // Linear(6, 3) that raises when any feature of the batch is above 100
   'nan_on_copies.pt', // Conv1d(1, 3, 6) over the features, times NaN on rows after the second that repeat the first (padding rows)
   'buffered.pt', // Linear(6, 3) of (x - offset) * scale, with buffers offset and scale

@@ -24,14 +24,16 @@ typedef int32_t Ints8 __attribute__((vector_size(8 * sizeof(int32_t))));
 
 BASTION_INLINE Floats8 Splat(float v) { return Floats8{} + v; }
 
-// e^x, x clamped to [-87, 88] (so that 2^n stays a normal float; NaN stays NaN): x = n·ln 2 + r with
-// |r| ≤ ln(2)/2 (ln 2 split so that n·high is exact), e^r by its Taylor series to degree 7 (remainder
-// below 6e-9), scaled by 2^n through the exponent bits. Within 2 ulp.
+// e^x, x clamped to [-87, 88] (so that 2^n stays a normal float): x = n·ln 2 + r with |r| ≤ ln(2)/2
+// (ln 2 split so that n·high is exact), e^r by its Taylor series to degree 7 (remainder below 6e-9),
+// scaled by 2^n through the exponent bits. Within 2 ulp. NaN gives NaN (through r; n, which is
+// converted to an integer, is taken from 0 there).
 BASTION_INLINE Floats8 Exp(Floats8 x) {
   x = x < -87.0f ? Splat(-87.0f) : x;
   x = x > 88.0f ? Splat(88.0f) : x;
+  const Floats8 number = x == x ? x : Splat(0.0f);
   const Floats8 round = Splat(12582912.0f);  // 1.5·2^23: adding it rounds to an integer
-  const Floats8 n = (x * 1.44269504f + round) - round;
+  const Floats8 n = (number * 1.44269504f + round) - round;
   Floats8 r = x - n * 0.693145751953125f;
   r = r - n * 1.428606765330187e-6f;
   Floats8 p = r * (1.0f / 5040) + 1.0f / 720;
@@ -94,8 +96,8 @@ BASTION_INLINE void TanhRow(const double* x, double* y, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[j] = std::tanh(x[j]);
 }
 
-// The expressions below keep the order of operations of the ATen ops they replace (recurrent.cc's
-// history has them), so that float32 rounds alike but for the activations' last bits.
+// The expressions below are those of the ATen ops they replace (recurrent.cc's history has them), term
+// for term; GCC may contract a product and a sum into one FMA, which rounds once where ATen rounds twice.
 
 template <typename T>
 BASTION_INLINE void Forward(RnnMode mode, const RnnStep<T>& s, T* __restrict scratch) {
