@@ -37,6 +37,9 @@ export const classifierModel = (): Promise<Buffer> => builtModel('classifier', '
 /** The TorchScript bytes of Linear(5, 16)-Tanh-Linear(16, 3): libtorch refuses it on inputs of 4 features. */
 export const narrowModel = (): Promise<Buffer> => builtModel('narrow');
 
+/** The TorchScript bytes of nn.LSTM(1, 8) over the 8 features as 8 steps, then Linear(8, 3) on the last hidden state. */
+export const recurrentModel = (): Promise<Buffer> => builtModel('recurrent');
+
 /** The TorchScript bytes of Linear(8, 3) whose forward raises "this model refuses to train" in training mode. */
 export const evalOnlyModel = (): Promise<Buffer> => builtModel('eval-only');
 

@@ -1,8 +1,9 @@
 // Training jobs through the HTTP API with a real worker pool: a private training is planned, charged,
-// queued, run and recorded as a new model with lineage; refusals (budget, mismatched datasets) charge
-// nothing; cancellation stops a running job and keeps the whole charge; two jobs run at once; a job is
-// seen by whoever started it, the owners of its datasets and admins, and only the first sees what it
-// released. Progress is observed through the job's Server-Sent Events, never by waiting.
+// queued, run and recorded as a new model with lineage (an LSTM classifier too, through the engine's
+// recurrence); refusals (budget, mismatched datasets) charge nothing; cancellation stops a running job
+// and keeps the whole charge; two jobs run at once; a job is seen by whoever started it, the owners of
+// its datasets and admins, and only the first sees what it released. Progress is observed through the
+// job's Server-Sent Events, never by waiting.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -13,7 +14,15 @@ import { createPool, type WorkerPool } from '../../src/workers/pool.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { multipartForm } from '../helpers/multipart.js';
 import { openSse, parseSse } from '../helpers/sse.js';
-import { CLASSES, classifierDataset, classifierModel, evalOnlyModel, narrowModel, runInPytorch } from '../helpers/training-fixtures.js';
+import {
+  CLASSES,
+  classifierDataset,
+  classifierModel,
+  evalOnlyModel,
+  narrowModel,
+  recurrentModel,
+  runInPytorch,
+} from '../helpers/training-fixtures.js';
 
 let t: TestApp;
 let pool: WorkerPool;
@@ -275,6 +284,34 @@ describe('a private training', () => {
     assert.equal(model.lineage.clipping, 'per-layer');
     assert.equal(model.lineage.accountant, 'pld');
     assert.deepEqual(model.lineage.optimizer, { type: 'adam', learningRate: 0.01, betas: [0.9, 0.99], weightDecay: 0.001 });
+  });
+
+  test('an LSTM classifier: the plan gives its recurrence the lstm rule, and it trains to a model PyTorch runs', async () => {
+    const form = await multipartForm({ name: 'recurrent' }, [{ content: await recurrentModel(), filename: 'recurrent.pt' }]);
+    const uploaded = await t.app.inject({
+      method: 'POST',
+      url: '/v1/models',
+      payload: form.payload,
+      headers: { ...form.headers, ...t.auth(scientist.token) },
+    });
+    assert.equal(uploaded.statusCode, 201, uploaded.body);
+    const datasetId = await uploadDataset();
+    const res = await create(body([datasetId], { modelId: uploaded.json().id }));
+    assert.equal(res.statusCode, 202, res.body);
+    const job = res.json();
+    assert.deepEqual(job.plan.gradients, [
+      ...['weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0'].map((w) => ({ parameter: `rnn.${w}`, rule: 'lstm', reason: '' })),
+      ...['fc.weight', 'fc.bias'].map((parameter) => ({ parameter, rule: 'linear', reason: '' })),
+    ]);
+    assert.equal((await events(job.id)).at(-1)!.event, 'completed');
+    const done = (await get(job.id)).json();
+    assert.equal(done.status, 'succeeded');
+    assert.equal(done.step, done.totalSteps);
+    const download = await t.app.inject({ url: `/v1/models/${done.resultModelId}/content`, headers: t.auth(scientist.token) });
+    assert.equal(download.statusCode, 200);
+    const file = path.join(t.dataDir, 'trained-recurrent.pt');
+    fs.writeFileSync(file, download.rawPayload);
+    assert.deepEqual(await runInPytorch(file), { shape: [4, CLASSES], finite: true });
   });
 
   test('a late subscriber to a finished job gets its state and then its terminal event', async () => {
