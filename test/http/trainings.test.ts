@@ -39,7 +39,16 @@ before(async () => {
   scientist = t.principal('data-scientist');
   stranger = t.principal('stranger');
   base = await t.app.listen({ host: '127.0.0.1', port: 0 });
-  const form = await multipartForm({ name: 'classifier' }, [{ content: await classifierModel(), filename: 'classifier.pt' }]);
+  modelId = await uploadModel('classifier', await classifierModel());
+});
+after(async () => {
+  await t.close();
+  await pool.close();
+});
+
+/** Uploads TorchScript `content` as the scientist's model `name`; its id. */
+async function uploadModel(name: string, content: Buffer): Promise<string> {
+  const form = await multipartForm({ name }, [{ content, filename: `${name}.pt` }]);
   const res = await t.app.inject({
     method: 'POST',
     url: '/v1/models',
@@ -47,12 +56,8 @@ before(async () => {
     headers: { ...form.headers, ...t.auth(scientist.token) },
   });
   assert.equal(res.statusCode, 201, res.body);
-  modelId = res.json().id;
-});
-after(async () => {
-  await t.close();
-  await pool.close();
-});
+  return res.json().id;
+}
 
 /** The data owner's policy for the scientist: may train on it (with `allowNonPrivate`, without DP too). */
 const forScientist = (allowNonPrivate = false) =>
@@ -287,16 +292,9 @@ describe('a private training', () => {
   });
 
   test('an LSTM classifier: the plan gives its recurrence the lstm rule, and it trains to a model PyTorch runs', async () => {
-    const form = await multipartForm({ name: 'recurrent' }, [{ content: await recurrentModel(), filename: 'recurrent.pt' }]);
-    const uploaded = await t.app.inject({
-      method: 'POST',
-      url: '/v1/models',
-      payload: form.payload,
-      headers: { ...form.headers, ...t.auth(scientist.token) },
-    });
-    assert.equal(uploaded.statusCode, 201, uploaded.body);
+    const recurrentId = await uploadModel('recurrent', await recurrentModel());
     const datasetId = await uploadDataset();
-    const res = await create(body([datasetId], { modelId: uploaded.json().id }));
+    const res = await create(body([datasetId], { modelId: recurrentId }));
     assert.equal(res.statusCode, 202, res.body);
     const job = res.json();
     assert.deepEqual(job.plan.gradients, [
@@ -389,21 +387,14 @@ describe('refusals charge nothing', () => {
   });
 
   test("a model that cannot run on the datasets' public shapes is 422 with libtorch's own message from the pre-flight: no charge, no job", async () => {
-    const form = await multipartForm({ name: 'narrow' }, [{ content: await narrowModel(), filename: 'narrow.pt' }]);
-    const upload = await t.app.inject({
-      method: 'POST',
-      url: '/v1/models',
-      payload: form.payload,
-      headers: { ...form.headers, ...t.auth(scientist.token) },
-    });
-    assert.equal(upload.statusCode, 201, upload.body);
+    const narrowId = await uploadModel('narrow', await narrowModel());
     const datasetId = await uploadDataset({ features: 4 });
     const before = trainingRows();
     for (const extra of [
       {},
       { optimizer: { type: 'adam', learningRate: 0.01 }, privacy: { targetEpsilon: 3, maxGradNorm: 1, clipping: 'per-layer' } },
     ]) {
-      const res = await create(body([datasetId], { modelId: upload.json().id, ...extra }));
+      const res = await create(body([datasetId], { modelId: narrowId, ...extra }));
       assert.equal(res.statusCode, 422, res.body);
       const problem = res.json();
       assert.equal(problem.type, 'urn:bastion:problem:unprocessable-training');
@@ -420,7 +411,7 @@ describe('refusals charge nothing', () => {
     const planned = await t.app.inject({
       method: 'POST',
       url: '/v1/trainings/plan',
-      payload: body([datasetId], { modelId: upload.json().id }),
+      payload: body([datasetId], { modelId: narrowId }),
       headers: t.auth(scientist.token),
     });
     assert.equal(planned.statusCode, 422, planned.body);
@@ -429,14 +420,7 @@ describe('refusals charge nothing', () => {
   });
 
   test('the pre-flight takes a training step, not only a forward: a model that raises in training mode is 422 with its message', async () => {
-    const form = await multipartForm({ name: 'eval-only' }, [{ content: await evalOnlyModel(), filename: 'eval-only.pt' }]);
-    const upload = await t.app.inject({
-      method: 'POST',
-      url: '/v1/models',
-      payload: form.payload,
-      headers: { ...form.headers, ...t.auth(scientist.token) },
-    });
-    assert.equal(upload.statusCode, 201, upload.body);
+    const evalOnlyId = await uploadModel('eval-only', await evalOnlyModel());
     const content = classifierDataset(128, 9);
     const open = await multipartForm({ name: 'open', privacyLimit: '5', policy: forScientist(true) }, [{ content }]);
     const datasetId = (
@@ -448,9 +432,9 @@ describe('refusals charge nothing', () => {
       })
     ).json().id;
     const before = trainingRows();
-    const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body([datasetId], { modelId: upload.json().id });
+    const { privacy: _privacy, metricsEpsilon: _metrics, ...rest } = body([datasetId], { modelId: evalOnlyId });
     // Non-private: the trainer's creation probes in eval mode only, so only the pre-flight's step meets the raise.
-    for (const payload of [{ ...rest, private: false }, body([datasetId], { modelId: upload.json().id })]) {
+    for (const payload of [{ ...rest, private: false }, body([datasetId], { modelId: evalOnlyId })]) {
       const res = await create(payload);
       assert.equal(res.statusCode, 422, res.body);
       assert.match(res.json().detail, /ValueError: this model refuses to train$/);
