@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { describeCpu } from './cpu.js';
 import { type ModelSpec, syntheticData, writeModels } from './dp-models.js';
 
 const { values } = parseArgs({
@@ -235,13 +236,13 @@ async function main() {
   });
   fs.rmSync(dir, { recursive: true, force: true });
   if (values.json) {
-    console.log(JSON.stringify({ threads, steps: Number(values.steps), repeat, models }));
+    console.log(JSON.stringify({ cpu: describeCpu(), threads, steps: Number(values.steps), repeat, models }));
     return;
   }
   const mb = (b: number) => (b / 1e6).toFixed(0);
   console.log(
     `DP-SGD vs non-private, ${values.steps} timed steps per mode in alternating rounds of ${ROUND}, both modes in one process, ` +
-      `medians of ${repeat} processes, ${threads} libtorch threads, OpenBLAS`,
+      `medians of ${repeat} processes, ${threads} libtorch threads, OpenBLAS, on ${describeCpu()}`,
   );
   console.log(
     '| model (batch) | non-private samples/s | private samples/s | time ratio | median round ratio | ratio range over rounds | peak RSS private / ' +

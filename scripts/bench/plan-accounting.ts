@@ -4,10 +4,10 @@
 // work bound (the behaviour before SERVER_PLD_MAX_GRID_POINTS); --max-epsilon=N skips larger targets
 // (unbounded PLD at ε = 1000 takes minutes). One run per row, wall time on this thread. Prints a table;
 // never run by npm test; no asserts.
-import os from 'node:os';
 import { createPldAccountant, createRdpAccountant, type PrivacyEvent, SERVER_PLD_MAX_GRID_POINTS } from '../../src/privacy/accountant.js';
 import { calibrateTrainingNoise } from '../../src/privacy/calibration.js';
 import { composedEpsilon } from '../../src/privacy/ledger.js';
+import { describeCpu } from './cpu.js';
 
 const unbounded = process.argv.includes('--unbounded');
 const maxArg = process.argv.find((a) => a.startsWith('--max-epsilon='));
@@ -20,7 +20,7 @@ const recipes = [
 const targets = [1, 8, 30, 100, 1000].filter((e) => e <= maxEpsilon);
 
 const bound = unbounded ? 'none' : `${SERVER_PLD_MAX_GRID_POINTS} grid points`;
-console.log(`CPU: ${os.cpus()[0]?.model ?? 'unknown'} (${os.cpus().length} cores); PLD work bound: ${bound}`);
+console.log(`CPU: ${describeCpu()}; PLD work bound: ${bound}`);
 console.log('recipe                 | steps | target ε | calibrated by | σ        | calibrate ms | ledger ε  | ledger by | ledger ms');
 for (const recipe of recipes) {
   const steps = Math.ceil(recipe.epochs / recipe.sampleRate);

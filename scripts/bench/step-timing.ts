@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { describeCpu } from './cpu.js';
 import { syntheticData, writeModels } from './dp-models.js';
 
 const { values } = parseArgs({
@@ -146,7 +147,7 @@ async function main() {
     };
   };
   const result = {
-    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cpu: describeCpu(),
     cores: os.availableParallelism(),
     loadAverage: os.loadavg()[0] ?? 0,
     threads,

@@ -1,0 +1,26 @@
+// The benchmark machine in one line, for the tables the benchmarks print: speed targets are compared
+// only within one sitting on one machine, and a shared VM's model name alone ("AMD EPYC") does not say
+// which core generation or instruction sets ran (they decide the addon's kernels, cpu_isa.h).
+import fs from 'node:fs';
+import os from 'node:os';
+
+/** e.g. "AMD EPYC (AuthenticAMD family 25 model 17; AVX-512, VAES), 2 CPUs", from /proc/cpuinfo where there is one. */
+export function describeCpu(): string {
+  const cpus = `${os.availableParallelism()} CPUs`;
+  let info = '';
+  try {
+    info = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n\n')[0] ?? '';
+  } catch {
+    return `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${cpus}`;
+  }
+  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
+  const flags = new Set(field('flags').split(/\s+/));
+  const sets = [
+    flags.has('avx512f') ? 'AVX-512' : flags.has('avx2') ? 'AVX2' : 'no AVX2',
+    ...(flags.has('vaes') ? ['VAES'] : []),
+    ...(flags.has('amx_tile') ? ['AMX'] : []),
+  ];
+  const family = field('cpu family');
+  const where = family ? `${field('vendor_id')} family ${family} model ${field('model')}; ` : '';
+  return `${field('model name') || os.cpus()[0]?.model || 'unknown CPU'} (${where}${sets.join(', ')}), ${cpus}`;
+}
