@@ -48,9 +48,10 @@ using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
 
-// Memory a step's rules may spend to save time (LayerBatch::spare_bytes): a bound on what a private
-// step adds above what it holds anyway, whatever the number and size of its layers (the memory target
-// of issue 17 is 1.5x the non-private step's peak; a process holds 270 MB or more before any step).
+// Memory the rules may spend to save time in one run over a physical batch (LayerBatch::spare_bytes;
+// a run's batches are released before the next run): a bound on what a private step adds above what
+// it holds anyway, whatever the number and size of its layers (the memory target of issue 17 is 1.5x
+// the non-private step's peak; a process holds 270 MB or more before any step).
 constexpr int64_t kSpareBytes = int64_t{64} << 20;
 
 std::string Location(const Node& node) { return SourceLocation(node); }

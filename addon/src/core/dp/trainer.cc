@@ -342,12 +342,13 @@ struct Trainer::Impl {
   // Poisson sampling gives nearly every step a batch size of its own, and oneDNN builds (JIT-compiles)
   // its convolution kernels for each input shape: a size not seen before cost the GroupNorm ResNet
   // 100–200 ms on top of an 80 ms step, and the MNIST CNN's private step ran at 20.0 ms against 15.8 ms
-  // with one fixed size (issue 17). A new size also grows the heap (fresh pages, each a page fault): later
-  // measured at 40–75 ms on a 50 ms step, most of it system time, until the heap settles (about 150 steps). So for a
-  // model with convolutions a physical batch of n samples runs as the next multiple of a granule g, the largest power
-  // of two up to √(qN), the expected size's standard deviation: about a dozen sizes, all seen within the first steps,
-  // for g/(2qN) more rows on average (3 % at qN = 128), which other models would pay for nothing. Never beyond
-  // maxPhysicalBatchSize, the memory bound the user set.
+  // with one fixed size (issue 17). A new size also grows the heap (fresh pages, each a page fault):
+  // later measured at 40–75 ms on a 50 ms step, most of it system time, until the heap settles (about
+  // 150 steps). So for a model with convolutions a physical batch of n samples runs as the next multiple
+  // of a granule g, the largest power of two up to √(qN), the expected size's standard deviation: about
+  // a dozen sizes, all seen within the first steps, for g/(2qN) more rows on average (3 % at qN = 128),
+  // which other models would pay for nothing. Never beyond maxPhysicalBatchSize, the memory bound the
+  // user set.
   int64_t PaddedSize(int64_t n) const {
     if (!engine->CompilesPerShape()) return n;
     const double expected = config.sample_rate * static_cast<double>(data.samples);

@@ -59,7 +59,7 @@ constexpr int64_t kKernelMaxPositions = 64;
 constexpr int64_t kKernelChunkBytes = int64_t{4} << 20;
 
 // Where the kernel takes a layer, its g_i are kept when they take no more memory than a_i and δ_i,
-// which they replace, and up to kKeepMaxRatio times that when the step's spare memory
+// which they replace, and up to kKeepMaxRatio times that when the run's spare memory
 // (LayerBatch::spare_bytes) covers the difference. Keeping them costs a write and a read of B·|g_i|
 // floats, where taking the norms alone costs the convolution's weight gradient once more for the
 // clipped sum. On the GroupNorm ResNet's 7x7 layers (|g_i| 2–6x |a_i| + |δ_i|, 20 MB more at B = 128)
@@ -156,7 +156,7 @@ class ConvBatch final : public LayerBatch {
   }
 
   // Whether the batch's g_i stay in memory from the norms to the clipped sum (see kKeepMaxRatio),
-  // decided once per batch: the memory it spends is the step's.
+  // decided once per batch: the memory it spends is the run's.
   bool KeepsGradients() {
     if (keeps_gradients_) return *keeps_gradients_;
     const int64_t gradient = x_.d.size(1) * (x_.a.size(1) / x_.groups) * x_.kernel[0] * x_.kernel[1];

@@ -65,9 +65,10 @@ class LayerBatch {
   // Σ_i factors_i g_i for slot s, shaped as the parameter; factors is [B]. Default: from PerSample.
   virtual at::Tensor WeightedSum(size_t slot, const at::Tensor& factors);
 
-  // Memory, in bytes, that the step's batches may still spend beyond what they hold anyway, to save
-  // time (a convolution keeping per-sample gradients larger than the input and output gradient they
-  // replace); one budget for the whole step, which the engine sets. Null: nothing to spend.
+  // Memory, in bytes, that the batches of one engine run (one physical batch) may still spend beyond
+  // what they hold anyway, to save time (a convolution keeping per-sample gradients larger than the
+  // input and output gradient they replace); one budget shared by the run's layers, which the engine
+  // sets. Null: nothing to spend.
   std::shared_ptr<int64_t> spare_bytes;
 
  protected:
