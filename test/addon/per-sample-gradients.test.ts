@@ -667,22 +667,31 @@ test('padding rows (copies of the first sample, as the trainer pads a private ba
   );
 });
 
-// The float32 convolution and GroupNorm kernels have a variant per instruction set; a full run takes the
-// widest this machine has, and BASTION_MAX_CPU_ISA (read per batch) caps it, so each variant is checked here.
-test('the AVX2 and baseline variants of the convolution, GroupNorm and recurrent-step kernels give the per-sample gradients and clipped sums of the loop', async () => {
+// The float32 convolution, GroupNorm, recurrent-step and embedding kernels have a variant per instruction
+// set; a full run takes the widest this machine has, and BASTION_MAX_CPU_ISA (read per batch) caps it, so
+// each variant is checked here. The embedding's loops run on the ghost path (its norms and row sums).
+test('the AVX2 and baseline variants of the convolution, GroupNorm, recurrent-step and embedding kernels give the per-sample gradients and clipped sums of the loop', async () => {
   const fixtures = await perSampleFixtures();
+  const cases = [
+    ['conv2d_mix', 'materialize'],
+    ['conv2d_wide', 'materialize'],
+    ['conv1d_mix', 'materialize'],
+    ['group_norm_conv', 'materialize'],
+    ['rnn_wide', 'materialize'],
+    ['embed_pad', 'ghost'],
+  ] as const;
   for (const isa of ['avx2', 'baseline']) {
     withMaxIsa(isa, () => {
-      for (const name of ['conv2d_mix', 'conv2d_wide', 'conv1d_mix', 'group_norm_conv', 'rnn_wide']) {
+      for (const [name, path] of cases) {
         const fixture = fixtures.get(name)!;
         const inputs = fixture.inputs.map((t) => tiled(t, 37));
         const labels = tiled(fixture.labels, 37);
         const perSample = perSampleGradients(fixture.files.script, inputs, labels, fixture.loss, 'loop');
         const { clip } = clipCases(perSample.length)[0]!;
         const want = expectedClippedSum(perSample, clip);
-        const got = clippedGradientSum(fixture.files.script, inputs, labels, fixture.loss, clip, 'materialize');
+        const got = clippedGradientSum(fixture.files.script, inputs, labels, fixture.loss, clip, path);
         const worst = newWorst();
-        const where = `${name} x37 with ${isa}`;
+        const where = `${name} x37 with ${isa}, ${path}`;
         compare(got.perSampleNorms, want.norms, `${where} norms`, worst);
         got.grads.forEach((g, p) => {
           compare(g.data, want.sums[p]!, `${where} ${g.name}`, worst, want.terms[p]);
