@@ -140,6 +140,13 @@ const expectedRules: Record<string, Record<string, string | RegExp>> = {
     'fc.weight': 'linear',
     'fc.bias': 'linear',
   },
+  embed_pad_f64: {
+    'emb.weight': 'embedding',
+    'norm.weight': 'layer_norm',
+    'norm.bias': 'layer_norm',
+    'fc.weight': 'linear',
+    'fc.bias': 'linear',
+  },
   layer_norm_seq: {
     'fc1.weight': 'linear',
     'fc1.bias': 'linear',
@@ -514,6 +521,7 @@ for (const name of [
   'conv2d_wide',
   'conv1d_mix',
   'embed_pad',
+  'embed_pad_f64',
   'tied',
   'matmul',
   'group_norm_conv',
