@@ -265,13 +265,32 @@ test('the noise has standard deviation σ·C/(q·N) per coordinate, mean 0, flat
 // 256 layers 8 at a time over OpenSSL's (AVX2), and the scalar one; BASTION_MAX_CPU_ISA caps the
 // variant (a machine without AVX-512 runs the narrower ones twice). 24 steps × 84,000 coordinates ≈ 2
 // million draws each, on 2 threads (the streams in parallel): a Kolmogorov–Smirnov test, a χ² test
-// over 34 bins, and the mass beyond each ziggurat's r and beyond 4.
+// over 34 bins, and the mass beyond each ziggurat's r and beyond 4. No run of draws comes back: a block
+// of keystream words used twice (a refill that does not advance the counter, a buffer read again) would
+// repeat hundreds of them.
 for (const isa of ['avx512', 'avx2', 'baseline'] as const) {
-  test(`the noise is standard normal in distribution (${isa}): Kolmogorov–Smirnov, χ² over 34 bins, and the tails beyond the ziggurats`, async () => {
+  test(`the noise is standard normal in distribution (${isa}): Kolmogorov–Smirnov, χ² over 34 bins, and the tails beyond the ziggurats; no run of draws repeats`, async () => {
     const fx = await trainerFixtures();
-    const z = Float64Array.from(withMaxIsa(isa, () => noiseDraws(fx, 24))).sort();
-    assertStandardNormal(z);
+    const draws = withMaxIsa(isa, () => noiseDraws(fx, 24));
+    const repeated = repeatedRuns(draws);
+    assert.ok(repeated < 20, `${repeated} runs of 4 draws seen twice`);
+    assertStandardNormal(Float64Array.from(draws).sort());
   });
+}
+
+// How many runs of 4 consecutive draws (each to 0.002, clamped to ±6) equal an earlier run: about 0.2
+// by chance among 2 million independent N(0, 1) draws.
+function repeatedRuns(draws: readonly number[]): number {
+  const level = (x: number) => Math.round(Math.max(-6, Math.min(6, x)) * 500) + 3000; // 0 … 6000
+  const seen = new Set<number>();
+  let repeated = 0;
+  for (let i = 0; i + 4 <= draws.length; i += 1) {
+    let key = 0;
+    for (let k = 0; k < 4; k += 1) key = key * 6001 + level(draws[i + k]!);
+    if (seen.has(key)) repeated += 1;
+    else seen.add(key);
+  }
+  return repeated;
 }
 
 // The noise of `steps` steps of a private trainer whose gradients are all zero, in units of σ·C/(q·N).
