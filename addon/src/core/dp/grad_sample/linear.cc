@@ -60,8 +60,9 @@ class LinearBatch final : public LayerBatch {
 
   at::Tensor WeightedSum(size_t slot, const at::Tensor& factors) override {
     if (!is_weight_.at(slot)) {
-      // Σ_i c_i g_i(b) with g_i(b) = Σ_t δ_it: one matrix-vector product.
-      const at::Tensor per_sample = r_.rows == 1 ? r_.delta.reshape({r_.batch, r_.out}) : r_.delta.sum(1);
+      // Σ_i c_i g_i(b) with g_i(b) = Σ_t δ_it: one matrix-vector product, over the g_i(b) the norms
+      // summed (a sum over T of a [B, T, O] tensor cost as much as the rest of a sequence layer's sums).
+      const at::Tensor per_sample = r_.rows == 1 ? r_.delta.reshape({r_.batch, r_.out}) : CachedPerSample(slot);
       return at::mv(per_sample.t(), factors.to(r_.delta.scalar_type()));
     }
     if (!ghost_) return LayerBatch::WeightedSum(slot, factors);
