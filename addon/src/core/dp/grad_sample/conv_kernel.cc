@@ -20,6 +20,48 @@ struct VecOf {
 };
 constexpr int64_t kRows = 4;  // output channels per register block
 
+// One step of transposing a Lanes x Lanes block held as Lanes row vectors: in every 2S x 2S block of
+// the matrix, the two off-diagonal S x S blocks swap. Rows a and b are rows i and i + S of such a block.
+template <int Lanes, int S, typename Vec, size_t... J>
+__attribute__((always_inline)) inline void SwapBlocks(Vec& a, Vec& b, std::index_sequence<J...> /*lanes*/) {
+  const Vec low = __builtin_shufflevector(a, b, ((J & S) == 0 ? J : Lanes + J - S)...);
+  const Vec high = __builtin_shufflevector(a, b, ((J & S) == 0 ? J + S : Lanes + J)...);
+  a = low;
+  b = high;
+}
+
+// rows[r][j] ↔ rows[j][r], in Lanes·log2(Lanes) two-register shuffles.
+template <int Lanes, int S = Lanes / 2, typename Vec = typename VecOf<Lanes>::type>
+__attribute__((always_inline)) inline void Transpose(Vec (&rows)[Lanes]) {
+  if constexpr (S >= 1) {
+#pragma GCC unroll 16
+    for (int i = 0; i < Lanes; ++i) {
+      if ((i & S) == 0) SwapBlocks<Lanes, S>(rows[i], rows[i + S], std::make_index_sequence<Lanes>{});
+    }
+    Transpose<Lanes, S / 2>(rows);
+  }
+}
+
+// The input rows [first, last) of Lanes channels (planes `plane` floats apart, each row at src) into
+// position-major order, dst[x · stride + c] = src[c · plane + x]: Lanes positions at a time through a
+// register transpose, the rest one by one.
+template <int Lanes, typename Vec = typename VecOf<Lanes>::type>
+__attribute__((always_inline)) inline void ChannelsToPositions(const float* src, int64_t plane, int64_t first,
+                                                               int64_t last, float* dst, int64_t stride) {
+  int64_t x = first;
+  for (; x + Lanes <= last; x += Lanes) {
+    Vec rows[Lanes];
+#pragma GCC unroll 16
+    for (int c = 0; c < Lanes; ++c) std::memcpy(&rows[c], src + c * plane + x, sizeof(Vec));
+    Transpose<Lanes>(rows);
+#pragma GCC unroll 16
+    for (int j = 0; j < Lanes; ++j) std::memcpy(dst + (x + j) * stride, &rows[j], sizeof(Vec));
+  }
+  for (; x < last; ++x) {
+    for (int c = 0; c < Lanes; ++c) dst[x * stride + c] = src[c * plane + x];
+  }
+}
+
 // acc [kRows, NV·Lanes] = d [kRows, L] · U [L, NV·Lanes], vector v of U's row l at base[v] + offset[l]:
 // kRows·NV accumulators stay in registers while the positions stream through, each loaded vector of U
 // feeding kRows rows of δ.
@@ -174,9 +216,12 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
   // rather than 4 + 4 + 1, whose last block feeds 4 FMAs per 4 broadcasts).
   const int64_t width = MaxVectors >= 4 && vectors_total % 4 != 0 && vectors_total % 3 == 0 ? 3 : MaxVectors;
   const GatherFn gather = PickGather(s);
-  // Channels-last: the input rows and columns some tap reads (a 1x1 stride-2 layer reads a quarter of
-  // its input); only those are copied, the rest of the padded copy is never read.
-  std::vector<int64_t> rows_read, columns_read;
+  // Channels-last: the input rows some tap reads, and the columns from the first one read to the last
+  // (a 1x1 stride-2 layer reads a quarter of its input); only those are copied, the rest of the padded
+  // copy is never read. Columns between that no tap reads are copied along: the copy runs Lanes
+  // columns at a time.
+  std::vector<int64_t> rows_read;
+  int64_t first_column = 0, last_column = 0;
   if (channels_last) {
     const auto read = [](int64_t size, int64_t out, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
       std::vector<char> used(static_cast<size_t>(size), 0);
@@ -192,19 +237,24 @@ __attribute__((always_inline)) inline void Samples(const ConvShape& s, const flo
       return list;
     };
     rows_read = read(s.height, s.out_height, s.kernel[0], s.stride[0], s.padding[0], s.dilation[0]);
-    columns_read = read(s.width, s.out_width, s.kernel[1], s.stride[1], s.padding[1], s.dilation[1]);
+    const std::vector<int64_t> columns_read =
+        read(s.width, s.out_width, s.kernel[1], s.stride[1], s.padding[1], s.dilation[1]);
+    if (!columns_read.empty()) {
+      first_column = columns_read.front();
+      last_column = columns_read.back() + 1;
+    }
   }
   for (int64_t i = begin; i < end; ++i) {
     double norm = 0;
     for (int64_t g = 0; g < s.groups; ++g) {
       const float* x = input + (i * s.channels + g * cg) * plane;
       if (channels_last) {
-        // Written in order, one position's channels after another.
+        // Lanes channels at a time, through register transposes.
         for (const int64_t y : rows_read) {
           float* row = padded.data() + ((y + s.padding[0]) * wp + s.padding[1]) * cg;
           const float* src = x + y * s.width;
-          for (const int64_t xx : columns_read) {
-            for (int64_t c = 0; c < cg; ++c) row[xx * cg + c] = src[c * plane + xx];
+          for (int64_t c = 0; c < cg; c += kLanes) {
+            ChannelsToPositions<Lanes>(src + c * plane, plane, first_column, last_column, row + c, cg);
           }
         }
       } else {
