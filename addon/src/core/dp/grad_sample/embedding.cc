@@ -137,7 +137,7 @@ inline void AddRows(const Rows<T>& r, int64_t batch, const T* factor, int64_t fi
   }
 }
 
-// The float loops for the CPU's widest instruction set (cpu_isa.h); double runs the portable build.
+// The float loops for each instruction set (cpu_isa.h); double runs the portable build.
 #if defined(__x86_64__)
 __attribute__((target("arch=x86-64-v3"))) void SampleNormsAvx2(const Rows<float>& r, int64_t begin, int64_t end,
                                                                float* out) {
@@ -157,33 +157,33 @@ __attribute__((target("arch=x86-64-v4"))) void AddRowsAvx512(const Rows<float>& 
 }
 #endif
 
-void RunSampleNorms(const Rows<float>& r, int64_t begin, int64_t end, float* out) {
+// The float loops' variants for this CPU (one switch for both).
+struct FloatLoops {
+  void (*norms)(const Rows<float>&, int64_t, int64_t, float*);
+  void (*rows)(const Rows<float>&, int64_t, const float*, int64_t, int64_t, float*);
+};
+
+FloatLoops PickFloatLoops() {
 #if defined(__x86_64__)
   switch (MaxIsa()) {
     case Isa::kAvx512:
-      return SampleNormsAvx512(r, begin, end, out);
+      return {SampleNormsAvx512, AddRowsAvx512};
     case Isa::kAvx2:
-      return SampleNormsAvx2(r, begin, end, out);
+      return {SampleNormsAvx2, AddRowsAvx2};
     default:
       break;
   }
 #endif
-  SampleNorms(r, begin, end, out);
+  return {SampleNorms<float>, AddRows<float>};
+}
+
+void RunSampleNorms(const Rows<float>& r, int64_t begin, int64_t end, float* out) {
+  PickFloatLoops().norms(r, begin, end, out);
 }
 void RunSampleNorms(const Rows<double>& r, int64_t begin, int64_t end, double* out) { SampleNorms(r, begin, end, out); }
 
 void RunAddRows(const Rows<float>& r, int64_t batch, const float* factor, int64_t first, int64_t last, float* out) {
-#if defined(__x86_64__)
-  switch (MaxIsa()) {
-    case Isa::kAvx512:
-      return AddRowsAvx512(r, batch, factor, first, last, out);
-    case Isa::kAvx2:
-      return AddRowsAvx2(r, batch, factor, first, last, out);
-    default:
-      break;
-  }
-#endif
-  AddRows(r, batch, factor, first, last, out);
+  PickFloatLoops().rows(r, batch, factor, first, last, out);
 }
 void RunAddRows(const Rows<double>& r, int64_t batch, const double* factor, int64_t first, int64_t last, double* out) {
   AddRows(r, batch, factor, first, last, out);
