@@ -156,6 +156,7 @@ export interface ExtractedTensor {
 interface Addon {
   version(): NativeVersion;
   setThreads(intraOpThreads: number): void;
+  noiseKeystream(key: Uint8Array, nonce: Uint8Array, bytes: number): Buffer | null;
   inspectModel(bytes: Uint8Array): ModelInspection;
   extractTensors(bytes: Uint8Array, maxBytes: number): ExtractedTensor[];
   // Per-sample gradient engine (see the section at the end of this file).
@@ -266,6 +267,17 @@ export function version(): NativeVersion {
  */
 export function setThreads(intraOpThreads: number): void {
   call(setThreads, (native) => native.setThreads(intraOpThreads));
+}
+
+/**
+ * The keystream that private training's noise and Poisson sampling draw on where the CPU has VAES, for
+ * a given key and nonce (16 bytes each): four AEGIS-128L streams (RFC 10032), lane i under the nonce
+ * with i XORed into its last byte, interleaved 16 bytes at a time (z0 of lanes 0–3, then z1 of lanes
+ * 0–3, per 128 bytes). `bytes` must be a multiple of 128. Null where the generator runs OpenSSL's
+ * AES-128-CTR instead (no VAES, or BASTION_MAX_CPU_ISA below avx512). For tests.
+ */
+export function noiseKeystream(key: Uint8Array, nonce: Uint8Array, bytes: number): Buffer | null {
+  return call(noiseKeystream, (native) => native.noiseKeystream(key, nonce, bytes));
 }
 
 /**

@@ -16,6 +16,7 @@ class Addon : public Napi::Addon<Addon> {
     DefineAddon(exports, {
                              InstanceMethod<&Addon::Export<Version>>("version", napi_enumerable),
                              InstanceMethod<&Addon::Export<SetThreads>>("setThreads", napi_enumerable),
+                             InstanceMethod<&Addon::Export<NoiseKeystream>>("noiseKeystream", napi_enumerable),
                              InstanceMethod<&Addon::Export<InspectModel>>("inspectModel", napi_enumerable),
                              InstanceMethod<&Addon::Export<ExtractTensors>>("extractTensors", napi_enumerable),
                              // Per-sample gradient engine (binding/engine.cc).

@@ -1,5 +1,6 @@
-// The CSPRNG of private training: an AES-128-CTR keystream keyed from the OS, and what is drawn from it
-// (N(0, 1) draws for the noise by a ziggurat, 53-bit uniforms for Poisson sampling).
+// The CSPRNG of private training: a keystream keyed from the OS (AEGIS-128L where the CPU has VAES,
+// AES-128-CTR elsewhere), and what is drawn from it (N(0, 1) draws for the noise by a ziggurat, 53-bit
+// uniforms for Poisson sampling).
 #ifndef BASTION_CORE_DP_GAUSSIAN_H_
 #define BASTION_CORE_DP_GAUSSIAN_H_
 
@@ -14,15 +15,21 @@ namespace bastion::core::dp {
 // std::runtime_error when the kernel refuses; there is deliberately no weaker fallback.
 void OsRandomBytes(void* out, size_t size);
 
-// A stream of N(0, 1) draws: the ziggurat method of Marsaglia and Tsang (2000) over the keystream of
-// AES-128 in counter mode, with a key and counter from the OS. The keystream comes from the VAES
-// instructions where the CPU has them (checked once against OpenSSL) and from OpenSSL, as linked into
-// Node, elsewhere. Unlike the published generator, the layer index and the abscissa come from disjoint
-// bits of a word (Doornik 2005 showed that the shared bits correlate the draws), and abscissae are
-// cell midpoints, so the distribution is exactly symmetric. The ziggurat has 128 layers on AVX-512
-// (16 words at a time, its tables in registers) and 256 elsewhere (8 words at a time with AVX2); the
-// CPU's widest set is used, capped by BASTION_MAX_CPU_ISA as for the per-sample kernels. Not
-// thread-safe: one stream per thread.
+// The keystream GaussianStream draws on where the CPU has VAES, for a given 16-byte key and nonce: per
+// 128 bytes, 16 bytes of each of the four AEGIS-128L streams (nonce with its last byte XOR lane), then
+// 16 more of each. `bytes` must be a multiple of 128. Returns false, writing nothing, where the CPU (or
+// BASTION_MAX_CPU_ISA) leaves GaussianStream on OpenSSL's AES-128-CTR. For tests.
+bool AegisKeystreamForTest(const unsigned char* key, const unsigned char* nonce, unsigned char* out, size_t bytes);
+
+// A stream of N(0, 1) draws: the ziggurat method of Marsaglia and Tsang (2000) over a keystream with a
+// key and nonce from the OS: AEGIS-128L as a stream cipher (RFC 10032), four instances in the lanes of
+// the VAES instructions, where the CPU has them (checked once against the RFC's test vector), and
+// AES-128 in counter mode from OpenSSL, as linked into Node, elsewhere. Unlike the published
+// generator, the layer index and the abscissa come from disjoint bits of a word (Doornik 2005 showed
+// that the shared bits correlate the draws), and abscissae are cell midpoints, so the distribution is
+// exactly symmetric. The ziggurat has 128 layers on AVX-512 (16 words at a time, its tables in
+// registers) and 256 elsewhere (8 words at a time with AVX2); the CPU's widest set is used, capped by
+// BASTION_MAX_CPU_ISA as for the per-sample kernels. Not thread-safe: one stream per thread.
 class GaussianStream {
  public:
   GaussianStream();
