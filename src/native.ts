@@ -270,11 +270,12 @@ export function setThreads(intraOpThreads: number): void {
 }
 
 /**
- * The keystream that private training's noise and Poisson sampling draw on where the CPU has VAES, for
- * a given key and nonce (16 bytes each): four AEGIS-128L streams (RFC 10032), lane i under the nonce
- * with i XORed into its last byte, interleaved 16 bytes at a time (z0 of lanes 0–3, then z1 of lanes
- * 0–3, per 128 bytes). `bytes` must be a multiple of 128. Null where the generator runs OpenSSL's
- * AES-128-CTR instead (no VAES, or BASTION_MAX_CPU_ISA below avx512). For tests.
+ * The keystream that private training's noise and Poisson sampling draw on, for a given key and nonce
+ * (16 bytes each): four AEGIS-128L streams (RFC 10032), lane i under the nonce with i XORed into its
+ * last byte, interleaved 16 bytes at a time (z0 of lanes 0–3, then z1 of lanes 0–3, per 128 bytes),
+ * from VAES or AES-NI as the CPU and BASTION_MAX_CPU_ISA allow. `bytes` must be a multiple of 128. Null
+ * where the generator runs OpenSSL's AES-128-CTR instead (no AES-NI, or BASTION_MAX_CPU_ISA=baseline).
+ * For tests.
  */
 export function noiseKeystream(key: Uint8Array, nonce: Uint8Array, bytes: number): Buffer | null {
   return call(noiseKeystream, (native) => native.noiseKeystream(key, nonce, bytes));

@@ -1,9 +1,9 @@
-// The keystream behind private training's noise and Poisson sampling where the CPU has VAES: four
-// AEGIS-128L streams (RFC 10032, "AEGIS as a Stream Cipher"), lane i under the nonce with i XORed into its
-// last byte, interleaved 16 bytes at a time. Each lane must be exactly libsodium's AEGIS-128L encryption
-// of zeros (its ciphertext without the tag) for the same key and nonce, over many updates: a wrong
-// constant, round order, output formula or lane layout changes every byte after the first update. The
-// noise's distribution is tested in trainer.test.ts.
+// The keystream behind private training's noise and Poisson sampling: four AEGIS-128L streams (RFC 10032,
+// "AEGIS as a Stream Cipher"), lane i under the nonce with i XORed into its last byte, interleaved 16
+// bytes at a time, from VAES (AVX-512) or AES-NI (AVX2). Each lane of each variant must be exactly
+// libsodium's AEGIS-128L encryption of zeros (its ciphertext without the tag) for the same key and nonce,
+// over many updates: a wrong constant, round order, output formula or lane layout changes every byte
+// after the first update. The noise's distribution is tested in trainer.test.ts.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -15,11 +15,13 @@ import { prng } from '../helpers/prng.js';
 
 const lanes = 4;
 
-/** Whether /proc/cpuinfo lists what the addon's AEGIS keystream needs (AVX-512 F/BW/DQ/VL and VAES). */
-function cpuHasVaes(): boolean {
-  const flags = new Set(/^flags\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? []);
-  return ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'vaes', 'aes'].every((flag) => flags.has(flag));
-}
+const cpuFlags = new Set(/^flags\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? []);
+
+/** What each variant needs, as /proc/cpuinfo names it. */
+const needs = {
+  avx512: ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl', 'vaes', 'aes'],
+  avx2: ['avx2', 'fma', 'bmi2', 'aes'],
+} as const;
 
 /** Lane i's stream out of the interleaved keystream: per 128 bytes, its z0 at 16·i and its z1 at 64 + 16·i. */
 function lane(stream: Buffer, i: number): Buffer {
@@ -42,41 +44,43 @@ function laneNonce(nonce: Uint8Array, i: number): Uint8Array {
   return n;
 }
 
-test('the noise keystream is four AEGIS-128L streams, each equal to libsodium’s, where the CPU has VAES', async () => {
-  const first = noiseKeystream(new Uint8Array(16), new Uint8Array(16), 128);
-  if (first === null) {
-    assert.equal(cpuHasVaes(), false, 'null only where the CPU lacks VAES or AVX-512');
-    return;
-  }
-  await sodium.ready;
-  const random = prng(20261207);
-  const bytes = (n: number) => Uint8Array.from({ length: n }, () => Math.floor(random() * 256));
-  // One update, a few, and more than one refill of the generator's 16 KB buffer.
-  for (const length of [128, 128 * 7, 16384 + 256]) {
-    const key = bytes(16);
-    const nonce = bytes(16);
-    const stream = noiseKeystream(key, nonce, length);
-    assert.ok(stream !== null);
-    assert.equal(stream.length, length);
-    for (let i = 0; i < lanes; i += 1) {
-      const expected = libsodiumStream(key, laneNonce(nonce, i), length / lanes);
-      assert.ok(lane(stream, i).equals(expected), `lane ${i} of ${length} bytes differs from libsodium`);
+for (const isa of ['avx512', 'avx2'] as const) {
+  test(`the noise keystream (${isa}) is four AEGIS-128L streams, each equal to libsodium’s, where the CPU has what it needs`, async () => {
+    const first = withMaxIsa(isa, () => noiseKeystream(new Uint8Array(16), new Uint8Array(16), 128));
+    if (first === null) {
+      assert.equal(
+        needs[isa].every((flag) => cpuFlags.has(flag)),
+        false,
+        'null only where the CPU lacks what this variant needs',
+      );
+      return;
     }
-  }
-  // RFC 10032's AEGIS-128L test vector 1: 16 zero bytes under this key and nonce encrypt to c1c0e58b…
-  const key = Buffer.from('10010000000000000000000000000000', 'hex');
-  const nonce = Buffer.from('10000200000000000000000000000000', 'hex');
-  assert.equal(
-    lane(noiseKeystream(key, nonce, 128) ?? Buffer.alloc(0), 0)
-      .subarray(0, 16)
-      .toString('hex'),
-    'c1c0e58bd913006feba00f4b3cc3594e',
-  );
-});
+    await sodium.ready;
+    const random = prng(isa === 'avx512' ? 20261207 : 20261208);
+    const bytes = (n: number) => Uint8Array.from({ length: n }, () => Math.floor(random() * 256));
+    // One update, a few, and more than one refill of the generator's 16 KB buffer.
+    for (const length of [128, 128 * 7, 16384 + 256]) {
+      const key = bytes(16);
+      const nonce = bytes(16);
+      const stream = withMaxIsa(isa, () => noiseKeystream(key, nonce, length));
+      assert.ok(stream !== null);
+      assert.equal(stream.length, length);
+      for (let i = 0; i < lanes; i += 1) {
+        const expected = libsodiumStream(key, laneNonce(nonce, i), length / lanes);
+        assert.ok(lane(stream, i).equals(expected), `lane ${i} of ${length} bytes differs from libsodium`);
+      }
+    }
+    // RFC 10032's AEGIS-128L test vector 1: 16 zero bytes under this key and nonce encrypt to c1c0e58b…
+    const key = Buffer.from('10010000000000000000000000000000', 'hex');
+    const nonce = Buffer.from('10000200000000000000000000000000', 'hex');
+    const stream = withMaxIsa(isa, () => noiseKeystream(key, nonce, 128)) ?? Buffer.alloc(0);
+    assert.equal(lane(stream, 0).subarray(0, 16).toString('hex'), 'c1c0e58bd913006feba00f4b3cc3594e');
+  });
+}
 
-test('below AVX-512 the generator runs OpenSSL’s AES-128-CTR: no AEGIS keystream', () => {
+test('with BASTION_MAX_CPU_ISA=baseline the generator runs OpenSSL’s AES-128-CTR: no AEGIS keystream', () => {
   assert.equal(
-    withMaxIsa('avx2', () => noiseKeystream(new Uint8Array(16), new Uint8Array(16), 128)),
+    withMaxIsa('baseline', () => noiseKeystream(new Uint8Array(16), new Uint8Array(16), 128)),
     null,
   );
 });

@@ -12,8 +12,8 @@ Napi::Value Version(const Napi::CallbackInfo& info);
 // setThreads(intraOpThreads: integer 1..1024) -> undefined
 Napi::Value SetThreads(const Napi::CallbackInfo& info);
 
-// noiseKeystream(key: 16 bytes, nonce: 16 bytes, bytes: multiple of 128) -> Buffer | null: the keystream
-// of private training's noise generator where the CPU has VAES (null elsewhere). For tests.
+// noiseKeystream(key: 16 bytes, nonce: 16 bytes, bytes: multiple of 128) -> Buffer | null: the AEGIS
+// keystream of private training's noise generator (null where it runs OpenSSL's AES-128-CTR). For tests.
 Napi::Value NoiseKeystream(const Napi::CallbackInfo& info);
 
 // inspectModel(bytes: Buffer | Uint8Array) -> { methods, parameters, buffers, forward, training }

@@ -1,8 +1,8 @@
 // The Gaussian sampler behind the DP noise. ATen's normal_ (mt19937 under a lock, then Box–Muller)
 // took 7 ns a draw on the benchmark machine, most of a private step for an embedding of 640k weights;
-// this takes 1.5 ns with AVX2 and OpenSSL's keystream, and with AVX-512 and VAES 0.6 ns on one Zen 4
-// core, keystream included (0.72 with AES-128-CTR as the keystream, which took 0.4 on a Zen 5 core). Its
-// bits come from a cryptographic generator, so no number of draws predicts another.
+// this takes, keystream included, 0.6 ns with AVX-512 and VAES and 1.38 ns with AVX2 and AES-NI on one
+// Zen 4 core (0.72 and 1.63 with OpenSSL's AES-128-CTR as the keystream; 0.4 and 1.5 on a Zen 5 core
+// with that). Its bits come from a cryptographic generator, so no number of draws predicts another.
 #include "core/dp/gaussian.h"
 
 // GCC 12 reports the _mm512_undefined_* placeholders inside AVX-512 intrinsics (broadcast, gather,
@@ -196,17 +196,24 @@ __attribute__((target("arch=x86-64-v4"))) inline __mmask16 NonFinite(__m512 x) {
   return _mm512_fpclass_ps_mask(x, 0x99);
 }
 
-// The keystream where the CPU has VAES: AEGIS-128L used as a stream cipher (RFC 10032, "AEGIS as a
-// Stream Cipher": the encryption of zeros, without the tag), four instances at once, one in each
-// 128-bit lane of 512-bit registers, under one key with nonces that differ in their last byte (lane i
-// XORs i into it). AEGIS-128L spends one AES round on 16 bytes of keystream where AES-128-CTR spends
-// ten: 53-56 GB/s against 20 on one Zen 4 core, and the noise's draws went from 0.72 to 0.60 ns. Its
-// security holds while a (key, nonce) pair encrypts at most 2^61 bytes: a stream's key is fresh from
-// the OS and one stream draws far fewer. A self-test against the RFC's test vector 1 runs before the
-// first use; test/addon/noise-keystream.test.ts compares whole streams with libsodium's AEGIS-128L.
-// Elsewhere the keystream is OpenSSL's AES-128-CTR.
+// The keystream: AEGIS-128L used as a stream cipher (RFC 10032, "AEGIS as a Stream Cipher": the
+// encryption of zeros, without the tag), four instances under one key with nonces that differ in their
+// last byte (lane i XORs i into it). Where the CPU has VAES and AVX-512 the four run at once, one in
+// each 128-bit lane of 512-bit registers; with AVX2 and AES-NI, one after another. AEGIS-128L spends
+// one AES round on 16 bytes of keystream where AES-128-CTR spends ten: 53-56 GB/s against 20 on one
+// Zen 4 core, and the noise's draws went from 0.72 to 0.60 ns. Its security holds while a (key, nonce)
+// pair encrypts at most 2^61 bytes: a stream's key is fresh from the OS and one stream draws far
+// fewer. A self-test against the RFC's test vector 1 runs before the first use of each variant;
+// test/addon/noise-keystream.test.ts compares whole streams with libsodium's AEGIS-128L. Without
+// AES-NI (or with BASTION_MAX_CPU_ISA=baseline) the keystream is OpenSSL's AES-128-CTR.
 constexpr int kAegisLanes = 4;
 constexpr size_t kAegisUpdateBytes = 32 * kAegisLanes;  // keystream of one update: 32 bytes a lane
+
+// The constants of Init (the Fibonacci numbers mod 256, and more of them).
+constexpr unsigned char kAegisC0[16] = {0x00, 0x01, 0x01, 0x02, 0x03, 0x05, 0x08, 0x0d,
+                                        0x15, 0x22, 0x37, 0x59, 0x90, 0xe9, 0x79, 0x62};
+constexpr unsigned char kAegisC1[16] = {0xdb, 0x3d, 0x18, 0x55, 0x6d, 0xc2, 0x2f, 0xf1,
+                                        0x20, 0x11, 0x31, 0x42, 0x73, 0xb5, 0x28, 0xdd};
 
 struct AegisState {
   unsigned char v[8][64];  // V[j] of the four instances, lane i in bytes [16i, 16i + 16)
@@ -235,13 +242,9 @@ __attribute__((target("arch=x86-64-v4,vaes"))) inline void AegisUpdate(__m512i (
 // Init(key, nonce) of the four instances (RFC 10032), lane i with nonce ⊕ i in its last byte.
 __attribute__((target("arch=x86-64-v4,vaes"))) void AegisInit(const unsigned char* key, const unsigned char* nonce,
                                                               AegisState& state) {
-  static const unsigned char kC0[16] = {0x00, 0x01, 0x01, 0x02, 0x03, 0x05, 0x08, 0x0d,
-                                        0x15, 0x22, 0x37, 0x59, 0x90, 0xe9, 0x79, 0x62};
-  static const unsigned char kC1[16] = {0xdb, 0x3d, 0x18, 0x55, 0x6d, 0xc2, 0x2f, 0xf1,
-                                        0x20, 0x11, 0x31, 0x42, 0x73, 0xb5, 0x28, 0xdd};
   const __m512i k = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(key)));
-  const __m512i c0 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kC0)));
-  const __m512i c1 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kC1)));
+  const __m512i c0 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kAegisC0)));
+  const __m512i c1 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kAegisC1)));
   // The lane index in the last byte of each lane (byte 15 of a block is its most significant byte).
   const __m512i lane = _mm512_set_epi64(3LL << 56, 0, 2LL << 56, 0, 1LL << 56, 0, 0, 0);
   const __m512i n =
@@ -269,15 +272,73 @@ __attribute__((target("arch=x86-64-v4,vaes"))) void AegisKeystream(AegisState& s
   for (int j = 0; j < 8; ++j) _mm512_storeu_si512(state.v[j], v[j]);
 }
 
-// Whether the CPU runs the AEGIS keystream, and (checked once) whether every lane gives the RFC's
-// test vector 1: key 10 01 00.., nonce 10 00 02 00.., 16 zero bytes encrypt to c1 c0 e5 8b ...
-bool VaesAvailable() {
+// The same keystream with 128-bit AES-NI, one instance after another, where the sampler runs its AVX2
+// core (no VAES or AVX-512, or BASTION_MAX_CPU_ISA=avx2): byte for byte what AegisKeystream writes.
+__attribute__((target("arch=x86-64-v3,aes"))) inline void AegisUpdateNarrow(__m128i (&v)[8], __m128i m0, __m128i m1) {
+  const __m128i n0 = _mm_aesenc_si128(v[7], _mm_xor_si128(v[0], m0));
+  const __m128i n1 = _mm_aesenc_si128(v[0], v[1]);
+  const __m128i n2 = _mm_aesenc_si128(v[1], v[2]);
+  const __m128i n3 = _mm_aesenc_si128(v[2], v[3]);
+  const __m128i n4 = _mm_aesenc_si128(v[3], _mm_xor_si128(v[4], m1));
+  const __m128i n5 = _mm_aesenc_si128(v[4], v[5]);
+  const __m128i n6 = _mm_aesenc_si128(v[5], v[6]);
+  const __m128i n7 = _mm_aesenc_si128(v[6], v[7]);
+  v[0] = n0;
+  v[1] = n1;
+  v[2] = n2;
+  v[3] = n3;
+  v[4] = n4;
+  v[5] = n5;
+  v[6] = n6;
+  v[7] = n7;
+}
+
+__attribute__((target("arch=x86-64-v3,aes"))) void AegisInitNarrow(const unsigned char* key, const unsigned char* nonce,
+                                                                   AegisState& state) {
+  const __m128i k = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
+  const __m128i c0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kAegisC0));
+  const __m128i c1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kAegisC1));
+  for (int lane = 0; lane < kAegisLanes; ++lane) {
+    const __m128i n = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(nonce)),
+                                    _mm_set_epi64x(static_cast<long long>(lane) << 56, 0));
+    __m128i v[8] = {_mm_xor_si128(k, n), c1, c0, c1, _mm_xor_si128(k, n), _mm_xor_si128(k, c0), _mm_xor_si128(k, c1),
+                    _mm_xor_si128(k, c0)};
+    for (int i = 0; i < 10; ++i) AegisUpdateNarrow(v, n, k);
+    for (int j = 0; j < 8; ++j) _mm_storeu_si128(reinterpret_cast<__m128i*>(state.v[j] + 16 * lane), v[j]);
+  }
+}
+
+__attribute__((target("arch=x86-64-v3,aes"))) void AegisKeystreamNarrow(AegisState& state, unsigned char* out,
+                                                                        size_t bytes) {
+  const __m128i zero = _mm_setzero_si128();
+  for (int lane = 0; lane < kAegisLanes; ++lane) {
+    __m128i v[8];
+    for (int j = 0; j < 8; ++j) v[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state.v[j] + 16 * lane));
+    for (size_t b = 0; b < bytes; b += kAegisUpdateBytes) {
+      const __m128i z0 = _mm_xor_si128(_mm_xor_si128(v[6], v[1]), _mm_and_si128(v[2], v[3]));
+      const __m128i z1 = _mm_xor_si128(_mm_xor_si128(v[2], v[5]), _mm_and_si128(v[6], v[7]));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + b + 16 * lane), z0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + b + 64 + 16 * lane), z1);
+      AegisUpdateNarrow(v, zero, zero);
+    }
+    for (int j = 0; j < 8; ++j) _mm_storeu_si128(reinterpret_cast<__m128i*>(state.v[j] + 16 * lane), v[j]);
+  }
+}
+
+// Where a stream's keystream comes from: MaxIsa() picks, as it picks the sampler's core.
+enum class Keystream { kAegisWide, kAegisNarrow, kOpenSsl };
+
+// Whether the CPU runs `kind`, and (checked once per kind) whether every lane gives the RFC's test
+// vector 1: key 10 01 00.., nonce 10 00 02 00.., 16 zero bytes encrypt to c1 c0 e5 8b ...
+template <Keystream kind>
+bool AegisAvailable() {
 #if defined(__x86_64__)
   static const bool available = [] {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("x86-64-v4") || !__builtin_cpu_supports("vaes") || !__builtin_cpu_supports("aes")) {
-      return false;
-    }
+    const bool cpu = kind == Keystream::kAegisWide
+                         ? __builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("vaes")
+                         : __builtin_cpu_supports("x86-64-v3");
+    if (!cpu || !__builtin_cpu_supports("aes")) return false;
     const unsigned char key[16] = {0x10, 0x01};
     const unsigned char expected[16] = {0xc1, 0xc0, 0xe5, 0x8b, 0xd9, 0x13, 0x00, 0x6f,
                                         0xeb, 0xa0, 0x0f, 0x4b, 0x3c, 0xc3, 0x59, 0x4e};
@@ -285,9 +346,14 @@ bool VaesAvailable() {
       // Lane i XORs i into the nonce's last byte: this base nonce gives lane i the vector's.
       const unsigned char nonce[16] = {0x10, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, i};
       AegisState state;
-      AegisInit(key, nonce, state);
       unsigned char out[kAegisUpdateBytes];
-      AegisKeystream(state, out, sizeof(out));
+      if (kind == Keystream::kAegisWide) {
+        AegisInit(key, nonce, state);
+        AegisKeystream(state, out, sizeof(out));
+      } else {
+        AegisInitNarrow(key, nonce, state);
+        AegisKeystreamNarrow(state, out, sizeof(out));
+      }
       if (std::memcmp(out + 16 * i, expected, sizeof(expected)) != 0) {
         throw std::runtime_error("the AEGIS keystream of the noise generator failed its self-test");
       }
@@ -300,20 +366,53 @@ bool VaesAvailable() {
 #endif
 }
 
+Keystream PickKeystream() {
+  switch (MaxIsa()) {
+    case Isa::kAvx512:
+      if (AegisAvailable<Keystream::kAegisWide>()) return Keystream::kAegisWide;
+      [[fallthrough]];
+    case Isa::kAvx2:
+      if (AegisAvailable<Keystream::kAegisNarrow>()) return Keystream::kAegisNarrow;
+      [[fallthrough]];
+    case Isa::kBaseline:
+      break;
+  }
+  return Keystream::kOpenSsl;
+}
+
+void AegisStart(Keystream kind, const unsigned char* key, const unsigned char* nonce, AegisState& state) {
+  if (kind == Keystream::kAegisWide) {
+    AegisInit(key, nonce, state);
+  } else {
+    AegisInitNarrow(key, nonce, state);
+  }
+}
+
+void AegisFill(Keystream kind, AegisState& state, unsigned char* out, size_t bytes) {
+  if (kind == Keystream::kAegisWide) {
+    AegisKeystream(state, out, bytes);
+  } else {
+    AegisKeystreamNarrow(state, out, bytes);
+  }
+}
+
 }  // namespace
 
 bool AegisKeystreamForTest(const unsigned char* key, const unsigned char* nonce, unsigned char* out, size_t bytes) {
-  if (MaxIsa() != Isa::kAvx512 || !VaesAvailable()) return false;
+  const Keystream kind = PickKeystream();
+  if (kind == Keystream::kOpenSsl) return false;
   if (bytes % kAegisUpdateBytes != 0) throw std::invalid_argument("the keystream comes in whole updates of 128 bytes");
   AegisState state;
-  AegisInit(key, nonce, state);
-  AegisKeystream(state, out, bytes);
+  AegisStart(kind, key, nonce, state);
+  AegisFill(kind, state, out, bytes);
+  OPENSSL_cleanse(&state, sizeof(state));
   return true;
 }
 
 struct GaussianStream::Cipher {
-  EVP_CIPHER_CTX* context = nullptr;  // OpenSSL's AES-128-CTR, where the keystream does not come from VAES
-  AegisState aegis = {};
+  Keystream kind = Keystream::kOpenSsl;
+  EVP_CIPHER_CTX* context = nullptr;  // kOpenSsl: AES-128-CTR
+  AegisState aegis = {};              // the others
   ~Cipher() {
     EVP_CIPHER_CTX_free(context);
     OPENSSL_cleanse(&aegis, sizeof(aegis));
@@ -326,8 +425,9 @@ GaussianStream::GaussianStream() : cipher_(std::make_unique<Cipher>()), next_(bu
   unsigned char key_and_nonce[32];
   OsRandomBytes(key_and_nonce, sizeof(key_and_nonce));
   bool ok = true;
-  if (MaxIsa() == Isa::kAvx512 && VaesAvailable()) {
-    AegisInit(key_and_nonce, key_and_nonce + 16, cipher_->aegis);
+  cipher_->kind = PickKeystream();
+  if (cipher_->kind != Keystream::kOpenSsl) {
+    AegisStart(cipher_->kind, key_and_nonce, key_and_nonce + 16, cipher_->aegis);
   } else {
     cipher_->context = EVP_CIPHER_CTX_new();
     ok = cipher_->context != nullptr &&
@@ -341,9 +441,9 @@ GaussianStream::~GaussianStream() { OPENSSL_cleanse(buffer_.data(), sizeof(buffe
 
 void GaussianStream::Refill() {
   auto* bytes = reinterpret_cast<unsigned char*>(buffer_.data());
-  if (cipher_->context == nullptr) {
+  if (cipher_->kind != Keystream::kOpenSsl) {
     static_assert(sizeof(buffer_) % kAegisUpdateBytes == 0, "the buffer holds whole AEGIS updates");
-    AegisKeystream(cipher_->aegis, bytes, sizeof(buffer_));
+    AegisFill(cipher_->kind, cipher_->aegis, bytes, sizeof(buffer_));
   } else {
     // OpenSSL's CTR mode encrypts zeros in place.
     std::memset(buffer_.data(), 0, sizeof(buffer_));

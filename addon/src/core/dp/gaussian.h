@@ -1,5 +1,5 @@
-// The CSPRNG of private training: a keystream keyed from the OS (AEGIS-128L where the CPU has VAES,
-// AES-128-CTR elsewhere), and what is drawn from it (N(0, 1) draws for the noise by a ziggurat, 53-bit
+// The CSPRNG of private training: a keystream keyed from the OS (AEGIS-128L where the CPU has AES-NI and
+// AVX2, AES-128-CTR elsewhere), and what is drawn from it (N(0, 1) draws for the noise by a ziggurat, 53-bit
 // uniforms for Poisson sampling).
 #ifndef BASTION_CORE_DP_GAUSSIAN_H_
 #define BASTION_CORE_DP_GAUSSIAN_H_
@@ -15,16 +15,18 @@ namespace bastion::core::dp {
 // std::runtime_error when the kernel refuses; there is deliberately no weaker fallback.
 void OsRandomBytes(void* out, size_t size);
 
-// The keystream GaussianStream draws on where the CPU has VAES, for a given 16-byte key and nonce: per
-// 128 bytes, 16 bytes of each of the four AEGIS-128L streams (nonce with its last byte XOR lane), then
-// 16 more of each. `bytes` must be a multiple of 128. Returns false, writing nothing, where the CPU (or
-// BASTION_MAX_CPU_ISA) leaves GaussianStream on OpenSSL's AES-128-CTR. For tests.
+// The AEGIS keystream GaussianStream draws on, for a given 16-byte key and nonce, from the variant this
+// CPU and BASTION_MAX_CPU_ISA pick (VAES, or AES-NI one instance at a time): per 128 bytes, 16 bytes of
+// each of the four AEGIS-128L streams (nonce with its last byte XOR lane), then 16 more of each.
+// `bytes` must be a multiple of 128. Returns false, writing nothing, where GaussianStream runs
+// OpenSSL's AES-128-CTR instead. For tests.
 bool AegisKeystreamForTest(const unsigned char* key, const unsigned char* nonce, unsigned char* out, size_t bytes);
 
 // A stream of N(0, 1) draws: the ziggurat method of Marsaglia and Tsang (2000) over a keystream with a
-// key and nonce from the OS: AEGIS-128L as a stream cipher (RFC 10032), four instances in the lanes of
-// the VAES instructions, where the CPU has them (checked once against the RFC's test vector), and
-// AES-128 in counter mode from OpenSSL, as linked into Node, elsewhere. Unlike the published
+// key and nonce from the OS: AEGIS-128L as a stream cipher (RFC 10032), four instances, in the lanes of
+// the VAES instructions where the CPU has them and AVX-512, with AES-NI where it has AVX2 (each checked
+// once against the RFC's test vector), and AES-128 in counter mode from OpenSSL, as linked into Node,
+// elsewhere. Unlike the published
 // generator, the layer index and the abscissa come from disjoint bits of a word (Doornik 2005 showed
 // that the shared bits correlate the draws), and abscissae are cell midpoints, so the distribution is
 // exactly symmetric. The ziggurat has 128 layers on AVX-512 (16 words at a time, its tables in
