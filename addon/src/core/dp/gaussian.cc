@@ -219,16 +219,48 @@ struct AegisState {
   unsigned char v[8][64];  // V[j] of the four instances, lane i in bytes [16i, 16i + 16)
 };
 
-// AESRound(in, round_key) of the RFC is one AES encryption round: aesenc.
-__attribute__((target("arch=x86-64-v4,vaes"))) inline void AegisUpdate(__m512i (&v)[8], __m512i m0, __m512i m1) {
-  const __m512i n0 = _mm512_aesenc_epi128(v[7], _mm512_xor_si512(v[0], m0));
-  const __m512i n1 = _mm512_aesenc_epi128(v[0], v[1]);
-  const __m512i n2 = _mm512_aesenc_epi128(v[1], v[2]);
-  const __m512i n3 = _mm512_aesenc_epi128(v[2], v[3]);
-  const __m512i n4 = _mm512_aesenc_epi128(v[3], _mm512_xor_si512(v[4], m1));
-  const __m512i n5 = _mm512_aesenc_epi128(v[4], v[5]);
-  const __m512i n6 = _mm512_aesenc_epi128(v[5], v[6]);
-  const __m512i n7 = _mm512_aesenc_epi128(v[6], v[7]);
+// AESRound(in, round_key) of the RFC, one AES encryption round (aesenc), on the block of one instance
+// or the four blocks of a 512-bit register.
+__attribute__((target("aes"))) inline __m128i AesRound(__m128i in, __m128i key) { return _mm_aesenc_si128(in, key); }
+__attribute__((target("arch=x86-64-v4,vaes"))) inline __m512i AesRound(__m512i in, __m512i key) {
+  return _mm512_aesenc_epi128(in, key);
+}
+
+// A 16-byte block in every 128-bit lane; with `numbered`, lane i (counted from `first`, the instance of
+// the first lane) has i XORed into its last byte.
+__attribute__((target("aes"))) inline __m128i Lanes(const __m128i* /*type*/, const unsigned char* block, int first,
+                                                    bool numbered) {
+  const __m128i out = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block));
+  return numbered ? _mm_xor_si128(out, _mm_set_epi64x(static_cast<long long>(first) << 56, 0)) : out;
+}
+__attribute__((target("arch=x86-64-v4,vaes"))) inline __m512i Lanes(const __m512i* /*type*/, const unsigned char* block,
+                                                                    int first, bool numbered) {
+  const __m512i out = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
+  if (!numbered) return out;
+  // Byte 15 of a block is the top byte of its upper 64-bit half.
+  return _mm512_xor_si512(
+      out, _mm512_set_epi64(static_cast<long long>(first + 3) << 56, 0, static_cast<long long>(first + 2) << 56, 0,
+                            static_cast<long long>(first + 1) << 56, 0, static_cast<long long>(first) << 56, 0));
+}
+
+// The templates below run only inlined into the VAES and AES-NI functions after them, which give them
+// their instructions. -Wpsabi would warn that a 512-bit value passed by value outside AVX-512 code changes
+// the calling convention; no such call is left once they are inlined.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+// The RFC's Update(M0, M1) on the instances in V's lanes (one for __m128i, four for __m512i); XOR is
+// GCC's vector operator.
+template <typename V>
+[[gnu::always_inline]] inline void AegisUpdate(V (&v)[8], V m0, V m1) {
+  const V n0 = AesRound(v[7], v[0] ^ m0);
+  const V n1 = AesRound(v[0], v[1]);
+  const V n2 = AesRound(v[1], v[2]);
+  const V n3 = AesRound(v[2], v[3]);
+  const V n4 = AesRound(v[3], v[4] ^ m1);
+  const V n5 = AesRound(v[4], v[5]);
+  const V n6 = AesRound(v[5], v[6]);
+  const V n7 = AesRound(v[6], v[7]);
   v[0] = n0;
   v[1] = n1;
   v[2] = n2;
@@ -239,90 +271,57 @@ __attribute__((target("arch=x86-64-v4,vaes"))) inline void AegisUpdate(__m512i (
   v[7] = n7;
 }
 
-// Init(key, nonce) of the four instances (RFC 10032), lane i with nonce ⊕ i in its last byte.
-__attribute__((target("arch=x86-64-v4,vaes"))) void AegisInit(const unsigned char* key, const unsigned char* nonce,
-                                                              AegisState& state) {
-  const __m512i k = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(key)));
-  const __m512i c0 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kAegisC0)));
-  const __m512i c1 = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kAegisC1)));
-  // The lane index in the last byte of each lane (byte 15 of a block is its most significant byte).
-  const __m512i lane = _mm512_set_epi64(3LL << 56, 0, 2LL << 56, 0, 1LL << 56, 0, 0, 0);
-  const __m512i n =
-      _mm512_xor_si512(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(nonce))), lane);
-  __m512i v[8] = {
-      _mm512_xor_si512(k, n), c1, c0, c1, _mm512_xor_si512(k, n), _mm512_xor_si512(k, c0), _mm512_xor_si512(k, c1),
-      _mm512_xor_si512(k, c0)};
+// Init(key, nonce) of the instances from `first` on, into their lanes of state.
+template <typename V>
+[[gnu::always_inline]] inline void AegisInitLanes(const unsigned char* key, const unsigned char* nonce, int first,
+                                                  AegisState& state) {
+  const V* type = nullptr;
+  const V k = Lanes(type, key, first, false);
+  const V n = Lanes(type, nonce, first, true);
+  const V c0 = Lanes(type, kAegisC0, first, false);
+  const V c1 = Lanes(type, kAegisC1, first, false);
+  V v[8] = {k ^ n, c1, c0, c1, k ^ n, k ^ c0, k ^ c1, k ^ c0};
   for (int i = 0; i < 10; ++i) AegisUpdate(v, n, k);
-  for (int j = 0; j < 8; ++j) _mm512_storeu_si512(state.v[j], v[j]);
+  for (int j = 0; j < 8; ++j) std::memcpy(state.v[j] + 16 * first, &v[j], sizeof(V));
 }
 
-// `bytes` (a multiple of kAegisUpdateBytes) of keystream into out: per update, z0 of lanes 0-3, then z1
-// of lanes 0-3 (lane i's stream is its z0 ‖ z1 of each update in turn).
-__attribute__((target("arch=x86-64-v4,vaes"))) void AegisKeystream(AegisState& state, unsigned char* out,
-                                                                   size_t bytes) {
-  __m512i v[8];
-  for (int j = 0; j < 8; ++j) v[j] = _mm512_loadu_si512(state.v[j]);
-  const __m512i zero = _mm512_setzero_si512();
+// `bytes` (a multiple of kAegisUpdateBytes) of keystream of the instances from `first` on into out: per
+// update, z0 of lanes 0-3, then z1 of lanes 0-3 (lane i's stream is its z0 ‖ z1 of each update in turn).
+template <typename V>
+[[gnu::always_inline]] inline void AegisLanesKeystream(AegisState& state, int first, unsigned char* out, size_t bytes) {
+  V v[8];
+  for (int j = 0; j < 8; ++j) std::memcpy(&v[j], state.v[j] + 16 * first, sizeof(V));
+  const V zero = {};
   for (size_t b = 0; b < bytes; b += kAegisUpdateBytes) {
-    // z0 = V6 ^ V1 ^ (V2 & V3), z1 = V2 ^ V5 ^ (V6 & V7): 0x96 is the three-way XOR.
-    _mm512_storeu_si512(out + b, _mm512_ternarylogic_epi32(v[6], v[1], _mm512_and_si512(v[2], v[3]), 0x96));
-    _mm512_storeu_si512(out + b + 64, _mm512_ternarylogic_epi32(v[2], v[5], _mm512_and_si512(v[6], v[7]), 0x96));
+    const V z0 = v[6] ^ v[1] ^ (v[2] & v[3]);
+    const V z1 = v[2] ^ v[5] ^ (v[6] & v[7]);
+    std::memcpy(out + b + 16 * first, &z0, sizeof(V));
+    std::memcpy(out + b + 64 + 16 * first, &z1, sizeof(V));
     AegisUpdate(v, zero, zero);
   }
-  for (int j = 0; j < 8; ++j) _mm512_storeu_si512(state.v[j], v[j]);
+  for (int j = 0; j < 8; ++j) std::memcpy(state.v[j] + 16 * first, &v[j], sizeof(V));
 }
 
-// The same keystream with 128-bit AES-NI, one instance after another, where the sampler runs its AVX2
-// core (no VAES or AVX-512, or BASTION_MAX_CPU_ISA=avx2): byte for byte what AegisKeystream writes.
-__attribute__((target("arch=x86-64-v3,aes"))) inline void AegisUpdateNarrow(__m128i (&v)[8], __m128i m0, __m128i m1) {
-  const __m128i n0 = _mm_aesenc_si128(v[7], _mm_xor_si128(v[0], m0));
-  const __m128i n1 = _mm_aesenc_si128(v[0], v[1]);
-  const __m128i n2 = _mm_aesenc_si128(v[1], v[2]);
-  const __m128i n3 = _mm_aesenc_si128(v[2], v[3]);
-  const __m128i n4 = _mm_aesenc_si128(v[3], _mm_xor_si128(v[4], m1));
-  const __m128i n5 = _mm_aesenc_si128(v[4], v[5]);
-  const __m128i n6 = _mm_aesenc_si128(v[5], v[6]);
-  const __m128i n7 = _mm_aesenc_si128(v[6], v[7]);
-  v[0] = n0;
-  v[1] = n1;
-  v[2] = n2;
-  v[3] = n3;
-  v[4] = n4;
-  v[5] = n5;
-  v[6] = n6;
-  v[7] = n7;
-}
+#pragma GCC diagnostic pop
 
+// The four instances at once with VAES, one in each lane of 512-bit registers; or with AES-NI, one
+// after another, where the sampler runs its AVX2 core (no VAES or AVX-512, or BASTION_MAX_CPU_ISA=avx2).
+// Both write the same bytes.
+__attribute__((target("arch=x86-64-v4,vaes"))) void AegisInitWide(const unsigned char* key, const unsigned char* nonce,
+                                                                  AegisState& state) {
+  AegisInitLanes<__m512i>(key, nonce, 0, state);
+}
+__attribute__((target("arch=x86-64-v4,vaes"))) void AegisKeystreamWide(AegisState& state, unsigned char* out,
+                                                                       size_t bytes) {
+  AegisLanesKeystream<__m512i>(state, 0, out, bytes);
+}
 __attribute__((target("arch=x86-64-v3,aes"))) void AegisInitNarrow(const unsigned char* key, const unsigned char* nonce,
                                                                    AegisState& state) {
-  const __m128i k = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
-  const __m128i c0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kAegisC0));
-  const __m128i c1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kAegisC1));
-  for (int lane = 0; lane < kAegisLanes; ++lane) {
-    const __m128i n = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(nonce)),
-                                    _mm_set_epi64x(static_cast<long long>(lane) << 56, 0));
-    __m128i v[8] = {_mm_xor_si128(k, n), c1, c0, c1, _mm_xor_si128(k, n), _mm_xor_si128(k, c0), _mm_xor_si128(k, c1),
-                    _mm_xor_si128(k, c0)};
-    for (int i = 0; i < 10; ++i) AegisUpdateNarrow(v, n, k);
-    for (int j = 0; j < 8; ++j) _mm_storeu_si128(reinterpret_cast<__m128i*>(state.v[j] + 16 * lane), v[j]);
-  }
+  for (int lane = 0; lane < kAegisLanes; ++lane) AegisInitLanes<__m128i>(key, nonce, lane, state);
 }
-
 __attribute__((target("arch=x86-64-v3,aes"))) void AegisKeystreamNarrow(AegisState& state, unsigned char* out,
                                                                         size_t bytes) {
-  const __m128i zero = _mm_setzero_si128();
-  for (int lane = 0; lane < kAegisLanes; ++lane) {
-    __m128i v[8];
-    for (int j = 0; j < 8; ++j) v[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state.v[j] + 16 * lane));
-    for (size_t b = 0; b < bytes; b += kAegisUpdateBytes) {
-      const __m128i z0 = _mm_xor_si128(_mm_xor_si128(v[6], v[1]), _mm_and_si128(v[2], v[3]));
-      const __m128i z1 = _mm_xor_si128(_mm_xor_si128(v[2], v[5]), _mm_and_si128(v[6], v[7]));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + b + 16 * lane), z0);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + b + 64 + 16 * lane), z1);
-      AegisUpdateNarrow(v, zero, zero);
-    }
-    for (int j = 0; j < 8; ++j) _mm_storeu_si128(reinterpret_cast<__m128i*>(state.v[j] + 16 * lane), v[j]);
-  }
+  for (int lane = 0; lane < kAegisLanes; ++lane) AegisLanesKeystream<__m128i>(state, lane, out, bytes);
 }
 
 // Where a stream's keystream comes from: MaxIsa() picks, as it picks the sampler's core.
@@ -348,8 +347,8 @@ bool AegisAvailable() {
       AegisState state;
       unsigned char out[kAegisUpdateBytes];
       if (kind == Keystream::kAegisWide) {
-        AegisInit(key, nonce, state);
-        AegisKeystream(state, out, sizeof(out));
+        AegisInitWide(key, nonce, state);
+        AegisKeystreamWide(state, out, sizeof(out));
       } else {
         AegisInitNarrow(key, nonce, state);
         AegisKeystreamNarrow(state, out, sizeof(out));
@@ -382,7 +381,7 @@ Keystream PickKeystream() {
 
 void AegisStart(Keystream kind, const unsigned char* key, const unsigned char* nonce, AegisState& state) {
   if (kind == Keystream::kAegisWide) {
-    AegisInit(key, nonce, state);
+    AegisInitWide(key, nonce, state);
   } else {
     AegisInitNarrow(key, nonce, state);
   }
@@ -390,7 +389,7 @@ void AegisStart(Keystream kind, const unsigned char* key, const unsigned char* n
 
 void AegisFill(Keystream kind, AegisState& state, unsigned char* out, size_t bytes) {
   if (kind == Keystream::kAegisWide) {
-    AegisKeystream(state, out, bytes);
+    AegisKeystreamWide(state, out, bytes);
   } else {
     AegisKeystreamNarrow(state, out, bytes);
   }
