@@ -134,8 +134,10 @@ export async function saveStream(
   });
   try {
     onBytes?.(0, totalBytes);
-    // 0600: the file may be confidential data; whoever downloaded it decides whom to show it.
-    const file = fs.createWriteStream(partial, { mode: 0o600 });
+    // 0600: the file may be confidential data; whoever downloaded it decides whom to show it. Opened
+    // here rather than by the stream, whose open runs later: a download that broke off before that open
+    // finished had its partial file created after the clean-up below removed it.
+    const file = fs.createWriteStream(partial, { fd: fs.openSync(partial, 'w', 0o600) });
     await pipeline(Readable.fromWeb(stream as unknown as WebReadableStream<Uint8Array>), counter, file);
     fs.renameSync(partial, target);
   } catch (err) {
