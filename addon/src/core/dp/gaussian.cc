@@ -252,7 +252,7 @@ __attribute__((target("arch=x86-64-v4,vaes"))) inline __m512i Lanes(const __m512
 // The RFC's Update(M0, M1) on the instances in V's lanes (one for __m128i, four for __m512i); XOR is
 // GCC's vector operator.
 template <typename V>
-[[gnu::always_inline]] inline void AegisUpdate(V (&v)[8], V m0, V m1) {
+[[gnu::always_inline]] inline void AegisUpdate(V (&v)[8], const V& m0, const V& m1) {
   const V n0 = AesRound(v[7], v[0] ^ m0);
   const V n1 = AesRound(v[0], v[1]);
   const V n2 = AesRound(v[1], v[2]);
