@@ -6,16 +6,14 @@
 // after the first update. The noise's distribution is tested in trainer.test.ts.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { test } from 'node:test';
 import sodium from 'libsodium-wrappers';
+import { cpuFlags } from '../../scripts/bench/cpu.js';
 import { NativeError, noiseKeystream } from '../../src/native.js';
 import { withMaxIsa } from '../helpers/cpu-isa.js';
 import { prng } from '../helpers/prng.js';
 
 const lanes = 4;
-
-const cpuFlags = new Set(/^flags\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? []);
 
 /** What each variant needs, as /proc/cpuinfo names it. */
 const needs = {
@@ -49,7 +47,7 @@ for (const isa of ['avx512', 'avx2'] as const) {
     const first = withMaxIsa(isa, () => noiseKeystream(new Uint8Array(16), new Uint8Array(16), 128));
     if (first === null) {
       assert.equal(
-        needs[isa].every((flag) => cpuFlags.has(flag)),
+        needs[isa].every((flag) => cpuFlags().has(flag)),
         false,
         'null only where the CPU lacks what this variant needs',
       );

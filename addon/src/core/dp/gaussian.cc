@@ -327,6 +327,23 @@ __attribute__((target("arch=x86-64-v3,aes"))) void AegisKeystreamNarrow(AegisSta
 // Where a stream's keystream comes from: MaxIsa() picks, as it picks the sampler's core.
 enum class Keystream { kAegisWide, kAegisNarrow, kOpenSsl };
 
+// The two AEGIS variants' Init and keystream, by kind.
+void AegisStart(Keystream kind, const unsigned char* key, const unsigned char* nonce, AegisState& state) {
+  if (kind == Keystream::kAegisWide) {
+    AegisInitWide(key, nonce, state);
+  } else {
+    AegisInitNarrow(key, nonce, state);
+  }
+}
+
+void AegisFill(Keystream kind, AegisState& state, unsigned char* out, size_t bytes) {
+  if (kind == Keystream::kAegisWide) {
+    AegisKeystreamWide(state, out, bytes);
+  } else {
+    AegisKeystreamNarrow(state, out, bytes);
+  }
+}
+
 // Whether the CPU runs `kind`, and (checked once per kind) whether every lane gives the RFC's test
 // vector 1: key 10 01 00.., nonce 10 00 02 00.., 16 zero bytes encrypt to c1 c0 e5 8b ...
 template <Keystream kind>
@@ -346,13 +363,8 @@ bool AegisAvailable() {
       const unsigned char nonce[16] = {0x10, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, i};
       AegisState state;
       unsigned char out[kAegisUpdateBytes];
-      if (kind == Keystream::kAegisWide) {
-        AegisInitWide(key, nonce, state);
-        AegisKeystreamWide(state, out, sizeof(out));
-      } else {
-        AegisInitNarrow(key, nonce, state);
-        AegisKeystreamNarrow(state, out, sizeof(out));
-      }
+      AegisStart(kind, key, nonce, state);
+      AegisFill(kind, state, out, sizeof(out));
       if (std::memcmp(out + 16 * i, expected, sizeof(expected)) != 0) {
         throw std::runtime_error("the AEGIS keystream of the noise generator failed its self-test");
       }
@@ -377,22 +389,6 @@ Keystream PickKeystream() {
       break;
   }
   return Keystream::kOpenSsl;
-}
-
-void AegisStart(Keystream kind, const unsigned char* key, const unsigned char* nonce, AegisState& state) {
-  if (kind == Keystream::kAegisWide) {
-    AegisInitWide(key, nonce, state);
-  } else {
-    AegisInitNarrow(key, nonce, state);
-  }
-}
-
-void AegisFill(Keystream kind, AegisState& state, unsigned char* out, size_t bytes) {
-  if (kind == Keystream::kAegisWide) {
-    AegisKeystreamWide(state, out, bytes);
-  } else {
-    AegisKeystreamNarrow(state, out, bytes);
-  }
 }
 
 }  // namespace
