@@ -4,7 +4,9 @@
 // summed gradients (each sample's rows grouped by token), and the clipped sum is
 // Σ_i c_i δ_it added into row x_it of one [V, D] tensor. Both are plain loops over the B·T rows
 // (float and double; other dtypes take the tensor-op form), parallel over samples and vocabulary rows,
-// the float ones built for each instruction set (cpu_isa.h).
+// the float ones built for each instruction set (cpu_isa.h): the loops are always_inline, so that each
+// variant compiles them for its own instructions (a call out of one ran the baseline build: until
+// this was seen, the AVX-512 and AVX2 norms were a jump to it).
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -25,7 +27,7 @@ constexpr const char* kRule = "embedding";
 
 // Σ_d x_d², with independent partial sums (a single chain is bound by the add latency).
 template <typename T>
-inline double SquaredNorm(const T* x, int64_t n) {
+__attribute__((always_inline)) inline double SquaredNorm(const T* x, int64_t n) {
   T part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t d = 0;
   for (; d + 8 <= n; d += 8) {
@@ -41,7 +43,7 @@ inline double SquaredNorm(const T* x, int64_t n) {
 typedef float Floats16 __attribute__((vector_size(16 * sizeof(float))));
 typedef float Floats8 __attribute__((vector_size(8 * sizeof(float))));
 typedef float Floats4 __attribute__((vector_size(4 * sizeof(float))));
-inline double SquaredNorm(const float* x, int64_t n) {
+__attribute__((always_inline)) inline double SquaredNorm(const float* x, int64_t n) {
   Floats16 a{}, b{};
   int64_t d = 0;
   for (; d + 32 <= n; d += 32) {
@@ -74,7 +76,7 @@ struct Rows {
 // token with a small open-addressing table (a sort of the tokens cost most of the norms): a token seen
 // once adds its row's squared norm, a repeated one the squared norm of its rows' sum.
 template <typename T>
-inline void SampleNorms(const Rows<T>& r, int64_t begin, int64_t end, T* out) {
+__attribute__((always_inline)) inline void SampleNorms(const Rows<T>& r, int64_t begin, int64_t end, T* out) {
   size_t capacity = 16;
   while (capacity < 2 * static_cast<size_t>(r.rows)) capacity *= 2;
   std::vector<int64_t> key(capacity);
@@ -125,7 +127,8 @@ inline void SampleNorms(const Rows<T>& r, int64_t begin, int64_t end, T* out) {
 // out[x_i] += c_b · δ_i for the rows i of the batch whose token is in [first, last) (and not padding),
 // b the sample of row i: a thread that owns those vocabulary rows writes them alone.
 template <typename T>
-inline void AddRows(const Rows<T>& r, int64_t batch, const T* factor, int64_t first, int64_t last, T* out) {
+__attribute__((always_inline)) inline void AddRows(const Rows<T>& r, int64_t batch, const T* factor, int64_t first,
+                                                   int64_t last, T* out) {
   const int64_t count = batch * r.rows;
   for (int64_t i = 0; i < count; ++i) {
     const int64_t token = r.tokens[i];
