@@ -18,6 +18,7 @@
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/alias_analysis.h>
@@ -55,6 +56,20 @@ using torch::jit::Value;
 constexpr int64_t kSpareBytes = int64_t{64} << 20;
 
 std::string Location(const Node& node) { return SourceLocation(node); }
+
+// sums[i] += x[i] in double, for a layer's squared norms x ([B], float or double).
+void AddTo(std::vector<double>& sums, const at::Tensor& x) {
+  const at::Tensor flat = x.reshape({-1});
+  if (flat.numel() != static_cast<int64_t>(sums.size())) {
+    Refuse("A layer's per-sample norms have " + std::to_string(flat.numel()) + " entries for a batch of " +
+           std::to_string(sums.size()));
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, flat.scalar_type(), "add_squared_norms", [&] {
+    const at::Tensor dense = flat.contiguous();
+    const scalar_t* values = dense.data_ptr<scalar_t>();
+    for (size_t i = 0; i < sums.size(); ++i) sums[i] += static_cast<double>(values[i]);
+  });
+}
 
 std::string At(const Node& node) {
   const std::string location = Location(node);
@@ -216,8 +231,10 @@ class Engine final : public GraphGradEngine {
     std::vector<at::Tensor> materialized(names_.size());
     std::vector<std::optional<Contribution>> single(names_.size());
     std::vector<bool> apart(names_.size(), false);
-    std::vector<at::Tensor> norm2(groups);
-    for (auto& n : norm2) n = at::zeros({size}, at::kDouble);
+    // The squared norms per group, their total and the clip factors are B numbers each: plain loops
+    // in double, not a dozen tensor operations per parameter (their dispatch cost more than the
+    // arithmetic on a small model).
+    std::vector<std::vector<double>> norm2(groups, std::vector<double>(static_cast<size_t>(size), 0.0));
     for (size_t p = 0; p < names_.size(); ++p) {
       at::Tensor n2;
       if (Single(p)) {
@@ -226,28 +243,33 @@ class Engine final : public GraphGradEngine {
       } else if (SlicesApart(work, p)) {
         apart[p] = true;
         for (const Contribution& c : contributions_[p]) {
-          const at::Tensor part = work.batches[c.layer]->NormSquared(c.slot).to(at::kDouble);
-          n2 = n2.defined() ? n2 + part : part;
+          AddTo(norm2[static_cast<size_t>(group_of[p])], work.batches[c.layer]->NormSquared(c.slot));
         }
+        continue;
       } else {
         materialized[p] = PerSample(work, p);
         n2 = materialized[p].reshape({size, -1}).pow(2).sum(1);
       }
-      norm2[static_cast<size_t>(group_of[p])] += n2.to(at::kDouble);
+      AddTo(norm2[static_cast<size_t>(group_of[p])], n2);
     }
+    std::vector<double> total(static_cast<size_t>(size), 0.0);
     std::vector<at::Tensor> factors(groups);
-    at::Tensor total = at::zeros({size}, at::kDouble);
     for (size_t g = 0; g < groups; ++g) {
       const double bound = clip.groups.empty() ? clip.max_grad_norm : clip.bounds[g];
-      total += norm2[g];
-      factors[g] =
-          std::isinf(bound) ? at::ones({size}, at::kDouble) : at::clamp_max(bound / (norm2[g].sqrt() + 1e-6), 1.0);
-      if (padding > 0) factors[g].narrow(0, real, padding).zero_();
+      factors[g] = at::empty({size}, at::kDouble);
+      double* factor = factors[g].data_ptr<double>();
+      for (int64_t i = 0; i < size; ++i) {
+        const double n2 = norm2[g][static_cast<size_t>(i)];
+        total[static_cast<size_t>(i)] += n2;
+        // min(1, C / (||g_i|| + 1e-6)), NaN kept; 0 for padding rows.
+        const double f = std::isinf(bound) ? 1.0 : bound / (std::sqrt(n2) + 1e-6);
+        factor[i] = i >= real ? 0.0 : (f > 1.0 ? 1.0 : f);
+      }
     }
     // A padding row copies a real one, so it fails where that one does; if it alone fails (a model that
     // treats the copy differently), 0 · NaN would still reach the sum: the batch fails as a whole, and the
     // trainer runs its samples alone.
-    if (padding > 0 && !(total.narrow(0, real, padding).isfinite().all().item<bool>() &&
+    if (padding > 0 && !(std::all_of(total.begin() + real, total.end(), [](double n) { return std::isfinite(n); }) &&
                          work.losses.narrow(0, real, padding).isfinite().all().item<bool>())) {
       throw Error(ErrorCode::kNonFinite, "A padding row of the batch has a non-finite loss or gradient norm");
     }
@@ -270,7 +292,9 @@ class Engine final : public GraphGradEngine {
       }
       result.grads.push_back(sum.reshape(parameters_[p].sizes()).detach());
     }
-    result.per_sample_norms = total.narrow(0, 0, real).sqrt().to(at::kFloat);
+    result.per_sample_norms = at::empty({real}, at::kFloat);
+    float* norms = result.per_sample_norms.data_ptr<float>();
+    for (int64_t i = 0; i < real; ++i) norms[i] = static_cast<float>(std::sqrt(total[static_cast<size_t>(i)]));
     result.losses = work.losses.detach().narrow(0, 0, real).to(at::kFloat);
     return result;
   }
