@@ -274,8 +274,14 @@ class Engine final : public GraphGradEngine {
       throw Error(ErrorCode::kNonFinite, "A padding row of the batch has a non-finite loss or gradient norm");
     }
     ClippedSum result;
+    // A float parameter's layer takes its factors in float: converted once per group, not per parameter.
+    std::vector<at::Tensor> float_factors(groups);
     for (size_t p = 0; p < names_.size(); ++p) {
-      const at::Tensor& c = factors[static_cast<size_t>(group_of[p])];
+      const auto g = static_cast<size_t>(group_of[p]);
+      if (parameters_[p].scalar_type() == at::kFloat && !float_factors[g].defined()) {
+        float_factors[g] = factors[g].to(at::kFloat);
+      }
+      const at::Tensor& c = parameters_[p].scalar_type() == at::kFloat ? float_factors[g] : factors[g];
       at::Tensor sum;
       if (single[p]) {
         sum = work.batches[single[p]->layer]->WeightedSum(single[p]->slot, c);

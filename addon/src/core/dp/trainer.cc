@@ -245,6 +245,11 @@ std::string ParamKey(const at::Tensor& param) { return c10::guts::to_string(para
 // check decides then.
 bool AllFinite(const at::Tensor& tensor) {
   if (!at::isFloatingType(tensor.scalar_type())) return true;
+  // A small float tensor (a batch's losses or norms): a loop, not two tensor operations.
+  if (tensor.numel() <= 4096 && tensor.is_contiguous() && tensor.scalar_type() == at::kFloat) {
+    const float* values = tensor.data_ptr<float>();
+    return std::all_of(values, values + tensor.numel(), [](float v) { return std::isfinite(v); });
+  }
   if (std::isfinite(tensor.sum().item<double>())) return true;
   return tensor.isfinite().all().item<bool>();
 }
@@ -432,8 +437,8 @@ struct Trainer::Impl {
   // Finite losses and norms, and, where they could overflow, finite clipped sums. With finite norms
   // each clipped g_i has norm at most C, so a sum of B of them is bounded by B·C ≤ N·C.
   static bool IsUsable(const ClippedSum& sum, bool check_sums) {
-    if (!sum.losses.defined() || !sum.losses.isfinite().all().item<bool>()) return false;
-    if (!sum.per_sample_norms.defined() || !sum.per_sample_norms.isfinite().all().item<bool>()) return false;
+    if (!sum.losses.defined() || !AllFinite(sum.losses)) return false;
+    if (!sum.per_sample_norms.defined() || !AllFinite(sum.per_sample_norms)) return false;
     if (!check_sums) return true;
     return std::all_of(sum.grads.begin(), sum.grads.end(),
                        [](const at::Tensor& g) { return !g.defined() || AllFinite(g); });
