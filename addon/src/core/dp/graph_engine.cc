@@ -59,7 +59,7 @@ std::string Location(const Node& node) { return SourceLocation(node); }
 
 // sums[i] += x[i] in double, for a layer's squared norms x ([B], float or double).
 void AddTo(std::vector<double>& sums, const at::Tensor& x) {
-  const at::Tensor flat = x.reshape({-1});
+  const at::Tensor flat = x.dim() == 1 ? x : x.reshape({-1});
   if (flat.numel() != static_cast<int64_t>(sums.size())) {
     Refuse("A layer's per-sample norms have " + std::to_string(flat.numel()) + " entries for a batch of " +
            std::to_string(sums.size()));
@@ -296,7 +296,9 @@ class Engine final : public GraphGradEngine {
         const at::Tensor& g = materialized[p];
         sum = at::mm(c.to(g.scalar_type()).view({1, size}), g.reshape({size, -1})).view(parameters_[p].sizes());
       }
-      result.grads.push_back(sum.reshape(parameters_[p].sizes()).detach());
+      // (Each reshape or detach is an operator call; most sums need neither.)
+      if (sum.sizes() != parameters_[p].sizes()) sum = sum.reshape(parameters_[p].sizes());
+      result.grads.push_back(sum.requires_grad() ? sum.detach() : sum);
     }
     result.per_sample_norms = at::empty({real}, at::kFloat);
     float* norms = result.per_sample_norms.data_ptr<float>();
@@ -891,7 +893,9 @@ class Engine final : public GraphGradEngine {
 
   // a, z or δ of a layer with the batch first.
   static at::Tensor BatchFirst(const LayerEntry& entry, const at::Tensor& t, int64_t size) {
-    if (entry.merge == LayerEntry::Merge::kNone) return t.movedim(entry.batch_dim, 0);
+    if (entry.merge == LayerEntry::Merge::kNone) {
+      return entry.batch_dim == 0 ? t : t.movedim(entry.batch_dim, 0);  // a movedim to itself still costs a view
+    }
     std::vector<int64_t> shape = t.sizes().vec();
     const int64_t rows = shape[0] / size;
     shape.erase(shape.begin());
