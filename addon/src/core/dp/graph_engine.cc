@@ -274,7 +274,8 @@ class Engine final : public GraphGradEngine {
       throw Error(ErrorCode::kNonFinite, "A padding row of the batch has a non-finite loss or gradient norm");
     }
     ClippedSum result;
-    // A float parameter's layer takes its factors in float: converted once per group, not per parameter.
+    // A float parameter's layer takes its factors in float: converted once per group, not per parameter
+    // (a layer computing in another dtype converts them again).
     std::vector<at::Tensor> float_factors(groups);
     for (size_t p = 0; p < names_.size(); ++p) {
       const auto g = static_cast<size_t>(group_of[p]);

@@ -240,12 +240,12 @@ OptimizerState CopyState(const OptimizerState& state) {
 
 std::string ParamKey(const at::Tensor& param) { return c10::guts::to_string(param.unsafeGetTensorImpl()); }
 
-// Usually one pass: a NaN or ±inf element makes the sum NaN or ±inf, so a finite sum proves every
-// element finite. A non-finite sum may also be an overflow of finite elements; the exact elementwise
-// check decides then.
+// A small contiguous float tensor (a batch's losses or norms, a bias's gradient): one loop, not two
+// tensor operations. Otherwise usually one pass: a NaN or ±inf element makes the sum NaN or ±inf, so a
+// finite sum proves every element finite. A non-finite sum may also be an overflow of finite elements;
+// the exact elementwise check decides then.
 bool AllFinite(const at::Tensor& tensor) {
   if (!at::isFloatingType(tensor.scalar_type())) return true;
-  // A small float tensor (a batch's losses or norms): a loop, not two tensor operations.
   if (tensor.numel() <= 4096 && tensor.is_contiguous() && tensor.scalar_type() == at::kFloat) {
     const float* values = tensor.data_ptr<float>();
     return std::all_of(values, values + tensor.numel(), [](float v) { return std::isfinite(v); });
