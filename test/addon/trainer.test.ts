@@ -264,10 +264,10 @@ test('the noise has standard deviation σ·C/(q·N) per coordinate, mean 0, flat
 // right variance, in each of its variants: 128 layers 16 at a time over the AEGIS-128L keystream from
 // VAES (AVX-512), 256 layers 8 at a time over the same from AES-NI (AVX2), and the scalar one over
 // OpenSSL's AES-128-CTR; BASTION_MAX_CPU_ISA caps the variant (a machine without AVX-512 runs the
-// narrower ones twice). 24 steps × 84,000 coordinates ≈ 2 million draws each, on 2 threads (the streams in parallel): a Kolmogorov–Smirnov test, a χ² test
-// over 34 bins, and the mass beyond each ziggurat's r and beyond 4. No run of draws comes back: a block
-// of keystream words used twice (a refill that does not advance the state, a buffer read again) would
-// repeat hundreds of them.
+// narrower ones twice). 24 steps × 84,000 coordinates ≈ 2 million draws each, on 2 threads (the streams
+// in parallel): a Kolmogorov–Smirnov test, a χ² test over 34 bins, and the mass beyond each ziggurat's r
+// and beyond 4. No run of draws comes back: a block of keystream words used twice (a refill that does
+// not advance the state, a buffer read again) would repeat hundreds of them.
 for (const isa of ['avx512', 'avx2', 'baseline'] as const) {
   test(`the noise is standard normal in distribution (${isa}): Kolmogorov–Smirnov, χ² over 34 bins, and the tails beyond the ziggurats; no run of draws repeats`, async () => {
     const fx = await trainerFixtures();

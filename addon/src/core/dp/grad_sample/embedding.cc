@@ -4,9 +4,8 @@
 // summed gradients (each sample's rows grouped by token), and the clipped sum is
 // Σ_i c_i δ_it added into row x_it of one [V, D] tensor. Both are plain loops over the B·T rows
 // (float and double; other dtypes take the tensor-op form), parallel over samples and vocabulary rows,
-// the float ones built for each instruction set (cpu_isa.h): the loops are always_inline, so that each
-// variant compiles them for its own instructions (a call out of one ran the baseline build: until
-// this was seen, the AVX-512 and AVX2 norms were a jump to it).
+// the float ones built for each instruction set (cpu_isa.h). The loops are always_inline: a variant
+// that calls out of line runs the baseline build (test/addon/isa-variants.test.ts checks that none does).
 #include <algorithm>
 #include <cstring>
 #include <string>
